@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up the project's virtualenv (if needed) and run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,14 @@
+"""The ``headrace`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from headrace.cli import analytics, checks, queue, runs, schedule  # noqa: F401  (register commands)
+from headrace.cli.app import app, run_app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    sys.exit(run_app())

@@ -1,0 +1,186 @@
+"""The run-state store contract: records, states and the Protocol every backend meets.
+
+The engine, scheduler, CLI and web UI only talk to a :class:`StateStore`; the
+SQLAlchemy Core implementation serves SQLite (embedded default) and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+
+class RunState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunState.SUCCESS, RunState.FAILED)
+
+
+class TaskState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    UP_FOR_RETRY = "up_for_retry"
+    UPSTREAM_FAILED = "upstream_failed"
+    SKIPPED = "skipped"
+
+    @property
+    def finished(self) -> bool:
+        return self in (
+            TaskState.SUCCESS,
+            TaskState.FAILED,
+            TaskState.UPSTREAM_FAILED,
+            TaskState.SKIPPED,
+        )
+
+
+@dataclass
+class RunRecord:
+    """One run of a pipeline, keyed by (pipeline, logical_date)."""
+
+    run_id: str
+    pipeline: str
+    logical_date: datetime
+    data_interval_start: datetime
+    data_interval_end: datetime
+    state: RunState
+    params: dict[str, Any] = field(default_factory=dict)
+    trigger: str = "manual"  # manual | scheduled | backfill
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    pid: int | None = None  # process driving the run, for dead-run detection
+    hostname: str | None = None
+    heartbeat_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass
+class TaskInstanceRecord:
+    """One task of one run (map_index >= 0 for an element of a mapped task)."""
+
+    run_id: str
+    task_id: str
+    state: TaskState
+    map_index: int = -1
+    attempt: int = 0  # number of attempts started so far
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    next_try_at: datetime | None = None
+    error: str | None = None
+    error_kind: str | None = None  # exception class name, or "timeout"
+    result_kind: str | None = None  # none | json | table
+    result_json: Any = None
+    result_path: str | None = None  # staged Parquet file for a table result
+    rows: int | None = None
+    pid: int | None = None
+    hostname: str | None = None
+
+
+@dataclass
+class LogRecord:
+    run_id: str
+    task_id: str
+    map_index: int
+    attempt: int
+    text: str
+    created_at: datetime | None = None
+
+
+@dataclass
+class CheckResultRecord:
+    """The outcome of one expectation on one task's output (see headrace.quality)."""
+
+    run_id: str
+    task_id: str
+    expectation: str
+    severity: str  # fail | warn | quarantine
+    status: str  # passed | failed
+    total: int
+    failed: int
+    column: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # percentages, sample of failing rows
+    created_at: datetime | None = None
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Persisted state of runs, task instances, logs and check results.
+
+    Every method commits before it returns: a crash after a call never loses what
+    the call wrote. Unknown run ids raise :class:`headrace.errors.StateError`.
+    """
+
+    # runs
+    def create_run(
+        self,
+        pipeline: str,
+        logical_date: datetime,
+        data_interval_start: datetime,
+        data_interval_end: datetime,
+        params: dict[str, Any] | None = None,
+        trigger: str = "manual",
+    ) -> tuple[RunRecord, bool]:
+        """Create the run, or return the existing one for (pipeline, logical_date).
+
+        Returns the record and whether it was created by this call. Safe against
+        two processes racing (unique constraint).
+        """
+        ...
+
+    def get_run(self, run_id: str) -> RunRecord: ...
+
+    def find_run(self, pipeline: str, logical_date: datetime) -> RunRecord | None: ...
+
+    def list_runs(
+        self,
+        pipeline: str | None = None,
+        states: Iterable[RunState] | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """Newest logical date first."""
+        ...
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set fields of :class:`RunRecord` (state, started_at, ended_at, pid, hostname, heartbeat_at, error)."""
+        ...
+
+    # task instances
+    def ensure_task_instances(
+        self, run_id: str, keys: Sequence[tuple[str, int]]
+    ) -> list[TaskInstanceRecord]:
+        """Create missing (task_id, map_index) instances as QUEUED; return all of the run's."""
+        ...
+
+    def get_task_instances(self, run_id: str) -> list[TaskInstanceRecord]: ...
+
+    def update_task_instance(
+        self, run_id: str, task_id: str, map_index: int = -1, **fields: Any
+    ) -> None: ...
+
+    def update_task_instances(self, updates: Sequence[tuple[str, str, int, dict[str, Any]]]) -> None:
+        """Many (run_id, task_id, map_index, fields) updates in one transaction."""
+        ...
+
+    # logs
+    def append_log(
+        self, run_id: str, task_id: str, map_index: int, attempt: int, text: str
+    ) -> None: ...
+
+    def get_logs(self, run_id: str, task_id: str | None = None) -> list[LogRecord]: ...
+
+    # data-quality results
+    def record_check_results(self, results: Sequence[CheckResultRecord]) -> None: ...
+
+    def get_check_results(self, run_id: str, task_id: str | None = None) -> list[CheckResultRecord]: ...
+
+    def close(self) -> None: ...
