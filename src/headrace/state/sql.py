@@ -1,0 +1,511 @@
+"""The run-state store on SQLAlchemy Core: one class for SQLite and PostgreSQL.
+
+The engine writes about three state changes per task, so the write path is kept
+short: update statements are built once per set of fields and reused, batches go
+through ``executemany``, and on SQLite one connection is held for the life of the
+store (opening a SQLite connection costs more than the update itself).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Update, and_, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from headrace.config import mask_url
+from headrace.errors import StateError, did_you_mean
+from headrace.state import migrations
+from headrace.state.base import (
+    CheckResultRecord,
+    LogRecord,
+    RunRecord,
+    RunState,
+    TaskInstanceRecord,
+    TaskState,
+)
+from headrace.state.connect import BEGIN_KEY
+from headrace.state.ids import new_run_id
+from headrace.state.schema import (
+    RUN_UPDATABLE,
+    TASK_UPDATABLE,
+    check_results,
+    runs,
+    task_instances,
+    task_logs,
+    utcnow,
+)
+
+_RUN_FIELDS = frozenset(RUN_UPDATABLE)
+_TASK_FIELDS = frozenset(TASK_UPDATABLE)
+#: How many recent run ids are searched for a "did you mean" suggestion.
+_SUGGEST_FROM = 2000
+
+
+class SqlStateStore:
+    """A :class:`~headrace.state.base.StateStore` on SQLite or PostgreSQL.
+
+    Build it with :func:`headrace.state.open_store`, which also creates or migrates
+    the schema. Every method commits before it returns. Safe to share between
+    threads; each process opens its own store.
+
+    Args:
+        engine: from :func:`headrace.state.connect.make_engine`.
+        url: the store's URL, shown (password masked) in error messages.
+    """
+
+    def __init__(self, engine: Engine, url: URL) -> None:
+        self.engine = engine
+        self.url = url
+        self.backend = engine.dialect.name
+        self._where = mask_url(url.render_as_string(hide_password=False))
+        self._lock = threading.RLock()
+        self._conn: Connection | None = engine.connect() if self.backend == "sqlite" else None
+        self._run_updates: dict[tuple[str, ...], Update] = {}
+        self._task_updates: dict[tuple[str, ...], Update] = {}
+        insert_fn = sqlite.insert if self.backend == "sqlite" else postgresql.insert
+        # Two engines ensuring the same task instances must not fail on each other.
+        self._ensure_ti = insert_fn(task_instances).on_conflict_do_nothing(
+            index_elements=["run_id", "task_id", "map_index"]
+        )
+
+    def __repr__(self) -> str:
+        return f"SqlStateStore({self._where!r})"
+
+    def __enter__(self) -> SqlStateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _tx(self, what: str, write: bool = True) -> Iterator[Connection]:
+        """A committed transaction; driver failures become :class:`StateError`.
+
+        IntegrityError passes through untouched: callers that expect it (create_run)
+        handle it, and it means a bug elsewhere.
+        """
+        try:
+            if self._conn is not None:
+                with self._lock:
+                    self._conn.info[BEGIN_KEY] = "BEGIN IMMEDIATE" if write else "BEGIN"
+                    with self._conn.begin():
+                        yield self._conn
+            else:
+                with self.engine.begin() as conn:
+                    yield conn
+        except IntegrityError:
+            raise
+        except StatementError as exc:
+            cause = exc.orig if exc.orig is not None else exc
+            if isinstance(cause, StateError):
+                raise StateError(f"{what}: {cause}") from exc
+            raise StateError(
+                f"State store {self._where}: {what} failed: {type(cause).__name__}: {cause}"
+            ) from exc
+
+    def _read(self, what: str) -> Any:
+        return self._tx(what, write=False)
+
+    def migrate(self, steps: Sequence[migrations.Migration] = migrations.MIGRATIONS) -> tuple[int | None, int]:
+        """Create or upgrade the schema; see :func:`headrace.state.migrations.migrate`."""
+        with self._read("read the schema version") as conn:
+            if self.backend == "postgresql" and conn.exec_driver_sql(
+                "SELECT current_schema()"
+            ).scalar() is None:
+                raise StateError(
+                    f"State store {self._where}: the search_path names no existing schema; "
+                    f"create the schema first or pass schema= to open_store."
+                )
+            current = migrations.current_version(conn)
+        if current == migrations.BASELINE_VERSION + len(steps):
+            return current, current  # the common case: no lock taken
+        with self._tx("migrate the schema") as conn:
+            return migrations.migrate(conn, steps)
+
+    def schema_version(self) -> int | None:
+        """The schema version stamped in the store."""
+        with self._read("read the schema version") as conn:
+            return migrations.current_version(conn)
+
+    def close(self) -> None:
+        """Release the connection(s); the store cannot be used afterwards."""
+        with self._lock if self._conn is not None else nullcontext():
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+        self.engine.dispose()
+
+    def _unknown_run(self, conn: Connection, run_id: str) -> StateError:
+        known = conn.execute(
+            select(runs.c.run_id).order_by(runs.c.run_id.desc()).limit(_SUGGEST_FROM)
+        ).scalars()
+        return StateError(
+            f"Unknown run id {run_id!r} in the state store {self._where}; "
+            f"list runs with `headrace runs`." + did_you_mean(run_id, list(known))
+        )
+
+    def _run_exists(self, conn: Connection, run_id: str) -> bool:
+        return conn.execute(select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is not None
+
+    # ------------------------------------------------------------------ runs
+
+    def create_run(
+        self,
+        pipeline: str,
+        logical_date: datetime,
+        data_interval_start: datetime,
+        data_interval_end: datetime,
+        params: dict[str, Any] | None = None,
+        trigger: str = "manual",
+    ) -> tuple[RunRecord, bool]:
+        """Create the run, or return the existing one for (pipeline, logical_date).
+
+        Returns:
+            The record and whether this call created it. Two processes racing on
+            the same key both get the one run: the unique constraint decides, the
+            loser re-reads.
+
+        Example:
+            >>> run, created = store.create_run("etl", day, day, day + timedelta(days=1))
+        """
+        what = f"create run of pipeline {pipeline!r} for {logical_date!r}"
+        for _ in range(3):
+            values = {
+                "run_id": new_run_id(),
+                "pipeline": pipeline,
+                "logical_date": logical_date,
+                "data_interval_start": data_interval_start,
+                "data_interval_end": data_interval_end,
+                "state": RunState.QUEUED.value,
+                "params": dict(params or {}),
+                "trigger": trigger,
+                "created_at": utcnow(),
+            }
+            try:
+                with self._tx(what) as conn:
+                    found = self._find(conn, pipeline, logical_date)
+                    if found is not None:
+                        return found, False
+                    conn.execute(insert(runs), values)
+                    # Re-read so the caller sees exactly what was stored (UTC times).
+                    created = self._find(conn, pipeline, logical_date)
+            except IntegrityError:
+                with self._read(what) as conn:
+                    found = self._find(conn, pipeline, logical_date)
+                if found is not None:
+                    return found, False
+                continue  # a run-id collision (same millisecond, same 40 random bits)
+            assert created is not None  # inserted in the same transaction
+            return created, True
+        raise StateError(f"{what}: could not allocate a unique run id after 3 tries.")
+
+    def _find(self, conn: Connection, pipeline: str, logical_date: datetime) -> RunRecord | None:
+        row = conn.execute(
+            select(runs).where(and_(runs.c.pipeline == pipeline, runs.c.logical_date == logical_date))
+        ).first()
+        return _run_record(row._mapping) if row is not None else None
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run with this id; a :class:`StateError` suggesting the closest id if unknown."""
+        with self._read(f"read run {run_id!r}") as conn:
+            row = conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
+            if row is None:
+                raise self._unknown_run(conn, run_id)
+        return _run_record(row._mapping)
+
+    def find_run(self, pipeline: str, logical_date: datetime) -> RunRecord | None:
+        """The run of ``pipeline`` for ``logical_date``, or None."""
+        with self._read(f"find run of pipeline {pipeline!r} for {logical_date!r}") as conn:
+            return self._find(conn, pipeline, logical_date)
+
+    def list_runs(
+        self,
+        pipeline: str | None = None,
+        states: Iterable[RunState] | None = None,
+        limit: int | None = 50,
+    ) -> list[RunRecord]:
+        """Runs, newest logical date first (then newest created).
+
+        Args:
+            pipeline: only this pipeline's runs.
+            states: only runs in one of these states.
+            limit: at most this many; None or 0 for all.
+        """
+        query = select(runs).order_by(
+            runs.c.logical_date.desc(), runs.c.created_at.desc(), runs.c.run_id.desc()
+        )
+        if pipeline is not None:
+            query = query.where(runs.c.pipeline == pipeline)
+        if states is not None:
+            query = query.where(runs.c.state.in_([RunState(s).value for s in states]))
+        if limit:
+            query = query.limit(limit)
+        with self._read("list runs") as conn:
+            return [_run_record(r._mapping) for r in conn.execute(query)]
+
+    def list_pipelines(self) -> list[str]:
+        """The names of pipelines that have at least one run, sorted."""
+        with self._read("list pipelines") as conn:
+            return list(
+                conn.execute(select(runs.c.pipeline).distinct().order_by(runs.c.pipeline)).scalars()
+            )
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set fields of the run: state, started_at, ended_at, pid, hostname, heartbeat_at, error, params."""
+        if not fields:
+            return
+        key = tuple(fields)
+        stmt = self._run_updates.get(key)
+        if stmt is None:
+            stmt = self._build_update(key, runs, _RUN_FIELDS, self._run_updates)
+        params = {f"v_{k}": v for k, v in fields.items()}
+        if "state" in fields:
+            params["v_state"] = _state(RunState, fields["state"], f"run {run_id!r}")
+        params["k_run_id"] = run_id
+        with self._tx(f"update run {run_id!r}") as conn:
+            if conn.execute(stmt, params).rowcount == 0:
+                raise self._unknown_run(conn, run_id)
+
+    def _build_update(
+        self, key: tuple[str, ...], table: Any, allowed: frozenset[str], cache: dict[tuple[str, ...], Update]
+    ) -> Update:
+        for name in key:
+            if name not in allowed:
+                raise StateError(
+                    f"Cannot set field {name!r} of {table.name}: settable fields are "
+                    f"{', '.join(sorted(allowed))}." + did_you_mean(name, allowed)
+                )
+        where = table.c.run_id == bindparam("k_run_id")
+        if table is task_instances:
+            where = and_(
+                where,
+                table.c.task_id == bindparam("k_task_id"),
+                table.c.map_index == bindparam("k_map_index"),
+            )
+        stmt = update(table).where(where).values({name: bindparam(f"v_{name}") for name in key})
+        cache[key] = stmt
+        return stmt
+
+    # ------------------------------------------------------------------ task instances
+
+    def ensure_task_instances(
+        self, run_id: str, keys: Sequence[tuple[str, int]]
+    ) -> list[TaskInstanceRecord]:
+        """Create the missing (task_id, map_index) instances as QUEUED; return all of the run's."""
+        rows = [
+            {"run_id": run_id, "task_id": task_id, "map_index": map_index,
+             "state": TaskState.QUEUED.value, "attempt": 0}
+            for task_id, map_index in keys
+        ]
+        with self._tx(f"create task instances of run {run_id!r}") as conn:
+            if not self._run_exists(conn, run_id):
+                raise self._unknown_run(conn, run_id)
+            if rows:
+                conn.execute(self._ensure_ti, rows)
+            return self._task_instances(conn, run_id)
+
+    def get_task_instances(self, run_id: str) -> list[TaskInstanceRecord]:
+        """The run's task instances ordered by task id and map index."""
+        with self._read(f"read task instances of run {run_id!r}") as conn:
+            found = self._task_instances(conn, run_id)
+            if not found and not self._run_exists(conn, run_id):
+                raise self._unknown_run(conn, run_id)
+            return found
+
+    def get_task_instance(self, run_id: str, task_id: str, map_index: int = -1) -> TaskInstanceRecord:
+        """One task instance; a :class:`StateError` naming the closest task if unknown."""
+        with self._read(f"read task {task_id!r} of run {run_id!r}") as conn:
+            row = conn.execute(
+                select(task_instances).where(
+                    and_(
+                        task_instances.c.run_id == run_id,
+                        task_instances.c.task_id == task_id,
+                        task_instances.c.map_index == map_index,
+                    )
+                )
+            ).first()
+            if row is None:
+                raise self._unknown_task(conn, run_id, task_id, map_index)
+        return _task_record(row._mapping)
+
+    def _task_instances(self, conn: Connection, run_id: str) -> list[TaskInstanceRecord]:
+        query = (
+            select(task_instances)
+            .where(task_instances.c.run_id == run_id)
+            .order_by(task_instances.c.task_id, task_instances.c.map_index)
+        )
+        return [_task_record(r._mapping) for r in conn.execute(query)]
+
+    def _unknown_task(self, conn: Connection, run_id: str, task_id: str, map_index: int) -> StateError:
+        if not self._run_exists(conn, run_id):
+            return self._unknown_run(conn, run_id)
+        known = conn.execute(
+            select(task_instances.c.task_id).where(task_instances.c.run_id == run_id).distinct()
+        ).scalars()
+        index = "" if map_index == -1 else f" map index {map_index}"
+        return StateError(
+            f"Run {run_id!r} has no task instance {task_id!r}{index}; "
+            f"see its tasks with `headrace show {run_id}`." + did_you_mean(task_id, list(known))
+        )
+
+    def update_task_instance(self, run_id: str, task_id: str, map_index: int = -1, **fields: Any) -> None:
+        """Set fields of one task instance (any :class:`TaskInstanceRecord` field but its key)."""
+        if not fields:
+            return
+        stmt, params = self._ti_params(run_id, task_id, map_index, fields)
+        with self._tx(f"update task {task_id!r} of run {run_id!r}") as conn:
+            if conn.execute(stmt, params).rowcount == 0:
+                raise self._unknown_task(conn, run_id, task_id, map_index)
+
+    def update_task_instances(self, updates: Sequence[tuple[str, str, int, dict[str, Any]]]) -> None:
+        """Many (run_id, task_id, map_index, fields) updates in one transaction.
+
+        Updates setting the same fields share one ``executemany``; all or none apply.
+        """
+        groups: dict[int, tuple[Update, list[dict[str, Any]]]] = {}
+        for run_id, task_id, map_index, fields in updates:
+            if not fields:
+                continue
+            stmt, params = self._ti_params(run_id, task_id, map_index, fields)
+            groups.setdefault(id(stmt), (stmt, []))[1].append(params)
+        if not groups:
+            return
+        with self._tx(f"update {len(updates)} task instances") as conn:
+            for stmt, batch in groups.values():
+                matched = conn.execute(stmt, batch).rowcount
+                if matched != len(batch):
+                    self._raise_first_missing(conn, batch)
+
+    def _raise_first_missing(self, conn: Connection, batch: list[dict[str, Any]]) -> None:
+        for params in batch:
+            key = (params["k_run_id"], params["k_task_id"], params["k_map_index"])
+            exists = conn.execute(
+                select(task_instances.c.state).where(
+                    and_(
+                        task_instances.c.run_id == key[0],
+                        task_instances.c.task_id == key[1],
+                        task_instances.c.map_index == key[2],
+                    )
+                )
+            ).first()
+            if exists is None:
+                raise self._unknown_task(conn, *key)
+
+    def _ti_params(
+        self, run_id: str, task_id: str, map_index: int, fields: dict[str, Any]
+    ) -> tuple[Update, dict[str, Any]]:
+        key = tuple(fields)
+        stmt = self._task_updates.get(key)
+        if stmt is None:
+            stmt = self._build_update(key, task_instances, _TASK_FIELDS, self._task_updates)
+        params = {f"v_{k}": v for k, v in fields.items()}
+        if "state" in fields:
+            params["v_state"] = _state(TaskState, fields["state"], f"task {task_id!r} of run {run_id!r}")
+        params["k_run_id"] = run_id
+        params["k_task_id"] = task_id
+        params["k_map_index"] = map_index
+        return stmt, params
+
+    # ------------------------------------------------------------------ logs
+
+    def append_log(self, run_id: str, task_id: str, map_index: int, attempt: int, text: str) -> None:
+        """Store one chunk of a task attempt's log output."""
+        values = {"run_id": run_id, "task_id": task_id, "map_index": map_index,
+                  "attempt": attempt, "text": text, "created_at": utcnow()}
+        try:
+            with self._tx(f"append log of task {task_id!r} of run {run_id!r}") as conn:
+                conn.execute(insert(task_logs), values)
+        except IntegrityError:
+            with self._read(f"read run {run_id!r}") as conn:
+                raise self._unknown_run(conn, run_id) from None
+
+    def get_logs(self, run_id: str, task_id: str | None = None) -> list[LogRecord]:
+        """The run's (or one task's) log chunks in the order they were appended."""
+        query = select(task_logs).where(task_logs.c.run_id == run_id).order_by(task_logs.c.id)
+        if task_id is not None:
+            query = query.where(task_logs.c.task_id == task_id)
+        with self._read(f"read logs of run {run_id!r}") as conn:
+            found = [
+                LogRecord(run_id=r.run_id, task_id=r.task_id, map_index=r.map_index,
+                          attempt=r.attempt, text=r.text, created_at=r.created_at)
+                for r in conn.execute(query)
+            ]
+            if not found and not self._run_exists(conn, run_id):
+                raise self._unknown_run(conn, run_id)
+        return found
+
+    # ------------------------------------------------------------------ check results
+
+    def record_check_results(self, results: Sequence[CheckResultRecord]) -> None:
+        """Store expectation outcomes (one executemany)."""
+        if not results:
+            return
+        now = utcnow()
+        rows = [
+            {"run_id": r.run_id, "task_id": r.task_id, "expectation": r.expectation,
+             "severity": r.severity, "status": r.status, "total": r.total, "failed": r.failed,
+             "column": r.column, "details": dict(r.details or {}), "created_at": r.created_at or now}
+            for r in results
+        ]
+        try:
+            with self._tx(f"record {len(rows)} check results") as conn:
+                conn.execute(insert(check_results), rows)
+        except IntegrityError:
+            with self._read("read runs") as conn:
+                for run_id in dict.fromkeys(r["run_id"] for r in rows):
+                    if not self._run_exists(conn, run_id):
+                        raise self._unknown_run(conn, run_id) from None
+            raise
+
+    def get_check_results(self, run_id: str, task_id: str | None = None) -> list[CheckResultRecord]:
+        """The run's (or one task's) check results in the order they were recorded."""
+        query = (
+            select(check_results).where(check_results.c.run_id == run_id).order_by(check_results.c.id)
+        )
+        if task_id is not None:
+            query = query.where(check_results.c.task_id == task_id)
+        with self._read(f"read check results of run {run_id!r}") as conn:
+            found = [
+                CheckResultRecord(
+                    run_id=r.run_id, task_id=r.task_id, expectation=r.expectation,
+                    severity=r.severity, status=r.status, total=r.total, failed=r.failed,
+                    column=r.column, details=r.details or {}, created_at=r.created_at,
+                )
+                for r in conn.execute(query)
+            ]
+            if not found and not self._run_exists(conn, run_id):
+                raise self._unknown_run(conn, run_id)
+        return found
+
+
+def _state(kind: type[RunState] | type[TaskState], value: Any, where: str) -> str:
+    try:
+        return kind(value).value
+    except ValueError:
+        known = [s.value for s in kind]
+        raise StateError(
+            f"Invalid state {value!r} for {where}: use one of {', '.join(known)}."
+            + did_you_mean(str(value), known)
+        ) from None
+
+
+def _run_record(row: Any) -> RunRecord:
+    data = dict(row)
+    data["state"] = RunState(data["state"])
+    data["params"] = data.get("params") or {}
+    return RunRecord(**data)
+
+
+def _task_record(row: Any) -> TaskInstanceRecord:
+    data = dict(row)
+    data["state"] = TaskState(data["state"])
+    return TaskInstanceRecord(**data)
