@@ -89,7 +89,9 @@ def lock(conn: Connection) -> None:
         )
 
 
-def migrate(conn: Connection, migrations: Sequence[Migration] = MIGRATIONS) -> tuple[int | None, int]:
+def migrate(
+    conn: Connection, migrations: Sequence[Migration] = MIGRATIONS
+) -> tuple[int | None, int]:
     """Bring the database on ``conn`` to the latest version, inside the caller's transaction.
 
     Args:
@@ -115,7 +117,11 @@ def migrate(conn: Connection, migrations: Sequence[Migration] = MIGRATIONS) -> t
         metadata.create_all(conn)
         conn.execute(
             insert(schema_version),
-            {"version": latest, "description": "baseline (create all tables)", "applied_at": utcnow()},
+            {
+                "version": latest,
+                "description": "baseline (create all tables)",
+                "applied_at": utcnow(),
+            },
         )
         return None, latest
     if before > latest:

@@ -115,12 +115,15 @@ class SqlStateStore:
     def _read(self, what: str) -> Any:
         return self._tx(what, write=False)
 
-    def migrate(self, steps: Sequence[migrations.Migration] = migrations.MIGRATIONS) -> tuple[int | None, int]:
+    def migrate(
+        self, steps: Sequence[migrations.Migration] = migrations.MIGRATIONS
+    ) -> tuple[int | None, int]:
         """Create or upgrade the schema; see :func:`headrace.state.migrations.migrate`."""
         with self._read("read the schema version") as conn:
-            if self.backend == "postgresql" and conn.exec_driver_sql(
-                "SELECT current_schema()"
-            ).scalar() is None:
+            if (
+                self.backend == "postgresql"
+                and conn.exec_driver_sql("SELECT current_schema()").scalar() is None
+            ):
                 raise StateError(
                     f"State store {self._where}: the search_path names no existing schema; "
                     f"create the schema first or pass schema= to open_store."
@@ -154,7 +157,9 @@ class SqlStateStore:
         )
 
     def _run_exists(self, conn: Connection, run_id: str) -> bool:
-        return conn.execute(select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is not None
+        return (
+            conn.execute(select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is not None
+        )
 
     # ------------------------------------------------------------------ runs
 
@@ -210,7 +215,9 @@ class SqlStateStore:
 
     def _find(self, conn: Connection, pipeline: str, logical_date: datetime) -> RunRecord | None:
         row = conn.execute(
-            select(runs).where(and_(runs.c.pipeline == pipeline, runs.c.logical_date == logical_date))
+            select(runs).where(
+                and_(runs.c.pipeline == pipeline, runs.c.logical_date == logical_date)
+            )
         ).first()
         return _run_record(row._mapping) if row is not None else None
 
@@ -276,7 +283,11 @@ class SqlStateStore:
                 raise self._unknown_run(conn, run_id)
 
     def _build_update(
-        self, key: tuple[str, ...], table: Any, allowed: frozenset[str], cache: dict[tuple[str, ...], Update]
+        self,
+        key: tuple[str, ...],
+        table: Any,
+        allowed: frozenset[str],
+        cache: dict[tuple[str, ...], Update],
     ) -> Update:
         for name in key:
             if name not in allowed:
@@ -302,8 +313,13 @@ class SqlStateStore:
     ) -> list[TaskInstanceRecord]:
         """Create the missing (task_id, map_index) instances as QUEUED; return all of the run's."""
         rows = [
-            {"run_id": run_id, "task_id": task_id, "map_index": map_index,
-             "state": TaskState.QUEUED.value, "attempt": 0}
+            {
+                "run_id": run_id,
+                "task_id": task_id,
+                "map_index": map_index,
+                "state": TaskState.QUEUED.value,
+                "attempt": 0,
+            }
             for task_id, map_index in keys
         ]
         with self._tx(f"create task instances of run {run_id!r}") as conn:
@@ -321,7 +337,9 @@ class SqlStateStore:
                 raise self._unknown_run(conn, run_id)
             return found
 
-    def get_task_instance(self, run_id: str, task_id: str, map_index: int = -1) -> TaskInstanceRecord:
+    def get_task_instance(
+        self, run_id: str, task_id: str, map_index: int = -1
+    ) -> TaskInstanceRecord:
         """One task instance; a :class:`StateError` naming the closest task if unknown."""
         with self._read(f"read task {task_id!r} of run {run_id!r}") as conn:
             row = conn.execute(
@@ -345,7 +363,9 @@ class SqlStateStore:
         )
         return [_task_record(r._mapping) for r in conn.execute(query)]
 
-    def _unknown_task(self, conn: Connection, run_id: str, task_id: str, map_index: int) -> StateError:
+    def _unknown_task(
+        self, conn: Connection, run_id: str, task_id: str, map_index: int
+    ) -> StateError:
         if not self._run_exists(conn, run_id):
             return self._unknown_run(conn, run_id)
         known = conn.execute(
@@ -357,7 +377,9 @@ class SqlStateStore:
             f"see its tasks with `headrace show {run_id}`." + did_you_mean(task_id, list(known))
         )
 
-    def update_task_instance(self, run_id: str, task_id: str, map_index: int = -1, **fields: Any) -> None:
+    def update_task_instance(
+        self, run_id: str, task_id: str, map_index: int = -1, **fields: Any
+    ) -> None:
         """Set fields of one task instance (any :class:`TaskInstanceRecord` field but its key)."""
         if not fields:
             return
@@ -366,7 +388,9 @@ class SqlStateStore:
             if conn.execute(stmt, params).rowcount == 0:
                 raise self._unknown_task(conn, run_id, task_id, map_index)
 
-    def update_task_instances(self, updates: Sequence[tuple[str, str, int, dict[str, Any]]]) -> None:
+    def update_task_instances(
+        self, updates: Sequence[tuple[str, str, int, dict[str, Any]]]
+    ) -> None:
         """Many (run_id, task_id, map_index, fields) updates in one transaction.
 
         Updates setting the same fields share one ``executemany``; all or none apply.
@@ -409,7 +433,9 @@ class SqlStateStore:
             stmt = self._build_update(key, task_instances, _TASK_FIELDS, self._task_updates)
         params = {f"v_{k}": v for k, v in fields.items()}
         if "state" in fields:
-            params["v_state"] = _state(TaskState, fields["state"], f"task {task_id!r} of run {run_id!r}")
+            params["v_state"] = _state(
+                TaskState, fields["state"], f"task {task_id!r} of run {run_id!r}"
+            )
         params["k_run_id"] = run_id
         params["k_task_id"] = task_id
         params["k_map_index"] = map_index
@@ -417,10 +443,18 @@ class SqlStateStore:
 
     # ------------------------------------------------------------------ logs
 
-    def append_log(self, run_id: str, task_id: str, map_index: int, attempt: int, text: str) -> None:
+    def append_log(
+        self, run_id: str, task_id: str, map_index: int, attempt: int, text: str
+    ) -> None:
         """Store one chunk of a task attempt's log output."""
-        values = {"run_id": run_id, "task_id": task_id, "map_index": map_index,
-                  "attempt": attempt, "text": text, "created_at": utcnow()}
+        values = {
+            "run_id": run_id,
+            "task_id": task_id,
+            "map_index": map_index,
+            "attempt": attempt,
+            "text": text,
+            "created_at": utcnow(),
+        }
         try:
             with self._tx(f"append log of task {task_id!r} of run {run_id!r}") as conn:
                 conn.execute(insert(task_logs), values)
@@ -435,8 +469,14 @@ class SqlStateStore:
             query = query.where(task_logs.c.task_id == task_id)
         with self._read(f"read logs of run {run_id!r}") as conn:
             found = [
-                LogRecord(run_id=r.run_id, task_id=r.task_id, map_index=r.map_index,
-                          attempt=r.attempt, text=r.text, created_at=r.created_at)
+                LogRecord(
+                    run_id=r.run_id,
+                    task_id=r.task_id,
+                    map_index=r.map_index,
+                    attempt=r.attempt,
+                    text=r.text,
+                    created_at=r.created_at,
+                )
                 for r in conn.execute(query)
             ]
             if not found and not self._run_exists(conn, run_id):
@@ -451,9 +491,18 @@ class SqlStateStore:
             return
         now = utcnow()
         rows = [
-            {"run_id": r.run_id, "task_id": r.task_id, "expectation": r.expectation,
-             "severity": r.severity, "status": r.status, "total": r.total, "failed": r.failed,
-             "column": r.column, "details": dict(r.details or {}), "created_at": r.created_at or now}
+            {
+                "run_id": r.run_id,
+                "task_id": r.task_id,
+                "expectation": r.expectation,
+                "severity": r.severity,
+                "status": r.status,
+                "total": r.total,
+                "failed": r.failed,
+                "column": r.column,
+                "details": dict(r.details or {}),
+                "created_at": r.created_at or now,
+            }
             for r in results
         ]
         try:
@@ -461,7 +510,7 @@ class SqlStateStore:
                 conn.execute(insert(check_results), rows)
         except IntegrityError:
             with self._read("read runs") as conn:
-                for run_id in dict.fromkeys(r["run_id"] for r in rows):
+                for run_id in dict.fromkeys(r.run_id for r in results):
                     if not self._run_exists(conn, run_id):
                         raise self._unknown_run(conn, run_id) from None
             raise
@@ -469,16 +518,25 @@ class SqlStateStore:
     def get_check_results(self, run_id: str, task_id: str | None = None) -> list[CheckResultRecord]:
         """The run's (or one task's) check results in the order they were recorded."""
         query = (
-            select(check_results).where(check_results.c.run_id == run_id).order_by(check_results.c.id)
+            select(check_results)
+            .where(check_results.c.run_id == run_id)
+            .order_by(check_results.c.id)
         )
         if task_id is not None:
             query = query.where(check_results.c.task_id == task_id)
         with self._read(f"read check results of run {run_id!r}") as conn:
             found = [
                 CheckResultRecord(
-                    run_id=r.run_id, task_id=r.task_id, expectation=r.expectation,
-                    severity=r.severity, status=r.status, total=r.total, failed=r.failed,
-                    column=r.column, details=r.details or {}, created_at=r.created_at,
+                    run_id=r.run_id,
+                    task_id=r.task_id,
+                    expectation=r.expectation,
+                    severity=r.severity,
+                    status=r.status,
+                    total=r.total,
+                    failed=r.failed,
+                    column=r.column,
+                    details=r.details or {},
+                    created_at=r.created_at,
                 )
                 for r in conn.execute(query)
             ]
