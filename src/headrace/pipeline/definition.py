@@ -1,0 +1,243 @@
+"""The ``@pipeline`` decorator and the :class:`Pipeline` it builds.
+
+The decorated function runs once, when the file is loaded: its task calls record the
+graph. Definition mistakes (cycles, duplicate tasks, bad policy values) are raised
+here as :class:`DefinitionError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone as dt_timezone
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from headrace.errors import DefinitionError, did_you_mean
+from headrace.pipeline.graph import GraphBuilder, Site, building
+from headrace.pipeline.params import resolve_params
+from headrace.pipeline.task import POLICY_KEYS, Task
+
+
+class Timetable(Protocol):
+    """What the engine needs of a schedule (``headrace.pipeline.timetable`` implements it)."""
+
+    def infer_manual_interval(self, logical_date: datetime) -> tuple[datetime, datetime]: ...
+
+
+class _DailyInterval:
+    """Fallback used only while ``headrace.pipeline.timetable`` is not available:
+    a manual run covers [logical date at midnight UTC, + 1 day)."""
+
+    def infer_manual_interval(self, logical_date: datetime) -> tuple[datetime, datetime]:
+        start = logical_date.astimezone(dt_timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        return start, start + timedelta(days=1)
+
+
+class Pipeline:
+    """A named graph of tasks with its schedule, defaults and parameters.
+
+    Attributes:
+        name: unique name (default: the function name).
+        tasks: task_id -> :class:`Task` (policies resolved with the pipeline defaults).
+        upstream / downstream: task_id -> task ids it waits for / that wait for it.
+        order: task ids in a topological order (definition order where free).
+        file, line: where the pipeline function is defined.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[], Any],
+        *,
+        name: str | None = None,
+        schedule: str | None = None,
+        timezone: str = "UTC",
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        catchup: bool = False,
+        max_active_runs: int = 1,
+        defaults: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: list[str] | None = None,
+        owner: str | None = None,
+        doc: str | None = None,
+    ) -> None:
+        code = fn.__code__
+        self.fn = fn
+        self.file = code.co_filename
+        self.line = code.co_firstlineno
+        self.name = name or fn.__name__
+        self.module = fn.__module__
+        where = f"{Site(self.file, self.line)}: pipeline {self.name!r}"
+        self.schedule = schedule
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise DefinitionError(f"{where}: unknown timezone {timezone!r} (use an IANA name like 'Europe/Paris')") from None
+        self.timezone = timezone
+        self.start_date = _aware(start_date, timezone, f"{where}: start_date")
+        self.end_date = _aware(end_date, timezone, f"{where}: end_date")
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise DefinitionError(f"{where}: end_date {self.end_date} is before start_date {self.start_date}")
+        self.catchup = bool(catchup)
+        if isinstance(max_active_runs, bool) or not isinstance(max_active_runs, int) or max_active_runs < 1:
+            raise DefinitionError(f"{where}: max_active_runs must be an integer >= 1, got {max_active_runs!r}")
+        self.max_active_runs = max_active_runs
+        self.defaults = dict(defaults or {})
+        for key in self.defaults:
+            if key not in POLICY_KEYS:
+                raise DefinitionError(
+                    f"{where}: unknown key {key!r} in defaults; known: {', '.join(POLICY_KEYS)}."
+                    + did_you_mean(key, POLICY_KEYS)
+                )
+        self.params = dict(params or {})
+        self.tags = list(tags or [])
+        self.owner = owner
+        if owner is not None and "owner" not in self.defaults:
+            self.defaults["owner"] = owner
+        self.doc = doc or inspect.getdoc(fn)
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.upstream: dict[str, tuple[str, ...]] = {}
+        self.downstream: dict[str, tuple[str, ...]] = {}
+        self.order: list[str] = []
+        self._timetable: Timetable | None = None
+        self._build()
+
+    def __repr__(self) -> str:
+        return f"<Pipeline {self.name!r}: {len(self.tasks)} tasks>"
+
+    def _build(self) -> None:
+        builder = GraphBuilder(self.name, self.file)
+        with building(builder):
+            returned = self.fn()
+        if returned is not None and not _is_ref_like(returned):
+            raise DefinitionError(
+                f"{Site(self.file, self.line)}: pipeline {self.name!r} function should return nothing, "
+                f"got {type(returned).__name__}"
+            )
+        if not builder.nodes:
+            raise DefinitionError(
+                f"{Site(self.file, self.line)}: pipeline {self.name!r} has no tasks; call @task "
+                "functions inside it"
+            )
+        self.tasks = {tid: node._with_defaults(self.defaults, self.name) for tid, node in builder.nodes.items()}
+        ups: dict[str, list[str]] = {tid: [] for tid in self.tasks}
+        downs: dict[str, list[str]] = {tid: [] for tid in self.tasks}
+        for up, down in builder.edges:
+            if up not in ups[down]:
+                ups[down].append(up)
+                downs[up].append(down)
+        self.upstream = {k: tuple(v) for k, v in ups.items()}
+        self.downstream = {k: tuple(v) for k, v in downs.items()}
+        self.order = _topological(self.name, list(self.tasks), self.upstream, builder.edges)
+
+    def task(self, task_id: str) -> Task[Any, Any]:
+        """The task named ``task_id``; an unknown name suggests the closest."""
+        try:
+            return self.tasks[task_id]
+        except KeyError:
+            raise DefinitionError(
+                f"pipeline {self.name!r} has no task {task_id!r}." + did_you_mean(task_id, self.tasks)
+            ) from None
+
+    @property
+    def timetable(self) -> Timetable:
+        """The schedule's timetable (``headrace.pipeline.timetable.timetable_from``)."""
+        if self._timetable is None:
+            try:
+                from headrace.pipeline.timetable import timetable_from
+            except ImportError:
+                self._timetable = _DailyInterval()
+            else:
+                self._timetable = timetable_from(self.schedule, self.timezone)
+        return self._timetable
+
+    def resolve_params(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The pipeline's param defaults overlaid with ``given`` (strings converted to the default's type)."""
+        return resolve_params(self.name, self.params, given)
+
+
+def _is_ref_like(value: Any) -> bool:
+    from headrace.pipeline.graph import TaskRef
+
+    return isinstance(value, TaskRef) or (
+        isinstance(value, list | tuple) and all(isinstance(v, TaskRef) for v in value)
+    )
+
+
+def _aware(value: datetime | None, tz: str, what: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise DefinitionError(f"{what} must be a datetime, got {type(value).__name__} {value!r}")
+    return value if value.tzinfo is not None else value.replace(tzinfo=ZoneInfo(tz))
+
+
+def _topological(
+    pipeline: str, ids: list[str], upstream: Mapping[str, tuple[str, ...]], edges: Mapping[tuple[str, str], Site]
+) -> list[str]:
+    """Kahn's algorithm keeping definition order; a cycle is a DefinitionError naming its edges."""
+    position = {tid: i for i, tid in enumerate(ids)}
+    waiting = {tid: len(upstream[tid]) for tid in ids}
+    downstream: dict[str, list[str]] = {tid: [] for tid in ids}
+    for tid in ids:
+        for up in upstream[tid]:
+            downstream[up].append(tid)
+    ready = sorted((tid for tid in ids if waiting[tid] == 0), key=position.__getitem__)
+    order: list[str] = []
+    while ready:
+        tid = ready.pop(0)
+        order.append(tid)
+        freed = []
+        for down in downstream[tid]:
+            waiting[down] -= 1
+            if waiting[down] == 0:
+                freed.append(down)
+        ready = sorted(ready + freed, key=position.__getitem__)
+    if len(order) < len(ids):
+        cycle = _find_cycle([t for t in ids if waiting[t] > 0], upstream)
+        links = " >> ".join(cycle)
+        sites = ", ".join(
+            f"{a} >> {b} at {edges[(a, b)]}" for a, b in zip(cycle, cycle[1:], strict=False) if (a, b) in edges
+        )
+        raise DefinitionError(f"pipeline {pipeline!r} has a cycle: {links} ({sites}); remove one of these edges")
+    return order
+
+
+def _find_cycle(candidates: list[str], upstream: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """One cycle among the tasks left over by Kahn's algorithm, as a closed path."""
+    inside = set(candidates)
+    start = candidates[0]
+    path = [start]
+    seen = {start: 0}
+    node = start
+    while True:
+        # Every leftover node has an upstream that is also left over, so this walk must loop.
+        node = next(u for u in upstream[node] if u in inside)
+        if node in seen:
+            loop = path[seen[node]:] + [node]
+            return list(reversed(loop))
+        seen[node] = len(path)
+        path.append(node)
+
+
+def pipeline(
+    fn: Callable[[], Any] | None = None,
+    /,
+    **options: Any,
+) -> Any:
+    """Define a pipeline from a function whose body calls tasks.
+
+    Args:
+        options: name, schedule (cron or preset), timezone, start_date, end_date, catchup,
+            max_active_runs, defaults (task policies: retries, timeout, sla, owner, pool,
+            trigger_rule, tags), params (name -> default), tags, owner, doc.
+
+    Example:
+        >>> @pipeline(schedule="0 2 * * *", start_date=datetime(2024, 1, 1), params={"full_refresh": False})
+        ... def customer_etl():
+        ...     load(transform(extract())) >> cleanup()
+    """
+    if fn is not None:
+        return Pipeline(fn, **options)
+    return lambda f: Pipeline(f, **options)

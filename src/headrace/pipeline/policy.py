@@ -1,0 +1,122 @@
+"""Task policies: retry with exponential backoff, timeouts, SLAs and their validation.
+
+Policies are checked when they are built, so a bad value fails when the pipeline
+file is loaded (``headrace.engine.load_pipelines`` adds the file and line).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from headrace.errors import DefinitionError, did_you_mean
+
+TRIGGER_RULES = ("all_success", "all_done", "all_failed", "one_success", "one_failed", "none_failed")
+
+
+def as_timedelta(value: Any, what: str) -> timedelta | None:
+    """Accept a timedelta, a number of seconds or None; anything else is a DefinitionError.
+
+    Args:
+        value: the value given by the user.
+        what: what it is, for the message (``"timeout of task 'load'"``).
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise DefinitionError(f"{what} must be a timedelta or seconds, got {value!r}")
+    if isinstance(value, int | float):
+        value = timedelta(seconds=value)
+    if not isinstance(value, timedelta):
+        raise DefinitionError(
+            f"{what} must be a timedelta or a number of seconds, got {type(value).__name__} {value!r}"
+        )
+    if value < timedelta(0):
+        raise DefinitionError(f"{what} must not be negative, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How often a task is tried and how long to wait between tries.
+
+    The wait before try ``n + 1`` (after try ``n`` failed) is
+    ``delay * backoff ** (n - 1)``, capped at ``max_delay``, then spread by
+    ``jitter`` (a fraction: 0.1 means ±10 %), and capped again.
+
+    Args:
+        attempts: total number of tries, the first included (1 = no retry).
+        delay: wait before the first retry (timedelta or seconds).
+        backoff: factor applied to the wait at every further retry (1 = constant).
+        max_delay: upper bound of any wait.
+        jitter: random spread as a fraction of the wait, in [0, 1].
+
+    Example:
+        >>> Retry(attempts=3, delay=timedelta(minutes=5), backoff=2.0).delay_before(3)
+        datetime.timedelta(seconds=600)
+    """
+
+    attempts: int = 1
+    delay: timedelta = timedelta(seconds=0)
+    backoff: float = 1.0
+    max_delay: timedelta | None = None
+    jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 1:
+            raise DefinitionError(
+                f"Retry(attempts={self.attempts!r}): attempts is the total number of tries "
+                "and must be an integer >= 1"
+            )
+        object.__setattr__(self, "delay", as_timedelta(self.delay, "Retry delay") or timedelta(0))
+        object.__setattr__(self, "max_delay", as_timedelta(self.max_delay, "Retry max_delay"))
+        if not isinstance(self.backoff, int | float) or self.backoff < 1:
+            raise DefinitionError(f"Retry(backoff={self.backoff!r}): backoff must be a number >= 1")
+        if not isinstance(self.jitter, int | float) or not 0 <= self.jitter <= 1:
+            raise DefinitionError(f"Retry(jitter={self.jitter!r}): jitter must be a fraction in [0, 1]")
+
+    @classmethod
+    def coerce(cls, value: Any, what: str = "retries") -> Retry:
+        """A Retry from a Retry, an int (number of retries after the first try, as in Airflow) or None."""
+        if value is None:
+            return cls()
+        if isinstance(value, Retry):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 0:
+                raise DefinitionError(f"{what}={value}: the number of retries must be >= 0")
+            return cls(attempts=value + 1)
+        raise DefinitionError(
+            f"{what} must be a Retry(...) or an int number of retries, got {type(value).__name__} {value!r}"
+        )
+
+    def delay_before(self, attempt: int, rng: random.Random | None = None) -> timedelta:
+        """The wait before try ``attempt`` (2 = first retry).
+
+        Args:
+            attempt: the 1-based number of the try about to start; must be >= 2.
+            rng: random source for jitter (tests pass a seeded one).
+        """
+        if attempt < 2:
+            return timedelta(0)
+        seconds = self.delay.total_seconds() * self.backoff ** (attempt - 2)
+        cap = self.max_delay.total_seconds() if self.max_delay is not None else None
+        if cap is not None:
+            seconds = min(seconds, cap)
+        if self.jitter:
+            seconds *= 1 + (rng or random).uniform(-self.jitter, self.jitter)
+            if cap is not None:
+                seconds = min(seconds, cap)
+        return timedelta(seconds=max(seconds, 0.0))
+
+
+def check_trigger_rule(rule: str, what: str) -> str:
+    """Validate a trigger rule name, suggesting the closest known one."""
+    if rule not in TRIGGER_RULES:
+        raise DefinitionError(
+            f"{what}: unknown trigger_rule {rule!r}; known: {', '.join(TRIGGER_RULES)}."
+            + did_you_mean(rule, TRIGGER_RULES)
+        )
+    return rule

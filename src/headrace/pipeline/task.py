@@ -1,0 +1,291 @@
+"""The ``@task`` decorator and the :class:`Task` it makes.
+
+A Task wraps a plain function. Called inside a ``@pipeline`` function it records a
+node of the graph and returns a :class:`TaskRef`; called anywhere else it simply calls
+the function, so tasks stay easy to unit-test.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+
+from headrace.errors import DefinitionError, did_you_mean
+from headrace.pipeline.context import Context
+from headrace.pipeline.graph import Site, TaskRef, caller_site, current_builder, find_refs
+from headrace.pipeline.policy import Retry, as_timedelta, check_trigger_rule
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_TASK_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+POLICY_KEYS = ("retries", "timeout", "sla", "owner", "pool", "trigger_rule", "tags")
+CONTEXT_NAMES = ("ctx", "context")
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+UNSET: Any = _Unset()
+
+
+class Task(Generic[P, R]):
+    """A unit of work of a pipeline: a function plus its policies.
+
+    Attributes of a task inside ``Pipeline.tasks`` are resolved: pipeline defaults
+    fill what the task did not set. ``upstream_ids`` lists the tasks it waits for.
+
+    Args:
+        fn: the function; a parameter annotated ``Context`` (or named ctx/context)
+            receives the run context.
+        task_id: name in the pipeline (default: the function name).
+        retries: a :class:`Retry` or an int number of retries after the first try.
+        timeout: longest time one try may take (timedelta or seconds).
+        sla: time after the run's data interval end by which the task should be done.
+        tags, owner, doc: descriptive metadata.
+        checks: expectation objects of ``headrace.quality`` applied to the returned table.
+        pool: name of a resource pool (stored for the scheduler).
+        trigger_rule: when the task may start given its upstream states.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        task_id: str | None = None,
+        retries: Retry | int | None = UNSET,
+        timeout: timedelta | float | None = UNSET,
+        sla: timedelta | float | None = UNSET,
+        tags: list[str] | None = UNSET,
+        owner: str | None = UNSET,
+        checks: list[Any] | None = None,
+        pool: str | None = UNSET,
+        trigger_rule: str = UNSET,
+        doc: str | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise DefinitionError(f"@task needs a function, got {type(fn).__name__}")
+        if inspect.iscoroutinefunction(fn):
+            raise DefinitionError(
+                f"{_source_of(fn)}: task {fn.__name__!r} is async; headrace tasks are plain functions"
+            )
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        self.fn = fn
+        self.source = _source_of(fn)
+        self.task_id = task_id or fn.__name__
+        if not _TASK_ID.match(self.task_id):
+            raise DefinitionError(
+                f"{self.source}: task_id {self.task_id!r} may only hold letters, digits, '_', '.', '-'"
+            )
+        given = dict(
+            retries=retries, timeout=timeout, sla=sla, tags=tags, owner=owner, pool=pool,
+            trigger_rule=trigger_rule,
+        )
+        self._given = {k: v for k, v in given.items() if v is not UNSET}
+        self.retries: Retry = Retry()
+        self.timeout: timedelta | None = None
+        self.sla: timedelta | None = None
+        self.tags: list[str] = []
+        self.owner: str | None = None
+        self.pool: str | None = None
+        self.trigger_rule = "all_success"
+        self._set_policies(self._given)
+        self.checks: list[Any] = list(checks or [])
+        self.doc = doc or inspect.getdoc(fn)
+        signature = inspect.signature(fn)
+        self.context_param = _context_param(signature)
+        self.signature = signature.replace(
+            parameters=[p for n, p in signature.parameters.items() if n != self.context_param]
+        )
+        # Graph fields: set on the copy that a pipeline keeps (see _node).
+        self.pipeline: str | None = None
+        self.args: tuple[Any, ...] = ()
+        self.kwargs: dict[str, Any] = {}
+        self.upstream_ids: tuple[str, ...] = ()
+        self.map_param: str | None = None
+        self.map_source: Any = None
+        self.call_site: Site | None = None
+
+    def _set_policies(self, values: Mapping[str, Any]) -> None:
+        what = f"{self.source}: task {self.task_id!r}"
+        if "retries" in values:
+            self.retries = Retry.coerce(values["retries"], f"{what}: retries")
+        if "timeout" in values:
+            self.timeout = as_timedelta(values["timeout"], f"{what}: timeout")
+            if self.timeout is not None and self.timeout <= timedelta(0):
+                raise DefinitionError(f"{what}: timeout must be positive, got {self.timeout}")
+        if "sla" in values:
+            self.sla = as_timedelta(values["sla"], f"{what}: sla")
+        if "tags" in values:
+            self.tags = list(values["tags"] or [])
+        if "owner" in values:
+            self.owner = values["owner"]
+        if "pool" in values:
+            self.pool = values["pool"]
+        if "trigger_rule" in values:
+            self.trigger_rule = check_trigger_rule(values["trigger_rule"], what)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.task_id!r} of {self.pipeline or 'no pipeline'}>"
+
+    @property
+    def is_mapped(self) -> bool:
+        """True when the task fans out over a list (``task.map(...)``)."""
+        return self.map_param is not None
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        builder = current_builder()
+        if builder is None:
+            return self.fn(*args, **kwargs)
+        site = caller_site()
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise DefinitionError(f"{site}: task {self.task_id!r} called with wrong arguments: {exc}") from None
+        node = self._node(builder.unique_id(self, site), args, kwargs, None, None, site)
+        return cast(R, builder.add_node(node, self))
+
+    def map(self, **mapped: Any) -> list[R]:
+        """Fan out: one task instance per element of a list, results gathered as a list.
+
+        Args:
+            mapped: exactly one ``parameter=values``, where values is a list or the
+                result of an upstream task that returns a list.
+
+        Example:
+            >>> squares = square.map(x=[1, 2, 3])   # inside a @pipeline function
+        """
+        return self.partial().map(**mapped)
+
+    def partial(self, **fixed: Any) -> _PartialTask[R]:
+        """Fix arguments shared by every element before ``.map(...)``."""
+        return _PartialTask(self, fixed)
+
+    def override(self, **changes: Any) -> Task[P, R]:
+        """A copy with other settings, e.g. ``extract.override(task_id="extract_eu")``."""
+        settings: dict[str, Any] = dict(self._given, task_id=self.task_id, checks=self.checks, doc=self.doc)
+        settings.update(changes)
+        return Task(self.fn, **settings)
+
+    def _node(
+        self,
+        node_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        map_param: str | None,
+        map_source: Any,
+        site: Site,
+    ) -> Task[P, R]:
+        node = copy.copy(self)
+        node.task_id = node_id
+        node.args, node.kwargs = tuple(args), dict(kwargs)
+        node.map_param, node.map_source, node.call_site = map_param, map_source, site
+        ups: dict[str, None] = {}
+        for value in (*args, *kwargs.values(), map_source):
+            for ref in find_refs(value):
+                ups[ref.task_id] = None
+        node.upstream_ids = tuple(ups)
+        node.tags = list(self.tags)
+        return node
+
+    def _with_defaults(self, defaults: Mapping[str, Any], pipeline: str) -> Task[P, R]:
+        """This node with pipeline defaults filling the policies the task did not set."""
+        node = copy.copy(self)
+        node.pipeline = pipeline
+        node._set_policies({k: v for k, v in defaults.items() if k not in self._given})
+        return node
+
+
+class _PartialTask(Generic[R]):
+    """A task with some arguments fixed, waiting for ``.map(...)``."""
+
+    def __init__(self, task: Task[Any, R], fixed: dict[str, Any]) -> None:
+        self.task, self.fixed = task, fixed
+
+    def map(self, **mapped: Any) -> list[R]:
+        task = self.task
+        site = caller_site()
+        builder = current_builder()
+        if builder is None:
+            raise DefinitionError(f"{site}: {task.task_id}.map(...) only works inside a @pipeline function")
+        if len(mapped) != 1:
+            raise DefinitionError(
+                f"{site}: {task.task_id}.map(...) takes exactly one parameter=list to fan out over, "
+                f"got {len(mapped)}; fix the others with .partial(...).map(...)"
+            )
+        (param, source), = mapped.items()
+        names = list(task.signature.parameters)
+        if param not in names:
+            raise DefinitionError(
+                f"{site}: task {task.task_id!r} has no parameter {param!r} to map over."
+                + did_you_mean(param, names)
+            )
+        if not isinstance(source, list | tuple | TaskRef):
+            raise DefinitionError(
+                f"{site}: {task.task_id}.map({param}=...) needs a list or an upstream task result, "
+                f"got {type(source).__name__}"
+            )
+        try:
+            task.signature.bind(**self.fixed, **{param: None})
+        except TypeError as exc:
+            raise DefinitionError(f"{site}: task {task.task_id!r} mapped with wrong arguments: {exc}") from None
+        source = list(source) if isinstance(source, tuple) else source
+        node = task._node(builder.unique_id(task, site), (), dict(self.fixed), param, source, site)
+        return cast(list[R], builder.add_node(node, task))
+
+
+def _source_of(fn: Callable[..., Any]) -> Site:
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return Site(getattr(fn, "__module__", "<unknown>") or "<unknown>", 0)
+    return Site(code.co_filename, code.co_firstlineno)
+
+
+def _context_param(signature: inspect.Signature) -> str | None:
+    for name, param in signature.parameters.items():
+        ann = param.annotation
+        if ann is Context or (isinstance(ann, str) and ann.rsplit(".", 1)[-1] == "Context"):
+            return name
+    for name in CONTEXT_NAMES:
+        if name in signature.parameters:
+            return name
+    return None
+
+
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(
+    *,
+    task_id: str | None = None,
+    retries: Retry | int | None = UNSET,
+    timeout: timedelta | float | None = UNSET,
+    sla: timedelta | float | None = UNSET,
+    tags: list[str] | None = UNSET,
+    owner: str | None = UNSET,
+    checks: list[Any] | None = None,
+    pool: str | None = UNSET,
+    trigger_rule: str = UNSET,
+    doc: str | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(fn: Any = None, /, **options: Any) -> Any:
+    """Make a function a pipeline task; usable bare (``@task``) or with options.
+
+    Example:
+        >>> @task(retries=Retry(attempts=3, delay=60, backoff=2.0), timeout=3600)
+        ... def extract(ctx: Context) -> pa.Table: ...
+    """
+    if fn is not None:
+        return Task(fn, **options)
+    return lambda f: Task(f, **options)
