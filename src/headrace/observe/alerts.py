@@ -1,0 +1,417 @@
+"""Alerts on task failure, on retry (opt-in) and on SLA miss, by email and webhook.
+
+An :class:`Alert` names the pipeline, run, logical date, task and error. Channels
+deliver it: :class:`EmailChannel` over SMTP (:mod:`smtplib`) and
+:class:`WebhookChannel` as Slack-compatible JSON (``{"text": ..., "blocks": [...]}``),
+which Slack, Mattermost, Rocket.Chat and most chat tools accept. An
+:class:`Alerter` decides which kinds are sent and fans out to every channel.
+
+Secrets never reach a message: connection URLs in error texts are masked
+(:func:`headrace.config.mask_url`) and ``password=``/``token=`` style values hidden.
+A channel that cannot deliver never breaks the run that raised the alert: the
+failure is logged (without the webhook URL, which is itself a secret) and returned.
+
+Example:
+    >>> alerter = Alerter([WebhookChannel("https://hooks.slack.com/services/T/B/X")])
+    >>> alerter.wants(AlertKind.RETRY)
+    False
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+import ssl
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from enum import StrEnum
+from typing import Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import httpx
+
+from headrace.config import mask_url
+from headrace.errors import ConfigError, HeadraceError
+
+__all__ = [
+    "Alert",
+    "AlertChannel",
+    "AlertError",
+    "AlertKind",
+    "Alerter",
+    "EmailChannel",
+    "WebhookChannel",
+    "alerter_from_env",
+    "redact",
+]
+
+log = logging.getLogger(__name__)
+
+_SECRET_PAIR = re.compile(
+    r"(?i)(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)\b\s*[=:]\s*)"
+    r"(?P<value>[^\s&;,'\"]+)"
+)
+_MAX_ERROR_CHARS = 2000  # a traceback tail is enough; chat tools truncate anyway
+
+
+def redact(text: str) -> str:
+    """Hide passwords in URLs and ``key=value`` secrets in ``text``.
+
+    Example:
+        >>> redact("connect postgresql://etl:hunter2@db/x failed; token=abc")
+        'connect postgresql://etl:***@db/x failed; token=***'
+    """
+    return _SECRET_PAIR.sub(lambda m: f"{m['key']}***", mask_url(text))
+
+
+class AlertError(HeadraceError):
+    """An alert channel could not deliver an alert."""
+
+
+class AlertKind(StrEnum):
+    FAILURE = "failure"
+    RETRY = "retry"
+    SLA_MISS = "sla_miss"
+
+
+_TITLES = {
+    AlertKind.FAILURE: "failed",
+    AlertKind.RETRY: "is being retried",
+    AlertKind.SLA_MISS: "missed its SLA",
+}
+
+
+@dataclass(frozen=True)
+class Alert:
+    """What happened, to which pipeline, run and task.
+
+    Args:
+        kind: failure, retry or sla_miss.
+        pipeline: pipeline name.
+        run_id: the run's id (None only when no run exists yet).
+        logical_date: the run's logical date.
+        task_id: the task concerned, if any.
+        error: the error text (redacted before it is sent).
+        attempt: attempt number for failures and retries.
+        sla: the SLA that was missed.
+        detail: one more line for the reader (e.g. what to do).
+    """
+
+    kind: AlertKind
+    pipeline: str
+    run_id: str | None = None
+    logical_date: datetime | None = None
+    task_id: str | None = None
+    error: str | None = None
+    attempt: int | None = None
+    sla: timedelta | None = None
+    detail: str | None = None
+
+    @property
+    def subject(self) -> str:
+        """One line: ``[headrace] customer_etl.load failed (run r1, 2024-01-01)``."""
+        what = f"{self.pipeline}.{self.task_id}" if self.task_id else self.pipeline
+        where = ", ".join(
+            part
+            for part in (
+                f"run {self.run_id}" if self.run_id else "",
+                self.logical_date.isoformat() if self.logical_date else "",
+            )
+            if part
+        )
+        return redact(f"[headrace] {what} {_TITLES[self.kind]}" + (f" ({where})" if where else ""))
+
+    def fields(self) -> list[tuple[str, str]]:
+        """The labelled facts of the alert, redacted, in display order."""
+        rows: list[tuple[str, Any]] = [
+            ("Pipeline", self.pipeline),
+            ("Run", self.run_id),
+            ("Logical date", self.logical_date.isoformat() if self.logical_date else None),
+            ("Task", self.task_id),
+            ("Attempt", self.attempt),
+            ("SLA", str(self.sla) if self.sla is not None else None),
+        ]
+        return [(label, redact(str(value))) for label, value in rows if value is not None]
+
+    @property
+    def error_text(self) -> str | None:
+        if not self.error:
+            return None
+        text = redact(self.error)
+        if len(text) > _MAX_ERROR_CHARS:
+            text = "…" + text[-_MAX_ERROR_CHARS:]
+        return text
+
+    @property
+    def text(self) -> str:
+        """The plain-text body: subject, facts, error, detail."""
+        lines = [self.subject, ""]
+        lines += [f"{label}: {value}" for label, value in self.fields()]
+        if self.error_text:
+            lines += ["", "Error:", self.error_text]
+        if self.detail:
+            lines += ["", redact(self.detail)]
+        return "\n".join(lines)
+
+
+class AlertChannel(Protocol):
+    """Somewhere alerts go. ``send`` raises :class:`AlertError` when it cannot deliver."""
+
+    name: str
+
+    def send(self, alert: Alert) -> None: ...
+
+
+@dataclass
+class EmailChannel:
+    """Send alerts as plain-text email over SMTP.
+
+    Args:
+        host: SMTP server.
+        port: SMTP port (25, 587 with starttls, 465 with use_ssl).
+        sender: From address.
+        recipients: To addresses.
+        username: login user, if the server needs one.
+        password: login password (never shown).
+        starttls: upgrade the connection with STARTTLS before login.
+        use_ssl: connect over TLS from the start (port 465).
+        timeout: seconds for connect and each command.
+    """
+
+    host: str
+    port: int
+    sender: str
+    recipients: Sequence[str]
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    starttls: bool = False
+    use_ssl: bool = False
+    timeout: float = 10.0
+    name: str = "email"
+
+    @classmethod
+    def from_url(cls, url: str, recipients: Sequence[str] | None = None) -> EmailChannel:
+        """Build from ``smtp://user:pass@host:587?from=a@x&to=b@y,c@z&starttls=1``.
+
+        ``smtps://`` connects over TLS. ``recipients`` overrides ``to=``.
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ConfigError(
+                f"Invalid SMTP URL {mask_url(url)!r}: expected smtp://[user:password@]host[:port]?from=...&to=..."
+            )
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        to = list(recipients) if recipients else [a for a in query.get("to", "").split(",") if a]
+        sender = query.get("from", "")
+        if not to or not sender:
+            raise ConfigError(
+                f"SMTP URL {mask_url(url)!r} needs from= and to= (comma-separated) query values."
+            )
+        use_ssl = parts.scheme == "smtps"
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (465 if use_ssl else 25),
+            sender=sender,
+            recipients=to,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            starttls=query.get("starttls", "").lower() in ("1", "true", "yes"),
+            use_ssl=use_ssl,
+        )
+
+    def message(self, alert: Alert) -> EmailMessage:
+        """The email for ``alert``."""
+        msg = EmailMessage()
+        msg["Subject"] = alert.subject
+        msg["From"] = self.sender
+        msg["To"] = ", ".join(self.recipients)
+        msg["X-Headrace-Alert"] = alert.kind.value
+        msg.set_content(alert.text)
+        return msg
+
+    def send(self, alert: Alert) -> None:
+        """Deliver ``alert``; AlertError naming the server on failure."""
+        try:
+            smtp: smtplib.SMTP
+            if self.use_ssl:
+                smtp = smtplib.SMTP_SSL(
+                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
+                )
+            else:
+                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            with smtp:
+                if self.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                if self.username:
+                    smtp.login(self.username, self.password or "")
+                smtp.send_message(self.message(alert))
+        except (OSError, smtplib.SMTPException) as exc:
+            raise AlertError(
+                f"Email alert for pipeline {alert.pipeline!r} not sent via SMTP "
+                f"{self.host}:{self.port}: {redact(str(exc))}. Check the SMTP settings "
+                f"(HEADRACE_ALERT_SMTP_URL)."
+            ) from exc
+
+
+@dataclass
+class WebhookChannel:
+    """POST alerts as Slack-compatible JSON.
+
+    Args:
+        url: the webhook URL (treated as a secret: only its host is ever shown).
+        timeout: seconds per request.
+        retries: extra attempts on connection errors and 5xx/429 answers.
+        headers: extra HTTP headers (e.g. an Authorization header).
+    """
+
+    url: str = field(repr=False)
+    timeout: float = 10.0
+    retries: int = 2
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    name: str = "webhook"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).netloc.rsplit("@", 1)[-1] or "?"
+
+    def payload(self, alert: Alert) -> dict[str, Any]:
+        """The JSON body: ``text`` for any Slack-compatible tool, ``blocks`` for Slack's layout."""
+        fields = [
+            {"type": "mrkdwn", "text": f"*{label}:*\n{value}"} for label, value in alert.fields()
+        ]
+        blocks: list[dict[str, Any]] = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{alert.subject}*"}},
+            {"type": "section", "fields": fields[:10]},  # Slack allows 10 fields per section
+        ]
+        if alert.error_text:
+            blocks.append(
+                {"type": "section", "text": {"type": "mrkdwn", "text": f"```{alert.error_text}```"}}
+            )
+        return {
+            "text": alert.text,
+            "blocks": blocks,
+            "headrace": {
+                "kind": alert.kind.value,
+                "pipeline": alert.pipeline,
+                "run_id": alert.run_id,
+                "task_id": alert.task_id,
+                "logical_date": alert.logical_date.isoformat() if alert.logical_date else None,
+                "error": alert.error_text,
+            },
+        }
+
+    def send(self, alert: Alert) -> None:
+        """Deliver ``alert``; AlertError naming the host (never the full URL) on failure."""
+        body = self.payload(alert)
+        problem = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(min(0.5 * 2 ** (attempt - 1), 5.0))
+            try:
+                response = httpx.post(
+                    self.url, json=body, timeout=self.timeout, headers=dict(self.headers)
+                )
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__}: {redact(str(exc)).replace(self.url, self.host)}"
+                continue
+            if response.status_code < 300:
+                return
+            problem = f"HTTP {response.status_code} {response.text[:200]!r}"
+            if response.status_code != 429 and response.status_code < 500:
+                break  # a 4xx other than rate limiting will not pass by retrying
+        raise AlertError(
+            f"Webhook alert for pipeline {alert.pipeline!r} not delivered to {self.host}: {problem}. "
+            f"Check the webhook URL (HEADRACE_ALERT_WEBHOOK_URL)."
+        )
+
+
+@dataclass
+class Alerter:
+    """Which alerts to send, and where.
+
+    Args:
+        channels: where alerts go; each alert goes to all of them.
+        on_failure: send when a task fails for good (after its last retry).
+        on_retry: send when a task fails and will be retried (opt-in; can be noisy).
+        on_sla_miss: send when a run misses its SLA.
+    """
+
+    channels: Sequence[AlertChannel] = ()
+    on_failure: bool = True
+    on_retry: bool = False
+    on_sla_miss: bool = True
+
+    def wants(self, kind: AlertKind) -> bool:
+        """Whether alerts of ``kind`` are sent."""
+        return {
+            AlertKind.FAILURE: self.on_failure,
+            AlertKind.RETRY: self.on_retry,
+            AlertKind.SLA_MISS: self.on_sla_miss,
+        }[kind]
+
+    def notify(self, alert: Alert) -> list[AlertError]:
+        """Send ``alert`` on every channel if its kind is wanted.
+
+        Returns:
+            The errors of channels that could not deliver (also logged); empty when
+            all delivered or the kind is switched off. Never raises: an alert must not
+            fail the run it reports on.
+        """
+        if not self.wants(alert.kind):
+            return []
+        errors: list[AlertError] = []
+        for channel in self.channels:
+            try:
+                channel.send(alert)
+            except AlertError as exc:
+                log.warning("%s", exc)
+                errors.append(exc)
+            except Exception as exc:  # a third-party channel must not break the caller either
+                err = AlertError(
+                    f"{channel.name} alert for pipeline {alert.pipeline!r} failed: "
+                    f"{type(exc).__name__}: {redact(str(exc))}"
+                )
+                log.warning("%s", err)
+                errors.append(err)
+        return errors
+
+    def with_channels(self, channels: Iterable[AlertChannel]) -> Alerter:
+        return replace(self, channels=list(channels))
+
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def alerter_from_env(environ: Mapping[str, str]) -> Alerter:
+    """Build the alerter from environment variables (read once at the CLI edge).
+
+    Variables: ``HEADRACE_ALERT_WEBHOOK_URL``, ``HEADRACE_ALERT_SMTP_URL``
+    (see :meth:`EmailChannel.from_url`), ``HEADRACE_ALERT_EMAIL_TO`` (comma-separated,
+    overrides ``to=``), ``HEADRACE_ALERT_ON_RETRY`` (default off),
+    ``HEADRACE_ALERT_ON_FAILURE`` and ``HEADRACE_ALERT_ON_SLA_MISS`` (default on).
+
+    Example:
+        >>> alerter_from_env({"HEADRACE_ALERT_ON_RETRY": "1"}).on_retry
+        True
+    """
+    channels: list[AlertChannel] = []
+    if webhook := environ.get("HEADRACE_ALERT_WEBHOOK_URL"):
+        channels.append(WebhookChannel(webhook))
+    if smtp := environ.get("HEADRACE_ALERT_SMTP_URL"):
+        to = [a.strip() for a in environ.get("HEADRACE_ALERT_EMAIL_TO", "").split(",") if a.strip()]
+        channels.append(EmailChannel.from_url(smtp, recipients=to or None))
+
+    def flag(name: str, default: bool) -> bool:
+        value = environ.get(name)
+        return default if value is None or value == "" else value.strip().lower() in _TRUE
+
+    return Alerter(
+        channels=channels,
+        on_failure=flag("HEADRACE_ALERT_ON_FAILURE", True),
+        on_retry=flag("HEADRACE_ALERT_ON_RETRY", False),
+        on_sla_miss=flag("HEADRACE_ALERT_ON_SLA_MISS", True),
+    )
