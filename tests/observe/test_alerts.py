@@ -42,7 +42,7 @@ def test_email_alert_names_pipeline_run_task_error_and_hides_secrets(smtp_server
     assert msg["to"] == ["data-alerts@example.com", "oncall@example.com"]
     parsed = email.message_from_string(msg["data"], policy=email.policy.default)
     assert (
-        parsed["Subject"]
+        parsed["Subject"].strip()
         == "[headrace] customer_etl.load failed (run r_01, 2024-01-02T02:00:00+00:00)"
     )
     body = parsed.get_content()
