@@ -167,7 +167,9 @@ class StateStore(Protocol):
         self, run_id: str, task_id: str, map_index: int = -1, **fields: Any
     ) -> None: ...
 
-    def update_task_instances(self, updates: Sequence[tuple[str, str, int, dict[str, Any]]]) -> None:
+    def update_task_instances(
+        self, updates: Sequence[tuple[str, str, int, dict[str, Any]]]
+    ) -> None:
         """Many (run_id, task_id, map_index, fields) updates in one transaction."""
         ...
 
@@ -181,6 +183,8 @@ class StateStore(Protocol):
     # data-quality results
     def record_check_results(self, results: Sequence[CheckResultRecord]) -> None: ...
 
-    def get_check_results(self, run_id: str, task_id: str | None = None) -> list[CheckResultRecord]: ...
+    def get_check_results(
+        self, run_id: str, task_id: str | None = None
+    ) -> list[CheckResultRecord]: ...
 
     def close(self) -> None: ...

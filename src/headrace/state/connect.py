@@ -7,6 +7,7 @@ a ``search_path`` fixed at connection start so each store can live in its own sc
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,25 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 BEGIN_KEY = "headrace_begin"
 
 _BACKENDS = ("sqlite", "postgresql")
+
+
+class NotJSONError(StateError):
+    """A value bound for a JSON column cannot be serialised."""
+
+
+def dump_json(value: Any) -> str:
+    """``json.dumps`` for the JSON columns, failing with a :class:`StateError`.
+
+    The drivers serialise at different depths (SQLAlchemy for SQLite, psycopg for
+    PostgreSQL) and would otherwise raise a bare TypeError from either place.
+    """
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise NotJSONError(
+            f"value is not JSON-serialisable ({exc}); store JSON types only "
+            f"(dict, list, str, int, float, bool, None), or stage tables as files."
+        ) from None
 
 
 def normalize_url(url: str | URL | Path) -> URL:
@@ -86,7 +106,7 @@ def _sqlite_engine(url: URL) -> Engine:
     if in_memory:
         # Every connection to ":memory:" is a new empty database: share one.
         kwargs["poolclass"] = StaticPool
-    engine = create_engine(url, **kwargs)
+    engine = create_engine(url, json_serializer=dump_json, **kwargs)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -119,7 +139,13 @@ def _postgres_engine(url: URL, schema: str | None) -> Engine:
         escaped = quoted.replace("\\", "\\\\").replace(" ", "\\ ")
         connect_args["options"] = f"-csearch_path={escaped}"
     # pre_ping: a store lives as long as a scheduler; survive a PostgreSQL restart.
-    engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True, pool_size=5)
+    engine = create_engine(
+        url,
+        connect_args=connect_args,
+        pool_pre_ping=True,
+        pool_size=5,
+        json_serializer=dump_json,
+    )
     if schema is not None:
         quoted = engine.dialect.identifier_preparer.quote_identifier(schema)
         try:

@@ -30,7 +30,7 @@ from headrace.state.base import (
     TaskInstanceRecord,
     TaskState,
 )
-from headrace.state.connect import BEGIN_KEY
+from headrace.state.connect import BEGIN_KEY, NotJSONError
 from headrace.state.ids import new_run_id
 from headrace.state.schema import (
     RUN_UPDATABLE,
@@ -104,6 +104,8 @@ class SqlStateStore:
                     yield conn
         except IntegrityError:
             raise
+        except NotJSONError as exc:
+            raise StateError(f"{what}: {exc}") from None
         except StatementError as exc:
             cause = exc.orig if exc.orig is not None else exc
             if isinstance(cause, StateError):
