@@ -18,9 +18,10 @@ stamp head"):
   ``BEGIN IMMEDIATE`` write lock on SQLite), so two processes opening the same store
   at once migrate it exactly once.
 
-A schema change therefore means two edits: change the table in ``schema.py`` (for
-new databases) and append a step here (for existing ones). ``tests/state`` checks
-that a database built by the steps matches one built from ``schema.py``.
+A schema change therefore means three edits: change the table in ``schema.py`` (for
+new databases), append a step here (for existing ones), and add the new version's
+golden file under ``tests/state/golden/``; ``tests/state/test_migrations.py`` fails
+when the tables of a fresh store differ from the golden file of SCHEMA_VERSION.
 """
 
 from __future__ import annotations
