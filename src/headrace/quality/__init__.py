@@ -1,0 +1,70 @@
+"""Data quality: expectations checked in one pass, quarantine, reconciliation, SQL tests.
+
+Example:
+    >>> from headrace.quality import apply_checks, not_null, unique, matches_regex
+    >>> outcome = apply_checks(table, [not_null("id"), unique("id"),
+    ...                                matches_regex("email", r"@", severity="quarantine")],
+    ...                        pipeline="crm", task="clean")
+    >>> outcome.raise_for_failures()          # severity 'fail' stops the task
+    >>> outcome.passed, outcome.quarantined   # rows that go on, rows set aside with reasons
+
+``quality`` knows nothing of the engine: the engine calls :func:`apply_checks` on a
+task's output, stores ``outcome.records(run_id)`` and stages the two tables.
+"""
+
+from __future__ import annotations
+
+from headrace.quality.apply import EXPECTATION_COLUMN, REASON_COLUMN, apply_checks
+from headrace.quality.checks import (
+    accepted_values,
+    between,
+    freshness,
+    matches_regex,
+    not_null,
+    relationships,
+    row_count_between,
+    schema_is,
+    sql_expression,
+    stat_between,
+    unique,
+)
+from headrace.quality.errors import (
+    ExpectationDefinitionError,
+    ExpectationsFailed,
+    ReconciliationError,
+)
+from headrace.quality.expectations import Expectation, Severity
+from headrace.quality.reconcile import Reconciliation, reconcile
+from headrace.quality.result import CheckOutcome, CheckReport, CheckStatus, ExpectationResult
+from headrace.quality.sql import check_table
+from headrace.quality.sql_tests import run_sql_tests
+
+__all__ = [
+    "EXPECTATION_COLUMN",
+    "REASON_COLUMN",
+    "CheckOutcome",
+    "CheckReport",
+    "CheckStatus",
+    "Expectation",
+    "ExpectationDefinitionError",
+    "ExpectationResult",
+    "ExpectationsFailed",
+    "Reconciliation",
+    "ReconciliationError",
+    "Severity",
+    "accepted_values",
+    "apply_checks",
+    "between",
+    "check_table",
+    "freshness",
+    "matches_regex",
+    "not_null",
+    "reconcile",
+    "relationships",
+    "row_count_between",
+    "run_sql_tests",
+    "schema_is",
+    "sql_expression",
+    "stat_between",
+    "unique",
+]

@@ -1,0 +1,207 @@
+"""Apply expectations to an in-memory table in one vectorised Polars pass.
+
+All row-level expectations become boolean columns of one ``select`` (Polars runs
+the expressions in parallel over the Arrow buffers, no Python per row); table-level
+expectations become one aggregate ``select``; both run in one ``collect_all``.
+Then counts, samples, the rows that pass and the rows quarantined are taken from
+the boolean masks, and rows in = passed + quarantined is verified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+import pyarrow as pa
+
+from headrace.quality.errors import ExpectationDefinitionError, ReconciliationError
+from headrace.quality.expectations import Expectation, RowExpectation, Severity, TableExpectation
+from headrace.quality.result import (
+    SAMPLE_ROWS,
+    CheckOutcome,
+    CheckStatus,
+    ExpectationResult,
+    sample_rows,
+)
+
+EXPECTATION_COLUMN = "_hr_expectation"
+REASON_COLUMN = "_hr_reason"
+_SEPARATOR = "; "
+
+
+def _where(pipeline: str | None, task: str | None) -> str:
+    parts = [f"pipeline {pipeline!r}" if pipeline else "", f"task {task!r}" if task else ""]
+    return ", ".join(p for p in parts if p) or "apply_checks"
+
+
+def check_names(checks: Sequence[Expectation], where: str) -> None:
+    """Expectation names must be unique on one table: they key the stored results."""
+    seen: set[str] = set()
+    for check in checks:
+        if not isinstance(check, Expectation):
+            raise ExpectationDefinitionError(
+                f"{where}: {check!r} is not an expectation; build checks with not_null(), "
+                f"unique(), matches_regex(), … from headrace.quality."
+            )
+        if check.name in seen:
+            raise ExpectationDefinitionError(
+                f"{where}: two expectations are named {check.name!r}; give one of them name=… "
+                f"so their results can be told apart."
+            )
+        seen.add(check.name)
+
+
+def _as_arrow(table: pa.Table | pl.DataFrame | pa.RecordBatch, where: str) -> pa.Table:
+    if isinstance(table, pa.Table):
+        return table
+    if isinstance(table, pl.DataFrame):
+        return table.to_arrow()
+    if isinstance(table, pa.RecordBatch):
+        return pa.Table.from_batches([table])
+    raise ExpectationDefinitionError(
+        f"{where}: checks run on a pyarrow Table or Polars DataFrame, got {type(table).__name__}."
+    )
+
+
+def _compile(checks: Sequence[Expectation], schema: pa.Schema, where: str
+             ) -> tuple[list[pl.Expr], list[pl.Expr], list[int]]:
+    """Mask expressions, aggregate expressions, and how many aggregates each table check has."""
+    masks: list[pl.Expr] = []
+    aggs: list[pl.Expr] = []
+    widths: list[int] = []
+    try:
+        for i, check in enumerate(checks):
+            if isinstance(check, RowExpectation):
+                masks.append(check.failing(schema).fill_null(False).alias(f"_hr_m{i}"))
+            elif isinstance(check, TableExpectation):
+                exprs = check.aggregates(schema)
+                aggs.extend(e.alias(f"_hr_a{len(aggs) + j}") for j, e in enumerate(exprs))
+                widths.append(len(exprs))
+    except ExpectationDefinitionError as exc:
+        raise ExpectationDefinitionError(f"{where}: {exc}") from None
+    return masks, aggs, widths
+
+
+def _evaluate(frame: pl.DataFrame, masks: list[pl.Expr], aggs: list[pl.Expr],
+              checks: Sequence[Expectation], where: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    lazy = frame.lazy()
+    try:
+        mask_frame, agg_frame = pl.collect_all([lazy.select(masks), lazy.select(aggs)])
+    except pl.exceptions.PolarsError:
+        # Find which expectation cannot run on this table, to name it.
+        for i, check in enumerate(checks):
+            if isinstance(check, RowExpectation):
+                try:
+                    frame.head(0).select(check.failing(frame.to_arrow().schema))
+                except pl.exceptions.PolarsError as exc:
+                    raise ExpectationDefinitionError(
+                        f"{where}: {check.where()} cannot run on this table "
+                        f"(columns: {', '.join(frame.columns)}): {' '.join(str(exc).split())[:400]}"
+                    ) from None
+            del i
+        raise
+    return mask_frame, agg_frame
+
+
+def apply_checks(table: pa.Table | pl.DataFrame, checks: Sequence[Expectation], *,
+                 pipeline: str | None = None, task: str | None = None) -> CheckOutcome:
+    """Check a table against expectations in one pass; split passing and quarantined rows.
+
+    Args:
+        table: the task's output (pyarrow Table; a Polars DataFrame is accepted too).
+        checks: expectations built with not_null(), unique(), matches_regex(), …
+        pipeline: pipeline id, for messages.
+        task: task id, for messages and stored records.
+
+    Returns:
+        A :class:`CheckOutcome`: ``results`` per expectation, ``passed`` (original
+        columns and order), ``quarantined`` (with ``_hr_expectation``/``_hr_reason``).
+        Call ``raise_for_failures()`` to stop on ``fail`` severities.
+
+    Example:
+        >>> outcome = apply_checks(table, [not_null("id"), unique("id")], pipeline="p", task="t")
+        >>> outcome.raise_for_failures()
+    """
+    where = _where(pipeline, task)
+    check_names(checks, where)
+    arrow = _as_arrow(table, where)
+    n_rows = arrow.num_rows
+    schema = arrow.schema
+    frame = pl.from_arrow(arrow, rechunk=False)
+    assert isinstance(frame, pl.DataFrame)
+    masks, aggs, widths = _compile(checks, schema, where)
+    mask_frame, agg_frame = _evaluate(frame, masks, aggs, checks, where)
+    counts = mask_frame.sum().row(0) if masks else ()
+    agg_values = agg_frame.row(0) if aggs else ()
+
+    results: list[ExpectationResult] = []
+    quarantine_masks: list[tuple[str, RowExpectation]] = []
+    mask_at = agg_at = 0
+    width_at = 0
+    for i, check in enumerate(checks):
+        if isinstance(check, RowExpectation):
+            failed = int(counts[mask_at] or 0)
+            mask_at += 1
+            sample: list[dict] = []
+            if failed:
+                positions = mask_frame.get_column(f"_hr_m{i}").arg_true().head(SAMPLE_ROWS).to_list()
+                sample = sample_rows(arrow, positions)
+                if check.severity is Severity.QUARANTINE:
+                    quarantine_masks.append((f"_hr_m{i}", check))
+            results.append(ExpectationResult(
+                name=check.name, kind=check.kind, severity=check.severity,
+                status=CheckStatus.FAILED if failed else CheckStatus.PASSED,
+                total=n_rows, failed=failed, column=check.column, reason=check.row_reason(),
+                sample=sample,
+            ))
+        else:
+            assert isinstance(check, TableExpectation)
+            width = widths[width_at]
+            width_at += 1
+            values = list(agg_values[agg_at:agg_at + width])
+            agg_at += width
+            try:
+                verdict = check.judge(values, n_rows, schema)
+            except ExpectationDefinitionError as exc:
+                raise ExpectationDefinitionError(f"{where}: {exc}") from None
+            results.append(ExpectationResult(
+                name=check.name, kind=check.kind, severity=check.severity,
+                status=CheckStatus.PASSED if verdict.ok else CheckStatus.FAILED,
+                total=1, failed=0 if verdict.ok else 1, column=check.column,
+                reason=verdict.message if verdict.ok else (check.reason or verdict.message),
+                observed=verdict.observed,
+            ))
+
+    passed, quarantined = _split(arrow, mask_frame, quarantine_masks)
+    n_quarantined = 0 if quarantined is None else quarantined.num_rows
+    if passed.num_rows + n_quarantined != n_rows:
+        raise ReconciliationError(
+            f"{where}: {n_rows} rows checked but {passed.num_rows} passed + {n_quarantined} "
+            f"quarantined = {passed.num_rows + n_quarantined}; rows would be lost. "
+            f"This is a bug in headrace.quality, please report it.",
+            extracted=n_rows, loaded=passed.num_rows, quarantined=n_quarantined,
+        )
+    return CheckOutcome(results=results, pipeline=pipeline, task=task, passed=passed,
+                        quarantined=quarantined, rows_in=n_rows)
+
+
+def _split(arrow: pa.Table, mask_frame: pl.DataFrame,
+           quarantine_masks: list[tuple[str, RowExpectation]]) -> tuple[pa.Table, pa.Table | None]:
+    """Rows that go on, and rows set aside once each with all their reasons."""
+    if not quarantine_masks:
+        return arrow, None
+    columns = [pl.col(c) for c, _ in quarantine_masks]
+    flagged = mask_frame.select(pl.any_horizontal(columns).alias("q")).get_column("q")
+    keep = (~flagged).to_arrow()
+    passed = arrow.filter(keep)
+    labels = mask_frame.filter(flagged).select(
+        pl.concat_str([pl.when(pl.col(c)).then(pl.lit(check.name)) for c, check in quarantine_masks],
+                      separator=_SEPARATOR, ignore_nulls=True).alias(EXPECTATION_COLUMN),
+        pl.concat_str([pl.when(pl.col(c)).then(pl.lit(check.row_reason())) for c, check in quarantine_masks],
+                      separator=_SEPARATOR, ignore_nulls=True).alias(REASON_COLUMN),
+    )
+    quarantined = arrow.filter(flagged.to_arrow())
+    quarantined = quarantined.append_column(
+        EXPECTATION_COLUMN, labels.get_column(EXPECTATION_COLUMN).to_arrow().cast(pa.string())
+    ).append_column(REASON_COLUMN, labels.get_column(REASON_COLUMN).to_arrow().cast(pa.string()))
+    return passed, quarantined

@@ -1,0 +1,218 @@
+"""Run expectations against a table inside DuckDB or PostgreSQL (post-load checks).
+
+All expectations compile to one ``SELECT`` over the table (counts of failing rows
+and the aggregates of table-level expectations), with quoted identifiers and bound
+values; then one small ``LIMIT 5`` query per failing expectation fetches its
+sample. The rows stay where they are: a ``quarantine`` expectation is counted and
+recorded here like ``warn``, since moving loaded rows is the load's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+import polars as pl
+
+from headrace.quality.apply import check_names
+from headrace.quality.dialects import Database, Dialect
+from headrace.quality.errors import ExpectationDefinitionError
+from headrace.quality.expectations import (
+    AcceptedValues,
+    Between,
+    Expectation,
+    Freshness,
+    MatchesRegex,
+    NotNull,
+    Relationships,
+    RowExpectation,
+    SqlExpression,
+    StatBetween,
+    TableExpectation,
+    Unique,
+    _coerce_values,
+)
+from headrace.quality.result import (
+    SAMPLE_ROWS,
+    CheckReport,
+    CheckStatus,
+    ExpectationResult,
+)
+from headrace.quality.values import family, json_safe
+
+_BASE = "_hr_t"
+
+
+class _Compiler:
+    """Builds the one query: predicates and aggregates, parameters in text order."""
+
+    def __init__(self, dialect: Dialect, schema: pa.Schema) -> None:
+        self.d = dialect
+        self.schema = schema
+        self.windows: list[str] = []
+
+    def col(self, name: str) -> str:
+        return f"{_BASE}.{self.d.quote(name)}"
+
+    def missing(self, check: Expectation, name: str) -> str:
+        """Null, or NaN for floats (NaN counts as null)."""
+        arrow_type = check.column_type(self.schema, name)
+        sql = f"{self.col(name)} IS NULL"
+        if family(arrow_type) == "float":
+            sql = f"({sql} OR {self.d.is_nan(self.col(name))})"
+        return sql
+
+    def failing(self, check: RowExpectation) -> tuple[str, list[Any]]:
+        """The predicate true for a failing row, and its parameters."""
+        p = self.d.placeholder
+        if isinstance(check, NotNull):
+            return self.missing(check, check.column), []  # type: ignore[arg-type]
+        if isinstance(check, Unique):
+            for name in check.columns:
+                check.column_type(self.schema, name)
+            alias = f"_hr_u{len(self.windows)}"
+            keys = ", ".join(self.d.quote(c) for c in check.columns)
+            self.windows.append(f"COUNT(*) OVER (PARTITION BY {keys}) AS {self.d.quote(alias)}")
+            present = " AND ".join(f"{self.col(c)} IS NOT NULL" for c in check.columns)
+            return f"({_BASE}.{self.d.quote(alias)} > 1 AND {present})", []
+        if isinstance(check, MatchesRegex):
+            present = f"NOT {self.missing(check, check.column)}"  # type: ignore[arg-type]
+            return f"({present} AND {self.d.regex_fails(self.col(check.column))})", [check.pattern]  # type: ignore[arg-type]
+        if isinstance(check, Between):
+            lo, hi = check.bounds(check.column_type(self.schema))
+            parts, params = [], []
+            if lo is not None:
+                parts.append(f"{self.col(check.column)} {'<=' if check.strict_min else '<'} {p}")  # type: ignore[arg-type]
+                params.append(lo)
+            if hi is not None:
+                parts.append(f"{self.col(check.column)} {'>=' if check.strict_max else '>'} {p}")  # type: ignore[arg-type]
+                params.append(hi)
+            present = f"NOT {self.missing(check, check.column)}"  # type: ignore[arg-type]
+            return f"({present} AND ({' OR '.join(parts)}))", params
+        if isinstance(check, AcceptedValues):
+            values = _coerce_values(check, check.values, check.column_type(self.schema))
+            marks = ", ".join(p for _ in values)
+            present = f"NOT {self.missing(check, check.column)}"  # type: ignore[arg-type]
+            return f"({present} AND {self.col(check.column)} NOT IN ({marks}))", values  # type: ignore[arg-type]
+        if isinstance(check, Relationships):
+            check.column_type(self.schema)
+            column = self.col(check.column)  # type: ignore[arg-type]
+            if isinstance(check.to_table, str):
+                target = self.d.table(check.to_table)
+                match = (f"NOT EXISTS (SELECT 1 FROM {target} AS _hr_r "
+                         f"WHERE _hr_r.{self.d.quote(check.to_column)} = {column})")
+                return f"({column} IS NOT NULL AND {match})", []
+            frame = pl.from_arrow(check.to_table) if isinstance(check.to_table, pa.Table) else check.to_table
+            keys = frame.get_column(check.to_column).drop_nulls().unique().to_list()
+            return f"({column} IS NOT NULL AND {self.d.not_in_list(column)})", [keys]
+        if isinstance(check, SqlExpression):
+            return f"NOT COALESCE(({self.d.raw(check.expression)}), TRUE)", []
+        raise ExpectationDefinitionError(f"{check.where()}: {check.kind} cannot run in SQL.")
+
+    def aggregates(self, check: TableExpectation) -> list[str]:
+        if isinstance(check, StatBetween):
+            arrow_type = check.column_type(self.schema)
+            if check.stat not in ("min", "max") and family(arrow_type) not in ("integer", "float", "decimal"):
+                raise ExpectationDefinitionError(
+                    f"{check.where()}: {check.stat} needs a numeric column, {check.column!r} is {arrow_type}."
+                )
+            value = self.col(check.column)  # type: ignore[arg-type]
+            if family(arrow_type) == "float":
+                value = f"CASE WHEN {self.d.is_nan(value)} THEN NULL ELSE {value} END"
+            if check.stat == "median":
+                return [self.d.median(value)]
+            func = {"min": "MIN", "max": "MAX", "mean": "AVG", "sum": "SUM", "stddev": "STDDEV_SAMP"}[check.stat]
+            return [f"{func}({value})"]
+        if isinstance(check, Freshness):
+            check.aggregates(self.schema)  # validates the column type
+            return [f"MAX({self.col(check.column)})"]  # type: ignore[arg-type]
+        return []
+
+
+def check_table(target: Any, table: str, checks: Sequence[Expectation], *,
+                pipeline: str | None = None) -> CheckReport:
+    """Run expectations against a table in DuckDB or PostgreSQL.
+
+    Args:
+        target: ``duckdb:///path``, ``postgresql://…`` or an open duckdb/psycopg connection.
+        table: table name, optionally ``schema.table``.
+        checks: the same expectations as for apply_checks.
+        pipeline: named in messages.
+
+    Returns:
+        A :class:`CheckReport` (``task`` is the table name); call ``raise_for_failures()``.
+
+    Example:
+        >>> report = check_table("duckdb:///warehouse.duckdb", "customers", [unique("customer_id")])
+    """
+    where = f"pipeline {pipeline!r}, table {table!r}" if pipeline else f"table {table!r}"
+    check_names(checks, where)
+    db = Database(target)
+    try:
+        db.ensure_table(table)
+        schema = db.schema(table)
+        compiler = _Compiler(db.dialect, schema)
+        select: list[str] = ["COUNT(*)"]
+        params: list[Any] = []
+        predicates: dict[int, tuple[str, list[Any]]] = {}
+        agg_slots: dict[int, tuple[int, int]] = {}
+        try:
+            for i, check in enumerate(checks):
+                if isinstance(check, RowExpectation):
+                    predicate, values = compiler.failing(check)
+                    predicates[i] = (predicate, values)
+                    select.append(f"COALESCE(SUM(CASE WHEN {predicate} THEN 1 ELSE 0 END), 0)")
+                    params.extend(values)
+                elif isinstance(check, TableExpectation):
+                    aggs = compiler.aggregates(check)
+                    agg_slots[i] = (len(select), len(aggs))
+                    select.extend(aggs)
+        except ExpectationDefinitionError as exc:
+            raise ExpectationDefinitionError(f"{where}: {exc}") from None
+        source = _source(db.dialect, table, compiler.windows)
+        _, rows = db.query(f"SELECT {', '.join(select)} FROM {source}", params)
+        values_row = rows[0]
+        n_rows = int(values_row[0])
+        columns = ", ".join(f"{_BASE}.{db.dialect.quote(n)}" for n in schema.names)
+        results: list[ExpectationResult] = []
+        slot = 1
+        for i, check in enumerate(checks):
+            if isinstance(check, RowExpectation):
+                failed = int(values_row[slot])
+                slot += 1
+                sample: list[dict[str, Any]] = []
+                if failed:
+                    predicate, values = predicates[i]
+                    names, sample_rows = db.query(
+                        f"SELECT {columns} FROM {source} WHERE {predicate} LIMIT {SAMPLE_ROWS}", values
+                    )
+                    sample = [json_safe(dict(zip(names, r, strict=True))) for r in sample_rows]
+                results.append(ExpectationResult(
+                    name=check.name, kind=check.kind, severity=check.severity,
+                    status=CheckStatus.FAILED if failed else CheckStatus.PASSED,
+                    total=n_rows, failed=failed, column=check.column, reason=check.row_reason(),
+                    sample=sample,
+                ))
+            else:
+                assert isinstance(check, TableExpectation)
+                start, width = agg_slots[i]
+                slot = start + width
+                verdict = check.judge(list(values_row[start:start + width]), n_rows, schema)
+                results.append(ExpectationResult(
+                    name=check.name, kind=check.kind, severity=check.severity,
+                    status=CheckStatus.PASSED if verdict.ok else CheckStatus.FAILED,
+                    total=1, failed=0 if verdict.ok else 1, column=check.column,
+                    reason=verdict.message if verdict.ok else (check.reason or verdict.message),
+                    observed=verdict.observed,
+                ))
+        return CheckReport(results=results, pipeline=pipeline, task=table)
+    finally:
+        db.close()
+
+
+def _source(dialect: Dialect, table: str, windows: list[str]) -> str:
+    """The table under the alias ``_hr_t``, with window counts for unique checks."""
+    if not windows:
+        return f"{dialect.table(table)} AS {_BASE}"
+    return f"(SELECT *, {', '.join(windows)} FROM {dialect.table(table)}) AS {_BASE}"
