@@ -1,0 +1,80 @@
+"""The three bullmq 3.4.4 defects, each shown to be handled by the adapter.
+
+Each test fails when its workaround is switched off (``_fixes`` without it); the
+``*_defect_present`` tests check the defect itself still exists upstream, so the
+day bullmq fixes it they fail and tell us the workaround can go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from queue_testing import wait_until
+
+from headrace.queue import JobOptions, Queue, QueueConnection, RateLimit, Worker
+
+ALL_FIXES = frozenset({"socket_timeout", "redis_version", "rate_limit"})
+
+
+async def _time_delayed_job(conn: QueueConnection, delay_ms: int, fixes: frozenset[str]) -> float:
+    """Seconds from adding a job with ``delay_ms`` to its completion, on an idle worker."""
+    done: list[float] = []
+
+    async def handle(job: object) -> str:
+        return "ok"
+
+    worker = Worker("delays", handle, connection=conn, _fixes=fixes)
+    worker.on("completed", lambda job, result: done.append(time.monotonic()))
+    async with Queue("delays", conn) as queue, worker:
+        await asyncio.sleep(0.3)  # let the worker go idle on its blocking pop
+        start = time.monotonic()
+        await queue.add("later", {}, JobOptions(delay_ms=delay_ms))
+        await wait_until(lambda: bool(done), delay_ms / 1000 + 30, "the delayed job")
+    return done[0] - start
+
+
+def test_blocking_pop_longer_than_socket_timeout_works(conn: QueueConnection) -> None:
+    # The worker blocks ~5.5 s for this job, past redis-py 8's 5 s socket timeout;
+    # without fix 1 the read times out and the worker sleeps 2 s+ before retrying
+    # (bullmq's own 15 s runRetryDelay by default).
+    took = asyncio.run(_time_delayed_job(conn, 5_500, ALL_FIXES))
+    assert 5.4 <= took < 6.6, took
+
+
+def test_sub_second_delay_is_not_rounded_up(conn: QueueConnection) -> None:
+    took = asyncio.run(_time_delayed_job(conn, 100, ALL_FIXES))
+    assert took < 0.7, f"a 100 ms delayed job ran after {took:.2f} s"
+
+
+def test_sub_second_delay_defect_present(conn: QueueConnection) -> None:
+    took = asyncio.run(_time_delayed_job(conn, 100, ALL_FIXES - {"redis_version"}))
+    assert took >= 0.9, f"bullmq no longer rounds block timeouts up ({took:.2f} s): drop fix 2"
+
+
+async def _time_rate_limited(conn: QueueConnection, fixes: frozenset[str], jobs: int) -> float:
+    starts: list[float] = []
+
+    async def handle(job: object) -> None:
+        starts.append(time.monotonic())
+
+    worker = Worker(
+        "limited", handle, connection=conn, concurrency=5, limiter=RateLimit(5, 1000), _fixes=fixes
+    )
+    async with Queue("limited", conn) as queue:
+        await queue.add_bulk([("tick", {"i": i}, None) for i in range(jobs)])
+        async with worker:
+            await wait_until(lambda: len(starts) == jobs, 30, f"{jobs} rate-limited jobs")
+    return starts[-1] - starts[0]
+
+
+def test_rate_limit_wait_is_honoured(conn: QueueConnection) -> None:
+    # 15 jobs at 5 per second: three windows, so the last starts ~2 s after the first.
+    span = asyncio.run(_time_rate_limited(conn, ALL_FIXES, 15))
+    assert 1.8 <= span <= 2.6, span
+
+
+def test_rate_limit_defect_present(conn: QueueConnection) -> None:
+    # Without fix 3 the worker waits drainDelay (5 s) between windows: 10 jobs, >= 5 s.
+    span = asyncio.run(_time_rate_limited(conn, ALL_FIXES - {"rate_limit"}, 10))
+    assert span >= 4.5, f"bullmq now honours the limiter wait ({span:.2f} s): drop fix 3"
