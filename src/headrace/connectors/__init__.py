@@ -1,0 +1,51 @@
+"""Connectors: sources (SQL databases, files) and destinations (DuckDB, PostgreSQL).
+
+Connectors know nothing of the engine: they take URLs or :class:`~headrace.config.Settings`
+and Arrow data. The incremental pieces (:class:`Cursor`, :class:`Interval`,
+:class:`Checkpoint`) tie a source to a destination: the checkpoint is read from the
+destination and written back in the same transaction as the load.
+
+Example:
+    >>> src = SqlSource.from_url("crm", settings, table="customers")
+    >>> dest = open_destination("warehouse", settings)
+    >>> cursor = Cursor("updated_at", lookback=timedelta(minutes=5), primary_key="customer_id")
+    >>> extract = src.read(cursor=cursor, checkpoint=dest.checkpoint("etl", "crm.customers"))
+    >>> table = extract.to_table()
+    >>> dest.write(table, "customers", mode="merge", keys=["customer_id"],
+    ...            dedupe_order_by="updated_at",
+    ...            checkpoint=Checkpoint("etl", "crm.customers", extract.cursor_max))
+"""
+
+from __future__ import annotations
+
+from headrace.connectors.destinations import (
+    Destination,
+    DuckDBDestination,
+    LoadResult,
+    PostgresDestination,
+    WriteMode,
+    open_destination,
+)
+from headrace.connectors.incremental import Checkpoint, Cursor, Interval
+from headrace.connectors.naming import ConnectionURL, quote_ident, resolve
+from headrace.connectors.sources import Extract, FileSource, MalformedRow, Source, SqlSource
+
+__all__ = [
+    "Checkpoint",
+    "ConnectionURL",
+    "Cursor",
+    "Destination",
+    "DuckDBDestination",
+    "Extract",
+    "FileSource",
+    "Interval",
+    "LoadResult",
+    "MalformedRow",
+    "PostgresDestination",
+    "Source",
+    "SqlSource",
+    "WriteMode",
+    "open_destination",
+    "quote_ident",
+    "resolve",
+]

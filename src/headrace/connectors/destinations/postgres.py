@@ -1,0 +1,111 @@
+"""PostgreSQL destination through ADBC: data arrives by binary COPY into a temporary
+stage table, then plain SQL applies it, all in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from headrace.config import Settings
+from headrace.connectors.destinations.sqlbase import SqlDestination
+from headrace.connectors.naming import ConnectionURL, quote_ident, resolve
+from headrace.errors import ConnectorError
+
+
+class PostgresDestination(SqlDestination):
+    """Write Arrow data into PostgreSQL tables.
+
+    Args:
+        url: ``postgresql://user:pw@host:port/db`` (``?schema=name`` optional).
+        schema: the schema tables go in (default ``public``); created if absent.
+
+    Example:
+        >>> dest = PostgresDestination.from_url("warehouse", Settings.from_env())
+        >>> dest.write(table, "customers", mode="merge", keys=["customer_id"])
+    """
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str | ConnectionURL, *, schema: str | None = None) -> None:
+        self.conn_url = url if isinstance(url, ConnectionURL) else ConnectionURL.parse(url)
+        if self.conn_url.backend != "postgresql":
+            raise ConnectorError(f"{self.conn_url.masked} is not a PostgreSQL URL.")
+        self.schema = schema or self.conn_url.options.get("schema") or "public"
+        self.where = f"PostgreSQL {self.conn_url.masked} schema {self.schema!r}"
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings | None = None, *, schema: str | None = None) -> PostgresDestination:
+        """From a URL or a named connection."""
+        return cls(resolve(url, settings), schema=schema)
+
+    def _connect(self) -> Any:
+        import adbc_driver_postgresql.dbapi as adbc
+
+        from headrace.connectors.sources.sql import SourceConnectionError, _clean
+
+        try:
+            conn = adbc.connect(self.conn_url.url)
+        except Exception as exc:
+            raise SourceConnectionError(
+                f"Cannot connect to {self.where}: {_clean(exc, self.conn_url)}"
+            ) from None
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
+            # so queries and SQL tests can name tables without the schema
+            cur.execute("SELECT set_config('search_path', $1, false)", (f"{quote_ident(self.schema)}, public",))
+            cur.fetchall()
+        conn.commit()
+        return conn
+
+    def _exec(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with conn.cursor() as cur:
+            cur.execute(sql, list(params) if params else None)
+            if cur.description is None:
+                return []
+            return cur.fetchall()
+
+    def _exec_count(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> int:
+        with conn.cursor() as cur:
+            cur.execute(sql, list(params) if params else None)
+            return max(cur.rowcount, 0)
+
+    def _begin(self, conn: Any) -> None:
+        pass  # ADBC connections run with autocommit off: a transaction is always open
+
+    def _commit(self, conn: Any) -> None:
+        conn.commit()
+
+    def _rollback(self, conn: Any) -> None:
+        conn.rollback()
+
+    def _stage(self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str) -> None:
+        with conn.cursor() as cur:
+            cur.adbc_ingest(name, data, mode="create", temporary=True)
+
+    def _columns(self, conn: Any, table: str, temporary: bool = False) -> dict[str, str] | None:
+        if temporary:
+            rows = self._exec(
+                conn,
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                "JOIN pg_class c ON c.oid = a.attrelid "
+                "WHERE c.relname = $1 AND c.relnamespace = pg_my_temp_schema() "
+                "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                (table,),
+            )
+        else:
+            rows = self._exec(
+                conn,
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relname = $1 AND n.nspname = $2 AND c.relkind IN ('r', 'p') "
+                "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                (table, self.schema),
+            )
+        return {name: sql_type for name, sql_type in rows} or None
+
+    def _query_arrow(self, conn: Any, sql: str, params: Sequence[Any]) -> pa.Table:
+        with conn.cursor() as cur:
+            cur.execute(sql, list(params) if params else None)
+            return cur.fetch_arrow_table()

@@ -1,0 +1,422 @@
+"""The write path shared by SQL destinations: one transaction from stage to checkpoint.
+
+Order inside the transaction, each step a named crash point (see ``crashpoints``):
+stage the data → apply the write mode → quarantine → checkpoint → load ledger →
+commit. The ledger (``_hr_loads``) makes a load idempotent: writing a ``load_id``
+that already committed changes nothing, so an engine that retries a load task after
+a crash between commit and recording success never loads twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from headrace.connectors.crashpoints import crashpoint
+from headrace.connectors.destinations.base import (
+    CHECKPOINT_TABLE,
+    LOADS_TABLE,
+    META_LOAD_ID,
+    META_LOADED_AT,
+    LoadResult,
+    WriteMode,
+    as_arrow,
+    check_columns,
+)
+from headrace.connectors.incremental import Checkpoint, Interval, decode_value, encode_value
+from headrace.connectors.naming import quote_ident
+from headrace.errors import ConnectorError, HeadraceError, did_you_mean
+
+
+class SqlDestination:
+    """Base of the DuckDB and PostgreSQL destinations; backends supply the primitives.
+
+    Placeholders are ``$1, $2, ...``, which both DuckDB and PostgreSQL (ADBC) accept.
+    """
+
+    dialect = "postgresql"
+    where = ""  # "<backend> <masked url>" for messages
+    schema: str | None = None
+
+    # -- primitives a backend implements ---------------------------------------------
+
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _exec(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        raise NotImplementedError
+
+    def _begin(self, conn: Any) -> None:
+        raise NotImplementedError
+
+    def _commit(self, conn: Any) -> None:
+        raise NotImplementedError
+
+    def _rollback(self, conn: Any) -> None:
+        raise NotImplementedError
+
+    def _stage(self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str) -> None:
+        """Create temporary table ``name`` holding ``data``."""
+        raise NotImplementedError
+
+    def _columns(self, conn: Any, table: str, temporary: bool = False) -> dict[str, str] | None:
+        """Column -> SQL type of ``table`` (None when it does not exist)."""
+        raise NotImplementedError
+
+    def _query_arrow(self, conn: Any, sql: str, params: Sequence[Any]) -> pa.Table:
+        raise NotImplementedError
+
+    def _exec_count(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a DELETE/INSERT and return how many rows it touched."""
+        raise NotImplementedError
+
+    # -- shared ----------------------------------------------------------------------
+
+    def q(self, name: str) -> str:
+        """Quote ``name`` and qualify it with this destination's schema."""
+        ident = quote_ident(name, self.dialect)
+        return f"{quote_ident(self.schema, self.dialect)}.{ident}" if self.schema else ident
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """Run a read query (``$1`` placeholders) and return the result as Arrow."""
+        conn = self._connect()
+        try:
+            return self._query_arrow(conn, sql, params)
+        except HeadraceError:
+            raise
+        except Exception as exc:
+            raise ConnectorError(f"Query on {self.where} failed: {exc}") from None
+        finally:
+            conn.close()
+
+    def _ensure_meta(self, conn: Any) -> None:
+        self._exec(
+            conn,
+            f"CREATE TABLE IF NOT EXISTS {self.q(CHECKPOINT_TABLE)} ("
+            "pipeline TEXT NOT NULL, source TEXT NOT NULL, value TEXT, value_type TEXT NOT NULL, "
+            "load_id TEXT, updated_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (pipeline, source))",
+        )
+        self._exec(
+            conn,
+            f"CREATE TABLE IF NOT EXISTS {self.q(LOADS_TABLE)} ("
+            "load_id TEXT PRIMARY KEY, table_name TEXT NOT NULL, mode TEXT NOT NULL, "
+            "rows_in BIGINT, rows_loaded BIGINT, rows_replaced BIGINT, rows_quarantined BIGINT, "
+            "pipeline TEXT, source TEXT, loaded_at TIMESTAMPTZ NOT NULL)",
+        )
+
+    def checkpoint(self, pipeline: str, source: str) -> Checkpoint | None:
+        """The last committed checkpoint of (pipeline, source), or None."""
+        conn = self._connect()
+        try:
+            if self._columns(conn, CHECKPOINT_TABLE) is None:
+                return None
+            rows = self._exec(
+                conn,
+                f"SELECT value, value_type, load_id, updated_at FROM {self.q(CHECKPOINT_TABLE)} "
+                "WHERE pipeline = $1 AND source = $2",
+                (pipeline, source),
+            )
+        finally:
+            conn.close()
+        if not rows:
+            return None
+        value, kind, load_id, updated_at = rows[0]
+        return Checkpoint(pipeline, source, decode_value(value, kind), load_id, updated_at)
+
+    def load(self, load_id: str) -> LoadResult | None:
+        """The recorded result of ``load_id`` if it committed, else None."""
+        conn = self._connect()
+        try:
+            return self._recorded(conn, load_id)
+        finally:
+            conn.close()
+
+    def _recorded(self, conn: Any, load_id: str) -> LoadResult | None:
+        if self._columns(conn, LOADS_TABLE) is None:
+            return None
+        rows = self._exec(
+            conn,
+            f"SELECT table_name, mode, rows_in, rows_loaded, rows_replaced, rows_quarantined "
+            f"FROM {self.q(LOADS_TABLE)} WHERE load_id = $1",
+            (load_id,),
+        )
+        if not rows:
+            return None
+        table, mode, rows_in, loaded, replaced, quarantined = rows[0]
+        return LoadResult(
+            table, WriteMode(mode), load_id, rows_in, loaded, replaced, quarantined,
+            already_loaded=True,
+        )
+
+    def write(
+        self,
+        data: Any,
+        table: str,
+        *,
+        mode: WriteMode | str = WriteMode.APPEND,
+        keys: Sequence[str] = (),
+        partition: Interval | None = None,
+        checkpoint: Checkpoint | None = None,
+        quarantine: Any = None,
+        load_id: str | None = None,
+        metadata: bool = False,
+        dedupe_order_by: str | None = None,
+    ) -> LoadResult:
+        """Write ``data`` to ``table`` and commit it with its checkpoint and quarantine.
+
+        Args:
+            data: Arrow table/reader, :class:`Extract`, Polars or pandas frame.
+            table: destination table (created from the data's schema if absent).
+            mode: append, replace, replace_partition or merge.
+            keys: key columns for merge.
+            partition: the interval replace_partition deletes before inserting; every
+                row written must lie inside it.
+            checkpoint: committed in the same transaction (the next cursor value).
+            quarantine: rows rejected by checks (with reason columns), appended to
+                ``<table>_quarantine`` in the same transaction.
+            load_id: idempotency key; a load_id already committed is not applied again.
+            metadata: add ``_hr_load_id`` and ``_hr_loaded_at`` columns.
+            dedupe_order_by: for merge, keep only the row with the greatest value of
+                this column per key (lookback overlap); without it duplicate keys fail.
+
+        Returns:
+            A :class:`LoadResult`.
+
+        Example:
+            >>> dest.write(df, "customers", mode="merge", keys=["customer_id"],
+            ...            checkpoint=Checkpoint("customer_etl", "crm.customers", last))
+        """
+        mode = WriteMode.parse(mode)
+        keys = [keys] if isinstance(keys, str) else list(keys)
+        if mode is WriteMode.MERGE and not keys:
+            raise ConnectorError(f"Merge into {table!r} needs keys=[...] (the columns that identify a row).")
+        if mode is WriteMode.REPLACE_PARTITION and partition is None:
+            raise ConnectorError(
+                f"replace_partition into {table!r} needs partition=Interval(column, start, end)."
+            )
+        load_id = load_id or uuid.uuid4().hex
+        where = f"{table!r} in {self.where}"
+        arrow = as_arrow(data, where)
+        q_arrow = as_arrow(quarantine, f"{table}_quarantine") if quarantine is not None else None
+        loaded_at = dt.datetime.now(dt.UTC)
+        conn = self._connect()
+        try:
+            self._begin(conn)
+            self._ensure_meta(conn)
+            done = self._recorded(conn, load_id)
+            if done is not None:
+                self._rollback(conn)
+                return done
+            stage = f"_hr_stage_{uuid.uuid4().hex[:12]}"
+            self._stage(conn, arrow, stage)
+            columns = list(arrow.schema.names)
+            _check_names(columns, keys, partition, dedupe_order_by, where)
+            rows_in = self._exec(conn, f"SELECT count(*) FROM {quote_ident(stage, self.dialect)}")[0][0]
+            crashpoint("after_stage")
+            source = stage
+            if mode is WriteMode.MERGE:
+                source = self._dedupe(conn, stage, keys, dedupe_order_by, where)
+            replaced = 0
+            meta_cols, meta_sql, meta_params = _meta(metadata, load_id, loaded_at, len(columns))
+            select = ", ".join(quote_ident(c, self.dialect) for c in columns)
+            if mode is WriteMode.REPLACE:
+                self._replace(conn, table, source, select, meta_sql, meta_params)
+                loaded = rows_in
+            else:
+                self._evolve(conn, table, stage, meta_cols)
+                if mode is WriteMode.REPLACE_PARTITION:
+                    replaced = self._delete_partition(conn, table, stage, partition, where)
+                elif mode is WriteMode.MERGE:
+                    replaced = self._delete_keys(conn, table, source, keys)
+                insert_cols = ", ".join(quote_ident(c, self.dialect) for c in columns + meta_cols)
+                self._exec(
+                    conn,
+                    f"INSERT INTO {self.q(table)} ({insert_cols}) SELECT {select}{meta_sql} "
+                    f"FROM {quote_ident(source, self.dialect)}",
+                    meta_params,
+                )
+                loaded = self._exec(conn, f"SELECT count(*) FROM {quote_ident(source, self.dialect)}")[0][0]
+            crashpoint("after_apply")
+            quarantined = 0
+            if q_arrow is not None:
+                quarantined = self._quarantine(conn, table, q_arrow, load_id, loaded_at)
+            crashpoint("after_quarantine")
+            if checkpoint is not None:
+                text, kind = encode_value(checkpoint.value)
+                self._exec(
+                    conn,
+                    f"INSERT INTO {self.q(CHECKPOINT_TABLE)} "
+                    "(pipeline, source, value, value_type, load_id, updated_at) "
+                    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (pipeline, source) DO UPDATE SET "
+                    "value = excluded.value, value_type = excluded.value_type, "
+                    "load_id = excluded.load_id, updated_at = excluded.updated_at",
+                    (checkpoint.pipeline, checkpoint.source, text if text is not None else "",
+                     kind, load_id, loaded_at),
+                )
+                checkpoint = Checkpoint(checkpoint.pipeline, checkpoint.source, checkpoint.value, load_id, loaded_at)
+            self._exec(
+                conn,
+                f"INSERT INTO {self.q(LOADS_TABLE)} (load_id, table_name, mode, rows_in, rows_loaded, "
+                "rows_replaced, rows_quarantined, pipeline, source, loaded_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                (load_id, table, mode.value, rows_in, loaded, replaced, quarantined,
+                 checkpoint.pipeline if checkpoint else "", checkpoint.source if checkpoint else "",
+                 loaded_at),
+            )
+            crashpoint("before_commit")
+            self._commit(conn)
+            crashpoint("after_commit")
+        except HeadraceError:
+            self._safe_rollback(conn)
+            raise
+        except Exception as exc:
+            self._safe_rollback(conn)
+            raise ConnectorError(f"Loading {where} failed ({mode.value}): {exc}") from None
+        finally:
+            conn.close()
+        return LoadResult(table, mode, load_id, rows_in, loaded, replaced, quarantined, checkpoint)
+
+    # -- steps -----------------------------------------------------------------------
+
+    def _safe_rollback(self, conn: Any) -> None:
+        try:
+            self._rollback(conn)
+        except Exception:  # the connection may already be broken; the rollback is implied
+            pass
+
+    def _dedupe(self, conn: Any, stage: str, keys: list[str], order_by: str | None, where: str) -> str:
+        """Refuse null keys; keep the latest row per key (or refuse duplicates)."""
+        qs = quote_ident(stage, self.dialect)
+        key_list = ", ".join(quote_ident(k, self.dialect) for k in keys)
+        nulls = " OR ".join(f"{quote_ident(k, self.dialect)} IS NULL" for k in keys)
+        (n_null,) = self._exec(conn, f"SELECT count(*) FROM {qs} WHERE {nulls}")[0]
+        if n_null:
+            raise ConnectorError(
+                f"Merge into {where}: {n_null} row(s) have a null key ({', '.join(keys)}); "
+                "a null key can never match, so they would be inserted again on every run. "
+                "Quarantine or fix them before loading."
+            )
+        if order_by is None:
+            dup = self._exec(
+                conn,
+                f"SELECT {key_list}, count(*) FROM {qs} GROUP BY {key_list} HAVING count(*) > 1 LIMIT 1",
+            )
+            if dup:
+                raise ConnectorError(
+                    f"Merge into {where}: key {dup[0][:-1]!r} appears {dup[0][-1]} times in the data. "
+                    "De-duplicate first or pass dedupe_order_by=<column> to keep the latest row."
+                )
+            return stage
+        deduped = f"{stage}_d"
+        self._exec(
+            conn,
+            f"CREATE TEMPORARY TABLE {quote_ident(deduped, self.dialect)} AS SELECT * FROM ("
+            f"SELECT *, row_number() OVER (PARTITION BY {key_list} ORDER BY "
+            f"{quote_ident(order_by, self.dialect)} DESC NULLS LAST) AS _hr_rn FROM {qs}) AS r "
+            "WHERE _hr_rn = 1",
+        )
+        return deduped
+
+    def _replace(
+        self, conn: Any, table: str, source: str, select: str, meta_sql: str, params: tuple
+    ) -> None:
+        """Atomic swap: build the new table beside the old, then drop and rename in the txn."""
+        new = f"{table}__hr_new"
+        self._exec(conn, f"DROP TABLE IF EXISTS {self.q(new)}")
+        self._exec(
+            conn,
+            f"CREATE TABLE {self.q(new)} AS SELECT {select}{meta_sql} FROM {quote_ident(source, self.dialect)}",
+            params,
+        )
+        self._exec(conn, f"DROP TABLE IF EXISTS {self.q(table)}")
+        self._exec(conn, f"ALTER TABLE {self.q(new)} RENAME TO {quote_ident(table, self.dialect)}")
+
+    def _evolve(self, conn: Any, table: str, stage: str, meta_cols: list[str]) -> None:
+        """Create ``table`` from the staged types, or add the data's new columns to it."""
+        incoming = self._columns(conn, stage, temporary=True) or {}
+        incoming = {c: t for c, t in incoming.items() if c != "_hr_rn"}
+        if META_LOAD_ID in meta_cols:
+            incoming[META_LOAD_ID] = "TEXT"
+            incoming[META_LOADED_AT] = "TIMESTAMPTZ"
+        existing = self._columns(conn, table)
+        if existing is None:
+            cols = ", ".join(f"{quote_ident(c, self.dialect)} {t}" for c, t in incoming.items())
+            self._exec(conn, f"CREATE TABLE {self.q(table)} ({cols})")
+            return
+        for column, sql_type in check_columns(table, existing, incoming):
+            self._exec(conn, f"ALTER TABLE {self.q(table)} ADD COLUMN {quote_ident(column, self.dialect)} {sql_type}")
+
+    def _delete_partition(self, conn: Any, table: str, stage: str, part: Interval, where: str) -> int:
+        col = quote_ident(part.column, self.dialect)
+        (outside,) = self._exec(
+            conn,
+            f"SELECT count(*) FROM {quote_ident(stage, self.dialect)} "
+            f"WHERE {col} IS NULL OR {col} < $1 OR {col} >= $2",
+            (part.start, part.end),
+        )[0]
+        if outside:
+            raise ConnectorError(
+                f"replace_partition into {where}: {outside} row(s) have {part.column!r} outside "
+                f"[{part.start}, {part.end}); they would survive the next replace of their own "
+                "interval as duplicates. Filter the data to the run's interval."
+            )
+        return self._exec_count(
+            conn,
+            f"DELETE FROM {self.q(table)} WHERE {col} >= $1 AND {col} < $2",
+            (part.start, part.end),
+        )
+
+    def _delete_keys(self, conn: Any, table: str, source: str, keys: list[str]) -> int:
+        match = " AND ".join(
+            f"t.{quote_ident(k, self.dialect)} = s.{quote_ident(k, self.dialect)}" for k in keys
+        )
+        return self._exec_count(
+            conn,
+            f"DELETE FROM {self.q(table)} AS t USING {quote_ident(source, self.dialect)} AS s "
+            f"WHERE {match}",
+        )
+
+    def _quarantine(self, conn: Any, table: str, data: Any, load_id: str, at: dt.datetime) -> int:
+        qtable = f"{table}_quarantine"
+        stage = f"_hr_q_{uuid.uuid4().hex[:12]}"
+        self._stage(conn, data, stage)
+        columns = [c for c in data.schema.names]
+        meta_cols, meta_sql, meta_params = _meta(True, load_id, at, 0)
+        self._evolve(conn, qtable, stage, meta_cols)
+        cols = ", ".join(quote_ident(c, self.dialect) for c in columns + meta_cols)
+        select = ", ".join(quote_ident(c, self.dialect) for c in columns)
+        self._exec(
+            conn,
+            f"INSERT INTO {self.q(qtable)} ({cols}) SELECT {select}{meta_sql} "
+            f"FROM {quote_ident(stage, self.dialect)}",
+            meta_params,
+        )
+        return self._exec(conn, f"SELECT count(*) FROM {quote_ident(stage, self.dialect)}")[0][0]
+
+
+def _meta(on: bool, load_id: str, at: dt.datetime, _n: int) -> tuple[list[str], str, tuple]:
+    """Metadata columns, their SELECT expressions (bound values) and parameters."""
+    if not on:
+        return [], "", ()
+    return (
+        [META_LOAD_ID, META_LOADED_AT],
+        ", CAST($1 AS TEXT), CAST($2 AS TIMESTAMPTZ)",
+        (load_id, at),
+    )
+
+
+def _check_names(
+    columns: list[str], keys: list[str], part: Interval | None, order_by: str | None, where: str
+) -> None:
+    for name, role in [(k, "key") for k in keys] + (
+        [(part.column, "partition column")] if part else []
+    ) + ([(order_by, "dedupe_order_by column")] if order_by else []):
+        if name not in columns:
+            raise ConnectorError(
+                f"Loading {where}: {role} {name!r} is not a column of the data."
+                + did_you_mean(name, columns)
+            )

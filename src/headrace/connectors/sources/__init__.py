@@ -1,0 +1,9 @@
+"""Sources: SQL databases and files, read as Arrow record batches."""
+
+from __future__ import annotations
+
+from headrace.connectors.sources.base import Extract, Source
+from headrace.connectors.sources.files import FileSource, MalformedRow
+from headrace.connectors.sources.sql import SqlSource
+
+__all__ = ["Extract", "FileSource", "MalformedRow", "Source", "SqlSource"]

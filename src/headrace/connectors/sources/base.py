@@ -1,0 +1,68 @@
+"""The source contract: anything that yields Arrow record batches with bounded memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
+
+import pyarrow as pa
+
+from headrace.connectors.incremental import CursorValue, column_max, later
+
+DEFAULT_BATCH_ROWS = 65_536
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A source of rows: SQL databases and files implement this.
+
+    ``read`` returns an :class:`Extract`; iterating it streams record batches, so
+    memory is bounded by the batch size whatever the size of the source.
+    """
+
+    def read(self, **options: Any) -> Extract: ...
+
+
+class Extract:
+    """A stream of record batches that counts rows and tracks the cursor's maximum.
+
+    Args:
+        schema: the schema every batch has.
+        batches: the batch iterator (consumed once).
+        cursor_column: when set, the greatest value of this column is tracked.
+        description: what is being read, for messages (credentials already masked).
+    """
+
+    def __init__(
+        self,
+        schema: pa.Schema,
+        batches: Iterator[pa.RecordBatch],
+        *,
+        cursor_column: str | None = None,
+        description: str = "",
+    ) -> None:
+        self.schema = schema
+        self._batches = batches
+        self.cursor_column = cursor_column
+        self.description = description
+        self.rows = 0
+        self.cursor_max: CursorValue = None
+        self._consumed = False
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        if self._consumed:
+            raise RuntimeError(f"Extract of {self.description} was already consumed.")
+        self._consumed = True
+        for batch in self._batches:
+            self.rows += batch.num_rows
+            if self.cursor_column is not None and batch.num_rows:
+                self.cursor_max = later(self.cursor_max, column_max(batch, self.cursor_column))
+            yield batch
+
+    def reader(self) -> pa.RecordBatchReader:
+        """The stream as a ``pyarrow.RecordBatchReader`` (for DuckDB, ADBC ingest, Polars)."""
+        return pa.RecordBatchReader.from_batches(self.schema, iter(self))
+
+    def to_table(self) -> pa.Table:
+        """Read everything into one table (memory: the whole result)."""
+        return pa.Table.from_batches(list(self), schema=self.schema)
