@@ -7,7 +7,7 @@ import os
 import time
 
 import pytest
-from cpu_handlers import count_primes
+from queue_handlers import count_primes
 from queue_testing import wait_until
 
 from headrace.errors import QueueError, TerminalError
