@@ -1,5 +1,363 @@
-"""headrace CLI commands of this part; registered on import."""
+"""``headrace runs``, ``show`` and ``logs``: read the run-state store.
+
+The store is found through :class:`headrace.config.Settings` (``HEADRACE_STATE_URL``
+or ``.headrace/state.db``), read once per command. Times are shown in UTC.
+"""
 
 from __future__ import annotations
 
-from headrace.cli.app import app  # noqa: F401
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from headrace.cli.app import app
+from headrace.config import Settings, mask_url
+from headrace.errors import StateError, did_you_mean
+from headrace.state import (
+    LogRecord,
+    RunRecord,
+    RunState,
+    SqlStateStore,
+    TaskInstanceRecord,
+    TaskState,
+    open_store,
+)
+
+#: Rich style per state, shared by runs and task instances.
+STATE_STYLES = {
+    "queued": "dim",
+    "running": "cyan",
+    "success": "green",
+    "failed": "bold red",
+    "up_for_retry": "yellow",
+    "upstream_failed": "red",
+    "skipped": "magenta",
+}
+#: Longest one-line error ``show`` prints (full text with --verbose).
+ERROR_WIDTH = 200
+#: Console width when output goes to a pipe or file.
+PIPE_WIDTH = 160
+_TASK_KEY = re.compile(r"^(?P<task>.+?)\[(?P<index>-?\d+)\]$")
+
+
+@contextmanager
+def _store() -> Iterator[SqlStateStore | None]:
+    """The configured store, or None when the embedded SQLite file does not exist yet.
+
+    Looking at runs must not create an empty state database as a side effect.
+    """
+    settings = Settings.from_env()
+    url = settings.state_url
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///") :].split("?", 1)[0])
+        if not path.exists():
+            yield None
+            return
+    store = open_store(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _console() -> Console:
+    """A console built per command, so COLUMNS and colour settings are read at call time."""
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped output (grep, CI logs) should keep whole ids and lines, not wrap at 80.
+        console.width = PIPE_WIDTH
+    return console
+
+
+def _state_text(state: str) -> Text:
+    return Text(state, style=STATE_STYLES.get(state, ""))
+
+
+def _time(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
+
+
+def _logical(value: datetime) -> str:
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%d") if utc.time() == datetime.min.time() else _time(utc)
+
+
+def format_duration(
+    started: datetime | None, ended: datetime | None, now: datetime | None = None
+) -> str:
+    """A short duration such as ``0.42s``, ``3m05s`` or ``1h02m``; ``-`` if never started.
+
+    Args:
+        started: when the work started.
+        ended: when it ended; None while it still runs (then measured up to ``now``,
+            with a trailing ``…``).
+        now: the current time (default: now, UTC).
+    """
+    if started is None:
+        return "-"
+    running = ended is None
+    end = ended if ended is not None else (now or datetime.now(UTC))
+    seconds = max((end - started).total_seconds(), 0.0)
+    if seconds < 10:
+        text = f"{seconds:.2f}s"
+    elif seconds < 60:
+        text = f"{seconds:.1f}s"
+    elif seconds < 3600:
+        text = f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    else:
+        text = f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    return text + ("…" if running else "")
+
+
+def one_line(text: str | None, width: int = ERROR_WIDTH) -> str:
+    """The last non-empty line of an error (where Python puts the message), cut to ``width``."""
+    if not text:
+        return ""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    line = lines[-1] if lines else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _task_label(ti: TaskInstanceRecord | LogRecord) -> str:
+    return ti.task_id if ti.map_index == -1 else f"{ti.task_id}[{ti.map_index}]"
+
+
+def _parse_states(values: list[str] | None) -> list[RunState] | None:
+    if not values:
+        return None
+    known = [s.value for s in RunState]
+    states = []
+    for value in values:
+        for part in value.split(","):
+            name = part.strip().lower()
+            if name not in known:
+                raise StateError(
+                    f"Unknown run state {part!r} for --state: use one of {', '.join(known)}."
+                    + did_you_mean(name, known)
+                )
+            states.append(RunState(name))
+    return states
+
+
+@app.command("runs")
+def runs_command(
+    pipeline: Annotated[
+        str | None, typer.Option("--pipeline", "-p", help="Only this pipeline's runs.")
+    ] = None,
+    state: Annotated[
+        list[str] | None,
+        typer.Option("--state", "-s", help="Only runs in this state (repeat or comma-separate)."),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="At most this many runs.")
+    ] = 20,
+) -> None:
+    """List runs, newest logical date first."""
+    states = _parse_states(state)
+    console = _console()
+    with _store() as store:
+        found = store.list_runs(pipeline=pipeline, states=states, limit=limit) if store else []
+        if not found and store is not None and pipeline is not None:
+            known = store.list_pipelines()
+            if pipeline not in known:
+                raise StateError(
+                    f"No runs of pipeline {pipeline!r} in the state store "
+                    f"{mask_url(Settings.from_env().state_url)}." + did_you_mean(pipeline, known)
+                )
+    if not found:
+        console.print("No runs yet." if not (pipeline or states) else "No runs match.")
+        return
+    table = Table(
+        title=f"Runs ({len(found)}, times in UTC)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("Run id", no_wrap=True, min_width=18)
+    table.add_column("Pipeline", min_width=8, overflow="fold")
+    table.add_column("Logical date", no_wrap=True)
+    table.add_column("State", no_wrap=True)
+    table.add_column("Started", no_wrap=True)
+    table.add_column("Duration", justify="right", no_wrap=True)
+    for run in found:
+        table.add_row(
+            run.run_id,
+            escape(run.pipeline),
+            _logical(run.logical_date),
+            _state_text(run.state.value),
+            _time(run.started_at),
+            format_duration(run.started_at, run.ended_at) if run.started_at else "-",
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show_command(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix of one).")],
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show full error texts.")
+    ] = False,
+) -> None:
+    """Show one run: its header, its tasks (state, attempts, durations, rows, errors) and checks."""
+    console = _console()
+    with _store() as store:
+        if store is None:
+            raise StateError(f"Unknown run id {run_id!r}: no runs yet (the state store is empty).")
+        run = store.get_run(store.resolve_run_id(run_id))
+        tasks = store.get_task_instances(run.run_id)
+        checks = store.get_check_results(run.run_id)
+    console.print(_run_header(run))
+    if tasks:
+        console.print(_task_table(tasks, verbose))
+    else:
+        console.print("No task instances yet.")
+    if checks:
+        table = Table(title="Checks", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for name in ("Task", "Expectation", "Column", "Severity", "Status", "Failed / total"):
+            table.add_column(name)
+        for c in checks:
+            table.add_row(
+                escape(c.task_id),
+                escape(c.expectation),
+                escape(c.column or "-"),
+                c.severity,
+                Text(c.status, style="green" if c.status == "passed" else "bold red"),
+                f"{c.failed:,} / {c.total:,}",
+            )
+        console.print(table)
+    failed = [t for t in tasks if t.error]
+    if failed and verbose:
+        for ti in failed:
+            console.rule(f"{_task_label(ti)}: error (attempt {ti.attempt})", style="red")
+            console.print(Text(ti.error or ""))
+    elif failed:
+        console.print(Text("Errors", style="bold"))
+        for ti in failed:
+            label = _task_label(ti)
+            # One line per task, cut to the console so a traceback never floods the view.
+            width = max(console.width - len(label) - 4, 20)
+            line = Text(f"  {label}: ", style="bold")
+            line.append(one_line(ti.error, width), style="red")
+            console.print(line, no_wrap=True, overflow="ellipsis")
+        console.print(Text(f"Full errors: headrace show {run.run_id} --verbose", style="dim"))
+
+
+def _run_header(run: RunRecord) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    rows: list[tuple[str, Any]] = [
+        ("Run", run.run_id),
+        ("Pipeline", escape(run.pipeline)),
+        ("Logical date", f"{_logical(run.logical_date)} (UTC)"),
+        ("Data interval", f"{_time(run.data_interval_start)} → {_time(run.data_interval_end)}"),
+        ("State", _state_text(run.state.value)),
+        ("Trigger", run.trigger),
+        ("Started", _time(run.started_at)),
+        ("Ended", _time(run.ended_at)),
+        ("Duration", format_duration(run.started_at, run.ended_at)),
+    ]
+    if run.params:
+        rows.append(("Params", escape(", ".join(f"{k}={v!r}" for k, v in run.params.items()))))
+    if run.hostname or run.pid:
+        rows.append(("Process", f"{run.hostname or '?'} pid {run.pid or '?'}"))
+    if run.error:
+        rows.append(("Error", Text(run.error, style="red")))
+    for name, value in rows:
+        grid.add_row(name, value)
+    return grid
+
+
+def _task_table(tasks: list[TaskInstanceRecord], verbose: bool) -> Table:
+    table = Table(
+        title=f"Tasks ({len(tasks)})", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    table.add_column("Task", min_width=8, overflow="fold")
+    table.add_column("State", no_wrap=True)
+    table.add_column("Attempts", justify="right")
+    table.add_column("Started", no_wrap=True)
+    table.add_column("Duration", justify="right", no_wrap=True)
+    table.add_column("Rows", justify="right")
+    retrying = any(t.state is TaskState.UP_FOR_RETRY and t.next_try_at for t in tasks)
+    if retrying:
+        table.add_column("Next try", no_wrap=True)
+    # Engine order would be nicer, but the store does not know the graph: start time
+    # first (what ran), then name, puts the run's story top to bottom.
+    never = datetime.max.replace(tzinfo=UTC)
+    for ti in sorted(tasks, key=lambda t: (t.started_at or never, t.task_id, t.map_index)):
+        cells: list[Any] = [
+            escape(_task_label(ti)),
+            _state_text(ti.state.value),
+            str(ti.attempt),
+            _time(ti.started_at),
+            format_duration(ti.started_at, ti.ended_at),
+            f"{ti.rows:,}" if ti.rows is not None else "-",
+        ]
+        if retrying:
+            waiting = ti.state is TaskState.UP_FOR_RETRY and ti.next_try_at is not None
+            cells.append(_time(ti.next_try_at) if waiting else "")
+        table.add_row(*cells)
+    return table
+
+
+@app.command("logs")
+def logs_command(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix of one).")],
+    task: Annotated[
+        str | None, typer.Argument(help="Only this task (name, or name[3] for a mapped one).")
+    ] = None,
+    attempt: Annotated[
+        int | None, typer.Option("--attempt", "-a", min=1, help="Only this attempt.")
+    ] = None,
+) -> None:
+    """Print the logs captured for a run, per task and attempt, in the order they were written."""
+    console = _console()
+    task_id, map_index = _parse_task(task)
+    with _store() as store:
+        if store is None:
+            raise StateError(f"Unknown run id {run_id!r}: no runs yet (the state store is empty).")
+        resolved = store.resolve_run_id(run_id)
+        if task_id is not None:
+            known = {ti.task_id for ti in store.get_task_instances(resolved)}
+            if task_id not in known:
+                raise StateError(
+                    f"Run {resolved!r} has no task {task_id!r}; its tasks: "
+                    f"{', '.join(sorted(known)) or 'none yet'}." + did_you_mean(task_id, known)
+                )
+        logs = store.get_logs(resolved, task_id)
+    logs = [
+        log
+        for log in logs
+        if (map_index is None or log.map_index == map_index)
+        and (attempt is None or log.attempt == attempt)
+    ]
+    if not logs:
+        console.print("No logs match." if (task or attempt) else f"No logs for run {resolved}.")
+        return
+    current: tuple[str, int, int] | None = None
+    for log in logs:
+        key = (log.task_id, log.map_index, log.attempt)
+        if key != current:
+            console.rule(f"{_task_label(log)} · attempt {log.attempt}", align="left", style="cyan")
+            current = key
+        console.print(Text(log.text.rstrip("\n")), soft_wrap=True)
+
+
+def _parse_task(task: str | None) -> tuple[str | None, int | None]:
+    if task is None:
+        return None, None
+    match = _TASK_KEY.match(task)
+    if match:
+        return match["task"], int(match["index"])
+    return task, None

@@ -231,6 +231,30 @@ class SqlStateStore:
                 raise self._unknown_run(conn, run_id)
         return _run_record(row._mapping)
 
+    def resolve_run_id(self, text: str) -> str:
+        """The run id ``text`` names: the id itself or a unique prefix of one.
+
+        Raises:
+            StateError: no run matches (with the closest id), or the prefix is ambiguous.
+        """
+        with self._read(f"find run {text!r}") as conn:
+            matches = list(
+                conn.execute(
+                    select(runs.c.run_id)
+                    .where(runs.c.run_id.startswith(text, autoescape=True))
+                    .order_by(runs.c.run_id)
+                    .limit(6)
+                ).scalars()
+            )
+            if text in matches or len(matches) == 1:
+                return text if text in matches else matches[0]
+            if not matches:
+                raise self._unknown_run(conn, text)
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise StateError(
+            f"Run id prefix {text!r} is ambiguous: it matches {shown}; type more characters."
+        )
+
     def find_run(self, pipeline: str, logical_date: datetime) -> RunRecord | None:
         """The run of ``pipeline`` for ``logical_date``, or None."""
         with self._read(f"find run of pipeline {pipeline!r} for {logical_date!r}") as conn:
