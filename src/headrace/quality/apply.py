@@ -63,6 +63,22 @@ def _as_arrow(table: pa.Table | pl.DataFrame | pa.RecordBatch, where: str) -> pa
     )
 
 
+def _frame(arrow: pa.Table, checks: Sequence[Expectation]) -> pl.DataFrame:
+    """The columns the checks read, as a Polars frame.
+
+    Converting only those columns matters: Arrow strings become Polars string views
+    by copying, which for a wide table costs more than the checks themselves.
+    """
+    wanted: dict[str, None] = {}
+    for check in checks:
+        wanted.update(dict.fromkeys(c for c in check.used_columns() if c in arrow.column_names))
+    if not wanted and arrow.num_columns:
+        wanted[arrow.column_names[0]] = None  # keeps the frame's height for constant checks
+    frame = pl.from_arrow(arrow.select(list(wanted)), rechunk=False)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
 def _compile(checks: Sequence[Expectation], schema: pa.Schema, where: str
              ) -> tuple[list[pl.Expr], list[pl.Expr], list[int]]:
     """Mask expressions, aggregate expressions, and how many aggregates each table check has."""
@@ -127,10 +143,14 @@ def apply_checks(table: pa.Table | pl.DataFrame, checks: Sequence[Expectation], 
     arrow = _as_arrow(table, where)
     n_rows = arrow.num_rows
     schema = arrow.schema
-    frame = pl.from_arrow(arrow, rechunk=False)
-    assert isinstance(frame, pl.DataFrame)
+    frame = _frame(arrow, checks)
     masks, aggs, widths = _compile(checks, schema, where)
     mask_frame, agg_frame = _evaluate(frame, masks, aggs, checks, where)
+    if masks and mask_frame.height != n_rows:
+        raise ExpectationDefinitionError(
+            f"{where}: a row-level expectation gave {mask_frame.height} values for {n_rows} rows; "
+            f"a sql_expression must refer to at least one column."
+        )
     counts = mask_frame.sum().row(0) if masks else ()
     agg_values = agg_frame.row(0) if aggs else ()
 

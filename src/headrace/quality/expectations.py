@@ -81,6 +81,10 @@ class Expectation:
 class RowExpectation(Expectation):
     """An expectation judged row by row; its failing rows can be quarantined."""
 
+    def used_columns(self) -> list[str]:
+        """Columns the expectation reads (only these are handed to Polars)."""
+        return [self.column] if self.column else []
+
     def failing(self, schema: pa.Schema) -> pl.Expr:
         """A boolean expression, true where the row fails (never null)."""
         raise NotImplementedError
@@ -97,6 +101,10 @@ class TableExpectation(Expectation):
     """An expectation judged on the whole table (counts, statistics, schema)."""
 
     row_level: ClassVar[bool] = False
+
+    def used_columns(self) -> list[str]:
+        """Columns the aggregates read (only these are handed to Polars)."""
+        return [self.column] if self.column else []
 
     def aggregates(self, schema: pa.Schema) -> list[pl.Expr]:
         """Aggregate expressions this expectation needs (evaluated in one select)."""
@@ -140,6 +148,9 @@ class NotNull(RowExpectation):
 class Unique(RowExpectation):
     columns: tuple[str, ...]
     kind: ClassVar[str] = "unique"
+
+    def used_columns(self) -> list[str]:
+        return list(self.columns)
 
     def failing(self, schema: pa.Schema) -> pl.Expr:
         for name in self.columns:
@@ -264,6 +275,9 @@ class Relationships(RowExpectation):
 class SqlExpression(RowExpectation):
     expression: str
     kind: ClassVar[str] = "sql_expression"
+
+    def used_columns(self) -> list[str]:
+        return pl.sql_expr(self.expression).meta.root_names()
 
     def failing(self, schema: pa.Schema) -> pl.Expr:
         # A null result passes, as in dbt's expression_is_true (WHERE NOT (expr)).
