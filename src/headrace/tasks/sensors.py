@@ -1,0 +1,202 @@
+"""Sensors: tasks that wait for a file, a SQL condition or another pipeline's run.
+
+A sensor pokes its condition every ``poke_interval`` until it holds or ``timeout``
+has passed since the first poke. Semantics:
+
+- the condition holds: the task succeeds; its result is what the poke returned
+  (matched paths, the SQL value, the upstream run id);
+- the timeout passes: :class:`SensorTimeout`, a ScheduleError marked **terminal** —
+  a retry would only restart the wait, so the task fails without retrying;
+- a poke raises (database down, permission denied): the error propagates and the
+  task's retry policy applies (a :class:`~headrace.errors.TransientError` is retried).
+
+Mode ``"poke"`` keeps the worker slot while waiting (sleeping between pokes).
+Mode ``"reschedule"`` (free the slot between pokes) needs the engine to requeue a
+task without counting an attempt; the engine does not offer that yet, so asking for
+it is a DefinitionError rather than a silent fallback.
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from headrace.errors import DefinitionError, ScheduleError, TerminalError
+from headrace.pipeline import Context, Task
+from headrace.pipeline.policy import as_timedelta
+from headrace.tasks.sql import Parameters, bind_values, run_sql
+from headrace.tasks.template import context_values, placeholders, render
+
+__all__ = ["SensorTimeout", "file_sensor", "pipeline_sensor", "sensor_task", "sql_sensor"]
+
+MODES = ("poke", "reschedule")
+
+
+class SensorTimeout(ScheduleError, TerminalError):
+    """A sensor's condition did not hold within its timeout (not retried)."""
+
+
+class UpstreamRunFailed(ScheduleError, TerminalError):
+    """The run a pipeline sensor waits for finished in failure."""
+
+
+def _no_quote(value: str) -> str:
+    return value
+
+
+def sensor_task(
+    poke: Callable[[Context], Any],
+    *,
+    task_id: str,
+    poke_interval: timedelta | float = 60.0,
+    timeout: timedelta | float = timedelta(hours=24),
+    mode: str = "poke",
+    description: str = "condition",
+    **options: Any,
+) -> Task[..., Any]:
+    """A task that waits until ``poke(ctx)`` returns a truthy value.
+
+    Args:
+        poke: checks the condition once; a truthy return ends the wait and is the result.
+        task_id: the task's name.
+        poke_interval: wait between pokes (timedelta or seconds).
+        timeout: give up after this long (timedelta or seconds): SensorTimeout.
+        mode: ``"poke"`` (see module docstring for ``"reschedule"``).
+        description: what is awaited, for messages.
+        options: task policies passed to ``@task``.
+    """
+    what = f"sensor {task_id!r}"
+    interval = as_timedelta(poke_interval, f"{what}: poke_interval") or timedelta(0)
+    limit = as_timedelta(timeout, f"{what}: timeout") or timedelta(0)
+    if mode not in MODES:
+        from headrace.errors import did_you_mean
+
+        raise DefinitionError(
+            f"{what}: unknown mode {mode!r}; known: poke, reschedule." + did_you_mean(mode, MODES)
+        )
+    if mode == "reschedule":
+        raise DefinitionError(
+            f"{what}: mode='reschedule' needs the engine to requeue a waiting task without "
+            "holding a worker slot, which this headrace version does not support yet; use mode='poke'."
+        )
+    if interval <= timedelta(0):
+        raise DefinitionError(f"{what}: poke_interval must be positive, got {interval}")
+
+    def wait(ctx: Context) -> Any:
+        started = time.monotonic()
+        pokes = 0
+        while True:
+            pokes += 1
+            result = poke(ctx)
+            if result:
+                ctx.log.info("%s: %s holds after %d poke(s)", what, description, pokes)
+                return result
+            waited = time.monotonic() - started
+            if waited >= limit.total_seconds():
+                raise SensorTimeout(
+                    f"{what} of pipeline {ctx.pipeline!r} (run {ctx.run_id}, {ctx.ds}) timed out "
+                    f"after {timedelta(seconds=round(waited))} and {pokes} poke(s) waiting for "
+                    f"{description}; raise its timeout or check why it never happened."
+                )
+            ctx.progress(waited, limit.total_seconds(), f"waiting for {description}")
+            time.sleep(min(interval.total_seconds(), max(limit.total_seconds() - waited, 0.0)))
+
+    wait.__name__ = wait.__qualname__ = task_id
+    wait.__doc__ = f"Wait for {description}"
+    return Task(wait, task_id=task_id, **options)
+
+
+def file_sensor(pattern: str | Path, *, task_id: str, **options: Any) -> Task[..., Any]:
+    """Wait until a file or glob (templated: ``/data/in/{{ ds }}/*.csv``) matches.
+
+    Returns:
+        A Task whose result is the sorted list of matching paths.
+
+    Example:
+        >>> ready = file_sensor("/data/in/orders_{{ ds_nodash }}.csv", task_id="wait_orders", poke_interval=30)
+    """
+    template = str(pattern)
+    what = f"sensor {task_id!r}"
+    placeholders(template, what=what)
+
+    def poke(ctx: Context) -> list[str]:
+        # A path is not shell: values go in as they are, no quoting.
+        path = render(template, context_values(ctx), what=what, quote=_no_quote)
+        return sorted(glob.glob(path))
+
+    return sensor_task(poke, task_id=task_id, description=f"files matching {template!r}", **options)
+
+
+def sql_sensor(
+    sql: str, *, conn: str, task_id: str, parameters: Parameters | None = None, **options: Any
+) -> Task[..., Any]:
+    """Wait until the first column of the first row of ``sql`` is truthy.
+
+    ``sql`` binds ``:ds``, ``:data_interval_start`` ... like :func:`~headrace.tasks.sql.sql_task`.
+
+    Example:
+        >>> loaded = sql_sensor("SELECT count(*) FROM orders WHERE day = :ds", conn="crm", task_id="orders_loaded")
+    """
+    what = f"sensor {task_id!r}"
+
+    def poke(ctx: Context) -> Any:
+        result = run_sql(conn, sql, bind_values(ctx, parameters), settings=ctx.settings, what=what)
+        if not isinstance(result, pa.Table) or result.num_rows == 0 or result.num_columns == 0:
+            return None
+        return result.column(0)[0].as_py()
+
+    return sensor_task(poke, task_id=task_id, description=f"SQL condition on {conn!r}", **options)
+
+
+def pipeline_sensor(
+    pipeline: str,
+    *,
+    task_id: str,
+    offset: timedelta = timedelta(0),
+    fail_on_failed: bool = True,
+    **options: Any,
+) -> Task[..., Any]:
+    """Wait until pipeline ``pipeline``'s run for this run's logical date (minus ``offset``) succeeded.
+
+    Args:
+        pipeline: the other pipeline's name.
+        task_id: the task's name.
+        offset: look at the run ``offset`` earlier (different schedules).
+        fail_on_failed: fail at once (UpstreamRunFailed) when that run failed, instead of
+            waiting for a rerun until the timeout.
+        options: poke_interval, timeout and task policies.
+
+    Returns:
+        A Task whose result is the awaited run's id.
+    """
+    what = f"sensor {task_id!r}"
+
+    def poke(ctx: Context) -> str | None:
+        from headrace.state import open_store
+        from headrace.state.base import RunState
+
+        target: datetime = ctx.logical_date - offset
+        store = open_store(ctx.settings.state_url)
+        try:
+            run = store.find_run(pipeline, target)
+        finally:
+            store.close()
+        if run is None:
+            return None
+        if run.state == RunState.FAILED and fail_on_failed:
+            raise UpstreamRunFailed(
+                f"{what} of pipeline {ctx.pipeline!r}: the run {run.run_id} of pipeline "
+                f"{pipeline!r} for {target.isoformat()} failed; resume it (`headrace resume "
+                f"{run.run_id}`) and rerun this task."
+            )
+        return run.run_id if run.state == RunState.SUCCESS else None
+
+    return sensor_task(
+        poke, task_id=task_id, description=f"pipeline {pipeline!r} run to succeed", **options
+    )

@@ -1,0 +1,133 @@
+"""Sensors: files, SQL conditions, other pipelines' runs; poke interval and timeout."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from headrace.errors import DefinitionError, ScheduleError, TerminalError
+from headrace.state import open_store
+from headrace.state.base import RunState
+from headrace.tasks import (
+    SensorTimeout,
+    UpstreamRunFailed,
+    file_sensor,
+    pipeline_sensor,
+    sql_sensor,
+)
+
+
+def test_file_sensor_waits_for_the_days_file(tmp_path: Path, make_ctx):
+    target = tmp_path / "in" / "orders_20240102.csv"
+    sensor = file_sensor(
+        str(tmp_path / "in" / "orders_{{ ds_nodash }}.csv"),
+        task_id="wait_orders",
+        poke_interval=0.05,
+        timeout=10,
+    )
+    ctx, log = make_ctx()
+    timer = threading.Timer(0.3, lambda: (target.parent.mkdir(), target.write_text("id\n1\n")))
+    timer.start()
+    started = time.monotonic()
+    try:
+        assert sensor.fn(ctx) == [str(target)]
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started >= 0.25  # it really waited for the file
+    assert any("holds after" in line for line in log.lines)
+
+
+def test_sensor_timeout_is_terminal_schedule_error(tmp_path: Path, make_ctx):
+    sensor = file_sensor(
+        str(tmp_path / "never_*.csv"), task_id="never", poke_interval=0.05, timeout=0.3
+    )
+    ctx, _ = make_ctx()
+    started = time.monotonic()
+    with pytest.raises(
+        SensorTimeout, match=r"sensor 'never' of pipeline 'customer_etl' .*timed out"
+    ) as info:
+        sensor.fn(ctx)
+    elapsed = time.monotonic() - started
+    assert 0.25 <= elapsed < 5
+    assert isinstance(info.value, ScheduleError) and isinstance(info.value, TerminalError)
+
+
+def test_sql_sensor_on_duckdb(tmp_path: Path, make_ctx):
+    import duckdb
+
+    db = tmp_path / "wh.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE loads (day VARCHAR)")
+    sensor = sql_sensor(
+        "SELECT count(*) FROM loads WHERE day = :ds",
+        conn="wh",
+        task_id="loaded",
+        poke_interval=0.05,
+        timeout=10,
+    )
+    ctx, _ = make_ctx(connections={"wh": f"duckdb:///{db}"})
+
+    def land() -> None:
+        with duckdb.connect(str(db)) as con:
+            con.execute("INSERT INTO loads VALUES ('2024-01-01'), ('2024-01-02')")
+
+    timer = threading.Timer(0.3, land)
+    timer.start()
+    try:
+        assert sensor.fn(ctx) == 1
+    finally:
+        timer.cancel()
+
+
+def _store_with_run(ctx, pipeline: str, state: RunState, logical_date: datetime):
+    store = open_store(ctx.settings.state_url)
+    run, _ = store.create_run(
+        pipeline, logical_date, logical_date, logical_date + timedelta(days=1)
+    )
+    store.update_run(run.run_id, state=state)
+    return store, run
+
+
+def test_pipeline_sensor_waits_for_the_same_interval(make_ctx):
+    ctx, _ = make_ctx()
+    store, run = _store_with_run(ctx, "extract_crm", RunState.RUNNING, ctx.logical_date)
+    # another day's success must not count
+    other, _ = store.create_run(
+        "extract_crm", ctx.logical_date - timedelta(days=1), ctx.logical_date, ctx.logical_date
+    )
+    store.update_run(other.run_id, state=RunState.SUCCESS)
+    sensor = pipeline_sensor("extract_crm", task_id="wait_crm", poke_interval=0.05, timeout=10)
+    timer = threading.Timer(0.3, lambda: store.update_run(run.run_id, state=RunState.SUCCESS))
+    timer.start()
+    try:
+        assert sensor.fn(ctx) == run.run_id
+    finally:
+        timer.cancel()
+        store.close()
+
+
+def test_pipeline_sensor_fails_fast_when_upstream_failed(make_ctx):
+    ctx, _ = make_ctx()
+    store, run = _store_with_run(ctx, "extract_crm", RunState.FAILED, ctx.logical_date)
+    store.close()
+    sensor = pipeline_sensor("extract_crm", task_id="wait_crm", poke_interval=0.05, timeout=10)
+    with pytest.raises(UpstreamRunFailed, match=f"headrace resume {run.run_id}"):
+        sensor.fn(ctx)
+
+
+def test_sensor_definition_errors():
+    with pytest.raises(DefinitionError, match="reschedule"):
+        file_sensor("/tmp/x", task_id="s", mode="reschedule")
+    with pytest.raises(DefinitionError, match="Did you mean 'poke'"):
+        file_sensor("/tmp/x", task_id="s", mode="pokee")
+    with pytest.raises(DefinitionError, match="poke_interval must be positive"):
+        file_sensor("/tmp/x", task_id="s", poke_interval=0)
+
+
+def test_logical_date_is_utc_aware(make_ctx):
+    ctx, _ = make_ctx()
+    assert ctx.logical_date.tzinfo is UTC

@@ -1,0 +1,80 @@
+"""Shell tasks: templating with the run context, quoting, exit codes, logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from headrace.errors import DefinitionError
+from headrace.tasks import CommandError, render, shell_task
+
+
+def test_brief_cleanup_pattern_removes_only_this_days_files(tmp_path: Path, make_ctx):
+    staging = tmp_path / "staging_area"
+    staging.mkdir()
+    for name in (
+        "customers_2024-01-02.parquet",
+        "customers_2024-01-02.tmp",
+        "customers_2024-01-03.parquet",
+    ):
+        (staging / name).write_text("x")
+    cleanup = shell_task(f"rm -rf {staging}/customers_{{{{ ds }}}}*", task_id="cleanup_temp_files")
+    ctx, _ = make_ctx()
+    cleanup.fn(ctx)
+    assert sorted(p.name for p in staging.iterdir()) == ["customers_2024-01-03.parquet"]
+
+
+def test_substituted_values_cannot_become_shell_syntax(tmp_path: Path, make_ctx):
+    marker = tmp_path / "pwned"
+    task = shell_task("printf '%s\\n' {{ params.name }}", task_id="echo")
+    ctx, log = make_ctx(params={"name": f"x; touch {marker}; $(touch {marker})"})
+    out = task.fn(ctx)
+    assert not marker.exists()
+    assert out == f"x; touch {marker}; $(touch {marker})"
+    assert f"x; touch {marker}; $(touch {marker})" in log.lines
+
+
+def test_context_values_and_environment(make_ctx):
+    task = shell_task(
+        'echo {{ ds }} {{ ds_nodash }} {{ data_interval_start }} {{ run_id }} "$HEADRACE_DS"',
+        task_id="show",
+    )
+    ctx, _ = make_ctx()
+    assert task.fn(ctx) == "2024-01-02 20240102 2024-01-02T02:00:00+00:00 run_01 2024-01-02"
+
+
+def test_failing_command_names_task_code_and_output(make_ctx):
+    task = shell_task("echo about to fail; echo oops >&2; exit 3", task_id="boom")
+    ctx, log = make_ctx()
+    with pytest.raises(
+        CommandError, match=r"shell task 'boom' of pipeline 'customer_etl' .*code 3"
+    ) as info:
+        task.fn(ctx)
+    assert info.value.exit_code == 3
+    assert "oops" in info.value.output_tail
+    assert "about to fail" in log.lines and "oops" in log.lines
+
+
+def test_unknown_placeholder_fails_at_definition_with_suggestion():
+    with pytest.raises(DefinitionError, match=r"unknown placeholder .*Did you mean 'ds'"):
+        shell_task("echo {{ dss }}", task_id="x")
+    with pytest.raises(DefinitionError, match="not supported"):
+        shell_task("echo {{ ds | upper }}", task_id="x")
+
+
+def test_unknown_param_names_known_params(make_ctx):
+    task = shell_task("echo {{ params.ful_refresh }}", task_id="p")
+    ctx, _ = make_ctx(params={"full_refresh": True})
+    with pytest.raises(DefinitionError, match="Did you mean 'full_refresh'"):
+        task.fn(ctx)
+
+
+def test_render_quotes_each_value():
+    assert render("a {{ params.x }}", {"params": {"x": "it's"}}, what="t") == "a 'it'\"'\"'s'"
+
+
+def test_task_options_pass_through():
+    task = shell_task("true", task_id="quick", retries=2, timeout=30, pool="shell")
+    assert task.task_id == "quick" and task.retries.attempts == 3 and task.pool == "shell"
+    assert task.timeout is not None and task.timeout.total_seconds() == 30
