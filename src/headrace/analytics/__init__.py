@@ -15,4 +15,13 @@ from headrace.analytics.export import ExportInfo
 from headrace.analytics.profile import ColumnProfile, Histogram, Profile
 from headrace.analytics.result import Result
 
-__all__ = ["Analyzer", "ColumnProfile", "ExportInfo", "Histogram", "Profile", "Relation", "Result", "Summary"]
+__all__ = [
+    "Analyzer",
+    "ColumnProfile",
+    "ExportInfo",
+    "Histogram",
+    "Profile",
+    "Relation",
+    "Result",
+    "Summary",
+]

@@ -55,7 +55,8 @@ class Summary:
             return self.columns[column]
         except KeyError:
             raise AnalyticsError(
-                f"Column {column!r} is not in the summary of {self.table!r}." + did_you_mean(column, self.columns)
+                f"Column {column!r} is not in the summary of {self.table!r}."
+                + did_you_mean(column, self.columns)
             ) from None
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,7 +68,9 @@ def _check_metric(name: str) -> None:
     if name not in _METRICS and not _PERCENTILE.match(name):
         known = [*_METRICS, "p50", "p95", "p99"]
         raise AnalyticsError(
-            f"Unknown metric {name!r}." + did_you_mean(name, known) + f" Known: {', '.join(known)}, or pNN for a percentile."
+            f"Unknown metric {name!r}."
+            + did_you_mean(name, known)
+            + f" Known: {', '.join(known)}, or pNN for a percentile."
         )
 
 
@@ -97,11 +100,18 @@ def _run(analyzer: Analyzer, sql: str, params: list[Any] | None, what: str) -> A
 
 
 def aggregate(
-    analyzer: Analyzer, table: TableRef, columns: Sequence[str] | None, metrics: Sequence[str] | None
+    analyzer: Analyzer,
+    table: TableRef,
+    columns: Sequence[str] | None,
+    metrics: Sequence[str] | None,
 ) -> Summary:
     """Compute ``metrics`` of ``columns`` in one pass; see :meth:`Analyzer.aggregate`."""
     rel = analyzer.resolve(table)
-    types = analyzer.check_columns(table, list(columns)) if columns is not None else analyzer.columns(table)
+    types = (
+        analyzer.check_columns(table, list(columns))
+        if columns is not None
+        else analyzer.columns(table)
+    )
     wanted = list(metrics) if metrics is not None else list(DEFAULT_AGGREGATES)
     for metric in wanted:
         _check_metric(metric)
@@ -115,7 +125,9 @@ def aggregate(
                 slots.append((column, metric))
     # Aliases are generated (a0, a1...) so no user text is needed as an alias.
     select = ", ".join(f"{e} AS a{i}" for i, e in enumerate(exprs))
-    row = _run(analyzer, f"SELECT {select} FROM {rel.sql}", None, f"Aggregating {rel.display!r}").fetchall()[0]
+    row = _run(
+        analyzer, f"SELECT {select} FROM {rel.sql}", None, f"Aggregating {rel.display!r}"
+    ).fetchall()[0]
     summary = Summary(table=rel.display, rows=int(row[0]), columns={c: {} for c in types})
     for (column, metric), value in zip(slots, row[1:], strict=True):
         summary.columns[column][metric] = value
@@ -169,7 +181,9 @@ def group_by(
     if not keys:
         raise AnalyticsError(f"group_by on {rel.display!r} needs at least one grouping column.")
     if not pairs:
-        raise AnalyticsError(f"group_by on {rel.display!r} needs at least one metric, such as 'count'.")
+        raise AnalyticsError(
+            f"group_by on {rel.display!r} needs at least one metric, such as 'count'."
+        )
     types = analyzer.check_columns(table, [*keys, *[c for _, c in pairs if c is not None]])
     select = [quote_ident(k) for k in keys]
     outputs = list(keys)
@@ -177,7 +191,9 @@ def group_by(
     for metric, column in pairs:
         if column is None:
             if metric != "count":
-                raise AnalyticsError(f"Metric {metric!r} needs a column; only 'count' works on '*'.")
+                raise AnalyticsError(
+                    f"Metric {metric!r} needs a column; only 'count' works on '*'."
+                )
             expr, out = "count(*)", "count"
         else:
             kind = type_kind(types[column])
@@ -216,7 +232,9 @@ def group_by(
             raise AnalyticsError(f"limit must be 0 or more, got {limit}.")
         sql += " LIMIT ?"
         params = [int(limit)]
-    arrow = _run(analyzer, sql, params, f"Grouping {rel.display!r} by {', '.join(keys)}").to_arrow_table()
+    arrow = _run(
+        analyzer, sql, params, f"Grouping {rel.display!r} by {', '.join(keys)}"
+    ).to_arrow_table()
     return Result(arrow)
 
 
@@ -235,7 +253,9 @@ def percentiles(
         raise AnalyticsError("percentiles needs at least one value between 0 and 100.")
     for p in points:
         if not 0 <= p <= 100:
-            raise AnalyticsError(f"Percentile {p!r} is outside 0..100 (for column {column!r} in {rel.display!r}).")
+            raise AnalyticsError(
+                f"Percentile {p!r} is outside 0..100 (for column {column!r} in {rel.display!r})."
+            )
     fractions = [float(p) / 100 for p in points]
     func = "approx_quantile" if approximate else "quantile_cont"
     # DECIMAL and HUGEINT go through DOUBLE: DuckDB's quantiles interpolate in floating point.
@@ -244,7 +264,9 @@ def percentiles(
         col = f"CAST({col} AS DOUBLE)"
     list_type = "FLOAT[]" if approximate else "DOUBLE[]"
     sql = f"SELECT {func}({col}, ?::{list_type}) FROM {rel.sql}"
-    values = _run(analyzer, sql, [fractions], f"Percentiles of {column!r} in {rel.display!r}").fetchall()[0][0]
+    values = _run(
+        analyzer, sql, [fractions], f"Percentiles of {column!r} in {rel.display!r}"
+    ).fetchall()[0][0]
     if values is None:
         values = [None] * len(points)
     return {f"p{p:g}": v for p, v in zip(points, values, strict=True)}

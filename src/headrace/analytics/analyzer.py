@@ -21,7 +21,13 @@ import pyarrow as pa
 
 from headrace.analytics import aggregate as agg
 from headrace.analytics.aggregate import Summary
-from headrace.analytics.loaders import FORMATS, arrow_reader, format_for_path, native_load
+from headrace.analytics.loaders import (
+    FORMATS,
+    arrow_reader,
+    default_table_name,
+    format_for_path,
+    native_load,
+)
 from headrace.analytics.result import Result
 from headrace.analytics.sql import quote_qualified
 from headrace.errors import AnalyticsError, did_you_mean
@@ -89,7 +95,9 @@ class Analyzer:
     ) -> None:
         in_memory = path is None or str(path) == ":memory:"
         if in_memory and read_only:
-            raise AnalyticsError("read_only=True needs a database file; an in-memory database is always writable.")
+            raise AnalyticsError(
+                "read_only=True needs a database file; an in-memory database is always writable."
+            )
         if not in_memory and read_only and not Path(str(path)).exists():
             raise AnalyticsError(
                 f"Database file {str(path)!r} does not exist; check the path "
@@ -115,7 +123,12 @@ class Analyzer:
                     " Another process (a running pipeline?) holds the file open for writing; "
                     "retry when it finishes."
                 )
-            raise AnalyticsError(f"Cannot open DuckDB database {self.location!r}: {exc}.{hint}") from exc
+            raise AnalyticsError(
+                f"Cannot open DuckDB database {self.location!r}: {exc}.{hint}"
+            ) from exc
+        # The progress bar is enabled only so query_progress() reports; DuckDB's own
+        # printing stays off (the CLI draws a Rich bar instead).
+        self._con.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false")
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -134,6 +147,11 @@ class Analyzer:
     def connection(self) -> duckdb.DuckDBPyConnection:
         """The underlying DuckDB connection, for what this class does not cover."""
         return self._con
+
+    def progress(self) -> float | None:
+        """Percent done of the query running now (from another thread), or ``None``."""
+        value = self._con.query_progress()
+        return None if value < 0 else float(value)
 
     # -- catalog ---------------------------------------------------------------
 
@@ -175,14 +193,18 @@ class Analyzer:
         for want in wanted:
             found = [r for r in relations if _matches(r, want)]
             # Temporary objects shadow stored ones, as in DuckDB's own lookup.
-            found.sort(key=lambda r: (r.database != "temp", r.database != current_db, r.schema != "main"))
+            found.sort(
+                key=lambda r: (r.database != "temp", r.database != current_db, r.schema != "main")
+            )
             if found:
                 return found[0]
         shown = ".".join(table) if isinstance(table, tuple) else table
         known = [r.display for r in relations]
         listing = ", ".join(repr(k) for k in known[:10]) or "none"
         raise AnalyticsError(
-            f"Unknown table {shown!r} in {self.location}." + did_you_mean(shown, known) + f" Known tables: {listing}."
+            f"Unknown table {shown!r} in {self.location}."
+            + did_you_mean(shown, known)
+            + f" Known tables: {listing}."
         )
 
     def columns(self, table: TableRef) -> dict[str, str]:
@@ -220,13 +242,20 @@ class Analyzer:
         return getattr(self, f"load_{fmt}")(path, table, **kwargs)  # type: ignore[no-any-return]
 
     def load_csv(
-        self, path: str | Path, table: str | None = None, *, view: bool = False, replace: bool = False, **options: Any
+        self,
+        path: str | Path,
+        table: str | None = None,
+        *,
+        view: bool = False,
+        replace: bool = False,
+        **options: Any,
     ) -> str:
         """Load a CSV file (DuckDB ``read_csv``; header, delimiter and types detected).
 
         Args:
             path: file path or glob.
-            table: name of the table or view; the file's stem by default.
+            table: name of the table or view; by default the file name without its
+                extensions (``sales.csv.gz`` gives ``sales``).
             view: create a view that reads the file at each query instead of a table.
             replace: replace an existing table or view of that name.
             options: ``read_csv`` options such as ``header=True``, ``delim=";"``,
@@ -238,24 +267,42 @@ class Analyzer:
         return self._native("csv", path, table, view, replace, options)
 
     def load_parquet(
-        self, path: str | Path, table: str | None = None, *, view: bool = False, replace: bool = False, **options: Any
+        self,
+        path: str | Path,
+        table: str | None = None,
+        *,
+        view: bool = False,
+        replace: bool = False,
+        **options: Any,
     ) -> str:
         """Load Parquet (a file, a glob or a hive-partitioned folder's glob); see :meth:`load_csv`."""
         return self._native("parquet", path, table, view, replace, options)
 
     def load_json(
-        self, path: str | Path, table: str | None = None, *, view: bool = False, replace: bool = False, **options: Any
+        self,
+        path: str | Path,
+        table: str | None = None,
+        *,
+        view: bool = False,
+        replace: bool = False,
+        **options: Any,
     ) -> str:
         """Load JSON: an array of objects or newline-delimited (NDJSON), detected; see :meth:`load_csv`."""
         return self._native("json", path, table, view, replace, options)
 
-    def load_avro(self, path: str | Path, table: str | None = None, *, replace: bool = False) -> str:
+    def load_avro(
+        self, path: str | Path, table: str | None = None, *, replace: bool = False
+    ) -> str:
         """Load an Avro file as a table (through Polars' Avro reader; logical types kept)."""
-        return self.load_arrow(arrow_reader("avro", path), table or Path(path).stem, replace=replace)
+        return self.load_arrow(
+            arrow_reader("avro", path), table or default_table_name(path), replace=replace
+        )
 
     def load_orc(self, path: str | Path, table: str | None = None, *, replace: bool = False) -> str:
         """Load an ORC file as a table, one stripe at a time (``pyarrow.orc``)."""
-        return self.load_arrow(arrow_reader("orc", path), table or Path(path).stem, replace=replace)
+        return self.load_arrow(
+            arrow_reader("orc", path), table or default_table_name(path), replace=replace
+        )
 
     def load_arrow(
         self,
@@ -275,7 +322,7 @@ class Analyzer:
             The name of the table created.
         """
         if isinstance(source, str | Path):
-            name = table or Path(source).stem
+            name = table or default_table_name(source)
             data: Any = arrow_reader("arrow", source)
         else:
             if table is None:
@@ -298,11 +345,26 @@ class Analyzer:
         return name
 
     def _native(
-        self, fmt: str, path: str | Path, table: str | None, view: bool, replace: bool, options: Mapping[str, Any]
+        self,
+        fmt: str,
+        path: str | Path,
+        table: str | None,
+        view: bool,
+        replace: bool,
+        options: Mapping[str, Any],
     ) -> str:
-        name = table or Path(path).stem.split(".")[0]
+        name = table or default_table_name(path)
         self._check_new_name(name, replace)
-        native_load(self._con, fmt, path, name, view=view, replace=replace, temp=self.read_only, options=options)
+        native_load(
+            self._con,
+            fmt,
+            path,
+            name,
+            view=view,
+            replace=replace,
+            temp=self.read_only,
+            options=options,
+        )
         return name
 
     def _temp(self) -> str:
@@ -343,7 +405,10 @@ class Analyzer:
         return Result(table)
 
     def stream(
-        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None, batch_size: int = 131_072
+        self,
+        sql: str,
+        params: Sequence[Any] | Mapping[str, Any] | None = None,
+        batch_size: int = 131_072,
     ) -> Iterator[pa.RecordBatch]:
         """Run a query and yield its rows as Arrow record batches, holding one batch at a time."""
         try:
@@ -356,7 +421,10 @@ class Analyzer:
     # -- summaries -------------------------------------------------------------
 
     def aggregate(
-        self, table: TableRef, columns: Sequence[str] | None = None, metrics: Sequence[str] | None = None
+        self,
+        table: TableRef,
+        columns: Sequence[str] | None = None,
+        metrics: Sequence[str] | None = None,
     ) -> Summary:
         """Summary statistics of chosen columns in one pass.
 
@@ -400,7 +468,9 @@ class Analyzer:
         Returns:
             One row per group: the group columns, then ``count`` and ``<metric>_<column>``.
         """
-        return agg.group_by(self, table, by, metrics, on=on, order_by=order_by, descending=descending, limit=limit)
+        return agg.group_by(
+            self, table, by, metrics, on=on, order_by=order_by, descending=descending, limit=limit
+        )
 
     def percentiles(
         self,

@@ -13,7 +13,14 @@ import duckdb
 from headrace.analytics.sql import quote_ident
 from headrace.errors import AnalyticsError, did_you_mean
 
-EXPORT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
+EXPORT_FORMATS = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".json": "json",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+}
 # Codec names go into COPY options as keywords, so only these are accepted.
 CODECS = {
     "parquet": ("zstd", "snappy", "gzip", "lz4", "brotli", "uncompressed"),
@@ -47,7 +54,11 @@ def _format_for(path: Path, fmt: str | None) -> str:
     if fmt is not None:
         fmt = fmt.lower()
         if fmt not in CODECS:
-            raise AnalyticsError(f"Unknown export format {fmt!r}." + did_you_mean(fmt, CODECS) + f" Known: {', '.join(CODECS)}.")
+            raise AnalyticsError(
+                f"Unknown export format {fmt!r}."
+                + did_you_mean(fmt, CODECS)
+                + f" Known: {', '.join(CODECS)}."
+            )
         return fmt
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] in (".gz", ".zst"):
@@ -93,13 +104,17 @@ def export_relation(
     chosen = (codec or DEFAULT_CODEC[fmt]).lower()
     if chosen not in CODECS[fmt]:
         raise AnalyticsError(
-            f"Codec {chosen!r} is not available for {fmt}." + did_you_mean(chosen, CODECS[fmt]) + f" Known: {', '.join(CODECS[fmt])}."
+            f"Codec {chosen!r} is not available for {fmt}."
+            + did_you_mean(chosen, CODECS[fmt])
+            + f" Known: {', '.join(CODECS[fmt])}."
         )
     if partition_by and fmt != "parquet":
         raise AnalyticsError(f"partition_by works with Parquet only; exporting {what!r} as {fmt}.")
     if out.exists():
         if not overwrite:
-            raise AnalyticsError(f"{str(out)!r} already exists; pass overwrite=True to replace it (exporting {what!r}).")
+            raise AnalyticsError(
+                f"{str(out)!r} already exists; pass overwrite=True to replace it (exporting {what!r})."
+            )
         # Removed first so no file of an earlier export survives next to the new ones.
         if out.is_dir():
             shutil.rmtree(out)
@@ -114,7 +129,9 @@ def export_relation(
     elif fmt == "csv":
         options = [f"FORMAT csv, HEADER true, COMPRESSION {chosen}"]
     else:
-        options = [f"FORMAT json, ARRAY {'true' if fmt == 'json' else 'false'}, COMPRESSION {chosen}"]
+        options = [
+            f"FORMAT json, ARRAY {'true' if fmt == 'json' else 'false'}, COMPRESSION {chosen}"
+        ]
     bound: list[Any] | dict[str, Any]
     if isinstance(params, Mapping):
         # Named parameters: the path gets a name no user query is likely to use.

@@ -48,6 +48,18 @@ _OPTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }  # fmt: skip
 
 
+def default_table_name(path: str | Path) -> str:
+    """The name a loaded file gets: its file name without format and compression extensions."""
+    name = Path(path).name
+    while True:
+        stem, dot, ext = name.rpartition(".")
+        if not (
+            dot and stem and (f".{ext.lower()}" in FORMATS or ext.lower() in ("gz", "zst", "gzip"))
+        ):
+            return name
+        name = stem
+
+
 def format_for_path(path: str | Path) -> str:
     """The format of a file from its extension (``x.csv.gz`` is CSV); unknown ones raise."""
     suffixes = [s.lower() for s in Path(path).suffixes]
@@ -69,7 +81,9 @@ def _check_exists(path: str | Path) -> str:
         return text  # globs and remote URLs are for DuckDB to resolve
     p = Path(text)
     if not p.exists():
-        raise AnalyticsError(f"File {text!r} not found (working directory {Path.cwd()}); check the path.")
+        raise AnalyticsError(
+            f"File {text!r} not found (working directory {Path.cwd()}); check the path."
+        )
     # Absolute, so a view stored in a database file still works from another directory.
     return str(p.resolve())
 
@@ -79,13 +93,17 @@ def _check_options(fmt: str, options: Mapping[str, Any]) -> None:
     for key, value in options.items():
         if key not in allowed:
             raise AnalyticsError(
-                f"Unknown {fmt} option {key!r}." + did_you_mean(key, allowed) + f" Known: {', '.join(sorted(allowed))}."
+                f"Unknown {fmt} option {key!r}."
+                + did_you_mean(key, allowed)
+                + f" Known: {', '.join(sorted(allowed))}."
             )
         # bool is an int subclass: refuse it where an int is wanted and vice versa.
         expected = allowed[key]
         ok = isinstance(value, expected) and not (isinstance(value, bool) and expected is int)
         if not ok:
-            raise AnalyticsError(f"{fmt} option {key!r} has the wrong type {type(value).__name__} ({value!r}).")
+            raise AnalyticsError(
+                f"{fmt} option {key!r} has the wrong type {type(value).__name__} ({value!r})."
+            )
 
 
 def _literal(value: Any) -> str:
@@ -127,14 +145,19 @@ def native_load(
     try:
         if view:
             args = "".join(f", {k} := {_literal(v)}" for k, v in options.items())
-            con.execute(f"{head} {quote_ident(name)} AS SELECT * FROM {reader}({quote_literal(source)}{args})")
+            con.execute(
+                f"{head} {quote_ident(name)} AS SELECT * FROM {reader}({quote_literal(source)}{args})"
+            )
         else:
             args = "".join(f", {k} := ?" for k in options)
             con.execute(
-                f"{head} {quote_ident(name)} AS SELECT * FROM {reader}(?{args})", [source, *options.values()]
+                f"{head} {quote_ident(name)} AS SELECT * FROM {reader}(?{args})",
+                [source, *options.values()],
             )
     except duckdb.Error as exc:
-        raise AnalyticsError(f"Loading {fmt} file {str(path)!r} into {name!r} failed: {exc}") from exc
+        raise AnalyticsError(
+            f"Loading {fmt} file {str(path)!r} into {name!r} failed: {exc}"
+        ) from exc
 
 
 def arrow_reader(fmt: str, path: str | Path) -> pa.RecordBatchReader | pa.Table:
@@ -163,7 +186,9 @@ def arrow_reader(fmt: str, path: str | Path) -> pa.RecordBatchReader | pa.Table:
     except AnalyticsError:
         raise
     except Exception as exc:  # each library raises its own error types
-        raise AnalyticsError(f"Reading {fmt} file {str(path)!r} failed: {type(exc).__name__}: {exc}") from exc
+        raise AnalyticsError(
+            f"Reading {fmt} file {str(path)!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     raise AnalyticsError(f"No Arrow reader for format {fmt!r}.")
 
 

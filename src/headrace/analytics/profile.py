@@ -91,12 +91,15 @@ class Profile:
         from headrace.errors import did_you_mean
 
         raise AnalyticsError(
-            f"Column {name!r} is not in the profile of {self.table!r}." + did_you_mean(name, [c.name for c in self.columns])
+            f"Column {name!r} is not in the profile of {self.table!r}."
+            + did_you_mean(name, [c.name for c in self.columns])
         )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (dates, decimals and bytes become strings)."""
-        return _jsonable({"table": self.table, "rows": self.rows, "columns": [asdict(c) for c in self.columns]})
+        return _jsonable(
+            {"table": self.table, "rows": self.rows, "columns": [asdict(c) for c in self.columns]}
+        )
 
 
 def _jsonable(value: Any) -> Any:
@@ -127,7 +130,12 @@ EXACT_DISTINCT_ROWS = 1_000_000
 
 
 def profile_table(
-    analyzer: Analyzer, table: TableRef, *, top: int = 5, bins: int = 20, exact_distinct: bool | None = None
+    analyzer: Analyzer,
+    table: TableRef,
+    *,
+    top: int = 5,
+    bins: int = 20,
+    exact_distinct: bool | None = None,
 ) -> Profile:
     """Profile every column of ``table``; see :meth:`Analyzer.profile`."""
     if top < 0 or bins < 1:
@@ -154,11 +162,18 @@ def profile_table(
             target = f"CAST({col} AS DOUBLE)" if kind == "numeric" else col
             wanted += [("quartiles", f"approx_quantile({target}, [0.25, 0.5, 0.75])")]
         if top and kind in ("boolean", "string", "numeric", "temporal"):
-            wanted += [("top", f"approx_top_k({col}, {int(top)})")]
+            # More candidates than shown, counted exactly in pass 2, so the ones
+            # shown are the true most frequent unless the data is nearly uniform.
+            wanted += [("top", f"approx_top_k({col}, {int(top) * 4})")]
         for stat, expr in wanted:
             exprs.append(expr)
             slots.append((i, stat))
-    first = _fetch_one(con, f"SELECT {', '.join(f'{e} AS a{j}' for j, e in enumerate(exprs))} FROM {rel.sql}", [], rel.display)
+    first = _fetch_one(
+        con,
+        f"SELECT {', '.join(f'{e} AS a{j}' for j, e in enumerate(exprs))} FROM {rel.sql}",
+        [],
+        rel.display,
+    )
     rows = int(first[0])
     stats: list[dict[str, Any]] = [{} for _ in types]
     for (i, stat), value in zip(slots, first[1:], strict=True):
@@ -166,7 +181,8 @@ def profile_table(
 
     # Pass 2: exact counts of the candidate top values, histograms, exact distinct counts.
     exact = exact_distinct if exact_distinct is not None else rows <= EXACT_DISTINCT_ROWS
-    exprs, params, slots = [], [], []
+    exprs, slots = [], []
+    params: list[Any] = []
     for i, (name, ctype) in enumerate(types.items()):
         col, kind, s = quote_ident(name), type_kind(ctype), stats[i]
         if exact:
@@ -184,12 +200,19 @@ def profile_table(
             width = (hi - lo) / bins if hi > lo else 0.0
             s["_bins"] = (lo, width, bins if width else 1)
             value = _numeric_expr(col, kind)
-            index = f"least(CAST(floor(({value} - ?) / ?) AS INTEGER), {bins - 1})" if width else "0"
+            index = (
+                f"least(CAST(floor(({value} - ?) / ?) AS INTEGER), {bins - 1})" if width else "0"
+            )
             exprs.append(f"histogram({index}) FILTER (WHERE {col} IS NOT NULL)")
             params += [lo, width] if width else []
             slots.append((i, "histogram"))
     if exprs:
-        second = _fetch_one(con, f"SELECT {', '.join(f'{e} AS a{j}' for j, e in enumerate(exprs))} FROM {rel.sql}", params, rel.display)
+        second = _fetch_one(
+            con,
+            f"SELECT {', '.join(f'{e} AS a{j}' for j, e in enumerate(exprs))} FROM {rel.sql}",
+            params,
+            rel.display,
+        )
         for (i, stat), value in zip(slots, second, strict=True):
             stats[i][stat] = value if stat == "distinct" else value or {}
 
@@ -199,8 +222,9 @@ def profile_table(
         count = int(s["count"])
         counts: dict[Any, int] = s.get("top_counts", {})
         top_values = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:top]
-        if top_values and top_values[0][1] == 1 and count > len(top_values):
-            top_values = []  # every value is unique: a list of arbitrary ones would mislead
+        if count > top:
+            # A value seen once is not "frequent": listing arbitrary unique ones would mislead.
+            top_values = [(v, c) for v, c in top_values if c > 1]
         columns.append(
             ColumnProfile(
                 name=name, type=ctype, kind=kind, count=count, nulls=rows - count,
@@ -215,7 +239,9 @@ def profile_table(
     return Profile(table=rel.display, rows=rows, columns=columns)
 
 
-def _fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], table: str) -> tuple[Any, ...]:
+def _fetch_one(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], table: str
+) -> tuple[Any, ...]:
     try:
         return con.sql(sql, params=params or None).fetchall()[0]
     except duckdb.Error as exc:
@@ -229,9 +255,9 @@ def _as_number(value: Any, kind: str) -> float:
                 value = value.astimezone(dt.UTC).replace(tzinfo=None)
             return (value - dt.datetime(1970, 1, 1)) / dt.timedelta(microseconds=1)
         if isinstance(value, dt.date):
-            return (dt.datetime(value.year, value.month, value.day) - dt.datetime(1970, 1, 1)) / dt.timedelta(
-                microseconds=1
-            )
+            return (
+                dt.datetime(value.year, value.month, value.day) - dt.datetime(1970, 1, 1)
+            ) / dt.timedelta(microseconds=1)
         if isinstance(value, dt.time):
             return (value.hour * 3600 + value.minute * 60 + value.second) * 1e6 + value.microsecond
     return float(value)
@@ -244,7 +270,11 @@ def _histogram(stats: dict[str, Any], kind: str) -> Histogram:
     edges_num = [lo + b * width for b in range(nbins + 1)]
     if kind == "temporal":
         stamps = [dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=e) for e in edges_num]
-        edges: Sequence[Any] = [s.time() for s in stamps] if isinstance(stats["min"], dt.time) else stamps
+        edges: Sequence[Any] = stamps
+        if isinstance(stats["min"], dt.time):
+            edges = [s.time() for s in stamps]
+        elif not isinstance(stats["min"], dt.datetime):  # DATE columns
+            edges = [s.date() for s in stamps]
     else:
         edges = edges_num
     return Histogram(edges=list(edges), counts=counts)

@@ -1,5 +1,253 @@
-"""headrace CLI commands of this part; registered on import."""
+"""``headrace query`` and ``headrace profile``: DuckDB analytics from the command line.
+
+Both open the pipeline warehouse (``.headrace/warehouse.duckdb``) read-only when it
+exists, so they are safe to run next to a pipeline; files given on the command line
+become temporary views named after the file.
+"""
 
 from __future__ import annotations
 
-from headrace.cli.app import app  # noqa: F401
+import csv
+import functools
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from headrace.analytics import Analyzer
+from headrace.analytics.loaders import format_for_path
+from headrace.analytics.report import format_value, sparkline, write_html
+from headrace.cli.app import app, console, err_console
+from headrace.config import Settings
+from headrace.errors import AnalyticsError
+
+T = TypeVar("T")
+WAREHOUSE_FILE = "warehouse.duckdb"
+_NATIVE = ("csv", "parquet", "json")  # formats DuckDB reads itself, so they can be views
+
+
+def find_warehouse(target: str | None, settings: Settings) -> Path | None:
+    """The warehouse file to open, or ``None`` for an in-memory database.
+
+    Args:
+        target: ``--warehouse``: a ``.duckdb`` file, a pipeline project folder or its
+            ``.headrace`` folder; ``None`` for the current project's warehouse if any.
+        settings: the settings of the current directory.
+
+    Returns:
+        The file, or ``None`` when no target was given and no warehouse exists yet.
+    """
+    if target is None:
+        default = settings.home / WAREHOUSE_FILE
+        return default if default.exists() else None
+    path = Path(target)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        candidates = [path / WAREHOUSE_FILE, Settings.from_env(cwd=path).home / WAREHOUSE_FILE]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        looked = ", ".join(str(c) for c in candidates)
+        raise AnalyticsError(
+            f"No warehouse in folder {target!r}: looked for {looked}. Has the pipeline run yet?"
+        )
+    raise AnalyticsError(
+        f"Warehouse {target!r} not found: give a .duckdb file or a pipeline project folder."
+    )
+
+
+def open_analyzer(warehouse: str | None, files: list[Path]) -> tuple[Analyzer, list[str]]:
+    """An analyzer on the warehouse (read-only) with ``files`` loaded; also the names they got.
+
+    CSV, Parquet and JSON become views (nothing is copied); Avro, ORC and Arrow, which
+    DuckDB cannot read itself, become temporary tables.
+    """
+    found = find_warehouse(warehouse, Settings.from_env())
+    analyzer = Analyzer(found, read_only=True) if found is not None else Analyzer()
+    names: list[str] = []
+    try:
+        for path in files:
+            if format_for_path(path) in _NATIVE:
+                names.append(analyzer.load(path, view=True))
+            else:
+                load: Callable[[], str] = functools.partial(analyzer.load, path)
+                names.append(with_progress(analyzer, f"loading {path.name}", load))
+    except BaseException:
+        analyzer.close()
+        raise
+    return analyzer, names
+
+
+def with_progress(analyzer: Analyzer, description: str, work: Callable[[], T]) -> T:
+    """Run ``work`` in a thread; past half a second, show DuckDB's progress as a Rich bar on stderr."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(0.5)
+    if thread.is_alive() and err_console.is_terminal:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=err_console, transient=True) as bar:
+            task = bar.add_task(description, total=100)
+            while thread.is_alive():
+                done = analyzer.progress()
+                if done is not None:
+                    bar.update(task, completed=done)
+                time.sleep(0.1)
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
+
+
+def _json_default(value: Any) -> Any:
+    return str(value)
+
+
+@app.command("query")
+def query_command(
+    sql: Annotated[str, typer.Argument(help="SQL to run; use ? placeholders with --param.")],
+    file: Annotated[
+        list[Path] | None,
+        typer.Option("--file", "-f", help="File to query as a view named after it (repeatable)."),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param", "-p", help="Value for the next ? placeholder, as text (repeatable)."
+        ),
+    ] = None,
+    output: Annotated[str, typer.Option("--format", help="Output: table, csv or json.")] = "table",
+    warehouse: Annotated[
+        str | None,
+        typer.Option("--warehouse", "-w", help="Warehouse .duckdb file or pipeline folder."),
+    ] = None,
+    max_rows: Annotated[
+        int, typer.Option("--max-rows", help="Rows shown in table format (csv/json print all).")
+    ] = 100,
+) -> None:
+    """Run SQL over the warehouse and files; print a table, CSV or JSON."""
+    if output not in ("table", "csv", "json"):
+        raise AnalyticsError(f"Unknown --format {output!r}: use table, csv or json.")
+    params = list(param or []) or None
+    analyzer, _ = open_analyzer(warehouse, list(file or []))
+    with analyzer:
+        if output == "table":
+            result = with_progress(analyzer, "query", lambda: analyzer.query(sql, params))
+            table = Table(show_lines=False, header_style="bold")
+            for name in result.columns:
+                table.add_column(name, overflow="fold")
+            for row in result.rows()[:max_rows]:
+                table.add_row(*(format_value(v, 60) for v in row))
+            console.print(table)
+            more = len(result) - max_rows
+            err_console.print(
+                f"{len(result):,} rows"
+                + (f" ({more:,} not shown; use --max-rows or --format csv)" if more > 0 else "")
+            )
+            return
+        # Machine formats stream batch by batch, so a large result is never held whole.
+        batches = analyzer.stream(sql, params)
+        first = True
+        if output == "csv":
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            for batch in batches:
+                if first:
+                    writer.writerow(batch.schema.names)
+                    first = False
+                columns = [c.to_pylist() for c in batch.columns]
+                writer.writerows(zip(*columns, strict=True))
+            return
+        sys.stdout.write("[")
+        for batch in batches:
+            for row in batch.to_pylist():
+                sys.stdout.write(
+                    ("\n" if first else ",\n")
+                    + json.dumps(row, default=_json_default, ensure_ascii=False)
+                )
+                first = False
+        sys.stdout.write("\n]\n")
+
+
+@app.command("profile")
+def profile_command(
+    target: Annotated[
+        str,
+        typer.Argument(help="Data file (CSV, Parquet, JSON, Avro, ORC, Arrow) or warehouse table."),
+    ],
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML report here.")
+    ] = None,
+    output: Annotated[str, typer.Option("--format", help="Output: table or json.")] = "table",
+    warehouse: Annotated[
+        str | None,
+        typer.Option("--warehouse", "-w", help="Warehouse .duckdb file or pipeline folder."),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", help="Most frequent values shown per column.")] = 5,
+    bins: Annotated[int, typer.Option("--bins", help="Histogram bins.")] = 20,
+) -> None:
+    """Profile every column of a file or table: type, nulls, distinct, min/max, top values, histogram."""
+    if output not in ("table", "json"):
+        raise AnalyticsError(f"Unknown --format {output!r}: use table or json.")
+    path = Path(target)
+    files = [path] if path.is_file() else []
+    analyzer, names = open_analyzer(warehouse, files)
+    with analyzer:
+        name = names[0] if names else target
+        profile = with_progress(
+            analyzer, f"profiling {name}", lambda: analyzer.profile(name, top=top, bins=bins)
+        )
+    if output == "json":
+        sys.stdout.write(json.dumps(profile.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    else:
+        table = Table(
+            title=f"{profile.table}: {profile.rows:,} rows",
+            header_style="bold",
+            title_justify="left",
+        )
+        for heading in ("column", "type", "nulls", "distinct", "min", "max"):
+            table.add_column(heading, overflow="fold")
+        # The histogram keeps one character per bin, never wrapped; top values may be cut.
+        table.add_column(
+            "histogram / top values",
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=min(bins, 24),
+            max_width=max(bins, 30),
+        )
+        for col in profile.columns:
+            if col.histogram is not None:
+                shape = sparkline(col.histogram.counts)
+            else:
+                total = col.count or 1
+                shape = " · ".join(
+                    f"{format_value(v, 16)} {c / total:.0%}" for v, c in col.top_values
+                )
+            table.add_row(
+                col.name, col.type, f"{col.null_share:.1%}",
+                f"{col.distinct:,}" + ("" if col.distinct_exact else "~"),
+                format_value(col.min, 20), format_value(col.max, 20), shape,
+            )  # fmt: skip
+        console.print(table)
+    if html is not None:
+        written = write_html(profile, html)
+        err_console.print(f"HTML report written to {written}")
