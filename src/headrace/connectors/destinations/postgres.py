@@ -67,9 +67,9 @@ class PostgresDestination(SqlDestination):
             return cur.fetchall()
 
     def _exec_count(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> int:
-        with conn.cursor() as cur:
-            cur.execute(sql, list(params) if params else None)
-            return max(cur.rowcount, 0)
+        # ADBC reports no row count for statements with bound parameters
+        counted = f"WITH _hr_touched AS ({sql} RETURNING 1) SELECT count(*) FROM _hr_touched"
+        return int(self._exec(conn, counted, params)[0][0])
 
     def _begin(self, conn: Any) -> None:
         pass  # ADBC connections run with autocommit off: a transaction is always open

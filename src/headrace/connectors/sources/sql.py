@@ -168,6 +168,13 @@ def _cast_overrides(batch: pa.RecordBatch, types: dict[str, pa.DataType], where:
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
+def _rechunk(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Zero-copy slices of at most ``rows`` rows (drivers size their batches in bytes)."""
+    for batch in batches:
+        for offset in range(0, batch.num_rows, rows):
+            yield batch.slice(offset, rows)
+
+
 def _override_schema(schema: pa.Schema, types: dict[str, pa.DataType]) -> pa.Schema:
     return pa.schema(
         [pa.field(f.name, types.get(f.name, f.type)) for f in schema]
@@ -218,7 +225,7 @@ class _PostgresReader:
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
-                for batch in reader:
+                for batch in _rechunk(reader, src.batch_rows):
                     yield _cast_overrides(batch, src.types, where)
             finally:
                 cur.close()
@@ -273,7 +280,7 @@ class _MySQLReader:
                     f"Reading {src.name} from MySQL {src.conn.masked} failed: {_clean(exc, src.conn)}"
                 ) from None
             return _override_schema(reader.schema, src.types), (
-                _cast_overrides(b, src.types, where) for b in reader
+                _cast_overrides(b, src.types, where) for b in _rechunk(reader, src.batch_rows)
             )
         return _pymysql_stream(src, sql, bound, where)
 

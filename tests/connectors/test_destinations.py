@@ -1,0 +1,141 @@
+"""Destinations against a real DuckDB file and a real PostgreSQL: one contract, both backends."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from connector_helpers import HOSTILE_COLUMN, HOSTILE_TABLE
+
+from headrace.connectors import Checkpoint, Interval, WriteMode
+from headrace.connectors.destinations.base import check_columns
+from headrace.errors import ConnectorError
+
+D = dt.datetime(2024, 5, 1)
+
+
+def rows(dest, table: str, order: str = "id") -> list[dict]:
+    return dest.query(f'SELECT * FROM {dest.q(table)} ORDER BY "{order}"').to_pylist()
+
+
+def people(ids: list[int], name: str = "n") -> pa.Table:
+    return pa.table(
+        {
+            "id": ids,
+            "name": [f"{name}{i}" for i in ids],
+            "day": [D + dt.timedelta(days=i) for i in ids],
+        }
+    )
+
+
+def test_append_creates_then_appends(destination):
+    r1 = destination.write(people([1, 2]), "t")
+    r2 = destination.write(pl.from_arrow(people([3])), "t")  # Polars in, string_view etc.
+    assert (r1.rows_loaded, r2.rows_loaded) == (2, 1)
+    assert [r["id"] for r in rows(destination, "t")] == [1, 2, 3]
+
+
+def test_replace_swaps_whole_table_and_schema(destination):
+    destination.write(people([1, 2, 3]), "t")
+    destination.write(pa.table({"id": [9], "other": ["x"]}), "t", mode="replace")
+    assert rows(destination, "t") == [{"id": 9, "other": "x"}]
+
+
+def test_replace_partition_deletes_interval_only(destination):
+    destination.write(people([1, 2, 3, 4]), "t")
+    part = Interval("day", D + dt.timedelta(days=2), D + dt.timedelta(days=4))
+    result = destination.write(people([2, 3], name="new"), "t", mode="replace_partition", partition=part)
+    assert result.rows_replaced == 2
+    assert [(r["id"], r["name"]) for r in rows(destination, "t")] == [
+        (1, "n1"), (2, "new2"), (3, "new3"), (4, "n4")
+    ]
+    # a rerun of the same interval leaves the same rows: no duplicates
+    destination.write(people([2, 3], name="new"), "t", mode="replace_partition", partition=part)
+    assert len(rows(destination, "t")) == 4
+    with pytest.raises(ConnectorError, match="outside"):
+        destination.write(people([1]), "t", mode="replace_partition", partition=part)
+
+
+def test_merge_upserts_on_keys(destination):
+    destination.write(people([1, 2, 3]), "t", mode="merge", keys=["id"])
+    result = destination.write(people([2, 4], name="v2_"), "t", mode="merge", keys=["id"])
+    assert (result.rows_loaded, result.rows_replaced) == (2, 1)
+    assert [(r["id"], r["name"]) for r in rows(destination, "t")] == [
+        (1, "n1"), (2, "v2_2"), (3, "n3"), (4, "v2_4")
+    ]
+
+
+def test_merge_dedupes_by_order_column_and_refuses_bad_keys(destination):
+    data = pa.table({"id": [1, 1, 2], "v": ["old", "new", "x"], "ts": [1, 5, 1]})
+    with pytest.raises(ConnectorError, match=r"appears 2 times.*dedupe_order_by"):
+        destination.write(data, "t", mode="merge", keys=["id"])
+    destination.write(data, "t", mode="merge", keys=["id"], dedupe_order_by="ts")
+    assert [(r["id"], r["v"]) for r in rows(destination, "t")] == [(1, "new"), (2, "x")]
+    with pytest.raises(ConnectorError, match="null key"):
+        destination.write(pa.table({"id": [None, 3], "v": ["a", "b"], "ts": [1, 1]}), "t",
+                          mode="merge", keys=["id"])
+    with pytest.raises(ConnectorError, match="key 'idd'.*Did you mean 'id'"):
+        destination.write(data, "t", mode="merge", keys=["idd"])
+
+
+def test_schema_evolution_adds_columns_and_names_incompatible_ones(destination):
+    destination.write(people([1]), "t")
+    destination.write(pa.table({"id": [2], "name": ["b"], "score": [1.5]}), "t")
+    got = rows(destination, "t")
+    assert got[0]["score"] is None and got[1]["score"] == 1.5 and got[1]["day"] is None
+    with pytest.raises(ConnectorError, match=r"Table 't', column 'name'.*cannot hold"):
+        destination.write(pa.table({"id": [3], "name": [D]}), "t")
+    assert len(rows(destination, "t")) == 2  # the failed write changed nothing
+
+
+def test_type_compatibility_rules():
+    assert check_columns("t", {"a": "BIGINT"}, {"a": "integer", "b": "TEXT"}) == [("b", "TEXT")]
+    assert check_columns("t", {"a": "DOUBLE"}, {"a": "BIGINT"}) == []
+    with pytest.raises(ConnectorError, match="column 'a'"):
+        check_columns("t", {"a": "BIGINT"}, {"a": "VARCHAR"})
+
+
+def test_metadata_columns_quarantine_and_checkpoint_commit_together(destination):
+    bad = pa.table({"id": [7], "email": ["nope"], "_reason": ["email: invalid"]})
+    result = destination.write(
+        people([1, 2]), "t", mode="merge", keys=["id"], metadata=True, quarantine=bad,
+        checkpoint=Checkpoint("pipe", "src", D), load_id="load-1",
+    )
+    assert (result.rows_loaded, result.rows_quarantined) == (2, 1)
+    got = rows(destination, "t")
+    assert {r["_hr_load_id"] for r in got} == {"load-1"} and got[0]["_hr_loaded_at"] is not None
+    q = destination.query(f"SELECT * FROM {destination.q('t_quarantine')}").to_pylist()
+    assert q[0]["_reason"] == "email: invalid" and q[0]["_hr_load_id"] == "load-1"
+    ckpt = destination.checkpoint("pipe", "src")
+    assert ckpt.value == D and ckpt.load_id == "load-1"
+    assert destination.checkpoint("pipe", "other") is None
+
+
+def test_same_load_id_is_applied_once(destination):
+    first = destination.write(people([1, 2]), "t", load_id="run-1:load")
+    again = destination.write(people([1, 2]), "t", load_id="run-1:load")
+    assert not first.already_loaded and again.already_loaded and again.rows_loaded == 2
+    assert len(rows(destination, "t")) == 2
+
+
+def test_failed_write_leaves_table_and_checkpoint_unchanged(destination):
+    destination.write(people([1]), "t", checkpoint=Checkpoint("p", "s", 1))
+    with pytest.raises(ConnectorError):
+        destination.write(pa.table({"id": ["not a number"]}), "t", checkpoint=Checkpoint("p", "s", 2))
+    assert len(rows(destination, "t")) == 1
+    assert destination.checkpoint("p", "s").value == 1
+
+
+def test_hostile_table_and_column_names(destination):
+    data = pa.table({HOSTILE_COLUMN: ["x'); DROP TABLE t; --"], "id": [1]})
+    destination.write(data, HOSTILE_TABLE, mode="merge", keys=[HOSTILE_COLUMN])
+    destination.write(data, HOSTILE_TABLE, mode="merge", keys=[HOSTILE_COLUMN])
+    got = destination.query(f"SELECT * FROM {destination.q(HOSTILE_TABLE)}").to_pylist()
+    assert got == [{HOSTILE_COLUMN: "x'); DROP TABLE t; --", "id": 1}]
+
+
+def test_unknown_mode_suggests():
+    with pytest.raises(ConnectorError, match="Did you mean 'merge'"):
+        WriteMode.parse("merg")
