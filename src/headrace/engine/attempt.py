@@ -1,0 +1,270 @@
+"""One attempt of one task, wherever it runs: arguments, context, capture, staging, checks.
+
+Executors call :func:`run_attempt` (in the driving process or in a worker); it never
+raises for a task failure, it returns an :class:`Outcome` saying what happened.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
+
+from headrace.config import Settings
+from headrace.engine.staging import (
+    ResultTypeError,
+    load_result,
+    read_quarantine,
+    result_path,
+    stage_value,
+    table_format,
+    to_arrow,
+    write_table,
+)
+from headrace.errors import DefinitionError, QualityError, TerminalError, did_you_mean
+from headrace.executors.base import Outcome, ResultRef, WorkItem
+from headrace.pipeline import Context, Pipeline, Task
+from headrace.pipeline.graph import TaskRef
+
+TASK_LOGGER = "headrace.task"
+# Task loggers log at INFO even when the root logger stays at WARNING.
+logging.getLogger(TASK_LOGGER).setLevel(logging.INFO)
+_HOST = socket.gethostname()
+_FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+class Sink(Protocol):
+    """Where a running attempt sends its log lines and progress."""
+
+    def log(self, text: str) -> None: ...
+
+    def progress(self, done: float, total: float | None, message: str | None) -> None: ...
+
+
+class TaskTimeout(BaseException):
+    """Raised inside an in-process attempt by SIGALRM when its timeout passes.
+
+    A BaseException (like KeyboardInterrupt) so a task's ``except Exception`` cannot swallow it.
+    """
+
+
+class _CaptureHandler(logging.Handler):
+    def __init__(self, sink: Sink) -> None:
+        super().__init__(logging.DEBUG)
+        self.sink = sink
+        self.setFormatter(_FORMAT)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.sink.log(self.format(record))
+        except Exception:  # pragma: no cover - logging must never break a task
+            self.handleError(record)
+
+
+class _LineWriter(io.TextIOBase):
+    """A text stream that sends whole lines to the sink (task stdout/stderr)."""
+
+    def __init__(self, sink: Sink, prefix: str) -> None:
+        self.sink, self.prefix, self.buffer_text = sink, prefix, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.buffer_text += text
+        if "\n" in self.buffer_text:
+            *lines, self.buffer_text = self.buffer_text.split("\n")
+            for line in lines:
+                self.sink.log(self.prefix + line)
+        return len(text)
+
+    def drain(self) -> None:
+        if self.buffer_text:
+            self.sink.log(self.prefix + self.buffer_text)
+            self.buffer_text = ""
+
+
+@contextmanager
+def capture(sink: Sink) -> Iterator[None]:
+    """Send logging records and stdout/stderr written during the block to ``sink``."""
+    handler = _CaptureHandler(sink)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    out, err = sys.stdout, sys.stderr
+    out_writer, err_writer = _LineWriter(sink, ""), _LineWriter(sink, "[stderr] ")
+    sys.stdout, sys.stderr = out_writer, err_writer
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
+        out_writer.drain()
+        err_writer.drain()
+        root.removeHandler(handler)
+
+
+@contextmanager
+def alarm(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`TaskTimeout` in the main thread after ``seconds`` (best effort).
+
+    Only Python code is interrupted: a call blocked inside C code (a long query)
+    finishes first. Off the main thread nothing is enforced here.
+    """
+    usable = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def _expired(signum: int, frame: Any) -> None:
+        raise TaskTimeout()
+
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout: bool = False) -> Outcome:
+    """Run one attempt of ``item`` and report how it ended.
+
+    Args:
+        item: what to run.
+        pipeline: the pipeline the task belongs to (found by the executor).
+        sink: receives log lines and progress while the task runs.
+        soft_timeout: enforce ``item.timeout`` with SIGALRM (in-process executor);
+            process workers are killed from outside instead.
+    """
+    started = datetime.now(UTC)
+    outcome = Outcome(
+        item.task_id, item.map_index, item.attempt, ok=False, started_at=started, pid=os.getpid(), hostname=_HOST
+    )
+    task = pipeline.tasks.get(item.task_id)
+    if task is None:
+        outcome.error = (
+            f"pipeline {pipeline.name!r} has no task {item.task_id!r} any more; was the file changed "
+            "since the run started?" + did_you_mean(item.task_id, pipeline.tasks)
+        )
+        outcome.error_kind, outcome.retryable = "DefinitionError", False
+        return _ended(outcome)
+    run = item.run
+    staging = Path(run.staging_dir)
+    ctx = Context(
+        run_id=run.run_id,
+        pipeline=run.pipeline,
+        task_id=item.task_id,
+        logical_date=run.logical_date,
+        data_interval_start=run.data_interval_start,
+        data_interval_end=run.data_interval_end,
+        settings=Settings(home=Path(run.home), state_url="", connections=run.connections),
+        staging_dir=staging,
+        map_index=item.map_index,
+        attempt=item.attempt,
+        params=dict(run.params),
+        log=logging.getLogger(f"{TASK_LOGGER}.{run.pipeline}.{item.task_id}"),
+        report_progress=sink.progress,
+        load_quarantine=partial(_quarantine_of, pipeline, staging),
+    )
+    try:
+        with capture(sink), alarm(item.timeout if soft_timeout else None):
+            args, kwargs = _arguments(task, item)
+            if task.context_param is not None:
+                kwargs[task.context_param] = ctx
+            value = task.fn(*args, **kwargs)
+            _finish(value, task, item, staging, outcome)
+    except TaskTimeout:
+        outcome.error = f"task {item.task_id!r} exceeded its timeout of {item.timeout:g} s"
+        outcome.error_kind = "timeout"
+    except (KeyboardInterrupt, GeneratorExit):
+        raise
+    except BaseException as exc:  # SystemExit from a task is a task failure too
+        sink.log("".join(traceback.format_exception(exc)).rstrip())
+        outcome.ok = False
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        outcome.error_kind = type(exc).__name__
+        outcome.retryable = not isinstance(exc, TerminalError | QualityError)
+    return _ended(outcome)
+
+
+def _ended(outcome: Outcome) -> Outcome:
+    outcome.ended_at = datetime.now(UTC)
+    return outcome
+
+
+def _arguments(task: Task[Any, Any], item: WorkItem) -> tuple[list[Any], dict[str, Any]]:
+    """The task's call arguments with upstream results loaded in place of TaskRefs."""
+    loaded: dict[str, Any] = {}
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, TaskRef):
+            if value.task_id not in loaded:
+                loaded[value.task_id] = load_result(item.inputs[value.task_id])
+            return loaded[value.task_id]
+        if isinstance(value, list | tuple):
+            return type(value)(resolve(v) for v in value)
+        if isinstance(value, dict):
+            return {k: resolve(v) for k, v in value.items()}
+        return value
+
+    args = [resolve(a) for a in task.args]
+    kwargs = {k: resolve(v) for k, v in task.kwargs.items()}
+    if task.map_param is not None:
+        assert item.map_input is not None, "an element of a mapped task always gets its input"
+        kwargs[task.map_param] = load_result(item.map_input)
+    return args, kwargs
+
+
+def _finish(value: Any, task: Task[Any, Any], item: WorkItem, staging: Path, outcome: Outcome) -> None:
+    """Check (if the task has checks) and stage the returned value into ``outcome``."""
+    path = result_path(staging, item.task_id, item.map_index)
+    where = dict(pipeline=item.run.pipeline, task_id=item.task_id)
+    if not task.checks:
+        outcome.result, outcome.rows = stage_value(value, path, **where)
+        outcome.ok = True
+        return
+    from headrace.engine.checks import apply_task_checks
+
+    fmt = table_format(value)
+    if fmt is None:
+        raise ResultTypeError(
+            f"pipeline {item.run.pipeline!r}, task {item.task_id!r}: has checks but returned "
+            f"{type(value).__name__}, not a table"
+        )
+    quarantine = result_path(staging, item.task_id, item.map_index, "quarantine.parquet")
+    quarantine.unlink(missing_ok=True)  # from an earlier attempt
+    checked = apply_task_checks(
+        to_arrow(value, fmt), task.checks, pipeline=item.run.pipeline, task=item.task_id, run_id=item.run.run_id
+    )
+    outcome.checks = checked.records
+    if checked.quarantined is not None and checked.quarantined.num_rows:
+        write_table(checked.quarantined, "arrow", quarantine)
+    if checked.failure is not None:
+        raise checked.failure
+    outcome.rows = write_table(checked.passed, "arrow", path)
+    outcome.result = ResultRef("table", path=str(path), format=fmt)
+    outcome.ok = True
+
+
+def _quarantine_of(pipeline: Pipeline, staging: Path, task_id: str) -> Any:
+    if task_id not in pipeline.tasks:
+        raise DefinitionError(
+            f"pipeline {pipeline.name!r} has no task {task_id!r} to read quarantined rows from."
+            + did_you_mean(task_id, pipeline.tasks)
+        )
+    return read_quarantine(staging, task_id)

@@ -1,0 +1,357 @@
+"""Carrying out one run: the task-instance state machine.
+
+One :class:`Drive` owns one run while it executes. It keeps a mirror of the run's task
+instances in memory (the store is written, never re-read), batches every state change
+of a scheduling step into one ``update_task_instances`` transaction, and hands ready
+tasks to the executor.
+
+States of a task instance::
+
+    queued ──▶ running ──▶ success
+      │           │──▶ up_for_retry ──(delay)──▶ running
+      │           └──▶ failed ──▶ downstream: upstream_failed
+      └──▶ upstream_failed / skipped   (decided by the trigger rule)
+
+A mapped task has one parent instance (map_index -1) that is ``running`` while its
+elements (map_index 0..n-1) run, and ends ``success`` when all of them succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from headrace.engine import trigger
+from headrace.engine.clock import Clock
+from headrace.engine.result import HOSTNAME, ref_from_record
+from headrace.engine.staging import staging_dir
+from headrace.executors.base import Event, Executor, Outcome, ResultRef, RunInfo, TaskKey, WorkItem
+from headrace.pipeline import Pipeline
+from headrace.pipeline.graph import TaskRef, find_refs
+from headrace.state.base import RunRecord, StateStore, TaskInstanceRecord, TaskState
+
+log = logging.getLogger("headrace.engine")
+
+_RESET = (TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.RUNNING, TaskState.UP_FOR_RETRY)
+
+
+class Drive:
+    """Executes one run of ``pipeline`` until every task instance has finished.
+
+    Args:
+        store: the state store.
+        pipeline: the pipeline definition.
+        run: the run record (fresh, or resumed: failed and unfinished tasks run again).
+        executor: a started executor.
+        clock: time source; its ``sleep`` waits for retries.
+        emit: receives events after the state they describe is stored (or None).
+        settings_home / connections: what tasks see as ``ctx.settings``.
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        pipeline: Pipeline,
+        run: RunRecord,
+        executor: Executor,
+        clock: Clock,
+        emit: Callable[[Event], None] | None,
+        home: str,
+        connections: dict[str, str],
+        rng: random.Random,
+        wait_slice: float = 1.0,
+    ) -> None:
+        self.store, self.pipeline, self.run, self.executor = store, pipeline, run, executor
+        self.clock, self.emit, self.rng, self.wait_slice = clock, emit, rng, wait_slice
+        self.run_id = run.run_id
+        self.staging = staging_dir(home, pipeline.name, run.run_id)
+        self.info = RunInfo(
+            run_id=run.run_id,
+            pipeline=pipeline.name,
+            logical_date=run.logical_date,
+            data_interval_start=run.data_interval_start,
+            data_interval_end=run.data_interval_end,
+            params=dict(run.params or {}),
+            home=home,
+            connections=dict(connections),
+            staging_dir=str(self.staging),
+        )
+        self.tis: dict[TaskKey, TaskInstanceRecord] = {}
+        self.updates: dict[TaskKey, dict[str, Any]] = {}
+        self.events: list[Event] = []
+        self.candidates: deque[str] = deque()
+        self.ready: deque[TaskKey] = deque()
+        self.in_flight: dict[TaskKey, WorkItem] = {}
+        self.retry_at: dict[TaskKey, datetime] = {}
+        self.first_attempt: dict[TaskKey, int] = {}
+        self.pending_ups: dict[str, int] = {}
+        self.open_children: dict[str, int] = {}
+        self.map_inputs: dict[str, list[ResultRef]] = {}
+        self.refs: dict[str, ResultRef] = {}
+        # Upstream tasks whose results a task reads (not the >>-only ones, not its map source).
+        self.data_ids = {
+            tid: tuple(dict.fromkeys(r.task_id for v in (*t.args, *t.kwargs.values()) for r in find_refs(v)))
+            for tid, t in pipeline.tasks.items()
+        }
+
+    # ------------------------------------------------------------------ set-up
+
+    def prepare(self) -> None:
+        """Load or create the task instances; reset failed/unfinished ones to queued."""
+        keys = [(tid, -1) for tid in self.pipeline.order]
+        for ti in self.store.ensure_task_instances(self.run_id, keys):
+            if ti.task_id in self.pipeline.tasks:  # a task removed from the file since: ignore
+                self.tis[(ti.task_id, ti.map_index)] = ti
+        for key, ti in self.tis.items():
+            self.first_attempt[key] = ti.attempt
+            if ti.state in _RESET:
+                self._set(key, state=TaskState.QUEUED, next_try_at=None, error=None, error_kind=None)
+        for tid in self.pipeline.order:
+            ti = self.tis[(tid, -1)]
+            if ti.state == TaskState.SUCCESS:
+                self.refs[tid] = self._ref_from_store(tid)
+            self.pending_ups[tid] = sum(
+                not TaskState(self.tis[(u, -1)].state).finished for u in self.pipeline.upstream[tid]
+            )
+            if ti.state == TaskState.QUEUED and self.pending_ups[tid] == 0:
+                self.candidates.append(tid)
+
+    def _ref_from_store(self, tid: str) -> ResultRef:
+        children = [ti for (t, i), ti in self.tis.items() if t == tid and i >= 0]
+        return ref_from_record(self.tis[(tid, -1)], children)
+
+    # ------------------------------------------------------------------ main loop
+
+    def execute(self) -> None:
+        """Run the state machine until nothing is left to run."""
+        self.step()
+        while self.in_flight or self.ready or self.retry_at or self.candidates:
+            if not self.in_flight and not self.ready and not self.candidates:
+                due = min(self.retry_at.values())
+                self.clock.sleep((due - self.clock.now()).total_seconds())
+            else:
+                timeout = self.wait_slice
+                if self.retry_at:
+                    until = (min(self.retry_at.values()) - self.clock.now()).total_seconds()
+                    timeout = max(0.0, min(timeout, until))
+                for outcome in self.executor.wait(timeout):
+                    self.finish(outcome)
+            self.step()
+
+    def step(self) -> None:
+        """Promote due retries, decide queued tasks, submit ready ones, write it all at once."""
+        if self.retry_at:
+            now = self.clock.now()
+            for key, due in list(self.retry_at.items()):
+                if due <= now:
+                    del self.retry_at[key]
+                    self.ready.append(key)
+        while self.candidates:
+            self._decide(self.candidates.popleft())
+        capacity = self.executor.capacity
+        while self.ready and len(self.in_flight) < capacity:
+            self._submit(self.ready.popleft())
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the pending state changes in one transaction, then emit their events."""
+        if self.updates:
+            batch = [(self.run_id, tid, mi, fields) for (tid, mi), fields in self.updates.items()]
+            self.updates = {}
+            self.store.update_task_instances(batch)
+        if self.events:
+            events, self.events = self.events, []
+            for event in events:
+                self._emit(event)
+
+    def _emit(self, event: Event) -> None:
+        if self.emit is None:
+            return
+        try:
+            self.emit(event)
+        except Exception:  # a broken live view must not break the run
+            log.exception("on_event callback failed for %s", event)
+
+    def _set(self, key: TaskKey, **fields: Any) -> None:
+        """Change a task instance: in the mirror now, in the store at the next flush."""
+        ti = self.tis[key]
+        for name, value in fields.items():
+            setattr(ti, name, value)
+        pending = self.updates.get(key)
+        if pending is None:
+            self.updates[key] = fields
+        else:
+            pending.update(fields)
+        if "state" in fields and self.emit is not None:
+            self.events.append(
+                Event("task", self.run_id, key[0], key[1], state=str(fields["state"]), attempt=ti.attempt,
+                      error=ti.error)
+            )
+
+    # ------------------------------------------------------------------ deciding
+
+    def _decide(self, tid: str) -> None:
+        task = self.pipeline.tasks[tid]
+        states = [TaskState(self.tis[(u, -1)].state) for u in self.pipeline.upstream[tid]]
+        decision = trigger.decide(task.trigger_rule, states)
+        now = self.clock.now()
+        if decision == trigger.UPSTREAM_FAILED:
+            failed = [u for u, s in zip(self.pipeline.upstream[tid], states, strict=True) if s != TaskState.SUCCESS]
+            self._set((tid, -1), state=TaskState.UPSTREAM_FAILED, ended_at=now,
+                      error=f"upstream task(s) did not succeed: {', '.join(failed)}")
+            self._parent_finished(tid)
+        elif decision == trigger.SKIP:
+            self._set((tid, -1), state=TaskState.SKIPPED, ended_at=now)
+            self._parent_finished(tid)
+        elif task.is_mapped:
+            self._expand(tid, now)
+        else:
+            self.ready.append((tid, -1))
+
+    def _expand(self, tid: str, now: datetime) -> None:
+        """Create the elements of a mapped task (once) and queue the unfinished ones."""
+        task = self.pipeline.tasks[tid]
+        source = task.map_source
+        if isinstance(source, TaskRef):
+            ref = self.refs[source.task_id]
+            if ref.kind == "list":
+                elements = list(ref.items or [])
+            elif ref.kind == "json" and isinstance(ref.value, list):
+                elements = [ResultRef("json", value=v) for v in ref.value]
+            else:
+                self._set((tid, -1), state=TaskState.FAILED, started_at=now, ended_at=now,
+                          error_kind="DefinitionError",
+                          error=f"task {tid!r} maps over the result of {source.task_id!r}, which is "
+                                f"{ref.format or ref.kind}, not a list")
+                self._parent_finished(tid)
+                return
+        else:
+            elements = [ResultRef("json", value=v) for v in source]
+        self.map_inputs[tid] = elements
+        missing = [(tid, i) for i in range(len(elements)) if (tid, i) not in self.tis]
+        if missing:
+            self.flush()  # the store must know earlier changes before it returns records
+            for ti in self.store.ensure_task_instances(self.run_id, missing):
+                key = (ti.task_id, ti.map_index)
+                if key not in self.tis:
+                    self.tis[key] = ti
+        open_keys = [(tid, i) for i in range(len(elements)) if self.tis[(tid, i)].state != TaskState.SUCCESS]
+        self.open_children[tid] = len(open_keys)
+        self._set((tid, -1), state=TaskState.RUNNING, started_at=now, ended_at=None, error=None, error_kind=None)
+        if not open_keys:
+            self._mapped_done(tid, now)
+        self.ready.extend(open_keys)
+
+    # ------------------------------------------------------------------ running
+
+    def _submit(self, key: TaskKey) -> None:
+        tid, mi = key
+        task = self.pipeline.tasks[tid]
+        ti = self.tis[key]
+        attempt = ti.attempt + 1
+        item = WorkItem(
+            run=self.info,
+            pipeline_file=self.pipeline.file,
+            pipeline_module=self.pipeline.module,
+            task_id=tid,
+            map_index=mi,
+            attempt=attempt,
+            inputs={u: self.refs[u] for u in self.data_ids[tid]},
+            map_input=self.map_inputs[tid][mi] if mi >= 0 else None,
+            timeout=task.timeout.total_seconds() if task.timeout is not None else None,
+        )
+        self._set(key, state=TaskState.RUNNING, attempt=attempt, started_at=self.clock.now(), ended_at=None,
+                  next_try_at=None, error=None, error_kind=None, pid=None, hostname=HOSTNAME)
+        self.in_flight[key] = item
+        self.executor.submit(item)
+
+    def finish(self, outcome: Outcome) -> None:
+        """Record how an attempt ended: success, a retry later, or failure."""
+        key = outcome.key
+        item = self.in_flight.pop(key, None)
+        if item is None or item.attempt != outcome.attempt:  # pragma: no cover - stale report
+            log.warning("ignoring outcome of %s attempt %s: not in flight", key, outcome.attempt)
+            return
+        tid, mi = key
+        if outcome.log:
+            self.store.append_log(self.run_id, tid, mi, outcome.attempt, outcome.log)
+        if outcome.checks:
+            self.store.record_check_results(outcome.checks)
+        now = self.clock.now()
+        if outcome.ok:
+            ref = outcome.result or ResultRef("none")
+            self._set(key, state=TaskState.SUCCESS, ended_at=now, result_kind=ref.kind,
+                      result_json={"format": ref.format} if ref.kind == "table" else ref.value,
+                      result_path=ref.path, rows=outcome.rows, pid=outcome.pid, hostname=outcome.hostname)
+            if mi < 0:
+                self.refs[tid] = ref
+            self._instance_finished(key, now)
+            return
+        policy = self.pipeline.tasks[tid].retries
+        tries = outcome.attempt - self.first_attempt.get(key, 0)
+        if outcome.retryable and tries < policy.attempts:
+            due = now + policy.delay_before(tries + 1, self.rng)
+            self._set(key, state=TaskState.UP_FOR_RETRY, ended_at=now, next_try_at=due, error=outcome.error,
+                      error_kind=outcome.error_kind, pid=outcome.pid, hostname=outcome.hostname)
+            self.retry_at[key] = due
+            return
+        self._set(key, state=TaskState.FAILED, ended_at=now, next_try_at=None, error=outcome.error,
+                  error_kind=outcome.error_kind, pid=outcome.pid, hostname=outcome.hostname)
+        self._instance_finished(key, now)
+
+    def _instance_finished(self, key: TaskKey, now: datetime) -> None:
+        tid, mi = key
+        if mi < 0:
+            self._parent_finished(tid)
+            return
+        self.open_children[tid] -= 1
+        if self.open_children[tid] == 0:
+            self._mapped_done(tid, now)
+
+    def _mapped_done(self, tid: str, now: datetime) -> None:
+        """All elements of a mapped task finished: the parent succeeds only if all succeeded."""
+        n = len(self.map_inputs[tid])
+        children = [self.tis[(tid, i)] for i in range(n)]
+        failed = [c for c in children if c.state != TaskState.SUCCESS]
+        if failed:
+            first = failed[0]
+            self._set((tid, -1), state=TaskState.FAILED, ended_at=now, error_kind=first.error_kind,
+                      error=f"{len(failed)} of {n} mapped elements failed; element {first.map_index}: {first.error}")
+        else:
+            self._set((tid, -1), state=TaskState.SUCCESS, ended_at=now, result_kind="mapped",
+                      result_json={"mapped": n}, result_path=None, rows=None)
+            self.refs[tid] = ResultRef("list", items=[ref_from_record(c) for c in children])
+        self._parent_finished(tid)
+
+    def _parent_finished(self, tid: str) -> None:
+        for down in self.pipeline.downstream[tid]:
+            self.pending_ups[down] -= 1
+            if self.pending_ups[down] == 0 and self.tis[(down, -1)].state == TaskState.QUEUED:
+                self.candidates.append(down)
+
+    # ------------------------------------------------------------------ ending
+
+    def abandon(self, kind: str, error: str) -> None:
+        """Mark attempts still in flight as failed (interrupted run, engine failure)."""
+        now = self.clock.now()
+        for key in list(self.in_flight):
+            del self.in_flight[key]
+            self._set(key, state=TaskState.FAILED, ended_at=now, error=error, error_kind=kind)
+        self.flush()
+
+    def failed_tasks(self) -> list[str]:
+        """Tasks that did not end in success or skipped."""
+        return [
+            tid for tid in self.pipeline.order
+            if self.tis[(tid, -1)].state not in (TaskState.SUCCESS, TaskState.SKIPPED)
+        ]
+
+
+def driver_identity() -> dict[str, Any]:
+    """pid and hostname of this process, as stored on a run it drives."""
+    return {"pid": os.getpid(), "hostname": HOSTNAME}

@@ -1,0 +1,168 @@
+"""Loading pipeline files, with definition mistakes reported by file and line.
+
+A pipeline file is imported like a module (its folder goes on ``sys.path`` so it can
+import its neighbours). Every top-level :class:`Pipeline` in it is found. Workers use
+:func:`find_pipeline` to import a file once per process and pick one pipeline from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+
+from headrace.errors import DefinitionError, did_you_mean
+from headrace.pipeline import Pipeline
+
+_MODULE_PREFIX = "headrace_pipelines"
+
+
+def module_name_for(path: Path) -> str:
+    """The module name a pipeline file is imported under (stable for one absolute path)."""
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    stem = "".join(c if c.isalnum() else "_" for c in path.stem)
+    return f"{_MODULE_PREFIX}.{stem}_{digest}"
+
+
+def import_pipeline_file(path: str | Path) -> ModuleType:
+    """Import a pipeline file once per process; mistakes become a DefinitionError naming file:line.
+
+    Args:
+        path: the ``.py`` file.
+    """
+    file = Path(path).resolve()
+    name = module_name_for(file)
+    cached = sys.modules.get(name)
+    if cached is not None:
+        return cached
+    if not file.is_file():
+        hint = ""
+        if file.parent.is_dir():
+            hint = did_you_mean(file.name, [p.name for p in file.parent.glob("*.py")])
+        raise DefinitionError(f"{path}: no such pipeline file." + hint)
+    if _MODULE_PREFIX not in sys.modules:
+        package = ModuleType(_MODULE_PREFIX)
+        package.__path__ = []
+        sys.modules[_MODULE_PREFIX] = package
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:  # pragma: no cover - only for non-.py paths
+        raise DefinitionError(f"{path}: cannot be imported as a Python file")
+    module = importlib.util.module_from_spec(spec)
+    folder = str(file.parent)
+    if folder not in sys.path:
+        sys.path.append(folder)
+    sys.modules[name] = module  # before exec, so dataclasses and pickling can find it
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        del sys.modules[name]
+        raise DefinitionError(f"{exc.filename or file}:{exc.lineno}: syntax error: {exc.msg}") from None
+    except BaseException as exc:
+        del sys.modules[name]
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        raise _definition_error(exc, file) from exc
+    return module
+
+
+def _definition_error(exc: BaseException, file: Path) -> DefinitionError:
+    """Wrap an exception raised while importing ``file``, adding the line it came from."""
+    line = 0
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if Path(frame.filename).resolve() == file:
+            line = frame.lineno or 0
+    message = str(exc)
+    if isinstance(exc, DefinitionError):
+        # Most of our messages already start with the file:line where the mistake is.
+        return DefinitionError(message if message.startswith(str(file)) else f"{file}:{line}: {message}")
+    kind = "import error" if isinstance(exc, ImportError) else "error"
+    return DefinitionError(
+        f"{file}:{line}: {kind} while loading the pipeline file: {type(exc).__name__}: {message}"
+    )
+
+
+def pipelines_in(module: ModuleType) -> dict[str, Pipeline]:
+    """Every top-level Pipeline of a module, by name; two with one name is a DefinitionError."""
+    found: dict[str, Pipeline] = {}
+    for value in vars(module).values():
+        if isinstance(value, Pipeline):
+            other = found.get(value.name)
+            if other is not None and other is not value:
+                raise DefinitionError(
+                    f"{value.file}:{value.line}: pipeline name {value.name!r} is already used at "
+                    f"{other.file}:{other.line}; pass name=... to one of them"
+                )
+            found[value.name] = value
+    return found
+
+
+def load_pipelines(path: str | Path) -> dict[str, Pipeline]:
+    """Import a pipeline file and return its pipelines by name.
+
+    Args:
+        path: a ``.py`` file defining one or more ``@pipeline`` functions.
+
+    Returns:
+        name -> Pipeline. Definition mistakes (cycles, unknown or duplicate tasks, bad
+        policy values, an import error inside the file) raise :class:`DefinitionError`
+        naming the file and line.
+
+    Example:
+        >>> pipelines = load_pipelines("examples/hello_pipeline.py")
+        >>> sorted(pipelines)
+        ['hello']
+    """
+    module = import_pipeline_file(path)
+    found = pipelines_in(module)
+    if not found:
+        raise DefinitionError(f"{path}: defines no pipeline (decorate a function with @pipeline)")
+    return found
+
+
+def pick_pipeline(pipelines: dict[str, Pipeline], name: str | None, where: str) -> Pipeline:
+    """The pipeline called ``name``, or the only one when ``name`` is None."""
+    if name is None:
+        if len(pipelines) == 1:
+            return next(iter(pipelines.values()))
+        raise DefinitionError(
+            f"{where} defines several pipelines ({', '.join(sorted(pipelines))}); "
+            f"choose one with {where}:NAME"
+        )
+    try:
+        return pipelines[name]
+    except KeyError:
+        raise DefinitionError(
+            f"{where} has no pipeline {name!r}; it defines {', '.join(sorted(pipelines))}."
+            + did_you_mean(name, pipelines)
+        ) from None
+
+
+def find_pipeline(file: str, module: str, name: str) -> Pipeline:
+    """The pipeline ``name`` from an already imported module, else by importing ``file``.
+
+    Workers call this for every work item; the file is imported once per process.
+    """
+    mod = sys.modules.get(module)
+    if mod is not None and _same_file(getattr(mod, "__file__", None), file):
+        found = pipelines_in(mod).get(name)
+        if found is not None:
+            return found
+    pipelines = pipelines_in(import_pipeline_file(file))
+    if name not in pipelines:
+        raise DefinitionError(
+            f"{file}: no top-level pipeline {name!r}; a pipeline run by worker processes must be "
+            "defined at module level (or run it with executor='inprocess')." + did_you_mean(name, pipelines)
+        )
+    return pipelines[name]
+
+
+def _same_file(a: str | None, b: str) -> bool:
+    if a is None:
+        return False
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:  # pragma: no cover
+        return False

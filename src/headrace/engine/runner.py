@@ -1,0 +1,270 @@
+"""The public engine API: :class:`Runner` triggers, runs and resumes pipeline runs."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from headrace.config import Settings
+from headrace.engine.clock import Clock, SystemClock
+from headrace.engine.drive import Drive, driver_identity
+from headrace.engine.loader import load_pipelines, pick_pipeline
+from headrace.engine.result import Heartbeat, RunResult, driver_alive
+from headrace.engine.staging import staging_dir
+from headrace.errors import EngineError, did_you_mean
+from headrace.executors.base import Event, Executor
+from headrace.pipeline import Pipeline
+from headrace.state.base import RunRecord, RunState, StateStore
+
+EXECUTORS = ("process", "inprocess")
+MANIFEST = "_run.json"
+
+
+class RunInterrupted(EngineError):
+    """The run was stopped by Ctrl-C or SIGTERM; it is marked failed and can be resumed."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        self.run_id, self.reason = run_id, reason
+        super().__init__(f"run {run_id} interrupted by {reason}; finish it with `headrace resume {run_id}`")
+
+
+class _Terminated(BaseException):
+    """SIGTERM turned into an exception in the driving thread (like KeyboardInterrupt)."""
+
+
+class Runner:
+    """Runs pipelines: creates the run, drives its tasks through an executor, records it all.
+
+    Args:
+        store: the state store (``headrace.state.open_store``).
+        executor: ``"process"`` (local process pool, default), ``"inprocess"`` or an
+            Executor instance.
+        settings: connections and the home folder (staging lives under it).
+        concurrency: workers of the process pool (default: number of cores).
+        on_event: called with every :class:`Event` (state changes, progress, log lines).
+        clock: time source; tests pass ``FakeClock`` so retries do not sleep.
+        heartbeat_interval: seconds between heartbeats of a running run.
+        rng: random source for retry jitter.
+
+    Example:
+        >>> runner = Runner(open_store(settings.state_url), settings=settings)
+        >>> result = runner.run(load_pipelines("etl.py")["customer_etl"], params={"full_refresh": True})
+        >>> result.state, result.result_of("transform")
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        executor: str | Executor = "process",
+        settings: Settings | None = None,
+        concurrency: int | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        clock: Clock | None = None,
+        heartbeat_interval: float = 5.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        if isinstance(executor, str) and executor not in EXECUTORS:
+            raise EngineError(
+                f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}."
+                + did_you_mean(executor, EXECUTORS)
+            )
+        if concurrency is not None and concurrency < 1:
+            raise EngineError(f"concurrency must be >= 1, got {concurrency}")
+        self.store = store
+        self.executor = executor
+        self.settings = settings or Settings.from_env()
+        self.concurrency = concurrency
+        self.on_event = on_event
+        self.clock = clock or SystemClock()
+        self.heartbeat_interval = heartbeat_interval
+        self.rng = rng or random.Random()
+
+    # ------------------------------------------------------------------ public API
+
+    def run(
+        self,
+        pipeline: Pipeline,
+        logical_date: datetime | None = None,
+        params: Mapping[str, Any] | None = None,
+        trigger: str = "manual",
+    ) -> RunResult:
+        """Trigger a run of ``pipeline`` for ``logical_date`` and carry it out.
+
+        A run is keyed by (pipeline, logical date): triggering it again returns the
+        existing run without running anything when it has finished (``executed`` is
+        False; a failed one is finished with :meth:`resume`).
+
+        Args:
+            pipeline: the pipeline.
+            logical_date: the date the run is for (naive = pipeline time zone); default:
+                now, aligned to the schedule's latest interval start.
+            params: run parameters (strings are converted to the defaults' types).
+            trigger: ``manual``, ``scheduled`` or ``backfill``.
+        """
+        resolved = pipeline.resolve_params(params)
+        logical, start, end = self.interval_for(pipeline, logical_date)
+        run, created = self.store.create_run(pipeline.name, logical, start, end, resolved, trigger)
+        if not created:
+            state = RunState(run.state)
+            if state.finished:
+                return self._result(run.run_id, executed=False)
+            if state == RunState.RUNNING:
+                self._refuse_running(run)
+        return self._execute(pipeline, run)
+
+    def resume(self, run_id: str, pipeline: Pipeline | None = None) -> RunResult:
+        """Finish a failed, interrupted or dead run: rerun only tasks that did not succeed.
+
+        Successful tasks keep their staged results, which downstream tasks read again.
+
+        Args:
+            run_id: the run.
+            pipeline: its pipeline; default: loaded from the file recorded when the run started.
+        """
+        run = self.store.get_run(run_id)
+        state = RunState(run.state)
+        if state == RunState.SUCCESS:
+            return self._result(run_id, executed=False)
+        if state == RunState.RUNNING:
+            self._refuse_running(run)
+        if pipeline is None:
+            pipeline = self._pipeline_of(run)
+        elif pipeline.name != run.pipeline:
+            raise EngineError(f"run {run_id} belongs to pipeline {run.pipeline!r}, not {pipeline.name!r}")
+        return self._execute(pipeline, run)
+
+    def interval_for(self, pipeline: Pipeline, logical_date: datetime | None) -> tuple[datetime, datetime, datetime]:
+        """(logical date, data interval start, end) of a manual run, all in UTC."""
+        timetable = pipeline.timetable
+        if logical_date is None:
+            now = self.clock.now()
+            align = getattr(timetable, "align", None)
+            logical = align(now) if align is not None else timetable.infer_manual_interval(now)[0]
+        else:
+            logical = logical_date
+        if logical.tzinfo is None:
+            logical = logical.replace(tzinfo=ZoneInfo(pipeline.timezone))
+        logical = logical.astimezone(UTC)
+        start, end = timetable.infer_manual_interval(logical)
+        return logical, start.astimezone(UTC), end.astimezone(UTC)
+
+    # ------------------------------------------------------------------ internals
+
+    def _refuse_running(self, run: RunRecord) -> None:
+        """Refuse a run whose driving process is alive; a dead one may be taken over."""
+        stale = timedelta(seconds=max(60.0, 6 * self.heartbeat_interval))
+        if driver_alive(run, self.clock.now(), stale):
+            raise EngineError(
+                f"run {run.run_id} of pipeline {run.pipeline!r} is already running "
+                f"(pid {run.pid} on {run.hostname}); wait for it or stop that process first"
+            )
+
+    def _pipeline_of(self, run: RunRecord) -> Pipeline:
+        manifest = staging_dir(self.settings.home, run.pipeline, run.run_id) / MANIFEST
+        try:
+            recorded = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            raise EngineError(
+                f"run {run.run_id}: cannot tell which file defines pipeline {run.pipeline!r} "
+                f"({manifest} is missing); pass the pipeline (headrace resume {run.run_id} --file FILE)"
+            ) from None
+        return pick_pipeline(load_pipelines(recorded["file"]), run.pipeline, recorded["file"])
+
+    def _make_executor(self) -> Executor:
+        if not isinstance(self.executor, str):
+            return self.executor
+        if self.executor == "inprocess":
+            from headrace.executors.inprocess import InProcessExecutor
+
+            return InProcessExecutor()
+        from headrace.executors.process import ProcessExecutor
+
+        return ProcessExecutor(self.concurrency)
+
+    def _event(self, run_id: str, state: RunState, error: str | None = None) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(Event("run", run_id, state=str(state), error=error))
+            except Exception:  # pragma: no cover - a broken live view must not break the run
+                pass
+
+    def _execute(self, pipeline: Pipeline, run: RunRecord) -> RunResult:
+        run_id = run.run_id
+        staging = staging_dir(self.settings.home, pipeline.name, run_id)
+        staging.mkdir(parents=True, exist_ok=True)
+        (staging / MANIFEST).write_text(json.dumps({"file": pipeline.file, "pipeline": pipeline.name}))
+        now = self.clock.now()
+        self.store.update_run(
+            run_id, state=RunState.RUNNING, started_at=run.started_at or now, ended_at=None, error=None,
+            heartbeat_at=now, **driver_identity(),
+        )
+        self._event(run_id, RunState.RUNNING)
+        executor = self._make_executor()
+        executor.start(self.on_event or (lambda event: None), pipeline)
+        drive = Drive(
+            self.store, pipeline, run, executor, self.clock, self.on_event,
+            str(self.settings.home), dict(self.settings.connections), self.rng,
+            wait_slice=min(1.0, self.heartbeat_interval),
+        )
+        heartbeat = Heartbeat(self.store, run_id, self.heartbeat_interval)
+        clean = False
+        try:
+            with _sigterm_as_exception():
+                drive.prepare()
+                heartbeat.start()
+                drive.execute()
+            clean = True
+        except (KeyboardInterrupt, _Terminated) as exc:
+            reason = "SIGTERM" if isinstance(exc, _Terminated) else "SIGINT (Ctrl-C)"
+            executor.shutdown(kill=True)
+            self._fail(drive, run_id, "interrupted", f"interrupted by {reason}; resume with `headrace resume {run_id}`")
+            raise RunInterrupted(run_id, reason) from None
+        except BaseException as exc:
+            executor.shutdown(kill=True)
+            self._fail(drive, run_id, "engine_error", f"engine failed: {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            heartbeat.stop()
+            if clean:
+                executor.shutdown()
+        failed = drive.failed_tasks()
+        state = RunState.FAILED if failed else RunState.SUCCESS
+        error = f"task(s) did not succeed: {', '.join(failed)}" if failed else None
+        self.store.update_run(run_id, state=state, ended_at=self.clock.now(), error=error)
+        self._event(run_id, state, error)
+        return self._result(run_id)
+
+    def _fail(self, drive: Drive, run_id: str, kind: str, message: str) -> None:
+        """Best effort: record the abandoned attempts and the failed run."""
+        try:
+            drive.abandon(kind, message)
+        finally:
+            self.store.update_run(run_id, state=RunState.FAILED, ended_at=self.clock.now(), error=message)
+            self._event(run_id, RunState.FAILED, message)
+
+    def _result(self, run_id: str, executed: bool = True) -> RunResult:
+        return RunResult(self.store.get_run(run_id), self.store.get_task_instances(run_id), executed)
+
+
+@contextmanager
+def _sigterm_as_exception() -> Iterator[None]:
+    """While a run is driven from the main thread, SIGTERM stops it like Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _handler(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, _handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

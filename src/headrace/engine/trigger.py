@@ -1,0 +1,44 @@
+"""Trigger rules: whether a task runs, given the final states of its upstream tasks.
+
+The engine asks only once every upstream task has finished. The answer is ``run``,
+``upstream_failed`` or ``skip``; a branching operator marks tasks SKIPPED and the
+rules below let that skip flow downstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from headrace.state.base import TaskState
+
+RUN, UPSTREAM_FAILED, SKIP = "run", "upstream_failed", "skip"
+_FAILED = (TaskState.FAILED, TaskState.UPSTREAM_FAILED)
+
+
+def decide(rule: str, upstream: Sequence[TaskState]) -> str:
+    """Apply ``rule`` to the finished upstream states.
+
+    Args:
+        rule: one of headrace.pipeline.TRIGGER_RULES.
+        upstream: final states of the upstream tasks (empty for a root task).
+
+    Returns:
+        ``run``, ``upstream_failed`` or ``skip``.
+    """
+    if not upstream:
+        return RUN
+    failed = sum(s in _FAILED for s in upstream)
+    success = sum(s == TaskState.SUCCESS for s in upstream)
+    if rule == "all_success":
+        return RUN if success == len(upstream) else UPSTREAM_FAILED if failed else SKIP
+    if rule == "all_done":
+        return RUN
+    if rule == "all_failed":
+        return RUN if failed == len(upstream) else SKIP
+    if rule == "one_success":
+        return RUN if success else UPSTREAM_FAILED if failed == len(upstream) else SKIP
+    if rule == "one_failed":
+        return RUN if failed else SKIP
+    if rule == "none_failed":
+        return UPSTREAM_FAILED if failed else RUN
+    raise ValueError(f"unknown trigger rule {rule!r}")  # validated at definition time

@@ -1,0 +1,82 @@
+"""The in-process executor: tasks run one after another in the driving process.
+
+Meant for debugging (breakpoints and tracebacks work as usual) and for pipelines
+of many tiny tasks, where it is the fastest. Timeouts are best effort: SIGALRM
+interrupts Python code when the run is driven from the main thread; a call blocked
+in C code finishes first, and off the main thread a timeout is not enforced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+from headrace.executors.base import Event, EventSink, Outcome, WorkItem
+
+if TYPE_CHECKING:
+    from headrace.pipeline import Pipeline
+
+
+class _ItemSink:
+    """Collects an attempt's log lines and forwards them (and progress) as events."""
+
+    __slots__ = ("emit", "item", "lines")
+
+    def __init__(self, emit: EventSink, item: WorkItem) -> None:
+        self.emit, self.item, self.lines = emit, item, []
+
+    def log(self, text: str) -> None:
+        self.lines.append(text)
+        item = self.item
+        self.emit(Event("log", item.run.run_id, item.task_id, item.map_index, attempt=item.attempt, message=text))
+
+    def progress(self, done: float, total: float | None, message: str | None) -> None:
+        item = self.item
+        self.emit(
+            Event("progress", item.run.run_id, item.task_id, item.map_index, attempt=item.attempt,
+                  done=done, total=total, message=message)
+        )
+
+
+class InProcessExecutor:
+    """Runs work items in this process, in submission order.
+
+    Args:
+        batch: how many ready items the engine may hand over at once; they run one
+            by one, and their state changes are written in one transaction per batch.
+        flush_every: seconds after which :meth:`wait` returns what finished so far,
+            so the state store and live view stay current during long batches.
+    """
+
+    def __init__(self, batch: int = 64, flush_every: float = 0.25) -> None:
+        self.capacity = batch
+        self.flush_every = flush_every
+        self._queue: deque[WorkItem] = deque()
+        self._emit: EventSink = lambda event: None
+        self._pipeline: Pipeline | None = None
+
+    def start(self, emit: EventSink, pipeline: Pipeline) -> None:
+        self._emit, self._pipeline = emit, pipeline
+
+    def submit(self, item: WorkItem) -> None:
+        self._queue.append(item)
+
+    def wait(self, timeout: float | None) -> list[Outcome]:
+        from headrace.engine.attempt import run_attempt
+
+        assert self._pipeline is not None, "start() first"
+        outcomes: list[Outcome] = []
+        until = time.monotonic() + self.flush_every
+        while self._queue:
+            item = self._queue.popleft()
+            sink = _ItemSink(self._emit, item)
+            outcome = run_attempt(item, self._pipeline, sink, soft_timeout=True)
+            outcome.log = "\n".join(sink.lines)
+            outcomes.append(outcome)
+            if time.monotonic() >= until:
+                break
+        return outcomes
+
+    def shutdown(self, kill: bool = False) -> None:
+        self._queue.clear()
