@@ -271,7 +271,8 @@ def _run_header(run: RunRecord) -> Table:
     if run.params:
         rows.append(("Params", escape(", ".join(f"{k}={v!r}" for k, v in run.params.items()))))
     if run.hostname or run.pid:
-        rows.append(("Process", f"{run.hostname or '?'} pid {run.pid or '?'}"))
+        where = [run.hostname or "", f"pid {run.pid}" if run.pid else ""]
+        rows.append(("Process", " ".join(part for part in where if part)))
     if run.error:
         rows.append(("Error", Text(run.error, style="red")))
     for name, value in rows:
