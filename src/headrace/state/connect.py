@@ -126,7 +126,9 @@ def _sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(conn.info.get(BEGIN_KEY, "BEGIN IMMEDIATE"))
+        # Straight to the driver: through exec_driver_sql this costs a quarter of a
+        # hot-path update, and it needs no parameters or result.
+        conn.connection.driver_connection.execute(conn.info.get(BEGIN_KEY, "BEGIN IMMEDIATE"))
 
     return engine
 
