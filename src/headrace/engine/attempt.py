@@ -185,7 +185,7 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
         with capture(sink), alarm(item.timeout if soft_timeout else None):
             args, kwargs = _arguments(task, item)
             if task.context_param is not None:
-                kwargs[task.context_param] = ctx
+                _add_context(task, args, kwargs, ctx)
             value = task.fn(*args, **kwargs)
             _finish(value, task, item, staging, outcome)
     except TaskTimeout:
@@ -228,6 +228,16 @@ def _arguments(task: Task[Any, Any], item: WorkItem) -> tuple[list[Any], dict[st
         assert item.map_input is not None, "an element of a mapped task always gets its input"
         kwargs[task.map_param] = load_result(item.map_input)
     return args, kwargs
+
+
+def _add_context(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], ctx: Context) -> None:
+    """Put the context where the function declared it: by position when the positional
+    arguments reach it, else by name."""
+    position = task.context_position
+    if position is not None and len(args) >= position:
+        args.insert(position, ctx)
+    else:
+        kwargs[task.context_param] = ctx  # type: ignore[index]
 
 
 def _finish(value: Any, task: Task[Any, Any], item: WorkItem, staging: Path, outcome: Outcome) -> None:

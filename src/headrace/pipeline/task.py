@@ -101,6 +101,13 @@ class Task(Generic[P, R]):
         self.doc = doc or inspect.getdoc(fn)
         signature = inspect.signature(fn)
         self.context_param = _context_param(signature)
+        # Where the context goes in a call: its position if it can be passed positionally.
+        self.context_position: int | None = None
+        if self.context_param is not None:
+            names = list(signature.parameters)
+            kind = signature.parameters[self.context_param].kind
+            if kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+                self.context_position = names.index(self.context_param)
         self.signature = signature.replace(
             parameters=[p for n, p in signature.parameters.items() if n != self.context_param]
         )
