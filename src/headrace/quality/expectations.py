@@ -153,9 +153,7 @@ class Unique(RowExpectation):
         return list(self.columns)
 
     def failing(self, schema: pa.Schema) -> pl.Expr:
-        for name in self.columns:
-            self.column_type(schema, name)  # unknown column: clear error
-        present = [_present(c) for c in self.columns]
+        present = [_not_missing(c, self.column_type(schema, c)) for c in self.columns]
         keyed = pl.col(self.columns[0]) if len(self.columns) == 1 else pl.struct(self.columns)
         return keyed.is_duplicated() & pl.all_horizontal(present)
 
@@ -205,8 +203,8 @@ class Between(RowExpectation):
         return _not_missing(self.column, arrow_type) & pl.any_horizontal(outside)  # type: ignore[arg-type]
 
     def describe(self) -> str:
-        left = "(" if self.strict_min else "["
-        right = ")" if self.strict_max else "]"
+        left = "(" if self.strict_min or self.min is None else "["
+        right = ")" if self.strict_max or self.max is None else "]"
         lo = "-∞" if self.min is None else str(self.min)
         hi = "∞" if self.max is None else str(self.max)
         return f"{self.column} is outside {left}{lo}, {hi}{right}"

@@ -74,7 +74,7 @@ class _Compiler:
             alias = f"_hr_u{len(self.windows)}"
             keys = ", ".join(self.d.quote(c) for c in check.columns)
             self.windows.append(f"COUNT(*) OVER (PARTITION BY {keys}) AS {self.d.quote(alias)}")
-            present = " AND ".join(f"{self.col(c)} IS NOT NULL" for c in check.columns)
+            present = " AND ".join(f"NOT {self.missing(check, c)}" for c in check.columns)
             return f"({_BASE}.{self.d.quote(alias)} > 1 AND {present})", []
         if isinstance(check, MatchesRegex):
             present = f"NOT {self.missing(check, check.column)}"  # type: ignore[arg-type]
