@@ -1,0 +1,264 @@
+"""Backfills: one run per data interval between two dates, oldest first.
+
+A backfill is idempotent and resumable because it decides from the store what each
+interval needs: a succeeded run is skipped (unless ``rerun``), a failed, interrupted
+or never-started run is resumed (only its unfinished tasks run again), a missing one
+is created with trigger ``backfill``. Interrupt it at any point and run the same
+command again: it picks up where it stopped.
+
+At most ``max_active`` runs of the pipeline are active at once, counting runs that
+something else (the scheduler) is driving.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from headrace.engine import driver_alive
+from headrace.errors import ScheduleError
+from headrace.pipeline import Pipeline
+from headrace.pipeline.timetable import Interval
+from headrace.scheduler.launch import Launcher
+from headrace.scheduler.loop import timetable_of
+from headrace.state.base import RunRecord, RunState, StateStore, TaskState
+
+__all__ = ["Backfill", "BackfillReport", "Plan", "plan_backfill"]
+
+
+class Plan(StrEnum):
+    """What a backfill does with one interval."""
+
+    CREATE = "create"  # no run yet
+    RESUME = "resume"  # failed, interrupted or never started
+    RERUN = "rerun"  # succeeded, and --rerun asked to run it again
+    SKIP = "skip"  # succeeded
+    WAIT = "wait"  # being run right now by another live process
+
+
+@dataclass
+class BackfillReport:
+    """Per-interval outcome of a backfill, oldest first."""
+
+    pipeline: str
+    outcomes: list[tuple[Interval, Plan, RunState | None, str | None]] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> int:
+        return sum(
+            1
+            for _, plan, state, _ in self.outcomes
+            if plan != Plan.SKIP and state == RunState.SUCCESS
+        )
+
+    @property
+    def skipped(self) -> int:
+        return sum(1 for _, plan, _, _ in self.outcomes if plan == Plan.SKIP)
+
+    @property
+    def failed(self) -> list[str]:
+        """Run ids that did not succeed."""
+        return [
+            run_id or "?"
+            for _, plan, state, run_id in self.outcomes
+            if plan != Plan.SKIP and state != RunState.SUCCESS
+        ]
+
+
+def plan_backfill(
+    pipeline: Pipeline, store: StateStore, start: datetime, end: datetime, *, rerun: bool = False
+) -> list[tuple[Interval, Plan, RunRecord | None]]:
+    """What to do for each interval whose logical date is in ``[start, end]``.
+
+    Args:
+        pipeline: the pipeline (must have a schedule).
+        store: the state store.
+        start, end: first and last logical dates (naive = pipeline time zone).
+        rerun: run succeeded intervals again.
+    """
+    timetable = timetable_of(pipeline)
+    intervals = list(timetable.intervals(start, end, anchor=pipeline.start_date))
+    if not intervals:
+        raise ScheduleError(
+            f"backfill of pipeline {pipeline.name!r}: no interval of schedule "
+            f"{timetable.summary!r} starts between {start.isoformat()} and {end.isoformat()}; "
+            "widen --start/--end."
+        )
+    plans: list[tuple[Interval, Plan, RunRecord | None]] = []
+    for interval in intervals:
+        run = store.find_run(pipeline.name, interval.start)
+        if run is None:
+            plans.append((interval, Plan.CREATE, None))
+        elif run.state == RunState.SUCCESS:
+            plans.append((interval, Plan.RERUN if rerun else Plan.SKIP, run))
+        elif run.state == RunState.RUNNING and driver_alive(run):
+            plans.append((interval, Plan.WAIT, run))
+        else:
+            plans.append((interval, Plan.RESUME, run))
+    return plans
+
+
+class Backfill:
+    """Runs a pipeline over past intervals.
+
+    Args:
+        pipeline: the pipeline.
+        store: the state store.
+        launcher: drives runs (inline for one at a time, subprocesses for several).
+        max_active: runs active at once (default: the pipeline's max_active_runs).
+        console: where the progress bar goes (None: no progress output).
+        poll_interval: seconds between checks of running runs.
+
+    Example:
+        >>> report = Backfill(pipeline, store, launcher=launcher).run(datetime(2024, 1, 1), datetime(2024, 1, 31))
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        store: StateStore,
+        *,
+        launcher: Launcher,
+        max_active: int | None = None,
+        console: Console | None = None,
+        poll_interval: float = 0.5,
+        on_progress: Callable[[Interval, Plan], None] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.launcher = launcher
+        self.max_active = max_active or pipeline.max_active_runs
+        if self.max_active < 1:
+            raise ScheduleError(f"backfill of pipeline {pipeline.name!r}: max_active must be >= 1")
+        self.console = console
+        self.poll_interval = poll_interval
+        self.on_progress = on_progress
+
+    def run(self, start: datetime, end: datetime, *, rerun: bool = False) -> BackfillReport:
+        """Run every interval in ``[start, end]`` that needs it, oldest first."""
+        plans = plan_backfill(self.pipeline, self.store, start, end, rerun=rerun)
+        report = BackfillReport(self.pipeline.name)
+        progress = self._progress()
+        with progress:
+            bar = progress.add_task(f"backfill {self.pipeline.name}", total=len(plans))
+            launched: dict[str, tuple[Interval, Plan]] = {}
+            for interval, plan, run in plans:
+                if plan == Plan.SKIP:
+                    report.outcomes.append(
+                        (interval, plan, RunState.SUCCESS, run.run_id if run else None)
+                    )
+                    progress.advance(bar)
+                    continue
+                self._wait_for_slot(launched, report, progress, bar)
+                record = self._prepare(interval, plan, run)
+                if plan == Plan.WAIT:
+                    launched[record.run_id] = (interval, plan)  # someone else drives it: just wait
+                    continue
+                if self.on_progress is not None:
+                    self.on_progress(interval, plan)
+                progress.update(
+                    bar,
+                    description=f"backfill {self.pipeline.name} {interval.start:%Y-%m-%d %H:%M}",
+                )
+                self.launcher.launch(self.pipeline, record)
+                launched[record.run_id] = (interval, plan)
+            while launched:
+                self._collect(launched, report, progress, bar)
+                if launched:
+                    time.sleep(self.poll_interval)
+        report.outcomes.sort(key=lambda o: o[0].start)
+        return report
+
+    # ------------------------------------------------------------------ internals
+
+    def _progress(self) -> Progress:
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console or Console(quiet=True),
+            transient=False,
+        )
+
+    def _prepare(self, interval: Interval, plan: Plan, run: RunRecord | None) -> RunRecord:
+        if plan == Plan.CREATE:
+            record, created = self.store.create_run(
+                self.pipeline.name,
+                interval.start,
+                interval.start,
+                interval.end,
+                self.pipeline.resolve_params(None),
+                "backfill",
+            )
+            return record
+        assert run is not None
+        if plan == Plan.RERUN:
+            # Clear every task so the engine runs them all again (resume keeps successes).
+            updates = [
+                (
+                    run.run_id,
+                    ti.task_id,
+                    ti.map_index,
+                    {"state": TaskState.QUEUED, "error": None, "error_kind": None},
+                )
+                for ti in self.store.get_task_instances(run.run_id)
+            ]
+            if updates:
+                self.store.update_task_instances(updates)
+            self.store.update_run(run.run_id, state=RunState.QUEUED, ended_at=None, error=None)
+        return self.store.get_run(run.run_id)
+
+    def _active_elsewhere(self, launched: dict[str, tuple[Interval, Plan]]) -> int:
+        active = self.store.list_runs(
+            self.pipeline.name, states=(RunState.QUEUED, RunState.RUNNING), limit=10_000
+        )
+        return sum(
+            1
+            for r in active
+            if r.run_id not in launched and (r.state == RunState.QUEUED or driver_alive(r))
+        )
+
+    def _wait_for_slot(
+        self,
+        launched: dict[str, tuple[Interval, Plan]],
+        report: BackfillReport,
+        progress: Progress,
+        bar: object,
+    ) -> None:
+        while True:
+            self._collect(launched, report, progress, bar)
+            if len(launched) + self._active_elsewhere(launched) < self.max_active:
+                return
+            time.sleep(self.poll_interval)
+
+    def _collect(
+        self,
+        launched: dict[str, tuple[Interval, Plan]],
+        report: BackfillReport,
+        progress: Progress,
+        bar: object,
+    ) -> None:
+        """Record runs that ended since the last look."""
+        still = self.launcher.running()
+        for run_id in list(launched):
+            if run_id in still:
+                continue
+            run = self.store.get_run(run_id)
+            interval, plan = launched[run_id]
+            if plan == Plan.WAIT and run.state == RunState.RUNNING and driver_alive(run):
+                continue
+            if run.state in (RunState.QUEUED, RunState.RUNNING) and plan != Plan.WAIT:
+                # The driver ended without finishing the run (crashed): report it as failed.
+                run_state = RunState.FAILED
+            else:
+                run_state = RunState(run.state)
+            del launched[run_id]
+            report.outcomes.append((interval, plan, run_state, run_id))
+            progress.advance(bar)  # type: ignore[arg-type]

@@ -1,0 +1,286 @@
+"""The scheduler: a loop that creates due runs from each pipeline's timetable and launches them.
+
+Every decision is derived from the state store, never from memory, so a restarted
+scheduler neither misses nor repeats an interval, and two schedulers can share one
+PostgreSQL store:
+
+- the next interval follows the newest automated (scheduled or backfill) run's data
+  interval end (Airflow's rule), filtered by start/end dates and catchup;
+- a run is claimed with ``store.create_run``, whose unique (pipeline, logical date)
+  key lets exactly one scheduler create it; only the creator launches it;
+- ``max_active_runs`` counts the pipeline's QUEUED and RUNNING runs in the store.
+  Two schedulers counting at the same instant can each start one run, so the cap
+  holds per scheduler exactly and across schedulers up to that race.
+
+Each tick also fails runs whose driving process died (so they stop holding a slot,
+with an alert telling how to resume), relaunches scheduled runs left QUEUED by a
+scheduler that died between creating and launching them, and records and alerts
+SLA misses.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from headrace.engine import Clock, SystemClock, driver_alive
+from headrace.observe.alerts import Alert, Alerter, AlertKind
+from headrace.pipeline import Pipeline
+from headrace.pipeline.timetable import Interval, Timetable, timetable_from
+from headrace.scheduler.launch import Launcher
+from headrace.scheduler.sla import SlaLedger, SlaMiss, find_sla_misses
+from headrace.state.base import RunRecord, RunState, StateStore
+
+__all__ = ["AUTOMATED_TRIGGERS", "Scheduler", "TickReport", "last_automated_run", "timetable_of"]
+
+log = logging.getLogger("headrace.scheduler")
+
+#: triggers whose runs move a pipeline's schedule forward (manual runs do not)
+AUTOMATED_TRIGGERS = ("scheduled", "backfill")
+_ACTIVE = (RunState.QUEUED, RunState.RUNNING)
+
+
+@dataclass
+class TickReport:
+    """What one pass of the scheduler did."""
+
+    started: list[RunRecord] = field(default_factory=list)
+    relaunched: list[RunRecord] = field(default_factory=list)
+    failed_dead: list[RunRecord] = field(default_factory=list)
+    sla_misses: list[SlaMiss] = field(default_factory=list)
+    waiting: dict[str, str] = field(default_factory=dict)  # pipeline -> why nothing started
+
+
+def timetable_of(pipeline: Pipeline) -> Timetable:
+    """The pipeline's timetable with the scheduling API (its ``.timetable`` when it has one)."""
+    timetable = pipeline.timetable
+    if isinstance(timetable, Timetable):
+        return timetable
+    return timetable_from(pipeline.schedule, pipeline.timezone)
+
+
+def last_automated_run(store: StateStore, pipeline: str, page: int = 50) -> RunRecord | None:
+    """The newest scheduled or backfill run of ``pipeline`` (by logical date)."""
+    limit = page
+    while True:
+        runs = store.list_runs(pipeline, limit=limit)
+        for run in runs:
+            if run.trigger in AUTOMATED_TRIGGERS:
+                return run
+        if len(runs) < limit:
+            return None
+        limit *= 4  # only manual runs so far: look further back
+
+
+class Scheduler:
+    """Creates and launches the due runs of ``pipelines``.
+
+    Args:
+        pipelines: the pipelines to schedule (manual-only ones are ignored).
+        store: the state store.
+        launcher: drives the runs (:class:`~headrace.scheduler.launch.SubprocessLauncher`
+            by default in the CLI).
+        alerter: sends SLA-miss alerts (and failure alerts for dead drivers).
+        clock: time source; tests inject one.
+        orphan_grace: a scheduled run still QUEUED without a driver after this long
+            was left behind by a dead scheduler and is launched again.
+        dead_after: a RUNNING run on another host without heartbeat for this long is dead.
+        on_start: called with each run started (the CLI prints it).
+
+    Example:
+        >>> scheduler = Scheduler(load_pipelines("etl.py").values(), store, launcher=launcher)
+        >>> scheduler.serve(poll_interval=5)
+    """
+
+    def __init__(
+        self,
+        pipelines: Iterable[Pipeline],
+        store: StateStore,
+        *,
+        launcher: Launcher,
+        alerter: Alerter | None = None,
+        clock: Clock | None = None,
+        orphan_grace: timedelta = timedelta(minutes=2),
+        dead_after: timedelta = timedelta(minutes=2),
+        on_start: Callable[[RunRecord], None] | None = None,
+        sla_ledger: SlaLedger | None = None,
+    ) -> None:
+        self.pipelines: Sequence[Pipeline] = [p for p in pipelines if timetable_of(p).periodic]
+        self.store = store
+        self.launcher = launcher
+        self.alerter = alerter
+        self.clock = clock or SystemClock()
+        self.orphan_grace = orphan_grace
+        self.dead_after = dead_after
+        self.on_start = on_start
+        has_sla = any(t.sla is not None for p in self.pipelines for t in p.tasks.values())
+        self.sla_ledger = sla_ledger or (SlaLedger.for_store(store) if has_sla else None)
+        self._stop = threading.Event()
+
+    # ------------------------------------------------------------------ one pass
+
+    def tick(self) -> TickReport:
+        """Look at every pipeline once: reap dead runs, start due ones, check SLAs."""
+        report = TickReport()
+        for pipeline in self.pipelines:
+            try:
+                self._tick_pipeline(pipeline, report)
+            except Exception as exc:  # one broken pipeline must not stop the others
+                log.exception("scheduling pipeline %r failed", pipeline.name)
+                report.waiting[pipeline.name] = f"error: {type(exc).__name__}: {exc}"
+        return report
+
+    def _tick_pipeline(self, pipeline: Pipeline, report: TickReport) -> None:
+        now = self.clock.now()
+        active = self._live_active_runs(pipeline, now, report)
+        slots = pipeline.max_active_runs - len(active)
+        last = last_automated_run(self.store, pipeline.name)
+        after_end = last.data_interval_end if last is not None else None
+        while True:
+            interval = timetable_of(pipeline).next_interval(
+                after_end,
+                start_date=pipeline.start_date,
+                end_date=pipeline.end_date,
+                catchup=pipeline.catchup,
+                now=now,
+            )
+            if interval is None:
+                report.waiting[pipeline.name] = "schedule ended (end_date)"
+                break
+            if not interval.due(now):
+                report.waiting[pipeline.name] = f"next run due at {interval.end.isoformat()}"
+                break
+            if slots <= 0:
+                report.waiting[pipeline.name] = (
+                    f"max_active_runs={pipeline.max_active_runs} reached; "
+                    f"{interval.start.isoformat()} waits"
+                )
+                break
+            run = self._claim(pipeline, interval)
+            after_end = interval.end
+            if run is None:
+                continue  # another scheduler (or a backfill) has this interval
+            slots -= 1
+            self._launch(pipeline, run)
+            report.started.append(run)
+            if interval.end == interval.start:
+                break  # @once: a single run
+        if self.sla_ledger is not None:
+            report.sla_misses += self._check_slas(pipeline, now)
+
+    def _claim(self, pipeline: Pipeline, interval: Interval) -> RunRecord | None:
+        run, created = self.store.create_run(
+            pipeline.name,
+            interval.start,
+            interval.start,
+            interval.end,
+            pipeline.resolve_params(None),
+            "scheduled",
+        )
+        return run if created else None
+
+    def _launch(self, pipeline: Pipeline, run: RunRecord) -> None:
+        log.info("starting run %s of %r for %s", run.run_id, pipeline.name, run.logical_date)
+        if self.on_start is not None:
+            self.on_start(run)
+        self.launcher.launch(pipeline, run)
+
+    def _live_active_runs(
+        self, pipeline: Pipeline, now: datetime, report: TickReport
+    ) -> list[RunRecord]:
+        """QUEUED/RUNNING runs, after failing dead ones and relaunching orphans."""
+        active = self.store.list_runs(pipeline.name, states=_ACTIVE, limit=10_000)
+        mine = self.launcher.running()
+        live: list[RunRecord] = []
+        for run in active:
+            if run.run_id in mine:
+                live.append(run)
+            elif run.state == RunState.RUNNING and not driver_alive(run, now, self.dead_after):
+                self._fail_dead(pipeline, run, now)
+                report.failed_dead.append(run)
+            elif (
+                run.state == RunState.QUEUED
+                and run.pid is None
+                and run.trigger == "scheduled"
+                and run.created_at is not None
+                and now - run.created_at > self.orphan_grace
+            ):
+                log.warning(
+                    "run %s of %r was left queued; launching it again", run.run_id, pipeline.name
+                )
+                self.launcher.launch(pipeline, run)
+                report.relaunched.append(run)
+                live.append(run)
+            else:
+                live.append(run)
+        return live
+
+    def _fail_dead(self, pipeline: Pipeline, run: RunRecord, now: datetime) -> None:
+        message = (
+            f"the process driving this run (pid {run.pid} on {run.hostname}) died; "
+            f"finish it with `headrace resume {run.run_id}`"
+        )
+        log.warning("run %s of %r: %s", run.run_id, pipeline.name, message)
+        self.store.update_run(run.run_id, state=RunState.FAILED, ended_at=now, error=message)
+        if self.alerter is not None:
+            self.alerter.notify(
+                Alert(AlertKind.FAILURE, pipeline.name, run.run_id, run.logical_date, error=message)
+            )
+
+    def _check_slas(self, pipeline: Pipeline, now: datetime) -> list[SlaMiss]:
+        assert self.sla_ledger is not None
+        runs = [
+            r for r in self.store.list_runs(pipeline.name, limit=20) if r.trigger == "scheduled"
+        ]
+        found = find_sla_misses(
+            pipeline, self.store, now, runs=runs, skip=self.sla_ledger.known(r.run_id for r in runs)
+        )
+        recorded = [miss for miss in found if self.sla_ledger.record(miss)]
+        for miss in recorded:
+            log.warning(
+                "SLA miss: %s.%s of run %s not done by %s",
+                miss.pipeline,
+                miss.task_id,
+                miss.run_id,
+                miss.deadline,
+            )
+            if self.alerter is not None:
+                self.alerter.notify(
+                    Alert(
+                        AlertKind.SLA_MISS,
+                        miss.pipeline,
+                        miss.run_id,
+                        miss.logical_date,
+                        task_id=miss.task_id,
+                        sla=miss.sla,
+                        detail=f"Deadline was {miss.deadline.isoformat()} (data interval end + SLA).",
+                    )
+                )
+        return recorded
+
+    # ------------------------------------------------------------------ the loop
+
+    def serve(
+        self,
+        poll_interval: float = 5.0,
+        *,
+        max_ticks: int | None = None,
+        on_tick: Callable[[TickReport], None] | None = None,
+    ) -> None:
+        """Tick every ``poll_interval`` seconds until :meth:`stop` (or ``max_ticks``)."""
+        ticks = 0
+        while not self._stop.is_set():
+            report = self.tick()
+            ticks += 1
+            if on_tick is not None:
+                on_tick(report)
+            if max_ticks is not None and ticks >= max_ticks:
+                break
+            self._stop.wait(poll_interval)
+
+    def stop(self) -> None:
+        """Make :meth:`serve` return after the current tick."""
+        self._stop.set()
