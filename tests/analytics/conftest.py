@@ -20,7 +20,7 @@ import pytest
 
 from headrace.analytics import Analyzer
 
-HOSTILE_TABLE = 'drop table x; --'
+HOSTILE_TABLE = "drop table x; --"
 HOSTILE_COLUMN = 'a "b"'
 BIG = 9_223_372_036_854_775_807  # BIGINT max
 
@@ -30,7 +30,14 @@ ROWS: list[dict[str, object]] = [
     {"id": 2, "category": "food", "amount": 2.25, "qty": 3, "name": "Łukasz", HOSTILE_COLUMN: None},
     {"id": 3, "category": "toys", "amount": None, "qty": 2, "name": "李雷", HOSTILE_COLUMN: "x'y"},
     {"id": 4, "category": "tools", "amount": 100.0, "qty": BIG, "name": None, HOSTILE_COLUMN: "--"},
-    {"id": 5, "category": "toys", "amount": 7.25, "qty": 5, "name": "😀 emoji", HOSTILE_COLUMN: "x'y"},
+    {
+        "id": 5,
+        "category": "toys",
+        "amount": 7.25,
+        "qty": 5,
+        "name": "😀 emoji",
+        HOSTILE_COLUMN: "x'y",
+    },
     {"id": 6, "category": None, "amount": 0.0, "qty": None, "name": "O'Brien", HOSTILE_COLUMN: ""},
 ]
 
@@ -83,12 +90,17 @@ def write_all_formats(folder: Path, table: pa.Table, stem: str = "sample") -> di
     pq.write_table(table, paths["parquet"])
     rows = table.to_pylist()
     paths["json"].write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
-    paths["ndjson"].write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    paths["ndjson"].write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
     avro_schema = {
         "type": "record",
         "name": "sample",
         "fields": [
-            {"name": f.name if f.name.isidentifier() else "weird", "type": ["null", _avro_type(f.type)]}
+            {
+                "name": f.name if f.name.isidentifier() else "weird",
+                "type": ["null", _avro_type(f.type)],
+            }
             for f in table.schema
         ],
     }

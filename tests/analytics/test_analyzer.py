@@ -21,13 +21,22 @@ from .conftest import HOSTILE_COLUMN, HOSTILE_TABLE, ROWS
 
 def test_query_binds_positional_and_named_parameters(analyzer: Analyzer, sales: str) -> None:
     hostile = "toys' OR 1=1 --"
-    assert analyzer.query(f'SELECT count(*) FROM "{sales}" WHERE category = ?', [hostile]).scalar() == 0
-    assert analyzer.query(f'SELECT count(*) FROM "{sales}" WHERE category = ?', ["toys"]).scalar() == 3
-    got = analyzer.query(f'SELECT id FROM "{sales}" WHERE amount > $min ORDER BY id', {"min": 5}).rows()
+    assert (
+        analyzer.query(f'SELECT count(*) FROM "{sales}" WHERE category = ?', [hostile]).scalar()
+        == 0
+    )
+    assert (
+        analyzer.query(f'SELECT count(*) FROM "{sales}" WHERE category = ?', ["toys"]).scalar() == 3
+    )
+    got = analyzer.query(
+        f'SELECT id FROM "{sales}" WHERE amount > $min ORDER BY id', {"min": 5}
+    ).rows()
     assert got == [(1,), (4,), (5,)]
 
 
-def test_result_converts_to_arrow_polars_pandas_rows_and_dicts(analyzer: Analyzer, sales: str) -> None:
+def test_result_converts_to_arrow_polars_pandas_rows_and_dicts(
+    analyzer: Analyzer, sales: str
+) -> None:
     result = analyzer.query(f'SELECT id, name FROM "{sales}" ORDER BY id')
     assert len(result) == 6 and result.columns == ["id", "name"]
     assert isinstance(result.arrow(), pa.Table)
@@ -48,19 +57,25 @@ def test_statements_without_rows_give_an_empty_result(analyzer: Analyzer) -> Non
 
 
 def test_stream_yields_batches(analyzer: Analyzer) -> None:
-    batches = list(analyzer.stream("SELECT range AS x FROM range(?)", [300_000], batch_size=100_000))
+    batches = list(
+        analyzer.stream("SELECT range AS x FROM range(?)", [300_000], batch_size=100_000)
+    )
     assert len(batches) >= 3
     assert sum(b.num_rows for b in batches) == 300_000
 
 
 def test_query_errors_name_the_query_and_suggest(analyzer: Analyzer, sales: str) -> None:
-    with pytest.raises(AnalyticsError, match=r"(?s)drop table x.*in: SELECT \* FROM \"drop table x\"") as info:
+    with pytest.raises(
+        AnalyticsError, match=r"(?s)drop table x.*in: SELECT \* FROM \"drop table x\""
+    ) as info:
         analyzer.query('SELECT * FROM "drop table x"')
     assert "Did you mean" in str(info.value)
 
 
 def test_unknown_table_and_column_suggest_the_closest(analyzer: Analyzer, sales: str) -> None:
-    with pytest.raises(AnalyticsError, match=r"Unknown table 'drop table x;'.*Did you mean 'drop table x; --'"):
+    with pytest.raises(
+        AnalyticsError, match=r"Unknown table 'drop table x;'.*Did you mean 'drop table x; --'"
+    ):
         analyzer.aggregate("drop table x;")
     with pytest.raises(AnalyticsError, match=r"Unknown column 'catgory'.*Did you mean 'category'"):
         analyzer.group_by(sales, "catgory")
@@ -69,7 +84,9 @@ def test_unknown_table_and_column_suggest_the_closest(analyzer: Analyzer, sales:
 
 
 def test_resolve_handles_schemas_and_dotted_names(analyzer: Analyzer) -> None:
-    analyzer.query('CREATE SCHEMA raw; CREATE TABLE raw.events AS SELECT 1 AS x; CREATE TABLE "raw.events" AS SELECT 2 AS x')
+    analyzer.query(
+        'CREATE SCHEMA raw; CREATE TABLE raw.events AS SELECT 1 AS x; CREATE TABLE "raw.events" AS SELECT 2 AS x'
+    )
     # The literal name wins; schema.name is tried when no table has that name.
     assert analyzer.aggregate("raw.events", ["x"], ["max"])["x"]["max"] == 2
     assert analyzer.aggregate(("raw", "events"), ["x"], ["max"])["x"]["max"] == 1
@@ -121,7 +138,9 @@ def test_progress_is_reported_while_a_query_runs(analyzer: Analyzer) -> None:
 
     seen: list[float | None] = []
     worker = threading.Thread(
-        target=lambda: analyzer.query("SELECT count(DISTINCT x % 1000003) FROM range(40000000) t(x)")
+        target=lambda: analyzer.query(
+            "SELECT count(DISTINCT x % 1000003) FROM range(40000000) t(x)"
+        )
     )
     worker.start()
     while worker.is_alive():

@@ -30,7 +30,9 @@ def test_every_format_loads_all_rows_with_unicode_and_nulls(
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "json", "ndjson", "orc", "arrow"])
-def test_hostile_column_name_survives_every_format(analyzer: Analyzer, files: dict[str, Path], fmt: str) -> None:
+def test_hostile_column_name_survives_every_format(
+    analyzer: Analyzer, files: dict[str, Path], fmt: str
+) -> None:
     analyzer.load(files[fmt], "t")
     assert HOSTILE_COLUMN in analyzer.columns("t")
     # CSV cannot tell an empty string from a missing value: the "" row reads as null.
@@ -49,8 +51,10 @@ def test_view_reads_the_file_at_each_query(analyzer: Analyzer, tmp_path: Path, f
 
 
 def test_hostile_table_name_and_path_with_quotes(analyzer: Analyzer, tmp_path: Path) -> None:
-    folder = tmp_path / "we're \"here\""
-    paths = write_all_formats(folder, pa.Table.from_pylist(ROWS, schema=SCHEMA), stem="o'neil; drop")
+    folder = tmp_path / 'we\'re "here"'
+    paths = write_all_formats(
+        folder, pa.Table.from_pylist(ROWS, schema=SCHEMA), stem="o'neil; drop"
+    )
     analyzer.load_csv(paths["csv"], HOSTILE_TABLE, view=True)
     analyzer.load_parquet(paths["parquet"], 'a "b"')
     assert analyzer.query(f'SELECT count(*) FROM "{HOSTILE_TABLE}"').scalar() == 6
@@ -58,7 +62,9 @@ def test_hostile_table_name_and_path_with_quotes(analyzer: Analyzer, tmp_path: P
     assert sorted(analyzer.tables()) == sorted([HOSTILE_TABLE, 'a "b"'])
 
 
-def test_default_name_is_the_file_name_without_extensions(analyzer: Analyzer, files: dict[str, Path]) -> None:
+def test_default_name_is_the_file_name_without_extensions(
+    analyzer: Analyzer, files: dict[str, Path]
+) -> None:
     gz = files["csv"].with_name("sales.2024.csv.gz")
     with files["csv"].open("rb") as src, gzip.open(gz, "wb") as dst:
         shutil.copyfileobj(src, dst)
@@ -139,15 +145,26 @@ def test_avro_logical_types(analyzer: Analyzer, tmp_path: Path) -> None:
         "fields": [
             {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-micros"}},
             {"name": "day", "type": {"type": "int", "logicalType": "date"}},
-            {"name": "price", "type": {"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 2}},
+            {
+                "name": "price",
+                "type": {"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 2},
+            },
         ],
     }
     when = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
     with (tmp_path / "l.avro").open("wb") as fh:
-        fastavro.writer(fh, fastavro.parse_schema(schema), [{"ts": when, "day": dt.date(2024, 5, 6), "price": decimal.Decimal("12.34")}])
+        fastavro.writer(
+            fh,
+            fastavro.parse_schema(schema),
+            [{"ts": when, "day": dt.date(2024, 5, 6), "price": decimal.Decimal("12.34")}],
+        )
     analyzer.load(tmp_path / "l.avro")
     types = analyzer.columns("l")
-    assert types["day"] == "DATE" and types["price"] == "DECIMAL(12,2)" and types["ts"].startswith("TIMESTAMP")
+    assert (
+        types["day"] == "DATE"
+        and types["price"] == "DECIMAL(12,2)"
+        and types["ts"].startswith("TIMESTAMP")
+    )
     assert analyzer.query('SELECT price FROM "l"').scalar() == decimal.Decimal("12.34")
 
 
@@ -156,14 +173,18 @@ def test_orc_with_many_stripes(analyzer: Analyzer, tmp_path: Path) -> None:
     orc.write_table(table, tmp_path / "many.orc", stripe_size=64 * 1024)
     assert orc.ORCFile(tmp_path / "many.orc").nstripes > 1
     analyzer.load(tmp_path / "many.orc")
-    assert analyzer.query('SELECT count(*), sum(x) FROM "many"').rows() == [(50_000, sum(range(50_000)))]
+    assert analyzer.query('SELECT count(*), sum(x) FROM "many"').rows() == [
+        (50_000, sum(range(50_000)))
+    ]
 
 
 def test_load_arrow_objects_and_polars(analyzer: Analyzer) -> None:
     import polars as pl
 
     analyzer.load_arrow(pl.DataFrame({"a": [1, 2, 3]}), "from_polars")
-    reader = pa.RecordBatchReader.from_batches(SCHEMA, pa.Table.from_pylist(ROWS, schema=SCHEMA).to_batches())
+    reader = pa.RecordBatchReader.from_batches(
+        SCHEMA, pa.Table.from_pylist(ROWS, schema=SCHEMA).to_batches()
+    )
     analyzer.load_arrow(reader, "from_reader")
     assert analyzer.query('SELECT sum(a) FROM "from_polars"').scalar() == 6
     assert analyzer.query('SELECT count(*) FROM "from_reader"').scalar() == 6
@@ -204,7 +225,7 @@ def test_read_only_warehouse_gets_temporary_loads(tmp_path: Path, files: dict[st
     with Analyzer(path, read_only=True) as reader:
         reader.load(files["csv"], "scratch", view=True)
         reader.load(files["orc"], "scratch2")
-        assert reader.query('SELECT count(*) FROM stored JOIN scratch USING (id)').scalar() == 6
+        assert reader.query("SELECT count(*) FROM stored JOIN scratch USING (id)").scalar() == 6
         with pytest.raises(AnalyticsError, match="read-only"):
             reader.query("CREATE TABLE nope AS SELECT 1")
     with Analyzer(path) as again:

@@ -99,8 +99,9 @@ def export_relation(
         An :class:`ExportInfo`.
     """
     out = Path(path)
-    # A partitioned export writes a folder, which has no extension to go by.
-    fmt = _format_for(out, format or ("parquet" if partition_by else None))
+    # A partitioned export writes a folder, which usually has no extension to go by.
+    known_suffix = bool(out.suffixes) and out.suffixes[-1].lower() in (*EXPORT_FORMATS, ".gz", ".zst")
+    fmt = _format_for(out, format or (None if known_suffix or not partition_by else "parquet"))
     chosen = (codec or DEFAULT_CODEC[fmt]).lower()
     if chosen not in CODECS[fmt]:
         raise AnalyticsError(

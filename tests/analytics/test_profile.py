@@ -1,0 +1,109 @@
+"""Column profiles: statistics, exact top values, histograms, approximate distinct counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from headrace.analytics import Analyzer
+
+from .conftest import BIG, HOSTILE_COLUMN
+
+
+def test_profile_of_the_sample(analyzer: Analyzer, sales: str) -> None:
+    profile = analyzer.profile(sales)
+    assert profile.rows == 6 and [c.name for c in profile.columns][:3] == [
+        "id",
+        "category",
+        "amount",
+    ]
+    category = profile["category"]
+    assert (
+        category.kind == "string"
+        and category.nulls == 1
+        and category.null_share == pytest.approx(1 / 6)
+    )
+    assert category.distinct == 3 and category.distinct_exact
+    # Five values fit in top=5, so the singletons are listed too, ties by value.
+    assert category.top_values == [("toys", 3), ("food", 1), ("tools", 1)]
+    # With fewer slots than values, a value seen once is not "frequent".
+    assert analyzer.profile(sales, top=2)["category"].top_values == [("toys", 3)]
+    amount = profile["amount"]
+    assert (amount.min, amount.max, amount.count) == (0.0, 100.0, 5)
+    assert amount.mean == pytest.approx(24.0)
+    assert amount.histogram is not None and sum(amount.histogram.counts) == 5
+    # 20 bins of width 5: 0 and 2.25 | 7.25 | 10.5 | ... | 100 (last bin closed).
+    assert amount.histogram.counts[:3] == [2, 1, 1] and amount.histogram.counts[-1] == 1
+    assert amount.histogram.edges[0] == 0.0 and amount.histogram.edges[-1] == pytest.approx(100.0)
+    assert profile["qty"].max == BIG
+    assert profile[HOSTILE_COLUMN].top_values == [("x'y", 3), ("", 1), ("--", 1)]
+
+
+def test_top_values_are_exact_counts_most_frequent_first(analyzer: Analyzer) -> None:
+    # 2000 rows: value k appears k*10 times for k in 1..19, the rest are unique.
+    analyzer.query(
+        "CREATE TABLE t AS SELECT k AS v FROM range(1, 20) a(k), range(0, 1000) b(j) WHERE j < k * 10 "
+        "UNION ALL SELECT 1000 + i FROM range(100) c(i)"
+    )
+    top = analyzer.profile("t", top=3)["v"].top_values
+    assert top == [(19, 190), (18, 180), (17, 170)]
+
+
+def test_histogram_edges_and_counts_for_dates_and_timestamps(analyzer: Analyzer) -> None:
+    analyzer.query(
+        "CREATE TABLE t AS SELECT DATE '2024-01-01' + i::INT AS day, "
+        "TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_hours(i) AS at FROM range(100) r(i)"
+    )
+    profile = analyzer.profile("t", bins=10)
+    day = profile["day"]
+    assert day.kind == "temporal" and day.histogram is not None
+    assert day.histogram.counts == [10] * 9 + [10]
+    assert day.histogram.edges[0] == dt.date(2024, 1, 1) and day.histogram.edges[-1] == dt.date(
+        2024, 4, 9
+    )
+    at = profile["at"].histogram
+    assert at is not None and sum(at.counts) == 100 and at.edges[0] == dt.datetime(2024, 1, 1)
+
+
+def test_single_value_all_null_and_empty_columns(analyzer: Analyzer) -> None:
+    analyzer.query(
+        "CREATE TABLE t AS SELECT 5 AS same, NULL::DOUBLE AS nothing, 'ü' AS u FROM range(10)"
+    )
+    profile = analyzer.profile("t")
+    same = profile["same"]
+    assert same.histogram is not None and same.histogram.counts == [10] and same.distinct == 1
+    nothing = profile["nothing"]
+    assert nothing.null_share == 1.0 and nothing.histogram is None and nothing.min is None
+    assert profile["u"].top_values == [("ü", 10)]
+    analyzer.query("CREATE TABLE e (x INTEGER, s VARCHAR)")
+    empty = analyzer.profile("e")
+    assert empty.rows == 0 and empty["x"].null_share == 0.0 and empty["x"].histogram is None
+
+
+def test_approximate_distinct_on_many_rows(analyzer: Analyzer) -> None:
+    analyzer.query("CREATE TABLE t AS SELECT i AS id, i % 1000 AS k FROM range(1200000) r(i)")
+    profile = analyzer.profile("t")  # past the exact threshold: HyperLogLog
+    assert not profile["id"].distinct_exact
+    assert profile["id"].distinct == pytest.approx(1_200_000, rel=0.05)
+    assert profile["k"].distinct == pytest.approx(1000, rel=0.05)
+    exact = analyzer.profile("t", exact_distinct=True, top=0)
+    assert exact["id"].distinct == 1_200_000 and exact["id"].distinct_exact
+
+
+def test_nested_and_blob_columns_are_profiled_without_failing(analyzer: Analyzer) -> None:
+    analyzer.query(
+        "CREATE TABLE t AS SELECT [i, i] AS pair, {'a': i} AS rec, 'x'::BLOB AS b, "
+        "INTERVAL (i) DAY AS span FROM range(5) r(i)"
+    )
+    profile = analyzer.profile("t")
+    assert [c.kind for c in profile.columns] == ["other", "other", "other", "other"]
+    assert profile["pair"].distinct == 5 and profile["b"].distinct == 1
+
+
+def test_profile_to_dict_is_json(analyzer: Analyzer, sales: str) -> None:
+    analyzer.query("CREATE TABLE d AS SELECT DATE '2024-01-01' AS day, 1.5::DECIMAL(5,2) AS price")
+    text = json.dumps(analyzer.profile("d").to_dict())
+    assert '"2024-01-01"' in text and "1.5" in text
+    assert json.loads(json.dumps(analyzer.profile(sales).to_dict()))["rows"] == 6
