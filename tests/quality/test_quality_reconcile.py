@@ -7,7 +7,13 @@ import pyarrow as pa
 import pytest
 
 from headrace.errors import QualityError, TerminalError
-from headrace.quality import Reconciliation, ReconciliationError, apply_checks, matches_regex, reconcile
+from headrace.quality import (
+    Reconciliation,
+    ReconciliationError,
+    apply_checks,
+    matches_regex,
+    reconcile,
+)
 
 
 def test_counts_that_add_up() -> None:

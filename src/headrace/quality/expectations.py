@@ -19,7 +19,7 @@ and match anywhere in the value unless anchored with ``^``/``$``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -61,6 +61,17 @@ class Expectation:
     kind: ClassVar[str] = "expectation"
     row_level: ClassVar[bool] = True
 
+    @property
+    def column_name(self) -> str:
+        """The column of a single-column expectation."""
+        if self.column is None:
+            raise ExpectationDefinitionError(f"expectation {self.name!r} names no column.")
+        return self.column
+
+    def used_columns(self) -> list[str]:
+        """Columns the expectation reads (only these are handed to Polars)."""
+        return [self.column] if self.column else []
+
     def where(self) -> str:
         """Names the expectation (and column) for messages."""
         on = f" on column {self.column!r}" if self.column else ""
@@ -81,10 +92,6 @@ class Expectation:
 class RowExpectation(Expectation):
     """An expectation judged row by row; its failing rows can be quarantined."""
 
-    def used_columns(self) -> list[str]:
-        """Columns the expectation reads (only these are handed to Polars)."""
-        return [self.column] if self.column else []
-
     def failing(self, schema: pa.Schema) -> pl.Expr:
         """A boolean expression, true where the row fails (never null)."""
         raise NotImplementedError
@@ -101,10 +108,6 @@ class TableExpectation(Expectation):
     """An expectation judged on the whole table (counts, statistics, schema)."""
 
     row_level: ClassVar[bool] = False
-
-    def used_columns(self) -> list[str]:
-        """Columns the aggregates read (only these are handed to Polars)."""
-        return [self.column] if self.column else []
 
     def aggregates(self, schema: pa.Schema) -> list[pl.Expr]:
         """Aggregate expressions this expectation needs (evaluated in one select)."""
@@ -138,7 +141,7 @@ class NotNull(RowExpectation):
     kind: ClassVar[str] = "not_null"
 
     def failing(self, schema: pa.Schema) -> pl.Expr:
-        return ~_not_missing(self.column, self.column_type(schema))  # type: ignore[arg-type]
+        return ~_not_missing(self.column_name, self.column_type(schema))
 
     def describe(self) -> str:
         return f"{self.column} is null"
@@ -168,10 +171,10 @@ class MatchesRegex(RowExpectation):
 
     def failing(self, schema: pa.Schema) -> pl.Expr:
         arrow_type = self.column_type(schema)
-        text = pl.col(self.column)
+        text = pl.col(self.column_name)
         if family(arrow_type) != "string":
             text = text.cast(pl.String)
-        return _not_missing(self.column, arrow_type) & ~text.str.contains(self.pattern)  # type: ignore[arg-type]
+        return _not_missing(self.column_name, arrow_type) & ~text.str.contains(self.pattern)
 
     def describe(self) -> str:
         return f"{self.column} does not match {self.pattern}"
@@ -194,13 +197,13 @@ class Between(RowExpectation):
     def failing(self, schema: pa.Schema) -> pl.Expr:
         arrow_type = self.column_type(schema)
         lo, hi = self.bounds(arrow_type)
-        value = _comparable(self.column, arrow_type)  # type: ignore[arg-type]
+        value = _comparable(self.column_name, arrow_type)
         outside: list[pl.Expr] = []
         if lo is not None:
             outside.append(value <= pl.lit(lo) if self.strict_min else value < pl.lit(lo))
         if hi is not None:
             outside.append(value >= pl.lit(hi) if self.strict_max else value > pl.lit(hi))
-        return _not_missing(self.column, arrow_type) & pl.any_horizontal(outside)  # type: ignore[arg-type]
+        return _not_missing(self.column_name, arrow_type) & pl.any_horizontal(outside)
 
     def describe(self) -> str:
         left = "(" if self.strict_min or self.min is None else "["
@@ -224,12 +227,21 @@ class AcceptedValues(RowExpectation):
     def failing(self, schema: pa.Schema) -> pl.Expr:
         arrow_type = self.column_type(schema)
         allowed = pl.Series(_coerce_values(self, self.values, arrow_type))
-        value = _comparable(self.column, arrow_type)  # type: ignore[arg-type]
-        return _not_missing(self.column, arrow_type) & ~value.is_in(allowed.implode())  # type: ignore[arg-type]
+        value = _comparable(self.column_name, arrow_type)
+        return _not_missing(self.column_name, arrow_type) & ~value.is_in(allowed.implode())
 
     def describe(self) -> str:
         shown = ", ".join(repr(v) for v in self.values[:10]) + (", …" if len(self.values) > 10 else "")
         return f"{self.column} is not one of {shown}"
+
+
+def frame_of(table: pa.Table | pl.DataFrame) -> pl.DataFrame:
+    """A referenced table as a Polars DataFrame."""
+    if isinstance(table, pl.DataFrame):
+        return table
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -249,13 +261,13 @@ class Relationships(RowExpectation):
                 f"look up in its database; pass the referenced table as a pyarrow Table or "
                 f"Polars DataFrame to check rows in memory."
             )
-        target = pl.from_arrow(self.to_table) if isinstance(self.to_table, pa.Table) else self.to_table
+        target = frame_of(self.to_table)
         if self.to_column not in target.columns:
             raise ExpectationDefinitionError(
                 f"{self.where()}: the referenced table has no column {self.to_column!r}."
                 + did_you_mean(self.to_column, target.columns)
             )
-        wanted = pl.from_arrow(pa.table({"c": pa.array([], arrow_type)})).schema["c"]
+        wanted = frame_of(pa.table({"c": pa.array([], arrow_type)})).schema["c"]
         try:
             keys = target.get_column(self.to_column).drop_nulls().unique().cast(wanted)
         except pl.exceptions.PolarsError as exc:
@@ -263,7 +275,7 @@ class Relationships(RowExpectation):
                 f"{self.where()}: referenced column {self.to_column!r} cannot be compared "
                 f"with {self.column!r} ({arrow_type}): {exc}"
             ) from None
-        return _present(self.column) & ~pl.col(self.column).is_in(keys.implode())  # type: ignore[arg-type]
+        return _present(self.column_name) & ~pl.col(self.column_name).is_in(keys.implode())
 
     def describe(self) -> str:
         return f"{self.column} has no match in {self.target_name()}.{self.to_column}"
@@ -313,7 +325,7 @@ class StatBetween(TableExpectation):
             raise ExpectationDefinitionError(
                 f"{self.where()}: {self.stat} needs a numeric column, {self.column!r} is {arrow_type}."
             )
-        value = pl.col(self.column)
+        value = pl.col(self.column_name)
         if family(arrow_type) == "float":
             value = value.fill_nan(None)  # NaN counts as null
         agg = {"min": value.min(), "max": value.max(), "mean": value.mean(),
@@ -350,7 +362,7 @@ class Freshness(TableExpectation):
             raise ExpectationDefinitionError(
                 f"{self.where()}: freshness needs a timestamp or date column, {self.column!r} is {arrow_type}."
             )
-        return [pl.col(self.column).max()]
+        return [pl.col(self.column_name).max()]
 
     def judge(self, values: list[Any], n_rows: int, schema: pa.Schema) -> Verdict:
         newest = values[0]

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-import polars as pl
 
 from headrace.quality.apply import check_names
 from headrace.quality.dialects import Database, Dialect
@@ -32,6 +31,7 @@ from headrace.quality.expectations import (
     TableExpectation,
     Unique,
     _coerce_values,
+    frame_of,
 )
 from headrace.quality.result import (
     SAMPLE_ROWS,
@@ -67,44 +67,42 @@ class _Compiler:
         """The predicate true for a failing row, and its parameters."""
         p = self.d.placeholder
         if isinstance(check, NotNull):
-            return self.missing(check, check.column), []  # type: ignore[arg-type]
+            return self.missing(check, check.column_name), []
         if isinstance(check, Unique):
             for name in check.columns:
                 check.column_type(self.schema, name)
             alias = f"_hr_u{len(self.windows)}"
-            keys = ", ".join(self.d.quote(c) for c in check.columns)
-            self.windows.append(f"COUNT(*) OVER (PARTITION BY {keys}) AS {self.d.quote(alias)}")
+            partition = ", ".join(self.d.quote(c) for c in check.columns)
+            self.windows.append(f"COUNT(*) OVER (PARTITION BY {partition}) AS {self.d.quote(alias)}")
             present = " AND ".join(f"NOT {self.missing(check, c)}" for c in check.columns)
             return f"({_BASE}.{self.d.quote(alias)} > 1 AND {present})", []
         if isinstance(check, MatchesRegex):
-            present = f"NOT {self.missing(check, check.column)}"  # type: ignore[arg-type]
-            return f"({present} AND {self.d.regex_fails(self.col(check.column))})", [check.pattern]  # type: ignore[arg-type]
+            present = f"NOT {self.missing(check, check.column_name)}"
+            return f"({present} AND {self.d.regex_fails(self.col(check.column_name))})", [check.pattern]
         if isinstance(check, Between):
             lo, hi = check.bounds(check.column_type(self.schema))
             parts, params = [], []
             if lo is not None:
-                parts.append(f"{self.col(check.column)} {'<=' if check.strict_min else '<'} {p}")  # type: ignore[arg-type]
+                parts.append(f"{self.col(check.column_name)} {'<=' if check.strict_min else '<'} {p}")
                 params.append(lo)
             if hi is not None:
-                parts.append(f"{self.col(check.column)} {'>=' if check.strict_max else '>'} {p}")  # type: ignore[arg-type]
+                parts.append(f"{self.col(check.column_name)} {'>=' if check.strict_max else '>'} {p}")
                 params.append(hi)
-            present = f"NOT {self.missing(check, check.column)}"  # type: ignore[arg-type]
+            present = f"NOT {self.missing(check, check.column_name)}"
             return f"({present} AND ({' OR '.join(parts)}))", params
         if isinstance(check, AcceptedValues):
             values = _coerce_values(check, check.values, check.column_type(self.schema))
             marks = ", ".join(p for _ in values)
-            present = f"NOT {self.missing(check, check.column)}"  # type: ignore[arg-type]
-            return f"({present} AND {self.col(check.column)} NOT IN ({marks}))", values  # type: ignore[arg-type]
+            present = f"NOT {self.missing(check, check.column_name)}"
+            return f"({present} AND {self.col(check.column_name)} NOT IN ({marks}))", values
         if isinstance(check, Relationships):
             check.column_type(self.schema)
-            column = self.col(check.column)  # type: ignore[arg-type]
+            column = self.col(check.column_name)
             if isinstance(check.to_table, str):
-                target = self.d.table(check.to_table)
-                match = (f"NOT EXISTS (SELECT 1 FROM {target} AS _hr_r "
+                match = (f"NOT EXISTS (SELECT 1 FROM {self.d.table(check.to_table)} AS _hr_r "
                          f"WHERE _hr_r.{self.d.quote(check.to_column)} = {column})")
                 return f"({column} IS NOT NULL AND {match})", []
-            frame = pl.from_arrow(check.to_table) if isinstance(check.to_table, pa.Table) else check.to_table
-            keys = frame.get_column(check.to_column).drop_nulls().unique().to_list()
+            keys = frame_of(check.to_table).get_column(check.to_column).drop_nulls().unique().to_list()
             return f"({column} IS NOT NULL AND {self.d.not_in_list(column)})", [keys]
         if isinstance(check, SqlExpression):
             return f"NOT COALESCE(({self.d.raw(check.expression)}), TRUE)", []
@@ -117,7 +115,7 @@ class _Compiler:
                 raise ExpectationDefinitionError(
                     f"{check.where()}: {check.stat} needs a numeric column, {check.column!r} is {arrow_type}."
                 )
-            value = self.col(check.column)  # type: ignore[arg-type]
+            value = self.col(check.column_name)
             if family(arrow_type) == "float":
                 value = f"CASE WHEN {self.d.is_nan(value)} THEN NULL ELSE {value} END"
             if check.stat == "median":
@@ -126,7 +124,7 @@ class _Compiler:
             return [f"{func}({value})"]
         if isinstance(check, Freshness):
             check.aggregates(self.schema)  # validates the column type
-            return [f"MAX({self.col(check.column)})"]  # type: ignore[arg-type]
+            return [f"MAX({self.col(check.column_name)})"]
         return []
 
 
