@@ -6,8 +6,6 @@ spaces and SQL in them, unicode, nulls, and numbers at the edges of their types.
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,10 +125,3 @@ def _avro_type(t: pa.DataType) -> str:
 def files(tmp_path: Path) -> dict[str, Path]:
     """The sample rows in every format, in a folder whose name has a quote and a space."""
     return write_all_formats(tmp_path / "it's data", sample_table())
-
-
-def utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.UTC)
-
-
-D = decimal.Decimal

@@ -11,7 +11,7 @@ from headrace.errors import AnalyticsError
 
 from .conftest import BIG, HOSTILE_COLUMN, ROWS
 
-AMOUNTS = [r["amount"] for r in ROWS if r["amount"] is not None]  # 10.5, 2.25, 100.0, 7.25, 0.0
+AMOUNTS = [float(r["amount"]) for r in ROWS if isinstance(r["amount"], float)]  # 10.5, 2.25, 100.0, 7.25, 0.0
 
 
 def test_aggregate_all_metrics(analyzer: Analyzer, sales: str) -> None:
