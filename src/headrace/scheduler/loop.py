@@ -163,9 +163,10 @@ class Scheduler:
             after_end = interval.end
             if run is None:
                 continue  # another scheduler (or a backfill) has this interval
-            slots -= 1
             self._launch(pipeline, run)
             report.started.append(run)
+            # Count again: an inline launcher has already finished the run.
+            slots = pipeline.max_active_runs - self._count_active(pipeline)
             if interval.end == interval.start:
                 break  # @once: a single run
         if self.sla_ledger is not None:
@@ -217,6 +218,9 @@ class Scheduler:
             else:
                 live.append(run)
         return live
+
+    def _count_active(self, pipeline: Pipeline) -> int:
+        return len(self.store.list_runs(pipeline.name, states=_ACTIVE, limit=10_000))
 
     def _fail_dead(self, pipeline: Pipeline, run: RunRecord, now: datetime) -> None:
         message = (
