@@ -9,8 +9,8 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from headrace.errors import StateError
-from headrace.state import open_store
+from headrace.errors import StateError, TransientError
+from headrace.state import StoreUnavailableError, open_store
 from headrace.state.connect import normalize_url
 
 DAY = datetime(2024, 1, 1, tzinfo=UTC)
@@ -98,7 +98,16 @@ def test_postgres_search_path_without_a_schema_is_a_clear_error(pg_url: str) -> 
         open_store(url)
 
 
-def test_unreachable_postgres_is_a_state_error_without_password() -> None:
-    with pytest.raises(StateError) as info:
+def test_unreachable_postgres_is_transient_and_hides_the_password() -> None:
+    with pytest.raises(StoreUnavailableError) as info:
         open_store("postgresql://u:hunter2@127.0.0.1:1/db")
-    assert "hunter2" not in str(info.value)
+    assert isinstance(info.value, TransientError) and isinstance(info.value, StateError)
+    assert "hunter2" not in str(info.value) and "u:***@127.0.0.1:1/db" in str(info.value)
+
+
+def test_a_closed_store_says_so(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s.db")
+    store.close()
+    store.close()  # twice is fine
+    with pytest.raises(StateError, match="is closed: list runs needs an open store"):
+        store.list_runs()

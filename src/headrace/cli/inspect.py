@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from headrace.cli.app import app
-from headrace.config import Settings, mask_url
+from headrace.config import Settings
 from headrace.errors import StateError, did_you_mean
 from headrace.state import (
     LogRecord,
@@ -172,8 +172,8 @@ def runs_command(
             known = store.list_pipelines()
             if pipeline not in known:
                 raise StateError(
-                    f"No runs of pipeline {pipeline!r} in the state store "
-                    f"{mask_url(Settings.from_env().state_url)}." + did_you_mean(pipeline, known)
+                    f"No runs of pipeline {pipeline!r} in the state store {store.location}."
+                    + did_you_mean(pipeline, known)
                 )
     if not found:
         console.print("No runs yet." if not (pipeline or states) else "No runs match.")

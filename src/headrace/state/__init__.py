@@ -18,6 +18,7 @@ from headrace.state.base import (
     RunRecord,
     RunState,
     StateStore,
+    StoreUnavailableError,
     TaskInstanceRecord,
     TaskState,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "RunState",
     "SqlStateStore",
     "StateStore",
+    "StoreUnavailableError",
     "TaskInstanceRecord",
     "TaskState",
     "new_run_id",

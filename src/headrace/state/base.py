@@ -12,6 +12,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from headrace.errors import StateError, TransientError
+
+
+class StoreUnavailableError(StateError, TransientError):
+    """The store could not be reached or stayed locked; the same call may work later."""
+
 
 class RunState(StrEnum):
     QUEUED = "queued"

@@ -8,16 +8,17 @@ store (opening a SQLite connection costs more than the update itself).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Update, and_, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, StatementError
 
 from headrace.config import mask_url
 from headrace.errors import StateError, did_you_mean
@@ -27,6 +28,7 @@ from headrace.state.base import (
     LogRecord,
     RunRecord,
     RunState,
+    StoreUnavailableError,
     TaskInstanceRecord,
     TaskState,
 )
@@ -64,7 +66,11 @@ class SqlStateStore:
         self.engine = engine
         self.url = url
         self.backend = engine.dialect.name
-        self._where = mask_url(url.render_as_string(hide_password=False))
+        #: The store's URL with its password masked, for messages.
+        self.location = mask_url(url.render_as_string(hide_password=False))
+        self._where = self.location
+        self._pid = os.getpid()
+        self._closed = False
         self._lock = threading.RLock()
         self._conn: Connection | None = engine.connect() if self.backend == "sqlite" else None
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -97,6 +103,10 @@ class SqlStateStore:
         IntegrityError passes through untouched: callers that expect it (create_run)
         handle it, and it means a bug elsewhere.
         """
+        if self._pid != os.getpid():
+            self._after_fork()
+        if self._closed:
+            raise StateError(f"State store {self._where} is closed: {what} needs an open store.")
         try:
             if self._conn is not None:
                 with self._lock:
@@ -119,9 +129,23 @@ class SqlStateStore:
             cause = exc.orig if exc.orig is not None else exc
             if isinstance(cause, StateError):
                 raise StateError(f"{what}: {cause}") from exc
-            raise StateError(
-                f"State store {self._where}: {what} failed: {type(cause).__name__}: {cause}"
-            ) from exc
+            message = f"State store {self._where}: {what} failed: {type(cause).__name__}: {cause}"
+            if isinstance(exc, OperationalError | InterfaceError):
+                # Lost connection, server down, lock wait exceeded: trying later can help.
+                raise StoreUnavailableError(message) from exc
+            raise StateError(message) from exc
+
+    def _after_fork(self) -> None:
+        """Drop connections inherited from the parent process; open new ones on demand.
+
+        A forked child must not use its parent's sockets or SQLite handle, and a lock
+        held by another parent thread at fork time would never be released here.
+        """
+        self.engine.dispose(close=False)
+        self._lock = threading.RLock()
+        self._pid = os.getpid()
+        if self._conn is not None:
+            self._conn = self.engine.connect()
 
     def _read(self, what: str) -> Any:
         return self._tx(what, write=False, atomic=False)
@@ -152,11 +176,14 @@ class SqlStateStore:
 
     def close(self) -> None:
         """Release the connection(s); the store cannot be used afterwards."""
-        with self._lock if self._conn is not None else nullcontext():
-            if self._conn is not None:
+        if self._closed:
+            return
+        with self._lock:
+            self._closed = True
+            if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
-                self._conn = None
-        self.engine.dispose()
+            self._conn = None
+        self.engine.dispose(close=self._pid == os.getpid())
 
     def _unknown_run(self, conn: Connection, run_id: str) -> StateError:
         known = conn.execute(
