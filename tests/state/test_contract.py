@@ -163,6 +163,20 @@ def test_list_runs_filters_and_orders_newest_logical_date_first(store: SqlStateS
     assert store.list_pipelines() == ["a", "b"]
 
 
+def test_runs_filter_by_trigger_and_count(store: SqlStateStore) -> None:
+    for i, trigger in enumerate(["scheduled", "manual", "scheduled", "backfill"]):
+        make_run(store, "p", DAY + timedelta(days=i), trigger=trigger)
+    make_run(store, "q", DAY, trigger="scheduled")
+    scheduled = store.list_runs("p", trigger="scheduled")
+    assert [r.logical_date.day for r in scheduled] == [3, 1]
+    assert all(r.trigger == "scheduled" for r in scheduled)
+    assert store.count_runs() == 5
+    assert store.count_runs("p") == 4
+    assert store.count_runs(trigger="scheduled") == 3
+    assert store.count_runs("p", states=[RunState.QUEUED], trigger="backfill") == 1
+    assert store.count_runs("p", states=[RunState.RUNNING]) == 0
+
+
 def test_update_run_sets_fields_and_rejects_unknown_ones(store: SqlStateStore) -> None:
     run, _ = make_run(store)
     now = datetime.now(UTC)

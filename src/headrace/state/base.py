@@ -152,8 +152,18 @@ class StateStore(Protocol):
         pipeline: str | None = None,
         states: Iterable[RunState] | None = None,
         limit: int = 50,
+        trigger: str | None = None,
     ) -> list[RunRecord]:
-        """Newest logical date first."""
+        """Newest logical date first; ``trigger`` keeps only manual/scheduled/backfill runs."""
+        ...
+
+    def count_runs(
+        self,
+        pipeline: str | None = None,
+        states: Iterable[RunState] | None = None,
+        trigger: str | None = None,
+    ) -> int:
+        """How many runs :meth:`list_runs` would return without a limit."""
         ...
 
     def update_run(self, run_id: str, **fields: Any) -> None:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, and_, bindparam, insert, select, update
+from sqlalchemy import Select, Update, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, StatementError
@@ -301,6 +301,7 @@ class SqlStateStore:
         pipeline: str | None = None,
         states: Iterable[RunState] | None = None,
         limit: int | None = 50,
+        trigger: str | None = None,
     ) -> list[RunRecord]:
         """Runs, newest logical date first (then newest created).
 
@@ -308,18 +309,41 @@ class SqlStateStore:
             pipeline: only this pipeline's runs.
             states: only runs in one of these states.
             limit: at most this many; None or 0 for all.
+            trigger: only runs started this way (manual, scheduled, backfill).
         """
-        query = select(runs).order_by(
+        query = self._filter_runs(select(runs), pipeline, states, trigger).order_by(
             runs.c.logical_date.desc(), runs.c.created_at.desc(), runs.c.run_id.desc()
         )
-        if pipeline is not None:
-            query = query.where(runs.c.pipeline == pipeline)
-        if states is not None:
-            query = query.where(runs.c.state.in_([RunState(s).value for s in states]))
         if limit:
             query = query.limit(limit)
         with self._read("list runs") as conn:
             return [_run_record(r._mapping) for r in conn.execute(query)]
+
+    def count_runs(
+        self,
+        pipeline: str | None = None,
+        states: Iterable[RunState] | None = None,
+        trigger: str | None = None,
+    ) -> int:
+        """How many runs match; the same filters as :meth:`list_runs`, without loading them."""
+        query = self._filter_runs(select(func.count()).select_from(runs), pipeline, states, trigger)
+        with self._read("count runs") as conn:
+            return int(conn.execute(query).scalar_one())
+
+    @staticmethod
+    def _filter_runs(
+        query: Select[Any],
+        pipeline: str | None,
+        states: Iterable[RunState] | None,
+        trigger: str | None,
+    ) -> Select[Any]:
+        if pipeline is not None:
+            query = query.where(runs.c.pipeline == pipeline)
+        if states is not None:
+            query = query.where(runs.c.state.in_([RunState(s).value for s in states]))
+        if trigger is not None:
+            query = query.where(runs.c.trigger == trigger)
+        return query
 
     def list_pipelines(self) -> list[str]:
         """The names of pipelines that have at least one run, sorted."""
