@@ -42,7 +42,8 @@ def run_app(argv: list[str] | None = None) -> int:
     """Run the CLI; a :class:`HeadraceError` becomes one red line and exit code 1."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns a command's typer.Exit code instead of raising it.
+        code = app(args=argv, standalone_mode=False)
     except HeadraceError as exc:
         if debug:
             raise
@@ -65,4 +66,4 @@ def run_app(argv: list[str] | None = None) -> int:
             f"[bold red]error:[/] {type(exc).__name__}: {exc} (run with --debug for the traceback)"
         )
         return 1
-    return 0
+    return code if isinstance(code, int) else 0

@@ -1,5 +1,301 @@
-"""headrace CLI commands of this part; registered on import."""
+"""``headrace run``, ``resume`` and ``list``: run pipelines with a live view of their tasks.
+
+Settings are read once here (``Settings.from_env``) and passed down; the store is
+``headrace.state.open_store(settings.state_url)``.
+"""
 
 from __future__ import annotations
 
-from headrace.cli.app import app  # noqa: F401
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from headrace.cli.app import app
+from headrace.cli.inspect import STATE_STYLES
+from headrace.config import Settings
+from headrace.engine import EXECUTORS, Event, RunResult, Runner, load_pipelines, pick_pipeline
+from headrace.errors import ConfigError, DefinitionError, HeadraceError, did_you_mean
+from headrace.pipeline import Pipeline
+from headrace.state import open_store
+from headrace.state.base import TaskState
+
+_FINISHED = {s.value for s in TaskState if s.finished}
+
+
+def split_target(target: str) -> tuple[str, str | None]:
+    """``FILE[:PIPELINE]`` -> (file, pipeline or None)."""
+    file, sep, name = target.rpartition(":")
+    if sep and file and "/" not in name and not Path(target).exists():
+        return file, name or None
+    return target, None
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    """``["k=v", ...]`` -> dict; the values stay strings, typed later by the pipeline's defaults."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param {pair!r}: expected NAME=VALUE, e.g. --param full_refresh=true")
+        params[key.strip()] = value
+    return params
+
+
+def parse_date(text: str | None) -> datetime | None:
+    """``--date`` as an ISO date or datetime (naive = the pipeline's time zone)."""
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--date {text!r}: expected an ISO date such as 2024-01-31 or 2024-01-31T02:00") from None
+
+
+def _console() -> Console:
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = max(console.width, 140)
+    return console
+
+
+class LiveView:
+    """Task states, attempts and progress of one run, kept current from engine events.
+
+    On a terminal it is a Rich live table; elsewhere (CI logs, pipes) each finished
+    task prints one line.
+    """
+
+    def __init__(self, pipeline: Pipeline, console: Console) -> None:
+        self.pipeline, self.console = pipeline, console
+        self.lock = threading.Lock()
+        self.rows: dict[str, dict[str, Any]] = {tid: {"state": "queued"} for tid in pipeline.order}
+        self.elements: dict[str, dict[int, str]] = {}
+        self.started = time.monotonic()
+        self.live: Live | None = None
+
+    def __enter__(self) -> LiveView:
+        if self.console.is_terminal:
+            self.live = Live(self, console=self.console, refresh_per_second=8, transient=True)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+
+    def on_event(self, event: Event) -> None:
+        """Engine callback (see :class:`headrace.executors.base.Event`)."""
+        if event.task_id is None or event.task_id not in self.rows:
+            return
+        with self.lock:
+            row = self.rows[event.task_id]
+            if event.kind == "task" and event.map_index >= 0:
+                self.elements.setdefault(event.task_id, {})[event.map_index] = event.state or "queued"
+            elif event.kind == "task":
+                row.update(state=event.state, attempt=event.attempt, error=event.error)
+                if event.total is not None:
+                    row["elements"] = int(event.total)
+                if event.state == "running":
+                    row["since"] = time.monotonic()
+                    row.pop("progress", None)
+            elif event.kind == "progress":
+                row["progress"] = (event.done, event.total, event.message)
+            elif event.kind == "log":
+                row["last_log"] = event.message
+        if self.live is None and event.kind == "task" and event.map_index < 0 and event.state in _FINISHED | {"up_for_retry"}:
+            self._print_line(event)
+
+    def _print_line(self, event: Event) -> None:
+        style = STATE_STYLES.get(event.state or "", "")
+        error = f"  {escape(_one_line(event.error))}" if event.error and event.state != "success" else ""
+        attempt = f" (attempt {event.attempt})" if event.attempt else ""
+        self.console.print(f"[{style}]{event.state:>15}[/]  {escape(event.task_id or '')}{attempt}{error}")
+
+    def __rich__(self) -> Table:
+        with self.lock:
+            rows = {tid: dict(row) for tid, row in self.rows.items()}
+            elements = {tid: dict(states) for tid, states in self.elements.items()}
+        table = Table(box=box.SIMPLE, title=f"{self.pipeline.name} · {time.monotonic() - self.started:.1f}s")
+        for column in ("task", "state", "try", "progress"):
+            table.add_column(column)
+        for tid, row in rows.items():
+            state = row.get("state") or "queued"
+            table.add_row(
+                tid, Text(state, style=STATE_STYLES.get(state, "")), str(row.get("attempt") or ""),
+                _progress(row, elements.get(tid, {}) if "elements" in row else None),
+            )
+        return table
+
+
+def _progress(row: dict[str, Any], elements: dict[int, str] | None) -> str:
+    if elements is not None:
+        done = sum(state in _FINISHED for state in elements.values())
+        running = sum(state == "running" for state in elements.values())
+        return f"{done}/{row['elements']} elements done, {running} running"
+    if "progress" in row:
+        done, total, message = row["progress"]
+        text = f"{done:g}/{total:g}" if total else f"{done:g}"
+        return f"{text} {message}" if message else text
+    if row.get("state") == "running":
+        last = row.get("last_log")
+        return _one_line(last)[:60] if last else f"{time.monotonic() - row['since']:.0f}s"
+    return ""
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())[:200]
+
+
+def summary(result: RunResult, console: Console, order: list[str] | None = None) -> None:
+    """The closing table: every task with state, tries, duration, rows and error.
+
+    Args:
+        result: the finished run.
+        console: where to print.
+        order: task ids in the order to show (the pipeline's); default: the store's.
+    """
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("task", "state", "tries", "duration", "rows", "error"):
+        table.add_column(column, overflow="fold")
+    position = {tid: i for i, tid in enumerate(order or [])}
+    for ti in sorted(result.tasks, key=lambda t: position.get(t.task_id, len(position))):
+        if ti.map_index >= 0:
+            continue
+        elements = [t for t in result.tasks if t.task_id == ti.task_id and t.map_index >= 0]
+        name = ti.task_id + (f" ×{len(elements)}" if elements else "")
+        took = f"{(ti.ended_at - ti.started_at).total_seconds():.2f}s" if ti.started_at and ti.ended_at else ""
+        state = str(ti.state)
+        table.add_row(
+            name, Text(state, style=STATE_STYLES.get(state, "")), str(ti.attempt or ""), took,
+            "" if ti.rows is None else f"{ti.rows:,}", Text(_one_line(ti.error)),
+        )
+    run = result.run
+    console.print(table)
+    state = str(run.state)
+    note = "" if result.executed else " (already finished: nothing ran)"
+    console.print(
+        f"run [bold]{run.run_id}[/] of [bold]{escape(run.pipeline)}[/] for {run.logical_date:%Y-%m-%d %H:%M} UTC: "
+        f"[{STATE_STYLES.get(state, '')}]{state}[/]{note}"
+    )
+    if state == "failed":
+        failed = [t.task_id for t in result.tasks if t.state == TaskState.FAILED and t.map_index < 0]
+        hint = f"headrace logs {run.run_id} {failed[0]}" if failed else f"headrace show {run.run_id}"
+        console.print(f"see why: [bold]{hint}[/]; after a fix: [bold]headrace resume {run.run_id}[/]")
+
+
+def _check_executor(executor: str) -> None:
+    if executor not in EXECUTORS:
+        raise ConfigError(
+            f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}." + did_you_mean(executor, EXECUTORS)
+        )
+
+
+def _drive(pipeline: Pipeline, settings: Settings, executor: str, concurrency: int | None, action: Any) -> None:
+    console = _console()
+    with open_store(settings.state_url) as store:
+        view = LiveView(pipeline, console)
+        runner = Runner(store, executor=executor, settings=settings, concurrency=concurrency, on_event=view.on_event)
+        with view:
+            result: RunResult = action(runner)
+        summary(result, console, pipeline.order)
+    if str(result.run.state) != "success":
+        raise typer.Exit(1)
+
+
+@app.command("run")
+def run_command(
+    target: Annotated[str, typer.Argument(help="Pipeline file, optionally FILE:PIPELINE.")],
+    date: Annotated[str | None, typer.Option("--date", help="Logical date (ISO); default: now, aligned to the schedule.")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Run parameter NAME=VALUE (repeatable).")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="process (default) or inprocess.")] = "process",
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="Worker processes (default: cores).")] = None,
+) -> None:
+    """Run a pipeline now, showing its tasks live; exit code 1 if the run failed."""
+    _check_executor(executor)
+    settings = Settings.from_env()
+    file, name = split_target(target)
+    pipeline = pick_pipeline(load_pipelines(file), name, file)
+    params = parse_params(param or [])
+    logical = parse_date(date)
+    _drive(pipeline, settings, executor, concurrency, lambda runner: runner.run(pipeline, logical, params))
+
+
+@app.command("resume")
+def resume_command(
+    run_id: Annotated[str, typer.Argument(help="The run to finish.")],
+    file: Annotated[str | None, typer.Option("--file", help="Pipeline file, if it moved since the run started.")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="process (default) or inprocess.")] = "process",
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1)] = None,
+) -> None:
+    """Finish a failed, interrupted or dead run: only tasks that did not succeed run again."""
+    _check_executor(executor)
+    settings = Settings.from_env()
+    with open_store(settings.state_url) as store:
+        run = store.get_run(run_id)
+    if file is not None:
+        pipeline = pick_pipeline(load_pipelines(file), run.pipeline, file)
+    else:
+        pipeline = Runner(store, executor=executor, settings=settings).pipeline_of(run)
+    _drive(pipeline, settings, executor, concurrency, lambda runner: runner.resume(run_id, pipeline))
+
+
+def pipeline_files(path: Path) -> list[Path]:
+    """A file, or the ``.py`` files of a folder (recursively) that mention ``@pipeline``."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DefinitionError(f"{path}: no such file or folder")
+    skip = {".venv", "venv", "node_modules", ".git", "__pycache__", ".headrace"}
+    found = []
+    for candidate in sorted(path.rglob("*.py")):
+        if skip & set(candidate.relative_to(path).parts):
+            continue
+        try:
+            if "pipeline" in candidate.read_text(errors="replace"):
+                found.append(candidate)
+        except OSError:
+            continue
+    return found
+
+
+@app.command("list")
+def list_command(
+    path: Annotated[Path, typer.Argument(help="A pipeline file or a folder of them.")] = Path("."),
+) -> None:
+    """List the pipelines in a file or folder: name, schedule, tasks, tags."""
+    console = _console()
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("pipeline", "file", "schedule", "tasks", "tags", "owner"):
+        table.add_column(column, overflow="fold")
+    problems: list[str] = []
+    count = 0
+    for file in pipeline_files(path):
+        try:
+            pipelines = load_pipelines(file)
+        except HeadraceError as exc:
+            if path.is_file() or "defines no pipeline" not in str(exc):
+                problems.append(str(exc))
+            continue
+        for p in sorted(pipelines.values(), key=lambda p: p.name):
+            count += 1
+            table.add_row(
+                p.name, str(file), p.schedule or "manual", str(len(p.tasks)), ", ".join(p.tags), p.owner or ""
+            )
+    if count:
+        console.print(table)
+    else:
+        console.print(f"no pipelines found in {path}")
+    for problem in problems:
+        console.print(Group(Text("error: ", style="bold red") + Text(problem)))
+    if problems:
+        raise typer.Exit(1)

@@ -243,6 +243,8 @@ class Drive:
         open_keys = [(tid, i) for i in range(len(elements)) if self.tis[(tid, i)].state != TaskState.SUCCESS]
         self.open_children[tid] = len(open_keys)
         self._set((tid, -1), state=TaskState.RUNNING, started_at=now, ended_at=None, error=None, error_kind=None)
+        if self.events:  # tell live views how many elements to expect
+            self.events[-1].total = len(elements)
         if not open_keys:
             self._mapped_done(tid, now)
         self.ready.extend(open_keys)

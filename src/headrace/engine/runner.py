@@ -135,7 +135,7 @@ class Runner:
         if state == RunState.RUNNING:
             self._refuse_running(run)
         if pipeline is None:
-            pipeline = self._pipeline_of(run)
+            pipeline = self.pipeline_of(run)
         elif pipeline.name != run.pipeline:
             raise EngineError(f"run {run_id} belongs to pipeline {run.pipeline!r}, not {pipeline.name!r}")
         return self._execute(pipeline, run)
@@ -166,7 +166,8 @@ class Runner:
                 f"(pid {run.pid} on {run.hostname}); wait for it or stop that process first"
             )
 
-    def _pipeline_of(self, run: RunRecord) -> Pipeline:
+    def pipeline_of(self, run: RunRecord) -> Pipeline:
+        """The pipeline of ``run``, loaded from the file recorded when it started."""
         manifest = staging_dir(self.settings.home, run.pipeline, run.run_id) / MANIFEST
         try:
             recorded = json.loads(manifest.read_text())
