@@ -102,7 +102,11 @@ def _evaluate(frame: pl.DataFrame, masks: list[pl.Expr], aggs: list[pl.Expr],
               checks: Sequence[Expectation], where: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     lazy = frame.lazy()
     try:
-        mask_frame, agg_frame = pl.collect_all([lazy.select(masks), lazy.select(aggs)])
+        if masks and aggs:
+            mask_frame, agg_frame = pl.collect_all([lazy.select(masks), lazy.select(aggs)])
+        else:  # one plan is cheaper to run than two when one of them is empty
+            mask_frame = frame.select(masks) if masks else pl.DataFrame()
+            agg_frame = frame.select(aggs) if aggs else pl.DataFrame()
     except pl.exceptions.PolarsError:
         # Find which expectation cannot run on this table, to name it.
         for i, check in enumerate(checks):
