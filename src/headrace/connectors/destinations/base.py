@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -53,6 +53,8 @@ class LoadResult:
         rows_replaced: existing rows deleted by replace-partition or merge.
         rows_quarantined: rows written to ``<table>_quarantine``.
         checkpoint: the checkpoint committed with the load, if any.
+        rows_superseded: merge only: rows dropped by ``dedupe_order_by`` because a later
+            row with the same key was in the same data (``rows_in - rows_loaded``).
         already_loaded: True when ``load_id`` had been committed before and nothing ran.
     """
 
@@ -65,6 +67,7 @@ class LoadResult:
     rows_quarantined: int = 0
     checkpoint: Checkpoint | None = None
     already_loaded: bool = False
+    rows_superseded: int = 0
 
 
 @runtime_checkable
@@ -79,7 +82,7 @@ class Destination(Protocol):
         mode: WriteMode | str = WriteMode.APPEND,
         keys: Sequence[str] = (),
         partition: Interval | None = None,
-        checkpoint: Checkpoint | None = None,
+        checkpoint: Checkpoint | Callable[[], Checkpoint | None] | None = None,
         quarantine: Any = None,
         load_id: str | None = None,
         metadata: bool = False,

@@ -32,6 +32,7 @@ class DuckDBDestination(SqlDestination):
     """
 
     dialect = "duckdb"
+    streams = True
 
     def __init__(self, path: str | Path, *, schema: str | None = None) -> None:
         self.path = str(path)
@@ -100,18 +101,17 @@ class DuckDBDestination(SqlDestination):
         finally:
             conn.unregister(view)
 
+    def _view(self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str) -> None:
+        conn.register(name, data)
+
     def _columns(self, conn: Any, table: str, temporary: bool = False) -> dict[str, str] | None:
-        if temporary:
-            schema_cond, params = "table_catalog = 'temp'", [table]
-        else:
-            schema_cond, params = "table_schema = $2 AND table_catalog = current_database()", [
-                table,
-                self.schema or "main",
-            ]
+        if temporary:  # a temporary table or a registered Arrow view: DESCRIBE binds, reads nothing
+            rows = conn.execute(f"DESCRIBE SELECT * FROM {quote_ident(table, 'duckdb')}").fetchall()
+            return {row[0]: row[1] for row in rows} or None
         rows = conn.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            f"WHERE table_name = $1 AND {schema_cond} ORDER BY ordinal_position",
-            params,
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $1 "
+            "AND table_schema = $2 AND table_catalog = current_database() ORDER BY ordinal_position",
+            [table, self.schema or "main"],
         ).fetchall()
         return {name: sql_type for name, sql_type in rows} or None
 

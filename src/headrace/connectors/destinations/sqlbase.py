@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -39,6 +39,7 @@ class SqlDestination:
     """
 
     dialect = "postgresql"
+    streams = False  # True: append/replace read the data once, with no staging copy
     where = ""  # "<backend> <masked url>" for messages
     schema: str | None = None
 
@@ -61,6 +62,10 @@ class SqlDestination:
 
     def _stage(self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str) -> None:
         """Create temporary table ``name`` holding ``data``."""
+        raise NotImplementedError
+
+    def _view(self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str) -> None:
+        """Make ``data`` readable once as relation ``name`` without copying it (``streams``)."""
         raise NotImplementedError
 
     def _columns(self, conn: Any, table: str, temporary: bool = False) -> dict[str, str] | None:
@@ -160,7 +165,7 @@ class SqlDestination:
         mode: WriteMode | str = WriteMode.APPEND,
         keys: Sequence[str] = (),
         partition: Interval | None = None,
-        checkpoint: Checkpoint | None = None,
+        checkpoint: Checkpoint | Callable[[], Checkpoint | None] | None = None,
         quarantine: Any = None,
         load_id: str | None = None,
         metadata: bool = False,
@@ -175,7 +180,9 @@ class SqlDestination:
             keys: key columns for merge.
             partition: the interval replace_partition deletes before inserting; every
                 row written must lie inside it.
-            checkpoint: committed in the same transaction (the next cursor value).
+            checkpoint: committed in the same transaction (the next cursor value); a
+                callable is called once the data is applied, for a streamed extract
+                whose ``cursor_max`` is known only at its end.
             quarantine: rows rejected by checks (with reason columns), appended to
                 ``<table>_quarantine`` in the same transaction.
             load_id: idempotency key; a load_id already committed is not applied again.
@@ -212,10 +219,16 @@ class SqlDestination:
                 self._rollback(conn)
                 return done
             stage = f"_hr_stage_{uuid.uuid4().hex[:12]}"
-            self._stage(conn, arrow, stage)
             columns = list(arrow.schema.names)
             _check_names(columns, keys, partition, dedupe_order_by, where)
-            rows_in = self._exec(conn, f"SELECT count(*) FROM {quote_ident(stage, self.dialect)}")[0][0]
+            # Append and replace read a stream once, straight into the table, where the
+            # backend can (DuckDB); other modes need the rows twice, so they are staged.
+            direct = self.streams and mode in (WriteMode.APPEND, WriteMode.REPLACE)
+            if direct:
+                self._view(conn, arrow, stage)
+            else:
+                self._stage(conn, arrow, stage)
+                rows_in = self._exec(conn, f"SELECT count(*) FROM {quote_ident(stage, self.dialect)}")[0][0]
             crashpoint("after_stage")
             source = stage
             if mode is WriteMode.MERGE:
@@ -225,7 +238,7 @@ class SqlDestination:
             select = ", ".join(quote_ident(c, self.dialect) for c in columns)
             if mode is WriteMode.REPLACE:
                 self._replace(conn, table, source, select, meta_sql, meta_params)
-                loaded = rows_in
+                loaded = self._exec(conn, f"SELECT count(*) FROM {self.q(table)}")[0][0]
             else:
                 self._evolve(conn, table, stage, meta_cols)
                 if mode is WriteMode.REPLACE_PARTITION:
@@ -233,18 +246,21 @@ class SqlDestination:
                 elif mode is WriteMode.MERGE:
                     replaced = self._delete_keys(conn, table, source, keys)
                 insert_cols = ", ".join(quote_ident(c, self.dialect) for c in columns + meta_cols)
-                self._exec(
+                loaded = self._exec_count(
                     conn,
                     f"INSERT INTO {self.q(table)} ({insert_cols}) SELECT {select}{meta_sql} "
                     f"FROM {quote_ident(source, self.dialect)}",
                     meta_params,
                 )
-                loaded = self._exec(conn, f"SELECT count(*) FROM {quote_ident(source, self.dialect)}")[0][0]
+            if direct:
+                rows_in = loaded
             crashpoint("after_apply")
             quarantined = 0
             if q_arrow is not None:
                 quarantined = self._quarantine(conn, table, q_arrow, load_id, loaded_at)
             crashpoint("after_quarantine")
+            if callable(checkpoint):  # known only once a stream has been read to its end
+                checkpoint = checkpoint()
             if checkpoint is not None:
                 text, kind = encode_value(checkpoint.value)
                 self._exec(
@@ -278,7 +294,10 @@ class SqlDestination:
             raise ConnectorError(f"Loading {where} failed ({mode.value}): {exc}") from None
         finally:
             conn.close()
-        return LoadResult(table, mode, load_id, rows_in, loaded, replaced, quarantined, checkpoint)
+        return LoadResult(
+            table, mode, load_id, rows_in, loaded, replaced, quarantined, checkpoint,
+            rows_superseded=rows_in - loaded if mode is WriteMode.MERGE else 0,
+        )
 
     # -- steps -----------------------------------------------------------------------
 

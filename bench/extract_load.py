@@ -1,0 +1,309 @@
+"""Benchmark: extract 2,000,000 customers from PostgreSQL and load them into DuckDB.
+
+headrace (ADBC stream -> DuckDB, merge + checkpoint in one transaction) against what
+users would pick otherwise: dlt (sql_table source, merge on customer_id, DuckDB
+destination, its fastest backend) and pandas.read_sql + DuckDB; the floor is
+PostgreSQL's own COPY BINARY to /dev/null. Every measurement runs in its own
+subprocess so peak RSS (resource.getrusage) is that measurement's alone. dlt and
+pandas run from an isolated venv, bench/.envs/extract_load (created on first use).
+
+Run:  .venv/bin/python bench/extract_load.py [--rows 2000000]
+Last line: one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ENV_DIR = HERE / ".envs" / "extract_load"
+DATA = HERE / ".data" / "extract_load"
+ADMIN = os.environ.get("HEADRACE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+DB = "headrace_bench"
+URL = ADMIN.rsplit("/", 1)[0] + "/" + DB
+ANCHOR_PACKAGES = ["dlt[duckdb,sql_database]", "sqlalchemy", "psycopg2-binary", "pandas>=2.2", "duckdb", "connectorx"]
+
+
+class _Console:
+    """Rich on stderr when available (the anchors' venv runs children without it)."""
+
+    def __init__(self) -> None:
+        try:
+            from rich.console import Console
+
+            self._rich = Console(stderr=True)
+        except ImportError:
+            self._rich = None
+
+    def print(self, text: str) -> None:
+        if self._rich is not None:
+            self._rich.print(text)
+        else:
+            print(text, file=sys.stderr)
+
+    def status(self, text: str):  # noqa: ANN201
+        return self._rich.status(text)
+
+
+console = _Console()
+
+
+# -- setup -----------------------------------------------------------------------------
+
+def ensure_table(rows: int) -> None:
+    """Create the customers table (rows of realistic width) if absent or of another size."""
+    import psycopg
+
+    with psycopg.connect(ADMIN, autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone():
+            admin.execute(f'CREATE DATABASE "{DB}"')
+    with psycopg.connect(URL, autocommit=True) as conn:
+        have = conn.execute("SELECT to_regclass('customers') IS NOT NULL").fetchone()[0]
+        if have and conn.execute("SELECT count(*) FROM customers").fetchone()[0] == rows:
+            return
+        console.print(f"creating customers with {rows:,} rows in {DB} ...")
+        conn.execute("DROP TABLE IF EXISTS customers")
+        conn.execute(
+            """
+            CREATE TABLE customers AS SELECT
+              g AS customer_id,
+              'user' || g || '@Example' || (g % 7) || '.com' AS email,
+              'first' || (g % 5000) AS first_name, 'last' || (g % 9000) AS last_name,
+              '(555) ' || lpad((g % 1000)::text, 3, '0') || '-' || lpad((g % 10000)::text, 4, '0') AS phone,
+              g || ' Main Street' AS address, 'City' || (g % 500) AS city, 'CA' AS state,
+              lpad((g % 99999)::text, 5, '0') AS zip_code,
+              timestamp '2020-01-01' + g * interval '13 seconds' AS created_at,
+              timestamp '2023-01-01' + g * interval '7 seconds' AS updated_at
+            FROM generate_series(1, %s) AS g
+            """.replace("%s", str(int(rows)))
+        )
+        conn.execute("ALTER TABLE customers ADD PRIMARY KEY (customer_id)")
+        conn.execute("CREATE INDEX ON customers (updated_at)")
+        conn.execute("VACUUM ANALYZE customers")
+
+
+def touch_one_percent(batch: int) -> int:
+    """Change 1% of the rows (a different 1% per batch) with a fresh updated_at."""
+    import psycopg
+
+    with psycopg.connect(URL, autocommit=True) as conn:
+        cur = conn.execute(
+            "UPDATE customers SET email = 'changed' || %s || '_' || email, "
+            "updated_at = clock_timestamp()::timestamp WHERE customer_id %% 100 = %s",
+            (batch, batch),
+        )
+        return cur.rowcount
+
+
+def ensure_anchor_env() -> Path:
+    python = ENV_DIR / "bin" / "python"
+    if not python.exists():
+        console.print(f"creating the anchors' venv {ENV_DIR} (dlt, pandas) ...")
+        subprocess.run([sys.executable, "-m", "venv", str(ENV_DIR)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *ANCHOR_PACKAGES], check=True)
+    return python
+
+
+# -- children: one measurement each -------------------------------------------------------
+
+def child(name: str, target: str) -> dict:
+    t0 = time.perf_counter()
+    rows = CHILDREN[name](target)
+    seconds = time.perf_counter() - t0
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"name": name, "seconds": round(seconds, 3), "rss_mb": round(rss_mb, 1), "rows": rows}
+
+
+def copy_floor(_: str) -> int:
+    import psycopg
+
+    n = 0
+    with psycopg.connect(URL) as conn, conn.cursor() as cur, open(os.devnull, "wb") as null:
+        with cur.copy("COPY (SELECT * FROM customers) TO STDOUT (FORMAT BINARY)") as copy:
+            for chunk in copy:
+                null.write(chunk)
+                n += 1
+    return n
+
+
+def headrace_extract(_: str) -> int:
+    from headrace.connectors import SqlSource
+
+    extract = SqlSource(URL, table="customers").read()
+    for _batch in extract:
+        pass
+    return extract.rows
+
+
+def headrace_full(target: str) -> int:
+    from headrace.connectors import Checkpoint, Cursor, DuckDBDestination, SqlSource
+
+    dest = DuckDBDestination(target)
+    extract = SqlSource(URL, table="customers").read(cursor=Cursor("updated_at"))
+    reader = extract.reader()
+    result = dest.write(reader, "customers", mode="replace")
+    dest.write(  # the checkpoint, as the cursor's maximum after the stream ended
+        reader.schema.empty_table(), "customers", mode="append",
+        checkpoint=Checkpoint("bench", "customers", extract.cursor_max),
+    )
+    return result.rows_loaded
+
+
+def headrace_incremental(target: str) -> int:
+    from headrace.connectors import Checkpoint, Cursor, DuckDBDestination, SqlSource
+
+    dest = DuckDBDestination(target)
+    cursor = Cursor("updated_at")
+    extract = SqlSource(URL, table="customers").read(cursor=cursor, checkpoint=dest.checkpoint("bench", "customers"))
+    table = extract.to_table()
+    result = dest.write(
+        table, "customers", mode="merge", keys=["customer_id"],
+        checkpoint=Checkpoint("bench", "customers", extract.cursor_max),
+    )
+    return result.rows_loaded
+
+
+def _dlt_pipeline(target: str):  # noqa: ANN202 - runs in the anchors' venv
+    import dlt
+
+    return dlt.pipeline(
+        pipeline_name="bench_customers", destination=dlt.destinations.duckdb(target),
+        pipelines_dir=str(Path(target).parent / "dlt_pipelines"), dataset_name="bench",
+    )
+
+
+def dlt_load(target: str) -> int:
+    import dlt
+    from dlt.sources.sql_database import sql_table
+
+    backend = os.environ.get("BENCH_DLT_BACKEND", "connectorx")
+    source = sql_table(
+        credentials=URL, table="customers", backend=backend, chunk_size=100_000,
+        incremental=dlt.sources.incremental("updated_at"),
+        **({"backend_kwargs": {"conn": URL}} if backend == "connectorx" else {}),
+    )
+    pipeline = _dlt_pipeline(target)
+    pipeline.run(source, write_disposition="merge", primary_key="customer_id")
+    counts = pipeline.last_trace.last_normalize_info.row_counts
+    return int(counts.get("customers", 0))
+
+
+def pandas_full(target: str) -> int:
+    import duckdb
+    import pandas as pd
+    import sqlalchemy as sa
+
+    df = pd.read_sql("SELECT * FROM customers", sa.create_engine(URL.replace("postgresql://", "postgresql+psycopg2://")))
+    with duckdb.connect(target) as con:
+        con.execute("CREATE OR REPLACE TABLE customers AS SELECT * FROM df")
+    return len(df)
+
+
+def pandas_incremental(target: str) -> int:
+    import duckdb
+    import pandas as pd
+    import sqlalchemy as sa
+
+    with duckdb.connect(target) as con:
+        (last,) = con.execute("SELECT max(updated_at) FROM customers").fetchone()
+        df = pd.read_sql(
+            sa.text("SELECT * FROM customers WHERE updated_at > :last"),
+            sa.create_engine(URL.replace("postgresql://", "postgresql+psycopg2://")),
+            params={"last": last},
+        )
+        con.begin()
+        con.execute("DELETE FROM customers WHERE customer_id IN (SELECT customer_id FROM df)")
+        con.execute("INSERT INTO customers SELECT * FROM df")
+        con.commit()
+    return len(df)
+
+
+CHILDREN = {
+    "copy_floor": copy_floor,
+    "headrace_extract": headrace_extract,
+    "headrace_full": headrace_full,
+    "headrace_incremental": headrace_incremental,
+    "dlt_full": dlt_load,
+    "dlt_incremental": dlt_load,
+    "pandas_full": pandas_full,
+    "pandas_incremental": pandas_incremental,
+}
+
+
+def measure(python: Path | str, name: str, target: str = "") -> dict:
+    env = dict(os.environ)
+    if str(python) != sys.executable:
+        env.pop("PYTHONPATH", None)
+    done = subprocess.run(
+        [str(python), __file__, "--child", name, "--target", target], capture_output=True, text=True, env=env
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    console.print(f"  {name:22s} {result['seconds']:8.2f} s   peak RSS {result['rss_mb']:7.0f} MB")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--child")
+    parser.add_argument("--target", default="")
+    parser.add_argument("--skip-anchors", action="store_true")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.target)))
+        return
+    ensure_table(args.rows)
+    shutil.rmtree(DATA, ignore_errors=True)
+    DATA.mkdir(parents=True)
+    me = sys.executable
+    r: dict[str, dict] = {}
+    with console.status("measuring ...") as status:
+        for name in ("copy_floor", "headrace_extract"):
+            status.update(name)
+            r[name] = measure(me, name)
+        status.update("headrace_full")
+        r["headrace_full"] = measure(me, "headrace_full", str(DATA / "headrace.duckdb"))
+        touch_one_percent(1)
+        r["headrace_incremental"] = measure(me, "headrace_incremental", str(DATA / "headrace.duckdb"))
+        if not args.skip_anchors:
+            anchors = ensure_anchor_env()
+            status.update("dlt_full")
+            r["dlt_full"] = measure(anchors, "dlt_full", str(DATA / "dlt.duckdb"))
+            touch_one_percent(2)
+            r["dlt_incremental"] = measure(anchors, "dlt_incremental", str(DATA / "dlt.duckdb"))
+            status.update("pandas_full")
+            r["pandas_full"] = measure(anchors, "pandas_full", str(DATA / "pandas.duckdb"))
+            touch_one_percent(3)
+            r["pandas_incremental"] = measure(anchors, "pandas_incremental", str(DATA / "pandas.duckdb"))
+    full, inc, ext = (r[k]["seconds"] for k in ("headrace_full", "headrace_incremental", "headrace_extract"))
+
+    def ratio(name: str, base: float) -> float | None:
+        return round(r[name]["seconds"] / base, 2) if name in r else None
+
+    summary = {
+        "rows": args.rows,
+        "copy_floor_s": r["copy_floor"]["seconds"],
+        "headrace_extract_s": ext,
+        "headrace_full_load_s": full,
+        "headrace_incremental_s": inc,
+        "headrace_peak_rss_mb": max(r[k]["rss_mb"] for k in ("headrace_extract", "headrace_full", "headrace_incremental")),
+        "dlt_full_over_headrace": ratio("dlt_full", full),
+        "dlt_incremental_over_headrace": ratio("dlt_incremental", inc),
+        "pandas_full_over_headrace": ratio("pandas_full", full),
+        "copy_floor_over_headrace_extract": round(r["copy_floor"]["seconds"] / ext, 2),
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
