@@ -15,13 +15,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Update, and_, bindparam, func, insert, select, update
+from sqlalchemy import Select, Update, and_, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, StatementError
 
 from headrace.config import mask_url
-from headrace.errors import StateError, did_you_mean
+from headrace.errors import StateError
 from headrace.state import migrations
 from headrace.state.base import (
     CheckResultRecord,
@@ -34,6 +34,18 @@ from headrace.state.base import (
 )
 from headrace.state.connect import BEGIN_KEY, NotJSONError
 from headrace.state.ids import new_run_id
+from headrace.state.rows import (
+    build_update,
+    check_record,
+    log_record,
+    raise_first_missing,
+    run_exists,
+    run_record,
+    state_value,
+    task_record,
+    unknown_run,
+    unknown_task,
+)
 from headrace.state.schema import (
     RUN_UPDATABLE,
     TASK_UPDATABLE,
@@ -46,8 +58,6 @@ from headrace.state.schema import (
 
 _RUN_FIELDS = frozenset(RUN_UPDATABLE)
 _TASK_FIELDS = frozenset(TASK_UPDATABLE)
-#: How many recent run ids are searched for a "did you mean" suggestion.
-_SUGGEST_FROM = 2000
 
 
 class SqlStateStore:
@@ -185,20 +195,6 @@ class SqlStateStore:
             self._conn = None
         self.engine.dispose(close=self._pid == os.getpid())
 
-    def _unknown_run(self, conn: Connection, run_id: str) -> StateError:
-        known = conn.execute(
-            select(runs.c.run_id).order_by(runs.c.run_id.desc()).limit(_SUGGEST_FROM)
-        ).scalars()
-        return StateError(
-            f"Unknown run id {run_id!r} in the state store {self._where}; "
-            f"list runs with `headrace runs`." + did_you_mean(run_id, list(known))
-        )
-
-    def _run_exists(self, conn: Connection, run_id: str) -> bool:
-        return (
-            conn.execute(select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is not None
-        )
-
     # ------------------------------------------------------------------ runs
 
     def create_run(
@@ -257,15 +253,15 @@ class SqlStateStore:
                 and_(runs.c.pipeline == pipeline, runs.c.logical_date == logical_date)
             )
         ).first()
-        return _run_record(row._mapping) if row is not None else None
+        return run_record(row._mapping) if row is not None else None
 
     def get_run(self, run_id: str) -> RunRecord:
         """The run with this id; a :class:`StateError` suggesting the closest id if unknown."""
         with self._read(f"read run {run_id!r}") as conn:
             row = conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
             if row is None:
-                raise self._unknown_run(conn, run_id)
-        return _run_record(row._mapping)
+                raise unknown_run(conn, run_id, self._where)
+        return run_record(row._mapping)
 
     def resolve_run_id(self, text: str) -> str:
         """The run id ``text`` names: the id itself or a unique prefix of one.
@@ -285,7 +281,7 @@ class SqlStateStore:
             if text in matches or len(matches) == 1:
                 return text if text in matches else matches[0]
             if not matches:
-                raise self._unknown_run(conn, text)
+                raise unknown_run(conn, text, self._where)
         shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
         raise StateError(
             f"Run id prefix {text!r} is ambiguous: it matches {shown}; type more characters."
@@ -317,7 +313,7 @@ class SqlStateStore:
         if limit:
             query = query.limit(limit)
         with self._read("list runs") as conn:
-            return [_run_record(r._mapping) for r in conn.execute(query)]
+            return [run_record(r._mapping) for r in conn.execute(query)]
 
     def count_runs(
         self,
@@ -359,38 +355,14 @@ class SqlStateStore:
         key = tuple(fields)
         stmt = self._run_updates.get(key)
         if stmt is None:
-            stmt = self._build_update(key, runs, _RUN_FIELDS, self._run_updates)
+            stmt = self._run_updates[key] = build_update(key, runs, _RUN_FIELDS)
         params = {f"v_{k}": v for k, v in fields.items()}
         if "state" in fields:
-            params["v_state"] = _state(RunState, fields["state"], f"run {run_id!r}")
+            params["v_state"] = state_value(RunState, fields["state"], f"run {run_id!r}")
         params["k_run_id"] = run_id
         with self._tx(f"update run {run_id!r}", atomic=False) as conn:
             if conn.execute(stmt, params).rowcount == 0:
-                raise self._unknown_run(conn, run_id)
-
-    def _build_update(
-        self,
-        key: tuple[str, ...],
-        table: Any,
-        allowed: frozenset[str],
-        cache: dict[tuple[str, ...], Update],
-    ) -> Update:
-        for name in key:
-            if name not in allowed:
-                raise StateError(
-                    f"Cannot set field {name!r} of {table.name}: settable fields are "
-                    f"{', '.join(sorted(allowed))}." + did_you_mean(name, allowed)
-                )
-        where = table.c.run_id == bindparam("k_run_id")
-        if table is task_instances:
-            where = and_(
-                where,
-                table.c.task_id == bindparam("k_task_id"),
-                table.c.map_index == bindparam("k_map_index"),
-            )
-        stmt = update(table).where(where).values({name: bindparam(f"v_{name}") for name in key})
-        cache[key] = stmt
-        return stmt
+                raise unknown_run(conn, run_id, self._where)
 
     # ------------------------------------------------------------------ task instances
 
@@ -409,8 +381,8 @@ class SqlStateStore:
             for task_id, map_index in keys
         ]
         with self._tx(f"create task instances of run {run_id!r}") as conn:
-            if not self._run_exists(conn, run_id):
-                raise self._unknown_run(conn, run_id)
+            if not run_exists(conn, run_id):
+                raise unknown_run(conn, run_id, self._where)
             if rows:
                 conn.execute(self._ensure_ti, rows)
             return self._task_instances(conn, run_id)
@@ -419,8 +391,8 @@ class SqlStateStore:
         """The run's task instances ordered by task id and map index."""
         with self._read(f"read task instances of run {run_id!r}") as conn:
             found = self._task_instances(conn, run_id)
-            if not found and not self._run_exists(conn, run_id):
-                raise self._unknown_run(conn, run_id)
+            if not found and not run_exists(conn, run_id):
+                raise unknown_run(conn, run_id, self._where)
             return found
 
     def get_task_instance(
@@ -438,8 +410,8 @@ class SqlStateStore:
                 )
             ).first()
             if row is None:
-                raise self._unknown_task(conn, run_id, task_id, map_index)
-        return _task_record(row._mapping)
+                raise unknown_task(conn, run_id, task_id, map_index, self._where)
+        return task_record(row._mapping)
 
     def _task_instances(self, conn: Connection, run_id: str) -> list[TaskInstanceRecord]:
         query = (
@@ -447,21 +419,7 @@ class SqlStateStore:
             .where(task_instances.c.run_id == run_id)
             .order_by(task_instances.c.task_id, task_instances.c.map_index)
         )
-        return [_task_record(r._mapping) for r in conn.execute(query)]
-
-    def _unknown_task(
-        self, conn: Connection, run_id: str, task_id: str, map_index: int
-    ) -> StateError:
-        if not self._run_exists(conn, run_id):
-            return self._unknown_run(conn, run_id)
-        known = conn.execute(
-            select(task_instances.c.task_id).where(task_instances.c.run_id == run_id).distinct()
-        ).scalars()
-        index = "" if map_index == -1 else f" map index {map_index}"
-        return StateError(
-            f"Run {run_id!r} has no task instance {task_id!r}{index}; "
-            f"see its tasks with `headrace show {run_id}`." + did_you_mean(task_id, list(known))
-        )
+        return [task_record(r._mapping) for r in conn.execute(query)]
 
     def update_task_instance(
         self, run_id: str, task_id: str, map_index: int = -1, **fields: Any
@@ -472,7 +430,7 @@ class SqlStateStore:
         stmt, params = self._ti_params(run_id, task_id, map_index, fields)
         with self._tx(f"update task {task_id!r} of run {run_id!r}", atomic=False) as conn:
             if conn.execute(stmt, params).rowcount == 0:
-                raise self._unknown_task(conn, run_id, task_id, map_index)
+                raise unknown_task(conn, run_id, task_id, map_index, self._where)
 
     def update_task_instances(
         self, updates: Sequence[tuple[str, str, int, dict[str, Any]]]
@@ -493,22 +451,7 @@ class SqlStateStore:
             for stmt, batch in groups.values():
                 matched = conn.execute(stmt, batch).rowcount
                 if matched != len(batch):
-                    self._raise_first_missing(conn, batch)
-
-    def _raise_first_missing(self, conn: Connection, batch: list[dict[str, Any]]) -> None:
-        for params in batch:
-            key = (params["k_run_id"], params["k_task_id"], params["k_map_index"])
-            exists = conn.execute(
-                select(task_instances.c.state).where(
-                    and_(
-                        task_instances.c.run_id == key[0],
-                        task_instances.c.task_id == key[1],
-                        task_instances.c.map_index == key[2],
-                    )
-                )
-            ).first()
-            if exists is None:
-                raise self._unknown_task(conn, *key)
+                    raise_first_missing(conn, batch, self._where)
 
     def _ti_params(
         self, run_id: str, task_id: str, map_index: int, fields: dict[str, Any]
@@ -516,10 +459,10 @@ class SqlStateStore:
         key = tuple(fields)
         stmt = self._task_updates.get(key)
         if stmt is None:
-            stmt = self._build_update(key, task_instances, _TASK_FIELDS, self._task_updates)
+            stmt = self._task_updates[key] = build_update(key, task_instances, _TASK_FIELDS)
         params = {f"v_{k}": v for k, v in fields.items()}
         if "state" in fields:
-            params["v_state"] = _state(
+            params["v_state"] = state_value(
                 TaskState, fields["state"], f"task {task_id!r} of run {run_id!r}"
             )
         params["k_run_id"] = run_id
@@ -548,7 +491,7 @@ class SqlStateStore:
                 conn.execute(insert(task_logs), values)
         except IntegrityError:
             with self._read(f"read run {run_id!r}") as conn:
-                raise self._unknown_run(conn, run_id) from None
+                raise unknown_run(conn, run_id, self._where) from None
 
     def get_logs(self, run_id: str, task_id: str | None = None) -> list[LogRecord]:
         """The run's (or one task's) log chunks in the order they were appended."""
@@ -556,19 +499,9 @@ class SqlStateStore:
         if task_id is not None:
             query = query.where(task_logs.c.task_id == task_id)
         with self._read(f"read logs of run {run_id!r}") as conn:
-            found = [
-                LogRecord(
-                    run_id=r.run_id,
-                    task_id=r.task_id,
-                    map_index=r.map_index,
-                    attempt=r.attempt,
-                    text=r.text,
-                    created_at=r.created_at,
-                )
-                for r in conn.execute(query)
-            ]
-            if not found and not self._run_exists(conn, run_id):
-                raise self._unknown_run(conn, run_id)
+            found = [log_record(r) for r in conn.execute(query)]
+            if not found and not run_exists(conn, run_id):
+                raise unknown_run(conn, run_id, self._where)
         return found
 
     # ------------------------------------------------------------------ check results
@@ -599,8 +532,8 @@ class SqlStateStore:
         except IntegrityError:
             with self._read("read runs") as conn:
                 for run_id in dict.fromkeys(r.run_id for r in results):
-                    if not self._run_exists(conn, run_id):
-                        raise self._unknown_run(conn, run_id) from None
+                    if not run_exists(conn, run_id):
+                        raise unknown_run(conn, run_id, self._where) from None
             raise
 
     def get_check_results(self, run_id: str, task_id: str | None = None) -> list[CheckResultRecord]:
@@ -613,45 +546,7 @@ class SqlStateStore:
         if task_id is not None:
             query = query.where(check_results.c.task_id == task_id)
         with self._read(f"read check results of run {run_id!r}") as conn:
-            found = [
-                CheckResultRecord(
-                    run_id=r.run_id,
-                    task_id=r.task_id,
-                    expectation=r.expectation,
-                    severity=r.severity,
-                    status=r.status,
-                    total=r.total,
-                    failed=r.failed,
-                    column=r.column,
-                    details=r.details or {},
-                    created_at=r.created_at,
-                )
-                for r in conn.execute(query)
-            ]
-            if not found and not self._run_exists(conn, run_id):
-                raise self._unknown_run(conn, run_id)
+            found = [check_record(r) for r in conn.execute(query)]
+            if not found and not run_exists(conn, run_id):
+                raise unknown_run(conn, run_id, self._where)
         return found
-
-
-def _state(kind: type[RunState] | type[TaskState], value: Any, where: str) -> str:
-    try:
-        return kind(value).value
-    except ValueError:
-        known = [s.value for s in kind]
-        raise StateError(
-            f"Invalid state {value!r} for {where}: use one of {', '.join(known)}."
-            + did_you_mean(str(value), known)
-        ) from None
-
-
-def _run_record(row: Any) -> RunRecord:
-    data = dict(row)
-    data["state"] = RunState(data["state"])
-    data["params"] = data.get("params") or {}
-    return RunRecord(**data)
-
-
-def _task_record(row: Any) -> TaskInstanceRecord:
-    data = dict(row)
-    data["state"] = TaskState(data["state"])
-    return TaskInstanceRecord(**data)
