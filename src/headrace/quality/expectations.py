@@ -219,6 +219,41 @@ def _coerce_values(exp: Expectation, values: Sequence[Any], arrow_type: pa.DataT
     return [coerce_bound(v, arrow_type, exp.where()) for v in values]
 
 
+def polars_type(arrow_type: pa.DataType) -> pl.DataType:
+    """The Polars type a column of ``arrow_type`` becomes."""
+    return frame_of(pa.table({"c": pa.array([], arrow_type)})).schema["c"]
+
+
+def is_in(value: pl.Expr, arrow_type: pa.DataType, keys: pl.Series, exp: Expectation) -> pl.Expr:
+    """``value`` is one of ``keys``, comparing both in a common type.
+
+    Polars 2 refuses ``is_in`` across types, so numbers meet in Int64 or Float64,
+    zoned timestamps in UTC, and anything else is cast to the column's type.
+    """
+    fam = family(arrow_type)
+    key_type = keys.dtype
+    if fam in ("integer", "float", "decimal") and key_type.is_numeric():
+        both_int = fam == "integer" and key_type.is_integer()
+        common: pl.DataType = pl.Int64() if both_int else pl.Float64()
+        return value.cast(common).is_in(keys.cast(common).implode())
+    if fam == "timestamp":
+        target: pl.DataType = pl.Datetime("us", "UTC" if arrow_type.tz is not None else None)
+        return value.cast(target).is_in(_cast_keys(keys, target, exp).implode())
+    if fam == "string":
+        return value.cast(pl.String).is_in(_cast_keys(keys, pl.String(), exp).implode())
+    return value.is_in(_cast_keys(keys, polars_type(arrow_type), exp).implode())
+
+
+def _cast_keys(keys: pl.Series, target: pl.DataType, exp: Expectation) -> pl.Series:
+    try:
+        return keys.cast(target)
+    except pl.exceptions.PolarsError as exc:
+        raise ExpectationDefinitionError(
+            f"{exp.where()}: values of type {keys.dtype} cannot be compared with the column "
+            f"({target}): {' '.join(str(exc).split())[:300]}"
+        ) from None
+
+
 @dataclass(frozen=True, kw_only=True)
 class AcceptedValues(RowExpectation):
     values: tuple[Any, ...]
@@ -228,7 +263,7 @@ class AcceptedValues(RowExpectation):
         arrow_type = self.column_type(schema)
         allowed = pl.Series(_coerce_values(self, self.values, arrow_type))
         value = _comparable(self.column_name, arrow_type)
-        return _not_missing(self.column_name, arrow_type) & ~value.is_in(allowed.implode())
+        return _not_missing(self.column_name, arrow_type) & ~is_in(value, arrow_type, allowed, self)
 
     def describe(self) -> str:
         shown = ", ".join(repr(v) for v in self.values[:10]) + (", …" if len(self.values) > 10 else "")
@@ -267,15 +302,9 @@ class Relationships(RowExpectation):
                 f"{self.where()}: the referenced table has no column {self.to_column!r}."
                 + did_you_mean(self.to_column, target.columns)
             )
-        wanted = frame_of(pa.table({"c": pa.array([], arrow_type)})).schema["c"]
-        try:
-            keys = target.get_column(self.to_column).drop_nulls().unique().cast(wanted)
-        except pl.exceptions.PolarsError as exc:
-            raise ExpectationDefinitionError(
-                f"{self.where()}: referenced column {self.to_column!r} cannot be compared "
-                f"with {self.column!r} ({arrow_type}): {exc}"
-            ) from None
-        return _present(self.column_name) & ~pl.col(self.column_name).is_in(keys.implode())
+        keys = target.get_column(self.to_column).drop_nulls().unique()
+        value = _comparable(self.column_name, arrow_type)
+        return _present(self.column_name) & ~is_in(value, arrow_type, keys, self)
 
     def describe(self) -> str:
         return f"{self.column} has no match in {self.target_name()}.{self.to_column}"
