@@ -127,6 +127,9 @@ def _numeric_expr(col: str, kind: str) -> str:
 # Below this many rows, distinct counts are exact: cheap, and HyperLogLog's few
 # percent of error would show on small tables.
 EXACT_DISTINCT_ROWS = 1_000_000
+# Columns with at most this many distinct values (by the pass-one estimate) get their
+# frequent values by an exact count of every value; others by approx_top_k.
+FEW_VALUES = 10_000
 
 
 def profile_table(
@@ -142,101 +145,117 @@ def profile_table(
         raise AnalyticsError(f"profile needs top >= 0 and bins >= 1, got top={top}, bins={bins}.")
     rel = analyzer.resolve(table)
     types = analyzer.columns(table)
-    con = analyzer.connection
-
-    # Pass 1: every column's statistics in one scan; aliases are generated.
-    exprs = ["count(*)"]
-    slots: list[tuple[int, str]] = []
-    for i, (name, ctype) in enumerate(types.items()):
-        col, kind = quote_ident(name), type_kind(ctype)
-        keyed = col if kind != "other" else f"CAST({col} AS VARCHAR)"
-        wanted = [("count", f"count({col})")]
-        if exact_distinct is not True:
-            wanted.append(("distinct", f"approx_count_distinct({keyed})"))
-        if kind != "other":
-            wanted += [("min", f"min({col})"), ("max", f"max({col})")]
-        if kind == "numeric":
-            as_double = f"CAST({col} AS DOUBLE)"
-            wanted += [("mean", f"avg({as_double})"), ("stddev", f"stddev_samp({as_double})")]
-        if kind in ("numeric", "temporal"):
-            target = f"CAST({col} AS DOUBLE)" if kind == "numeric" else col
-            wanted += [("quartiles", f"approx_quantile({target}, [0.25, 0.5, 0.75])")]
-        if top and kind in ("boolean", "string", "numeric", "temporal"):
-            # More candidates than shown, counted exactly in pass 2, so the ones
-            # shown are the true most frequent unless the data is nearly uniform.
-            wanted += [("top", f"approx_top_k({col}, {int(top) * 4})")]
-        for stat, expr in wanted:
-            exprs.append(expr)
-            slots.append((i, stat))
-    first = _fetch_one(
-        con,
-        f"SELECT {', '.join(f'{e} AS a{j}' for j, e in enumerate(exprs))} FROM {rel.sql}",
-        [],
-        rel.display,
-    )
-    rows = int(first[0])
+    kinds = [type_kind(t) for t in types.values()]
+    cols = [quote_ident(n) for n in types]
     stats: list[dict[str, Any]] = [{} for _ in types]
-    for (i, stat), value in zip(slots, first[1:], strict=True):
-        stats[i][stat] = value
 
-    # Pass 2: exact counts of the candidate top values, histograms, exact distinct counts.
+    # Pass 1: every column's statistics in one scan.
+    pass1: list[tuple[int, str, str]] = []
+    for i, (col, kind) in enumerate(zip(cols, kinds, strict=True)):
+        pass1.append((i, "count", f"count({col})"))
+        if exact_distinct is not True:
+            pass1.append((i, "distinct", f"approx_count_distinct({_keyed(col, kind)})"))
+        if kind != "other":
+            pass1 += [(i, "min", f"min({col})"), (i, "max", f"max({col})")]
+        if kind == "numeric":
+            pass1 += [(i, "mean", f"avg({col})"), (i, "stddev", f"stddev_samp({col})")]
+        if kind in ("numeric", "temporal"):
+            # A reservoir sample: bounded memory and several times faster than t-digest.
+            target = col if kind == "numeric" else f"epoch_us({col})"
+            pass1.append((i, "quartiles", f"reservoir_quantile({target}, [0.25, 0.5, 0.75])"))
+    row = _run_pass(analyzer, rel.sql, ["count(*)", *(e for _, _, e in pass1)], [], rel.display)
+    rows = int(row[0])
+    for (i, stat, _), value in zip(pass1, row[1:], strict=True):
+        stats[i][stat] = value
     exact = exact_distinct if exact_distinct is not None else rows <= EXACT_DISTINCT_ROWS
-    exprs, slots = [], []
+
+    # Pass 2: histograms, exact distinct counts, frequent values (exact when few).
+    pass2: list[tuple[int, str, str]] = []
     params: list[Any] = []
-    for i, (name, ctype) in enumerate(types.items()):
-        col, kind, s = quote_ident(name), type_kind(ctype), stats[i]
+    for i, (col, kind, s) in enumerate(zip(cols, kinds, stats, strict=True)):
         if exact:
-            keyed = col if kind != "other" else f"CAST({col} AS VARCHAR)"
-            exprs.append(f"count(DISTINCT {keyed})")
-            slots.append((i, "distinct"))
-        candidates = [v for v in (s.get("top") or []) if v is not None]
-        if candidates:
-            # Candidates are bound as a typed list; the type name comes from the catalog.
-            exprs.append(f"histogram({col}) FILTER (WHERE list_contains(?::{ctype}[], {col}))")
-            params.append(candidates)
-            slots.append((i, "top_counts"))
+            pass2.append((i, "distinct", f"count(DISTINCT {_keyed(col, kind)})"))
+        if top and kind != "other" and s["count"]:
+            if s.get("distinct", 0) <= FEW_VALUES:
+                pass2.append((i, "top_counts", f"histogram({col})"))
+            elif kind in ("string", "boolean"):
+                # Many values: candidates now (more than shown), exact counts in pass 3.
+                pass2.append((i, "top", f"approx_top_k({col}, {int(top) * 4})"))
         if kind in ("numeric", "temporal") and s.get("min") is not None:
             lo, hi = _as_number(s["min"], kind), _as_number(s["max"], kind)
             width = (hi - lo) / bins if hi > lo else 0.0
             s["_bins"] = (lo, width, bins if width else 1)
-            value = _numeric_expr(col, kind)
-            index = (
-                f"least(CAST(floor(({value} - ?) / ?) AS INTEGER), {bins - 1})" if width else "0"
-            )
-            exprs.append(f"histogram({index}) FILTER (WHERE {col} IS NOT NULL)")
-            params += [lo, width] if width else []
-            slots.append((i, "histogram"))
-    if exprs:
-        second = _fetch_one(
-            con,
-            f"SELECT {', '.join(f'{e} AS a{j}' for j, e in enumerate(exprs))} FROM {rel.sql}",
-            params,
-            rel.display,
-        )
-        for (i, stat), value in zip(slots, second, strict=True):
+            index = "0"
+            if width:
+                index = f"least(CAST(floor(({_numeric_expr(col, kind)} - ?) / ?) AS INTEGER), {bins - 1})"
+                params += [lo, width]
+            pass2.append((i, "histogram", f"histogram({index}) FILTER (WHERE {col} IS NOT NULL)"))
+    if pass2:
+        row = _run_pass(analyzer, rel.sql, [e for _, _, e in pass2], params, rel.display)
+        for (i, stat, _), value in zip(pass2, row, strict=True):
             stats[i][stat] = value if stat == "distinct" else value or {}
 
-    columns = []
-    for i, (name, ctype) in enumerate(types.items()):
-        s, kind = stats[i], type_kind(ctype)
-        count = int(s["count"])
-        counts: dict[Any, int] = s.get("top_counts", {})
-        top_values = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:top]
-        if count > top:
-            # A value seen once is not "frequent": listing arbitrary unique ones would mislead.
-            top_values = [(v, c) for v, c in top_values if c > 1]
-        columns.append(
-            ColumnProfile(
-                name=name, type=ctype, kind=kind, count=count, nulls=rows - count,
-                null_share=(rows - count) / rows if rows else 0.0,
-                # HyperLogLog may overshoot on small columns; never report more than there are.
-                distinct=min(int(s["distinct"]), count), distinct_exact=exact,
-                min=s.get("min"), max=s.get("max"), mean=s.get("mean"), stddev=s.get("stddev"),
-                quartiles=s.get("quartiles"), top_values=[(k, int(v)) for k, v in top_values],
-                histogram=_histogram(s, kind) if "histogram" in s else None,
+    # Pass 3, only for text columns with many values: exact counts of the candidates.
+    pass3: list[tuple[int, str, str]] = []
+    params = []
+    for i, (col, s, ctype) in enumerate(zip(cols, stats, types.values(), strict=True)):
+        candidates = [v for v in s.get("top") or [] if v is not None]
+        if candidates:
+            # Bound as a typed list; the type name comes from the catalog, not from users.
+            pass3.append(
+                (
+                    i,
+                    "top_counts",
+                    f"histogram({col}) FILTER (WHERE list_contains(?::{ctype}[], {col}))",
+                )
             )
-        )  # fmt: skip
+            params.append(candidates)
+    if pass3:
+        row = _run_pass(analyzer, rel.sql, [e for _, _, e in pass3], params, rel.display)
+        for (i, stat, _), value in zip(pass3, row, strict=True):
+            stats[i][stat] = value or {}
+
+    columns = [
+        _column(name, ctype, kind, s, rows, top, exact)
+        for (name, ctype), kind, s in zip(types.items(), kinds, stats, strict=True)
+    ]
     return Profile(table=rel.display, rows=rows, columns=columns)
+
+
+def _keyed(col: str, kind: str) -> str:
+    # Nested and binary values are counted through their text form.
+    return col if kind != "other" else f"CAST({col} AS VARCHAR)"
+
+
+def _column(
+    name: str, ctype: str, kind: str, s: dict[str, Any], rows: int, top: int, exact: bool
+) -> ColumnProfile:
+    count = int(s["count"])
+    counts: dict[Any, int] = s.get("top_counts", {})
+    top_values = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:top]
+    if count > top:
+        # A value seen once is not "frequent": listing arbitrary unique ones would mislead.
+        top_values = [(v, c) for v, c in top_values if c > 1]
+    quartiles = s.get("quartiles")
+    if quartiles is not None and kind == "temporal":
+        quartiles = [_from_number(q, s["min"]) for q in quartiles]
+    return ColumnProfile(
+        name=name, type=ctype, kind=kind, count=count, nulls=rows - count,
+        null_share=(rows - count) / rows if rows else 0.0,
+        # HyperLogLog may overshoot on small columns; never report more than there are.
+        distinct=min(int(s["distinct"]), count), distinct_exact=exact,
+        min=s.get("min"), max=s.get("max"), mean=s.get("mean"), stddev=s.get("stddev"),
+        quartiles=quartiles, top_values=[(k, int(v)) for k, v in top_values],
+        histogram=_histogram(s, kind) if "histogram" in s else None,
+    )  # fmt: skip
+
+
+def _run_pass(
+    analyzer: Analyzer, source: str, exprs: list[str], params: list[Any], table: str
+) -> tuple[Any, ...]:
+    """One aggregate query over the table; aliases are generated, never user text."""
+    select = ", ".join(f"{e} AS a{j}" for j, e in enumerate(exprs))
+    return _fetch_one(analyzer.connection, f"SELECT {select} FROM {source}", params, table)
 
 
 def _fetch_one(
@@ -268,13 +287,19 @@ def _histogram(stats: dict[str, Any], kind: str) -> Histogram:
     raw: dict[int, int] = stats["histogram"]
     counts = [int(raw.get(b, 0)) for b in range(nbins)]
     edges_num = [lo + b * width for b in range(nbins + 1)]
+    edges: Sequence[Any] = edges_num
     if kind == "temporal":
-        stamps = [dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=e) for e in edges_num]
-        edges: Sequence[Any] = stamps
-        if isinstance(stats["min"], dt.time):
-            edges = [s.time() for s in stamps]
-        elif not isinstance(stats["min"], dt.datetime):  # DATE columns
-            edges = [s.date() for s in stamps]
-    else:
-        edges = edges_num
+        edges = [_from_number(e, stats["min"]) for e in edges_num]
     return Histogram(edges=list(edges), counts=counts)
+
+
+def _from_number(micros: float, like: Any) -> Any:
+    """Epoch microseconds back to the type of ``like`` (date, time, naive or aware datetime)."""
+    stamp = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=micros)
+    if isinstance(like, dt.datetime):
+        return stamp.replace(tzinfo=dt.UTC).astimezone(like.tzinfo) if like.tzinfo else stamp
+    if isinstance(like, dt.date):
+        return stamp.date()
+    if isinstance(like, dt.time):
+        return stamp.time()
+    return stamp
