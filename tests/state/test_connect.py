@@ -111,3 +111,5 @@ def test_a_closed_store_says_so(tmp_path: Path) -> None:
     store.close()  # twice is fine
     with pytest.raises(StateError, match="is closed: list runs needs an open store"):
         store.list_runs()
+    with pytest.raises(StateError, match="is closed: update run 'r1' needs an open store"):
+        store.update_run("r1", state="running")

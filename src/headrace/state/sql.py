@@ -9,20 +9,22 @@ store (opening a SQLite connection costs more than the update itself).
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, Update, and_, func, insert, select
+from sqlalchemy import Select, and_, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, StatementError
+from sqlalchemy.sql.dml import UpdateBase
 
 from headrace.config import mask_url
 from headrace.errors import StateError
-from headrace.state import migrations
+from headrace.state import fastpath, migrations
 from headrace.state.base import (
     CheckResultRecord,
     LogRecord,
@@ -33,6 +35,7 @@ from headrace.state.base import (
     TaskState,
 )
 from headrace.state.connect import BEGIN_KEY, NotJSONError
+from headrace.state.fastpath import Prepared, RowsMissing
 from headrace.state.ids import new_run_id
 from headrace.state.rows import (
     build_update,
@@ -58,6 +61,11 @@ from headrace.state.schema import (
 
 _RUN_FIELDS = frozenset(RUN_UPDATABLE)
 _TASK_FIELDS = frozenset(TASK_UPDATABLE)
+_LOG_COLUMNS = ("run_id", "task_id", "map_index", "attempt", "text", "created_at")
+_CHECK_COLUMNS = tuple(c.name for c in check_results.columns if c.name != "id")
+
+#: A Core statement and, on SQLite, the same statement compiled for the driver.
+_Stmt = tuple[UpdateBase, Prepared | None]
 
 
 class SqlStateStore:
@@ -84,8 +92,12 @@ class SqlStateStore:
         self._lock = threading.RLock()
         self._conn: Connection | None = engine.connect() if self.backend == "sqlite" else None
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._run_updates: dict[tuple[str, ...], Update] = {}
-        self._task_updates: dict[tuple[str, ...], Update] = {}
+        # SQLite writes skip SQLAlchemy's per-call machinery (see fastpath.py).
+        self._fast = self.backend == "sqlite"
+        self._run_updates: dict[tuple[str, ...], _Stmt] = {}
+        self._task_updates: dict[tuple[str, ...], _Stmt] = {}
+        self._log_insert = self._statement(insert(task_logs), _LOG_COLUMNS)
+        self._check_insert = self._statement(insert(check_results), _CHECK_COLUMNS)
         insert_fn = sqlite.insert if self.backend == "sqlite" else postgresql.insert
         # Two engines ensuring the same task instances must not fail on each other.
         self._ensure_ti = insert_fn(task_instances).on_conflict_do_nothing(
@@ -159,6 +171,66 @@ class SqlStateStore:
 
     def _read(self, what: str) -> Any:
         return self._tx(what, write=False, atomic=False)
+
+    def _statement(self, stmt: UpdateBase, column_keys: Sequence[str] | None = None) -> _Stmt:
+        prepared = Prepared.compile(stmt, self.engine.dialect, column_keys) if self._fast else None
+        return stmt, prepared
+
+    def _write(
+        self,
+        what: str,
+        steps: Sequence[tuple[_Stmt, list[dict[str, Any]]]],
+        require_all: bool = False,
+    ) -> bool:
+        """Run write statements in one transaction.
+
+        Args:
+            what: the operation, for error messages.
+            steps: (statement, parameter dicts) pairs, each run as one executemany.
+            require_all: UPDATEs whose rows must all exist: when one is missing,
+                nothing is written and False is returned (the caller says which).
+
+        Returns:
+            True when written.
+        """
+        if not self._fast:
+            single = len(steps) == 1 and len(steps[0][1]) == 1
+            try:
+                with self._tx(what, atomic=not single) as conn:
+                    for (stmt, _), params in steps:
+                        matched = conn.execute(stmt, params).rowcount
+                        if require_all and matched != len(params):
+                            raise RowsMissing(what)
+            except RowsMissing:
+                return False
+            return True
+        try:
+            rows = [
+                (prepared, [prepared.row(p) for p in params])
+                for (_, prepared), params in steps
+                if prepared is not None
+            ]
+        except StateError as exc:  # a naive datetime, a value that is not JSON
+            raise StateError(f"{what}: {exc}") from None
+        if self._pid != os.getpid():
+            self._after_fork()
+        if self._closed or self._conn is None:
+            raise StateError(f"State store {self._where} is closed: {what} needs an open store.")
+        with self._lock:
+            driver = cast(sqlite3.Connection, self._conn.connection.driver_connection)
+            try:
+                fastpath.write(driver, rows, require_all)
+            except RowsMissing:
+                return False
+            except sqlite3.IntegrityError as exc:
+                raise IntegrityError(what, None, exc) from exc
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailableError(
+                    f"State store {self._where}: {what} failed: {exc}"
+                ) from exc
+            except sqlite3.Error as exc:
+                raise StateError(f"State store {self._where}: {what} failed: {exc}") from exc
+        return True
 
     def migrate(
         self, steps: Sequence[migrations.Migration] = migrations.MIGRATIONS
@@ -355,13 +427,14 @@ class SqlStateStore:
         key = tuple(fields)
         stmt = self._run_updates.get(key)
         if stmt is None:
-            stmt = self._run_updates[key] = build_update(key, runs, _RUN_FIELDS)
+            stmt = self._run_updates[key] = self._statement(build_update(key, runs, _RUN_FIELDS))
         params = {f"v_{k}": v for k, v in fields.items()}
         if "state" in fields:
             params["v_state"] = state_value(RunState, fields["state"], f"run {run_id!r}")
         params["k_run_id"] = run_id
-        with self._tx(f"update run {run_id!r}", atomic=False) as conn:
-            if conn.execute(stmt, params).rowcount == 0:
+        what = f"update run {run_id!r}"
+        if not self._write(what, [(stmt, [params])], require_all=True):
+            with self._read(what) as conn:
                 raise unknown_run(conn, run_id, self._where)
 
     # ------------------------------------------------------------------ task instances
@@ -428,8 +501,9 @@ class SqlStateStore:
         if not fields:
             return
         stmt, params = self._ti_params(run_id, task_id, map_index, fields)
-        with self._tx(f"update task {task_id!r} of run {run_id!r}", atomic=False) as conn:
-            if conn.execute(stmt, params).rowcount == 0:
+        what = f"update task {task_id!r} of run {run_id!r}"
+        if not self._write(what, [(stmt, [params])], require_all=True):
+            with self._read(what) as conn:
                 raise unknown_task(conn, run_id, task_id, map_index, self._where)
 
     def update_task_instances(
@@ -439,7 +513,7 @@ class SqlStateStore:
 
         Updates setting the same fields share one ``executemany``; all or none apply.
         """
-        groups: dict[int, tuple[Update, list[dict[str, Any]]]] = {}
+        groups: dict[int, tuple[_Stmt, list[dict[str, Any]]]] = {}
         for run_id, task_id, map_index, fields in updates:
             if not fields:
                 continue
@@ -447,19 +521,21 @@ class SqlStateStore:
             groups.setdefault(id(stmt), (stmt, []))[1].append(params)
         if not groups:
             return
-        with self._tx(f"update {len(updates)} task instances") as conn:
-            for stmt, batch in groups.values():
-                matched = conn.execute(stmt, batch).rowcount
-                if matched != len(batch):
+        what = f"update {len(updates)} task instances"
+        if not self._write(what, list(groups.values()), require_all=True):
+            with self._read(what) as conn:
+                for _, batch in groups.values():
                     raise_first_missing(conn, batch, self._where)
+            raise StateError(f"{what}: a task instance vanished while updating; try again.")
 
     def _ti_params(
         self, run_id: str, task_id: str, map_index: int, fields: dict[str, Any]
-    ) -> tuple[Update, dict[str, Any]]:
+    ) -> tuple[_Stmt, dict[str, Any]]:
         key = tuple(fields)
         stmt = self._task_updates.get(key)
         if stmt is None:
-            stmt = self._task_updates[key] = build_update(key, task_instances, _TASK_FIELDS)
+            update = build_update(key, task_instances, _TASK_FIELDS)
+            stmt = self._task_updates[key] = self._statement(update)
         params = {f"v_{k}": v for k, v in fields.items()}
         if "state" in fields:
             params["v_state"] = state_value(
@@ -485,10 +561,9 @@ class SqlStateStore:
             "created_at": utcnow(),
         }
         try:
-            with self._tx(
-                f"append log of task {task_id!r} of run {run_id!r}", atomic=False
-            ) as conn:
-                conn.execute(insert(task_logs), values)
+            self._write(
+                f"append log of task {task_id!r} of run {run_id!r}", [(self._log_insert, [values])]
+            )
         except IntegrityError:
             with self._read(f"read run {run_id!r}") as conn:
                 raise unknown_run(conn, run_id, self._where) from None
@@ -527,8 +602,7 @@ class SqlStateStore:
             for r in results
         ]
         try:
-            with self._tx(f"record {len(rows)} check results") as conn:
-                conn.execute(insert(check_results), rows)
+            self._write(f"record {len(rows)} check results", [(self._check_insert, rows)])
         except IntegrityError:
             with self._read("read runs") as conn:
                 for run_id in dict.fromkeys(r.run_id for r in results):
