@@ -109,16 +109,16 @@ def _evaluate(frame: pl.DataFrame, masks: list[pl.Expr], aggs: list[pl.Expr],
             agg_frame = frame.select(aggs) if aggs else pl.DataFrame()
     except pl.exceptions.PolarsError:
         # Find which expectation cannot run on this table, to name it.
-        for i, check in enumerate(checks):
+        schema = frame.to_arrow().schema
+        for check in checks:
             if isinstance(check, RowExpectation):
                 try:
-                    frame.head(0).select(check.failing(frame.to_arrow().schema))
+                    frame.head(0).select(check.failing(schema))
                 except pl.exceptions.PolarsError as exc:
                     raise ExpectationDefinitionError(
                         f"{where}: {check.where()} cannot run on this table "
                         f"(columns: {', '.join(frame.columns)}): {' '.join(str(exc).split())[:400]}"
                     ) from None
-            del i
         raise
     return mask_frame, agg_frame
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from headrace.quality.errors import ExpectationsFailed
+from headrace.errors import did_you_mean
+from headrace.quality.errors import ExpectationDefinitionError, ExpectationsFailed
 from headrace.quality.expectations import Severity
 from headrace.quality.values import json_safe
 from headrace.state.base import CheckResultRecord
@@ -139,9 +140,6 @@ class CheckReport:
         for r in self.results:
             if r.name == name:
                 return r
-        from headrace.errors import did_you_mean
-        from headrace.quality.errors import ExpectationDefinitionError
-
         raise ExpectationDefinitionError(
             f"{self.where()}: no expectation named {name!r}." + did_you_mean(name, [r.name for r in self.results])
         )
