@@ -67,3 +67,16 @@ def test_only_scheduled_runs_count_and_ledger_is_idempotent(store):
     assert find_sla_misses(slas, store, utc(2024, 2, 1), skip=ledger.known([run.run_id])) == []
     (stored,) = ledger.list()
     assert stored.deadline == utc(2024, 1, 6, 1) and stored.sla == timedelta(hours=1)
+
+
+def test_ledger_on_postgres(pg_schema):
+    from headrace.state import open_store
+
+    url, schema = pg_schema
+    with open_store(url, schema=schema) as pg_store:
+        run = _run(pg_store, 7)
+        (miss,) = find_sla_misses(slas, pg_store, utc(2024, 2, 1))
+        ledger = SlaLedger.for_store(pg_store)
+        assert ledger.record(miss) and not SlaLedger.for_store(pg_store).record(miss)
+        (stored,) = ledger.list("slas")
+        assert (stored.run_id, stored.deadline) == (run.run_id, utc(2024, 1, 8, 1))
