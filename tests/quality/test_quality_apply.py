@@ -162,3 +162,9 @@ def test_many_rows_one_pass_counts_match_polars() -> None:
     bad = sum(1 for i in range(n) if i % 97 == 0)
     assert outcome.rows_quarantined == bad
     assert outcome.passed.num_rows == n - bad
+
+
+def test_no_checks_pass_everything_without_copy(customers: pa.Table) -> None:
+    outcome = apply_checks(customers, [])
+    assert outcome.results == [] and outcome.passed is customers and outcome.quarantined is None
+    outcome.raise_for_failures()

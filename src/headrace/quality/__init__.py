@@ -8,6 +8,13 @@ Example:
     >>> outcome.raise_for_failures()          # severity 'fail' stops the task
     >>> outcome.passed, outcome.quarantined   # rows that go on, rows set aside with reasons
 
+Semantics (golden-tested in tests/quality/golden): only ``not_null`` fails on nulls,
+every other row-level expectation lets nulls pass (as dbt tests); float NaN counts as
+null; ``unique`` ignores nulls like SQL ``UNIQUE`` and fails every copy of a
+duplicated value; timestamp bounds without a zone are UTC, zoned columns compare in
+UTC, naive columns are taken to hold UTC. Table-level expectations (row count,
+statistics, freshness, schema) cannot have severity ``quarantine``.
+
 ``quality`` knows nothing of the engine: the engine calls :func:`apply_checks` on a
 task's output, stores ``outcome.records(run_id)`` and stages the two tables.
 """

@@ -5,6 +5,11 @@ and the aggregates of table-level expectations), with quoted identifiers and bou
 values; then one small ``LIMIT 5`` query per failing expectation fetches its
 sample. The rows stay where they are: a ``quarantine`` expectation is counted and
 recorded here like ``warn``, since moving loaded rows is the load's job.
+
+The null, NaN and time-zone rules are those of :mod:`headrace.quality.expectations`
+(the golden tests run every case in Polars, DuckDB and PostgreSQL). Regexes run in
+the database's own engine: RE2 in DuckDB, POSIX ARE in PostgreSQL (no ``\p{L}``),
+and ``sql_expression`` text is the destination's SQL.
 """
 
 from __future__ import annotations
