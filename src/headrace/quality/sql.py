@@ -8,7 +8,7 @@ recorded here like ``warn``, since moving loaded rows is the load's job.
 
 The null, NaN and time-zone rules are those of :mod:`headrace.quality.expectations`
 (the golden tests run every case in Polars, DuckDB and PostgreSQL). Regexes run in
-the database's own engine: RE2 in DuckDB, POSIX ARE in PostgreSQL (no ``\p{L}``),
+the database's own engine: RE2 in DuckDB, POSIX ARE in PostgreSQL (no ``\\p{L}``),
 and ``sql_expression`` text is the destination's SQL.
 """
 
