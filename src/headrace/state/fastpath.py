@@ -18,8 +18,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from headrace.errors import StateError
+from headrace.state.base import StoreUnavailableError
 
 
 @dataclass(frozen=True)
@@ -92,3 +96,35 @@ def write(
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def write_checked(
+    conn: sqlite3.Connection,
+    steps: Sequence[tuple[Prepared, list[tuple[Any, ...]]]],
+    require_all: bool,
+    what: str,
+) -> bool:
+    """:func:`write`, with driver errors turned into the errors the store raises.
+
+    Args:
+        what: the store and operation, for messages.
+
+    Returns:
+        False when ``require_all`` found a missing row (nothing written), else True.
+
+    Raises:
+        IntegrityError: SQLAlchemy's, as the Core path raises it (a missing run).
+        StoreUnavailableError: the database stayed locked or cannot be opened.
+        StateError: any other driver failure.
+    """
+    try:
+        write(conn, steps, require_all)
+    except RowsMissing:
+        return False
+    except sqlite3.IntegrityError as exc:
+        raise IntegrityError(what, None, exc) from exc
+    except sqlite3.OperationalError as exc:
+        raise StoreUnavailableError(f"State store {what} failed: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise StateError(f"State store {what} failed: {exc}") from exc
+    return True

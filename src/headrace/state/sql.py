@@ -218,19 +218,7 @@ class SqlStateStore:
             raise StateError(f"State store {self._where} is closed: {what} needs an open store.")
         with self._lock:
             driver = cast(sqlite3.Connection, self._conn.connection.driver_connection)
-            try:
-                fastpath.write(driver, rows, require_all)
-            except RowsMissing:
-                return False
-            except sqlite3.IntegrityError as exc:
-                raise IntegrityError(what, None, exc) from exc
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailableError(
-                    f"State store {self._where}: {what} failed: {exc}"
-                ) from exc
-            except sqlite3.Error as exc:
-                raise StateError(f"State store {self._where}: {what} failed: {exc}") from exc
-        return True
+            return fastpath.write_checked(driver, rows, require_all, f"{self._where}: {what}")
 
     def migrate(
         self, steps: Sequence[migrations.Migration] = migrations.MIGRATIONS
@@ -586,21 +574,10 @@ class SqlStateStore:
         if not results:
             return
         now = utcnow()
-        rows = [
-            {
-                "run_id": r.run_id,
-                "task_id": r.task_id,
-                "expectation": r.expectation,
-                "severity": r.severity,
-                "status": r.status,
-                "total": r.total,
-                "failed": r.failed,
-                "column": r.column,
-                "details": dict(r.details or {}),
-                "created_at": r.created_at or now,
-            }
-            for r in results
-        ]
+        rows = [{c: getattr(r, c) for c in _CHECK_COLUMNS} for r in results]
+        for row in rows:
+            row["details"] = dict(row["details"] or {})
+            row["created_at"] = row["created_at"] or now
         try:
             self._write(f"record {len(rows)} check results", [(self._check_insert, rows)])
         except IntegrityError:
