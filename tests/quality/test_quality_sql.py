@@ -111,3 +111,16 @@ def test_postgres_schema_table(pg_schema: tuple[str, str]) -> None:
                          [relationships("customer_id", f"{schema}.customers", "customer_id")])
     assert orders.results[0].failed == 1
     assert orders.results[0].sample == [{"order_id": 3, "customer_id": 7}]
+
+
+def test_postgres_text_bounds_ignore_the_column_collation(pg_schema: tuple[str, str]) -> None:
+    """Under a linguistic collation 'a1' sorts between 'A' and 'Z'; checks use code points."""
+    url, schema = pg_schema
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE "{schema}".codes (code text COLLATE "und-x-icu")')
+        conn.execute(f"INSERT INTO \"{schema}\".codes VALUES ('A1'), ('B2'), ('Z9'), ('a1')")
+        linguistic = conn.execute(
+            f"SELECT count(*) FROM \"{schema}\".codes WHERE code BETWEEN 'A' AND 'Z'").fetchone()
+    assert linguistic == (3,)  # the database itself would let 'a1' through
+    report = check_table(url, f"{schema}.codes", [between("code", "A", "Z")])
+    assert report.results[0].failed == 2  # 'Z9' and 'a1', as in Polars and DuckDB

@@ -68,6 +68,12 @@ class _Compiler:
             sql = f"({sql} OR {self.d.is_nan(self.col(name))})"
         return sql
 
+    def ordered(self, column_sql: str, arrow_type: pa.DataType) -> str:
+        """Text compares by code points everywhere, whatever the database's collation."""
+        if family(arrow_type) == "string" and self.d.name == "postgresql":
+            return f'{column_sql} COLLATE "C"'
+        return column_sql
+
     def failing(self, check: RowExpectation) -> tuple[str, list[Any]]:
         """The predicate true for a failing row, and its parameters."""
         p = self.d.placeholder
@@ -85,13 +91,15 @@ class _Compiler:
             present = f"NOT {self.missing(check, check.column_name)}"
             return f"({present} AND {self.d.regex_fails(self.col(check.column_name))})", [check.pattern]
         if isinstance(check, Between):
-            lo, hi = check.bounds(check.column_type(self.schema))
+            arrow_type = check.column_type(self.schema)
+            lo, hi = check.bounds(arrow_type)
+            value = self.ordered(self.col(check.column_name), arrow_type)
             parts, params = [], []
             if lo is not None:
-                parts.append(f"{self.col(check.column_name)} {'<=' if check.strict_min else '<'} {p}")
+                parts.append(f"{value} {'<=' if check.strict_min else '<'} {p}")
                 params.append(lo)
             if hi is not None:
-                parts.append(f"{self.col(check.column_name)} {'>=' if check.strict_max else '>'} {p}")
+                parts.append(f"{value} {'>=' if check.strict_max else '>'} {p}")
                 params.append(hi)
             present = f"NOT {self.missing(check, check.column_name)}"
             return f"({present} AND ({' OR '.join(parts)}))", params
@@ -120,7 +128,7 @@ class _Compiler:
                 raise ExpectationDefinitionError(
                     f"{check.where()}: {check.stat} needs a numeric column, {check.column!r} is {arrow_type}."
                 )
-            value = self.col(check.column_name)
+            value = self.ordered(self.col(check.column_name), arrow_type)
             if family(arrow_type) == "float":
                 value = f"CASE WHEN {self.d.is_nan(value)} THEN NULL ELSE {value} END"
             if check.stat == "median":
