@@ -168,3 +168,14 @@ def test_no_checks_pass_everything_without_copy(customers: pa.Table) -> None:
     outcome = apply_checks(customers, [])
     assert outcome.results == [] and outcome.passed is customers and outcome.quarantined is None
     outcome.raise_for_failures()
+
+
+def test_pandas_input_nan_is_null() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"score": [1.0, float("nan"), 3.0], "name": ["a", None, "c"]})
+    outcome = apply_checks(frame, [not_null("score"), not_null("name", severity="quarantine")])
+    assert outcome.result("not_null(score)").failed == 1
+    assert outcome.passed.column("name").to_pylist() == ["a", "c"]
+    with pytest.raises(ExpectationDefinitionError, match="got list"):
+        apply_checks([1, 2], [not_null("x")])

@@ -10,6 +10,7 @@ the boolean masks, and rows in = passed + quarantined is verified.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -51,15 +52,18 @@ def check_names(checks: Sequence[Expectation], where: str) -> None:
         seen.add(check.name)
 
 
-def _as_arrow(table: pa.Table | pl.DataFrame | pa.RecordBatch, where: str) -> pa.Table:
+def _as_arrow(table: Any, where: str) -> pa.Table:
     if isinstance(table, pa.Table):
         return table
     if isinstance(table, pl.DataFrame):
         return table.to_arrow()
     if isinstance(table, pa.RecordBatch):
         return pa.Table.from_batches([table])
+    if type(table).__module__.startswith("pandas"):  # pandas at the edge, not imported here
+        return pa.Table.from_pandas(table, preserve_index=False)
     raise ExpectationDefinitionError(
-        f"{where}: checks run on a pyarrow Table or Polars DataFrame, got {type(table).__name__}."
+        f"{where}: checks run on a pyarrow Table, Polars or pandas DataFrame, "
+        f"got {type(table).__name__}."
     )
 
 
@@ -123,12 +127,13 @@ def _evaluate(frame: pl.DataFrame, masks: list[pl.Expr], aggs: list[pl.Expr],
     return mask_frame, agg_frame
 
 
-def apply_checks(table: pa.Table | pl.DataFrame, checks: Sequence[Expectation], *,
+def apply_checks(table: pa.Table | pl.DataFrame | Any, checks: Sequence[Expectation], *,
                  pipeline: str | None = None, task: str | None = None) -> CheckOutcome:
     """Check a table against expectations in one pass; split passing and quarantined rows.
 
     Args:
-        table: the task's output (pyarrow Table; a Polars DataFrame is accepted too).
+        table: the task's output: a pyarrow Table (Polars and pandas DataFrames and
+            Arrow record batches are converted first).
         checks: expectations built with not_null(), unique(), matches_regex(), …
         pipeline: pipeline id, for messages.
         task: task id, for messages and stored records.
