@@ -244,7 +244,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--runner", choices=sorted(RUNNERS))
     parser.add_argument("--data", type=Path)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--gx-repeats", type=int, default=2)
     args = parser.parse_args()
     if args.runner:  # inside a subprocess: run one tool, print one JSON line
