@@ -149,13 +149,24 @@ def profile_table(
     cols = [quote_ident(n) for n in types]
     stats: list[dict[str, Any]] = [{} for _ in types]
 
-    # Pass 1: every column's statistics in one scan.
+    # Pass 0: row count and the range of numeric and date columns, which the histograms
+    # need. Over Parquet, DuckDB answers it from the file's statistics without a scan.
+    ranged = [i for i, kind in enumerate(kinds) if kind in ("numeric", "temporal")]
+    pass0 = ["count(*)"] + [f"{f}({cols[i]})" for i in ranged for f in ("min", "max")]
+    row = _run_pass(analyzer, rel.sql, pass0, [], rel.display)
+    rows = int(row[0])
+    for n, i in enumerate(ranged):
+        stats[i]["min"], stats[i]["max"] = row[1 + 2 * n], row[2 + 2 * n]
+    exact = exact_distinct if exact_distinct is not None else rows <= EXACT_DISTINCT_ROWS
+
+    # Pass 1: every other statistic of every column, and the histograms, in one scan.
     pass1: list[tuple[int, str, str]] = []
-    for i, (col, kind) in enumerate(zip(cols, kinds, strict=True)):
+    params: list[Any] = []
+    for i, (col, kind, s) in enumerate(zip(cols, kinds, stats, strict=True)):
         pass1.append((i, "count", f"count({col})"))
-        if exact_distinct is not True:
-            pass1.append((i, "distinct", f"approx_count_distinct({_keyed(col, kind)})"))
-        if kind != "other":
+        distinct = "count(DISTINCT {})" if exact else "approx_count_distinct({})"
+        pass1.append((i, "distinct", distinct.format(_keyed(col, kind))))
+        if kind in ("string", "boolean"):
             pass1 += [(i, "min", f"min({col})"), (i, "max", f"max({col})")]
         if kind == "numeric":
             pass1 += [(i, "mean", f"avg({col})"), (i, "stddev", f"stddev_samp({col})")]
@@ -163,37 +174,34 @@ def profile_table(
             # A reservoir sample: bounded memory and several times faster than t-digest.
             target = col if kind == "numeric" else f"epoch_us({col})"
             pass1.append((i, "quartiles", f"reservoir_quantile({target}, [0.25, 0.5, 0.75])"))
-    row = _run_pass(analyzer, rel.sql, ["count(*)", *(e for _, _, e in pass1)], [], rel.display)
-    rows = int(row[0])
-    for (i, stat, _), value in zip(pass1, row[1:], strict=True):
-        stats[i][stat] = value
-    exact = exact_distinct if exact_distinct is not None else rows <= EXACT_DISTINCT_ROWS
-
-    # Pass 2: histograms, exact distinct counts, frequent values (exact when few).
-    pass2: list[tuple[int, str, str]] = []
-    params: list[Any] = []
-    for i, (col, kind, s) in enumerate(zip(cols, kinds, stats, strict=True)):
-        if exact:
-            pass2.append((i, "distinct", f"count(DISTINCT {_keyed(col, kind)})"))
-        if top and kind != "other" and s["count"]:
-            if s.get("distinct", 0) <= FEW_VALUES:
-                pass2.append((i, "top_counts", f"histogram({col})"))
-            elif kind in ("string", "boolean"):
-                # Many values: candidates now (more than shown), exact counts in pass 3.
-                pass2.append((i, "top", f"approx_top_k({col}, {int(top) * 4})"))
         if kind in ("numeric", "temporal") and s.get("min") is not None:
             lo, hi = _as_number(s["min"], kind), _as_number(s["max"], kind)
             width = (hi - lo) / bins if hi > lo else 0.0
             s["_bins"] = (lo, width, bins if width else 1)
-            index = "0"
-            if width:
-                index = f"least(CAST(floor(({_numeric_expr(col, kind)} - ?) / ?) AS INTEGER), {bins - 1})"
-                params += [lo, width]
-            pass2.append((i, "histogram", f"histogram({index}) FILTER (WHERE {col} IS NOT NULL)"))
+            # Not clamped here (least() would turn NULL into the last bin): the maximum
+            # lands in bin ``bins`` and is folded into the last one afterwards.
+            index = f"CAST(floor(({_numeric_expr(col, kind)} - ?) / ?) AS INTEGER)"
+            if not width:
+                index = f"CASE WHEN {col} IS NOT NULL THEN 0 END"
+            params += [lo, width] if width else []
+            pass1.append((i, "histogram", f"histogram({index})"))
+    row = _run_pass(analyzer, rel.sql, [e for _, _, e in pass1], params, rel.display)
+    for (i, stat, _), value in zip(pass1, row, strict=True):
+        stats[i][stat] = value
+
+    # Pass 2: frequent values, exactly for columns with few values (by the estimate).
+    pass2: list[tuple[int, str, str]] = []
+    for i, (col, kind, s) in enumerate(zip(cols, kinds, stats, strict=True)):
+        if top and kind != "other" and s["count"]:
+            if s["distinct"] <= FEW_VALUES:
+                pass2.append((i, "top_counts", f"histogram({col})"))
+            elif kind in ("string", "boolean"):
+                # Many values: candidates now (more than shown), exact counts in pass 3.
+                pass2.append((i, "top", f"approx_top_k({col}, {int(top) * 4})"))
     if pass2:
-        row = _run_pass(analyzer, rel.sql, [e for _, _, e in pass2], params, rel.display)
+        row = _run_pass(analyzer, rel.sql, [e for _, _, e in pass2], [], rel.display)
         for (i, stat, _), value in zip(pass2, row, strict=True):
-            stats[i][stat] = value if stat == "distinct" else value or {}
+            stats[i][stat] = value or {}
 
     # Pass 3, only for text columns with many values: exact counts of the candidates.
     pass3: list[tuple[int, str, str]] = []
@@ -284,8 +292,9 @@ def _as_number(value: Any, kind: str) -> float:
 
 def _histogram(stats: dict[str, Any], kind: str) -> Histogram:
     lo, width, nbins = stats["_bins"]
-    raw: dict[int, int] = stats["histogram"]
-    counts = [int(raw.get(b, 0)) for b in range(nbins)]
+    counts = [0] * nbins
+    for b, count in (stats["histogram"] or {}).items():
+        counts[min(max(int(b), 0), nbins - 1)] += int(count)
     edges_num = [lo + b * width for b in range(nbins + 1)]
     edges: Sequence[Any] = edges_num
     if kind == "temporal":
