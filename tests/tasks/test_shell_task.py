@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +82,66 @@ def test_task_options_pass_through():
     task = shell_task("true", task_id="quick", retries=2, timeout=30, pool="shell")
     assert task.task_id == "quick" and task.retries.attempts == 3 and task.pool == "shell"
     assert task.timeout is not None and task.timeout.total_seconds() == 30
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is as good as gone
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_background_leftovers_are_stopped_when_the_task_ends(tmp_path: Path, make_ctx):
+    pidfile = tmp_path / "bg.pid"
+    task = shell_task(f"sleep 60 & echo $! > {pidfile}", task_id="leaky")
+    ctx, _ = make_ctx()
+    task.fn(ctx)
+    assert _gone_within(int(pidfile.read_text()), 5)
+
+
+WORKER = """
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from headrace.config import Settings
+from headrace.pipeline import Context
+from headrace.tasks import shell_task
+
+day = datetime(2024, 1, 1, tzinfo=UTC)
+ctx = Context(run_id="r", pipeline="p", task_id="long", logical_date=day, data_interval_start=day,
+              data_interval_end=day, settings=Settings(home=Path("."), state_url="sqlite://"),
+              staging_dir=Path("."))
+shell_task(sys.argv[1], task_id="long").fn(ctx)
+"""
+
+
+def test_command_dies_with_a_killed_worker(tmp_path: Path):
+    pidfile = tmp_path / "child.pid"
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, f"sleep 60 & echo $! > {pidfile}; wait"]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while (
+            not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        child = int(pidfile.read_text())
+        assert _alive(child)
+        worker.kill()  # as the engine does to a task past its timeout
+        worker.wait()
+        assert _gone_within(child, 5)
+    finally:
+        if worker.poll() is None:
+            worker.kill()

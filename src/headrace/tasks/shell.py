@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -43,6 +44,12 @@ def context_env(ctx: Context) -> dict[str, str]:
     return env
 
 
+# Kills the command's whole process group once its stdin closes: when the task ends,
+# or when the worker running the task dies (killed on timeout, kill -9). Without it a
+# timed-out task's command and its children would live on as orphans, still writing.
+_WATCHDOG = 'cat >/dev/null; kill -KILL "-$1" 2>/dev/null; exit 0'
+
+
 def run_command(
     argv: Sequence[str],
     ctx: Context,
@@ -60,7 +67,8 @@ def run_command(
     """
     full_env = {**os.environ, **context_env(ctx), **(env or {})}
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
-    # stderr joins stdout so the log keeps the order the command wrote them in.
+    # stderr joins stdout so the log keeps the order the command wrote them in; the
+    # command leads its own process group so the watchdog can stop all of it.
     with subprocess.Popen(
         list(argv),
         cwd=cwd,
@@ -70,13 +78,35 @@ def run_command(
         stdin=subprocess.DEVNULL,
         text=True,
         errors="replace",
+        start_new_session=True,
     ) as proc:
+        watchdog = subprocess.Popen(
+            ["/bin/sh", "-c", _WATCHDOG, "watchdog", str(proc.pid)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip("\n")
-            ctx.log.info("%s", line)
-            tail.append(line)
-        code = proc.wait()
+        stdout = proc.stdout
+
+        def pump() -> None:
+            for line in stdout:
+                line = line.rstrip("\n")
+                ctx.log.info("%s", line)
+                tail.append(line)
+
+        # Read in a thread: a background process left by the command keeps the pipe
+        # open, so end-of-output cannot be what tells that the command finished.
+        reader = threading.Thread(target=pump, name=f"headrace-{what}-output", daemon=True)
+        reader.start()
+        try:
+            code = proc.wait()
+        finally:
+            assert watchdog.stdin is not None
+            watchdog.stdin.close()  # the command is done: leftovers in its group go too
+            watchdog.wait()
+            reader.join(10)
     if code not in ok_codes:
         output = "\n".join(tail)
         shown = f"; last output:\n{output}" if output else " and printed nothing"
