@@ -181,8 +181,10 @@ def find_sla_misses(
     for run in candidates:
         if run.data_interval_end + shortest > now:
             continue  # no deadline of this run has passed yet
-        if run.state == RunState.SUCCESS and run.ended_at is not None and (
-            run.ended_at <= run.data_interval_end + shortest
+        if (
+            run.state == RunState.SUCCESS
+            and run.ended_at is not None
+            and (run.ended_at <= run.data_interval_end + shortest)
         ):
             continue  # finished before the earliest deadline: every task was on time
         by_task: dict[str, list[TaskInstanceRecord]] = {}
