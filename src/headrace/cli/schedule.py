@@ -181,7 +181,12 @@ def backfill_command(
         if active == 1:
             launcher = InlineLauncher(store, settings, executor=executor, alerter=alerter)
         else:
-            launcher = SubprocessLauncher(settings.state_url, executor=executor)
+            # Child output goes to files so it does not tear the progress bar.
+            launcher = SubprocessLauncher(
+                settings.state_url,
+                executor=executor,
+                log_dir=str(settings.home / "logs" / "backfill"),
+            )
         backfill = Backfill(pipeline, store, launcher=launcher, max_active=active, console=console)
         try:
             report = backfill.run(first, last, rerun=rerun)

@@ -19,7 +19,14 @@ from datetime import datetime
 from enum import StrEnum
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from headrace.engine import driver_alive
 from headrace.errors import ScheduleError
@@ -230,7 +237,7 @@ class Backfill:
         launched: dict[str, tuple[Interval, Plan]],
         report: BackfillReport,
         progress: Progress,
-        bar: object,
+        bar: TaskID,
     ) -> None:
         while True:
             self._collect(launched, report, progress, bar)
@@ -243,7 +250,7 @@ class Backfill:
         launched: dict[str, tuple[Interval, Plan]],
         report: BackfillReport,
         progress: Progress,
-        bar: object,
+        bar: TaskID,
     ) -> None:
         """Record runs that ended since the last look."""
         still = self.launcher.running()
@@ -261,4 +268,4 @@ class Backfill:
                 run_state = RunState(run.state)
             del launched[run_id]
             report.outcomes.append((interval, plan, run_state, run_id))
-            progress.advance(bar)  # type: ignore[arg-type]
+            progress.advance(bar)
