@@ -10,6 +10,8 @@ Compared, on the same SQLite file settings where it matters:
 * ``SQLAlchemy ORM (Airflow style)``: a mapped TaskInstance loaded with
   ``session.get``, changed and committed per state change, SQLite defaults
   (rollback journal, ``synchronous=FULL``), as Airflow's state store does it.
+* ``SQLAlchemy ORM, WAL``: the same with headrace's WAL + ``synchronous=NORMAL``,
+  so the ratio shows the library cost alone.
 * ``SQLAlchemy Core, engine.begin() per call``: hand-written Core, SQLite defaults.
 
 Run:  .venv/bin/python bench/state_store.py [--n 3000] [--postgres URL]
@@ -28,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
-from sqlalchemy import Integer, String, create_engine, text
+from sqlalchemy import Integer, String, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from headrace.state import TaskState, open_store
@@ -121,8 +123,15 @@ class _TaskInstance(_Base):
     attempt: Mapped[int] = mapped_column(Integer)
 
 
-def bench_orm(path: Path, n: int) -> float:
+def bench_orm(path: Path, n: int, tuned: bool = False) -> float:
     engine = create_engine(f"sqlite:///{path}")
+    if tuned:  # the same WAL + synchronous=NORMAL as headrace, to isolate the library cost
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
     _Base.metadata.create_all(engine)
     with Session(engine) as session:
         session.add(_TaskInstance(run_id="r", task_id="t", map_index=-1, state="queued", attempt=0))
@@ -180,6 +189,7 @@ def main() -> None:
             figures["sqlite3_floor_update_ms"] = bench_sqlite3_floor(folder / "floor.db", args.n)
         with console.status("SQLAlchemy ORM (Airflow style) ..."):
             figures["orm_update_ms"] = bench_orm(folder / "orm.db", args.n)
+            figures["orm_wal_update_ms"] = bench_orm(folder / "orm_wal.db", args.n, tuned=True)
         with console.status("SQLAlchemy Core, engine.begin() per call ..."):
             figures["core_naive_update_ms"] = bench_core_naive(folder / "core.db", args.n)
     if args.postgres:
@@ -189,6 +199,7 @@ def main() -> None:
                 figures[f"headrace_postgres_{key}"] = value
     single = figures["headrace_sqlite_update_task_instance_ms"]
     figures["orm_over_headrace"] = figures["orm_update_ms"] / single
+    figures["orm_wal_over_headrace"] = figures["orm_wal_update_ms"] / single
     figures["core_naive_over_headrace"] = figures["core_naive_update_ms"] / single
     figures["headrace_over_sqlite3_floor"] = single / figures["sqlite3_floor_update_ms"]
     figures["headrace_sqlite_ms_per_task_3_updates"] = 3 * single
