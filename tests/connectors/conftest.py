@@ -10,10 +10,10 @@ from pathlib import Path
 import psycopg
 import pymysql
 import pytest
-
 from connector_helpers import HOSTILE_COLUMN, HOSTILE_TABLE, customer_rows
 
 from headrace.connectors import DuckDBDestination, PostgresDestination
+
 
 @pytest.fixture(params=["postgresql", "mysql", "sqlite"])
 def sql_source_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str, object]]:

@@ -1,7 +1,9 @@
-"""Child process of the crash tests: one incremental load, source SQLite -> destination.
+"""One incremental load, source SQLite -> destination, as the crash tests run it.
 
-Usage: python crash_loader.py <source sqlite path> <destination url> [schema]
-Set HEADRACE_CRASHPOINT to make it SIGKILL itself at that point of the load.
+As a script (the process the tests kill): ``python crash_loader.py <sqlite path>
+<destination url> [schema]`` with HEADRACE_CRASHPOINT set to make it SIGKILL itself
+at that point of the load. The tests call :func:`load` in-process for the runs that
+must not die.
 """
 
 from __future__ import annotations
@@ -10,22 +12,28 @@ import datetime as dt
 import sys
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from headrace.connectors import Checkpoint, Cursor, SqlSource, open_destination
 
-source_path, dest_url = sys.argv[1], sys.argv[2]
-dest = open_destination(dest_url)
-if len(sys.argv) > 3:
-    dest.schema = sys.argv[3]
-cursor = Cursor("updated_at", lookback=dt.timedelta(seconds=30), primary_key="id")
-src = SqlSource(f"sqlite:///{source_path}", table="items", types={"updated_at": pa.timestamp("us")})
-extract = src.read(cursor=cursor, checkpoint=dest.checkpoint("crash", "items"))
-table = extract.to_table()
-bad = table.filter(pa.compute.equal(table.column("qty"), -1))
-good = table.filter(pa.compute.not_equal(table.column("qty"), -1))
-result = dest.write(
-    good, "items", mode="merge", keys=["id"], dedupe_order_by="updated_at",
-    quarantine=bad.append_column("_reason", pa.array(["qty is -1"] * bad.num_rows)),
-    checkpoint=Checkpoint("crash", "items", extract.cursor_max), metadata=True,
-)
-print(f"extracted={extract.rows} loaded={result.rows_loaded} quarantined={result.rows_quarantined}")
+
+def load(source_path: str, dest_url: str, schema: str | None = None) -> str:
+    dest = open_destination(dest_url)
+    if schema:
+        dest.schema = schema
+    cursor = Cursor("updated_at", lookback=dt.timedelta(seconds=30), primary_key="id")
+    src = SqlSource(f"sqlite:///{source_path}", table="items", types={"updated_at": pa.timestamp("us")})
+    extract = src.read(cursor=cursor, checkpoint=dest.checkpoint("crash", "items"))
+    table = extract.to_table()
+    bad = table.filter(pc.equal(table.column("qty"), -1))
+    good = table.filter(pc.not_equal(table.column("qty"), -1))
+    result = dest.write(
+        good, "items", mode="merge", keys=["id"], dedupe_order_by="updated_at",
+        quarantine=bad.append_column("_reason", pa.array(["qty is -1"] * bad.num_rows)),
+        checkpoint=Checkpoint("crash", "items", extract.cursor_max), metadata=True,
+    )
+    return f"extracted={extract.rows} loaded={result.rows_loaded} quarantined={result.rows_quarantined}"
+
+
+if __name__ == "__main__":
+    print(load(*sys.argv[1:]))

@@ -102,7 +102,7 @@ def as_arrow(data: Any, what: str) -> pa.Table | pa.RecordBatchReader:
     from headrace.connectors.sources.base import Extract
 
     if isinstance(data, Extract):
-        data = data.reader()
+        data = data.reader(prefetch=4)  # decode ahead while the destination writes
     elif isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
     elif not isinstance(data, pa.Table | pa.RecordBatchReader):

@@ -32,7 +32,7 @@ class PostgresDestination(SqlDestination):
         self.conn_url = url if isinstance(url, ConnectionURL) else ConnectionURL.parse(url)
         if self.conn_url.backend != "postgresql":
             raise ConnectorError(f"{self.conn_url.masked} is not a PostgreSQL URL.")
-        self.schema = schema or self.conn_url.options.get("schema") or "public"
+        self.schema: str = schema or self.conn_url.options.get("schema") or "public"
         self.where = f"PostgreSQL {self.conn_url.masked} schema {self.schema!r}"
 
     @classmethod

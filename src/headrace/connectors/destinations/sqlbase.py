@@ -9,6 +9,7 @@ a crash between commit and recording success never loads twice.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
@@ -242,6 +243,7 @@ class SqlDestination:
             else:
                 self._evolve(conn, table, stage, meta_cols)
                 if mode is WriteMode.REPLACE_PARTITION:
+                    assert partition is not None  # checked on entry
                     replaced = self._delete_partition(conn, table, stage, partition, where)
                 elif mode is WriteMode.MERGE:
                     replaced = self._delete_keys(conn, table, source, keys)
@@ -302,10 +304,9 @@ class SqlDestination:
     # -- steps -----------------------------------------------------------------------
 
     def _safe_rollback(self, conn: Any) -> None:
-        try:
+        # the connection may already be broken; then the server rolls back on its own
+        with contextlib.suppress(Exception):
             self._rollback(conn)
-        except Exception:  # the connection may already be broken; the rollback is implied
-            pass
 
     def _dedupe(self, conn: Any, stage: str, keys: list[str], order_by: str | None, where: str) -> str:
         """Refuse null keys; keep the latest row per key (or refuse duplicates)."""

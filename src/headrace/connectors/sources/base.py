@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
@@ -59,10 +61,54 @@ class Extract:
                 self.cursor_max = later(self.cursor_max, column_max(batch, self.cursor_column))
             yield batch
 
-    def reader(self) -> pa.RecordBatchReader:
-        """The stream as a ``pyarrow.RecordBatchReader`` (for DuckDB, ADBC ingest, Polars)."""
-        return pa.RecordBatchReader.from_batches(self.schema, iter(self))
+    def reader(self, prefetch: int = 0) -> pa.RecordBatchReader:
+        """The stream as a ``pyarrow.RecordBatchReader`` (for DuckDB, ADBC ingest, Polars).
+
+        Args:
+            prefetch: read up to this many batches ahead in a background thread, so the
+                driver decodes the next batches while the consumer writes this one
+                (drivers release the GIL while reading). Memory: ``prefetch`` batches more.
+        """
+        batches = iter(self) if prefetch <= 0 else _prefetched(iter(self), prefetch)
+        return pa.RecordBatchReader.from_batches(self.schema, batches)
 
     def to_table(self) -> pa.Table:
         """Read everything into one table (memory: the whole result)."""
         return pa.Table.from_batches(list(self), schema=self.schema)
+
+
+_END = object()
+
+
+def _prefetched(batches: Iterator[pa.RecordBatch], depth: int) -> Iterator[pa.RecordBatch]:
+    """Iterate ``batches`` in a thread, at most ``depth`` batches ahead of the consumer."""
+    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        slots.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            slots.put(exc)
+
+    worker = threading.Thread(target=produce, name="headrace-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()  # the consumer stopped early or failed: let the producer end

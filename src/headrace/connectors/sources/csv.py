@@ -86,7 +86,8 @@ def open_csv(src: FileSource, file: Path) -> tuple[pa.Schema, Iterator[pa.Record
     def batches() -> Iterator[pa.RecordBatch]:
         record = 0  # well-formed records read so far, to number lines of type errors
         for batch in reader:
-            yield _typed(batch, target, file, lambda i, r=record: line_of(r + i), src)
+            offset = record
+            yield _typed(batch, target, file, lambda i: line_of(offset + i), src)
             record += batch.num_rows
 
     return target, batches()

@@ -250,15 +250,15 @@ class FileSource:
     def _avro(self, file: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         import fastavro
 
-        fh = open(file, "rb")
+        fh = open(file, "rb")  # noqa: SIM115 - closed by the generator below when it ends
         reader = fastavro.reader(fh)
-        schema = _avro_schema(reader.writer_schema)
+        schema = _avro_schema(reader.writer_schema)  # type: ignore[arg-type]
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
                 chunk: list[dict] = []
                 for record in reader:
-                    chunk.append(record)
+                    chunk.append(record)  # type: ignore[arg-type]
                     if len(chunk) >= self.batch_rows:
                         yield pa.RecordBatch.from_pylist(chunk, schema=schema)
                         chunk = []

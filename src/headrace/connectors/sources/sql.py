@@ -114,10 +114,12 @@ class SqlSource:
         if interval is not None:
             filters.append((interval.column, ">=", interval.start))
             filters.append((interval.column, "<", interval.end))
-        reader = {"postgresql": _PostgresReader, "mysql": _MySQLReader, "sqlite": _SQLiteReader}[
-            self.conn.backend
-        ](self)
-        schema, batches = reader.open(filters)
+        readers: dict[str, type[_PostgresReader | _MySQLReader | _SQLiteReader]] = {
+            "postgresql": _PostgresReader,
+            "mysql": _MySQLReader,
+            "sqlite": _SQLiteReader,
+        }
+        schema, batches = readers[self.conn.backend](self).open(filters)
         return Extract(
             schema,
             batches,
@@ -288,9 +290,10 @@ class _MySQLReader:
 def _pymysql_stream(
     src: SqlSource, sql: str, bound: list[Any], where: str
 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    from urllib.parse import unquote, urlsplit
+
     import pymysql
     import pymysql.cursors
-    from urllib.parse import unquote, urlsplit
 
     parts = urlsplit(src.conn.url)
     try:
