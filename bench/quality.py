@@ -256,7 +256,7 @@ def main() -> None:
     from rich.progress import Progress
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=max(Console().width, 130))  # the table has nine columns
     path = DATA / f"quality_customers_{args.rows}_{SEED}.parquet"
     anchor_python = ensure_env()
     plan = [("headrace", Path(sys.executable), args.repeats), ("polars", anchor_python, args.repeats),
