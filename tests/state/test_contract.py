@@ -97,7 +97,12 @@ def test_naive_datetimes_are_refused_with_a_clear_error(store: SqlStateStore) ->
 
 
 def test_json_round_trips(store: SqlStateStore) -> None:
-    params = {"s": "ünïcødé ✓", "n": [1, 2.5, None, True], "nested": {"a": {"b": []}}, "z": None}
+    params: dict[str, object] = {
+        "s": "ünïcødé ✓",
+        "n": [1, 2.5, None, True],
+        "nested": {"a": {"b": []}},
+        "z": None,
+    }
     run, _ = make_run(store, params=params)
     assert store.get_run(run.run_id).params == params
     store.ensure_task_instances(run.run_id, [("a", -1), ("b", -1), ("c", -1)])
@@ -157,7 +162,7 @@ def test_list_runs_filters_and_orders_newest_logical_date_first(store: SqlStateS
     assert [r.logical_date.day for r in store.list_runs(pipeline="a")] == [3, 2, 1]
     assert [r.pipeline for r in store.list_runs()] == ["b", "a", "a", "a"]
     assert [r.run_id for r in store.list_runs(states=[RunState.FAILED])] == [b.run_id]
-    assert len(store.list_runs(states=["queued", "running"])) == 3
+    assert len(store.list_runs(states=[RunState.QUEUED, RunState.RUNNING])) == 3
     assert store.list_runs(pipeline="a", states=[RunState.FAILED]) == []
     assert [r.logical_date.day for r in store.list_runs(pipeline="a", limit=2)] == [3, 2]
     assert store.list_pipelines() == ["a", "b"]

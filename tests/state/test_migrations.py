@@ -28,7 +28,9 @@ def describe_schema(store: SqlStateStore) -> dict[str, dict[str, object]]:
             ],
             "primary_key": insp.get_pk_constraint(table)["constrained_columns"],
             "unique": sorted(sorted(u["column_names"]) for u in insp.get_unique_constraints(table)),
-            "indexes": sorted(ix["name"] for ix in insp.get_indexes(table) if not ix.get("unique")),
+            "indexes": sorted(
+                str(ix["name"]) for ix in insp.get_indexes(table) if not ix.get("unique")
+            ),
         }
     return out
 
