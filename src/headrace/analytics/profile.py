@@ -159,10 +159,9 @@ def profile_table(
         stats[i]["min"], stats[i]["max"] = row[1 + 2 * n], row[2 + 2 * n]
     exact = exact_distinct if exact_distinct is not None else rows <= EXACT_DISTINCT_ROWS
 
-    # Pass 1: every other statistic of every column, and the histograms, in one scan.
+    # Pass 1: every other statistic of every column in one scan.
     pass1: list[tuple[int, str, str]] = []
-    params: list[Any] = []
-    for i, (col, kind, s) in enumerate(zip(cols, kinds, stats, strict=True)):
+    for i, (col, kind) in enumerate(zip(cols, kinds, strict=True)):
         pass1.append((i, "count", f"count({col})"))
         distinct = "count(DISTINCT {})" if exact else "approx_count_distinct({})"
         pass1.append((i, "distinct", distinct.format(_keyed(col, kind))))
@@ -174,6 +173,16 @@ def profile_table(
             # A reservoir sample: bounded memory and several times faster than t-digest.
             target = col if kind == "numeric" else f"epoch_us({col})"
             pass1.append((i, "quartiles", f"reservoir_quantile({target}, [0.25, 0.5, 0.75])"))
+    row = _run_pass(analyzer, rel.sql, [e for _, _, e in pass1], [], rel.display)
+    for (i, stat, _), value in zip(pass1, row, strict=True):
+        stats[i][stat] = value
+
+    # Pass 2: histograms, and frequent values, exactly for columns with few values (by
+    # the estimate). Kept apart from pass 1: DuckDB runs histogram() next to
+    # approx_count_distinct() with several times the memory of either alone.
+    pass2: list[tuple[int, str, str]] = []
+    params: list[Any] = []
+    for i, (col, kind, s) in enumerate(zip(cols, kinds, stats, strict=True)):
         if kind in ("numeric", "temporal") and s.get("min") is not None:
             lo, hi = _as_number(s["min"], kind), _as_number(s["max"], kind)
             width = (hi - lo) / bins if hi > lo else 0.0
@@ -184,14 +193,7 @@ def profile_table(
             if not width:
                 index = f"CASE WHEN {col} IS NOT NULL THEN 0 END"
             params += [lo, width] if width else []
-            pass1.append((i, "histogram", f"histogram({index})"))
-    row = _run_pass(analyzer, rel.sql, [e for _, _, e in pass1], params, rel.display)
-    for (i, stat, _), value in zip(pass1, row, strict=True):
-        stats[i][stat] = value
-
-    # Pass 2: frequent values, exactly for columns with few values (by the estimate).
-    pass2: list[tuple[int, str, str]] = []
-    for i, (col, kind, s) in enumerate(zip(cols, kinds, stats, strict=True)):
+            pass2.append((i, "histogram", f"histogram({index})"))
         if top and kind != "other" and s["count"]:
             if s["distinct"] <= FEW_VALUES:
                 pass2.append((i, "top_counts", f"histogram({col})"))
@@ -199,7 +201,7 @@ def profile_table(
                 # Many values: candidates now (more than shown), exact counts in pass 3.
                 pass2.append((i, "top", f"approx_top_k({col}, {int(top) * 4})"))
     if pass2:
-        row = _run_pass(analyzer, rel.sql, [e for _, _, e in pass2], [], rel.display)
+        row = _run_pass(analyzer, rel.sql, [e for _, _, e in pass2], params, rel.display)
         for (i, stat, _), value in zip(pass2, row, strict=True):
             stats[i][stat] = value or {}
 
