@@ -166,6 +166,8 @@ def test_list_runs_filters_and_orders_newest_logical_date_first(store: SqlStateS
     assert store.list_runs(pipeline="a", states=[RunState.FAILED]) == []
     assert [r.logical_date.day for r in store.list_runs(pipeline="a", limit=2)] == [3, 2]
     assert store.list_pipelines() == ["a", "b"]
+    with pytest.raises(StateError, match="Invalid state 'faild' for the runs filter.*'failed'"):
+        store.list_runs(states=["faild"])  # type: ignore[list-item]
 
 
 def test_runs_filter_by_trigger_and_count(store: SqlStateStore) -> None:

@@ -2,8 +2,10 @@
 
 The engine writes about three state changes per task, so the write path is kept
 short: update statements are built once per set of fields and reused, batches go
-through ``executemany``, and on SQLite one connection is held for the life of the
-store (opening a SQLite connection costs more than the update itself).
+through ``executemany``, on SQLite one connection is held for the life of the store
+(opening a SQLite connection costs more than the update itself) and writes run the
+compiled statements on the driver (:mod:`headrace.state.fastpath`). On PostgreSQL,
+single statements and reads run in autocommit mode to save round trips.
 """
 
 from __future__ import annotations
@@ -276,7 +278,8 @@ class SqlStateStore:
         Example:
             >>> run, created = store.create_run("etl", day, day, day + timedelta(days=1))
         """
-        what = f"create run of pipeline {pipeline!r} for {logical_date!r}"
+        when = logical_date.isoformat() if isinstance(logical_date, datetime) else logical_date
+        what = f"create run of pipeline {pipeline!r} for {when}"
         for _ in range(3):
             values = {
                 "run_id": new_run_id(),
@@ -349,7 +352,7 @@ class SqlStateStore:
 
     def find_run(self, pipeline: str, logical_date: datetime) -> RunRecord | None:
         """The run of ``pipeline`` for ``logical_date``, or None."""
-        with self._read(f"find run of pipeline {pipeline!r} for {logical_date!r}") as conn:
+        with self._read(f"find run of pipeline {pipeline!r} for {logical_date}") as conn:
             return self._find(conn, pipeline, logical_date)
 
     def list_runs(
@@ -396,7 +399,9 @@ class SqlStateStore:
         if pipeline is not None:
             query = query.where(runs.c.pipeline == pipeline)
         if states is not None:
-            query = query.where(runs.c.state.in_([RunState(s).value for s in states]))
+            query = query.where(
+                runs.c.state.in_([state_value(RunState, s, "the runs filter") for s in states])
+            )
         if trigger is not None:
             query = query.where(runs.c.trigger == trigger)
         return query
