@@ -261,3 +261,24 @@ def test_one_line_keeps_the_message_line_and_cuts_it() -> None:
     assert one_line(TRACEBACK) == "ConnectionError: warehouse 10.0.0.1:5432 refused the connection"
     assert one_line("x" * 50, width=10) == "x" * 9 + "…"
     assert one_line(None) == "" and one_line("\n \n") == ""
+
+
+def test_runs_and_show_on_a_postgres_store(
+    cli: Cli, pg_schema: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from urllib.parse import quote
+
+    pg_url, schema = pg_schema
+    url = f"{pg_url}?options={quote(f'-csearch_path={schema}')}"
+    monkeypatch.setenv("HEADRACE_STATE_URL", url)
+    monkeypatch.setenv("COLUMNS", "200")
+    with open_store(url) as pg_store:
+        run, _ = pg_store.create_run("pg_pipeline", DAY, DAY, DAY + timedelta(days=1))
+        pg_store.ensure_task_instances(run.run_id, [("only", -1)])
+        pg_store.update_task_instance(
+            run.run_id, "only", state=TaskState.SUCCESS, attempt=1, rows=3
+        )
+    code, out, _ = cli("runs")
+    assert code == 0 and run.run_id in out and "pg_pipeline" in out
+    code, out, _ = cli("show", run.run_id)
+    assert code == 0 and "only" in out and "success" in out
