@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -416,3 +417,48 @@ def test_threads_share_one_store(store: SqlStateStore) -> None:
     assert errors == []
     assert all(ti.attempt == 25 for ti in store.get_task_instances(run.run_id))
     assert len(store.get_logs(run.run_id)) == 200
+
+
+def test_create_run_loser_of_a_postgres_race_rereads_the_winner(pg_schema: tuple[str, str]) -> None:
+    """Deterministic race: the other writer holds the unique key while we insert."""
+    import psycopg
+    from sqlalchemy import event
+
+    url, schema = pg_schema
+    with open_store(url, schema=schema) as store:
+        seen: list[str] = []
+        event.listen(
+            store.engine,
+            "handle_error",
+            lambda ctx: seen.append(type(ctx.original_exception).__name__),
+        )
+        other = psycopg.connect(url, options=f"-csearch_path={schema}")
+        other.execute(
+            "INSERT INTO runs (run_id, pipeline, logical_date, data_interval_start, data_interval_end,"
+            " state, params, trigger, created_at) VALUES (%s, %s, %s, %s, %s, 'queued', '{}', 'scheduled', now())",
+            ("winner0000000000xx", "race", DAY, DAY, DAY + timedelta(days=1)),
+        )  # not committed yet: our INSERT will wait on its unique-index entry
+        results: list[tuple[str, bool]] = []
+
+        def ours() -> None:
+            run, created = store.create_run("race", DAY, DAY, DAY + timedelta(days=1))
+            results.append((run.run_id, created))
+
+        thread = threading.Thread(target=ours)
+        thread.start()
+        with psycopg.connect(url, autocommit=True) as watcher:
+            for _ in range(600):  # until our insert is blocked on the other's row lock
+                waiting = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE 'INSERT INTO runs%%' AND datname = current_database()"
+                ).fetchone()
+                if waiting and waiting[0]:
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("create_run never blocked on the other writer")
+        other.commit()
+        other.close()
+        thread.join(timeout=30)
+        assert results == [("winner0000000000xx", False)]
+        assert "UniqueViolation" in seen  # the unique constraint decided, then we re-read
