@@ -251,3 +251,27 @@ def test_manual_only_pipelines_are_not_scheduled(store, settings, clock):
     scheduler = make_scheduler([p], store, settings, clock)
     assert scheduler.pipelines == []
     assert scheduler.tick().started == []
+
+
+def test_reschedule_pokes_send_no_retry_alerts(store, settings, clock, webhook, tmp_path):
+    from headrace.tasks import file_sensor
+
+    flag = tmp_path / "flag"
+    wait = file_sensor(
+        str(flag), task_id="wait_flag", poke_interval=0.01, timeout=60, mode="reschedule"
+    )
+
+    @task
+    def raise_flag(ctx: Context) -> None:
+        flag.touch()
+
+    @pipeline(schedule="@daily", start_date=datetime(2024, 1, 3), catchup=True, name="sensing")
+    def sensing():
+        wait()
+        raise_flag()
+
+    alerter = Alerter([WebhookChannel(webhook.url)], on_retry=True)
+    launcher = InlineLauncher(store, settings, executor="inprocess", alerter=alerter)
+    make_scheduler([sensing], store, settings, clock, launcher=launcher).tick()
+    assert store.list_runs("sensing")[0].state == RunState.SUCCESS
+    assert webhook.bodies == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from headrace.tasks.dbt import DbtNotInstalled, dbt_task
 from headrace.tasks.sensors import (
+    SensorNotReady,
     SensorTimeout,
     UpstreamRunFailed,
     file_sensor,
@@ -28,6 +29,7 @@ __all__ = [
     "CONTEXT_NAMES",
     "CommandError",
     "DbtNotInstalled",
+    "SensorNotReady",
     "SensorTimeout",
     "SqlTaskError",
     "UpstreamRunFailed",

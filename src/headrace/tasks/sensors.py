@@ -10,36 +10,65 @@ has passed since the first poke. Semantics:
 - a poke raises (database down, permission denied): the error propagates and the
   task's retry policy applies (a :class:`~headrace.errors.TransientError` is retried).
 
-Mode ``"poke"`` keeps the worker slot while waiting (sleeping between pokes).
-Mode ``"reschedule"`` (free the slot between pokes) needs the engine to requeue a
-task without counting an attempt; the engine does not offer that yet, so asking for
-it is a DefinitionError rather than a silent fallback.
+Mode ``"poke"`` (default) keeps the worker slot, sleeping between pokes: simplest,
+for short waits. Mode ``"reschedule"`` frees the slot between pokes: each poke is one
+short attempt that, while the condition does not hold, ends with
+:class:`SensorNotReady` (transient), and the engine's retry scheduling starts the
+next poke ``poke_interval`` later, running other tasks meanwhile. The sensor sets its
+own retry policy for this (one retry per poke, constant delay), so a reschedule-mode
+sensor takes no ``retries=`` argument; its state shows ``up_for_retry`` between pokes,
+each poke counts as an attempt, and opt-in retry alerts skip these pokes. The time of
+the first poke is kept in the run's staging folder so the timeout spans attempts.
 """
 
 from __future__ import annotations
 
 import glob
+import json
+import math
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from headrace.errors import DefinitionError, ScheduleError, TerminalError
-from headrace.pipeline import Context, Task
+from headrace.errors import (
+    DefinitionError,
+    ScheduleError,
+    TerminalError,
+    TransientError,
+    did_you_mean,
+)
+from headrace.pipeline import Context, Retry, Task
 from headrace.pipeline.policy import as_timedelta
 from headrace.tasks.sql import Parameters, bind_values, run_sql
 from headrace.tasks.template import context_values, placeholders, render
 
-__all__ = ["SensorTimeout", "file_sensor", "pipeline_sensor", "sensor_task", "sql_sensor"]
+__all__ = [
+    "SensorNotReady",
+    "SensorTimeout",
+    "file_sensor",
+    "pipeline_sensor",
+    "sensor_task",
+    "sql_sensor",
+]
 
 MODES = ("poke", "reschedule")
+_MAX_POKES = 100_000
 
 
 class SensorTimeout(ScheduleError, TerminalError):
     """A sensor's condition did not hold within its timeout (not retried)."""
+
+
+class SensorNotReady(ScheduleError, TransientError):
+    """A reschedule-mode sensor's condition does not hold yet: poke again later.
+
+    A control signal, not a failure: the engine's retry scheduling turns it into the
+    next poke, without holding a worker slot in between.
+    """
 
 
 class UpstreamRunFailed(ScheduleError, TerminalError):
@@ -67,7 +96,8 @@ def sensor_task(
         task_id: the task's name.
         poke_interval: wait between pokes (timedelta or seconds).
         timeout: give up after this long (timedelta or seconds): SensorTimeout.
-        mode: ``"poke"`` (see module docstring for ``"reschedule"``).
+        mode: ``"poke"`` (hold the worker slot) or ``"reschedule"`` (free it between
+            pokes; see the module docstring).
         description: what is awaited, for messages.
         options: task policies passed to ``@task``.
     """
@@ -75,20 +105,23 @@ def sensor_task(
     interval = as_timedelta(poke_interval, f"{what}: poke_interval") or timedelta(0)
     limit = as_timedelta(timeout, f"{what}: timeout") or timedelta(0)
     if mode not in MODES:
-        from headrace.errors import did_you_mean
-
         raise DefinitionError(
             f"{what}: unknown mode {mode!r}; known: poke, reschedule." + did_you_mean(mode, MODES)
         )
-    if mode == "reschedule":
-        raise DefinitionError(
-            f"{what}: mode='reschedule' needs the engine to requeue a waiting task without "
-            "holding a worker slot, which this headrace version does not support yet; use mode='poke'."
-        )
     if interval <= timedelta(0):
         raise DefinitionError(f"{what}: poke_interval must be positive, got {interval}")
+    if mode == "reschedule":
+        if "retries" in options:
+            raise DefinitionError(
+                f"{what}: mode='reschedule' sets the task's retries itself (one retry per poke); "
+                "drop retries= or use mode='poke'"
+            )
+        pokes = min(math.ceil(limit / interval) + 1, _MAX_POKES)
+        options["retries"] = Retry(attempts=pokes + 1, delay=interval, backoff=1.0)
 
     def wait(ctx: Context) -> Any:
+        if mode == "reschedule":
+            return _poke_once(ctx)
         started = time.monotonic()
         pokes = 0
         while True:
@@ -106,6 +139,33 @@ def sensor_task(
                 )
             ctx.progress(waited, limit.total_seconds(), f"waiting for {description}")
             time.sleep(min(interval.total_seconds(), max(limit.total_seconds() - waited, 0.0)))
+
+    def _poke_once(ctx: Context) -> Any:
+        marker = Path(ctx.staging_dir) / f"_sensor_{ctx.task_id}_{ctx.map_index}.json"
+        now = datetime.now(UTC)
+        try:
+            first = datetime.fromisoformat(json.loads(marker.read_text())["first_poke"])
+        except (OSError, ValueError, KeyError):
+            first = now
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"first_poke": now.isoformat()}))
+        result = poke(ctx)
+        waited = now - first
+        if result:
+            marker.unlink(missing_ok=True)
+            ctx.log.info("%s: %s holds after %s (poke %d)", what, description, waited, ctx.attempt)
+            return result
+        if waited >= limit:
+            marker.unlink(missing_ok=True)  # a resumed run starts a fresh wait
+            raise SensorTimeout(
+                f"{what} of pipeline {ctx.pipeline!r} (run {ctx.run_id}, {ctx.ds}) timed out "
+                f"after {waited} and {ctx.attempt} poke(s) waiting for {description}; raise its "
+                "timeout or check why it never happened."
+            )
+        raise SensorNotReady(
+            f"{what}: {description} does not hold yet (waited {waited} of {limit}); "
+            f"next poke in {interval}"
+        )
 
     wait.__name__ = wait.__qualname__ = task_id
     wait.__doc__ = f"Wait for {description}"
