@@ -86,8 +86,7 @@ def open_csv(src: FileSource, file: Path) -> tuple[pa.Schema, Iterator[pa.Record
     def batches() -> Iterator[pa.RecordBatch]:
         record = 0  # well-formed records read so far, to number lines of type errors
         for batch in reader:
-            offset = record
-            yield _typed(batch, target, file, lambda i: line_of(offset + i), src)
+            yield _typed(batch, target, file, record, line_of, src)
             record += batch.num_rows
 
     return target, batches()
@@ -100,6 +99,7 @@ def _typed(
     batch: pa.RecordBatch,
     target: pa.Schema,
     file: Path,
+    first: int,
     line_of: Callable[[int], int],
     src: FileSource,
 ) -> pa.RecordBatch:
@@ -134,7 +134,7 @@ def _typed(
     found = []
     for i, reason in sorted(reasons.items()):
         text = src.delimiter.join("" if v is None else str(v) for v in raw[i].values())
-        found.append(MalformedRow(str(file), line_of(i), reason, text))
+        found.append(MalformedRow(str(file), line_of(first + i), reason, text))
     src.malformed.extend(found)
     bad = pa.array([i in reasons for i in range(batch.num_rows)])
     return pa.RecordBatch.from_arrays(arrays, schema=target).filter(pc.invert(bad))

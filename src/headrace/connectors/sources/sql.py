@@ -163,8 +163,8 @@ def _cast_overrides(batch: pa.RecordBatch, types: dict[str, pa.DataType], where:
                 column = column.cast(target)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise ConnectorError(
-                    f"{where}: column {name!r} cannot be read as {target}: {exc}. "
-                    "Fix the data or choose another type override."
+                    f"{where}: column {name!r} cannot be read as {target}: {exc}. Fix the "
+                    f"data or pass types={{{name!r}: <pyarrow type>}} (pa.string() always fits)."
                 ) from None
         arrays.append(column)
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
@@ -178,9 +178,7 @@ def _rechunk(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Record
 
 
 def _override_schema(schema: pa.Schema, types: dict[str, pa.DataType]) -> pa.Schema:
-    return pa.schema(
-        [pa.field(f.name, types.get(f.name, f.type)) for f in schema]
-    )
+    return pa.schema([pa.field(f.name, types.get(f.name, f.type)) for f in schema])
 
 
 class _PostgresReader:
@@ -224,16 +222,46 @@ class _PostgresReader:
                 f"Reading {src.name} from PostgreSQL {src.conn.masked} failed: {_clean(exc, src.conn)}"
             ) from None
         where = f"{src.name} at {src.conn.masked}"
+        # PostgreSQL types Arrow lacks (numeric, json, uuid...) arrive as opaque text
+        types = {**_pg_plain_types(reader.schema), **src.types}
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
                 for batch in _rechunk(reader, src.batch_rows):
-                    yield _cast_overrides(batch, src.types, where)
+                    yield _cast_overrides(_unwrap_opaque(batch), types, where)
             finally:
                 cur.close()
                 conn.close()
 
-        return _override_schema(reader.schema, src.types), batches()
+        return _override_schema(reader.schema, types), batches()
+
+
+def _pg_plain_types(schema: pa.Schema) -> dict[str, pa.DataType]:
+    """Arrow types for the opaque columns of an ADBC result: numeric(p, s) -> decimal,
+    unconstrained numeric -> decimal128(38, 10), anything else -> its text storage."""
+    plain: dict[str, pa.DataType] = {}
+    for field in schema:
+        if not isinstance(field.type, pa.ExtensionType):
+            continue
+        meta = field.metadata or {}
+        if meta.get(b"POSTGRESQL:type") == b"numeric":
+            typmod = int(meta.get(b"POSTGRESQL:typmod", b"-1"))
+            if typmod >= 4:
+                precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
+                plain[field.name] = (pa.decimal128 if precision <= 38 else pa.decimal256)(precision, scale)
+            else:
+                plain[field.name] = pa.decimal128(38, 10)
+        else:
+            plain[field.name] = field.type.storage_type
+    return plain
+
+
+def _unwrap_opaque(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Replace extension arrays by their storage (text), ready to cast."""
+    if not any(isinstance(t, pa.ExtensionType) for t in batch.schema.types):
+        return batch
+    arrays = [c.storage if isinstance(c.type, pa.ExtensionType) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
 def _pg_setting(value: Any, column: str) -> tuple[str, str]:
