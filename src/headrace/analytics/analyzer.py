@@ -293,13 +293,13 @@ class Analyzer:
     def load_avro(
         self, path: str | Path, table: str | None = None, *, replace: bool = False
     ) -> str:
-        """Load an Avro file as a table (through Polars' Avro reader; logical types kept)."""
+        """Load Avro as a table, streamed in batches (logical types such as timestamps kept)."""
         return self.load_arrow(
             arrow_reader("avro", path), table or default_table_name(path), replace=replace
         )
 
     def load_orc(self, path: str | Path, table: str | None = None, *, replace: bool = False) -> str:
-        """Load an ORC file as a table, one stripe at a time (``pyarrow.orc``)."""
+        """Load ORC as a table, one stripe at a time."""
         return self.load_arrow(
             arrow_reader("orc", path), table or default_table_name(path), replace=replace
         )

@@ -100,7 +100,11 @@ def export_relation(
     """
     out = Path(path)
     # A partitioned export writes a folder, which usually has no extension to go by.
-    known_suffix = bool(out.suffixes) and out.suffixes[-1].lower() in (*EXPORT_FORMATS, ".gz", ".zst")
+    known_suffix = bool(out.suffixes) and out.suffixes[-1].lower() in (
+        *EXPORT_FORMATS,
+        ".gz",
+        ".zst",
+    )
     fmt = _format_for(out, format or (None if known_suffix or not partition_by else "parquet"))
     chosen = (codec or DEFAULT_CODEC[fmt]).lower()
     if chosen not in CODECS[fmt]:

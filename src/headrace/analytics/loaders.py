@@ -1,14 +1,13 @@
 """Readers for each file format: DuckDB's native ones, Arrow for the rest.
 
 CSV, Parquet and JSON use DuckDB's own readers, which stream and run in parallel.
-Avro, ORC and Arrow IPC have no reader built into DuckDB that works offline, so they
-are read into Arrow record batches (Polars for Avro, ``pyarrow`` for ORC and IPC)
-and DuckDB scans those.
+Avro, ORC and Arrow IPC have no reader built into DuckDB that works offline, so the
+connectors' file source streams them as Arrow record batches and DuckDB scans those.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from headrace.analytics.sql import quote_ident, quote_literal
-from headrace.errors import AnalyticsError, did_you_mean
+from headrace.errors import AnalyticsError, ConnectorError, did_you_mean
 
 # Extension to format; compressed CSV/JSON keep their inner extension (x.csv.gz).
 FORMATS: dict[str, str] = {
@@ -160,51 +159,23 @@ def native_load(
         ) from exc
 
 
-def arrow_reader(fmt: str, path: str | Path) -> pa.RecordBatchReader | pa.Table:
-    """Arrow data of an Avro, ORC or Arrow IPC file, batch by batch where the format allows.
+def arrow_reader(fmt: str, path: str | Path) -> pa.RecordBatchReader:
+    """Arrow record batches of Avro, ORC or Arrow IPC files, through the connectors' file source.
+
+    The source streams (fastavro records in batches, one ORC stripe at a time, IPC
+    batches), so loading holds about one batch in memory, not the file.
 
     Args:
         fmt: ``avro``, ``orc`` or ``arrow``.
-        path: the file.
+        path: a file, a folder or a glob.
 
     Returns:
-        A record-batch reader (ORC, IPC) or a table (Avro).
+        A record-batch reader for DuckDB to scan.
     """
+    from headrace.connectors.sources.files import FileSource
+
     source = _check_exists(path)
     try:
-        if fmt == "avro":
-            import polars as pl
-
-            return pl.read_avro(source).to_arrow()
-        if fmt == "orc":
-            from pyarrow import orc
-
-            orc_file = orc.ORCFile(source)
-            return pa.RecordBatchReader.from_batches(orc_file.schema, _orc_batches(orc_file))
-        if fmt == "arrow":
-            return _ipc_reader(source)
-    except AnalyticsError:
-        raise
-    except Exception as exc:  # each library raises its own error types
-        raise AnalyticsError(
-            f"Reading {fmt} file {str(path)!r} failed: {type(exc).__name__}: {exc}"
-        ) from exc
-    raise AnalyticsError(f"No Arrow reader for format {fmt!r}.")
-
-
-def _orc_batches(orc_file: Any) -> Iterator[pa.RecordBatch]:
-    # One stripe in memory at a time; pyarrow returns each as a record batch.
-    for i in range(orc_file.nstripes):
-        yield orc_file.read_stripe(i)
-
-
-def _ipc_reader(source: str) -> pa.RecordBatchReader:
-    """Open the IPC file format (random access) or, failing that, the stream format."""
-    stream = pa.memory_map(source, "r")
-    try:
-        file_reader = pa.ipc.open_file(stream)
-    except pa.ArrowInvalid:
-        stream.seek(0)
-        return pa.ipc.open_stream(stream)
-    batches = (file_reader.get_batch(i) for i in range(file_reader.num_record_batches))
-    return pa.RecordBatchReader.from_batches(file_reader.schema, batches)
+        return FileSource(source, format=fmt).read().reader()
+    except ConnectorError as exc:
+        raise AnalyticsError(f"Reading {fmt} file {str(path)!r} failed: {exc}") from exc
