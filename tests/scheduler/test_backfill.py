@@ -92,7 +92,8 @@ def test_failed_interval_is_resumed_without_redoing_successful_tasks(store, sett
     failed_run = store.find_run("nightly", utc(2024, 1, 2, 2))
     assert report.failed == [failed_run.run_id] and report.succeeded == 2
     assert [
-        p for _, p, _ in plan_backfill(nightly, store, datetime(2024, 1, 1), datetime(2024, 1, 3, 23))
+        p
+        for _, p, _ in plan_backfill(nightly, store, datetime(2024, 1, 1), datetime(2024, 1, 3, 23))
     ] == [
         Plan.SKIP,
         Plan.RESUME,
@@ -200,7 +201,9 @@ def test_cli_backfill_killed_then_resumed(tmp_path: Path, settings, store):
     assert [starts.count(d) for d in finished_before] == [1] * len(finished_before)
 
 
-def test_parallel_backfill_keeps_at_most_max_active_runs(tmp_path: Path, settings, store, monkeypatch):
+def test_parallel_backfill_keeps_at_most_max_active_runs(
+    tmp_path: Path, settings, store, monkeypatch
+):
     file = tmp_path / "wide.py"
     file.write_text(PIPELINE_FILE.replace("MAX_ACTIVE", "2").replace("NAME", "wide"))
     env = _env(tmp_path, settings)
