@@ -37,6 +37,11 @@ from headrace.state.base import RunRecord, StateStore, TaskInstanceRecord, TaskS
 
 log = logging.getLogger("headrace.engine")
 
+# The columns a flush writes for every changed task instance.
+_WRITTEN = (
+    "state", "attempt", "started_at", "ended_at", "next_try_at", "error", "error_kind",
+    "result_kind", "result_json", "result_path", "rows", "pid", "hostname",
+)
 _RESET = (TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.RUNNING, TaskState.UP_FOR_RETRY)
 
 
@@ -82,7 +87,7 @@ class Drive:
             staging_dir=str(self.staging),
         )
         self.tis: dict[TaskKey, TaskInstanceRecord] = {}
-        self.updates: dict[TaskKey, dict[str, Any]] = {}
+        self.dirty: dict[TaskKey, None] = {}  # changed since the last flush, in order
         self.events: list[Event] = []
         self.candidates: deque[str] = deque()
         self.ready: deque[TaskKey] = deque()
@@ -159,10 +164,18 @@ class Drive:
         self.flush()
 
     def flush(self) -> None:
-        """Write the pending state changes in one transaction, then emit their events."""
-        if self.updates:
-            batch = [(self.run_id, tid, mi, fields) for (tid, mi), fields in self.updates.items()]
-            self.updates = {}
+        """Write the pending state changes in one transaction, then emit their events.
+
+        Every changed instance is written whole (the same columns each time), so the
+        store sends one ``executemany`` per flush, whatever mix of changes it holds.
+        """
+        if self.dirty:
+            tis = self.tis
+            batch = [
+                (self.run_id, tid, mi, {name: getattr(tis[(tid, mi)], name) for name in _WRITTEN})
+                for tid, mi in self.dirty
+            ]
+            self.dirty = {}
             self.store.update_task_instances(batch)
         if self.events:
             events, self.events = self.events, []
@@ -182,11 +195,7 @@ class Drive:
         ti = self.tis[key]
         for name, value in fields.items():
             setattr(ti, name, value)
-        pending = self.updates.get(key)
-        if pending is None:
-            self.updates[key] = fields
-        else:
-            pending.update(fields)
+        self.dirty[key] = None
         if "state" in fields and self.emit is not None:
             self.events.append(
                 Event("task", self.run_id, key[0], key[1], state=str(fields["state"]), attempt=ti.attempt,

@@ -6,10 +6,12 @@ method it is already imported) and runs the task. A task that passes its timeout
 its worker killed (SIGKILL), which stops its work whatever it is doing, and a fresh
 worker takes the slot. A worker that dies on its own is reported as ``worker_died``.
 
-Start method: ``fork`` on Linux, measured fastest (no re-import of pyarrow/polars per
-worker). The workers never touch the driver's state-store connection or threads, and
-they are started before the run's heartbeat thread. Pass ``start_method="forkserver"``
-or ``"spawn"`` to avoid fork altogether.
+Start method: ``forkserver`` where available. Plain ``fork`` is unsafe here: once the
+driving process has used Polars or pyarrow, their thread pools exist, and a forked
+child that touches them can deadlock (measured: the table tests hung with fork). The
+fork server is a fresh single-threaded process that imports headrace, pyarrow and
+Polars once; each worker is forked from it, so starting one stays cheap. Pass
+``start_method="fork"`` only when the driver has started no threads.
 """
 
 from __future__ import annotations
@@ -100,13 +102,13 @@ class ProcessExecutor:
 
     Args:
         concurrency: number of workers (default: the number of CPU cores).
-        start_method: ``fork`` (default on Linux), ``forkserver`` or ``spawn``.
+        start_method: ``forkserver`` (default where available), ``spawn`` or ``fork``.
     """
 
     def __init__(self, concurrency: int | None = None, start_method: str | None = None) -> None:
         self.capacity = max(1, concurrency or os.cpu_count() or 1)
         methods = mp.get_all_start_methods()
-        self.start_method = start_method or ("fork" if "fork" in methods else "spawn")
+        self.start_method = start_method or ("forkserver" if "forkserver" in methods else "spawn")
         self._ctx: Any = None
         self._workers: list[_Worker] = []
         self._emit: EventSink = lambda event: None
@@ -150,11 +152,10 @@ class ProcessExecutor:
             handles: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
             ready = set(wait_ready(handles, block))
             for worker in busy:
-                if worker.conn in ready:
-                    self._drain(worker, outcomes)
-                elif worker.process.sentinel in ready:
-                    self._drain(worker, outcomes)  # it may have sent its outcome first
-                    if worker.item is not None:
+                if worker.conn in ready or worker.process.sentinel in ready:
+                    # A dead worker may have sent its outcome first: read that before judging.
+                    open_pipe = self._drain(worker, outcomes)
+                    if worker.item is not None and (not open_pipe or worker.process.sentinel in ready):
                         outcomes.append(self._lost(worker, "worker_died"))
             now = time.monotonic()
             for worker in busy:
@@ -164,8 +165,8 @@ class ProcessExecutor:
                 break
         return outcomes
 
-    def _drain(self, worker: _Worker, outcomes: list[Outcome]) -> None:
-        """Read every message the worker has sent so far."""
+    def _drain(self, worker: _Worker, outcomes: list[Outcome]) -> bool:
+        """Read every message the worker has sent so far; False when its pipe is closed."""
         try:
             while worker.item is not None and worker.conn.poll():
                 kind, *payload = worker.conn.recv()
@@ -184,7 +185,8 @@ class ProcessExecutor:
                     self._emit(Event("progress", item.run.run_id, item.task_id, item.map_index,
                                      attempt=item.attempt, done=done, total=total, message=message))
         except (EOFError, OSError):
-            pass  # the worker died; the sentinel check reports it
+            return False  # the worker died
+        return True
 
     def _lost(self, worker: _Worker, kind: str) -> Outcome:
         """End a worker whose attempt timed out or died; a fresh worker takes its slot."""
