@@ -275,3 +275,23 @@ def test_reschedule_pokes_send_no_retry_alerts(store, settings, clock, webhook, 
     make_scheduler([sensing], store, settings, clock, launcher=launcher).tick()
     assert store.list_runs("sensing")[0].state == RunState.SUCCESS
     assert webhook.bodies == []
+
+
+def test_alerting_events_for_a_manual_run_without_a_record_yet(store, settings, webhook):
+    from headrace.engine import Runner
+    from headrace.scheduler.launch import alerting_events
+
+    @pipeline(schedule=None, name="by_hand")
+    def by_hand():
+        explode()
+
+    alerter = Alerter([WebhookChannel(webhook.url)])
+    runner = Runner(
+        store,
+        executor="inprocess",
+        settings=settings,
+        on_event=alerting_events(alerter, by_hand, None),
+    )
+    result = runner.run(by_hand, datetime(2024, 1, 5, tzinfo=UTC))
+    assert [b["headrace"]["run_id"] for b in webhook.bodies] == [result.run_id]
+    assert f"headrace resume {result.run_id}" in webhook.bodies[0]["text"]

@@ -46,10 +46,19 @@ class Launcher(Protocol):
 def alerting_events(
     alerter: Alerter | None,
     pipeline: Pipeline,
-    run: RunRecord,
+    run: RunRecord | None,
     then: Callable[[Event], None] | None = None,
 ) -> Callable[[Event], None] | None:
-    """An engine ``on_event`` callback sending failure/retry alerts for ``run``'s tasks."""
+    """An engine ``on_event`` callback sending failure/retry alerts for a run's tasks.
+
+    Args:
+        alerter: decides and sends (None: only ``then`` is called).
+        pipeline: the pipeline being run.
+        run: the run record when known (adds its logical date); None when the
+            callback is made before the run exists, as ``headrace run`` does — the
+            run id then comes from the events.
+        then: another callback to chain (a live view).
+    """
     if alerter is None and then is None:
         return None
 
@@ -69,17 +78,18 @@ def alerting_events(
         if kind == AlertKind.FAILURE and event.map_index >= 0:
             return  # the mapped task's own failure follows, naming how many elements failed
         task_id = event.task_id if event.map_index < 0 else f"{event.task_id}[{event.map_index}]"
+        run_id = run.run_id if run is not None else event.run_id
         alerter.notify(
             Alert(
                 kind=kind,
                 pipeline=pipeline.name,
-                run_id=run.run_id,
-                logical_date=run.logical_date,
+                run_id=run_id,
+                logical_date=run.logical_date if run is not None else None,
                 task_id=task_id,
                 error=event.error,
                 attempt=event.attempt,
                 detail=(
-                    f"Resume with: headrace resume {run.run_id}"
+                    f"Resume with: headrace resume {run_id}"
                     if kind == AlertKind.FAILURE
                     else "The task will be retried by its retry policy."
                 ),
