@@ -11,7 +11,9 @@ from headrace.errors import AnalyticsError
 
 from .conftest import BIG, HOSTILE_COLUMN, ROWS
 
-AMOUNTS = [float(r["amount"]) for r in ROWS if isinstance(r["amount"], float)]  # 10.5, 2.25, 100.0, 7.25, 0.0
+AMOUNTS = [
+    float(r["amount"]) for r in ROWS if isinstance(r["amount"], float)
+]  # 10.5, 2.25, 100.0, 7.25, 0.0
 
 
 def test_aggregate_all_metrics(analyzer: Analyzer, sales: str) -> None:
@@ -136,3 +138,20 @@ def test_decimal_medians_keep_their_precision(analyzer: Analyzer) -> None:
     )
     assert analyzer.aggregate("d", ["v"], ["median"])["v"]["median"] == pytest.approx(1.25)
     assert analyzer.percentiles("d", "v", [50])["p50"] == pytest.approx(1.25)
+
+
+def test_group_by_shares_quantiles_and_avoids_alias_clashes(analyzer: Analyzer) -> None:
+    analyzer.query(
+        'CREATE TABLE t AS SELECT i % 2 AS "__hr_m1", i::DOUBLE AS v, (i * 2)::DECIMAL(9,1) AS d '
+        "FROM range(101) r(i)"
+    )
+    result = analyzer.group_by(
+        "t", "__hr_m1", {"v": ["median", "p50", "p95", "count"], "d": ["p25"]}, order_by="__hr_m1"
+    )
+    assert result.columns == ["__hr_m1", "median_v", "p50_v", "p95_v", "count_v", "p25_d"]
+    even = {"v": [float(i) for i in range(0, 101, 2)]}["v"]
+    first = result.dicts()[0]
+    assert first["__hr_m1"] == 0 and first["count_v"] == 51
+    assert first["median_v"] == first["p50_v"] == statistics.median(even)
+    assert first["p95_v"] == pytest.approx(95.0)
+    assert first["p25_d"] == pytest.approx(50.0)

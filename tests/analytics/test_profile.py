@@ -64,7 +64,11 @@ def test_histogram_edges_and_counts_for_dates_and_timestamps(analyzer: Analyzer)
         2024, 4, 9
     )
     at = profile["at"].histogram
-    assert at is not None and sum(at.counts) == 100 and at.edges[0] == dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    assert (
+        at is not None
+        and sum(at.counts) == 100
+        and at.edges[0] == dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    )
 
 
 def test_single_value_all_null_and_empty_columns(analyzer: Analyzer) -> None:

@@ -86,6 +86,14 @@ def _metric_sql(metric: str, column_sql: str, kind: str) -> str:
     return _METRICS[metric][0].format(c=column_sql)
 
 
+def _fraction(metric: str) -> float | None:
+    """The quantile a metric asks for (``median`` is 0.5, ``p95`` 0.95), or ``None``."""
+    if metric == "median":
+        return 0.5
+    m = _PERCENTILE.match(metric)
+    return float(m.group(1)) / 100 if m else None
+
+
 def _applies(metric: str, kind: str) -> bool:
     if _PERCENTILE.match(metric):
         return kind in ("numeric", "temporal")
@@ -185,7 +193,13 @@ def group_by(
             f"group_by on {rel.display!r} needs at least one metric, such as 'count'."
         )
     types = analyzer.check_columns(table, [*keys, *[c for _, c in pairs if c is not None]])
-    select = [quote_ident(k) for k in keys]
+    # Aggregates get generated aliases in an inner query; a prefix no key starts with.
+    prefix = "__hr_"
+    while any(k.startswith(prefix) for k in keys):
+        prefix += "_"
+    inner = [quote_ident(k) for k in keys]
+    outer: list[str | tuple[str, float, str]] = [quote_ident(k) for k in keys]
+    quantiles: dict[str, list[float]] = {}  # column -> fractions, computed in one call
     outputs = list(keys)
     metric_outputs: list[str] = []
     for metric, column in pairs:
@@ -208,9 +222,31 @@ def group_by(
                 f"group_by on {rel.display!r} would return two columns named {out!r}; "
                 "rename the grouping column or drop the repeated metric."
             )
-        select.append(f"{expr} AS {quote_ident(out)}")
+        fraction = _fraction(metric)
+        if column is not None and fraction is not None:
+            # All quantiles of a column share one state (one copy of its values).
+            quantiles.setdefault(column, []).append(fraction)
+            outer.append((column, fraction, out))
+        else:
+            alias = f"{prefix}m{len(inner)}"
+            inner.append(f"{expr} AS {quote_ident(alias)}")
+            outer.append(f"{quote_ident(alias)} AS {quote_ident(out)}")
         outputs.append(out)
         metric_outputs.append(out)
+    q_alias: dict[str, str] = {}
+    for n, (column, fractions) in enumerate(quantiles.items()):
+        q_alias[column] = quote_ident(f"{prefix}q{n}")
+        target = quote_ident(column)
+        if type_kind(types[column]) == "numeric":
+            target = f"CAST({target} AS DOUBLE)"  # see _metric_sql: keeps decimals' precision
+        listed = ", ".join(repr(f) for f in fractions)
+        inner.append(f"quantile_cont({target}, [{listed}]) AS {q_alias[column]}")
+    select = [
+        item
+        if isinstance(item, str)
+        else f"{q_alias[item[0]]}[{quantiles[item[0]].index(item[1]) + 1}] AS {quote_ident(item[2])}"
+        for item in outer
+    ]
     if order_by is None:
         order_by = "count" if "count" in metric_outputs else metric_outputs[0]
     elif order_by not in outputs:
@@ -225,7 +261,11 @@ def group_by(
     order = [f"{quote_ident(order_by)} {'DESC' if descending else 'ASC'} NULLS LAST"]
     order += [f"{quote_ident(k)} ASC NULLS LAST" for k in keys if k != order_by]
     group = ", ".join(quote_ident(k) for k in keys)
-    sql = f"SELECT {', '.join(select)} FROM {rel.sql} GROUP BY {group} ORDER BY {', '.join(order)}"
+    sql = (
+        f"SELECT {', '.join(select)} FROM "
+        f"(SELECT {', '.join(inner)} FROM {rel.sql} GROUP BY {group}) "
+        f"ORDER BY {', '.join(order)}"
+    )
     params: list[Any] | None = None
     if limit is not None:
         if limit < 0:
