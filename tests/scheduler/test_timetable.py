@@ -248,3 +248,12 @@ def test_manual_only_and_once():
     iv = once.next_interval(None, start_date=datetime(2024, 1, 1), now=utc(2030, 1, 1))
     assert iv == Interval(utc(2024, 1, 1), utc(2024, 1, 1)) and iv.due(utc(2024, 1, 1))
     assert once.next_interval(iv.end, start_date=datetime(2024, 1, 1), now=utc(2030, 1, 1)) is None
+
+
+def test_without_start_date_scheduling_begins_at_the_latest_interval():
+    now = utc(2024, 3, 10, 12)
+    for catchup in (True, False):
+        iv = timetable_from("0 2 * * *").next_interval(None, catchup=catchup, now=now)
+        assert iv == (utc(2024, 3, 9, 2), utc(2024, 3, 10, 2))
+        delta = timetable_from(timedelta(hours=6)).next_interval(None, catchup=catchup, now=now)
+        assert delta == (utc(2024, 3, 10, 6), utc(2024, 3, 10, 12))

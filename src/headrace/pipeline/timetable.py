@@ -149,7 +149,8 @@ class Timetable(ABC):
 
         Args:
             after_end: end of the latest scheduled interval already run (None: none yet).
-            start_date: no interval starts before it.
+            start_date: no interval starts before it; without one, the first interval is
+                the latest complete one (there is no past to catch up on).
             end_date: no interval starts after it (a run whose logical date equals it runs).
             catchup: when False, intervals older than the latest complete one are skipped.
             now: the current time (injected, so tests control the clock).
@@ -346,7 +347,8 @@ class CronTimetable(Timetable):
         now: datetime,
     ) -> Interval | None:
         earliest = self._at_or_after(_to_utc(start_date, self.timezone)) if start_date else None
-        if not catchup:
+        # Without a start date there is nothing to catch up from: begin at the latest.
+        if not catchup or (start_date is None and after_end is None):
             # Start of the latest complete interval: the one ending at the last fire <= now.
             latest = self._at_or_before(
                 self._at_or_before(_to_utc(now, UTC)) - timedelta(microseconds=1)
@@ -420,7 +422,7 @@ class DeltaTimetable(Timetable):
     ) -> Interval | None:
         anchor = _to_utc(start_date, self.timezone) if start_date else None
         earliest = anchor
-        if not catchup:
+        if not catchup or (anchor is None and after_end is None):
             now_utc = _to_utc(now, UTC)
             if anchor is None:
                 latest = now_utc - self.delta
