@@ -224,3 +224,17 @@ def test_parallel_backfill_keeps_at_most_max_active_runs(
         spans.append((t0, float(done.name.split("_")[2])))
     overlap = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
     assert overlap == 2  # ran side by side, never three at once
+
+
+def test_abandoned_queued_run_is_resumed_not_waited_for(store, settings):
+    # a backfill killed between creating a run and starting it leaves it QUEUED, driverless
+    run, _ = store.create_run(
+        "nightly", utc(2024, 1, 1, 2), utc(2024, 1, 1, 2), utc(2024, 1, 2, 2), {}, "backfill"
+    )
+    CALLS.clear()
+    report = backfill(store, settings).run(datetime(2024, 1, 1), datetime(2024, 1, 2, 23))
+    assert report.succeeded == 2 and [p for _, p, _, _ in report.outcomes] == [
+        Plan.RESUME,
+        Plan.CREATE,
+    ]
+    assert store.get_run(run.run_id).state == RunState.SUCCESS

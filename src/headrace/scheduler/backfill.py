@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from rich.console import Console
@@ -37,6 +37,9 @@ from headrace.scheduler.loop import timetable_of
 from headrace.state.base import RunRecord, RunState, StateStore, TaskState
 
 __all__ = ["Backfill", "BackfillReport", "Plan", "plan_backfill"]
+
+#: a QUEUED run without a driver for longer than this was abandoned by a dead process
+ORPHAN_GRACE = timedelta(minutes=2)
 
 
 class Plan(StrEnum):
@@ -111,6 +114,10 @@ def plan_backfill(
     return plans
 
 
+def _recent(created_at: datetime | None, now: datetime) -> bool:
+    return created_at is not None and now - created_at < ORPHAN_GRACE
+
+
 class Backfill:
     """Runs a pipeline over past intervals.
 
@@ -146,10 +153,12 @@ class Backfill:
         self.console = console
         self.poll_interval = poll_interval
         self.on_progress = on_progress
+        self._planned: set[str] = set()
 
     def run(self, start: datetime, end: datetime, *, rerun: bool = False) -> BackfillReport:
         """Run every interval in ``[start, end]`` that needs it, oldest first."""
         plans = plan_backfill(self.pipeline, self.store, start, end, rerun=rerun)
+        self._planned = {run.run_id for _, _, run in plans if run is not None}
         report = BackfillReport(self.pipeline.name)
         progress = self._progress()
         with progress:
@@ -223,13 +232,26 @@ class Backfill:
         return self.store.get_run(run.run_id)
 
     def _active_elsewhere(self, launched: dict[str, tuple[Interval, Plan]]) -> int:
+        """Runs of the pipeline that another live process drives (or is about to)."""
         active = self.store.list_runs(
             self.pipeline.name, states=(RunState.QUEUED, RunState.RUNNING), limit=10_000
         )
+        now = datetime.now(UTC)
         return sum(
             1
             for r in active
-            if r.run_id not in launched and (r.state == RunState.QUEUED or driver_alive(r))
+            if r.run_id not in launched
+            and (
+                driver_alive(r)
+                # just created by a scheduler whose worker is starting; an older
+                # driverless QUEUED run (or one this backfill will resume) holds no slot
+                or (
+                    r.run_id not in self._planned
+                    and r.state == RunState.QUEUED
+                    and r.pid is None
+                    and _recent(r.created_at, now)
+                )
+            )
         )
 
     def _wait_for_slot(
