@@ -295,3 +295,11 @@ def test_alerting_events_for_a_manual_run_without_a_record_yet(store, settings, 
     result = runner.run(by_hand, datetime(2024, 1, 5, tzinfo=UTC))
     assert [b["headrace"]["run_id"] for b in webhook.bodies] == [result.run_id]
     assert f"headrace resume {result.run_id}" in webhook.bodies[0]["text"]
+
+
+def test_abandoned_manual_run_holds_no_slot(store, settings, clock):
+    p = daily(catchup=True, max_active_runs=1)
+    store.create_run("daily", utc(2023, 12, 1), utc(2023, 12, 1), utc(2023, 12, 2), {}, "manual")
+    clock.current = datetime.now(UTC) + timedelta(minutes=5)  # past the grace since its creation
+    report = make_scheduler([p], store, settings, clock, launcher=HoldingLauncher()).tick()
+    assert len(report.started) == 1 and report.relaunched == []

@@ -165,8 +165,8 @@ class Scheduler:
                 continue  # another scheduler (or a backfill) has this interval
             self._launch(pipeline, run)
             report.started.append(run)
-            # Count again: an inline launcher has already finished the run.
-            slots = pipeline.max_active_runs - self._count_active(pipeline)
+            if not RunState(self.store.get_run(run.run_id).state).finished:
+                slots -= 1  # an inline launcher has already finished it: no slot taken
             if interval.end == interval.start:
                 break  # @once: a single run
         if self.sla_ledger is not None:
@@ -192,7 +192,7 @@ class Scheduler:
     def _live_active_runs(
         self, pipeline: Pipeline, now: datetime, report: TickReport
     ) -> list[RunRecord]:
-        """QUEUED/RUNNING runs, after failing dead ones and relaunching orphans."""
+        """QUEUED/RUNNING runs that hold a slot, after failing dead ones and relaunching orphans."""
         active = self.store.list_runs(pipeline.name, states=_ACTIVE, limit=10_000)
         mine = self.launcher.running()
         live: list[RunRecord] = []
@@ -205,22 +205,23 @@ class Scheduler:
             elif (
                 run.state == RunState.QUEUED
                 and run.pid is None
-                and run.trigger == "scheduled"
                 and run.created_at is not None
                 and now - run.created_at > self.orphan_grace
             ):
-                log.warning(
-                    "run %s of %r was left queued; launching it again", run.run_id, pipeline.name
-                )
-                self.launcher.launch(pipeline, run)
-                report.relaunched.append(run)
-                live.append(run)
+                if run.trigger == "scheduled":
+                    log.warning(
+                        "run %s of %r was left queued; launching it again",
+                        run.run_id,
+                        pipeline.name,
+                    )
+                    self.launcher.launch(pipeline, run)
+                    report.relaunched.append(run)
+                    live.append(run)
+                # A manual or backfill run left queued by a dead process holds no slot:
+                # `headrace resume` or the same backfill finishes it.
             else:
                 live.append(run)
         return live
-
-    def _count_active(self, pipeline: Pipeline) -> int:
-        return len(self.store.list_runs(pipeline.name, states=_ACTIVE, limit=10_000))
 
     def _fail_dead(self, pipeline: Pipeline, run: RunRecord, now: datetime) -> None:
         message = (
