@@ -157,3 +157,12 @@ def test_hostile_names_in_every_summary(analyzer: Analyzer, sales: str) -> None:
     assert grouped[0] == ("x'y", 3)
     assert analyzer.profile(sales)[HOSTILE_COLUMN].nulls == 1
     assert analyzer.tables() == [HOSTILE_TABLE]  # and nothing was dropped
+
+
+def test_reader_streams_and_handles_statements_without_rows(analyzer: Analyzer) -> None:
+    assert list(analyzer.stream("SET threads = 1")) == []
+    with analyzer.reader("SELECT 1 AS x WHERE false") as empty:
+        assert empty.schema.names == ["x"] and list(empty) == []
+    with analyzer.reader("SELECT range AS x FROM range(250000)", batch_size=50_000) as big:
+        assert max(b.num_rows for b in big) <= 50_000
+    assert analyzer.query("SELECT 1").scalar() == 1  # the connection is free again

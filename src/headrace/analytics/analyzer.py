@@ -404,6 +404,25 @@ class Analyzer:
             raise AnalyticsError(f"Query failed: {exc}\n  in: {_excerpt(sql)}") from exc
         return Result(table)
 
+    def reader(
+        self,
+        sql: str,
+        params: Sequence[Any] | Mapping[str, Any] | None = None,
+        batch_size: int = 131_072,
+    ) -> pa.RecordBatchReader:
+        """Run a query and return its rows as a streaming Arrow record-batch reader.
+
+        Memory holds about one batch, whatever the result size. Read it to the end or
+        close it before the next query: DuckDB keeps the connection busy until then.
+        """
+        try:
+            rel = self._con.sql(sql, params=params)
+            if rel is None:  # a statement that returns no rows
+                return pa.RecordBatchReader.from_batches(pa.schema([]), [])
+            return rel.to_arrow_reader(batch_size=batch_size)
+        except duckdb.Error as exc:
+            raise AnalyticsError(f"Query failed: {exc}\n  in: {_excerpt(sql)}") from exc
+
     def stream(
         self,
         sql: str,
@@ -411,12 +430,8 @@ class Analyzer:
         batch_size: int = 131_072,
     ) -> Iterator[pa.RecordBatch]:
         """Run a query and yield its rows as Arrow record batches, holding one batch at a time."""
-        try:
-            reader = self._con.sql(sql, params=params).to_arrow_reader(batch_size=batch_size)
-        except duckdb.Error as exc:
-            raise AnalyticsError(f"Query failed: {exc}\n  in: {_excerpt(sql)}") from exc
-        with reader:
-            yield from reader
+        with self.reader(sql, params, batch_size) as batches:
+            yield from batches
 
     # -- summaries -------------------------------------------------------------
 

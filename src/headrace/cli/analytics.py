@@ -119,6 +119,22 @@ def with_progress(analyzer: Analyzer, description: str, work: Callable[[], T]) -
     return outcome["value"]  # type: ignore[no-any-return]
 
 
+def _head(
+    analyzer: Analyzer, sql: str, params: list[str] | None, limit: int
+) -> tuple[list[str], list[tuple[Any, ...]], int]:
+    """Column names, the first ``limit`` rows, and the total row count of a query."""
+    shown: list[tuple[Any, ...]] = []
+    total = 0
+    with analyzer.reader(sql, params) as batches:
+        names = list(batches.schema.names)
+        for batch in batches:
+            total += batch.num_rows
+            if len(shown) < limit:
+                part = batch.slice(0, limit - len(shown))
+                shown += zip(*(c.to_pylist() for c in part.columns), strict=True)
+    return names, shown, total
+
+
 def _json_default(value: Any) -> Any:
     return str(value)
 
@@ -152,16 +168,19 @@ def query_command(
     analyzer, _ = open_analyzer(warehouse, list(file or []))
     with analyzer:
         if output == "table":
-            result = with_progress(analyzer, "query", lambda: analyzer.query(sql, params))
+            # Only the rows shown are kept; the rest are counted as they stream past.
+            columns, shown, total = with_progress(
+                analyzer, "query", lambda: _head(analyzer, sql, params, max_rows)
+            )
             table = Table(show_lines=False, header_style="bold")
-            for name in result.columns:
+            for name in columns:
                 table.add_column(name, overflow="fold")
-            for row in result.rows()[:max_rows]:
+            for row in shown:
                 table.add_row(*(format_value(v, 60) for v in row))
             console.print(table)
-            more = len(result) - max_rows
+            more = total - len(shown)
             err_console.print(
-                f"{len(result):,} rows"
+                f"{total:,} rows"
                 + (f" ({more:,} not shown; use --max-rows or --format csv)" if more > 0 else "")
             )
             return
