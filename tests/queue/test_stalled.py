@@ -19,7 +19,10 @@ HERE = Path(__file__).parent
 
 def start_cli_worker(conn: QueueConnection, queue: str, handler: str) -> subprocess.Popen[bytes]:
     """``headrace worker`` in its own process, handlers importable from this folder."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    }
     return subprocess.Popen(
         [sys.executable, "-c", "from headrace.cli import main; main()", "worker", queue,
          "--handler", handler, "--redis-url", conn.url, "--prefix", conn.prefix],
@@ -43,7 +46,9 @@ def test_killed_worker_job_recovered_within_10s_without_using_an_attempt(
                 # The victim has the job once it reported progress.
                 deadline = time.monotonic() + 30
                 while (await queue.job(job.id)).progress != 1:
-                    assert victim.poll() is None, victim.stdout.read().decode() if victim.stdout else ""
+                    assert victim.poll() is None, (
+                        victim.stdout.read().decode() if victim.stdout else ""
+                    )
                     assert time.monotonic() < deadline, "the worker process never started the job"
                     await asyncio.sleep(0.05)
                 victim.send_signal(signal.SIGKILL)

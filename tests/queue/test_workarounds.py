@@ -12,7 +12,7 @@ import time
 
 from queue_testing import wait_until
 
-from headrace.queue import JobOptions, Queue, QueueConnection, RateLimit, Worker
+from headrace.queue import JobOptions, Queue, QueueConnection, QueueEvents, RateLimit, Worker
 
 ALL_FIXES = frozenset({"socket_timeout", "redis_version", "rate_limit"})
 
@@ -26,18 +26,20 @@ async def _time_delayed_job(conn: QueueConnection, delay_ms: int, fixes: frozens
 
     worker = Worker("delays", handle, connection=conn, _fixes=fixes)
     worker.on("completed", lambda job, result: done.append(time.monotonic()))
-    async with Queue("delays", conn) as queue, worker:
+    async with Queue("delays", conn) as queue, QueueEvents("delays", conn) as events, worker:
         await asyncio.sleep(0.3)  # let the worker go idle on its blocking pop
         start = time.monotonic()
-        await queue.add("later", {}, JobOptions(delay_ms=delay_ms))
+        job = await queue.add("later", {}, JobOptions(delay_ms=delay_ms))
         await wait_until(lambda: bool(done), delay_ms / 1000 + 30, "the delayed job")
+        # The event listener's XREAD blocked as long as the worker did: still alive?
+        assert await events.wait_for(job.id, timeout_s=2) == "ok"
     return done[0] - start
 
 
 def test_blocking_pop_longer_than_socket_timeout_works(conn: QueueConnection) -> None:
-    # The worker blocks ~5.5 s for this job, past redis-py 8's 5 s socket timeout;
-    # without fix 1 the read times out and the worker sleeps 2 s+ before retrying
-    # (bullmq's own 15 s runRetryDelay by default).
+    # The worker and the event listener block ~5.5 s, past redis-py 8's 5 s socket
+    # timeout; without fix 1 the worker's read times out and the job never runs
+    # (measured: not within 35 s), and the listener's XREAD dies silently.
     took = asyncio.run(_time_delayed_job(conn, 5_500, ALL_FIXES))
     assert 5.4 <= took < 6.6, took
 

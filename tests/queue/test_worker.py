@@ -11,7 +11,16 @@ from queue_handlers import count_primes
 from queue_testing import wait_until
 
 from headrace.errors import QueueError, TerminalError
-from headrace.queue import Backoff, Job, JobOptions, JobState, Queue, QueueConnection, RateLimit, Worker
+from headrace.queue import (
+    Backoff,
+    Job,
+    JobOptions,
+    JobState,
+    Queue,
+    QueueConnection,
+    RateLimit,
+    Worker,
+)
 
 
 def _attempt_times(conn: QueueConnection, backoff: Backoff, attempts: int) -> list[float]:
@@ -28,7 +37,9 @@ def _attempt_times(conn: QueueConnection, backoff: Backoff, attempts: int) -> li
         worker.on("failed", lambda job, err: failed.append(job))
         async with Queue("retry", conn) as queue, worker:
             job = await queue.add("x", {}, JobOptions(attempts=attempts, backoff=backoff))
-            await wait_until(lambda: len(tries) == attempts and len(failed) == attempts, 15, "all attempts")
+            await wait_until(
+                lambda: len(tries) == attempts and len(failed) == attempts, 15, "all attempts"
+            )
             stored = await queue.job(job.id)
             assert await stored.state() == JobState.FAILED
             assert stored.attempts_made == attempts
@@ -122,8 +133,9 @@ def test_rate_limiter_within_ten_percent(conn: QueueConnection) -> None:
     # Five windows of ten: jobs 11..50 (40 jobs) start over four windows.
     rate = 40 / (starts[-1] - starts[9])
     assert 9.0 <= rate <= 11.0, f"{rate:.2f} jobs/s for a limit of 10/s"
-    per_window = [sum(1 for s in starts if k <= s - starts[0] < k + 1) for k in range(5)]
-    assert max(per_window) <= 11, per_window
+    # Never a burst: any 11 consecutive starts span most of a window (scheduling jitter aside).
+    spans = [starts[i] - starts[i - 10] for i in range(10, 50)]
+    assert min(spans) >= 0.8, f"11 jobs started within {min(spans):.2f} s"
 
 
 def test_progress_and_worker_events(conn: QueueConnection) -> None:
@@ -160,7 +172,9 @@ def test_progress_and_worker_events(conn: QueueConnection) -> None:
     asyncio.run(body())
 
 
-def test_graceful_shutdown_finishes_running_jobs_and_takes_no_new_ones(conn: QueueConnection) -> None:
+def test_graceful_shutdown_finishes_running_jobs_and_takes_no_new_ones(
+    conn: QueueConnection,
+) -> None:
     started: list[str] = []
 
     async def handle(job: Job) -> str:

@@ -21,7 +21,9 @@ from headrace.queue.worker import DEFAULT_LOCK_DURATION_MS, DEFAULT_STALLED_INTE
 queue_app = typer.Typer(help="Inspect and feed BullMQ-compatible job queues.", no_args_is_help=True)
 app.add_typer(queue_app, name="queue")
 
-_REDIS_URL = typer.Option(None, "--redis-url", envvar=REDIS_URL_ENV, help="Redis URL.", show_default=False)
+_REDIS_URL = typer.Option(
+    None, "--redis-url", envvar=REDIS_URL_ENV, help="Redis URL.", show_default=False
+)
 _PREFIX = typer.Option(DEFAULT_PREFIX, "--prefix", envvar=PREFIX_ENV, help="BullMQ key prefix.")
 
 
@@ -60,10 +62,16 @@ def worker_command(
     processes: int | None = typer.Option(
         None, "--processes", min=1, help="Run the handler in this many processes (CPU-heavy work)."
     ),
-    rate_max: int | None = typer.Option(None, "--rate-max", min=1, help="Rate limit: jobs per window."),
-    rate_ms: int = typer.Option(1000, "--rate-ms", min=1, help="Rate limit window in milliseconds."),
+    rate_max: int | None = typer.Option(
+        None, "--rate-max", min=1, help="Rate limit: jobs per window."
+    ),
+    rate_ms: int = typer.Option(
+        1000, "--rate-ms", min=1, help="Rate limit window in milliseconds."
+    ),
     lock_ms: int = typer.Option(DEFAULT_LOCK_DURATION_MS, "--lock-ms", help="Job lock duration."),
-    stalled_ms: int = typer.Option(DEFAULT_STALLED_INTERVAL_MS, "--stalled-ms", help="Stalled-job check interval."),
+    stalled_ms: int = typer.Option(
+        DEFAULT_STALLED_INTERVAL_MS, "--stalled-ms", help="Stalled-job check interval."
+    ),
     name: str | None = typer.Option(None, "--name", help="Worker name (Redis CLIENT LIST)."),
     redis_url: str | None = _REDIS_URL,
     prefix: str = _PREFIX,
@@ -81,10 +89,16 @@ def worker_command(
         stalled_interval_ms=stalled_ms,
         name=name,
     )
-    worker.on("completed", lambda job, result: console.print(f"[green]completed[/] {job.name} {job.id}"))
-    worker.on("failed", lambda job, err: console.print(f"[red]failed[/] {job.name} {job.id}: {err}"))
+    worker.on(
+        "completed", lambda job, result: console.print(f"[green]completed[/] {job.name} {job.id}")
+    )
+    worker.on(
+        "failed", lambda job, err: console.print(f"[red]failed[/] {job.name} {job.id}: {err}")
+    )
     worker.on("stalled", lambda job_id: console.print(f"[yellow]recovered stalled job[/] {job_id}"))
-    console.print(f"worker on queue [bold]{queue_name}[/] at {connection}, concurrency {concurrency}")
+    console.print(
+        f"worker on queue [bold]{queue_name}[/] at {connection}, concurrency {concurrency}"
+    )
     worker.run_sync()
     console.print("worker stopped")
 
@@ -115,7 +129,9 @@ def counts_command(
 @queue_app.command("jobs")
 def jobs_command(
     queue_name: str = typer.Argument(..., help="Queue name."),
-    state: str = typer.Option("failed", "--state", help="waiting, delayed, active, completed, failed, ..."),
+    state: str = typer.Option(
+        "failed", "--state", help="waiting, delayed, active, completed, failed, ..."
+    ),
     limit: int = typer.Option(20, "--limit", min=1),
     redis_url: str | None = _REDIS_URL,
     prefix: str = _PREFIX,
@@ -125,11 +141,19 @@ def jobs_command(
     async def body() -> list[tuple[str, ...]]:
         async with Queue(queue_name, _connection(redis_url, prefix)) as queue:
             return [
-                (j.id, j.name, str(j.attempts_made), j.failed_reason or "", json.dumps(j.return_value))
+                (
+                    j.id,
+                    j.name,
+                    str(j.attempts_made),
+                    j.failed_reason or "",
+                    json.dumps(j.return_value),
+                )
                 for j in await queue.jobs([state], 0, limit - 1)
             ]
 
-    table = Table("id", "name", "attempts", "failed reason", "result", title=f"{queue_name}: {state}")
+    table = Table(
+        "id", "name", "attempts", "failed reason", "result", title=f"{queue_name}: {state}"
+    )
     for row in _run(body()):
         table.add_row(*row)
     console.print(table)
@@ -150,7 +174,9 @@ def add_command(
     try:
         payload = json.loads(data)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"--data is not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+        raise ConfigError(
+            f"--data is not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
 
     async def body() -> str:
         async with Queue(queue_name, _connection(redis_url, prefix)) as queue:
@@ -172,9 +198,13 @@ def repeatables_command(
         async with Queue(queue_name, _connection(redis_url, prefix)) as queue:
             return await queue.repeatables()
 
-    table = Table("id", "job name", "schedule", "next run (UTC)", title=f"{queue_name}: repeatables")
+    table = Table(
+        "id", "job name", "schedule", "next run (UTC)", title=f"{queue_name}: repeatables"
+    )
     for r in _run(body()):
         schedule = r.pattern or f"every {r.every_ms} ms"
-        next_run = datetime.fromtimestamp(r.next_ms / 1000, tz=UTC).isoformat() if r.next_ms else "-"
+        next_run = (
+            datetime.fromtimestamp(r.next_ms / 1000, tz=UTC).isoformat() if r.next_ms else "-"
+        )
         table.add_row(r.id, r.name, schedule, next_run)
     console.print(table)

@@ -49,13 +49,15 @@ class QueueEvents:
         self._listeners: dict[str, list[Callable[[dict[str, Any]], Any]]] = {}
         self._inner: bullmq.QueueEvents | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self.error: Exception | None = None
+        """The error that stopped the listener, if one did."""
 
     def on(self, event: str, callback: Callable[[dict[str, Any]], Any]) -> Callable[..., Any]:
         """Call ``callback(fields)`` for each ``event``; async callbacks are scheduled."""
         if event not in EVENTS:
             raise QueueError(f"Unknown queue event {event!r}." + did_you_mean(event, EVENTS))
         self._listeners.setdefault(event, []).append(callback)
-        if self._inner is not None:
+        if self._inner is not None and event != "error":
             self._subscribe(self._inner, event)
         return callback
 
@@ -84,10 +86,24 @@ class QueueEvents:
         finally:
             await client.aclose()
         last_id = last[0][0] if last else "0-0"
-        opts = {**self.connection.bullmq_options(), "lastEventId": last_id, "autorun": True}
+        opts = {
+            **self.connection.bullmq_options(),
+            # Same defect as the worker's blocking pop: XREAD BLOCK waits up to 10 s,
+            # redis-py 8's 5 s socket timeout would end the listener silently.
+            "connection": self.connection.blocking_client(),
+            "lastEventId": last_id,
+            "autorun": True,
+        }
         self._inner = bullmq.QueueEvents(self.queue_name, opts)
+        self._inner.on("error", self._on_error)
         for event in self._listeners:
-            self._subscribe(self._inner, event)
+            if event != "error":  # delivered by _on_error
+                self._subscribe(self._inner, event)
+
+    def _on_error(self, err: Exception, *_: Any) -> None:
+        self.error = err
+        for callback in self._listeners.get("error", []):
+            callback({"error": err})
 
     async def close(self) -> None:
         if self._inner is not None:
@@ -133,7 +149,21 @@ class QueueEvents:
                 completed({"returnvalue": job.returnvalue})
             elif job is not None and state == "failed":
                 failed({"failedReason": job.failedReason})
-            return await asyncio.wait_for(done, timeout_s)
+            consumer = self._inner._consumer_task
+            waiters: set[asyncio.Future[Any]] = {done}
+            if consumer is not None:
+                waiters.add(consumer)
+            await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            if done.done():
+                return done.result()
+            if consumer is not None and consumer.done():
+                raise QueueError(
+                    f"Queue {self.queue_name!r}: the event listener stopped ({self.error!r}) "
+                    f"while waiting for job {job_id!r}; check the Redis connection."
+                )
+            raise TimeoutError(
+                f"Queue {self.queue_name!r}: job {job_id!r} did not finish within {timeout_s} s"
+            )
         finally:
             self._inner.off(f"completed:{job_id}", completed)
             self._inner.off(f"failed:{job_id}", failed)

@@ -42,6 +42,8 @@ class PatchedWorker(bullmq.Worker):
             show the defect.
     """
 
+    limitUntil: int  # set by bullmq: ms until the rate limiter admits the next job
+
     def __init__(
         self,
         name: str,

@@ -103,7 +103,9 @@ class Worker:
         _fixes: frozenset[str] | None = None,
     ) -> None:
         if concurrency < 1:
-            raise QueueError(f"Worker for queue {queue_name!r}: concurrency must be >= 1, got {concurrency}")
+            raise QueueError(
+                f"Worker for queue {queue_name!r}: concurrency must be >= 1, got {concurrency}"
+            )
         if processes is not None and inspect.iscoroutinefunction(handler):
             raise QueueError(
                 f"Worker for queue {queue_name!r}: processes= needs a plain (sync) module-level "
@@ -262,7 +264,9 @@ class Worker:
         await self.close()
 
     def __repr__(self) -> str:
-        return f"Worker(queue={self.queue_name!r}, {self.connection}, concurrency={self.concurrency})"
+        return (
+            f"Worker(queue={self.queue_name!r}, {self.connection}, concurrency={self.concurrency})"
+        )
 
 
 __all__ = ["Worker", "RateLimit", "JobInfo", "WorkerCrashedError"]
