@@ -87,6 +87,18 @@ def test_bad_policy_values_point_at_their_line(tmp_path: Path) -> None:
     assert "task 'a': timeout must be a timedelta" in message
 
 
+def test_a_bad_schedule_is_reported_at_load(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        @task
+        def a() -> None: ...
+        @pipeline(schedule="0 25 * * *")
+        def nightly():
+            a()
+    """)
+    message = load_error(path)
+    assert f"{path}:6" in message and "pipeline 'nightly'" in message and "0 25 * * *" in message
+
+
 def test_unknown_names_suggest_the_closest(tmp_path: Path) -> None:
     path = write(tmp_path, """
         @task

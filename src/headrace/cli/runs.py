@@ -23,7 +23,7 @@ from rich.text import Text
 from headrace.cli.app import app
 from headrace.cli.inspect import STATE_STYLES
 from headrace.config import Settings
-from headrace.engine import EXECUTORS, Event, RunResult, Runner, load_pipelines, pick_pipeline
+from headrace.engine import EXECUTORS, Event, Runner, RunResult, load_pipelines, pick_pipeline
 from headrace.errors import ConfigError, DefinitionError, HeadraceError, did_you_mean
 from headrace.pipeline import Pipeline
 from headrace.state import open_store

@@ -6,6 +6,7 @@ raises for a task failure, it returns an :class:`Outcome` saying what happened.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -33,7 +34,7 @@ from headrace.engine.staging import (
     write_table,
 )
 from headrace.errors import DefinitionError, QualityError, TerminalError, did_you_mean
-from headrace.executors.base import Outcome, ResultRef, WorkItem
+from headrace.executors.base import Outcome, ResultRef, RunInfo, WorkItem
 from headrace.pipeline import Context, Pipeline, Task
 from headrace.pipeline.graph import TaskRef
 
@@ -164,7 +165,7 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
         outcome.error_kind, outcome.retryable = "DefinitionError", False
         return _ended(outcome)
     run = item.run
-    staging = Path(run.staging_dir)
+    settings, staging = _run_paths(run)
     ctx = Context(
         run_id=run.run_id,
         pipeline=run.pipeline,
@@ -172,7 +173,7 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
         logical_date=run.logical_date,
         data_interval_start=run.data_interval_start,
         data_interval_end=run.data_interval_end,
-        settings=Settings(home=Path(run.home), state_url="", connections=run.connections),
+        settings=settings,
         staging_dir=staging,
         map_index=item.map_index,
         attempt=item.attempt,
@@ -200,6 +201,16 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
         outcome.error_kind = type(exc).__name__
         outcome.retryable = not isinstance(exc, TerminalError | QualityError)
     return _ended(outcome)
+
+
+@functools.lru_cache(maxsize=8)
+def _paths_of(run_id: str, home: str, staging_dir: str, connections: tuple[tuple[str, str], ...]) -> tuple[Settings, Path]:
+    return Settings(home=Path(home), state_url="", connections=dict(connections)), Path(staging_dir)
+
+
+def _run_paths(run: RunInfo) -> tuple[Settings, Path]:
+    """Settings and staging folder of a run, built once per run and process (hot path)."""
+    return _paths_of(run.run_id, run.home, run.staging_dir, tuple(sorted(run.connections.items())))
 
 
 def _ended(outcome: Outcome) -> Outcome:
@@ -242,12 +253,15 @@ def _add_context(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], 
 
 def _finish(value: Any, task: Task[Any, Any], item: WorkItem, staging: Path, outcome: Outcome) -> None:
     """Check (if the task has checks) and stage the returned value into ``outcome``."""
-    path = result_path(staging, item.task_id, item.map_index)
-    where = dict(pipeline=item.run.pipeline, task_id=item.task_id)
     if not task.checks:
-        outcome.result, outcome.rows = stage_value(value, path, **where)
+        if value is None or table_format(value) is None:  # no file: skip building its path
+            outcome.result, outcome.rows = stage_value(value, staging, pipeline=item.run.pipeline, task_id=item.task_id)
+        else:
+            path = result_path(staging, item.task_id, item.map_index)
+            outcome.result, outcome.rows = stage_value(value, path, pipeline=item.run.pipeline, task_id=item.task_id)
         outcome.ok = True
         return
+    path = result_path(staging, item.task_id, item.map_index)
     from headrace.engine.checks import apply_task_checks
 
     fmt = table_format(value)

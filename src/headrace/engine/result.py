@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -121,10 +122,8 @@ class Heartbeat:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
+            with contextlib.suppress(Exception):  # a missed beat is not worth failing the run over
                 self.store.update_run(self.run_id, heartbeat_at=datetime.now(UTC))
-            except Exception:  # a missed beat is not worth failing the run over
-                pass
 
     def stop(self) -> None:
         self._stop.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import signal
@@ -143,12 +144,7 @@ class Runner:
     def interval_for(self, pipeline: Pipeline, logical_date: datetime | None) -> tuple[datetime, datetime, datetime]:
         """(logical date, data interval start, end) of a manual run, all in UTC."""
         timetable = pipeline.timetable
-        if logical_date is None:
-            now = self.clock.now()
-            align = getattr(timetable, "align", None)
-            logical = align(now) if align is not None else timetable.infer_manual_interval(now)[0]
-        else:
-            logical = logical_date
+        logical = timetable.align(self.clock.now()) if logical_date is None else logical_date
         if logical.tzinfo is None:
             logical = logical.replace(tzinfo=ZoneInfo(pipeline.timezone))
         logical = logical.astimezone(UTC)
@@ -191,10 +187,8 @@ class Runner:
 
     def _event(self, run_id: str, state: RunState, error: str | None = None) -> None:
         if self.on_event is not None:
-            try:
+            with contextlib.suppress(Exception):  # a broken live view must not break the run
                 self.on_event(Event("run", run_id, state=str(state), error=error))
-            except Exception:  # pragma: no cover - a broken live view must not break the run
-                pass
 
     def _execute(self, pipeline: Pipeline, run: RunRecord) -> RunResult:
         run_id = run.run_id

@@ -24,7 +24,8 @@ class _ItemSink:
     __slots__ = ("emit", "item", "lines")
 
     def __init__(self, emit: EventSink, item: WorkItem) -> None:
-        self.emit, self.item, self.lines = emit, item, []
+        self.emit, self.item = emit, item
+        self.lines: list[str] = []
 
     def log(self, text: str) -> None:
         self.lines.append(text)

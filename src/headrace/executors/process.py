@@ -22,7 +22,8 @@ import signal
 import sys
 import threading
 import time
-from multiprocessing.connection import Connection, wait as wait_ready
+from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_ready
 from typing import TYPE_CHECKING, Any
 
 from headrace.executors.base import Event, EventSink, Outcome, WorkItem

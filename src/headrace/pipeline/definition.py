@@ -9,29 +9,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone as dt_timezone
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from headrace.errors import DefinitionError, did_you_mean
 from headrace.pipeline.graph import GraphBuilder, Site, building
 from headrace.pipeline.params import resolve_params
 from headrace.pipeline.task import POLICY_KEYS, Task
-
-
-class Timetable(Protocol):
-    """What the engine needs of a schedule (``headrace.pipeline.timetable`` implements it)."""
-
-    def infer_manual_interval(self, logical_date: datetime) -> tuple[datetime, datetime]: ...
-
-
-class _DailyInterval:
-    """Fallback used only while ``headrace.pipeline.timetable`` is not available:
-    a manual run covers [logical date at midnight UTC, + 1 day)."""
-
-    def infer_manual_interval(self, logical_date: datetime) -> tuple[datetime, datetime]:
-        start = logical_date.astimezone(dt_timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-        return start, start + timedelta(days=1)
+from headrace.pipeline.timetable import Timetable, timetable_from
 
 
 class Pipeline:
@@ -75,6 +61,10 @@ class Pipeline:
         except (ZoneInfoNotFoundError, ValueError, TypeError):
             raise DefinitionError(f"{where}: unknown timezone {timezone!r} (use an IANA name like 'Europe/Paris')") from None
         self.timezone = timezone
+        try:  # a bad cron expression is a definition mistake, reported when the file loads
+            self.timetable: Timetable = timetable_from(schedule, timezone)
+        except DefinitionError as exc:
+            raise DefinitionError(f"{where}: {exc}") from None
         self.start_date = _aware(start_date, timezone, f"{where}: start_date")
         self.end_date = _aware(end_date, timezone, f"{where}: end_date")
         if self.start_date and self.end_date and self.end_date < self.start_date:
@@ -100,7 +90,6 @@ class Pipeline:
         self.upstream: dict[str, tuple[str, ...]] = {}
         self.downstream: dict[str, tuple[str, ...]] = {}
         self.order: list[str] = []
-        self._timetable: Timetable | None = None
         self._build()
 
     def __repr__(self) -> str:
@@ -139,18 +128,6 @@ class Pipeline:
             raise DefinitionError(
                 f"pipeline {self.name!r} has no task {task_id!r}." + did_you_mean(task_id, self.tasks)
             ) from None
-
-    @property
-    def timetable(self) -> Timetable:
-        """The schedule's timetable (``headrace.pipeline.timetable.timetable_from``)."""
-        if self._timetable is None:
-            try:
-                from headrace.pipeline.timetable import timetable_from
-            except ImportError:
-                self._timetable = _DailyInterval()
-            else:
-                self._timetable = timetable_from(self.schedule, self.timezone)
-        return self._timetable
 
     def resolve_params(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The pipeline's param defaults overlaid with ``given`` (strings converted to the default's type)."""
