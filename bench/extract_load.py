@@ -171,6 +171,15 @@ def headrace_full(target: str) -> int:
     return result.rows_loaded
 
 
+def headrace_full_quarter(target: str) -> int:
+    """The same full load of a quarter of the rows: peak memory should not follow the size."""
+    from headrace.connectors import DuckDBDestination, SqlSource
+
+    rows = int(os.environ["BENCH_ROWS"]) // 4
+    query = f"SELECT * FROM customers WHERE customer_id <= {rows}"  # a constant of the benchmark
+    return DuckDBDestination(target).write(SqlSource(URL, query=query).read(), "customers", mode="replace").rows_loaded
+
+
 def headrace_incremental(target: str) -> int:
     from headrace.connectors import Checkpoint, Cursor, DuckDBDestination, SqlSource
 
@@ -240,11 +249,48 @@ def pandas_incremental(target: str) -> int:
     return len(df)
 
 
+def duckdb_merge_strategies(target: str) -> int:
+    """Apply the same 1% delta three ways to copies of the loaded table; print each time."""
+    import duckdb
+
+    timings = {}
+    with duckdb.connect(target) as con:
+        delta = con.sql(
+            "SELECT * REPLACE ('new_' || email AS email, address || ' B' AS address) "
+            "FROM customers WHERE customer_id % 100 = 42"
+        ).to_arrow_table()
+        con.register("delta", delta)
+        for how, sql in [
+            ("delete_insert", "DELETE FROM c USING delta d WHERE c.customer_id = d.customer_id; "
+                              "INSERT INTO c SELECT * FROM delta"),
+            ("merge_into", "MERGE INTO c USING delta d ON c.customer_id = d.customer_id "
+                           "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"),
+            ("on_conflict", "INSERT INTO c SELECT * FROM delta ON CONFLICT (customer_id) DO UPDATE SET "
+                            "email = excluded.email, address = excluded.address, updated_at = excluded.updated_at"),
+        ]:
+            con.execute("DROP TABLE IF EXISTS c")
+            con.execute("CREATE TABLE c AS SELECT * FROM customers")
+            if how == "on_conflict":
+                con.execute("CREATE UNIQUE INDEX c_key ON c (customer_id)")
+            con.execute("CHECKPOINT")
+            t0 = time.perf_counter()
+            con.begin()
+            for statement in sql.split("; "):
+                con.execute(statement)
+            con.commit()
+            timings[how] = round(time.perf_counter() - t0, 3)
+        con.execute("DROP TABLE c")
+    print(json.dumps({"merge_strategies_s": timings}), file=sys.stderr)
+    return delta.num_rows
+
+
 CHILDREN = {
+    "duckdb_merge_strategies": duckdb_merge_strategies,
     "copy_floor": copy_floor,
     "headrace_extract": headrace_extract,
     "headrace_full": headrace_full,
     "headrace_incremental": headrace_incremental,
+    "headrace_full_quarter": headrace_full_quarter,
     "dlt_full": dlt_load,
     "dlt_incremental": dlt_load,
     "pandas_full": pandas_full,
@@ -262,6 +308,10 @@ def measure(python: Path | str, name: str, target: str = "") -> dict:
     if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
+    for line in done.stderr.splitlines():
+        if line.startswith('{"merge_strategies_s"'):
+            result.update(json.loads(line))
+            console.print(f"  DuckDB merge of a 1% delta: {result['merge_strategies_s']}")
     console.print(f"  {name:22s} {result['seconds']:8.2f} s   peak RSS {result['rss_mb']:7.0f} MB")
     return result
 
@@ -272,6 +322,8 @@ def main() -> None:
     parser.add_argument("--child")
     parser.add_argument("--target", default="")
     parser.add_argument("--skip-anchors", action="store_true")
+    parser.add_argument("--merge-strategies", action="store_true",
+                        help="also time DELETE+INSERT, MERGE INTO and ON CONFLICT in DuckDB")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.target)))
@@ -289,6 +341,11 @@ def main() -> None:
         r["headrace_full"] = measure(me, "headrace_full", str(DATA / "headrace.duckdb"))
         touch_one_percent(1)
         r["headrace_incremental"] = measure(me, "headrace_incremental", str(DATA / "headrace.duckdb"))
+        os.environ["BENCH_ROWS"] = str(args.rows)
+        r["headrace_full_quarter"] = measure(me, "headrace_full_quarter", str(DATA / "quarter.duckdb"))
+        if args.merge_strategies:
+            status.update("DuckDB merge strategies")
+            r["merge"] = measure(me, "duckdb_merge_strategies", str(DATA / "headrace.duckdb"))
         if not args.skip_anchors:
             anchors = ensure_anchor_env()
             status.update("dlt_full")
@@ -311,11 +368,14 @@ def main() -> None:
         "headrace_full_load_s": full,
         "headrace_incremental_s": inc,
         "headrace_peak_rss_mb": max(r[k]["rss_mb"] for k in ("headrace_extract", "headrace_full", "headrace_incremental")),
+        "headrace_peak_rss_mb_quarter_rows": r["headrace_full_quarter"]["rss_mb"],
         "dlt_full_over_headrace": ratio("dlt_full", full),
         "dlt_incremental_over_headrace": ratio("dlt_incremental", inc),
         "pandas_full_over_headrace": ratio("pandas_full", full),
         "copy_floor_over_headrace_extract": round(r["copy_floor"]["seconds"] / ext, 2),
     }
+    if "merge" in r:
+        summary["duckdb_merge_strategies_s"] = r["merge"]["merge_strategies_s"]
     print(json.dumps(summary))
 
 
