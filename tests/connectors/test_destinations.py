@@ -41,6 +41,9 @@ def test_replace_swaps_whole_table_and_schema(destination):
     destination.write(people([1, 2, 3]), "t")
     destination.write(pa.table({"id": [9], "other": ["x"]}), "t", mode="replace")
     assert rows(destination, "t") == [{"id": 9, "other": "x"}]
+    destination.write(pa.table({"id": [8]}), "t", mode="replace", metadata=True, load_id="L")
+    (row,) = rows(destination, "t")
+    assert list(row) == ["id", "_hr_load_id", "_hr_loaded_at"] and row["_hr_load_id"] == "L"
 
 
 def test_replace_partition_deletes_interval_only(destination):

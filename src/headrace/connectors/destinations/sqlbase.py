@@ -424,7 +424,7 @@ def _meta(on: bool, load_id: str, at: dt.datetime, _n: int) -> tuple[list[str], 
         return [], "", ()
     return (
         [META_LOAD_ID, META_LOADED_AT],
-        ", CAST($1 AS TEXT), CAST($2 AS TIMESTAMPTZ)",
+        f", CAST($1 AS TEXT) AS {META_LOAD_ID}, CAST($2 AS TIMESTAMPTZ) AS {META_LOADED_AT}",
         (load_id, at),
     )
 
