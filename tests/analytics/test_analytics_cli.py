@@ -146,3 +146,22 @@ def test_console_script_runs_end_to_end(project: Path, files: dict[str, Path]) -
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "n\n6\n"
+
+
+def test_warehouse_by_url_or_connection_name(
+    project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    wh = project / ".headrace" / "warehouse.duckdb"
+    monkeypatch.setenv("HEADRACE_CONN_LAKE", f"duckdb:///{wh}")
+    monkeypatch.setenv("HEADRACE_CONN_CRM", "postgresql://u:secret@db.example/crm")
+    for target in (f"duckdb:///{wh}", "lake"):
+        code, out, _ = _run(
+            capsys, "query", "SELECT count(*) AS n FROM sales", "-w", target, "--format", "csv"
+        )
+        assert (code, out) == (0, "n\n6\n")
+    code, _, err = _run(capsys, "query", "SELECT 1", "-w", "crm")
+    flat = " ".join(err.split())
+    assert code == 1 and "is a postgresql connection" in flat and "secret" not in flat

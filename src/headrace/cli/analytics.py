@@ -38,7 +38,8 @@ def find_warehouse(target: str | None, settings: Settings) -> Path | None:
 
     Args:
         target: ``--warehouse``: a ``.duckdb`` file, a pipeline project folder or its
-            ``.headrace`` folder; ``None`` for the current project's warehouse if any.
+            ``.headrace`` folder, a ``duckdb:///`` URL or the name of a connection
+            holding one; ``None`` for the current project's warehouse if any.
         settings: the settings of the current directory.
 
     Returns:
@@ -50,6 +51,8 @@ def find_warehouse(target: str | None, settings: Settings) -> Path | None:
     path = Path(target)
     if path.is_file():
         return path
+    if "://" in target or (not path.exists() and settings.has_connection(target)):
+        return _warehouse_of_connection(target, settings)
     if path.is_dir():
         candidates = [path / WAREHOUSE_FILE, Settings.from_env(cwd=path).home / WAREHOUSE_FILE]
         for candidate in candidates:
@@ -62,6 +65,24 @@ def find_warehouse(target: str | None, settings: Settings) -> Path | None:
     raise AnalyticsError(
         f"Warehouse {target!r} not found: give a .duckdb file or a pipeline project folder."
     )
+
+
+def _warehouse_of_connection(target: str, settings: Settings) -> Path:
+    """The file of a ``duckdb:///`` URL or of a named connection holding one."""
+    from headrace.connectors.naming import resolve
+
+    conn = resolve(target, settings)
+    if conn.backend != "duckdb" or conn.path == ":memory:":
+        raise AnalyticsError(
+            f"--warehouse {conn.masked!r} is a {conn.backend} connection; "
+            "headrace query and profile read DuckDB warehouses (duckdb:///path.duckdb)."
+        )
+    found = Path(conn.path)
+    if not found.is_file():
+        raise AnalyticsError(
+            f"Warehouse file {conn.path!r} of {target!r} not found. Has the pipeline run yet?"
+        )
+    return found
 
 
 def open_analyzer(warehouse: str | None, files: list[Path]) -> tuple[Analyzer, list[str]]:
@@ -155,7 +176,11 @@ def query_command(
     output: Annotated[str, typer.Option("--format", help="Output: table, csv or json.")] = "table",
     warehouse: Annotated[
         str | None,
-        typer.Option("--warehouse", "-w", help="Warehouse .duckdb file or pipeline folder."),
+        typer.Option(
+            "--warehouse",
+            "-w",
+            help="Warehouse: .duckdb file, pipeline folder, duckdb:/// URL or connection name.",
+        ),
     ] = None,
     max_rows: Annotated[
         int, typer.Option("--max-rows", help="Rows shown in table format (csv/json print all).")
@@ -219,7 +244,11 @@ def profile_command(
     output: Annotated[str, typer.Option("--format", help="Output: table or json.")] = "table",
     warehouse: Annotated[
         str | None,
-        typer.Option("--warehouse", "-w", help="Warehouse .duckdb file or pipeline folder."),
+        typer.Option(
+            "--warehouse",
+            "-w",
+            help="Warehouse: .duckdb file, pipeline folder, duckdb:/// URL or connection name.",
+        ),
     ] = None,
     top: Annotated[int, typer.Option("--top", help="Most frequent values shown per column.")] = 5,
     bins: Annotated[int, typer.Option("--bins", help="Histogram bins.")] = 20,
