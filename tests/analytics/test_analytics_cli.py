@@ -30,9 +30,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, Pa
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run the CLI in-process: exit code, stdout, and stderr with Rich's line wrapping undone."""
     code = run_app(list(argv))
     out, err = capsys.readouterr()
-    return code, out, err
+    return code, out, " ".join(err.split())
 
 
 def test_query_reads_the_default_warehouse_read_only(
@@ -163,5 +164,4 @@ def test_warehouse_by_url_or_connection_name(
         )
         assert (code, out) == (0, "n\n6\n")
     code, _, err = _run(capsys, "query", "SELECT 1", "-w", "crm")
-    flat = " ".join(err.split())
-    assert code == 1 and "is a postgresql connection" in flat and "secret" not in flat
+    assert code == 1 and "is a postgresql connection" in err and "secret" not in err
