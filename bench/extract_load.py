@@ -185,12 +185,13 @@ def headrace_incremental(target: str) -> int:
 
     dest = DuckDBDestination(target)
     cursor = Cursor("updated_at")
-    extract = SqlSource(URL, table="customers").read(cursor=cursor, checkpoint=dest.checkpoint("bench", "customers"))
-    table = extract.to_table()
-    result = dest.write(
-        table, "customers", mode="merge", keys=["customer_id"],
-        checkpoint=Checkpoint("bench", "customers", extract.cursor_max),
-    )
+    with dest.session():  # one open of the DuckDB file for the checkpoint and the merge
+        extract = SqlSource(URL, table="customers").read(cursor=cursor, checkpoint=dest.checkpoint("bench", "customers"))
+        table = extract.to_table()
+        result = dest.write(
+            table, "customers", mode="merge", keys=["customer_id"],
+            checkpoint=Checkpoint("bench", "customers", extract.cursor_max),
+        )
     return result.rows_loaded
 
 

@@ -142,3 +142,17 @@ def test_hostile_table_and_column_names(destination):
 def test_unknown_mode_suggests():
     with pytest.raises(ConnectorError, match="Did you mean 'merge'"):
         WriteMode.parse("merg")
+
+
+def test_session_reuses_one_connection(destination):
+    with destination.session():
+        destination.write(people([1]), "t", checkpoint=Checkpoint("p", "s", 1))
+        assert destination.checkpoint("p", "s").value == 1
+        destination.write(people([2]), "t", mode="merge", keys=["id"], checkpoint=Checkpoint("p", "s", 2),
+                          quarantine=pa.table({"id": [5]}))
+        leftovers = destination.query(
+            "SELECT count(*) AS n FROM information_schema.tables WHERE table_name LIKE '\\_hr\\_stage%' ESCAPE '\\'"
+        ).column("n")[0].as_py()
+        assert leftovers == 0  # a long session does not pile up stage tables
+    assert destination._session is None
+    assert destination.checkpoint("p", "s").value == 2 and len(rows(destination, "t")) == 2

@@ -9,6 +9,7 @@ replace stream the Arrow data straight into the table (no staging copy).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,10 @@ class DuckDBDestination(SqlDestination):
 
     def _view(self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str) -> None:
         conn.register(name, data)
+
+    def _unview(self, conn: Any, name: str) -> None:
+        with contextlib.suppress(Exception):
+            conn.unregister(name)
 
     def _columns(self, conn: Any, table: str, temporary: bool = False) -> dict[str, str] | None:
         if temporary:  # a temporary table or a registered Arrow view: DESCRIBE binds, reads nothing

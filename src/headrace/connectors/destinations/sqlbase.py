@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -80,6 +80,38 @@ class SqlDestination:
         """Run a DELETE/INSERT and return how many rows it touched."""
         raise NotImplementedError
 
+    # -- connections -----------------------------------------------------------------
+
+    _session: Any = None
+
+    def _acquire(self) -> Any:
+        return self._session if self._session is not None else self._connect()
+
+    def _release(self, conn: Any) -> None:
+        if conn is not self._session:
+            conn.close()
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[SqlDestination]:
+        """Use one connection for every call inside the block (saves reopening a DuckDB file).
+
+        Example:
+            >>> with dest.session():
+            ...     last = dest.checkpoint("etl", "crm.customers")
+            ...     dest.write(delta, "customers", mode="merge", keys=["id"], checkpoint=...)
+        """
+        if self._session is not None:
+            yield self
+            return
+        self._session = self._connect()
+        try:
+            yield self
+        finally:
+            conn, self._session = self._session, None
+            with contextlib.suppress(Exception):
+                self._rollback(conn)  # a read may have left a transaction open
+            conn.close()
+
     # -- shared ----------------------------------------------------------------------
 
     def q(self, name: str) -> str:
@@ -89,7 +121,7 @@ class SqlDestination:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         """Run a read query (``$1`` placeholders) and return the result as Arrow."""
-        conn = self._connect()
+        conn = self._acquire()
         try:
             return self._query_arrow(conn, sql, params)
         except HeadraceError:
@@ -97,7 +129,7 @@ class SqlDestination:
         except Exception as exc:
             raise ConnectorError(f"Query on {self.where} failed: {exc}") from None
         finally:
-            conn.close()
+            self._release(conn)
 
     def _ensure_meta(self, conn: Any) -> None:
         self._exec(
@@ -116,7 +148,7 @@ class SqlDestination:
 
     def checkpoint(self, pipeline: str, source: str) -> Checkpoint | None:
         """The last committed checkpoint of (pipeline, source), or None."""
-        conn = self._connect()
+        conn = self._acquire()
         try:
             if self._columns(conn, CHECKPOINT_TABLE) is None:
                 return None
@@ -127,7 +159,7 @@ class SqlDestination:
                 (pipeline, source),
             )
         finally:
-            conn.close()
+            self._release(conn)
         if not rows:
             return None
         value, kind, load_id, updated_at = rows[0]
@@ -135,11 +167,11 @@ class SqlDestination:
 
     def load(self, load_id: str) -> LoadResult | None:
         """The recorded result of ``load_id`` if it committed, else None."""
-        conn = self._connect()
+        conn = self._acquire()
         try:
             return self._recorded(conn, load_id)
         finally:
-            conn.close()
+            self._release(conn)
 
     def _recorded(self, conn: Any, load_id: str) -> LoadResult | None:
         if self._columns(conn, LOADS_TABLE) is None:
@@ -211,7 +243,8 @@ class SqlDestination:
         arrow = as_arrow(data, where)
         q_arrow = as_arrow(quarantine, f"{table}_quarantine") if quarantine is not None else None
         loaded_at = dt.datetime.now(dt.UTC)
-        conn = self._connect()
+        conn = self._acquire()
+        stage = f"_hr_stage_{uuid.uuid4().hex[:12]}"
         try:
             self._begin(conn)
             self._ensure_meta(conn)
@@ -219,7 +252,6 @@ class SqlDestination:
             if done is not None:
                 self._rollback(conn)
                 return done
-            stage = f"_hr_stage_{uuid.uuid4().hex[:12]}"
             columns = list(arrow.schema.names)
             _check_names(columns, keys, partition, dedupe_order_by, where)
             # Append and replace read a stream once, straight into the table, where the
@@ -259,7 +291,7 @@ class SqlDestination:
             crashpoint("after_apply")
             quarantined = 0
             if q_arrow is not None:
-                quarantined = self._quarantine(conn, table, q_arrow, load_id, loaded_at)
+                quarantined = self._quarantine(conn, table, q_arrow, load_id, loaded_at, f"{stage}_q")
             crashpoint("after_quarantine")
             if callable(checkpoint):  # known only once a stream has been read to its end
                 checkpoint = checkpoint()
@@ -295,13 +327,27 @@ class SqlDestination:
             self._safe_rollback(conn)
             raise ConnectorError(f"Loading {where} failed ({mode.value}): {exc}") from None
         finally:
-            conn.close()
+            if conn is self._session:  # a closing connection drops these by itself
+                self._drop_temporaries(conn, [stage, f"{stage}_d", f"{stage}_q"])
+            self._release(conn)
         return LoadResult(
             table, mode, load_id, rows_in, loaded, replaced, quarantined, checkpoint,
             rows_superseded=rows_in - loaded if mode is WriteMode.MERGE else 0,
         )
 
     # -- steps -----------------------------------------------------------------------
+
+    def _drop_temporaries(self, conn: Any, names: list[str]) -> None:
+        """Drop a write's stage tables and views from a connection that stays open."""
+        for name in names:
+            self._unview(conn, name)
+            with contextlib.suppress(Exception):
+                self._exec(conn, f"DROP TABLE IF EXISTS {quote_ident(name, self.dialect)}")
+        with contextlib.suppress(Exception):
+            self._commit(conn)
+
+    def _unview(self, conn: Any, name: str) -> None:
+        """Forget a relation made by :meth:`_view` (backends that stream)."""
 
     def _safe_rollback(self, conn: Any) -> None:
         # the connection may already be broken; then the server rolls back on its own
@@ -400,9 +446,10 @@ class SqlDestination:
             f"WHERE {match}",
         )
 
-    def _quarantine(self, conn: Any, table: str, data: Any, load_id: str, at: dt.datetime) -> int:
+    def _quarantine(
+        self, conn: Any, table: str, data: Any, load_id: str, at: dt.datetime, stage: str
+    ) -> int:
         qtable = f"{table}_quarantine"
-        stage = f"_hr_q_{uuid.uuid4().hex[:12]}"
         self._stage(conn, data, stage)
         columns = [c for c in data.schema.names]
         meta_cols, meta_sql, meta_params = _meta(True, load_id, at, 0)
