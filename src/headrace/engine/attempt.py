@@ -190,6 +190,7 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
             value = task.fn(*args, **kwargs)
             _finish(value, task, item, staging, outcome)
     except TaskTimeout:
+        outcome.ok, outcome.result = False, None
         outcome.error = f"task {item.task_id!r} exceeded its timeout of {item.timeout:g} s"
         outcome.error_kind = "timeout"
     except (KeyboardInterrupt, GeneratorExit):

@@ -294,6 +294,9 @@ class Drive:
         if outcome.checks:
             self.store.record_check_results(outcome.checks)
         now = self.clock.now()
+        if outcome.started_at is not None and outcome.started_at <= now:
+            # When the worker really began (a pool worker may start it a little after submit).
+            self.tis[key].started_at = outcome.started_at
         if outcome.ok:
             ref = outcome.result or ResultRef("none")
             self._set(key, state=TaskState.SUCCESS, ended_at=now, result_kind=ref.kind,
