@@ -12,7 +12,6 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ import pyarrow as pa
 
 from headrace.analytics import aggregate as agg
 from headrace.analytics.aggregate import Summary
+from headrace.analytics.catalog import Relation, TableRef, find_relation, list_relations
 from headrace.analytics.loaders import (
     FORMATS,
     arrow_reader,
@@ -35,35 +35,6 @@ from headrace.errors import AnalyticsError, did_you_mean
 if TYPE_CHECKING:
     from headrace.analytics.export import ExportInfo
     from headrace.analytics.profile import Profile
-
-TableRef = str | tuple[str, str] | tuple[str, str, str]
-
-
-@dataclass(frozen=True)
-class Relation:
-    """A table or view found in the catalog.
-
-    Args:
-        database: DuckDB database (catalog) name, ``temp`` for temporary objects.
-        schema: schema name.
-        name: table or view name.
-        kind: ``table`` or ``view``.
-    """
-
-    database: str
-    schema: str
-    name: str
-    kind: str
-
-    @property
-    def sql(self) -> str:
-        """The fully qualified, quoted name to put in SQL."""
-        return quote_qualified((self.database, self.schema, self.name))
-
-    @property
-    def display(self) -> str:
-        """The name as users write it: bare in ``main``, ``schema.name`` elsewhere."""
-        return self.name if self.schema == "main" else f"{self.schema}.{self.name}"
 
 
 class Analyzer:
@@ -157,13 +128,7 @@ class Analyzer:
 
     def relations(self) -> list[Relation]:
         """Every user table and view visible to this connection."""
-        rows = self._con.sql(
-            "SELECT database_name, schema_name, table_name, 'table' FROM duckdb_tables() "
-            "UNION ALL "
-            "SELECT database_name, schema_name, view_name, 'view' FROM duckdb_views() WHERE NOT internal "
-            "ORDER BY 1, 2, 3"
-        ).fetchall()
-        return [Relation(*row) for row in rows]
+        return list_relations(self._con)
 
     def tables(self) -> list[str]:
         """Names of the tables and views, as :meth:`resolve` accepts them."""
@@ -179,33 +144,7 @@ class Analyzer:
         Returns:
             The catalog entry, whose :attr:`Relation.sql` is safe to put in SQL.
         """
-        relations = self.relations()
-        current_db = self._con.sql("SELECT current_database()").fetchall()[0][0]
-        if isinstance(table, tuple):
-            wanted = [tuple(table)]
-        else:
-            parts = table.split(".")
-            wanted = [(table,)]
-            # A dotted name is tried whole first: hostile or odd names may contain dots.
-            wanted += [(".".join(parts[:i]), ".".join(parts[i:])) for i in range(1, len(parts))]
-            if len(parts) >= 3:
-                wanted += [(parts[0], parts[1], ".".join(parts[2:]))]
-        for want in wanted:
-            found = [r for r in relations if _matches(r, want)]
-            # Temporary objects shadow stored ones, as in DuckDB's own lookup.
-            found.sort(
-                key=lambda r: (r.database != "temp", r.database != current_db, r.schema != "main")
-            )
-            if found:
-                return found[0]
-        shown = ".".join(table) if isinstance(table, tuple) else table
-        known = [r.display for r in relations]
-        listing = ", ".join(repr(k) for k in known[:10]) or "none"
-        raise AnalyticsError(
-            f"Unknown table {shown!r} in {self.location}."
-            + did_you_mean(shown, known)
-            + f" Known tables: {listing}."
-        )
+        return find_relation(self._con, table, self.location)
 
     def columns(self, table: TableRef) -> dict[str, str]:
         """Column name to DuckDB type name, in table order."""
@@ -577,14 +516,6 @@ class Analyzer:
         from headrace.analytics.export import export_relation
 
         return export_relation(self._con, sql, params, path, "query", **kwargs)
-
-
-def _matches(rel: Relation, want: tuple[str, ...]) -> bool:
-    if len(want) == 1:
-        return rel.name == want[0]
-    if len(want) == 2:
-        return (rel.schema, rel.name) == want
-    return (rel.database, rel.schema, rel.name) == want
 
 
 def _excerpt(sql: str, limit: int = 200) -> str:
