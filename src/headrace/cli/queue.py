@@ -18,6 +18,8 @@ from headrace.queue import JobOptions, Queue, QueueConnection, RateLimit, Worker
 from headrace.queue.connection import DEFAULT_PREFIX, PREFIX_ENV, REDIS_URL_ENV
 from headrace.queue.worker import DEFAULT_LOCK_DURATION_MS, DEFAULT_STALLED_INTERVAL_MS
 
+TASK_QUEUE = "headrace-tasks"  # = headrace.executors.distributed.TASK_QUEUE, imported lazily
+
 queue_app = typer.Typer(help="Inspect and feed BullMQ-compatible job queues.", no_args_is_help=True)
 app.add_typer(queue_app, name="queue")
 
@@ -56,8 +58,14 @@ def load_handler(spec: str) -> Callable[..., Any]:
 
 @app.command("worker")
 def worker_command(
-    queue_name: str = typer.Argument(..., help="Queue to take jobs from."),
-    handler: str = typer.Option(..., "--handler", help="Job handler, 'package.module:function'."),
+    queue_name: str = typer.Argument(
+        TASK_QUEUE, help="Queue to take jobs from (default: the pipeline task queue)."
+    ),
+    handler: str | None = typer.Option(
+        None,
+        "--handler",
+        help="Job handler 'package.module:function'; without it, run pipeline tasks.",
+    ),
     concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="Jobs at the same time."),
     processes: int | None = typer.Option(
         None, "--processes", min=1, help="Run the handler in this many processes (CPU-heavy work)."
@@ -76,8 +84,20 @@ def worker_command(
     redis_url: str | None = _REDIS_URL,
     prefix: str = _PREFIX,
 ) -> None:
-    """Process jobs of QUEUE until SIGTERM/SIGINT; running jobs finish first."""
+    """Process jobs of QUEUE until SIGTERM/SIGINT; running jobs finish first.
+
+    Without --handler the worker runs pipeline task attempts sent by runs that use
+    the distributed executor (each attempt in its own process).
+    """
     connection = _connection(redis_url, prefix)
+    if handler is None:
+        from headrace.executors.distributed import TaskWorker
+
+        task_worker = TaskWorker(connection, queue_name, concurrency=concurrency, name=name)
+        _announce(task_worker.worker, "pipeline-task worker", queue_name, connection, concurrency)
+        task_worker.run_sync()
+        console.print("worker stopped")
+        return
     worker = Worker(
         queue_name,
         load_handler(handler),
@@ -89,6 +109,14 @@ def worker_command(
         stalled_interval_ms=stalled_ms,
         name=name,
     )
+    _announce(worker, "worker", queue_name, connection, concurrency)
+    worker.run_sync()
+    console.print("worker stopped")
+
+
+def _announce(
+    worker: Worker, kind: str, queue_name: str, connection: QueueConnection, concurrency: int
+) -> None:
     worker.on(
         "completed", lambda job, result: console.print(f"[green]completed[/] {job.name} {job.id}")
     )
@@ -97,10 +125,8 @@ def worker_command(
     )
     worker.on("stalled", lambda job_id: console.print(f"[yellow]recovered stalled job[/] {job_id}"))
     console.print(
-        f"worker on queue [bold]{queue_name}[/] at {connection}, concurrency {concurrency}"
+        f"{kind} on queue [bold]{queue_name}[/] at {connection}, concurrency {concurrency}"
     )
-    worker.run_sync()
-    console.print("worker stopped")
 
 
 def _run(coro: Any) -> Any:

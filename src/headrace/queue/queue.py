@@ -193,6 +193,12 @@ class Queue:
         """Delete the whole queue and every job in it (``force`` even with active jobs)."""
         await self.bullmq.obliterate(force=force)
 
+    async def worker_names(self) -> list[str]:
+        """Names of the named workers connected to this queue now (from ``CLIENT LIST``)."""
+        clients = await self.bullmq.get_workers()
+        names = {str(c.get("rawname", "")).partition(":w:")[2] for c in clients}
+        return sorted(n for n in names if n)
+
     async def add_repeatable(
         self,
         scheduler_id: str,
