@@ -14,12 +14,11 @@ RSS. headrace runs from the project's interpreter (``Analyzer.profile`` and
 ``Analyzer.group_by`` over a view of the file); Polars (lazy, streaming engine) and
 pandas (``read_parquet`` then column methods) run from an isolated venv under
 ``bench/.envs/analytics``. Differences, all of them extra work for headrace: its
-profile also finds frequent values and histograms for numeric and date columns, and
-counts the shown frequent values exactly in a second pass. Distinct counts are
-HyperLogLog estimates in headrace and Polars (``approx_n_unique``); pandas has only
-exact ``nunique``. Quartiles are approximate in headrace's profile (t-digest), exact
-in the others; the group-by percentiles are exact everywhere. The tools must agree on
-the group-by results and the null counts, or the benchmark stops.
+profile also lists frequent values of few-valued numeric columns and draws a histogram
+of the date column. Distinct counts are HyperLogLog estimates in headrace and Polars
+(``approx_n_unique``); pandas has only exact ``nunique``. Quartiles come from a
+reservoir sample in headrace's profile, exact in the others; the group-by
+percentiles are exact everywhere. The tools must agree on the group-by results and the null counts, or the benchmark stops.
 
 Run:  .venv/bin/python bench/analytics.py [--rows 10000000] [--repeat 2]
 Last line: one JSON object with headrace_s, polars_over_headrace, pandas_over_headrace,

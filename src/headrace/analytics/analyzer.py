@@ -421,6 +421,8 @@ class Analyzer:
 
         Returns:
             One row per group: the group columns, then ``count`` and ``<metric>_<column>``.
+            Exact percentiles (``median``, ``pNN``) keep the column's values in memory
+            (8 bytes a row); every other metric needs a few bytes per group.
         """
         return agg.group_by(
             self, table, by, metrics, on=on, order_by=order_by, descending=descending, limit=limit

@@ -1,11 +1,14 @@
-"""Column profiles in two streaming passes over a table.
+"""Column profiles in a few streaming aggregate passes over a table.
 
-Pass one computes, for every column at once, non-null count, distinct count
-(HyperLogLog unless asked to be exact), min, max, mean, standard deviation,
-approximate quartiles and candidate frequent values (``approx_top_k``). Pass two
-counts the candidates exactly and fills equal-width histograms. Both passes are
-aggregates with small, bounded state, so DuckDB streams the data through them:
-memory stays well under the size of the data, whatever the row count.
+Pass 0 takes the row count and the range of numeric and date columns (free over
+Parquet: DuckDB reads them from the file's statistics). Pass 1 computes, for every
+column at once, non-null count, distinct count (exact up to a million rows, else
+HyperLogLog), min and max of text, mean, standard deviation and quartiles (from a
+reservoir sample). Pass 2 fills equal-width histograms and counts every value of
+columns with few distinct values; text columns with many values get candidates from
+``approx_top_k`` there, counted exactly in pass 3. Every pass is an aggregate with
+small, bounded state, so DuckDB streams the data through it: memory stays well under
+the size of the data, whatever the row count.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ class ColumnProfile:
         distinct_exact: ``False`` when ``distinct`` is a HyperLogLog estimate.
         min, max: smallest and largest value (numeric, temporal, boolean, string).
         mean, stddev: numeric columns only.
-        quartiles: approximate 25th, 50th and 75th percentiles (numeric, temporal).
+        quartiles: 25th, 50th and 75th percentiles (numeric, temporal), from a
+            reservoir sample of 8,192 values: exact for smaller columns.
         top_values: the most frequent values with their exact counts, most frequent first.
         histogram: numeric and temporal columns.
     """
