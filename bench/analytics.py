@@ -18,7 +18,8 @@ profile also lists frequent values of few-valued numeric columns and draws a his
 of the date column. Distinct counts are HyperLogLog estimates in headrace and Polars
 (``approx_n_unique``); pandas has only exact ``nunique``. Quartiles come from a
 reservoir sample in headrace's profile, exact in the others; the group-by
-percentiles are exact everywhere. The tools must agree on the group-by results and the null counts, or the benchmark stops.
+percentiles are exact everywhere. The tools must agree on the group-by results and
+the null counts, or the benchmark stops.
 
 Run:  .venv/bin/python bench/analytics.py [--rows 10000000] [--repeat 2]
 Last line: one JSON object with headrace_s, polars_over_headrace, pandas_over_headrace,
