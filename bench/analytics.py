@@ -283,7 +283,7 @@ def main() -> None:
         "polars_peak_rss_mb": round(polars["peak_rss_mb"]),
     }
     if not args.skip_pandas:
-        pandas = run("pandas", anchors, PANDAS, path, 1)
+        pandas = run("pandas", anchors, PANDAS, path, args.repeat)
         agree("pandas", pandas, headrace)
         summary |= {
             "pandas_s": round(pandas["seconds"], 3),
