@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 from headrace.analytics.aggregate import Summary
-from headrace.analytics.analyzer import Analyzer, Relation
+from headrace.analytics.analyzer import Analyzer, Relation, WarehouseBusyError
 from headrace.analytics.export import ExportInfo
 from headrace.analytics.profile import ColumnProfile, Histogram, Profile
 from headrace.analytics.result import Result
@@ -24,4 +24,5 @@ __all__ = [
     "Relation",
     "Result",
     "Summary",
+    "WarehouseBusyError",
 ]

@@ -30,11 +30,15 @@ from headrace.analytics.loaders import (
 )
 from headrace.analytics.result import Result
 from headrace.analytics.sql import quote_qualified
-from headrace.errors import AnalyticsError, did_you_mean
+from headrace.errors import AnalyticsError, TransientError, did_you_mean
 
 if TYPE_CHECKING:
     from headrace.analytics.export import ExportInfo
     from headrace.analytics.profile import Profile
+
+
+class WarehouseBusyError(AnalyticsError, TransientError):
+    """The database file is locked by a process writing to it; trying later can work."""
 
 
 class Analyzer:
@@ -88,15 +92,13 @@ class Analyzer:
             self._con = duckdb.connect(self.location, read_only=read_only, config=config)
         except duckdb.Error as exc:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
-            hint = ""
+            message = f"Cannot open DuckDB database {self.location!r}: {exc}."
             if "lock" in str(exc).lower():
-                hint = (
-                    " Another process (a running pipeline?) holds the file open for writing; "
-                    "retry when it finishes."
-                )
-            raise AnalyticsError(
-                f"Cannot open DuckDB database {self.location!r}: {exc}.{hint}"
-            ) from exc
+                raise WarehouseBusyError(
+                    message + " Another process (a running pipeline?) holds the file open "
+                    "for writing; retry when it finishes."
+                ) from exc
+            raise AnalyticsError(message) from exc
         # The progress bar is enabled only so query_progress() reports; DuckDB's own
         # printing stays off (the CLI draws a Rich bar instead).
         self._con.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false")
@@ -525,4 +527,4 @@ def _excerpt(sql: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-__all__ = ["FORMATS", "Analyzer", "Relation", "TableRef"]
+__all__ = ["FORMATS", "Analyzer", "Relation", "TableRef", "WarehouseBusyError"]
