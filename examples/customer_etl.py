@@ -62,7 +62,7 @@ def crm_source(settings: Settings, ctx: Context | None = None) -> SqlSource:
         n = demo.create_sqlite(path)  # type: ignore[attr-defined]
         if ctx:
             ctx.log.info("created the demo CRM %s with %d messy customers", path, n)
-    else:
+    elif ctx is None or ctx.attempt == 1:  # a retried extract does not simulate a second day
         changed, new = demo.simulate_activity(path, now=dt.datetime.now(dt.UTC).replace(tzinfo=None))  # type: ignore[attr-defined]
         if ctx:
             ctx.log.info("demo CRM activity: %d customers changed, %d signed up", changed, new)
@@ -82,7 +82,9 @@ def warehouse(settings: Settings) -> SqlDestination:
 def extract(ctx: Context) -> pa.Table:
     """Rows of ``customers`` changed since the checkpoint stored in the warehouse."""
     checkpoint = warehouse(ctx.settings).checkpoint(PIPELINE, SOURCE)
-    rows = crm_source(ctx.settings, ctx).read(cursor=CURSOR, checkpoint=checkpoint)
+    rows = crm_source(ctx.settings, ctx).read(
+        cursor=CURSOR, checkpoint=checkpoint, progress=lambda n: ctx.progress(n, None, "customers extracted")
+    )
     table = rows.to_table()
     since = checkpoint.value if checkpoint else "the beginning"
     ctx.log.info("extracted %d customers changed since %s (lookback %s)", table.num_rows, since, CURSOR.lookback)

@@ -74,8 +74,10 @@ def test_glob_and_folder_read_every_file_in_order(tmp_path: Path) -> None:
 
 def test_batches_are_bounded(tmp_path: Path) -> None:
     pq.write_table(pa.table({"id": list(range(1000))}), tmp_path / "big.parquet")
-    sizes = [b.num_rows for b in FileSource(tmp_path / "big.parquet", batch_rows=100).read()]
+    seen: list[int] = []
+    sizes = [b.num_rows for b in FileSource(tmp_path / "big.parquet", batch_rows=100).read(progress=seen.append)]
     assert sum(sizes) == 1000 and max(sizes) <= 100
+    assert seen == list(range(100, 1001, 100))  # progress after every batch
 
 
 def test_csv_malformed_lines_are_kept_with_line_and_reason(tmp_path: Path) -> None:

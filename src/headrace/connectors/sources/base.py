@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
@@ -33,6 +33,8 @@ class Extract:
         batches: the batch iterator (consumed once).
         cursor_column: when set, the greatest value of this column is tracked.
         description: what is being read, for messages (credentials already masked).
+        progress: called with the number of rows read so far after every batch
+            (e.g. ``lambda n: ctx.progress(n, None, "rows extracted")``).
     """
 
     def __init__(
@@ -42,11 +44,13 @@ class Extract:
         *,
         cursor_column: str | None = None,
         description: str = "",
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         self.schema = schema
         self._batches = batches
         self.cursor_column = cursor_column
         self.description = description
+        self.progress = progress
         self.rows = 0
         self.cursor_max: CursorValue = None
         self._consumed = False
@@ -59,6 +63,8 @@ class Extract:
             self.rows += batch.num_rows
             if self.cursor_column is not None and batch.num_rows:
                 self.cursor_max = later(self.cursor_max, column_max(batch, self.cursor_column))
+            if self.progress is not None:
+                self.progress(self.rows)
             yield batch
 
     def reader(self, prefetch: int = 0) -> pa.RecordBatchReader:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import glob as globmod
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,8 +136,11 @@ class FileSource:
             )
         return fmt
 
-    def read(self, **_: Any) -> Extract:
+    def read(self, *, progress: Callable[[int], None] | None = None, **_: Any) -> Extract:
         """Stream every file's rows as record batches of one schema.
+
+        Args:
+            progress: called with the rows read so far after each batch.
 
         Returns:
             An :class:`Extract`. Rejected CSV lines collect in ``self.malformed``.
@@ -153,7 +156,7 @@ class FileSource:
                 for batch in more:
                     yield _conform(batch, first_schema, file)
 
-        return Extract(first_schema, batches(), description=self.path)
+        return Extract(first_schema, batches(), description=self.path, progress=progress)
 
     def _open(self, file: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         fmt = self._format_of(file)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -94,6 +94,7 @@ class SqlSource:
         cursor: Cursor | None = None,
         checkpoint: Checkpoint | None = None,
         interval: Interval | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> Extract:
         """Stream the rows, optionally only past ``checkpoint`` or inside ``interval``.
 
@@ -101,6 +102,7 @@ class SqlSource:
             cursor: cursor mode; rows past ``checkpoint`` (or ``cursor.initial``).
             checkpoint: the last checkpoint, from the destination.
             interval: interval mode; rows in ``[interval.start, interval.end)``.
+            progress: called with the rows read so far after each batch.
 
         Returns:
             An :class:`Extract`: iterate it for record batches; afterwards ``rows`` and
@@ -125,6 +127,7 @@ class SqlSource:
             batches,
             cursor_column=cursor.column if cursor else None,
             description=f"{self.name} at {self.conn.masked}",
+            progress=progress,
         )
 
     # -- SQL text (identifiers quoted; values always placeholders) ------------------
