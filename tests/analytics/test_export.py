@@ -124,3 +124,16 @@ def test_empty_table_exports_a_readable_file(analyzer: Analyzer, tmp_path: Path)
     assert info.rows == 0 and pq.read_table(info.path).schema.names == ["x", "s"]
     csv_info = analyzer.export("e", tmp_path / "e.csv")
     assert csv_info.path.read_text(encoding="utf-8").strip() == "x,s"
+
+
+def test_overwrite_never_deletes_a_folder_of_other_files(
+    analyzer: Analyzer, sales: str, tmp_path: Path
+) -> None:
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(AnalyticsError, match="needs a file path"):
+        analyzer.export(sales, precious, format="csv", overwrite=True)
+    with pytest.raises(AnalyticsError, match=r"Not replacing folder.*notes\.txt"):
+        analyzer.export(sales, precious, partition_by=["category"], overwrite=True)
+    assert (precious / "notes.txt").read_text(encoding="utf-8") == "keep me"

@@ -70,6 +70,27 @@ def _format_for(path: Path, fmt: str | None) -> str:
     )
 
 
+def _check_replaceable_folder(out: Path, partition_by: Sequence[str] | None, what: str) -> None:
+    """Refuse to delete a folder unless it holds only an earlier partitioned export."""
+    if not partition_by:
+        raise AnalyticsError(
+            f"{str(out)!r} is a folder; exporting {what!r} needs a file path (or partition_by)."
+        )
+    # Hive layout only: key=value folders and Parquet files. Anything else might be the
+    # user's data, and overwrite=True must never delete that.
+    strays = [
+        p
+        for p in out.rglob("*")
+        if not ((p.is_dir() and "=" in p.name) or (p.is_file() and p.suffix == ".parquet"))
+    ]
+    if strays:
+        listed = ", ".join(str(p.relative_to(out)) for p in strays[:3])
+        raise AnalyticsError(
+            f"Not replacing folder {str(out)!r}: it holds more than a partitioned export "
+            f"({listed}). Remove those files or export {what!r} to another folder."
+        )
+
+
 def export_relation(
     con: duckdb.DuckDBPyConnection,
     sql: str,
@@ -122,6 +143,7 @@ def export_relation(
             )
         # Removed first so no file of an earlier export survives next to the new ones.
         if out.is_dir():
+            _check_replaceable_folder(out, partition_by, what)
             shutil.rmtree(out)
         else:
             out.unlink()
