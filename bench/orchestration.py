@@ -7,7 +7,7 @@ Two workloads, each task doing almost nothing so only the orchestrator is measur
   task (1,001 tasks).
 
 Contenders, each in its own fresh subprocess, one warm-up run then the best of
-``--repeat`` timed runs (Dagster and Prefect: one timed run, they are slow):
+``--repeat`` (5) timed runs (Dagster and Prefect: one timed run, they are slow):
 
 * headrace in-process and headrace with the local process pool (2 workers here),
   with every state change persisted in a SQLite state store (WAL, as by default);
@@ -17,7 +17,7 @@ Contenders, each in its own fresh subprocess, one warm-up run then the best of
 Dagster and Prefect install into an isolated venv ``bench/.envs/orchestration``
 (created on first use), never into the project's.
 
-Run:  .venv/bin/python bench/orchestration.py [--repeat 3] [--skip-anchors]
+Run:  .venv/bin/python bench/orchestration.py [--repeat 5] [--skip-anchors]
 Last line: one JSON object with headrace_inprocess_ms_per_task and
 headrace_pool_ms_per_task (fan-in), dagster_over_headrace and prefect_over_headrace
 (X's fan-in time divided by headrace in-process's; above 1 means headrace is faster),
@@ -217,7 +217,7 @@ def measure(python: str, contender: str, workload: str, repeat: int, env: dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs of headrace (best is kept)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs of headrace (best is kept)")
     parser.add_argument("--skip-anchors", action="store_true", help="measure headrace only")
     parser.add_argument("--one", nargs=2, metavar=("CONTENDER", "WORKLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -1,0 +1,94 @@
+"""The Executor contract, run against every local executor (a remote one can join the list).
+
+Work items are built by hand here, the way the engine builds them, so the executors
+are checked on their own: outcomes, results, logs as events, failures and timeouts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from headrace.engine import load_pipelines
+from headrace.engine.staging import load_result
+from headrace.executors import Event, Executor, InProcessExecutor, Outcome, ProcessExecutor, ResultRef, RunInfo, WorkItem
+
+PIPELINES = Path(__file__).parent.parent / "engine" / "pipelines"
+FACTORIES: dict[str, Callable[[], Executor]] = {
+    "inprocess": lambda: InProcessExecutor(batch=4),
+    "process": lambda: ProcessExecutor(concurrency=2),
+}
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
+    made = FACTORIES[request.param]()
+    yield made
+    made.shutdown(kill=True)
+
+
+def item(tmp_path: Path, file: str, pipeline: str, task_id: str, map_index: int = -1, **extra) -> WorkItem:
+    day = datetime(2024, 3, 5, tzinfo=UTC)
+    run = RunInfo(
+        run_id="r1", pipeline=pipeline, logical_date=day, data_interval_start=day, data_interval_end=day,
+        params=extra.pop("params", {}), home=str(tmp_path), connections={"warehouse": "duckdb:///w.db"},
+        staging_dir=str(tmp_path / "staging"),
+    )
+    path = PIPELINES / f"{file}.py"
+    module = load_pipelines(path)[pipeline].module
+    return WorkItem(run=run, pipeline_file=str(path), pipeline_module=module, task_id=task_id,
+                    map_index=map_index, attempt=1, **extra)
+
+
+def collect(executor: Executor, wanted: int) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    for _ in range(200):
+        outcomes += executor.wait(0.5)
+        if len(outcomes) >= wanted:
+            return outcomes
+    raise AssertionError(f"only {len(outcomes)} of {wanted} outcomes arrived")
+
+
+def test_outcomes_results_and_logs(executor: Executor, tmp_path: Path) -> None:
+    events: list[Event] = []
+    pipeline = load_pipelines(PIPELINES / "basic.py")["numbers"]
+    executor.start(events.append, pipeline)
+    assert executor.capacity >= 2
+    executor.submit(item(tmp_path, "basic", "numbers", "extract", params={"n": 3}))
+    executor.submit(item(tmp_path, "basic", "numbers", "square", 1, map_input=ResultRef("json", value=7)))
+
+    outcomes = {o.task_id: o for o in collect(executor, 2)}
+
+    assert outcomes["extract"].ok and load_result(outcomes["extract"].result) == [0, 1, 2]
+    assert outcomes["square"].ok and load_result(outcomes["square"].result) == 50  # 7 * 7 + offset 1
+    assert outcomes["square"].map_index == 1
+    assert "hello from extract" in outcomes["extract"].log
+    assert any(e.kind == "log" and e.message == "hello from extract" for e in events)
+    assert any(e.kind == "progress" and e.message == "half way" for e in events)
+    assert outcomes["extract"].started_at <= outcomes["extract"].ended_at
+
+
+def test_failures_say_whether_a_retry_can_help(executor: Executor, tmp_path: Path) -> None:
+    executor.start(lambda event: None, load_pipelines(PIPELINES / "flaky.py")["broken"])
+    executor.submit(item(tmp_path, "flaky", "broken", "terminal"))
+    (terminal,) = collect(executor, 1)
+    assert not terminal.ok and not terminal.retryable
+    assert terminal.error_kind == "TerminalError"
+
+    executor.shutdown()
+    executor.start(lambda event: None, load_pipelines(PIPELINES / "flaky.py")["retrying"])
+    executor.submit(item(tmp_path, "flaky", "retrying", "flaky", params={"succeed_on": 2}))
+    (flaky,) = collect(executor, 1)
+    assert not flaky.ok and flaky.retryable
+    assert flaky.error == "ConnectionError: attempt 1 lost the connection"
+
+
+def test_a_timeout_ends_the_attempt(executor: Executor, tmp_path: Path) -> None:
+    executor.start(lambda event: None, load_pipelines(PIPELINES / "flaky.py")["slow"])
+    executor.submit(item(tmp_path, "flaky", "slow", "sleepy", timeout=0.5))
+    (outcome,) = collect(executor, 1)
+    assert not outcome.ok
+    assert outcome.error_kind == "timeout" and outcome.retryable
