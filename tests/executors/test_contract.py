@@ -14,7 +14,16 @@ import pytest
 
 from headrace.engine import load_pipelines
 from headrace.engine.staging import load_result
-from headrace.executors import Event, Executor, InProcessExecutor, Outcome, ProcessExecutor, ResultRef, RunInfo, WorkItem
+from headrace.executors import (
+    Event,
+    Executor,
+    InProcessExecutor,
+    Outcome,
+    ProcessExecutor,
+    ResultRef,
+    RunInfo,
+    WorkItem,
+)
 
 PIPELINES = Path(__file__).parent.parent / "engine" / "pipelines"
 FACTORIES: dict[str, Callable[[], Executor]] = {
