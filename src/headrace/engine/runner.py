@@ -54,6 +54,10 @@ class Runner:
         heartbeat_interval: seconds between heartbeats of a running run.
         rng: random source for retry jitter.
 
+    A script that runs pipelines with the process pool needs the usual
+    ``if __name__ == "__main__":`` guard: pool workers start from a fork server and
+    import the script's module again (the ``headrace`` CLI needs nothing of the kind).
+
     Example:
         >>> runner = Runner(open_store(settings.state_url), settings=settings)
         >>> result = runner.run(load_pipelines("etl.py")["customer_etl"], params={"full_refresh": True})
