@@ -30,8 +30,13 @@ ADMIN = os.environ.get("HEADRACE_BENCH_PG", "postgresql://postgres@127.0.0.1:543
 DB = "headrace_bench"
 URL = ADMIN.rsplit("/", 1)[0] + "/" + DB
 ANCHOR_PACKAGES = [
-    "dlt[duckdb,sql_database]", "sqlalchemy", "psycopg[binary]", "psycopg2-binary", "pandas>=2.2",
-    "duckdb", "connectorx",
+    "dlt[duckdb,sql_database]",
+    "sqlalchemy",
+    "psycopg[binary]",
+    "psycopg2-binary",
+    "pandas>=2.2",
+    "duckdb",
+    "connectorx",
 ]
 
 
@@ -60,6 +65,7 @@ console = _Console()
 
 
 # -- setup -----------------------------------------------------------------------------
+
 
 def ensure_table(rows: int) -> None:
     """Create the customers table (rows of realistic width) if absent or of another size."""
@@ -117,6 +123,7 @@ def ensure_anchor_env() -> Path:
 
 # -- children: one measurement each -------------------------------------------------------
 
+
 def child(name: str, target: str) -> dict:
     # Import each tool before the clock starts: the figures compare the work, not imports.
     if name.startswith("headrace"):
@@ -165,7 +172,9 @@ def headrace_full(target: str) -> int:
     dest = DuckDBDestination(target)
     extract = SqlSource(URL, table="customers").read(cursor=Cursor("updated_at"))
     result = dest.write(  # streamed: the checkpoint is the cursor's maximum at the end
-        extract, "customers", mode="replace",
+        extract,
+        "customers",
+        mode="replace",
         checkpoint=lambda: Checkpoint("bench", "customers", extract.cursor_max),
     )
     return result.rows_loaded
@@ -177,7 +186,11 @@ def headrace_full_quarter(target: str) -> int:
 
     rows = int(os.environ["BENCH_ROWS"]) // 4
     query = f"SELECT * FROM customers WHERE customer_id <= {rows}"  # a constant of the benchmark
-    return DuckDBDestination(target).write(SqlSource(URL, query=query).read(), "customers", mode="replace").rows_loaded
+    return (
+        DuckDBDestination(target)
+        .write(SqlSource(URL, query=query).read(), "customers", mode="replace")
+        .rows_loaded
+    )
 
 
 def headrace_incremental(target: str) -> int:
@@ -186,10 +199,15 @@ def headrace_incremental(target: str) -> int:
     dest = DuckDBDestination(target)
     cursor = Cursor("updated_at")
     with dest.session():  # one open of the DuckDB file for the checkpoint and the merge
-        extract = SqlSource(URL, table="customers").read(cursor=cursor, checkpoint=dest.checkpoint("bench", "customers"))
+        extract = SqlSource(URL, table="customers").read(
+            cursor=cursor, checkpoint=dest.checkpoint("bench", "customers")
+        )
         table = extract.to_table()
         result = dest.write(
-            table, "customers", mode="merge", keys=["customer_id"],
+            table,
+            "customers",
+            mode="merge",
+            keys=["customer_id"],
             checkpoint=Checkpoint("bench", "customers", extract.cursor_max),
         )
     return result.rows_loaded
@@ -199,8 +217,10 @@ def _dlt_pipeline(target: str):  # noqa: ANN202 - runs in the anchors' venv
     import dlt
 
     return dlt.pipeline(
-        pipeline_name="bench_customers", destination=dlt.destinations.duckdb(target),
-        pipelines_dir=str(Path(target).parent / "dlt_pipelines"), dataset_name="bench",
+        pipeline_name="bench_customers",
+        destination=dlt.destinations.duckdb(target),
+        pipelines_dir=str(Path(target).parent / "dlt_pipelines"),
+        dataset_name="bench",
     )
 
 
@@ -210,7 +230,10 @@ def dlt_load(target: str) -> int:
 
     backend = os.environ.get("BENCH_DLT_BACKEND", "connectorx")
     source = sql_table(
-        credentials=URL, table="customers", backend=backend, chunk_size=100_000,
+        credentials=URL,
+        table="customers",
+        backend=backend,
+        chunk_size=100_000,
         incremental=dlt.sources.incremental("updated_at"),
         **({"backend_kwargs": {"conn": URL}} if backend == "connectorx" else {}),
     )
@@ -225,7 +248,10 @@ def pandas_full(target: str) -> int:
     import pandas as pd
     import sqlalchemy as sa
 
-    df = pd.read_sql("SELECT * FROM customers", sa.create_engine(URL.replace("postgresql://", "postgresql+psycopg2://")))
+    df = pd.read_sql(
+        "SELECT * FROM customers",
+        sa.create_engine(URL.replace("postgresql://", "postgresql+psycopg2://")),
+    )
     with duckdb.connect(target) as con:
         con.execute("CREATE OR REPLACE TABLE customers AS SELECT * FROM df")
     return len(df)
@@ -262,12 +288,21 @@ def duckdb_merge_strategies(target: str) -> int:
         ).to_arrow_table()
         con.register("delta", delta)
         for how, sql in [
-            ("delete_insert", "DELETE FROM c USING delta d WHERE c.customer_id = d.customer_id; "
-                              "INSERT INTO c SELECT * FROM delta"),
-            ("merge_into", "MERGE INTO c USING delta d ON c.customer_id = d.customer_id "
-                           "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"),
-            ("on_conflict", "INSERT INTO c SELECT * FROM delta ON CONFLICT (customer_id) DO UPDATE SET "
-                            "email = excluded.email, address = excluded.address, updated_at = excluded.updated_at"),
+            (
+                "delete_insert",
+                "DELETE FROM c USING delta d WHERE c.customer_id = d.customer_id; "
+                "INSERT INTO c SELECT * FROM delta",
+            ),
+            (
+                "merge_into",
+                "MERGE INTO c USING delta d ON c.customer_id = d.customer_id "
+                "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *",
+            ),
+            (
+                "on_conflict",
+                "INSERT INTO c SELECT * FROM delta ON CONFLICT (customer_id) DO UPDATE SET "
+                "email = excluded.email, address = excluded.address, updated_at = excluded.updated_at",
+            ),
         ]:
             con.execute("DROP TABLE IF EXISTS c")
             con.execute("CREATE TABLE c AS SELECT * FROM customers")
@@ -304,7 +339,10 @@ def measure(python: Path | str, name: str, target: str = "") -> dict:
     if str(python) != sys.executable:
         env.pop("PYTHONPATH", None)
     done = subprocess.run(
-        [str(python), __file__, "--child", name, "--target", target], capture_output=True, text=True, env=env
+        [str(python), __file__, "--child", name, "--target", target],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
@@ -323,8 +361,11 @@ def main() -> None:
     parser.add_argument("--child")
     parser.add_argument("--target", default="")
     parser.add_argument("--skip-anchors", action="store_true")
-    parser.add_argument("--merge-strategies", action="store_true",
-                        help="also time DELETE+INSERT, MERGE INTO and ON CONFLICT in DuckDB")
+    parser.add_argument(
+        "--merge-strategies",
+        action="store_true",
+        help="also time DELETE+INSERT, MERGE INTO and ON CONFLICT in DuckDB",
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.target)))
@@ -341,9 +382,13 @@ def main() -> None:
         status.update("headrace_full")
         r["headrace_full"] = measure(me, "headrace_full", str(DATA / "headrace.duckdb"))
         touch_one_percent(1)
-        r["headrace_incremental"] = measure(me, "headrace_incremental", str(DATA / "headrace.duckdb"))
+        r["headrace_incremental"] = measure(
+            me, "headrace_incremental", str(DATA / "headrace.duckdb")
+        )
         os.environ["BENCH_ROWS"] = str(args.rows)
-        r["headrace_full_quarter"] = measure(me, "headrace_full_quarter", str(DATA / "quarter.duckdb"))
+        r["headrace_full_quarter"] = measure(
+            me, "headrace_full_quarter", str(DATA / "quarter.duckdb")
+        )
         if args.merge_strategies:
             status.update("DuckDB merge strategies")
             r["merge"] = measure(me, "duckdb_merge_strategies", str(DATA / "headrace.duckdb"))
@@ -356,8 +401,12 @@ def main() -> None:
             status.update("pandas_full")
             r["pandas_full"] = measure(anchors, "pandas_full", str(DATA / "pandas.duckdb"))
             touch_one_percent(3)
-            r["pandas_incremental"] = measure(anchors, "pandas_incremental", str(DATA / "pandas.duckdb"))
-    full, inc, ext = (r[k]["seconds"] for k in ("headrace_full", "headrace_incremental", "headrace_extract"))
+            r["pandas_incremental"] = measure(
+                anchors, "pandas_incremental", str(DATA / "pandas.duckdb")
+            )
+    full, inc, ext = (
+        r[k]["seconds"] for k in ("headrace_full", "headrace_incremental", "headrace_extract")
+    )
 
     def ratio(name: str, base: float) -> float | None:
         return round(r[name]["seconds"] / base, 2) if name in r else None
@@ -368,7 +417,9 @@ def main() -> None:
         "headrace_extract_s": ext,
         "headrace_full_load_s": full,
         "headrace_incremental_s": inc,
-        "headrace_peak_rss_mb": max(r[k]["rss_mb"] for k in ("headrace_extract", "headrace_full", "headrace_incremental")),
+        "headrace_peak_rss_mb": max(
+            r[k]["rss_mb"] for k in ("headrace_extract", "headrace_full", "headrace_incremental")
+        ),
         "headrace_peak_rss_mb_quarter_rows": r["headrace_full_quarter"]["rss_mb"],
         "dlt_full_over_headrace": ratio("dlt_full", full),
         "dlt_incremental_over_headrace": ratio("dlt_incremental", inc),

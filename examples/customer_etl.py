@@ -63,7 +63,9 @@ def crm_source(settings: Settings, ctx: Context | None = None) -> SqlSource:
         if ctx:
             ctx.log.info("created the demo CRM %s with %d messy customers", path, n)
     elif ctx is None or ctx.attempt == 1:  # a retried extract does not simulate a second day
-        changed, new = demo.simulate_activity(path, now=dt.datetime.now(dt.UTC).replace(tzinfo=None))  # type: ignore[attr-defined]
+        changed, new = demo.simulate_activity(
+            path, now=dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        )  # type: ignore[attr-defined]
         if ctx:
             ctx.log.info("demo CRM activity: %d customers changed, %d signed up", changed, new)
     # SQLite keeps timestamps as text: read them as timestamps
@@ -83,11 +85,18 @@ def extract(ctx: Context) -> pa.Table:
     """Rows of ``customers`` changed since the checkpoint stored in the warehouse."""
     checkpoint = warehouse(ctx.settings).checkpoint(PIPELINE, SOURCE)
     rows = crm_source(ctx.settings, ctx).read(
-        cursor=CURSOR, checkpoint=checkpoint, progress=lambda n: ctx.progress(n, None, "customers extracted")
+        cursor=CURSOR,
+        checkpoint=checkpoint,
+        progress=lambda n: ctx.progress(n, None, "customers extracted"),
     )
     table = rows.to_table()
     since = checkpoint.value if checkpoint else "the beginning"
-    ctx.log.info("extracted %d customers changed since %s (lookback %s)", table.num_rows, since, CURSOR.lookback)
+    ctx.log.info(
+        "extracted %d customers changed since %s (lookback %s)",
+        table.num_rows,
+        since,
+        CURSOR.lookback,
+    )
     return table
 
 
@@ -97,10 +106,18 @@ CHECKS = [
     not_null("email", severity="quarantine", reason="email is missing"),
     matches_regex("email", EMAIL, severity="quarantine", reason="email is not valid"),
     matches_regex("phone", r"^\d{10}$", severity="quarantine", reason="phone is not 10 digits"),
-    between("created_at", min=dt.datetime(2020, 1, 1), severity="quarantine",
-            reason="created_at is before 2020-01-01"),
-    between("email_rank", max=1, severity="quarantine",
-            reason="duplicate email: a more recently updated customer has it"),
+    between(
+        "created_at",
+        min=dt.datetime(2020, 1, 1),
+        severity="quarantine",
+        reason="created_at is before 2020-01-01",
+    ),
+    between(
+        "email_rank",
+        max=1,
+        severity="quarantine",
+        reason="duplicate email: a more recently updated customer has it",
+    ),
 ]
 
 
@@ -114,14 +131,19 @@ def transform(raw: pa.Table, ctx: Context) -> pl.DataFrame:
         email=pl.col("email").str.strip_chars().str.to_lowercase(),
         first_name=pl.col("first_name").str.strip_chars().str.to_titlecase(),
         last_name=pl.col("last_name").str.strip_chars().str.to_titlecase(),
-        phone=pl.when(digits.is_null() | (digits == "")).then(pl.lit("0000000000")).otherwise(digits),
+        phone=pl.when(digits.is_null() | (digits == ""))
+        .then(pl.lit("0000000000"))
+        .otherwise(digits),
         address=pl.col("address").fill_null("Unknown"),
         zip_code=pl.col("zip_code").cast(pl.String).str.zfill(5),
     ).with_columns(
         full_name=pl.concat_str([pl.col("first_name"), pl.col("last_name")], separator=" "),
         email_domain=pl.col("email").str.split("@").list.get(1, null_on_oob=True),
         # 1 = the latest row of its e-mail; older ones are quarantined as duplicates
-        email_rank=pl.col("updated_at").rank("ordinal", descending=True).over("email").cast(pl.Int64),
+        email_rank=pl.col("updated_at")
+        .rank("ordinal", descending=True)
+        .over("email")
+        .cast(pl.Int64),
         etl_inserted_at=pl.lit(dt.datetime.now(dt.UTC)),
         etl_run_id=pl.lit(ctx.run_id),
     )
@@ -135,7 +157,9 @@ def load(raw: pa.Table, clean: pl.DataFrame, ctx: Context) -> dict:
     quarantined = ctx.quarantine_of("transform")
     n_quarantined = 0 if quarantined is None else quarantined.num_rows
     # before writing anything: every extracted row is either good or quarantined
-    reconcile(raw.num_rows, clean.height, n_quarantined, pipeline=PIPELINE, run_id=ctx.run_id, table=TABLE)
+    reconcile(
+        raw.num_rows, clean.height, n_quarantined, pipeline=PIPELINE, run_id=ctx.run_id, table=TABLE
+    )
     dest = warehouse(ctx.settings)
     load_id = f"{ctx.run_id}:load"
     if raw.num_rows == 0:
@@ -151,12 +175,19 @@ def load(raw: pa.Table, clean: pl.DataFrame, ctx: Context) -> dict:
         metadata=True,
     )
     ctx.log.info(
-        "merged %d rows into %s (%d replaced), %d quarantined%s", result.rows_loaded, TABLE,
-        result.rows_replaced, result.rows_quarantined, " (already loaded)" if result.already_loaded else "",
+        "merged %d rows into %s (%d replaced), %d quarantined%s",
+        result.rows_loaded,
+        TABLE,
+        result.rows_replaced,
+        result.rows_quarantined,
+        " (already loaded)" if result.already_loaded else "",
     )
     return {
-        "extracted": raw.num_rows, "loaded": result.rows_loaded, "replaced": result.rows_replaced,
-        "quarantined": result.rows_quarantined, "load_id": load_id,
+        "extracted": raw.num_rows,
+        "loaded": result.rows_loaded,
+        "replaced": result.rows_replaced,
+        "quarantined": result.rows_quarantined,
+        "load_id": load_id,
     }
 
 
@@ -165,16 +196,37 @@ def verify(stats: dict, ctx: Context) -> dict:
     """Reconcile against the warehouse itself and run the SQL tests of examples/_demo/sql_tests."""
     dest = warehouse(ctx.settings)
     if stats["load_id"]:
-        in_table = dest.query(
-            f"SELECT count(*) AS n FROM {dest.q(TABLE)} WHERE _hr_load_id = $1", [stats["load_id"]]
-        ).column("n")[0].as_py()
-        in_quarantine = dest.query(
-            f"SELECT count(*) AS n FROM {dest.q(TABLE + '_quarantine')} WHERE _hr_load_id = $1",
-            [stats["load_id"]],
-        ).column("n")[0].as_py() if stats["quarantined"] else 0
-        reconcile(stats["extracted"], in_table, in_quarantine, pipeline=PIPELINE, run_id=ctx.run_id, table=TABLE)
-    target = resolve("warehouse", ctx.settings).url if ctx.settings.has_connection("warehouse") \
+        in_table = (
+            dest.query(
+                f"SELECT count(*) AS n FROM {dest.q(TABLE)} WHERE _hr_load_id = $1",
+                [stats["load_id"]],
+            )
+            .column("n")[0]
+            .as_py()
+        )
+        in_quarantine = (
+            dest.query(
+                f"SELECT count(*) AS n FROM {dest.q(TABLE + '_quarantine')} WHERE _hr_load_id = $1",
+                [stats["load_id"]],
+            )
+            .column("n")[0]
+            .as_py()
+            if stats["quarantined"]
+            else 0
+        )
+        reconcile(
+            stats["extracted"],
+            in_table,
+            in_quarantine,
+            pipeline=PIPELINE,
+            run_id=ctx.run_id,
+            table=TABLE,
+        )
+    target = (
+        resolve("warehouse", ctx.settings).url
+        if ctx.settings.has_connection("warehouse")
         else default_warehouse(ctx.settings)
+    )
     report = run_sql_tests(target, HERE / "_demo" / "sql_tests", pipeline=PIPELINE)
     report.raise_for_failures()
     total = dest.query(f"SELECT count(*) AS n FROM {dest.q(TABLE)}").column("n")[0].as_py()

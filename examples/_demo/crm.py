@@ -15,24 +15,70 @@ import sqlite3
 from pathlib import Path
 
 COLUMNS = (
-    "customer_id", "email", "first_name", "last_name", "phone", "address", "city",
-    "state", "zip_code", "created_at", "updated_at",
+    "customer_id",
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "address",
+    "city",
+    "state",
+    "zip_code",
+    "created_at",
+    "updated_at",
 )
-FIRST = ["anna", "BOB", "Carla", "dmitri", "Eve", "farah", "Goran", "hana", "Ivan", "júlia", "Kofi", "lin"]
-LAST = ["smith", "O'NEIL", "garcía", "Nguyen", "müller", "Okafor", "rossi", "TANAKA", "Kowalski", "dubois"]
-CITIES = [("Boston", "MA", 2134), ("Newark", "NJ", 7102), ("Austin", "TX", 78701), ("Portland", "OR", 97201),
-          ("Hartford", "CT", 6103), ("Denver", "CO", 80202)]
+FIRST = [
+    "anna",
+    "BOB",
+    "Carla",
+    "dmitri",
+    "Eve",
+    "farah",
+    "Goran",
+    "hana",
+    "Ivan",
+    "júlia",
+    "Kofi",
+    "lin",
+]
+LAST = [
+    "smith",
+    "O'NEIL",
+    "garcía",
+    "Nguyen",
+    "müller",
+    "Okafor",
+    "rossi",
+    "TANAKA",
+    "Kowalski",
+    "dubois",
+]
+CITIES = [
+    ("Boston", "MA", 2134),
+    ("Newark", "NJ", 7102),
+    ("Austin", "TX", 78701),
+    ("Portland", "OR", 97201),
+    ("Hartford", "CT", 6103),
+    ("Denver", "CO", 80202),
+]
 DOMAINS = ["Example.com", "mail.example.org", "CORP.example.net", "example.io"]
 T0 = dt.datetime(2020, 1, 1)
 
 
 def _phone(rng: random.Random) -> str | None:
     a, b, c = rng.randint(200, 989), rng.randint(200, 999), rng.randint(0, 9999)
-    return rng.choice([
-        f"({a}) {b}-{c:04d}", f"{a}.{b}.{c:04d}", f"{a}-{b}-{c:04d}", f"{a}{b}{c:04d}",
-        f" {a} {b} {c:04d} ", f"+1 {a} {b} {c:04d}",  # 11 digits: quarantined
-        None, None,
-    ])
+    return rng.choice(
+        [
+            f"({a}) {b}-{c:04d}",
+            f"{a}.{b}.{c:04d}",
+            f"{a}-{b}-{c:04d}",
+            f"{a}{b}{c:04d}",
+            f" {a} {b} {c:04d} ",
+            f"+1 {a} {b} {c:04d}",  # 11 digits: quarantined
+            None,
+            None,
+        ]
+    )
 
 
 def customer(i: int, rng: random.Random, when: dt.datetime | None = None) -> tuple:
@@ -51,11 +97,22 @@ def customer(i: int, rng: random.Random, when: dt.datetime | None = None) -> tup
     created = T0 + dt.timedelta(days=rng.randint(0, 1400), seconds=rng.randint(0, 86399))
     if rng.random() < 0.03:
         created = dt.datetime(2018, 6, 1) + dt.timedelta(days=rng.randint(0, 400))  # before 2020
-    updated = when or created + dt.timedelta(days=rng.randint(0, 300), seconds=rng.randint(0, 86399))
+    updated = when or created + dt.timedelta(
+        days=rng.randint(0, 300), seconds=rng.randint(0, 86399)
+    )
     return (
-        i, email, f"  {first} ", f"{last}  ", _phone(rng),
-        None if rng.random() < 0.06 else f"{rng.randint(1, 999)} {rng.choice(['Main', 'Oak', 'Elm'])} St",
-        city, state, zip_code, created.isoformat(sep=" ", timespec="seconds"),
+        i,
+        email,
+        f"  {first} ",
+        f"{last}  ",
+        _phone(rng),
+        None
+        if rng.random() < 0.06
+        else f"{rng.randint(1, 999)} {rng.choice(['Main', 'Oak', 'Elm'])} St",
+        city,
+        state,
+        zip_code,
+        created.isoformat(sep=" ", timespec="seconds"),
         updated.isoformat(sep=" ", timespec="seconds"),
     )
 
@@ -93,7 +150,9 @@ def create_sqlite(path: Path, n: int = 1000) -> int:
     return n
 
 
-def simulate_activity(path: Path, *, now: dt.datetime, changed: int = 25, new: int = 10) -> tuple[int, int]:
+def simulate_activity(
+    path: Path, *, now: dt.datetime, changed: int = 25, new: int = 10
+) -> tuple[int, int]:
     """What a day in the CRM does: update ``changed`` customers, sign up ``new`` ones."""
     conn = sqlite3.connect(path)
     (top,) = conn.execute("SELECT max(customer_id) FROM customers").fetchone()

@@ -16,7 +16,9 @@ from headrace.connectors import DuckDBDestination, PostgresDestination
 
 
 @pytest.fixture(params=["postgresql", "mysql", "sqlite"])
-def sql_source_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str, object]]:
+def sql_source_url(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[str, str, object]]:
     """(backend, url, insert(rows)) with a seeded ``customers`` table and a hostile-named one."""
     backend = request.param
     rows = customer_rows()
@@ -27,8 +29,10 @@ def sql_source_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[t
             conn.execute(
                 "CREATE TABLE customers (id bigint primary key, name text, updated_at timestamp, note text)"
             )
-            conn.execute(f'CREATE TABLE "{HOSTILE_TABLE.replace(chr(34), chr(34) * 2)}" '
-                         f'(id bigint, "{HOSTILE_COLUMN.replace(chr(34), chr(34) * 2)}" text)')
+            conn.execute(
+                f'CREATE TABLE "{HOSTILE_TABLE.replace(chr(34), chr(34) * 2)}" '
+                f'(id bigint, "{HOSTILE_COLUMN.replace(chr(34), chr(34) * 2)}" text)'
+            )
 
             def insert(rs: list[tuple]) -> None:
                 with psycopg.connect(url, autocommit=True) as c:
@@ -41,7 +45,8 @@ def sql_source_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[t
             insert(rows)
             with conn.cursor() as cur:
                 cur.execute(
-                    f'INSERT INTO "{HOSTILE_TABLE.replace(chr(34), chr(34) * 2)}" VALUES (1, %s)', ("v'1",)
+                    f'INSERT INTO "{HOSTILE_TABLE.replace(chr(34), chr(34) * 2)}" VALUES (1, %s)',
+                    ("v'1",),
                 )
         yield backend, f"{url}?schema={schema}", insert
     elif backend == "mysql":
@@ -52,14 +57,16 @@ def sql_source_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[t
 
         def insert(rs: list[tuple]) -> None:
             with conn.cursor() as cur:
-                cur.executemany(
-                    f"REPLACE INTO `{tbl}` VALUES (%s, %s, %s, %s)", rs
-                )
+                cur.executemany(f"REPLACE INTO `{tbl}` VALUES (%s, %s, %s, %s)", rs)
 
         with conn.cursor() as cur:
-            cur.execute(f"CREATE TABLE `{tbl}` (id bigint primary key, name text, updated_at datetime(6), note text)")
+            cur.execute(
+                f"CREATE TABLE `{tbl}` (id bigint primary key, name text, updated_at datetime(6), note text)"
+            )
             hostile = HOSTILE_TABLE.replace("`", "``") + tbl
-            cur.execute(f"CREATE TABLE `{hostile}` (id bigint, `{HOSTILE_COLUMN.replace('`', '``')}` text)")
+            cur.execute(
+                f"CREATE TABLE `{hostile}` (id bigint, `{HOSTILE_COLUMN.replace('`', '``')}` text)"
+            )
             cur.execute(f"INSERT INTO `{hostile}` VALUES (1, %s)", ("v'1",))
         insert(rows)
         yield backend, base + f"?table={tbl}", insert
@@ -70,10 +77,16 @@ def sql_source_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[t
     else:
         path = tmp_path / "src.db"
         conn = sqlite3.connect(path)
-        conn.execute("CREATE TABLE customers (id integer primary key, name text, updated_at text, note text)")
-        conn.execute(f'CREATE TABLE "{HOSTILE_TABLE.replace(chr(34), chr(34) * 2)}" '
-                     f'(id integer, "{HOSTILE_COLUMN.replace(chr(34), chr(34) * 2)}" text)')
-        conn.execute(f'INSERT INTO "{HOSTILE_TABLE.replace(chr(34), chr(34) * 2)}" VALUES (1, ?)', ("v'1",))
+        conn.execute(
+            "CREATE TABLE customers (id integer primary key, name text, updated_at text, note text)"
+        )
+        conn.execute(
+            f'CREATE TABLE "{HOSTILE_TABLE.replace(chr(34), chr(34) * 2)}" '
+            f'(id integer, "{HOSTILE_COLUMN.replace(chr(34), chr(34) * 2)}" text)'
+        )
+        conn.execute(
+            f'INSERT INTO "{HOSTILE_TABLE.replace(chr(34), chr(34) * 2)}" VALUES (1, ?)', ("v'1",)
+        )
         conn.commit()
 
         def insert(rs: list[tuple]) -> None:
@@ -91,7 +104,9 @@ def sql_source_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[t
 
 
 @pytest.fixture(params=["duckdb", "postgresql"])
-def destination(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DuckDBDestination | PostgresDestination]:
+def destination(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[DuckDBDestination | PostgresDestination]:
     """Each destination backend, empty, for one test."""
     if request.param == "duckdb":
         yield DuckDBDestination(tmp_path / "warehouse.duckdb")

@@ -16,7 +16,12 @@ BASE = dt.datetime(2024, 3, 1, 12, 0, 0)
 def customer_rows(n: int = 50) -> list[tuple]:
     """(id, name, updated_at, note) rows; note holds SQL-looking text."""
     return [
-        (i, f"name {i}", BASE + dt.timedelta(minutes=i), "'; DROP TABLE customers; --" if i == 7 else f"n{i}")
+        (
+            i,
+            f"name {i}",
+            BASE + dt.timedelta(minutes=i),
+            "'; DROP TABLE customers; --" if i == 7 else f"n{i}",
+        )
         for i in range(1, n + 1)
     ]
 

@@ -22,15 +22,22 @@ def load(source_path: str, dest_url: str, schema: str | None = None) -> str:
     if schema:
         dest.schema = schema
     cursor = Cursor("updated_at", lookback=dt.timedelta(seconds=30), primary_key="id")
-    src = SqlSource(f"sqlite:///{source_path}", table="items", types={"updated_at": pa.timestamp("us")})
+    src = SqlSource(
+        f"sqlite:///{source_path}", table="items", types={"updated_at": pa.timestamp("us")}
+    )
     extract = src.read(cursor=cursor, checkpoint=dest.checkpoint("crash", "items"))
     table = extract.to_table()
     bad = table.filter(pc.equal(table.column("qty"), -1))
     good = table.filter(pc.not_equal(table.column("qty"), -1))
     result = dest.write(
-        good, "items", mode="merge", keys=["id"], dedupe_order_by="updated_at",
+        good,
+        "items",
+        mode="merge",
+        keys=["id"],
+        dedupe_order_by="updated_at",
         quarantine=bad.append_column("_reason", pa.array(["qty is -1"] * bad.num_rows)),
-        checkpoint=Checkpoint("crash", "items", extract.cursor_max), metadata=True,
+        checkpoint=Checkpoint("crash", "items", extract.cursor_max),
+        metadata=True,
     )
     return f"extracted={extract.rows} loaded={result.rows_loaded} quarantined={result.rows_quarantined}"
 

@@ -23,11 +23,19 @@ T0 = dt.datetime(2024, 1, 1)
 
 def seed(path: Path, ids: range, minute: int) -> None:
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE IF NOT EXISTS items (id integer primary key, qty integer, updated_at text)")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS items (id integer primary key, qty integer, updated_at text)"
+    )
     conn.executemany(
         "INSERT OR REPLACE INTO items VALUES (?, ?, ?)",
-        [(i, -1 if i % 10 == 0 else i, (T0 + dt.timedelta(minutes=minute, seconds=i)).isoformat(sep=" "))
-         for i in ids],
+        [
+            (
+                i,
+                -1 if i % 10 == 0 else i,
+                (T0 + dt.timedelta(minutes=minute, seconds=i)).isoformat(sep=" "),
+            )
+            for i in ids
+        ],
     )
     conn.commit()
     conn.close()
@@ -46,7 +54,9 @@ def state(url: str, schema: str | None) -> tuple[list[int], set[int], object]:
         dest.schema = schema
     try:
         ids = dest.query(f"SELECT id FROM {dest.q('items')} ORDER BY id").column("id").to_pylist()
-        quarantined = set(dest.query(f"SELECT id FROM {dest.q('items_quarantine')}").column("id").to_pylist())
+        quarantined = set(
+            dest.query(f"SELECT id FROM {dest.q('items_quarantine')}").column("id").to_pylist()
+        )
     except Exception:
         ids, quarantined = [], set()
     ckpt = dest.checkpoint("crash", "items")

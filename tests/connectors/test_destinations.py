@@ -49,10 +49,15 @@ def test_replace_swaps_whole_table_and_schema(destination):
 def test_replace_partition_deletes_interval_only(destination):
     destination.write(people([1, 2, 3, 4]), "t")
     part = Interval("day", D + dt.timedelta(days=2), D + dt.timedelta(days=4))
-    result = destination.write(people([2, 3], name="new"), "t", mode="replace_partition", partition=part)
+    result = destination.write(
+        people([2, 3], name="new"), "t", mode="replace_partition", partition=part
+    )
     assert result.rows_replaced == 2
     assert [(r["id"], r["name"]) for r in rows(destination, "t")] == [
-        (1, "n1"), (2, "new2"), (3, "new3"), (4, "n4")
+        (1, "n1"),
+        (2, "new2"),
+        (3, "new3"),
+        (4, "n4"),
     ]
     # a rerun of the same interval leaves the same rows: no duplicates
     destination.write(people([2, 3], name="new"), "t", mode="replace_partition", partition=part)
@@ -66,7 +71,10 @@ def test_merge_upserts_on_keys(destination):
     result = destination.write(people([2, 4], name="v2_"), "t", mode="merge", keys=["id"])
     assert (result.rows_loaded, result.rows_replaced) == (2, 1)
     assert [(r["id"], r["name"]) for r in rows(destination, "t")] == [
-        (1, "n1"), (2, "v2_2"), (3, "n3"), (4, "v2_4")
+        (1, "n1"),
+        (2, "v2_2"),
+        (3, "n3"),
+        (4, "v2_4"),
     ]
 
 
@@ -77,8 +85,12 @@ def test_merge_dedupes_by_order_column_and_refuses_bad_keys(destination):
     destination.write(data, "t", mode="merge", keys=["id"], dedupe_order_by="ts")
     assert [(r["id"], r["v"]) for r in rows(destination, "t")] == [(1, "new"), (2, "x")]
     with pytest.raises(ConnectorError, match="null key"):
-        destination.write(pa.table({"id": [None, 3], "v": ["a", "b"], "ts": [1, 1]}), "t",
-                          mode="merge", keys=["id"])
+        destination.write(
+            pa.table({"id": [None, 3], "v": ["a", "b"], "ts": [1, 1]}),
+            "t",
+            mode="merge",
+            keys=["id"],
+        )
     with pytest.raises(ConnectorError, match="key 'idd'.*Did you mean 'id'"):
         destination.write(data, "t", mode="merge", keys=["idd"])
 
@@ -103,8 +115,14 @@ def test_type_compatibility_rules():
 def test_metadata_columns_quarantine_and_checkpoint_commit_together(destination):
     bad = pa.table({"id": [7], "email": ["nope"], "_reason": ["email: invalid"]})
     result = destination.write(
-        people([1, 2]), "t", mode="merge", keys=["id"], metadata=True, quarantine=bad,
-        checkpoint=Checkpoint("pipe", "src", D), load_id="load-1",
+        people([1, 2]),
+        "t",
+        mode="merge",
+        keys=["id"],
+        metadata=True,
+        quarantine=bad,
+        checkpoint=Checkpoint("pipe", "src", D),
+        load_id="load-1",
     )
     assert (result.rows_loaded, result.rows_quarantined) == (2, 1)
     got = rows(destination, "t")
@@ -126,7 +144,9 @@ def test_same_load_id_is_applied_once(destination):
 def test_failed_write_leaves_table_and_checkpoint_unchanged(destination):
     destination.write(people([1]), "t", checkpoint=Checkpoint("p", "s", 1))
     with pytest.raises(ConnectorError):
-        destination.write(pa.table({"id": ["not a number"]}), "t", checkpoint=Checkpoint("p", "s", 2))
+        destination.write(
+            pa.table({"id": ["not a number"]}), "t", checkpoint=Checkpoint("p", "s", 2)
+        )
     assert len(rows(destination, "t")) == 1
     assert destination.checkpoint("p", "s").value == 1
 
@@ -148,11 +168,21 @@ def test_session_reuses_one_connection(destination):
     with destination.session():
         destination.write(people([1]), "t", checkpoint=Checkpoint("p", "s", 1))
         assert destination.checkpoint("p", "s").value == 1
-        destination.write(people([2]), "t", mode="merge", keys=["id"], checkpoint=Checkpoint("p", "s", 2),
-                          quarantine=pa.table({"id": [5]}))
-        leftovers = destination.query(
-            "SELECT count(*) AS n FROM information_schema.tables WHERE table_name LIKE '\\_hr\\_stage%' ESCAPE '\\'"
-        ).column("n")[0].as_py()
+        destination.write(
+            people([2]),
+            "t",
+            mode="merge",
+            keys=["id"],
+            checkpoint=Checkpoint("p", "s", 2),
+            quarantine=pa.table({"id": [5]}),
+        )
+        leftovers = (
+            destination.query(
+                "SELECT count(*) AS n FROM information_schema.tables WHERE table_name LIKE '\\_hr\\_stage%' ESCAPE '\\'"
+            )
+            .column("n")[0]
+            .as_py()
+        )
         assert leftovers == 0  # a long session does not pile up stage tables
     assert destination._session is None
     assert destination.checkpoint("p", "s").value == 2 and len(rows(destination, "t")) == 2

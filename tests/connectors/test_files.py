@@ -41,9 +41,13 @@ def write_all(folder: Path) -> dict[str, Path]:
     paths["ndjson"].write_text("".join(json.dumps(r) + "\n" for r in records))
     paths["json"].write_text(json.dumps(records))
     schema = {
-        "type": "record", "name": "r",
-        "fields": [{"name": "id", "type": "long"}, {"name": "name", "type": ["null", "string"]},
-                   {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-micros"}}],
+        "type": "record",
+        "name": "r",
+        "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "name", "type": ["null", "string"]},
+            {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+        ],
     }
     with open(paths["avro"], "wb") as fh:
         fastavro.writer(fh, schema, ROWS)
@@ -66,7 +70,14 @@ def test_glob_and_folder_read_every_file_in_order(tmp_path: Path) -> None:
     for i in range(3):
         pq.write_table(pa.table({"id": [i * 10, i * 10 + 1]}), tmp_path / f"part-{i}.parquet")
     (tmp_path / "notes.md").write_text("not data")
-    assert FileSource(tmp_path / "part-*.parquet").read().to_table().column("id").to_pylist() == [0, 1, 10, 11, 20, 21]
+    assert FileSource(tmp_path / "part-*.parquet").read().to_table().column("id").to_pylist() == [
+        0,
+        1,
+        10,
+        11,
+        20,
+        21,
+    ]
     assert FileSource(tmp_path).read().to_table().num_rows == 6
     with pytest.raises(ConnectorError, match="No files found"):
         FileSource(tmp_path / "*.csv").read()
@@ -75,7 +86,10 @@ def test_glob_and_folder_read_every_file_in_order(tmp_path: Path) -> None:
 def test_batches_are_bounded(tmp_path: Path) -> None:
     pq.write_table(pa.table({"id": list(range(1000))}), tmp_path / "big.parquet")
     seen: list[int] = []
-    sizes = [b.num_rows for b in FileSource(tmp_path / "big.parquet", batch_rows=100).read(progress=seen.append)]
+    sizes = [
+        b.num_rows
+        for b in FileSource(tmp_path / "big.parquet", batch_rows=100).read(progress=seen.append)
+    ]
     assert sum(sizes) == 1000 and max(sizes) <= 100
     assert seen == list(range(100, 1001, 100))  # progress after every batch
 
@@ -85,10 +99,10 @@ def test_csv_malformed_lines_are_kept_with_line_and_reason(tmp_path: Path) -> No
     path.write_text(
         "id;name;age\n"
         '1;"Smith; John";30\n'
-        "2;Bob\n"                      # line 3: too few fields
-        "3;Cy;abc\n"                   # line 4: age not an integer
-        "4;Di;41;extra\n"              # line 5: too many fields
-        "5;Ed;\n"                      # empty age is null, not an error
+        "2;Bob\n"  # line 3: too few fields
+        "3;Cy;abc\n"  # line 4: age not an integer
+        "4;Di;41;extra\n"  # line 5: too many fields
+        "5;Ed;\n"  # empty age is null, not an error
     )
     src = FileSource(path, delimiter=";", types={"age": pa.int64()})
     table = src.read().to_table()
@@ -107,9 +121,18 @@ def test_csv_malformed_lines_are_kept_with_line_and_reason(tmp_path: Path) -> No
 def test_csv_encoding_quoting_and_no_header(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
     path.write_bytes("1|'Zoë|Ý'\n2|'Ümit'\n".encode("latin-1"))
-    src = FileSource(path, delimiter="|", quote_char="'", encoding="latin-1", header=False,
-                     column_names=["id", "name"])
-    assert src.read().to_table().to_pylist() == [{"id": 1, "name": "Zoë|Ý"}, {"id": 2, "name": "Ümit"}]
+    src = FileSource(
+        path,
+        delimiter="|",
+        quote_char="'",
+        encoding="latin-1",
+        header=False,
+        column_names=["id", "name"],
+    )
+    assert src.read().to_table().to_pylist() == [
+        {"id": 1, "name": "Zoë|Ý"},
+        {"id": 2, "name": "Ümit"},
+    ]
 
 
 def test_errors_name_the_file(tmp_path: Path) -> None:

@@ -20,9 +20,16 @@ def incremental_load(src: SqlSource, dest, cursor: Cursor) -> tuple[int, int]:
     """One run: extract past the destination's checkpoint, merge with the new checkpoint."""
     extract = src.read(cursor=cursor, checkpoint=dest.checkpoint("orders_etl", "shop.orders"))
     result = dest.write(
-        extract, "orders_wh", mode="merge", keys=list(cursor.primary_key), dedupe_order_by=cursor.column,
-        checkpoint=lambda: Checkpoint("orders_etl", "shop.orders", extract.cursor_max)
-        if extract.cursor_max is not None else None,
+        extract,
+        "orders_wh",
+        mode="merge",
+        keys=list(cursor.primary_key),
+        dedupe_order_by=cursor.column,
+        checkpoint=lambda: (
+            Checkpoint("orders_etl", "shop.orders", extract.cursor_max)
+            if extract.cursor_max is not None
+            else None
+        ),
     )
     return extract.rows, result.rows_loaded
 
@@ -30,7 +37,9 @@ def incremental_load(src: SqlSource, dest, cursor: Cursor) -> tuple[int, int]:
 def test_late_rows_inside_lookback_are_loaded_once(pg_schema, destination) -> None:
     url, schema = pg_schema
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE TABLE "{schema}".orders (id bigint PRIMARY KEY, amount numeric(10, 2), updated_at timestamp)')
+        conn.execute(
+            f'CREATE TABLE "{schema}".orders (id bigint PRIMARY KEY, amount numeric(10, 2), updated_at timestamp)'
+        )
         conn.cursor().executemany(
             f'INSERT INTO "{schema}".orders VALUES (%s, %s, %s)',
             [(i, i * 1.5, T0 + dt.timedelta(minutes=i)) for i in range(1, 101)],
@@ -38,30 +47,41 @@ def test_late_rows_inside_lookback_are_loaded_once(pg_schema, destination) -> No
     src = SqlSource(url, table="orders", schema=schema, batch_rows=32)
     cursor = Cursor("updated_at", lookback=dt.timedelta(minutes=15), primary_key=("id",))
     assert incremental_load(src, destination, cursor) == (100, 100)
-    assert destination.checkpoint("orders_etl", "shop.orders").value == T0 + dt.timedelta(minutes=100)
+    assert destination.checkpoint("orders_etl", "shop.orders").value == T0 + dt.timedelta(
+        minutes=100
+    )
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.cursor().executemany(
             f'INSERT INTO "{schema}".orders VALUES (%s, %s, %s)',
             [
-                (500, 1, T0 + dt.timedelta(minutes=95)),   # committed late, inside the lookback
+                (500, 1, T0 + dt.timedelta(minutes=95)),  # committed late, inside the lookback
                 (501, 1, T0 + dt.timedelta(minutes=120)),  # new
-                (502, 1, T0 + dt.timedelta(minutes=10)),   # far too late: outside the window
+                (502, 1, T0 + dt.timedelta(minutes=10)),  # far too late: outside the window
             ],
         )
-        conn.execute(f'UPDATE "{schema}".orders SET amount = 0, updated_at = %s WHERE id = 3',
-                     (T0 + dt.timedelta(minutes=121),))
+        conn.execute(
+            f'UPDATE "{schema}".orders SET amount = 0, updated_at = %s WHERE id = 3',
+            (T0 + dt.timedelta(minutes=121),),
+        )
     extracted, loaded = incremental_load(src, destination, cursor)
     # the window [85, ...] re-reads ids 85..100, plus 500, 501 and the updated id 3
     assert extracted == 16 + 3 and loaded == extracted
-    got = destination.query(f"SELECT id, amount FROM {destination.q('orders_wh')} ORDER BY id").to_pylist()
+    got = destination.query(
+        f"SELECT id, amount FROM {destination.q('orders_wh')} ORDER BY id"
+    ).to_pylist()
     ids = [r["id"] for r in got]
     assert len(ids) == len(set(ids)) == 102
     assert 500 in ids and 501 in ids and 502 not in ids  # the lookback bounds what is caught
     assert {r["id"]: float(r["amount"]) for r in got}[3] == 0.0
     # nothing changed: a third run re-reads only the window and changes nothing
     incremental_load(src, destination, cursor)
-    assert destination.query(f"SELECT count(*) AS n FROM {destination.q('orders_wh')}").column("n")[0].as_py() == 102
+    assert (
+        destination.query(f"SELECT count(*) AS n FROM {destination.q('orders_wh')}")
+        .column("n")[0]
+        .as_py()
+        == 102
+    )
 
 
 def test_interval_mode_backfill_with_replace_partition(pg_schema, destination) -> None:
@@ -76,8 +96,14 @@ def test_interval_mode_backfill_with_replace_partition(pg_schema, destination) -
     for day in (0, 1, 0):  # the backfill of day 0 runs twice: still no duplicate
         start = T0 + dt.timedelta(days=day)
         interval = Interval("at", start, start + dt.timedelta(days=1))
-        destination.write(src.read(interval=interval), "events_wh", mode="replace_partition", partition=interval)
-    ids = destination.query(f"SELECT id FROM {destination.q('events_wh')} ORDER BY id").column("id").to_pylist()
+        destination.write(
+            src.read(interval=interval), "events_wh", mode="replace_partition", partition=interval
+        )
+    ids = (
+        destination.query(f"SELECT id FROM {destination.q('events_wh')} ORDER BY id")
+        .column("id")
+        .to_pylist()
+    )
     assert ids == list(range(48))
 
 

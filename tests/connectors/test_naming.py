@@ -16,7 +16,9 @@ from headrace.errors import ConfigError, ConnectorError
 def test_parse_backends_options_and_masking() -> None:
     pg = ConnectionURL.parse("postgres://bob:pa%40ss@db:5433/crm?schema=sales&sslmode=disable")
     assert pg.backend == "postgresql" and pg.options == {"schema": "sales"}
-    assert pg.url == "postgresql://bob:pa%40ss@db:5433/crm?sslmode=disable"  # headrace options removed
+    assert (
+        pg.url == "postgresql://bob:pa%40ss@db:5433/crm?sslmode=disable"
+    )  # headrace options removed
     assert pg.masked == "postgresql://bob:***@db:5433/crm?sslmode=disable"
     assert ConnectionURL.parse("mariadb://root@h/db").backend == "mysql"
     assert ConnectionURL.parse("sqlite:///rel/crm.db").path == "rel/crm.db"
@@ -27,7 +29,9 @@ def test_parse_backends_options_and_masking() -> None:
 
 
 def test_resolve_named_connections(tmp_path: Path) -> None:
-    settings = Settings.from_env(cwd=tmp_path, environ={"HEADRACE_CONN_WAREHOUSE": f"duckdb:///{tmp_path}/w.duckdb"})
+    settings = Settings.from_env(
+        cwd=tmp_path, environ={"HEADRACE_CONN_WAREHOUSE": f"duckdb:///{tmp_path}/w.duckdb"}
+    )
     assert resolve("warehouse", settings).backend == "duckdb"
     with pytest.raises(ConfigError, match="HEADRACE_CONN_WAREHOUS.*Did you mean 'warehouse'"):
         resolve("warehous", settings)
@@ -36,11 +40,17 @@ def test_resolve_named_connections(tmp_path: Path) -> None:
         open_destination("sqlite:///x.db")
 
 
-@pytest.mark.parametrize("name", ['plain', 'Mixed Case', 'a"b', "x'); DROP TABLE t; --", "ünï`cödé", "a.b"])
+@pytest.mark.parametrize(
+    "name", ["plain", "Mixed Case", 'a"b', "x'); DROP TABLE t; --", "ünï`cödé", "a.b"]
+)
 def test_quote_ident_makes_any_name_one_identifier(name: str) -> None:
     con = duckdb.connect()
-    con.execute(f"CREATE TABLE {quote_ident(name, 'duckdb')} ({quote_ident(name, 'duckdb')} INTEGER)")
-    assert con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall() == [(name, name)]
+    con.execute(
+        f"CREATE TABLE {quote_ident(name, 'duckdb')} ({quote_ident(name, 'duckdb')} INTEGER)"
+    )
+    assert con.execute(
+        "SELECT table_name, column_name FROM information_schema.columns"
+    ).fetchall() == [(name, name)]
     assert quote_ident("a`b", "mysql") == "`a``b`"
     with pytest.raises(ConnectorError, match="NUL"):
         quote_ident("a\x00b")

@@ -61,7 +61,9 @@ def test_interval_mode_is_half_open(sql_source_url):
     backend, url, _ = sql_source_url
     types = {"updated_at": pa.timestamp("us")} if backend == "sqlite" else {}
     src = source_for(backend, url, table="customers", types=types)
-    interval = Interval("updated_at", BASE + dt.timedelta(minutes=10), BASE + dt.timedelta(minutes=20))
+    interval = Interval(
+        "updated_at", BASE + dt.timedelta(minutes=10), BASE + dt.timedelta(minutes=20)
+    )
     ids = sorted(src.read(interval=interval).to_table().column("id").to_pylist())
     assert ids == list(range(10, 20))
 
@@ -72,9 +74,11 @@ def test_hostile_identifiers_and_values_cannot_inject(sql_source_url):
     assert src.read().to_table().to_pylist() == [{HOSTILE_COLUMN: "v'1"}]
     # a cursor value that is an injection attempt is bound, so it only filters
     hostile = Checkpoint("p", "x", "x' OR '1'='1")
-    rows = source_for(backend, url, table="customers").read(
-        cursor=Cursor("note"), checkpoint=hostile
-    ).to_table()
+    rows = (
+        source_for(backend, url, table="customers")
+        .read(cursor=Cursor("note"), checkpoint=hostile)
+        .to_table()
+    )
     assert rows.num_rows == len([r for r in customer_rows() if r[3] > "x' OR '1'='1"])
     # and the table it names is still there
     assert source_for(backend, url, table="customers").read().to_table().num_rows == 50
@@ -99,7 +103,9 @@ def test_query_with_bound_params(sql_source_url):
 
 
 def test_named_connection_and_masked_errors():
-    settings = Settings.from_env(environ={"HEADRACE_CONN_CRM": "postgresql://bob:s3cret@127.0.0.1:1/nodb"})
+    settings = Settings.from_env(
+        environ={"HEADRACE_CONN_CRM": "postgresql://bob:s3cret@127.0.0.1:1/nodb"}
+    )
     src = SqlSource.from_url("crm", settings, table="customers")
     with pytest.raises(ConnectorError) as err:
         list(src.read())

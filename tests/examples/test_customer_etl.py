@@ -23,8 +23,14 @@ SUMMARY = re.compile(
 def run_example(home: Path, **env_extra: str) -> tuple[int, int, int, int, int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
     env.update(HEADRACE_HOME=str(home), **env_extra)
-    done = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True,
-                          timeout=180, env=env, cwd=home)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=home,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     match = SUMMARY.search(done.stdout)
     assert match, done.stdout
@@ -36,8 +42,14 @@ def run_cli(home: Path) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
     env.update(HEADRACE_HOME=str(home), COLUMNS="150")
     headrace = Path(sys.executable).with_name("headrace")
-    done = subprocess.run([str(headrace), "run", str(EXAMPLE)], capture_output=True, text=True,
-                          timeout=180, env=env, cwd=home)
+    done = subprocess.run(
+        [str(headrace), "run", str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=home,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -51,14 +63,26 @@ def test_sqlite_demo_source_twice(tmp_path: Path) -> None:
     assert "of customer_etl" in out and ": success" in out
     assert (tmp_path / "demo_crm.db").exists()
     with warehouse(tmp_path) as con:
-        loaded, distinct = con.execute("SELECT count(*), count(DISTINCT customer_id) FROM customers").fetchone()
+        loaded, distinct = con.execute(
+            "SELECT count(*), count(DISTINCT customer_id) FROM customers"
+        ).fetchone()
         (quarantined,) = con.execute("SELECT count(*) FROM customers_quarantine").fetchone()
         assert loaded == distinct and loaded + quarantined == 1000 and 600 < loaded < 1000
         total = loaded
-        reasons = {r for (r,) in con.execute("SELECT DISTINCT _hr_reason FROM customers_quarantine").fetchall()}
+        reasons = {
+            r
+            for (r,) in con.execute(
+                "SELECT DISTINCT _hr_reason FROM customers_quarantine"
+            ).fetchall()
+        }
         joined = " | ".join(reasons)
-        for why in ("email is not valid", "email is missing", "phone is not 10 digits",
-                    "created_at is before 2020-01-01", "duplicate email"):
+        for why in (
+            "email is not valid",
+            "email is missing",
+            "phone is not 10 digits",
+            "created_at is before 2020-01-01",
+            "duplicate email",
+        ):
             assert why in joined, (why, reasons)
         # cleaned like the reference transform
         bad = con.execute(
@@ -67,9 +91,16 @@ def test_sqlite_demo_source_twice(tmp_path: Path) -> None:
             "OR full_name <> first_name || ' ' || last_name OR email_domain <> split_part(email, '@', 2)"
         ).fetchone()[0]
         assert bad == 0
-        assert con.execute("SELECT count(*) FROM customers WHERE zip_code = '02134'").fetchone()[0] > 0
-        assert con.execute("SELECT count(*) FROM customers WHERE phone = '0000000000'").fetchone()[0] > 0
-        (first_ckpt,) = con.execute("SELECT value FROM _hr_checkpoints WHERE pipeline = 'customer_etl'").fetchone()
+        assert (
+            con.execute("SELECT count(*) FROM customers WHERE zip_code = '02134'").fetchone()[0] > 0
+        )
+        assert (
+            con.execute("SELECT count(*) FROM customers WHERE phone = '0000000000'").fetchone()[0]
+            > 0
+        )
+        (first_ckpt,) = con.execute(
+            "SELECT value FROM _hr_checkpoints WHERE pipeline = 'customer_etl'"
+        ).fetchone()
 
     # second run: the demo CRM changed 25 customers and signed up 10; only those (plus
     # the lookback window) are extracted, merged without duplicates
@@ -77,15 +108,23 @@ def test_sqlite_demo_source_twice(tmp_path: Path) -> None:
     assert 35 <= extracted2 < 60 and loaded2 + quarantined2 == extracted2
     assert updated2 > 0 and total2 == total + (loaded2 - updated2)
     with warehouse(tmp_path) as con:
-        assert con.execute("SELECT count(DISTINCT customer_id), count(*) FROM customers").fetchone() == (total2, total2)
-        (second_ckpt,) = con.execute("SELECT value FROM _hr_checkpoints WHERE pipeline = 'customer_etl'").fetchone()
+        assert con.execute(
+            "SELECT count(DISTINCT customer_id), count(*) FROM customers"
+        ).fetchone() == (total2, total2)
+        (second_ckpt,) = con.execute(
+            "SELECT value FROM _hr_checkpoints WHERE pipeline = 'customer_etl'"
+        ).fetchone()
         assert second_ckpt > first_ckpt
-        loads = con.execute("SELECT count(*) FROM _hr_loads WHERE table_name = 'customers'").fetchone()[0]
+        loads = con.execute(
+            "SELECT count(*) FROM _hr_loads WHERE table_name = 'customers'"
+        ).fetchone()[0]
         assert loads == 2
 
 
 def _demo_rows() -> list[tuple]:
-    spec = importlib.util.spec_from_file_location("demo_crm_for_test", ROOT / "examples" / "_demo" / "crm.py")
+    spec = importlib.util.spec_from_file_location(
+        "demo_crm_for_test", ROOT / "examples" / "_demo" / "crm.py"
+    )
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module.demo_rows(300)
@@ -109,7 +148,11 @@ def test_postgres_source_and_idempotent_rerun(tmp_path: Path, pg_schema: tuple[s
     assert extracted == 300 and loaded + quarantined == 300 and total == loaded
     assert not (tmp_path / "demo_crm.db").exists()  # the PostgreSQL source was used
     # rerun with nothing new: only the lookback window is read again, merged idempotently
-    extracted2, loaded2, updated2, quarantined2, total2 = run_example(tmp_path, HEADRACE_CONN_CRM=crm)
+    extracted2, loaded2, updated2, quarantined2, total2 = run_example(
+        tmp_path, HEADRACE_CONN_CRM=crm
+    )
     assert extracted2 < 10 and updated2 == loaded2 and total2 == total
     with warehouse(tmp_path) as con:
-        assert con.execute("SELECT count(DISTINCT customer_id), count(*) FROM customers").fetchone() == (total, total)
+        assert con.execute(
+            "SELECT count(DISTINCT customer_id), count(*) FROM customers"
+        ).fetchone() == (total, total)

@@ -27,11 +27,12 @@ from headrace.connectors.destinations import (
     open_destination,
 )
 from headrace.connectors.incremental import Checkpoint, Cursor, Interval
-from headrace.connectors.naming import ConnectionURL, quote_ident, resolve
+from headrace.connectors.naming import ConnectionFailedError, ConnectionURL, quote_ident, resolve
 from headrace.connectors.sources import Extract, FileSource, MalformedRow, Source, SqlSource
 
 __all__ = [
     "Checkpoint",
+    "ConnectionFailedError",
     "ConnectionURL",
     "Cursor",
     "Destination",

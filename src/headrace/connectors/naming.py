@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from headrace.config import Settings, mask_url
-from headrace.errors import ConfigError, ConnectorError, did_you_mean
+from headrace.errors import ConfigError, ConnectorError, TransientError, did_you_mean
 
 #: URL schemes headrace understands, and the backend each one names.
 SCHEMES: dict[str, str] = {
@@ -129,3 +129,18 @@ def resolve(url_or_name: str, settings: Settings | None = None) -> ConnectionURL
 def default_warehouse(settings: Settings) -> str:
     """The embedded DuckDB warehouse URL: ``duckdb:///<home>/warehouse.duckdb``."""
     return f"duckdb:///{Path(settings.home) / 'warehouse.duckdb'}"
+
+
+class ConnectionFailedError(ConnectorError, TransientError):
+    """A database could not be reached; a retry may help."""
+
+
+def driver_message(exc: BaseException, conn: ConnectionURL) -> str:
+    """The driver's message with the connection's password masked out."""
+    from urllib.parse import unquote, urlsplit
+
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    password = urlsplit(conn.url).password
+    if password:
+        text = text.replace(password, "***").replace(unquote(password), "***")
+    return text.replace(conn.url, conn.masked)

@@ -153,12 +153,18 @@ def plain_schema(schema: pa.Schema) -> pa.Schema:
 
 
 _FAMILIES = [
-    ("int", r"^(u?tinyint|u?smallint|u?integer|u?bigint|hugeint|uhugeint|int[248]?|serial|bigserial)$"),
+    (
+        "int",
+        r"^(u?tinyint|u?smallint|u?integer|u?bigint|hugeint|uhugeint|int[248]?|serial|bigserial)$",
+    ),
     ("float", r"^(float[48]?|double( precision)?|real)$"),
     ("decimal", r"^(decimal|numeric)(\(.*\))?$"),
     ("text", r"^(varchar|text|string|character varying|char|character|bpchar)(\(.*\))?$"),
     ("bool", r"^(boolean|bool)$"),
-    ("timestamp", r"^(timestamp|datetime)(_[smun]s|\(\d\))?( with(out)? time zone)?$|^timestamptz$"),
+    (
+        "timestamp",
+        r"^(timestamp|datetime)(_[smun]s|\(\d\))?( with(out)? time zone)?$|^timestamptz$",
+    ),
     ("date", r"^date$"),
     ("time", r"^time( with(out)? time zone)?(\(\d\))?$"),
     ("interval", r"^interval$"),
@@ -180,7 +186,12 @@ def compatible(incoming: str, existing: str) -> bool:
     a, b = type_family(incoming), type_family(existing)
     if a == b or incoming.lower() in ("null", '"null"'):
         return True
-    return (a, b) in {("int", "float"), ("int", "decimal"), ("decimal", "float"), ("float", "decimal")}
+    return (a, b) in {
+        ("int", "float"),
+        ("int", "decimal"),
+        ("decimal", "float"),
+        ("float", "decimal"),
+    }
 
 
 def check_columns(

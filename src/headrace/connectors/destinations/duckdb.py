@@ -18,7 +18,13 @@ import pyarrow as pa
 
 from headrace.config import Settings
 from headrace.connectors.destinations.sqlbase import SqlDestination
-from headrace.connectors.naming import ConnectionURL, default_warehouse, quote_ident, resolve
+from headrace.connectors.naming import (
+    ConnectionFailedError,
+    ConnectionURL,
+    default_warehouse,
+    quote_ident,
+    resolve,
+)
 from headrace.errors import ConnectorError
 
 
@@ -45,7 +51,9 @@ class DuckDBDestination(SqlDestination):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    def from_url(cls, url: str | ConnectionURL, settings: Settings | None = None) -> DuckDBDestination:
+    def from_url(
+        cls, url: str | ConnectionURL, settings: Settings | None = None
+    ) -> DuckDBDestination:
         """From ``duckdb:///path.duckdb`` (``?schema=name`` optional) or a connection name."""
         conn = url if isinstance(url, ConnectionURL) else resolve(url, settings)
         if conn.backend != "duckdb":
@@ -63,9 +71,7 @@ class DuckDBDestination(SqlDestination):
         try:
             conn = duckdb.connect(self.path)
         except duckdb.IOException as exc:
-            from headrace.connectors.sources.sql import SourceConnectionError
-
-            raise SourceConnectionError(
+            raise ConnectionFailedError(
                 f"Cannot open {self.where}: {exc}. Another process may hold it open for writing."
             ) from None
         if self.schema:

@@ -10,7 +10,13 @@ import pyarrow as pa
 
 from headrace.config import Settings
 from headrace.connectors.destinations.sqlbase import SqlDestination
-from headrace.connectors.naming import ConnectionURL, quote_ident, resolve
+from headrace.connectors.naming import (
+    ConnectionFailedError,
+    ConnectionURL,
+    driver_message,
+    quote_ident,
+    resolve,
+)
 from headrace.errors import ConnectorError
 
 
@@ -36,25 +42,28 @@ class PostgresDestination(SqlDestination):
         self.where = f"PostgreSQL {self.conn_url.masked} schema {self.schema!r}"
 
     @classmethod
-    def from_url(cls, url: str, settings: Settings | None = None, *, schema: str | None = None) -> PostgresDestination:
+    def from_url(
+        cls, url: str, settings: Settings | None = None, *, schema: str | None = None
+    ) -> PostgresDestination:
         """From a URL or a named connection."""
         return cls(resolve(url, settings), schema=schema)
 
     def _connect(self) -> Any:
         import adbc_driver_postgresql.dbapi as adbc
 
-        from headrace.connectors.sources.sql import SourceConnectionError, _clean
-
         try:
             conn = adbc.connect(self.conn_url.url)
         except Exception as exc:
-            raise SourceConnectionError(
-                f"Cannot connect to {self.where}: {_clean(exc, self.conn_url)}"
+            raise ConnectionFailedError(
+                f"Cannot connect to {self.where}: {driver_message(exc, self.conn_url)}"
             ) from None
         with conn.cursor() as cur:
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
             # so queries and SQL tests can name tables without the schema
-            cur.execute("SELECT set_config('search_path', $1, false)", (f"{quote_ident(self.schema)}, public",))
+            cur.execute(
+                "SELECT set_config('search_path', $1, false)",
+                (f"{quote_ident(self.schema)}, public",),
+            )
             cur.fetchall()
         conn.commit()
         return conn

@@ -186,7 +186,13 @@ class SqlDestination:
             return None
         table, mode, rows_in, loaded, replaced, quarantined = rows[0]
         return LoadResult(
-            table, WriteMode(mode), load_id, rows_in, loaded, replaced, quarantined,
+            table,
+            WriteMode(mode),
+            load_id,
+            rows_in,
+            loaded,
+            replaced,
+            quarantined,
             already_loaded=True,
         )
 
@@ -233,7 +239,9 @@ class SqlDestination:
         mode = WriteMode.parse(mode)
         keys = [keys] if isinstance(keys, str) else list(keys)
         if mode is WriteMode.MERGE and not keys:
-            raise ConnectorError(f"Merge into {table!r} needs keys=[...] (the columns that identify a row).")
+            raise ConnectorError(
+                f"Merge into {table!r} needs keys=[...] (the columns that identify a row)."
+            )
         if mode is WriteMode.REPLACE_PARTITION and partition is None:
             raise ConnectorError(
                 f"replace_partition into {table!r} needs partition=Interval(column, start, end)."
@@ -261,7 +269,9 @@ class SqlDestination:
                 self._view(conn, arrow, stage)
             else:
                 self._stage(conn, arrow, stage)
-                rows_in = self._exec(conn, f"SELECT count(*) FROM {quote_ident(stage, self.dialect)}")[0][0]
+                rows_in = self._exec(
+                    conn, f"SELECT count(*) FROM {quote_ident(stage, self.dialect)}"
+                )[0][0]
             crashpoint("after_stage")
             source = stage
             if mode is WriteMode.MERGE:
@@ -291,7 +301,9 @@ class SqlDestination:
             crashpoint("after_apply")
             quarantined = 0
             if q_arrow is not None:
-                quarantined = self._quarantine(conn, table, q_arrow, load_id, loaded_at, f"{stage}_q")
+                quarantined = self._quarantine(
+                    conn, table, q_arrow, load_id, loaded_at, f"{stage}_q"
+                )
             crashpoint("after_quarantine")
             if callable(checkpoint):  # known only once a stream has been read to its end
                 checkpoint = checkpoint()
@@ -304,18 +316,35 @@ class SqlDestination:
                     "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (pipeline, source) DO UPDATE SET "
                     "value = excluded.value, value_type = excluded.value_type, "
                     "load_id = excluded.load_id, updated_at = excluded.updated_at",
-                    (checkpoint.pipeline, checkpoint.source, text if text is not None else "",
-                     kind, load_id, loaded_at),
+                    (
+                        checkpoint.pipeline,
+                        checkpoint.source,
+                        text if text is not None else "",
+                        kind,
+                        load_id,
+                        loaded_at,
+                    ),
                 )
-                checkpoint = Checkpoint(checkpoint.pipeline, checkpoint.source, checkpoint.value, load_id, loaded_at)
+                checkpoint = Checkpoint(
+                    checkpoint.pipeline, checkpoint.source, checkpoint.value, load_id, loaded_at
+                )
             self._exec(
                 conn,
                 f"INSERT INTO {self.q(LOADS_TABLE)} (load_id, table_name, mode, rows_in, rows_loaded, "
                 "rows_replaced, rows_quarantined, pipeline, source, loaded_at) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                (load_id, table, mode.value, rows_in, loaded, replaced, quarantined,
-                 checkpoint.pipeline if checkpoint else "", checkpoint.source if checkpoint else "",
-                 loaded_at),
+                (
+                    load_id,
+                    table,
+                    mode.value,
+                    rows_in,
+                    loaded,
+                    replaced,
+                    quarantined,
+                    checkpoint.pipeline if checkpoint else "",
+                    checkpoint.source if checkpoint else "",
+                    loaded_at,
+                ),
             )
             crashpoint("before_commit")
             self._commit(conn)
@@ -331,7 +360,14 @@ class SqlDestination:
                 self._drop_temporaries(conn, [stage, f"{stage}_d", f"{stage}_q"])
             self._release(conn)
         return LoadResult(
-            table, mode, load_id, rows_in, loaded, replaced, quarantined, checkpoint,
+            table,
+            mode,
+            load_id,
+            rows_in,
+            loaded,
+            replaced,
+            quarantined,
+            checkpoint,
             rows_superseded=rows_in - loaded if mode is WriteMode.MERGE else 0,
         )
 
@@ -354,7 +390,9 @@ class SqlDestination:
         with contextlib.suppress(Exception):
             self._rollback(conn)
 
-    def _dedupe(self, conn: Any, stage: str, keys: list[str], order_by: str | None, where: str) -> str:
+    def _dedupe(
+        self, conn: Any, stage: str, keys: list[str], order_by: str | None, where: str
+    ) -> str:
         """Refuse null keys; keep the latest row per key (or refuse duplicates)."""
         qs = quote_ident(stage, self.dialect)
         key_list = ", ".join(quote_ident(k, self.dialect) for k in keys)
@@ -414,9 +452,14 @@ class SqlDestination:
             self._exec(conn, f"CREATE TABLE {self.q(table)} ({cols})")
             return
         for column, sql_type in check_columns(table, existing, incoming):
-            self._exec(conn, f"ALTER TABLE {self.q(table)} ADD COLUMN {quote_ident(column, self.dialect)} {sql_type}")
+            self._exec(
+                conn,
+                f"ALTER TABLE {self.q(table)} ADD COLUMN {quote_ident(column, self.dialect)} {sql_type}",
+            )
 
-    def _delete_partition(self, conn: Any, table: str, stage: str, part: Interval, where: str) -> int:
+    def _delete_partition(
+        self, conn: Any, table: str, stage: str, part: Interval, where: str
+    ) -> int:
         col = quote_ident(part.column, self.dialect)
         (outside,) = self._exec(
             conn,
@@ -479,9 +522,11 @@ def _meta(on: bool, load_id: str, at: dt.datetime, _n: int) -> tuple[list[str], 
 def _check_names(
     columns: list[str], keys: list[str], part: Interval | None, order_by: str | None, where: str
 ) -> None:
-    for name, role in [(k, "key") for k in keys] + (
-        [(part.column, "partition column")] if part else []
-    ) + ([(order_by, "dedupe_order_by column")] if order_by else []):
+    for name, role in (
+        [(k, "key") for k in keys]
+        + ([(part.column, "partition column")] if part else [])
+        + ([(order_by, "dedupe_order_by column")] if order_by else [])
+    ):
         if name not in columns:
             raise ConnectorError(
                 f"Loading {where}: {role} {name!r} is not a column of the data."

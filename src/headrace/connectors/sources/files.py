@@ -120,7 +120,9 @@ class FileSource:
         elif p.is_file():
             found = [p]
         else:
-            found = sorted(Path(f) for f in globmod.glob(self.path, recursive=True) if Path(f).is_file())
+            found = sorted(
+                Path(f) for f in globmod.glob(self.path, recursive=True) if Path(f).is_file()
+            )
         if not found:
             raise ConnectorError(f"No files found at {self.path!r}; check the path or glob.")
         return found
@@ -204,7 +206,9 @@ class FileSource:
         reader = pj.open_json(
             file,
             read_options=pj.ReadOptions(block_size=1 << 22),
-            parse_options=pj.ParseOptions(explicit_schema=explicit, unexpected_field_behavior="infer"),
+            parse_options=pj.ParseOptions(
+                explicit_schema=explicit, unexpected_field_behavior="infer"
+            ),
         )
         return reader.schema, iter(reader)
 
