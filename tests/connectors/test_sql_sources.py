@@ -129,3 +129,13 @@ def test_sqlite_mixed_types_need_override(tmp_path):
         list(SqlSource(f"sqlite:///{path}", table="t", batch_rows=4).read())
     table = SqlSource(f"sqlite:///{path}", table="t", types={"zip": pa.string()}).read().to_table()
     assert table.column("zip").to_pylist()[-2:] == ["9", "0501A"]
+
+
+def test_text_override_reads_any_column_as_text(sql_source_url):
+    backend, url, _ = sql_source_url
+    cursor = Cursor("id")  # a cursor makes MySQL read through the parameterised path too
+    for kwargs in ({}, {"cursor": cursor, "checkpoint": Checkpoint("p", "s", 45)}):
+        src = source_for(backend, url, table="customers", types={"id": pa.string()})
+        table = src.read(**kwargs).to_table()
+        assert table.schema.field("id").type == pa.string()
+        assert "50" in table.column("id").to_pylist()

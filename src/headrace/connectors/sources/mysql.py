@@ -90,6 +90,9 @@ def _pymysql_stream(
                 arrays = []
                 for field, values in zip(schema, columns, strict=True):
                     try:
+                        if field.name in src.types and pa.types.is_string(field.type):
+                            # an override to text takes any value, as its text
+                            values = tuple(None if v is None else str(v) for v in values)
                         arrays.append(pa.array(values, type=field.type))
                     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
                         raise ConnectorError(
