@@ -26,15 +26,20 @@ plus the chain figures.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
 import sys
-import tempfile
-import textwrap
-import time
 from pathlib import Path
+
+# Python puts this script's folder first on sys.path, where bench/queue.py would shadow
+# the standard library's queue module (used by redis, concurrent.futures, ...).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import textwrap  # noqa: E402
+import time  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ENV = HERE / ".envs" / "orchestration"
@@ -259,7 +264,8 @@ def main() -> None:
                 progress.advance(bar)
 
     table = Table(title=f"orchestration overhead (chain {CHAIN} tasks, fan-in {FAN}+1 tasks)")
-    for column in ("contender", "chain s", "chain ms/task", "fan-in s", "fan-in ms/task", "fan-in vs headrace"):
+    table.add_column("contender", no_wrap=True)
+    for column in ("chain s", "chain ms/task", "fan-in s", "fan-in ms/task", "fan-in vs headrace"):
         table.add_column(column, justify="right")
     base = results[("headrace-inprocess", "fan")]
     for contender, _, _ in plan:
