@@ -12,9 +12,9 @@ import time
 
 from queue_testing import wait_until
 
-from headrace.queue import JobOptions, Queue, QueueConnection, QueueEvents, RateLimit, Worker
+from headrace.queue import Job, JobOptions, Queue, QueueConnection, QueueEvents, RateLimit, Worker
 
-ALL_FIXES = frozenset({"socket_timeout", "redis_version", "rate_limit"})
+ALL_FIXES = frozenset({"socket_timeout", "redis_version", "rate_limit", "fetch_next"})
 
 
 async def _time_delayed_job(conn: QueueConnection, delay_ms: int, fixes: frozenset[str]) -> float:
@@ -80,3 +80,36 @@ def test_rate_limit_defect_present(conn: QueueConnection) -> None:
     # Without fix 3 the worker waits drainDelay (5 s) between windows: 10 jobs, >= 5 s.
     span = asyncio.run(_time_rate_limited(conn, ALL_FIXES - {"rate_limit"}, 10))
     assert span >= 4.5, f"bullmq now honours the limiter wait ({span:.2f} s): drop fix 3"
+
+
+def test_completing_a_job_fetches_the_next_one(conn: QueueConnection) -> None:
+    # Speed-up, as in Node BullMQ: one Lua call completes a job and starts the next,
+    # instead of a separate moveToActive round trip per job.
+    done: list[int] = []
+
+    async def handle(job: Job) -> None:
+        done.append(job.data["i"])
+
+    async def body(fixes: frozenset[str]) -> int:
+        calls = 0
+        worker = Worker("fetch", handle, connection=conn, _fixes=fixes)
+        async with Queue("fetch", conn) as queue:
+            await worker.start()
+            inner = worker._inner
+            assert inner is not None
+            original = inner.moveToActive
+
+            async def counting(token: str) -> object:
+                nonlocal calls
+                calls += 1
+                return await original(token)
+
+            inner.moveToActive = counting  # type: ignore[method-assign]
+            await queue.add_bulk([("x", {"i": i}, None) for i in range(20)])
+            await wait_until(lambda: len(done) == 20, 10, "twenty jobs")
+            await worker.close()
+        done.clear()
+        return calls
+
+    assert asyncio.run(body(ALL_FIXES)) <= 3
+    assert asyncio.run(body(ALL_FIXES - {"fetch_next"})) >= 20
