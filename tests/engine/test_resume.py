@@ -147,3 +147,18 @@ def test_sigterm_marks_the_run_failed_and_resumable(store, settings, tmp_path: P
     result = Runner(store, executor="process", settings=settings).resume(run.run_id)
     assert result.state == RunState.SUCCESS
     assert ran(tmp_path).count("first") == 1
+
+
+def test_a_run_driven_from_another_host_is_dead_when_its_heartbeat_is_stale() -> None:
+    from datetime import timedelta
+
+    from headrace.state.base import RunRecord
+
+    now = datetime(2024, 3, 5, 12, 0, tzinfo=UTC)
+    run = RunRecord("r", "p", DAY, DAY, DAY, RunState.RUNNING, pid=1, hostname="another-host",
+                    heartbeat_at=now - timedelta(seconds=10))
+    assert driver_alive(run, now)
+    run.heartbeat_at = now - timedelta(minutes=2)
+    assert not driver_alive(run, now)
+    run.state = RunState.FAILED
+    assert not driver_alive(run, now)
