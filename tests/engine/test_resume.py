@@ -162,3 +162,38 @@ def test_a_run_driven_from_another_host_is_dead_when_its_heartbeat_is_stale() ->
     assert not driver_alive(run, now)
     run.state = RunState.FAILED
     assert not driver_alive(run, now)
+
+
+@task
+def table_source(ctx: Context) -> object:
+    import pyarrow as pa
+
+    with open(Path(ctx.params["dir"]) / "ran.txt", "a") as f:
+        f.write("table_source\n")
+    return pa.table({"x": [1, 2, 3]})
+
+
+@task
+def table_user(ctx: Context, rows: object) -> int:
+    if (Path(ctx.params["dir"]) / "broken").exists():
+        raise RuntimeError("not yet")
+    return rows.num_rows  # type: ignore[attr-defined]
+
+
+@pipeline(params={"dir": ""})
+def staged():
+    table_user(table_source())
+
+
+def test_resume_reruns_a_success_whose_staged_file_is_gone(store, settings, tmp_path: Path) -> None:
+    (tmp_path / "broken").touch()
+    runner = Runner(store, executor="inprocess", settings=settings)
+    failed = runner.run(staged, DAY, params={"dir": str(tmp_path)})
+    assert failed.state == RunState.FAILED
+    Path(failed.task("table_source").result_path).unlink()  # e.g. staging cleaned by retention
+
+    (tmp_path / "broken").unlink()
+    resumed = runner.resume(failed.run_id, staged)
+    assert resumed.state == RunState.SUCCESS
+    assert resumed.result_of("table_user") == 3
+    assert ran(tmp_path) == ["table_source", "table_source"]

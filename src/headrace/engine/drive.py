@@ -112,6 +112,7 @@ class Drive:
         for ti in self.store.ensure_task_instances(self.run_id, keys):
             if ti.task_id in self.pipeline.tasks:  # a task removed from the file since: ignore
                 self.tis[(ti.task_id, ti.map_index)] = ti
+        self._forget_lost_results()
         for key, ti in self.tis.items():
             self.first_attempt[key] = ti.attempt
             if ti.state in _RESET:
@@ -125,6 +126,17 @@ class Drive:
             )
             if ti.state == TaskState.QUEUED and self.pending_ups[tid] == 0:
                 self.candidates.append(tid)
+
+    def _forget_lost_results(self) -> None:
+        """Run again the successful tasks whose staged file is gone (cleaned staging)."""
+        for (tid, mi), ti in self.tis.items():
+            if ti.state == TaskState.SUCCESS and ti.result_kind == "table" and ti.result_path \
+                    and not os.path.exists(ti.result_path):
+                log.warning("run %s: staged result of %s is gone (%s); running it again", self.run_id, tid,
+                            ti.result_path)
+                ti.state = TaskState.FAILED  # reset to queued below, like any unfinished task
+                if mi >= 0:
+                    self.tis[(tid, -1)].state = TaskState.FAILED
 
     def _ref_from_store(self, tid: str) -> ResultRef:
         children = [ti for (t, i), ti in self.tis.items() if t == tid and i >= 0]
