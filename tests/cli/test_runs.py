@@ -120,7 +120,8 @@ def test_list_shows_pipelines_of_a_folder_and_reports_broken_files(home: Path, c
     assert "demo" in out and "@daily" in out and "demo" in out and "data-team" in out
     assert "other" in out and "manual" in out
 
-    (home / "broken.py").write_text("from headrace import pipeline\nimport missing_module_xyz\n")
+    (home / "broken.py").write_text("from headrace import pipeline\nimport missing_module_xyz\n\n@pipeline\ndef x(): ...\n")
+    (home / "test_flows.py").write_text("raise RuntimeError('test modules are never imported')\n@pipeline\n")
     code, out = cli(capsys, "list", ".")
     assert code == 1
     assert "broken.py:2" in out and "missing_module_xyz" in out

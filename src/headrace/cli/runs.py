@@ -250,7 +250,10 @@ def resume_command(
 
 
 def pipeline_files(path: Path) -> list[Path]:
-    """A file, or the ``.py`` files of a folder (recursively) that mention ``@pipeline``."""
+    """A file, or the ``.py`` files of a folder (recursively) that use ``@pipeline``.
+
+    Test modules (``test_*.py``, ``conftest.py``) and virtualenvs are not imported.
+    """
     if path.is_file():
         return [path]
     if not path.is_dir():
@@ -258,10 +261,10 @@ def pipeline_files(path: Path) -> list[Path]:
     skip = {".venv", "venv", "node_modules", ".git", "__pycache__", ".headrace"}
     found = []
     for candidate in sorted(path.rglob("*.py")):
-        if skip & set(candidate.relative_to(path).parts):
+        if skip & set(candidate.relative_to(path).parts) or candidate.name.startswith(("test_", "conftest")):
             continue
         try:
-            if "pipeline" in candidate.read_text(errors="replace"):
+            if "@pipeline" in candidate.read_text(errors="replace"):
                 found.append(candidate)
         except OSError:
             continue
