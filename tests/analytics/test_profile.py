@@ -111,3 +111,16 @@ def test_profile_to_dict_is_json(analyzer: Analyzer, sales: str) -> None:
     text = json.dumps(analyzer.profile("d").to_dict())
     assert '"2024-01-01"' in text and "1.5" in text
     assert json.loads(json.dumps(analyzer.profile(sales).to_dict()))["rows"] == 6
+
+
+def test_small_integer_ranges_get_one_bin_per_value(analyzer: Analyzer) -> None:
+    analyzer.query("CREATE TABLE t AS SELECT 1 + i % 10 AS stars FROM range(1000) r(i)")
+    hist = analyzer.profile("t", bins=20)["stars"].histogram
+    assert hist is not None and hist.counts == [100] * 10 and hist.edges[0] == 1.0
+
+
+def test_few_valued_columns_get_exact_distinct_counts_on_large_tables(analyzer: Analyzer) -> None:
+    analyzer.query("CREATE TABLE t AS SELECT i AS id, i % 1234 AS k FROM range(1100000) r(i)")
+    profile = analyzer.profile("t", top=1)
+    assert profile["k"].distinct == 1234 and profile["k"].distinct_exact
+    assert not profile["id"].distinct_exact

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from headrace.analytics.sql import quote_ident, type_kind
+from headrace.analytics.sql import is_integer_type, quote_ident, type_kind
 from headrace.errors import AnalyticsError
 
 if TYPE_CHECKING:
@@ -186,11 +186,14 @@ def profile_table(
     # approx_count_distinct() with several times the memory of either alone.
     pass2: list[tuple[int, str, str]] = []
     params: list[Any] = []
-    for i, (col, kind, s) in enumerate(zip(cols, kinds, stats, strict=True)):
+    for i, (col, kind, s, ctype) in enumerate(zip(cols, kinds, stats, types.values(), strict=True)):
         if kind in ("numeric", "temporal") and s.get("min") is not None:
             lo, hi = _as_number(s["min"], kind), _as_number(s["max"], kind)
-            width = (hi - lo) / bins if hi > lo else 0.0
-            s["_bins"] = (lo, width, bins if width else 1)
+            nbins = bins
+            if is_integer_type(ctype) and hi - lo < bins:
+                nbins = int(hi - lo) + 1  # one bin per integer: no empty bins between
+            width = (hi - lo) / nbins if hi > lo else 0.0
+            s["_bins"] = (lo, width, nbins if width else 1)
             # Not clamped here (least() would turn NULL into the last bin): the maximum
             # lands in bin ``bins`` and is folded into the last one afterwards.
             index = f"CAST(floor(({_numeric_expr(col, kind)} - ?) / ?) AS INTEGER)"
@@ -201,6 +204,7 @@ def profile_table(
         if top and kind != "other" and s["count"]:
             if s["distinct"] <= FEW_VALUES:
                 pass2.append((i, "top_counts", f"histogram({col})"))
+                s["all_counted"] = True  # every value counted: the distinct count is exact
             elif kind in ("string", "boolean"):
                 # Many values: candidates now (more than shown), exact counts in pass 3.
                 pass2.append((i, "top", f"approx_top_k({col}, {int(top) * 4})"))
@@ -250,14 +254,17 @@ def _column(
     if count > top:
         # A value seen once is not "frequent": listing arbitrary unique ones would mislead.
         top_values = [(v, c) for v, c in top_values if c > 1]
+    # HyperLogLog may overshoot on small columns; never report more than there are.
+    distinct = min(int(s["distinct"]), count)
+    if s.get("all_counted"):
+        distinct, exact = len(counts), True
     quartiles = s.get("quartiles")
     if quartiles is not None and kind == "temporal":
         quartiles = [_from_number(q, s["min"]) for q in quartiles]
     return ColumnProfile(
         name=name, type=ctype, kind=kind, count=count, nulls=rows - count,
         null_share=(rows - count) / rows if rows else 0.0,
-        # HyperLogLog may overshoot on small columns; never report more than there are.
-        distinct=min(int(s["distinct"]), count), distinct_exact=exact,
+        distinct=distinct, distinct_exact=exact,
         min=s.get("min"), max=s.get("max"), mean=s.get("mean"), stddev=s.get("stddev"),
         quartiles=quartiles, top_values=[(k, int(v)) for k, v in top_values],
         histogram=_histogram(s, kind) if "histogram" in s else None,
