@@ -14,8 +14,10 @@ a job; seconds until another worker has finished that job (defaults tuned to <= 
 bullmq's own 30 s lock / 30 s check took ~60 s).
 
 Anchors install into isolated environments, created on first use and never into the
-project's venv: ``bench/.envs/queue`` (celery[redis], bullmq) and ``bench/.envs/node``
-(npm bullmq). Each contender runs in its own subprocess under its own Redis key
+project's venv: ``bench/.envs/queue`` (celery[redis], bullmq, as ``pip install``
+gives them: no hiredis), ``bench/.envs/queue-hiredis`` (the same plus hiredis, which
+headrace depends on, to show what part of the difference the C parser makes) and
+``bench/.envs/node`` (npm bullmq). Each contender runs in its own subprocess under its own Redis key
 prefix, deleted afterwards.
 
 Run:  .venv/bin/python bench/queue.py [--jobs 20000] [--concurrency 10] [--repeat 3] [--skip-anchors]
@@ -53,6 +55,7 @@ from rich.table import Table  # noqa: E402
 HERE = Path(__file__).resolve().parent
 ENVS = HERE / ".envs"
 PY_ENV = ENVS / "queue"
+HIREDIS_ENV = ENVS / "queue-hiredis"
 NODE_ENV = ENVS / "node"
 SCRIPTS = PY_ENV / "scripts"
 PY_PACKAGES = ["celery[redis]>=5.4,<6", "bullmq==3.4.4"]
@@ -232,13 +235,14 @@ CRASH_HANDLER = textwrap.dedent("""
 # --------------------------------------------------------------------------- environments
 
 
-def ensure_python_env() -> Path:
-    """The anchors' venv (celery, bullmq); created on first use."""
-    python = PY_ENV / "bin" / "python"
+def ensure_python_env(env: Path = PY_ENV, extra: tuple[str, ...] = ()) -> Path:
+    """An anchors' venv (celery, bullmq, plus ``extra``); created on first use."""
+    python = env / "bin" / "python"
     if not python.exists():
-        console.print(f"creating {PY_ENV} ({', '.join(PY_PACKAGES)})")
-        subprocess.run([sys.executable, "-m", "venv", str(PY_ENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *PY_PACKAGES], check=True)
+        packages = [*PY_PACKAGES, *extra]
+        console.print(f"creating {env} ({', '.join(packages)})")
+        subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
     return python
 
 
@@ -350,6 +354,12 @@ def main() -> None:
         node_dir = ensure_node_env()
         write_scripts()
         contenders["bullmq-python (raw)"] = ([str(python), str(SCRIPTS / "bullmq_bench.py")], None)
+        # headrace depends on hiredis; this row shows how much of the gap that is.
+        fast = ensure_python_env(HIREDIS_ENV, ("hiredis>=3.0",))
+        contenders["bullmq-python + hiredis"] = (
+            [str(fast), str(SCRIPTS / "bullmq_bench.py")],
+            None,
+        )
         contenders["celery"] = ([str(python), str(SCRIPTS / "celery_run.py")], None)
         contenders["node bullmq"] = (["node", str(node_dir / "bench.mjs")], node_dir)
     results: dict[str, dict[str, float]] = {}
@@ -388,6 +398,7 @@ def main() -> None:
         "headrace_jobs_per_s": round(ARGS.jobs / base),
         "headrace_enqueue_per_s": round(ARGS.jobs / results["headrace"]["enqueue_s"]),
         "bullmq_raw_over_headrace": ratio("bullmq-python (raw)"),
+        "bullmq_hiredis_over_headrace": ratio("bullmq-python + hiredis"),
         "celery_over_headrace": ratio("celery"),
         "node_over_headrace": ratio("node bullmq"),
         "recovery_s": round(recovery_s, 2),
