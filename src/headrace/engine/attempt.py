@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from headrace.config import Settings
+from headrace.engine.branch import chosen_ids
 from headrace.engine.staging import (
     ResultTypeError,
     load_result,
@@ -188,6 +189,8 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
             if task.context_param is not None:
                 _add_context(task, args, kwargs, ctx)
             value = task.fn(*args, **kwargs)
+            if task.branch:  # the stored result is the checked choice (full ids)
+                value = chosen_ids(pipeline, item.task_id, value)
             _finish(value, task, item, staging, outcome)
     except TaskTimeout:
         outcome.ok, outcome.result = False, None

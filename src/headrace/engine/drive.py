@@ -42,6 +42,11 @@ _WRITTEN = (
     "state", "attempt", "started_at", "ended_at", "next_try_at", "error", "error_kind",
     "result_kind", "result_json", "result_path", "rows", "pid", "hostname",
 )
+#: The upstream states that let a task of these rules start before the others end.
+_QUALIFIES = {
+    "one_failed": (TaskState.FAILED, TaskState.UPSTREAM_FAILED),
+    "one_success": (TaskState.SUCCESS,),
+}
 _RESET = (TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.RUNNING, TaskState.UP_FOR_RETRY)
 
 
@@ -103,6 +108,16 @@ class Drive:
             tid: tuple(dict.fromkeys(r.task_id for v in (*t.args, *t.kwargs.values()) for r in find_refs(v)))
             for tid, t in pipeline.tasks.items()
         }
+        # Branch tasks each task waits for: their stored choice may skip it.
+        self.branch_ups = {
+            tid: ups for tid in pipeline.tasks
+            if (ups := tuple(u for u in pipeline.upstream[tid] if pipeline.tasks[u].branch))
+        }
+        # one_failed / one_success tasks start as soon as one upstream qualifies (see _parent_finished).
+        self.eager = {
+            tid: _QUALIFIES[t.trigger_rule] for tid, t in pipeline.tasks.items() if t.trigger_rule in _QUALIFIES
+        }
+        self.fired: set[str] = set()
 
     # ------------------------------------------------------------------ set-up
 
@@ -124,7 +139,8 @@ class Drive:
             self.pending_ups[tid] = sum(
                 not TaskState(self.tis[(u, -1)].state).finished for u in self.pipeline.upstream[tid]
             )
-            if ti.state == TaskState.QUEUED and self.pending_ups[tid] == 0:
+            if ti.state == TaskState.QUEUED and (self.pending_ups[tid] == 0 or self._fires_early(tid)):
+                self.fired.add(tid)
                 self.candidates.append(tid)
 
     def _forget_lost_results(self) -> None:
@@ -218,9 +234,18 @@ class Drive:
 
     def _decide(self, tid: str) -> None:
         task = self.pipeline.tasks[tid]
+        now = self.clock.now()
+        branch_ups = self.branch_ups.get(tid)
+        if branch_ups:
+            for up in branch_ups:
+                ti = self.tis[(up, -1)]
+                if ti.state == TaskState.SUCCESS and tid not in (ti.result_json or ()):
+                    # Not chosen: skipped whatever its trigger rule says, as in Airflow.
+                    self._set((tid, -1), state=TaskState.SKIPPED, ended_at=now)
+                    self._parent_finished(tid)
+                    return
         states = [TaskState(self.tis[(u, -1)].state) for u in self.pipeline.upstream[tid]]
         decision = trigger.decide(task.trigger_rule, states)
-        now = self.clock.now()
         if decision == trigger.UPSTREAM_FAILED:
             failed = [u for u, s in zip(self.pipeline.upstream[tid], states, strict=True) if s != TaskState.SUCCESS]
             self._set((tid, -1), state=TaskState.UPSTREAM_FAILED, ended_at=now,
@@ -357,8 +382,24 @@ class Drive:
     def _parent_finished(self, tid: str) -> None:
         for down in self.pipeline.downstream[tid]:
             self.pending_ups[down] -= 1
-            if self.pending_ups[down] == 0 and self.tis[(down, -1)].state == TaskState.QUEUED:
+            if down in self.fired or self.tis[(down, -1)].state != TaskState.QUEUED:
+                continue
+            if self.pending_ups[down] == 0 or (down in self.eager and self._fires_early(down)):
+                self.fired.add(down)
                 self.candidates.append(down)
+
+    def _fires_early(self, tid: str) -> bool:
+        """A one_failed / one_success task whose rule is met before all its upstream tasks ended.
+
+        Not while a branch task it waits for is unfinished: that branch could still skip it.
+        """
+        wanted = self.eager.get(tid)
+        if wanted is None:
+            return False
+        ups = self.pipeline.upstream[tid]
+        if any(not TaskState(self.tis[(u, -1)].state).finished for u in self.branch_ups.get(tid, ())):
+            return False
+        return any(self.tis[(u, -1)].state in wanted for u in ups)
 
     # ------------------------------------------------------------------ ending
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from headrace.pipeline.context import Context
 from headrace.pipeline.definition import Pipeline, pipeline
-from headrace.pipeline.graph import TaskRef
+from headrace.pipeline.graph import TaskGroup, TaskRef, task_group
 from headrace.pipeline.params import ParamError
 from headrace.pipeline.policy import TRIGGER_RULES, Retry
 from headrace.pipeline.task import Task, task
@@ -29,7 +29,9 @@ __all__ = [
     "Pipeline",
     "Retry",
     "Task",
+    "TaskGroup",
     "TaskRef",
     "pipeline",
     "task",
+    "task_group",
 ]

@@ -27,6 +27,7 @@ class Pipeline:
         name: unique name (default: the function name).
         tasks: task_id -> :class:`Task` (policies resolved with the pipeline defaults).
         upstream / downstream: task_id -> task ids it waits for / that wait for it.
+        groups: task group path -> its task ids (see ``task_group``).
         order: task ids in a topological order (definition order where free).
         file, line: where the pipeline function is defined.
     """
@@ -119,6 +120,20 @@ class Pipeline:
         self.upstream = {k: tuple(v) for k, v in ups.items()}
         self.downstream = {k: tuple(v) for k, v in downs.items()}
         self.order = _topological(self.name, list(self.tasks), self.upstream, builder.edges)
+        for tid, node in self.tasks.items():
+            if node.branch and not self.downstream[tid]:
+                raise DefinitionError(
+                    f"{node.call_site or node.source}: branch task {tid!r} of pipeline {self.name!r} has no "
+                    "downstream task to choose; link the paths after it (choose() >> [path_a(), path_b()])"
+                )
+
+    @property
+    def groups(self) -> dict[str | None, list[str]]:
+        """Task ids by task group (innermost group path; None for tasks outside any group), in order."""
+        found: dict[str | None, list[str]] = {}
+        for tid in self.order:
+            found.setdefault(self.tasks[tid].group, []).append(tid)
+        return found
 
     def task(self, task_id: str) -> Task[Any, Any]:
         """The task named ``task_id``; an unknown name suggests the closest."""

@@ -9,6 +9,7 @@ a ``with DAG(...)`` block works in Airflow; nothing is registered globally.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from headrace.errors import DefinitionError
 if TYPE_CHECKING:
     from headrace.pipeline.task import Task
 
+_GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _BUILDER: ContextVar[GraphBuilder | None] = ContextVar("headrace_graph_builder", default=None)
 
 
@@ -62,23 +64,17 @@ class TaskRef:
         return f"<result of task {self.task_id!r}>"
 
     def __rshift__(self, other: Any) -> Any:
-        for ref in _refs(other, self._builder, "right of >>"):
-            self._builder.add_edge(self.task_id, ref.task_id, caller_site())
-        return other
+        return _link([self.task_id], other, self._builder, "right of >>", downstream=True)
 
     def __lshift__(self, other: Any) -> Any:
-        for ref in _refs(other, self._builder, "right of <<"):
-            self._builder.add_edge(ref.task_id, self.task_id, caller_site())
-        return other
+        return _link([self.task_id], other, self._builder, "right of <<", downstream=False)
 
     def __rrshift__(self, other: Any) -> TaskRef:
-        for ref in _refs(other, self._builder, "left of >>"):
-            self._builder.add_edge(ref.task_id, self.task_id, caller_site())
+        _link([self.task_id], other, self._builder, "left of >>", downstream=False)
         return self
 
     def __rlshift__(self, other: Any) -> TaskRef:
-        for ref in _refs(other, self._builder, "left of <<"):
-            self._builder.add_edge(self.task_id, ref.task_id, caller_site())
+        _link([self.task_id], other, self._builder, "left of <<", downstream=True)
         return self
 
     def _misuse(self, *_: Any, **__: Any) -> Any:
@@ -90,21 +86,125 @@ class TaskRef:
     __getitem__ = __iter__ = __bool__ = _misuse  # type: ignore[assignment]
 
 
-def _refs(value: Any, builder: GraphBuilder, where: str) -> list[TaskRef]:
+def _link(ids: list[str], other: Any, builder: GraphBuilder, where: str, *, downstream: bool) -> Any:
+    """Add edges between the tasks ``ids`` and ``other`` (tasks, groups or a list of them).
+
+    ``downstream`` says that ``other`` runs after ``ids``: a group then contributes its
+    first tasks (roots), otherwise its last ones (leaves), as in Airflow.
+    """
+    site = caller_site()
+    for other_id in _ids(other, builder, where, roots=downstream):
+        for own in ids:
+            if downstream:
+                builder.add_edge(own, other_id, site)
+            else:
+                builder.add_edge(other_id, own, site)
+    return other
+
+
+def _ids(value: Any, builder: GraphBuilder, where: str, *, roots: bool) -> list[str]:
+    """The task ids ``value`` stands for on one side of ``>>``: tasks, or a group's roots/leaves."""
     items = value if isinstance(value, list | tuple) else [value]
-    refs = []
+    ids: list[str] = []
     for item in items:
+        if isinstance(item, TaskGroup):
+            if item._builder is not builder:
+                raise DefinitionError(f"{caller_site()}: task group {item.path!r} belongs to another pipeline")
+            ids.extend(item.roots() if roots else item.leaves())
+            continue
         if not isinstance(item, TaskRef):
             raise DefinitionError(
-                f"{caller_site(3)}: {where} must be a task call result (e.g. load() >> cleanup()), "
+                f"{caller_site()}: {where} must be a task call result or a task group (e.g. load() >> cleanup()), "
                 f"got {type(item).__name__}; did you forget the parentheses?"
             )
         if item._builder is not builder:
             raise DefinitionError(
-                f"{caller_site(3)}: task {item.task_id!r} belongs to another pipeline definition"
+                f"{caller_site()}: task {item.task_id!r} belongs to another pipeline definition"
             )
-        refs.append(item)
-    return refs
+        ids.append(item.task_id)
+    return ids
+
+
+class TaskGroup:
+    """Tasks called inside ``with task_group("extract"):`` get ids ``extract.<task>``.
+
+    ``group >> task`` makes ``task`` wait for the group's last tasks (those nothing in
+    the group waits for); ``task >> group`` makes the group's first tasks wait for it.
+    Groups nest: a task in ``extract`` inside ``etl`` is ``etl.extract.users``.
+
+    Example:
+        >>> @pipeline
+        ... def etl():
+        ...     with task_group("extract") as extract:
+        ...         users(), orders()
+        ...     extract >> report()
+    """
+
+    def __init__(self, name: str) -> None:
+        if not _GROUP_NAME.match(name or ""):
+            raise DefinitionError(
+                f"{caller_site()}: task group name {name!r} may only hold letters, digits, '_' and '-' "
+                "(no dots: nested groups are joined with dots)"
+            )
+        builder = current_builder()
+        if builder is None:
+            raise DefinitionError(f"{caller_site()}: task_group({name!r}) only works inside a @pipeline function")
+        self.name = name
+        self._builder = builder
+        parent = builder.groups[-1].path if builder.groups else None
+        self.path = f"{parent}.{name}" if parent else name
+        self.task_ids: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"<TaskGroup {self.path!r}: {len(self.task_ids)} tasks>"
+
+    def __enter__(self) -> TaskGroup:
+        if any(g.path == self.path for g in self._builder.groups) or self.path in self._builder.group_paths:
+            raise DefinitionError(
+                f"{caller_site()}: pipeline {self._builder.pipeline!r} already has a task group {self.path!r}"
+            )
+        self._builder.group_paths.add(self.path)
+        self._builder.groups.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._builder.groups.pop()
+
+    def _members(self) -> list[str]:
+        if not self.task_ids:
+            raise DefinitionError(f"{caller_site()}: task group {self.path!r} has no tasks to link")
+        return self.task_ids
+
+    def roots(self) -> list[str]:
+        """Tasks of the group waiting for no other task of the group."""
+        inside = set(self._members())
+        waits = {down for (up, down) in self._builder.edges if up in inside and down in inside}
+        return [t for t in self.task_ids if t not in waits]
+
+    def leaves(self) -> list[str]:
+        """Tasks of the group no other task of the group waits for."""
+        inside = set(self._members())
+        awaited = {up for (up, down) in self._builder.edges if up in inside and down in inside}
+        return [t for t in self.task_ids if t not in awaited]
+
+    def __rshift__(self, other: Any) -> Any:
+        return _link(self.leaves(), other, self._builder, "right of >>", downstream=True)
+
+    def __lshift__(self, other: Any) -> Any:
+        return _link(self.roots(), other, self._builder, "right of <<", downstream=False)
+
+    def __rrshift__(self, other: Any) -> TaskGroup:
+        _link(self.roots(), other, self._builder, "left of >>", downstream=False)
+        return self
+
+    def __rlshift__(self, other: Any) -> TaskGroup:
+        _link(self.leaves(), other, self._builder, "left of <<", downstream=True)
+        return self
+
+
+def task_group(name: str) -> TaskGroup:
+    """Group the tasks called inside ``with task_group(name):`` under ``name.`` (see :class:`TaskGroup`)."""
+    return TaskGroup(name)
 
 
 def find_refs(value: Any) -> Iterator[TaskRef]:
@@ -128,10 +228,12 @@ class GraphBuilder:
         self.nodes: dict[str, Task[Any, Any]] = {}
         self.origins: dict[str, Task[Any, Any]] = {}  # task_id -> the decorated Task it came from
         self.edges: dict[tuple[str, str], Site] = {}
+        self.groups: list[TaskGroup] = []  # the open ``with task_group(...)`` blocks, innermost last
+        self.group_paths: set[str] = set()
 
     def unique_id(self, task: Task[Any, Any], site: Site) -> str:
-        """The node id for a new call of ``task``: its id, or ``id__2``, ``id__3`` on reuse."""
-        base = task.task_id
+        """The node id for a new call of ``task``: its id (prefixed by its group), ``id__2`` on reuse."""
+        base = f"{self.groups[-1].path}.{task.task_id}" if self.groups else task.task_id
         known = self.origins.get(base)
         if known is None:
             return base
@@ -148,6 +250,8 @@ class GraphBuilder:
     def add_node(self, node: Task[Any, Any], origin: Task[Any, Any]) -> TaskRef:
         self.nodes[node.task_id] = node
         self.origins.setdefault(node.task_id, origin)
+        for group in self.groups:
+            group.task_ids.append(node.task_id)
         for ref_id in node.upstream_ids:
             self.edges.setdefault((ref_id, node.task_id), node.call_site or origin.source)
         return TaskRef(self, node.task_id)
@@ -156,6 +260,12 @@ class GraphBuilder:
         if up == down:
             raise DefinitionError(f"{site}: task {up!r} cannot run after itself (cycle {up} >> {up})")
         self.edges.setdefault((up, down), site)
+
+
+def builder_group() -> str | None:
+    """The path of the innermost open task group of the pipeline being defined, or None."""
+    builder = _BUILDER.get()
+    return builder.groups[-1].path if builder is not None and builder.groups else None
 
 
 def current_builder() -> GraphBuilder | None:

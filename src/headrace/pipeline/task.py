@@ -17,7 +17,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from headrace.errors import DefinitionError, did_you_mean
 from headrace.pipeline.context import Context
-from headrace.pipeline.graph import Site, TaskRef, caller_site, current_builder, find_refs
+from headrace.pipeline.graph import Site, TaskRef, builder_group, caller_site, current_builder, find_refs
 from headrace.pipeline.policy import Retry, as_timedelta, check_trigger_rule
 
 P = ParamSpec("P")
@@ -51,8 +51,11 @@ class Task(Generic[P, R]):
         sla: time after the run's data interval end by which the task should be done.
         tags, owner, doc: descriptive metadata.
         checks: expectation objects of ``headrace.quality`` applied to the returned table.
-        pool: name of a resource pool (stored for the scheduler).
+        pool: name of a resource pool capping how many of its tasks run at once,
+            across runs and processes (sizes from ``Settings.pools``).
         trigger_rule: when the task may start given its upstream states.
+        branch: the task chooses which of its direct downstream tasks run: it returns
+            a task id, a list of them, or None; the others are SKIPPED.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class Task(Generic[P, R]):
         pool: str | None = UNSET,
         trigger_rule: str = UNSET,
         doc: str | None = None,
+        branch: bool = False,
     ) -> None:
         if not callable(fn):
             raise DefinitionError(f"@task needs a function, got {type(fn).__name__}")
@@ -98,6 +102,9 @@ class Task(Generic[P, R]):
         self.trigger_rule = "all_success"
         self._set_policies(self._given)
         self.checks: list[Any] = list(checks or [])
+        self.branch = bool(branch)
+        if self.branch and self.checks:
+            raise DefinitionError(f"{self.source}: branch task {self.task_id!r} returns task ids; it cannot have checks")
         self.doc = doc or inspect.getdoc(fn)
         signature = inspect.signature(fn)
         self.context_param = _context_param(signature)
@@ -119,6 +126,7 @@ class Task(Generic[P, R]):
         self.map_param: str | None = None
         self.map_source: Any = None
         self.call_site: Site | None = None
+        self.group: str | None = None  # the task_group it was called in ("etl.extract" when nested)
 
     def _set_policies(self, values: Mapping[str, Any]) -> None:
         what = f"{self.source}: task {self.task_id!r}"
@@ -177,7 +185,9 @@ class Task(Generic[P, R]):
 
     def override(self, **changes: Any) -> Task[P, R]:
         """A copy with other settings, e.g. ``extract.override(task_id="extract_eu")``."""
-        settings: dict[str, Any] = dict(self._given, task_id=self.task_id, checks=self.checks, doc=self.doc)
+        settings: dict[str, Any] = dict(
+            self._given, task_id=self.task_id, checks=self.checks, doc=self.doc, branch=self.branch
+        )
         settings.update(changes)
         return Task(self.fn, **settings)
 
@@ -194,6 +204,7 @@ class Task(Generic[P, R]):
         node.task_id = node_id
         node.args, node.kwargs = tuple(args), dict(kwargs)
         node.map_param, node.map_source, node.call_site = map_param, map_source, site
+        node.group = builder_group()
         ups: dict[str, None] = {}
         for value in (*args, *kwargs.values(), map_source):
             for ref in find_refs(value):
@@ -266,33 +277,57 @@ def _context_param(signature: inspect.Signature) -> str | None:
     return None
 
 
-@overload
-def task(fn: Callable[P, R], /) -> Task[P, R]: ...
-
-
-@overload
-def task(
-    *,
-    task_id: str | None = None,
-    retries: Retry | int | None = UNSET,
-    timeout: timedelta | float | None = UNSET,
-    sla: timedelta | float | None = UNSET,
-    tags: list[str] | None = UNSET,
-    owner: str | None = UNSET,
-    checks: list[Any] | None = None,
-    pool: str | None = UNSET,
-    trigger_rule: str = UNSET,
-    doc: str | None = None,
-) -> Callable[[Callable[P, R]], Task[P, R]]: ...
-
-
-def task(fn: Any = None, /, **options: Any) -> Any:
-    """Make a function a pipeline task; usable bare (``@task``) or with options.
+class _TaskDecorator:
+    """``@task`` / ``@task(...)`` make a :class:`Task`; ``@task.branch`` makes a branch task.
 
     Example:
         >>> @task(retries=Retry(attempts=3, delay=60, backoff=2.0), timeout=3600)
         ... def extract(ctx: Context) -> pa.Table: ...
+        >>> @task.branch
+        ... def full_or_incremental(ctx: Context) -> str:
+        ...     return "full_load" if ctx.params["full_refresh"] else "incremental_load"
     """
-    if fn is not None:
-        return Task(fn, **options)
-    return lambda f: Task(f, **options)
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def __call__(
+        self,
+        *,
+        task_id: str | None = None,
+        retries: Retry | int | None = UNSET,
+        timeout: timedelta | float | None = UNSET,
+        sla: timedelta | float | None = UNSET,
+        tags: list[str] | None = UNSET,
+        owner: str | None = UNSET,
+        checks: list[Any] | None = None,
+        pool: str | None = UNSET,
+        trigger_rule: str = UNSET,
+        doc: str | None = None,
+        branch: bool = False,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def __call__(self, fn: Any = None, /, **options: Any) -> Any:
+        if fn is not None:
+            return Task(fn, **options)
+        return lambda f: Task(f, **options)
+
+    @overload
+    def branch(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def branch(self, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def branch(self, fn: Any = None, /, **options: Any) -> Any:
+        """A task choosing which of its direct downstream tasks run (it returns their ids).
+
+        The direct downstream tasks it does not return are SKIPPED; the skip flows on
+        per trigger rules (``none_failed`` joins the paths again). The choice is stored
+        with the task's result, so resuming a run keeps it.
+        """
+        options["branch"] = True
+        return self(fn, **options)
+
+
+task = _TaskDecorator()
