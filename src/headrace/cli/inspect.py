@@ -129,6 +129,16 @@ def one_line(text: str | None, width: int = ERROR_WIDTH) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
+def group_of(task_id: str) -> str | None:
+    """The task group of a task id (``extract.users`` -> ``extract``), or None outside groups.
+
+    Task groups prefix task ids with their path, so the id alone tells (the store keeps
+    no graph); a task id the user wrote with a dot is shown as if grouped.
+    """
+    group, dot, _ = task_id.rpartition(".")
+    return group if dot else None
+
+
 def _task_label(ti: TaskInstanceRecord | LogRecord) -> str:
     return ti.task_id if ti.map_index == -1 else f"{ti.task_id}[{ti.map_index}]"
 
@@ -294,9 +304,31 @@ def _task_table(tasks: list[TaskInstanceRecord], verbose: bool) -> Table:
     if retrying:
         table.add_column("Next try", no_wrap=True)
     # Engine order would be nicer, but the store does not know the graph: start time
-    # first (what ran), then name, puts the run's story top to bottom.
+    # first (what ran), then name, puts the run's story top to bottom. Tasks of one task
+    # group stay together under a header row, groups in the order they started.
     never = datetime.max.replace(tzinfo=UTC)
-    for ti in sorted(tasks, key=lambda t: (t.started_at or never, t.task_id, t.map_index)):
+    by_start = sorted(tasks, key=lambda t: (t.started_at or never, t.task_id, t.map_index))
+    members: dict[str, list[TaskInstanceRecord]] = {}
+    for ti in by_start:
+        group = group_of(ti.task_id)
+        if group is not None:
+            members.setdefault(group, []).append(ti)
+    ordered: list[TaskInstanceRecord] = []
+    for ti in by_start:  # a group's tasks all at the place where its first task started
+        group = group_of(ti.task_id)
+        if group is None:
+            ordered.append(ti)
+        elif group in members:
+            ordered.extend(members.pop(group))
+    shown_group: str | None = None
+    for ti in ordered:
+        group = group_of(ti.task_id)
+        if group is not None and group != shown_group:
+            table.add_section()
+            table.add_row(Text(f"▸ {group}", style="bold"))
+        elif group is None and shown_group is not None:
+            table.add_section()
+        shown_group = group
         cells: list[Any] = [
             escape(_task_label(ti)),
             _state_text(ti.state.value),

@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from headrace.cli.app import app
-from headrace.cli.inspect import STATE_STYLES
+from headrace.cli.inspect import STATE_STYLES, group_of
 from headrace.config import Settings
 from headrace.engine import EXECUTORS, Event, Runner, RunResult, load_pipelines, pick_pipeline
 from headrace.errors import ConfigError, DefinitionError, HeadraceError, did_you_mean
@@ -128,13 +128,39 @@ class LiveView:
         table = Table(box=box.SIMPLE, title=f"{self.pipeline.name} · {time.monotonic() - self.started:.1f}s")
         for column in ("task", "state", "try", "progress"):
             table.add_column(column)
-        for tid, row in rows.items():
-            state = row.get("state") or "queued"
-            table.add_row(
-                tid, Text(state, style=STATE_STYLES.get(state, "")), str(row.get("attempt") or ""),
-                _progress(row, elements.get(tid, {}) if "elements" in row else None),
-            )
+        shown_group: str | None = None
+        for tid in grouped_order(self.pipeline):
+            group = self.pipeline.tasks[tid].group
+            if group != shown_group:
+                table.add_section()
+                if group is not None:
+                    table.add_row(Text(f"▸ {group}", style="bold"))
+                shown_group = group
+            self._add_row(table, tid, rows[tid], elements)
         return table
+
+    @staticmethod
+    def _add_row(table: Table, tid: str, row: dict[str, Any], elements: dict[str, dict[int, str]]) -> None:
+        state = row.get("state") or "queued"
+        table.add_row(
+            tid, Text(state, style=STATE_STYLES.get(state, "")), str(row.get("attempt") or ""),
+            _progress(row, elements.get(tid, {}) if "elements" in row else None),
+        )
+
+
+def grouped_order(pipeline: Pipeline) -> list[str]:
+    """The pipeline's task order with each task group's tasks together, where its first task is."""
+    groups = pipeline.groups
+    order: list[str] = []
+    seen: set[str] = set()
+    for tid in pipeline.order:
+        group = pipeline.tasks[tid].group
+        if group is None:
+            order.append(tid)
+        elif group not in seen:
+            seen.add(group)
+            order.extend(groups[group])
+    return order
 
 
 def _progress(row: dict[str, Any], elements: dict[int, str] | None) -> str:
@@ -168,9 +194,16 @@ def summary(result: RunResult, console: Console, order: list[str] | None = None)
     for column in ("task", "state", "tries", "duration", "rows", "error"):
         table.add_column(column, overflow="fold")
     position = {tid: i for i, tid in enumerate(order or [])}
+    shown_group: str | None = None
     for ti in sorted(result.tasks, key=lambda t: position.get(t.task_id, len(position))):
         if ti.map_index >= 0:
             continue
+        group = group_of(ti.task_id)
+        if group != shown_group:
+            table.add_section()
+            if group is not None:
+                table.add_row(Text(f"▸ {group}", style="bold"))
+            shown_group = group
         elements = [t for t in result.tasks if t.task_id == ti.task_id and t.map_index >= 0]
         name = ti.task_id + (f" ×{len(elements)}" if elements else "")
         took = f"{(ti.ended_at - ti.started_at).total_seconds():.2f}s" if ti.started_at and ti.ended_at else ""
@@ -207,7 +240,7 @@ def _drive(pipeline: Pipeline, settings: Settings, executor: str, concurrency: i
         runner = Runner(store, executor=executor, settings=settings, concurrency=concurrency, on_event=view.on_event)
         with view:
             result: RunResult = action(runner)
-        summary(result, console, pipeline.order)
+        summary(result, console, grouped_order(pipeline))
     if str(result.run.state) != "success":
         raise typer.Exit(1)
 

@@ -17,7 +17,14 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from headrace.errors import DefinitionError, did_you_mean
 from headrace.pipeline.context import Context
-from headrace.pipeline.graph import Site, TaskRef, builder_group, caller_site, current_builder, find_refs
+from headrace.pipeline.graph import (
+    Site,
+    TaskRef,
+    builder_group,
+    caller_site,
+    current_builder,
+    find_refs,
+)
 from headrace.pipeline.policy import Retry, as_timedelta, check_trigger_rule
 
 P = ParamSpec("P")
