@@ -13,15 +13,22 @@ Last line: one JSON object with the figures.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import resource
-import shutil
-import subprocess
 import sys
-import time
-from pathlib import Path
+
+# bench/ holds other benchmarks whose names shadow the standard library (queue.py):
+# keep this script's folder off the import path.
+sys.path[:] = [
+    p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))
+]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ENV_DIR = HERE / ".envs" / "extract_load"
