@@ -1,8 +1,10 @@
 """Trigger rules: whether a task runs, given the final states of its upstream tasks.
 
-The engine asks only once every upstream task has finished. The answer is ``run``,
-``upstream_failed`` or ``skip``; a branching operator marks tasks SKIPPED and the
-rules below let that skip flow downstream.
+The engine asks once every upstream task has finished, except for ``one_failed`` and
+``one_success``: it asks those as soon as one upstream task failed (succeeded), with
+the other upstream states as they are then. The answer is ``run``, ``upstream_failed``
+or ``skip``; a branch task marks the paths it did not choose SKIPPED and the rules
+below let that skip flow downstream.
 """
 
 from __future__ import annotations
