@@ -186,3 +186,12 @@ def test_session_reuses_one_connection(destination):
         assert leftovers == 0  # a long session does not pile up stage tables
     assert destination._session is None
     assert destination.checkpoint("p", "s").value == 2 and len(rows(destination, "t")) == 2
+
+
+def test_checkpoint_never_moves_back(destination):
+    destination.write(people([1]), "t", checkpoint=Checkpoint("p", "s", D))
+    destination.write(people([2]), "t", checkpoint=Checkpoint("p", "s", None))  # empty extract
+    destination.write(people([3]), "t", checkpoint=Checkpoint("p", "s", D - dt.timedelta(days=1)))
+    assert destination.checkpoint("p", "s").value == D
+    destination.write(people([4]), "t", checkpoint=Checkpoint("p", "s", D + dt.timedelta(days=1)))
+    assert destination.checkpoint("p", "s").value == D + dt.timedelta(days=1)

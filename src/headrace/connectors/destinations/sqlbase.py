@@ -308,6 +308,8 @@ class SqlDestination:
             if callable(checkpoint):  # known only once a stream has been read to its end
                 checkpoint = checkpoint()
             if checkpoint is not None:
+                checkpoint = self._advance(conn, checkpoint)
+            if checkpoint is not None:
                 text, kind = encode_value(checkpoint.value)
                 self._exec(
                     conn,
@@ -372,6 +374,32 @@ class SqlDestination:
         )
 
     # -- steps -----------------------------------------------------------------------
+
+    def _advance(self, conn: Any, new: Checkpoint) -> Checkpoint | None:
+        """The checkpoint to store: never backwards, never back to "nothing loaded yet".
+
+        An empty extract has no cursor maximum, and a lookback window may hold only
+        older rows; neither may move the checkpoint back and make the next run re-read
+        (or, appending, duplicate) what was already loaded. Returns None to keep the
+        stored one.
+        """
+        rows = self._exec(
+            conn,
+            f"SELECT value, value_type FROM {self.q(CHECKPOINT_TABLE)} "
+            "WHERE pipeline = $1 AND source = $2",
+            (new.pipeline, new.source),
+        )
+        if new.value is None:
+            return None
+        if not rows:
+            return new
+        old = decode_value(*rows[0])
+        try:
+            if old is not None and new.value < old:
+                return None
+        except TypeError:  # the cursor changed type (e.g. text -> timestamp): take the new one
+            pass
+        return new
 
     def _drop_temporaries(self, conn: Any, names: list[str]) -> None:
         """Drop a write's stage tables and views from a connection that stays open."""
