@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 import pyarrow as pa
 
 from headrace.connectors.incremental import CursorValue, column_max, later
+from headrace.errors import ConnectorError
 
 DEFAULT_BATCH_ROWS = 65_536
 
@@ -57,7 +58,10 @@ class Extract:
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         if self._consumed:
-            raise RuntimeError(f"Extract of {self.description} was already consumed.")
+            raise ConnectorError(
+                f"The extract of {self.description} was already read once; streams are "
+                "read once: call source.read() again, or keep extract.to_table()."
+            )
         self._consumed = True
         for batch in self._batches:
             self.rows += batch.num_rows
