@@ -134,6 +134,7 @@ class Worker:
         if name:
             self._opts["name"] = name
         self._fixes = _fixes
+        self._handler_is_async = inspect.iscoroutinefunction(handler)
         self._listeners: dict[str, list[Callable[..., Any]]] = {e: [] for e in EVENTS}
         self._inner: PatchedWorker | None = None
         self._task: asyncio.Task[None] | None = None
@@ -149,7 +150,10 @@ class Worker:
         """
         if event not in self._listeners:
             raise QueueError(f"Unknown worker event {event!r}." + did_you_mean(event, EVENTS))
+        first = not self._listeners[event]
         self._listeners[event].append(callback)
+        if first and self._inner is not None and event in ("active", "completed", "failed"):
+            self._wire_one(self._inner, event)
         return callback
 
     def _emit(self, event: str, *args: Any) -> None:
@@ -168,7 +172,7 @@ class Worker:
         try:
             if self.processes is not None:
                 return await self._run_in_pool(job)
-            if inspect.iscoroutinefunction(self.handler):
+            if self._handler_is_async:
                 return await self.handler(job)
             return await asyncio.to_thread(self.handler, job)
         except TerminalError as exc:
@@ -193,12 +197,21 @@ class Worker:
             ) from exc
 
     def _wire(self, inner: PatchedWorker) -> None:
-        inner.on("active", lambda j, _prev=None: self._emit("active", Job(j)))
-        inner.on("completed", lambda j, result: self._emit("completed", Job(j), result))
-        inner.on("failed", lambda j, err: self._emit("failed", Job(j), err))
+        # Only job events someone listens to are forwarded: no wrapper per job otherwise.
+        for event in ("active", "completed", "failed"):
+            if self._listeners[event]:
+                self._wire_one(inner, event)
         inner.on("stalled", lambda job_id, *_: self._emit("stalled", job_id))
         inner.on("error", lambda err, *_: self._emit("error", err))
         inner.on("closed", lambda: self._emit("closed"))
+
+    def _wire_one(self, inner: PatchedWorker, event: str) -> None:
+        if event == "active":
+            inner.on("active", lambda j, _prev=None: self._emit("active", Job(j)))
+        elif event == "completed":
+            inner.on("completed", lambda j, result: self._emit("completed", Job(j), result))
+        else:
+            inner.on("failed", lambda j, err: self._emit("failed", Job(j), err))
 
     @property
     def running(self) -> bool:
