@@ -69,7 +69,9 @@ class Worker:
         processes: run ``handler`` (a picklable function taking a :class:`JobInfo`)
             in a pool of this many processes.
         lock_duration_ms: how long a job's lock lasts without renewal; a worker that
-            dies loses its jobs after this.
+            dies loses its jobs after this. Locks are renewed from the event loop, so
+            an async handler must not block it for more than half of this: CPU-bound
+            work belongs in a plain function (thread) or ``processes=``.
         stalled_interval_ms: how often stalled jobs are looked for.
         max_stalled_count: stalls a job survives before it fails.
         remove_on_complete: default retention of completed jobs.
