@@ -23,6 +23,8 @@ import datetime as dt
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import polars as pl
 import pyarrow as pa
@@ -44,7 +46,7 @@ CURSOR = Cursor("updated_at", lookback=dt.timedelta(minutes=10), primary_key=("c
 HERE = Path(__file__).resolve().parent
 
 
-def _demo() -> object:
+def _demo() -> Any:
     """The demo CRM module (examples/_demo/crm.py), loaded by path so the example runs from anywhere."""
     spec = importlib.util.spec_from_file_location("headrace_demo_crm", HERE / "_demo" / "crm.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
@@ -59,13 +61,13 @@ def crm_source(settings: Settings, ctx: Context | None = None) -> SqlSource:
     path = Path(settings.home) / "demo_crm.db"
     demo = _demo()
     if not path.exists():
-        n = demo.create_sqlite(path)  # type: ignore[attr-defined]
+        n = demo.create_sqlite(path)
         if ctx:
             ctx.log.info("created the demo CRM %s with %d messy customers", path, n)
     elif ctx is None or ctx.attempt == 1:  # a retried extract does not simulate a second day
         changed, new = demo.simulate_activity(
             path, now=dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        )  # type: ignore[attr-defined]
+        )
         if ctx:
             ctx.log.info("demo CRM activity: %d customers changed, %d signed up", changed, new)
     # SQLite keeps timestamps as text: read them as timestamps
@@ -191,46 +193,42 @@ def load(raw: pa.Table, clean: pl.DataFrame, ctx: Context) -> dict:
     }
 
 
+def _count(dest: SqlDestination, table: str, load_id: str | None = None) -> int:
+    """Rows of ``table`` (of one load when ``load_id`` is given), counted in the warehouse."""
+    where, params = (" WHERE _hr_load_id = $1", [load_id]) if load_id else ("", [])
+    result = dest.query(f"SELECT count(*) AS n FROM {dest.q(table)}{where}", params)
+    return int(result.column("n")[0].as_py())
+
+
+def sql_test_target(settings: Settings) -> str:
+    """The warehouse URL for the SQL tests; a PostgreSQL ``?schema=`` becomes its search_path."""
+    if not settings.has_connection("warehouse"):
+        return default_warehouse(settings)
+    conn = resolve("warehouse", settings)
+    schema = conn.options.get("schema")
+    if conn.backend != "postgresql" or not schema:
+        return conn.url
+    options = urlencode({"options": f"-csearch_path={schema}"})
+    return f"{conn.url}{'&' if '?' in conn.url else '?'}{options}"
+
+
 @task
 def verify(stats: dict, ctx: Context) -> dict:
     """Reconcile against the warehouse itself and run the SQL tests of examples/_demo/sql_tests."""
     dest = warehouse(ctx.settings)
     if stats["load_id"]:
-        in_table = (
-            dest.query(
-                f"SELECT count(*) AS n FROM {dest.q(TABLE)} WHERE _hr_load_id = $1",
-                [stats["load_id"]],
-            )
-            .column("n")[0]
-            .as_py()
-        )
-        in_quarantine = (
-            dest.query(
-                f"SELECT count(*) AS n FROM {dest.q(TABLE + '_quarantine')} WHERE _hr_load_id = $1",
-                [stats["load_id"]],
-            )
-            .column("n")[0]
-            .as_py()
-            if stats["quarantined"]
-            else 0
+        quarantined = (
+            _count(dest, TABLE + "_quarantine", stats["load_id"]) if stats["quarantined"] else 0
         )
         reconcile(
-            stats["extracted"],
-            in_table,
-            in_quarantine,
-            pipeline=PIPELINE,
-            run_id=ctx.run_id,
-            table=TABLE,
-        )
-    target = (
-        resolve("warehouse", ctx.settings).url
-        if ctx.settings.has_connection("warehouse")
-        else default_warehouse(ctx.settings)
+            stats["extracted"], _count(dest, TABLE, stats["load_id"]), quarantined,
+            pipeline=PIPELINE, run_id=ctx.run_id, table=TABLE,
+        )  # fmt: skip
+    report = run_sql_tests(
+        sql_test_target(ctx.settings), HERE / "_demo" / "sql_tests", pipeline=PIPELINE
     )
-    report = run_sql_tests(target, HERE / "_demo" / "sql_tests", pipeline=PIPELINE)
     report.raise_for_failures()
-    total = dest.query(f"SELECT count(*) AS n FROM {dest.q(TABLE)}").column("n")[0].as_py()
-    return {**stats, "warehouse_rows": total, "sql_tests_passed": len(report.results)}
+    return {**stats, "warehouse_rows": _count(dest, TABLE), "sql_tests_passed": len(report.results)}
 
 
 @pipeline(

@@ -21,6 +21,7 @@ SUMMARY = re.compile(
 
 
 def run_example(home: Path, **env_extra: str) -> tuple[int, int, int, int, int]:
+    home.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
     env.update(HEADRACE_HOME=str(home), **env_extra)
     done = subprocess.run(
@@ -156,3 +157,20 @@ def test_postgres_source_and_idempotent_rerun(tmp_path: Path, pg_schema: tuple[s
         assert con.execute(
             "SELECT count(DISTINCT customer_id), count(*) FROM customers"
         ).fetchone() == (total, total)
+
+    # the same pipeline into a PostgreSQL warehouse (its own schema of the test database)
+    wh_schema = f"{schema}_wh"
+    env = {"HEADRACE_CONN_CRM": crm, "HEADRACE_CONN_WAREHOUSE": f"{url}?schema={wh_schema}"}
+    try:
+        _, loaded_pg, _, quarantined_pg, total_pg = run_example(tmp_path / "pgwh", **env)
+        assert (loaded_pg, quarantined_pg, total_pg) == (loaded, quarantined, loaded)
+        with psycopg.connect(url) as conn:
+            (n,) = conn.execute(f'SELECT count(*) FROM "{wh_schema}".customers').fetchone()
+            (ckpt,) = conn.execute(
+                f'SELECT count(*) FROM "{wh_schema}"._hr_checkpoints WHERE pipeline = %s',
+                ("customer_etl",),
+            ).fetchone()
+        assert n == loaded and ckpt == 1
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{wh_schema}" CASCADE')
