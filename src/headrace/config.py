@@ -17,6 +17,7 @@ from pathlib import Path
 from headrace.errors import ConfigError, did_you_mean
 
 CONN_PREFIX = "HEADRACE_CONN_"
+POOL_PREFIX = "HEADRACE_POOL_"
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,14 @@ class Settings:
         home: folder for everything embedded (state database, staging, warehouse).
         state_url: SQLAlchemy URL of the run-state store.
         connections: connection name (lower case) to URL.
+        pools: pool name (lower case) to the number of its tasks that may run at once,
+            across runs (``[pools]`` in headrace.toml, ``HEADRACE_POOL_<NAME>=N``).
     """
 
     home: Path
     state_url: str
     connections: Mapping[str, str] = field(default_factory=dict)
+    pools: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_env(
@@ -71,7 +75,13 @@ class Settings:
         for key, url in env.items():
             if key.startswith(CONN_PREFIX) and url:
                 connections[key[len(CONN_PREFIX) :].lower()] = url
-        return cls(home=home, state_url=state_url, connections=connections)
+        pools: dict[str, int] = {}
+        for name, size in file_conf.get("pools", {}).items():
+            pools[name.lower()] = _pool_size(size, f"{toml_path}: [pools] {name}")
+        for key, size in env.items():
+            if key.startswith(POOL_PREFIX) and size:
+                pools[key[len(POOL_PREFIX) :].lower()] = _pool_size(size, key)
+        return cls(home=home, state_url=state_url, connections=connections, pools=pools)
 
     def connection(self, name: str) -> str:
         """The URL of connection ``name``; a clear error naming the variable to set."""
@@ -86,6 +96,17 @@ class Settings:
 
     def has_connection(self, name: str) -> bool:
         return name.lower() in self.connections
+
+
+def _pool_size(value: object, where: str) -> int:
+    """A pool size: an integer >= 1 (a string of digits from the environment)."""
+    try:
+        size = int(value) if isinstance(value, int | str) and not isinstance(value, bool) else 0
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise ConfigError(f"{where}: a pool size must be an integer >= 1, got {value!r}")
+    return size
 
 
 _PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:)(?P<pw>[^@]*)(?P<tail>@)")

@@ -11,7 +11,8 @@ from sqlalchemy.engine import Connection
 
 from headrace.errors import StateError
 from headrace.state import SCHEMA_VERSION, SqlStateStore, open_store
-from headrace.state.migrations import BASELINE_VERSION, Migration, schema_version
+from headrace.state.migrations import BASELINE_VERSION, MIGRATIONS, Migration, schema_version
+from headrace.state.schema import utcnow
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -58,25 +59,28 @@ def _add_priority_column(conn: Connection) -> None:
     )
 
 
+# Test steps come after the real ones: a fresh store is at SCHEMA_VERSION.
 STEPS = (
-    Migration(BASELINE_VERSION + 1, "add run_labels", _add_labels_table),
-    Migration(BASELINE_VERSION + 2, "add run_labels.priority", _add_priority_column),
+    *MIGRATIONS,
+    Migration(SCHEMA_VERSION + 1, "add run_labels", _add_labels_table),
+    Migration(SCHEMA_VERSION + 2, "add run_labels.priority", _add_priority_column),
 )
 
 
 def test_steps_apply_once_in_order_and_are_recorded(store: SqlStateStore) -> None:
-    assert store.migrate(STEPS[:1]) == (BASELINE_VERSION, BASELINE_VERSION + 1)
-    assert store.schema_version() == BASELINE_VERSION + 1
-    assert store.migrate(STEPS) == (BASELINE_VERSION + 1, BASELINE_VERSION + 2)
-    assert store.migrate(STEPS) == (BASELINE_VERSION + 2, BASELINE_VERSION + 2)  # no-op
+    latest = SCHEMA_VERSION
+    assert store.migrate(STEPS[:-1]) == (latest, latest + 1)
+    assert store.schema_version() == latest + 1
+    assert store.migrate(STEPS) == (latest + 1, latest + 2)
+    assert store.migrate(STEPS) == (latest + 2, latest + 2)  # no-op
     columns = [c["name"] for c in inspect(store.engine).get_columns("run_labels")]
     assert columns == ["run_id", "label", "priority"]
     with store.engine.connect() as conn:
         rows = conn.execute(select(schema_version).order_by(schema_version.c.version)).all()
     assert [(r.version, r.description) for r in rows] == [
-        (1, "baseline (create all tables)"),
-        (2, "add run_labels"),
-        (3, "add run_labels.priority"),
+        (latest, "baseline (create all tables)"),
+        (latest + 1, "add run_labels"),
+        (latest + 2, "add run_labels.priority"),
     ]
     assert all(r.applied_at.tzinfo is not None for r in rows)
 
@@ -87,8 +91,8 @@ def test_a_failing_step_leaves_the_previous_version(store: SqlStateStore) -> Non
         conn.exec_driver_sql("SELECT * FROM no_such_table")
 
     with pytest.raises(StateError, match="migrate the schema failed"):
-        store.migrate([Migration(BASELINE_VERSION + 1, "broken", broken)])
-    assert store.schema_version() == BASELINE_VERSION
+        store.migrate([*MIGRATIONS, Migration(SCHEMA_VERSION + 1, "broken", broken)])
+    assert store.schema_version() == SCHEMA_VERSION
     assert not inspect(store.engine).has_table("run_labels")  # DDL rolled back too
 
 
@@ -97,14 +101,16 @@ def test_a_store_newer_than_this_code_is_refused(store_target: tuple[str, str | 
     with open_store(url, schema=schema) as store:
         store.migrate(STEPS)
     with pytest.raises(
-        StateError, match=r"schema version 3, newer than this headrace understands \(1\)"
+        StateError,
+        match=rf"schema version {SCHEMA_VERSION + 2}, newer than this headrace understands \({SCHEMA_VERSION}\)",
     ):
         open_store(url, schema=schema)
 
 
 def test_steps_must_be_numbered_in_order(store: SqlStateStore) -> None:
-    with pytest.raises(StateError, match=r"must be numbered \[2, 3\] in order, got \[3, 2\]"):
-        store.migrate(tuple(reversed(STEPS)))
+    a, b = SCHEMA_VERSION + 1, SCHEMA_VERSION + 2
+    with pytest.raises(StateError, match=rf"must be numbered \[.*{a}, {b}\] in order, got \[.*{b}, {a}\]"):
+        store.migrate((*MIGRATIONS, STEPS[-1], STEPS[-2]))
 
 
 def test_tables_not_made_by_headrace_are_left_alone(store_target: tuple[str, str | None]) -> None:
@@ -116,3 +122,20 @@ def test_tables_not_made_by_headrace_are_left_alone(store_target: tuple[str, str
         StateError, match="no headrace_schema_version table: it was not created by headrace"
     ):
         open_store(url, schema=schema)
+
+
+def test_a_version_1_store_is_upgraded_to_the_latest(store_target: tuple[str, str | None]) -> None:
+    """A store made by the first release (baseline tables only) gets every real step."""
+    url, schema = store_target
+    with open_store(url, schema=schema) as store:
+        v1 = json.loads((GOLDEN / f"schema_v{BASELINE_VERSION}.json").read_text())
+        added = sorted(set(describe_schema(store)) - set(v1))
+    with open_store(url, schema=schema) as store, store.engine.begin() as conn:
+        # Make it what release 1 created: the baseline tables and version 1.
+        for table in added:
+            conn.exec_driver_sql(f"DROP TABLE {table}")
+        conn.execute(schema_version.delete())
+        conn.execute(schema_version.insert(), {"version": 1, "description": "baseline", "applied_at": utcnow()})
+    with open_store(url, schema=schema) as upgraded:
+        assert upgraded.schema_version() == SCHEMA_VERSION
+        assert describe_schema(upgraded) == json.loads((GOLDEN / f"schema_v{SCHEMA_VERSION}.json").read_text())

@@ -22,7 +22,7 @@ import logging
 import os
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +47,8 @@ _QUALIFIES = {
     "one_failed": (TaskState.FAILED, TaskState.UPSTREAM_FAILED),
     "one_success": (TaskState.SUCCESS,),
 }
+#: Seconds between asks for a slot while only pool-waiting tasks are left.
+POOL_POLL = 0.25
 _RESET = (TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.RUNNING, TaskState.UP_FOR_RETRY)
 
 
@@ -61,6 +63,7 @@ class Drive:
         clock: time source; its ``sleep`` waits for retries.
         emit: receives events after the state they describe is stored (or None).
         settings_home / connections: what tasks see as ``ctx.settings``.
+        pools: pool name -> size, for every pool the pipeline's tasks use.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class Drive:
         connections: dict[str, str],
         rng: random.Random,
         wait_slice: float = 1.0,
+        pools: Mapping[str, int] | None = None,
     ) -> None:
         self.store, self.pipeline, self.run, self.executor = store, pipeline, run, executor
         self.clock, self.emit, self.rng, self.wait_slice = clock, emit, rng, wait_slice
@@ -118,12 +122,18 @@ class Drive:
             tid: _QUALIFIES[t.trigger_rule] for tid, t in pipeline.tasks.items() if t.trigger_rule in _QUALIFIES
         }
         self.fired: set[str] = set()
+        # Pooled tasks wait in pool_wait, still QUEUED, until their pool has a free slot.
+        self.pool_sizes = dict(pools or {})
+        self.pool_of = {tid: t.pool.lower() for tid, t in pipeline.tasks.items() if t.pool is not None}
+        self.pool_wait: deque[TaskKey] = deque()
 
     # ------------------------------------------------------------------ set-up
 
     def prepare(self) -> None:
         """Load or create the task instances; reset failed/unfinished ones to queued."""
         keys = [(tid, -1) for tid in self.pipeline.order]
+        if self.pool_of:  # slots an earlier, crashed driver of this run did not give back
+            self.store.release_pool_slots(self.run_id)
         for ti in self.store.ensure_task_instances(self.run_id, keys):
             if ti.task_id in self.pipeline.tasks:  # a task removed from the file since: ignore
                 self.tis[(ti.task_id, ti.map_index)] = ti
@@ -163,12 +173,15 @@ class Drive:
     def execute(self) -> None:
         """Run the state machine until nothing is left to run."""
         self.step()
-        while self.in_flight or self.ready or self.retry_at or self.candidates:
+        while self.in_flight or self.ready or self.retry_at or self.candidates or self.pool_wait:
             if not self.in_flight and not self.ready and not self.candidates:
-                due = min(self.retry_at.values())
-                self.clock.sleep((due - self.clock.now()).total_seconds())
+                # Waiting for a retry, or for other runs to free a pool slot.
+                pause = POOL_POLL if self.pool_wait else float("inf")
+                if self.retry_at:
+                    pause = min(pause, (min(self.retry_at.values()) - self.clock.now()).total_seconds())
+                self.clock.sleep(pause)
             else:
-                timeout = self.wait_slice
+                timeout = min(self.wait_slice, POOL_POLL) if self.pool_wait else self.wait_slice
                 if self.retry_at:
                     until = (min(self.retry_at.values()) - self.clock.now()).total_seconds()
                     timeout = max(0.0, min(timeout, until))
@@ -187,9 +200,33 @@ class Drive:
         while self.candidates:
             self._decide(self.candidates.popleft())
         capacity = self.executor.capacity
+        full: set[str] = set()  # pools found full during this step: not asked again
+        if self.pool_wait:
+            waiting, self.pool_wait = self.pool_wait, deque()
+            for key in waiting:
+                if len(self.in_flight) < capacity and self._take_slot(key, full):
+                    self._submit(key)
+                else:
+                    self.pool_wait.append(key)
         while self.ready and len(self.in_flight) < capacity:
-            self._submit(self.ready.popleft())
+            key = self.ready.popleft()
+            if self.pool_of and key[0] in self.pool_of and not self._take_slot(key, full):
+                self.pool_wait.append(key)
+                continue
+            self._submit(key)
         self.flush()
+
+    def _take_slot(self, key: TaskKey, full: set[str]) -> bool:
+        """Take a slot of the task's pool in the store, unless the pool was full this step."""
+        pool = self.pool_of.get(key[0])
+        if pool is None:
+            return True
+        if pool in full:
+            return False
+        if self.store.acquire_pool_slot(pool, self.pool_sizes[pool], self.run_id, key[0], key[1]):
+            return True
+        full.add(pool)
+        return False
 
     def flush(self) -> None:
         """Write the pending state changes in one transaction, then emit their events.
@@ -331,6 +368,8 @@ class Drive:
         if outcome.checks:
             self.store.record_check_results(outcome.checks)
         now = self.clock.now()
+        if self.pool_of and tid in self.pool_of:  # after `now`: ended_at is before the slot is free
+            self.store.release_pool_slot(self.run_id, tid, mi)
         if outcome.started_at is not None and outcome.started_at <= now:
             # When the worker really began (a pool worker may start it a little after submit).
             self.tis[key].started_at = outcome.started_at
@@ -410,6 +449,8 @@ class Drive:
             del self.in_flight[key]
             self._set(key, state=TaskState.FAILED, ended_at=now, error=error, error_kind=kind)
         self.flush()
+        if self.pool_of:
+            self.store.release_pool_slots(self.run_id)
 
     def failed_tasks(self) -> list[str]:
         """Tasks that did not end in success or skipped."""

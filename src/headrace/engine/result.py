@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from headrace.engine.staging import load_result
 from headrace.errors import EngineError, did_you_mean
 from headrace.executors.base import ResultRef
 from headrace.state.base import RunRecord, RunState, StateStore, TaskInstanceRecord
+from headrace.state.liveness import HOSTNAME, driver_alive
 
-HOSTNAME = socket.gethostname()
+__all__ = ["HOSTNAME", "Heartbeat", "RunResult", "driver_alive", "ref_from_record"]
 
 
 def ref_from_record(ti: TaskInstanceRecord, children: list[TaskInstanceRecord] | None = None) -> ResultRef:
@@ -74,39 +73,6 @@ class RunResult:
         ti = self.task(task_id, map_index)
         children = [t for t in self.tasks if t.task_id == task_id and t.map_index >= 0]
         return load_result(ref_from_record(ti, children))
-
-
-def driver_alive(run: RunRecord, now: datetime | None = None, stale_after: timedelta = timedelta(seconds=60)) -> bool:
-    """Whether the process driving a RUNNING run still exists.
-
-    On this host the pid decides (a process killed with -9 is gone). For a run driven
-    from another host, a heartbeat older than ``stale_after`` means it is dead.
-    """
-    if RunState(run.state) != RunState.RUNNING:
-        return False
-    if run.hostname == HOSTNAME and run.pid:
-        if run.pid == os.getpid():
-            return True
-        try:
-            os.kill(run.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return not _is_zombie(run.pid)
-    if run.heartbeat_at is None:
-        return False
-    now = now or datetime.now(UTC)
-    return now - run.heartbeat_at < stale_after
-
-
-def _is_zombie(pid: int) -> bool:
-    """A killed child not yet reaped by its parent still answers kill(pid, 0)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
 
 
 class Heartbeat:

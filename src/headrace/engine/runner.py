@@ -114,6 +114,7 @@ class Runner:
             trigger: ``manual``, ``scheduled`` or ``backfill``.
         """
         resolved = pipeline.resolve_params(params)
+        self.pool_sizes(pipeline)
         logical, start, end = self.interval_for(pipeline, logical_date)
         run, created = self.store.create_run(pipeline.name, logical, start, end, resolved, trigger)
         if not created:
@@ -143,6 +144,7 @@ class Runner:
             pipeline = self.pipeline_of(run)
         elif pipeline.name != run.pipeline:
             raise EngineError(f"run {run_id} belongs to pipeline {run.pipeline!r}, not {pipeline.name!r}")
+        self.pool_sizes(pipeline)
         return self._execute(pipeline, run)
 
     def interval_for(self, pipeline: Pipeline, logical_date: datetime | None) -> tuple[datetime, datetime, datetime]:
@@ -154,6 +156,27 @@ class Runner:
         logical = logical.astimezone(UTC)
         start, end = timetable.infer_manual_interval(logical)
         return logical, start.astimezone(UTC), end.astimezone(UTC)
+
+    def pool_sizes(self, pipeline: Pipeline) -> dict[str, int]:
+        """Size of every pool the pipeline's tasks use, from the settings.
+
+        Raises:
+            EngineError: a task names a pool the settings do not size (closest name suggested).
+        """
+        sizes: dict[str, int] = {}
+        for tid in pipeline.order:
+            pool = pipeline.tasks[tid].pool
+            if pool is None:
+                continue
+            size = self.settings.pools.get(pool.lower())
+            if size is None:
+                raise EngineError(
+                    f"pipeline {pipeline.name!r}, task {tid!r}: pool {pool!r} has no size; set "
+                    f"HEADRACE_POOL_{pool.upper()}=N or add `{pool.lower()} = N` under [pools] in headrace.toml."
+                    + did_you_mean(pool.lower(), self.settings.pools)
+                )
+            sizes[pool.lower()] = size
+        return sizes
 
     # ------------------------------------------------------------------ internals
 
@@ -210,7 +233,7 @@ class Runner:
         drive = Drive(
             self.store, pipeline, run, executor, self.clock, self.on_event,
             str(self.settings.home), dict(self.settings.connections), self.rng,
-            wait_slice=min(1.0, self.heartbeat_interval),
+            wait_slice=min(1.0, self.heartbeat_interval), pools=self.pool_sizes(pipeline),
         )
         heartbeat = Heartbeat(self.store, run_id, self.heartbeat_interval)
         clean = False

@@ -203,4 +203,20 @@ class StateStore(Protocol):
         self, run_id: str, task_id: str | None = None
     ) -> list[CheckResultRecord]: ...
 
+    # pools
+    def acquire_pool_slot(
+        self, pool: str, size: int, run_id: str, task_id: str, map_index: int = -1
+    ) -> bool:
+        """Take a slot of ``pool`` if fewer than ``size`` are held (atomic across processes).
+
+        Slots of runs whose driver is dead or that stopped running are given back first.
+        """
+        ...
+
+    def release_pool_slot(self, run_id: str, task_id: str, map_index: int = -1) -> None: ...
+
+    def release_pool_slots(self, run_id: str) -> int:
+        """Give back every slot of the run; returns how many it held."""
+        ...
+
     def close(self) -> None: ...

@@ -54,8 +54,21 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
+def _create(*names: str) -> Callable[[Connection], None]:
+    """A step creating tables of :mod:`headrace.state.schema` as they are defined there."""
+
+    def apply(conn: Connection) -> None:
+        metadata.create_all(conn, tables=[metadata.tables[name] for name in names])
+
+    return apply
+
+
 #: Steps after the baseline, oldest first. Append; never edit or reorder a released step.
-MIGRATIONS: tuple[Migration, ...] = ()
+#: A step creating tables from schema.py is only safe while later steps do not change them;
+#: once they do, spell the step's tables out here.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(2, "pools and pool_slots (task pools across runs)", _create("pools", "pool_slots")),
+)
 
 SCHEMA_VERSION = BASELINE_VERSION + len(MIGRATIONS)
 

@@ -152,6 +152,27 @@ check_results = Table(
     Index("ix_check_results_run_task", "run_id", "task_id"),
 )
 
+pools = Table(
+    "pools",
+    metadata,
+    Column("name", String(250), primary_key=True),
+    Column("size", Integer(), nullable=False),  # as last configured by a driver asking for a slot
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+#: One row per task instance holding a slot of its pool while it runs.
+pool_slots = Table(
+    "pool_slots",
+    metadata,
+    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
+    Column("task_id", String(250), nullable=False),
+    Column("map_index", Integer(), nullable=False),
+    Column("pool", String(250), nullable=False),
+    Column("acquired_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("run_id", "task_id", "map_index", name="pk_pool_slots"),
+    Index("ix_pool_slots_pool", "pool"),
+)
+
 #: The fields a caller may set through ``update_run`` / ``update_task_instance``.
 RUN_UPDATABLE = (
     "state",

@@ -12,7 +12,8 @@ from headrace.state import open_store
 
 if __name__ == "__main__":
     url, home, file, name, executor, day, *pairs = sys.argv[1:]
-    settings = Settings(home=Path(home), state_url=url)
+    # Pool sizes from HEADRACE_POOL_<NAME> (tests set them in the environment).
+    settings = Settings(home=Path(home), state_url=url, pools=Settings.from_env(cwd=home).pools)
     params = dict(p.split("=", 1) for p in pairs)
     runner = Runner(open_store(url), executor=executor, settings=settings, heartbeat_interval=0.5)
     try:
