@@ -205,7 +205,7 @@ def query_command(
             console.print(table)
             more = total - len(shown)
             err_console.print(
-                f"{total:,} rows"
+                f"{total:,} {'row' if total == 1 else 'rows'}"
                 + (f" ({more:,} not shown; use --max-rows or --format csv)" if more > 0 else "")
             )
             return
