@@ -118,7 +118,7 @@ def test_a_run_whose_driver_was_killed_is_detected_dead_and_resumed(
     assert not driver_alive(stale)
 
     (tmp_path / "go").touch()
-    result = Runner(store, executor="inprocess", settings=settings).resume(run.run_id)  # file from the manifest
+    result = Runner(store, executor="inprocess", settings=settings).resume(run.run_id)  # file from the run record
 
     assert result.state == RunState.SUCCESS
     assert result.result_of("last") == 42

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, MetaData, String, Table, inspect, select
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, inspect, select
 from sqlalchemy.engine import Connection
 
 from headrace.errors import StateError
@@ -130,12 +131,56 @@ def test_a_version_1_store_is_upgraded_to_the_latest(store_target: tuple[str, st
     with open_store(url, schema=schema) as store:
         v1 = json.loads((GOLDEN / f"schema_v{BASELINE_VERSION}.json").read_text())
         added = sorted(set(describe_schema(store)) - set(v1))
+        columns = {t: _added_columns(store, t, c["columns"]) for t, c in v1.items()}
     with open_store(url, schema=schema) as store, store.engine.begin() as conn:
         # Make it what release 1 created: the baseline tables and version 1.
         for table in added:
             conn.exec_driver_sql(f"DROP TABLE {table}")
+        for table, new in columns.items():
+            for column in new:
+                conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
         conn.execute(schema_version.delete())
         conn.execute(schema_version.insert(), {"version": 1, "description": "baseline", "applied_at": utcnow()})
     with open_store(url, schema=schema) as upgraded:
         assert upgraded.schema_version() == SCHEMA_VERSION
         assert describe_schema(upgraded) == json.loads((GOLDEN / f"schema_v{SCHEMA_VERSION}.json").read_text())
+
+
+def _added_columns(store: SqlStateStore, table: str, old: list[str]) -> list[str]:
+    names = {c.split()[0] for c in old}
+    return [c["name"] for c in inspect(store.engine).get_columns(table) if c["name"] not in names]
+
+
+def test_the_schedulers_old_sla_table_moves_into_the_store(store_target: tuple[str, str | None]) -> None:
+    """Schedulers before version 3 kept SLA misses in headrace_sla_misses, outside the migrations."""
+    url, schema = store_target
+    with open_store(url, schema=schema) as store:
+        run, _ = store.create_run("etl", datetime(2024, 1, 1, tzinfo=UTC), *[datetime(2024, 1, 1, tzinfo=UTC)] * 2)
+    with open_store(url, schema=schema) as store, store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE sla_misses")
+        conn.exec_driver_sql("ALTER TABLE runs DROP COLUMN source_file")
+        old = Table(  # as scheduler/sla.py created it
+            "headrace_sla_misses", MetaData(),
+            Column("run_id", String(64), primary_key=True), Column("task_id", String(250), primary_key=True),
+            Column("pipeline", String(250), nullable=False, index=True),
+            Column("logical_date", DateTime(timezone=True), nullable=False),
+            Column("deadline", DateTime(timezone=True), nullable=False),
+            Column("sla_seconds", Integer, nullable=False),
+            Column("detected_at", DateTime(timezone=True), nullable=False),
+        )
+        old.create(conn)
+        when = datetime(2024, 1, 2, 3, tzinfo=UTC)
+        conn.execute(old.insert(), [
+            {"run_id": run.run_id, "task_id": "load", "pipeline": "etl", "logical_date": when, "deadline": when,
+             "sla_seconds": 10800, "detected_at": when},
+            {"run_id": "deleted-run", "task_id": "load", "pipeline": "etl", "logical_date": when, "deadline": when,
+             "sla_seconds": 10800, "detected_at": when},
+        ])
+        conn.execute(schema_version.delete())
+        conn.execute(schema_version.insert(), {"version": 2, "description": "pools", "applied_at": utcnow()})
+    with open_store(url, schema=schema) as upgraded:
+        assert upgraded.schema_version() == SCHEMA_VERSION
+        (miss,) = upgraded.list_sla_misses()  # the row of a run that no longer exists is dropped
+        assert (miss.run_id, miss.task_id, miss.deadline, miss.sla) == (run.run_id, "load", when, timedelta(hours=3))
+        assert not inspect(upgraded.engine).has_table("headrace_sla_misses")
+        assert upgraded.get_run(run.run_id).source_file is None

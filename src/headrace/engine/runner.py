@@ -25,6 +25,7 @@ from headrace.pipeline import Pipeline
 from headrace.state.base import RunRecord, RunState, StateStore
 
 EXECUTORS = ("process", "inprocess")
+#: Side file of runs made before the store recorded ``source_file`` (read, never written).
 MANIFEST = "_run.json"
 
 
@@ -190,16 +191,23 @@ class Runner:
             )
 
     def pipeline_of(self, run: RunRecord) -> Pipeline:
-        """The pipeline of ``run``, loaded from the file recorded when it started."""
-        manifest = staging_dir(self.settings.home, run.pipeline, run.run_id) / MANIFEST
-        try:
-            recorded = json.loads(manifest.read_text())
-        except (OSError, ValueError):
-            raise EngineError(
-                f"run {run.run_id}: cannot tell which file defines pipeline {run.pipeline!r} "
-                f"({manifest} is missing); pass the pipeline (headrace resume {run.run_id} --file FILE)"
-            ) from None
-        return pick_pipeline(load_pipelines(recorded["file"]), run.pipeline, recorded["file"])
+        """The pipeline of ``run``, loaded from the file recorded when it started.
+
+        Runs started before the store kept ``source_file`` have it in the staging
+        folder's ``_run.json``, which is read instead.
+        """
+        file = run.source_file
+        if file is None:
+            manifest = staging_dir(self.settings.home, run.pipeline, run.run_id) / MANIFEST
+            try:
+                file = json.loads(manifest.read_text())["file"]
+            except (OSError, ValueError, KeyError, TypeError):
+                raise EngineError(
+                    f"run {run.run_id}: cannot tell which file defines pipeline {run.pipeline!r} (the run "
+                    f"records none and {manifest} is missing); pass the pipeline "
+                    f"(headrace resume {run.run_id} --file FILE)"
+                ) from None
+        return pick_pipeline(load_pipelines(file), run.pipeline, file)
 
     def _make_executor(self) -> Executor:
         if not isinstance(self.executor, str):
@@ -221,11 +229,10 @@ class Runner:
         run_id = run.run_id
         staging = staging_dir(self.settings.home, pipeline.name, run_id)
         staging.mkdir(parents=True, exist_ok=True)
-        (staging / MANIFEST).write_text(json.dumps({"file": pipeline.file, "pipeline": pipeline.name}))
         now = self.clock.now()
         self.store.update_run(
             run_id, state=RunState.RUNNING, started_at=run.started_at or now, ended_at=None, error=None,
-            heartbeat_at=now, **driver_identity(),
+            heartbeat_at=now, source_file=pipeline.file, **driver_identity(),
         )
         self._event(run_id, RunState.RUNNING)
         executor = self._make_executor()

@@ -5,33 +5,25 @@ due), as in Airflow: with ``sla=timedelta(hours=3)`` on a daily 02:00 schedule, 
 run for Monday must have the task done by Tuesday 05:00. Only scheduled runs are
 checked: a backfill of last year would otherwise miss every SLA at once.
 
-Misses are kept in one table, ``headrace_sla_misses``, beside the run-state tables
-in the same database. Its primary key (run_id, task_id) makes recording idempotent,
-so two schedulers, or one restarted, alert once per miss.
+Misses are kept by the state store (``record_sla_miss`` / ``list_sla_misses``, table
+``sla_misses`` created by its migrations). One row per (run_id, task_id) makes
+recording idempotent, so two schedulers, or one restarted, alert once per miss.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    insert,
-    select,
-)
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
-
-from headrace.errors import ScheduleError
 from headrace.pipeline import Pipeline
-from headrace.state.base import RunRecord, RunState, StateStore, TaskInstanceRecord, TaskState
+from headrace.state.base import (
+    RunRecord,
+    RunState,
+    SlaMissRecord,
+    StateStore,
+    TaskInstanceRecord,
+    TaskState,
+)
 
 __all__ = ["SlaLedger", "SlaMiss", "find_sla_misses"]
 
@@ -39,110 +31,36 @@ _DONE = (TaskState.SUCCESS, TaskState.SKIPPED)
 #: how many of a pipeline's newest runs are checked each pass
 RECENT_RUNS = 20
 
-_metadata = MetaData()
-sla_misses = Table(
-    "headrace_sla_misses",
-    _metadata,
-    Column("run_id", String(64), primary_key=True),
-    Column("task_id", String(250), primary_key=True),
-    Column("pipeline", String(250), nullable=False, index=True),
-    Column("logical_date", DateTime(timezone=True), nullable=False),
-    Column("deadline", DateTime(timezone=True), nullable=False),
-    Column("sla_seconds", Integer, nullable=False),
-    Column("detected_at", DateTime(timezone=True), nullable=False),
-)
-
-
-@dataclass(frozen=True)
-class SlaMiss:
-    """One task of one run that was not done by its deadline."""
-
-    pipeline: str
-    run_id: str
-    task_id: str
-    logical_date: datetime
-    deadline: datetime
-    sla: timedelta
-    detected_at: datetime
+#: One task of one run that was not done by its deadline (the store's record).
+SlaMiss = SlaMissRecord
 
 
 class SlaLedger:
-    """The recorded SLA misses, in the state store's database.
+    """The recorded SLA misses, kept by the state store.
 
     Args:
-        engine: the SQLAlchemy engine of the state store (``store.engine``).
+        store: the state store.
     """
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        _metadata.create_all(engine, checkfirst=True)
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
 
     @classmethod
     def for_store(cls, store: StateStore) -> SlaLedger:
-        """The ledger living beside ``store``'s tables."""
-        engine = getattr(store, "engine", None)
-        if not isinstance(engine, Engine):
-            raise ScheduleError(
-                f"SLA misses are kept in the state store's database, but {type(store).__name__} "
-                "exposes no SQLAlchemy engine; use headrace.state.open_store()."
-            )
-        return cls(engine)
+        """The ledger of ``store``."""
+        return cls(store)
 
     def record(self, miss: SlaMiss) -> bool:
         """Record ``miss``; False when it was already recorded (by this or another scheduler)."""
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    insert(sla_misses).values(
-                        run_id=miss.run_id,
-                        task_id=miss.task_id,
-                        pipeline=miss.pipeline,
-                        logical_date=miss.logical_date,
-                        deadline=miss.deadline,
-                        sla_seconds=int(miss.sla.total_seconds()),
-                        detected_at=miss.detected_at,
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
+        return self.store.record_sla_miss(miss)
 
     def known(self, run_ids: Iterable[str]) -> set[tuple[str, str]]:
         """(run_id, task_id) pairs already recorded among ``run_ids``."""
-        ids = list(run_ids)
-        if not ids:
-            return set()
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(sla_misses.c.run_id, sla_misses.c.task_id).where(
-                    sla_misses.c.run_id.in_(ids)
-                )
-            )
-            return {(r.run_id, r.task_id) for r in rows}
+        return {(m.run_id, m.task_id) for m in self.store.list_sla_misses(run_ids=list(run_ids))}
 
     def list(self, pipeline: str | None = None) -> list[SlaMiss]:
         """Recorded misses, newest deadline first."""
-        query = select(sla_misses).order_by(sla_misses.c.deadline.desc())
-        if pipeline is not None:
-            query = query.where(sla_misses.c.pipeline == pipeline)
-        with self.engine.connect() as conn:
-            return [
-                SlaMiss(
-                    pipeline=r.pipeline,
-                    run_id=r.run_id,
-                    task_id=r.task_id,
-                    logical_date=_aware(r.logical_date),
-                    deadline=_aware(r.deadline),
-                    sla=timedelta(seconds=r.sla_seconds),
-                    detected_at=_aware(r.detected_at),
-                )
-                for r in conn.execute(query)
-            ]
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every time headrace writes is UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return self.store.list_sla_misses(pipeline)
 
 
 def find_sla_misses(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -68,6 +68,7 @@ class RunRecord:
     hostname: str | None = None
     heartbeat_at: datetime | None = None
     error: str | None = None
+    source_file: str | None = None  # the file defining the pipeline, recorded when the run starts
 
 
 @dataclass
@@ -116,6 +117,19 @@ class CheckResultRecord:
     column: str | None = None
     details: dict[str, Any] = field(default_factory=dict)  # percentages, sample of failing rows
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SlaMissRecord:
+    """One task of one scheduled run that was not done by its SLA deadline."""
+
+    pipeline: str
+    run_id: str
+    task_id: str
+    logical_date: datetime
+    deadline: datetime
+    sla: timedelta
+    detected_at: datetime
 
 
 @runtime_checkable
@@ -167,7 +181,7 @@ class StateStore(Protocol):
         ...
 
     def update_run(self, run_id: str, **fields: Any) -> None:
-        """Set fields of :class:`RunRecord` (state, started_at, ended_at, pid, hostname, heartbeat_at, error)."""
+        """Set fields of :class:`RunRecord` (state, started_at, ended_at, pid, hostname, heartbeat_at, error, params, source_file)."""
         ...
 
     # task instances
@@ -217,6 +231,17 @@ class StateStore(Protocol):
 
     def release_pool_slots(self, run_id: str) -> int:
         """Give back every slot of the run; returns how many it held."""
+        ...
+
+    # SLA misses
+    def record_sla_miss(self, miss: SlaMissRecord) -> bool:
+        """Record ``miss``; False when that (run, task) was already recorded."""
+        ...
+
+    def list_sla_misses(
+        self, pipeline: str | None = None, run_ids: Iterable[str] | None = None
+    ) -> list[SlaMissRecord]:
+        """Recorded misses (of one pipeline, or of some runs), newest deadline first."""
         ...
 
     def close(self) -> None: ...

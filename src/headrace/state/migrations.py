@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, inspect, select
 from sqlalchemy.engine import Connection
@@ -63,11 +64,35 @@ def _create(*names: str) -> Callable[[Connection], None]:
     return apply
 
 
+def _source_file_and_sla_misses(conn: Connection) -> None:
+    """Add runs.source_file; move the scheduler's own SLA table into the store's schema."""
+    quote = conn.dialect.identifier_preparer.quote
+    conn.exec_driver_sql(f"ALTER TABLE {quote('runs')} ADD COLUMN {quote('source_file')} TEXT")
+    metadata.tables["sla_misses"].create(conn)
+    if not inspect(conn).has_table("headrace_sla_misses"):
+        return
+    # Created by earlier schedulers outside the migrations; its SQLite times are naive UTC.
+    old = Table("headrace_sla_misses", MetaData(), autoload_with=conn)
+    runs = metadata.tables["runs"]
+    rows = conn.execute(select(old).where(old.c.run_id.in_(select(runs.c.run_id)))).mappings().all()
+    if rows:
+        conn.execute(
+            insert(metadata.tables["sla_misses"]),
+            [{k: _utc(v) if isinstance(v, datetime) else v for k, v in row.items()} for row in rows],
+        )
+    old.drop(conn)
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 #: Steps after the baseline, oldest first. Append; never edit or reorder a released step.
 #: A step creating tables from schema.py is only safe while later steps do not change them;
 #: once they do, spell the step's tables out here.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "pools and pool_slots (task pools across runs)", _create("pools", "pool_slots")),
+    Migration(3, "runs.source_file; sla_misses (moved from headrace_sla_misses)", _source_file_and_sla_misses),
 )
 
 SCHEMA_VERSION = BASELINE_VERSION + len(MIGRATIONS)

@@ -95,6 +95,7 @@ runs = Table(
     Column("hostname", String(255)),
     Column("heartbeat_at", UTCDateTime()),
     Column("error", Text()),
+    Column("source_file", Text()),  # the pipeline file, so `headrace resume RUN_ID` can load it
     UniqueConstraint("pipeline", "logical_date", name="uq_runs_pipeline_logical_date"),
     Index("ix_runs_logical_date", "logical_date"),
     Index("ix_runs_state", "state"),
@@ -173,6 +174,22 @@ pool_slots = Table(
     Index("ix_pool_slots_pool", "pool"),
 )
 
+#: Tasks of scheduled runs not done by their SLA deadline; one row per (run, task), so
+#: recording is idempotent across schedulers.
+sla_misses = Table(
+    "sla_misses",
+    metadata,
+    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
+    Column("task_id", String(250), nullable=False),
+    Column("pipeline", String(250), nullable=False),
+    Column("logical_date", UTCDateTime(), nullable=False),
+    Column("deadline", UTCDateTime(), nullable=False),
+    Column("sla_seconds", BigInteger(), nullable=False),
+    Column("detected_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("run_id", "task_id", name="pk_sla_misses"),
+    Index("ix_sla_misses_pipeline_deadline", "pipeline", "deadline"),
+)
+
 #: The fields a caller may set through ``update_run`` / ``update_task_instance``.
 RUN_UPDATABLE = (
     "state",
@@ -183,6 +200,7 @@ RUN_UPDATABLE = (
     "heartbeat_at",
     "error",
     "params",
+    "source_file",
 )
 TASK_UPDATABLE = tuple(
     c.name for c in task_instances.columns if c.name not in ("run_id", "task_id", "map_index")

@@ -61,6 +61,7 @@ from headrace.state.schema import (
     task_logs,
     utcnow,
 )
+from headrace.state.sla_misses import SlaMissesMixin
 
 _RUN_FIELDS = frozenset(RUN_UPDATABLE)
 _TASK_FIELDS = frozenset(TASK_UPDATABLE)
@@ -71,7 +72,7 @@ _CHECK_COLUMNS = tuple(c.name for c in check_results.columns if c.name != "id")
 _Stmt = tuple[UpdateBase, Prepared | None]
 
 
-class SqlStateStore(PoolSlotsMixin):
+class SqlStateStore(PoolSlotsMixin, SlaMissesMixin):
     """A :class:`~headrace.state.base.StateStore` on SQLite or PostgreSQL.
 
     Build it with :func:`headrace.state.open_store`, which also creates or migrates
@@ -415,7 +416,7 @@ class SqlStateStore(PoolSlotsMixin):
             )
 
     def update_run(self, run_id: str, **fields: Any) -> None:
-        """Set fields of the run: state, started_at, ended_at, pid, hostname, heartbeat_at, error, params."""
+        """Set fields of the run: state, started_at, ended_at, pid, hostname, heartbeat_at, error, params, source_file."""
         if not fields:
             return
         key = tuple(fields)
