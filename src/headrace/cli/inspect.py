@@ -41,6 +41,7 @@ STATE_STYLES = {
     "success": "green",
     "failed": "bold red",
     "up_for_retry": "yellow",
+    "up_for_reschedule": "blue",
     "upstream_failed": "red",
     "skipped": "magenta",
 }
@@ -300,7 +301,8 @@ def _task_table(tasks: list[TaskInstanceRecord], verbose: bool) -> Table:
     table.add_column("Started", no_wrap=True)
     table.add_column("Duration", justify="right", no_wrap=True)
     table.add_column("Rows", justify="right")
-    retrying = any(t.state is TaskState.UP_FOR_RETRY and t.next_try_at for t in tasks)
+    waits = (TaskState.UP_FOR_RETRY, TaskState.UP_FOR_RESCHEDULE)
+    retrying = any(t.state in waits and t.next_try_at for t in tasks)
     if retrying:
         table.add_column("Next try", no_wrap=True)
     # Engine order would be nicer, but the store does not know the graph: start time
@@ -338,7 +340,7 @@ def _task_table(tasks: list[TaskInstanceRecord], verbose: bool) -> Table:
             f"{ti.rows:,}" if ti.rows is not None else "-",
         ]
         if retrying:
-            waiting = ti.state is TaskState.UP_FOR_RETRY and ti.next_try_at is not None
+            waiting = ti.state in waits and ti.next_try_at is not None
             cells.append(_time(ti.next_try_at) if waiting else "")
         table.add_row(*cells)
     return table

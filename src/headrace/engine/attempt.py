@@ -36,10 +36,12 @@ from headrace.engine.staging import (
 )
 from headrace.errors import DefinitionError, QualityError, TerminalError, did_you_mean
 from headrace.executors.base import Outcome, ResultRef, RunInfo, WorkItem
-from headrace.pipeline import Context, Pipeline, Task
+from headrace.pipeline import Context, Pipeline, Reschedule, Task
 from headrace.pipeline.graph import TaskRef
 
 TASK_LOGGER = "headrace.task"
+#: ``Outcome.error_kind`` of an attempt that ended with :class:`headrace.pipeline.Reschedule`.
+RESCHEDULE = "reschedule"
 # Task loggers log at INFO even when the root logger stays at WARNING.
 logging.getLogger(TASK_LOGGER).setLevel(logging.INFO)
 _HOST = socket.gethostname()
@@ -192,6 +194,10 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
             if task.branch:  # the stored result is the checked choice (full ids)
                 value = chosen_ids(pipeline, item.task_id, value)
             _finish(value, task, item, staging, outcome)
+    except Reschedule as wanted:  # not a failure: no traceback, the driver runs it again later
+        outcome.ok, outcome.result = False, None
+        outcome.error = f"{type(wanted).__name__}: {wanted}"
+        outcome.error_kind, outcome.retryable = RESCHEDULE, True
     except TaskTimeout:
         outcome.ok, outcome.result = False, None
         outcome.error = f"task {item.task_id!r} exceeded its timeout of {item.timeout:g} s"

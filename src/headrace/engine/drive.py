@@ -9,6 +9,7 @@ States of a task instance::
 
     queued ──▶ running ──▶ success
       │           │──▶ up_for_retry ──(delay)──▶ running
+      │           │──▶ up_for_reschedule ──(reschedule_delay, not a try)──▶ running
       │           └──▶ failed ──▶ downstream: upstream_failed
       └──▶ upstream_failed / skipped   (decided by the trigger rule)
 
@@ -27,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from headrace.engine import trigger
+from headrace.engine.attempt import RESCHEDULE
 from headrace.engine.clock import Clock
 from headrace.engine.result import HOSTNAME, ref_from_record
 from headrace.engine.staging import staging_dir
@@ -49,7 +51,10 @@ _QUALIFIES = {
 }
 #: Seconds between asks for a slot while only pool-waiting tasks are left.
 POOL_POLL = 0.25
-_RESET = (TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.RUNNING, TaskState.UP_FOR_RETRY)
+_RESET = (
+    TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.RUNNING, TaskState.UP_FOR_RETRY,
+    TaskState.UP_FOR_RESCHEDULE,
+)
 
 
 class Drive:
@@ -382,7 +387,16 @@ class Drive:
                 self.refs[tid] = ref
             self._instance_finished(key, now)
             return
-        policy = self.pipeline.tasks[tid].retries
+        task = self.pipeline.tasks[tid]
+        policy = task.retries
+        if outcome.error_kind == RESCHEDULE:
+            # Not a try: move the base the tries are counted from, so the retry budget stays whole.
+            self.first_attempt[key] = self.first_attempt.get(key, 0) + 1
+            due = now + (task.reschedule_delay if task.reschedule_delay is not None else policy.delay)
+            self._set(key, state=TaskState.UP_FOR_RESCHEDULE, ended_at=now, next_try_at=due, error=outcome.error,
+                      error_kind=outcome.error_kind, pid=outcome.pid, hostname=outcome.hostname)
+            self.retry_at[key] = due
+            return
         tries = outcome.attempt - self.first_attempt.get(key, 0)
         if outcome.retryable and tries < policy.attempts:
             due = now + policy.delay_before(tries + 1, self.rng)

@@ -20,6 +20,7 @@ from headrace.pipeline.definition import Pipeline, pipeline
 from headrace.pipeline.graph import TaskGroup, TaskRef, task_group
 from headrace.pipeline.params import ParamError
 from headrace.pipeline.policy import TRIGGER_RULES, Retry
+from headrace.pipeline.signals import Reschedule
 from headrace.pipeline.task import Task, task
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "Context",
     "ParamError",
     "Pipeline",
+    "Reschedule",
     "Retry",
     "Task",
     "TaskGroup",

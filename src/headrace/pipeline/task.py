@@ -134,6 +134,8 @@ class Task(Generic[P, R]):
         self.map_source: Any = None
         self.call_site: Site | None = None
         self.group: str | None = None  # the task_group it was called in ("etl.extract" when nested)
+        # Wait before running again after the task raised Reschedule (set by reschedule-mode sensors).
+        self.reschedule_delay: timedelta | None = None
 
     def _set_policies(self, values: Mapping[str, Any]) -> None:
         what = f"{self.source}: task {self.task_id!r}"

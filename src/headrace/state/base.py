@@ -36,6 +36,7 @@ class TaskState(StrEnum):
     SUCCESS = "success"
     FAILED = "failed"
     UP_FOR_RETRY = "up_for_retry"
+    UP_FOR_RESCHEDULE = "up_for_reschedule"  # waiting to run again, e.g. a sensor between pokes
     UPSTREAM_FAILED = "upstream_failed"
     SKIPPED = "skipped"
 

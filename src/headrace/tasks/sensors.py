@@ -13,12 +13,13 @@ has passed since the first poke. Semantics:
 Mode ``"poke"`` (default) keeps the worker slot, sleeping between pokes: simplest,
 for short waits. Mode ``"reschedule"`` frees the slot between pokes: each poke is one
 short attempt that, while the condition does not hold, ends with
-:class:`SensorNotReady` (transient), and the engine's retry scheduling starts the
-next poke ``poke_interval`` later, running other tasks meanwhile. The sensor sets its
-own retry policy for this (one retry per poke, constant delay), so a reschedule-mode
-sensor takes no ``retries=`` argument; its state shows ``up_for_retry`` between pokes,
-each poke counts as an attempt, and opt-in retry alerts skip these pokes. The time of
-the first poke is kept in the run's staging folder so the timeout spans attempts.
+:class:`SensorNotReady` (a :class:`~headrace.pipeline.Reschedule` signal); the engine
+marks the task ``up_for_reschedule`` and starts the next poke ``poke_interval`` later,
+running other tasks meanwhile. A poke is not a try: it uses up none of the task's
+retries and sends no retry alert. The sensor still sets a retry policy of its own
+(constant delay, one retry per possible poke) for pokes that really fail, so a
+reschedule-mode sensor takes no ``retries=`` argument. The time of the first poke is
+kept in the run's staging folder so the timeout spans attempts.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from headrace.errors import (
     TransientError,
     did_you_mean,
 )
-from headrace.pipeline import Context, Retry, Task
+from headrace.pipeline import Context, Reschedule, Retry, Task
 from headrace.pipeline.policy import as_timedelta
 from headrace.tasks.sql import Parameters, bind_values, run_sql
 from headrace.tasks.template import context_values, placeholders, render
@@ -63,11 +64,12 @@ class SensorTimeout(ScheduleError, TerminalError):
     """A sensor's condition did not hold within its timeout (not retried)."""
 
 
-class SensorNotReady(ScheduleError, TransientError):
+class SensorNotReady(ScheduleError, TransientError, Reschedule):
     """A reschedule-mode sensor's condition does not hold yet: poke again later.
 
-    A control signal, not a failure: the engine's retry scheduling turns it into the
-    next poke, without holding a worker slot in between.
+    A control signal, not a failure (a :class:`~headrace.pipeline.Reschedule`): the
+    engine marks the task ``up_for_reschedule`` and pokes again ``poke_interval``
+    later, without holding a worker slot in between and without counting a try.
     """
 
 
@@ -169,7 +171,10 @@ def sensor_task(
 
     wait.__name__ = wait.__qualname__ = task_id
     wait.__doc__ = f"Wait for {description}"
-    return Task(wait, task_id=task_id, **options)
+    sensor = Task(wait, task_id=task_id, **options)
+    if mode == "reschedule":
+        sensor.reschedule_delay = interval
+    return sensor
 
 
 def file_sensor(pattern: str | Path, *, task_id: str, **options: Any) -> Task[..., Any]:
