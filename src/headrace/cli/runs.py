@@ -1,4 +1,4 @@
-"""``headrace run``, ``resume`` and ``list``: run pipelines with a live view of their tasks.
+"""``headrace run``, ``resume``, ``list`` and ``cleanup``: run pipelines with a live view of their tasks.
 
 Settings are read once here (``Settings.from_env``) and passed down; the store is
 ``headrace.state.open_store(settings.state_url)``.
@@ -6,9 +6,10 @@ Settings are read once here (``Settings.from_env``) and passed down; the store i
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -24,10 +26,11 @@ from headrace.cli.app import app
 from headrace.cli.inspect import STATE_STYLES, group_of
 from headrace.config import Settings
 from headrace.engine import EXECUTORS, Event, Runner, RunResult, load_pipelines, pick_pipeline
+from headrace.engine.retention import clean_staging
 from headrace.errors import ConfigError, DefinitionError, HeadraceError, did_you_mean
 from headrace.pipeline import Pipeline
 from headrace.state import open_store
-from headrace.state.base import TaskState
+from headrace.state.base import RunState, TaskState
 
 _FINISHED = {s.value for s in TaskState if s.finished}
 
@@ -335,3 +338,52 @@ def list_command(
         console.print(Group(Text("error: ", style="bold red") + Text(problem)))
     if problems:
         raise typer.Exit(1)
+
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_age(text: str) -> timedelta:
+    """``7d``, ``12h``, ``30m``, ``90s``, ``2w`` -> timedelta."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text)
+    if match is None:
+        raise ConfigError(f"--older-than {text!r}: expected a number and a unit (s, m, h, d, w), e.g. 7d or 12h")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+@app.command("cleanup")
+def cleanup_command(
+    older_than: Annotated[str, typer.Option("--older-than", help="Age from the run's end: 7d, 12h, 30m, 2w.")],
+    pipeline: Annotated[str | None, typer.Option("--pipeline", help="Only this pipeline's runs.")] = None,
+    include_failed: Annotated[
+        bool, typer.Option("--include-failed", help="Also failed runs (a resume then reruns their tasks).")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be removed.")] = False,
+) -> None:
+    """Remove staged files of finished runs older than --older-than; failed runs are kept unless asked."""
+    age = parse_age(older_than)
+    settings = Settings.from_env()
+    console = _console()
+    with open_store(settings.state_url) as store, Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console, transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        total = store.count_runs(pipeline, states=[RunState.SUCCESS, RunState.FAILED])
+        bar = progress.add_task("looking at finished runs", total=total)
+        report = clean_staging(
+            store, settings.home, age, datetime.now(UTC), include_failed=include_failed, dry_run=dry_run,
+            pipeline=pipeline, on_folder=lambda run: progress.advance(bar),
+        )
+    verb = "would remove" if dry_run else "removed"
+    console.print(
+        f"{verb} the staged files of {len(report.removed)} run(s) that ended over {older_than} ago "
+        f"({report.freed_bytes / 1e6:,.1f} MB)"
+    )
+    for run, folder, size in report.removed:
+        console.print(f"  {run.run_id}  {escape(run.pipeline)}  {run.state}  {size / 1e6:,.1f} MB  {folder}")
+    if report.kept_failed:
+        ids = ", ".join(r.run_id for r in report.kept_failed[:5]) + (", ..." if len(report.kept_failed) > 5 else "")
+        console.print(
+            f"kept the staged files of {len(report.kept_failed)} failed run(s) that may still be resumed ({ids}); "
+            "--include-failed removes them too (a resume then reruns their successful tasks)"
+        )

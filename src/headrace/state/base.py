@@ -166,7 +166,7 @@ class StateStore(Protocol):
         self,
         pipeline: str | None = None,
         states: Iterable[RunState] | None = None,
-        limit: int = 50,
+        limit: int | None = 50,
         trigger: str | None = None,
     ) -> list[RunRecord]:
         """Newest logical date first; ``trigger`` keeps only manual/scheduled/backfill runs."""
