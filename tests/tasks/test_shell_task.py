@@ -93,6 +93,21 @@ def _alive(pid: int) -> bool:
         return f.read().rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _has_watchdog(parent: int) -> bool:
+    """Whether ``parent`` has a child running the shell task's watchdog."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"watchdog" in cmdline:
+            return True
+    return False
+
+
 def _gone_within(pid: int, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -139,6 +154,11 @@ def test_command_dies_with_a_killed_worker(tmp_path: Path):
             time.sleep(0.05)
         child = int(pidfile.read_text())
         assert _alive(child)
+        # The command can print before the worker has started its watchdog (a loaded
+        # machine); the engine kills a worker only long after that, so wait for it too.
+        while not _has_watchdog(worker.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _has_watchdog(worker.pid)
         worker.kill()  # as the engine does to a task past its timeout
         worker.wait()
         assert _gone_within(child, 5)
