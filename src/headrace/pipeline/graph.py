@@ -140,6 +140,8 @@ class TaskGroup:
         ...     extract >> report()
     """
 
+    path: str
+
     def __init__(self, name: str) -> None:
         if not _GROUP_NAME.match(name or ""):
             raise DefinitionError(

@@ -317,7 +317,8 @@ class _TaskDecorator:
         branch: bool = False,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
-    def __call__(self, fn: Any = None, /, **options: Any) -> Any:
+    # mypy cannot match a positional-only ``fn`` plus **options against the keyword overload.
+    def __call__(self, fn: Any = None, /, **options: Any) -> Any:  # type: ignore[misc]
         if fn is not None:
             return Task(fn, **options)
         return lambda f: Task(f, **options)
@@ -328,7 +329,7 @@ class _TaskDecorator:
     @overload
     def branch(self, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
-    def branch(self, fn: Any = None, /, **options: Any) -> Any:
+    def branch(self, fn: Any = None, /, **options: Any) -> Any:  # type: ignore[misc]
         """A task choosing which of its direct downstream tasks run (it returns their ids).
 
         The direct downstream tasks it does not return are SKIPPED; the skip flows on
