@@ -150,6 +150,18 @@ def test_a_branch_task_needs_downstream_tasks() -> None:
             choose()
 
 
+def test_a_branch_task_cannot_be_mapped() -> None:
+    @task.branch
+    def pick(x: int) -> str:
+        return "fast"
+
+    with pytest.raises(DefinitionError, match="branch task 'pick' cannot be mapped"):
+
+        @pipeline(name="mapped_branch")
+        def mapped_branch():
+            pick.map(x=[1, 2]) >> fast()
+
+
 def test_branching_on_postgresql(pg_schema, settings) -> None:
     url, schema = pg_schema
     with open_store(url, schema=schema) as pg_store:

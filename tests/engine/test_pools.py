@@ -74,3 +74,36 @@ def test_a_pool_without_a_size_is_refused_before_the_run_starts(store, settings,
             pipelines("pooled", "unknown_pool"), datetime(2024, 1, 1, tzinfo=UTC)
         )
     assert store.list_runs() == []
+
+
+def test_the_slot_of_a_driver_killed_with_9_is_given_back(tmp_path: Path, settings) -> None:
+    import signal
+    import time
+
+    env = dict(os.environ, HEADRACE_POOL_DB="1")
+    proc = subprocess.Popen(
+        [sys.executable, str(PIPELINES / "drive.py"), settings.state_url, str(settings.home),
+         str(PIPELINES / "pooled.py"), "holder", "inprocess", "2024-03-01T00:00:00+00:00", f"dir={tmp_path}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "holding").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the holder never took its slot"
+        time.sleep(0.05)
+    with open_store(settings.state_url) as store:
+        assert [s.task_id for s in store.list_pool_slots("db")] == ["hold"]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+
+        sized = Settings(home=settings.home, state_url=settings.state_url, pools={"db": 1})
+        result = Runner(store, executor="inprocess", settings=sized).run(
+            pipelines_from_file("pooled"), datetime(2024, 3, 2, tzinfo=UTC)
+        )
+        assert result.state == RunState.SUCCESS  # the dead driver's slot did not block it
+        assert store.list_pool_slots("db") == []
+
+
+def pipelines_from_file(name: str):
+    from headrace.engine import load_pipelines
+
+    return load_pipelines(PIPELINES / "pooled.py")[name]

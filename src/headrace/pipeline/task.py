@@ -242,6 +242,10 @@ class _PartialTask(Generic[R]):
         builder = current_builder()
         if builder is None:
             raise DefinitionError(f"{site}: {task.task_id}.map(...) only works inside a @pipeline function")
+        if task.branch:
+            raise DefinitionError(
+                f"{site}: branch task {task.task_id!r} cannot be mapped: one branch task chooses the paths"
+            )
         if len(mapped) != 1:
             raise DefinitionError(
                 f"{site}: {task.task_id}.map(...) takes exactly one parameter=list to fan out over, "

@@ -39,3 +39,17 @@ def misnamed() -> None:
 @pipeline
 def unknown_pool():
     misnamed()
+
+
+@task(pool="db")
+def hold(ctx) -> None:
+    """Take the db slot and keep it until the driving process is killed."""
+    from pathlib import Path
+
+    (Path(ctx.params["dir"]) / "holding").touch()
+    time.sleep(60)
+
+
+@pipeline(params={"dir": ""})
+def holder():
+    hold()
