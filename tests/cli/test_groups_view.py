@@ -75,3 +75,22 @@ def test_run_summary_and_show_group_the_tasks(home: Path, capsys: pytest.Capture
     grouped = {_position(shown, r"^extract\.users\b"), _position(shown, r"^extract\.orders\b")}
     assert grouped == {header + 1, header + 2}
     assert _position(shown, r"^audit\b") < header < _position(shown, r"^report\b")
+
+
+def test_the_live_view_shows_a_header_row_per_group(home: Path) -> None:
+    from rich.console import Console
+
+    from headrace.cli.runs import LiveView
+    from headrace.engine import load_pipelines
+    from headrace.executors.base import Event
+
+    pipeline = load_pipelines(home / "flows.py")["grouped"]
+    console = Console(width=120, record=True, force_terminal=False)
+    view = LiveView(pipeline, console)
+    view.on_event(Event("task", "run1", "extract.users", state="running", attempt=1))
+    console.print(view)
+    lines = _lines(console.export_text())
+    header = _position(lines, r"^▸ extract$")
+    assert re.search(r"^extract\.users\s+running\s+1", lines[header + 1])
+    assert re.search(r"^extract\.orders\s+queued", lines[header + 2])
+    assert _position(lines, r"^audit\s+queued") < header < _position(lines, r"^report\s+queued")

@@ -33,6 +33,7 @@ from headrace.state import (
     TaskState,
     open_store,
 )
+from headrace.state.pools import PoolSlot
 
 #: Rich style per state, shared by runs and task instances.
 STATE_STYLES = {
@@ -140,7 +141,7 @@ def group_of(task_id: str) -> str | None:
     return group if dot else None
 
 
-def _task_label(ti: TaskInstanceRecord | LogRecord) -> str:
+def _task_label(ti: TaskInstanceRecord | LogRecord | PoolSlot) -> str:
     return ti.task_id if ti.map_index == -1 else f"{ti.task_id}[{ti.map_index}]"
 
 
@@ -396,3 +397,29 @@ def _parse_task(task: str | None) -> tuple[str | None, int | None]:
     if match:
         return match["task"], int(match["index"])
     return task, None
+
+
+@app.command("pools")
+def pools_command() -> None:
+    """Show the configured pools: size, slots taken now and the tasks holding them."""
+    settings = Settings.from_env()
+    console = _console()
+    with _store() as store:
+        slots = store.list_pool_slots() if store is not None else []
+    names = sorted(set(settings.pools) | {s.pool for s in slots})
+    if not names:
+        console.print("No pools: size one with HEADRACE_POOL_<NAME>=N or [pools] in headrace.toml.")
+        return
+    table = Table(title="Pools", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("Pool", "Size", "Taken", "Held by"):
+        table.add_column(column, overflow="fold")
+    for name in names:
+        held = [s for s in slots if s.pool == name]
+        size = settings.pools.get(name)
+        table.add_row(
+            escape(name),
+            str(size) if size is not None else "not configured here",
+            str(len(held)),
+            escape(", ".join(f"{s.run_id} {_task_label(s)}" for s in held)),
+        )
+    console.print(table)
