@@ -105,3 +105,30 @@ def test_group_mistakes_are_definition_errors() -> None:
                 users()
             with task_group("twice"):
                 orders()
+
+
+@task_group
+def extract() -> None:
+    users()
+    orders()
+
+
+@task_group
+def counted():
+    return combine(users(), orders())
+
+
+def test_decorated_groups_are_named_after_the_function_and_numbered_on_reuse() -> None:
+    @pipeline
+    def etl():
+        extract() >> report()
+        extract()
+        total = counted()  # returns what the function returns: here the combine result
+        start() << total
+
+    assert etl.order[:2] == ["extract.users", "extract.orders"]
+    assert etl.upstream["report"] == ("extract.users", "extract.orders")
+    assert "extract__2.users" in etl.tasks and etl.tasks["extract__2.users"].group == "extract__2"
+    assert etl.upstream["start"] == ("counted.combine",)
+    with pytest.raises(DefinitionError, match="only works inside a @pipeline"):
+        extract()

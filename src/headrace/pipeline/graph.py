@@ -9,19 +9,22 @@ a ``with DAG(...)`` block works in Airflow; nothing is registered globally.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from headrace.errors import DefinitionError
 
 if TYPE_CHECKING:
     from headrace.pipeline.task import Task
 
+P = ParamSpec("P")
+R = TypeVar("R")
 _GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _BUILDER: ContextVar[GraphBuilder | None] = ContextVar("headrace_graph_builder", default=None)
 
@@ -204,9 +207,51 @@ class TaskGroup:
         return self
 
 
-def task_group(name: str) -> TaskGroup:
-    """Group the tasks called inside ``with task_group(name):`` under ``name.`` (see :class:`TaskGroup`)."""
-    return TaskGroup(name)
+@overload
+def task_group(name: str, /) -> TaskGroup: ...
+
+
+@overload
+def task_group(fn: Callable[P, R], /) -> Callable[P, Any]: ...
+
+
+def task_group(name_or_fn: Any, /) -> Any:
+    """Group tasks under a name: ``with task_group("extract"):`` or ``@task_group`` on a function.
+
+    The decorated function, called inside a pipeline function, runs inside a group named
+    after it (``extract``, then ``extract__2`` when called again) and returns what it
+    returns, or the :class:`TaskGroup` when it returns nothing, ready for ``>>``.
+
+    Example:
+        >>> @task_group
+        ... def extract():
+        ...     users(), orders()
+        >>> @pipeline
+        ... def etl():
+        ...     extract() >> report()
+    """
+    if isinstance(name_or_fn, str):
+        return TaskGroup(name_or_fn)
+    if not callable(name_or_fn):
+        raise DefinitionError(
+            f"{caller_site()}: task_group takes a name or decorates a function, got {type(name_or_fn).__name__}"
+        )
+    fn = name_or_fn
+
+    @functools.wraps(fn)
+    def grouped(*args: Any, **kwargs: Any) -> Any:
+        builder = current_builder()
+        if builder is None:
+            raise DefinitionError(f"{caller_site()}: task group {fn.__name__!r} only works inside a @pipeline function")
+        parent = builder.groups[-1].path + "." if builder.groups else ""
+        name, n = fn.__name__, 2
+        while parent + name in builder.group_paths:
+            name, n = f"{fn.__name__}__{n}", n + 1
+        with TaskGroup(name) as group:
+            returned = fn(*args, **kwargs)
+        return group if returned is None else returned
+
+    return grouped
 
 
 def find_refs(value: Any) -> Iterator[TaskRef]:
