@@ -29,3 +29,17 @@ async def sleep_long(job: Job) -> str:
 async def quick(job: Job) -> dict[str, object]:
     """Echo the job back with the worker's process id."""
     return {"pid": os.getpid(), "name": job.name, "data": job.data}
+
+
+def report_steps(info: JobInfo) -> int:
+    """In a pool process: report progress 25, 50, 100; fail after 50 if ``data['fail']``."""
+    for pct in (25, 50, 100):
+        info.update_progress({"pct": pct, "pid": os.getpid()})
+        if pct == 50 and info.data.get("fail"):
+            raise ValueError(f"job {info.data['n']} failed after 50%")
+    return int(info.data["n"]) * 2
+
+
+def bad_progress(info: JobInfo) -> None:
+    """In a pool process: report progress that JSON cannot hold."""
+    info.update_progress({"rows": {1, 2}})  # type: ignore[dict-item]

@@ -179,12 +179,41 @@ class JobOptions:
 
 @dataclass(frozen=True)
 class JobInfo:
-    """A picklable snapshot of a job, handed to handlers that run in another process."""
+    """A picklable snapshot of a job, handed to handlers that run in another process.
+
+    Args:
+        id: the job's id.
+        name: the job's name (its type).
+        data: the job's data.
+        attempts_made: attempts that ended before this one.
+        progress_key: set by the worker's process pool; lets :meth:`update_progress`
+            reach the job.
+
+    Example:
+        >>> def handler(info: JobInfo) -> int:  # run by Worker(..., processes=2)
+        ...     info.update_progress(50)
+        ...     return len(info.data["rows"])
+    """
 
     id: str
     name: str
     data: Any
     attempts_made: int
+    progress_key: str | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def update_progress(self, progress: int | float | dict[str, Any]) -> None:
+        """Report progress from a process-pool handler (returns at once).
+
+        The worker stores it in Redis and emits its ``progress`` event, in order,
+        before the job completes.
+
+        Raises:
+            QueueError: called outside a worker's process pool, or progress that is
+                not JSON-serialisable.
+        """
+        from headrace.queue.pool import report_progress
+
+        report_progress(self, progress)
 
 
 class Job:

@@ -2,17 +2,16 @@
 
 Handlers may be ``async def handler(job)`` (run on the worker's event loop), plain
 ``def handler(job)`` (run in a thread), or, with ``processes=N``, a module-level
-``def handler(info: JobInfo)`` run in a pool of N processes for CPU-heavy work.
+``def handler(info: JobInfo)`` run in a pool of N processes for CPU-heavy work
+(it reports progress with ``info.update_progress``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import multiprocessing
 import signal
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from types import TracebackType
@@ -24,6 +23,7 @@ from bullmq.custom_errors import UnrecoverableError
 from headrace.errors import QueueError, TerminalError, TransientError, did_you_mean
 from headrace.queue.connection import QueueConnection
 from headrace.queue.job import Job, JobInfo, Retention, _retention
+from headrace.queue.pool import HandlerPool
 from headrace.queue.workarounds import PatchedWorker
 
 EVENTS = ("active", "completed", "failed", "progress", "stalled", "error", "closed")
@@ -67,7 +67,8 @@ class Worker:
         concurrency: jobs run at the same time by this worker.
         limiter: rate limit shared by all workers of the queue.
         processes: run ``handler`` (a picklable function taking a :class:`JobInfo`)
-            in a pool of this many processes.
+            in a pool of this many processes; it reports progress with
+            ``info.update_progress(...)``, stored and emitted before the job completes.
         lock_duration_ms: how long a job's lock lasts without renewal; a worker that
             dies loses its jobs after this. Locks are renewed from the event loop, so
             an async handler must not block it for more than half of this: CPU-bound
@@ -140,7 +141,7 @@ class Worker:
         self._listeners: dict[str, list[Callable[..., Any]]] = {e: [] for e in EVENTS}
         self._inner: PatchedWorker | None = None
         self._task: asyncio.Task[None] | None = None
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: HandlerPool | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
     def on(self, event: str, callback: Callable[..., Any]) -> Callable[..., Any]:
@@ -183,12 +184,12 @@ class Worker:
 
     async def _run_in_pool(self, job: Job) -> Any:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.processes, mp_context=multiprocessing.get_context("spawn")
+            assert self.processes is not None
+            self._pool = HandlerPool(
+                self.processes, self.queue_name, lambda exc: self._emit("error", exc)
             )
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, self.handler, job.info())
+            return await self._pool.run(self.handler, job)
         except BrokenProcessPool as exc:
             # The pool is unusable after a child dies; the next job gets a fresh one.
             pool, self._pool = self._pool, None
