@@ -195,3 +195,21 @@ def test_checkpoint_never_moves_back(destination):
     assert destination.checkpoint("p", "s").value == D
     destination.write(people([4]), "t", checkpoint=Checkpoint("p", "s", D + dt.timedelta(days=1)))
     assert destination.checkpoint("p", "s").value == D + dt.timedelta(days=1)
+
+
+def test_duckdb_caps_its_buffer_pool_and_spills(tmp_path):
+    """A load connection caps DuckDB's pool (flat memory); more data than the cap still loads."""
+    from headrace.connectors import DuckDBDestination
+
+    dest = DuckDBDestination(tmp_path / "w.duckdb", memory_limit="64MB")
+    ids = list(range(300_000))  # ~20 MB of text, staged, windowed and joined under the cap
+    data = pa.table({"id": ids, "text": [f"row {i} " + "x" * 40 for i in ids], "v": ids})
+    dest.write(data, "t", mode="merge", keys=["id"], dedupe_order_by="v")
+    result = dest.write(data, "t", mode="merge", keys=["id"], dedupe_order_by="v")
+    assert (result.rows_loaded, result.rows_replaced) == (300_000, 300_000)
+    (limit,) = dest.query("SELECT current_setting('memory_limit') AS m").column("m").to_pylist()
+    assert limit.endswith("MiB") and float(limit.split()[0]) < 70
+    url_dest = DuckDBDestination.from_url(f"duckdb:///{tmp_path / 'u.duckdb'}?memory_limit=none")
+    assert url_dest.memory_limit is None
+    with pytest.raises(ConnectorError, match="is not a size"):
+        DuckDBDestination(tmp_path / "x.duckdb", memory_limit="1GB'; DROP TABLE t; --")

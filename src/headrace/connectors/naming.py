@@ -61,7 +61,8 @@ class ConnectionURL:
     Args:
         backend: ``postgresql``, ``mysql``, ``sqlite`` or ``duckdb``.
         url: the URL as the driver wants it (headrace-only query options removed).
-        options: headrace-only options taken from the query string (``schema``).
+        options: headrace-only options taken from the query string (``schema``,
+            ``memory_limit`` for DuckDB).
     """
 
     backend: str
@@ -100,7 +101,7 @@ class ConnectionURL:
             )
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        options = {k: query.pop(k) for k in ("schema",) if k in query}
+        options = {k: query.pop(k) for k in ("schema", "memory_limit") if k in query}
         clean_scheme = {"postgresql": "postgresql", "mysql": "mysql"}.get(backend, scheme)
         driver_url = urlunsplit(
             (clean_scheme, parts.netloc, parts.path, urlencode(query), parts.fragment)

@@ -5,11 +5,19 @@ Merge is DELETE of the staged keys + INSERT in one transaction, chosen by measur
 this machine): DELETE + INSERT 0.06 s, ``MERGE INTO`` 2.2 s, ``INSERT ... ON CONFLICT``
 2.8 s — DuckDB rewrites text columns slowly when it updates them in place. Append and
 replace stream the Arrow data straight into the table (no staging copy).
+
+Memory: DuckDB keeps every block it writes in its buffer pool until the pool reaches
+``memory_limit`` (default 80% of RAM), so a load's resident memory grew with the
+table (full load of 2M customers: 246 MB at 500k rows, 335 MB at 1M, 459 MB at 2M).
+Written blocks are already on disk and cost nothing to evict, so connections opened
+here cap the pool (``memory_limit``, default 128 MB; larger joins and sorts spill to
+``<file>.tmp``): 225 / 272 / 313 MB for the same loads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +42,10 @@ class DuckDBDestination(SqlDestination):
     Args:
         path: the database file (created with its folder if absent) or ``:memory:``.
         schema: the schema tables go in (default ``main``); created if absent.
+        memory_limit: DuckDB's buffer pool cap for connections opened here (``"128MB"``,
+            ``"2GB"``); None leaves DuckDB's default (80% of RAM). It applies to the
+            whole database instance, so other connections to the file in this process
+            share it.
 
     Example:
         >>> dest = DuckDBDestination.from_settings(Settings.from_env())
@@ -43,9 +55,17 @@ class DuckDBDestination(SqlDestination):
     dialect = "duckdb"
     streams = True
 
-    def __init__(self, path: str | Path, *, schema: str | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, schema: str | None = None, memory_limit: str | None = "128MB"
+    ) -> None:
         self.path = str(path)
         self.schema = schema
+        if memory_limit is not None and not _MEMORY.match(memory_limit):
+            raise ConnectorError(
+                f"memory_limit {memory_limit!r} for DuckDB {self.path} is not a size; write "
+                "it like '128MB' or '2GB'."
+            )
+        self.memory_limit = memory_limit
         self.where = f"DuckDB {self.path}"
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -54,11 +74,19 @@ class DuckDBDestination(SqlDestination):
     def from_url(
         cls, url: str | ConnectionURL, settings: Settings | None = None
     ) -> DuckDBDestination:
-        """From ``duckdb:///path.duckdb`` (``?schema=name`` optional) or a connection name."""
+        """From ``duckdb:///path.duckdb`` or a connection name.
+
+        Options: ``?schema=name``, ``?memory_limit=512MB`` (``none``: DuckDB's default).
+        """
         conn = url if isinstance(url, ConnectionURL) else resolve(url, settings)
         if conn.backend != "duckdb":
             raise ConnectorError(f"{conn.masked} is not a DuckDB URL (duckdb:///path.duckdb).")
-        return cls(conn.path, schema=conn.options.get("schema"))
+        limit = conn.options.get("memory_limit", "128MB")
+        return cls(
+            conn.path,
+            schema=conn.options.get("schema"),
+            memory_limit=None if limit.lower() in ("", "none", "default") else limit,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DuckDBDestination:
@@ -74,6 +102,8 @@ class DuckDBDestination(SqlDestination):
             raise ConnectionFailedError(
                 f"Cannot open {self.where}: {exc}. Another process may hold it open for writing."
             ) from None
+        if self.memory_limit is not None:  # checked against _MEMORY: SET takes no parameters
+            conn.execute(f"SET memory_limit = '{self.memory_limit}'")
         if self.schema:
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema, 'duckdb')}")
             conn.execute(f"SET search_path = '{_sql_string(self.schema)}'")
@@ -130,6 +160,9 @@ class DuckDBDestination(SqlDestination):
 
     def _query_arrow(self, conn: Any, sql: str, params: Sequence[Any]) -> pa.Table:
         return conn.sql(sql, params=list(params) if params else None).to_arrow_table()
+
+
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 
 
 def _sql_string(text: str) -> str:
