@@ -14,7 +14,9 @@ from queue_testing import wait_until
 
 from headrace.queue import Job, JobOptions, Queue, QueueConnection, QueueEvents, RateLimit, Worker
 
-ALL_FIXES = frozenset({"socket_timeout", "redis_version", "rate_limit", "fetch_next"})
+ALL_FIXES = frozenset(
+    {"socket_timeout", "redis_version", "rate_limit", "fetch_next", "batch_finish"}
+)
 
 
 async def _time_delayed_job(conn: QueueConnection, delay_ms: int, fixes: frozenset[str]) -> float:

@@ -6,8 +6,13 @@ fetches the next job) on its own pooled connection: one write, one wake-up of Re
 and one read per job. On this machine (a VM, where waking another process costs a
 cross-CPU interrupt) that ``send`` was a third of the worker's wall time. Node
 BullMQ's ioredis writes every command onto one socket, so concurrent commands
-share writes. :class:`FinishBatcher` does the same for completions: those
-submitted in one event-loop turn are sent as one non-transactional pipeline.
+share writes. :class:`FinishBatcher` does the same for completions: calls are
+sent as one non-transactional pipeline, at most one pipeline at a time; calls
+made while one is in flight go together in the next, sent as soon as it returns.
+Without that rule the jobs of a worker drift into small cohorts that never merge
+(measured: 300 jobs at concurrency 8 took ~100 pipelines; with it, 39, and
+throughput rose from ~5,500 to ~6,500-8,000 jobs/s). The cost is at most one
+round trip of extra latency for a job that finishes while a pipeline is out.
 
 Semantics do not change: each ``moveToFinished`` is still its own atomic Lua call,
 and a pipeline is only a way to put several calls on the wire at once; Redis runs
@@ -29,7 +34,7 @@ _Pending = tuple[list[Any], list[Any], "asyncio.Future[Any]"]
 
 
 class FinishBatcher:
-    """Run one Lua script for many callers, batching the calls of one loop turn.
+    """Run one Lua script for many callers, batching their calls into pipelines.
 
     Args:
         script: the registered script (bullmq's ``moveToFinished``); its client is
@@ -44,7 +49,7 @@ class FinishBatcher:
         self._script = script
         self._pending: list[_Pending] = []
         self._scheduled = False
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: asyncio.Task[None] | None = None  # at most one batch out
         self.batches = 0  # pipelines sent: lets tests see that batching happened
         self.calls = 0
 
@@ -56,18 +61,25 @@ class FinishBatcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((keys, args, future))
-        if not self._scheduled:
+        if not self._scheduled and self._in_flight is None:
             # call_soon runs after every callback already queued for this turn, so
-            # jobs whose handlers finish together land in the same batch.
+            # jobs whose handlers finish together land in the same batch. While a
+            # batch is in flight, _sent schedules the next one.
             self._scheduled = True
             loop.call_soon(self._flush)
         return await future
 
     def _flush(self) -> None:
         batch, self._pending, self._scheduled = self._pending, [], False
-        task = asyncio.ensure_future(self._send(batch))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        self._in_flight = asyncio.ensure_future(self._send(batch))
+        self._in_flight.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        """Done callback of a batch: send what queued up meanwhile."""
+        self._in_flight = None
+        if self._pending and not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     async def _send(self, batch: list[_Pending]) -> None:
         try:
@@ -112,6 +124,9 @@ class FinishBatcher:
             return list(await pipe.execute(raise_on_error=False))
 
     async def close(self) -> None:
-        """Wait for batches already sent."""
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        """Wait until every call made so far has its reply."""
+        while self._in_flight is not None or self._pending:
+            if self._in_flight is not None:
+                await asyncio.gather(self._in_flight, return_exceptions=True)
+            else:
+                await asyncio.sleep(0)  # the flush already scheduled runs first
