@@ -60,11 +60,27 @@ def test_triggering_again_returns_the_same_run_without_running_it(store, setting
     assert len(store.list_runs(pipeline="numbers")) == 1
 
 
-def test_default_logical_date_is_aligned_to_the_schedule(store, settings, pipelines) -> None:
+def test_a_run_without_a_date_is_a_new_run_over_the_latest_complete_interval(store, settings, pipelines) -> None:
     clock = FakeClock(datetime(2024, 5, 5, 13, 30, tzinfo=UTC))
-    result = Runner(store, executor="inprocess", settings=settings, clock=clock).run(pipelines("basic", "numbers"))
+    runner = Runner(store, executor="inprocess", settings=settings, clock=clock)
+    first = runner.run(pipelines("basic", "numbers"))
 
-    assert result.run.logical_date == datetime(2024, 5, 5, 2, 0, tzinfo=UTC)
+    # Like an Airflow manual trigger: logical date "now", data interval the last one that ended.
+    assert first.run.logical_date == datetime(2024, 5, 5, 13, 30, tzinfo=UTC)
+    assert first.run.data_interval_start == datetime(2024, 5, 4, 2, 0, tzinfo=UTC)
+    assert first.run.data_interval_end == datetime(2024, 5, 5, 2, 0, tzinfo=UTC)
+
+    clock.sleep(300)
+    second = runner.run(pipelines("basic", "numbers"))
+    assert second.run_id != first.run_id
+    assert second.executed
+    assert second.run.data_interval_end == first.run.data_interval_end
+
+
+def test_a_given_date_is_aligned_to_its_interval(store, settings, pipelines) -> None:
+    runner = Runner(store, executor="inprocess", settings=settings)
+    result = runner.run(pipelines("basic", "numbers"), datetime(2024, 5, 5, 13, 30, tzinfo=UTC))
+    assert result.run.data_interval_start == datetime(2024, 5, 5, 2, 0, tzinfo=UTC)
     assert result.run.data_interval_end == datetime(2024, 5, 6, 2, 0, tzinfo=UTC)
 
 

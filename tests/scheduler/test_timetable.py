@@ -257,3 +257,27 @@ def test_without_start_date_scheduling_begins_at_the_latest_interval():
         assert iv == (utc(2024, 3, 9, 2), utc(2024, 3, 10, 2))
         delta = timetable_from(timedelta(hours=6)).next_interval(None, catchup=catchup, now=now)
         assert delta == (utc(2024, 3, 10, 6), utc(2024, 3, 10, 12))
+
+
+@pytest.mark.parametrize(
+    ("schedule", "start", "end"),
+    [
+        ("0 2 * * *", datetime(2026, 11, 28, 2, tzinfo=UTC), datetime(2026, 11, 29, 2, tzinfo=UTC)),
+        ("@hourly", datetime(2026, 11, 29, 4, tzinfo=UTC), datetime(2026, 11, 29, 5, tzinfo=UTC)),
+        (timedelta(hours=6), datetime(2026, 11, 28, 23, 26, tzinfo=UTC), datetime(2026, 11, 29, 5, 26, tzinfo=UTC)),
+        (None, datetime(2026, 11, 29, 5, 26, tzinfo=UTC), datetime(2026, 11, 29, 5, 26, tzinfo=UTC)),
+    ],
+)
+def test_latest_complete_interval_is_what_a_dateless_trigger_covers(schedule, start, end):
+    now = datetime(2026, 11, 29, 5, 26, tzinfo=UTC)
+    interval = timetable_from(schedule).latest_complete_interval(now)
+    assert (interval.start, interval.end) == (start, end)
+
+
+def test_latest_complete_interval_in_a_time_zone():
+    now = datetime(2026, 11, 29, 5, 26, tzinfo=UTC)
+    interval = timetable_from("0 2 * * *", "Europe/Amsterdam").latest_complete_interval(now)
+    assert (interval.start, interval.end) == (
+        datetime(2026, 11, 28, 1, tzinfo=UTC),
+        datetime(2026, 11, 29, 1, tzinfo=UTC),
+    )

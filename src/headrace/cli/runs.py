@@ -251,7 +251,7 @@ def _drive(pipeline: Pipeline, settings: Settings, executor: str, concurrency: i
 @app.command("run")
 def run_command(
     target: Annotated[str, typer.Argument(help="Pipeline file, optionally FILE:PIPELINE.")],
-    date: Annotated[str | None, typer.Option("--date", help="Logical date (ISO); default: now, aligned to the schedule.")] = None,
+    date: Annotated[str | None, typer.Option("--date", help="Logical date (ISO): the run's key, so the same date never runs twice; default: now (a new run over the latest complete interval).")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Run parameter NAME=VALUE (repeatable).")] = None,
     executor: Annotated[str, typer.Option("--executor", help="process (default) or inprocess.")] = "process",
     concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="Worker processes (default: cores).")] = None,

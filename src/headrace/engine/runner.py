@@ -109,8 +109,9 @@ class Runner:
 
         Args:
             pipeline: the pipeline.
-            logical_date: the date the run is for (naive = pipeline time zone); default:
-                now, aligned to the schedule's latest interval start.
+            logical_date: the date the run is for (naive = pipeline time zone), which
+                keys the run; default: now, a new run covering the latest complete
+                interval of the schedule.
             params: run parameters (strings are converted to the defaults' types).
             trigger: ``manual``, ``scheduled`` or ``backfill``.
         """
@@ -151,7 +152,13 @@ class Runner:
     def interval_for(self, pipeline: Pipeline, logical_date: datetime | None) -> tuple[datetime, datetime, datetime]:
         """(logical date, data interval start, end) of a manual run, all in UTC."""
         timetable = pipeline.timetable
-        logical = timetable.align(self.clock.now()) if logical_date is None else logical_date
+        if logical_date is None:
+            # Like a manual trigger in Airflow: every trigger is a new run at "now",
+            # covering the latest complete interval. A given date is the idempotency key.
+            now = self.clock.now().astimezone(UTC)
+            interval = timetable.latest_complete_interval(now)
+            return now, interval.start.astimezone(UTC), interval.end.astimezone(UTC)
+        logical = logical_date
         if logical.tzinfo is None:
             logical = logical.replace(tzinfo=ZoneInfo(pipeline.timezone))
         logical = logical.astimezone(UTC)

@@ -131,6 +131,19 @@ class Timetable(ABC):
             interval ``[logical_date, logical_date)``.
         """
 
+    def latest_complete_interval(self, now: datetime) -> Interval:
+        """The data interval of a run triggered at ``now`` without a date.
+
+        As in Airflow, a manual trigger covers the latest interval that has ended
+        (for a daily 02:00 schedule at 05:00: yesterday 02:00 to today 02:00); with no
+        schedule, the empty interval ``[now, now)``.
+        """
+        at = _to_utc(now, UTC)
+        interval = self.next_interval(None, catchup=False, now=at)
+        if interval is None or not interval.due(at):
+            return Interval(at, at)
+        return interval
+
     @abstractmethod
     def align(self, when: datetime) -> datetime:
         """The latest interval start at or before ``when`` (a manual run's default logical date)."""
