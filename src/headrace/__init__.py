@@ -1,12 +1,32 @@
 """headrace: define, run, schedule and check data pipelines in Python.
 
 Example:
-    >>> from headrace import pipeline, task, Context, Retry
+    >>> from headrace import pipeline, task, task_group, Context, Retry
 """
 
 from __future__ import annotations
 
-from headrace.pipeline import Context, Pipeline, Retry, Task, pipeline, task
+from headrace.pipeline import (
+    Context,
+    Pipeline,
+    Reschedule,
+    Retry,
+    Task,
+    TaskGroup,
+    pipeline,
+    task,
+    task_group,
+)
 
-__all__ = ["Context", "Pipeline", "Retry", "Task", "pipeline", "task"]
+__all__ = [
+    "Context",
+    "Pipeline",
+    "Reschedule",
+    "Retry",
+    "Task",
+    "TaskGroup",
+    "pipeline",
+    "task",
+    "task_group",
+]
 __version__ = "0.1.0"
