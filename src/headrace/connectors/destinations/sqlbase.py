@@ -263,9 +263,13 @@ class SqlDestination:
             columns = list(arrow.schema.names)
             _check_names(columns, keys, partition, dedupe_order_by, where)
             # Append and replace read a stream once, straight into the table, where the
-            # backend can (DuckDB); other modes need the rows twice, so they are staged.
+            # backend can (DuckDB); other modes need the rows twice, so a stream is staged.
+            # An Arrow table can be read any number of times: it is never copied.
             direct = self.streams and mode in (WriteMode.APPEND, WriteMode.REPLACE)
-            if direct:
+            if self.streams and isinstance(arrow, pa.Table):
+                self._view(conn, arrow, stage)
+                rows_in = arrow.num_rows
+            elif direct:
                 self._view(conn, arrow, stage)
             else:
                 self._stage(conn, arrow, stage)
