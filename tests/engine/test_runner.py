@@ -143,3 +143,22 @@ def test_unknown_executor_suggests_the_closest(store, settings) -> None:
 
     with pytest.raises(EngineError, match="Did you mean 'inprocess'"):
         Runner(store, executor="in-process", settings=settings)
+
+
+def test_distributed_executor_by_name_reads_redis_from_the_environment(store, settings, monkeypatch) -> None:
+    from headrace.executors.distributed import DistributedExecutor
+
+    monkeypatch.setenv("HEADRACE_REDIS_URL", "redis://127.0.0.1:6379/3")
+    monkeypatch.setenv("HEADRACE_QUEUE_PREFIX", "hr-test-wiring")
+    executor = Runner(store, executor="distributed", settings=settings, concurrency=3)._make_executor()
+    assert isinstance(executor, DistributedExecutor)
+    assert executor.capacity == 3
+    assert executor.connection.prefix == "hr-test-wiring"
+    assert executor.connection.url == "redis://127.0.0.1:6379/3"
+
+
+def test_unknown_executor_names_the_choices(store, settings) -> None:
+    from headrace.errors import EngineError
+
+    with pytest.raises(EngineError, match="Did you mean 'distributed'"):
+        Runner(store, executor="distributd", settings=settings)

@@ -253,7 +253,7 @@ def run_command(
     target: Annotated[str, typer.Argument(help="Pipeline file, optionally FILE:PIPELINE.")],
     date: Annotated[str | None, typer.Option("--date", help="Logical date (ISO): the run's key, so the same date never runs twice; default: now (a new run over the latest complete interval).")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Run parameter NAME=VALUE (repeatable).")] = None,
-    executor: Annotated[str, typer.Option("--executor", help="process (default) or inprocess.")] = "process",
+    executor: Annotated[str, typer.Option("--executor", help="process (default), inprocess, or distributed (tasks run on `headrace worker` processes over Redis).")] = "process",
     concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="Worker processes (default: cores).")] = None,
 ) -> None:
     """Run a pipeline now, showing its tasks live; exit code 1 if the run failed."""
@@ -270,7 +270,7 @@ def run_command(
 def resume_command(
     run_id: Annotated[str, typer.Argument(help="The run to finish.")],
     file: Annotated[str | None, typer.Option("--file", help="Pipeline file, if it moved since the run started.")] = None,
-    executor: Annotated[str, typer.Option("--executor", help="process (default) or inprocess.")] = "process",
+    executor: Annotated[str, typer.Option("--executor", help="process (default), inprocess, or distributed (tasks run on `headrace worker` processes over Redis).")] = "process",
     concurrency: Annotated[int | None, typer.Option("--concurrency", min=1)] = None,
 ) -> None:
     """Finish a failed, interrupted or dead run: only tasks that did not succeed run again."""

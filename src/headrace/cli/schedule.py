@@ -15,7 +15,6 @@ from headrace.config import Settings, mask_url
 from headrace.errors import ScheduleError
 from headrace.pipeline import Pipeline
 
-_EXECUTORS = ("process", "inprocess")
 
 
 def _load_paths(paths: list[Path]) -> list[Pipeline]:
@@ -53,12 +52,13 @@ def _parse_date(text: str, option: str) -> datetime:
 
 
 def _check_executor(executor: str) -> None:
-    if executor not in _EXECUTORS:
-        from headrace.errors import did_you_mean
+    from headrace.engine.runner import EXECUTORS
+    from headrace.errors import did_you_mean
 
+    if executor not in EXECUTORS:
         raise ScheduleError(
-            f"unknown executor {executor!r}; choose one of {', '.join(_EXECUTORS)}."
-            + did_you_mean(executor, _EXECUTORS)
+            f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}."
+            + did_you_mean(executor, EXECUTORS)
         )
 
 
@@ -70,7 +70,7 @@ def scheduler_command(
     ] = None,
     poll: Annotated[float, typer.Option("--poll", help="Seconds between scheduling passes.")] = 5.0,
     executor: Annotated[
-        str, typer.Option(help="Executor inside each run: process or inprocess.")
+        str, typer.Option(help="Executor inside each run: process, inprocess or distributed.")
     ] = "process",
     inline: Annotated[
         bool, typer.Option("--inline", help="Drive runs one at a time in this process.")
@@ -153,7 +153,7 @@ def backfill_command(
         ),
     ] = 0,
     executor: Annotated[
-        str, typer.Option(help="Executor inside each run: process or inprocess.")
+        str, typer.Option(help="Executor inside each run: process, inprocess or distributed.")
     ] = "process",
 ) -> None:
     """Run PIPELINE once per interval from --start to --end, oldest first; resumable."""

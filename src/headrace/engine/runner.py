@@ -24,7 +24,7 @@ from headrace.executors.base import Event, Executor
 from headrace.pipeline import Pipeline
 from headrace.state.base import RunRecord, RunState, StateStore
 
-EXECUTORS = ("process", "inprocess")
+EXECUTORS = ("process", "inprocess", "distributed")
 #: Side file of runs made before the store recorded ``source_file`` (read, never written).
 MANIFEST = "_run.json"
 
@@ -223,6 +223,12 @@ class Runner:
             from headrace.executors.inprocess import InProcessExecutor
 
             return InProcessExecutor()
+        if self.executor == "distributed":
+            # Workers started with `headrace worker` on any machine that has the pipeline
+            # file at the same path; Redis from HEADRACE_REDIS_URL / HEADRACE_QUEUE_PREFIX.
+            from headrace.executors.distributed import DistributedExecutor
+
+            return DistributedExecutor(capacity=self.concurrency or 16)
         from headrace.executors.process import ProcessExecutor
 
         return ProcessExecutor(self.concurrency)
