@@ -16,7 +16,6 @@ from headrace.errors import ScheduleError
 from headrace.pipeline import Pipeline
 
 
-
 def _load_paths(paths: list[Path]) -> list[Pipeline]:
     """Pipelines of the given files and of the ``*.py`` files in the given folders."""
     from headrace.engine.loader import import_pipeline_file, load_pipelines, pipelines_in
