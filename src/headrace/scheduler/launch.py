@@ -73,8 +73,6 @@ def alerting_events(
         }.get(event.state)
         if kind is None or not alerter.wants(kind):
             return
-        if kind == AlertKind.RETRY and "SensorNotReady" in (event.error or ""):
-            return  # a reschedule-mode sensor's next poke, not a failure worth a message
         if kind == AlertKind.FAILURE and event.map_index >= 0:
             return  # the mapped task's own failure follows, naming how many elements failed
         task_id = event.task_id if event.map_index < 0 else f"{event.task_id}[{event.map_index}]"
