@@ -124,3 +124,30 @@ def test_few_valued_columns_get_exact_distinct_counts_on_large_tables(analyzer: 
     profile = analyzer.profile("t", top=1)
     assert profile["k"].distinct == 1234 and profile["k"].distinct_exact
     assert not profile["id"].distinct_exact
+
+
+def test_histogram_bins_are_closed_below_and_the_last_one_above(analyzer: Analyzer) -> None:
+    # Values on the edges: 0 | 2.5 | 5 | 7.5 | 10 with 4 bins of width 2.5 over [0, 10].
+    analyzer.query(
+        "CREATE TABLE t AS SELECT * FROM (VALUES (0.0), (2.5), (2.4999), (5.0), (7.5), (10.0), (NULL)) v(x)"
+    )
+    hist = analyzer.profile("t", bins=4)["x"].histogram
+    assert hist is not None and hist.edges == [0.0, 2.5, 5.0, 7.5, 10.0]
+    assert hist.counts == [2, 1, 1, 2]
+
+
+def test_narrow_integer_ranges_count_every_value_from_the_histogram(analyzer: Analyzer) -> None:
+    # Huge numbers in a narrow range: exact keys (no float rounding) and exact distinct.
+    analyzer.query(
+        f"CREATE TABLE t AS SELECT {BIG} - (i % 3) AS big, (i % 4)::TINYINT AS small "
+        "FROM range(1300000) r(i)"
+    )
+    profile = analyzer.profile("t", top=2)
+    small = profile["small"]
+    assert small.distinct == 4 and small.distinct_exact
+    assert small.top_values == [(0, 325000), (1, 325000)]
+    assert small.histogram is not None and small.histogram.counts == [325000] * 4
+    big = profile["big"]
+    assert big.distinct == 3 and big.distinct_exact
+    # Ties list the smaller text first.
+    assert big.top_values == [(BIG, 433334), (BIG - 2, 433333)]

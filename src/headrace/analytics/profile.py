@@ -1,20 +1,22 @@
-"""Column profiles in a few streaming aggregate passes over a table.
+"""Column profiles in one main streaming aggregate pass over a table, plus small ones.
 
-Pass 0 takes the row count and the range of numeric and date columns (free over
-Parquet: DuckDB reads them from the file's statistics). Pass 1 computes, for every
-column at once, non-null count, distinct count (exact up to a million rows, else
-HyperLogLog), min and max of text, mean, standard deviation and quartiles (from a
-reservoir sample). Pass 2 fills equal-width histograms and counts every value of
-columns with few distinct values; text columns with many values get candidates from
-``approx_top_k`` there, counted exactly in pass 3. Every pass is an aggregate with
-small, bounded state, so DuckDB streams the data through it: memory stays well under
-the size of the data, whatever the row count.
+Pass 0 takes the row count and every column's min and max (free over Parquet: DuckDB
+reads them from the file's statistics). Pass 1, one scan of every column, computes
+non-null count, distinct count (exact up to a million rows, else HyperLogLog), mean,
+standard deviation, quartiles (from a reservoir sample) and equal-width histograms
+over the pass-0 ranges. Pass 2 reads only the columns that need it: every value of
+columns with few distinct values counted exactly (integer columns with a range
+narrower than the bins need none: their histogram has one bin per value); text
+columns with many values get candidates from ``approx_top_k``, counted exactly in
+pass 3. Every pass is an aggregate with small, bounded state, so DuckDB streams the
+data through it: memory stays well under the size of the data, whatever the row count.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -153,9 +155,10 @@ def profile_table(
     cols = [quote_ident(n) for n in types]
     stats: list[dict[str, Any]] = [{} for _ in types]
 
-    # Pass 0: row count and the range of numeric and date columns, which the histograms
-    # need. Over Parquet, DuckDB answers it from the file's statistics without a scan.
-    ranged = [i for i, kind in enumerate(kinds) if kind in ("numeric", "temporal")]
+    # Pass 0: row count and every column's range: the histograms need it before the
+    # main pass. Over Parquet, DuckDB answers it from the file's statistics without a
+    # scan (only while the query holds nothing but count(*), min and max).
+    ranged = [i for i, kind in enumerate(kinds) if kind != "other"]
     pass0 = ["count(*)"] + [f"{f}({cols[i]})" for i in ranged for f in ("min", "max")]
     row = _run_pass(analyzer, rel.sql, pass0, [], rel.display)
     rows = int(row[0])
@@ -163,53 +166,60 @@ def profile_table(
         stats[i]["min"], stats[i]["max"] = row[1 + 2 * n], row[2 + 2 * n]
     exact = exact_distinct if exact_distinct is not None else rows <= EXACT_DISTINCT_ROWS
 
-    # Pass 1: every other statistic of every column in one scan.
+    # Pass 1: every other statistic and the histograms of every column, in one scan.
     pass1: list[tuple[int, str, str]] = []
-    for i, (col, kind) in enumerate(zip(cols, kinds, strict=True)):
+    params: list[Any] = []
+    for i, (col, kind, s, ctype) in enumerate(zip(cols, kinds, stats, types.values(), strict=True)):
         pass1.append((i, "count", f"count({col})"))
-        distinct = "count(DISTINCT {})" if exact else "approx_count_distinct({})"
-        pass1.append((i, "distinct", distinct.format(_keyed(col, kind))))
-        if kind in ("string", "boolean"):
-            pass1 += [(i, "min", f"min({col})"), (i, "max", f"max({col})")]
+        # An integer column whose range is narrower than the bins gets one bin per
+        # value: its histogram counts every value, so no distinct count is needed.
+        # (Only where doubles hold every value exactly: the bins are computed in DOUBLE.)
+        per_value = (
+            is_integer_type(ctype)
+            and s.get("min") is not None
+            and s["max"] - s["min"] < bins
+            and -(2**53) < s["min"] <= s["max"] < 2**53
+        )
+        if not per_value:
+            distinct = "count(DISTINCT {})" if exact else "approx_count_distinct({})"
+            pass1.append((i, "distinct", distinct.format(_keyed(col, kind))))
         if kind == "numeric":
             pass1 += [(i, "mean", f"avg({col})"), (i, "stddev", f"stddev_samp({col})")]
         if kind in ("numeric", "temporal"):
             # A reservoir sample: bounded memory and several times faster than t-digest.
             target = col if kind == "numeric" else f"epoch_us({col})"
             pass1.append((i, "quartiles", f"reservoir_quantile({target}, [0.25, 0.5, 0.75])"))
-    row = _run_pass(analyzer, rel.sql, [e for _, _, e in pass1], [], rel.display)
+            if s.get("min") is not None:
+                bounds = _bin_bounds(s, kind, ctype, bins)
+                if bounds:
+                    # histogram() with boundaries keeps one counter per bin (small, fixed
+                    # state); the one-argument histogram() would be rewritten by DuckDB
+                    # into a group-by that buffers the scan next to the other aggregates.
+                    pass1.append((i, "histogram", f"histogram({_numeric_expr(col, kind)}, ?::DOUBLE[])"))
+                    params.append(bounds)
+    row = _run_pass(analyzer, rel.sql, [e for _, _, e in pass1], params, rel.display)
     for (i, stat, _), value in zip(pass1, row, strict=True):
         stats[i][stat] = value
+    for s in stats:
+        if "distinct" not in s and "count" in s:
+            # One bin per integer value (see above): the bins are the value counts.
+            hist = _histogram(s, "numeric").counts
+            s["top_counts"] = {s["min"] + b: n for b, n in enumerate(hist) if n}
+            s["distinct"], s["all_counted"] = len(s["top_counts"]), True
 
-    # Pass 2: histograms, and frequent values, exactly for columns with few values (by
-    # the estimate). Kept apart from pass 1: DuckDB runs histogram() next to
-    # approx_count_distinct() with several times the memory of either alone.
+    # Pass 2, over the columns that need it only: every value of columns with few
+    # distinct values (by the pass-one estimate) counted exactly; text columns with many
+    # values get candidates from approx_top_k, counted exactly in pass 3.
     pass2: list[tuple[int, str, str]] = []
-    params: list[Any] = []
-    for i, (col, kind, s, ctype) in enumerate(zip(cols, kinds, stats, types.values(), strict=True)):
-        if kind in ("numeric", "temporal") and s.get("min") is not None:
-            lo, hi = _as_number(s["min"], kind), _as_number(s["max"], kind)
-            nbins = bins
-            if is_integer_type(ctype) and hi - lo < bins:
-                nbins = int(hi - lo) + 1  # one bin per integer: no empty bins between
-            width = (hi - lo) / nbins if hi > lo else 0.0
-            s["_bins"] = (lo, width, nbins if width else 1)
-            # Not clamped here (least() would turn NULL into the last bin): the maximum
-            # lands in bin ``bins`` and is folded into the last one afterwards.
-            index = f"CAST(floor(({_numeric_expr(col, kind)} - ?) / ?) AS INTEGER)"
-            if not width:
-                index = f"CASE WHEN {col} IS NOT NULL THEN 0 END"
-            params += [lo, width] if width else []
-            pass2.append((i, "histogram", f"histogram({index})"))
-        if top and kind != "other" and s["count"]:
+    for i, (col, kind, s) in enumerate(zip(cols, kinds, stats, strict=True)):
+        if top and kind != "other" and s["count"] and not s.get("all_counted"):
             if s["distinct"] <= FEW_VALUES:
                 pass2.append((i, "top_counts", f"histogram({col})"))
                 s["all_counted"] = True  # every value counted: the distinct count is exact
             elif kind in ("string", "boolean"):
-                # Many values: candidates now (more than shown), exact counts in pass 3.
                 pass2.append((i, "top", f"approx_top_k({col}, {int(top) * 4})"))
     if pass2:
-        row = _run_pass(analyzer, rel.sql, [e for _, _, e in pass2], params, rel.display)
+        row = _run_pass(analyzer, rel.sql, [e for _, _, e in pass2], [], rel.display)
         for (i, stat, _), value in zip(pass2, row, strict=True):
             stats[i][stat] = value or {}
 
@@ -303,11 +313,37 @@ def _as_number(value: Any, kind: str) -> float:
     return float(value)
 
 
+def _bin_bounds(s: dict[str, Any], kind: str, ctype: str, bins: int) -> list[float]:
+    """Set up equal-width bins over the column's range; returns DuckDB's bin boundaries.
+
+    Stores ``(lo, width, nbins)`` in ``s["_bins"]``. DuckDB's ``histogram(x, bounds)``
+    counts ``x <= bound`` per bin (values past the last bound in one more bin), so each
+    boundary is the largest double below the next edge: bins are ``[edge, next edge)``,
+    and the maximum lands in the last bin, which is closed.
+    """
+    lo, hi = _as_number(s["min"], kind), _as_number(s["max"], kind)
+    nbins = bins
+    if is_integer_type(ctype) and hi - lo < bins:
+        nbins = int(hi - lo) + 1  # one bin per integer: no empty bins between
+    width = (hi - lo) / nbins if hi > lo else 0.0
+    if not width:
+        nbins = 1
+    s["_bins"] = (lo, width, nbins)
+    bounds = [math.nextafter(lo + b * width, -math.inf) for b in range(1, nbins)]
+    # Strictly increasing, which DuckDB needs; equal ones only on absurdly narrow ranges.
+    return sorted(set(bounds)) if bounds else [math.inf]
+
+
 def _histogram(stats: dict[str, Any], kind: str) -> Histogram:
     lo, width, nbins = stats["_bins"]
+    bounds = [math.nextafter(lo + b * width, -math.inf) for b in range(1, nbins)]
+    index: dict[float, int] = {}
+    for b, bound in enumerate(bounds):
+        index.setdefault(bound, b)
     counts = [0] * nbins
-    for b, count in (stats["histogram"] or {}).items():
-        counts[min(max(int(b), 0), nbins - 1)] += int(count)
+    for bound, count in (stats["histogram"] or {}).items():
+        # The bin past the last boundary (its key is +inf) is the last bin.
+        counts[index.get(bound, nbins - 1)] += int(count)
     edges_num = [lo + b * width for b in range(nbins + 1)]
     edges: Sequence[Any] = edges_num
     if kind == "temporal":
