@@ -165,3 +165,36 @@ def test_warehouse_by_url_or_connection_name(
         assert (code, out) == (0, "n\n6\n")
     code, _, err = _run(capsys, "query", "SELECT 1", "-w", "crm")
     assert code == 1 and "is a postgresql connection" in err and "secret" not in err
+
+
+def test_a_file_named_like_a_warehouse_table_is_named_with_name_equals_path(
+    project: Path, files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clash = tmp_path / "sales.parquet"
+    clash.write_bytes(files["parquet"].read_bytes())
+    code, _, err = _run(capsys, "query", "SELECT 1", "--file", str(clash))
+    # The message speaks CLI: the option to use, not the Python API's replace=True.
+    assert code == 1 and "replace=True" not in err
+    assert "already has a table or view 'sales'" in err
+    # Rich may wrap the long path anywhere: compare without whitespace.
+    assert f"--filesales_file={clash}" in "".join(err.split())
+    code, out, _ = _run(
+        capsys, "query", "SELECT count(*) AS n FROM mine JOIN sales USING (id)",
+        "--file", f"mine={clash}", "--format", "csv",
+    )  # fmt: skip
+    assert code == 0 and out.splitlines() == ["n", str(len(ROWS))]
+    # profile takes the file under a free name instead of refusing it.
+    code, out, _ = _run(capsys, "profile", str(clash), "--format", "json")
+    assert code == 0 and json.loads(out)["table"] == "sales_file"
+
+
+def test_file_option_parsing_keeps_paths_with_equals_signs(tmp_path: Path) -> None:
+    from headrace.cli.analytics import parse_file_option
+
+    hive = tmp_path / "year=2024"
+    hive.mkdir()
+    (hive / "part.parquet").write_bytes(b"")
+    assert parse_file_option(str(hive / "part.parquet")) == (None, hive / "part.parquet")
+    assert parse_file_option("orders=data/o.csv") == ("orders", Path("data/o.csv"))
+    assert parse_file_option("data/year=2024/o.csv") == (None, Path("data/year=2024/o.csv"))
+    assert parse_file_option("plain.csv") == (None, Path("plain.csv"))

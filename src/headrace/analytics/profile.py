@@ -190,13 +190,12 @@ def profile_table(
             target = col if kind == "numeric" else f"epoch_us({col})"
             pass1.append((i, "quartiles", f"reservoir_quantile({target}, [0.25, 0.5, 0.75])"))
             if s.get("min") is not None:
-                bounds = _bin_bounds(s, kind, ctype, bins)
-                if bounds:
-                    # histogram() with boundaries keeps one counter per bin (small, fixed
-                    # state); the one-argument histogram() would be rewritten by DuckDB
-                    # into a group-by that buffers the scan next to the other aggregates.
-                    pass1.append((i, "histogram", f"histogram({_numeric_expr(col, kind)}, ?::DOUBLE[])"))
-                    params.append(bounds)
+                # histogram() with boundaries keeps one counter per bin (small, fixed
+                # state); the one-argument histogram() would be rewritten by DuckDB into
+                # a group-by that buffers the whole scan next to the other aggregates.
+                expr = f"histogram({_numeric_expr(col, kind)}, ?::DOUBLE[])"
+                pass1.append((i, "histogram", expr))
+                params.append(_bin_bounds(s, kind, ctype, bins))
     row = _run_pass(analyzer, rel.sql, [e for _, _, e in pass1], params, rel.display)
     for (i, stat, _), value in zip(pass1, row, strict=True):
         stats[i][stat] = value

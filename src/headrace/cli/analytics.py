@@ -2,7 +2,7 @@
 
 Both open the pipeline warehouse (``.headrace/warehouse.duckdb``) read-only when it
 exists, so they are safe to run next to a pipeline; files given on the command line
-become temporary views named after the file.
+become temporary views named after the file (``--file NAME=PATH`` names one).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from headrace.analytics import Analyzer
-from headrace.analytics.loaders import format_for_path
+from headrace.analytics.loaders import default_table_name, format_for_path
 from headrace.analytics.report import format_value, sparkline, write_html
 from headrace.cli.app import app, console, err_console
 from headrace.config import Settings
@@ -85,21 +85,69 @@ def _warehouse_of_connection(target: str, settings: Settings) -> Path:
     return found
 
 
-def open_analyzer(warehouse: str | None, files: list[Path]) -> tuple[Analyzer, list[str]]:
+def parse_file_option(value: str) -> tuple[str | None, Path]:
+    """Split a ``--file`` value into the view name asked for (or ``None``) and the path.
+
+    ``NAME=PATH`` names the view; a value that is an existing file is a plain path even
+    with ``=`` in it (Hive-style ``year=2024/part.parquet``), and so is one whose part
+    before ``=`` holds a path separator.
+
+    Args:
+        value: what followed ``--file``.
+
+    Returns:
+        ``(name, path)``; ``name`` is ``None`` when the view takes the file's name.
+    """
+    name, eq, rest = value.partition("=")
+    if not eq or not name or not rest or Path(value).exists() or "/" in name or "\\" in name:
+        return None, Path(value)
+    return name, Path(rest)
+
+
+def _free_name(analyzer: Analyzer, wanted: str) -> str:
+    """``wanted``, or ``wanted_file``, ``wanted_file2``... whichever no table has yet."""
+    taken = {r.name for r in analyzer.relations() if r.schema == "main"}
+    name, n = wanted, 1
+    while name in taken:
+        name = f"{wanted}_file" + (str(n) if n > 1 else "")
+        n += 1
+    return name
+
+
+def open_analyzer(
+    warehouse: str | None, files: list[tuple[str | None, Path]], *, avoid_clashes: bool = False
+) -> tuple[Analyzer, list[str]]:
     """An analyzer on the warehouse (read-only) with ``files`` loaded; also the names they got.
 
     CSV, Parquet and JSON become views (nothing is copied); Avro, ORC and Arrow, which
     DuckDB cannot read itself, become temporary tables.
+
+    Args:
+        warehouse: ``--warehouse``, see :func:`find_warehouse`.
+        files: ``(name or None, path)`` pairs from :func:`parse_file_option`.
+        avoid_clashes: give a file whose name a warehouse table has a free name instead
+            of failing (for ``profile``, where the name is only a title).
     """
     found = find_warehouse(warehouse, Settings.from_env())
     analyzer = Analyzer(found, read_only=True) if found is not None else Analyzer()
     names: list[str] = []
     try:
-        for path in files:
+        for wanted, path in files:
+            name = wanted or default_table_name(path)
+            taken = {r.name for r in analyzer.relations() if r.schema == "main"}
+            if name in taken:
+                if not avoid_clashes:
+                    raise AnalyticsError(
+                        f"--file {str(path)!r} would become view {name!r}, but "
+                        f"{analyzer.location} already has a table or view {name!r}. "
+                        f"Name the file's view yourself: --file {name}_file={path} "
+                        f"(then query {name}_file)."
+                    )
+                name = _free_name(analyzer, name)
             if format_for_path(path) in _NATIVE:
-                names.append(analyzer.load(path, view=True))
+                names.append(analyzer.load(path, name, view=True))
             else:
-                load: Callable[[], str] = functools.partial(analyzer.load, path)
+                load: Callable[[], str] = functools.partial(analyzer.load, path, name)
                 names.append(with_progress(analyzer, f"loading {path.name}", load))
     except BaseException:
         analyzer.close()
@@ -164,8 +212,12 @@ def _json_default(value: Any) -> Any:
 def query_command(
     sql: Annotated[str, typer.Argument(help="SQL to run; use ? placeholders with --param.")],
     file: Annotated[
-        list[Path] | None,
-        typer.Option("--file", "-f", help="File to query as a view named after it (repeatable)."),
+        list[str] | None,
+        typer.Option(
+            "--file",
+            "-f",
+            help="File to query as a view named after it, or NAME=PATH to name the view (repeatable).",
+        ),
     ] = None,
     param: Annotated[
         list[str] | None,
@@ -190,7 +242,7 @@ def query_command(
     if output not in ("table", "csv", "json"):
         raise AnalyticsError(f"Unknown --format {output!r}: use table, csv or json.")
     params = list(param or []) or None
-    analyzer, _ = open_analyzer(warehouse, list(file or []))
+    analyzer, _ = open_analyzer(warehouse, [parse_file_option(f) for f in file or []])
     with analyzer:
         if output == "table":
             # Only the rows shown are kept; the rest are counted as they stream past.
@@ -257,8 +309,9 @@ def profile_command(
     if output not in ("table", "json"):
         raise AnalyticsError(f"Unknown --format {output!r}: use table or json.")
     path = Path(target)
-    files = [path] if path.is_file() else []
-    analyzer, names = open_analyzer(warehouse, files)
+    files: list[tuple[str | None, Path]] = [(None, path)] if path.is_file() else []
+    # A file named like a warehouse table is profiled under a free name, not refused.
+    analyzer, names = open_analyzer(warehouse, files, avoid_clashes=True)
     with analyzer:
         name = names[0] if names else target
         profile = with_progress(
