@@ -1,0 +1,94 @@
+"""The web application: HTML pages, the JSON API and ``/metrics`` over one state store.
+
+Example:
+    >>> from headrace.config import Settings
+    >>> from headrace.web.app import create_app
+    >>> app = create_app(Settings.from_env())
+    >>> # uvicorn.run(app, host="127.0.0.1", port=8321)  (what ``headrace web`` does)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import headrace
+from headrace.config import Settings, mask_url
+from headrace.observe.metrics import StoreCollector
+from headrace.state import open_store
+from headrace.state.base import StateStore
+from headrace.web import api, pages
+from headrace.web.api import WebContext
+
+
+def create_app(
+    settings: Settings,
+    store: StateStore | None = None,
+    pipelines_dir: str | Path | None = None,
+    refresh_seconds: int = 5,
+) -> FastAPI:
+    """Build the app: pages at ``/``, the API under ``/api``, metrics at ``/metrics``.
+
+    Args:
+        settings: read once by the caller (the CLI); gives the store URL when ``store`` is None.
+        store: an open store to serve; the caller keeps ownership and closes it. When
+            None the store at ``settings.state_url`` is opened here and closed when the
+            app shuts down.
+        pipelines_dir: a folder whose ``*.py`` pipeline files are listed beside the
+            pipelines that have runs.
+        refresh_seconds: pages showing unfinished runs reload this often (0: never).
+
+    Returns:
+        The FastAPI application. ``/openapi.json`` describes the API; the Swagger page
+        (``/docs``) is off, since it loads its scripts from a CDN.
+    """
+    owned = store is None
+    served: StateStore = open_store(settings.state_url) if store is None else store
+    location = getattr(served, "location", None) or mask_url(settings.state_url)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owned:
+                served.close()
+
+    app = FastAPI(
+        title="headrace",
+        version=headrace.__version__,
+        description="Runs, task instances, logs and data-quality results of the headrace state store.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.web = WebContext(
+        store=served,
+        location=location,
+        pipelines_dir=Path(pipelines_dir) if pipelines_dir is not None else None,
+        refresh_seconds=refresh_seconds,
+    )
+    # One registry per app: no process-global collectors, two apps never share figures.
+    registry = CollectorRegistry()
+    registry.register(StoreCollector(served))
+    app.include_router(api.router)
+    app.include_router(pages.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # The API answers JSON; a person in a browser gets a page saying what went wrong.
+        if request.url.path.startswith("/api/") or request.url.path == "/metrics":
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return pages.error_page(request, exc.status_code, str(exc.detail))
+
+    return app
