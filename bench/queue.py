@@ -18,6 +18,19 @@ Plus **recovery**: a ``headrace worker`` process is killed with SIGKILL while ho
 a job; seconds until another worker has finished that job (defaults tuned to <= 10 s;
 bullmq's own 30 s lock / 30 s check took ~60 s).
 
+Where the time went (measured here, 2 shared vCPUs in a VM, concurrency 10):
+before, headrace spent ~210 µs of Python CPU and Redis ~110 µs per job, with one
+round trip per job (``fetchNext`` already took the next job from each completion).
+py-spy put a third of the worker's wall time in ``socket.send``: every completion
+was its own write on its own pooled connection, and in a VM each write that wakes
+Redis on the other vCPU is dear; JSON, msgpack and bullmq ``Job`` construction were
+about 1% each. Since completions are pipelined (``headrace.queue.batching``, ~8 per
+write) the worker uses ~85 µs and Redis ~55 µs per job, as Node BullMQ does
+(~80 / ~60). What is left of Node's lead: with one pipeline in flight, worker and
+Redis take turns, while ioredis keeps writing as Redis works. uvloop gave no gain
+(interleaved runs: 3,300-3,900 jobs/s with it, 4,600-7,000 without), so it is not
+used.
+
 Anchors install into isolated environments, created on first use and never into the
 project's venv: ``bench/.envs/queue`` (celery[redis], bullmq, as ``pip install``
 gives them: no hiredis), ``bench/.envs/queue-hiredis`` (the same plus hiredis, which
