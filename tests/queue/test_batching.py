@@ -6,6 +6,7 @@ import asyncio
 
 import redis.asyncio as aioredis
 from queue_testing import wait_until
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from headrace.queue import Job, Queue, QueueConnection, Worker
@@ -71,5 +72,23 @@ def test_concurrent_worker_batches_completions_and_loses_none(conn: QueueConnect
                 assert stored.finished_on_ms is not None
             counts = await queue.counts("completed", "active", "waiting", "failed")
             assert counts == {"completed": 300, "active": 0, "waiting": 0, "failed": 0}
+
+    asyncio.run(body())
+
+
+def test_a_lost_connection_fails_every_call_of_the_batch() -> None:
+    async def body() -> None:
+        # Nothing listens on port 1 of the loopback: the connection is refused.
+        client = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+        batcher = FinishBatcher(client.register_script("return 1"))
+        try:
+            results = await asyncio.gather(
+                batcher.call(["k1"], []), batcher.call(["k2"], []), return_exceptions=True
+            )
+        finally:
+            await client.aclose()
+        assert all(isinstance(r, RedisConnectionError) for r in results), results
+        assert batcher.batches == 0 and batcher.calls == 0
+        await batcher.close()  # nothing pending: returns at once
 
     asyncio.run(body())
