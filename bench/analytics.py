@@ -18,12 +18,16 @@ profile also lists frequent values of few-valued numeric columns and draws a his
 of the date column. Distinct counts are HyperLogLog estimates in headrace and Polars
 (``approx_n_unique``); pandas has only exact ``nunique``. Quartiles come from a
 reservoir sample in headrace's profile, exact in the others; the group-by
-percentiles are exact everywhere. The tools must agree on the group-by results and
-the null counts, or the benchmark stops.
+percentiles are exact everywhere. The tools must agree on the group-by results, null
+counts, every column's min, max, mean and standard deviation, the frequent text values
+with their counts and the 20-bin histograms of ``order_id``, ``user_id`` and ``amount``,
+or the benchmark stops (see ``agree``). headrace's DuckDB uses every core, as Polars
+does; pandas uses one. Besides wall-clock seconds the JSON line gives each best run's
+CPU seconds (all threads), which the other load on a shared machine disturbs less.
 
 Run:  .venv/bin/python bench/analytics.py [--rows 10000000] [--repeat 3] [--skip-pandas]
 Last line: one JSON object with headrace_s, polars_over_headrace, pandas_over_headrace,
-headrace_peak_rss_mb (and the data's in-memory size, data_uncompressed_mb).
+headrace_peak_rss_mb (and the data's in-memory size, data_uncompressed_mb, and *_cpu_s).
 """
 
 from __future__ import annotations
@@ -120,24 +124,43 @@ def dataset(rows: int) -> tuple[Path, int]:
 _FOOTER = """
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
 rss = int(hwm.split()[1]) / 1024
-print(json.dumps({"seconds": best, "peak_rss_mb": rss, "groups": groups, "nulls": nulls}))
+print(json.dumps({"seconds": best, "cpu_seconds": cpu, "peak_rss_mb": rss, "groups": groups, "nulls": nulls,
+                  "stats": stats_out, "top": top_out, "hist": hist_out}))
 """
+# Values to cross-check, made comparable across tools: dates as ISO text, numbers as floats.
+_NORM = """
+def norm(v):
+    if v is None:
+        return None
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v if isinstance(v, str) else float(v)
+"""
+# The columns whose histograms all three tools bin the same way (20 equal-width bins;
+# headrace gives the narrow-ranged ``quantity`` one bin per value, and bins the dates).
+HIST_COLUMNS = ("order_id", "user_id", "amount")
 
 HEADRACE = (
     """
-import json, sys, time
+import json, os, sys, time
 from headrace.analytics import Analyzer
 path, repeat = sys.argv[1], int(sys.argv[2])
 best = float("inf")
-with Analyzer(threads=2, memory_limit="1GB") as a:
+with Analyzer(threads=os.cpu_count(), memory_limit="1GB") as a:
     a.load_parquet(path, "sales", view=True)
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         profile = a.profile("sales", top=5, bins=20)
         result = a.group_by("sales", "category", ["count", "sum", "avg", "median", "p95"], on="amount")
-        best = min(best, time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        if elapsed < best:
+            best, cpu = elapsed, time.process_time() - c0
 groups = {r[0]: [r[1], round(float(r[2]), 2), round(r[3], 6), round(r[4], 6), round(r[5], 6)] for r in result.rows()}
 nulls = {c.name: c.nulls for c in profile.columns}
+stats_out = {c.name: {"min": norm(c.min), "max": norm(c.max), "mean": norm(c.mean), "std": norm(c.stddev)}
+             for c in profile.columns}
+top_out = {c.name: [[v, n] for v, n in c.top_values] for c in profile.columns if c.kind == "string"}
+hist_out = {c.name: c.histogram.counts for c in profile.columns if c.name in HIST_COLUMNS}
 """
     + _FOOTER
 )
@@ -149,7 +172,7 @@ import polars as pl
 path, repeat = sys.argv[1], int(sys.argv[2])
 best = float("inf")
 for _ in range(repeat):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     lf = pl.scan_parquet(path)
     schema = lf.collect_schema()
     numeric = [n for n, t in schema.items() if t.is_numeric()]
@@ -176,9 +199,21 @@ for _ in range(repeat):
     result = (lf.group_by("category").agg(pl.len().alias("count"), pl.col("amount").sum(), pl.col("amount").mean().alias("avg"),
               pl.col("amount").median().alias("p50"), pl.col("amount").quantile(0.95, interpolation="linear").alias("p95"))
               .sort(["count", "category"], descending=[True, False]).collect(engine="streaming"))
-    best = min(best, time.perf_counter() - t0)
+    elapsed = time.perf_counter() - t0
+    if elapsed < best:
+        best, cpu = elapsed, time.process_time() - c0
 groups = {r[0]: [r[1], round(float(r[2]), 2), round(r[3], 6), round(r[4], 6), round(r[5], 6)] for r in result.rows()}
 nulls = {n: stats[n + ":nulls"] for n in schema}
+stats_out = {n: {"min": norm(stats[n + ":min"]), "max": norm(stats[n + ":max"]),
+                 "mean": norm(stats.get(n + ":mean")), "std": norm(stats.get(n + ":std"))} for n in schema}
+top_out = {n: [list(r) for r in f.rows()] for n, f in zip(text, tops_and_histograms)}
+hist_out = {}
+for n, f in zip(numeric, tops_and_histograms[len(text):]):
+    if n in HIST_COLUMNS:
+        counts = [0] * 20
+        for b, k in f.rows():
+            counts[int(b)] = k
+        hist_out[n] = counts
 """
     + _FOOTER
 )
@@ -191,7 +226,7 @@ import pandas as pd
 path, repeat = sys.argv[1], int(sys.argv[2])
 best = float("inf")
 for _ in range(repeat):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     df = pd.read_parquet(path)
     stats = {}
     for n in df.columns:
@@ -207,10 +242,15 @@ for _ in range(repeat):
                            "p50": g.median(), "p95": g.quantile(0.95)})
     result = result.reset_index().sort_values(["count", "category"], ascending=[False, True])
     del df
-    best = min(best, time.perf_counter() - t0)
+    elapsed = time.perf_counter() - t0
+    if elapsed < best:
+        best, cpu = elapsed, time.process_time() - c0
 groups = {r[0]: [int(r[1]), round(float(r[2]), 2), round(r[3], 6), round(r[4], 6), round(r[5], 6)]
           for r in result.itertuples(index=False)}
 nulls = {n: v["nulls"] for n, v in stats.items()}
+stats_out = {n: {k: norm(v.get(k)) for k in ("min", "max", "mean", "std")} for n, v in stats.items()}
+top_out = {n: [[k, int(c)] for k, c in v["top"].items()] for n, v in stats.items() if "top" in v}
+hist_out = {n: [int(c) for c in v["histogram"]] for n, v in stats.items() if n in HIST_COLUMNS}
 """
     + _FOOTER
 )
@@ -231,13 +271,23 @@ def run(name: str, python: Path | str, code: str, path: Path, round_: int) -> di
     """Run one tool's workload once in a fresh subprocess and return its JSON report."""
     with err.status(f"round {round_}: {name} profile + group-by…"):
         done = subprocess.run(
-            [str(python), "-c", code, str(path), "1"], capture_output=True, text=True, check=False
+            [
+                str(python),
+                "-c",
+                _NORM + f"HIST_COLUMNS = {HIST_COLUMNS!r}\n" + code,
+                str(path),
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
     if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
     report = json.loads(done.stdout.strip().splitlines()[-1])
     err.print(
-        f"round {round_} {name:>9}: {report['seconds']:.2f} s, peak RSS {report['peak_rss_mb']:.0f} MB"
+        f"round {round_} {name:>9}: {report['seconds']:.2f} s ({report['cpu_seconds']:.2f} s CPU), "
+        f"peak RSS {report['peak_rss_mb']:.0f} MB"
     )
     return report
 
@@ -248,8 +298,22 @@ def best(reports: list[dict]) -> dict:
     return {**fastest, "peak_rss_mb": max(r["peak_rss_mb"] for r in reports)}
 
 
-def agree(name: str, got: dict, ref: dict) -> None:
-    """Stop unless ``got`` computed the same groups and null counts as ``ref``."""
+def _close(a: float | None, b: float | None, rel: float) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(a - b) <= rel * max(1.0, abs(b))
+
+
+def agree(name: str, got: dict, ref: dict, rows: int) -> None:
+    """Stop unless ``got`` computed the same results as ``ref``.
+
+    Compared: the group-by (to 1e-6), null counts, every column's min and max, mean
+    and standard deviation (to 1e-9), the five most frequent text values with their
+    counts, and the 20-bin histograms (a value sitting on a bin edge may fall on
+    either side of it in floating point: at most one row in a million may move).
+    Quartiles (a reservoir sample in headrace) and distinct counts (HyperLogLog in
+    headrace and Polars) are estimates, so not compared.
+    """
     if got["nulls"] != ref["nulls"]:
         raise SystemExit(f"{name} null counts differ: {got['nulls']} vs {ref['nulls']}")
     if list(got["groups"]) != list(ref["groups"]):
@@ -258,8 +322,26 @@ def agree(name: str, got: dict, ref: dict) -> None:
         )
     for key, values in ref["groups"].items():
         for a, b in zip(got["groups"][key], values, strict=True):
-            if abs(a - b) > 1e-6 * max(1.0, abs(b)):
+            if not _close(a, b, 1e-6):
                 raise SystemExit(f"{name} group {key!r} differs: {got['groups'][key]} vs {values}")
+    for column, want in ref["stats"].items():
+        have = got["stats"][column]
+        for stat in ("min", "max", "mean", "std"):
+            a, b = have[stat], want[stat]
+            same = a == b if isinstance(b, str) or b is None else _close(a, b, 1e-9)
+            if not same and not (stat in ("mean", "std") and None in (a, b)):
+                raise SystemExit(f"{name} {stat} of {column!r} differs: {a!r} vs {b!r}")
+    for column, want in ref["top"].items():
+        # Polars counts null as a value; a top-values list shows values only.
+        have = [v for v in got["top"][column] if v[0] is not None]
+        n = min(len(have), len(want))
+        if n == 0 or have[:n] != want[:n]:
+            raise SystemExit(f"{name} top values of {column!r} differ: {have} vs {want}")
+    for column, want in ref["hist"].items():
+        have = got["hist"][column]
+        moved = sum(abs(a - b) for a, b in zip(have, want, strict=True))
+        if len(have) != len(want) or moved > max(2, rows // 1_000_000):
+            raise SystemExit(f"{name} histogram of {column!r} differs: {have} vs {want}")
 
 
 def main() -> None:
@@ -287,7 +369,7 @@ def main() -> None:
     results = {name: best(runs) for name, runs in reports.items()}
     headrace = results["headrace"]
     for name in tools:
-        agree(name, results[name], headrace)
+        agree(name, results[name], headrace, args.rows)
     summary = {"rows": args.rows, "data_uncompressed_mb": round(data_mb)}
     summary["headrace_s"] = round(headrace["seconds"], 3)
     for name in tools:
@@ -298,6 +380,10 @@ def main() -> None:
             )
     for name in tools:
         summary[f"{name}_peak_rss_mb"] = round(results[name]["peak_rss_mb"])
+    # CPU seconds (all threads) of each best run: what the work costs, whatever the
+    # other load on the machine did to the wall-clock times.
+    for name in tools:
+        summary[f"{name}_cpu_s"] = round(results[name]["cpu_seconds"], 2)
     verdict = "below" if headrace["peak_rss_mb"] < data_mb else "ABOVE"
     err.print(
         f"headrace peak memory {headrace['peak_rss_mb']:.0f} MB is {verdict} the data's {data_mb:.0f} MB in memory"
