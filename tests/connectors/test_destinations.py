@@ -213,3 +213,22 @@ def test_duckdb_caps_its_buffer_pool_and_spills(tmp_path):
     assert url_dest.memory_limit is None
     with pytest.raises(ConnectorError, match="is not a size"):
         DuckDBDestination(tmp_path / "x.duckdb", memory_limit="1GB'; DROP TABLE t; --")
+
+
+def test_duckdb_streamed_load_gives_back_the_thread_setting(tmp_path):
+    """A stream is loaded with one DuckDB thread; the database's own setting comes back."""
+    from headrace.connectors import DuckDBDestination
+
+    dest = DuckDBDestination(tmp_path / "w.duckdb")
+    data = people(list(range(1, 6)))
+    with dest.session():
+        dest._session.execute("SET threads = 3")
+        for mode in ("append", "replace", "merge"):
+            reader = pa.RecordBatchReader.from_batches(
+                data.schema, data.to_batches(max_chunksize=2)
+            )
+            result = dest.write(reader, "t", mode=mode, keys=["id"] if mode == "merge" else ())
+            assert result.rows_loaded == 5
+            threads = dest.query("SELECT current_setting('threads') AS n").column("n")
+            assert threads.to_pylist() == [3]
+    assert [r["id"] for r in rows(dest, "t")] == [1, 2, 3, 4, 5]

@@ -364,6 +364,8 @@ class SqlDestination:
         finally:
             if conn is self._session:  # a closing connection drops these by itself
                 self._drop_temporaries(conn, [stage, f"{stage}_d", f"{stage}_q"])
+            else:  # settings a view changed belong to the database, which may stay open
+                self._unview(conn, stage)
             self._release(conn)
         return LoadResult(
             table,
