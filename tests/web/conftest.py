@@ -74,3 +74,9 @@ def client(demo: Demo) -> Iterator[TestClient]:
     app = create_app(demo.settings, store=demo.store, pipelines_dir=PIPELINES)
     with TestClient(app) as http:
         yield http
+
+
+@pytest.fixture
+def fill_store() -> object:
+    """``fill_store(store, settings)`` runs the demo pipeline into another store (see :func:`populate`)."""
+    return populate
