@@ -101,7 +101,9 @@ class ConnectionURL:
             )
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        options = {k: query.pop(k) for k in ("schema", "memory_limit") if k in query}
+        options: dict[str, str] = {
+            k: query.pop(k) for k in ("schema", "memory_limit") if k in query
+        }
         clean_scheme = {"postgresql": "postgresql", "mysql": "mysql"}.get(backend, scheme)
         driver_url = urlunsplit(
             (clean_scheme, parts.netloc, parts.path, urlencode(query), parts.fragment)
