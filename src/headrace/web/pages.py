@@ -57,7 +57,12 @@ def fmt_duration(started: datetime | None, ended: datetime | None, now: datetime
     if started is None:
         return "-"
     end = ended or now or datetime.now(UTC)
-    seconds = max((end - started).total_seconds(), 0.0)
+    return fmt_seconds((end - started).total_seconds()) + ("…" if ended is None else "")
+
+
+def fmt_seconds(seconds: float) -> str:
+    """``0.42s``, ``12.3s``, ``3m05s`` or ``1h02m``."""
+    seconds = max(seconds, 0.0)
     if seconds < 10:
         text = f"{seconds:.2f}s"
     elif seconds < 60:
@@ -66,7 +71,7 @@ def fmt_duration(started: datetime | None, ended: datetime | None, now: datetime
         text = f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
     else:
         text = f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
-    return text + ("…" if ended is None else "")
+    return text
 
 
 def first_line(text: str | None, width: int = ERROR_WIDTH) -> str:
@@ -87,17 +92,21 @@ class TaskRow:
 
     ti: TaskInstanceRecord
     label: str
+    started: str
     duration: str
     error: str
     bar_left: float | None
     bar_width: float | None
 
 
-def task_groups(tasks: list[TaskInstanceRecord], now: datetime) -> list[tuple[str | None, list[TaskRow]]]:
+def task_groups(
+    tasks: list[TaskInstanceRecord], now: datetime
+) -> tuple[list[tuple[str | None, list[TaskRow]]], float | None]:
     """Tasks in the order they started, the tasks of one group together where its first started.
 
     Returns:
-        ``(group, rows)`` pairs; ``group`` is None for tasks outside task groups.
+        ``(group, rows)`` pairs (``group`` is None for tasks outside task groups) and the
+        seconds from the first task start to the last task end (None if none started).
     """
     never = datetime.max.replace(tzinfo=UTC)
     ordered = sorted(tasks, key=lambda t: (t.started_at or never, t.task_id, t.map_index))
@@ -114,9 +123,13 @@ def task_groups(tasks: list[TaskInstanceRecord], now: datetime) -> list[tuple[st
             left = round(100 * (ti.started_at - t0).total_seconds() / span, 2)
             # A visible sliver for instant tasks; never past the right edge.
             width = round(min(max(100 * (end - ti.started_at).total_seconds() / span, 0.6), 100 - left), 2)
+        started = fmt_time(ti.started_at)
+        if ti.started_at is not None and t0 is not None and ti.started_at.date() == t0.date():
+            started = started[11:]  # the day is in the run's header: the time is enough
         row = TaskRow(
             ti=ti,
             label=ti.task_id if ti.map_index == -1 else f"{ti.task_id}[{ti.map_index}]",
+            started=started,
             duration=fmt_duration(ti.started_at, ti.ended_at, now) if ti.started_at else "-",
             error=first_line(masked(ti.error)),
             bar_left=left,
@@ -136,7 +149,7 @@ def task_groups(tasks: list[TaskInstanceRecord], now: datetime) -> list[tuple[st
             merged[-1][1].extend(rows)
         else:
             merged.append((group, rows))
-    return merged
+    return merged, span
 
 
 def _render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -205,13 +218,15 @@ def run_page(request: Request, run_id: str) -> HTMLResponse:
     for ti in tasks:
         counts[ti.state.value] = counts.get(ti.state.value, 0) + 1
     unfinished = run.state.value in _UNFINISHED or any(not ti.state.finished for ti in tasks)
+    groups, span = task_groups(tasks, now)
     return _render(
         request,
         "run.html",
         title=f"{run.pipeline} · {run.run_id}",
         run=run,
         duration=fmt_duration(run.started_at, run.ended_at, now),
-        groups=task_groups(tasks, now),
+        groups=groups,
+        span=fmt_seconds(span) if span is not None else None,
         counts=sorted(counts.items()),
         checks=check_rows,
         checks_failed=sum(1 for c in checks if c.status != "passed"),
