@@ -56,7 +56,7 @@ def test_run_page_groups_tasks_with_a_timeline(client: TestClient, demo) -> None
     assert any(r.startswith("notify upstream_failed 0") for r in rows)
     bars = re.findall(r'class="b-(\w+)" style="left: ([\d.]+)%; width: ([\d.]+)%"', html)
     assert len(bars) == 3  # notify never started: no bar
-    assert all(0 <= float(left) and float(left) + float(width) <= 100.01 for _, left, width in bars)
+    assert all(float(left) >= 0 and float(left) + float(width) <= 100.01 for _, left, width in bars)
     assert {state for state, _, _ in bars} == {"success", "failed"}
 
 
