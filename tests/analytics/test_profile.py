@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,3 +153,36 @@ def test_narrow_integer_ranges_count_every_value_from_the_histogram(analyzer: An
     assert big.distinct == 3 and big.distinct_exact
     # Ties list the smaller text first.
     assert big.top_values == [(BIG, 433334), (BIG - 2, 433333)]
+
+
+def test_parquet_profile_scans_every_column_once(
+    analyzer: Analyzer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ranges come from Parquet statistics, one scan computes every statistic and
+    histogram, and only the text columns are read again (for their value counts)."""
+    import headrace.analytics.profile as profile_module
+
+    path = tmp_path / "t.parquet"
+    analyzer.query(
+        "COPY (SELECT i AS id, (i * 7919) % 100003 / 10.0 AS amount, "
+        "['a', 'b', 'c'][1 + i % 3] AS tag FROM range(50000) r(i)) TO ? (FORMAT parquet)",
+        [str(path)],
+    )
+    analyzer.load_parquet(path, "t", view=True)
+    queries: list[str] = []
+    real = profile_module._fetch_one
+
+    def recording(con: Any, sql: str, params: list[Any], table: str) -> tuple[Any, ...]:
+        queries.append(sql)
+        return real(con, sql, params, table)
+
+    monkeypatch.setattr(profile_module, "_fetch_one", recording)
+    profile = analyzer.profile("t")
+    assert len(queries) == 3
+    ranges, main, counts = queries
+    assert "histogram" not in ranges and "avg" not in ranges
+    # The histograms are bounded (histogram(x, bounds)) and share the main scan.
+    assert main.count("?::DOUBLE[])") == 2 and "stddev_samp" in main
+    assert '"tag"' in counts and '"id"' not in counts and '"amount"' not in counts
+    assert profile["tag"].top_values == [("a", 16667), ("b", 16667), ("c", 16666)]
+    assert sum(profile["amount"].histogram.counts) == 50000  # type: ignore[union-attr]
