@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 
 import headrace
-from headrace.errors import DefinitionError, HeadraceError, StateError, did_you_mean
+from headrace.errors import HeadraceError, StateError, did_you_mean
 from headrace.state.base import RunRecord, RunState, StateStore
 from headrace.web.models import (
     CheckOut,
@@ -163,7 +163,7 @@ def read_pipelines(store: StateStore, folder: Path | None) -> PipelineListOut:
         for file in sorted(folder.glob("*.py")):
             try:
                 defined = pipelines_in(import_pipeline_file(file))
-            except (DefinitionError, HeadraceError) as exc:
+            except HeadraceError as exc:  # import errors arrive as DefinitionError naming file:line
                 errors.append(PipelineFileErrorOut(file=str(file), error=str(exc)))
                 continue
             for name, pipeline in defined.items():
