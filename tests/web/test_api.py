@@ -128,3 +128,19 @@ def test_app_opens_and_closes_its_own_store(tmp_path: Path) -> None:
         assert http.get("/api/runs").json() == {"runs": [], "total": 0}
     with open_store(settings.state_url) as store:  # the file exists and is a valid store
         assert store.count_runs() == 0
+
+
+def test_pipelines_never_run_are_listed_from_the_folder(tmp_path: Path) -> None:
+    hello = Path(__file__).resolve().parents[2] / "examples" / "hello_pipeline.py"
+    folder = tmp_path / "pipelines"
+    folder.mkdir()
+    (folder / "hello_pipeline.py").write_text(hello.read_text())
+    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}")
+    with TestClient(create_app(settings, pipelines_dir=folder)) as http:
+        body = http.get("/api/pipelines").json()
+        page = http.get("/pipelines").text
+    (hello_pipeline,) = body["pipelines"]
+    assert (hello_pipeline["name"], hello_pipeline["runs"], hello_pipeline["last_run"]) == ("hello", 0, None)
+    assert hello_pipeline["tasks"][0] == "fetch_greetings"
+    assert hello_pipeline["doc"].startswith("Shouts a few greetings")
+    assert "never run" in page

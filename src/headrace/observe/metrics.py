@@ -156,7 +156,7 @@ class StoreCollector(Collector):
             tasks_family.add_metric([pipeline, state], float(n))
         duration_family = HistogramMetricFamily(
             f"{ns}_task_duration_seconds",
-            "Durations of finished (success or failed) task instances, started_at to ended_at.",
+            "Durations of finished (success or failed) task instances: their last attempt, start to end.",
             labels=["pipeline", "task"],
         )
         for (pipeline, task_id), values in sorted(durations.items()):
