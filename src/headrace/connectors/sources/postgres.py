@@ -36,12 +36,13 @@ def open_batches(
     import adbc_driver_manager as adbc
     import adbc_driver_postgresql
 
+    database = None
     try:
         database = adbc_driver_postgresql.connect(src.conn.url)
         conn = adbc.AdbcConnection(database)
     except Exception as exc:
-        with contextlib.suppress(Exception):
-            database.close()
+        if database is not None:
+            _close([database])
         raise ConnectionFailedError(
             f"Cannot connect to PostgreSQL {src.conn.masked}: {driver_message(exc, src.conn)}"
         ) from None
