@@ -139,3 +139,30 @@ def test_text_override_reads_any_column_as_text(sql_source_url):
         table = src.read(**kwargs).to_table()
         assert table.schema.field("id").type == pa.string()
         assert "50" in table.column("id").to_pylist()
+
+
+def test_postgres_refusing_connection_names_the_server_without_password(pg_url):
+    """A server that is not there is a ConnectionFailedError with the password masked."""
+    from headrace.connectors import ConnectionFailedError
+
+    with pytest.raises(ConnectionFailedError, match="Cannot connect to PostgreSQL") as err:
+        SqlSource("postgresql://bob:s3cret@127.0.0.1:1/nowhere", table="t").read()
+    assert "s3cret" not in str(err.value) and "127.0.0.1:1" in str(err.value)
+
+
+def test_postgres_filter_path_does_not_import_pandas(pg_url):
+    """pyarrow imports pandas (~0.5 s) for Python-built arrays; the filter path builds none."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, datetime as dt\n"
+        "from headrace.connectors import SqlSource, Cursor, Checkpoint\n"
+        f"src = SqlSource({pg_url!r}, query='SELECT now()::timestamp AS at')\n"
+        "cp = Checkpoint('p', 's', dt.datetime(2000, 1, 1))\n"
+        "assert src.read(cursor=Cursor('at'), checkpoint=cp).to_table().num_rows == 1\n"
+        "print('pandas' in sys.modules, 'polars' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]
