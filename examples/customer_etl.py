@@ -13,8 +13,12 @@ reconciles counts and runs SQL tests on the warehouse.
 Run it:  headrace run examples/customer_etl.py      (or: python examples/customer_etl.py)
 Run it again: only new and changed rows are extracted and loaded.
 
-The pipeline has no schedule so that every manual run is a new run; cursor mode does
-not depend on the data interval, so ``schedule="0 2 * * *"`` runs it daily unchanged.
+It is scheduled like the reference DAG: daily at 02:00 (``headrace scheduler
+examples/``), catchup off, one active run, every task retried 3 times after 5 minutes
+with exponential backoff capped at 1 hour, a 2-hour timeout and a 3-hour SLA (the
+extract overrides the retry delay: a flaky CRM connection is worth a quicker retry).
+A manual ``headrace run`` without ``--date`` is a new run each time; cursor mode does
+not depend on the data interval, so manual and scheduled runs share one checkpoint.
 """
 
 from __future__ import annotations
@@ -232,8 +236,22 @@ def verify(stats: dict, ctx: Context) -> dict:
 
 
 @pipeline(
-    defaults=dict(retries=Retry(attempts=2, delay=dt.timedelta(seconds=1))),
-    tags=["etl", "customers"],
+    schedule="0 2 * * *",
+    start_date=dt.datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    defaults=dict(
+        retries=Retry(
+            attempts=4,  # the first try and 3 retries
+            delay=dt.timedelta(minutes=5),
+            backoff=2.0,
+            max_delay=dt.timedelta(hours=1),
+        ),
+        timeout=dt.timedelta(hours=2),
+        sla=dt.timedelta(hours=3),
+    ),
+    owner="data-team",
+    tags=["etl", "customers", "production"],
     doc=__doc__,
 )
 def customer_etl() -> None:

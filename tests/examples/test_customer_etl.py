@@ -174,3 +174,19 @@ def test_postgres_source_and_idempotent_rerun(tmp_path: Path, pg_schema: tuple[s
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{wh_schema}" CASCADE')
+
+
+def test_scheduled_with_the_reference_dags_policies() -> None:
+    from datetime import timedelta
+
+    from headrace.engine import load_pipelines
+
+    pipeline = load_pipelines(EXAMPLE)["customer_etl"]
+    assert (pipeline.schedule, pipeline.catchup, pipeline.max_active_runs) == ("0 2 * * *", False, 1)
+    transform = pipeline.tasks["transform"]
+    assert transform.retries.attempts == 4  # 3 retries after the first try
+    assert transform.retries.delay == timedelta(minutes=5)
+    assert transform.retries.backoff == 2.0
+    assert transform.retries.max_delay == timedelta(hours=1)
+    assert transform.timeout == timedelta(hours=2)
+    assert transform.sla == timedelta(hours=3)
