@@ -183,6 +183,11 @@ def test_a_file_named_like_a_warehouse_table_is_named_with_name_equals_path(
         "--file", f"mine={clash}", "--format", "csv",
     )  # fmt: skip
     assert code == 0 and out.splitlines() == ["n", str(len(ROWS))]
+    # Two files of the same name: the second one is named on the command line.
+    twin = tmp_path / "other.parquet"
+    twin.write_bytes(files["parquet"].read_bytes())
+    code, _, err = _run(capsys, "query", "SELECT 1", "-f", str(twin), "-f", str(twin))
+    assert code == 1 and "an earlier --file already made a view 'other'" in err
     # profile takes the file under a free name instead of refusing it.
     code, out, _ = _run(capsys, "profile", str(clash), "--format", "json")
     assert code == 0 and json.loads(out)["table"] == "sales_file"

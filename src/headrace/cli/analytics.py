@@ -137,9 +137,13 @@ def open_analyzer(
             taken = {r.name for r in analyzer.relations() if r.schema == "main"}
             if name in taken:
                 if not avoid_clashes:
+                    holder = (
+                        "an earlier --file already made a view"
+                        if name in names
+                        else f"{analyzer.location} already has a table or view"
+                    )
                     raise AnalyticsError(
-                        f"--file {str(path)!r} would become view {name!r}, but "
-                        f"{analyzer.location} already has a table or view {name!r}. "
+                        f"--file {str(path)!r} would become view {name!r}, but {holder} {name!r}. "
                         f"Name the file's view yourself: --file {name}_file={path} "
                         f"(then query {name}_file)."
                     )
