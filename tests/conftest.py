@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+
+from headrace.config import Settings
+from headrace.engine import load_pipelines
+from headrace.pipeline import Pipeline
+from headrace.state import open_store
+from headrace.state.base import StateStore
 
 PG_ADMIN_URL = os.environ.get("HEADRACE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 MYSQL_HOST = os.environ.get("HEADRACE_TEST_MYSQL_HOST", "127.0.0.1")
@@ -110,3 +117,34 @@ def redis_prefix() -> Iterator[tuple[str, str]]:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+# -- engine, executor and scheduler tests: a SQLite state store in a temporary folder --
+
+ENGINE_PIPELINES = Path(__file__).parent / "engine" / "pipelines"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        home=tmp_path / "home",
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        connections={"warehouse": "duckdb:///warehouse.db"},
+    )
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[StateStore]:
+    with open_store(settings.state_url) as opened:
+        yield opened
+
+
+def pipeline_from(file: str, name: str) -> Pipeline:
+    """A pipeline from tests/engine/pipelines/<file>.py."""
+    return load_pipelines(ENGINE_PIPELINES / f"{file}.py")[name]
+
+
+@pytest.fixture
+def pipelines() -> Callable[[str, str], Pipeline]:
+    """``pipelines(file, name)`` loads a pipeline from the engine's test pipeline files."""
+    return pipeline_from

@@ -7,27 +7,10 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-from headrace.config import Settings
 from headrace.engine import FakeClock
-from headrace.state import open_store
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / ".headrace", state_url=f"sqlite:///{tmp_path / 'state.db'}")
-
-
-@pytest.fixture
-def store(settings: Settings):
-    s = open_store(settings.state_url)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 @pytest.fixture
