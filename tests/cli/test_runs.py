@@ -61,6 +61,7 @@ def test_run_shows_each_task_and_a_summary(home: Path, capsys) -> None:
     assert code == 0, out
     assert "check" in out and "double ×4" in out
     assert "of demo for 2024-01-02 00:00 UTC: success" in out
+    assert "check → 12" in out  # the last task's result closes the output
     with open_store(f"sqlite:///{home / 'home' / 'state.db'}") as store:
         (run,) = store.list_runs(pipeline="demo")
         assert run.params == {"n": 4, "flag": "/nonexistent"}

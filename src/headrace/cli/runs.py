@@ -252,6 +252,23 @@ def _drive(pipeline: Pipeline, settings: Settings, executor: str, concurrency: i
         summary(result, console, grouped_order(pipeline))
     if str(result.run.state) != "success":
         raise typer.Exit(1)
+    final_results(pipeline, result, console)
+
+
+def final_results(pipeline: Pipeline, result: RunResult, console: Console, width: int = 400) -> None:
+    """Print the small JSON results of the pipeline's last tasks (what the run produced)."""
+    for ti in result.tasks:
+        if pipeline.downstream.get(ti.task_id) or ti.map_index >= 0 or ti.result_kind != "json":
+            continue
+        value = ti.result_json
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            text = ", ".join(f"{k}={v}" for k, v in value.items())
+        else:
+            text = str(value)
+        if len(text) <= width:
+            console.print(f"[bold]{escape(ti.task_id)}[/] → {escape(text)}", highlight=False)
 
 
 @app.command("run")
