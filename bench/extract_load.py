@@ -14,20 +14,13 @@ Last line: one JSON object with the figures.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# bench/ holds other benchmarks whose names shadow the standard library (queue.py):
-# keep this script's folder off the import path.
-sys.path[:] = [
-    p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))
-]
-
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
+import sys
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 

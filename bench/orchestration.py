@@ -26,20 +26,15 @@ plus the chain figures.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Python puts this script's folder first on sys.path, where bench/queue.py would shadow
-# the standard library's queue module (used by redis, concurrent.futures, ...).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import subprocess  # noqa: E402
+import sys
 import tempfile  # noqa: E402
 import textwrap  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ENV = HERE / ".envs" / "orchestration"

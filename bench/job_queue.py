@@ -38,7 +38,7 @@ headrace depends on, to show what part of the difference the C parser makes) and
 ``bench/.envs/node`` (npm bullmq). Each contender runs in its own subprocess under its own Redis key
 prefix, deleted afterwards.
 
-Run:  .venv/bin/python bench/queue.py [--jobs 20000] [--concurrency 10] [--repeat 3] [--skip-anchors]
+Run:  .venv/bin/python bench/job_queue.py [--jobs 20000] [--concurrency 10] [--repeat 3] [--skip-anchors]
 Last line: one JSON object with headrace_jobs_per_s, bullmq_raw_over_headrace,
 celery_over_headrace, node_over_headrace (X's time to process the jobs divided by
 headrace's; above 1 means headrace is faster) and recovery_s.
@@ -46,20 +46,14 @@ headrace's; above 1 means headrace is faster) and recovery_s.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# This file is named queue.py: drop its folder from sys.path before anything imports
-# the standard library's ``queue`` (redis, concurrent.futures, ...).
-_BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _BENCH_DIR]
-
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
+import os
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
+import sys
 import textwrap  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
