@@ -47,7 +47,9 @@ def context_env(ctx: Context) -> dict[str, str]:
 # Kills the command's whole process group once its stdin closes: when the task ends,
 # or when the worker running the task dies (killed on timeout, kill -9). Without it a
 # timed-out task's command and its children would live on as orphans, still writing.
-_WATCHDOG = 'cat >/dev/null; kill -KILL "-$1" 2>/dev/null; exit 0'
+# It starts before the command and learns the command's process group on its stdin,
+# so only the write of one line separates the command's start from its protection.
+_WATCHDOG = 'read -r pgid || exit 0; cat >/dev/null; kill -KILL "-$pgid" 2>/dev/null; exit 0'
 
 
 def run_command(
@@ -69,24 +71,33 @@ def run_command(
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
     # stderr joins stdout so the log keeps the order the command wrote them in; the
     # command leads its own process group so the watchdog can stop all of it.
-    with subprocess.Popen(
-        list(argv),
-        cwd=cwd,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        errors="replace",
+    watchdog = subprocess.Popen(
+        ["/bin/sh", "-c", _WATCHDOG, "watchdog"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
-    ) as proc:
-        watchdog = subprocess.Popen(
-            ["/bin/sh", "-c", _WATCHDOG, "watchdog", str(proc.pid)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+    )
+    assert watchdog.stdin is not None
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
             start_new_session=True,
         )
+    except BaseException:
+        watchdog.stdin.close()
+        watchdog.wait()
+        raise
+    watchdog.stdin.write(f"{proc.pid}\n".encode())
+    watchdog.stdin.flush()
+    with proc:
         assert proc.stdout is not None
         stdout = proc.stdout
 
@@ -103,7 +114,6 @@ def run_command(
         try:
             code = proc.wait()
         finally:
-            assert watchdog.stdin is not None
             watchdog.stdin.close()  # the command is done: leftovers in its group go too
             watchdog.wait()
             reader.join(10)
