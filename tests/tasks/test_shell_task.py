@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -119,10 +121,20 @@ def _gone_within(pid: int, seconds: float) -> bool:
 
 def test_background_leftovers_are_stopped_when_the_task_ends(tmp_path: Path, make_ctx):
     pidfile = tmp_path / "bg.pid"
-    task = shell_task(f"sleep 60 & echo $! > {pidfile}", task_id="leaky")
+    task = shell_task(f"sleep 600 & echo $! > {pidfile}", task_id="leaky")
     ctx, _ = make_ctx()
-    task.fn(ctx)
-    assert _gone_within(int(pidfile.read_text()), 5)
+    # Run in a thread: without the watchdog the leftover would hold the output pipe and
+    # the task would not even return.
+    runner = threading.Thread(target=task.fn, args=(ctx,), daemon=True)
+    runner.start()
+    runner.join(30)
+    leftover = int(pidfile.read_text())
+    try:
+        assert not runner.is_alive(), "the task did not return: its leftover process lives on"
+        assert _gone_within(leftover, 5)
+    finally:
+        if _alive(leftover):
+            os.kill(leftover, signal.SIGKILL)
 
 
 WORKER = """
