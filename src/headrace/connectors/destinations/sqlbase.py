@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -33,7 +34,7 @@ from headrace.connectors.naming import quote_ident
 from headrace.errors import ConnectorError, HeadraceError, did_you_mean
 
 
-class SqlDestination:
+class SqlDestination(ABC):
     """Base of the DuckDB and PostgreSQL destinations; backends supply the primitives.
 
     Placeholders are ``$1, $2, ...``, which both DuckDB and PostgreSQL (ADBC) accept.
@@ -46,39 +47,46 @@ class SqlDestination:
 
     # -- primitives a backend implements ---------------------------------------------
 
+    @abstractmethod
     def _connect(self) -> Any:
-        raise NotImplementedError
+        """Open a connection to the destination."""
 
+    @abstractmethod
     def _exec(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        raise NotImplementedError
+        """Run one statement with bound parameters; return its rows."""
 
+    @abstractmethod
     def _begin(self, conn: Any) -> None:
-        raise NotImplementedError
+        """Start a transaction."""
 
+    @abstractmethod
     def _commit(self, conn: Any) -> None:
-        raise NotImplementedError
+        """Commit the transaction."""
 
+    @abstractmethod
     def _rollback(self, conn: Any) -> None:
-        raise NotImplementedError
+        """Roll the transaction back."""
 
+    @abstractmethod
     def _stage(self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str) -> None:
         """Create temporary table ``name`` holding ``data``."""
-        raise NotImplementedError
 
     def _view(self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str) -> None:
         """Make ``data`` readable once as relation ``name`` without copying it (``streams``)."""
-        raise NotImplementedError
+        # Only called when a backend sets ``streams = True``; such a backend must override it.
+        raise TypeError(f"{type(self).__name__} sets streams=True but does not define _view")
 
+    @abstractmethod
     def _columns(self, conn: Any, table: str, temporary: bool = False) -> dict[str, str] | None:
         """Column -> SQL type of ``table`` (None when it does not exist)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _query_arrow(self, conn: Any, sql: str, params: Sequence[Any]) -> pa.Table:
-        raise NotImplementedError
+        """Run a query with bound parameters; return the result as Arrow."""
 
+    @abstractmethod
     def _exec_count(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a DELETE/INSERT and return how many rows it touched."""
-        raise NotImplementedError
 
     # -- connections -----------------------------------------------------------------
 
@@ -416,7 +424,7 @@ class SqlDestination:
         with contextlib.suppress(Exception):
             self._commit(conn)
 
-    def _unview(self, conn: Any, name: str) -> None:
+    def _unview(self, conn: Any, name: str) -> None:  # noqa: B027 (optional hook: no-op by default)
         """Forget a relation made by :meth:`_view` (backends that stream)."""
 
     def _safe_rollback(self, conn: Any) -> None:
