@@ -146,7 +146,7 @@ class Timetable(ABC):
 
     @abstractmethod
     def align(self, when: datetime) -> datetime:
-        """The latest interval start at or before ``when`` (a manual run's default logical date)."""
+        """The latest interval start at or before ``when`` (for a given time, the start of its interval)."""
 
     @abstractmethod
     def next_interval(
