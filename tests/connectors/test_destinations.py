@@ -215,20 +215,40 @@ def test_duckdb_caps_its_buffer_pool_and_spills(tmp_path):
         DuckDBDestination(tmp_path / "x.duckdb", memory_limit="1GB'; DROP TABLE t; --")
 
 
-def test_duckdb_streamed_load_gives_back_the_thread_setting(tmp_path):
-    """A stream is loaded with one DuckDB thread; the database's own setting comes back."""
+def test_duckdb_streamed_load_gives_back_the_order_setting(tmp_path):
+    """A stream is inserted with preserve_insertion_order off; the database's own setting
+    comes back after every write mode."""
     from headrace.connectors import DuckDBDestination
 
     dest = DuckDBDestination(tmp_path / "w.duckdb")
     data = people(list(range(1, 6)))
     with dest.session():
-        dest._session.execute("SET threads = 3")
+        assert dest._session.execute(
+            "SELECT current_setting('preserve_insertion_order')"
+        ).fetchone() == (True,)
         for mode in ("append", "replace", "merge"):
             reader = pa.RecordBatchReader.from_batches(
                 data.schema, data.to_batches(max_chunksize=2)
             )
             result = dest.write(reader, "t", mode=mode, keys=["id"] if mode == "merge" else ())
             assert result.rows_loaded == 5
-            threads = dest.query("SELECT current_setting('threads') AS n").column("n")
-            assert threads.to_pylist() == [3]
+            order = dest.query("SELECT current_setting('preserve_insertion_order') AS o")
+            assert order.column("o").to_pylist() == [True]
     assert [r["id"] for r in rows(dest, "t")] == [1, 2, 3, 4, 5]
+
+
+def test_duckdb_preserve_order_keeps_the_source_order(tmp_path):
+    """preserve_order=True (or ?preserve_order=true) inserts a stream in its row order."""
+    from headrace.connectors import DuckDBDestination
+    from headrace.errors import ConnectorError
+
+    ids = list(range(50_000, 0, -1))  # descending: any reordering shows
+    data = people(ids)
+    dest = DuckDBDestination.from_url(f"duckdb:///{tmp_path / 'o.duckdb'}?preserve_order=true")
+    assert dest.preserve_order is True
+    reader = pa.RecordBatchReader.from_batches(data.schema, data.to_batches(max_chunksize=1000))
+    assert dest.write(reader, "t", mode="replace").rows_loaded == len(ids)
+    got = dest.query("SELECT id FROM t").column("id").to_pylist()
+    assert got == ids
+    with pytest.raises(ConnectorError, match="preserve_order='maybe'"):
+        DuckDBDestination.from_url(f"duckdb:///{tmp_path / 'x.duckdb'}?preserve_order=maybe")

@@ -14,13 +14,16 @@ here cap the pool (``memory_limit``, default 128 MB; larger joins and sorts spil
 ``<file>.tmp``): 223 / 249 / 296 MB for the same loads, and a synthetic stream levels
 off at about 300 MB (1M rows 248 MB, 4M 303 MB, 8M 306 MB; uncapped 8M: 628 MB).
 
-Full-load CPU (2M customers from an in-memory Arrow stream, one DuckDB thread): the
-insert alone takes 2.1-2.5 s, of which 0.7 s compresses strings (dict_fsst). Without
-string compression (``disabled_compression_methods``) it takes 1.4 s, but the file is
-285 MB instead of 87 MB and the end-to-end load gained only 0.3-0.4 s, because
-PostgreSQL's COPY and ADBC's decoding share the 2 cores: kept compressed. A second
-DuckDB thread (2.9 s), ``preserve_insertion_order=false``, a larger memory_limit and a
-lower priority for the prefetch thread measured no better.
+Full-load CPU (2M customers from an in-memory Arrow stream, DuckDB 2.0.1, one thread):
+the insert takes 2.8-3.9 s, of which a third compresses strings (DICT_FSST; perf:
+``DictFSSTCompressionState::CompressInternal`` alone is 22% of the samples). Without
+string compression it takes 2.0 s but the file is 263 MB instead of 74 MB: kept
+compressed. A stream is inserted with DuckDB's threads and ``preserve_insertion_order``
+off for that statement, so both cores compress row groups in parallel (end-to-end
+full load of 2M rows from PostgreSQL: 2.5-2.6 s against 2.9-3.4 s with one thread and
+5.7 s with two threads that keep the order). Rows of a streamed append or replace
+therefore land in the order batches were taken, not strictly the source's; a table
+has no order in SQL, and ``preserve_order=True`` keeps it at that cost.
 
 Closing a connection checkpoints the file; now and then that checkpoint also vacuums
 row groups that merges deleted rows from (0.4-1.8 s seen at 2M rows, against 0.05 s
@@ -59,6 +62,8 @@ class DuckDBDestination(SqlDestination):
             ``"2GB"``); None leaves DuckDB's default (80% of RAM). It applies to the
             whole database instance, so other connections to the file in this process
             share it.
+        preserve_order: insert a streamed append or replace in the source's row order,
+            on one core (default False: batches are inserted in parallel).
 
     Example:
         >>> dest = DuckDBDestination.from_settings(Settings.from_env())
@@ -69,7 +74,12 @@ class DuckDBDestination(SqlDestination):
     streams = True
 
     def __init__(
-        self, path: str | Path, *, schema: str | None = None, memory_limit: str | None = "128MB"
+        self,
+        path: str | Path,
+        *,
+        schema: str | None = None,
+        memory_limit: str | None = "128MB",
+        preserve_order: bool = False,
     ) -> None:
         self.path = str(path)
         self.schema = schema
@@ -79,7 +89,8 @@ class DuckDBDestination(SqlDestination):
                 "it like '128MB' or '2GB'."
             )
         self.memory_limit = memory_limit
-        self._threads_before: dict[str, int] = {}  # view name -> threads to restore
+        self.preserve_order = preserve_order
+        self._order_before: dict[str, bool] = {}  # view name -> preserve_insertion_order to restore
         self.where = f"DuckDB {self.path}"
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +101,8 @@ class DuckDBDestination(SqlDestination):
     ) -> DuckDBDestination:
         """From ``duckdb:///path.duckdb`` or a connection name.
 
-        Options: ``?schema=name``, ``?memory_limit=512MB`` (``none``: DuckDB's default).
+        Options: ``?schema=name``, ``?memory_limit=512MB`` (``none``: DuckDB's default),
+        ``?preserve_order=true``.
         """
         conn = url if isinstance(url, ConnectionURL) else resolve(url, settings)
         if conn.backend != "duckdb":
@@ -100,6 +112,7 @@ class DuckDBDestination(SqlDestination):
             conn.path,
             schema=conn.options.get("schema"),
             memory_limit=None if limit.lower() in ("", "none", "default") else limit,
+            preserve_order=_flag(conn.options.get("preserve_order", "false"), "preserve_order"),
         )
 
     @classmethod
@@ -155,22 +168,23 @@ class DuckDBDestination(SqlDestination):
             self._unview(conn, view)
 
     def _view(self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str) -> None:
-        if isinstance(data, pa.RecordBatchReader):
-            # A stream is read by one thread at a time anyway; a second DuckDB thread
-            # only competes for the cores with the extract and the source database
-            # (full load of 2M rows on 2 cores: 3.5-4.2 s with one, 5.0-6.9 s with two).
-            (threads,) = conn.execute("SELECT current_setting('threads')").fetchone()
-            self._threads_before[name] = int(threads)
-            conn.execute("SET threads = 1")
+        if isinstance(data, pa.RecordBatchReader) and not self.preserve_order:
+            # Let every DuckDB thread take batches and compress its own row groups; the
+            # setting is the database's, so it is given back in _unview.
+            (before,) = conn.execute(
+                "SELECT current_setting('preserve_insertion_order')"
+            ).fetchone()
+            self._order_before[name] = bool(before)
+            conn.execute("SET preserve_insertion_order = false")
         conn.register(name, data)
 
     def _unview(self, conn: Any, name: str) -> None:
         with contextlib.suppress(Exception):
             conn.unregister(name)
-        threads = self._threads_before.pop(name, None)
-        if threads is not None:
+        before = self._order_before.pop(name, None)
+        if before is not None:
             with contextlib.suppress(Exception):
-                conn.execute(f"SET threads = {int(threads)}")
+                conn.execute(f"SET preserve_insertion_order = {'true' if before else 'false'}")
 
     def _columns(self, conn: Any, table: str, temporary: bool = False) -> dict[str, str] | None:
         if temporary:  # a temporary table or a registered Arrow view: DESCRIBE binds, reads nothing
@@ -190,6 +204,15 @@ class DuckDBDestination(SqlDestination):
 
 
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+
+
+def _flag(text: str, option: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConnectorError(f"DuckDB URL option {option}={text!r} is not true or false.")
 
 
 def _sql_string(text: str) -> str:
