@@ -3,8 +3,9 @@
 headrace (ADBC stream -> DuckDB, merge + checkpoint in one transaction) against what
 users would pick otherwise: dlt (sql_table source, merge on customer_id, DuckDB
 destination, its fastest backend) and pandas.read_sql + DuckDB; the floor is
-PostgreSQL's own COPY BINARY to /dev/null. Incremental runs: best of 3 rounds, each after
-a fresh 1% of the rows changed. Every measurement runs in its own
+PostgreSQL's own COPY BINARY to /dev/null. Full loads: best of 3 rounds, the tools taking
+turns within a round, each into a fresh file. Incremental runs: best of 3 rounds, each
+after a fresh 1% of the rows changed (medians are printed too). Every measurement runs in its own
 subprocess so peak RSS (resource.getrusage) is that measurement's alone. dlt and
 pandas run from an isolated venv, bench/.envs/extract_load (created on first use).
 
@@ -148,7 +149,16 @@ def child(name: str, target: str) -> dict:
     rows = CHILDREN[name](target)
     seconds = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"name": name, "seconds": round(seconds, 3), "rss_mb": round(rss_mb, 1), "rows": rows}
+    return {
+        "name": name,
+        "seconds": round(seconds, 3),
+        "rss_mb": round(rss_mb, 1),
+        "rows": rows,
+        **EXTRA,
+    }
+
+
+EXTRA: dict = {}  # what a child adds to its result (headrace: whether the merge compacted)
 
 
 def copy_floor(_: str) -> int:
@@ -221,6 +231,7 @@ def headrace_incremental(target: str) -> int:
             keys=["customer_id"],
             checkpoint=Checkpoint("bench", "customers", extract.cursor_max),
         )
+    EXTRA["compacted"] = result.compacted
     return result.rows_loaded
 
 
@@ -367,22 +378,37 @@ def measure(python: Path | str, name: str, target: str = "") -> dict:
     return result
 
 
-def incremental(python: Path | str, name: str, target: str, first_batch: int) -> dict:
-    """Best of ``ROUNDS`` incremental runs, each after a fresh 1% of the rows changed.
+def incremental(
+    python: Path | str, name: str, target: str, first_batch: int, rounds: int = ROUNDS
+) -> dict:
+    """Incremental runs, each after a fresh 1% of the rows changed: best of the first
+    ``ROUNDS`` (every tool gets the same), and the mean of all ``rounds``.
 
-    One run is at the mercy of the shared machine (0.7-1.3 s seen for the same run);
-    every tool gets the same rounds. Batches ``first_batch``, +3, +6: each tool's own.
+    One run is at the mercy of the shared machine (0.7-1.3 s seen for the same run).
+    headrace runs more rounds so that its mean includes the compaction a DuckDB merge
+    does once 10% of the table has been replaced. Batches ``first_batch``, +3, +6...:
+    each tool's own.
     """
     runs = []
-    for i in range(ROUNDS):
+    for i in range(rounds):
         touch_one_percent(first_batch + 3 * i)
         runs.append(measure(python, name, target))
+    result = best_of(runs[:ROUNDS])
+    result["mean_all"] = round(sum(run["seconds"] for run in runs) / len(runs), 3)
+    result["compactions"] = sum(bool(run.get("compacted")) for run in runs)
+    result["rounds"] = len(runs)
+    return result
+
+
+def best_of(runs: list[dict]) -> dict:
+    """The fastest run, with every run's time and the median beside it."""
     best = min(runs, key=lambda run: run["seconds"])
     seconds = sorted(run["seconds"] for run in runs)
     return {
         **best,
         "all_seconds": [run["seconds"] for run in runs],
         "median": seconds[len(seconds) // 2],
+        "rss_mb": max(run["rss_mb"] for run in runs),
     }
 
 
@@ -405,16 +431,31 @@ def main() -> None:
     shutil.rmtree(DATA, ignore_errors=True)
     DATA.mkdir(parents=True)
     me = sys.executable
+    anchors = None if args.skip_anchors else ensure_anchor_env()
     r: dict[str, dict] = {}
     with console.status("measuring ...") as status:
         for name in ("copy_floor", "headrace_extract"):
             status.update(name)
             r[name] = measure(me, name)
-        status.update("headrace_full")
-        r["headrace_full"] = measure(me, "headrace_full", str(DATA / "headrace.duckdb"))
+        # Full loads: ROUNDS rounds, the tools taking turns within each, best of each.
+        # The VM's speed drifts (the same run took 2.5 s and 4.2 s ten minutes apart);
+        # taking turns gives every tool the same slow and fast moments.
+        fulls = [("headrace_full", me, "headrace")]
+        if anchors is not None:
+            fulls += [("dlt_full", anchors, "dlt"), ("pandas_full", anchors, "pandas")]
+        runs: dict[str, list[dict]] = {name: [] for name, _, _ in fulls}
+        for i in range(ROUNDS):
+            for name, python, stem in fulls:
+                status.update(f"{name} (round {i + 1} of {ROUNDS})")
+                target = DATA / f"{stem}.duckdb"
+                for leftover in DATA.glob(f"{stem}*"):  # a fresh destination every round
+                    shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+                runs[name].append(measure(python, name, str(target)))
+        for name, done in runs.items():
+            r[name] = best_of(done)
         status.update("headrace_incremental")
         r["headrace_incremental"] = incremental(
-            me, "headrace_incremental", str(DATA / "headrace.duckdb"), 1
+            me, "headrace_incremental", str(DATA / "headrace.duckdb"), 1, rounds=4 * ROUNDS
         )
         os.environ["BENCH_ROWS"] = str(args.rows)
         for name, part in (("headrace_full_quarter", "0.25"), ("headrace_full_half", "0.5")):
@@ -423,15 +464,12 @@ def main() -> None:
         if args.merge_strategies:
             status.update("DuckDB merge strategies")
             r["merge"] = measure(me, "duckdb_merge_strategies", str(DATA / "headrace.duckdb"))
-        if not args.skip_anchors:
-            anchors = ensure_anchor_env()
-            status.update("dlt_full")
-            r["dlt_full"] = measure(anchors, "dlt_full", str(DATA / "dlt.duckdb"))
+        if anchors is not None:
+            status.update("dlt_incremental")
             r["dlt_incremental"] = incremental(
                 anchors, "dlt_incremental", str(DATA / "dlt.duckdb"), 2
             )
-            status.update("pandas_full")
-            r["pandas_full"] = measure(anchors, "pandas_full", str(DATA / "pandas.duckdb"))
+            status.update("pandas_incremental")
             r["pandas_incremental"] = incremental(
                 anchors, "pandas_incremental", str(DATA / "pandas.duckdb"), 3
             )
@@ -449,13 +487,15 @@ def main() -> None:
         "headrace_full_load_s": full,
         "headrace_incremental_s": inc,
         "headrace_incremental_median_s": r["headrace_incremental"]["median"],
+        "headrace_incremental_mean_of_12_s": r["headrace_incremental"]["mean_all"],
         "headrace_peak_rss_mb": max(
             r[k]["rss_mb"] for k in ("headrace_extract", "headrace_full", "headrace_incremental")
         ),
         "headrace_peak_rss_mb_quarter_rows": r["headrace_full_quarter"]["rss_mb"],
         "headrace_peak_rss_mb_half_rows": r["headrace_full_half"]["rss_mb"],
         "headrace_full_load_peak_rss_mb": r["headrace_full"]["rss_mb"],
-        "incremental_rounds_s": {k: r[k]["all_seconds"] for k in r if k.endswith("_incremental")},
+        "rounds_s": {k: r[k]["all_seconds"] for k in r if "all_seconds" in r[k]},
+        "headrace_incremental_compactions": r["headrace_incremental"].get("compactions"),
         "dlt_full_over_headrace": ratio("dlt_full", full),
         "dlt_incremental_over_headrace": ratio("dlt_incremental", inc),
         "pandas_incremental_over_headrace": ratio("pandas_incremental", inc),

@@ -6,6 +6,7 @@ import datetime as dt
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from connector_helpers import HOSTILE_COLUMN, HOSTILE_TABLE
 
@@ -252,3 +253,65 @@ def test_duckdb_preserve_order_keeps_the_source_order(tmp_path):
     assert got == ids
     with pytest.raises(ConnectorError, match="preserve_order='maybe'"):
         DuckDBDestination.from_url(f"duckdb:///{tmp_path / 'x.duckdb'}?preserve_order=maybe")
+
+
+def _row_groups(path, table: str) -> int:
+    import duckdb
+
+    with duckdb.connect(str(path)) as conn:
+        return conn.execute(
+            "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info(?)", [table]
+        ).fetchone()[0]
+
+
+def test_duckdb_merges_compact_once_deletes_reach_vacuum_after(tmp_path):
+    """Checkpoints do not vacuum; a merge compacts the table once the rows deleted since
+    the last compaction reach vacuum_after (10%), and the row groups stop growing."""
+    from headrace.connectors import DuckDBDestination
+
+    path = tmp_path / "w.duckdb"
+    dest = DuckDBDestination(path)
+    n = 400_000  # four DuckDB row groups
+    ids = pa.array(range(n), pa.int64())
+    dest.write(pa.table({"id": ids, "v": pc.cast(ids, pa.string())}), "t", mode="replace")
+    start = _row_groups(path, "t")
+    compacted, groups = [], []
+    for k in range(4):
+        changed = pa.array(range(k, n, 16), pa.int64())  # 6.25% of the rows per merge
+        delta = pa.table({"id": changed, "v": pa.array([f"new-{k}"] * len(changed))})
+        result = dest.write(delta, "t", mode="merge", keys=["id"])
+        assert result.rows_replaced == len(changed)
+        compacted.append(result.compacted)
+        groups.append(_row_groups(path, "t"))
+    assert compacted == [False, True, False, True]
+    assert groups[0] == start + 1  # the merged rows went to a new row group
+    assert groups[1] == start and groups[3] == start  # compaction folded them back in
+    (count, changed_rows) = (
+        dest.query("SELECT count(*) AS n, count(*) FILTER (WHERE v LIKE 'new-%') AS c FROM t")
+        .to_pylist()[0]
+        .values()
+    )
+    assert (count, changed_rows) == (n, 4 * n // 16)
+    assert dest.query("SELECT table_name FROM _hr_vacuums").column(0).to_pylist() == ["t"]
+
+
+def test_duckdb_vacuum_after_zero_leaves_vacuum_to_duckdb(tmp_path):
+    from headrace.connectors import DuckDBDestination
+    from headrace.errors import ConnectorError
+
+    dest = DuckDBDestination(tmp_path / "w.duckdb", vacuum_after=0)
+    dest.write(people([1, 2, 3]), "t", mode="replace")
+    result = dest.write(people([1, 2], name="m"), "t", mode="merge", keys=["id"])
+    assert result.rows_replaced == 2 and result.compacted is False
+    tasks = dest.query("SELECT current_setting('max_vacuum_tasks') AS n").column("n")
+    assert tasks.to_pylist() == [100]  # DuckDB's default: every checkpoint vacuums
+    assert (
+        DuckDBDestination.from_url(
+            f"duckdb:///{tmp_path / 'u.duckdb'}?vacuum_after=0.5"
+        ).vacuum_after
+        == 0.5
+    )
+    with pytest.raises(ConnectorError, match="between 0 and 1"):
+        DuckDBDestination(tmp_path / "x.duckdb", vacuum_after=2)
+    with pytest.raises(ConnectorError, match="vacuum_after='often'"):
+        DuckDBDestination.from_url(f"duckdb:///{tmp_path / 'x.duckdb'}?vacuum_after=often")

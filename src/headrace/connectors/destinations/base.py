@@ -56,6 +56,8 @@ class LoadResult:
         rows_superseded: merge only: rows dropped by ``dedupe_order_by`` because a later
             row with the same key was in the same data (``rows_in - rows_loaded``).
         already_loaded: True when ``load_id`` had been committed before and nothing ran.
+        compacted: True when the destination compacted the table after this load
+            (DuckDB: rows deleted by earlier merges reached ``vacuum_after``).
     """
 
     table: str
@@ -68,6 +70,7 @@ class LoadResult:
     checkpoint: Checkpoint | None = None
     already_loaded: bool = False
     rows_superseded: int = 0
+    compacted: bool = False
 
 
 @runtime_checkable

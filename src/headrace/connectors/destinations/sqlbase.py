@@ -363,6 +363,7 @@ class SqlDestination(ABC):
             crashpoint("before_commit")
             self._commit(conn)
             crashpoint("after_commit")
+            compacted = self._maintain(conn, table, replaced)
         except HeadraceError:
             self._safe_rollback(conn)
             raise
@@ -385,6 +386,7 @@ class SqlDestination(ABC):
             quarantined,
             checkpoint,
             rows_superseded=rows_in - loaded if mode is WriteMode.MERGE else 0,
+            compacted=compacted,
         )
 
     # -- steps -----------------------------------------------------------------------
@@ -426,6 +428,11 @@ class SqlDestination(ABC):
 
     def _unview(self, conn: Any, name: str) -> None:  # noqa: B027 (optional hook: no-op by default)
         """Forget a relation made by :meth:`_view` (backends that stream)."""
+
+    def _maintain(self, conn: Any, table: str, deleted: int) -> bool:
+        """After a committed load that deleted ``deleted`` rows: compact ``table`` if the
+        backend needs it (never raises: the load is already committed). True if it did."""
+        return False
 
     def _safe_rollback(self, conn: Any) -> None:
         # the connection may already be broken; then the server rolls back on its own
