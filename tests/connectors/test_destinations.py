@@ -315,3 +315,58 @@ def test_duckdb_vacuum_after_zero_leaves_vacuum_to_duckdb(tmp_path):
         DuckDBDestination(tmp_path / "x.duckdb", vacuum_after=2)
     with pytest.raises(ConnectorError, match="vacuum_after='often'"):
         DuckDBDestination.from_url(f"duckdb:///{tmp_path / 'x.duckdb'}?vacuum_after=often")
+
+
+def _compression(path, table: str) -> dict[str, str]:
+    import duckdb
+
+    with duckdb.connect(str(path)) as conn:
+        rows = conn.execute(
+            "SELECT column_name, string_agg(DISTINCT compression) FROM pragma_storage_info(?) "
+            "WHERE segment_type = 'VARCHAR' GROUP BY 1",
+            [table],
+        ).fetchall()
+    return dict(rows)
+
+
+def _contacts(n: int) -> pa.Table:
+    ids = pa.array(range(n), pa.int64())
+    return pa.table(
+        {
+            "id": ids,
+            "email": pc.binary_join_element_wise("user", pc.cast(ids, pa.string()), "@x.org", ""),
+            "state": pa.array(["CA", "NY", "TX"] * (n // 3) + ["CA"] * (n % 3)),
+        }
+    )
+
+
+@pytest.mark.parametrize("mode", ["replace", "append", "merge"])
+def test_duckdb_mostly_distinct_text_is_compressed_with_zstd(tmp_path, mode):
+    """A table created from data gets ZSTD on its mostly-distinct text columns (the first
+    batch decides, the rest of the stream still arrives) and DuckDB's choice elsewhere."""
+    from headrace.connectors import DuckDBDestination
+
+    data = _contacts(200_000)
+    reader = pa.RecordBatchReader.from_batches(data.schema, data.to_batches(max_chunksize=50_000))
+    dest = DuckDBDestination(tmp_path / "w.duckdb")
+    keys = ["id"] if mode == "merge" else ()
+    assert dest.write(reader, "t", mode=mode, keys=keys).rows_loaded == data.num_rows
+    found = _compression(tmp_path / "w.duckdb", "t")
+    assert found["email"] == "ZSTD"
+    assert found["state"] != "ZSTD"
+    got = dest.query("SELECT count(*) AS n, count(DISTINCT email) AS e FROM t").to_pylist()
+    assert got == [{"n": data.num_rows, "e": data.num_rows}]
+
+
+def test_duckdb_compression_duckdb_and_small_tables_leave_text_to_duckdb(tmp_path):
+    from headrace.connectors import DuckDBDestination
+    from headrace.errors import ConnectorError
+
+    plain = DuckDBDestination.from_url(f"duckdb:///{tmp_path / 'p.duckdb'}?compression=duckdb")
+    plain.write(_contacts(200_000), "t", mode="replace")
+    assert "ZSTD" not in _compression(tmp_path / "p.duckdb", "t").values()
+    small = DuckDBDestination(tmp_path / "s.duckdb")
+    small.write(_contacts(500), "t", mode="replace")  # under 1,024 rows: DuckDB decides
+    assert "ZSTD" not in _compression(tmp_path / "s.duckdb", "t").values()
+    with pytest.raises(ConnectorError, match="'adaptive' or 'duckdb'"):
+        DuckDBDestination(tmp_path / "x.duckdb", compression="zstd")

@@ -62,7 +62,7 @@ class ConnectionURL:
         backend: ``postgresql``, ``mysql``, ``sqlite`` or ``duckdb``.
         url: the URL as the driver wants it (headrace-only query options removed).
         options: headrace-only options taken from the query string (``schema``,
-            ``memory_limit``, ``preserve_order``, ``vacuum_after`` for DuckDB).
+            ``memory_limit``, ``preserve_order``, ``vacuum_after``, ``compression`` for DuckDB).
     """
 
     backend: str
@@ -103,7 +103,7 @@ class ConnectionURL:
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         options: dict[str, str] = {
             k: query.pop(k)
-            for k in ("schema", "memory_limit", "preserve_order", "vacuum_after")
+            for k in ("schema", "memory_limit", "preserve_order", "vacuum_after", "compression")
             if k in query
         }
         clean_scheme = {"postgresql": "postgresql", "mysql": "mysql"}.get(backend, scheme)

@@ -374,7 +374,8 @@ class SqlDestination(ABC):
             if conn is self._session:  # a closing connection drops these by itself
                 self._drop_temporaries(conn, [stage, f"{stage}_d", f"{stage}_q"])
             else:  # settings a view changed belong to the database, which may stay open
-                self._unview(conn, stage)
+                for name in (stage, f"{stage}_d", f"{stage}_q"):
+                    self._unview(conn, name)
             self._release(conn)
         return LoadResult(
             table,
@@ -428,6 +429,11 @@ class SqlDestination(ABC):
 
     def _unview(self, conn: Any, name: str) -> None:  # noqa: B027 (optional hook: no-op by default)
         """Forget a relation made by :meth:`_view` (backends that stream)."""
+
+    def _column_ddl(self, conn: Any, stage: str, column: str, sql_type: str) -> str:
+        """A column of a table created from ``stage``'s data: ``"name" TYPE`` and whatever
+        the backend adds (DuckDB: the compression it chose from the data)."""
+        return f"{quote_ident(column, self.dialect)} {sql_type}"
 
     def _maintain(self, conn: Any, table: str, deleted: int) -> bool:
         """After a committed load that deleted ``deleted`` rows: compact ``table`` if the
@@ -497,7 +503,7 @@ class SqlDestination(ABC):
             incoming[META_LOADED_AT] = "TIMESTAMPTZ"
         existing = self._columns(conn, table)
         if existing is None:
-            cols = ", ".join(f"{quote_ident(c, self.dialect)} {t}" for c, t in incoming.items())
+            cols = ", ".join(self._column_ddl(conn, stage, c, t) for c, t in incoming.items())
             self._exec(conn, f"CREATE TABLE {self.q(table)} ({cols})")
             return
         for column, sql_type in check_columns(table, existing, incoming):
