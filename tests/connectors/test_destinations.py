@@ -370,3 +370,57 @@ def test_duckdb_compression_duckdb_and_small_tables_leave_text_to_duckdb(tmp_pat
     assert "ZSTD" not in _compression(tmp_path / "s.duckdb", "t").values()
     with pytest.raises(ConnectorError, match="'adaptive' or 'duckdb'"):
         DuckDBDestination(tmp_path / "x.duckdb", compression="zstd")
+
+
+DECIMALS = [  # values ADBC's NUMERIC writer has mangled (apache/arrow-adbc#3485, #4507)
+    ("1.50", 10, 2),
+    ("10.00", 10, 2),
+    ("-10.00", 10, 2),
+    ("0.01", 10, 2),
+    ("44.123456", 10, 6),
+    ("5000000000.000001", 18, 6),
+    ("100", 12, 0),
+    ("-0.000000001", 20, 9),
+]
+
+
+@pytest.mark.parametrize("mode", ["replace", "append", "merge"])
+def test_decimals_arrive_exactly(destination, mode):
+    """Every decimal lands with its exact value, whatever its scale, in every mode."""
+    import decimal
+
+    columns = {"id": pa.array(range(len(DECIMALS) + 1), pa.int64())}
+    for i, (_, precision, scale) in enumerate(DECIMALS):
+        values = [decimal.Decimal(t) if j == i else None for j, (t, _, _) in enumerate(DECIMALS)]
+        columns[f"d{i}"] = pa.array(values + [None], pa.decimal128(precision, scale))
+    # decimal256 that fits 38 digits: stored like decimal128
+    columns["wide"] = pa.array(
+        [decimal.Decimal("1234567890123456789012345678901234567.5")] + [None] * len(DECIMALS),
+        pa.decimal256(38, 1),
+    )
+    data = pa.table(columns)
+    keys = ["id"] if mode == "merge" else ()
+    assert destination.write(data, "money", mode=mode, keys=keys).rows_loaded == data.num_rows
+    got = rows(destination, "money")  # PostgreSQL's numeric arrives as text
+    for i, (text, _, _) in enumerate(DECIMALS):
+        assert decimal.Decimal(str(got[i][f"d{i}"])) == decimal.Decimal(text)
+        assert all(got[j][f"d{i}"] is None for j in range(len(got)) if j != i)
+    assert decimal.Decimal(str(got[0]["wide"])) == decimal.Decimal(
+        "1234567890123456789012345678901234567.5"
+    )
+
+
+def test_decimals_beyond_38_digits(destination):
+    """PostgreSQL takes them exactly; DuckDB refuses them naming the table and column."""
+    import decimal
+
+    from headrace.connectors import DuckDBDestination
+
+    big = decimal.Decimal("123456789012345678901234567890123456789012345678.5")
+    data = pa.table({"id": [1], "huge": pa.array([big], pa.decimal256(50, 1))})
+    if isinstance(destination, DuckDBDestination):
+        with pytest.raises(ConnectorError, match=r"'money'.*column 'huge' is decimal256\(50, 1\)"):
+            destination.write(data, "money", mode="replace")
+        return
+    destination.write(data, "money", mode="replace")
+    assert decimal.Decimal(rows(destination, "money")[0]["huge"]) == big

@@ -135,9 +135,12 @@ def as_arrow(data: Any, what: str) -> pa.Table | pa.RecordBatchReader:
 
 
 def plain_schema(schema: pa.Schema) -> pa.Schema:
-    """``schema`` with string_view/large_string/large_binary/large_list made plain."""
+    """``schema`` with string_view/large_string/large_binary/large_list made plain, and
+    decimal256 of at most 38 digits as decimal128 (the same values)."""
 
     def plain(t: pa.DataType) -> pa.DataType:
+        if isinstance(t, pa.Decimal256Type) and t.precision <= 38:
+            return pa.decimal128(t.precision, t.scale)
         if pa.types.is_string_view(t) or pa.types.is_large_string(t):
             return pa.string()
         if pa.types.is_binary_view(t) or pa.types.is_large_binary(t):

@@ -1,5 +1,12 @@
 """PostgreSQL destination through ADBC: data arrives by binary COPY into a temporary
-stage table, then plain SQL applies it, all in one transaction."""
+stage table, then plain SQL applies it, all in one transaction.
+
+Decimals never go through ADBC's NUMERIC encoder, which has stored wrong values without
+an error (1.50 as 150.0 and 10.00 refused with adbc-driver-postgresql 1.8 and 1.9,
+apache/arrow-adbc#3485; 5000000000.000001 as 5000000100 until 2026-07, #4507): they
+are staged as their exact text and PostgreSQL parses them into ``numeric``, the type
+ADBC would have created.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from headrace.config import Settings
 from headrace.connectors.destinations.sqlbase import SqlDestination
@@ -90,8 +98,25 @@ class PostgresDestination(SqlDestination):
         conn.rollback()
 
     def _stage(self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str) -> None:
+        decimals = [f.name for f in data.schema if pa.types.is_decimal(f.type)]
+        if not decimals:
+            with conn.cursor() as cur:
+                cur.adbc_ingest(name, data, mode="create", temporary=True)
+            return
+        raw = f"{name}_raw"
         with conn.cursor() as cur:
-            cur.adbc_ingest(name, data, mode="create", temporary=True)
+            cur.adbc_ingest(raw, _decimals_as_text(data), mode="create", temporary=True)
+        select = ", ".join(
+            f"CAST({quote_ident(c)} AS numeric) AS {quote_ident(c)}"
+            if c in decimals
+            else quote_ident(c)
+            for c in data.schema.names
+        )
+        self._exec(
+            conn,
+            f"CREATE TEMPORARY TABLE {quote_ident(name)} AS SELECT {select} FROM {quote_ident(raw)}",
+        )
+        self._exec(conn, f"DROP TABLE {quote_ident(raw)}")
 
     def _columns(self, conn: Any, table: str, temporary: bool = False) -> dict[str, str] | None:
         if temporary:
@@ -118,3 +143,23 @@ class PostgresDestination(SqlDestination):
         with conn.cursor() as cur:
             cur.execute(sql, list(params) if params else None)
             return cur.fetch_arrow_table()
+
+
+def _decimals_as_text(data: pa.Table | pa.RecordBatchReader) -> pa.Table | pa.RecordBatchReader:
+    """``data`` with every decimal column as its exact text ("10.00", "-0.50")."""
+    schema = pa.schema(
+        [pa.field(f.name, pa.string()) if pa.types.is_decimal(f.type) else f for f in data.schema]
+    )
+
+    def convert(batch: pa.RecordBatch) -> pa.RecordBatch:
+        return pa.RecordBatch.from_arrays(
+            [
+                pc.cast(col, pa.string()) if pa.types.is_decimal(col.type) else col
+                for col in batch.columns
+            ],
+            schema=schema,
+        )
+
+    if isinstance(data, pa.Table):
+        return pa.Table.from_batches([convert(b) for b in data.to_batches()], schema=schema)
+    return pa.RecordBatchReader.from_batches(schema, (convert(b) for b in data))

@@ -257,6 +257,7 @@ class SqlDestination(ABC):
         load_id = load_id or uuid.uuid4().hex
         where = f"{table!r} in {self.where}"
         arrow = as_arrow(data, where)
+        self._check_types(arrow.schema, where)
         q_arrow = as_arrow(quarantine, f"{table}_quarantine") if quarantine is not None else None
         loaded_at = dt.datetime.now(dt.UTC)
         conn = self._acquire()
@@ -429,6 +430,9 @@ class SqlDestination(ABC):
 
     def _unview(self, conn: Any, name: str) -> None:  # noqa: B027 (optional hook: no-op by default)
         """Forget a relation made by :meth:`_view` (backends that stream)."""
+
+    def _check_types(self, schema: pa.Schema, where: str) -> None:  # noqa: B027 (optional hook)
+        """Refuse, naming the column, data this backend cannot store."""
 
     def _column_ddl(self, conn: Any, stage: str, column: str, sql_type: str) -> str:
         """A column of a table created from ``stage``'s data: ``"name" TYPE`` and whatever
