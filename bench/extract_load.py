@@ -3,7 +3,7 @@
 headrace (ADBC stream -> DuckDB, merge + checkpoint in one transaction) against what
 users would pick otherwise: dlt (sql_table source, merge on customer_id, DuckDB
 destination, its fastest backend) and pandas.read_sql + DuckDB; the floor is
-PostgreSQL's own COPY BINARY to /dev/null. Full loads: best of 3 rounds, the tools taking
+PostgreSQL's own COPY BINARY to /dev/null. Full loads: best of 5 rounds, the tools taking
 turns within a round, each into a fresh file. Incremental runs: best of 3 rounds, each
 after a fresh 1% of the rows changed (medians are printed too). Every measurement runs in its own
 subprocess so peak RSS (resource.getrusage) is that measurement's alone. dlt and
@@ -32,6 +32,7 @@ ADMIN = os.environ.get("HEADRACE_BENCH_PG", "postgresql://postgres@127.0.0.1:543
 DB = "headrace_bench"
 URL = ADMIN.rsplit("/", 1)[0] + "/" + DB
 ROUNDS = 3  # incremental runs per tool; the best counts
+FULL_ROUNDS = 5  # full-load rounds, the tools taking turns; the best counts
 ANCHOR_PACKAGES = [
     "dlt[duckdb]",  # dlt 1.31 has no sql_database extra: its sql_table needs pyarrow
     "pyarrow",
@@ -205,8 +206,11 @@ def headrace_full_part(target: str) -> int:
     the size."""
     from headrace.connectors import DuckDBDestination, SqlSource
 
-    rows = int(int(os.environ["BENCH_ROWS"]) * float(os.environ["BENCH_PART"]))
+    part = float(os.environ["BENCH_PART"])
+    rows = int(int(os.environ["BENCH_ROWS"]) * part)
     query = f"SELECT * FROM customers WHERE customer_id <= {rows}"  # a constant of the benchmark
+    if part == 2:  # twice the table: the same rows read twice
+        query = "SELECT * FROM customers UNION ALL SELECT * FROM customers"
     return (
         DuckDBDestination(target)
         .write(SqlSource(URL, query=query).read(), "customers", mode="replace")
@@ -350,6 +354,7 @@ CHILDREN = {
     "headrace_incremental": headrace_incremental,
     "headrace_full_quarter": headrace_full_part,
     "headrace_full_half": headrace_full_part,
+    "headrace_full_double": headrace_full_part,
     "dlt_full": dlt_load,
     "dlt_incremental": dlt_load,
     "pandas_full": pandas_full,
@@ -437,16 +442,16 @@ def main() -> None:
         for name in ("copy_floor", "headrace_extract"):
             status.update(name)
             r[name] = measure(me, name)
-        # Full loads: ROUNDS rounds, the tools taking turns within each, best of each.
+        # Full loads: FULL_ROUNDS rounds, the tools taking turns within each, best of each.
         # The VM's speed drifts (the same run took 2.5 s and 4.2 s ten minutes apart);
         # taking turns gives every tool the same slow and fast moments.
         fulls = [("headrace_full", me, "headrace")]
         if anchors is not None:
             fulls += [("dlt_full", anchors, "dlt"), ("pandas_full", anchors, "pandas")]
         runs: dict[str, list[dict]] = {name: [] for name, _, _ in fulls}
-        for i in range(ROUNDS):
+        for i in range(FULL_ROUNDS):
             for name, python, stem in fulls:
-                status.update(f"{name} (round {i + 1} of {ROUNDS})")
+                status.update(f"{name} (round {i + 1} of {FULL_ROUNDS})")
                 target = DATA / f"{stem}.duckdb"
                 for leftover in DATA.glob(f"{stem}*"):  # a fresh destination every round
                     shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
@@ -458,7 +463,11 @@ def main() -> None:
             me, "headrace_incremental", str(DATA / "headrace.duckdb"), 1, rounds=4 * ROUNDS
         )
         os.environ["BENCH_ROWS"] = str(args.rows)
-        for name, part in (("headrace_full_quarter", "0.25"), ("headrace_full_half", "0.5")):
+        for name, part in (
+            ("headrace_full_quarter", "0.25"),
+            ("headrace_full_half", "0.5"),
+            ("headrace_full_double", "2"),
+        ):
             os.environ["BENCH_PART"] = part
             r[name] = measure(me, name, str(DATA / f"{name}.duckdb"))
         if args.merge_strategies:
@@ -493,6 +502,7 @@ def main() -> None:
         ),
         "headrace_peak_rss_mb_quarter_rows": r["headrace_full_quarter"]["rss_mb"],
         "headrace_peak_rss_mb_half_rows": r["headrace_full_half"]["rss_mb"],
+        "headrace_peak_rss_mb_double_rows": r["headrace_full_double"]["rss_mb"],
         "headrace_full_load_peak_rss_mb": r["headrace_full"]["rss_mb"],
         "rounds_s": {k: r[k]["all_seconds"] for k in r if "all_seconds" in r[k]},
         "headrace_incremental_compactions": r["headrace_incremental"].get("compactions"),
