@@ -178,6 +178,16 @@ def copy_floor(_: str) -> int:
     return n
 
 
+def copy_server_floor(_: str) -> int:
+    """PostgreSQL's COPY BINARY written by the server itself to /dev/null: no client at
+    all, so the least any reader can take (needs a superuser, as the benchmark's is)."""
+    import psycopg
+
+    with psycopg.connect(URL, autocommit=True) as conn:
+        cur = conn.execute("COPY (SELECT * FROM customers) TO '/dev/null' (FORMAT BINARY)")
+        return cur.rowcount
+
+
 def headrace_extract(_: str) -> int:
     from headrace.connectors import SqlSource
 
@@ -349,6 +359,7 @@ def duckdb_merge_strategies(target: str) -> int:
 CHILDREN = {
     "duckdb_merge_strategies": duckdb_merge_strategies,
     "copy_floor": copy_floor,
+    "copy_server_floor": copy_server_floor,
     "headrace_extract": headrace_extract,
     "headrace_full": headrace_full,
     "headrace_incremental": headrace_incremental,
@@ -439,7 +450,7 @@ def main() -> None:
     anchors = None if args.skip_anchors else ensure_anchor_env()
     r: dict[str, dict] = {}
     with console.status("measuring ...") as status:
-        for name in ("copy_floor", "headrace_extract"):
+        for name in ("copy_floor", "copy_server_floor", "headrace_extract"):
             status.update(name)
             r[name] = measure(me, name)
         # Full loads: FULL_ROUNDS rounds, the tools taking turns within each, best of each.
@@ -511,6 +522,11 @@ def main() -> None:
         "pandas_incremental_over_headrace": ratio("pandas_incremental", inc),
         "pandas_full_over_headrace": ratio("pandas_full", full),
         "copy_floor_over_headrace_extract": round(r["copy_floor"]["seconds"] / ext, 2),
+        # the server writing its own COPY to /dev/null: no client decoding at all
+        "copy_server_floor_s": r["copy_server_floor"]["seconds"],
+        "copy_server_floor_over_headrace_extract": round(
+            r["copy_server_floor"]["seconds"] / ext, 2
+        ),
     }
     if "merge" in r:
         summary["duckdb_merge_strategies_s"] = r["merge"]["merge_strategies_s"]

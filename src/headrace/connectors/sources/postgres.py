@@ -28,6 +28,13 @@ if TYPE_CHECKING:
     from headrace.connectors.sources.sql import SqlSource
 
 
+# ADBC's batches are 16 MB by default; the load keeps a few of them in flight (prefetch,
+# DuckDB's threads), so they set much of its peak memory. 4 MB batches: full load of 2M
+# customers 296-300 MB against 386-403 MB, in the same time (2.40-2.95 s against
+# 2.52-3.07 s, interleaved), and 15-20% less decoding CPU.
+BATCH_BYTES = 4 << 20
+
+
 def open_batches(
     src: SqlSource, filters: list[Filter]
 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -103,6 +110,7 @@ def _execute(
     """Run ``sql`` on a new statement (``params`` bound to ``$1...``); its Arrow stream."""
     stmt = adbc.AdbcStatement(conn)
     handles.insert(0, stmt)
+    stmt.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
     stmt.set_sql_query(sql)
     if isinstance(params, pa.RecordBatch):
         stmt.bind(params)
