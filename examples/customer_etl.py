@@ -128,7 +128,7 @@ CHECKS = [
 
 
 @task(checks=CHECKS)
-def transform(raw: pa.Table, ctx: Context) -> pl.DataFrame:
+def transform(ctx: Context, raw: pa.Table) -> pl.DataFrame:
     """Clean and enrich like the reference transform_data; checks quarantine bad rows."""
     df = pl.from_arrow(raw)
     assert isinstance(df, pl.DataFrame)
@@ -158,7 +158,7 @@ def transform(raw: pa.Table, ctx: Context) -> pl.DataFrame:
 
 
 @task
-def load(raw: pa.Table, clean: pl.DataFrame, ctx: Context) -> dict:
+def load(ctx: Context, raw: pa.Table, clean: pl.DataFrame) -> dict:
     """Merge the good rows on customer_id, with the quarantine and the checkpoint, atomically."""
     quarantined = ctx.quarantine_of("transform")
     n_quarantined = 0 if quarantined is None else quarantined.num_rows
@@ -217,7 +217,7 @@ def sql_test_target(settings: Settings) -> str:
 
 
 @task
-def verify(stats: dict, ctx: Context) -> dict:
+def verify(ctx: Context, stats: dict) -> dict:
     """Reconcile against the warehouse itself and run the SQL tests of examples/_demo/sql_tests."""
     dest = warehouse(ctx.settings)
     if stats["load_id"]:

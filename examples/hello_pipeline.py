@@ -45,7 +45,7 @@ def to_table(ctx: Context, words: list[str]) -> pa.Table:
 @task
 def summarise(table: pa.Table) -> dict:
     """Polars over the staged table: a small JSON result stored with the run."""
-    frame = pl.from_arrow(table)
+    frame = pl.DataFrame(table)
     longest = frame.sort("length", descending=True).row(0, named=True)
     return {"words": frame.height, "longest": longest["word"], "total_length": int(frame["length"].sum())}
 

@@ -78,7 +78,7 @@ extract = sql_task(
 
 
 @task
-def transform(raw: pa.Table, ctx: Context) -> pa.Table:
+def transform(ctx: Context, raw: pa.Table) -> pa.Table:
     """Clean like the reference transform and stage ``customers_<ds>.parquet``."""
     df = pl.from_arrow(raw)
     assert isinstance(df, pl.DataFrame)
@@ -101,7 +101,7 @@ def transform(raw: pa.Table, ctx: Context) -> pa.Table:
 
 
 @task
-def load(clean: pa.Table, ctx: Context) -> int:
+def load(ctx: Context, clean: pa.Table) -> int:
     """Replace this day's partition of ``customers_daily``, in one transaction."""
     path = ctx.connection("warehouse").removeprefix("duckdb:///")
     with duckdb.connect(path) as con:
@@ -160,7 +160,8 @@ def create_demo_crm(path: Path, days: int = 31, per_day: int = 40) -> dict[str, 
         customers per interval start date (an interval starts at 02:00 UTC).
     """
     rng = random.Random(5)
-    rows, per_interval = [], {}
+    rows: list[tuple] = []
+    per_interval: dict[str, int] = {}
     for i in range(days * per_day):
         updated = datetime(2024, 1, 1, 2) + timedelta(seconds=rng.randint(0, days * 86400 - 1))
         day = (updated - timedelta(hours=2)).date().isoformat()

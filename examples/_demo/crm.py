@@ -85,14 +85,15 @@ def customer(i: int, rng: random.Random, when: dt.datetime | None = None) -> tup
     """One messy customer row (values in ``COLUMNS`` order)."""
     first, last = rng.choice(FIRST), rng.choice(LAST)
     domain = rng.choice(DOMAINS)
-    email: str | None = f"{first}.{last}{i}@{domain}"
+    clean_email = f"{first}.{last}{i}@{domain}"
+    email: str | None = clean_email
     roll = rng.random()
     if roll < 0.03:
         email = f"{first}{i}.at.{domain}"  # no @
     elif roll < 0.05:
         email = None
     elif roll < 0.5:
-        email = f"  {email.upper() if rng.random() < 0.3 else email.title()} "
+        email = f"  {clean_email.upper() if rng.random() < 0.3 else clean_email.title()} "
     city, state, zip_code = rng.choice(CITIES)
     created = T0 + dt.timedelta(days=rng.randint(0, 1400), seconds=rng.randint(0, 86399))
     if rng.random() < 0.03:

@@ -13,7 +13,7 @@ import inspect
 import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
 from headrace.errors import DefinitionError, did_you_mean
 from headrace.pipeline.context import Context
@@ -51,7 +51,9 @@ class Task(Generic[P, R]):
 
     Args:
         fn: the function; a parameter annotated ``Context`` (or named ctx/context)
-            receives the run context.
+            receives the run context. Put it first for type checkers: mypy then
+            checks ``extract(n=5)`` in a pipeline body and ``extract(ctx, n=5)`` in a
+            unit test (a ParamSpec can only drop a leading parameter).
         task_id: name in the pipeline (default: the function name).
         retries: a :class:`Retry` or an int number of retries after the first try.
         timeout: longest time one try may take (timedelta or seconds).
@@ -164,7 +166,15 @@ class Task(Generic[P, R]):
         """True when the task fans out over a list (``task.map(...)``)."""
         return self.map_param is not None
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+    # For a task whose first parameter is its Context, P leaves the context out: inside a
+    # pipeline body headrace injects it, and a unit test passes one first.
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    @overload
+    def __call__(self, ctx: Context, /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]  # mypy and P.args
         builder = current_builder()
         if builder is None:
             return self.fn(*args, **kwargs)
@@ -290,6 +300,16 @@ def _context_param(signature: inspect.Signature) -> str | None:
     return None
 
 
+class _MakeTask(Protocol):
+    """What ``@task(...)`` with options returns: the decorator proper."""
+
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Context, P], R], /) -> Task[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
 class _TaskDecorator:
     """``@task`` / ``@task(...)`` make a :class:`Task`; ``@task.branch`` makes a branch task.
 
@@ -300,6 +320,9 @@ class _TaskDecorator:
         ... def full_or_incremental(ctx: Context) -> str:
         ...     return "full_load" if ctx.params["full_refresh"] else "incremental_load"
     """
+
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Context, P], R], /) -> Task[P, R]: ...
 
     @overload
     def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
@@ -319,7 +342,7 @@ class _TaskDecorator:
         trigger_rule: str = UNSET,
         doc: str | None = None,
         branch: bool = False,
-    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+    ) -> _MakeTask: ...
 
     # mypy cannot match a positional-only ``fn`` plus **options against the keyword overload.
     def __call__(self, fn: Any = None, /, **options: Any) -> Any:  # type: ignore[misc]
@@ -328,10 +351,13 @@ class _TaskDecorator:
         return lambda f: Task(f, **options)
 
     @overload
+    def branch(self, fn: Callable[Concatenate[Context, P], R], /) -> Task[P, R]: ...
+
+    @overload
     def branch(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
     @overload
-    def branch(self, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+    def branch(self, **options: Any) -> _MakeTask: ...
 
     def branch(self, fn: Any = None, /, **options: Any) -> Any:  # type: ignore[misc]
         """A task choosing which of its direct downstream tasks run (it returns their ids).
