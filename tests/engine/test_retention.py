@@ -85,3 +85,54 @@ def test_cleanup_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 
     assert run_app(["cleanup", "--older-than", "seven days"]) == 1
     assert "expected a number and a unit" in capsys.readouterr().err
+
+
+def test_purge_runs_deletes_old_runs_but_keeps_failed_ones_and_the_schedules_anchor(store, settings) -> None:
+    from headrace.engine.retention import purge_runs
+    from headrace.scheduler.loop import last_automated_run
+
+    runs = _runs(store, settings)  # manual runs: old success, old failure, recent success
+    # two scheduled runs, both old: the newer one anchors the schedule
+    scheduled = []
+    for age in (40, 35):
+        day = DAY - timedelta(days=age)
+        run, _ = store.create_run("kept", day, day, day + timedelta(days=1), trigger="scheduled")
+        store.update_run(run.run_id, state=RunState.SUCCESS, ended_at=day + timedelta(days=1))
+        scheduled.append(run)
+    folder = staging_dir(settings.home, "kept", runs["old_ok"].run_id)
+
+    dry = purge_runs(store, settings.home, timedelta(days=7), DAY, dry_run=True)
+    assert {r.run_id for r in dry.removed} == {runs["old_ok"].run_id, scheduled[0].run_id}
+    assert folder.exists() and store.get_run(runs["old_ok"].run_id)
+
+    report = purge_runs(store, settings.home, timedelta(days=7), DAY)
+    assert {r.run_id for r in report.removed} == {runs["old_ok"].run_id, scheduled[0].run_id}
+    assert report.staged_bytes > 0 and not folder.exists()
+    assert [r.run_id for r in report.kept_failed] == [runs["old_failed"].run_id]
+    assert [r.run_id for r in report.kept_anchors] == [scheduled[1].run_id]
+    left = {r.run_id for r in store.list_runs("kept", limit=None)}
+    assert left == {runs["old_failed"].run_id, runs["recent_ok"].run_id, scheduled[1].run_id}
+    assert last_automated_run(store, "kept").run_id == scheduled[1].run_id  # catchup continues from it
+
+    again = purge_runs(store, settings.home, timedelta(days=7), DAY, include_failed=True)
+    assert [r.run_id for r in again.removed] == [runs["old_failed"].run_id]
+    assert not staging_dir(settings.home, "kept", runs["old_failed"].run_id).exists()
+
+
+def test_cleanup_state_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, settings) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HEADRACE_HOME", str(settings.home))
+    monkeypatch.setenv("HEADRACE_STATE_URL", settings.state_url)
+    monkeypatch.setenv("COLUMNS", "200")
+    with open_store(settings.state_url) as store:
+        runs = _runs(store, settings, datetime.now(UTC))
+
+    assert run_app(["cleanup", "--older-than", "7d", "--state", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would delete 1 run(s) that ended over 7d ago" in out and runs["old_ok"].run_id in out
+    assert run_app(["cleanup", "--older-than", "7d", "--state"]) == 0
+    out = capsys.readouterr().out
+    assert "deleted 1 run(s) that ended over 7d ago" in out
+    assert f"kept 1 failed run(s) that may still be resumed ({runs['old_failed'].run_id})" in out
+    with open_store(settings.state_url) as store:
+        assert runs["old_ok"].run_id not in {r.run_id for r in store.list_runs("kept", limit=None)}

@@ -462,3 +462,47 @@ def test_create_run_loser_of_a_postgres_race_rereads_the_winner(pg_schema: tuple
         thread.join(timeout=30)
         assert results == [("winner0000000000xx", False)]
         assert "UniqueViolation" in seen  # the unique constraint decided, then we re-read
+
+
+# ---------------------------------------------------------------- retention
+
+
+def test_delete_runs_removes_finished_runs_with_everything_under_them(store: SqlStateStore) -> None:
+    from headrace.state import SlaMissRecord
+
+    done, _ = make_run(store, day=DAY)
+    failed, _ = make_run(store, day=DAY + timedelta(days=1))
+    running, _ = make_run(store, day=DAY + timedelta(days=2))
+    for run in (done, failed, running):
+        store.ensure_task_instances(run.run_id, [("a", -1), ("b", 0)])
+        store.append_log(run.run_id, "a", -1, 1, "a line")
+        store.record_check_results([CheckResultRecord(run.run_id, "a", "not_null", "fail", "passed", 3, 0)])
+        store.record_sla_miss(
+            SlaMissRecord("etl", run.run_id, "a", run.logical_date, run.logical_date, timedelta(hours=1), DAY)
+        )
+    store.update_run(done.run_id, state=RunState.SUCCESS, ended_at=DAY)
+    store.update_run(failed.run_id, state=RunState.FAILED, ended_at=DAY)
+    store.update_run(running.run_id, state=RunState.RUNNING)
+
+    # an unfinished run and an unknown id are left alone; the count says what went
+    assert store.delete_runs([done.run_id, failed.run_id, running.run_id, "no-such-run"]) == 2
+    assert [r.run_id for r in store.list_runs("etl")] == [running.run_id]
+    for gone in (done, failed):
+        with pytest.raises(StateError):
+            store.get_run(gone.run_id)
+        assert store.find_run("etl", gone.logical_date) is None
+    assert [ti.task_id for ti in store.get_task_instances(running.run_id)] == ["a", "b"]
+    assert [log.text for log in store.get_logs(running.run_id)] == ["a line"]
+    assert len(store.get_check_results(running.run_id)) == 1
+    with store._tx("count children", write=False) as conn:  # nothing orphaned in any table
+        from sqlalchemy import func, select
+
+        from headrace.state.schema import check_results, sla_misses, task_instances, task_logs
+
+        for child in (task_instances, task_logs, check_results, sla_misses):
+            left = conn.execute(select(child.c.run_id, func.count()).group_by(child.c.run_id)).all()
+            assert [run_id for run_id, _ in left] == [running.run_id], child.name
+    assert store.delete_runs([]) == 0
+    # the date of a deleted run can be run again
+    again, created = make_run(store, day=DAY)
+    assert created and again.run_id != done.run_id

@@ -27,7 +27,7 @@ from headrace.cli.app import app
 from headrace.cli.inspect import STATE_STYLES, group_of
 from headrace.config import Settings
 from headrace.engine import EXECUTORS, Event, Runner, RunResult, load_pipelines, pick_pipeline
-from headrace.engine.retention import clean_staging
+from headrace.engine.retention import clean_staging, purge_runs
 from headrace.errors import ConfigError, DefinitionError, HeadraceError, did_you_mean
 from headrace.observe.alerts import alerter_from_env
 from headrace.pipeline import Pipeline
@@ -382,11 +382,22 @@ def cleanup_command(
         bool, typer.Option("--include-failed", help="Also failed runs (a resume then reruns their tasks).")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be removed.")] = False,
+    state: Annotated[
+        bool,
+        typer.Option(
+            "--state",
+            help="Also delete the runs themselves from the state store (task states, logs, check "
+            "results); each pipeline's newest scheduled or backfill run stays for the scheduler.",
+        ),
+    ] = False,
 ) -> None:
     """Remove staged files of finished runs older than --older-than; failed runs are kept unless asked."""
     age = parse_age(older_than)
     settings = Settings.from_env()
     console = _console()
+    if state:
+        _purge(settings, console, age, older_than, pipeline, include_failed, dry_run)
+        return
     with open_store(settings.state_url) as store, Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console, transient=True,
         disable=not console.is_terminal,
@@ -409,4 +420,45 @@ def cleanup_command(
         console.print(
             f"kept the staged files of {len(report.kept_failed)} failed run(s) that may still be resumed ({ids}); "
             "--include-failed removes them too (a resume then reruns their successful tasks)"
+        )
+
+
+def _purge(
+    settings: Settings,
+    console: Console,
+    age: timedelta,
+    older_than: str,
+    pipeline: str | None,
+    include_failed: bool,
+    dry_run: bool,
+) -> None:
+    """``cleanup --state``: delete old runs from the state store with their staged files."""
+    with open_store(settings.state_url) as store, Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console, transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        total = store.count_runs(pipeline, states=[RunState.SUCCESS, RunState.FAILED])
+        bar = progress.add_task("looking at finished runs", total=total)
+        report = purge_runs(
+            store, settings.home, age, datetime.now(UTC), include_failed=include_failed, dry_run=dry_run,
+            pipeline=pipeline, on_run=lambda run: progress.advance(bar),
+        )
+    verb = "would delete" if dry_run else "deleted"
+    console.print(
+        f"{verb} {len(report.removed)} run(s) that ended over {older_than} ago, with their task states, "
+        f"logs and checks and {report.staged_bytes / 1e6:,.1f} MB of staged files"
+    )
+    for run in report.removed:
+        console.print(f"  {run.run_id}  {escape(run.pipeline)}  {run.state}  {run.logical_date:%Y-%m-%d %H:%M} UTC")
+    if report.kept_anchors:
+        names = ", ".join(sorted({escape(r.pipeline) for r in report.kept_anchors}))
+        console.print(
+            f"kept {len(report.kept_anchors)} run(s), each the newest scheduled or backfill run of its "
+            f"pipeline, which the scheduler continues from ({names})"
+        )
+    if report.kept_failed:
+        ids = ", ".join(r.run_id for r in report.kept_failed[:5]) + (", ..." if len(report.kept_failed) > 5 else "")
+        console.print(
+            f"kept {len(report.kept_failed)} failed run(s) that may still be resumed ({ids}); "
+            "--include-failed deletes them too"
         )

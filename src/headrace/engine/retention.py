@@ -1,4 +1,5 @@
-"""Staging retention: remove the staged files of finished runs older than a given age.
+"""Retention: remove the staged files of finished runs older than a given age, and
+(``purge_runs``) the runs themselves from the state store.
 
 A succeeded run's staged results are only read by ``RunResult.result_of`` and by
 people looking at them; once old enough they can go. A failed run may still be
@@ -97,3 +98,85 @@ def _remove_if_empty(folder: Path) -> None:
     """Drop a pipeline's staging folder once its last run folder is gone."""
     with contextlib.suppress(OSError):  # not empty (other runs) or already gone
         folder.rmdir()
+
+
+@dataclass
+class PurgeReport:
+    """What :func:`purge_runs` deleted (or would delete) and what it kept.
+
+    Attributes:
+        removed: the runs deleted from the state store, staged files included.
+        kept_failed: failed runs past the age, kept (they may be resumed).
+        kept_anchors: past the age, but the newest scheduled or backfill run of their
+            pipeline: the scheduler continues from it, so it stays.
+        staged_bytes: the size of the staged files removed with them.
+        dry_run: nothing was deleted.
+    """
+
+    removed: list[RunRecord] = field(default_factory=list)
+    kept_failed: list[RunRecord] = field(default_factory=list)
+    kept_anchors: list[RunRecord] = field(default_factory=list)
+    staged_bytes: int = 0
+    dry_run: bool = False
+
+
+def purge_runs(
+    store: StateStore,
+    home: str | Path,
+    older_than: timedelta,
+    now: datetime,
+    *,
+    include_failed: bool = False,
+    dry_run: bool = False,
+    pipeline: str | None = None,
+    on_run: Callable[[RunRecord], None] | None = None,
+) -> PurgeReport:
+    """Delete finished runs that ended more than ``older_than`` before ``now``: their
+    staged files, then their records (task states, logs, check results, SLA misses).
+
+    Kept: running and queued runs; failed runs unless ``include_failed``; and each
+    pipeline's newest scheduled or backfill run, which the scheduler continues from
+    (without it, catchup would start the purged intervals again). A manual run for a
+    date that was purged runs afresh; a backfill over purged intervals reruns them.
+
+    Files go before records: a crash in between leaves records whose staged files are
+    gone (as :func:`clean_staging` does), never folders no record points to.
+
+    Example:
+        >>> report = purge_runs(store, settings.home, timedelta(days=90), datetime.now(UTC))
+        >>> len(report.removed)
+    """
+    from headrace.scheduler.loop import AUTOMATED_TRIGGERS  # the scheduler imports the engine
+
+    cutoff = now - older_than
+    report = PurgeReport(dry_run=dry_run)
+    anchors: dict[str, RunRecord] = {}
+    for trigger in AUTOMATED_TRIGGERS:
+        for run in store.list_runs(pipeline, trigger=trigger, limit=None):  # newest first
+            known = anchors.get(run.pipeline)
+            if known is None or run.logical_date > known.logical_date:
+                anchors[run.pipeline] = run
+    anchor_ids = {run.run_id for run in anchors.values()}
+    doomed: list[RunRecord] = []
+    for run in store.list_runs(pipeline, states=[RunState.SUCCESS, RunState.FAILED], limit=None):
+        if on_run is not None:
+            on_run(run)
+        if run.ended_at is None or run.ended_at > cutoff:
+            continue
+        if run.run_id in anchor_ids:
+            report.kept_anchors.append(run)
+        elif run.state == RunState.FAILED and not include_failed:
+            report.kept_failed.append(run)
+        else:
+            doomed.append(run)
+    for run in doomed:
+        folder = staging_dir(home, run.pipeline, run.run_id)
+        if folder.exists():
+            report.staged_bytes += sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+            if not dry_run:
+                shutil.rmtree(folder)
+                _remove_if_empty(folder.parent)
+    if not dry_run and doomed:
+        store.delete_runs([run.run_id for run in doomed])
+    report.removed = doomed
+    return report

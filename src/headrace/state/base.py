@@ -185,6 +185,11 @@ class StateStore(Protocol):
         """Set fields of :class:`RunRecord` (state, started_at, ended_at, pid, hostname, heartbeat_at, error, params, source_file)."""
         ...
 
+    def delete_runs(self, run_ids: Sequence[str]) -> int:
+        """Delete finished runs and everything recorded under them; unfinished runs stay.
+        Returns how many were deleted."""
+        ...
+
     # task instances
     def ensure_task_instances(
         self, run_id: str, keys: Sequence[tuple[str, int]]

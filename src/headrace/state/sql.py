@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, and_, func, insert, select
+from sqlalchemy import Select, and_, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, StatementError
@@ -56,7 +56,9 @@ from headrace.state.schema import (
     RUN_UPDATABLE,
     TASK_UPDATABLE,
     check_results,
+    pool_slots,
     runs,
+    sla_misses,
     task_instances,
     task_logs,
     utcnow,
@@ -64,6 +66,7 @@ from headrace.state.schema import (
 from headrace.state.sla_misses import SlaMissesMixin
 
 _RUN_FIELDS = frozenset(RUN_UPDATABLE)
+_DELETE_BATCH = 500  # runs per transaction in delete_runs
 _TASK_FIELDS = frozenset(TASK_UPDATABLE)
 _LOG_COLUMNS = ("run_id", "task_id", "map_index", "attempt", "text", "created_at")
 _CHECK_COLUMNS = tuple(c.name for c in check_results.columns if c.name != "id")
@@ -407,6 +410,35 @@ class SqlStateStore(PoolSlotsMixin, SlaMissesMixin):
         if trigger is not None:
             query = query.where(runs.c.trigger == trigger)
         return query
+
+    def delete_runs(self, run_ids: Sequence[str]) -> int:
+        """Delete finished runs with their task instances, logs, check results and SLA
+        misses; a run that is not finished (or not there) is left alone.
+
+        Each batch of 500 runs goes in one transaction: a crash leaves every run either
+        whole or gone. Returns how many runs were deleted.
+        """
+        deleted = 0
+        finished = [state.value for state in RunState if state.finished]
+        ids = list(dict.fromkeys(run_ids))
+        for start in range(0, len(ids), _DELETE_BATCH):
+            batch = ids[start : start + _DELETE_BATCH]
+            with self._tx("delete runs") as conn:
+                doomed = [
+                    row.run_id
+                    for row in conn.execute(
+                        select(runs.c.run_id).where(
+                            runs.c.run_id.in_(batch), runs.c.state.in_(finished)
+                        )
+                    )
+                ]
+                if not doomed:
+                    continue
+                # children first: SQLite enforces the ON DELETE CASCADE only with a pragma
+                for child in (task_logs, check_results, sla_misses, pool_slots, task_instances):
+                    conn.execute(delete(child).where(child.c.run_id.in_(doomed)))
+                deleted += conn.execute(delete(runs).where(runs.c.run_id.in_(doomed))).rowcount
+        return deleted
 
     def list_pipelines(self) -> list[str]:
         """The names of pipelines that have at least one run, sorted."""
