@@ -181,12 +181,14 @@ def load(ctx: Context, raw: pa.Table, clean: pl.DataFrame) -> dict:
         metadata=True,
     )
     ctx.log.info(
-        "merged %d rows into %s (%d replaced), %d quarantined%s",
+        "merged %d rows into %s (%d replaced), %d quarantined%s%s",
         result.rows_loaded,
         TABLE,
         result.rows_replaced,
         result.rows_quarantined,
         " (already loaded)" if result.already_loaded else "",
+        # DuckDB: merges have now deleted 10% of the table since it was last compacted
+        "; compacted the table" if result.compacted else "",
     )
     return {
         "extracted": raw.num_rows,

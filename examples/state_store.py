@@ -3,6 +3,7 @@
 The engine does this for every run; doing it directly shows what is stored:
 a run keyed by (pipeline, logical date), its task instances with states,
 attempts, durations and rows, each attempt's log, and data-quality results.
+Last, ``headrace cleanup --state --dry-run`` shows what retention would delete.
 
 Run it:  python examples/state_store.py [FOLDER]
 (FOLDER defaults to a temporary directory; the store is FOLDER/state.db.)
@@ -69,7 +70,13 @@ def main(folder: Path) -> int:
     run_id = record_run(state_url)
     # The CLI reads the store location from the environment, like every headrace command.
     os.environ["HEADRACE_STATE_URL"] = state_url
-    for argv in (["runs"], ["show", run_id], ["logs", run_id, "load"]):
+    for argv in (
+        ["runs"],
+        ["show", run_id],
+        ["logs", run_id, "load"],
+        # retention: what deleting runs older than 30 days from the store would remove
+        ["cleanup", "--older-than", "30d", "--state", "--dry-run"],
+    ):
         print(f"\n$ headrace {' '.join(argv)}")
         code = run_app(argv)
         if code:

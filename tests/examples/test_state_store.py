@@ -31,6 +31,8 @@ def test_state_store_example(tmp_path: Path) -> None:
     logs = out.split("$ headrace logs")[1]
     assert logs.index("connection refused") < logs.index("merged 1193 rows")
     assert "read 1200 rows" not in logs  # only the load task's logs were asked for
+    cleanup = out.split("$ headrace cleanup")[1]
+    assert "would delete 1 run(s) that ended over 30d ago" in cleanup and run_id in cleanup
     with open_store(tmp_path / "state.db") as store:
         run = store.get_run(run_id)
         assert run.state is RunState.SUCCESS and run.params == {"source": "demo"}
