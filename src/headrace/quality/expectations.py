@@ -19,6 +19,7 @@ and match anywhere in the value unless anchored with ``^``/``$``.
 from __future__ import annotations
 
 import datetime as dt
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -50,7 +51,7 @@ class Verdict:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Expectation:
+class Expectation(ABC):
     """Base of every expectation: a name, a severity and an optional reason."""
 
     name: str
@@ -92,13 +93,13 @@ class Expectation:
 class RowExpectation(Expectation):
     """An expectation judged row by row; its failing rows can be quarantined."""
 
+    @abstractmethod
     def failing(self, schema: pa.Schema) -> pl.Expr:
         """A boolean expression, true where the row fails (never null)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def describe(self) -> str:
         """Why a failing row fails, in words; used as the row's quarantine reason."""
-        raise NotImplementedError
 
     def row_reason(self) -> str:
         return self.reason or self.describe()
@@ -113,9 +114,9 @@ class TableExpectation(Expectation):
         """Aggregate expressions this expectation needs (evaluated in one select)."""
         return []
 
+    @abstractmethod
     def judge(self, values: list[Any], n_rows: int, schema: pa.Schema) -> Verdict:
         """Decide from the aggregate values, the row count and the schema."""
-        raise NotImplementedError
 
 
 def _present(column: str) -> pl.Expr:
