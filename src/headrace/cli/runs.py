@@ -27,7 +27,7 @@ from headrace.cli.app import app
 from headrace.cli.inspect import STATE_STYLES, group_of
 from headrace.config import Settings
 from headrace.engine import EXECUTORS, Event, Runner, RunResult, load_pipelines, pick_pipeline
-from headrace.engine.retention import clean_staging, purge_runs
+from headrace.engine.retention import PurgeReport, clean_staging, purge_runs
 from headrace.errors import ConfigError, DefinitionError, HeadraceError, did_you_mean
 from headrace.observe.alerts import alerter_from_env
 from headrace.pipeline import Pipeline
@@ -395,55 +395,47 @@ def cleanup_command(
     age = parse_age(older_than)
     settings = Settings.from_env()
     console = _console()
-    if state:
-        _purge(settings, console, age, older_than, pipeline, include_failed, dry_run)
-        return
     with open_store(settings.state_url) as store, Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console, transient=True,
         disable=not console.is_terminal,
     ) as progress:
         total = store.count_runs(pipeline, states=[RunState.SUCCESS, RunState.FAILED])
         bar = progress.add_task("looking at finished runs", total=total)
-        report = clean_staging(
-            store, settings.home, age, datetime.now(UTC), include_failed=include_failed, dry_run=dry_run,
-            pipeline=pipeline, on_folder=lambda run: progress.advance(bar),
-        )
+        options: dict[str, Any] = {"include_failed": include_failed, "dry_run": dry_run, "pipeline": pipeline}
+        if state:
+            purged = purge_runs(
+                store, settings.home, age, datetime.now(UTC), on_run=lambda run: progress.advance(bar), **options
+            )
+        else:
+            cleaned = clean_staging(
+                store, settings.home, age, datetime.now(UTC), on_folder=lambda run: progress.advance(bar), **options
+            )
+    if state:
+        _print_purge(console, purged, older_than)
+        return
     verb = "would remove" if dry_run else "removed"
     console.print(
-        f"{verb} the staged files of {len(report.removed)} run(s) that ended over {older_than} ago "
-        f"({report.freed_bytes / 1e6:,.1f} MB)"
+        f"{verb} the staged files of {len(cleaned.removed)} run(s) that ended over {older_than} ago "
+        f"({cleaned.freed_bytes / 1e6:,.1f} MB)"
     )
-    for run, folder, size in report.removed:
+    for run, folder, size in cleaned.removed:
         console.print(f"  {run.run_id}  {escape(run.pipeline)}  {run.state}  {size / 1e6:,.1f} MB  {folder}")
-    if report.kept_failed:
-        ids = ", ".join(r.run_id for r in report.kept_failed[:5]) + (", ..." if len(report.kept_failed) > 5 else "")
+    if cleaned.kept_failed:
         console.print(
-            f"kept the staged files of {len(report.kept_failed)} failed run(s) that may still be resumed ({ids}); "
+            f"kept the staged files of {len(cleaned.kept_failed)} failed run(s) that may still be resumed "
+            f"({_some_ids(cleaned.kept_failed)}); "
             "--include-failed removes them too (a resume then reruns their successful tasks)"
         )
 
 
-def _purge(
-    settings: Settings,
-    console: Console,
-    age: timedelta,
-    older_than: str,
-    pipeline: str | None,
-    include_failed: bool,
-    dry_run: bool,
-) -> None:
-    """``cleanup --state``: delete old runs from the state store with their staged files."""
-    with open_store(settings.state_url) as store, Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console, transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
-        total = store.count_runs(pipeline, states=[RunState.SUCCESS, RunState.FAILED])
-        bar = progress.add_task("looking at finished runs", total=total)
-        report = purge_runs(
-            store, settings.home, age, datetime.now(UTC), include_failed=include_failed, dry_run=dry_run,
-            pipeline=pipeline, on_run=lambda run: progress.advance(bar),
-        )
-    verb = "would delete" if dry_run else "deleted"
+def _some_ids(runs: list[Any]) -> str:
+    """The first five run ids, then "..." if there are more."""
+    return ", ".join(r.run_id for r in runs[:5]) + (", ..." if len(runs) > 5 else "")
+
+
+def _print_purge(console: Console, report: PurgeReport, older_than: str) -> None:
+    """What ``cleanup --state`` deleted and kept."""
+    verb = "would delete" if report.dry_run else "deleted"
     console.print(
         f"{verb} {len(report.removed)} run(s) that ended over {older_than} ago, with their task states, "
         f"logs and checks and {report.staged_bytes / 1e6:,.1f} MB of staged files"
@@ -457,8 +449,7 @@ def _purge(
             f"pipeline, which the scheduler continues from ({names})"
         )
     if report.kept_failed:
-        ids = ", ".join(r.run_id for r in report.kept_failed[:5]) + (", ..." if len(report.kept_failed) > 5 else "")
         console.print(
-            f"kept {len(report.kept_failed)} failed run(s) that may still be resumed ({ids}); "
-            "--include-failed deletes them too"
+            f"kept {len(report.kept_failed)} failed run(s) that may still be resumed "
+            f"({_some_ids(report.kept_failed)}); --include-failed deletes them too"
         )

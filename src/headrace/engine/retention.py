@@ -86,12 +86,17 @@ def clean_staging(
         if run.state == RunState.FAILED and not include_failed:
             report.kept_failed.append(run)
             continue
-        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-        if not dry_run:
-            shutil.rmtree(folder)
-            _remove_if_empty(folder.parent)
-        report.removed.append((run, folder, size))
+        report.removed.append((run, folder, _remove_folder(folder, dry_run)))
     return report
+
+
+def _remove_folder(folder: Path, dry_run: bool) -> int:
+    """Remove a run's staging folder (and its pipeline's, once empty); its size in bytes."""
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    if not dry_run:
+        shutil.rmtree(folder)
+        _remove_if_empty(folder.parent)
+    return size
 
 
 def _remove_if_empty(folder: Path) -> None:
@@ -146,17 +151,15 @@ def purge_runs(
         >>> report = purge_runs(store, settings.home, timedelta(days=90), datetime.now(UTC))
         >>> len(report.removed)
     """
-    from headrace.scheduler.loop import AUTOMATED_TRIGGERS  # the scheduler imports the engine
+    from headrace.scheduler.loop import last_automated_run  # the scheduler imports the engine
 
     cutoff = now - older_than
     report = PurgeReport(dry_run=dry_run)
-    anchors: dict[str, RunRecord] = {}
-    for trigger in AUTOMATED_TRIGGERS:
-        for run in store.list_runs(pipeline, trigger=trigger, limit=None):  # newest first
-            known = anchors.get(run.pipeline)
-            if known is None or run.logical_date > known.logical_date:
-                anchors[run.pipeline] = run
-    anchor_ids = {run.run_id for run in anchors.values()}
+    anchor_ids = {
+        anchor.run_id
+        for name in ([pipeline] if pipeline else store.list_pipelines())
+        if (anchor := last_automated_run(store, name)) is not None
+    }
     doomed: list[RunRecord] = []
     for run in store.list_runs(pipeline, states=[RunState.SUCCESS, RunState.FAILED], limit=None):
         if on_run is not None:
@@ -172,10 +175,7 @@ def purge_runs(
     for run in doomed:
         folder = staging_dir(home, run.pipeline, run.run_id)
         if folder.exists():
-            report.staged_bytes += sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-            if not dry_run:
-                shutil.rmtree(folder)
-                _remove_if_empty(folder.parent)
+            report.staged_bytes += _remove_folder(folder, dry_run)
     if not dry_run and doomed:
         store.delete_runs([run.run_id for run in doomed])
     report.removed = doomed

@@ -185,6 +185,10 @@ class StateStore(Protocol):
         """Set fields of :class:`RunRecord` (state, started_at, ended_at, pid, hostname, heartbeat_at, error, params, source_file)."""
         ...
 
+    def list_pipelines(self) -> list[str]:
+        """Names of the pipelines that have runs, sorted."""
+        ...
+
     def delete_runs(self, run_ids: Sequence[str]) -> int:
         """Delete finished runs and everything recorded under them; unfinished runs stay.
         Returns how many were deleted."""
