@@ -135,6 +135,7 @@ class DuckDBDestination(SqlDestination):
         self.compression = compression
         self._samples: dict[str, pa.Table] = {}  # view/stage name -> its first rows
         self._distinct: dict[str, set[str]] = {}  # view/stage name -> _distinct_text()
+        self._zstd: bool | None = None  # _has_zstd(), once known
         self._order_before: dict[str, bool] = {}  # view name -> preserve_insertion_order to restore
         self.where = f"DuckDB {self.path}"
         if self.path != ":memory:":
@@ -280,13 +281,17 @@ class DuckDBDestination(SqlDestination):
         return ddl
 
     def _has_zstd(self, conn: Any) -> bool:
-        """Whether the file's storage format has ZSTD for text (v1.2.0 and later)."""
+        """Whether the file's storage format has ZSTD for text (v1.2.0 and later); asked
+        once per destination, as a file keeps its format."""
+        if self._zstd is not None:
+            return self._zstd
         row = conn.execute(
             "SELECT tags['storage_version'] FROM duckdb_databases() "
             "WHERE database_name = current_database()"
         ).fetchone()
         found = re.match(r"v(\d+)\.(\d+)", str(row[0]) if row and row[0] is not None else "")
-        return found is not None and (int(found[1]), int(found[2])) >= (1, 2)
+        self._zstd = found is not None and (int(found[1]), int(found[2])) >= (1, 2)
+        return self._zstd
 
     def _replace(
         self, conn: Any, table: str, source: str, select: str, meta_sql: str, params: tuple
