@@ -17,8 +17,8 @@ from headrace.pipeline.timetable import (
 )
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -140,3 +140,26 @@ def test_manual_interval_choice_is_checked_and_kept_by_ready_timetables():
         CronTimetable("@daily", manual_interval="end")
     tt = DeltaTimetable(timedelta(hours=1), manual_interval="ending")
     assert timetable_from(tt) is tt and tt.manual_interval is ManualInterval.ENDING
+
+
+_CHANGES_2024 = {  # the two clock changes of 2024 (UTC days)
+    "Australia/Lord_Howe": [utc(2024, 4, 6), utc(2024, 10, 5)],
+    "Europe/Berlin": [utc(2024, 3, 31), utc(2024, 10, 27)],
+    "America/New_York": [utc(2024, 3, 10), utc(2024, 11, 3)],
+}
+
+
+@pytest.mark.parametrize("zone", sorted(_CHANGES_2024))
+@pytest.mark.parametrize("expr", ["0 * * * 1-5", "*/30 * * * 0", "15,45 * * * 1-6"])
+def test_every_hour_schedules_with_day_fields_align_near_clock_changes(expr, zone):
+    tt = timetable_from(expr, zone)
+    for day in _CHANGES_2024[zone]:
+        own = list(tt.intervals(day - timedelta(days=1), day + timedelta(days=2)))
+        assert len(own) > 2 and all(a.end == b.start for a, b in zip(own, own[1:], strict=False))
+        for before, iv in zip(own, own[1:], strict=False):
+            for at in (iv.start + (iv.end - iv.start) / 2, iv.end - _TICK):
+                assert tt.align(at) == iv.start
+                assert tt.latest_complete_interval(at) == before
+
+
+_TICK = timedelta(microseconds=1)

@@ -32,7 +32,7 @@ Airflow's meaning, the latest interval that ends at or before the date. Without 
 (:meth:`Timetable.latest_complete_interval`) both cover the latest complete interval.
 
 Side by side with Airflow 3.3 (the cases are checked against Airflow's own answers in
-``tests/scheduler/test_airflow_differential.py``):
+``tests/pipeline/test_airflow_differential.py``):
 
 =========================================  ===============================  ==========================
 case                                       Airflow                          headrace
@@ -56,6 +56,7 @@ This module imports nothing of headrace but its errors, so every part may use it
 
 from __future__ import annotations
 
+import copy
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -368,6 +369,7 @@ class CronTimetable(Timetable):
                 + did_you_mean(expression, [*PRESETS, *_SPECIAL])
             ) from None
         self._cron = cron
+        self._parsed = parsed  # copied per use: parsing costs more than stepping
         # An every-hour schedule keeps absolute spacing across DST (see module docstring).
         self._every_hour = parsed.expanded[1] == ["*"]
 
@@ -376,6 +378,12 @@ class CronTimetable(Timetable):
         return self.expression
 
     # -- the two primitives; everything else is built from them -------------------
+
+    def _iter(self, naive: datetime) -> croniter:
+        """A croniter positioned at the wall-clock time ``naive``."""
+        it = copy.copy(self._parsed)
+        it.set_current(naive, force=True)
+        return it
 
     def _local_naive(self, at: datetime) -> datetime:
         return at.astimezone(self.timezone).replace(tzinfo=None)
@@ -408,10 +416,14 @@ class CronTimetable(Timetable):
         """The first fire time strictly after the UTC instant ``at``."""
         naive = self._local_naive(at)
         if self._every_hour:
-            return at + (croniter(self._cron, naive).get_next(datetime) - naive)
+            step = self._iter(naive).get_next(datetime) - naive
+            if step <= timedelta(hours=1):
+                return at + step  # absolute spacing across a clock change
+            # a longer pause (day fields: ``0 * * * 1-5``) resumes at its wall-clock time
+            return self._wall_to_utc(naive + step)
         # Start before any DST shift: a wall time earlier than ``naive`` can still fire
         # after ``at`` when it is the second occurrence of a repeated hour.
-        it = croniter(self._cron, naive - _MAX_DST_SHIFT)
+        it = self._iter(naive - _MAX_DST_SHIFT)
         while True:
             candidate = self._wall_to_utc(it.get_next(datetime))
             if candidate > at:
@@ -423,7 +435,7 @@ class CronTimetable(Timetable):
             return self._every_hour_at_or_before(at)
         # Start past any DST shift: during a repeated hour a later wall time can be an
         # earlier instant, so searching back from ``naive`` itself could miss it.
-        it = croniter(self._cron, self._local_naive(at) + _MAX_DST_SHIFT)
+        it = self._iter(self._local_naive(at) + _MAX_DST_SHIFT)
         while True:
             candidate = self._wall_to_utc(it.get_prev(datetime))
             if candidate <= at:
@@ -431,20 +443,23 @@ class CronTimetable(Timetable):
 
     def _every_hour_at_or_before(self, at: datetime) -> datetime:
         """``_at_or_before`` of an every-hour schedule: a member of ``_following``'s sequence."""
-        early = at - _MAX_DST_SHIFT - timedelta(hours=1)
-        offsets = {t.astimezone(self.timezone).utcoffset() for t in (early, at, at + _MAX_DST_SHIFT)}
-        if len(offsets) == 1:  # no clock change near: stepping back by wall clock is exact
-            if self._following(at - _TICK) == at:
-                return at
-            naive = self._local_naive(at)
-            return at + (croniter(self._cron, naive).get_prev(datetime) - naive)
-        # Near a change, walk the sequence forward from a point safely before ``at``:
-        # stepping back by wall clock would, in a 30-minute DST zone, land on instants
-        # (15:00 instead of 15:30) that forward steps never produce.
-        current = self._following(early)
+        if self._following(at - _TICK) == at:
+            return at
+        naive = self._local_naive(at)
+        guess = at + (self._iter(naive).get_prev(datetime) - naive)
+        shift = abs(self._offset(guess) - self._offset(at))
+        if not shift:  # no clock change in between: stepping back by wall clock is exact
+            return guess
+        # Across a change, walk the sequence forward from before the guess: stepping back
+        # by wall clock would, in a 30-minute DST zone, land on instants (15:00 instead of
+        # 15:30) that forward steps never produce.
+        current = self._following(guess - shift - _TICK)
         while (following := self._following(current)) <= at:
             current = following
         return current
+
+    def _offset(self, at: datetime) -> timedelta:
+        return at.astimezone(self.timezone).utcoffset() or timedelta(0)
 
     def _at_or_after(self, at: datetime) -> datetime:
         aligned = self._at_or_before(at)
