@@ -38,7 +38,7 @@ def duck() -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 @pytest.fixture(scope="module")
-def pg_schema(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+def pg_semantics_schema(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     """(url, schema) of a schema of its own on PostgreSQL, dropped afterwards."""
     import psycopg
 
@@ -64,7 +64,7 @@ def run(engine: str, table: pa.Table, checks: list[Any], duck: duckdb.DuckDBPyCo
         from headrace.connectors import PostgresDestination
 
         assert request is not None
-        url, schema = request.getfixturevalue("pg_schema")
+        url, schema = request.getfixturevalue("pg_semantics_schema")
         PostgresDestination(url, schema=schema).write(table, name, mode="replace")
         return {r.name: r for r in check_table(url, f"{schema}.{name}", checks).results}
     duck.register("_input", table)

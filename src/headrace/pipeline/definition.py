@@ -48,6 +48,7 @@ class Pipeline:
         tags: list[str] | None = None,
         owner: str | None = None,
         doc: str | None = None,
+        manual_interval: str = "containing",
     ) -> None:
         code = fn.__code__
         self.fn = fn
@@ -63,7 +64,7 @@ class Pipeline:
             raise DefinitionError(f"{where}: unknown timezone {timezone!r} (use an IANA name like 'Europe/Paris')") from None
         self.timezone = timezone
         try:  # a bad cron expression is a definition mistake, reported when the file loads
-            self.timetable: Timetable = timetable_from(schedule, timezone)
+            self.timetable: Timetable = timetable_from(schedule, timezone, manual_interval=manual_interval)
         except DefinitionError as exc:
             raise DefinitionError(f"{where}: {exc}") from None
         self.start_date = _aware(start_date, timezone, f"{where}: start_date")
@@ -223,7 +224,9 @@ def pipeline(
     Args:
         options: name, schedule (cron or preset), timezone, start_date, end_date, catchup,
             max_active_runs, defaults (task policies: retries, timeout, sla, owner, pool,
-            trigger_rule, tags), params (name -> default), tags, owner, doc.
+            trigger_rule, tags), params (name -> default), tags, owner, doc, manual_interval
+            (what a manual run with a date covers: ``"containing"``, the default, or
+            ``"ending"``, Airflow's meaning; see :class:`~headrace.pipeline.timetable.ManualInterval`).
 
     Example:
         >>> @pipeline(schedule="0 2 * * *", start_date=datetime(2024, 1, 1), params={"full_refresh": False})
