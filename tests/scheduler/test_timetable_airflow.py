@@ -163,3 +163,17 @@ def test_every_hour_schedules_with_day_fields_align_near_clock_changes(expr, zon
 
 
 _TICK = timedelta(microseconds=1)
+
+
+def test_after_a_run_that_ended_off_the_schedule_the_next_interval_closes_the_gap():
+    # A run stored before the fall-back rule changed ended at the first 02:00 (00:00 UTC).
+    tt = timetable_from("0 2 * * *", "Europe/Berlin")
+    old_end = utc(2024, 10, 27, 0)
+    repair = tt.next_interval(old_end, start_date=utc(2024, 10, 1), now=utc(2024, 11, 1))
+    assert repair == Interval(old_end, utc(2024, 10, 27, 1))  # no hour left unrun
+    assert tt.next_interval(repair.end, start_date=utc(2024, 10, 1), now=utc(2024, 11, 1)) == Interval(
+        utc(2024, 10, 27, 1), utc(2024, 10, 28, 1))
+    # A schedule changed from hourly to daily: the last hourly run ended at 05:00.
+    daily = timetable_from("0 2 * * *")
+    assert daily.next_interval(utc(2024, 3, 1, 5), now=utc(2024, 3, 5)) == Interval(
+        utc(2024, 3, 1, 5), utc(2024, 3, 2, 2))

@@ -190,7 +190,10 @@ class CronTimetable(Timetable):
                 return None
             start = earliest
         else:
-            start = self._at_or_after(as_utc(after_end, UTC))
+            # Exactly where the last run ended, even off the schedule (it changed, or the run
+            # predates a rule change): a shorter interval to the next fire keeps runs
+            # contiguous, where aligning forward would skip data and back would repeat it.
+            start = as_utc(after_end, UTC)
             if earliest is not None:
                 start = max(start, earliest)
         if end_date is not None and start > as_utc(end_date, self.timezone):

@@ -175,6 +175,8 @@ class Timetable(ABC):
 
         Args:
             after_end: end of the latest scheduled interval already run (None: none yet).
+                The next interval starts exactly there, so runs stay contiguous; when it is
+                not a fire time (the schedule changed) that interval ends at the next one.
             start_date: no interval starts before it; without one, the first interval is
                 the latest complete one (there is no past to catch up on).
             end_date: no interval starts after it (a run whose logical date equals it runs).
