@@ -20,7 +20,7 @@ DST rules, as in Airflow:
 - a schedule that runs every hour (``*/15 * * * *``) keeps its absolute spacing, so no
   interval is lost or doubled when the clocks change. In zones that shift by 30 minutes
   (Australia/Lord_Howe) one interval is half as long; every function here answers with
-  intervals of that one sequence (Airflow raises "did not advance" there).
+  intervals of that one sequence (Airflow answers with other intervals there, or raises).
 
 timedelta schedules lie on one grid whatever ``catchup`` says: counted from the
 pipeline's ``start_date``, or from the Unix epoch (UTC) when there is none.
@@ -42,9 +42,9 @@ every-hour cron at any DST change         absolute spacing                  same
 manual run without a date                 latest complete interval          same (also in the cases
                                                                             below, where Airflow is
                                                                             not)
-manual run, 30-minute DST zone            an interval not on its schedule,  latest complete interval
-                                          or "did not advance" (catchup
-                                          off)
+manual run, 30-minute DST zone            an interval not on its schedule;  latest complete interval
+                                          ``catchup=False`` raises "next
+                                          schedule shouldn't be earlier"
 manual run at a fire time that ends a     the empty interval ``[t, t)``     latest complete interval
 DST gap, and until the next fire
 manual run inside a repeated hour         an interval ending after the      latest complete interval
