@@ -15,7 +15,7 @@ duplicated value; timestamp bounds without a zone are UTC, zoned columns compare
 UTC, naive columns are taken to hold UTC. Table-level expectations (row count,
 statistics, freshness, schema) cannot have severity ``quarantine``. Row-level ones take
 Great Expectations' ``mostly`` threshold; regexes mean the same (Unicode ``\\s \\d \\w``)
-in Polars and DuckDB. Where headrace and GX differ on purpose is listed, and checked
+in Polars, DuckDB and PostgreSQL. Where headrace and GX differ on purpose is listed, and checked
 against GX's own answers, in ``tests/quality/test_gx_differential.py``.
 
 ``quality`` knows nothing of the engine: the engine calls :func:`apply_checks` on a

@@ -8,10 +8,9 @@ recorded here like ``warn``, since moving loaded rows is the load's job.
 
 The null, NaN and time-zone rules are those of :mod:`headrace.quality.expectations`
 (the golden tests run every case in Polars, DuckDB and PostgreSQL). Regexes keep
-their Rust ``regex`` meaning in DuckDB: :mod:`headrace.quality.patterns` spells the
-Unicode ``\\s``, ``\\d``, ``\\w`` out for RE2. PostgreSQL runs POSIX ARE (no
-``\\p{L}``; its classes follow the database's locale), and ``sql_expression`` text is
-the destination's SQL.
+their Rust ``regex`` meaning in both databases: :mod:`headrace.quality.patterns` spells
+the Unicode ``\\s``, ``\\d``, ``\\w`` out for DuckDB's RE2 and for PostgreSQL's ARE
+(which has no ``\\p{L}``). ``sql_expression`` text is the destination's SQL.
 """
 
 from __future__ import annotations
