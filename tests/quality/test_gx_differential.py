@@ -6,7 +6,7 @@ Int64 values whose sum passes 2**63, booleans with nulls, a dictionary column, z
 timestamps) and, for each of an expectation matrix, GX 1.x's success, unexpected count
 and observed value on that table as pandas. ``scripts/differential/airflow_gx.py``
 writes it; nothing here imports GX. Every expectation runs through ``apply_checks``
-(Polars) and ``check_table`` (DuckDB) and must agree with GX on the failing-row count,
+(Polars) and ``check_table`` (DuckDB and PostgreSQL) and must agree with GX on the failing-row count,
 the verdict (``mostly`` included) and the observed statistic, except the intentional
 differences below, where the test checks headrace's answer against the rows themselves.
 
@@ -78,18 +78,34 @@ def expectation(case: dict[str, Any]) -> quality.Expectation:
     return built
 
 
+ENGINES = ("polars", "duckdb", "postgresql")
+
+
 @pytest.fixture(scope="module")
-def results() -> Iterator[dict[str, dict[str, ExpectationResult]]]:
+def results(request: pytest.FixtureRequest) -> Iterator[dict[str, dict[str, ExpectationResult]]]:
     """Every expectation's result, by engine then id (one pass per engine, as they run)."""
+    import psycopg
+
+    from headrace.connectors import PostgresDestination
+
     checks = [expectation(c) for c in CASES.values()]
     polars = quality.apply_checks(TABLE, checks, pipeline="differential", task="messy")
-    con = duckdb.connect()
     name = f"messy_{uuid.uuid4().hex[:8]}"
-    con.register("_input", TABLE)
-    con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _input')
-    report = quality.check_table(con, name, checks)
-    yield {"polars": {r.name: r for r in polars.results}, "duckdb": {r.name: r for r in report.results}}
-    con.close()
+    with duckdb.connect() as con:
+        con.register("_input", TABLE)
+        con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _input')
+        duck = quality.check_table(con, name, checks)
+    url = request.getfixturevalue("pg_url")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    try:
+        PostgresDestination(url, schema=name).write(TABLE, "messy", mode="replace")
+        postgres = quality.check_table(url, f"{name}.messy", checks)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    yield {engine: {r.name: r for r in report.results}
+           for engine, report in zip(ENGINES, (polars, duck, postgres), strict=True)}
 
 
 def values(column: str) -> list[Any]:
@@ -174,7 +190,7 @@ def test_fixture_is_small_and_from_gx() -> None:
     assert TABLE.num_rows == DATA["counts"]["rows"] and len(CASES) == DATA["counts"]["expectations"]
 
 
-@pytest.mark.parametrize("engine", ["polars", "duckdb"])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_headrace_agrees_with_gx_except_the_listed_differences(
     engine: str, results: dict[str, dict[str, ExpectationResult]]
 ) -> None:
@@ -194,9 +210,12 @@ def test_headrace_agrees_with_gx_except_the_listed_differences(
     assert len(CASES) - sum(seen.values()) >= 28  # the rest agree exactly
 
 
-def test_both_engines_give_the_same_answers(results: dict[str, dict[str, ExpectationResult]]) -> None:
+@pytest.mark.parametrize("engine", ["duckdb", "postgresql"])
+def test_every_engine_gives_the_answers_of_the_polars_pass(
+    engine: str, results: dict[str, dict[str, ExpectationResult]]
+) -> None:
     for ident in CASES:
-        a, b = results["polars"][ident], results["duckdb"][ident]
+        a, b = results["polars"][ident], results[engine][ident]
         assert (a.failed, a.passed) == (b.failed, b.passed), ident
         if a.observed is not None:
             assert math.isclose(float(a.observed), float(b.observed), rel_tol=1e-9), ident
