@@ -14,7 +14,7 @@ ignored) and marks every row of a duplicated value, not only the second one.
 Time zones: see :mod:`headrace.quality.values` (bounds without a zone mean UTC).
 Regexes use Rust ``regex`` syntax (Unicode-aware, no look-around or backreferences)
 and match anywhere in the value unless anchored with ``^``/``$``; the same pattern
-means the same in DuckDB (see :mod:`headrace.quality.patterns`). ``mostly`` (GX's
+means the same in DuckDB and PostgreSQL (:mod:`headrace.quality.patterns`). ``mostly`` (GX's
 option) lets a row-level expectation pass when that fraction of the rows it judges
 (those with a value; every row for ``not_null`` and ``sql_expression``) pass.
 """
