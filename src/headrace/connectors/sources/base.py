@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
+from headrace.connectors.fidelity import Rejects
 from headrace.connectors.incremental import CursorValue, column_max, later
 from headrace.errors import ConnectorError
 
@@ -36,6 +37,9 @@ class Extract:
         description: what is being read, for messages (credentials already masked).
         progress: called with the number of rows read so far after every batch
             (e.g. ``lambda n: ctx.progress(n, None, "rows extracted")``).
+        rejects: rows the source set aside (values with no faithful type, see
+            ``fidelity``); a destination writing this extract quarantines them in the
+            same load. ``rows`` counts them too: rows read = rows yielded + set aside.
     """
 
     def __init__(
@@ -46,8 +50,10 @@ class Extract:
         cursor_column: str | None = None,
         description: str = "",
         progress: Callable[[int], None] | None = None,
+        rejects: Rejects | None = None,
     ) -> None:
         self.schema = schema
+        self.rejects = rejects if rejects is not None else Rejects()
         self._batches = batches
         self.cursor_column = cursor_column
         self.description = description
@@ -63,13 +69,16 @@ class Extract:
                 "read once: call source.read() again, or keep extract.to_table()."
             )
         self._consumed = True
+        yielded = 0
         for batch in self._batches:
-            self.rows += batch.num_rows
+            yielded += batch.num_rows
+            self.rows = yielded + self.rejects.count
             if self.cursor_column is not None and batch.num_rows:
                 self.cursor_max = later(self.cursor_max, column_max(batch, self.cursor_column))
             if self.progress is not None:
                 self.progress(self.rows)
             yield batch
+        self.rows = yielded + self.rejects.count
 
     def reader(self, prefetch: int = 0) -> pa.RecordBatchReader:
         """The stream as a ``pyarrow.RecordBatchReader`` (for DuckDB, ADBC ingest, Polars).
