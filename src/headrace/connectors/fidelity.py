@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -79,6 +80,10 @@ class Fidelity:
 
     values: ValuePolicy = ValuePolicy.QUARANTINE
     text: ValuePolicy = ValuePolicy.QUARANTINE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", ValuePolicy.parse(self.values))
+        object.__setattr__(self, "text", ValuePolicy.parse(self.text))
 
 
 class UnrepresentableValueError(ConnectorError):
@@ -159,8 +164,12 @@ def settle(
     if not flags:
         return batch
     if policy is ValuePolicy.FAIL:
-        first = flags[0]
-        index = pc.index(first.mask, True).as_py()
+        # the first bad row, and its first bad column
+        index, first = (
+            min(((pc.index(f.mask, True).as_py(), i), f) for i, f in enumerate(flags))[0][0],
+            None,
+        )
+        first = next(f for f in flags if f.mask[index].as_py())
         reason = first.reason if isinstance(first.reason, str) else first.reason[index].as_py()
         raise UnrepresentableValueError(where, first.column, rejects.rows + index, reason)
     names = batch.schema.names
@@ -175,7 +184,7 @@ def settle(
                 where,
                 flag.mask.true_count,
                 flag.column,
-                flag.reason if isinstance(flag.reason, str) else flag.reason.drop_null()[0],
+                flag.reason if isinstance(flag.reason, str) else flag.reason.filter(flag.mask)[0],
             )
         return pa.RecordBatch.from_arrays(list(columns.values()), schema=batch.schema)
     any_bad = flags[0].mask
@@ -330,6 +339,20 @@ def screen_text(
     if isinstance(data, pa.Table):
         return pa.Table.from_batches([clean(b) for b in data.to_batches()], schema=schema)
     return pa.RecordBatchReader.from_batches(schema, (clean(b) for b in data))
+
+
+def with_rejects(quarantine: Any, *collected: Rejects | None) -> pa.Table | None:
+    """The user's quarantine data (Arrow table or reader, or None) with the rows that
+    sources and the text screen set aside, as one table; None when there are none."""
+    tables = [r.table() for r in collected if r is not None]
+    tables = [t for t in tables if t is not None]
+    if not tables:
+        return quarantine
+    if isinstance(quarantine, pa.RecordBatchReader):
+        quarantine = quarantine.read_all()
+    if quarantine is not None:
+        tables.insert(0, quarantine)
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def _typed_schema(schema: pa.Schema) -> pa.Schema:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from headrace.connectors.fidelity import Flag, zero_date_flags
+from headrace.connectors.fidelity import Flag, decimal_from_text, zero_date_flags
 from headrace.connectors.naming import ConnectionFailedError, driver_message, quote_ident
 from headrace.connectors.sources.sql import Filter, rechunk
 from headrace.errors import ConnectorError
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 _DATE, _NEWDATE, _DATETIME, _TIMESTAMP = 10, 14, 12, 7
 _DECIMAL, _NEWDECIMAL = 0, 246
 _UNSIGNED = 32
+# read as text, parsed in Arrow: zero dates abort connectorx, and it rounds decimals past
+# 28 digits (rust_decimal) and then aborts ("decimal scale is not equal")
+_AS_TEXT = (_DATE, _NEWDATE, _DATETIME, _TIMESTAMP, _DECIMAL, _NEWDECIMAL)
 
 
 def open_batches(
@@ -55,7 +58,7 @@ def open_batches(
     exprs = {
         name: f"CAST({quote_ident(name, 'mysql')} AS CHAR) AS {quote_ident(name, 'mysql')}"
         for name, code, *_ in fields
-        if code in (_DATE, _NEWDATE, _DATETIME, _TIMESTAMP) and name not in src.types
+        if code in _AS_TEXT and name not in src.types
     }
     columns = src.columns or ([f[0] for f in fields] if exprs else None)
     sql = src.select_sql("mysql", conditions, columns, exprs)
@@ -72,8 +75,22 @@ def open_batches(
             raise ConnectorError(
                 f"Reading {src.name} from MySQL {src.conn.masked} failed: {driver_message(exc, src.conn)}"
             ) from None
-        return schema, (_typed(b, schema, where) for b in rechunk(reader, src.batch_rows))
+        return schema, _connectorx_stream(reader, src, schema, where)
     return schema, _pymysql_stream(conn, src, sql, bound, schema, where)
+
+
+def _connectorx_stream(
+    reader: pa.RecordBatchReader, src: SqlSource, schema: pa.Schema, where: str
+) -> Iterator[tuple[pa.RecordBatch, list[Flag]]]:
+    try:
+        for batch in rechunk(reader, src.batch_rows):
+            yield _typed(batch, schema, where)
+    except ConnectorError:
+        raise
+    except BaseException as exc:  # connectorx reports some failures as a Rust panic
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise ConnectorError(f"Reading {where} failed: {str(exc).splitlines()[0]}") from None
 
 
 def _connect(src: SqlSource) -> Any:
@@ -160,6 +177,10 @@ def _typed(
                 array, flag = zero_date_flags(array.cast(pa.string()), field.type, field.name)
                 if flag is not None:
                     flags.append(flag)
+            elif pa.types.is_decimal(field.type) and pa.types.is_string(array.type):
+                array, flag = decimal_from_text(array, field.type, field.name)
+                if flag is not None:
+                    flags.append(flag)
             elif pa.types.is_duration(array.type) and pa.types.is_time(field.type):
                 array, flag = _time_of_day(array, field.name)
                 if flag is not None:
@@ -210,6 +231,7 @@ def _pymysql_stream(
             pa.field(f.name, pa.string())
             if pa.types.is_date32(f.type)
             or pa.types.is_timestamp(f.type)
+            or pa.types.is_decimal(f.type)
             or (f.name in src.types and pa.types.is_string(f.type))
             else pa.field(f.name, _python_type(f.type))
             for f in schema
