@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
@@ -11,6 +9,7 @@ import pyarrow as pa
 
 from headrace.connectors.fidelity import Rejects
 from headrace.connectors.incremental import CursorValue, column_max, later
+from headrace.connectors.prefetch import prefetched as _prefetched
 from headrace.errors import ConnectorError
 
 DEFAULT_BATCH_ROWS = 65_536
@@ -94,40 +93,3 @@ class Extract:
     def to_table(self) -> pa.Table:
         """Read everything into one table (memory: the whole result)."""
         return pa.Table.from_batches(list(self), schema=self.schema)
-
-
-_END = object()
-
-
-def _prefetched(batches: Iterator[pa.RecordBatch], depth: int) -> Iterator[pa.RecordBatch]:
-    """Iterate ``batches`` in a thread, at most ``depth`` batches ahead of the consumer."""
-    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for batch in batches:
-                while not stop.is_set():
-                    try:
-                        slots.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            slots.put(_END)
-        except BaseException as exc:  # handed to the consumer, raised there
-            slots.put(exc)
-
-    worker = threading.Thread(target=produce, name="headrace-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = slots.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()  # the consumer stopped early or failed: let the producer end
