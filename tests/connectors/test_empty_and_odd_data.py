@@ -67,7 +67,7 @@ def test_text_policy_null_and_fail(destination):
     from headrace.connectors.fidelity import Fidelity, UnrepresentableValueError
 
     data = pa.table({"id": [1, 2], "note": ["a", "b\x00"]})
-    destination.fidelity = Fidelity(text="null")
+    destination.fidelity = Fidelity(text="null")  # as DuckDBDestination(..., fidelity=...) sets it
     result = destination.write(data, "t_null")
     assert (result.rows_loaded, result.values_nulled) == (2, 1)
     destination.fidelity = Fidelity(text="fail")

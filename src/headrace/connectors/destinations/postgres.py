@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from headrace.config import Settings
 from headrace.connectors.destinations.sqlbase import SqlDestination
+from headrace.connectors.fidelity import Fidelity
 from headrace.connectors.naming import (
     ConnectionFailedError,
     ConnectionURL,
@@ -37,6 +38,8 @@ class PostgresDestination(SqlDestination):
     Args:
         url: ``postgresql://user:pw@host:port/db`` (``?schema=name`` optional).
         schema: the schema tables go in (default ``public``); created if absent.
+        fidelity: what happens to text with a NUL byte or invalid UTF-8 (quarantined
+            naming the column by default; the same on every destination, see ``fidelity``).
 
     Example:
         >>> dest = PostgresDestination.from_url("warehouse", Settings.from_env())
@@ -45,7 +48,14 @@ class PostgresDestination(SqlDestination):
 
     dialect = "postgresql"
 
-    def __init__(self, url: str | ConnectionURL, *, schema: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str | ConnectionURL,
+        *,
+        schema: str | None = None,
+        fidelity: Fidelity | None = None,
+    ) -> None:
+        self.fidelity = fidelity or Fidelity()
         self.conn_url = url if isinstance(url, ConnectionURL) else ConnectionURL.parse(url)
         if self.conn_url.backend != "postgresql":
             raise ConnectorError(f"{self.conn_url.masked} is not a PostgreSQL URL.")
@@ -101,8 +111,7 @@ class PostgresDestination(SqlDestination):
         conn.rollback()
 
     def _stage(self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str) -> None:
-        staged = {f.name: _staged_as(f.type) for f in data.schema}
-        staged = {c: how for c, how in staged.items() if how is not None}
+        staged = {f.name: how for f in data.schema if (how := _staged_as(f.type)) is not None}
         if not staged:
             with conn.cursor() as cur:
                 cur.adbc_ingest(name, data, mode="create", temporary=True)

@@ -155,7 +155,7 @@ def _describe_query(src: SqlSource) -> dict[str, pgtypes.PgColumn]:
         if result.error_message:
             raise ConnectorError(result.error_message.decode(errors="replace"))
         desc = pconn.pgconn.describe_prepared(b"")
-        names = [desc.fname(i).decode() for i in range(desc.nfields)]
+        names = [(desc.fname(i) or b"").decode() for i in range(desc.nfields)]
         oids = [desc.ftype(i) for i in range(desc.nfields)]
         mods = [desc.fmod(i) for i in range(desc.nfields)]
         rows = pconn.execute(
@@ -195,9 +195,10 @@ def _plan(
         return schema, lambda batch: (batch, [])
 
     def check(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, list[Flag]]:
-        arrays, flags = [], []
+        arrays, flags, changed = [], [], False
         for array, step in zip(batch.columns, steps, strict=True):
             if step is not None:
+                before = array
                 try:
                     array, flag = pgtypes.convert(array, *step)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -207,7 +208,10 @@ def _plan(
                     ) from None
                 if flag is not None:
                     flags.append(flag)
+                changed = changed or array is not before
             arrays.append(array)
+        if not changed:  # checked only (timestamps): the batch as it came
+            return batch, flags
         return pa.RecordBatch.from_arrays(arrays, schema=schema), flags
 
     return schema, check
