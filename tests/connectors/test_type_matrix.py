@@ -337,3 +337,23 @@ def test_sqlite_declared_types_and_affinity(destination, tmp_path):
         .to_table()
     )
     assert as_text["mixed"].to_pylist() == ["7", "not a number"]
+
+
+def test_streamed_extract_quarantines_its_rejects_in_the_same_load(destination, pg_schema):
+    """A source's rejects reach ``<table>_quarantine`` in the load that writes the extract:
+    rows read = rows loaded + rows quarantined."""
+    url, schema = pg_schema
+    _pg_matrix(url, schema)
+    extract = SqlSource(url, table="matrix", schema=schema).read()
+    result = destination.write(extract, "streamed", mode="append")
+    assert (result.rows_loaded, result.rows_quarantined) == (2, len(PG_BAD))
+    assert extract.rows == result.rows_loaded + result.rows_quarantined
+    quarantined = (
+        destination.query(
+            f"SELECT count(*) AS n FROM {destination.q('streamed_quarantine')} "
+            "WHERE _hr_reason IS NOT NULL"
+        )
+        .column(0)[0]
+        .as_py()
+    )
+    assert quarantined == len(PG_BAD)
