@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
@@ -13,6 +14,8 @@ from headrace.connectors.prefetch import prefetched as _prefetched
 from headrace.errors import ConnectorError
 
 DEFAULT_BATCH_ROWS = 65_536
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -78,6 +81,16 @@ class Extract:
                 self.progress(self.rows)
             yield batch
         self.rows = yielded + self.rejects.count
+        if self.rejects.count:
+            # never silent: a destination writing this Extract quarantines them; a caller
+            # that materialises it must pass them on (quarantine=extract.rejects.table())
+            log.warning(
+                "%s: %d of %d row(s) set aside by the value policy (extract.rejects): %s",
+                self.description,
+                self.rejects.count,
+                self.rows,
+                self.rejects.tables[0].column("_hr_reason")[0],
+            )
 
     def reader(self, prefetch: int = 0) -> pa.RecordBatchReader:
         """The stream as a ``pyarrow.RecordBatchReader`` (for DuckDB, ADBC ingest, Polars).
