@@ -357,3 +357,16 @@ def test_streamed_extract_quarantines_its_rejects_in_the_same_load(destination, 
         .as_py()
     )
     assert quarantined == len(PG_BAD)
+
+
+def test_postgres_unconstrained_numeric_exact_as_text_and_repeated_names(pg_schema):
+    """The documented way out for numeric wider than decimal128(38, 10): read its text;
+    a query repeating a column name still reads (as the driver gives it)."""
+    url, schema = pg_schema
+    _pg_matrix(url, schema)
+    src = SqlSource(url, table="matrix", schema=schema, types={"n_any": pa.string()})
+    table = src.read().to_table()
+    assert table.schema.field("n_any").type == pa.string()
+    assert "1.00000000001" in table["n_any"].to_pylist()
+    twice = SqlSource(url, query=f'SELECT id, id, n_10_2 FROM "{schema}".matrix WHERE id = 1')
+    assert twice.read().to_table().num_rows == 1

@@ -156,6 +156,8 @@ def _describe_query(src: SqlSource) -> dict[str, pgtypes.PgColumn]:
             raise ConnectorError(result.error_message.decode(errors="replace"))
         desc = pconn.pgconn.describe_prepared(b"")
         names = [(desc.fname(i) or b"").decode() for i in range(desc.nfields)]
+        if len(set(names)) != len(names):
+            raise ConnectorError("the query's result repeats a column name")
         oids = [desc.ftype(i) for i in range(desc.nfields)]
         mods = [desc.fmod(i) for i in range(desc.nfields)]
         rows = pconn.execute(
