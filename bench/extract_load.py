@@ -11,6 +11,11 @@ pandas run from an isolated venv, bench/.envs/extract_load (created on first use
 
 Run:  .venv/bin/python bench/extract_load.py [--rows 2000000]
 Last line: one JSON object with the figures.
+
+Type variants (``--variant decimal`` / ``--variant timestamptz``): the same COPY floors,
+headrace extract and full load on a decimal-heavy (ten ``numeric(p,s)`` columns) or a
+timestamptz-heavy (eight ``timestamptz`` columns) table of ``--rows`` rows, best of
+``FULL_ROUNDS``; no anchors, no incremental runs.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ DATA = HERE / ".data" / "extract_load"
 ADMIN = os.environ.get("HEADRACE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB = "headrace_bench"
 URL = ADMIN.rsplit("/", 1)[0] + "/" + DB
+TABLE = os.environ.get("BENCH_TABLE", "customers")  # the source table (--variant)
 ROUNDS = 3  # incremental runs per tool; the best counts
 FULL_ROUNDS = 5  # full-load rounds, the tools taking turns; the best counts
 ANCHOR_PACKAGES = [
@@ -107,6 +113,69 @@ def ensure_table(rows: int) -> None:
         conn.execute("VACUUM ANALYZE customers")
 
 
+VARIANTS = {
+    "decimal": (
+        "customers_decimal",
+        "g AS customer_id, 'user' || g || '@example.com' AS email, "
+        + ", ".join(
+            f"CAST((g * {k} % 10000000) / 100.0 AS numeric(12, 2)) AS amount_{k}"
+            for k in range(1, 9)
+        )
+        + ", CAST(g / 7.0 AS numeric(18, 6)) AS rate_a, CAST(g / 13.0 AS numeric(18, 6)) AS rate_b, "
+        "timestamp '2023-01-01' + g * interval '7 seconds' AS updated_at",
+    ),
+    "timestamptz": (
+        "customers_tstz",
+        "g AS customer_id, 'user' || g || '@example.com' AS email, "
+        + ", ".join(
+            f"timestamptz '2020-01-01 00:00:00+00' + g * interval '{k} seconds' + "
+            f"g * interval '1 microsecond' AS at_{k}"
+            for k in range(1, 9)
+        )
+        + ", timestamp '2023-01-01' + g * interval '7 seconds' AS updated_at",
+    ),
+}
+
+
+def ensure_variant(variant: str, rows: int) -> None:
+    """Create a type-heavy variant table (``VARIANTS``) if absent or of another size."""
+    import psycopg
+
+    table, select = VARIANTS[variant]
+    with psycopg.connect(ADMIN, autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone():
+            admin.execute(f'CREATE DATABASE "{DB}"')
+    with psycopg.connect(URL, autocommit=True) as conn:
+        have = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()[0]
+        if have and conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == rows:
+            return
+        console.print(f"creating {table} with {rows:,} rows in {DB} ...")
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(
+            f"CREATE TABLE {table} AS SELECT {select} FROM generate_series(1, {int(rows)}) AS g"
+        )
+        conn.execute(f"ALTER TABLE {table} ADD PRIMARY KEY (customer_id)")
+        conn.execute(f"VACUUM ANALYZE {table}")
+
+
+def measure_variant(variant: str) -> dict:
+    """Floors, extract and full load on a variant table, best of ``FULL_ROUNDS``
+    (``customers``: the plain table, the same four figures only)."""
+    os.environ["BENCH_TABLE"] = VARIANTS[variant][0] if variant in VARIANTS else "customers"
+    me = sys.executable
+    out: dict[str, dict] = {}
+    for name in ("copy_floor", "copy_server_floor", "headrace_extract", "headrace_full"):
+        runs = []
+        for i in range(FULL_ROUNDS):
+            target = str(DATA / f"{variant}_{name}_{i}.duckdb")
+            runs.append(measure(me, name, target))
+        out[name] = best_of(runs)
+    out["extract_vs_copy"] = {
+        "ratio": round(out["headrace_extract"]["seconds"] / out["copy_floor"]["seconds"], 2)
+    }
+    return out
+
+
 def touch_one_percent(batch: int) -> int:
     """Change 1% of the rows (a different 1% per batch) with a fresh updated_at."""
     import psycopg
@@ -170,7 +239,7 @@ def copy_floor(_: str) -> int:
         psycopg.connect(URL) as conn,
         conn.cursor() as cur,
         open(os.devnull, "wb") as null,
-        cur.copy("COPY (SELECT * FROM customers) TO STDOUT (FORMAT BINARY)") as copy,
+        cur.copy(f"COPY (SELECT * FROM {TABLE}) TO STDOUT (FORMAT BINARY)") as copy,
     ):
         for chunk in copy:
             null.write(chunk)
@@ -184,14 +253,14 @@ def copy_server_floor(_: str) -> int:
     import psycopg
 
     with psycopg.connect(URL, autocommit=True) as conn:
-        cur = conn.execute("COPY (SELECT * FROM customers) TO '/dev/null' (FORMAT BINARY)")
+        cur = conn.execute(f"COPY (SELECT * FROM {TABLE}) TO '/dev/null' (FORMAT BINARY)")
         return cur.rowcount
 
 
 def headrace_extract(_: str) -> int:
     from headrace.connectors import SqlSource
 
-    extract = SqlSource(URL, table="customers").read()
+    extract = SqlSource(URL, table=TABLE).read()
     for _batch in extract:
         pass
     return extract.rows
@@ -201,7 +270,7 @@ def headrace_full(target: str) -> int:
     from headrace.connectors import Checkpoint, Cursor, DuckDBDestination, SqlSource
 
     dest = DuckDBDestination(target)
-    extract = SqlSource(URL, table="customers").read(cursor=Cursor("updated_at"))
+    extract = SqlSource(URL, table=TABLE).read(cursor=Cursor("updated_at"))
     result = dest.write(  # streamed: the checkpoint is the cursor's maximum at the end
         extract,
         "customers",
@@ -439,9 +508,28 @@ def main() -> None:
         action="store_true",
         help="also time DELETE+INSERT, MERGE INTO and ON CONFLICT in DuckDB",
     )
+    parser.add_argument(
+        "--variant",
+        choices=["plain", "customers", *VARIANTS],
+        default="plain",
+        help="plain: everything; customers/decimal/timestamptz: floors, extract, full load",
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.target)))
+        return
+    if args.variant != "plain":
+        if args.variant == "customers":
+            ensure_table(args.rows)
+        else:
+            ensure_variant(args.variant, args.rows)
+        shutil.rmtree(DATA, ignore_errors=True)
+        DATA.mkdir(parents=True)
+        print(
+            json.dumps(
+                {"variant": args.variant, "rows": args.rows, **measure_variant(args.variant)}
+            )
+        )
         return
     ensure_table(args.rows)
     shutil.rmtree(DATA, ignore_errors=True)

@@ -12,8 +12,14 @@ Example:
     >>> extract = src.read(cursor=cursor, checkpoint=dest.checkpoint("etl", "crm.customers"))
     >>> table = extract.to_table()
     >>> dest.write(table, "customers", mode="merge", keys=["customer_id"],
-    ...            dedupe_order_by="updated_at",
+    ...            dedupe_order_by="updated_at", quarantine=extract.rejects.table(),
     ...            checkpoint=Checkpoint("etl", "crm.customers", extract.cursor_max))
+
+Values with no faithful type (±infinity timestamps, zero dates, NaN in numeric) are set
+aside by the source (``extract.rejects``) and text a destination cannot store the same
+way everywhere by the destination, both under a :class:`Fidelity` policy. Writing an
+:class:`Extract` itself quarantines its rejects in the same load; once materialised
+(``to_table()``), pass ``quarantine=extract.rejects.table()`` as above.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from headrace.connectors.destinations import (
     WriteMode,
     open_destination,
 )
+from headrace.connectors.fidelity import Fidelity, UnrepresentableValueError, ValuePolicy
 from headrace.connectors.incremental import Checkpoint, Cursor, Interval
 from headrace.connectors.naming import ConnectionFailedError, ConnectionURL, quote_ident, resolve
 from headrace.connectors.sources import Extract, FileSource, MalformedRow, Source, SqlSource
@@ -38,12 +45,15 @@ __all__ = [
     "Destination",
     "DuckDBDestination",
     "Extract",
+    "Fidelity",
     "FileSource",
     "Interval",
     "LoadResult",
     "MalformedRow",
     "PostgresDestination",
     "Source",
+    "UnrepresentableValueError",
+    "ValuePolicy",
     "SqlSource",
     "WriteMode",
     "open_destination",

@@ -58,6 +58,8 @@ class LoadResult:
         already_loaded: True when ``load_id`` had been committed before and nothing ran.
         compacted: True when the destination compacted the table after this load
             (DuckDB: rows deleted by earlier merges reached ``vacuum_after``).
+        values_nulled: values stored as NULL by a ``null`` value policy (``fidelity``):
+            bad text here, unrepresentable values in the source extract.
     """
 
     table: str
@@ -71,6 +73,7 @@ class LoadResult:
     already_loaded: bool = False
     rows_superseded: int = 0
     compacted: bool = False
+    values_nulled: int = 0
 
 
 @runtime_checkable

@@ -67,6 +67,7 @@ import pyarrow.compute as pc
 from headrace.config import Settings
 from headrace.connectors.destinations.base import LOADS_TABLE, META_LOAD_ID, META_LOADED_AT
 from headrace.connectors.destinations.sqlbase import SqlDestination
+from headrace.connectors.fidelity import Fidelity
 from headrace.connectors.naming import (
     ConnectionFailedError,
     ConnectionURL,
@@ -94,6 +95,8 @@ class DuckDBDestination(SqlDestination):
         vacuum_after: compact a table once merges and partition replaces have deleted
             this share of its rows since it was last compacted (0: let DuckDB vacuum at
             every checkpoint, its default).
+        fidelity: what happens to text with a NUL byte or invalid UTF-8 (quarantined
+            naming the column by default; the same on every destination, see ``fidelity``).
 
     Example:
         >>> dest = DuckDBDestination.from_settings(Settings.from_env())
@@ -112,8 +115,10 @@ class DuckDBDestination(SqlDestination):
         preserve_order: bool = False,
         vacuum_after: float = 0.1,
         compression: str = "adaptive",
+        fidelity: Fidelity | None = None,
     ) -> None:
         self.path = str(path)
+        self.fidelity = fidelity or Fidelity()
         self.schema = schema
         if memory_limit is not None and not _MEMORY.match(memory_limit):
             raise ConnectorError(

@@ -1,7 +1,10 @@
 """PostgreSQL destination through ADBC: data arrives by binary COPY into a temporary
 stage table, then plain SQL applies it, all in one transaction.
 
-Decimals never go through ADBC's NUMERIC encoder, which has stored wrong values without
+Types the driver cannot ingest as themselves are staged in a form it can and converted
+by PostgreSQL (``_staged_as``): decimals as exact text, unsigned 64-bit integers as
+``numeric(20, 0)``, Arrow ``uuid`` as its bytes made ``uuid`` again. Decimals never go
+through ADBC's NUMERIC encoder, which has stored wrong values without
 an error (1.50 as 150.0 and 10.00 refused with adbc-driver-postgresql 1.8 and 1.9,
 apache/arrow-adbc#3485; 5000000000.000001 as 5000000100 until 2026-07, #4507): they
 are staged as their exact text and PostgreSQL parses them into ``numeric``, the type
@@ -18,6 +21,7 @@ import pyarrow.compute as pc
 
 from headrace.config import Settings
 from headrace.connectors.destinations.sqlbase import SqlDestination
+from headrace.connectors.fidelity import Fidelity
 from headrace.connectors.naming import (
     ConnectionFailedError,
     ConnectionURL,
@@ -34,6 +38,8 @@ class PostgresDestination(SqlDestination):
     Args:
         url: ``postgresql://user:pw@host:port/db`` (``?schema=name`` optional).
         schema: the schema tables go in (default ``public``); created if absent.
+        fidelity: what happens to text with a NUL byte or invalid UTF-8 (quarantined
+            naming the column by default; the same on every destination, see ``fidelity``).
 
     Example:
         >>> dest = PostgresDestination.from_url("warehouse", Settings.from_env())
@@ -42,7 +48,14 @@ class PostgresDestination(SqlDestination):
 
     dialect = "postgresql"
 
-    def __init__(self, url: str | ConnectionURL, *, schema: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str | ConnectionURL,
+        *,
+        schema: str | None = None,
+        fidelity: Fidelity | None = None,
+    ) -> None:
+        self.fidelity = fidelity or Fidelity()
         self.conn_url = url if isinstance(url, ConnectionURL) else ConnectionURL.parse(url)
         if self.conn_url.backend != "postgresql":
             raise ConnectorError(f"{self.conn_url.masked} is not a PostgreSQL URL.")
@@ -98,17 +111,17 @@ class PostgresDestination(SqlDestination):
         conn.rollback()
 
     def _stage(self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str) -> None:
-        decimals = [f.name for f in data.schema if pa.types.is_decimal(f.type)]
-        if not decimals:
+        staged = {f.name: how for f in data.schema if (how := _staged_as(f.type)) is not None}
+        if not staged:
             with conn.cursor() as cur:
                 cur.adbc_ingest(name, data, mode="create", temporary=True)
             return
         raw = f"{name}_raw"
         with conn.cursor() as cur:
-            cur.adbc_ingest(raw, _decimals_as_text(data), mode="create", temporary=True)
+            cur.adbc_ingest(raw, _converted(data, staged), mode="create", temporary=True)
         select = ", ".join(
-            f"CAST({quote_ident(c)} AS numeric) AS {quote_ident(c)}"
-            if c in decimals
+            f"{staged[c][1].format(quote_ident(c))} AS {quote_ident(c)}"
+            if c in staged
             else quote_ident(c)
             for c in data.schema.names
         )
@@ -145,17 +158,43 @@ class PostgresDestination(SqlDestination):
             return cur.fetch_arrow_table()
 
 
-def _decimals_as_text(data: pa.Table | pa.RecordBatchReader) -> pa.Table | pa.RecordBatchReader:
-    """``data`` with every decimal column as its exact text ("10.00", "-0.50")."""
+def _staged_as(t: pa.DataType) -> tuple[pa.DataType, str] | None:
+    """How a column the driver cannot ingest faithfully is staged: the Arrow type it is
+    sent as and the SQL that makes the PostgreSQL value from it (``{}``: the column)."""
+    if pa.types.is_decimal(t):  # numeric(p, s) keeps the declared precision and scale
+        return pa.string(), f"CAST({{}} AS numeric({t.precision}, {t.scale}))"
+    if pa.types.is_uint64(t):  # no unsigned types: numeric(20, 0) holds them all
+        return pa.string(), "CAST({} AS numeric(20, 0))"
+    if pa.types.is_uint32(t):
+        return pa.int64(), "{}"
+    if pa.types.is_uint16(t) or pa.types.is_uint8(t):
+        return pa.int32(), "{}"
+    if isinstance(t, pa.UuidType):
+        return pa.binary(), "CAST(encode({}, 'hex') AS uuid)"
+    if pa.types.is_list(t) and pa.types.is_decimal(t.value_type):
+        v = t.value_type
+        return pa.list_(pa.string()), f"CAST({{}} AS numeric({v.precision}, {v.scale})[])"
+    if pa.types.is_list(t) and isinstance(t.value_type, pa.UuidType):
+        return pa.list_(pa.string()), "CAST({} AS uuid[])"
+    if pa.types.is_list(t):  # checked for NULL elements, which the driver stores as 0
+        return t, "{}"
+    return None
+
+
+def _converted(
+    data: pa.Table | pa.RecordBatchReader, staged: dict[str, tuple[pa.DataType, str]]
+) -> pa.Table | pa.RecordBatchReader:
+    """``data`` with the ``staged`` columns in their staging types (decimals as exact
+    text "10.00", uuids as their 16 bytes)."""
     schema = pa.schema(
-        [pa.field(f.name, pa.string()) if pa.types.is_decimal(f.type) else f for f in data.schema]
+        [pa.field(f.name, staged[f.name][0]) if f.name in staged else f for f in data.schema]
     )
 
     def convert(batch: pa.RecordBatch) -> pa.RecordBatch:
         return pa.RecordBatch.from_arrays(
             [
-                pc.cast(col, pa.string()) if pa.types.is_decimal(col.type) else col
-                for col in batch.columns
+                _stage_cast(col, schema.field(name).type, name) if name in staged else col
+                for name, col in zip(batch.schema.names, batch.columns, strict=True)
             ],
             schema=schema,
         )
@@ -163,3 +202,22 @@ def _decimals_as_text(data: pa.Table | pa.RecordBatchReader) -> pa.Table | pa.Re
     if isinstance(data, pa.Table):
         return pa.Table.from_batches([convert(b) for b in data.to_batches()], schema=schema)
     return pa.RecordBatchReader.from_batches(schema, (convert(b) for b in data))
+
+
+def _stage_cast(column: pa.Array, target: pa.DataType, name: str) -> pa.Array:
+    if pa.types.is_list(column.type) and column.values.null_count:
+        # adbc-driver-postgresql 1.8 writes a NULL array element as 0 (or ''): refuse
+        raise ConnectorError(
+            f"column {name!r}: an array holds NULL elements, which the PostgreSQL driver would store "
+            "as 0; replace them (or cast the column to text) before loading."
+        )
+    if isinstance(column.type, pa.UuidType):
+        return column.storage.cast(target)
+    if pa.types.is_list(column.type) and isinstance(column.type.value_type, pa.UuidType):
+        # uuid elements as their text form, which PostgreSQL parses
+        hexed = [None if v is None else str(v) for v in column.values.to_pylist()]
+        values = pa.array(hexed, pa.string())
+        return pa.ListArray.from_arrays(
+            column.offsets, values, mask=column.is_null() if column.null_count else None
+        )
+    return pc.cast(column, target)

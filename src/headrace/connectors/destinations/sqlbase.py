@@ -29,6 +29,7 @@ from headrace.connectors.destinations.base import (
     as_arrow,
     check_columns,
 )
+from headrace.connectors.fidelity import Fidelity, Rejects, screen_text, with_rejects
 from headrace.connectors.incremental import Checkpoint, Interval, decode_value, encode_value
 from headrace.connectors.naming import quote_ident
 from headrace.errors import ConnectorError, HeadraceError, did_you_mean
@@ -43,6 +44,7 @@ class SqlDestination(ABC):
     dialect = "postgresql"
     streams = False  # True: append/replace read the data once, with no staging copy
     where = ""  # "<backend> <masked url>" for messages
+    fidelity = Fidelity()  # text with NUL bytes / invalid UTF-8: quarantined by default
     schema: str | None = None
 
     # -- primitives a backend implements ---------------------------------------------
@@ -257,6 +259,8 @@ class SqlDestination(ABC):
         load_id = load_id or uuid.uuid4().hex
         where = f"{table!r} in {self.where}"
         arrow = as_arrow(data, where)
+        screened = Rejects()  # bad text, untyped columns: the same on every backend (fidelity)
+        arrow = screen_text(arrow, self.fidelity.text, screened, where)
         self._check_types(arrow.schema, where)
         q_arrow = as_arrow(quarantine, f"{table}_quarantine") if quarantine is not None else None
         loaded_at = dt.datetime.now(dt.UTC)
@@ -313,6 +317,7 @@ class SqlDestination(ABC):
                 rows_in = loaded
             crashpoint("after_apply")
             quarantined = 0
+            q_arrow = with_rejects(q_arrow, getattr(data, "rejects", None), screened)
             if q_arrow is not None:
                 quarantined = self._quarantine(
                     conn, table, q_arrow, load_id, loaded_at, f"{stage}_q"
@@ -389,6 +394,7 @@ class SqlDestination(ABC):
             checkpoint,
             rows_superseded=rows_in - loaded if mode is WriteMode.MERGE else 0,
             compacted=compacted,
+            values_nulled=screened.nulled + getattr(getattr(data, "rejects", None), "nulled", 0),
         )
 
     # -- steps -----------------------------------------------------------------------

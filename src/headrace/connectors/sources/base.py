@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import queue
-import threading
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
+from headrace.connectors.fidelity import Rejects
 from headrace.connectors.incremental import CursorValue, column_max, later
+from headrace.connectors.prefetch import prefetched as _prefetched
 from headrace.errors import ConnectorError
 
 DEFAULT_BATCH_ROWS = 65_536
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -36,6 +39,9 @@ class Extract:
         description: what is being read, for messages (credentials already masked).
         progress: called with the number of rows read so far after every batch
             (e.g. ``lambda n: ctx.progress(n, None, "rows extracted")``).
+        rejects: rows the source set aside (values with no faithful type, see
+            ``fidelity``); a destination writing this extract quarantines them in the
+            same load. ``rows`` counts them too: rows read = rows yielded + set aside.
     """
 
     def __init__(
@@ -46,8 +52,10 @@ class Extract:
         cursor_column: str | None = None,
         description: str = "",
         progress: Callable[[int], None] | None = None,
+        rejects: Rejects | None = None,
     ) -> None:
         self.schema = schema
+        self.rejects = rejects if rejects is not None else Rejects()
         self._batches = batches
         self.cursor_column = cursor_column
         self.description = description
@@ -63,13 +71,26 @@ class Extract:
                 "read once: call source.read() again, or keep extract.to_table()."
             )
         self._consumed = True
+        yielded = 0
         for batch in self._batches:
-            self.rows += batch.num_rows
+            yielded += batch.num_rows
+            self.rows = yielded + self.rejects.count
             if self.cursor_column is not None and batch.num_rows:
                 self.cursor_max = later(self.cursor_max, column_max(batch, self.cursor_column))
             if self.progress is not None:
                 self.progress(self.rows)
             yield batch
+        self.rows = yielded + self.rejects.count
+        if self.rejects.count:
+            # never silent: a destination writing this Extract quarantines them; a caller
+            # that materialises it must pass them on (quarantine=extract.rejects.table())
+            log.warning(
+                "%s: %d of %d row(s) set aside by the value policy (extract.rejects): %s",
+                self.description,
+                self.rejects.count,
+                self.rows,
+                self.rejects.tables[0].column("_hr_reason")[0],
+            )
 
     def reader(self, prefetch: int = 0) -> pa.RecordBatchReader:
         """The stream as a ``pyarrow.RecordBatchReader`` (for DuckDB, ADBC ingest, Polars).
@@ -85,40 +106,3 @@ class Extract:
     def to_table(self) -> pa.Table:
         """Read everything into one table (memory: the whole result)."""
         return pa.Table.from_batches(list(self), schema=self.schema)
-
-
-_END = object()
-
-
-def _prefetched(batches: Iterator[pa.RecordBatch], depth: int) -> Iterator[pa.RecordBatch]:
-    """Iterate ``batches`` in a thread, at most ``depth`` batches ahead of the consumer."""
-    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for batch in batches:
-                while not stop.is_set():
-                    try:
-                        slots.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            slots.put(_END)
-        except BaseException as exc:  # handed to the consumer, raised there
-            slots.put(exc)
-
-    worker = threading.Thread(target=produce, name="headrace-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = slots.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()  # the consumer stopped early or failed: let the producer end

@@ -14,14 +14,22 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
+import logging
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from headrace.connectors.naming import ConnectionFailedError, driver_message, quote_ident
-from headrace.connectors.sources.sql import Filter, cast_overrides, override_schema, rechunk
+from headrace.connectors.fidelity import Flag
+from headrace.connectors.naming import (
+    ConnectionFailedError,
+    driver_message,
+    qualified,
+    quote_ident,
+)
+from headrace.connectors.sources import pgtypes
+from headrace.connectors.sources.sql import Filter, rechunk
 from headrace.errors import ConnectorError
 
 if TYPE_CHECKING:
@@ -34,10 +42,13 @@ if TYPE_CHECKING:
 # 2.52-3.07 s, interleaved), and 15-20% less decoding CPU.
 BATCH_BYTES = 4 << 20
 
+log = logging.getLogger(__name__)
+
 
 def open_batches(
     src: SqlSource, filters: list[Filter]
-) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+) -> tuple[pa.Schema, Iterator[tuple[pa.RecordBatch, list[Flag]]]]:
+    """The result's schema and its batches, each with its values that have no faithful form."""
     # ADBC's low-level API, not its DB-API module: that one imports pandas and Polars
     # (0.3-0.45 s measured), a fixed cost that dominated a small incremental extract.
     import adbc_driver_manager as adbc
@@ -55,14 +66,25 @@ def open_batches(
         ) from None
     handles: list[Any] = [conn, database]  # closed in this order once the stream ends
     conditions: list[str] = []
+    where = f"{src.name} at {src.conn.masked}"
     try:
+        described = _describe(adbc, conn, handles, src)
+        exprs = {
+            c.name: e
+            for c in (described or {}).values()
+            if c.name not in src.types
+            if (e := pgtypes.select_expression(c)) is not None
+        }
+        # a conversion needs the column list spelled out (in the described order)
+        columns = src.columns or (list(described) if exprs and described else None)
         if src.params:
             # The user's query binds its own $n; filters continue the numbering.
             bound = list(src.params)
             for column, op, value in filters:
                 bound.append(value)
                 conditions.append(f"{quote_ident(column)} {op} ${len(bound)}")
-            stream = _execute(adbc, conn, handles, src.select_sql("postgresql", conditions), bound)
+            sql = src.select_sql("postgresql", conditions, columns, exprs)
+            stream = _execute(adbc, conn, handles, sql, bound)
         else:
             for i, (column, op, value) in enumerate(filters, 1):
                 text, pg_type = _pg_setting(value, column)
@@ -78,26 +100,123 @@ def open_batches(
                 conditions.append(
                     f"{quote_ident(column)} {op} CAST(current_setting('headrace.p{i}') AS {pg_type})"
                 )
-            stream = _execute(adbc, conn, handles, src.select_sql("postgresql", conditions))
+            sql = src.select_sql("postgresql", conditions, columns, exprs)
+            stream = _execute(adbc, conn, handles, sql)
         reader = pa.RecordBatchReader.from_stream(stream)
     except Exception as exc:
         _close(handles)
         raise ConnectorError(
             f"Reading {src.name} from PostgreSQL {src.conn.masked} failed: {driver_message(exc, src.conn)}"
         ) from None
-    where = f"{src.name} at {src.conn.masked}"
-    # PostgreSQL types Arrow lacks (numeric, json, uuid...) arrive as opaque text
-    types = {**_pg_plain_types(reader.schema), **src.types}
+    schema, check = _plan(reader.schema, described, src.types, where)
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    def batches() -> Iterator[tuple[pa.RecordBatch, list[Flag]]]:
         try:
             for batch in rechunk(reader, src.batch_rows):
-                yield cast_overrides(_unwrap_opaque(batch), types, where)
+                yield check(batch)
         finally:
             reader.close()
             _close(handles)
 
-    return override_schema(reader.schema, types), batches()
+    return schema, batches()
+
+
+def _describe(
+    adbc: Any, conn: Any, handles: list[Any], src: SqlSource
+) -> dict[str, pgtypes.PgColumn] | None:
+    """The read's columns as the server describes them; None if it cannot say (then
+    numeric is read as decimal128(38, 10) and money as the driver's int64 of cents)."""
+    if src.table is not None:
+        relation = qualified(src.table, src.schema, "postgresql")
+        stream = _execute(
+            adbc, conn, handles, pgtypes.RESOLVE.format(pgtypes.DESCRIBE_TABLE), _text_row(relation)
+        )
+        table = pa.RecordBatchReader.from_stream(stream).read_all()
+        return pgtypes.describe_rows(
+            list(zip(*(c.to_pylist() for c in table.columns), strict=True))
+        )
+    try:
+        return _describe_query(src)
+    except Exception as exc:  # e.g. parameters whose type the server cannot infer
+        log.warning(
+            "cannot describe the query of %s (%s); opaque types read as the driver gives them",
+            src.conn.masked,
+            exc,
+        )
+        return None
+
+
+def _describe_query(src: SqlSource) -> dict[str, pgtypes.PgColumn]:
+    """A query's result columns from the server's description of it, without running it."""
+    import psycopg
+
+    with psycopg.connect(src.conn.url, autocommit=True) as pconn:
+        result = pconn.pgconn.prepare(b"", src.select_sql("postgresql", []).encode())
+        if result.error_message:
+            raise ConnectorError(result.error_message.decode(errors="replace"))
+        desc = pconn.pgconn.describe_prepared(b"")
+        names = [(desc.fname(i) or b"").decode() for i in range(desc.nfields)]
+        if len(set(names)) != len(names):
+            raise ConnectorError("the query's result repeats a column name")
+        oids = [desc.ftype(i) for i in range(desc.nfields)]
+        mods = [desc.fmod(i) for i in range(desc.nfields)]
+        rows = pconn.execute(
+            pgtypes.RESOLVE.format(pgtypes.DESCRIBE_QUERY), (names, oids, mods)
+        ).fetchall()
+    return pgtypes.describe_rows(rows)
+
+
+def _plan(
+    read: pa.Schema,
+    described: dict[str, pgtypes.PgColumn] | None,
+    overrides: dict[str, pa.DataType],
+    where: str,
+) -> tuple[pa.Schema, Callable[[pa.RecordBatch], tuple[pa.RecordBatch, list[Flag]]]]:
+    """The delivered schema and the per-batch conversion of a result."""
+    fields, steps = [], []
+    for field in read:
+        col = (described or {}).get(field.name) or pgtypes.fallback_column(field.name, field)
+        if field.name in overrides:
+            target = overrides[field.name]
+        elif col is not None:
+            target = pgtypes.arrow_type(col, field.type)
+        else:
+            target = field.type
+        infinity = col is None or col.base in ("timestamp", "timestamptz", "date")
+        plain = target == field.type and not (
+            infinity and (pa.types.is_timestamp(target) or pa.types.is_date32(target))
+        )
+        fields.append(pa.field(field.name, target))
+        steps.append(
+            None
+            if plain
+            else (col or pgtypes.PgColumn(field.name, "", -1, None, "b"), target, infinity)
+        )
+    schema = pa.schema(fields)
+    if all(step is None for step in steps):
+        return schema, lambda batch: (batch, [])
+
+    def check(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, list[Flag]]:
+        arrays, flags, changed = [], [], False
+        for array, step in zip(batch.columns, steps, strict=True):
+            if step is not None:
+                before = array
+                try:
+                    array, flag = pgtypes.convert(array, *step)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise ConnectorError(
+                        f"{where}: column {step[0].name!r} cannot be read as {step[1]}: {exc}. "
+                        f"Pass types={{{step[0].name!r}: pa.string()}} to read its text."
+                    ) from None
+                if flag is not None:
+                    flags.append(flag)
+                changed = changed or array is not before
+            arrays.append(array)
+        if not changed:  # checked only (timestamps): the batch as it came
+            return batch, flags
+        return pa.RecordBatch.from_arrays(arrays, schema=schema), flags
+
+    return schema, check
 
 
 def _execute(
@@ -143,36 +262,6 @@ def _close(handles: list[Any]) -> None:
     for handle in handles:
         with contextlib.suppress(Exception):
             handle.close()
-
-
-def _pg_plain_types(schema: pa.Schema) -> dict[str, pa.DataType]:
-    """Arrow types for the opaque columns of an ADBC result: numeric(p, s) -> decimal,
-    unconstrained numeric -> decimal128(38, 10), anything else -> its text storage."""
-    plain: dict[str, pa.DataType] = {}
-    for field in schema:
-        if not isinstance(field.type, pa.ExtensionType):
-            continue
-        meta = field.metadata or {}
-        if meta.get(b"POSTGRESQL:type") == b"numeric":
-            typmod = int(meta.get(b"POSTGRESQL:typmod", b"-1"))
-            if typmod >= 4:
-                precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
-                plain[field.name] = (pa.decimal128 if precision <= 38 else pa.decimal256)(
-                    precision, scale
-                )
-            else:
-                plain[field.name] = pa.decimal128(38, 10)
-        else:
-            plain[field.name] = field.type.storage_type
-    return plain
-
-
-def _unwrap_opaque(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Replace extension arrays by their storage (text), ready to cast."""
-    if not any(isinstance(t, pa.ExtensionType) for t in batch.schema.types):
-        return batch
-    arrays = [c.storage if isinstance(c.type, pa.ExtensionType) else c for c in batch.columns]
-    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
 def _pg_setting(value: Any, column: str) -> tuple[str, str]:

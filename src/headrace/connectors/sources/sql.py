@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from headrace.config import Settings
+from headrace.connectors.fidelity import Fidelity, Flag, Rejects, ValuePolicy, settle
 from headrace.connectors.incremental import Checkpoint, Cursor, Interval
 from headrace.connectors.naming import ConnectionURL, qualified, quote_ident, resolve
 from headrace.connectors.sources.base import DEFAULT_BATCH_ROWS, Extract
@@ -41,6 +42,9 @@ class SqlSource:
         types: column -> Arrow type overrides; the column is read as text and cast,
             which is how loosely typed SQLite columns are read safely.
         batch_rows: rows per record batch (memory bound).
+        fidelity: what happens to values with no faithful type (±infinity timestamps,
+            zero dates, NaN in numeric): quarantined with their reason (default),
+            stored as NULL with a warning, or a failed read; see ``fidelity``.
 
     Example:
         >>> src = SqlSource.from_url("crm", Settings.from_env(), table="customers")
@@ -58,6 +62,7 @@ class SqlSource:
         columns: Sequence[str] | None = None,
         types: dict[str, pa.DataType] | None = None,
         batch_rows: int = DEFAULT_BATCH_ROWS,
+        fidelity: Fidelity | None = None,
     ) -> None:
         self.conn = url if isinstance(url, ConnectionURL) else ConnectionURL.parse(url)
         if self.conn.backend not in ("postgresql", "mysql", "sqlite"):
@@ -74,6 +79,7 @@ class SqlSource:
         self.columns = list(columns) if columns else None
         self.types = dict(types or {})
         self.batch_rows = batch_rows
+        self.fidelity = fidelity or Fidelity()
 
     @classmethod
     def from_url(
@@ -118,23 +124,40 @@ class SqlSource:
         from headrace.connectors.sources import mysql, postgres, sqlite
 
         backend = {"postgresql": postgres, "mysql": mysql, "sqlite": sqlite}[self.conn.backend]
-        schema, batches = backend.open_batches(self, filters)
+        schema, checked = backend.open_batches(self, filters)
+        where = f"{self.name} at {self.conn.masked}"
+        rejects = Rejects()
         return Extract(
             schema,
-            batches,
+            settled(checked, self.fidelity.values, rejects, where),
             cursor_column=cursor.column if cursor else None,
-            description=f"{self.name} at {self.conn.masked}",
+            description=where,
             progress=progress,
+            rejects=rejects,
         )
 
     # -- SQL text (identifiers quoted; values always placeholders) ------------------
 
     def select_sql(
-        self, dialect: str, conditions: list[str], columns: Sequence[str] | None = None
+        self,
+        dialect: str,
+        conditions: list[str],
+        columns: Sequence[str] | None = None,
+        exprs: dict[str, str] | None = None,
     ) -> str:
-        """``SELECT <columns> FROM <table or (query)> [WHERE ...]`` for ``dialect``."""
+        """``SELECT <columns> FROM <table or (query)> [WHERE ...]`` for ``dialect``.
+
+        Args:
+            dialect: quoting and casting rules.
+            conditions: SQL conditions joined with AND (values are placeholders).
+            columns: the columns (default ``self.columns``, else all).
+            exprs: column -> SELECT item converting it on the server (type fidelity);
+                used only for the columns listed (in ``columns`` or ``self.columns``).
+        """
         columns = columns or self.columns
-        cols = ", ".join(self._select_item(c, dialect) for c in columns) if columns else "*"
+        exprs = exprs or {}
+        items = [exprs.get(c) or self._select_item(c, dialect) for c in columns or ()]
+        cols = ", ".join(items) if items else "*"
         if self.table is not None:
             source = qualified(self.table, self.schema, dialect)
         else:
@@ -149,6 +172,19 @@ class SqlSource:
         if column in self.types and dialect == "sqlite":
             return f"CAST({ident} AS TEXT) AS {ident}"
         return ident
+
+
+def settled(
+    checked: Iterator[tuple[pa.RecordBatch, list[Flag]]],
+    policy: ValuePolicy,
+    rejects: Rejects,
+    where: str,
+) -> Iterator[pa.RecordBatch]:
+    """The good rows of each batch, the others settled by ``policy`` into ``rejects``."""
+    for batch, flags in checked:
+        good = settle(batch, flags, policy, rejects, where) if flags else batch
+        rejects.rows += batch.num_rows
+        yield good
 
 
 def cast_overrides(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from headrace.connectors.fidelity import Flag
 from headrace.connectors.naming import quote_ident
 from headrace.connectors.sources.sql import Filter, cast_overrides, override_schema
 from headrace.errors import ConnectorError
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 
 def open_batches(
     src: SqlSource, filters: list[Filter]
-) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+) -> tuple[pa.Schema, Iterator[tuple[pa.RecordBatch, list[Flag]]]]:
+    """The result's schema and its batches (SQLite values have no unrepresentable forms)."""
     import adbc_driver_sqlite.dbapi as adbc
 
     path = src.conn.path
@@ -54,10 +56,10 @@ def open_batches(
         conn.close()
         raise ConnectorError(f"Reading {where} failed: {exc}") from None
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    def batches() -> Iterator[tuple[pa.RecordBatch, list[Flag]]]:
         try:
             for batch in reader:
-                yield cast_overrides(batch, src.types, where)
+                yield cast_overrides(batch, src.types, where), []
         except ConnectorError:
             raise
         except Exception as exc:
