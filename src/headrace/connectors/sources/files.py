@@ -1,8 +1,10 @@
 """File sources: CSV, JSON/NDJSON, Parquet, Avro, ORC and Arrow IPC, from a path, glob or folder.
 
 Every format streams record batches except JSON arrays (a JSON document must be
-parsed whole). CSV lines that cannot be parsed are never dropped silently: each one
-is kept as a :class:`MalformedRow` with its file, line number and reason.
+parsed whole). CSV lines that cannot be read are never dropped silently: each one is
+kept as a :class:`MalformedRow` with its file, line number and reason, and each CSV
+file's lines are accounted for in a :class:`FileReport` (rules: :mod:`.csv`). Other
+formats fail loudly on a broken file, naming it (and the line, for JSON).
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ from __future__ import annotations
 import glob as globmod
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from headrace.connectors.sources.base import DEFAULT_BATCH_ROWS, Extract
+from headrace.connectors.sources.csv import DEFAULT_MAX_RECORD_BYTES, open_csv
+from headrace.connectors.sources.csv_values import DEFAULT_NULL_VALUES
+from headrace.connectors.sources.malformed import FileReport, MalformedRow, NanRule
 from headrace.errors import ConnectorError, did_you_mean
+
+__all__ = ["FORMATS", "FileExtract", "FileReport", "FileSource", "MalformedRow", "NanRule"]
 
 FORMATS = ("csv", "json", "ndjson", "parquet", "avro", "orc", "arrow")
 _EXTENSIONS = {
@@ -37,24 +43,26 @@ _EXTENSIONS = {
 }
 
 
-@dataclass(frozen=True)
-class MalformedRow:
-    """A line of a file that could not be read, kept instead of dropped.
+class FileExtract(Extract):
+    """An :class:`Extract` of files, with what could not be read and each file's accounting.
 
     Args:
-        file: the file it is in.
-        line: its line number (1-based, counting the header line).
-        reason: why it was rejected.
-        text: the raw text of the line (as far as it could be recovered).
+        malformed: the rejected lines (filled while the batches are read).
+        reports: one :class:`FileReport` per CSV file (complete once it is read).
     """
 
-    file: str
-    line: int | None
-    reason: str
-    text: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.reason}: {self.text!r}"
+    def __init__(
+        self,
+        schema: pa.Schema,
+        batches: Iterator[pa.RecordBatch],
+        *,
+        malformed: list[MalformedRow],
+        reports: list[FileReport],
+        **options: Any,
+    ) -> None:
+        super().__init__(schema, batches, **options)
+        self.malformed = malformed
+        self.reports = reports
 
 
 class FileSource:
@@ -66,11 +74,18 @@ class FileSource:
             extension.
         types: column -> Arrow type overrides of the inferred schema.
         delimiter, quote_char, encoding, header, column_names: CSV options.
+        null_values: CSV texts that are NULL in non-text columns (default: empty,
+            NULL, null, NA, N/A, #N/A, None; never NaN).
+        nan: what the text NaN becomes in a CSV float column: ``keep`` (the float NaN,
+            default), ``null`` (counted and logged) or ``quarantine`` (the line).
+        max_record_bytes: a CSV line (or quoted record) longer than this is quarantined.
         batch_rows: rows per record batch for formats that let us choose.
 
     Example:
         >>> src = FileSource("landing/*.csv", types={"zip": pa.string()})
-        >>> table = src.read().to_table(); src.malformed  # lines that were rejected
+        >>> extract = src.read(); table = extract.to_table()
+        >>> src.malformed  # lines that were rejected, with file, line and reason
+        >>> extract.reports  # per CSV file: lines = header + loaded + quarantined + ...
     """
 
     def __init__(
@@ -84,6 +99,9 @@ class FileSource:
         encoding: str = "utf8",
         header: bool = True,
         column_names: Sequence[str] | None = None,
+        null_values: Sequence[str] = DEFAULT_NULL_VALUES,
+        nan: NanRule | str = NanRule.KEEP,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         batch_rows: int = DEFAULT_BATCH_ROWS,
     ) -> None:
         self.path = str(path)
@@ -98,8 +116,21 @@ class FileSource:
         self.encoding = encoding
         self.header = header
         self.column_names = list(column_names) if column_names else None
+        self.null_values = tuple(null_values)
+        try:
+            self.nan = NanRule(nan)
+        except ValueError:
+            raise ConnectorError(
+                f"Unknown nan rule {nan!r} for {self.path}; use one of "
+                f"{', '.join(r.value for r in NanRule)}."
+                + did_you_mean(str(nan), [r.value for r in NanRule])
+            ) from None
+        if max_record_bytes < 2:
+            raise ConnectorError(f"max_record_bytes must be at least 2, not {max_record_bytes}.")
+        self.max_record_bytes = max_record_bytes
         self.batch_rows = batch_rows
         self.malformed: list[MalformedRow] = []
+        self.reports: list[FileReport] = []
 
     @property
     def name(self) -> str:
@@ -138,16 +169,18 @@ class FileSource:
             )
         return fmt
 
-    def read(self, *, progress: Callable[[int], None] | None = None, **_: Any) -> Extract:
+    def read(self, *, progress: Callable[[int], None] | None = None, **_: Any) -> FileExtract:
         """Stream every file's rows as record batches of one schema.
 
         Args:
             progress: called with the rows read so far after each batch.
 
         Returns:
-            An :class:`Extract`. Rejected CSV lines collect in ``self.malformed``.
+            A :class:`FileExtract`. Rejected CSV lines collect in ``self.malformed`` and
+            each CSV file's accounting in ``self.reports`` (both also on the extract).
         """
         self.malformed = []
+        self.reports = []
         files = self.files()
         first_schema, first_batches = self._open(files[0])
 
@@ -158,7 +191,14 @@ class FileSource:
                 for batch in more:
                     yield _conform(batch, first_schema, file)
 
-        return Extract(first_schema, batches(), description=self.path, progress=progress)
+        return FileExtract(
+            first_schema,
+            batches(),
+            description=self.path,
+            progress=progress,
+            malformed=self.malformed,
+            reports=self.reports,
+        )
 
     def _open(self, file: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         fmt = self._format_of(file)
@@ -195,8 +235,6 @@ class FileSource:
     # -- formats ---------------------------------------------------------------------
 
     def _csv(self, file: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        from headrace.connectors.sources.csv import open_csv
-
         return open_csv(self, file)
 
     def _ndjson(self, file: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
