@@ -215,8 +215,8 @@ class FileSource:
             schema, batches = opener(file)
         except ConnectorError:
             raise
-        except (pa.ArrowInvalid, OSError, ValueError) as exc:
-            raise ConnectorError(f"Cannot read {file} as {fmt}: {exc}") from None
+        except _READ_ERRORS as exc:
+            raise _read_error(file, fmt, exc) from None
         schema = pa.schema([pa.field(f.name, self.types.get(f.name, f.type)) for f in schema])
         unknown = set(self.types) - set(schema.names)
         if unknown:
@@ -289,6 +289,12 @@ class FileSource:
             reader = pa.ipc.open_file(source)
             return reader.schema, (reader.get_batch(i) for i in range(reader.num_record_batches))
         except pa.ArrowInvalid:
+            with open(file, "rb") as fh:
+                if fh.read(6) == b"ARROW1":  # the file format, but its footer is missing
+                    raise ConnectorError(
+                        f"Cannot read {file} as arrow: an Arrow IPC file without its footer "
+                        "(truncated, or still being written)."
+                    ) from None
             stream = pa.ipc.open_stream(pa.memory_map(str(file)))
             return stream.schema, iter(stream)
 
@@ -321,8 +327,65 @@ def _guard(batches: Iterator[pa.RecordBatch], file: Path, fmt: str) -> Iterator[
         yield from batches
     except ConnectorError:
         raise
-    except (pa.ArrowInvalid, OSError, ValueError) as exc:
-        raise ConnectorError(f"Cannot read {file} as {fmt}: {exc}") from None
+    except _READ_ERRORS as exc:
+        raise _read_error(file, fmt, exc) from None
+
+
+_READ_ERRORS = (pa.ArrowInvalid, OSError, ValueError, EOFError)
+
+
+def _read_error(file: Path, fmt: str, exc: BaseException) -> ConnectorError:
+    """One line naming the file (and, for JSON, the line and column) of a reader's failure."""
+    if fmt in ("json", "ndjson"):
+        located = _json_error(file)
+        if located is not None:
+            return ConnectorError(located)
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, EOFError):
+        detail = f"the file ends too early (truncated?): {detail}"
+    return ConnectorError(f"Cannot read {file} as {fmt}: {detail}")
+
+
+def _json_error(file: Path) -> str | None:
+    """``file:line: why`` for the first line of an NDJSON file that breaks it, if found.
+
+    A line that is not JSON is named with its column; a field whose JSON type changes
+    from one line to another is named with the line where it changes.
+    """
+    import json
+
+    kinds: dict[str, str] = {}
+    with open(file, encoding="utf8", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line.rstrip("\r\n"))
+            except json.JSONDecodeError as exc:
+                return f"{file}:{number}: not valid JSON: {exc.msg} (column {exc.colno})."
+            if not isinstance(record, dict):
+                return f"{file}:{number}: a JSON object is expected, found {type(record).__name__}."
+            for key, value in record.items():
+                kind = _json_kind(value)
+                if kind is None:
+                    continue
+                seen = kinds.setdefault(key, kind)
+                if seen != kind:
+                    return (
+                        f"{file}:{number}: field {key!r} is a {kind} here but a {seen} before; "
+                        f"pass types={{{key!r}: ...}} to read it as one type."
+                    )
+    return None
+
+
+def _json_kind(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return {str: "string", list: "list", dict: "object"}.get(type(value), "value")
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema, file: Path) -> pa.RecordBatch:
