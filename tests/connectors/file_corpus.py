@@ -48,10 +48,10 @@ def physical_lines(path: Path) -> int:
     return len(path.read_bytes().splitlines())
 
 
-def reasons(src: FileSource) -> dict[int | None, MalformedRow]:
-    """The quarantined lines by line number (each one line, naming its file)."""
+def reasons(src: FileSource) -> dict[int, MalformedRow]:
+    """The quarantined lines by line number (each one line, naming its file and line)."""
     out = {}
     for m in src.malformed:
-        assert "\n" not in m.reason and m.file == str(Path(m.file)), m
+        assert "\n" not in m.reason and m.line is not None and Path(m.file).exists(), m
         out[m.line] = m
     return out

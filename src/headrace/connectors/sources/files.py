@@ -379,13 +379,16 @@ def _json_error(file: Path) -> str | None:
 
 
 def _json_kind(value: Any) -> str | None:
+    """The JSON type of a parsed value (None for null)."""
     if value is None:
         return None
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int | float):
         return "number"
-    return {str: "string", list: "list", dict: "object"}.get(type(value), "value")
+    if isinstance(value, str):
+        return "string"
+    return "list" if isinstance(value, list) else "object"
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema, file: Path) -> pa.RecordBatch:
