@@ -50,6 +50,7 @@ import codecs
 import csv as pycsv
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -115,6 +116,7 @@ class CsvReader:
         self.pending = b""
         self.eof = False
         self.names: list[str] = []
+        self._ropts: pcsv.ReadOptions | None = None
         self.fh = open(file, "rb")  # noqa: SIM115 - closed when the batches end or fail
 
     # -- the file ----------------------------------------------------------------------
@@ -126,6 +128,8 @@ class CsvReader:
             self.as_text = pcsv.ConvertOptions(
                 column_types={n: pa.string() for n in self.names}, strings_can_be_null=False
             )
+            self.sentinel = (self.src.delimiter.join([_SENTINEL] * len(self.names)) + "\n").encode()
+            self.room = len(self.sentinel) + 1
             self.splitter = LineSplitter(
                 names=self.names,
                 delimiter=self.src.delimiter,
@@ -137,7 +141,7 @@ class CsvReader:
             first: list[tuple[pa.RecordBatch, LineOf]] = []
             inferred: pa.Schema | None = None
             if piece is not None:
-                first, inferred = self._parse(*piece, infer=True)
+                first, inferred = self._parse(piece, infer=True)
             self.target = self._target(inferred)
         except BaseException:
             self.fh.close()
@@ -149,7 +153,7 @@ class CsvReader:
         try:
             yield from self._typed(first)
             while (piece := self._next_piece()) is not None:
-                parsed, _ = self._parse(*piece)
+                parsed, _ = self._parse(piece)
                 yield from self._typed(parsed)
         finally:
             self.fh.close()
@@ -269,27 +273,32 @@ class CsvReader:
             return r + 2 if data[r + 1 : r + 2] == b"\n" else r + 1
         return r + 1 if self.eof else -1  # a "\r" last: the "\n" may follow in the next block
 
-    def _next_piece(self) -> tuple[bytes, bool] | None:
-        """The next run of whole lines (and whether it is the file's last), or None."""
+    def _next_piece(self) -> _Piece | None:
+        """The next run of whole lines, read straight into a buffer with room for the sentinel."""
         while True:
-            if not self.eof:
-                self._fill()
             if self.eof:
-                piece, self.pending = self.pending, b""
-                piece = self._drop_long_first_line(piece)
-                return (piece, True) if piece else None
-            pending = self.pending
-            n = pending.rfind(b"\n")
-            r = pending.rfind(b"\r", 0, len(pending) - 1)
-            cut = max(n, r) + 1
-            if cut == 0:
-                if len(pending) > self.max_record:
+                piece, self.pending = self._drop_long_first_line(self.pending), b""
+                return _Piece.of(piece, self.room, final=True) if piece else None
+            head = self.pending
+            buf = bytearray(len(head) + self.block + self.room)
+            buf[: len(head)] = head
+            read = self.fh.readinto(memoryview(buf)[len(head) : len(head) + self.block])
+            if not read:
+                self.eof = True
+                continue
+            end = len(head) + read
+            cut = max(buf.rfind(b"\n", 0, end), buf.rfind(b"\r", 0, end - 1)) + 1
+            if cut == 0:  # no line end yet: a long line
+                self.pending = bytes(buf[:end])
+                if len(self.pending) > self.max_record:
                     self._skip_long_line()
                 continue
-            piece, self.pending = pending[:cut], pending[cut:]
-            piece = self._drop_long_first_line(piece)
+            self.pending = bytes(buf[cut:end])
+            if cut <= self.max_record:
+                return _Piece(buf, cut, final=False)
+            piece = self._drop_long_first_line(bytes(buf[:cut]))
             if piece:
-                return piece, False
+                return _Piece.of(piece, self.room, final=False)
 
     def _drop_long_first_line(self, piece: bytes) -> bytes:
         """Quarantine the piece's first line when it is over max_record_bytes.
@@ -336,15 +345,15 @@ class CsvReader:
     # -- parsing -----------------------------------------------------------------------
 
     def _parse(
-        self, piece: bytes, final: bool, *, infer: bool = False
+        self, piece: _Piece, *, infer: bool = False
     ) -> tuple[list[tuple[pa.RecordBatch, LineOf]], pa.Schema | None]:
         """Text batches of a piece with a line-number function each (and inferred types)."""
-        fast = self._fast(piece, final)
+        fast = self._fast(piece)
         if fast is not None:
             table, invalid = fast
-            inferred = self._infer(piece) if infer else None
+            inferred = self._infer(memoryview(piece.buf)[: piece.size]) if infer else None
             return self._from_fast(table, invalid), inferred
-        split = self.splitter.split(piece, self.line, final)
+        split = self.splitter.split(bytes(piece.buf[: piece.size]), self.line, piece.final)
         if split.carry:  # an open quote at the end of the piece: read on, from its record
             self.pending = split.carry + self.pending
         for line, reason, text in split.rejected:
@@ -360,28 +369,30 @@ class CsvReader:
         lines = split.row_lines
         return [(batch, lambda i: lines[i])], inferred
 
-    def _fast(
-        self, piece: bytes, final: bool
-    ) -> tuple[pa.Table, list[tuple[int, int, str]]] | None:
+    def _fast(self, piece: _Piece) -> tuple[pa.Table, list[tuple[int, int, str]]] | None:
         """Parse with pyarrow; None when any line is not exactly one record."""
-        try:
-            data = piece if self.utf8 else piece.decode(self.encoding).encode()
-        except UnicodeDecodeError:
-            return None
-        if not data.endswith((b"\n", b"\r")):
-            data += b"\n"
-        sentinel = self.src.delimiter.join([_SENTINEL] * len(self.names)) + "\n"
+        buf, size = piece.buf, piece.size
+        if not self.utf8:
+            try:
+                text = bytes(buf[:size]).decode(self.encoding).encode()
+            except UnicodeDecodeError:
+                return None
+            buf, size = bytearray(text + bytes(self.room)), len(text)
+        if buf[size - 1] not in b"\r\n":  # the file's last line has no line end
+            buf[size] = ord("\n")
+            size += 1
+        buf[size : size + len(self.sentinel)] = self.sentinel
+        data = pa.py_buffer(memoryview(buf)[: size + len(self.sentinel)])
         invalid: list[tuple[int, int, str]] = []
 
         def on_invalid(row: pcsv.InvalidRow) -> str:
             invalid.append((row.number, row.actual_columns, row.text))
             return "skip"
 
-        data += sentinel.encode()
         try:
             table = pcsv.read_csv(
                 pa.BufferReader(data),
-                read_options=self._read_options(len(data)),
+                read_options=self._read_options(data.size),
                 parse_options=self._parse_options(on_invalid),
                 convert_options=self.as_text,
             )
@@ -393,7 +404,7 @@ class CsvReader:
         table = table.slice(0, n - 1)
         if any("\n" in text or "\r" in text for _, _, text in invalid):
             return None
-        quoted = self.quote is not None and self.quote.encode() in piece
+        quoted = self.quote is not None and piece.buf.find(self.quote.encode(), 0, piece.size) >= 0
         if (quoted and _has_line_end(table)) or _has_blank_row(table):
             return None
         return table, invalid
@@ -426,7 +437,10 @@ class CsvReader:
         )
 
     def _read_options(self, size: int) -> pcsv.ReadOptions:
-        return pcsv.ReadOptions(column_names=self.names, block_size=size + 64, use_threads=False)
+        if self._ropts is None:
+            self._ropts = pcsv.ReadOptions(column_names=self.names, use_threads=False)
+        self._ropts.block_size = size + 64  # the whole piece in one block
+        return self._ropts
 
     def _parse_options(self, handler: Callable[[pcsv.InvalidRow], str]) -> pcsv.ParseOptions:
         return pcsv.ParseOptions(
@@ -437,13 +451,13 @@ class CsvReader:
             invalid_row_handler=handler,
         )
 
-    def _infer(self, piece: bytes) -> pa.Schema | None:
+    def _infer(self, piece: memoryview | bytes) -> pa.Schema | None:
         """pyarrow's inference over a piece of good lines."""
         try:
-            data = piece if self.utf8 else piece.decode(self.encoding).encode()
+            data = pa.py_buffer(piece if self.utf8 else bytes(piece).decode(self.encoding).encode())
             return pcsv.read_csv(
                 pa.BufferReader(data),
-                read_options=self._read_options(len(data)),
+                read_options=self._read_options(data.size),
                 parse_options=self._parse_options(lambda _: "skip"),
             ).schema
         except (pa.ArrowInvalid, UnicodeDecodeError):
@@ -457,6 +471,26 @@ class CsvReader:
         writer = pycsv.writer(out, **_dialect(self.src.delimiter, self.quote or '"'))
         writer.writerows(split.rows)
         return self._infer(out.getvalue().encode(self.encoding))
+
+
+@dataclass
+class _Piece:
+    """Whole lines of a file in ``buf[:size]``, with room after them for the sentinel.
+
+    Args:
+        buf: the buffer (read into directly: no copy on the clean path).
+        size: bytes of lines in it.
+        final: whether the lines end the file.
+    """
+
+    buf: bytearray
+    size: int
+    final: bool
+
+    @classmethod
+    def of(cls, lines: bytes, room: int, *, final: bool) -> _Piece:
+        """A piece copied from ``lines``."""
+        return cls(bytearray(lines) + bytearray(room), len(lines), final)
 
 
 def _ending(data: bytes, end: int) -> int:

@@ -91,10 +91,11 @@ def _cast_column(
 ) -> tuple[pa.Array, dict[int, str]]:
     """One column cast; values that do not fit become null and are named in the result."""
     kind = target_field.type
-    try:  # the clean column: one cast, nothing else
-        return _cast_text(column, kind), {}
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
+    if len(column) and pc.min(pc.binary_length(column)).as_py() > 0:
+        try:  # no empty value: try the one cast alone (a failed cast costs a full one)
+            return _cast_text(column, kind), {}
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
     bad: dict[int, str] = {}
     column = pc.if_else(
         pc.is_in(column, value_set=rules._nulls), pa.scalar(None, pa.string()), column
