@@ -89,6 +89,18 @@ class LineSplitter:
         out.lines = i
         return out
 
+    def confirms(self, lines: list[bytes], start: int, span: int) -> bool:
+        """Whether the record at ``lines[start]`` reads, line by line, as ``span`` lines.
+
+        Args:
+            lines: the piece's lines.
+            start: the record's first line (index in ``lines``).
+            span: the lines the fast path found it to span.
+        """
+        lines_of = _Lines(lines, start, self.encoding, self.max_record)
+        fields, _ = self._record(lines_of, final=True)
+        return fields is not None and lines_of.taken == span
+
     def _record(self, lines_of: _Lines, final: bool) -> tuple[list[str] | None, str | None]:
         """The record starting at ``lines_of``'s first line: (fields, None) or (None, why).
 
