@@ -156,6 +156,20 @@ def test_duplicate_and_empty_column_names_fail_with_one_line(
     assert table.schema.names == ["id", "x", "y"]
 
 
+def test_duplicate_and_empty_names_in_a_parquet_file_are_refused(tmp_path: Path) -> None:
+    dup = pa.Table.from_arrays([pa.array([1]), pa.array([2])], names=["id", "id"])
+    pq.write_table(dup, tmp_path / "dup.parquet")
+    with pytest.raises(ConnectorError, match=r"dup.parquet: column name 'id' appears twice"):
+        FileSource(tmp_path / "dup.parquet").read()
+    empty = pa.Table.from_arrays([pa.array([1]), pa.array([2])], names=["id", ""])
+    pq.write_table(empty, tmp_path / "empty.parquet")
+    with pytest.raises(ConnectorError, match=r"empty.parquet: column 2 has an empty name"):
+        FileSource(tmp_path / "empty.parquet").read()
+    hostile = pa.Table.from_arrays([pa.array([1])] * len(HOSTILE), names=HOSTILE)
+    pq.write_table(hostile, tmp_path / "hostile.parquet")
+    assert FileSource(tmp_path / "hostile.parquet").read().to_table().schema.names == HOSTILE
+
+
 # -- through the engine into DuckDB --------------------------------------------------
 
 

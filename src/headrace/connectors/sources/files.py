@@ -217,6 +217,7 @@ class FileSource:
             raise
         except _READ_ERRORS as exc:
             raise _read_error(file, fmt, exc) from None
+        _check_names(file, schema.names)
         schema = pa.schema([pa.field(f.name, self.types.get(f.name, f.type)) for f in schema])
         unknown = set(self.types) - set(schema.names)
         if unknown:
@@ -319,6 +320,21 @@ class FileSource:
                 fh.close()
 
         return schema, batches()
+
+
+def _check_names(file: Path, names: list[str]) -> None:
+    """Refuse a file whose columns cannot be told apart (an empty or a repeated name)."""
+    for i, name in enumerate(names):
+        if not name.strip():
+            raise ConnectorError(
+                f"{file}: column {i + 1} has an empty name; rename it in the file (or read "
+                "a CSV file with column_names=)."
+            )
+        if name in names[:i]:
+            raise ConnectorError(
+                f"{file}: column name {name!r} appears twice (columns {names.index(name) + 1} "
+                f"and {i + 1}); columns must be told apart to be loaded."
+            )
 
 
 def _guard(batches: Iterator[pa.RecordBatch], file: Path, fmt: str) -> Iterator[pa.RecordBatch]:
