@@ -82,7 +82,7 @@ if TYPE_CHECKING:
 
 BLOCK_BYTES = 1 << 22
 DEFAULT_MAX_RECORD_BYTES = 1 << 23
-_SENTINEL = "\x1e\x1fheadrace-end\x1f\x1e"
+_SENTINELS = ("\x1e\x1f\x1e\x1f", "\x02\x03\x02\x03")  # the first without the delimiter
 _BOM = b"\xef\xbb\xbf"
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,8 @@ class CsvReader:
             self.as_text = pcsv.ConvertOptions(
                 column_types={n: pa.string() for n in self.names}, strings_can_be_null=False
             )
-            self.sentinel = (self.src.delimiter.join([_SENTINEL] * len(self.names)) + "\n").encode()
+            self.mark = next(m for m in _SENTINELS if self.src.delimiter not in m)
+            self.sentinel = (self.src.delimiter.join([self.mark] * len(self.names)) + "\n").encode()
             self.room = len(self.sentinel) + 1
             self.splitter = LineSplitter(
                 names=self.names,
@@ -416,7 +417,7 @@ class CsvReader:
         except pa.ArrowInvalid:
             return None
         n = table.num_rows
-        if n == 0 or table.column(0)[n - 1].as_py() != _SENTINEL:
+        if n == 0 or table.column(0)[n - 1].as_py() != self.mark:
             return None  # a quote left open swallowed the sentinel
         table = table.slice(0, n - 1)
         if any("\n" in text or "\r" in text for _, _, text in invalid):
