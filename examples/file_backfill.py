@@ -76,14 +76,7 @@ def load_day(ctx: Context) -> dict[str, int]:
     # the reader accounts for every line of the file (it fails loudly if it cannot):
     # lines = header + loaded + quarantined + blank + continuation lines of quoted values
     (report,) = extract.reports
-    kept = pa.table(
-        {
-            "file": [m.file for m in source.malformed],
-            "line": pa.array([m.line for m in source.malformed], pa.int64()),
-            "reason": [m.reason for m in source.malformed],
-            "text": [m.text for m in source.malformed],
-        }
-    )
+    kept = extract.quarantine_table()  # file, line, reason, text of each line kept aside
     # the interval is in UTC; the files hold naive UTC timestamps
     day = Interval(
         "ordered_at",

@@ -179,14 +179,7 @@ def load_csv(ctx: Context) -> dict[str, int]:
     source = FileSource(ctx.params["path"], types={"amount": pa.float64()})
     extract = source.read()
     good = extract.to_table()
-    kept = pa.table(
-        {
-            "file": pa.array([m.file for m in extract.malformed], pa.string()),
-            "line": pa.array([m.line for m in extract.malformed], pa.int64()),
-            "reason": pa.array([m.reason for m in extract.malformed], pa.string()),
-            "text": pa.array([m.text for m in extract.malformed], pa.string()),
-        }
-    )
+    kept = extract.quarantine_table()
     result = open_destination(ctx.params["warehouse"]).write(
         good, "orders", quarantine=kept if kept.num_rows else None
     )

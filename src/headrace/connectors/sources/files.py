@@ -64,6 +64,24 @@ class FileExtract(Extract):
         self.malformed = malformed
         self.reports = reports
 
+    def quarantine_table(self) -> pa.Table:
+        """The rejected lines as a table (file, line, reason, text), for ``quarantine=``.
+
+        Read it after the batches: lines are rejected while they are read.
+
+        Example:
+            >>> good = extract.to_table()
+            >>> dest.write(good, "orders", quarantine=extract.quarantine_table())
+        """
+        return pa.table(
+            {
+                "file": pa.array([m.file for m in self.malformed], pa.string()),
+                "line": pa.array([m.line for m in self.malformed], pa.int64()),
+                "reason": pa.array([m.reason for m in self.malformed], pa.string()),
+                "text": pa.array([m.text for m in self.malformed], pa.string()),
+            }
+        )
+
 
 class FileSource:
     """Rows of one or more files of one format.
