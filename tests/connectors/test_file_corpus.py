@@ -32,17 +32,50 @@ DAY = datetime(2024, 6, 1, tzinfo=UTC)
 # -- JSON and NDJSON -----------------------------------------------------------------
 
 
-def test_ndjson_with_a_broken_line_names_its_line_and_column(tmp_path: Path) -> None:
-    path = write(tmp_path, "events.ndjson", '{"a": 1}\n{"a": 2\n{"a": 3}\n')
-    with pytest.raises(ConnectorError) as caught:
-        FileSource(path).read().to_table()
-    assert str(caught.value) == (f"{path}:2: not valid JSON: Expecting ',' delimiter (column 8).")
+def test_ndjson_broken_lines_are_quarantined_alone(tmp_path: Path) -> None:
+    content = (
+        b'{"id": 1, "name": "a"}\n'
+        b'{"id": 2, "name": "b"\n'  # line 2: cut short
+        b"\n"  # line 3: blank
+        b'{"id": 3, "name": "c"}\n'
+        b"[4, 5]\n"  # line 5: not an object
+        b'{"id": 6, "name": "\xff"}\n'  # line 6: not UTF-8
+        b'{"id": "seven", "name": "g"}\n'  # line 7: id changes type
+        b'{"id": 8, "name": "h"}'  # last line without a line end
+    )
+    path = write(tmp_path, "events.ndjson", content)
+    table, src, report = read(path)
+    assert table.column("id").to_pylist() == [1, 3, 8]  # was: the whole file refused
+    assert (report.lines, report.loaded, report.quarantined, report.blank) == (8, 3, 4, 1)
+    found = reasons(src)
+    assert found[2].reason == "not valid JSON: Expecting ',' delimiter (column 22)"
+    assert found[2].text == '{"id": 2, "name": "b"'
+    assert found[5].reason == "a JSON object is expected, found list"
+    assert found[6].reason == "not valid utf-8: byte 20 of the line"
+    assert found[7].reason == "field 'id': 'seven' is not int64"
 
 
-def test_ndjson_whose_field_changes_type_names_the_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "drift.ndjson", '{"a": 1}\n{"a": 2.5}\n{"a": "x"}\n')
-    with pytest.raises(ConnectorError, match=r"drift.ndjson:3: field 'a' is a string here but "):
-        FileSource(path).read().to_table()
+def test_ndjson_lines_across_pieces_and_a_field_the_first_lines_lacked(tmp_path: Path) -> None:
+    lines = [f'{{"id": {i}, "note": "{"x" * 100}"}}' for i in range(60_000)]  # ~6.5 MB
+    lines[50_000] = '{"id": 50000, "extra": 1}'
+    lines[55_000] = '{"id": 55000'
+    path = write(tmp_path, "big.ndjson", "\n".join(lines) + "\n")
+    table, src, report = read(path)
+    assert (report.lines, report.loaded, report.quarantined) == (60_000, 59_998, 2)
+    assert sorted(reasons(src)) == [50_001, 55_001]
+    assert reasons(src)[50_001].reason == (
+        "field 'extra' is not among the file's fields (id, note), taken from its first lines"
+    )
+    assert reasons(src)[55_001].reason.startswith("not valid JSON: Expecting ',' delimiter")
+    assert table.num_rows == 59_998
+
+
+def test_an_empty_ndjson_file_fails_with_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "empty.ndjson", "\n\n")
+    with pytest.raises(ConnectorError, match=r"empty.ndjson: no JSON object in the file"):
+        FileSource(path).read()
+    table, _, report = read(path, types={"id": pa.int64()})
+    assert table.num_rows == 0 and report.blank == 2
 
 
 def test_a_json_array_cut_short_names_line_and_file(tmp_path: Path) -> None:

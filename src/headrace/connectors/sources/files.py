@@ -2,9 +2,10 @@
 
 Every format streams record batches except JSON arrays (a JSON document must be
 parsed whole). CSV lines that cannot be read are never dropped silently: each one is
-kept as a :class:`MalformedRow` with its file, line number and reason, and each CSV
-file's lines are accounted for in a :class:`FileReport` (rules: :mod:`.csv`). Other
-formats fail loudly on a broken file, naming it (and the line, for JSON).
+kept as a :class:`MalformedRow` with its file, line number and reason, and each CSV or
+NDJSON file's lines are accounted for in a :class:`FileReport` (rules: :mod:`.csv`,
+:mod:`.ndjson`). A broken Parquet, ORC, Avro or Arrow file, or JSON array, fails
+loudly with one line naming it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from headrace.connectors.sources.base import DEFAULT_BATCH_ROWS, Extract
 from headrace.connectors.sources.csv import DEFAULT_MAX_RECORD_BYTES, open_csv
 from headrace.connectors.sources.csv_values import DEFAULT_NULL_VALUES
 from headrace.connectors.sources.malformed import FileReport, MalformedRow, NanRule
+from headrace.connectors.sources.ndjson import open_ndjson
 from headrace.errors import ConnectorError, did_you_mean
 
 __all__ = ["FORMATS", "FileExtract", "FileReport", "FileSource", "MalformedRow", "NanRule"]
@@ -48,7 +50,7 @@ class FileExtract(Extract):
 
     Args:
         malformed: the rejected lines (filled while the batches are read).
-        reports: one :class:`FileReport` per CSV file (complete once it is read).
+        reports: one :class:`FileReport` per CSV or NDJSON file (complete once read).
     """
 
     def __init__(
@@ -257,17 +259,7 @@ class FileSource:
         return open_csv(self, file)
 
     def _ndjson(self, file: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        import pyarrow.json as pj
-
-        explicit = pa.schema(list(self.types.items())) if self.types else None
-        reader = pj.open_json(
-            file,
-            read_options=pj.ReadOptions(block_size=1 << 22),
-            parse_options=pj.ParseOptions(
-                explicit_schema=explicit, unexpected_field_behavior="infer"
-            ),
-        )
-        return reader.schema, iter(reader)
+        return open_ndjson(self, file)
 
     def _json(self, file: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         import json
@@ -369,60 +361,11 @@ _READ_ERRORS = (pa.ArrowInvalid, OSError, ValueError, EOFError)
 
 
 def _read_error(file: Path, fmt: str, exc: BaseException) -> ConnectorError:
-    """One line naming the file (and, for JSON, the line and column) of a reader's failure."""
-    if fmt in ("json", "ndjson"):
-        located = _json_error(file)
-        if located is not None:
-            return ConnectorError(located)
+    """One line naming the file of a reader's failure."""
     detail = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, EOFError):
         detail = f"the file ends too early (truncated?): {detail}"
     return ConnectorError(f"Cannot read {file} as {fmt}: {detail}")
-
-
-def _json_error(file: Path) -> str | None:
-    """``file:line: why`` for the first line of an NDJSON file that breaks it, if found.
-
-    A line that is not JSON is named with its column; a field whose JSON type changes
-    from one line to another is named with the line where it changes.
-    """
-    import json
-
-    kinds: dict[str, str] = {}
-    with open(file, encoding="utf8", errors="replace") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line.rstrip("\r\n"))
-            except json.JSONDecodeError as exc:
-                return f"{file}:{number}: not valid JSON: {exc.msg} (column {exc.colno})."
-            if not isinstance(record, dict):
-                return f"{file}:{number}: a JSON object is expected, found {type(record).__name__}."
-            for key, value in record.items():
-                kind = _json_kind(value)
-                if kind is None:
-                    continue
-                seen = kinds.setdefault(key, kind)
-                if seen != kind:
-                    return (
-                        f"{file}:{number}: field {key!r} is a {kind} here but a {seen} before; "
-                        f"pass types={{{key!r}: ...}} to read it as one type."
-                    )
-    return None
-
-
-def _json_kind(value: Any) -> str | None:
-    """The JSON type of a parsed value (None for null)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "list" if isinstance(value, list) else "object"
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema, file: Path) -> pa.RecordBatch:
