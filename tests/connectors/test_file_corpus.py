@@ -8,6 +8,7 @@ naming the file (and the line and column where there is one).
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,6 +69,25 @@ def test_ndjson_lines_across_pieces_and_a_field_the_first_lines_lacked(tmp_path:
     )
     assert reasons(src)[55_001].reason.startswith("not valid JSON: Expecting ',' delimiter")
     assert table.num_rows == 59_998
+
+
+def test_random_ndjson_damage_is_accounted_line_by_line(tmp_path: Path) -> None:
+    """80 seeded files mixing good objects, cut lines, other types, arrays and blanks."""
+    choices = ['{"id": 1, "n": "a"}', '{"id": 2', '{"id": "x"}', "[1]", "", '{"n": null}', "nul"]
+    for seed in range(80):
+        rnd = random.Random(seed)
+        lines = ['{"id": 0, "n": "first"}'] + [
+            rnd.choice(choices) for _ in range(rnd.randint(0, 40))
+        ]
+        text = "\n".join(lines) + rnd.choice(["", "\n"])
+        path = write(tmp_path, f"r{seed}.ndjson", text)
+        physical = text.split("\n")[: -1 if text.endswith("\n") else None]
+        table, src, report = read(path)
+        assert report.lines == len(physical), seed
+        assert report.blank == physical.count(""), seed
+        loadable = (lines[0], choices[0], choices[5])
+        assert report.loaded == sum(line in loadable for line in physical), seed
+        assert all(m.line and physical[m.line - 1] == m.text for m in src.malformed), seed
 
 
 def test_an_empty_ndjson_file_fails_with_one_line(tmp_path: Path) -> None:

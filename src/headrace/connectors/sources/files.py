@@ -105,7 +105,7 @@ class FileSource:
         >>> src = FileSource("landing/*.csv", types={"zip": pa.string()})
         >>> extract = src.read(); table = extract.to_table()
         >>> src.malformed  # lines that were rejected, with file, line and reason
-        >>> extract.reports  # per CSV file: lines = header + loaded + quarantined + ...
+        >>> extract.reports  # per CSV/NDJSON file: lines = header + loaded + quarantined + ...
     """
 
     def __init__(
@@ -197,7 +197,8 @@ class FileSource:
 
         Returns:
             A :class:`FileExtract`. Rejected CSV lines collect in ``self.malformed`` and
-            each CSV file's accounting in ``self.reports`` (both also on the extract).
+            each CSV or NDJSON file's accounting in ``self.reports`` (both also on the
+            extract).
         """
         self.malformed = []
         self.reports = []
