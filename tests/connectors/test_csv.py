@@ -18,6 +18,7 @@ import pytest
 from file_corpus import data_lines, physical_lines, read, reasons, write
 
 from headrace.connectors.sources import FileSource
+from headrace.connectors.sources.csv import CsvReader
 from headrace.errors import ConnectorError
 
 # -- the defects of the issue --------------------------------------------------------
@@ -270,3 +271,23 @@ def test_random_damage_never_crashes_and_every_line_is_accounted(tmp_path: Path)
         if not any("max_record_bytes" in m.reason for m in small.malformed):
             assert pieces.equals(whole), seed
             assert [m.line for m in small.malformed] == [m.line for m in src.malformed], seed
+
+
+class _LosingReader(CsvReader):
+    """A reader with a bug: it drops the last row of every batch without a word."""
+
+    def _typed(self, parsed):  # type: ignore[no-untyped-def]
+        for batch in super()._typed(parsed):
+            self.report.loaded -= 1
+            yield batch.slice(0, batch.num_rows - 1)
+
+
+def test_a_line_the_reader_cannot_account_for_is_a_loud_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "lost.csv", "\n".join(data_lines(10)) + "\n")
+    src = FileSource(path)
+    schema, batches = _LosingReader(src, path).open()
+    with pytest.raises(ConnectorError) as caught:
+        list(batches)
+    assert str(caught.value).startswith(
+        f"{path}: 11 lines read but 10 accounted for ({path}: 11 lines = 1 header + 9 loaded"
+    )
