@@ -252,9 +252,6 @@ def test_a_file_that_is_not_csv_fails_with_one_line_naming_it(tmp_path: Path) ->
         FileSource(wide, encoding="utf-16").read()
 
 
-# pyarrow cannot hand a malformed row that is not UTF-8 to the handler; it reports that
-# as an unraisable exception and fails the piece, which is then read line by line
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_random_damage_never_crashes_and_every_line_is_accounted(tmp_path: Path) -> None:
     """150 seeded files of random fields, quotes, line ends and bad bytes: each one reads
     (or fails with a ConnectorError), its lines add up against an independent count, and

@@ -249,9 +249,6 @@ def csv_corpus() -> None:
     load_csv()
 
 
-# pyarrow cannot hand the runaway record (it holds the non-UTF-8 line) to the row
-# handler: it reports that as unraisable and the piece is read line by line instead
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_bad_file_through_the_engine_into_duckdb(store, settings, tmp_path: Path) -> None:
     lines = data_lines()
     lines[51] = '51,"abc,1.0'  # runaway quote

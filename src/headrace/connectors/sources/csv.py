@@ -53,10 +53,12 @@ from __future__ import annotations
 import codecs
 import csv as pycsv
 import logging
+import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -408,12 +410,13 @@ class CsvReader:
             return "skip"
 
         try:
-            table = pcsv.read_csv(
-                pa.BufferReader(data),
-                read_options=self._read_options(data.size),
-                parse_options=self._parse_options(on_invalid),
-                convert_options=self.as_text,
-            )
+            with _quiet_about(on_invalid):
+                table = pcsv.read_csv(
+                    pa.BufferReader(data),
+                    read_options=self._read_options(data.size),
+                    parse_options=self._parse_options(on_invalid),
+                    convert_options=self.as_text,
+                )
         except pa.ArrowInvalid:
             return None
         n = table.num_rows
@@ -510,6 +513,27 @@ class CsvReader:
         writer = pycsv.writer(out, **_dialect(self.src.delimiter, self.quote or '"'))
         writer.writerows(split.rows)
         return self._infer(out.getvalue().encode(self.encoding))
+
+
+@contextmanager
+def _quiet_about(handler: Callable[[pcsv.InvalidRow], str]) -> Iterator[None]:
+    """Silence pyarrow's "Exception ignored" print when it cannot decode a bad row for
+    ``handler`` (a malformed row that is not UTF-8): the parse then fails, and the piece
+    is read line by line, which quarantines that line with its reason. Any other
+    unraisable exception goes to the hook that was there.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if unraisable.object is handler and isinstance(unraisable.exc_value, UnicodeDecodeError):
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 @dataclass
