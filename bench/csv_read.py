@@ -6,7 +6,7 @@ consumed to the end (types inferred, every line checked and accounted), best of
 ``--repeat`` runs, against the floors users would pick instead: ``pyarrow.csv.read_csv``
 and DuckDB's ``read_csv`` to Arrow, on the same file.
 
-Run:  .venv/bin/python bench/csv_read.py [--rows 1000000] [--repeat 5]
+Run:  .venv/bin/python bench/csv_read.py [--rows 1000000] [--repeat 5] [--multiline]
 Last line: one JSON object with each reader's best wall and CPU seconds and the CPU
 ratios (the path is generated, so the SQL literal is ours, not user input).
 """
@@ -28,8 +28,14 @@ from headrace.connectors import FileSource
 DATA = Path(__file__).resolve().parent / ".data"
 
 
-def generate(path: Path, rows: int) -> None:
-    """A clean CSV file of ``rows`` rows, written in blocks."""
+def generate(path: Path, rows: int, multiline: bool = False) -> None:
+    """A clean CSV file of ``rows`` rows, written in blocks.
+
+    Args:
+        path: where to write it.
+        rows: data lines.
+        multiline: every 1,000th note is a quoted value over two lines.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf8", newline="") as fh:
         fh.write("id,name,amount,created_at,note\n")
@@ -39,7 +45,11 @@ def generate(path: Path, rows: int) -> None:
                 "".join(
                     f"{i},name {i % 977},{i % 10007 / 100:.2f},"
                     f"2024-01-{1 + i % 28:02d} {i % 24:02d}:{i % 60:02d}:00,"
-                    + (f'"note, {i}"' if i % 10 == 0 else f"note {i}")
+                    + (
+                        f'"note {i}\nsecond line"'
+                        if multiline and i % 1000 == 7
+                        else (f'"note, {i}"' if i % 10 == 0 else f"note {i}")
+                    )
                     + "\n"
                     for i in range(start, min(rows, start + step))
                 )
@@ -66,10 +76,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--multiline", action="store_true", help="a quoted two-line note every 1,000 rows"
+    )
     args = parser.parse_args()
-    path = DATA / f"clean_{args.rows}.csv"
+    path = DATA / f"{'multiline' if args.multiline else 'clean'}_{args.rows}.csv"
     if not path.exists():
-        generate(path, args.rows)
+        generate(path, args.rows, args.multiline)
 
     def headrace() -> None:
         src = FileSource(path)

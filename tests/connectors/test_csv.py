@@ -54,6 +54,18 @@ def test_a_runaway_quote_closed_by_a_later_stray_quote_resynchronises(tmp_path: 
     assert names[59] == "x" and names[80] == 'y"' and names[52] == "name 52"
 
 
+def test_a_runaway_quote_closed_on_the_next_line_is_not_one_merged_row(tmp_path: Path) -> None:
+    lines = data_lines(10)
+    lines[5] = '5,"abc,5.5'
+    lines[6] = '6,def",6.5'  # closes the runaway: "abc,5.5\n6,def" would be one value
+    path = write(tmp_path, "two.csv", "\n".join(lines) + "\n")
+    table, src, report = read(path)
+    assert sorted(reasons(src)) == [6]  # the opening line only; line 7 reads on its own
+    assert table.column("id").to_pylist() == [1, 2, 3, 4, 6, 7, 8, 9, 10]
+    assert table.column("name").to_pylist()[4] == 'def"'
+    assert (report.loaded, report.quarantined, report.continued) == (9, 1, 0)
+
+
 def test_invalid_utf8_quarantines_its_line_only(tmp_path: Path) -> None:
     raw = "\n".join(data_lines(10)).encode() + b"\n"
     raw = raw.replace(b"name 4", b"na\xffme 4")

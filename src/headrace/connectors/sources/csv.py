@@ -88,7 +88,9 @@ _SENTINELS = ("\x1e\x1f\x1e\x1f", "\x02\x03\x02\x03")  # the first without the d
 _BOM = b"\xef\xbb\xbf"
 log = logging.getLogger(__name__)
 
-_Fast = tuple[pa.Table, list[tuple[int, int, str]], "np.ndarray | None"]
+# further lines of each valid record, and the layout worked out from them
+_Spans = tuple[np.ndarray, tuple[np.ndarray, list[int], int]]
+_Fast = tuple[pa.Table, list[tuple[int, int, str]], "_Spans | None"]
 
 
 def open_csv(src: FileSource, file: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -429,15 +431,15 @@ class CsvReader:
             return None
         quoted = self.quote is not None and piece.buf.find(self.quote.encode(), 0, piece.size) >= 0
         extra = extra_lines(table) if quoted else None
-        if extra is not None and not self._multiline_ok(piece, table.num_rows, invalid, extra):
+        if extra is None:
+            return table, invalid, None
+        lay = layout(self.line, table.num_rows, invalid, extra)
+        if not self._multiline_ok(piece, extra, lay[0]):
             return None
-        return table, invalid, extra
+        return table, invalid, (extra, lay)
 
-    def _multiline_ok(
-        self, piece: _Piece, rows: int, invalid: list[tuple[int, int, str]], extra: np.ndarray
-    ) -> bool:
+    def _multiline_ok(self, piece: _Piece, extra: np.ndarray, valid_lines: np.ndarray) -> bool:
         """Whether every record that spans lines reads the same line by line (no runaway)."""
-        valid_lines, _, _ = layout(self.line, rows, invalid, extra)
         starts = line_starts(piece.buf, piece.size)
         for i in np.flatnonzero(extra):
             first = int(valid_lines[i]) - self.line
@@ -450,19 +452,19 @@ class CsvReader:
         return True
 
     def _from_fast(
-        self, table: pa.Table, invalid: list[tuple[int, int, str]], extra: np.ndarray | None
+        self, table: pa.Table, invalid: list[tuple[int, int, str]], spans: _Spans | None
     ) -> list[tuple[pa.RecordBatch, LineOf]]:
         """Book a fast piece: invalid records quarantined, every line accounted."""
         first = self.line
         expected = len(self.names)
-        if extra is None:  # every record one line: numbers are lines, worked out on demand
+        if spans is None:  # every record one line: numbers are lines, worked out on demand
             for number, found, text in invalid:
                 self._reject(first + number - 1, f"expected {expected} fields, found {found}", text)
             skipped = sorted(number for number, _, _ in invalid)
             lines = table.num_rows + len(invalid)
             line_functions = [line_function(first, offset, skipped) for offset in offsets(table)]
         else:
-            valid_lines, invalid_lines, lines = layout(first, table.num_rows, invalid, extra)
+            extra, (valid_lines, invalid_lines, lines) = spans
             for (_, found, text), line in zip(invalid, invalid_lines, strict=True):
                 self._reject(line, f"expected {expected} fields, found {found}", text)
             self.report.continued += int(extra.sum())

@@ -33,24 +33,31 @@ def extra_lines(table: pa.Table) -> np.ndarray | None:
     """
     extra = None
     for column in table.columns:
-        if not any(holds_line_end(chunk) for chunk in column.chunks):
+        newline, carriage = line_ends_in(column)
+        if not (newline or carriage):
             continue
-        ends = pc.subtract(
-            pc.add(pc.count_substring(column, "\n"), pc.count_substring(column, "\r")),
-            pc.count_substring(column, "\r\n"),
-        )
+        ends = pc.count_substring(column, "\n")
+        if carriage:
+            ends = pc.subtract(
+                pc.add(ends, pc.count_substring(column, "\r")),
+                pc.count_substring(column, "\r\n"),
+            )
         counted = ends.to_numpy().astype(np.int64)
         extra = counted if extra is None else extra + counted
     return extra
 
 
-def holds_line_end(chunk: pa.Array) -> bool:
-    """Whether a text chunk's value bytes hold ``\n`` or ``\r`` (a copy, then memchr)."""
-    data = chunk.buffers()[2]
-    if data is None:
-        return False
-    raw = data.to_pybytes()
-    return b"\n" in raw or b"\r" in raw
+def line_ends_in(column: pa.ChunkedArray) -> tuple[bool, bool]:
+    """Whether a text column's value bytes hold ``\n``, and ``\r`` (a copy, then memchr)."""
+    newline = carriage = False
+    for chunk in column.chunks:
+        data = chunk.buffers()[2]
+        if data is None:
+            continue
+        raw = data.to_pybytes()
+        newline = newline or b"\n" in raw
+        carriage = carriage or b"\r" in raw
+    return newline, carriage
 
 
 def layout(
@@ -87,12 +94,14 @@ def line_starts(buf: bytearray, size: int) -> np.ndarray:
     A line ends at ``\n``, ``\r\n`` or a lone ``\r``, as ``bytes.splitlines`` has it.
     """
     raw = np.frombuffer(buf, dtype=np.uint8, count=size)
-    ends = raw == 10
-    returns = np.flatnonzero(raw == 13)
-    if len(returns):
-        lone = returns[(returns + 1 >= size) | (raw[np.minimum(returns + 1, size - 1)] != 10)]
-        ends[lone] = True
-    starts = np.concatenate(([0], np.flatnonzero(ends) + 1)).astype(np.int64)
+    if buf.find(b"\r", 0, size) < 0:  # the usual file: one pass for "\n" only
+        found = np.flatnonzero(raw == 10)
+    else:
+        ends = raw == 10
+        returns = np.flatnonzero(raw == 13)
+        ends[returns[(returns + 1 >= size) | (raw[np.minimum(returns + 1, size - 1)] != 10)]] = True
+        found = np.flatnonzero(ends)
+    starts = np.concatenate(([0], found + 1)).astype(np.int64)
     return starts if starts[-1] == size else np.append(starts, size)  # a last line unended
 
 
