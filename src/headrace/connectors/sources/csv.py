@@ -45,7 +45,7 @@ confirm it is no runaway quote. Any other piece (a malformed record over several
 a blank line, invalid UTF-8, a runaway) is read line by line with Python's ``csv``
 module, which knows where each record starts. Measured on 1M rows (``bench/csv_read.py``):
 a clean file reads no slower than the reader before these rules; a file with a quoted
-multi-line value every 1,000 rows costs about a third more.
+multi-line value every 1,000 rows costs about a quarter more.
 """
 
 from __future__ import annotations
