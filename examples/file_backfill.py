@@ -10,7 +10,9 @@ pipeline ``file_backfill`` runs once per day (data interval ``[day, day + 1)``):
    ``ordered_at`` — the day's rows are deleted and inserted in one transaction, so
    re-running a day (a corrected file was re-delivered) never duplicates — and
    appends the kept lines to ``orders_quarantine`` in the same transaction;
-3. checks that nothing was lost: data lines in the file = rows loaded + lines kept.
+3. checks that nothing was lost: the reader accounts for every line of the file
+   (``extract.reports``: lines = header + loaded + quarantined + blank), and the
+   warehouse took exactly the rows loaded and the lines kept.
 
 Run it:
 
@@ -69,15 +71,12 @@ def load_day(ctx: Context) -> dict[str, int]:
             "delivered this day yet (rerun the day once it is there)."
         )
     source = FileSource(file, types=TYPES)
-    good = source.read().to_table()
-    kept = pa.table(
-        {
-            "file": [m.file for m in source.malformed],
-            "line": pa.array([m.line for m in source.malformed], pa.int64()),
-            "reason": [m.reason for m in source.malformed],
-            "text": [m.text for m in source.malformed],
-        }
-    )
+    extract = source.read()
+    good = extract.to_table()
+    # the reader accounts for every line of the file (it fails loudly if it cannot):
+    # lines = header + loaded + quarantined + blank + continuation lines of quoted values
+    (report,) = extract.reports
+    kept = extract.quarantine_table()  # file, line, reason, text of each line kept aside
     # the interval is in UTC; the files hold naive UTC timestamps
     day = Interval(
         "ordered_at",
@@ -91,11 +90,11 @@ def load_day(ctx: Context) -> dict[str, int]:
         partition=day,
         quarantine=kept if kept.num_rows else None,
     )
-    lines = sum(1 for line in file.read_text().splitlines()[1:] if line.strip())
-    if lines != result.rows_loaded + result.rows_quarantined:
+    lines = report.lines - report.header - report.blank
+    if (report.loaded, report.quarantined) != (result.rows_loaded, result.rows_quarantined):
         raise ConnectorError(
-            f"Pipeline file_backfill, run {ctx.ds}: {file} has {lines} data lines but "
-            f"{result.rows_loaded} were loaded and {result.rows_quarantined} kept aside."
+            f"Pipeline file_backfill, run {ctx.ds}: {report}, but the warehouse took "
+            f"{result.rows_loaded} rows and {result.rows_quarantined} kept aside."
         )
     for row in source.malformed:
         ctx.log.warning("kept aside %s", row)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import fastavro
 import pyarrow as pa
@@ -17,7 +18,7 @@ import pytest
 from headrace.connectors import FileSource
 from headrace.errors import ConnectorError
 
-ROWS = [
+ROWS: list[dict[str, Any]] = [
     {"id": 1, "name": "Ann", "ts": dt.datetime(2024, 1, 1, 10, 0)},
     {"id": 2, "name": "Bob", "ts": dt.datetime(2024, 1, 2, 11, 30)},
 ]
@@ -109,7 +110,7 @@ def test_csv_malformed_lines_are_kept_with_line_and_reason(tmp_path: Path) -> No
     assert table.column("id").to_pylist() == [1, 5]
     assert table.column("name").to_pylist() == ["Smith; John", "Ed"]
     assert table.column("age").to_pylist() == [30, None]
-    bad = {m.line: m for m in src.malformed}
+    bad = {m.line or 0: m for m in src.malformed}
     assert sorted(bad) == [3, 4, 5]
     assert "expected 3 fields, found 2" in bad[3].reason and bad[3].text == "2;Bob"
     assert "'age'" in bad[4].reason and "abc" in bad[4].reason

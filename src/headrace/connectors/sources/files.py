@@ -1,8 +1,11 @@
 """File sources: CSV, JSON/NDJSON, Parquet, Avro, ORC and Arrow IPC, from a path, glob or folder.
 
 Every format streams record batches except JSON arrays (a JSON document must be
-parsed whole). CSV lines that cannot be parsed are never dropped silently: each one
-is kept as a :class:`MalformedRow` with its file, line number and reason.
+parsed whole). CSV lines that cannot be read are never dropped silently: each one is
+kept as a :class:`MalformedRow` with its file, line number and reason, and each CSV or
+NDJSON file's lines are accounted for in a :class:`FileReport` (rules: :mod:`.csv`,
+:mod:`.ndjson`). A broken Parquet, ORC, Avro or Arrow file, or JSON array, fails
+loudly with one line naming it.
 """
 
 from __future__ import annotations
@@ -10,14 +13,19 @@ from __future__ import annotations
 import glob as globmod
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from headrace.connectors.sources.base import DEFAULT_BATCH_ROWS, Extract
+from headrace.connectors.sources.csv import DEFAULT_MAX_RECORD_BYTES, open_csv
+from headrace.connectors.sources.csv_values import DEFAULT_NULL_VALUES
+from headrace.connectors.sources.malformed import FileReport, MalformedRow, NanRule
+from headrace.connectors.sources.ndjson import open_ndjson
 from headrace.errors import ConnectorError, did_you_mean
+
+__all__ = ["FORMATS", "FileExtract", "FileReport", "FileSource", "MalformedRow", "NanRule"]
 
 FORMATS = ("csv", "json", "ndjson", "parquet", "avro", "orc", "arrow")
 _EXTENSIONS = {
@@ -37,24 +45,44 @@ _EXTENSIONS = {
 }
 
 
-@dataclass(frozen=True)
-class MalformedRow:
-    """A line of a file that could not be read, kept instead of dropped.
+class FileExtract(Extract):
+    """An :class:`Extract` of files, with what could not be read and each file's accounting.
 
     Args:
-        file: the file it is in.
-        line: its line number (1-based, counting the header line).
-        reason: why it was rejected.
-        text: the raw text of the line (as far as it could be recovered).
+        malformed: the rejected lines (filled while the batches are read).
+        reports: one :class:`FileReport` per CSV or NDJSON file (complete once read).
     """
 
-    file: str
-    line: int | None
-    reason: str
-    text: str
+    def __init__(
+        self,
+        schema: pa.Schema,
+        batches: Iterator[pa.RecordBatch],
+        *,
+        malformed: list[MalformedRow],
+        reports: list[FileReport],
+        **options: Any,
+    ) -> None:
+        super().__init__(schema, batches, **options)
+        self.malformed = malformed
+        self.reports = reports
 
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.reason}: {self.text!r}"
+    def quarantine_table(self) -> pa.Table:
+        """The rejected lines as a table (file, line, reason, text), for ``quarantine=``.
+
+        Read it after the batches: lines are rejected while they are read.
+
+        Example:
+            >>> good = extract.to_table()
+            >>> dest.write(good, "orders", quarantine=extract.quarantine_table())
+        """
+        return pa.table(
+            {
+                "file": pa.array([m.file for m in self.malformed], pa.string()),
+                "line": pa.array([m.line for m in self.malformed], pa.int64()),
+                "reason": pa.array([m.reason for m in self.malformed], pa.string()),
+                "text": pa.array([m.text for m in self.malformed], pa.string()),
+            }
+        )
 
 
 class FileSource:
@@ -66,11 +94,18 @@ class FileSource:
             extension.
         types: column -> Arrow type overrides of the inferred schema.
         delimiter, quote_char, encoding, header, column_names: CSV options.
+        null_values: CSV texts that are NULL in non-text columns (default: empty,
+            NULL, null, NA, N/A, #N/A, None; never NaN).
+        nan: what the text NaN becomes in a CSV float column: ``keep`` (the float NaN,
+            default), ``null`` (counted and logged) or ``quarantine`` (the line).
+        max_record_bytes: a CSV line (or quoted record) longer than this is quarantined.
         batch_rows: rows per record batch for formats that let us choose.
 
     Example:
         >>> src = FileSource("landing/*.csv", types={"zip": pa.string()})
-        >>> table = src.read().to_table(); src.malformed  # lines that were rejected
+        >>> extract = src.read(); table = extract.to_table()
+        >>> src.malformed  # lines that were rejected, with file, line and reason
+        >>> extract.reports  # per CSV/NDJSON file: lines = header + loaded + quarantined + ...
     """
 
     def __init__(
@@ -84,6 +119,9 @@ class FileSource:
         encoding: str = "utf8",
         header: bool = True,
         column_names: Sequence[str] | None = None,
+        null_values: Sequence[str] = DEFAULT_NULL_VALUES,
+        nan: NanRule | str = NanRule.KEEP,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         batch_rows: int = DEFAULT_BATCH_ROWS,
     ) -> None:
         self.path = str(path)
@@ -98,8 +136,21 @@ class FileSource:
         self.encoding = encoding
         self.header = header
         self.column_names = list(column_names) if column_names else None
+        self.null_values = tuple(null_values)
+        try:
+            self.nan = NanRule(nan)
+        except ValueError:
+            raise ConnectorError(
+                f"Unknown nan rule {nan!r} for {self.path}; use one of "
+                f"{', '.join(r.value for r in NanRule)}."
+                + did_you_mean(str(nan), [r.value for r in NanRule])
+            ) from None
+        if max_record_bytes < 2:
+            raise ConnectorError(f"max_record_bytes must be at least 2, not {max_record_bytes}.")
+        self.max_record_bytes = max_record_bytes
         self.batch_rows = batch_rows
         self.malformed: list[MalformedRow] = []
+        self.reports: list[FileReport] = []
 
     @property
     def name(self) -> str:
@@ -138,16 +189,19 @@ class FileSource:
             )
         return fmt
 
-    def read(self, *, progress: Callable[[int], None] | None = None, **_: Any) -> Extract:
+    def read(self, *, progress: Callable[[int], None] | None = None, **_: Any) -> FileExtract:
         """Stream every file's rows as record batches of one schema.
 
         Args:
             progress: called with the rows read so far after each batch.
 
         Returns:
-            An :class:`Extract`. Rejected CSV lines collect in ``self.malformed``.
+            A :class:`FileExtract`. Rejected CSV lines collect in ``self.malformed`` and
+            each CSV or NDJSON file's accounting in ``self.reports`` (both also on the
+            extract).
         """
         self.malformed = []
+        self.reports = []
         files = self.files()
         first_schema, first_batches = self._open(files[0])
 
@@ -158,7 +212,14 @@ class FileSource:
                 for batch in more:
                     yield _conform(batch, first_schema, file)
 
-        return Extract(first_schema, batches(), description=self.path, progress=progress)
+        return FileExtract(
+            first_schema,
+            batches(),
+            description=self.path,
+            progress=progress,
+            malformed=self.malformed,
+            reports=self.reports,
+        )
 
     def _open(self, file: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         fmt = self._format_of(file)
@@ -175,8 +236,9 @@ class FileSource:
             schema, batches = opener(file)
         except ConnectorError:
             raise
-        except (pa.ArrowInvalid, OSError, ValueError) as exc:
-            raise ConnectorError(f"Cannot read {file} as {fmt}: {exc}") from None
+        except _READ_ERRORS as exc:
+            raise _read_error(file, fmt, exc) from None
+        _check_names(file, schema.names)
         schema = pa.schema([pa.field(f.name, self.types.get(f.name, f.type)) for f in schema])
         unknown = set(self.types) - set(schema.names)
         if unknown:
@@ -195,22 +257,10 @@ class FileSource:
     # -- formats ---------------------------------------------------------------------
 
     def _csv(self, file: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        from headrace.connectors.sources.csv import open_csv
-
         return open_csv(self, file)
 
     def _ndjson(self, file: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        import pyarrow.json as pj
-
-        explicit = pa.schema(list(self.types.items())) if self.types else None
-        reader = pj.open_json(
-            file,
-            read_options=pj.ReadOptions(block_size=1 << 22),
-            parse_options=pj.ParseOptions(
-                explicit_schema=explicit, unexpected_field_behavior="infer"
-            ),
-        )
-        return reader.schema, iter(reader)
+        return open_ndjson(self, file)
 
     def _json(self, file: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         import json
@@ -251,6 +301,12 @@ class FileSource:
             reader = pa.ipc.open_file(source)
             return reader.schema, (reader.get_batch(i) for i in range(reader.num_record_batches))
         except pa.ArrowInvalid:
+            with open(file, "rb") as fh:
+                if fh.read(6) == b"ARROW1":  # the file format, but its footer is missing
+                    raise ConnectorError(
+                        f"Cannot read {file} as arrow: an Arrow IPC file without its footer "
+                        "(truncated, or still being written)."
+                    ) from None
             stream = pa.ipc.open_stream(pa.memory_map(str(file)))
             return stream.schema, iter(stream)
 
@@ -277,14 +333,40 @@ class FileSource:
         return schema, batches()
 
 
+def _check_names(file: Path, names: list[str]) -> None:
+    """Refuse a file whose columns cannot be told apart (an empty or a repeated name)."""
+    for i, name in enumerate(names):
+        if not name.strip():
+            raise ConnectorError(
+                f"{file}: column {i + 1} has an empty name; rename it in the file (or read "
+                "a CSV file with column_names=)."
+            )
+        if name in names[:i]:
+            raise ConnectorError(
+                f"{file}: column name {name!r} appears twice (columns {names.index(name) + 1} "
+                f"and {i + 1}); columns must be told apart to be loaded."
+            )
+
+
 def _guard(batches: Iterator[pa.RecordBatch], file: Path, fmt: str) -> Iterator[pa.RecordBatch]:
     """Turn a reader's mid-stream failure into a ConnectorError naming the file."""
     try:
         yield from batches
     except ConnectorError:
         raise
-    except (pa.ArrowInvalid, OSError, ValueError) as exc:
-        raise ConnectorError(f"Cannot read {file} as {fmt}: {exc}") from None
+    except _READ_ERRORS as exc:
+        raise _read_error(file, fmt, exc) from None
+
+
+_READ_ERRORS = (pa.ArrowInvalid, OSError, ValueError, EOFError)
+
+
+def _read_error(file: Path, fmt: str, exc: BaseException) -> ConnectorError:
+    """One line naming the file of a reader's failure."""
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, EOFError):
+        detail = f"the file ends too early (truncated?): {detail}"
+    return ConnectorError(f"Cannot read {file} as {fmt}: {detail}")
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema, file: Path) -> pa.RecordBatch:
