@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from headrace.connectors.sources.base import DEFAULT_BATCH_ROWS, Extract
 from headrace.errors import ConnectorError, did_you_mean
+from headrace.extras import require
 
 FORMATS = ("csv", "json", "ndjson", "parquet", "avro", "orc", "arrow")
 _EXTENSIONS = {
@@ -255,6 +256,7 @@ class FileSource:
             return stream.schema, iter(stream)
 
     def _avro(self, file: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        require("avro", "fastavro", f"Avro file {file}")
         import fastavro
 
         fh = open(file, "rb")  # noqa: SIM115 - closed by the generator below when it ends

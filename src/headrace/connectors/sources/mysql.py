@@ -16,6 +16,7 @@ import pyarrow as pa
 from headrace.connectors.naming import ConnectionFailedError, driver_message, quote_ident
 from headrace.connectors.sources.sql import Filter, cast_overrides, override_schema, rechunk
 from headrace.errors import ConnectorError
+from headrace.extras import require
 
 if TYPE_CHECKING:
     from headrace.connectors.sources.sql import SqlSource
@@ -32,6 +33,7 @@ def open_batches(
     sql = src.select_sql("mysql", conditions)
     where = f"{src.name} at {src.conn.masked}"
     if not bound:
+        require("mysql", "connectorx", "MySQL source")
         import connectorx as cx
 
         try:
@@ -53,6 +55,7 @@ def _pymysql_stream(
 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     from urllib.parse import unquote, urlsplit
 
+    require("mysql", "pymysql", "MySQL source")
     import pymysql
     import pymysql.cursors
 
