@@ -3,8 +3,8 @@
 Each candidate is installed alone into a fresh virtualenv under ``bench/.envs/pkgsize-NAME``
 (``python -m venv``, then ``pip install`` of the candidate, no other packages), and the
 script prints the disk use of its ``site-packages`` (like ``du``, pip and setuptools of
-the fresh venv included, as a user sees it) and the number of distributions installed
-(pip and setuptools not counted). headrace is installed from a wheel built from this
+the fresh venv included, as a user sees it), the same less what an empty venv already
+holds, and the number of distributions installed (pip and setuptools not counted). headrace is installed from a wheel built from this
 checkout, so the figures are those of ``pip install headrace`` / ``headrace[all]``.
 
 Run:  .venv/bin/python bench/install_size.py [core all dagster prefect airflow] [--keep]
@@ -70,8 +70,13 @@ def distributions(site: Path) -> list[str]:
     return sorted(names)
 
 
-def measure(name: str, requirement: str, keep: bool) -> tuple[int, int, float]:
+def measure(name: str, requirement: str | None, keep: bool) -> tuple[int, int, float]:
     """Install ``requirement`` into a fresh venv ``pkgsize-<name>`` and measure it.
+
+    Args:
+        name: names the environment.
+        requirement: what to pip install; None measures the empty venv.
+        keep: keep the environment afterwards.
 
     Returns:
         Bytes of site-packages, distributions installed (pip/setuptools excluded), and
@@ -83,10 +88,11 @@ def measure(name: str, requirement: str, keep: bool) -> tuple[int, int, float]:
     subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
     python = env / "bin" / "python"
     started = time.perf_counter()
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement],
-        check=True,
-    )
+    if requirement is not None:
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement],
+            check=True,
+        )
     took = time.perf_counter() - started
     site = next((env / "lib").glob("python3*/site-packages"))
     size = disk_use(site)
@@ -109,11 +115,17 @@ def main() -> None:
     ENVS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         wheel = build_wheel(Path(tmp)) if {"core", "all"} & set(args.names) else None
-        print(f"{'install':<10} {'site-packages':>14} {'packages':>9} {'install s':>10}")
+        empty, _, _ = measure("empty", None, keep=False)
+        print(f"an empty venv holds {empty / 2**20:.0f} MB (pip, setuptools)")
+        print(f"{'install':<10} {'site-packages':>14} {'without pip':>12} {'packages':>9} {'install s':>10}")
         for name in args.names:
             requirement = CANDIDATES[name].format(wheel=wheel)
             size, count, took = measure(name, requirement, args.keep)
-            print(f"{name:<10} {size / 2**20:>11.0f} MB {count:>9} {took:>10.0f}", flush=True)
+            print(
+                f"{name:<10} {size / 2**20:>11.0f} MB {(size - empty) / 2**20:>9.0f} MB "
+                f"{count:>9} {took:>10.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
