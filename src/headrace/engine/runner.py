@@ -17,6 +17,7 @@ from headrace.config import Settings
 from headrace.engine.clock import Clock, SystemClock
 from headrace.engine.drive import Drive, driver_identity
 from headrace.engine.loader import load_pipelines, pick_pipeline
+from headrace.engine.past import PastGate
 from headrace.engine.result import Heartbeat, RunResult, driver_alive
 from headrace.engine.staging import staging_dir
 from headrace.errors import EngineError, did_you_mean
@@ -250,10 +251,12 @@ class Runner:
         self._event(run_id, RunState.RUNNING)
         executor = self._make_executor()
         executor.start(self.on_event or (lambda event: None), pipeline)
+        stale = timedelta(seconds=max(60.0, 6 * self.heartbeat_interval))
         drive = Drive(
             self.store, pipeline, run, executor, self.clock, self.on_event,
             str(self.settings.home), dict(self.settings.connections), self.rng,
             wait_slice=min(1.0, self.heartbeat_interval), pools=self.pool_sizes(pipeline),
+            past=PastGate(self.store, pipeline, run, self.clock, stale),
         )
         heartbeat = Heartbeat(self.store, run_id, self.heartbeat_interval)
         clean = False

@@ -29,6 +29,8 @@ class Pipeline:
         upstream / downstream: task_id -> task ids it waits for / that wait for it.
         groups: task group path -> its task ids (see ``task_group``).
         order: task ids in a topological order (definition order where free).
+        description: one line saying what the pipeline does (default: the first line of ``doc``).
+        doc: the long documentation (default: the function's docstring).
         file, line: where the pipeline function is defined.
     """
 
@@ -48,6 +50,7 @@ class Pipeline:
         tags: list[str] | None = None,
         owner: str | None = None,
         doc: str | None = None,
+        description: str | None = None,
     ) -> None:
         code = fn.__code__
         self.fn = fn
@@ -87,6 +90,8 @@ class Pipeline:
         if owner is not None and "owner" not in self.defaults:
             self.defaults["owner"] = owner
         self.doc = doc or inspect.getdoc(fn)
+        # One line (Airflow's ``description``); ``doc`` is the long text (``doc_md``).
+        self.description = description or (self.doc.strip().splitlines()[0] if self.doc else None)
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.upstream: dict[str, tuple[str, ...]] = {}
         self.downstream: dict[str, tuple[str, ...]] = {}
@@ -222,8 +227,11 @@ def pipeline(
 
     Args:
         options: name, schedule (cron or preset), timezone, start_date, end_date, catchup,
-            max_active_runs, defaults (task policies: retries, timeout, sla, owner, pool,
-            trigger_rule, tags), params (name -> default), tags, owner, doc.
+            max_active_runs, defaults (task options for every task, like Airflow's
+            ``default_args``: retries, timeout, sla, owner, pool, trigger_rule, tags,
+            depends_on_past, email, email_on_failure, email_on_retry, webhooks, on_failure,
+            on_retry, on_success, on_sla_miss), params (name -> default), tags, owner,
+            description (one line), doc (long text).
 
     Example:
         >>> @pipeline(schedule="0 2 * * *", start_date=datetime(2024, 1, 1), params={"full_refresh": False})

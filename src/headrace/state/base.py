@@ -162,6 +162,10 @@ class StateStore(Protocol):
 
     def find_run(self, pipeline: str, logical_date: datetime) -> RunRecord | None: ...
 
+    def previous_run(self, pipeline: str, logical_date: datetime) -> RunRecord | None:
+        """The pipeline's run with the latest logical date before ``logical_date`` (depends_on_past)."""
+        ...
+
     def list_runs(
         self,
         pipeline: str | None = None,

@@ -360,6 +360,18 @@ class SqlStateStore(PoolSlotsMixin, SlaMissesMixin):
         with self._read(f"find run of pipeline {pipeline!r} for {logical_date}") as conn:
             return self._find(conn, pipeline, logical_date)
 
+    def previous_run(self, pipeline: str, logical_date: datetime) -> RunRecord | None:
+        """The run of ``pipeline`` with the latest logical date before ``logical_date``, or None."""
+        query = (
+            select(runs)
+            .where(and_(runs.c.pipeline == pipeline, runs.c.logical_date < logical_date))
+            .order_by(runs.c.logical_date.desc())
+            .limit(1)
+        )
+        with self._read(f"find the run of pipeline {pipeline!r} before {logical_date}") as conn:
+            row = conn.execute(query).first()
+        return run_record(row._mapping) if row is not None else None
+
     def list_runs(
         self,
         pipeline: str | None = None,
