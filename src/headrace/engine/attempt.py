@@ -34,6 +34,7 @@ from headrace.engine.staging import (
     to_arrow,
     write_table,
 )
+from headrace.engine.variables import variable_reader
 from headrace.errors import DefinitionError, QualityError, TerminalError, did_you_mean
 from headrace.executors.base import Outcome, ResultRef, RunInfo, WorkItem
 from headrace.pipeline import Context, Pipeline, Reschedule, Task
@@ -184,6 +185,8 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
         log=logging.getLogger(f"{TASK_LOGGER}.{run.pipeline}.{item.task_id}"),
         report_progress=sink.progress,
         load_quarantine=partial(_quarantine_of, pipeline, staging),
+        timetable=pipeline.timetable,
+        variables=variable_reader(run.state_url or settings.state_url),
     )
     try:
         with capture(sink), alarm(item.timeout if soft_timeout else None):

@@ -73,6 +73,7 @@ class Drive:
         settings_home / connections: what tasks see as ``ctx.settings``.
         pools: pool name -> size, for every pool the pipeline's tasks use.
         past: decides depends_on_past tasks (default: against the store's previous run).
+        state_url: the store's URL, for tasks reading Variables (``ctx.var``).
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class Drive:
         wait_slice: float = 1.0,
         pools: Mapping[str, int] | None = None,
         past: PastGate | None = None,
+        state_url: str = "",
     ) -> None:
         self.store, self.pipeline, self.run, self.executor = store, pipeline, run, executor
         self.clock, self.emit, self.rng, self.wait_slice = clock, emit, rng, wait_slice
@@ -104,6 +106,7 @@ class Drive:
             home=home,
             connections=dict(connections),
             staging_dir=str(self.staging),
+            state_url=state_url,
         )
         self.tis: dict[TaskKey, TaskInstanceRecord] = {}
         self.dirty: dict[TaskKey, None] = {}  # changed since the last flush, in order

@@ -256,7 +256,7 @@ class Runner:
             self.store, pipeline, run, executor, self.clock, self.on_event,
             str(self.settings.home), dict(self.settings.connections), self.rng,
             wait_slice=min(1.0, self.heartbeat_interval), pools=self.pool_sizes(pipeline),
-            past=PastGate(self.store, pipeline, run, self.clock, stale),
+            past=PastGate(self.store, pipeline, run, self.clock, stale), state_url=self.settings.state_url,
         )
         heartbeat = Heartbeat(self.store, run_id, self.heartbeat_interval)
         clean = False

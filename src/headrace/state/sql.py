@@ -64,6 +64,7 @@ from headrace.state.schema import (
     utcnow,
 )
 from headrace.state.sla_misses import SlaMissesMixin
+from headrace.state.variables import VariablesMixin
 
 _RUN_FIELDS = frozenset(RUN_UPDATABLE)
 _DELETE_BATCH = 500  # runs per transaction in delete_runs
@@ -75,7 +76,7 @@ _CHECK_COLUMNS = tuple(c.name for c in check_results.columns if c.name != "id")
 _Stmt = tuple[UpdateBase, Prepared | None]
 
 
-class SqlStateStore(PoolSlotsMixin, SlaMissesMixin):
+class SqlStateStore(PoolSlotsMixin, SlaMissesMixin, VariablesMixin):
     """A :class:`~headrace.state.base.StateStore` on SQLite or PostgreSQL.
 
     Build it with :func:`headrace.state.open_store`, which also creates or migrates
