@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from headrace.cli.app import app
-from headrace.cli.inspect import STATE_STYLES, group_of
+from headrace.cli.inspect import STATE_STYLES, group_of, shorten
 from headrace.config import Settings
 from headrace.engine import EXECUTORS, Event, Runner, RunResult, load_pipelines, pick_pipeline
 from headrace.engine.retention import PurgeReport, clean_staging, purge_runs
@@ -180,12 +180,12 @@ def _progress(row: dict[str, Any], elements: dict[int, str] | None) -> str:
         return f"{text} {message}" if message else text
     if row.get("state") == "running":
         last = row.get("last_log")
-        return _one_line(last)[:60] if last else f"{time.monotonic() - row['since']:.0f}s"
+        return shorten(last, 60) if last else f"{time.monotonic() - row['since']:.0f}s"
     return ""
 
 
 def _one_line(text: str | None) -> str:
-    return " ".join((text or "").split())[:200]
+    return shorten(text or "", 200)
 
 
 def summary(result: RunResult, console: Console, order: list[str] | None = None) -> None:

@@ -24,9 +24,9 @@ from typing import Any, Protocol
 
 from headrace.config import Settings
 from headrace.engine.branch import chosen_ids
+from headrace.engine.convert import load_as, wanted_formats
 from headrace.engine.staging import (
     ResultTypeError,
-    load_result,
     read_quarantine,
     result_path,
     stage_value,
@@ -232,25 +232,31 @@ def _ended(outcome: Outcome) -> Outcome:
 
 
 def _arguments(task: Task[Any, Any], item: WorkItem) -> tuple[list[Any], dict[str, Any]]:
-    """The task's call arguments with upstream results loaded in place of TaskRefs."""
-    loaded: dict[str, Any] = {}
+    """The task's call arguments with upstream results loaded in place of TaskRefs.
 
-    def resolve(value: Any) -> Any:
+    A table goes to a parameter annotated with a table type as that type (see
+    :mod:`headrace.engine.convert`).
+    """
+    loaded: dict[tuple[str, str | None], Any] = {}
+    wanted = wanted_formats(task)
+    names = list(task.signature.parameters)
+
+    def resolve(value: Any, fmt: str | None = None) -> Any:
         if isinstance(value, TaskRef):
-            if value.task_id not in loaded:
-                loaded[value.task_id] = load_result(item.inputs[value.task_id])
-            return loaded[value.task_id]
+            if (value.task_id, fmt) not in loaded:
+                loaded[(value.task_id, fmt)] = load_as(item.inputs[value.task_id], fmt)
+            return loaded[(value.task_id, fmt)]
         if isinstance(value, list | tuple):
             return type(value)(resolve(v) for v in value)
         if isinstance(value, dict):
             return {k: resolve(v) for k, v in value.items()}
         return value
 
-    args = [resolve(a) for a in task.args]
-    kwargs = {k: resolve(v) for k, v in task.kwargs.items()}
+    args = [resolve(a, wanted.get(names[i]) if i < len(names) else None) for i, a in enumerate(task.args)]
+    kwargs = {k: resolve(v, wanted.get(k)) for k, v in task.kwargs.items()}
     if task.map_param is not None:
         assert item.map_input is not None, "an element of a mapped task always gets its input"
-        kwargs[task.map_param] = load_result(item.map_input)
+        kwargs[task.map_param] = load_as(item.map_input, wanted.get(task.map_param))
     return args, kwargs
 
 

@@ -28,6 +28,9 @@ class Pipeline:
         tasks: task_id -> :class:`Task` (policies resolved with the pipeline defaults).
         upstream / downstream: task_id -> task ids it waits for / that wait for it.
         groups: task group path -> its task ids (see ``task_group``).
+        instances: task_id -> ids of every call of the same task in this pipeline, in call
+            order: the first call keeps the task's id, the next ones get ``<id>__2``,
+            ``<id>__3``, ... (``task.override(task_id=...)`` names a call yourself).
         order: task ids in a topological order (definition order where free).
         description: one line saying what the pipeline does (default: the first line of ``doc``).
         doc: the long documentation (default: the function's docstring).
@@ -116,15 +119,18 @@ class Pipeline:
                 "functions inside it"
             )
         self.tasks = {tid: node._with_defaults(self.defaults, self.name) for tid, node in builder.nodes.items()}
+        self.instances = _instances(builder)
+        edges = dict(builder.edges)
+        _branch_instance_edges(self.tasks, self.instances, edges)
         ups: dict[str, list[str]] = {tid: [] for tid in self.tasks}
         downs: dict[str, list[str]] = {tid: [] for tid in self.tasks}
-        for up, down in builder.edges:
+        for up, down in edges:
             if up not in ups[down]:
                 ups[down].append(up)
                 downs[up].append(down)
         self.upstream = {k: tuple(v) for k, v in ups.items()}
         self.downstream = {k: tuple(v) for k, v in downs.items()}
-        self.order = _topological(self.name, list(self.tasks), self.upstream, builder.edges)
+        self.order = _topological(self.name, list(self.tasks), self.upstream, edges)
         for tid, node in self.tasks.items():
             if node.branch and not self.downstream[tid]:
                 raise DefinitionError(
@@ -160,6 +166,52 @@ def _is_ref_like(value: Any) -> bool:
     return isinstance(value, TaskRef) or (
         isinstance(value, list | tuple) and all(isinstance(v, TaskRef) for v in value)
     )
+
+
+def _instances(builder: GraphBuilder) -> dict[str, tuple[str, ...]]:
+    """Every task id -> the ids of all calls of the same decorated task (itself included)."""
+    by_origin: dict[int, list[str]] = {}
+    for tid in builder.nodes:
+        by_origin.setdefault(id(builder.origins[tid]), []).append(tid)
+    return {tid: tuple(ids) for ids in by_origin.values() for tid in ids}
+
+
+def _branch_instance_edges(
+    tasks: Mapping[str, Task[Any, Any]],
+    instances: Mapping[str, tuple[str, ...]],
+    edges: dict[tuple[str, str], Site],
+) -> None:
+    """Make a branch decide every call of the tasks it chooses between, not only the one it links to.
+
+    ``choose() >> [big(), small()]`` followed elsewhere by ``small()`` (id ``small__2``):
+    when the branch skips ``small`` it skips ``small__2`` too, so ``small__2`` waits for
+    the branch (an added edge). Calls that run before the branch are left alone.
+    """
+    downstream: dict[str, set[str]] = {}
+    for up, down in edges:
+        downstream.setdefault(up, set()).add(down)
+    for tid, node in tasks.items():
+        if not node.branch:
+            continue
+        ancestors = _ancestors(tid, edges)
+        for down in sorted(downstream.get(tid, ())):
+            for other in instances[down]:
+                if other != tid and other not in ancestors and (tid, other) not in edges:
+                    edges[(tid, other)] = node.call_site or node.source
+
+
+def _ancestors(tid: str, edges: Mapping[tuple[str, str], Site]) -> set[str]:
+    ups: dict[str, list[str]] = {}
+    for up, down in edges:
+        ups.setdefault(down, []).append(up)
+    seen: set[str] = set()
+    todo = [tid]
+    while todo:
+        for up in ups.get(todo.pop(), ()):
+            if up not in seen:
+                seen.add(up)
+                todo.append(up)
+    return seen
 
 
 def _aware(value: datetime | None, tz: str, what: str) -> datetime | None:

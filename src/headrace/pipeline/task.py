@@ -61,7 +61,10 @@ class Task(Generic[P, R]):
             receives the run context. Put it first for type checkers: mypy then
             checks ``extract(n=5)`` in a pipeline body and ``extract(ctx, n=5)`` in a
             unit test (a ParamSpec can only drop a leading parameter).
-        task_id: name in the pipeline (default: the function name).
+        task_id: name in the pipeline (default: the function name). Calling the same
+            task again in one pipeline makes another instance, ``<task_id>__2`` (then
+            ``__3``, ...); name it yourself with ``task.override(task_id="...")(...)``. A
+            branch choosing (or skipping) a task does the same to all its instances.
         retries: a :class:`Retry` or an int number of retries after the first try.
         timeout: longest time one try may take (timedelta or seconds).
         sla: time after the run's data interval end by which the task should be done.
