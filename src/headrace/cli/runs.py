@@ -221,7 +221,7 @@ def summary(result: RunResult, console: Console, order: list[str] | None = None)
     run = result.run
     console.print(table)
     state = str(run.state)
-    note = "" if result.executed else " (already finished: nothing ran)"
+    note = "" if result.executed else " (already finished: nothing ran; --rerun runs it again)"
     console.print(
         f"run [bold]{run.run_id}[/] of [bold]{escape(run.pipeline)}[/] for {run.logical_date:%Y-%m-%d %H:%M} UTC: "
         f"[{STATE_STYLES.get(state, '')}]{state}[/]{note}"
@@ -278,15 +278,19 @@ def run_command(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Run parameter NAME=VALUE (repeatable).")] = None,
     executor: Annotated[str, typer.Option("--executor", help="process (default), inprocess, or distributed (tasks run on `headrace worker` processes over Redis).")] = "process",
     concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="Worker processes (default: cores).")] = None,
+    rerun: Annotated[bool, typer.Option("--rerun", help="With --date: run that date again even if its run finished (all its tasks are cleared).")] = False,
 ) -> None:
     """Run a pipeline now, showing its tasks live; exit code 1 if the run failed."""
     _check_executor(executor)
+    if rerun and date is None:
+        raise ConfigError("--rerun needs --date: without a date every run is new, there is nothing to run again")
     settings = Settings.from_env()
     file, name = split_target(target)
     pipeline = pick_pipeline(load_pipelines(file), name, file)
     params = parse_params(param or [])
     logical = parse_date(date)
-    _drive(pipeline, settings, executor, concurrency, lambda runner: runner.run(pipeline, logical, params))
+    _drive(pipeline, settings, executor, concurrency,
+           lambda runner: runner.run(pipeline, logical, params, rerun=rerun))
 
 
 @app.command("resume")

@@ -23,7 +23,7 @@ from headrace.engine.staging import staging_dir
 from headrace.errors import EngineError, did_you_mean
 from headrace.executors.base import Event, Executor
 from headrace.pipeline import Pipeline
-from headrace.state.base import RunRecord, RunState, StateStore
+from headrace.state.base import RunRecord, RunState, StateStore, TaskState
 
 EXECUTORS = ("process", "inprocess", "distributed")
 #: Side file of runs made before the store recorded ``source_file`` (read, never written).
@@ -101,12 +101,13 @@ class Runner:
         logical_date: datetime | None = None,
         params: Mapping[str, Any] | None = None,
         trigger: str = "manual",
+        rerun: bool = False,
     ) -> RunResult:
         """Trigger a run of ``pipeline`` for ``logical_date`` and carry it out.
 
         A run is keyed by (pipeline, logical date): triggering it again returns the
         existing run without running anything when it has finished (``executed`` is
-        False; a failed one is finished with :meth:`resume`).
+        False; a failed one is finished with :meth:`resume`), unless ``rerun``.
 
         Args:
             pipeline: the pipeline.
@@ -115,6 +116,9 @@ class Runner:
                 interval of the schedule.
             params: run parameters (strings are converted to the defaults' types).
             trigger: ``manual``, ``scheduled`` or ``backfill``.
+            rerun: when the run of that date exists, clear all its task instances and run
+                every task again (``headrace run --date D --rerun``); given ``params``
+                replace the run's. Refused while the run's driver is alive.
         """
         resolved = pipeline.resolve_params(params)
         self.pool_sizes(pipeline)
@@ -122,11 +126,28 @@ class Runner:
         run, created = self.store.create_run(pipeline.name, logical, start, end, resolved, trigger)
         if not created:
             state = RunState(run.state)
-            if state.finished:
-                return self._result(run.run_id, executed=False)
             if state == RunState.RUNNING:
                 self._refuse_running(run)
+            if rerun:
+                run = self._clear(run, resolved if params else None)
+            elif state.finished:
+                return self._result(run.run_id, executed=False)
         return self._execute(pipeline, run)
+
+    def _clear(self, run: RunRecord, params: dict[str, Any] | None) -> RunRecord:
+        """Set every task instance of ``run`` back to queued (errors cleared) for a rerun."""
+        updates = [
+            (run.run_id, ti.task_id, ti.map_index,
+             {"state": TaskState.QUEUED, "error": None, "error_kind": None, "next_try_at": None, "ended_at": None})
+            for ti in self.store.get_task_instances(run.run_id)
+        ]
+        if updates:
+            self.store.update_task_instances(updates)
+        fields: dict[str, Any] = {"state": RunState.QUEUED, "ended_at": None, "error": None}
+        if params is not None:
+            fields["params"] = params
+        self.store.update_run(run.run_id, **fields)
+        return self.store.get_run(run.run_id)
 
     def resume(self, run_id: str, pipeline: Pipeline | None = None) -> RunResult:
         """Finish a failed, interrupted or dead run: rerun only tasks that did not succeed.
