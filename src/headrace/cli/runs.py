@@ -31,7 +31,6 @@ from headrace.engine.retention import PurgeReport, clean_staging, purge_runs
 from headrace.errors import ConfigError, DefinitionError, HeadraceError, did_you_mean
 from headrace.observe.alerts import alerter_from_env
 from headrace.pipeline import Pipeline
-from headrace.scheduler.launch import alerting_events
 from headrace.state import open_store
 from headrace.state.base import RunState, TaskState
 
@@ -245,8 +244,8 @@ def _drive(pipeline: Pipeline, settings: Settings, executor: str, concurrency: i
         view = LiveView(pipeline, console)
         # Failure (and opt-in retry) alerts as the scheduler sends them, when configured.
         alerter = alerter_from_env(os.environ)
-        on_event = alerting_events(alerter if alerter.channels else None, pipeline, None, then=view.on_event)
-        runner = Runner(store, executor=executor, settings=settings, concurrency=concurrency, on_event=on_event)
+        runner = Runner(store, executor=executor, settings=settings, concurrency=concurrency, on_event=view.on_event,
+                        alerter=alerter if alerter.channels else None)
         with view:
             result: RunResult = action(runner)
         summary(result, console, grouped_order(pipeline))

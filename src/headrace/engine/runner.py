@@ -17,15 +17,19 @@ from headrace.config import Settings
 from headrace.engine.clock import Clock, SystemClock
 from headrace.engine.drive import Drive, driver_identity
 from headrace.engine.loader import load_pipelines, pick_pipeline
+from headrace.engine.notify import TaskNotifier
 from headrace.engine.past import PastGate
 from headrace.engine.result import Heartbeat, RunResult, driver_alive
 from headrace.engine.staging import staging_dir
 from headrace.errors import EngineError, did_you_mean
 from headrace.executors.base import Event, Executor
+from headrace.observe.alerts import Alerter
 from headrace.pipeline import Pipeline
+from headrace.pipeline.alerting import AlertRoutes
 from headrace.state.base import RunRecord, RunState, StateStore, TaskState
 
 EXECUTORS = ("process", "inprocess", "distributed")
+NO_ROUTES = AlertRoutes()
 #: Side file of runs made before the store recorded ``source_file`` (read, never written).
 MANIFEST = "_run.json"
 
@@ -55,6 +59,9 @@ class Runner:
         clock: time source; tests pass ``FakeClock`` so retries do not sleep.
         heartbeat_interval: seconds between heartbeats of a running run.
         rng: random source for retry jitter.
+        alerter: the global alert channels (built at the edge from the settings); tasks'
+            own e-mail/webhook routes and callbacks apply with or without it (see
+            :mod:`headrace.engine.notify`).
 
     A script that runs pipelines with the process pool needs the usual
     ``if __name__ == "__main__":`` guard: pool workers start from a fork server and
@@ -76,6 +83,7 @@ class Runner:
         clock: Clock | None = None,
         heartbeat_interval: float = 5.0,
         rng: random.Random | None = None,
+        alerter: Alerter | None = None,
     ) -> None:
         if isinstance(executor, str) and executor not in EXECUTORS:
             raise EngineError(
@@ -92,6 +100,7 @@ class Runner:
         self.clock = clock or SystemClock()
         self.heartbeat_interval = heartbeat_interval
         self.rng = rng or random.Random()
+        self.alerter = alerter
 
     # ------------------------------------------------------------------ public API
 
@@ -273,8 +282,11 @@ class Runner:
         executor = self._make_executor()
         executor.start(self.on_event or (lambda event: None), pipeline)
         stale = timedelta(seconds=max(60.0, 6 * self.heartbeat_interval))
+        on_event = self.on_event
+        if self.alerter is not None or any(t.alerts != NO_ROUTES for t in pipeline.tasks.values()):
+            on_event = TaskNotifier(pipeline, run, self.store, self.settings, self.alerter, then=self.on_event)
         drive = Drive(
-            self.store, pipeline, run, executor, self.clock, self.on_event,
+            self.store, pipeline, run, executor, self.clock, on_event,
             str(self.settings.home), dict(self.settings.connections), self.rng,
             wait_slice=min(1.0, self.heartbeat_interval), pools=self.pool_sizes(pipeline),
             past=PastGate(self.store, pipeline, run, self.clock, stale), state_url=self.settings.state_url,
