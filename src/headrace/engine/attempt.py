@@ -170,6 +170,7 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
         return _ended(outcome)
     run = item.run
     settings, staging = _run_paths(run)
+    own_checks: list[Any] = []  # results a task records itself (dbt tests), kept on failure too
     ctx = Context(
         run_id=run.run_id,
         pipeline=run.pipeline,
@@ -185,6 +186,7 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
         log=logging.getLogger(f"{TASK_LOGGER}.{run.pipeline}.{item.task_id}"),
         report_progress=sink.progress,
         load_quarantine=partial(_quarantine_of, pipeline, staging),
+        record_checks=own_checks.extend,
         timetable=pipeline.timetable,
         variables=variable_reader(run.state_url or settings.state_url),
     )
@@ -213,6 +215,8 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
         outcome.error = f"{type(exc).__name__}: {exc}"
         outcome.error_kind = type(exc).__name__
         outcome.retryable = not isinstance(exc, TerminalError | QualityError)
+    if own_checks:
+        outcome.checks = [*own_checks, *(outcome.checks or [])]
     return _ended(outcome)
 
 

@@ -41,6 +41,10 @@ def _no_progress(done: float, total: float | None, message: str | None) -> None:
     return None
 
 
+def _no_checks(records: list[Any]) -> None:
+    return None
+
+
 def _no_quarantine(task_id: str) -> pa.Table | None:
     return None
 
@@ -63,6 +67,8 @@ class Context:
             interval (see :mod:`headrace.pipeline.macros` for every macro beside Airflow's).
         error: in an ``on_failure`` / ``on_retry`` callback, the error of the failed try.
         variables: reads Variables of the state store (``ctx.var``); None outside a run.
+        record_checks: stores check results (``CheckResultRecord``) a task produced itself,
+            such as the dbt task's test results; kept even when the task then fails.
 
     Example:
         >>> @task
@@ -87,6 +93,7 @@ class Context:
         default=_no_progress, repr=False
     )
     load_quarantine: Callable[[str], pa.Table | None] = field(default=_no_quarantine, repr=False)
+    record_checks: Callable[[list[Any]], None] = field(default=_no_checks, repr=False)
     timetable: Timetable | None = field(default=None, repr=False)
     error: str | None = None
     variables: Callable[[str], Any] | None = field(default=None, repr=False)
