@@ -22,7 +22,7 @@ from headrace.errors import ConfigError, QualityError
 from headrace.pipeline import Context, Task
 from headrace.state.base import CheckResultRecord
 from headrace.tasks.shell import CommandError, run_command
-from headrace.tasks.template import context_values
+from headrace.tasks.template import context_values, placeholders, render
 
 __all__ = ["DbtNotInstalled", "DbtTestsFailed", "dbt_task", "strip_ansi", "dbt_test_results"]
 
@@ -154,7 +154,8 @@ def dbt_task(
     Args:
         command: e.g. ``"test --select customers"`` or ``["run", "-s", "orders"]``.
         task_id: the task's name.
-        project_dir: the dbt project folder.
+        project_dir: the dbt project folder; may use ``{{ params.name }}`` and the other
+            context placeholders (rendered when the task runs).
         profiles_dir: folder of ``profiles.yml`` (dbt's default when None).
         target: dbt target name.
         vars: extra dbt vars.
@@ -166,6 +167,7 @@ def dbt_task(
     """
     args = shlex.split(command) if isinstance(command, str) else list(command)
     what = f"dbt task {task_id!r}"
+    placeholders(str(project_dir), what=what)  # an unknown {{ name }} fails when the file loads
 
     def run_dbt(ctx: Context) -> str | None:
         exe = shutil.which(executable)
@@ -175,7 +177,9 @@ def dbt_task(
                 "with its adapter in the environment that runs tasks, e.g. "
                 "`pip install dbt-core dbt-postgres` (or dbt-duckdb)."
             )
-        argv = [exe, *args, "--project-dir", str(project_dir), "--vars", json.dumps(_dbt_vars(ctx, vars), default=str)]
+        # The folder may be a template (``{{ params.dbt_project_dir }}``), as Airflow's templated fields.
+        folder = Path(render(str(project_dir), context_values(ctx), what=what, quote=str))
+        argv = [exe, *args, "--project-dir", str(folder), "--vars", json.dumps(_dbt_vars(ctx, vars), default=str)]
         if profiles_dir is not None:
             argv += ["--profiles-dir", str(profiles_dir)]
         if target is not None:
@@ -185,11 +189,11 @@ def dbt_task(
         failure: CommandError | None = None
         try:
             last = run_command(
-                argv, ctx, what=what, cwd=project_dir, env={"DBT_USE_COLORS": "false"}, clean=strip_ansi
+                argv, ctx, what=what, cwd=folder, env={"DBT_USE_COLORS": "false"}, clean=strip_ansi
             )
         except CommandError as exc:
             last, failure = None, exc
-        records = dbt_test_results(_target_dir(Path(project_dir), args), ctx, since=started - 1)
+        records = dbt_test_results(_target_dir(folder, args), ctx, since=started - 1)
         ctx.record_checks(records)
         failed = [r.expectation for r in records if r.status == "failed" and r.severity == "fail"]
         if failure is not None and failed:
