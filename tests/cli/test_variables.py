@@ -102,4 +102,4 @@ def test_an_unset_variable_without_default_fails_the_task_once_naming_it(home: P
         run = store.list_runs("needs_missing")[0]
         ti = next(t for t in store.get_task_instances(run.run_id) if t.task_id == "strict")
     assert ti.error_kind == "UnknownVariable" and ti.attempt == 1
-    assert "variable 'not_set_anywhere' is not set" in ti.error
+    assert "variable 'not_set_anywhere' is not set" in (ti.error or "")

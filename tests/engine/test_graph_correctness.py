@@ -91,6 +91,7 @@ def wants_arrow(rows: pa.Table) -> dict[str, object]:
 
 @task
 def wants_pandas(rows: pd.DataFrame | None) -> str:
+    assert rows is not None
     return type(rows).__name__ + str(int(rows["id"].sum()))
 
 
@@ -154,7 +155,7 @@ def test_error_texts_are_stored_whole_and_cut_only_at_a_word_for_display(
 
     assert code == 1
     with open_store(f"sqlite:///{tmp_path / 'home' / 'state.db'}") as store:
-        error = store.get_task_instances(store.list_runs("odd")[0].run_id)[0].error
+        error = store.get_task_instances(store.list_runs("odd")[0].run_id)[0].error or ""
     assert "is not JSON serializable); return a table, or plain str/int/float/bool/list/dict values" in error
     assert error.endswith("(dates as ISO strings)")
     shown = next(line for line in out.splitlines() if "ResultTypeError" in line)

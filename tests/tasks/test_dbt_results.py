@@ -93,7 +93,7 @@ def test_failing_tests_fail_the_task_once_and_show_in_headrace_checks(
         run = store.list_runs("dbt_flow")[0]
         ti = store.get_task_instances(run.run_id)[0]
     assert ti.state == TaskState.FAILED and ti.attempt == 1  # a data failure is not retried
-    assert ti.error_kind == "DbtTestsFailed" and "unique_customers_email" in ti.error and "\x1b" not in ti.error
+    assert ti.error_kind == "DbtTestsFailed" and "unique_customers_email" in (ti.error or "") and "\x1b" not in (ti.error or "")
     capsys.readouterr()
 
     assert run_app(["checks", run.run_id]) == 0

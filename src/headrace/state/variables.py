@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -86,7 +87,9 @@ class VariablesMixin:
             secret = looks_secret(name) or (old is not None and old.secret)
         if description is None and old is not None:
             description = old.description
-        row = {"name": name, "value": value, "secret": bool(secret), "description": description, "updated_at": utcnow()}
+        row: dict[str, Any] = {
+            "name": name, "value": value, "secret": bool(secret), "description": description, "updated_at": utcnow(),
+        }
         insert_fn = postgresql.insert if self.backend == "postgresql" else sqlite.insert
         stmt = insert_fn(variables).values(row)
         stmt = stmt.on_conflict_do_update(
