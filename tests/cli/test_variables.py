@@ -103,3 +103,36 @@ def test_an_unset_variable_without_default_fails_the_task_once_naming_it(home: P
         ti = next(t for t in store.get_task_instances(run.run_id) if t.task_id == "strict")
     assert ti.error_kind == "UnknownVariable" and ti.attempt == 1
     assert "variable 'not_set_anywhere' is not set" in (ti.error or "")
+
+
+LEAKY = textwrap.dedent('''
+    from headrace import Context, pipeline, task
+
+    @task
+    def leaky(ctx: Context) -> None:
+        url = ctx.var("source_db_conn")
+        ctx.log.info("connecting to %s", url)
+        print("also printed:", url)
+        raise RuntimeError(f"cannot reach {url}")
+
+    @pipeline
+    def leaks():
+        leaky()
+''')
+
+
+@pytest.mark.parametrize("executor", ["inprocess", "process"])
+def test_a_secret_value_a_task_read_is_masked_in_its_logs_and_error(home: Path, capsys, executor: str) -> None:
+    (home / "leaks.py").write_text(LEAKY)
+    secret = "postgresql://etl:hunter2@db.internal/crm"
+    cli(capsys, "vars", "set", "source_db_conn", secret, "--secret")
+
+    code, out = cli(capsys, "run", "leaks.py", "--date", "2024-01-02", "--executor", executor)
+
+    assert code == 1 and secret not in out
+    with open_store(f"sqlite:///{home / 'home' / 'state.db'}") as store:
+        run = store.list_runs("leaks")[0]
+        ti = store.get_task_instances(run.run_id)[0]
+        logs = "\n".join(r.text for r in store.get_logs(run.run_id))
+    assert ti.error == "RuntimeError: cannot reach ***"
+    assert secret not in logs and "connecting to ***" in logs and "also printed: ***" in logs

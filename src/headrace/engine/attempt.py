@@ -34,7 +34,7 @@ from headrace.engine.staging import (
     to_arrow,
     write_table,
 )
-from headrace.engine.variables import variable_reader
+from headrace.engine.variables import SecretMask, variable_reader
 from headrace.errors import DefinitionError, QualityError, TerminalError, did_you_mean
 from headrace.executors.base import Outcome, ResultRef, RunInfo, WorkItem
 from headrace.pipeline import Context, Pipeline, Reschedule, Task
@@ -98,6 +98,19 @@ class _LineWriter(io.TextIOBase):
         if self.buffer_text:
             self.sink.log(self.prefix + self.buffer_text)
             self.buffer_text = ""
+
+
+class _MaskedSink:
+    """A sink hiding the secret values a task read (see :class:`SecretMask`) before they are stored."""
+
+    def __init__(self, sink: Sink, mask: SecretMask) -> None:
+        self.sink, self.mask = sink, mask
+
+    def log(self, text: str) -> None:
+        self.sink.log(self.mask(text) if self.mask.values else text)
+
+    def progress(self, done: float, total: float | None, message: str | None) -> None:
+        self.sink.progress(done, total, self.mask(message) if message and self.mask.values else message)
 
 
 @contextmanager
@@ -171,6 +184,8 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
     run = item.run
     settings, staging = _run_paths(run)
     own_checks: list[Any] = []  # results a task records itself (dbt tests), kept on failure too
+    mask = SecretMask()  # secret Variables the task reads: hidden in its log lines and error
+    masked = _MaskedSink(sink, mask)
     ctx = Context(
         run_id=run.run_id,
         pipeline=run.pipeline,
@@ -188,10 +203,10 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
         load_quarantine=partial(_quarantine_of, pipeline, staging),
         record_checks=own_checks.extend,
         timetable=pipeline.timetable,
-        variables=variable_reader(run.state_url or settings.state_url),
+        variables=variable_reader(run.state_url or settings.state_url, mask),
     )
     try:
-        with capture(sink), alarm(item.timeout if soft_timeout else None):
+        with capture(masked), alarm(item.timeout if soft_timeout else None):
             args, kwargs = _arguments(task, item)
             if task.context_param is not None:
                 _add_context(task, args, kwargs, ctx)
@@ -210,13 +225,15 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
     except (KeyboardInterrupt, GeneratorExit):
         raise
     except BaseException as exc:  # SystemExit from a task is a task failure too
-        sink.log("".join(traceback.format_exception(exc)).rstrip())
+        masked.log("".join(traceback.format_exception(exc)).rstrip())
         outcome.ok = False
         outcome.error = f"{type(exc).__name__}: {exc}"
         outcome.error_kind = type(exc).__name__
         outcome.retryable = not isinstance(exc, TerminalError | QualityError)
     if own_checks:
         outcome.checks = [*own_checks, *(outcome.checks or [])]
+    if mask.values and outcome.error:
+        outcome.error = mask(outcome.error)
     return _ended(outcome)
 
 
