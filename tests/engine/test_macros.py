@@ -69,3 +69,14 @@ def test_a_timedelta_schedule_and_no_schedule(store, settings) -> None:
     assert six["prev_start"] == "2024-01-02T00:00:00+00:00" and six["prev_end"] == "2024-01-02T06:00:00+00:00"
     manual = runner.run(manual_macros, datetime(2024, 1, 2, tzinfo=UTC)).result_of("macros")
     assert manual["prev_ds"] is None and manual["next_ds"] is None and manual["ds"] == "2024-01-02"
+
+
+def test_a_manual_run_between_schedule_points_uses_airflows_previous_and_following_schedule(
+    store, settings
+) -> None:
+    result = Runner(store, executor="inprocess", settings=settings).run(
+        daily_macros, datetime(2024, 1, 2, 15, 30, tzinfo=UTC)
+    )
+    seen = result.result_of("macros")
+    assert (seen["ds"], seen["prev_ds"], seen["next_ds"]) == ("2024-01-02", "2024-01-02", "2024-01-03")
+    assert seen["prev_start"] == "2024-01-02T02:00:00+00:00"  # the schedule point before 15:30

@@ -125,7 +125,11 @@ class Context:
 
     def _previous(self) -> Interval | None:
         base = self._scheduled()
-        return previous_interval(self.timetable, base) if base is not None and self.timetable else None
+        if base is None or self.timetable is None:
+            return None
+        # Airflow's previous schedule: the latest scheduled logical date strictly before this one
+        # (for a manual run between two schedule points, the interval it falls in).
+        return base if base.start < self.logical_date else previous_interval(self.timetable, base)
 
     @property
     def prev_ds(self) -> str | None:

@@ -28,8 +28,10 @@ headrace's name the previous interval of the schedule, whatever happened to its 
 
 For a daily schedule and the run of 2024-01-02: ``ds`` = ``2024-01-02``, ``prev_ds`` =
 ``2024-01-01``, ``next_ds`` = ``2024-01-03``, ``data_interval_start`` = 2024-01-02 00:00,
-``data_interval_end`` = 2024-01-03 00:00. A manual run at a date between two schedule
-points takes the scheduled interval containing that date as its base.
+``data_interval_end`` = 2024-01-03 00:00. For a manual run at a time between two
+schedule points (2024-01-02 15:00), as Airflow's ``previous_schedule`` /
+``following_schedule``: ``prev_ds`` is the latest schedule point before it
+(``2024-01-02``) and ``next_ds`` the first one after it (``2024-01-03``).
 
 This module imports nothing of headrace but the timetable.
 """
