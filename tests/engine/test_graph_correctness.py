@@ -114,7 +114,7 @@ def table_types():
     wants_polars(arrow_rows())
 
 
-@pytest.mark.parametrize("executor", ["inprocess", "process"])
+@pytest.mark.parametrize("executor", ["inprocess", pytest.param("process", marks=pytest.mark.slow)])
 def test_inputs_arrive_as_the_annotated_table_type(store, settings, executor: str) -> None:
     result = Runner(store, executor=executor, settings=settings, concurrency=1).run(table_types, DAY)
 

@@ -10,15 +10,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
 
 from headrace.config import Settings
 from headrace.engine import Runner, load_pipelines
+from headrace.observe.alerts import Alerter, EmailChannel
 from headrace.pipeline import Pipeline
 from headrace.state import open_store
 from headrace.state.base import RunState, TaskState
@@ -37,6 +41,17 @@ ROWS = [  # customer_id, email, first, last, phone, zip, updated_at
     (4, "old@example.com", "old", "row", "5550000000", "10001", datetime(2023, 12, 30, 8)),  # outside the window
     (5, "cy@example.com", "cy", "ng", None, "94110", datetime(2024, 1, 3, 1)),  # a later day
 ]
+
+
+class _Inbox:
+    """An aiosmtpd handler keeping every message it receives."""
+
+    def __init__(self, messages: list[Envelope]) -> None:
+        self.messages = messages
+
+    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:  # noqa: N802
+        self.messages.append(envelope)
+        return "250 OK"
 
 
 @pytest.fixture
@@ -157,15 +172,32 @@ def test_bad_source_rows_fail_validate_data_once_and_stop_the_chain(
         home=tmp_path / "home", state_url=f"sqlite:///{tmp_path / 'state.db'}",
         connections={"warehouse": f"{url}?schema={warehouse}"},
     )
-    with open_store(settings.state_url) as store:
-        store.set_variable("source_db_conn", f"{url}?options=-csearch_path%3D{schema}", secret=True)
-        result = Runner(store, executor="inprocess", settings=settings).run(
-            port, datetime(2024, 1, 2, 2, tzinfo=UTC), params={"dbt_project_dir": str(dbt_project)}
+    inbox: list[Envelope] = []
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port_number = probe.getsockname()[1]
+    smtp = Controller(_Inbox(inbox), hostname="127.0.0.1", port=port_number)
+    smtp.start()
+    try:
+        # The global SMTP server (HEADRACE_ALERT_SMTP_URL at the CLI) carries the DAG's own recipients.
+        alerter = Alerter(
+            [EmailChannel("127.0.0.1", port_number, sender="headrace@company.com", recipients=["oncall@company.com"])]
         )
-        failed = {c.expectation for c in store.get_check_results(result.run_id) if c.status == "failed"}
+        with open_store(settings.state_url) as store:
+            store.set_variable("source_db_conn", f"{url}?options=-csearch_path%3D{schema}", secret=True)
+            result = Runner(store, executor="inprocess", settings=settings, alerter=alerter).run(
+                port, datetime(2024, 1, 2, 2, tzinfo=UTC), params={"dbt_project_dir": str(dbt_project)}
+            )
+            failed = {c.expectation for c in store.get_check_results(result.run_id) if c.status == "failed"}
+    finally:
+        smtp.stop()
 
     assert result.state == RunState.FAILED
     validate = result.task("validate_data")
     assert validate.state == TaskState.FAILED and validate.attempt == 1  # bad data is not retried
     assert failed == {"between(created_at)"}
     assert {result.task(t).state for t in CHAIN[3:]} == {TaskState.UPSTREAM_FAILED}
+    # 'email_on_failure': True with 'email': ['data-alerts@company.com'], besides the global on-call address.
+    mailed = {tuple(e.rcpt_tos): bytes(e.content or b"").decode() for e in inbox}
+    assert set(mailed) == {("data-alerts@company.com",), ("oncall@company.com",)}
+    assert "customer_etl_pipeline.validate_data failed" in mailed[("data-alerts@company.com",)]
