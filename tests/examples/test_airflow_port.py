@@ -198,6 +198,6 @@ def test_bad_source_rows_fail_validate_data_once_and_stop_the_chain(
     assert failed == {"between(created_at)"}
     assert {result.task(t).state for t in CHAIN[3:]} == {TaskState.UPSTREAM_FAILED}
     # 'email_on_failure': True with 'email': ['data-alerts@company.com'], besides the global on-call address.
-    mailed = {tuple(e.rcpt_tos): bytes(e.content or b"").decode() for e in inbox}
+    mailed = {tuple(e.rcpt_tos): e.content.decode() if isinstance(e.content, bytes) else str(e.content) for e in inbox}
     assert set(mailed) == {("data-alerts@company.com",), ("oncall@company.com",)}
     assert "customer_etl_pipeline.validate_data failed" in mailed[("data-alerts@company.com",)]
