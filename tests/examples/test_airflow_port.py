@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -87,7 +88,10 @@ def crm(pg_schema: tuple[str, str]) -> Iterator[tuple[str, str, str]]:
 def dbt_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    shutil.copy(FAKE_DBT, bindir / "dbt")
+    # This interpreter runs the stand-in, whatever python3 is on PATH.
+    body = FAKE_DBT.read_text().split("\n", 1)[1]
+    (bindir / "dbt").write_text(f"#!{sys.executable}\n{body}")
+    (bindir / "dbt").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     project = tmp_path / "dbt"
     shutil.copytree(ROOT / "examples" / "_demo" / "dbt", project)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +28,10 @@ DAY = datetime(2024, 1, 2, tzinfo=UTC)
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    shutil.copy(FAKE_DBT, bindir / "dbt")
+    # This interpreter runs the stand-in, whatever python3 is on PATH.
+    body = FAKE_DBT.read_text().split("\n", 1)[1]
+    (bindir / "dbt").write_text(f"#!{sys.executable}\n{body}")
+    (bindir / "dbt").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     folder = tmp_path / "shop"
     folder.mkdir()
