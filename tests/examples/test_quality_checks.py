@@ -28,7 +28,7 @@ def test_quality_checks_example(tmp_path: Path) -> None:
     assert "reconciled: extracted 8 = loaded 5 + quarantined 3" in out
     assert "task 'sql_tests': 2 of 2 expectations passed" in out
     assert "validate stopped: - not_null(email) on column 'email': 1 of 8 rows (12.50%) failed" in out
-    assert "0 passed, 7 failed (2 with severity fail)." in out
+    assert "0 passed, 6 failed (2 with severity fail)." in out  # not_null(email) mostly=0.8 passed
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT list(customer_id ORDER BY customer_id) FROM customers").fetchone()[0] == [1, 4, 5, 7, 8]
         reasons = con.execute("SELECT customer_id, _hr_reason FROM customers_quarantine ORDER BY 1").fetchall()
@@ -39,5 +39,7 @@ def test_quality_checks_example(tmp_path: Path) -> None:
     assert len(results) == 8 + 3 + 2 + 1
     by_key = {(r.task_id, r.expectation): r for r in results}
     assert by_key[("clean", "matches_regex(email)")].failed == 2
+    mostly = by_key[("clean", "not_null(email)")]  # 7 of 8 present >= mostly 0.8
+    assert (mostly.status, mostly.failed) == ("passed", 1)
     assert by_key[("load", "unique(customer_id)")].status == "passed"
     assert by_key[("sql_tests", "one_row_per_email")].status == "passed"

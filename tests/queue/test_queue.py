@@ -34,10 +34,17 @@ def test_add_stores_bullmq_options_under_the_prefix(conn: QueueConnection) -> No
             assert stored.options["attempts"] == 3
             assert stored.options["backoff"] == {"type": "exponential", "delay": 2000}
             assert await stored.state() == JobState.PRIORITIZED
+            # Only this test's own prefix is looked at: others share this Redis and may
+            # well run a "data-processing" queue of their own under the default prefix.
             client = conn.client()
-            keys = [k async for k in client.scan_iter(match="*data-processing*")]
-            await client.aclose()
-            assert keys and all(k.startswith(f"{conn.prefix}:data-processing:") for k in keys)
+            try:
+                ours = [k async for k in client.scan_iter(match=f"{conn.prefix}:data-processing:*")]
+                job_hash = await client.hgetall(f"{conn.prefix}:data-processing:{job.id}")
+            finally:
+                await client.aclose()
+            assert f"{conn.prefix}:data-processing:{job.id}" in ours
+            assert job_hash["name"] == "process-csv"
+            assert f"{conn.prefix}:data-processing:prioritized" in ours
 
     asyncio.run(body())
 

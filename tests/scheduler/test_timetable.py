@@ -155,11 +155,11 @@ def test_start_date_not_on_schedule_aligns_forward():
             (2024, 3, 31),
             ["2024-03-30T02:00:00+01:00", "2024-03-31T03:00:00+02:00", "2024-04-01T02:00:00+02:00"],
         ),
-        # fall back: 02:00 exists twice, the run fires once (first occurrence)
+        # fall back: 02:00 exists twice, the run fires once (second occurrence, as Airflow)
         (
             "Europe/Amsterdam",
             (2024, 10, 27),
-            ["2024-10-26T02:00:00+02:00", "2024-10-27T02:00:00+02:00", "2024-10-28T02:00:00+01:00"],
+            ["2024-10-26T02:00:00+02:00", "2024-10-27T02:00:00+01:00", "2024-10-28T02:00:00+01:00"],
         ),
         (
             "America/New_York",

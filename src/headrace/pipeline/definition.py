@@ -54,6 +54,7 @@ class Pipeline:
         owner: str | None = None,
         doc: str | None = None,
         description: str | None = None,
+        manual_interval: str = "containing",
     ) -> None:
         code = fn.__code__
         self.fn = fn
@@ -69,7 +70,7 @@ class Pipeline:
             raise DefinitionError(f"{where}: unknown timezone {timezone!r} (use an IANA name like 'Europe/Paris')") from None
         self.timezone = timezone
         try:  # a bad cron expression is a definition mistake, reported when the file loads
-            self.timetable: Timetable = timetable_from(schedule, timezone)
+            self.timetable: Timetable = timetable_from(schedule, timezone, manual_interval=manual_interval)
         except DefinitionError as exc:
             raise DefinitionError(f"{where}: {exc}") from None
         self.start_date = _aware(start_date, timezone, f"{where}: start_date")
@@ -283,7 +284,9 @@ def pipeline(
             ``default_args``: retries, timeout, sla, owner, pool, trigger_rule, tags,
             depends_on_past, email, email_on_failure, email_on_retry, webhooks, on_failure,
             on_retry, on_success, on_sla_miss), params (name -> default), tags, owner,
-            description (one line), doc (long text).
+            description (one line), doc (long text), manual_interval (what a manual run
+            with a date covers: ``"containing"``, the default, or ``"ending"``, Airflow's
+            meaning; see :class:`~headrace.pipeline.timetable.ManualInterval`).
 
     Example:
         >>> @pipeline(schedule="0 2 * * *", start_date=datetime(2024, 1, 1), params={"full_refresh": False})

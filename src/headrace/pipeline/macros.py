@@ -38,7 +38,7 @@ This module imports nothing of headrace but the timetable.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from headrace.pipeline.timetable import Interval, Timetable
 
@@ -49,12 +49,11 @@ MACRO_NAMES = (
     "ds", "ds_nodash", "ts", "ts_nodash", "prev_ds", "next_ds", "logical_date",
     "data_interval_start", "data_interval_end", "prev_data_interval_start", "prev_data_interval_end",
 )
-_TICK = timedelta(microseconds=1)
 
 
 def schedule_interval(timetable: Timetable, logical_date: datetime) -> Interval | None:
     """The scheduled interval whose logical date is (or contains) ``logical_date``; None without a schedule."""
-    base = timetable.infer_manual_interval(logical_date)
+    base = timetable.infer_manual_interval(logical_date, semantics="containing")
     return base if base.end > base.start else None
 
 
@@ -62,9 +61,7 @@ def previous_interval(timetable: Timetable, interval: Interval) -> Interval | No
     """The scheduled interval that ends where ``interval`` starts (Airflow's previous schedule)."""
     if interval.end <= interval.start:
         return None
-    before = timetable.infer_manual_interval(interval.start - _TICK)  # cron: the interval holding that instant
-    if before.end != interval.start:  # a fixed period: the interval of the same length before
-        before = timetable.infer_manual_interval(interval.start - (interval.end - interval.start))
+    before = timetable.infer_manual_interval(interval.start, semantics="ending")
     return before if before.end > before.start else None
 
 
@@ -73,4 +70,3 @@ def next_interval(timetable: Timetable, interval: Interval) -> Interval | None:
     if interval.end <= interval.start:
         return None
     return timetable.next_interval(interval.end, catchup=True, now=interval.end)
-

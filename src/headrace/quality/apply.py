@@ -98,7 +98,7 @@ def _compile(checks: Sequence[Expectation], schema: pa.Schema, where: str
                 aggs.extend(e.alias(f"_hr_a{len(aggs) + j}") for j, e in enumerate(exprs))
                 widths.append(len(exprs))
     except ExpectationDefinitionError as exc:
-        raise ExpectationDefinitionError(f"{where}: {exc}") from None
+        raise exc.located(where) from None
     return masks, aggs, widths
 
 
@@ -125,6 +125,20 @@ def _evaluate(frame: pl.DataFrame, masks: list[pl.Expr], aggs: list[pl.Expr],
                     ) from None
         raise
     return mask_frame, agg_frame
+
+
+def _judged_counts(frame: pl.DataFrame, checks: Sequence[Expectation], schema: pa.Schema,
+                   where: str) -> dict[int, int]:
+    """How many rows each row-level check with ``mostly`` judges (by position in ``checks``)."""
+    wanted = {i: c for i, c in enumerate(checks) if isinstance(c, RowExpectation) and c.mostly is not None}
+    if not wanted:
+        return {}
+    try:
+        exprs = [c.judged(schema).sum().alias(f"_hr_j{i}") for i, c in wanted.items()]
+    except ExpectationDefinitionError as exc:
+        raise exc.located(where) from None
+    row = frame.select(exprs).row(0)
+    return {i: int(v or 0) for i, v in zip(wanted, row, strict=True)}
 
 
 def apply_checks(table: pa.Table | pl.DataFrame | Any, checks: Sequence[Expectation], *,
@@ -162,6 +176,7 @@ def apply_checks(table: pa.Table | pl.DataFrame | Any, checks: Sequence[Expectat
         )
     counts = mask_frame.sum().row(0) if masks else ()
     agg_values = agg_frame.row(0) if aggs else ()
+    judged = _judged_counts(frame, checks, schema, where)
 
     results: list[ExpectationResult] = []
     quarantine_masks: list[tuple[str, RowExpectation]] = []
@@ -177,10 +192,11 @@ def apply_checks(table: pa.Table | pl.DataFrame | Any, checks: Sequence[Expectat
                 sample = sample_rows(arrow, positions)
                 if check.severity is Severity.QUARANTINE:
                     quarantine_masks.append((f"_hr_m{i}", check))
+            ok, note = check.passes(failed, judged.get(i, n_rows))
             results.append(ExpectationResult(
                 name=check.name, kind=check.kind, severity=check.severity,
-                status=CheckStatus.FAILED if failed else CheckStatus.PASSED,
-                total=n_rows, failed=failed, column=check.column, reason=check.row_reason(),
+                status=CheckStatus.PASSED if ok else CheckStatus.FAILED,
+                total=n_rows, failed=failed, column=check.column, reason=check.row_reason() + note,
                 sample=sample,
             ))
         else:
@@ -192,7 +208,7 @@ def apply_checks(table: pa.Table | pl.DataFrame | Any, checks: Sequence[Expectat
             try:
                 verdict = check.judge(values, n_rows, schema)
             except ExpectationDefinitionError as exc:
-                raise ExpectationDefinitionError(f"{where}: {exc}") from None
+                raise exc.located(where) from None
             results.append(ExpectationResult(
                 name=check.name, kind=check.kind, severity=check.severity,
                 status=CheckStatus.PASSED if verdict.ok else CheckStatus.FAILED,

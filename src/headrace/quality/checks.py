@@ -7,8 +7,13 @@ Example:
 
 Every function takes ``severity`` (``fail`` | ``warn`` | ``quarantine``), an optional
 ``reason`` (shown with failing rows) and an optional ``name`` (unique per table;
-defaults to ``kind(column)``). Declaration errors are raised here, when the pipeline
-file is loaded, not when data arrives.
+defaults to ``kind(column)``). Row-level checks also take ``mostly`` (Great
+Expectations' option): the check passes when at least that fraction of the rows it
+judges pass, e.g. ``matches_regex("email", EMAIL, mostly=0.95)``; rows with a null
+value are not judged (except by ``not_null``), and failing rows are still counted,
+sampled and, with ``severity="quarantine"``, quarantined. Declaration errors (a bad
+regex, a reversed range) are raised here, when the pipeline file is loaded, not when
+data arrives.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from headrace.quality.expectations import (
     StatBetween,
     Unique,
 )
+from headrace.quality.values import check_range
 
 
 def _severity(severity: str | Severity, name: str, row_level: bool) -> Severity:
@@ -57,6 +63,23 @@ def _severity(severity: str | Severity, name: str, row_level: bool) -> Severity:
     return level
 
 
+def _mostly(mostly: float | None, name: str, column: str | None) -> float | None:
+    if mostly is None:
+        return None
+    if isinstance(mostly, bool) or not isinstance(mostly, int | float) or not 0 <= mostly <= 1:
+        raise ExpectationDefinitionError(
+            f"expectation {name!r}: mostly must be a fraction between 0 and 1 (0.95 for 95%), "
+            f"got {mostly!r}.", expectation=name, column=column,
+        )
+    return float(mostly)
+
+
+def _declared_range(name: str, column: str | None, lo: Any, hi: Any, strict: bool = False) -> None:
+    """Refuse a reversed range now when the bounds compare alone (text waits for the column type)."""
+    if not isinstance(lo, str) and not isinstance(hi, str):
+        check_range(name, column, lo, hi, strict)
+
+
 def _column(column: Any, what: str) -> str:
     if not isinstance(column, str) or not column:
         raise ExpectationDefinitionError(f"{what}: column must be a non-empty string, got {column!r}.")
@@ -64,7 +87,8 @@ def _column(column: Any, what: str) -> str:
 
 
 def not_null(column: str, *, severity: str = "fail", reason: str | None = None,
-             name: str | None = None) -> NotNull:
+             name: str | None = None,
+             mostly: float | None = None) -> NotNull:
     """Every value is present (null and float NaN fail).
 
     Args:
@@ -74,11 +98,13 @@ def not_null(column: str, *, severity: str = "fail", reason: str | None = None,
         name: unique name on the table; defaults to ``not_null(column)``.
     """
     name = name or f"not_null({_column(column, 'not_null')})"
-    return NotNull(name=name, column=column, severity=_severity(severity, name, True), reason=reason)
+    return NotNull(name=name, column=column, severity=_severity(severity, name, True), reason=reason,
+                   mostly=_mostly(mostly, name, column))
 
 
 def unique(*columns: str | list[str] | tuple[str, ...], severity: str = "fail",
-           reason: str | None = None, name: str | None = None) -> Unique:
+           reason: str | None = None, name: str | None = None,
+           mostly: float | None = None) -> Unique:
     """Values (or combinations of several columns) appear once; nulls are ignored.
 
     Every row of a duplicated value fails (both copies), so quarantine keeps neither.
@@ -95,11 +121,13 @@ def unique(*columns: str | list[str] | tuple[str, ...], severity: str = "fail",
         _column(c, "unique")
     name = name or f"unique({', '.join(flat)})"
     return Unique(name=name, column=", ".join(flat), columns=tuple(flat),
-                  severity=_severity(severity, name, True), reason=reason)
+                  severity=_severity(severity, name, True), reason=reason,
+                  mostly=_mostly(mostly, name, ", ".join(flat)))
 
 
 def matches_regex(column: str, pattern: str, *, severity: str = "fail", reason: str | None = None,
-                  name: str | None = None) -> MatchesRegex:
+                  name: str | None = None,
+                  mostly: float | None = None) -> MatchesRegex:
     """Values match ``pattern`` (searched anywhere; anchor with ``^``/``$``); nulls pass.
 
     The pattern is Rust ``regex`` syntax: Unicode-aware, no look-around or backreferences.
@@ -114,12 +142,14 @@ def matches_regex(column: str, pattern: str, *, severity: str = "fail", reason: 
             f"{' '.join(str(exc).split())[:300]}"
         ) from None
     return MatchesRegex(name=name, column=column, pattern=pattern,
-                        severity=_severity(severity, name, True), reason=reason)
+                        severity=_severity(severity, name, True), reason=reason,
+                        mostly=_mostly(mostly, name, column))
 
 
 def between(column: str, min: Any = None, max: Any = None, *, strict_min: bool = False,
             strict_max: bool = False, severity: str = "fail", reason: str | None = None,
-            name: str | None = None) -> Between:
+            name: str | None = None,
+            mostly: float | None = None) -> Between:
     """Values lie between ``min`` and ``max`` (inclusive unless strict); nulls and NaN pass.
 
     Bounds may be numbers, dates, datetimes or ISO strings; a bound without a time
@@ -134,13 +164,16 @@ def between(column: str, min: Any = None, max: Any = None, *, strict_min: bool =
     name = name or f"between({_column(column, 'between')})"
     if min is None and max is None:
         raise ExpectationDefinitionError(f"expectation {name!r}: give min, max or both.")
+    _declared_range(name, column, min, max, strict_min or strict_max)
     return Between(name=name, column=column, min=min, max=max, strict_min=strict_min,
-                   strict_max=strict_max, severity=_severity(severity, name, True), reason=reason)
+                   strict_max=strict_max, severity=_severity(severity, name, True), reason=reason,
+                   mostly=_mostly(mostly, name, column))
 
 
 def accepted_values(column: str, values: list[Any] | tuple[Any, ...] | set[Any], *,
                     severity: str = "fail", reason: str | None = None,
-                    name: str | None = None) -> AcceptedValues:
+                    name: str | None = None,
+                    mostly: float | None = None) -> AcceptedValues:
     """Values are among ``values``; nulls pass (add not_null to forbid them)."""
     name = name or f"accepted_values({_column(column, 'accepted_values')})"
     if isinstance(values, str) or not values:
@@ -149,12 +182,14 @@ def accepted_values(column: str, values: list[Any] | tuple[Any, ...] | set[Any],
         )
     ordered = tuple(sorted(values, key=repr)) if isinstance(values, set) else tuple(values)
     return AcceptedValues(name=name, column=column, values=ordered,
-                          severity=_severity(severity, name, True), reason=reason)
+                          severity=_severity(severity, name, True), reason=reason,
+                          mostly=_mostly(mostly, name, column))
 
 
 def relationships(column: str, to_table: str | pa.Table | pl.DataFrame, to_column: str | None = None,
                   *, severity: str = "fail", reason: str | None = None,
-                  name: str | None = None) -> Relationships:
+                  name: str | None = None,
+                  mostly: float | None = None) -> Relationships:
     """Every non-null value is present in ``to_table.to_column`` (a foreign key).
 
     Args:
@@ -171,11 +206,13 @@ def relationships(column: str, to_table: str | pa.Table | pl.DataFrame, to_colum
             f"Polars DataFrame, got {type(to_table).__name__}."
         )
     return Relationships(name=name, column=column, to_table=to_table, to_column=target,
-                         severity=_severity(severity, name, True), reason=reason)
+                         severity=_severity(severity, name, True), reason=reason,
+                         mostly=_mostly(mostly, name, column))
 
 
 def sql_expression(expression: str, *, severity: str = "fail", reason: str | None = None,
-                   name: str | None = None) -> SqlExpression:
+                   name: str | None = None,
+                   mostly: float | None = None) -> SqlExpression:
     """A SQL boolean expression every row satisfies, e.g. ``"amount >= 0 OR refunded"``.
 
     A row fails where the expression is false; null passes (dbt's expression_is_true).
@@ -190,7 +227,8 @@ def sql_expression(expression: str, *, severity: str = "fail", reason: str | Non
             f"expectation {name!r}: cannot parse SQL expression {expression!r}: {exc}"
         ) from None
     return SqlExpression(name=name, expression=expression,
-                         severity=_severity(severity, name, True), reason=reason)
+                         severity=_severity(severity, name, True), reason=reason,
+                         mostly=_mostly(mostly, name, None))
 
 
 def row_count_between(min: int | None = None, max: int | None = None, *, severity: str = "fail",
@@ -199,6 +237,7 @@ def row_count_between(min: int | None = None, max: int | None = None, *, severit
     name = name or "row_count_between"
     if min is None and max is None:
         raise ExpectationDefinitionError(f"expectation {name!r}: give min, max or both.")
+    _declared_range(name, None, min, max)
     return RowCountBetween(name=name, min=min, max=max,
                            severity=_severity(severity, name, False), reason=reason)
 
@@ -219,6 +258,7 @@ def stat_between(column: str, stat: str, min: Any = None, max: Any = None, *,
         )
     if min is None and max is None:
         raise ExpectationDefinitionError(f"expectation {name!r}: give min, max or both.")
+    _declared_range(name, column, min, max)
     return StatBetween(name=name, column=column, stat=stat, min=min, max=max,
                        severity=_severity(severity, name, False), reason=reason)
 

@@ -16,6 +16,7 @@ import pyarrow as pa
 from headrace.config import mask_url
 from headrace.errors import did_you_mean
 from headrace.quality.errors import ExpectationDefinitionError
+from headrace.quality.patterns import to_postgres, to_re2
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class Dialect:
     def raw(self, sql: str) -> str:
         """User SQL text made safe to combine with parameters."""
         return sql.replace("%", "%%") if self.placeholder == "%s" else sql
+
+    def pattern(self, pattern: str, where: str) -> str:
+        """A declared (Rust-syntax) regex as this database must be given it: see :mod:`.patterns`."""
+        return to_re2(pattern, where) if self.name == "duckdb" else to_postgres(pattern, where)
 
     def regex_fails(self, column_sql: str) -> str:
         if self.name == "duckdb":

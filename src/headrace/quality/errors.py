@@ -17,7 +17,24 @@ if TYPE_CHECKING:
 
 
 class ExpectationDefinitionError(DefinitionError):
-    """An expectation is declared wrongly or does not fit the table it is applied to."""
+    """An expectation is declared wrongly or does not fit the table it is applied to.
+
+    Args:
+        message: what is wrong and what to do.
+        expectation: the expectation's name, when one is concerned.
+        column: the column, when one is concerned.
+    """
+
+    def __init__(self, message: str, *, expectation: str | None = None,
+                 column: str | None = None) -> None:
+        super().__init__(message)
+        self.expectation = expectation
+        self.column = column
+
+    def located(self, where: str) -> ExpectationDefinitionError:
+        """The same error with ``where`` (pipeline, task, table) in front of the message."""
+        return ExpectationDefinitionError(f"{where}: {self}", expectation=self.expectation,
+                                          column=self.column)
 
 
 class ExpectationsFailed(QualityError, TerminalError):

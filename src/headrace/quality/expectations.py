@@ -13,7 +13,10 @@ Float NaN counts as null everywhere. ``unique`` ignores nulls like SQL ``UNIQUE`
 ignored) and marks every row of a duplicated value, not only the second one.
 Time zones: see :mod:`headrace.quality.values` (bounds without a zone mean UTC).
 Regexes use Rust ``regex`` syntax (Unicode-aware, no look-around or backreferences)
-and match anywhere in the value unless anchored with ``^``/``$``.
+and match anywhere in the value unless anchored with ``^``/``$``; the same pattern
+means the same in DuckDB and PostgreSQL (:mod:`headrace.quality.patterns`). ``mostly`` (GX's
+option) lets a row-level expectation pass when that fraction of the rows it judges
+(those with a value; every row for ``not_null`` and ``sql_expression``) pass.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import pyarrow as pa
 
 from headrace.errors import did_you_mean
 from headrace.quality.errors import ExpectationDefinitionError
-from headrace.quality.values import coerce_bound, family, to_utc
+from headrace.quality.values import check_range, coerce_bound, family, to_utc
 
 
 class Severity(StrEnum):
@@ -52,12 +55,15 @@ class Verdict:
 
 @dataclass(frozen=True, kw_only=True)
 class Expectation(ABC):
-    """Base of every expectation: a name, a severity and an optional reason."""
+    """Base of every expectation: a name, a severity, an optional reason and ``mostly``."""
 
     name: str
     severity: Severity = Severity.FAIL
     reason: str | None = None
     column: str | None = None
+    #: row-level only: pass when at least this fraction of the judged rows pass (GX's
+    #: ``mostly``); failing rows are still counted, sampled and quarantined
+    mostly: float | None = None
 
     kind: ClassVar[str] = "expectation"
     row_level: ClassVar[bool] = True
@@ -104,6 +110,22 @@ class RowExpectation(Expectation):
     def row_reason(self) -> str:
         return self.reason or self.describe()
 
+    def judged(self, schema: pa.Schema) -> pl.Expr:
+        """True for the rows ``mostly`` counts: those with a value (nulls pass unjudged, as in GX)."""
+        return _not_missing(self.column_name, self.column_type(schema))
+
+    def passes(self, failed: int, judged: int) -> tuple[bool, str]:
+        """Whether the expectation passes with ``failed`` of ``judged`` rows failing, and a note.
+
+        Without ``mostly`` any failing row fails it. With it, as in Great Expectations,
+        it passes when ``(judged - failed) / judged >= mostly`` (and with nothing judged).
+        """
+        if self.mostly is None:
+            return failed == 0, ""
+        ratio = 1.0 if judged == 0 else (judged - failed) / judged
+        return ratio >= self.mostly, (f" ({judged - failed} of {judged} rows pass = "
+                                      f"{100 * ratio:.2f}%, mostly requires {100 * self.mostly:g}%)")
+
 
 class TableExpectation(Expectation):
     """An expectation judged on the whole table (counts, statistics, schema)."""
@@ -131,9 +153,11 @@ def _not_missing(column: str, arrow_type: pa.DataType) -> pl.Expr:
 
 
 def _comparable(column: str, arrow_type: pa.DataType) -> pl.Expr:
-    """The column as compared with coerced bounds: zoned timestamps in UTC."""
+    """The column as compared with coerced bounds: zoned timestamps in UTC, categories as text."""
     if family(arrow_type) == "timestamp" and arrow_type.tz is not None:
         return pl.col(column).dt.convert_time_zone("UTC")
+    if pa.types.is_dictionary(arrow_type):
+        return pl.col(column).cast(polars_type(arrow_type.value_type))
     return pl.col(column)
 
 
@@ -143,6 +167,9 @@ class NotNull(RowExpectation):
 
     def failing(self, schema: pa.Schema) -> pl.Expr:
         return ~_not_missing(self.column_name, self.column_type(schema))
+
+    def judged(self, schema: pa.Schema) -> pl.Expr:
+        return pl.repeat(True, pl.len())  # every row is judged
 
     def describe(self) -> str:
         return f"{self.column} is null"
@@ -161,6 +188,9 @@ class Unique(RowExpectation):
         keyed = pl.col(self.columns[0]) if len(self.columns) == 1 else pl.struct(self.columns)
         return keyed.is_duplicated() & pl.all_horizontal(present)
 
+    def judged(self, schema: pa.Schema) -> pl.Expr:
+        return pl.all_horizontal([_not_missing(c, self.column_type(schema, c)) for c in self.columns])
+
     def describe(self) -> str:
         return f"({', '.join(self.columns)}) is duplicated" if len(self.columns) > 1 else f"{self.column} is duplicated"
 
@@ -173,8 +203,8 @@ class MatchesRegex(RowExpectation):
     def failing(self, schema: pa.Schema) -> pl.Expr:
         arrow_type = self.column_type(schema)
         text = pl.col(self.column_name)
-        if family(arrow_type) != "string":
-            text = text.cast(pl.String)
+        if family(arrow_type) != "string" or pa.types.is_dictionary(arrow_type):
+            text = text.cast(pl.String)  # numbers as text; categories by their text
         return _not_missing(self.column_name, arrow_type) & ~text.str.contains(self.pattern)
 
     def describe(self) -> str:
@@ -190,9 +220,10 @@ class Between(RowExpectation):
     kind: ClassVar[str] = "between"
 
     def bounds(self, arrow_type: pa.DataType) -> tuple[Any, Any]:
-        """The bounds coerced to the column's type (None where open)."""
+        """The bounds coerced to the column's type (None where open); an empty range is refused."""
         lo = None if self.min is None else coerce_bound(self.min, arrow_type, self.where())
         hi = None if self.max is None else coerce_bound(self.max, arrow_type, self.where())
+        check_range(self.name, self.column, lo, hi, self.strict_min or self.strict_max)
         return lo, hi
 
     def failing(self, schema: pa.Schema) -> pl.Expr:
@@ -214,9 +245,27 @@ class Between(RowExpectation):
         return f"{self.column} is outside {left}{lo}, {hi}{right}"
 
 
+_BOOLEAN_TEXT = {"true": True, "false": False}
+
+
+def _boolean(exp: Expectation, value: Any) -> bool:
+    """A declared value as a boolean: True/False, 1/0 or the text true/false (any case)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _BOOLEAN_TEXT:
+        return _BOOLEAN_TEXT[value.strip().lower()]
+    raise ExpectationDefinitionError(
+        f"{exp.where()}: the column is boolean but value {value!r} is not a boolean; "
+        f"use True/False (or the text true, false, or 1, 0).",
+        expectation=exp.name, column=exp.column,
+    )
+
+
 def _coerce_values(exp: Expectation, values: Sequence[Any], arrow_type: pa.DataType) -> list[Any]:
     if family(arrow_type) == "boolean":
-        return [bool(v) for v in values]
+        return [_boolean(exp, v) for v in values]
     return [coerce_bound(v, arrow_type, exp.where()) for v in values]
 
 
@@ -323,6 +372,9 @@ class SqlExpression(RowExpectation):
         # A null result passes, as in dbt's expression_is_true (WHERE NOT (expr)).
         return ~pl.sql_expr(self.expression).fill_null(True)
 
+    def judged(self, schema: pa.Schema) -> pl.Expr:
+        return pl.repeat(True, pl.len())
+
     def describe(self) -> str:
         return f"not ({self.expression})"
 
@@ -355,11 +407,13 @@ class StatBetween(TableExpectation):
             raise ExpectationDefinitionError(
                 f"{self.where()}: {self.stat} needs a numeric column, {self.column!r} is {arrow_type}."
             )
-        value = pl.col(self.column_name)
+        value = _comparable(self.column_name, arrow_type)
         if family(arrow_type) == "float":
             value = value.fill_nan(None)  # NaN counts as null
+        # Int64 sums wrap silently past 2**63; Int128 gives the exact sum DuckDB and GX give.
+        total = value.cast(pl.Int128).sum() if family(arrow_type) == "integer" else value.sum()
         agg = {"min": value.min(), "max": value.max(), "mean": value.mean(),
-               "median": value.median(), "sum": value.sum(), "stddev": value.std()}[self.stat]
+               "median": value.median(), "sum": total, "stddev": value.std()}[self.stat]
         return [agg]
 
     def judge(self, values: list[Any], n_rows: int, schema: pa.Schema) -> Verdict:
@@ -370,6 +424,7 @@ class StatBetween(TableExpectation):
         bound_type = arrow_type if self.stat in ("min", "max") else pa.float64()
         lo = None if self.min is None else coerce_bound(self.min, bound_type, self.where())
         hi = None if self.max is None else coerce_bound(self.max, bound_type, self.where())
+        check_range(self.name, self.column, lo, hi)
         if isinstance(observed, dt.datetime) and observed.tzinfo is not None:
             observed = to_utc(observed)
         if isinstance(observed, float) and observed != observed:  # NaN

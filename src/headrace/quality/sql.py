@@ -7,9 +7,10 @@ sample. The rows stay where they are: a ``quarantine`` expectation is counted an
 recorded here like ``warn``, since moving loaded rows is the load's job.
 
 The null, NaN and time-zone rules are those of :mod:`headrace.quality.expectations`
-(the golden tests run every case in Polars, DuckDB and PostgreSQL). Regexes run in
-the database's own engine: RE2 in DuckDB, POSIX ARE in PostgreSQL (no ``\\p{L}``),
-and ``sql_expression`` text is the destination's SQL.
+(the golden tests run every case in Polars, DuckDB and PostgreSQL). Regexes keep
+their Rust ``regex`` meaning in both databases: :mod:`headrace.quality.patterns` spells
+the Unicode ``\\s``, ``\\d``, ``\\w`` out for DuckDB's RE2 and for PostgreSQL's ARE
+(which has no ``\\p{L}``). ``sql_expression`` text is the destination's SQL.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ class _Compiler:
             return f"({_BASE}.{self.d.quote(alias)} > 1 AND {present})", []
         if isinstance(check, MatchesRegex):
             present = f"NOT {self.missing(check, check.column_name)}"
-            return f"({present} AND {self.d.regex_fails(self.col(check.column_name))})", [check.pattern]
+            pattern = self.d.pattern(check.pattern, check.where())
+            return f"({present} AND {self.d.regex_fails(self.col(check.column_name))})", [pattern]
         if isinstance(check, Between):
             arrow_type = check.column_type(self.schema)
             lo, hi = check.bounds(arrow_type)
@@ -120,6 +122,13 @@ class _Compiler:
         if isinstance(check, SqlExpression):
             return f"NOT COALESCE(({self.d.raw(check.expression)}), TRUE)", []
         raise ExpectationDefinitionError(f"{check.where()}: {check.kind} cannot run in SQL.")
+
+    def judged(self, check: RowExpectation) -> str | None:
+        """The predicate of the rows ``mostly`` counts (None: every row)."""
+        if isinstance(check, NotNull | SqlExpression):
+            return None
+        columns = check.columns if isinstance(check, Unique) else (check.column_name,)
+        return " AND ".join(f"NOT {self.missing(check, c)}" for c in columns)
 
     def aggregates(self, check: TableExpectation) -> list[str]:
         if isinstance(check, StatBetween):
@@ -168,30 +177,36 @@ def check_table(target: Any, table: str, checks: Sequence[Expectation], *,
         params: list[Any] = []
         predicates: dict[int, tuple[str, list[Any]]] = {}
         agg_slots: dict[int, tuple[int, int]] = {}
+        row_slots: dict[int, int] = {}
+        judged_slots: dict[int, int] = {}
         try:
             for i, check in enumerate(checks):
                 if isinstance(check, RowExpectation):
                     predicate, values = compiler.failing(check)
                     predicates[i] = (predicate, values)
+                    row_slots[i] = len(select)
                     select.append(f"COALESCE(SUM(CASE WHEN {predicate} THEN 1 ELSE 0 END), 0)")
                     params.extend(values)
+                    judged = compiler.judged(check) if check.mostly is not None else None
+                    if judged is not None:
+                        judged_slots[i] = len(select)
+                        select.append(f"COALESCE(SUM(CASE WHEN {judged} THEN 1 ELSE 0 END), 0)")
                 elif isinstance(check, TableExpectation):
                     aggs = compiler.aggregates(check)
                     agg_slots[i] = (len(select), len(aggs))
                     select.extend(aggs)
         except ExpectationDefinitionError as exc:
-            raise ExpectationDefinitionError(f"{where}: {exc}") from None
+            raise exc.located(where) from None
         source = _source(db.dialect, table, compiler.windows)
         _, rows = db.query(f"SELECT {', '.join(select)} FROM {source}", params)
         values_row = rows[0]
         n_rows = int(values_row[0])
         columns = ", ".join(f"{_BASE}.{db.dialect.quote(n)}" for n in schema.names)
         results: list[ExpectationResult] = []
-        slot = 1
         for i, check in enumerate(checks):
             if isinstance(check, RowExpectation):
-                failed = int(values_row[slot])
-                slot += 1
+                failed = int(values_row[row_slots[i]])
+                ok, note = check.passes(failed, int(values_row[judged_slots[i]]) if i in judged_slots else n_rows)
                 sample: list[dict[str, Any]] = []
                 if failed:
                     predicate, values = predicates[i]
@@ -201,14 +216,13 @@ def check_table(target: Any, table: str, checks: Sequence[Expectation], *,
                     sample = [json_safe(dict(zip(names, r, strict=True))) for r in sample_rows]
                 results.append(ExpectationResult(
                     name=check.name, kind=check.kind, severity=check.severity,
-                    status=CheckStatus.FAILED if failed else CheckStatus.PASSED,
-                    total=n_rows, failed=failed, column=check.column, reason=check.row_reason(),
-                    sample=sample,
+                    status=CheckStatus.PASSED if ok else CheckStatus.FAILED,
+                    total=n_rows, failed=failed, column=check.column,
+                    reason=check.row_reason() + note, sample=sample,
                 ))
             else:
                 assert isinstance(check, TableExpectation)
                 start, width = agg_slots[i]
-                slot = start + width
                 verdict = check.judge(list(values_row[start:start + width]), n_rows, schema)
                 results.append(ExpectationResult(
                     name=check.name, kind=check.kind, severity=check.severity,

@@ -134,6 +134,35 @@ def coerce_bound(value: Any, arrow_type: pa.DataType, where: str) -> Any:
     )
 
 
+def check_range(name: str, column: str | None, lo: Any, hi: Any, strict: bool = False) -> None:
+    """Refuse bounds that leave no value in range: ``min > max``, or ``min == max`` with a strict side.
+
+    Args:
+        name: the expectation, for the error.
+        column: its column (None for the row count).
+        lo: the lower bound, or None.
+        hi: the upper bound, or None.
+        strict: whether either bound excludes itself.
+
+    Bounds that cannot be compared with each other (a naive and an aware datetime)
+    are left to the check against the column's type.
+    """
+    if lo is None or hi is None:
+        return
+    try:
+        empty = bool(lo > hi or (lo == hi and strict))
+    except TypeError:
+        return
+    if empty:
+        on = f" on column {column!r}" if column else ""
+        how = "greater than" if lo > hi else "equal to (with a strict bound)"
+        raise ExpectationDefinitionError(
+            f"expectation {name!r}{on}: min {lo!r} is {how} max {hi!r}, so the range is empty "
+            f"and every row would fail; swap min and max.",
+            expectation=name, column=column,
+        )
+
+
 def json_safe(value: Any, max_len: int = 200) -> Any:
     """A value that json.dumps accepts: dates as ISO strings, Decimal as str, long text cut."""
     if value is None or isinstance(value, bool | int):
