@@ -80,3 +80,15 @@ def test_a_manual_run_between_schedule_points_uses_airflows_previous_and_followi
     seen = result.result_of("macros")
     assert (seen["ds"], seen["prev_ds"], seen["next_ds"]) == ("2024-01-02", "2024-01-02", "2024-01-03")
     assert seen["prev_start"] == "2024-01-02T02:00:00+00:00"  # the schedule point before 15:30
+
+
+def test_airflows_manual_interval_keeps_the_macros_on_the_schedule(store, settings) -> None:
+    @pipeline(name="ending_macros", schedule="0 2 * * *", manual_interval="ending")
+    def ending_macros():
+        macros()
+
+    seen = Runner(store, executor="inprocess", settings=settings).run(
+        ending_macros, datetime(2024, 1, 2, 2, tzinfo=UTC)
+    ).result_of("macros")
+    assert (seen["start"], seen["end"]) == ("2024-01-01T02:00:00+00:00", "2024-01-02T02:00:00+00:00")
+    assert (seen["ds"], seen["prev_ds"], seen["next_ds"]) == ("2024-01-02", "2024-01-01", "2024-01-03")
