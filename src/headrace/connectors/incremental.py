@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from headrace.errors import ConnectorError
+from headrace.errors import ConnectorError, TransientError
 
 CursorValue = Any  # int | float | str | Decimal | date | datetime
 
@@ -112,6 +112,32 @@ class Checkpoint:
     value: CursorValue
     load_id: str | None = None
     updated_at: dt.datetime | None = None
+
+
+class CheckpointMoved(ConnectorError, TransientError):
+    """A fenced load found another checkpoint than the one its extract started from.
+
+    Nothing was applied. Another load of the same (pipeline, source) committed after
+    this extract began (a newer run, a concurrent run, or the run a resumed one was
+    overtaken by); applying this extract could put older rows back. Re-extract from
+    the stored checkpoint (``found``) and load again; a retry of a task that extracts
+    and loads does exactly that.
+
+    Attributes:
+        pipeline, source: whose checkpoint moved.
+        expected: the value the extract started from (None: no checkpoint).
+        found: the value stored now.
+    """
+
+    def __init__(
+        self, pipeline: str, source: str, expected: Any, found: Any, where: str = ""
+    ) -> None:
+        self.pipeline, self.source, self.expected, self.found = pipeline, source, expected, found
+        super().__init__(
+            f"Load into {where or 'the destination'} not applied: checkpoint of pipeline "
+            f"{pipeline!r}, source {source!r} moved from {expected!r} (where this extract "
+            f"started) to {found!r}. Re-extract from the stored checkpoint and load again."
+        )
 
 
 def encode_value(value: CursorValue) -> tuple[str | None, str]:
