@@ -226,6 +226,7 @@ class SqlDestination(ModeSteps, ABC):
         fence: Checkpoint | None = None,
         cursor_column: str | None = None,
         origin: tuple[str, str] | None = None,
+        verify: Callable[[LoadResult], None] | None = None,
     ) -> LoadResult:
         """Write ``data`` to ``table`` and commit it with its checkpoint and quarantine.
 
@@ -254,6 +255,8 @@ class SqlDestination(ModeSteps, ABC):
                 value of this column is greater (the stored row is newer).
             origin: ``(pipeline, source dataset)`` recorded in the load ledger when no
                 checkpoint or fence names them (lineage).
+            verify: called with the result just before commit; raising rolls the load
+                back (reconciliation before commit).
 
         Returns:
             A :class:`LoadResult`.
@@ -301,6 +304,8 @@ class SqlDestination(ModeSteps, ABC):
                 rows_superseded=rows_in - loaded if plan.mode is WriteMode.MERGE else 0,
             )  # fmt: skip
             self._record(conn, result, plan, stored or fence, origin)
+            if verify is not None:
+                verify(result)
             crashpoint("before_commit")
             self._commit(conn)
             crashpoint("after_commit")

@@ -1,0 +1,281 @@
+"""Running one sync: checkpoint → extract → transform → checks → fenced load, re-extracting
+when another load overtook this one.
+
+Every step a hand-wired pipeline used to write is here once: the checkpoint is read
+from the destination; the load is fenced on it (:class:`CheckpointMoved` means another
+run committed first: extract again from its checkpoint, at most ``max_reextracts``
+times); the load id comes from what is loaded (:func:`load_identity`); quarantined rows
+go to ``<table>_quarantine`` in the load's transaction; rows reconcile before commit.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import pyarrow as pa
+
+from headrace.connectors import Checkpoint, Cursor, FileSource, Interval, SqlSource
+from headrace.connectors.destinations import (
+    DuckDBDestination,
+    PostgresDestination,
+    SqlDestination,
+    open_destination,
+)
+from headrace.connectors.destinations.base import LoadResult, as_arrow
+from headrace.connectors.incremental import (
+    CheckpointMoved,
+    column_max,
+    data_digest,
+    load_identity,
+)
+from headrace.connectors.naming import default_warehouse
+from headrace.errors import ConnectorError
+from headrace.pipeline import Context
+from headrace.quality import apply_checks, reconcile, run_sql_tests
+from headrace.sync.declaration import (
+    CursorStrategy,
+    FileSourceSpec,
+    IntervalStrategy,
+    SqlSourceSpec,
+    Sync,
+)
+
+
+def run_sync(spec: Sync, ctx: Context) -> dict[str, Any]:
+    """Run ``spec`` once for the run of ``ctx``; return the load's stats.
+
+    Returns:
+        extracted, loaded, replaced, quarantined, superseded, load_id, already_loaded,
+        reextracts, checkpoint, source and destination (datasets, for lineage).
+    """
+    dest = open_sync_destination(spec, ctx)
+    for attempt in range(spec.max_reextracts + 1):
+        try:
+            stats = _extract_and_load(spec, ctx, dest, attempt)
+            break
+        except CheckpointMoved as moved:
+            ctx.log.warning(
+                "sync %s: another load committed first (checkpoint %r -> %r); "
+                "re-extracting (%d of %d)",
+                spec.name, moved.expected, moved.found, attempt + 1, spec.max_reextracts,
+            )  # fmt: skip
+            if attempt == spec.max_reextracts:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    stats["table_rows"] = _count(dest, spec.destination.table)
+    if spec.sql_tests is not None:
+        report = run_sql_tests(sql_test_target(dest), spec.sql_tests, pipeline=ctx.pipeline)
+        report.raise_for_failures()
+        stats["sql_tests_passed"] = len(report.results)
+    return stats
+
+
+def _count(dest: SqlDestination, table: str) -> int:
+    return int(dest.query(f"SELECT count(*) AS n FROM {dest.q(table)}").column("n")[0].as_py())
+
+
+def sql_test_target(dest: SqlDestination) -> str:
+    """The URL SQL tests run against: the DuckDB file, or PostgreSQL with the schema first
+    on its search_path (so tests name tables without a schema)."""
+    if isinstance(dest, DuckDBDestination):
+        return f"duckdb:///{dest.path}"
+    assert isinstance(dest, PostgresDestination)
+    url = dest.conn_url.url
+    if not dest.schema:
+        return url
+    options = urlencode({"options": f"-csearch_path={dest.schema}"})
+    return f"{url}{'&' if '?' in url else '?'}{options}"
+
+
+def open_sync_destination(spec: Sync, ctx: Context) -> SqlDestination:
+    """The destination connection by name (``warehouse``: the embedded DuckDB by default)."""
+    name = spec.destination.connection
+    if name == "warehouse" and not ctx.settings.has_connection(name):
+        return open_destination(default_warehouse(ctx.settings))
+    return open_destination(name, ctx.settings)
+
+
+def _extract_and_load(
+    spec: Sync, ctx: Context, dest: SqlDestination, attempt: int
+) -> dict[str, Any]:
+    """One pass: extract from the stored checkpoint and load fenced on it."""
+    dataset = spec.source.dataset
+    strategy = spec.incremental
+    start = dest.checkpoint(ctx.pipeline, dataset) if isinstance(strategy, CursorStrategy) else None
+    raw = _extract(spec, ctx, start)
+    rows = _transform(spec, ctx, raw)
+    outcome = apply_checks(rows, spec.checks, pipeline=ctx.pipeline, task=ctx.task_id)
+    outcome.raise_for_failures()
+    good, bad = outcome.passed, outcome.quarantined
+    n_bad = 0 if bad is None else bad.num_rows
+    reconcile(rows.num_rows, good.num_rows, n_bad, pipeline=ctx.pipeline, run_id=ctx.run_id,
+              table=spec.destination.table)  # fmt: skip
+    covers: Any = start.value if start else None
+    if isinstance(strategy, IntervalStrategy):
+        covers = (ctx.data_interval_start.isoformat(), ctx.data_interval_end.isoformat())
+    load_id = load_identity(
+        ctx.pipeline, dataset, spec.destination.table, covers,
+        data_digest(good) + data_digest(bad),
+    )  # fmt: skip
+    stats = {"extracted": raw.num_rows, "source": dataset, "reextracts": attempt,
+             "destination": f"{spec.destination.connection}.{spec.destination.table}"}  # fmt: skip
+    if rows.num_rows == 0:
+        ctx.log.info("sync %s: nothing new in %s", spec.name, dataset)
+        return {**stats, "loaded": 0, "replaced": 0, "quarantined": 0, "superseded": 0,
+                "load_id": None, "already_loaded": False, "checkpoint": covers}  # fmt: skip
+    result = _load(spec, ctx, dest, good, bad, raw, start, load_id)
+    ctx.log.info(
+        "sync %s: %d extracted from %s, %d loaded into %s (%d replaced, %d superseded), "
+        "%d quarantined%s",
+        spec.name, raw.num_rows, dataset, result.rows_loaded, spec.destination.table,
+        result.rows_replaced, result.rows_superseded, result.rows_quarantined,
+        " (already loaded)" if result.already_loaded else "",
+    )  # fmt: skip
+    ckpt = result.checkpoint.value if result.checkpoint else covers
+    return {**stats, "loaded": result.rows_loaded, "replaced": result.rows_replaced,
+            "quarantined": result.rows_quarantined, "superseded": result.rows_superseded,
+            "load_id": result.load_id, "already_loaded": result.already_loaded,
+            "checkpoint": ckpt if not hasattr(ckpt, "isoformat") else ckpt.isoformat()}  # fmt: skip
+
+
+def _load(
+    spec: Sync,
+    ctx: Context,
+    dest: SqlDestination,
+    good: pa.Table,
+    bad: pa.Table | None,
+    raw: pa.Table,
+    start: Checkpoint | None,
+    load_id: str,
+) -> LoadResult:
+    """The fenced write: data, quarantine, checkpoint and ledger in one transaction."""
+    strategy, target = spec.incremental, spec.destination
+    dataset = spec.source.dataset
+    kwargs: dict[str, Any] = {}
+    if isinstance(strategy, CursorStrategy):
+        kwargs["fence"] = start or Checkpoint(ctx.pipeline, dataset, None)
+        kwargs["checkpoint"] = Checkpoint(ctx.pipeline, dataset, column_max(raw, strategy.column))
+        if target.mode == "merge" and strategy.column in good.column_names:
+            kwargs["cursor_column"] = strategy.column
+            kwargs["dedupe_order_by"] = strategy.column
+    if isinstance(strategy, IntervalStrategy) and target.mode == "replace_partition":
+        kwargs["partition"] = Interval(
+            strategy.column, ctx.data_interval_start, ctx.data_interval_end
+        )
+
+    def verify(result: LoadResult) -> None:
+        # before commit: the rows the destination staged and quarantined are the rows
+        # handed in, and each staged row was loaded or superseded (an older copy of its
+        # key in the same extract, or older than the row already stored)
+        reconcile(good.num_rows + (0 if bad is None else bad.num_rows),
+                  result.rows_in, result.rows_quarantined,
+                  pipeline=ctx.pipeline, run_id=ctx.run_id, table=target.table)  # fmt: skip
+        reconcile(result.rows_in, result.rows_loaded, result.rows_superseded,
+                  pipeline=ctx.pipeline, run_id=ctx.run_id, table=target.table)  # fmt: skip
+
+    return dest.write(
+        good, target.table, mode=target.mode, keys=target.keys, quarantine=bad,
+        load_id=load_id, metadata=target.metadata, origin=(ctx.pipeline, dataset),
+        verify=verify, **kwargs,
+    )  # fmt: skip
+
+
+def _extract(spec: Sync, ctx: Context, start: Checkpoint | None) -> pa.Table:
+    """Read the source's rows for this run, reporting progress."""
+    strategy = spec.incremental
+
+    def progress(n: int) -> None:
+        ctx.progress(n, None, f"rows extracted from {spec.source.dataset}")
+
+    if isinstance(spec.source, FileSourceSpec):
+        files = FileSource(spec.source.path, **spec.source.options)
+        return _filter_files(files.read(progress=progress).to_table(), strategy, start, ctx)
+    source = _sql_source(spec.source, ctx)
+    options: dict[str, Any] = {"progress": progress}
+    if isinstance(strategy, CursorStrategy):
+        options["cursor"] = Cursor(
+            strategy.column, strategy.initial, strategy.lookback, strategy.primary_key
+        )
+        options["checkpoint"] = start
+    elif isinstance(strategy, IntervalStrategy):
+        options["interval"] = Interval(
+            strategy.column, ctx.data_interval_start, ctx.data_interval_end
+        )
+    return source.read(**options).to_table()
+
+
+def _sql_source(spec: SqlSourceSpec, ctx: Context) -> SqlSource:
+    conn = spec.connection if isinstance(spec.connection, str) else spec.connection(ctx)
+    return SqlSource.from_url(
+        conn, ctx.settings, table=spec.table, query=spec.query, schema=spec.schema,
+        types=spec.types or None,
+    )  # fmt: skip
+
+
+def _filter_files(
+    table: pa.Table, strategy: Any, start: Checkpoint | None, ctx: Context
+) -> pa.Table:
+    """Files are read whole; keep the rows of the increment (cursor or interval)."""
+    import pyarrow.compute as pc
+
+    if isinstance(strategy, CursorStrategy) and start is not None and start.value is not None:
+        cursor = Cursor(strategy.column, strategy.initial, strategy.lookback, strategy.primary_key)
+        bound, inclusive = cursor.lower_bound(start)
+        compare = pc.greater_equal if inclusive else pc.greater
+        return table.filter(compare(table.column(strategy.column), pa.scalar(bound)))
+    if isinstance(strategy, IntervalStrategy):
+        col = table.column(strategy.column)
+        lo, hi = ctx.data_interval_start, ctx.data_interval_end
+        if pa.types.is_timestamp(col.type) and col.type.tz is None:
+            lo, hi = lo.replace(tzinfo=None), hi.replace(tzinfo=None)
+        return table.filter(pc.and_(pc.greater_equal(col, lo), pc.less(col, hi)))
+    return table
+
+
+def _transform(spec: Sync, ctx: Context, raw: pa.Table) -> pa.Table:
+    """Apply the declared transform (function of Polars/Arrow/pandas rows, or DuckDB SQL)."""
+    fn = spec.transform
+    if fn is None:
+        return raw
+    if isinstance(fn, str):
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            con.register("rows", raw)
+            return con.execute(fn).fetch_arrow_table()
+        finally:
+            con.close()
+    params = list(inspect.signature(fn).parameters.values())
+    wants_ctx = bool(params) and params[0].name in ("ctx", "context")
+    data_param = params[1] if wants_ctx and len(params) > 1 else (params[0] if params else None)
+    data = _as_kind(raw, _kind_of(data_param))
+    out = fn(ctx, data) if wants_ctx else fn(data)
+    table = as_arrow(out, f"the transform of sync {spec.name!r}")
+    if isinstance(table, pa.RecordBatchReader):
+        table = table.read_all()
+    if not isinstance(table, pa.Table):  # pragma: no cover - as_arrow returns one of the two
+        raise ConnectorError(f"sync {spec.name!r}: transform returned {type(out).__name__}")
+    return table
+
+
+def _kind_of(param: inspect.Parameter | None) -> str:
+    annotation = "" if param is None else str(param.annotation)
+    if "pa.Table" in annotation or "pyarrow" in annotation:
+        return "arrow"
+    if "pd." in annotation or "pandas" in annotation:
+        return "pandas"
+    return "polars"
+
+
+def _as_kind(table: pa.Table, kind: str) -> Any:
+    if kind == "arrow":
+        return table
+    if kind == "pandas":
+        return table.to_pandas()
+    import polars as pl
+
+    return pl.from_arrow(table)
