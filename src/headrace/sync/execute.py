@@ -65,16 +65,12 @@ def run_sync(spec: Sync, ctx: Context) -> dict[str, Any]:
             if attempt == spec.max_reextracts:
                 raise
             time.sleep(0.05 * (attempt + 1))
-    stats["table_rows"] = _count(dest, spec.destination.table)
+    stats["table_rows"] = dest.row_count(spec.destination.table) or 0
     if spec.sql_tests is not None:
         report = run_sql_tests(sql_test_target(dest), spec.sql_tests, pipeline=ctx.pipeline)
         report.raise_for_failures()
         stats["sql_tests_passed"] = len(report.results)
     return stats
-
-
-def _count(dest: SqlDestination, table: str) -> int:
-    return int(dest.query(f"SELECT count(*) AS n FROM {dest.q(table)}").column("n")[0].as_py())
 
 
 def sql_test_target(dest: SqlDestination) -> str:

@@ -145,6 +145,16 @@ class SqlDestination(ModeSteps, ABC):
         finally:
             self._release(conn)
 
+    def row_count(self, table: str) -> int | None:
+        """The number of rows of ``table``, or None when it does not exist."""
+        conn = self._acquire()
+        try:
+            if self._columns(conn, table) is None:
+                return None
+            return int(self._exec(conn, f"SELECT count(*) FROM {self.q(table)}")[0][0])
+        finally:
+            self._release(conn)
+
     def _ensure_meta(self, conn: Any) -> None:
         self._exec(
             conn,
