@@ -140,6 +140,7 @@ def child(name: str, target: str) -> dict:
 
     if name.startswith("headrace"):
         import headrace.connectors  # noqa: F401
+        import headrace.sync.execute  # noqa: F401
     elif name.startswith("dlt"):
         import dlt  # noqa: F401
         from dlt.sources.sql_database import sql_table  # noqa: F401
@@ -247,6 +248,47 @@ def headrace_incremental(target: str) -> int:
         )
     EXTRA["compacted"] = result.compacted
     return result.rows_loaded
+
+
+def _sync_run(target: str, incremental: str) -> dict:
+    """The declarative sync of the same table, called as the engine calls its task (fenced
+    load, content load id, reconciliation before commit). ``incremental``: "full" (a full
+    refresh: replace) or "cursor" (updated_at, merged on customer_id)."""
+    import datetime as dt
+
+    from headrace import Context, cursor, destination, full, sql_source, sync
+    from headrace.config import Settings
+
+    mode = "replace" if incremental == "full" else "merge"
+    customers = sync(
+        "customers",
+        source=sql_source(URL, table="customers"),
+        incremental=full() if incremental == "full" else cursor("updated_at"),
+        destination=destination(
+            "warehouse", table="customers", mode=mode, keys="customer_id", metadata=False
+        ),
+    )
+    settings = Settings.from_env(
+        environ={"HEADRACE_CONN_WAREHOUSE": f"duckdb:///{target}", "HEADRACE_HOME": str(DATA)}
+    )
+    now = dt.datetime.now(dt.UTC)
+    ctx = Context("bench", "bench", "customers", now, now, now, settings, DATA)
+    return customers.task.fn(ctx)
+
+
+def headrace_sync_full(target: str) -> int:
+    """A full-refresh sync (``full()``, replace): the same work as headrace_full."""
+    return _sync_run(target, "full")["loaded"]
+
+
+def headrace_sync_first(target: str) -> int:
+    """A cursor sync's first run: no checkpoint yet, every row merged into a new table."""
+    return _sync_run(target, "cursor")["loaded"]
+
+
+def headrace_sync_incremental(target: str) -> int:
+    """A cursor sync after 1% of the rows changed (the primitives: headrace_incremental)."""
+    return _sync_run(target, "cursor")["loaded"]
 
 
 def _dlt_pipeline(target: str):  # noqa: ANN202 - runs in the anchors' venv
@@ -368,6 +410,9 @@ CHILDREN = {
     "headrace_full_double": headrace_full_part,
     "dlt_full": dlt_load,
     "dlt_incremental": dlt_load,
+    "headrace_sync_full": headrace_sync_full,
+    "headrace_sync_first": headrace_sync_first,
+    "headrace_sync_incremental": headrace_sync_incremental,
     "pandas_full": pandas_full,
     "pandas_incremental": pandas_incremental,
 }

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from sync_harness import PIPELINES, World, compare
+from sync_harness import PIPELINES, World, compare, wait_for
 
 from headrace.connectors.crashpoints import ENV, POINTS
 
@@ -105,10 +105,20 @@ class Trials:
         assert self.finish(self.start("resume", old), "resume of the older run") == 0
 
     def concurrent(self) -> None:
-        first = self.start()
-        time.sleep(self.rng.uniform(0, 0.8))
+        # the first run extracts, then waits at a gate while the source changes and the
+        # second run starts; the gate opens at once (both load at the same time) or only
+        # once the second run has committed (the first is overtaken)
+        gate = self.world.home / f"gate{len(self.log)}"
+        overtaken = self.rng.random() < 0.5
+        self.log[-1] += " (first overtaken)" if overtaken else " (both at once)"
+        first = self.start(ITEMS_PAUSE=str(gate))
+        wait_for(gate.with_name(gate.name + ".waiting"))
         self.world.source.change()
         second = self.start()
+        if overtaken:
+            assert self.finish(second, "second") == 0
+        time.sleep(self.rng.uniform(0, 0.3))
+        gate.touch()
         assert (self.finish(first, "first"), self.finish(second, "second")) == (0, 0)
 
     def backfill_rerun(self) -> None:

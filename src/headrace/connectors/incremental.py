@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import xxhash
 
 from headrace.errors import ConnectorError, TransientError
 
@@ -207,27 +208,48 @@ def later(a: CursorValue, b: CursorValue) -> CursorValue:
     return b if b > a else a
 
 
-def data_digest(data: pa.Table | pa.RecordBatch | None) -> str:
-    """A digest of the rows of ``data`` (schema, then every column's Arrow buffers).
+class DataDigest:
+    """A running digest of Arrow data, batch by batch (schema, then every column's buffers).
 
-    It hashes the buffers as they are (SHA-1 for speed, not security: 0.14 s for the
-    125 MB of 2M rows of five columns on the development machine, about 5% of loading
-    them), with each array's offset and length, so different data never share a
-    digest. The same rows laid out in other chunks may get another digest; then a
-    replay is applied again instead of skipped, which merge makes harmless.
+    It hashes the buffers as they are, with xxh3-128 (not cryptographic: it tells loads
+    apart; 0.04 s for the 125 MB of 2M rows of five columns on the development machine,
+    against 0.14-0.4 s for SHA-1), with each array's offset and length, so different
+    data never share a digest. The same rows laid out in other chunks may get another
+    digest; then a replay is applied again instead of skipped, which merge makes harmless.
+
+    Example:
+        >>> digest = DataDigest()
+        >>> for batch in batches: digest.update(batch)
+        >>> digest.hexdigest()
     """
-    h = hashlib.sha1(usedforsecurity=False)
-    if data is None:
-        return h.hexdigest()
-    h.update(data.schema.to_string().encode())
-    batches = data.to_batches() if isinstance(data, pa.Table) else [data]
-    for batch in batches:
-        for column in batch.columns:
-            h.update(f"{column.offset}:{len(column)}".encode())
-            for buffer in column.buffers():
-                if buffer is not None:
-                    h.update(buffer)
-    return h.hexdigest()
+
+    def __init__(self) -> None:
+        self._hash = xxhash.xxh3_128()
+        self._schema: pa.Schema | None = None
+
+    def update(self, data: pa.Table | pa.RecordBatch) -> None:
+        """Add ``data`` (its schema once, then its buffers)."""
+        if self._schema is None or not self._schema.equals(data.schema):
+            self._schema = data.schema
+            self._hash.update(data.schema.to_string().encode())
+        batches = data.to_batches() if isinstance(data, pa.Table) else [data]
+        for batch in batches:
+            for column in batch.columns:
+                self._hash.update(f"{column.offset}:{len(column)}".encode())
+                for buffer in column.buffers():
+                    if buffer is not None:
+                        self._hash.update(buffer)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def data_digest(data: pa.Table | pa.RecordBatch | None) -> str:
+    """The :class:`DataDigest` of ``data`` (of nothing, for None)."""
+    digest = DataDigest()
+    if data is not None:
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def load_identity(pipeline: str, source: str, table: str, covers: Any, digest: str) -> str:

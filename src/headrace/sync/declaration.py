@@ -8,6 +8,7 @@ and is imported when a sync task first runs.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -36,6 +37,7 @@ class SqlSourceSpec:
     def dataset(self) -> str:
         """The source's name in checkpoints, the load ledger and lineage."""
         conn = self.connection if isinstance(self.connection, str) else self.connection.__name__
+        conn = re.sub(r"//[^@/]*@", "//", conn)  # a URL's user and password stay out of it
         return f"{conn}.{self.table or 'query'}"
 
 

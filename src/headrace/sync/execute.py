@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,17 +28,21 @@ from headrace.connectors.destinations import (
 from headrace.connectors.destinations.base import LoadResult, as_arrow
 from headrace.connectors.incremental import (
     CheckpointMoved,
+    DataDigest,
     column_max,
     data_digest,
     load_identity,
 )
 from headrace.connectors.naming import default_warehouse
+from headrace.connectors.sources import Extract
 from headrace.errors import ConnectorError
 from headrace.pipeline import Context
 from headrace.quality import apply_checks, reconcile, run_sql_tests
+from headrace.quality.expectations import RowExpectation, Unique
 from headrace.sync.declaration import (
     CursorStrategy,
     FileSourceSpec,
+    FullStrategy,
     IntervalStrategy,
     SqlSourceSpec,
     Sync,
@@ -54,7 +59,8 @@ def run_sync(spec: Sync, ctx: Context) -> dict[str, Any]:
     dest = open_sync_destination(spec, ctx)
     for attempt in range(spec.max_reextracts + 1):
         try:
-            stats = _extract_and_load(spec, ctx, dest, attempt)
+            load = _stream_and_load if streamable(spec) else _extract_and_load
+            stats = load(spec, ctx, dest, attempt)
             break
         except CheckpointMoved as moved:
             ctx.log.warning(
@@ -65,7 +71,6 @@ def run_sync(spec: Sync, ctx: Context) -> dict[str, Any]:
             if attempt == spec.max_reextracts:
                 raise
             time.sleep(0.05 * (attempt + 1))
-    stats["table_rows"] = dest.row_count(spec.destination.table) or 0
     if spec.sql_tests is not None:
         report = run_sql_tests(sql_test_target(dest), spec.sql_tests, pipeline=ctx.pipeline)
         report.raise_for_failures()
@@ -97,9 +102,8 @@ def open_sync_destination(spec: Sync, ctx: Context) -> SqlDestination:
 def _extract_and_load(
     spec: Sync, ctx: Context, dest: SqlDestination, attempt: int
 ) -> dict[str, Any]:
-    """One pass: extract from the stored checkpoint and load fenced on it."""
-    dataset = spec.source.dataset
-    strategy = spec.incremental
+    """One pass holding the extract in memory (for a transform or table-wide checks)."""
+    dataset, strategy, target = spec.source.dataset, spec.incremental, spec.destination
     start = dest.checkpoint(ctx.pipeline, dataset) if isinstance(strategy, CursorStrategy) else None
     raw = _extract(spec, ctx, start)
     rows = _transform(spec, ctx, raw)
@@ -108,88 +112,184 @@ def _extract_and_load(
     good, bad = outcome.passed, outcome.quarantined
     n_bad = 0 if bad is None else bad.num_rows
     reconcile(rows.num_rows, good.num_rows, n_bad, pipeline=ctx.pipeline, run_id=ctx.run_id,
-              table=spec.destination.table)  # fmt: skip
-    covers: Any = start.value if start else None
-    if isinstance(strategy, IntervalStrategy):
-        covers = (ctx.data_interval_start.isoformat(), ctx.data_interval_end.isoformat())
-    load_id = load_identity(
-        ctx.pipeline, dataset, spec.destination.table, covers,
-        data_digest(good) + data_digest(bad),
-    )  # fmt: skip
-    stats = {"extracted": raw.num_rows, "source": dataset, "reextracts": attempt,
-             "destination": f"{spec.destination.connection}.{spec.destination.table}"}  # fmt: skip
+              table=target.table)  # fmt: skip
+    covers = _covers(strategy, start, ctx)
     if rows.num_rows == 0:
-        ctx.log.info("sync %s: nothing new in %s", spec.name, dataset)
-        return {**stats, "loaded": 0, "replaced": 0, "quarantined": 0, "superseded": 0,
-                "load_id": None, "already_loaded": False, "checkpoint": covers}  # fmt: skip
-    result = _load(spec, ctx, dest, good, bad, raw, start, load_id)
-    ctx.log.info(
-        "sync %s: %d extracted from %s, %d loaded into %s (%d replaced, %d superseded), "
-        "%d quarantined%s",
-        spec.name, raw.num_rows, dataset, result.rows_loaded, spec.destination.table,
-        result.rows_replaced, result.rows_superseded, result.rows_quarantined,
-        " (already loaded)" if result.already_loaded else "",
-    )  # fmt: skip
-    ckpt = result.checkpoint.value if result.checkpoint else covers
-    return {**stats, "loaded": result.rows_loaded, "replaced": result.rows_replaced,
-            "quarantined": result.rows_quarantined, "superseded": result.rows_superseded,
-            "load_id": result.load_id, "already_loaded": result.already_loaded,
-            "checkpoint": ckpt if not hasattr(ckpt, "isoformat") else ckpt.isoformat()}  # fmt: skip
-
-
-def _load(
-    spec: Sync,
-    ctx: Context,
-    dest: SqlDestination,
-    good: pa.Table,
-    bad: pa.Table | None,
-    raw: pa.Table,
-    start: Checkpoint | None,
-    load_id: str,
-) -> LoadResult:
-    """The fenced write: data, quarantine, checkpoint and ledger in one transaction."""
-    strategy, target = spec.incremental, spec.destination
-    dataset = spec.source.dataset
-    kwargs: dict[str, Any] = {}
-    if isinstance(strategy, CursorStrategy):
-        kwargs["fence"] = start or Checkpoint(ctx.pipeline, dataset, None)
-        kwargs["checkpoint"] = Checkpoint(ctx.pipeline, dataset, column_max(raw, strategy.column))
-        if target.mode == "merge" and strategy.column in good.column_names:
-            kwargs["cursor_column"] = strategy.column
-            kwargs["dedupe_order_by"] = strategy.column
-    if isinstance(strategy, IntervalStrategy) and target.mode == "replace_partition":
-        kwargs["partition"] = Interval(
-            strategy.column, ctx.data_interval_start, ctx.data_interval_end
-        )
+        table_rows = dest.row_count(target.table) or 0
+        return {**_stats(spec, ctx, None, raw.num_rows, attempt, covers), "table_rows": table_rows}
+    load_id = load_identity(
+        ctx.pipeline, dataset, target.table, covers, data_digest(good) + data_digest(bad)
+    )
+    kwargs = _fencing(spec, ctx, start, target.mode)
+    if "checkpoint" in kwargs:
+        kwargs["checkpoint"] = Checkpoint(ctx.pipeline, dataset, column_max(raw, strategy.column))  # type: ignore[union-attr]
+    if kwargs.get("cursor_column") not in (None, *good.column_names):
+        kwargs.pop("cursor_column")  # the transform dropped the cursor column
+        kwargs.pop("dedupe_order_by")
 
     def verify(result: LoadResult) -> None:
         # before commit: the rows the destination staged and quarantined are the rows
         # handed in, and each staged row was loaded or superseded (an older copy of its
         # key in the same extract, or older than the row already stored)
-        reconcile(good.num_rows + (0 if bad is None else bad.num_rows),
-                  result.rows_in, result.rows_quarantined,
+        reconcile(good.num_rows + n_bad, result.rows_in, result.rows_quarantined,
                   pipeline=ctx.pipeline, run_id=ctx.run_id, table=target.table)  # fmt: skip
         reconcile(result.rows_in, result.rows_loaded, result.rows_superseded,
                   pipeline=ctx.pipeline, run_id=ctx.run_id, table=target.table)  # fmt: skip
 
-    return dest.write(
-        good, target.table, mode=target.mode, keys=target.keys, quarantine=bad,
-        load_id=load_id, metadata=target.metadata, origin=(ctx.pipeline, dataset),
-        verify=verify, **kwargs,
-    )  # fmt: skip
+    with dest.session():  # one connection for the load and the count after it
+        result = dest.write(
+            good, target.table, mode=target.mode, keys=target.keys, quarantine=bad,
+            load_id=load_id, metadata=target.metadata, origin=(ctx.pipeline, dataset),
+            verify=verify, **kwargs,
+        )  # fmt: skip
+        rows = dest.row_count(target.table) or 0
+    return {**_stats(spec, ctx, result, raw.num_rows, attempt, covers), "table_rows": rows}
 
 
-def _extract(spec: Sync, ctx: Context, start: Checkpoint | None) -> pa.Table:
-    """Read the source's rows for this run, reporting progress."""
+def streamable(spec: Sync) -> bool:
+    """Whether the sync can stream: no transform (it may need every row at once), only
+    checks that judge each row alone (not ``unique``, not table-level), and no file
+    source read incrementally (files are filtered once read)."""
+    files = isinstance(spec.source, FileSourceSpec)
+    if files and not isinstance(spec.incremental, FullStrategy):
+        return False
+    return spec.transform is None and all(
+        isinstance(c, RowExpectation) and not isinstance(c, Unique) for c in spec.checks
+    )
+
+
+def _stream_and_load(
+    spec: Sync, ctx: Context, dest: SqlDestination, attempt: int
+) -> dict[str, Any]:
+    """One pass that never holds the whole extract: batches are checked and digested on
+    their way into the destination; the load id and quarantine are settled at the end."""
+    dataset, strategy, target = spec.source.dataset, spec.incremental, spec.destination
+    start = dest.checkpoint(ctx.pipeline, dataset) if isinstance(strategy, CursorStrategy) else None
+    extract = _open_extract(spec, ctx, start)
+    good, bad = DataDigest(), DataDigest()
+    rejected: list[pa.Table] = []
+    counts = {"in": 0, "good": 0}
+
+    def checked() -> Iterator[pa.RecordBatch]:
+        for batch in extract.reader(prefetch=4):
+            counts["in"] += batch.num_rows
+            passed = batch
+            if spec.checks:
+                outcome = apply_checks(
+                    pa.Table.from_batches([batch]), spec.checks, pipeline=ctx.pipeline,
+                    task=ctx.task_id,
+                )  # fmt: skip
+                outcome.raise_for_failures()
+                if outcome.quarantined is not None and outcome.quarantined.num_rows:
+                    rejected.append(outcome.quarantined)
+                    bad.update(outcome.quarantined)
+                passed = (
+                    outcome.passed.combine_chunks().to_batches()[0]
+                    if outcome.passed.num_rows
+                    else None
+                )
+            if passed is not None and passed.num_rows:
+                counts["good"] += passed.num_rows
+                good.update(passed)
+                yield passed
+
+    covers = _covers(strategy, start, ctx)
+
+    def load_id() -> str:
+        return load_identity(
+            ctx.pipeline, dataset, target.table, covers, good.hexdigest() + bad.hexdigest()
+        )
+
+    def quarantine() -> pa.Table | None:
+        return pa.concat_tables(rejected, promote_options="default") if rejected else None
+
+    kwargs = _fencing(spec, ctx, start, target.mode)
+    if "checkpoint" in kwargs:
+        kwargs["checkpoint"] = lambda: Checkpoint(ctx.pipeline, dataset, extract.cursor_max)
+    kwargs.pop("dedupe_order_by", None)  # a stream is staged once; duplicate keys fail loudly
+
+    def verify(result: LoadResult) -> None:
+        n_bad = counts["in"] - counts["good"]
+        reconcile(counts["in"], result.rows_in, result.rows_quarantined,
+                  pipeline=ctx.pipeline, run_id=ctx.run_id, table=target.table)  # fmt: skip
+        reconcile(n_bad, 0, result.rows_quarantined, pipeline=ctx.pipeline,
+                  run_id=ctx.run_id, table=target.table + "_quarantine")  # fmt: skip
+
+    reader = pa.RecordBatchReader.from_batches(extract.schema, checked())
+    with dest.session():  # one connection for the load and the count after it
+        result = dest.write(
+            reader, target.table, mode=target.mode, keys=target.keys, quarantine=quarantine,
+            load_id=load_id, metadata=target.metadata, origin=(ctx.pipeline, dataset),
+            verify=verify, **kwargs,
+        )  # fmt: skip
+        rows = dest.row_count(target.table) or 0
+    return {**_stats(spec, ctx, result, extract.rows, attempt, covers), "table_rows": rows}
+
+
+def _covers(strategy: Any, start: Checkpoint | None, ctx: Context) -> Any:
+    """What an extract covers, for its load id: the checkpoint it started from, or the interval."""
+    if isinstance(strategy, IntervalStrategy):
+        return (ctx.data_interval_start.isoformat(), ctx.data_interval_end.isoformat())
+    return start.value if start else None
+
+
+def _fencing(spec: Sync, ctx: Context, start: Checkpoint | None, mode: str) -> dict[str, Any]:
+    """The write arguments that make the load exactly-once for the sync's strategy."""
+    strategy, dataset = spec.incremental, spec.source.dataset
+    kwargs: dict[str, Any] = {}
+    if isinstance(strategy, CursorStrategy):
+        kwargs["fence"] = start or Checkpoint(ctx.pipeline, dataset, None)
+        kwargs["checkpoint"] = None  # set by the caller: the new cursor maximum
+        if mode == "merge":
+            kwargs["cursor_column"] = strategy.column
+            kwargs["dedupe_order_by"] = strategy.column
+    if isinstance(strategy, IntervalStrategy) and mode == "replace_partition":
+        kwargs["partition"] = Interval(
+            strategy.column, ctx.data_interval_start, ctx.data_interval_end
+        )
+    return kwargs
+
+
+def _stats(
+    spec: Sync, ctx: Context, result: LoadResult | None, extracted: int, attempt: int, covers: Any
+) -> dict[str, Any]:
+    """The task's result: counts, load id, checkpoint and the datasets (lineage)."""
+    dataset, target = spec.source.dataset, spec.destination
+    if result is None:
+        ctx.log.info("sync %s: nothing new in %s", spec.name, dataset)
+    else:
+        ctx.log.info(
+            "sync %s: %d extracted from %s, %d loaded into %s (%d replaced, %d superseded), "
+            "%d quarantined%s",
+            spec.name, extracted, dataset, result.rows_loaded, target.table,
+            result.rows_replaced, result.rows_superseded, result.rows_quarantined,
+            " (already loaded)" if result.already_loaded else "",
+        )  # fmt: skip
+    ckpt = result.checkpoint.value if result and result.checkpoint else covers
+    return {
+        "extracted": extracted,
+        "loaded": result.rows_loaded if result else 0,
+        "replaced": result.rows_replaced if result else 0,
+        "quarantined": result.rows_quarantined if result else 0,
+        "superseded": result.rows_superseded if result else 0,
+        "load_id": result.load_id if result else None,
+        "already_loaded": result.already_loaded if result else False,
+        "reextracts": attempt,
+        "checkpoint": ckpt.isoformat() if hasattr(ckpt, "isoformat") else ckpt,
+        "source": dataset,
+        "destination": f"{target.connection}.{target.table}",
+    }
+
+
+def _open_extract(spec: Sync, ctx: Context, start: Checkpoint | None) -> Extract:
+    """The source's stream of rows for this run (the increment, for a SQL source)."""
     strategy = spec.incremental
 
     def progress(n: int) -> None:
         ctx.progress(n, None, f"rows extracted from {spec.source.dataset}")
 
     if isinstance(spec.source, FileSourceSpec):
-        files = FileSource(spec.source.path, **spec.source.options)
-        return _filter_files(files.read(progress=progress).to_table(), strategy, start, ctx)
-    source = _sql_source(spec.source, ctx)
+        return FileSource(spec.source.path, **spec.source.options).read(progress=progress)
     options: dict[str, Any] = {"progress": progress}
     if isinstance(strategy, CursorStrategy):
         options["cursor"] = Cursor(
@@ -200,7 +300,15 @@ def _extract(spec: Sync, ctx: Context, start: Checkpoint | None) -> pa.Table:
         options["interval"] = Interval(
             strategy.column, ctx.data_interval_start, ctx.data_interval_end
         )
-    return source.read(**options).to_table()
+    return _sql_source(spec.source, ctx).read(**options)
+
+
+def _extract(spec: Sync, ctx: Context, start: Checkpoint | None) -> pa.Table:
+    """The increment as one table (files are read whole, then filtered)."""
+    table = _open_extract(spec, ctx, start).to_table()
+    if isinstance(spec.source, FileSourceSpec):
+        return _filter_files(table, spec.incremental, start, ctx)
+    return table
 
 
 def _sql_source(spec: SqlSourceSpec, ctx: Context) -> SqlSource:

@@ -1,8 +1,9 @@
 """Two syncs of the SQLite ``items`` table (connection ``items``) into connection ``warehouse``,
 as the exactly-once tests and the reliability harness run them through the CLI.
 
-``ITEMS_PAUSE=<file>``: the transform waits until that file exists (then deletes it),
-so a test can let another run load between this run's extract and its load.
+``ITEMS_PAUSE=<file>``: the transform waits until that file exists, so a test can let
+another run load between this run's extract and its load; ``ITEMS_DELAY=<seconds>``:
+it sleeps that long (the harness's slow run of two at once).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ CHECKS = [between("qty", min=0, severity="quarantine", reason="qty is negative")
 
 
 def hold(df: pl.DataFrame) -> pl.DataFrame:
-    """Wait for the test's go-ahead when ITEMS_PAUSE names a file."""
+    """Wait for the test's go-ahead when ITEMS_PAUSE names a file; sleep ITEMS_DELAY seconds."""
+    time.sleep(float(os.environ.get("ITEMS_DELAY", "0")))
     gate = os.environ.get("ITEMS_PAUSE")
     if gate:
         Path(gate + ".waiting").touch()

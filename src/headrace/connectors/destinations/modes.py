@@ -47,17 +47,19 @@ class ModeSteps:
                 "a null key can never match, so they would be inserted again on every run. "
                 "Quarantine or fix them before loading."
             )
-        if order_by is None:
-            dup = self._exec(
-                conn,
-                f"SELECT {key_list}, count(*) FROM {qs} GROUP BY {key_list} HAVING count(*) > 1 LIMIT 1",
-            )
-            if dup:
-                raise ConnectorError(
-                    f"Merge into {where}: key {dup[0][:-1]!r} appears {dup[0][-1]} times in the data. "
-                    "De-duplicate first or pass dedupe_order_by=<column> to keep the latest row."
-                )
+        # One aggregate finds whether any key repeats; the window below (a sort of the
+        # whole data, spilling past DuckDB's memory limit) runs only when one does.
+        dup = self._exec(
+            conn,
+            f"SELECT {key_list}, count(*) FROM {qs} GROUP BY {key_list} HAVING count(*) > 1 LIMIT 1",
+        )
+        if not dup:
             return stage
+        if order_by is None:
+            raise ConnectorError(
+                f"Merge into {where}: key {dup[0][:-1]!r} appears {dup[0][-1]} times in the data. "
+                "De-duplicate first or pass dedupe_order_by=<column> to keep the latest row."
+            )
         deduped = f"{stage}_d"
         self._exec(
             conn,
@@ -82,8 +84,8 @@ class ModeSteps:
         self._exec(conn, f"DROP TABLE IF EXISTS {self.q(table)}")
         self._exec(conn, f"ALTER TABLE {self.q(new)} RENAME TO {quote_ident(table, self.dialect)}")
 
-    def _evolve(self, conn: Any, table: str, stage: str, meta_cols: list[str]) -> None:
-        """Create ``table`` from the staged types, or add the data's new columns to it."""
+    def _evolve(self, conn: Any, table: str, stage: str, meta_cols: list[str]) -> bool:
+        """Create ``table`` from the staged types (True), or add the data's new columns to it."""
         incoming = self._columns(conn, stage, temporary=True) or {}
         incoming = {c: t for c, t in incoming.items() if c != "_hr_rn"}
         if META_LOAD_ID in meta_cols:
@@ -93,12 +95,13 @@ class ModeSteps:
         if existing is None:
             cols = ", ".join(self._column_ddl(conn, stage, c, t) for c, t in incoming.items())
             self._exec(conn, f"CREATE TABLE {self.q(table)} ({cols})")
-            return
+            return True
         for column, sql_type in check_columns(table, existing, incoming):
             self._exec(
                 conn,
                 f"ALTER TABLE {self.q(table)} ADD COLUMN {quote_ident(column, self.dialect)} {sql_type}",
             )
+        return False
 
     def _delete_partition(
         self, conn: Any, table: str, stage: str, part: Interval, where: str

@@ -230,7 +230,7 @@ class SqlDestination(ModeSteps, ABC):
         partition: Interval | None = None,
         checkpoint: Checkpoint | Callable[[], Checkpoint | None] | None = None,
         quarantine: Any = None,
-        load_id: str | None = None,
+        load_id: str | Callable[[], str] | None = None,
         metadata: bool = False,
         dedupe_order_by: str | None = None,
         fence: Checkpoint | None = None,
@@ -251,9 +251,12 @@ class SqlDestination(ModeSteps, ABC):
                 callable is called once the data is applied, for a streamed extract
                 whose ``cursor_max`` is known only at its end.
             quarantine: rows rejected by checks (with reason columns), appended to
-                ``<table>_quarantine`` in the same transaction.
+                ``<table>_quarantine`` in the same transaction; a callable is called once
+                the data is applied (the rejects of a stream checked batch by batch).
             load_id: idempotency key; a load_id already committed is not applied again
-                (see :func:`~headrace.connectors.incremental.load_identity`).
+                (see :func:`~headrace.connectors.incremental.load_identity`). A callable
+                is called once the data has been read (a digest of a stream); if its id
+                had committed, the load is rolled back and the recorded result returned.
             metadata: add ``_hr_load_id`` and ``_hr_loaded_at`` columns.
             dedupe_order_by: for merge, keep only the row with the greatest value of
                 this column per key (lookback overlap); without it duplicate keys fail.
@@ -280,30 +283,43 @@ class SqlDestination(ModeSteps, ABC):
             ...            fence=start or Checkpoint("customer_etl", "crm.customers", None),
             ...            checkpoint=Checkpoint("customer_etl", "crm.customers", last))
         """
+        deferred = load_id if callable(load_id) else None
         plan = self._plan(
-            table, mode, keys, partition, load_id, metadata, dedupe_order_by, cursor_column
-        )
+            table, mode, keys, partition, None if deferred else load_id, metadata,
+            dedupe_order_by, cursor_column,
+        )  # fmt: skip
         arrow = as_arrow(data, plan.where)
         self._check_types(arrow.schema, plan.where)
-        q_arrow = as_arrow(quarantine, f"{table}_quarantine") if quarantine is not None else None
         conn = self._acquire()
         try:
             self._begin(conn)
             self._ensure_meta(conn)
-            done = self._recorded(conn, plan.load_id)
+            done = None if deferred else self._recorded(conn, plan.load_id)
             if done is not None:  # a replay of a committed load changes nothing
                 self._rollback(conn)
                 return done
             if fence is not None:
                 self._check_fence(conn, fence, plan.where)
             _check_names(list(arrow.schema.names), plan)
-            rows_in, direct = self._stage_data(conn, arrow, plan)
+            # metadata columns need the id while inserting: then a stream is staged first
+            rows_in, direct = self._stage_data(conn, arrow, plan, not (deferred and metadata))
             crashpoint("after_stage")
+            if deferred is not None and not direct:
+                plan, done = self._settle_id(conn, plan, deferred)
+                if done is not None:
+                    return done
             loaded, replaced = self._apply(conn, plan, list(arrow.schema.names))
             rows_in = loaded if direct else rows_in
             crashpoint("after_apply")
+            if deferred is not None and direct:
+                plan, done = self._settle_id(conn, plan, deferred)
+                if done is not None:
+                    return done
+            if callable(quarantine):  # known only once a checked stream has been read
+                quarantine = quarantine()
             quarantined = 0
-            if q_arrow is not None:
+            if quarantine is not None:
+                q_arrow = as_arrow(quarantine, f"{table}_quarantine")
                 quarantined = self._quarantine(
                     conn, table, q_arrow, plan.load_id, plan.loaded_at, f"{plan.stage}_q"
                 )
@@ -370,6 +386,20 @@ class SqlDestination(ModeSteps, ABC):
             where=f"{table!r} in {self.where}",
         )
 
+    def _settle_id(
+        self, conn: Any, plan: _Plan, load_id: Callable[[], str]
+    ) -> tuple[_Plan, LoadResult | None]:
+        """Fix a load id known only once the data was read (a digest of a stream).
+
+        Returns the plan with that id, and the recorded result when the id had already
+        committed: then the transaction is rolled back and nothing of it stays.
+        """
+        final = load_id()
+        done = self._recorded(conn, final)
+        if done is not None:
+            self._rollback(conn)
+        return dataclasses.replace(plan, load_id=final), done
+
     def _check_fence(self, conn: Any, fence: Checkpoint, where: str) -> None:
         """Compare the stored checkpoint with the one the extract started from.
 
@@ -393,7 +423,7 @@ class SqlDestination(ModeSteps, ABC):
             raise CheckpointMoved(fence.pipeline, fence.source, fence.value, found, where)
 
     def _stage_data(
-        self, conn: Any, arrow: pa.Table | pa.RecordBatchReader, plan: _Plan
+        self, conn: Any, arrow: pa.Table | pa.RecordBatchReader, plan: _Plan, direct_ok: bool
     ) -> tuple[int, bool]:
         """Make the data readable as relation ``plan.stage``: ``(rows, direct)``.
 
@@ -402,7 +432,7 @@ class SqlDestination(ModeSteps, ABC):
         rows twice, so a stream is staged. An Arrow table can be read any number of
         times: it is never copied.
         """
-        direct = self.streams and plan.mode in (WriteMode.APPEND, WriteMode.REPLACE)
+        direct = direct_ok and self.streams and plan.mode in (WriteMode.APPEND, WriteMode.REPLACE)
         if self.streams and isinstance(arrow, pa.Table):
             self._view(conn, arrow, plan.stage)
             return arrow.num_rows, False
@@ -425,7 +455,7 @@ class SqlDestination(ModeSteps, ABC):
         if plan.mode is WriteMode.REPLACE:
             self._replace(conn, plan.table, source, select, meta_sql, meta_params)
             return self._exec(conn, f"SELECT count(*) FROM {self.q(plan.table)}")[0][0], 0
-        self._evolve(conn, plan.table, plan.stage, meta_cols)
+        created = self._evolve(conn, plan.table, plan.stage, meta_cols)
         replaced = 0
         newer = ""
         if plan.mode is WriteMode.REPLACE_PARTITION:
@@ -433,10 +463,13 @@ class SqlDestination(ModeSteps, ABC):
             replaced = self._delete_partition(
                 conn, plan.table, plan.stage, plan.partition, plan.where
             )
-        elif plan.mode is WriteMode.MERGE:
+        elif plan.mode is WriteMode.MERGE and not created:  # a new table has nothing to replace
             replaced = self._delete_keys(conn, plan.table, source, plan.keys, plan.cursor_column)
             if plan.cursor_column is not None:  # keys still stored hold newer rows: skip them
-                newer = f" WHERE NOT EXISTS (SELECT 1 FROM {self.q(plan.table)} AS t WHERE {self._key_match(plan.keys)})"
+                newer = (
+                    f" WHERE NOT EXISTS (SELECT 1 FROM {self.q(plan.table)} AS t "
+                    f"WHERE {self._key_match(plan.keys)})"
+                )
         insert_cols = ", ".join(quote_ident(c, self.dialect) for c in columns + meta_cols)
         loaded = self._exec_count(
             conn,
