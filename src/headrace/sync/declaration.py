@@ -222,7 +222,7 @@ class Sync:
 
         run.__name__ = run.__qualname__ = name
         run.__doc__ = f"Sync {source.dataset} into {destination.connection}.{destination.table}."
-        self.task: Task[[], dict[str, Any]] = Task(run, task_id=name, **task_options)
+        self.task: Task[Any, dict[str, Any]] = Task(run, task_id=name, **task_options)
         self.task.source = site
 
     def _check(self, site: Site) -> None:

@@ -350,7 +350,7 @@ def _transform(spec: Sync, ctx: Context, raw: pa.Table) -> pa.Table:
         con = duckdb.connect()
         try:
             con.register("rows", raw)
-            return con.execute(fn).fetch_arrow_table()
+            return con.sql(fn).to_arrow_table()
         finally:
             con.close()
     params = list(inspect.signature(fn).parameters.values())

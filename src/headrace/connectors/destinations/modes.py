@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from headrace.connectors.destinations.base import META_LOAD_ID, META_LOADED_AT, check_columns
+from headrace.connectors.destinations.base import (
+    META_LOAD_ID,
+    META_LOADED_AT,
+    WriteMode,
+    check_columns,
+)
 from headrace.connectors.incremental import Interval
 from headrace.connectors.naming import quote_ident
-from headrace.errors import ConnectorError
+from headrace.errors import ConnectorError, did_you_mean
 
 
 class ModeSteps:
@@ -173,3 +179,37 @@ def meta_columns(on: bool, load_id: str, at: dt.datetime, _n: int) -> tuple[list
         f", CAST($1 AS TEXT) AS {META_LOAD_ID}, CAST($2 AS TIMESTAMPTZ) AS {META_LOADED_AT}",
         (load_id, at),
     )
+
+
+def check_names(columns: list[str], plan: Plan) -> None:
+    """Every column the write names (keys, partition, order, cursor) must be in the data."""
+    named = [(k, "key") for k in plan.keys]
+    if plan.partition:
+        named.append((plan.partition.column, "partition column"))
+    if plan.dedupe_order_by:
+        named.append((plan.dedupe_order_by, "dedupe_order_by column"))
+    if plan.cursor_column:
+        named.append((plan.cursor_column, "cursor_column"))
+    for name, role in named:
+        if name not in columns:
+            raise ConnectorError(
+                f"Loading {plan.where}: {role} {name!r} is not a column of the data."
+                + did_you_mean(name, columns)
+            )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every step of one write shares: its arguments, checked, plus ids and time."""
+
+    table: str
+    mode: WriteMode
+    keys: list[str]
+    partition: Interval | None
+    load_id: str
+    metadata: bool
+    dedupe_order_by: str | None
+    cursor_column: str | None
+    loaded_at: dt.datetime
+    stage: str
+    where: str

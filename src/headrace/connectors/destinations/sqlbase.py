@@ -15,7 +15,6 @@ import datetime as dt
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -28,7 +27,7 @@ from headrace.connectors.destinations.base import (
     WriteMode,
     as_arrow,
 )
-from headrace.connectors.destinations.modes import ModeSteps, meta_columns
+from headrace.connectors.destinations.modes import ModeSteps, Plan, check_names, meta_columns
 from headrace.connectors.incremental import (
     Checkpoint,
     CheckpointMoved,
@@ -37,7 +36,7 @@ from headrace.connectors.incremental import (
     encode_value,
 )
 from headrace.connectors.naming import quote_ident
-from headrace.errors import ConnectorError, HeadraceError, did_you_mean
+from headrace.errors import ConnectorError, HeadraceError
 
 
 class SqlDestination(ModeSteps, ABC):
@@ -285,7 +284,7 @@ class SqlDestination(ModeSteps, ABC):
         """
         deferred = load_id if callable(load_id) else None
         plan = self._plan(
-            table, mode, keys, partition, None if deferred else load_id, metadata,
+            table, mode, keys, partition, load_id if isinstance(load_id, str) else None, metadata,
             dedupe_order_by, cursor_column,
         )  # fmt: skip
         arrow = as_arrow(data, plan.where)
@@ -300,7 +299,7 @@ class SqlDestination(ModeSteps, ABC):
                 return done
             if fence is not None:
                 self._check_fence(conn, fence, plan.where)
-            _check_names(list(arrow.schema.names), plan)
+            check_names(list(arrow.schema.names), plan)
             # metadata columns need the id while inserting: then a stream is staged first
             rows_in, direct = self._stage_data(conn, arrow, plan, not (deferred and metadata))
             crashpoint("after_stage")
@@ -360,7 +359,7 @@ class SqlDestination(ModeSteps, ABC):
         metadata: bool,
         dedupe_order_by: str | None,
         cursor_column: str | None,
-    ) -> _Plan:
+    ) -> Plan:
         """Check the write's arguments and fix what the steps share (ids, names, time)."""
         mode = WriteMode.parse(mode)
         keys = [keys] if isinstance(keys, str) else list(keys)
@@ -372,7 +371,7 @@ class SqlDestination(ModeSteps, ABC):
             raise ConnectorError(
                 f"replace_partition into {table!r} needs partition=Interval(column, start, end)."
             )
-        return _Plan(
+        return Plan(
             table=table,
             mode=mode,
             keys=keys,
@@ -387,8 +386,8 @@ class SqlDestination(ModeSteps, ABC):
         )
 
     def _settle_id(
-        self, conn: Any, plan: _Plan, load_id: Callable[[], str]
-    ) -> tuple[_Plan, LoadResult | None]:
+        self, conn: Any, plan: Plan, load_id: Callable[[], str]
+    ) -> tuple[Plan, LoadResult | None]:
         """Fix a load id known only once the data was read (a digest of a stream).
 
         Returns the plan with that id, and the recorded result when the id had already
@@ -423,7 +422,7 @@ class SqlDestination(ModeSteps, ABC):
             raise CheckpointMoved(fence.pipeline, fence.source, fence.value, found, where)
 
     def _stage_data(
-        self, conn: Any, arrow: pa.Table | pa.RecordBatchReader, plan: _Plan, direct_ok: bool
+        self, conn: Any, arrow: pa.Table | pa.RecordBatchReader, plan: Plan, direct_ok: bool
     ) -> tuple[int, bool]:
         """Make the data readable as relation ``plan.stage``: ``(rows, direct)``.
 
@@ -443,7 +442,7 @@ class SqlDestination(ModeSteps, ABC):
         count = self._exec(conn, f"SELECT count(*) FROM {quote_ident(plan.stage, self.dialect)}")
         return count[0][0], False
 
-    def _apply(self, conn: Any, plan: _Plan, columns: list[str]) -> tuple[int, int]:
+    def _apply(self, conn: Any, plan: Plan, columns: list[str]) -> tuple[int, int]:
         """Apply the write mode to the staged rows: ``(rows inserted, rows deleted)``."""
         source = plan.stage
         if plan.mode is WriteMode.MERGE:
@@ -483,7 +482,7 @@ class SqlDestination(ModeSteps, ABC):
         self,
         conn: Any,
         checkpoint: Checkpoint | Callable[[], Checkpoint | None] | None,
-        plan: _Plan,
+        plan: Plan,
     ) -> Checkpoint | None:
         """Upsert the new checkpoint (never moving it back); the one stored, or None."""
         if callable(checkpoint):  # known only once a stream has been read to its end
@@ -518,7 +517,7 @@ class SqlDestination(ModeSteps, ABC):
         self,
         conn: Any,
         result: LoadResult,
-        plan: _Plan,
+        plan: Plan,
         named: Checkpoint | None,
         origin: tuple[str, str] | None,
     ) -> None:
@@ -610,37 +609,3 @@ class SqlDestination(ModeSteps, ABC):
         # the connection may already be broken; then the server rolls back on its own
         with contextlib.suppress(Exception):
             self._rollback(conn)
-
-
-def _check_names(columns: list[str], plan: _Plan) -> None:
-    """Every column the write names (keys, partition, order, cursor) must be in the data."""
-    named = [(k, "key") for k in plan.keys]
-    if plan.partition:
-        named.append((plan.partition.column, "partition column"))
-    if plan.dedupe_order_by:
-        named.append((plan.dedupe_order_by, "dedupe_order_by column"))
-    if plan.cursor_column:
-        named.append((plan.cursor_column, "cursor_column"))
-    for name, role in named:
-        if name not in columns:
-            raise ConnectorError(
-                f"Loading {plan.where}: {role} {name!r} is not a column of the data."
-                + did_you_mean(name, columns)
-            )
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What every step of one write shares: its arguments, checked, plus ids and time."""
-
-    table: str
-    mode: WriteMode
-    keys: list[str]
-    partition: Interval | None
-    load_id: str
-    metadata: bool
-    dedupe_order_by: str | None
-    cursor_column: str | None
-    loaded_at: dt.datetime
-    stage: str
-    where: str
