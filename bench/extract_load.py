@@ -1,6 +1,7 @@
 """Benchmark: extract 2,000,000 customers from PostgreSQL and load them into DuckDB.
 
-headrace (ADBC stream -> DuckDB, merge + checkpoint in one transaction) against what
+headrace (ADBC stream -> DuckDB, merge + checkpoint in one transaction; and the same as
+a declarative sync, with fencing and content load ids) against what
 users would pick otherwise: dlt (sql_table source, merge on customer_id, DuckDB
 destination, its fastest backend) and pandas.read_sql + DuckDB; the floor is
 PostgreSQL's own COPY BINARY to /dev/null. Full loads: best of 5 rounds, the tools taking
@@ -501,7 +502,7 @@ def main() -> None:
         # Full loads: FULL_ROUNDS rounds, the tools taking turns within each, best of each.
         # The VM's speed drifts (the same run took 2.5 s and 4.2 s ten minutes apart);
         # taking turns gives every tool the same slow and fast moments.
-        fulls = [("headrace_full", me, "headrace")]
+        fulls = [("headrace_full", me, "headrace"), ("headrace_sync_full", me, "sync_full")]
         if anchors is not None:
             fulls += [("dlt_full", anchors, "dlt"), ("pandas_full", anchors, "pandas")]
         runs: dict[str, list[dict]] = {name: [] for name, _, _ in fulls}
@@ -517,6 +518,11 @@ def main() -> None:
         status.update("headrace_incremental")
         r["headrace_incremental"] = incremental(
             me, "headrace_incremental", str(DATA / "headrace.duckdb"), 1, rounds=4 * ROUNDS
+        )
+        status.update("headrace_sync_incremental")  # the declarative sync, same 1% changes
+        r["headrace_sync_first"] = measure(me, "headrace_sync_first", str(DATA / "sync.duckdb"))
+        r["headrace_sync_incremental"] = incremental(
+            me, "headrace_sync_incremental", str(DATA / "sync.duckdb"), 1, rounds=4 * ROUNDS
         )
         os.environ["BENCH_ROWS"] = str(args.rows)
         for name, part in (
@@ -562,6 +568,12 @@ def main() -> None:
         "headrace_full_load_peak_rss_mb": r["headrace_full"]["rss_mb"],
         "rounds_s": {k: r[k]["all_seconds"] for k in r if "all_seconds" in r[k]},
         "headrace_incremental_compactions": r["headrace_incremental"].get("compactions"),
+        "sync_full_load_s": r["headrace_sync_full"]["seconds"],
+        "sync_first_run_s": r["headrace_sync_first"]["seconds"],
+        "sync_incremental_s": r["headrace_sync_incremental"]["seconds"],
+        "sync_incremental_median_s": r["headrace_sync_incremental"]["median"],
+        "sync_full_over_headrace": ratio("headrace_sync_full", full),
+        "sync_incremental_over_headrace": ratio("headrace_sync_incremental", inc),
         "dlt_full_over_headrace": ratio("dlt_full", full),
         "dlt_incremental_over_headrace": ratio("dlt_incremental", inc),
         "pandas_incremental_over_headrace": ratio("pandas_incremental", inc),
