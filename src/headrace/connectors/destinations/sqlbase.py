@@ -5,6 +5,14 @@ stage the data → apply the write mode → quarantine → checkpoint → load l
 commit. The ledger (``_hr_loads``) makes a load idempotent: writing a ``load_id``
 that already committed changes nothing, so an engine that retries a load task after
 a crash between commit and recording success never loads twice.
+
+A fenced load (``fence=``, the checkpoint its extract started from) first compares
+that value with the stored checkpoint inside the transaction and raises
+:class:`~headrace.connectors.incremental.CheckpointMoved` when another load committed
+in between; ``cursor_column=`` keeps a merge from replacing a stored row whose cursor
+value is greater. :meth:`SqlDestination.write` reads as its steps: ``_plan``,
+``_check_fence``, ``_stage_data``, ``_apply``, ``_quarantine``, ``_store_checkpoint``,
+``_record``, commit; the SQL of each write mode is in ``modes``.
 """
 
 from __future__ import annotations
