@@ -96,6 +96,8 @@ def test_sqlite_demo_source_twice(tmp_path: Path) -> None:
             "OR full_name <> first_name || ' ' || last_name OR email_domain <> split_part(email, '@', 2)"
         ).fetchone()[0]
         assert bad == 0
+        columns = {row[0] for row in con.execute("DESCRIBE customers").fetchall()}
+        assert "email_rank" not in columns and {"_hr_load_id", "etl_run_id"} <= columns
         assert (
             con.execute("SELECT count(*) FROM customers WHERE zip_code = '02134'").fetchone()[0] > 0
         )

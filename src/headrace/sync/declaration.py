@@ -92,6 +92,7 @@ class DestinationSpec:
     mode: str = "append"
     keys: tuple[str, ...] = ()
     metadata: bool = True
+    exclude: tuple[str, ...] = ()
 
 
 def sql_source(
@@ -165,6 +166,7 @@ def destination(
     mode: str = "append",
     keys: str | Sequence[str] = (),
     metadata: bool = True,
+    exclude: Sequence[str] = (),
 ) -> DestinationSpec:
     """Where a sync loads: ``table`` of connection ``connection``.
 
@@ -175,11 +177,13 @@ def destination(
         mode: append, replace, replace_partition or merge.
         keys: the merge keys.
         metadata: add ``_hr_load_id`` and ``_hr_loaded_at`` columns.
+        exclude: columns the checks need but the table should not get (e.g. a rank
+            computed to quarantine duplicates); the quarantine table keeps them.
     """
     keys = (keys,) if isinstance(keys, str) else tuple(keys)
     if mode == "merge" and not keys:
         raise DefinitionError(f"destination table {table!r}: mode='merge' needs keys=[...]")
-    return DestinationSpec(connection, table, mode, keys, metadata)
+    return DestinationSpec(connection, table, mode, keys, metadata, tuple(exclude))
 
 
 class Sync:

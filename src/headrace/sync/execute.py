@@ -109,7 +109,7 @@ def _extract_and_load(
     rows = _transform(spec, ctx, raw)
     outcome = apply_checks(rows, spec.checks, pipeline=ctx.pipeline, task=ctx.task_id)
     outcome.raise_for_failures()
-    good, bad = outcome.passed, outcome.quarantined
+    good, bad = _without(outcome.passed, target.exclude), outcome.quarantined
     n_bad = 0 if bad is None else bad.num_rows
     reconcile(rows.num_rows, good.num_rows, n_bad, pipeline=ctx.pipeline, run_id=ctx.run_id,
               table=target.table)  # fmt: skip
@@ -189,6 +189,7 @@ def _stream_and_load(
                     else None
                 )
             if passed is not None and passed.num_rows:
+                passed = _without(passed, target.exclude)
                 counts["good"] += passed.num_rows
                 good.update(passed)
                 yield passed
@@ -215,7 +216,10 @@ def _stream_and_load(
         reconcile(n_bad, 0, result.rows_quarantined, pipeline=ctx.pipeline,
                   run_id=ctx.run_id, table=target.table + "_quarantine")  # fmt: skip
 
-    reader = pa.RecordBatchReader.from_batches(extract.schema, checked())
+    schema = extract.schema
+    for name in target.exclude:
+        schema = schema.remove(schema.get_field_index(name))
+    reader = pa.RecordBatchReader.from_batches(schema, checked())
     with dest.session():  # one connection for the load and the count after it
         result = dest.write(
             reader, target.table, mode=target.mode, keys=target.keys, quarantine=quarantine,
@@ -224,6 +228,11 @@ def _stream_and_load(
         )  # fmt: skip
         rows = dest.row_count(target.table) or 0
     return {**_stats(spec, ctx, result, extract.rows, attempt, covers), "table_rows": rows}
+
+
+def _without(data: Any, columns: tuple[str, ...]) -> Any:
+    """``data`` (an Arrow table or batch) without ``columns``."""
+    return data.drop_columns(list(columns)) if columns else data
 
 
 def _covers(strategy: Any, start: Checkpoint | None, ctx: Context) -> Any:
