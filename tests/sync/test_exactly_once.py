@@ -11,9 +11,12 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
 from sync_harness import PIPELINES, World, compare, wait_for
 
 from headrace.connectors.crashpoints import ENV
+
+pytestmark = pytest.mark.slow  # each drives 4-6 CLI processes (5-15 s)
 
 
 def test_resume_of_an_older_killed_run_does_not_regress_rows(world: World) -> None:
