@@ -83,7 +83,7 @@ def test_two_loads_fenced_on_one_checkpoint_commit_once(destination: Dest) -> No
     outcomes: list[str] = []
 
     def load(minute: int) -> None:
-        dest = type(destination)(**_same(destination))
+        dest = _same(destination)
         try:
             merge(dest, rows([1, 2], minute, minute), start)
             outcomes.append("committed")
@@ -101,7 +101,8 @@ def test_two_loads_fenced_on_one_checkpoint_commit_once(destination: Dest) -> No
     assert set(outcomes) <= {"committed", "moved", "conflict"}, outcomes
 
 
-def _same(dest: Dest) -> dict[str, object]:
+def _same(dest: Dest) -> Dest:
+    """Another destination object on the same database (its own connection)."""
     if isinstance(dest, DuckDBDestination):
-        return {"path": dest.path}
-    return {"url": dest.conn_url, "schema": dest.schema}
+        return DuckDBDestination(dest.path)
+    return PostgresDestination(dest.conn_url, schema=dest.schema)

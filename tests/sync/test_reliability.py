@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from sync_harness import PIPELINES, World, compare, wait_for
@@ -61,16 +62,14 @@ class Trials:
     log: list[str]
     points: int = 0
 
-    def start(
-        self, action: str = "run", target: str = "items", **env: str
-    ) -> multiprocessing.Process:
+    def start(self, action: str = "run", target: str = "items", **env: str) -> Any:
         proc = _forkserver.Process(
             target=_drive, args=(str(self.world.home), self.world.env(**env), action, target)
         )
         proc.start()
         return proc
 
-    def finish(self, proc: multiprocessing.Process, what: str) -> int:
+    def finish(self, proc: Any, what: str) -> int:
         proc.join(timeout=180)
         assert proc.exitcode is not None, f"{what}: still running after 180 s"
         return proc.exitcode
