@@ -23,9 +23,17 @@ what a hand-wired pipeline gets wrong:
   the task's result holds ``source`` and ``destination`` datasets.
 
 Connections are names looked up in ``ctx.settings`` (``"warehouse"`` falls back to the
-embedded DuckDB). Building on it (streams, lakehouse tables): a new source kind is a
-spec dataclass in ``declaration`` plus its branch in ``execute._extract``; a stream's
-position plays the checkpoint's role and is acknowledged after the load commits.
+embedded DuckDB). A sync streams (batches checked, digested and loaded without holding
+the extract) when it has no transform and only row-level checks; otherwise it holds
+the extract in memory for the transform and table-wide checks.
+
+Modules: ``spec`` (the declaration parts: sources, strategies, destination),
+``declaration`` (:class:`Sync`: a task or a one-task pipeline), ``execute`` (running
+one sync). Building on it (streams, lakehouse tables): a new source kind is a spec
+dataclass in ``spec`` plus its branch in ``execute._open_extract``; a new destination
+kind meets the ``write(..., fence=, load_id=, quarantine=, checkpoint=, verify=)``
+contract of ``SqlDestination``. A stream's position plays the checkpoint's role (the
+fence) and the broker is acknowledged only after the load commits.
 
 Example:
     >>> from headrace import sync, sql_source, destination, cursor
@@ -48,21 +56,20 @@ Example:
 
 from __future__ import annotations
 
-from headrace.sync.declaration import (
+from headrace.sync.declaration import Sync, sync
+from headrace.sync.spec import (
     CursorStrategy,
     DestinationSpec,
     FileSourceSpec,
     FullStrategy,
     IntervalStrategy,
     SqlSourceSpec,
-    Sync,
     cursor,
     destination,
     file_source,
     full,
     interval,
     sql_source,
-    sync,
 )
 
 __all__ = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import pyarrow as pa
@@ -39,14 +39,16 @@ from headrace.errors import ConnectorError
 from headrace.pipeline import Context
 from headrace.quality import apply_checks, reconcile, run_sql_tests
 from headrace.quality.expectations import RowExpectation, Unique
-from headrace.sync.declaration import (
+from headrace.sync.spec import (
     CursorStrategy,
     FileSourceSpec,
     FullStrategy,
     IntervalStrategy,
     SqlSourceSpec,
-    Sync,
 )
+
+if TYPE_CHECKING:
+    from headrace.sync.declaration import Sync
 
 
 def run_sync(spec: Sync, ctx: Context) -> dict[str, Any]:
