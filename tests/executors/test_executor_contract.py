@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from headrace.config import Settings
 from headrace.engine import load_pipelines
 from headrace.engine.staging import load_result
 from headrace.executors import (
@@ -43,7 +44,8 @@ def item(tmp_path: Path, file: str, pipeline: str, task_id: str, map_index: int 
     day = datetime(2024, 3, 5, tzinfo=UTC)
     run = RunInfo(
         run_id="r1", pipeline=pipeline, logical_date=day, data_interval_start=day, data_interval_end=day,
-        params=extra.pop("params", {}), home=str(tmp_path), connections={"warehouse": "duckdb:///w.db"},
+        params=extra.pop("params", {}),
+        settings=Settings(home=tmp_path, state_url="sqlite://", connections={"warehouse": "duckdb:///w.db"}),
         staging_dir=str(tmp_path / "staging"),
     )
     path = PIPELINES / f"{file}.py"

@@ -77,20 +77,20 @@ def scheduler_command(
     once: Annotated[bool, typer.Option("--once", help="Do one scheduling pass and exit.")] = False,
 ) -> None:
     """Trigger runs of scheduled pipelines as their intervals become due, until stopped."""
-    from headrace.observe.alerts import alerter_from_env
+    from headrace.observe.alerts import alerter_from_settings
     from headrace.scheduler import InlineLauncher, Scheduler, SubprocessLauncher
     from headrace.state import open_store
 
     _check_executor(executor)
     settings = Settings.from_env()
     pipelines = _load_paths(paths or [Path.cwd()])
-    alerter = alerter_from_env(os.environ)
+    alerter = alerter_from_settings(settings.alerts)
     store = open_store(settings.state_url)
     launcher: Any
     if inline:
         launcher = InlineLauncher(store, settings, executor=executor, alerter=alerter)
     else:
-        launcher = SubprocessLauncher(settings.state_url, executor=executor)
+        launcher = SubprocessLauncher(settings, executor=executor)
 
     def started(run: Any) -> None:
         console.print(
@@ -157,7 +157,7 @@ def backfill_command(
 ) -> None:
     """Run PIPELINE once per interval from --start to --end, oldest first; resumable."""
     from headrace.engine import RunInterrupted, load_pipelines, pick_pipeline
-    from headrace.observe.alerts import alerter_from_env
+    from headrace.observe.alerts import alerter_from_settings
     from headrace.scheduler import Backfill, InlineLauncher, SubprocessLauncher
     from headrace.state import open_store
 
@@ -173,7 +173,7 @@ def backfill_command(
     if last < first:
         raise ScheduleError(f"--end {end} is before --start {start}")
     settings = Settings.from_env()
-    alerter = alerter_from_env(os.environ)
+    alerter = alerter_from_settings(settings.alerts)
     active = max_active or pipeline.max_active_runs
     with open_store(settings.state_url) as store:
         launcher: Any
@@ -182,7 +182,7 @@ def backfill_command(
         else:
             # Child output goes to files so it does not tear the progress bar.
             launcher = SubprocessLauncher(
-                settings.state_url,
+                settings,
                 executor=executor,
                 log_dir=str(settings.home / "logs" / "backfill"),
             )

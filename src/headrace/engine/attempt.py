@@ -214,13 +214,13 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
 
 
 @functools.lru_cache(maxsize=8)
-def _paths_of(run_id: str, home: str, staging_dir: str, connections: tuple[tuple[str, str], ...]) -> tuple[Settings, Path]:
-    return Settings(home=Path(home), state_url="", connections=dict(connections)), Path(staging_dir)
+def _staging_path(staging_dir: str) -> Path:
+    return Path(staging_dir)
 
 
 def _run_paths(run: RunInfo) -> tuple[Settings, Path]:
-    """Settings and staging folder of a run, built once per run and process (hot path)."""
-    return _paths_of(run.run_id, run.home, run.staging_dir, tuple(sorted(run.connections.items())))
+    """The settings handed down with the run and its staging folder (hot path)."""
+    return run.settings, _staging_path(run.staging_dir)
 
 
 def _ended(outcome: Outcome) -> Outcome:

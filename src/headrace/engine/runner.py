@@ -48,7 +48,9 @@ class Runner:
         store: the state store (``headrace.state.open_store``).
         executor: ``"process"`` (local process pool, default), ``"inprocess"`` or an
             Executor instance.
-        settings: connections and the home folder (staging lives under it).
+        settings: the configuration read once at the edge (``Settings.load()``): home
+            folder (staging lives under it), connections, pools, queue; handed to every
+            task, in whatever process or machine it runs. Required.
         concurrency: workers of the process pool (default: number of cores).
         on_event: called with every :class:`Event` (state changes, progress, log lines).
         clock: time source; tests pass ``FakeClock`` so retries do not sleep.
@@ -85,7 +87,12 @@ class Runner:
             raise EngineError(f"concurrency must be >= 1, got {concurrency}")
         self.store = store
         self.executor = executor
-        self.settings = settings or Settings.from_env()
+        if settings is None:
+            raise EngineError(
+                "Runner needs the settings read at your program's edge: "
+                "Runner(store, settings=Settings.load()) (nothing below the edge reads the environment)."
+            )
+        self.settings = settings
         self.concurrency = concurrency
         self.on_event = on_event
         self.clock = clock or SystemClock()
@@ -225,10 +232,11 @@ class Runner:
             return InProcessExecutor()
         if self.executor == "distributed":
             # Workers started with `headrace worker` on any machine that has the pipeline
-            # file at the same path; Redis from HEADRACE_REDIS_URL / HEADRACE_QUEUE_PREFIX.
+            # file at the same path; Redis from the settings' queue section.
             from headrace.executors.distributed import DistributedExecutor
+            from headrace.queue import QueueConnection
 
-            return DistributedExecutor(capacity=self.concurrency or 16)
+            return DistributedExecutor(QueueConnection.from_settings(self.settings), capacity=self.concurrency or 16)
         from headrace.executors.process import ProcessExecutor
 
         return ProcessExecutor(self.concurrency)
@@ -252,7 +260,7 @@ class Runner:
         executor.start(self.on_event or (lambda event: None), pipeline)
         drive = Drive(
             self.store, pipeline, run, executor, self.clock, self.on_event,
-            str(self.settings.home), dict(self.settings.connections), self.rng,
+            self.settings, self.rng,
             wait_slice=min(1.0, self.heartbeat_interval), pools=self.pool_sizes(pipeline),
         )
         heartbeat = Heartbeat(self.store, run_id, self.heartbeat_interval)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from headrace.config import Settings
 from headrace.state.base import CheckResultRecord
 
 if TYPE_CHECKING:
@@ -41,7 +42,13 @@ class ResultRef:
 
 @dataclass
 class RunInfo:
-    """The run-wide facts a task's context needs, sent with every work item."""
+    """The run-wide facts a task's context needs, sent with every work item.
+
+    Attributes:
+        settings: the driver's settings, handed down whole (``ctx.settings`` in the task:
+            state store, connections, pools, queue, alerts), in a task process or on a
+            remote worker alike.
+    """
 
     run_id: str
     pipeline: str
@@ -49,9 +56,16 @@ class RunInfo:
     data_interval_start: datetime
     data_interval_end: datetime
     params: dict[str, Any]
-    home: str
-    connections: dict[str, str]
+    settings: Settings
     staging_dir: str
+
+    @property
+    def home(self) -> str:
+        return str(self.settings.home)
+
+    @property
+    def connections(self) -> dict[str, str]:
+        return dict(self.settings.connections)
 
 
 @dataclass

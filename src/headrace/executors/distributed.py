@@ -23,6 +23,7 @@ from collections.abc import Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from headrace.config import Settings
 from headrace.errors import QueueError
 from headrace.executors.base import Event, EventSink, Outcome, ResultRef, RunInfo, WorkItem
 from headrace.queue import (
@@ -49,6 +50,8 @@ T = TypeVar("T")
 
 def _encode(value: Any) -> Any:
     """Dataclasses to dicts and datetimes to tagged ISO strings, recursively."""
+    if isinstance(value, Settings):  # handed down whole to the worker (see RunInfo.settings)
+        return value.to_dict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, datetime):
@@ -90,8 +93,10 @@ def encode_work_item(item: WorkItem) -> dict[str, Any]:
 
 def decode_work_item(data: dict[str, Any]) -> WorkItem:
     raw = _decode(data)
+    run = dict(raw["run"])
+    run["settings"] = Settings.from_dict(run["settings"])
     return WorkItem(
-        run=RunInfo(**raw["run"]),
+        run=RunInfo(**run),
         pipeline_file=raw["pipeline_file"],
         pipeline_module=raw["pipeline_module"],
         task_id=raw["task_id"],
@@ -133,7 +138,8 @@ class DistributedExecutor:
             events the listener could have missed (Redis restart, trimmed stream).
 
     Example:
-        >>> runner = Runner(store, executor=DistributedExecutor(QueueConnection.from_env()))
+        >>> connection = QueueConnection.from_settings(settings)
+        >>> runner = Runner(store, executor=DistributedExecutor(connection), settings=settings)
     """
 
     def __init__(
@@ -143,7 +149,7 @@ class DistributedExecutor:
         capacity: int = 16,
         poll_interval: float = 5.0,
     ) -> None:
-        self.connection = connection or QueueConnection.from_env()
+        self.connection = connection or QueueConnection()
         self.queue_name = queue_name
         self.capacity = capacity
         self.poll_interval = poll_interval
@@ -395,7 +401,7 @@ class TaskWorker:
         name: worker name shown in Redis ``CLIENT LIST``.
 
     Example:
-        >>> TaskWorker(QueueConnection.from_env(), concurrency=4).run_sync()  # doctest: +SKIP
+        >>> TaskWorker(QueueConnection.from_settings(Settings.load()), concurrency=4).run_sync()  # doctest: +SKIP
     """
 
     def __init__(
@@ -405,7 +411,7 @@ class TaskWorker:
         concurrency: int = 1,
         name: str | None = None,
     ) -> None:
-        self.connection = connection or QueueConnection.from_env()
+        self.connection = connection or QueueConnection()
         self.queue_name = queue_name
         self.concurrency = concurrency
         self._pool = _AttemptPool(concurrency)

@@ -3,7 +3,7 @@
 Example:
     >>> from headrace.scheduler import Scheduler, SubprocessLauncher
     >>> scheduler = Scheduler(load_pipelines("etl.py").values(), store,
-    ...                       launcher=SubprocessLauncher(settings.state_url))
+    ...                       launcher=SubprocessLauncher(settings))
     >>> scheduler.serve(poll_interval=5)
 """
 

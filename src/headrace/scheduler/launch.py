@@ -26,7 +26,10 @@ from headrace.observe.alerts import Alert, Alerter, AlertKind
 from headrace.pipeline import Pipeline
 from headrace.state.base import RunRecord, RunState, StateStore, TaskState
 
-__all__ = ["InlineLauncher", "Launcher", "SubprocessLauncher", "alerting_events", "drive_run"]
+#: The variable a driving child process finds its parent's settings in (JSON).
+SETTINGS_ENV = "HEADRACE_SETTINGS_JSON"
+
+__all__ = ["SETTINGS_ENV", "InlineLauncher", "Launcher", "SubprocessLauncher", "alerting_events", "drive_run"]
 
 
 class Launcher(Protocol):
@@ -165,14 +168,15 @@ class SubprocessLauncher:
     """Drive each run in a child process: ``python -m headrace.scheduler.worker``.
 
     Args:
-        state_url: the store the children open (the scheduler's own).
+        settings: handed to the children whole (as JSON in ``HEADRACE_SETTINGS_JSON``),
+            so they open the scheduler's store and use its connections, pools, queue and
+            alert settings without reading any configuration themselves.
         executor: the engine's executor in the children.
-        env: environment for the children (default: this process's, which carries
-            connections and alert settings).
+        env: environment for the children (default: this process's).
         log_dir: where each child's output goes (``<run_id>.log``); default: inherited.
     """
 
-    state_url: str
+    settings: Settings
     executor: str = "process"
     env: Mapping[str, str] | None = None
     log_dir: str | None = None
@@ -190,7 +194,7 @@ class SubprocessLauncher:
             self.executor,
         ]
         env = dict(self.env if self.env is not None else os.environ)
-        env["HEADRACE_STATE_URL"] = self.state_url
+        env[SETTINGS_ENV] = self.settings.to_json()
         out = None
         if self.log_dir is not None:
             os.makedirs(self.log_dir, exist_ok=True)

@@ -96,7 +96,7 @@ class DuckDBDestination(SqlDestination):
             every checkpoint, its default).
 
     Example:
-        >>> dest = DuckDBDestination.from_settings(Settings.from_env())
+        >>> dest = DuckDBDestination.from_settings(Settings.load())
         >>> dest.write(table, "customers", mode="merge", keys=["customer_id"])
     """
 

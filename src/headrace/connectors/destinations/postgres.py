@@ -36,7 +36,7 @@ class PostgresDestination(SqlDestination):
         schema: the schema tables go in (default ``public``); created if absent.
 
     Example:
-        >>> dest = PostgresDestination.from_url("warehouse", Settings.from_env())
+        >>> dest = PostgresDestination.from_url("warehouse", Settings.load())
         >>> dest.write(table, "customers", mode="merge", keys=["customer_id"])
     """
 

@@ -43,7 +43,7 @@ class SqlSource:
         batch_rows: rows per record batch (memory bound).
 
     Example:
-        >>> src = SqlSource.from_url("crm", Settings.from_env(), table="customers")
+        >>> src = SqlSource.from_url("crm", Settings.load(), table="customers")
         >>> for batch in src.read(cursor=Cursor("updated_at")): ...
     """
 
