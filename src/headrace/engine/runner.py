@@ -57,6 +57,10 @@ class Runner:
         heartbeat_interval: seconds between heartbeats of a running run.
         rng: random source for retry jitter.
 
+    With the process executor the runner keeps one warm pool of worker processes for
+    all its runs (started by the first task, stopped by :meth:`close` or at exit), so a
+    run costs what its tasks cost, not a pool start and the imports.
+
     A script that runs pipelines with the process pool needs the usual
     ``if __name__ == "__main__":`` guard: pool workers start from a fork server and
     import the script's module again (the ``headrace`` CLI needs nothing of the kind).
@@ -98,6 +102,19 @@ class Runner:
         self.clock = clock or SystemClock()
         self.heartbeat_interval = heartbeat_interval
         self.rng = rng or random.Random()
+        self._pool: Executor | None = None  # the warm process pool, started by the first run
+
+    def close(self) -> None:
+        """Stop the warm process pool this runner started (a no-op when it started none)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ public API
 
@@ -239,7 +256,10 @@ class Runner:
             return DistributedExecutor(QueueConnection.from_settings(self.settings), capacity=self.concurrency or 16)
         from headrace.executors.process import ProcessExecutor
 
-        return ProcessExecutor(self.concurrency)
+        if self._pool is None:
+            # One warm pool for every run of this runner: workers keep their imports.
+            self._pool = ProcessExecutor(self.concurrency, keep_warm=True)
+        return self._pool
 
     def _event(self, run_id: str, state: RunState, error: str | None = None) -> None:
         if self.on_event is not None:

@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 from headrace.config import Settings
 from headrace.engine import Event, Runner
+from headrace.executors.base import Executor
+from headrace.executors.process import ProcessExecutor
 from headrace.observe.alerts import Alert, Alerter, AlertKind
 from headrace.pipeline import Pipeline
 from headrace.state.base import RunRecord, RunState, StateStore, TaskState
@@ -106,7 +108,7 @@ def drive_run(
     store: StateStore,
     settings: Settings,
     *,
-    executor: str = "process",
+    executor: str | Executor = "process",
     alerter: Alerter | None = None,
     on_event: Callable[[Event], None] | None = None,
     runner_options: Mapping[str, Any] | None = None,
@@ -115,13 +117,18 @@ def drive_run(
 
     A run that already finished is left alone (two drivers never both execute it:
     the engine refuses a run whose driver is alive).
+
+    Args:
+        executor: a name, or an executor shared across runs (a warm process pool).
     """
     events = alerting_events(alerter, pipeline, run, on_event)
     runner = Runner(
         store, executor=executor, settings=settings, on_event=events, **(runner_options or {})
     )
-    result = runner.resume(run.run_id, pipeline)
-    return result.state
+    try:
+        return runner.resume(run.run_id, pipeline).state
+    finally:
+        runner.close()
 
 
 @dataclass
@@ -131,7 +138,9 @@ class InlineLauncher:
     Args:
         store: the state store.
         settings: passed to the engine.
-        executor: the engine's executor (``inprocess`` or ``process``).
+        executor: the engine's executor (``inprocess`` or ``process``: one warm process
+            pool shared by every run launched here, stopped by :meth:`shutdown`).
+        concurrency: workers of that pool (default: cores).
         alerter: sends failure/retry alerts.
         runner_options: more Runner arguments (e.g. ``clock`` in tests).
     """
@@ -143,14 +152,21 @@ class InlineLauncher:
     runner_options: Mapping[str, Any] = field(default_factory=dict)
     on_event: Callable[[Event], None] | None = None
     finished: dict[str, RunState] = field(default_factory=dict)
+    concurrency: int | None = None
+    _pool: ProcessExecutor | None = None
 
     def launch(self, pipeline: Pipeline, run: RunRecord) -> None:
+        executor: str | Executor = self.executor
+        if self.executor == "process":
+            if self._pool is None:  # one warm pool for all the runs this launcher drives
+                self._pool = ProcessExecutor(self.concurrency, keep_warm=True)
+            executor = self._pool
         self.finished[run.run_id] = drive_run(
             pipeline,
             run,
             self.store,
             self.settings,
-            executor=self.executor,
+            executor=executor,
             alerter=self.alerter,
             on_event=self.on_event,
             runner_options=self.runner_options,
@@ -160,7 +176,10 @@ class InlineLauncher:
         return set()
 
     def shutdown(self, wait: bool = True) -> None:
-        return None
+        """Stop the warm process pool, if the runs used one."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
 
 @dataclass
