@@ -1,7 +1,9 @@
 """One attempt of one task, wherever it runs: arguments, context, capture, staging, checks.
 
-Executors call :func:`run_attempt` (in the driving process or in a worker); it never
-raises for a task failure, it returns an :class:`Outcome` saying what happened.
+The engine hands :func:`run_work_item` to its executor (see
+:class:`~headrace.executors.base.AttemptFn`), which calls it in the driving process or
+in a worker; it never raises for a task failure, it returns an :class:`Outcome` saying
+what happened.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from headrace.config import Settings
 from headrace.engine.branch import chosen_ids
+from headrace.engine.loader import find_pipeline
 from headrace.engine.staging import (
     ResultTypeError,
     load_result,
@@ -35,7 +38,7 @@ from headrace.engine.staging import (
     write_table,
 )
 from headrace.errors import DefinitionError, QualityError, TerminalError, did_you_mean
-from headrace.executors.base import Outcome, ResultRef, RunInfo, WorkItem
+from headrace.executors.base import Outcome, ResultRef, RunInfo, Sink, WorkItem
 from headrace.pipeline import Context, Pipeline, Reschedule, Task
 from headrace.pipeline.graph import TaskRef
 
@@ -46,14 +49,6 @@ RESCHEDULE = "reschedule"
 logging.getLogger(TASK_LOGGER).setLevel(logging.INFO)
 _HOST = socket.gethostname()
 _FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-class Sink(Protocol):
-    """Where a running attempt sends its log lines and progress."""
-
-    def log(self, text: str) -> None: ...
-
-    def progress(self, done: float, total: float | None, message: str | None) -> None: ...
 
 
 class TaskTimeout(BaseException):
@@ -143,6 +138,28 @@ def alarm(seconds: float | None) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def run_work_item(
+    item: WorkItem, sink: Sink, pipeline: Pipeline | None = None, *, soft_timeout: bool = False
+) -> Outcome:
+    """Run one attempt of ``item``, finding its pipeline by file when not given (an :class:`AttemptFn`).
+
+    Args:
+        item: what to run.
+        sink: receives log lines and progress while the task runs.
+        pipeline: the pipeline object, when the caller has it (in-process executor).
+        soft_timeout: see :func:`run_attempt`.
+    """
+    if pipeline is None:
+        try:
+            pipeline = find_pipeline(item.pipeline_file, item.pipeline_module, item.run.pipeline)
+        except Exception as exc:
+            return Outcome(
+                item.task_id, item.map_index, item.attempt, ok=False, retryable=False,
+                error=f"{type(exc).__name__}: {exc}", error_kind=type(exc).__name__, pid=os.getpid(),
+            )  # fmt: skip
+    return run_attempt(item, pipeline, sink, soft_timeout=soft_timeout)
 
 
 def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout: bool = False) -> Outcome:

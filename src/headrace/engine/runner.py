@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from headrace.config import Settings
+from headrace.engine.attempt import run_work_item
 from headrace.engine.clock import Clock, SystemClock
 from headrace.engine.drive import Drive, driver_identity
 from headrace.engine.loader import load_pipelines, pick_pipeline
@@ -277,7 +278,7 @@ class Runner:
         )
         self._event(run_id, RunState.RUNNING)
         executor = self._make_executor()
-        executor.start(self.on_event or (lambda event: None), pipeline)
+        executor.start(self.on_event or (lambda event: None), pipeline, run_work_item)
         drive = Drive(
             self.store, pipeline, run, executor, self.clock, self.on_event,
             self.settings, self.rng,

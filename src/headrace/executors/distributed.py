@@ -25,7 +25,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from headrace.config import Settings
 from headrace.errors import QueueError
-from headrace.executors.base import Event, EventSink, Outcome, ResultRef, RunInfo, WorkItem
+from headrace.executors.base import (
+    AttemptFn,
+    Event,
+    EventSink,
+    Outcome,
+    ResultRef,
+    RunInfo,
+    WorkItem,
+)
+from headrace.executors.process import ProcessExecutor
 from headrace.queue import (
     Job,
     JobOptions,
@@ -167,7 +176,8 @@ class DistributedExecutor:
         assert self._loop is not None, "start() first"
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def start(self, emit: EventSink, pipeline: Pipeline) -> None:
+    def start(self, emit: EventSink, pipeline: Pipeline, run_item: AttemptFn) -> None:
+        """Open the queue; ``run_item`` is the workers' business (``headrace worker`` has its own)."""
         self._emit = emit
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -322,8 +332,9 @@ class DistributedExecutor:
 class _AttemptPool:
     """A local :class:`ProcessExecutor` driven from one thread, awaited from asyncio."""
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, run_item: AttemptFn) -> None:
         self.concurrency = concurrency
+        self.run_item = run_item
         self._inbox: stdlib_queue.Queue[tuple[WorkItem, Job, asyncio.Future[Outcome]] | None] = (
             stdlib_queue.Queue()
         )
@@ -342,9 +353,7 @@ class _AttemptPool:
         return await future
 
     def _drive(self) -> None:
-        from headrace.executors.process import ProcessExecutor
-
-        executor = ProcessExecutor(concurrency=self.concurrency)
+        executor = ProcessExecutor(concurrency=self.concurrency, keep_warm=True)
         jobs: dict[tuple[str, int, int], Job] = {}
         futures: dict[tuple[str, int, int], asyncio.Future[Outcome]] = {}
         assert self._loop is not None
@@ -356,7 +365,7 @@ class _AttemptPool:
                 progress = {"done": event.done, "total": event.total, "message": event.message}
                 asyncio.run_coroutine_threadsafe(job.update_progress(progress), loop)
 
-        executor.start(forward, None)  # type: ignore[arg-type]  # workers find pipelines by file
+        executor.start(forward, None, self.run_item)  # type: ignore[arg-type]  # workers find pipelines by file
         try:
             while True:
                 try:
@@ -377,7 +386,7 @@ class _AttemptPool:
                     if fut is not None:
                         loop.call_soon_threadsafe(_settle, fut, outcome)
         finally:
-            executor.shutdown(kill=True)
+            executor.close(kill=True)
 
     def close(self) -> None:
         if self._thread is not None:
@@ -397,11 +406,18 @@ class TaskWorker:
     Args:
         connection: Redis URL and key prefix shared with the drivers.
         queue_name: the task queue.
-        concurrency: attempts run at once (each in its own process).
+        concurrency: attempts run at once (each in its own process of a warm pool).
         name: worker name shown in Redis ``CLIENT LIST``.
+        run_item: runs one attempt: the engine's ``run_work_item`` (passed in by the
+            caller, as executors sit below the engine).
+
+    The settings each attempt sees come with its work item (the driver's), so the
+    worker itself needs only the queue.
 
     Example:
-        >>> TaskWorker(QueueConnection.from_settings(Settings.load()), concurrency=4).run_sync()  # doctest: +SKIP
+        >>> from headrace.engine.attempt import run_work_item
+        >>> connection = QueueConnection.from_settings(Settings.load())
+        >>> TaskWorker(connection, concurrency=4, run_item=run_work_item).run_sync()  # doctest: +SKIP
     """
 
     def __init__(
@@ -410,11 +426,13 @@ class TaskWorker:
         queue_name: str = TASK_QUEUE,
         concurrency: int = 1,
         name: str | None = None,
+        *,
+        run_item: AttemptFn,
     ) -> None:
         self.connection = connection or QueueConnection()
         self.queue_name = queue_name
         self.concurrency = concurrency
-        self._pool = _AttemptPool(concurrency)
+        self._pool = _AttemptPool(concurrency, run_item)
         self.worker = Worker(
             queue_name,
             self._handle,

@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_ready
 from typing import TYPE_CHECKING, Any
 
-from headrace.executors.base import Event, EventSink, Outcome, WorkItem
+from headrace.executors.base import AttemptFn, Event, EventSink, Outcome, WorkItem
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -68,11 +68,8 @@ def _watch_driver(driver_pid: int) -> None:
             os._exit(1)
 
 
-def worker_main(conn: Connection, driver_pid: int) -> None:
+def worker_main(conn: Connection, driver_pid: int, run_item: AttemptFn) -> None:
     """Loop of one worker process: receive a work item, run it, send the outcome."""
-    from headrace.engine.attempt import run_attempt
-    from headrace.engine.loader import find_pipeline
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__  # not the driver's live display
     threading.Thread(target=_watch_driver, args=(driver_pid,), daemon=True).start()
@@ -83,16 +80,7 @@ def worker_main(conn: Connection, driver_pid: int) -> None:
             return
         if item is None:
             return
-        try:
-            pipeline = find_pipeline(item.pipeline_file, item.pipeline_module, item.run.pipeline)
-        except Exception as exc:
-            outcome = Outcome(
-                item.task_id, item.map_index, item.attempt, ok=False, retryable=False,
-                error=f"{type(exc).__name__}: {exc}", error_kind=type(exc).__name__, pid=os.getpid(),
-            )
-        else:
-            outcome = run_attempt(item, pipeline, _PipeSink(conn, item.key))
-        conn.send(("done", outcome))
+        conn.send(("done", run_item(item, _PipeSink(conn, item.key))))
 
 
 class _Worker:
@@ -129,20 +117,25 @@ class ProcessExecutor:
         self._ctx: Any = None
         self._workers: list[_Worker] = []
         self._emit: EventSink = lambda event: None
+        self._run_item: AttemptFn | None = None
 
-    def start(self, emit: EventSink, pipeline: Pipeline) -> None:
+    def start(self, emit: EventSink, pipeline: Pipeline, run_item: AttemptFn) -> None:
         """Get ready for a run; workers start when tasks are submitted (or are still warm)."""
         self._emit = emit
+        if self._run_item is not run_item:  # workers run the function they were started with
+            self.close()
+            self._run_item = run_item
         if self._ctx is None:
             self._ctx = mp.get_context(self.start_method)
             if self.start_method == "forkserver":
-                self._ctx.set_forkserver_preload(["headrace.engine.attempt", "pyarrow", "polars"])
+                # Imported once by the fork server, so each worker starts with them loaded.
+                self._ctx.set_forkserver_preload([run_item.__module__, "pyarrow", "polars"])
         self._workers = [w for w in self._workers if w.process.is_alive()]
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
-            target=worker_main, args=(child, os.getpid()), name="headrace-worker", daemon=True
+            target=worker_main, args=(child, os.getpid(), self._run_item), name="headrace-worker", daemon=True
         )
         process.start()
         child.close()

@@ -35,13 +35,12 @@ from headrace.scheduler.launch import Launcher
 from headrace.scheduler.sla import SlaLedger, SlaMiss, find_sla_misses
 from headrace.state.admission import Admission
 from headrace.state.base import RunRecord, RunState, StateStore
+from headrace.state.history import AUTOMATED_TRIGGERS, last_automated_run
 
 __all__ = ["AUTOMATED_TRIGGERS", "Scheduler", "TickReport", "last_automated_run", "timetable_of"]
 
 log = logging.getLogger("headrace.scheduler")
 
-#: triggers whose runs move a pipeline's schedule forward (manual runs do not)
-AUTOMATED_TRIGGERS = ("scheduled", "backfill")
 _ACTIVE = (RunState.QUEUED, RunState.RUNNING)
 
 
@@ -62,19 +61,6 @@ def timetable_of(pipeline: Pipeline) -> Timetable:
     if isinstance(timetable, Timetable):
         return timetable
     return timetable_from(pipeline.schedule, pipeline.timezone)
-
-
-def last_automated_run(store: StateStore, pipeline: str, page: int = 50) -> RunRecord | None:
-    """The newest scheduled or backfill run of ``pipeline`` (by logical date)."""
-    limit = page
-    while True:
-        runs = store.list_runs(pipeline, limit=limit)
-        for run in runs:
-            if run.trigger in AUTOMATED_TRIGGERS:
-                return run
-        if len(runs) < limit:
-            return None
-        limit *= 4  # only manual runs so far: look further back
 
 
 class Scheduler:
