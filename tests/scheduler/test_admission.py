@@ -131,3 +131,48 @@ def test_admission_refuses_past_the_cap_and_returns_existing_runs(store) -> None
     assert not again.created and again.run.run_id == first.run.run_id
     store.update_run(first.run.run_id, state=RunState.SUCCESS, ended_at=datetime.now(UTC))
     assert store.admit_run("p", day + 2 * one, day + 2 * one, day + 3 * one, max_active=2).created
+
+
+MANUAL = textwrap.dedent(
+    """
+    import time
+    from headrace import pipeline, task
+
+    @task
+    def hold() -> None:
+        time.sleep(1.5)
+
+    @pipeline(max_active_runs=1)
+    def single():
+        hold()
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_manual_run_waits_for_the_slot_of_another_process_run(tmp_path: Path) -> None:
+    (tmp_path / "single.py").write_text(MANUAL)
+    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")},
+        "HEADRACE_STATE_URL": state_url,
+        "HEADRACE_HOME": str(tmp_path / ".headrace"),
+    }
+    run = [sys.executable, "-c", "from headrace.cli import main; main()", "run", str(tmp_path / "single.py"),
+           "--executor", "inprocess", "--date"]  # fmt: skip
+    first = subprocess.Popen([*run, "2024-01-01"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        with open_store(state_url) as store:
+            deadline = time.monotonic() + 60
+            while not any(r.state == RunState.RUNNING for r in store.list_runs("single")):
+                assert first.poll() is None and time.monotonic() < deadline, first.stdout.read()  # type: ignore[union-attr]
+                time.sleep(0.05)
+            second = subprocess.run([*run, "2024-01-02"], env=env, capture_output=True, text=True, timeout=120)
+            first.wait(timeout=60)
+            runs = {r.logical_date.day: r for r in store.list_runs("single")}
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert runs[1].state == runs[2].state == RunState.SUCCESS
+    assert runs[2].created_at >= runs[1].ended_at  # admitted only once the first had ended

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -24,6 +26,8 @@ from headrace.errors import EngineError, did_you_mean
 from headrace.executors.base import Event, Executor
 from headrace.pipeline import Pipeline
 from headrace.state.base import RunRecord, RunState, StateStore
+
+log = logging.getLogger("headrace.engine")
 
 EXECUTORS = ("process", "inprocess", "distributed")
 #: Side file of runs made before the store recorded ``source_file`` (read, never written).
@@ -104,6 +108,8 @@ class Runner:
         self.heartbeat_interval = heartbeat_interval
         self.rng = rng or random.Random()
         self._pool: Executor | None = None  # the warm process pool, started by the first run
+        #: seconds between asks for a slot while max_active_runs is reached
+        self.admission_poll = 0.5
 
     def close(self) -> None:
         """Stop the warm process pool this runner started (a no-op when it started none)."""
@@ -143,7 +149,7 @@ class Runner:
         resolved = pipeline.resolve_params(params)
         self.pool_sizes(pipeline)
         logical, start, end = self.interval_for(pipeline, logical_date)
-        run, created = self.store.create_run(pipeline.name, logical, start, end, resolved, trigger)
+        run, created = self._admit(pipeline, logical, start, end, resolved, trigger)
         if not created:
             state = RunState(run.state)
             if state.finished:
@@ -151,6 +157,30 @@ class Runner:
             if state == RunState.RUNNING:
                 self._refuse_running(run)
         return self._execute(pipeline, run)
+
+    def _admit(
+        self, pipeline: Pipeline, logical: datetime, start: datetime, end: datetime,
+        params: dict[str, Any], trigger: str,
+    ) -> tuple[RunRecord, bool]:
+        """Create the run once fewer than ``max_active_runs`` runs of the pipeline are active.
+
+        Admission is atomic in the store, so a manual run counts against the same cap as
+        the schedulers' and backfills' runs; while the cap is reached the call waits.
+        """
+        told = False
+        while True:
+            admission = self.store.admit_run(
+                pipeline.name, logical, start, end, params, trigger, max_active=pipeline.max_active_runs
+            )
+            if admission.run is not None:
+                return admission.run, admission.created
+            if not told:
+                log.warning(
+                    "pipeline %r: max_active_runs=%d reached (%d active); the run for %s waits for a slot",
+                    pipeline.name, pipeline.max_active_runs, admission.active, logical.isoformat(),
+                )
+                told = True
+            time.sleep(self.admission_poll)  # real time: the runs holding the slots end in real time
 
     def resume(self, run_id: str, pipeline: Pipeline | None = None) -> RunResult:
         """Finish a failed, interrupted or dead run: rerun only tasks that did not succeed.
