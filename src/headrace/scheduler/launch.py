@@ -13,9 +13,11 @@ engine's task events.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,7 +33,17 @@ from headrace.state.base import RunRecord, RunState, StateStore, TaskState
 #: The variable a driving child process finds its parent's settings in (JSON).
 SETTINGS_ENV = "HEADRACE_SETTINGS_JSON"
 
-__all__ = ["SETTINGS_ENV", "InlineLauncher", "Launcher", "SubprocessLauncher", "alerting_events", "drive_run"]
+__all__ = [
+    "SETTINGS_ENV",
+    "InlineLauncher",
+    "Launcher",
+    "SubprocessLauncher",
+    "ThreadLauncher",
+    "alerting_events",
+    "drive_run",
+]
+
+log = logging.getLogger("headrace.scheduler")
 
 
 class Launcher(Protocol):
@@ -238,3 +250,83 @@ class SubprocessLauncher:
             for proc in self.procs.values():
                 proc.wait()
         self.procs.clear()
+
+
+@dataclass
+class ThreadLauncher:
+    """Drive runs side by side in threads of this process, each on a warm process pool.
+
+    The task code runs in the pools' worker processes, so a crashing task cannot take
+    this process down; what is saved against :class:`SubprocessLauncher` is a Python
+    start, the imports and a pool start per run. A pool is taken from a free list when
+    a run starts and given back when it ends, so at most as many pools exist as runs
+    were active at once, and each keeps its workers (and their imports) across runs.
+
+    Args:
+        store: the state store (shared by the threads; it is thread-safe).
+        settings: passed to the engine.
+        executor: ``process`` (warm pools) or ``distributed``; ``inprocess`` runs tasks
+            in the threads, where timeouts cannot be enforced.
+        alerter: sends failure/retry alerts.
+        concurrency: workers of each pool (default: cores).
+    """
+
+    store: StateStore
+    settings: Settings
+    executor: str = "process"
+    alerter: Alerter | None = None
+    concurrency: int | None = None
+    runner_options: Mapping[str, Any] = field(default_factory=dict)
+    finished: dict[str, RunState] = field(default_factory=dict)
+    _threads: dict[str, threading.Thread] = field(default_factory=dict)
+    _idle: list[ProcessExecutor] = field(default_factory=list)
+    _pools: list[ProcessExecutor] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def launch(self, pipeline: Pipeline, run: RunRecord) -> None:
+        thread = threading.Thread(
+            target=self._drive, args=(pipeline, run), name=f"headrace-run-{run.run_id}", daemon=True
+        )
+        with self._lock:
+            self._threads[run.run_id] = thread
+        thread.start()
+
+    def _drive(self, pipeline: Pipeline, run: RunRecord) -> None:
+        pool = self._take() if self.executor == "process" else None
+        try:
+            self.finished[run.run_id] = drive_run(
+                pipeline, run, self.store, self.settings, executor=pool or self.executor,
+                alerter=self.alerter, runner_options=self.runner_options,
+            )  # fmt: skip
+        except Exception:  # the run is marked failed by the engine; keep the thread quiet
+            log.exception("run %s of %r: driving it failed", run.run_id, pipeline.name)
+            self.finished[run.run_id] = RunState.FAILED
+        finally:
+            if pool is not None:
+                with self._lock:
+                    self._idle.append(pool)
+
+    def _take(self) -> ProcessExecutor:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            pool = ProcessExecutor(self.concurrency, keep_warm=True)
+            self._pools.append(pool)
+            return pool
+
+    def running(self) -> set[str]:
+        with self._lock:
+            for run_id, thread in list(self._threads.items()):
+                if not thread.is_alive():
+                    del self._threads[run_id]
+            return set(self._threads)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Wait for the runs (``wait``), then stop the pools; without waiting, runs die with the process."""
+        if wait:
+            for thread in list(self._threads.values()):
+                thread.join()
+        with self._lock:
+            pools, self._pools, self._idle = self._pools, [], []
+        for pool in pools:
+            pool.close(kill=not wait)
