@@ -5,7 +5,10 @@
 takes the scheduler down, runs proceed side by side, and the engine's dead-driver
 detection (pid + heartbeat) applies. :class:`InlineLauncher` drives runs one at a
 time inside the calling process: for tests with an injected clock, debugging, and
-backfills with one active run.
+backfills with one active run. :class:`ThreadLauncher` drives runs side by side in
+threads of the calling process (backfills with several active runs, ``headrace
+scheduler --threads``). The last two keep warm process pools across the runs they
+drive, so a run costs what its tasks cost.
 
 Failure and retry alerts are sent by whichever process drives the run, from the
 engine's task events.
