@@ -175,4 +175,6 @@ def test_a_manual_run_waits_for_the_slot_of_another_process_run(tmp_path: Path) 
             first.kill()
     assert second.returncode == 0, second.stdout + second.stderr
     assert runs[1].state == runs[2].state == RunState.SUCCESS
-    assert runs[2].created_at >= runs[1].ended_at  # admitted only once the first had ended
+    created, ended = runs[2].created_at, runs[1].ended_at
+    assert created is not None and ended is not None
+    assert created >= ended  # admitted only once the first had ended
