@@ -108,10 +108,15 @@ def _reads_environment(tree: ast.AST) -> list[int]:
             isinstance(node.value, ast.Name) and node.value.id == "os"
         ):
             lines.append(node.lineno)
-        if isinstance(node, ast.Attribute) and node.attr in ("from_env", "load") and (
+        if isinstance(node, ast.Attribute) and node.attr == "load" and (
             isinstance(node.value, ast.Name) and node.value.id == "Settings"
         ):
             lines.append(node.lineno)
+        if isinstance(node, ast.Call):  # Settings.from_env(), QueueConnection.from_env(...), alerter_from_env(...)
+            called = node.func
+            name = called.attr if isinstance(called, ast.Attribute) else getattr(called, "id", "")
+            if name in ("from_env", "alerter_from_env"):
+                lines.append(node.lineno)
     return lines
 
 
