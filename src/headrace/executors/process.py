@@ -220,7 +220,9 @@ class ProcessExecutor:
             retryable=True, log="\n".join(worker.lines + [error]), pid=process.pid,
         )
         worker.conn.close()
-        self._workers.remove(worker)  # a fresh worker starts when a task needs the slot
+        worker.item, worker.deadline = None, None  # reported once, even if it also timed out
+        if worker in self._workers:
+            self._workers.remove(worker)  # a fresh worker starts when a task needs the slot
         return outcome
 
     def shutdown(self, kill: bool = False) -> None:
