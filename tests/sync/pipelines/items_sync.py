@@ -44,7 +44,9 @@ items = sync(
     destination=destination("warehouse", table="items", mode="merge", keys="id"),
     retries=Retry(attempts=6, delay=dt.timedelta(seconds=0.5)),
 )
-items_pipeline = items.pipeline(name="items")
+# Two runs may be active at once (manual runs are admitted against max_active_runs, which
+# is 1 by default): the harness's "two runs at once" needs both to reach their loads.
+items_pipeline = items.pipeline(name="items", max_active_runs=2)
 
 daily = sync(
     "daily",
