@@ -1,13 +1,16 @@
-"""The ``headrace`` command."""
+"""The ``headrace`` command.
+
+Command modules are imported when their command runs (see :data:`headrace.cli.app.COMMANDS`),
+so ``headrace --help`` starts without the heavy libraries.
+"""
 
 from __future__ import annotations
 
 import sys
 
-from headrace.cli import analytics, checks, inspect, queue, runs, schedule, web  # noqa: F401  (register commands)
 from headrace.cli.app import app, run_app
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run_app"]
 
 
 def main() -> None:

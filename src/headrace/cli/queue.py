@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from headrace.cli.app import app, console
-from headrace.errors import ConfigError, did_you_mean
+from headrace.errors import ConfigError, UsageError, did_you_mean
 from headrace.queue import JobOptions, Queue, QueueConnection, RateLimit, Worker
 from headrace.queue.connection import DEFAULT_PREFIX, PREFIX_ENV, REDIS_URL_ENV
 from headrace.queue.worker import DEFAULT_LOCK_DURATION_MS, DEFAULT_STALLED_INTERVAL_MS
@@ -200,7 +200,7 @@ def add_command(
     try:
         payload = json.loads(data)
     except json.JSONDecodeError as exc:
-        raise ConfigError(
+        raise UsageError(
             f"--data is not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
 

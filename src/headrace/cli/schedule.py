@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-from headrace.cli.app import app, console
-from headrace.config import Settings, mask_url
-from headrace.errors import ScheduleError
+from headrace.cli.app import app, console, load_settings
+from headrace.config import mask_url
+from headrace.errors import ScheduleError, UsageError
 from headrace.pipeline import Pipeline
 
 
@@ -44,7 +44,7 @@ def _parse_date(text: str, option: str) -> datetime:
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        raise ScheduleError(
+        raise UsageError(
             f"{option} {text!r} is not a date: use YYYY-MM-DD or an ISO datetime "
             "(2024-01-31T02:00, read in the pipeline's time zone unless it has an offset)"
         ) from None
@@ -55,7 +55,7 @@ def _check_executor(executor: str) -> None:
     from headrace.errors import did_you_mean
 
     if executor not in EXECUTORS:
-        raise ScheduleError(
+        raise UsageError(
             f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}."
             + did_you_mean(executor, EXECUTORS)
         )
@@ -82,7 +82,7 @@ def scheduler_command(
     from headrace.state import open_store
 
     _check_executor(executor)
-    settings = Settings.from_env()
+    settings = load_settings()
     pipelines = _load_paths(paths or [Path.cwd()])
     alerter = alerter_from_env(os.environ)
     store = open_store(settings.state_url)
@@ -171,8 +171,8 @@ def backfill_command(
         # A bare date means the whole day: its 02:00 run belongs to the backfill.
         last += timedelta(days=1) - timedelta(microseconds=1)
     if last < first:
-        raise ScheduleError(f"--end {end} is before --start {start}")
-    settings = Settings.from_env()
+        raise UsageError(f"--end {end} is before --start {start}")
+    settings = load_settings()
     alerter = alerter_from_env(os.environ)
     active = max_active or pipeline.max_active_runs
     with open_store(settings.state_url) as store:

@@ -21,6 +21,7 @@ from headrace.engine.result import Heartbeat, RunResult, driver_alive
 from headrace.engine.staging import staging_dir
 from headrace.errors import EngineError, did_you_mean
 from headrace.executors.base import Event, Executor
+from headrace.observe.secrets import register_settings
 from headrace.pipeline import Pipeline
 from headrace.state.base import RunRecord, RunState, StateStore
 
@@ -86,6 +87,7 @@ class Runner:
         self.store = store
         self.executor = executor
         self.settings = settings or Settings.from_env()
+        register_settings(self.settings)  # their passwords are masked in everything the run stores
         self.concurrency = concurrency
         self.on_event = on_event
         self.clock = clock or SystemClock()

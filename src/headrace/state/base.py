@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-from headrace.errors import StateError, TransientError
+from headrace.errors import StateError, UnavailableError
 
 
-class StoreUnavailableError(StateError, TransientError):
+class StoreUnavailableError(StateError, UnavailableError):
     """The store could not be reached or stayed locked; the same call may work later."""
 
 
