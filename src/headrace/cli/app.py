@@ -64,13 +64,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "logs": ("headrace.cli.inspect", "Print the logs captured for a run, per task and attempt, in the order they were written."),
     "pools": ("headrace.cli.inspect", "Show the configured pools: size, slots taken now and the tasks holding them."),
     "checks": ("headrace.cli.checks", "Show the data-quality results of a run: expectation, column, severity, status, counts."),
-    "scheduler": ("headrace.cli.schedule", "Run the scheduler: start due runs of every scheduled pipeline in PATH until stopped."),
-    "backfill": ("headrace.cli.schedule", "Run a pipeline once per data interval between --start and --end."),
-    "query": ("headrace.cli.analytics", "Run SQL with DuckDB over the warehouse and files; print or export the result."),
-    "profile": ("headrace.cli.analytics", "Profile a table or file: per column type, nulls, distinct, min/max, mean, quantiles."),
-    "worker": ("headrace.cli.queue", "Run a worker that processes jobs of one queue (or runs pipeline tasks) until stopped."),
+    "scheduler": ("headrace.cli.schedule", "Trigger runs of scheduled pipelines as their intervals become due, until stopped."),
+    "backfill": ("headrace.cli.schedule", "Run PIPELINE once per interval from --start to --end, oldest first; resumable."),
+    "query": ("headrace.cli.analytics", "Run SQL over the warehouse and files; print a table, CSV or JSON."),
+    "profile": ("headrace.cli.analytics", "Profile every column of a file or table: type, nulls, distinct, min/max, top values, histogram."),
+    "worker": ("headrace.cli.queue", "Process jobs of QUEUE until SIGTERM/SIGINT; running jobs finish first."),
     "queue": ("headrace.cli.queue", "Inspect and feed BullMQ-compatible job queues."),
-    "web": ("headrace.cli.web", "Serve the web UI and its HTTP API."),
+    "web": ("headrace.cli.web", "Serve the runs, tasks, logs and checks of the state store in a browser, plus /api and /metrics."),
 }
 
 

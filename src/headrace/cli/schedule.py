@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from headrace.cli.app import app, console, load_settings
 from headrace.config import mask_url
@@ -94,7 +95,7 @@ def scheduler_command(
 
     def started(run: Any) -> None:
         console.print(
-            f"[green]started[/] {run.pipeline} {run.logical_date.isoformat()} run [bold]{run.run_id}[/]",
+            f"[green]started[/] {escape(run.pipeline)} {run.logical_date.isoformat()} run [bold]{escape(run.run_id)}[/]",
             highlight=False,
         )
 
@@ -102,21 +103,21 @@ def scheduler_command(
     scheduled = [p for p in scheduler.pipelines]
     console.print(
         f"scheduler: {len(scheduled)} scheduled pipeline(s) "
-        f"({', '.join(f'{p.name} [{p.schedule}]' for p in scheduled) or 'none'}); "
-        f"state {mask_url(settings.state_url)}; pid {os.getpid()}",
+        f"({escape(', '.join(f'{p.name} [{p.schedule}]' for p in scheduled) or 'none')}); "
+        f"state {escape(mask_url(settings.state_url))}; pid {os.getpid()}",
         highlight=False,
     )
 
     def report(tick: Any) -> None:
         for miss in tick.sla_misses:
             console.print(
-                f"[red]SLA miss[/] {miss.pipeline}.{miss.task_id} run {miss.run_id} "
+                f"[red]SLA miss[/] {escape(f'{miss.pipeline}.{miss.task_id}')} run {escape(miss.run_id)} "
                 f"(deadline {miss.deadline.isoformat()})",
                 highlight=False,
             )
         for run in tick.failed_dead:
             console.print(
-                f"[red]dead[/] run {run.run_id} of {run.pipeline}: marked failed", highlight=False
+                f"[red]dead[/] run {escape(run.run_id)} of {escape(run.pipeline)}: marked failed", highlight=False
             )
 
     def _stop(signum: int, frame: Any) -> None:
@@ -199,7 +200,7 @@ def backfill_command(
         finally:
             launcher.shutdown(wait=True)
     console.print(
-        f"backfill {pipeline.name}: {report.succeeded} succeeded, {report.skipped} skipped "
+        f"backfill {escape(pipeline.name)}: {report.succeeded} succeeded, {report.skipped} skipped "
         f"(already succeeded), {len(report.failed)} failed",
         highlight=False,
     )

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from headrace.cli.app import app, console, load_settings
 from headrace.config import mask_url
@@ -37,7 +38,7 @@ def web_command(
     settings = load_settings()
     web = create_app(settings, pipelines_dir=pipelines, refresh_seconds=refresh)
     console.print(
-        f"headrace web on [bold]http://{host}:{port}/[/] (state store {mask_url(settings.state_url)}); "
+        f"headrace web on [bold]http://{escape(host)}:{port}/[/] (state store {escape(mask_url(settings.state_url))}); "
         "API at /api, metrics at /metrics. Ctrl+C stops it.",
         highlight=False,
     )
