@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from headrace.cli.app import app, console, load_settings
 from headrace.config import mask_url
-from headrace.errors import ScheduleError, UsageError
+from headrace.errors import ConfigError, ScheduleError, UsageError
 from headrace.pipeline import Pipeline
 
 
@@ -93,7 +93,11 @@ def scheduler_command(
     else:
         launcher = SubprocessLauncher(settings.state_url, executor=executor)
 
+    launched: dict[str, str] = {}  # run id -> pipeline, until the run ends
+    stopped_by: list[str] = []
+
     def started(run: Any) -> None:
+        launched[run.run_id] = run.pipeline
         console.print(
             f"[green]started[/] {escape(run.pipeline)} {run.logical_date.isoformat()} run [bold]{escape(run.run_id)}[/]",
             highlight=False,
@@ -119,6 +123,8 @@ def scheduler_command(
             console.print(
                 f"[red]dead[/] run {escape(run.run_id)} of {escape(run.pipeline)}: marked failed", highlight=False
             )
+        if _config_errors(store, launched, stopped_by):
+            scheduler.stop()
 
     def _stop(signum: int, frame: Any) -> None:
         scheduler.stop()
@@ -132,8 +138,31 @@ def scheduler_command(
         signal.signal(signal.SIGTERM, previous)
         # Runs already launched carry on in their own processes; they are not killed.
         launcher.shutdown(wait=once)
+        if once:
+            _config_errors(store, launched, stopped_by)
         store.close()
+    if stopped_by:
+        raise ConfigError(
+            f"scheduler stopped at a configuration error, which every later run would hit: {stopped_by[0]}. "
+            "Fix it and start the scheduler again."
+        )
     console.print("scheduler stopped")
+
+
+def _config_errors(store: Any, launched: dict[str, str], found: list[str]) -> bool:
+    """Forget runs that ended; add the configuration error of a failed one to ``found``."""
+    from headrace.scheduler.backfill import config_error_of
+    from headrace.state.base import RunState
+
+    for run_id, pipeline in list(launched.items()):
+        state = store.get_run(run_id).state
+        if state not in (RunState.SUCCESS, RunState.FAILED):
+            continue
+        del launched[run_id]
+        error = config_error_of(store, run_id) if state == RunState.FAILED else None
+        if error is not None:
+            found.append(f"pipeline {pipeline}, {error}")
+    return bool(found)
 
 
 @app.command("backfill")
@@ -199,6 +228,12 @@ def backfill_command(
             raise typer.Exit(130) from None
         finally:
             launcher.shutdown(wait=True)
+    if report.stopped is not None:
+        raise ConfigError(
+            f"backfill {pipeline.name} stopped at a configuration error, which every interval would hit: "
+            f"{report.stopped}. {report.not_started} interval(s) not started; fix it and run the same "
+            "command again (succeeded intervals are skipped)."
+        )
     console.print(
         f"backfill {escape(pipeline.name)}: {report.succeeded} succeeded, {report.skipped} skipped "
         f"(already succeeded), {len(report.failed)} failed",
