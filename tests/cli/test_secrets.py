@@ -112,7 +112,7 @@ def test_planted_password_is_in_no_store_file_or_output(tmp_path: Path, env: dic
 
 
 def test_alert_texts_mask_known_values_and_hide_sample_rows() -> None:
-    from headrace.observe.alerts import Alert, AlertKind, Alerter
+    from headrace.observe.alerts import Alert, Alerter, AlertKind
     from headrace.observe.secrets import register_secret
 
     register_secret("alert-only-s3cret")

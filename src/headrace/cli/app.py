@@ -53,25 +53,7 @@ EXIT_UNAVAILABLE = 5
 #: Console width when output goes to a pipe or file (no wrapping for grep, CI logs, scripts).
 PIPE_WIDTH = 10_000
 
-#: command -> (module that defines it, one-line help shown by ``headrace --help``).
-COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("headrace.cli.runs", "Run a pipeline now, showing its tasks live; exit code 1 if the run failed."),
-    "resume": ("headrace.cli.runs", "Finish a failed, interrupted or dead run: only tasks that did not succeed run again."),
-    "list": ("headrace.cli.runs", "List the pipelines in a file or folder: name, schedule, tasks, tags."),
-    "cleanup": ("headrace.cli.runs", "Remove staged files of finished runs older than --older-than; failed runs are kept unless asked."),
-    "runs": ("headrace.cli.inspect", "List runs, newest logical date first."),
-    "show": ("headrace.cli.inspect", "Show one run: its header, its tasks (state, attempts, durations, rows, errors) and checks."),
-    "logs": ("headrace.cli.inspect", "Print the logs captured for a run, per task and attempt, in the order they were written."),
-    "pools": ("headrace.cli.inspect", "Show the configured pools: size, slots taken now and the tasks holding them."),
-    "checks": ("headrace.cli.checks", "Show the data-quality results of a run: expectation, column, severity, status, counts."),
-    "scheduler": ("headrace.cli.schedule", "Trigger runs of scheduled pipelines as their intervals become due, until stopped."),
-    "backfill": ("headrace.cli.schedule", "Run PIPELINE once per interval from --start to --end, oldest first; resumable."),
-    "query": ("headrace.cli.analytics", "Run SQL over the warehouse and files; print a table, CSV or JSON."),
-    "profile": ("headrace.cli.analytics", "Profile every column of a file or table: type, nulls, distinct, min/max, top values, histogram."),
-    "worker": ("headrace.cli.queue", "Process jobs of QUEUE until SIGTERM/SIGINT; running jobs finish first."),
-    "queue": ("headrace.cli.queue", "Inspect and feed BullMQ-compatible job queues."),
-    "web": ("headrace.cli.web", "Serve the runs, tasks, logs and checks of the state store in a browser, plus /api and /metrics."),
-}
+from headrace.cli.commands import COMMANDS, HELP  # noqa: E402  (the table of lazy commands)
 
 
 class LazyGroup(TyperGroup):
@@ -124,7 +106,7 @@ def _build(name: str) -> click.Command | None:
 
 app = typer.Typer(
     name="headrace",
-    help="Data pipelines: define, run, schedule, check, queue and analyse.",
+    help=HELP,
     cls=LazyGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,

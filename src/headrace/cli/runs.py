@@ -18,7 +18,7 @@ import typer
 
 from headrace.cli.app import app, load_settings, make_console, print_json
 from headrace.cli.inspect import STATE_STYLES, group_of
-from headrace.errors import DefinitionError, HeadraceError, UsageError, did_you_mean
+from headrace.errors import DefinitionError, UsageError, did_you_mean
 
 if TYPE_CHECKING:  # imported where used, so `headrace --help` and `list` start fast
     from rich.console import Console
@@ -359,26 +359,24 @@ def pipeline_files(path: Path) -> list[Path]:
 def list_command(
     path: Annotated[Path, typer.Argument(help="A pipeline file or a folder of them.")] = Path("."),
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object: {\"pipelines\": [...], \"errors\": [...]}.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Import every file (default: only files changed since the last list).")] = False,
 ) -> None:
     """List the pipelines in a file or folder: name, schedule, tasks, tags.
 
     ``--json`` prints ``{"pipelines": [{"name", "file", "schedule", "tasks", "tags",
     "owner"}], "errors": [message]}``; exit code 4 when a file could not be loaded.
     """
-    from headrace.engine.loader import load_pipelines
+    from headrace.cli.listing import describe_files
 
     problems: list[str] = []
     found: list[dict[str, Any]] = []
-    for file in pipeline_files(path):
-        try:
-            pipelines = load_pipelines(file)
-        except HeadraceError as exc:
-            if path.is_file() or "defines no pipeline" not in str(exc):
-                problems.append(str(exc))
+    cache = None if no_cache else load_settings().home / "cache" / "pipelines.json"
+    for file, described in describe_files(pipeline_files(path), cache):
+        if isinstance(described, Exception):
+            if path.is_file() or "defines no pipeline" not in str(described):
+                problems.append(str(described))
             continue
-        for p in sorted(pipelines.values(), key=lambda p: p.name):
-            found.append({"name": p.name, "file": str(file), "schedule": p.schedule, "tasks": len(p.tasks),
-                          "tags": list(p.tags), "owner": p.owner})
+        found.extend({**p, "file": str(file)} for p in described)
     if as_json:
         print_json({"pipelines": found, "errors": problems})
     else:

@@ -27,13 +27,23 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from croniter import croniter
-from croniter.croniter import CroniterError
-
 from headrace.errors import DefinitionError, ScheduleError, did_you_mean
+
+
+def croniter(*args: object) -> Any:
+    """``croniter.croniter``, imported on first use (``import headrace`` stays fast)."""
+    from croniter import croniter as make
+
+    return make(*args)
+
+
+def _cron_errors() -> tuple[type[Exception], ...]:
+    from croniter.croniter import CroniterError
+
+    return (CroniterError, ValueError, KeyError)
 
 __all__ = [
     "PRESETS",
@@ -269,7 +279,7 @@ class CronTimetable(Timetable):
         cron = PRESETS.get(expression.strip(), expression.strip())
         try:
             parsed = croniter(cron)
-        except (CroniterError, ValueError, KeyError) as exc:
+        except _cron_errors() as exc:
             raise InvalidScheduleError(
                 f"Invalid cron schedule {expression!r}: {exc}. Use five fields "
                 f"'minute hour day-of-month month day-of-week' (e.g. '0 2 * * *') or a preset "
