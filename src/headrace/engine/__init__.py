@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the names, for type checkers and IDEs
     from headrace.engine.result import RunResult, driver_alive  # noqa: F401
     from headrace.engine.runner import EXECUTORS, RunInterrupted, Runner  # noqa: F401
     from headrace.engine.staging import ResultTypeError  # noqa: F401
+    from headrace.engine.testing import PipelineRun, run_pipeline  # noqa: F401
     from headrace.executors.base import Event  # noqa: F401
 
 #: Public name -> the module that defines it. Imported on first use (PEP 562), so
@@ -36,6 +37,8 @@ _WHERE = {
     "Runner": "headrace.engine.runner",
     "ResultTypeError": "headrace.engine.staging",
     "Event": "headrace.executors.base",
+    "PipelineRun": "headrace.engine.testing",
+    "run_pipeline": "headrace.engine.testing",
 }
 
 __all__ = sorted(_WHERE)
