@@ -220,6 +220,10 @@ def run_app(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
+        if os.environ.get("HEADRACE_LOG_FORMAT"):
+            from headrace.observe.logs import configure_logging
+
+            configure_logging(os.environ["HEADRACE_LOG_FORMAT"])
         # Without standalone mode click returns a command's typer.Exit code instead of raising it.
         code = app(args=args, prog_name="headrace", standalone_mode=False)
     except HeadraceError as exc:

@@ -6,6 +6,7 @@ Settings are read once here (``Settings.from_env``) and passed down; the store i
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # imported where used, so `headrace --help` and `list` start 
     from headrace.engine.retention import PurgeReport
     from headrace.pipeline import Pipeline
 
+_RUN_LOG = logging.getLogger("headrace.run")
 #: Task states after which a task does not run again in this run (TaskState.finished).
 _FINISHED = {"success", "failed", "upstream_failed", "skipped"}
 
@@ -113,8 +115,15 @@ class LiveView:
                 row["progress"] = (event.done, event.total, event.message)
             elif event.kind == "log":
                 row["last_log"] = event.message
-        if self.live is None and event.kind == "task" and event.map_index < 0 and event.state in _FINISHED | {"up_for_retry"}:
-            self._print_line(event)
+        if event.kind == "task" and event.map_index < 0 and event.state in _FINISHED | {"up_for_retry"}:
+            # Structured logs (HEADRACE_LOG_FORMAT=json) get every task outcome as one record.
+            _RUN_LOG.info(
+                "task %s %s", event.task_id, event.state,
+                extra={"run_id": event.run_id, "pipeline": self.pipeline.name, "task_id": event.task_id,
+                       "state": event.state, "attempt": event.attempt, "error": event.error},
+            )
+            if self.live is None:
+                self._print_line(event)
 
     def _print_line(self, event: Event) -> None:
         from rich.markup import escape

@@ -30,7 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_id")
     parser.add_argument("--executor", default="process")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if os.environ.get("HEADRACE_LOG_FORMAT", "text").strip().lower() == "json":  # read at this edge
+        from headrace.observe.logs import configure_logging
+
+        configure_logging("json")
+    else:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
     alerter = alerter_from_env(os.environ)
     try:
