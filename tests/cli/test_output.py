@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -132,8 +133,17 @@ def test_exit_codes(home: Path, capsys) -> None:
     (home / "headrace.toml").write_text("[pools\nbroken")
     assert cli(capsys, "pools")[0] == 4  # configuration
     (home / "headrace.toml").unlink()
+    started = time.monotonic()
     code, _, err = cli(capsys, "queue", "counts", "x", "--redis-url", "redis://:pw-xyz-secret@127.0.0.1:1/0")
     assert code == 5 and "redis://:***@127.0.0.1:1/0" in err and "pw-xyz-secret" not in err
+    assert time.monotonic() - started < 10  # fails at once (a retry loop took minutes)
+
+
+def test_unreachable_state_store_is_exit_code_5(home: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEADRACE_STATE_URL", "postgresql://etl:pg-s3cret-pw@127.0.0.1:1/test")
+    code, out, err = cli(capsys, "runs")
+    assert code == 5, out + err
+    assert "postgresql+psycopg://etl:***@127.0.0.1:1/test" in err and "pg-s3cret-pw" not in out + err
 
 
 def test_every_lazy_command_is_defined_where_listed_with_its_help() -> None:
