@@ -75,7 +75,7 @@ class LazyGroup(TyperGroup):
         importlib.import_module(module)
         command = _build(cmd_name)
         if command is None:  # pragma: no cover - a COMMANDS entry without its command
-            raise click.UsageError(f"command {cmd_name!r} is listed in {module} but not defined there")
+            raise RuntimeError(f"command {cmd_name!r} is listed in headrace.cli.commands but not defined in {module}")
         self.commands[cmd_name] = command
         return command
 

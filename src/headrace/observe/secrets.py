@@ -55,8 +55,11 @@ _SECRET_NAME = re.compile(r"(?i)^HEADRACE_.*(PASSWORD|TOKEN|SECRET|API_KEY|WEBHO
 
 
 class _HasConnections(Protocol):
-    state_url: str
-    connections: Mapping[str, str]
+    @property
+    def state_url(self) -> str: ...
+
+    @property
+    def connections(self) -> Mapping[str, str]: ...
 
 
 def url_password(url: str) -> str | None:

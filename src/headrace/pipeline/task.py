@@ -389,7 +389,7 @@ class _TaskDecorator:
             trigger_rule: when the task may start given its upstream states.
             branch: the task returns the ids of the downstream tasks to run.
         """
-        options = {
+        options: dict[str, Any] = {
             "task_id": task_id, "retries": retries, "attempts": attempts, "timeout": timeout, "sla": sla,
             "tags": tags, "owner": owner, "checks": checks, "pool": pool, "trigger_rule": trigger_rule,
             "doc": doc, "branch": branch,
