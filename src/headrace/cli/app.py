@@ -212,6 +212,38 @@ def print_error(message: str) -> None:
     err.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
 
 
+def _plain_list(args: list[str]) -> Any:
+    """``headrace list [PATH] [--json] [--no-cache]`` without building the Typer command.
+
+    Building a command makes Typer import pydantic (a tenth of a second); ``list`` is
+    the command scripts and editors call most. Anything else (``--help``, another
+    option, a second path) goes through Typer as usual.
+
+    Returns:
+        A callable running the command, or None when the arguments are not that plain.
+    """
+    if args[:1] != ["list"]:
+        return None
+    options = {"as_json": False, "no_cache": False}
+    paths = []
+    for arg in args[1:]:
+        if arg in ("--json", "--no-cache"):
+            options["as_json" if arg == "--json" else "no_cache"] = True
+        elif arg.startswith("-") or paths:
+            return None
+        else:
+            paths.append(arg)
+
+    def run() -> None:
+        from pathlib import Path
+
+        from headrace.cli.runs import list_command
+
+        list_command(path=Path(paths[0]) if paths else Path("."), **options)
+
+    return run
+
+
 def run_app(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (see the module docstring for their meaning)."""
     from headrace.observe.secrets import register_environ
@@ -224,8 +256,12 @@ def run_app(argv: list[str] | None = None) -> int:
             from headrace.observe.logs import configure_logging
 
             configure_logging(os.environ["HEADRACE_LOG_FORMAT"])
-        # Without standalone mode click returns a command's typer.Exit code instead of raising it.
-        code = app(args=args, prog_name="headrace", standalone_mode=False)
+        fast = _plain_list(args)
+        if fast is not None:
+            code = fast()
+        else:
+            # Without standalone mode click returns a command's typer.Exit code instead of raising it.
+            code = app(args=args, prog_name="headrace", standalone_mode=False)
     except HeadraceError as exc:
         if debug:
             raise
