@@ -83,6 +83,9 @@ class LiveView:
         self.elements: dict[str, dict[int, str]] = {}
         self.started = time.monotonic()
         self.live: Live | None = None
+        from headrace.observe.logs import json_enabled
+
+        self.json_logs = json_enabled()
 
     def __enter__(self) -> LiveView:
         from rich.live import Live
@@ -116,12 +119,14 @@ class LiveView:
             elif event.kind == "log":
                 row["last_log"] = event.message
         if event.kind == "task" and event.map_index < 0 and event.state in _FINISHED | {"up_for_retry"}:
-            # Structured logs (HEADRACE_LOG_FORMAT=json) get every task outcome as one record.
-            _RUN_LOG.info(
-                "task %s %s", event.task_id, event.state,
-                extra={"run_id": event.run_id, "pipeline": self.pipeline.name, "task_id": event.task_id,
-                       "state": event.state, "attempt": event.attempt, "error": event.error},
-            )
+            # Structured logs (HEADRACE_LOG_FORMAT=json) get every task outcome as one record;
+            # otherwise nothing is logged (a task capturing logs must not get these lines).
+            if self.json_logs:
+                _RUN_LOG.info(
+                    "task %s %s", event.task_id, event.state,
+                    extra={"run_id": event.run_id, "pipeline": self.pipeline.name, "task_id": event.task_id,
+                           "state": event.state, "attempt": event.attempt, "error": event.error},
+                )
             if self.live is None:
                 self._print_line(event)
 

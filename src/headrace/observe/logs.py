@@ -77,3 +77,8 @@ def configure_logging(fmt: str | None, level: int = logging.INFO) -> None:
     logger.addHandler(handler)
     if logger.level == logging.NOTSET or logger.level > level:
         logger.setLevel(level)
+
+
+def json_enabled() -> bool:
+    """Whether :func:`configure_logging` turned JSON logs on in this process."""
+    return any(h.get_name() == _HANDLER_NAME for h in logging.getLogger("headrace").handlers)
