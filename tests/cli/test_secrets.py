@@ -128,3 +128,13 @@ def test_alert_texts_mask_known_values_and_hide_sample_rows() -> None:
     assert "jane@example.com" in shown.text
     assert "alert-only-s3cret" not in shown.text
     assert json.dumps({"text": shown.text})  # stays a plain string
+
+
+def test_known_values_are_masked_as_whole_tokens_only() -> None:
+    from headrace.observe.secrets import Masker
+
+    masker = Masker(["postgres", "p@ss w0rd!"])
+    assert masker.mask("postgresql://u:postgres@h/x uses postgres; postgresql stays") == (
+        "postgresql://u:***@h/x uses ***; postgresql stays"
+    )
+    assert masker.mask("pw=p%40ss%20w0rd%21 and p@ss w0rd!") == "pw=*** and ***"

@@ -3,7 +3,8 @@
 A :class:`Masker` hides three kinds of secret in any text:
 
 * known secret values (connection passwords from :class:`headrace.config.Settings`,
-  configured tokens, Variables marked secret), in plain and URL-encoded form;
+  configured tokens, Variables marked secret), in plain and URL-encoded form, as whole
+  tokens (not inside a longer run of letters and digits);
 * the password of any URL (``postgresql://etl:***@db/x``);
 * ``password=...``/``token: ...`` style pairs.
 
@@ -99,9 +100,13 @@ class Masker:
         with self._lock:
             self._values |= fresh
             forms = {form for v in self._values for form in (v, quote(v, safe=""), quote(v))}
-            # Longest first, so a secret that contains another is masked whole.
+            # Longest first, so a secret that contains another is masked whole. Only whole
+            # tokens: a password "postgres" hides "u:postgres@h" and "pw postgres", not
+            # the word "postgresql" (a short secret must not blank out ordinary words).
             alternatives = sorted(forms, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(f) for f in alternatives))
+            self._pattern = re.compile(
+                r"(?<![A-Za-z0-9])(?:" + "|".join(re.escape(f) for f in alternatives) + r")(?![A-Za-z0-9])"
+            )
 
     @property
     def values(self) -> frozenset[str]:
