@@ -107,8 +107,10 @@ class Session:
 
     def service(self, command: str) -> None:
         """Start a long-running command, wait until it answers, stop it with SIGTERM."""
+        # Its own process group: the runs a scheduler launched are stopped with it.
         process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=self.folder, env=self.env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True)
         try:
             self._wait_for_answer(command, process)
         finally:
@@ -118,6 +120,17 @@ class Session:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            self._stop_group(process.pid)
+
+    @staticmethod
+    def _stop_group(group: int) -> None:
+        """SIGTERM, then SIGKILL, the process group of a service this test started."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(group, sig)
+            except ProcessLookupError:
+                return
+            time.sleep(3)
 
     @staticmethod
     def _wait_for_answer(command: str, process: subprocess.Popen[str]) -> None:
