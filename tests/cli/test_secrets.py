@@ -113,7 +113,7 @@ def test_planted_password_is_in_no_store_file_or_output(tmp_path: Path, env: dic
 
 def test_alert_texts_mask_known_values_and_hide_sample_rows() -> None:
     from headrace.observe.alerts import Alert, Alerter, AlertKind
-    from headrace.observe.secrets import register_secret
+    from headrace.masking import register_secret
 
     register_secret("alert-only-s3cret")
     error = ("QualityError: 1 expectation failed in task t\n  not_null(email): 1 of 2 rows\n"
@@ -131,7 +131,7 @@ def test_alert_texts_mask_known_values_and_hide_sample_rows() -> None:
 
 
 def test_known_values_are_masked_as_whole_tokens_only() -> None:
-    from headrace.observe.secrets import Masker
+    from headrace.masking import Masker
 
     masker = Masker(["postgres", "p@ss w0rd!"])
     assert masker.mask("postgresql://u:postgres@h/x uses postgres; postgresql stays") == (

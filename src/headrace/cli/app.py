@@ -20,7 +20,7 @@ Exit codes (the same for every command):
 ====  ==========================================================================
 
 Output is printed verbatim: user text (``[pools]``, ``@daily``, ``[word]``) is never
-read as Rich markup, secrets are masked (:mod:`headrace.observe.secrets`), and output
+read as Rich markup, secrets are masked (:mod:`headrace.masking`), and output
 to a pipe or file is never wrapped at 80 columns.
 """
 
@@ -140,7 +140,7 @@ class MaskedStream:
         return sys.stderr if self.stderr else sys.stdout
 
     def write(self, text: str) -> int:
-        from headrace.observe.secrets import MASKER
+        from headrace.masking import MASKER
 
         return self.stream.write(MASKER.mask(text))
 
@@ -225,7 +225,7 @@ def _plain_list(args: list[str]) -> Any:
     if args[:1] != ["list"]:
         return None
     options = {"as_json": False, "no_cache": False}
-    paths = []
+    paths: list[str] = []
     for arg in args[1:]:
         if arg in ("--json", "--no-cache"):
             options["as_json" if arg == "--json" else "no_cache"] = True
@@ -246,7 +246,7 @@ def _plain_list(args: list[str]) -> Any:
 
 def run_app(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (see the module docstring for their meaning)."""
-    from headrace.observe.secrets import register_environ
+    from headrace.masking import register_environ
 
     register_environ(os.environ)
     args = sys.argv[1:] if argv is None else argv
@@ -287,7 +287,7 @@ def load_settings() -> Any:
     """The :class:`headrace.config.Settings` of this command, read once; their secrets
     (connection and state store passwords) are registered for masking."""
     from headrace.config import Settings
-    from headrace.observe.secrets import register_settings
+    from headrace.masking import register_settings
 
     settings = Settings.from_env()
     register_settings(settings)
@@ -298,7 +298,7 @@ def print_json(value: Any) -> None:
     """Print one JSON document on stdout (secrets masked; dates as ISO strings)."""
     import json
 
-    from headrace.observe.secrets import MASKER
+    from headrace.masking import MASKER
 
     text = json.dumps(MASKER.mask_value(value), default=_json_default, ensure_ascii=False)
     sys.stdout.write(text + "\n")

@@ -7,7 +7,7 @@ which Slack, Mattermost, Rocket.Chat and most chat tools accept. An
 :class:`Alerter` decides which kinds are sent and fans out to every channel.
 
 Secrets never reach a message: every text goes through the process-wide
-:class:`headrace.observe.secrets.Masker` (known secret values, URL passwords,
+:class:`headrace.masking.Masker` (known secret values, URL passwords,
 ``password=``/``token=`` pairs). Sample rows of failed expectations (which may hold
 personal data such as e-mail addresses) are left out unless ``sample_rows`` is set
 (``HEADRACE_ALERT_SAMPLE_ROWS=1``).
@@ -37,7 +37,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from headrace.config import AlertSettings, alert_settings_from_env, mask_url
 from headrace.errors import ConfigError, HeadraceError
-from headrace.observe.secrets import MASKER
+from headrace.masking import MASKER
 
 __all__ = [
     "Alert",

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from headrace.errors import ConfigError
-from headrace.observe.secrets import MASKER
+from headrace.masking import MASKER
 
 FORMATS = ("text", "json")
 #: LogRecord attributes that are not user fields.

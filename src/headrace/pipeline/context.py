@@ -225,6 +225,7 @@ class Context:
         import tempfile
 
         from headrace.config import Settings
+        from headrace.pipeline.timetable import timetable_from
 
         if logical_date is None:
             logical_date = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -238,6 +239,7 @@ class Context:
             data_interval_start=logical_date - interval, data_interval_end=logical_date,
             settings=settings, staging_dir=folder / "staging", map_index=map_index, attempt=attempt,
             params=dict(params or {}), log=logging.getLogger(f"headrace.task.{pipeline}.{task_id}"),
+            timetable=timetable_from(interval),  # a schedule of `interval`: prev_ds, next_ds
         )
 
     def connection(self, name: str) -> str:

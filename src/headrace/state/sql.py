@@ -26,7 +26,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from headrace.config import mask_url
 from headrace.errors import StateError
-from headrace.observe.secrets import MASKER
+from headrace.masking import MASKER
 from headrace.state import fastpath, migrations
 from headrace.state.admission import AdmissionMixin
 from headrace.state.base import (
@@ -73,7 +73,7 @@ _DELETE_BATCH = 500  # runs per transaction in delete_runs
 _TASK_FIELDS = frozenset(TASK_UPDATABLE)
 _LOG_COLUMNS = ("run_id", "task_id", "map_index", "attempt", "text", "created_at")
 _CHECK_COLUMNS = tuple(c.name for c in check_results.columns if c.name != "id")
-#: Fields that may carry text a task wrote: masked (headrace.observe.secrets) before they are stored.
+#: Fields that may carry text a task wrote: masked (headrace.masking) before they are stored.
 _MASKED_FIELDS = ("error", "result_json")
 
 

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import headrace
 from headrace.config import Settings, mask_url
 from headrace.extras import MissingExtraError, require
-from headrace.observe.secrets import register_settings
+from headrace.masking import register_settings
 from headrace.state import open_store
 from headrace.state.base import StateStore
 from headrace.web import api, pages

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from headrace.observe.secrets import MASKER
+from headrace.masking import MASKER
 from headrace.state.base import (
     CheckResultRecord,
     LogRecord,
@@ -22,7 +22,7 @@ from headrace.state.base import (
 
 
 def masked(text: str | None) -> str | None:
-    """``text`` with secrets replaced by ``***`` (None stays None); see headrace.observe.secrets.
+    """``text`` with secrets replaced by ``***`` (None stays None); see headrace.masking.
 
     The store already masks what it writes; this also covers rows written before
     masking existed and secrets registered since.
