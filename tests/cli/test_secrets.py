@@ -112,8 +112,8 @@ def test_planted_password_is_in_no_store_file_or_output(tmp_path: Path, env: dic
 
 
 def test_alert_texts_mask_known_values_and_hide_sample_rows() -> None:
-    from headrace.observe.alerts import Alert, Alerter, AlertKind
     from headrace.masking import register_secret
+    from headrace.observe.alerts import Alert, Alerter, AlertKind
 
     register_secret("alert-only-s3cret")
     error = ("QualityError: 1 expectation failed in task t\n  not_null(email): 1 of 2 rows\n"

@@ -26,8 +26,8 @@ from headrace.engine.result import Heartbeat, RunResult, driver_alive
 from headrace.engine.staging import staging_dir
 from headrace.errors import EngineError, did_you_mean
 from headrace.executors.base import Event, Executor
-from headrace.observe.alerts import Alerter
 from headrace.masking import register_settings
+from headrace.observe.alerts import Alerter
 from headrace.pipeline import Pipeline
 from headrace.pipeline.alerting import AlertRoutes
 from headrace.state.base import RunRecord, RunState, StateStore, TaskState
