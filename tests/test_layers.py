@@ -15,13 +15,14 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "headrace"
 #: Lowest first. A package may import packages of lower layers only (and itself).
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"config"},
+    {"config", "extras", "masking"},  # extras: missing-extra messages; masking: secrets
     {"pipeline", "state", "queue", "connectors"},
-    {"quality", "observe", "analytics", "tasks", "headrace"},  # "headrace": the root facade
+    {"quality", "observe", "analytics", "tasks"},
     {"sync"},  # the declarative sync: on connectors and quality, used by the engine
     {"executors"},  # where a task runs; the engine hands them the attempt to run
     {"engine"},
     {"scheduler"},
+    {"headrace"},  # the root facade: re-exports the definition API, the sync and run_pipeline
     {"web", "mcp"},
     {"cli"},
 ]

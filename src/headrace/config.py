@@ -72,6 +72,8 @@ class AlertSettings:
         smtp_url: ``smtp://user:password@host:port/?from=...``, or None.
         recipients: e-mail addresses (override the SMTP URL's ``to=``).
         on_failure / on_retry / on_sla_miss: which kinds are sent.
+        sample_rows: include sample rows of failed checks (may hold personal data) in
+            alerts; off unless opted in (``HEADRACE_ALERT_SAMPLE_ROWS=1``).
     """
 
     webhook_url: str | None = None
@@ -80,12 +82,14 @@ class AlertSettings:
     on_failure: bool = True
     on_retry: bool = False
     on_sla_miss: bool = True
+    sample_rows: bool = False
 
     def __repr__(self) -> str:
         return (
             f"AlertSettings(webhook_url={mask_secret_url(self.webhook_url)!r}, "
             f"smtp_url={mask_secret_url(self.smtp_url)!r}, recipients={self.recipients!r}, "
-            f"on_failure={self.on_failure}, on_retry={self.on_retry}, on_sla_miss={self.on_sla_miss})"
+            f"on_failure={self.on_failure}, on_retry={self.on_retry}, on_sla_miss={self.on_sla_miss}, "
+            f"sample_rows={self.sample_rows})"
         )
 
 
@@ -324,6 +328,7 @@ def _alerts(conf: Mapping[str, Any], env: Mapping[str, str], path: Path) -> Aler
         on_failure=flag("HEADRACE_ALERT_ON_FAILURE", "on_failure", True),
         on_retry=flag("HEADRACE_ALERT_ON_RETRY", "on_retry", False),
         on_sla_miss=flag("HEADRACE_ALERT_ON_SLA_MISS", "on_sla_miss", True),
+        sample_rows=flag("HEADRACE_ALERT_SAMPLE_ROWS", "sample_rows", False),
     )
 
 

@@ -27,12 +27,28 @@ class ConfigError(TerminalError):
     """Configuration or connection settings are missing or wrong."""
 
 
+class UsageError(ConfigError):
+    """A command-line value is wrong (a bad --param, --date, --executor; CLI exit code 2)."""
+
+
 class DefinitionError(TerminalError):
     """A pipeline or task is defined wrongly; raised when the file is loaded."""
 
 
 class StateError(HeadraceError):
     """The run-state store failed or holds something unexpected."""
+
+
+class NotFoundError(StateError):
+    """A run, task or pipeline named by the user does not exist (CLI exit code 3)."""
+
+
+class UnavailableError(TransientError):
+    """A service (state store, Redis, a database) cannot be reached (CLI exit code 5).
+
+    Args:
+        message: what failed, naming the service's URL with its password masked.
+    """
 
 
 class EngineError(HeadraceError):

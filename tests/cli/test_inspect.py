@@ -142,9 +142,9 @@ def test_runs_rejects_unknown_state_and_pipeline_with_suggestions(
     cli: Cli, store: SqlStateStore
 ) -> None:
     code, _, err = cli("runs", "--state", "runing")
-    assert code == 1 and "Unknown run state 'runing'" in err and "Did you mean 'running'?" in err
+    assert code == 2 and "Unknown run state 'runing'" in err and "Did you mean 'running'?" in err
     code, _, err = cli("runs", "--pipeline", "customer_et")
-    assert code == 1 and "No runs of pipeline 'customer_et'" in err
+    assert code == 3 and "No runs of pipeline 'customer_et'" in err
     assert "Did you mean 'customer_etl'?" in err
 
 
@@ -196,7 +196,7 @@ def test_show_accepts_a_unique_prefix_and_suggests_on_typos(cli: Cli, store: Sql
     assert code == 0 and failed_id in out
     code, _, err = cli("show", failed_id + "x")
     assert (
-        code == 1
+        code == 3
         and f"Unknown run id '{failed_id}x'" in err
         and f"Did you mean '{failed_id}'?" in err
     )
@@ -206,7 +206,7 @@ def test_show_accepts_a_unique_prefix_and_suggests_on_typos(cli: Cli, store: Sql
 
 def test_show_on_a_missing_store_is_a_clear_error(cli: Cli, state_db: Path) -> None:
     code, _, err = cli("show", "01abc")
-    assert code == 1 and "Unknown run id '01abc'" in err and "no runs yet" in err
+    assert code == 3 and "Unknown run id '01abc'" in err and "no runs yet" in err
 
 
 # ---------------------------------------------------------------- logs
@@ -242,7 +242,7 @@ def test_logs_filters_by_task_mapped_index_and_attempt(cli: Cli, store: SqlState
 def test_logs_for_an_unknown_task_suggests_the_closest(cli: Cli, store: SqlStateStore) -> None:
     failed_id = run_ids(store, "customer_etl")[0]
     code, _, err = cli("logs", failed_id, "lod")
-    assert code == 1 and "has no task 'lod'" in err and "Did you mean 'load'?" in err
+    assert code == 3 and "has no task 'lod'" in err and "Did you mean 'load'?" in err
 
 
 # ---------------------------------------------------------------- formatting

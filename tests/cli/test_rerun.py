@@ -71,4 +71,4 @@ def test_rerun_runs_every_task_of_a_finished_date_again_in_the_same_run(home: Pa
 
 def test_rerun_needs_a_date(home: Path, capsys) -> None:
     code, out = cli(capsys, "run", "flows.py", "--rerun", "--executor", "inprocess")
-    assert code == 1 and "--rerun needs --date" in out
+    assert code == 2 and "--rerun needs --date" in out  # a usage error

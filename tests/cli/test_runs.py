@@ -90,27 +90,29 @@ def test_a_failed_run_exits_1_and_resume_finishes_it(home: Path, capsys) -> None
 
 def test_a_file_with_several_pipelines_needs_a_name(home: Path, capsys) -> None:
     code, out = cli(capsys, "run", "flows.py")
-    assert code == 1
+    assert code == 4  # configuration: the pipeline file
     assert "defines several pipelines (demo, other)" in out
 
     code, out = cli(capsys, "run", "flows.py:dmeo")
-    assert code == 1
+    assert code == 4
     assert "Did you mean 'demo'?" in out
 
 
 @pytest.mark.parametrize(
-    "argv, message",
+    "argv, message, expected_code",
     [
-        (["run", "flows.py:demo", "--param", "n"], "expected NAME=VALUE"),
-        (["run", "flows.py:demo", "--date", "yesterday"], "expected an ISO date"),
-        (["run", "flows.py:demo", "--executor", "inproces"], "Did you mean 'inprocess'?"),
-        (["run", "flows.py:demo", "-p", "n=three"], "parameter 'n' expects a int"),
-        (["run", "flwos.py"], "Did you mean 'flows.py'?"),
+        (["run", "flows.py:demo", "--param", "n"], "expected NAME=VALUE", 2),
+        (["run", "flows.py:demo", "--date", "yesterday"], "expected an ISO date", 2),
+        (["run", "flows.py:demo", "--executor", "inproces"], "Did you mean 'inprocess'?", 2),
+        (["run", "flows.py:demo", "-p", "n=three"], "parameter 'n' expects a int", 2),
+        (["run", "flwos.py"], "Did you mean 'flows.py'?", 4),
     ],
 )
-def test_mistakes_are_one_clear_line(home: Path, capsys, argv: list[str], message: str) -> None:
+def test_mistakes_are_one_clear_line(
+    home: Path, capsys, argv: list[str], message: str, expected_code: int
+) -> None:
     code, out = cli(capsys, *argv)
-    assert code == 1
+    assert code == expected_code
     assert message in " ".join(out.split())
     assert "Traceback" not in out
 
@@ -124,5 +126,5 @@ def test_list_shows_pipelines_of_a_folder_and_reports_broken_files(home: Path, c
     (home / "broken.py").write_text("from headrace import pipeline\nimport missing_module_xyz\n\n@pipeline\ndef x(): ...\n")
     (home / "test_flows.py").write_text("raise RuntimeError('test modules are never imported')\n@pipeline\n")
     code, out = cli(capsys, "list", ".")
-    assert code == 1
+    assert code == 4
     assert "broken.py:2" in out and "missing_module_xyz" in out

@@ -83,7 +83,7 @@ def test_cleanup_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
     assert runs["old_ok"].run_id in out
     assert f"kept the staged files of 1 failed run(s) that may still be resumed ({runs['old_failed'].run_id})" in out
 
-    assert run_app(["cleanup", "--older-than", "seven days"]) == 1
+    assert run_app(["cleanup", "--older-than", "seven days"]) == 2  # usage
     assert "expected a number and a unit" in capsys.readouterr().err
 
 

@@ -56,5 +56,5 @@ def test_checks_samples_and_filters(stored_run: str, capsys: pytest.CaptureFixtu
 
 
 def test_unknown_run(stored_run: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_app(["checks", "no-such-run"]) == 1
+    assert run_app(["checks", "no-such-run"]) == 3  # not found
     assert "no-such-run" in capsys.readouterr().err

@@ -43,7 +43,7 @@ def test_add_counts_jobs_repeatables(
     assert run_app(["queue", "jobs", "cliq", "--state", "waiting", *where]) == 0
     assert "csv-1" in capsys.readouterr().out
 
-    assert run_app(["queue", "add", "cliq", "x", "--data", "{bad", *where]) == 1
+    assert run_app(["queue", "add", "cliq", "x", "--data", "{bad", *where]) == 2  # usage
     assert "--data is not valid JSON at line 1 column 2" in capsys.readouterr().err
     assert run_app(["queue", "jobs", "cliq", "--state", "complete", *where]) == 1
     assert "Did you mean 'completed'" in capsys.readouterr().err

@@ -75,21 +75,21 @@ def test_backfill_a_named_pipeline_with_whole_end_day(pipeline_file: Path, tmp_p
     ],
 )
 def test_backfill_argument_errors_are_one_clear_line(pipeline_file: Path, capsys, args, message):
-    assert run_app(["backfill", f"{pipeline_file}:first", *args]) == 1
+    assert run_app(["backfill", f"{pipeline_file}:first", *args]) == 2  # usage
     assert message in capsys.readouterr().err.replace("\n", " ")
 
 
 def test_backfill_needs_a_pipeline_name_when_the_file_has_several(pipeline_file: Path, capsys):
     assert (
         run_app(["backfill", str(pipeline_file), "--start", "2024-01-01", "--end", "2024-01-02"])
-        == 1
+        == 4  # configuration: the pipeline file
     )
     assert "choose one with" in capsys.readouterr().err.replace("\n", " ")
     assert (
         run_app(
             ["backfill", f"{pipeline_file}:frist", "--start", "2024-01-01", "--end", "2024-01-02"]
         )
-        == 1
+        == 4
     )
     assert "Did you mean 'first'" in capsys.readouterr().err.replace("\n", " ")
 

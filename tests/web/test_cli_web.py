@@ -56,5 +56,5 @@ def test_headrace_web_rejects_a_missing_pipelines_folder(tmp_path: Path) -> None
         [*CLI, "web", "--pipelines", str(tmp_path / "nope")], cwd=tmp_path,
         capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"},
     )  # fmt: skip
-    assert done.returncode == 1
+    assert done.returncode == 2  # usage: a bad option value
     assert f"--pipelines {tmp_path / 'nope'}: not a folder" in done.stderr

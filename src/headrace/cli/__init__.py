@@ -1,32 +1,37 @@
-"""The ``headrace`` command."""
+"""The ``headrace`` command.
+
+``headrace`` and ``headrace --help`` are answered from the command table
+(:mod:`headrace.cli.commands`) without importing Typer or any part of headrace; a
+command's module is imported only when it runs (see :mod:`headrace.cli.app`).
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-import typer
-
-from headrace.cli import analytics, checks, inspect, runs, schedule, variables, web  # noqa: F401  (register commands)
-from headrace.cli.app import app, run_app
-from headrace.extras import MissingExtraError
-
-__all__ = ["app", "main"]
-
-try:
-    from headrace.cli import queue  # noqa: F401  (register commands)
-except MissingExtraError as exc:  # without the queue extra the commands still exist and say so
-    _missing = exc
-
-    def _needs_queue_extra(ctx: typer.Context) -> None:
-        raise MissingExtraError(_missing.extra, _missing.module, f"headrace {ctx.info_name}")
-
-    for _name in ("worker", "queue"):
-        app.command(
-            _name,
-            help="Redis job queues: needs the 'queue' extra, which is not installed.",
-            context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
-        )(_needs_queue_extra)
+__all__ = ["app", "main", "run_app"]
 
 
 def main() -> None:
+    """The console script: exit with the command's exit code."""
+    if sys.argv[1:] in ([], ["--help"], ["-h"]):
+        from headrace.cli.commands import root_help
+
+        sys.stdout.write(root_help())
+        sys.exit(0)
+    from headrace.cli.app import run_app
+
     sys.exit(run_app())
+
+
+def __getattr__(name: str) -> Any:
+    """``app`` and ``run_app``, imported on first use (they import Typer)."""
+    if name in ("app", "run_app"):
+        import importlib
+
+        module = importlib.import_module("headrace.cli.app")
+        # As before commands were lazy: ``headrace.cli.app`` is the Typer application.
+        globals()["app"], globals()["run_app"] = module.app, module.run_app
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from headrace.analytics import Analyzer
 from headrace.analytics.loaders import default_table_name, format_for_path
@@ -255,9 +256,9 @@ def query_command(
             )
             table = Table(show_lines=False, header_style="bold")
             for name in columns:
-                table.add_column(name, overflow="fold")
+                table.add_column(Text(name), overflow="fold")
             for row in shown:
-                table.add_row(*(format_value(v, 60) for v in row))
+                table.add_row(*(Text(format_value(v, 60)) for v in row))
             console.print(table)
             more = total - len(shown)
             err_console.print(
@@ -325,7 +326,7 @@ def profile_command(
         sys.stdout.write(json.dumps(profile.to_dict(), ensure_ascii=False, indent=2) + "\n")
     else:
         table = Table(
-            title=f"{profile.table}: {profile.rows:,} rows",
+            title=Text(f"{profile.table}: {profile.rows:,} rows"),
             header_style="bold",
             title_justify="left",
         )
@@ -348,11 +349,11 @@ def profile_command(
                     f"{format_value(v, 16)} {c / total:.0%}" for v, c in col.top_values
                 )
             table.add_row(
-                col.name, col.type, f"{col.null_share:.1%}",
+                Text(col.name), Text(col.type), f"{col.null_share:.1%}",
                 f"{col.distinct:,}" + ("" if col.distinct_exact else "~"),
-                format_value(col.min, 20), format_value(col.max, 20), shape,
+                Text(format_value(col.min, 20)), Text(format_value(col.max, 20)), Text(shape),
             )  # fmt: skip
         console.print(table)
     if html is not None:
         written = write_html(profile, html)
-        err_console.print(f"HTML report written to {written}")
+        err_console.print(Text(f"HTML report written to {written}"))

@@ -6,34 +6,26 @@ or ``.headrace/state.db``), read once per command. Times are shown in UTC.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
-from headrace.cli.app import app
-from headrace.config import Settings
-from headrace.errors import StateError, did_you_mean
-from headrace.state import (
-    LogRecord,
-    RunRecord,
-    RunState,
-    SqlStateStore,
-    TaskInstanceRecord,
-    TaskState,
-    open_store,
-)
-from headrace.state.pools import PoolSlot
+from headrace.cli.app import app, load_settings, make_console, print_json
+from headrace.errors import NotFoundError, did_you_mean
+
+if TYPE_CHECKING:  # imported where used, so the command starts fast
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from headrace.state import LogRecord, RunRecord, SqlStateStore, TaskInstanceRecord
+    from headrace.state.pools import PoolSlot
 
 #: Rich style per state, shared by runs and task instances.
 STATE_STYLES = {
@@ -48,8 +40,6 @@ STATE_STYLES = {
 }
 #: Longest one-line error ``show`` prints (full text with --verbose).
 ERROR_WIDTH = 200
-#: Console width when output goes to a pipe or file.
-PIPE_WIDTH = 160
 _TASK_KEY = re.compile(r"^(?P<task>.+?)\[(?P<index>-?\d+)\]$")
 
 
@@ -59,7 +49,9 @@ def _store() -> Iterator[SqlStateStore | None]:
 
     Looking at runs must not create an empty state database as a side effect.
     """
-    settings = Settings.from_env()
+    from headrace.state import open_store
+
+    settings = load_settings()
     url = settings.state_url
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///") :].split("?", 1)[0])
@@ -75,14 +67,12 @@ def _store() -> Iterator[SqlStateStore | None]:
 
 def _console() -> Console:
     """A console built per command, so COLUMNS and colour settings are read at call time."""
-    console = Console(highlight=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        # Piped output (grep, CI logs) should keep whole ids and lines, not wrap at 80.
-        console.width = PIPE_WIDTH
-    return console
+    return make_console()
 
 
 def _state_text(state: str) -> Text:
+    from rich.text import Text
+
     return Text(state, style=STATE_STYLES.get(state, ""))
 
 
@@ -157,7 +147,9 @@ def _task_label(ti: TaskInstanceRecord | LogRecord | PoolSlot) -> str:
     return ti.task_id if ti.map_index == -1 else f"{ti.task_id}[{ti.map_index}]"
 
 
-def _parse_states(values: list[str] | None) -> list[RunState] | None:
+def _parse_states(values: list[str] | None) -> list[Any] | None:
+    from headrace.state import RunState
+
     if not values:
         return None
     known = [s.value for s in RunState]
@@ -166,12 +158,25 @@ def _parse_states(values: list[str] | None) -> list[RunState] | None:
         for part in value.split(","):
             name = part.strip().lower()
             if name not in known:
-                raise StateError(
+                raise typer.BadParameter(
                     f"Unknown run state {part!r} for --state: use one of {', '.join(known)}."
                     + did_you_mean(name, known)
                 )
             states.append(RunState(name))
     return states
+
+
+JSON_HELP = "Print one JSON document instead of a table (schema in the command's help)."
+
+
+def run_json(run: RunRecord) -> dict[str, Any]:
+    """A run as JSON: the :class:`RunRecord` fields (dates ISO 8601 UTC, state a string)."""
+    return asdict(run)
+
+
+def task_json(ti: TaskInstanceRecord) -> dict[str, Any]:
+    """A task instance as JSON: the :class:`TaskInstanceRecord` fields."""
+    return asdict(ti)
 
 
 @app.command("runs")
@@ -186,21 +191,39 @@ def runs_command(
     limit: Annotated[
         int, typer.Option("--limit", "-n", min=1, help="At most this many runs.")
     ] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """List runs, newest logical date first."""
+    """List runs, newest logical date first.
+
+    ``--json``: ``{"runs": [run]}``, each run with run_id, pipeline, logical_date,
+    data_interval_start, data_interval_end, state, trigger, params, created_at,
+    started_at, ended_at, error, ... (the RunRecord fields). Exit code 3 for an
+    unknown --pipeline.
+    """
     states = _parse_states(state)
-    console = _console()
     with _store() as store:
         found = store.list_runs(pipeline=pipeline, states=states, limit=limit) if store else []
         if not found and store is not None and pipeline is not None:
             known = store.list_pipelines()
             if pipeline not in known:
-                raise StateError(
+                raise NotFoundError(
                     f"No runs of pipeline {pipeline!r} in the state store {store.location}."
                     + did_you_mean(pipeline, known)
                 )
+    if as_json:
+        print_json({"runs": [run_json(r) for r in found]})
+        return
+    _print_runs(found, bool(pipeline or states))
+
+
+def _print_runs(found: list[RunRecord], filtered: bool) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
     if not found:
-        console.print("No runs yet." if not (pipeline or states) else "No runs match.")
+        console.print("No runs match." if filtered else "No runs yet.")
         return
     table = Table(
         title=f"Runs ({len(found)}, times in UTC)",
@@ -217,7 +240,7 @@ def runs_command(
     for run in found:
         table.add_row(
             run.run_id,
-            escape(run.pipeline),
+            Text(run.pipeline),
             _logical(run.logical_date),
             _state_text(run.state.value),
             _time(run.started_at),
@@ -226,21 +249,43 @@ def runs_command(
     console.print(table)
 
 
+def _no_runs(run_id: str) -> NotFoundError:
+    return NotFoundError(f"Unknown run id {run_id!r}: no runs yet (the state store is empty).")
+
+
 @app.command("show")
 def show_command(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix of one).")],
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show full error texts.")
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Show one run: its header, its tasks (state, attempts, durations, rows, errors) and checks."""
-    console = _console()
+    """Show one run: its header, its tasks (state, attempts, durations, rows, errors) and checks.
+
+    ``--json``: ``{"run": run, "tasks": [task], "checks": [check]}`` with the
+    RunRecord, TaskInstanceRecord and CheckResultRecord fields. Exit code 3 for an
+    unknown run id.
+    """
     with _store() as store:
         if store is None:
-            raise StateError(f"Unknown run id {run_id!r}: no runs yet (the state store is empty).")
+            raise _no_runs(run_id)
         run = store.get_run(store.resolve_run_id(run_id))
         tasks = store.get_task_instances(run.run_id)
         checks = store.get_check_results(run.run_id)
+    if as_json:
+        print_json({"run": run_json(run), "tasks": [task_json(t) for t in tasks],
+                    "checks": [asdict(c) for c in checks]})
+        return
+    _print_show(run, tasks, checks, verbose)
+
+
+def _print_show(run: RunRecord, tasks: list[TaskInstanceRecord], checks: list[Any], verbose: bool) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
     console.print(_run_header(run))
     if tasks:
         console.print(_task_table(tasks, verbose))
@@ -252,9 +297,9 @@ def show_command(
             table.add_column(name)
         for c in checks:
             table.add_row(
-                escape(c.task_id),
-                escape(c.expectation),
-                escape(c.column or "-"),
+                Text(c.task_id),
+                Text(c.expectation),
+                Text(c.column or "-"),
                 c.severity,
                 Text(c.status, style="green" if c.status == "passed" else "bold red"),
                 f"{c.failed:,} / {c.total:,}",
@@ -263,7 +308,7 @@ def show_command(
     failed = [t for t in tasks if t.error]
     if failed and verbose:
         for ti in failed:
-            console.rule(f"{_task_label(ti)}: error (attempt {ti.attempt})", style="red")
+            console.rule(Text(f"{_task_label(ti)}: error (attempt {ti.attempt})"), style="red")
             console.print(Text(ti.error or ""))
     elif failed:
         console.print(Text("Errors", style="bold"))
@@ -278,25 +323,28 @@ def show_command(
 
 
 def _run_header(run: RunRecord) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
     rows: list[tuple[str, Any]] = [
-        ("Run", run.run_id),
-        ("Pipeline", escape(run.pipeline)),
+        ("Run", Text(run.run_id)),
+        ("Pipeline", Text(run.pipeline)),
         ("Logical date", f"{_logical(run.logical_date)} (UTC)"),
         ("Data interval", f"{_time(run.data_interval_start)} → {_time(run.data_interval_end)}"),
         ("State", _state_text(run.state.value)),
-        ("Trigger", run.trigger),
+        ("Trigger", Text(run.trigger)),
         ("Started", _time(run.started_at)),
         ("Ended", _time(run.ended_at)),
         ("Duration", format_duration(run.started_at, run.ended_at)),
     ]
     if run.params:
-        rows.append(("Params", escape(", ".join(f"{k}={v!r}" for k, v in run.params.items()))))
+        rows.append(("Params", Text(", ".join(f"{k}={v!r}" for k, v in run.params.items()))))
     if run.hostname or run.pid:
         where = [run.hostname or "", f"pid {run.pid}" if run.pid else ""]
-        rows.append(("Process", " ".join(part for part in where if part)))
+        rows.append(("Process", Text(" ".join(part for part in where if part))))
     if run.error:
         rows.append(("Error", Text(run.error, style="red")))
     for name, value in rows:
@@ -305,6 +353,12 @@ def _run_header(run: RunRecord) -> Table:
 
 
 def _task_table(tasks: list[TaskInstanceRecord], verbose: bool) -> Table:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from headrace.state import TaskState
+
     table = Table(
         title=f"Tasks ({len(tasks)})", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
     )
@@ -345,7 +399,7 @@ def _task_table(tasks: list[TaskInstanceRecord], verbose: bool) -> Table:
             table.add_section()
         shown_group = group
         cells: list[Any] = [
-            escape(_task_label(ti)),
+            Text(_task_label(ti)),
             _state_text(ti.state.value),
             str(ti.attempt),
             _time(ti.started_at),
@@ -368,18 +422,22 @@ def logs_command(
     attempt: Annotated[
         int | None, typer.Option("--attempt", "-a", min=1, help="Only this attempt.")
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Print the logs captured for a run, per task and attempt, in the order they were written."""
-    console = _console()
+    """Print the logs captured for a run, per task and attempt, in the order they were written.
+
+    ``--json``: ``{"run_id": id, "logs": [{"task_id", "map_index", "attempt", "text",
+    "created_at"}]}``. Exit code 3 for an unknown run id or task.
+    """
     task_id, map_index = _parse_task(task)
     with _store() as store:
         if store is None:
-            raise StateError(f"Unknown run id {run_id!r}: no runs yet (the state store is empty).")
+            raise _no_runs(run_id)
         resolved = store.resolve_run_id(run_id)
         if task_id is not None:
             known = {ti.task_id for ti in store.get_task_instances(resolved)}
             if task_id not in known:
-                raise StateError(
+                raise NotFoundError(
                     f"Run {resolved!r} has no task {task_id!r}; its tasks: "
                     f"{', '.join(sorted(known)) or 'none yet'}." + did_you_mean(task_id, known)
                 )
@@ -390,14 +448,28 @@ def logs_command(
         if (map_index is None or log.map_index == map_index)
         and (attempt is None or log.attempt == attempt)
     ]
+    if as_json:
+        print_json({"run_id": resolved, "logs": [asdict(log) for log in logs]})
+        return
+    _print_logs(logs, resolved, bool(task or attempt))
+
+
+def _print_logs(logs: list[LogRecord], run_id: str, filtered: bool) -> None:
+    from rich.text import Text
+
+    console = _console()
     if not logs:
-        console.print("No logs match." if (task or attempt) else f"No logs for run {resolved}.")
+        console.print("No logs match." if filtered else f"No logs for run {run_id}.")
         return
     current: tuple[str, int, int] | None = None
     for log in logs:
         key = (log.task_id, log.map_index, log.attempt)
         if key != current:
-            console.rule(f"{_task_label(log)} · attempt {log.attempt}", align="left", style="cyan")
+            title = f"{_task_label(log)} · attempt {log.attempt}"
+            if console.is_terminal:
+                console.rule(Text(title), align="left", style="cyan")
+            else:  # a pipe or file: a plain header line, not a 10,000-column rule
+                console.print(Text(f"{title} ──", style="cyan"))
             current = key
         console.print(Text(log.text.rstrip("\n")), soft_wrap=True)
 
@@ -412,26 +484,51 @@ def _parse_task(task: str | None) -> tuple[str | None, int | None]:
 
 
 @app.command("pools")
-def pools_command() -> None:
-    """Show the configured pools: size, slots taken now and the tasks holding them."""
-    settings = Settings.from_env()
-    console = _console()
+def pools_command(
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Show the configured pools: size, slots taken now and the tasks holding them.
+
+    ``--json``: ``{"pools": [{"name", "size", "taken", "held_by": [{"run_id",
+    "task_id", "map_index"}]}]}`` (size null when not configured here).
+    """
+    settings = load_settings()
     with _store() as store:
         slots = store.list_pool_slots() if store is not None else []
     names = sorted(set(settings.pools) | {s.pool for s in slots})
-    if not names:
-        console.print("No pools: size one with HEADRACE_POOL_<NAME>=N or [pools] in headrace.toml.")
+    pools = []
+    for name in names:
+        held = [s for s in slots if s.pool == name]
+        pools.append({"name": name, "size": settings.pools.get(name), "taken": len(held),
+                      "held_by": [{"run_id": s.run_id, "task_id": s.task_id, "map_index": s.map_index}
+                                  for s in held]})
+    if as_json:
+        print_json({"pools": pools})
+        return
+    _print_pools(pools)
+
+
+def _print_pools(pools: list[dict[str, Any]]) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
+    if not pools:
+        console.print(Text("No pools: size one with HEADRACE_POOL_<NAME>=N or [pools] in headrace.toml."))
         return
     table = Table(title="Pools", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("Pool", "Size", "Taken", "Held by"):
         table.add_column(column, overflow="fold")
-    for name in names:
-        held = [s for s in slots if s.pool == name]
-        size = settings.pools.get(name)
+    for pool in pools:
+        held = ", ".join(
+            f"{h['run_id']} {h['task_id']}" + ("" if h["map_index"] == -1 else f"[{h['map_index']}]")
+            for h in pool["held_by"]
+        )
         table.add_row(
-            escape(name),
-            str(size) if size is not None else "not configured here",
-            str(len(held)),
-            escape(", ".join(f"{s.run_id} {_task_label(s)}" for s in held)),
+            Text(pool["name"]),
+            str(pool["size"]) if pool["size"] is not None else "not configured here",
+            str(pool["taken"]),
+            Text(held),
         )
     console.print(table)

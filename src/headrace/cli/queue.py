@@ -10,10 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from headrace.cli.app import app, console
-from headrace.errors import ConfigError, did_you_mean
+from headrace.config import mask_url
+from headrace.errors import ConfigError, UnavailableError, UsageError, did_you_mean
 from headrace.queue import JobOptions, Queue, QueueConnection, RateLimit, Worker
 from headrace.queue.connection import DEFAULT_PREFIX, PREFIX_ENV, REDIS_URL_ENV
 from headrace.queue.worker import DEFAULT_LOCK_DURATION_MS, DEFAULT_STALLED_INTERVAL_MS
@@ -29,9 +32,43 @@ _REDIS_URL = typer.Option(
 _PREFIX = typer.Option(DEFAULT_PREFIX, "--prefix", envvar=PREFIX_ENV, help="BullMQ key prefix.")
 
 
+#: Seconds a command waits for Redis before it says it cannot reach it.
+REACH_TIMEOUT = 3.0
+
+
 def _connection(redis_url: str | None, prefix: str) -> QueueConnection:
+    """The queue connection of a command, checked to answer (see :func:`ensure_reachable`)."""
     base = QueueConnection.from_env({})
-    return QueueConnection(url=redis_url or base.url, prefix=prefix)
+    connection = QueueConnection(url=redis_url or base.url, prefix=prefix)
+    ensure_reachable(connection.url)
+    return connection
+
+
+def ensure_reachable(url: str, timeout: float = REACH_TIMEOUT) -> None:
+    """Ping Redis once, without retries; an unreachable server is one clear error at once.
+
+    The queue clients retry a lost connection for minutes (right for a worker whose
+    Redis restarts, wrong for a command a user just typed).
+
+    Raises:
+        UnavailableError: naming the URL (password masked) and the driver's reason.
+    """
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        raise UnavailableError(
+            f"Redis at {mask_url(url)} is unreachable: {str(exc).rstrip('.')}. Start it or pass --redis-url "
+            f"(or set {REDIS_URL_ENV})."
+        ) from exc
+    finally:
+        client.close()
 
 
 def load_handler(spec: str) -> Callable[..., Any]:
@@ -119,14 +156,14 @@ def _announce(
     worker: Worker, kind: str, queue_name: str, connection: QueueConnection, concurrency: int
 ) -> None:
     worker.on(
-        "completed", lambda job, result: console.print(f"[green]completed[/] {job.name} {job.id}")
+        "completed", lambda job, result: console.print(f"[green]completed[/] {escape(str(job.name))} {escape(str(job.id))}")
     )
     worker.on(
-        "failed", lambda job, err: console.print(f"[red]failed[/] {job.name} {job.id}: {err}")
+        "failed", lambda job, err: console.print(f"[red]failed[/] {escape(str(job.name))} {escape(str(job.id))}: {escape(str(err))}")
     )
-    worker.on("stalled", lambda job_id: console.print(f"[yellow]recovered stalled job[/] {job_id}"))
+    worker.on("stalled", lambda job_id: console.print(f"[yellow]recovered stalled job[/] {escape(str(job_id))}"))
     console.print(
-        f"{kind} on queue [bold]{queue_name}[/] at {connection}, concurrency {concurrency}"
+        f"{escape(kind)} on queue [bold]{escape(queue_name)}[/] at {escape(str(connection))}, concurrency {concurrency}"
     )
 
 
@@ -182,7 +219,7 @@ def jobs_command(
         "id", "name", "attempts", "failed reason", "result", title=f"{queue_name}: {state}"
     )
     for row in _run(body()):
-        table.add_row(*row)
+        table.add_row(*(Text(str(cell)) for cell in row))
     console.print(table)
 
 
@@ -201,7 +238,7 @@ def add_command(
     try:
         payload = json.loads(data)
     except json.JSONDecodeError as exc:
-        raise ConfigError(
+        raise UsageError(
             f"--data is not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
 
@@ -210,7 +247,7 @@ def add_command(
             options = JobOptions(attempts=attempts, delay_ms=delay_ms, job_id=job_id)
             return (await queue.add(job_name, payload, options)).id
 
-    console.print(_run(body()))
+    console.print(Text(str(_run(body()))))
 
 
 @queue_app.command("repeatables")
@@ -233,5 +270,5 @@ def repeatables_command(
         next_run = (
             datetime.fromtimestamp(r.next_ms / 1000, tz=UTC).isoformat() if r.next_ms else "-"
         )
-        table.add_row(r.id, r.name, schedule, next_run)
+        table.add_row(Text(str(r.id)), Text(str(r.name)), Text(str(schedule)), Text(str(next_run)))
     console.print(table)

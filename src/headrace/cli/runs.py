@@ -6,34 +6,33 @@ Settings are read once here (``Settings.from_env``) and passed down; the store i
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
-from rich.console import Console, Group
-from rich.live import Live
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
-from rich.text import Text
 
-from headrace.cli.app import app
+from headrace.cli.app import app, load_settings, make_console, print_json
 from headrace.cli.inspect import STATE_STYLES, group_of, shorten
-from headrace.config import Settings
-from headrace.engine import EXECUTORS, Event, Runner, RunResult, load_pipelines, pick_pipeline
-from headrace.engine.retention import PurgeReport, clean_staging, purge_runs
-from headrace.errors import ConfigError, DefinitionError, HeadraceError, did_you_mean
-from headrace.observe.alerts import alerter_from_settings
-from headrace.pipeline import Pipeline
-from headrace.state import open_store
-from headrace.state.base import RunState, TaskState
+from headrace.errors import DefinitionError, UsageError, did_you_mean
 
-_FINISHED = {s.value for s in TaskState if s.finished}
+if TYPE_CHECKING:  # imported where used, so `headrace --help` and `list` start fast
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+
+    from headrace.config import Settings
+    from headrace.engine import Event, RunResult
+    from headrace.engine.retention import PurgeReport
+    from headrace.pipeline import Pipeline
+
+_RUN_LOG = logging.getLogger("headrace.run")
+#: Task states after which a task does not run again in this run (TaskState.finished).
+_FINISHED = {"success", "failed", "upstream_failed", "skipped"}
 
 
 def split_target(target: str) -> tuple[str, str | None]:
@@ -50,7 +49,7 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--param {pair!r}: expected NAME=VALUE, e.g. --param full_refresh=true")
+            raise UsageError(f"--param {pair!r}: expected NAME=VALUE, e.g. --param full_refresh=true")
         params[key.strip()] = value
     return params
 
@@ -62,14 +61,11 @@ def parse_date(text: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"--date {text!r}: expected an ISO date such as 2024-01-31 or 2024-01-31T02:00") from None
+        raise UsageError(f"--date {text!r}: expected an ISO date such as 2024-01-31 or 2024-01-31T02:00") from None
 
 
 def _console() -> Console:
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console.width = max(console.width, 140)
-    return console
+    return make_console()
 
 
 class LiveView:
@@ -86,8 +82,13 @@ class LiveView:
         self.elements: dict[str, dict[int, str]] = {}
         self.started = time.monotonic()
         self.live: Live | None = None
+        from headrace.observe.logs import json_enabled
+
+        self.json_logs = json_enabled()
 
     def __enter__(self) -> LiveView:
+        from rich.live import Live
+
         if self.console.is_terminal:
             self.live = Live(self, console=self.console, refresh_per_second=8, transient=True)
             self.live.__enter__()
@@ -116,16 +117,31 @@ class LiveView:
                 row["progress"] = (event.done, event.total, event.message)
             elif event.kind == "log":
                 row["last_log"] = event.message
-        if self.live is None and event.kind == "task" and event.map_index < 0 and event.state in _FINISHED | {"up_for_retry"}:
-            self._print_line(event)
+        if event.kind == "task" and event.map_index < 0 and event.state in _FINISHED | {"up_for_retry"}:
+            # Structured logs (HEADRACE_LOG_FORMAT=json) get every task outcome as one record;
+            # otherwise nothing is logged (a task capturing logs must not get these lines).
+            if self.json_logs:
+                _RUN_LOG.info(
+                    "task %s %s", event.task_id, event.state,
+                    extra={"run_id": event.run_id, "pipeline": self.pipeline.name, "task_id": event.task_id,
+                           "state": event.state, "attempt": event.attempt, "error": event.error},
+                )
+            if self.live is None:
+                self._print_line(event)
 
     def _print_line(self, event: Event) -> None:
+        from rich.markup import escape
+
         style = STATE_STYLES.get(event.state or "", "")
         error = f"  {escape(_one_line(event.error))}" if event.error and event.state != "success" else ""
         attempt = f" (attempt {event.attempt})" if event.attempt else ""
         self.console.print(f"[{style}]{event.state:>15}[/]  {escape(event.task_id or '')}{attempt}{error}")
 
     def __rich__(self) -> Table:
+        from rich import box
+        from rich.table import Table
+        from rich.text import Text
+
         with self.lock:
             rows = {tid: dict(row) for tid, row in self.rows.items()}
             elements = {tid: dict(states) for tid, states in self.elements.items()}
@@ -145,6 +161,8 @@ class LiveView:
 
     @staticmethod
     def _add_row(table: Table, tid: str, row: dict[str, Any], elements: dict[str, dict[int, str]]) -> None:
+        from rich.text import Text
+
         state = row.get("state") or "queued"
         table.add_row(
             tid, Text(state, style=STATE_STYLES.get(state, "")), str(row.get("attempt") or ""),
@@ -194,6 +212,13 @@ def summary(result: RunResult, console: Console, order: list[str] | None = None)
         console: where to print.
         order: task ids in the order to show (the pipeline's); default: the store's.
     """
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    from headrace.state.base import TaskState
+
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("task", "state", "tries", "duration", "rows", "error"):
         table.add_column(column, overflow="fold")
@@ -231,13 +256,19 @@ def summary(result: RunResult, console: Console, order: list[str] | None = None)
 
 
 def _check_executor(executor: str) -> None:
+    from headrace.engine import EXECUTORS
+
     if executor not in EXECUTORS:
-        raise ConfigError(
+        raise UsageError(
             f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}." + did_you_mean(executor, EXECUTORS)
         )
 
 
 def _drive(pipeline: Pipeline, settings: Settings, executor: str, concurrency: int | None, action: Any) -> None:
+    from headrace.engine import Runner
+    from headrace.observe.alerts import alerter_from_settings
+    from headrace.state import open_store
+
     console = _console()
     with open_store(settings.state_url) as store:
         view = LiveView(pipeline, console)
@@ -255,6 +286,8 @@ def _drive(pipeline: Pipeline, settings: Settings, executor: str, concurrency: i
 
 def final_results(pipeline: Pipeline, result: RunResult, console: Console, width: int = 400) -> None:
     """Print the small JSON results of the pipeline's last tasks (what the run produced)."""
+    from rich.markup import escape
+
     for ti in result.tasks:
         if pipeline.downstream.get(ti.task_id) or ti.map_index >= 0 or ti.result_kind != "json":
             continue
@@ -279,16 +312,17 @@ def run_command(
     rerun: Annotated[bool, typer.Option("--rerun", help="With --date: run that date again even if its run finished (all its tasks are cleared).")] = False,
 ) -> None:
     """Run a pipeline now, showing its tasks live; exit code 1 if the run failed."""
+    from headrace.engine.loader import load_pipelines, pick_pipeline
+
     _check_executor(executor)
     if rerun and date is None:
-        raise ConfigError("--rerun needs --date: without a date every run is new, there is nothing to run again")
-    settings = Settings.from_env()
+        raise UsageError("--rerun needs --date: without a date every run is new, there is nothing to run again")
+    settings = load_settings()
     file, name = split_target(target)
     pipeline = pick_pipeline(load_pipelines(file), name, file)
     params = parse_params(param or [])
     logical = parse_date(date)
-    _drive(pipeline, settings, executor, concurrency,
-           lambda runner: runner.run(pipeline, logical, params, rerun=rerun))
+    _drive(pipeline, settings, executor, concurrency, lambda runner: runner.run(pipeline, logical, params, rerun=rerun))
 
 
 @app.command("resume")
@@ -299,8 +333,12 @@ def resume_command(
     concurrency: Annotated[int | None, typer.Option("--concurrency", min=1)] = None,
 ) -> None:
     """Finish a failed, interrupted or dead run: only tasks that did not succeed run again."""
+    from headrace.engine import Runner
+    from headrace.engine.loader import load_pipelines, pick_pipeline
+    from headrace.state import open_store
+
     _check_executor(executor)
-    settings = Settings.from_env()
+    settings = load_settings()
     with open_store(settings.state_url) as store:
         run = store.get_run(run_id)
     if file is not None:
@@ -335,34 +373,52 @@ def pipeline_files(path: Path) -> list[Path]:
 @app.command("list")
 def list_command(
     path: Annotated[Path, typer.Argument(help="A pipeline file or a folder of them.")] = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object: {\"pipelines\": [...], \"errors\": [...]}.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Import every file (default: only files changed since the last list).")] = False,
 ) -> None:
-    """List the pipelines in a file or folder: name, schedule, tasks, tags."""
-    console = _console()
-    table = Table(box=box.SIMPLE_HEAD)
-    for column in ("pipeline", "file", "schedule", "tasks", "tags", "owner"):
-        table.add_column(column, overflow="fold")
+    """List the pipelines in a file or folder: name, schedule, tasks, tags.
+
+    ``--json`` prints ``{"pipelines": [{"name", "file", "schedule", "tasks", "tags",
+    "owner"}], "errors": [message]}``; exit code 4 when a file could not be loaded.
+    """
+    from headrace.cli.listing import describe_files
+
     problems: list[str] = []
-    count = 0
-    for file in pipeline_files(path):
-        try:
-            pipelines = load_pipelines(file)
-        except HeadraceError as exc:
-            if path.is_file() or "defines no pipeline" not in str(exc):
-                problems.append(str(exc))
+    found: list[dict[str, Any]] = []
+    cache = None if no_cache else load_settings().home / "cache" / "pipelines.json"
+    for file, described in describe_files(pipeline_files(path), cache):
+        if isinstance(described, Exception):
+            if path.is_file() or "defines no pipeline" not in str(described):
+                problems.append(str(described))
             continue
-        for p in sorted(pipelines.values(), key=lambda p: p.name):
-            count += 1
-            table.add_row(
-                p.name, str(file), p.schedule or "manual", str(len(p.tasks)), ", ".join(p.tags), p.owner or ""
-            )
-    if count:
+        found.extend({**p, "file": str(file)} for p in described)
+    if as_json:
+        print_json({"pipelines": found, "errors": problems})
+    else:
+        _print_pipelines(found, problems, path)
+    if problems:
+        raise typer.Exit(4)
+
+
+def _print_pipelines(found: list[dict[str, Any]], problems: list[str], path: Path) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
+    if found:
+        table = Table(box=box.SIMPLE_HEAD)
+        for column in ("pipeline", "file", "schedule", "tasks", "tags", "owner"):
+            table.add_column(column, overflow="fold")
+        for p in found:
+            table.add_row(Text(p["name"]), Text(p["file"]), Text(p["schedule"] or "manual"), str(p["tasks"]),
+                          Text(", ".join(p["tags"])), Text(p["owner"] or ""))
         console.print(table)
     else:
-        console.print(f"no pipelines found in {path}")
+        console.print(Text(f"no pipelines found in {path}"))
+    err = make_console(stderr=True)
     for problem in problems:
-        console.print(Group(Text("error: ", style="bold red") + Text(problem)))
-    if problems:
-        raise typer.Exit(1)
+        err.print(Text("error: ", style="bold red") + Text(problem), soft_wrap=True)
 
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -372,7 +428,7 @@ def parse_age(text: str) -> timedelta:
     """``7d``, ``12h``, ``30m``, ``90s``, ``2w`` -> timedelta."""
     match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text)
     if match is None:
-        raise ConfigError(f"--older-than {text!r}: expected a number and a unit (s, m, h, d, w), e.g. 7d or 12h")
+        raise UsageError(f"--older-than {text!r}: expected a number and a unit (s, m, h, d, w), e.g. 7d or 12h")
     return timedelta(**{_UNITS[match[2]]: int(match[1])})
 
 
@@ -394,8 +450,15 @@ def cleanup_command(
     ] = False,
 ) -> None:
     """Remove staged files of finished runs older than --older-than; failed runs are kept unless asked."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from headrace.engine.retention import clean_staging, purge_runs
+    from headrace.state import open_store
+    from headrace.state.base import RunState
+
     age = parse_age(older_than)
-    settings = Settings.from_env()
+    settings = load_settings()
     console = _console()
     with open_store(settings.state_url) as store, Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console, transient=True,
@@ -437,6 +500,8 @@ def _some_ids(runs: list[Any]) -> str:
 
 def _print_purge(console: Console, report: PurgeReport, older_than: str) -> None:
     """What ``cleanup --state`` deleted and kept."""
+    from rich.markup import escape
+
     verb = "would delete" if report.dry_run else "deleted"
     console.print(
         f"{verb} {len(report.removed)} run(s) that ended over {older_than} ago, with their task states, "

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from headrace.cli.app import app, console
-from headrace.config import Settings, mask_url
-from headrace.errors import ScheduleError
+from headrace.cli.app import app, console, load_settings
+from headrace.config import mask_url
+from headrace.errors import ConfigError, ScheduleError, UsageError
 from headrace.pipeline import Pipeline
 
 
@@ -44,7 +45,7 @@ def _parse_date(text: str, option: str) -> datetime:
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        raise ScheduleError(
+        raise UsageError(
             f"{option} {text!r} is not a date: use YYYY-MM-DD or an ISO datetime "
             "(2024-01-31T02:00, read in the pipeline's time zone unless it has an offset)"
         ) from None
@@ -55,7 +56,7 @@ def _check_executor(executor: str) -> None:
     from headrace.errors import did_you_mean
 
     if executor not in EXECUTORS:
-        raise ScheduleError(
+        raise UsageError(
             f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}."
             + did_you_mean(executor, EXECUTORS)
         )
@@ -90,7 +91,7 @@ def scheduler_command(
     from headrace.state import open_store
 
     _check_executor(executor)
-    settings = Settings.from_env()
+    settings = load_settings()
     pipelines = _load_paths(paths or [Path.cwd()])
     alerter = alerter_from_settings(settings.alerts)
     store = open_store(settings.state_url)
@@ -102,9 +103,13 @@ def scheduler_command(
     else:
         launcher = SubprocessLauncher(settings, executor=executor)
 
+    launched: dict[str, str] = {}  # run id -> pipeline, until the run ends
+    stopped_by: list[str] = []
+
     def started(run: Any) -> None:
+        launched[run.run_id] = run.pipeline
         console.print(
-            f"[green]started[/] {run.pipeline} {run.logical_date.isoformat()} run [bold]{run.run_id}[/]",
+            f"[green]started[/] {escape(run.pipeline)} {run.logical_date.isoformat()} run [bold]{escape(run.run_id)}[/]",
             highlight=False,
         )
 
@@ -112,22 +117,24 @@ def scheduler_command(
     scheduled = [p for p in scheduler.pipelines]
     console.print(
         f"scheduler: {len(scheduled)} scheduled pipeline(s) "
-        f"({', '.join(f'{p.name} [{p.schedule}]' for p in scheduled) or 'none'}); "
-        f"state {mask_url(settings.state_url)}; pid {os.getpid()}",
+        f"({escape(', '.join(f'{p.name} [{p.schedule}]' for p in scheduled) or 'none')}); "
+        f"state {escape(mask_url(settings.state_url))}; pid {os.getpid()}",
         highlight=False,
     )
 
     def report(tick: Any) -> None:
         for miss in tick.sla_misses:
             console.print(
-                f"[red]SLA miss[/] {miss.pipeline}.{miss.task_id} run {miss.run_id} "
+                f"[red]SLA miss[/] {escape(f'{miss.pipeline}.{miss.task_id}')} run {escape(miss.run_id)} "
                 f"(deadline {miss.deadline.isoformat()})",
                 highlight=False,
             )
         for run in tick.failed_dead:
             console.print(
-                f"[red]dead[/] run {run.run_id} of {run.pipeline}: marked failed", highlight=False
+                f"[red]dead[/] run {escape(run.run_id)} of {escape(run.pipeline)}: marked failed", highlight=False
             )
+        if _config_errors(store, launched, stopped_by):
+            scheduler.stop()
 
     def _stop(signum: int, frame: Any) -> None:
         scheduler.stop()
@@ -142,8 +149,31 @@ def scheduler_command(
         # Runs already launched carry on in their own processes; they are not killed.
         # (--threads: the runs live in this process, so they are finished first.)
         launcher.shutdown(wait=once or threads)
+        if once:
+            _config_errors(store, launched, stopped_by)
         store.close()
+    if stopped_by:
+        raise ConfigError(
+            f"scheduler stopped at a configuration error, which every later run would hit: {stopped_by[0]}. "
+            "Fix it and start the scheduler again."
+        )
     console.print("scheduler stopped")
+
+
+def _config_errors(store: Any, launched: dict[str, str], found: list[str]) -> bool:
+    """Forget runs that ended; add the configuration error of a failed one to ``found``."""
+    from headrace.scheduler.backfill import config_error_of
+    from headrace.state.base import RunState
+
+    for run_id, pipeline in list(launched.items()):
+        state = store.get_run(run_id).state
+        if state not in (RunState.SUCCESS, RunState.FAILED):
+            continue
+        del launched[run_id]
+        error = config_error_of(store, run_id) if state == RunState.FAILED else None
+        if error is not None:
+            found.append(f"pipeline {pipeline}, {error}")
+    return bool(found)
 
 
 @app.command("backfill")
@@ -182,8 +212,8 @@ def backfill_command(
         # A bare date means the whole day: its 02:00 run belongs to the backfill.
         last += timedelta(days=1) - timedelta(microseconds=1)
     if last < first:
-        raise ScheduleError(f"--end {end} is before --start {start}")
-    settings = Settings.from_env()
+        raise UsageError(f"--end {end} is before --start {start}")
+    settings = load_settings()
     alerter = alerter_from_settings(settings.alerts)
     active = max_active or pipeline.max_active_runs
     with open_store(settings.state_url) as store:
@@ -212,8 +242,14 @@ def backfill_command(
             raise typer.Exit(130) from None
         finally:
             launcher.shutdown(wait=True)
+    if report.stopped is not None:
+        raise ConfigError(
+            f"backfill {pipeline.name} stopped at a configuration error, which every interval would hit: "
+            f"{report.stopped}. {report.not_started} interval(s) not started; fix it and run the same "
+            "command again (succeeded intervals are skipped)."
+        )
     console.print(
-        f"backfill {pipeline.name}: {report.succeeded} succeeded, {report.skipped} skipped "
+        f"backfill {escape(pipeline.name)}: {report.succeeded} succeeded, {report.skipped} skipped "
         f"(already succeeded), {len(report.failed)} failed",
         highlight=False,
     )

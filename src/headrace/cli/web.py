@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from headrace.cli.app import app, console
-from headrace.config import Settings, mask_url
-from headrace.errors import ConfigError
+from headrace.cli.app import app, console, load_settings
+from headrace.config import mask_url
+from headrace.errors import UsageError
 from headrace.extras import require
 
 
@@ -35,11 +36,11 @@ def web_command(
     from headrace.web.app import create_app
 
     if pipelines is not None and not pipelines.is_dir():
-        raise ConfigError(f"--pipelines {pipelines}: not a folder; give the folder holding your pipeline files.")
-    settings = Settings.from_env()
+        raise UsageError(f"--pipelines {pipelines}: not a folder; give the folder holding your pipeline files.")
+    settings = load_settings()
     web = create_app(settings, pipelines_dir=pipelines, refresh_seconds=refresh)
     console.print(
-        f"headrace web on [bold]http://{host}:{port}/[/] (state store {mask_url(settings.state_url)}); "
+        f"headrace web on [bold]http://{escape(host)}:{port}/[/] (state store {escape(mask_url(settings.state_url))}); "
         "API at /api, metrics at /metrics. Ctrl+C stops it.",
         highlight=False,
     )

@@ -9,24 +9,48 @@ Example:
 
 from __future__ import annotations
 
-from headrace.engine.clock import Clock, FakeClock, SystemClock
-from headrace.engine.loader import load_pipelines, pick_pipeline
-from headrace.engine.result import RunResult, driver_alive
-from headrace.engine.runner import EXECUTORS, RunInterrupted, Runner
-from headrace.engine.staging import ResultTypeError
-from headrace.executors.base import Event
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "EXECUTORS",
-    "Clock",
-    "Event",
-    "FakeClock",
-    "ResultTypeError",
-    "RunInterrupted",
-    "RunResult",
-    "Runner",
-    "SystemClock",
-    "driver_alive",
-    "load_pipelines",
-    "pick_pipeline",
-]
+if TYPE_CHECKING:  # the names, for type checkers and IDEs
+    from headrace.engine.clock import Clock, FakeClock, SystemClock  # noqa: F401
+    from headrace.engine.loader import load_pipelines, pick_pipeline  # noqa: F401
+    from headrace.engine.result import RunResult, driver_alive  # noqa: F401
+    from headrace.engine.runner import EXECUTORS, RunInterrupted, Runner  # noqa: F401
+    from headrace.engine.staging import ResultTypeError  # noqa: F401
+    from headrace.engine.testing import PipelineRun, run_pipeline  # noqa: F401
+    from headrace.executors.base import Event  # noqa: F401
+
+#: Public name -> the module that defines it. Imported on first use (PEP 562), so
+#: ``from headrace.engine.loader import load_pipelines`` (``headrace list``) does not
+#: pay for the runner, executors, staging and pyarrow.
+_WHERE = {
+    "Clock": "headrace.engine.clock",
+    "FakeClock": "headrace.engine.clock",
+    "SystemClock": "headrace.engine.clock",
+    "load_pipelines": "headrace.engine.loader",
+    "pick_pipeline": "headrace.engine.loader",
+    "RunResult": "headrace.engine.result",
+    "driver_alive": "headrace.engine.result",
+    "EXECUTORS": "headrace.engine.runner",
+    "RunInterrupted": "headrace.engine.runner",
+    "Runner": "headrace.engine.runner",
+    "ResultTypeError": "headrace.engine.staging",
+    "Event": "headrace.executors.base",
+    "PipelineRun": "headrace.engine.testing",
+    "run_pipeline": "headrace.engine.testing",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

@@ -26,6 +26,7 @@ from headrace.engine.result import Heartbeat, RunResult, driver_alive
 from headrace.engine.staging import staging_dir
 from headrace.errors import EngineError, did_you_mean
 from headrace.executors.base import Event, Executor
+from headrace.masking import register_settings
 from headrace.observe.alerts import Alerter
 from headrace.pipeline import Pipeline
 from headrace.pipeline.alerting import AlertRoutes
@@ -111,6 +112,7 @@ class Runner:
                 "Runner(store, settings=Settings.load()) (nothing below the edge reads the environment)."
             )
         self.settings = settings
+        register_settings(self.settings)  # their passwords are masked in everything the run stores
         self.concurrency = concurrency
         self.on_event = on_event
         self.clock = clock or SystemClock()

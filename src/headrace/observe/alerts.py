@@ -6,8 +6,11 @@ deliver it: :class:`EmailChannel` over SMTP (:mod:`smtplib`) and
 which Slack, Mattermost, Rocket.Chat and most chat tools accept. An
 :class:`Alerter` decides which kinds are sent and fans out to every channel.
 
-Secrets never reach a message: connection URLs in error texts are masked
-(:func:`headrace.config.mask_url`) and ``password=``/``token=`` style values hidden.
+Secrets never reach a message: every text goes through the process-wide
+:class:`headrace.masking.Masker` (known secret values, URL passwords,
+``password=``/``token=`` pairs). Sample rows of failed expectations (which may hold
+personal data such as e-mail addresses) are left out unless ``sample_rows`` is set
+(``HEADRACE_ALERT_SAMPLE_ROWS=1``).
 A channel that cannot deliver never breaks the run that raised the alert: the
 failure is logged (without the webhook URL, which is itself a secret) and returned.
 
@@ -34,6 +37,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from headrace.config import AlertSettings, alert_settings_from_env, mask_url
 from headrace.errors import ConfigError, HeadraceError
+from headrace.masking import MASKER
 
 __all__ = [
     "Alert",
@@ -50,10 +54,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_SECRET_PAIR = re.compile(
-    r"(?i)(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)\b\s*[=:]\s*)"
-    r"(?P<value>[^\s&;,'\"]+)"
-)
+#: A sample line of a failed expectation in an error text (headrace.quality.result).
+_SAMPLE_LINE = re.compile(r"(?m)^(?P<indent>[ \t]*)sample: .*$")
 _MAX_ERROR_CHARS = 2000  # a traceback tail is enough; chat tools truncate anyway
 
 
@@ -64,7 +66,14 @@ def redact(text: str) -> str:
         >>> redact("connect postgresql://etl:hunter2@db/x failed; token=abc")
         'connect postgresql://etl:***@db/x failed; token=***'
     """
-    return _SECRET_PAIR.sub(lambda m: f"{m['key']}***", mask_url(text))
+    return MASKER.mask(text)
+
+
+def hide_samples(text: str) -> str:
+    """Replace the sample rows of failed expectations in an error text with a note."""
+    return _SAMPLE_LINE.sub(
+        lambda m: f"{m['indent']}sample rows hidden (HEADRACE_ALERT_SAMPLE_ROWS=1 includes them)", text
+    )
 
 
 class AlertError(HeadraceError):
@@ -109,6 +118,7 @@ class Alert:
     attempt: int | None = None
     sla: timedelta | None = None
     detail: str | None = None
+    sample_rows: bool = False
 
     @property
     def subject(self) -> str:
@@ -140,7 +150,7 @@ class Alert:
     def error_text(self) -> str | None:
         if not self.error:
             return None
-        text = redact(self.error)
+        text = redact(self.error if self.sample_rows else hide_samples(self.error))
         if len(text) > _MAX_ERROR_CHARS:
             text = "…" + text[-_MAX_ERROR_CHARS:]
         return text
@@ -341,12 +351,15 @@ class Alerter:
         on_failure: send when a task fails for good (after its last retry).
         on_retry: send when a task fails and will be retried (opt-in; can be noisy).
         on_sla_miss: send when a run misses its SLA.
+        sample_rows: include sample rows of failed expectations in the error text
+            (opt-in: they may hold personal data).
     """
 
     channels: Sequence[AlertChannel] = ()
     on_failure: bool = True
     on_retry: bool = False
     on_sla_miss: bool = True
+    sample_rows: bool = False
 
     def wants(self, kind: AlertKind) -> bool:
         """Whether alerts of ``kind`` are sent."""
@@ -366,6 +379,7 @@ class Alerter:
         """
         if not self.wants(alert.kind):
             return []
+        alert = self.prepare(alert)
         errors: list[AlertError] = []
         for channel in self.channels:
             try:
@@ -381,6 +395,10 @@ class Alerter:
                 log.warning("%s", err)
                 errors.append(err)
         return errors
+
+    def prepare(self, alert: Alert) -> Alert:
+        """The alert as the channels get it: sample rows included only when opted in."""
+        return replace(alert, sample_rows=self.sample_rows)
 
     def with_channels(self, channels: Iterable[AlertChannel]) -> Alerter:
         return replace(self, channels=list(channels))
@@ -403,6 +421,7 @@ def alerter_from_settings(alerts: AlertSettings) -> Alerter:
         on_failure=alerts.on_failure,
         on_retry=alerts.on_retry,
         on_sla_miss=alerts.on_sla_miss,
+        sample_rows=alerts.sample_rows,
     )
 
 
@@ -410,6 +429,11 @@ def alerter_from_env(environ: Mapping[str, str]) -> Alerter:
     """Build the alerter from environment variables only (see :mod:`headrace.config`).
 
     Kept for callers at the edge; prefer ``alerter_from_settings(settings.alerts)``.
+    Variables: ``HEADRACE_ALERT_WEBHOOK_URL``, ``HEADRACE_ALERT_SMTP_URL``
+    (see :meth:`EmailChannel.from_url`), ``HEADRACE_ALERT_EMAIL_TO`` (comma-separated,
+    overrides ``to=``), ``HEADRACE_ALERT_ON_RETRY`` (default off),
+    ``HEADRACE_ALERT_ON_FAILURE`` and ``HEADRACE_ALERT_ON_SLA_MISS`` (default on),
+    ``HEADRACE_ALERT_SAMPLE_ROWS`` (default off).
 
     Example:
         >>> alerter_from_env({"HEADRACE_ALERT_ON_RETRY": "1"}).on_retry

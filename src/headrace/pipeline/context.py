@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -190,6 +190,57 @@ class Context:
             message: a short note, e.g. ``"batch 3 of 10"``.
         """
         self.report_progress(done, total, message)
+
+    @classmethod
+    def for_test(
+        cls,
+        logical_date: datetime | None = None,
+        *,
+        params: dict[str, Any] | None = None,
+        connections: dict[str, str] | None = None,
+        home: str | Path | None = None,
+        pipeline: str = "test",
+        task_id: str = "test",
+        run_id: str = "test-run",
+        interval: timedelta = timedelta(days=1),
+        attempt: int = 1,
+        map_index: int = -1,
+    ) -> Context:
+        """A context for calling a task function directly in a unit test or notebook.
+
+        Args:
+            logical_date: the run's date (default: today 00:00 UTC); the data interval
+                is ``[logical_date - interval, logical_date)``.
+            params: the run's parameters.
+            connections: connection name -> URL (what ``ctx.connection`` returns).
+            home: folder for staging (default: a new temporary folder).
+            pipeline, task_id, run_id, attempt, map_index: what the task sees of its run.
+            interval: length of the data interval.
+
+        Example:
+            >>> ctx = Context.for_test(datetime(2024, 1, 2, tzinfo=UTC), params={"n": 3})
+            >>> (ctx.ds, ctx.prev_ds, ctx.params["n"])
+            ('2024-01-02', '2024-01-01', 3)
+        """
+        import tempfile
+
+        from headrace.config import Settings
+        from headrace.pipeline.timetable import timetable_from
+
+        if logical_date is None:
+            logical_date = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        elif logical_date.tzinfo is None:
+            logical_date = logical_date.replace(tzinfo=UTC)
+        folder = Path(home) if home is not None else Path(tempfile.mkdtemp(prefix="headrace-test-"))
+        settings = Settings(home=folder, state_url=f"sqlite:///{folder / 'state.db'}",
+                            connections={k.lower(): v for k, v in (connections or {}).items()})
+        return cls(
+            run_id=run_id, pipeline=pipeline, task_id=task_id, logical_date=logical_date,
+            data_interval_start=logical_date - interval, data_interval_end=logical_date,
+            settings=settings, staging_dir=folder / "staging", map_index=map_index, attempt=attempt,
+            params=dict(params or {}), log=logging.getLogger(f"headrace.task.{pipeline}.{task_id}"),
+            timetable=timetable_from(interval),  # a schedule of `interval`: prev_ds, next_ds
+        )
 
     def connection(self, name: str) -> str:
         """The URL of connection ``name`` (``HEADRACE_CONN_<NAME>`` or headrace.toml)."""

@@ -8,9 +8,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
-
-from croniter import croniter
-from croniter.croniter import CroniterError
+from typing import Any
 
 from headrace.errors import did_you_mean
 from headrace.pipeline.intervals import (
@@ -35,6 +33,19 @@ PRESETS: dict[str, str] = {
 _SPECIAL = ("@once",)
 
 
+def croniter(*args: object) -> Any:
+    """``croniter.croniter``, imported on first use (``import headrace`` stays fast)."""
+    from croniter import croniter as make
+
+    return make(*args)
+
+
+def _cron_errors() -> tuple[type[Exception], ...]:
+    from croniter.croniter import CroniterError
+
+    return (CroniterError, ValueError, KeyError)
+
+
 class CronTimetable(Timetable):
     """A cron expression (5 fields, or 6 with seconds) read in a time zone.
 
@@ -53,7 +64,7 @@ class CronTimetable(Timetable):
         cron = PRESETS.get(expression.strip(), expression.strip())
         try:
             parsed = croniter(cron)
-        except (CroniterError, ValueError, KeyError) as exc:
+        except _cron_errors() as exc:
             raise InvalidScheduleError(
                 f"Invalid cron schedule {expression!r}: {exc}. Use five fields "
                 f"'minute hour day-of-month month day-of-week' (e.g. '0 2 * * *') or a preset "
@@ -71,7 +82,7 @@ class CronTimetable(Timetable):
 
     # -- the two primitives; everything else is built from them -------------------
 
-    def _iter(self, naive: datetime) -> croniter:
+    def _iter(self, naive: datetime) -> Any:
         """A croniter positioned at the wall-clock time ``naive``."""
         it = copy.copy(self._parsed)
         it.set_current(naive, force=True)

@@ -274,25 +274,54 @@ def _find_cycle(candidates: list[str], upstream: Mapping[str, tuple[str, ...]]) 
 def pipeline(
     fn: Callable[[], Any] | None = None,
     /,
-    **options: Any,
+    *,
+    name: str | None = None,
+    schedule: str | None = None,
+    timezone: str = "UTC",
+    start_date: datetime | None = None,
+    end_date: datetime | None = None,
+    catchup: bool = False,
+    max_active_runs: int = 1,
+    defaults: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: list[str] | None = None,
+    owner: str | None = None,
+    doc: str | None = None,
+    description: str | None = None,
+    manual_interval: str = "containing",
 ) -> Any:
     """Define a pipeline from a function whose body calls tasks.
 
     Args:
-        options: name, schedule (cron or preset), timezone, start_date, end_date, catchup,
-            max_active_runs, defaults (task options for every task, like Airflow's
+        fn: the function (when used as ``@pipeline`` without parentheses).
+        name: unique name (default: the function name).
+        schedule: cron expression or preset (``@daily``, ``@hourly``, ...); None: manual only.
+        timezone: time zone the schedule is read in (DST aware).
+        start_date, end_date: first and last logical dates the scheduler runs.
+        catchup: run every missed interval since start_date (default: only the latest).
+        max_active_runs: runs of this pipeline active at once.
+        defaults: task options for every task that does not set its own, like Airflow's
             ``default_args``: retries, timeout, sla, owner, pool, trigger_rule, tags,
-            depends_on_past, email, email_on_failure, email_on_retry, webhooks, on_failure,
-            on_retry, on_success, on_sla_miss), params (name -> default), tags, owner,
-            description (one line), doc (long text), manual_interval (what a manual run
-            with a date covers: ``"containing"``, the default, or ``"ending"``, Airflow's
-            meaning; see :class:`~headrace.pipeline.timetable.ManualInterval`).
+            depends_on_past, email, email_on_failure, email_on_retry, webhooks,
+            on_failure, on_retry, on_success, on_sla_miss.
+        params: parameter name -> default value (its type types ``--param`` values).
+        tags, owner, doc: descriptive metadata (doc: long text).
+        description: one line, shown in listings and the web UI.
+        manual_interval: what a manual run with a date covers: ``"containing"`` (the
+            default) or ``"ending"`` (Airflow's meaning); see
+            :class:`~headrace.pipeline.timetable.ManualInterval`.
 
     Example:
         >>> @pipeline(schedule="0 2 * * *", start_date=datetime(2024, 1, 1), params={"full_refresh": False})
         ... def customer_etl():
         ...     load(transform(extract())) >> cleanup()
     """
+    options: dict[str, Any] = {
+        "name": name, "schedule": schedule, "timezone": timezone, "start_date": start_date,
+        "end_date": end_date, "catchup": catchup, "max_active_runs": max_active_runs,
+        "defaults": defaults, "params": params, "tags": tags, "owner": owner, "doc": doc,
+        "description": description, "manual_interval": manual_interval,
+    }
     if fn is not None:
         return Pipeline(fn, **options)
     return lambda f: Pipeline(f, **options)

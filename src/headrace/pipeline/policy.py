@@ -46,6 +46,11 @@ class Retry:
     ``delay * backoff ** (n - 1)``, capped at ``max_delay``, then spread by
     ``jitter`` (a fraction: 0.1 means ±10 %), and capped again.
 
+    One vocabulary everywhere: **attempts** counts every try (the first included),
+    **retries** counts the tries after the first. ``Retry(attempts=4)``,
+    ``@task(attempts=4)`` and ``@task(retries=3)`` are the same policy; ``Retry.retries``
+    gives the retries of a Retry.
+
     Args:
         attempts: total number of tries, the first included (1 = no retry).
         delay: wait before the first retry (timedelta or seconds).
@@ -76,6 +81,11 @@ class Retry:
             raise DefinitionError(f"Retry(backoff={self.backoff!r}): backoff must be a number >= 1")
         if not isinstance(self.jitter, int | float) or not 0 <= self.jitter <= 1:
             raise DefinitionError(f"Retry(jitter={self.jitter!r}): jitter must be a fraction in [0, 1]")
+
+    @property
+    def retries(self) -> int:
+        """The number of tries after the first: ``attempts - 1``."""
+        return self.attempts - 1
 
     @classmethod
     def coerce(cls, value: Any, what: str = "retries") -> Retry:

@@ -65,7 +65,10 @@ class Task(Generic[P, R]):
             task again in one pipeline makes another instance, ``<task_id>__2`` (then
             ``__3``, ...); name it yourself with ``task.override(task_id="...")(...)``. A
             branch choosing (or skipping) a task does the same to all its instances.
-        retries: a :class:`Retry` or an int number of retries after the first try.
+        retries: a :class:`Retry`, or an int: the number of tries after the first
+            (``retries=3`` means up to 4 tries).
+        attempts: the total number of tries, the first included (``attempts=4`` is
+            ``retries=3``); give ``attempts`` or ``retries``, not both.
         timeout: longest time one try may take (timedelta or seconds).
         sla: time after the run's data interval end by which the task should be done.
         tags, owner, doc: descriptive metadata.
@@ -90,6 +93,7 @@ class Task(Generic[P, R]):
         *,
         task_id: str | None = None,
         retries: Retry | int | None = UNSET,
+        attempts: int = UNSET,
         timeout: timedelta | float | None = UNSET,
         sla: timedelta | float | None = UNSET,
         tags: list[str] | None = UNSET,
@@ -110,6 +114,13 @@ class Task(Generic[P, R]):
         on_sla_miss: Callable[[Context], Any] | None = UNSET,
         description: str | None = None,
     ) -> None:
+        if attempts is not UNSET:
+            if retries is not UNSET:
+                raise DefinitionError(
+                    f"{_source_of(fn)}: task {getattr(fn, '__name__', fn)!r} has retries={retries!r} and "
+                    f"attempts={attempts!r}; give one: attempts counts every try, retries the tries after the first"
+                )
+            retries = Retry(attempts=attempts)
         if not callable(fn):
             raise DefinitionError(f"@task needs a function, got {type(fn).__name__}")
         if inspect.iscoroutinefunction(fn):
@@ -371,6 +382,7 @@ class _TaskDecorator:
         *,
         task_id: str | None = None,
         retries: Retry | int | None = UNSET,
+        attempts: int = UNSET,
         timeout: timedelta | float | None = UNSET,
         sla: timedelta | float | None = UNSET,
         tags: list[str] | None = UNSET,
@@ -392,8 +404,62 @@ class _TaskDecorator:
         description: str | None = None,
     ) -> _MakeTask: ...
 
-    # mypy cannot match a positional-only ``fn`` plus **options against the keyword overload.
-    def __call__(self, fn: Any = None, /, **options: Any) -> Any:  # type: ignore[misc]
+    def __call__(  # type: ignore[misc]  # mypy: the overloads above are what callers see
+        self,
+        fn: Any = None,
+        /,
+        *,
+        task_id: str | None = None,
+        retries: Retry | int | None = UNSET,
+        attempts: int = UNSET,
+        timeout: timedelta | float | None = UNSET,
+        sla: timedelta | float | None = UNSET,
+        tags: list[str] | None = UNSET,
+        owner: str | None = UNSET,
+        checks: list[Any] | None = None,
+        pool: str | None = UNSET,
+        trigger_rule: str = UNSET,
+        doc: str | None = None,
+        branch: bool = False,
+        depends_on_past: bool = UNSET,
+        email: str | list[str] | None = UNSET,
+        email_on_failure: bool = UNSET,
+        email_on_retry: bool = UNSET,
+        webhooks: str | list[str] | None = UNSET,
+        on_failure: Callable[[Context], Any] | None = UNSET,
+        on_retry: Callable[[Context], Any] | None = UNSET,
+        on_success: Callable[[Context], Any] | None = UNSET,
+        on_sla_miss: Callable[[Context], Any] | None = UNSET,
+        description: str | None = None,
+    ) -> Any:
+        """Make a :class:`Task` of ``fn`` (``@task``) or a decorator (``@task(...)``).
+
+        Args:
+            fn: the function (when used as ``@task`` without parentheses).
+            task_id: name in the pipeline (default: the function name).
+            retries: a :class:`Retry`, or an int number of tries after the first.
+            attempts: total number of tries, the first included (instead of retries).
+            timeout: longest time one try may take (timedelta or seconds).
+            sla: time after the run's data interval end by which the task should be done.
+            tags, owner, doc: descriptive metadata.
+            checks: expectations (``headrace.quality``) applied to the returned table.
+            pool: resource pool capping how many of its tasks run at once.
+            trigger_rule: when the task may start given its upstream states.
+            branch: the task returns the ids of the downstream tasks to run.
+            depends_on_past: run only if this task succeeded (or was skipped) in the
+                previous run by logical date, as in Airflow.
+            email, email_on_failure, email_on_retry, webhooks: this task's alert routes.
+            on_failure, on_retry, on_success, on_sla_miss: callbacks given the Context.
+            description: one line, shown in listings and the web UI.
+        """
+        options: dict[str, Any] = {
+            "task_id": task_id, "retries": retries, "attempts": attempts, "timeout": timeout, "sla": sla,
+            "tags": tags, "owner": owner, "checks": checks, "pool": pool, "trigger_rule": trigger_rule,
+            "doc": doc, "branch": branch, "depends_on_past": depends_on_past, "email": email,
+            "email_on_failure": email_on_failure, "email_on_retry": email_on_retry,
+            "webhooks": webhooks, "on_failure": on_failure, "on_retry": on_retry,
+            "on_success": on_success, "on_sla_miss": on_sla_miss, "description": description,
+        }
         if fn is not None:
             return Task(fn, **options)
         return lambda f: Task(f, **options)

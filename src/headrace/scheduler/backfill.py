@@ -42,6 +42,22 @@ __all__ = ["Backfill", "BackfillReport", "Plan", "plan_backfill"]
 ORPHAN_GRACE = timedelta(minutes=2)
 
 
+#: Task error kinds that no retry and no other interval can fix (the backfill stops).
+CONFIG_ERROR_KINDS = frozenset({"ConfigError", "UsageError", "DefinitionError", "ParamError"})
+
+
+def config_error_of(store: StateStore, run_id: str) -> str | None:
+    """One line naming the run, task and configuration error it failed on, or None.
+
+    A task that failed with a ConfigError (e.g. ``Unknown connection 'crm'``) fails the
+    same way in every interval and every tick: backfill and scheduler stop on it.
+    """
+    for ti in store.get_task_instances(run_id):
+        if ti.state == TaskState.FAILED and ti.error_kind in CONFIG_ERROR_KINDS:
+            return f"run {run_id}, task {ti.task_id!r}: {(ti.error or '').strip().rstrip('.')}"
+    return None
+
+
 class Plan(StrEnum):
     """What a backfill does with one interval."""
 
@@ -58,6 +74,11 @@ class BackfillReport:
 
     pipeline: str
     outcomes: list[tuple[Interval, Plan, RunState | None, str | None]] = field(default_factory=list)
+    #: Why the backfill stopped early: a run failed on a configuration error (a missing
+    #: connection, a bad setting) that every later interval would hit too.
+    stopped: str | None = None
+    #: Intervals not started because of ``stopped``.
+    not_started: int = 0
 
     @property
     def succeeded(self) -> int:
@@ -154,6 +175,7 @@ class Backfill:
         self.poll_interval = poll_interval
         self.on_progress = on_progress
         self._planned: set[str] = set()
+        self._checked: set[str] = set()
 
     def run(self, start: datetime, end: datetime, *, rerun: bool = False) -> BackfillReport:
         """Run every interval in ``[start, end]`` that needs it, oldest first."""
@@ -164,7 +186,7 @@ class Backfill:
         with progress:
             bar = progress.add_task(f"backfill {self.pipeline.name}", total=len(plans))
             launched: dict[str, tuple[Interval, Plan]] = {}
-            for interval, plan, run in plans:
+            for index, (interval, plan, run) in enumerate(plans):
                 if plan == Plan.SKIP:
                     report.outcomes.append(
                         (interval, plan, RunState.SUCCESS, run.run_id if run else None)
@@ -172,6 +194,10 @@ class Backfill:
                     progress.advance(bar)
                     continue
                 self._wait_for_slot(launched, report, progress, bar)
+                report.stopped = report.stopped or self._config_error(report)
+                if report.stopped is not None:
+                    report.not_started = sum(p != Plan.SKIP for _, p, _ in plans[index:])
+                    break
                 record = self._prepare(interval, plan, run)
                 if plan == Plan.WAIT:
                     launched[record.run_id] = (interval, plan)  # someone else drives it: just wait
@@ -188,8 +214,21 @@ class Backfill:
                 self._collect(launched, report, progress, bar)
                 if launched:
                     time.sleep(self.poll_interval)
+        if report.stopped is None and not report.not_started:
+            report.stopped = self._config_error(report)
         report.outcomes.sort(key=lambda o: o[0].start)
         return report
+
+    def _config_error(self, report: BackfillReport) -> str | None:
+        """The first configuration error among the failed runs so far (see :func:`config_error_of`)."""
+        for run_id in report.failed:
+            if run_id == "?" or run_id in self._checked:
+                continue
+            self._checked.add(run_id)
+            found = config_error_of(self.store, run_id)
+            if found is not None:
+                return found
+        return None
 
     # ------------------------------------------------------------------ internals
 

@@ -32,7 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_id")
     parser.add_argument("--executor", default="process")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if os.environ.get("HEADRACE_LOG_FORMAT", "text").strip().lower() == "json":  # read at this edge
+        from headrace.observe.logs import configure_logging
+
+        configure_logging("json")
+    else:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     handed = os.environ.get(SETTINGS_ENV)
     try:
         settings = Settings.from_json(handed) if handed else Settings.load()

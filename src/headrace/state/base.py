@@ -12,14 +12,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from headrace.errors import StateError, TransientError
+from headrace.errors import StateError, UnavailableError
 from headrace.state.variables import VariableRecord
 
 if TYPE_CHECKING:
     from headrace.state.admission import Admission
 
 
-class StoreUnavailableError(StateError, TransientError):
+class StoreUnavailableError(StateError, UnavailableError):
     """The store could not be reached or stayed locked; the same call may work later."""
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Table, Update, and_, bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from headrace.errors import StateError, did_you_mean
+from headrace.errors import NotFoundError, StateError, did_you_mean
 from headrace.state.base import (
     CheckResultRecord,
     LogRecord,
@@ -113,7 +113,7 @@ def unknown_run(conn: Connection, run_id: str, where: str) -> StateError:
     known = conn.execute(
         select(runs.c.run_id).order_by(runs.c.run_id.desc()).limit(SUGGEST_FROM)
     ).scalars()
-    return StateError(
+    return NotFoundError(
         f"Unknown run id {run_id!r} in the state store {where}; "
         f"list runs with `headrace runs`." + did_you_mean(run_id, list(known))
     )
@@ -129,7 +129,7 @@ def unknown_task(
         select(task_instances.c.task_id).where(task_instances.c.run_id == run_id).distinct()
     ).scalars()
     index = "" if map_index == -1 else f" map index {map_index}"
-    return StateError(
+    return NotFoundError(
         f"Run {run_id!r} has no task instance {task_id!r}{index}; "
         f"see its tasks with `headrace show {run_id}`." + did_you_mean(task_id, list(known))
     )

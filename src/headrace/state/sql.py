@@ -26,6 +26,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from headrace.config import mask_url
 from headrace.errors import StateError
+from headrace.masking import MASKER
 from headrace.state import fastpath, migrations
 from headrace.state.admission import AdmissionMixin
 from headrace.state.base import (
@@ -72,6 +73,15 @@ _DELETE_BATCH = 500  # runs per transaction in delete_runs
 _TASK_FIELDS = frozenset(TASK_UPDATABLE)
 _LOG_COLUMNS = ("run_id", "task_id", "map_index", "attempt", "text", "created_at")
 _CHECK_COLUMNS = tuple(c.name for c in check_results.columns if c.name != "id")
+#: Fields that may carry text a task wrote: masked (headrace.masking) before they are stored.
+_MASKED_FIELDS = ("error", "result_json")
+
+
+def _masked(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with secrets in errors and JSON results replaced by ``***``."""
+    if not any(fields.get(name) is not None for name in _MASKED_FIELDS):
+        return fields
+    return {k: MASKER.mask_value(v) if k in _MASKED_FIELDS else v for k, v in fields.items()}
 
 #: A Core statement and, on SQLite, the same statement compiled for the driver.
 _Stmt = tuple[UpdateBase, Prepared | None]
@@ -469,7 +479,7 @@ class SqlStateStore(AdmissionMixin, PoolSlotsMixin, SlaMissesMixin, VariablesMix
         stmt = self._run_updates.get(key)
         if stmt is None:
             stmt = self._run_updates[key] = self._statement(build_update(key, runs, _RUN_FIELDS))
-        params = {f"v_{k}": v for k, v in fields.items()}
+        params = {f"v_{k}": v for k, v in _masked(fields).items()}
         if "state" in fields:
             params["v_state"] = state_value(RunState, fields["state"], f"run {run_id!r}")
         params["k_run_id"] = run_id
@@ -577,7 +587,7 @@ class SqlStateStore(AdmissionMixin, PoolSlotsMixin, SlaMissesMixin, VariablesMix
         if stmt is None:
             update = build_update(key, task_instances, _TASK_FIELDS)
             stmt = self._task_updates[key] = self._statement(update)
-        params = {f"v_{k}": v for k, v in fields.items()}
+        params = {f"v_{k}": v for k, v in _masked(fields).items()}
         if "state" in fields:
             params["v_state"] = state_value(
                 TaskState, fields["state"], f"task {task_id!r} of run {run_id!r}"
@@ -598,7 +608,7 @@ class SqlStateStore(AdmissionMixin, PoolSlotsMixin, SlaMissesMixin, VariablesMix
             "task_id": task_id,
             "map_index": map_index,
             "attempt": attempt,
-            "text": text,
+            "text": MASKER.mask(text),
             "created_at": utcnow(),
         }
         try:
@@ -629,7 +639,7 @@ class SqlStateStore(AdmissionMixin, PoolSlotsMixin, SlaMissesMixin, VariablesMix
         now = utcnow()
         rows = [{c: getattr(r, c) for c in _CHECK_COLUMNS} for r in results]
         for row in rows:
-            row["details"] = dict(row["details"] or {})
+            row["details"] = MASKER.mask_value(dict(row["details"] or {}))
             row["created_at"] = row["created_at"] or now
         try:
             self._write(f"record {len(rows)} check results", [(self._check_insert, rows)])

@@ -156,7 +156,9 @@ def run_sql(
     try:
         if conn.backend == "duckdb":
             return _run_duckdb(conn, stmts, values)
-        engine = create_engine(_sqlalchemy_url(conn))
+        # An unreachable server fails the try within 5 s instead of hanging it.
+        timeouts = {"connect_timeout": 5} if conn.backend in ("postgresql", "mysql") else {}
+        engine = create_engine(_sqlalchemy_url(conn), connect_args=timeouts)
         try:
             try:
                 connection = engine.connect()

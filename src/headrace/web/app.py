@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import headrace
 from headrace.config import Settings, mask_url
 from headrace.extras import MissingExtraError, require
+from headrace.masking import register_settings
 from headrace.state import open_store
 from headrace.state.base import StateStore
 from headrace.web import api, pages
@@ -47,6 +48,7 @@ def create_app(
         The FastAPI application. ``/openapi.json`` describes the API; the Swagger page
         (``/docs``) is off, since it loads its scripts from a CDN.
     """
+    register_settings(settings)  # served texts mask their passwords
     owned = store is None
     served: StateStore = open_store(settings.state_url) if store is None else store
     location = getattr(served, "location", None) or mask_url(settings.state_url)

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from headrace.config import mask_url
+from headrace.masking import MASKER
 from headrace.state.base import (
     CheckResultRecord,
     LogRecord,
@@ -22,8 +22,12 @@ from headrace.state.base import (
 
 
 def masked(text: str | None) -> str | None:
-    """``text`` with URL passwords replaced by ``***`` (None stays None)."""
-    return mask_url(text) if text else text
+    """``text`` with secrets replaced by ``***`` (None stays None); see headrace.masking.
+
+    The store already masks what it writes; this also covers rows written before
+    masking existed and secrets registered since.
+    """
+    return MASKER.mask(text) if text else text
 
 
 def duration_seconds(started: datetime | None, ended: datetime | None, now: datetime | None = None) -> float | None:
@@ -172,7 +176,7 @@ class LogOut(BaseModel):
             task_id=log.task_id,
             map_index=log.map_index,
             attempt=log.attempt,
-            text=mask_url(log.text),
+            text=MASKER.mask(log.text),
             created_at=log.created_at,
         )
 
