@@ -12,7 +12,7 @@ from __future__ import annotations
 from headrace.engine.clock import Clock, FakeClock, SystemClock
 from headrace.engine.loader import load_pipelines, pick_pipeline
 from headrace.engine.result import RunResult, driver_alive
-from headrace.engine.runner import EXECUTORS, RunInterrupted, Runner
+from headrace.engine.runner import EXECUTORS, RunClaimedError, RunInterrupted, Runner
 from headrace.engine.staging import ResultTypeError
 from headrace.executors.base import Event
 
@@ -22,6 +22,7 @@ __all__ = [
     "Event",
     "FakeClock",
     "ResultTypeError",
+    "RunClaimedError",
     "RunInterrupted",
     "RunResult",
     "Runner",

@@ -7,7 +7,7 @@ import json
 import random
 import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +35,17 @@ class RunInterrupted(EngineError):
     def __init__(self, run_id: str, reason: str) -> None:
         self.run_id, self.reason = run_id, reason
         super().__init__(f"run {run_id} interrupted by {reason}; finish it with `headrace resume {run_id}`")
+
+
+class RunClaimedError(EngineError):
+    """Another process claimed the run between reading it and starting it (see ``StateStore.claim_run``)."""
+
+    def __init__(self, run_id: str, pipeline: str) -> None:
+        self.run_id, self.pipeline = run_id, pipeline
+        super().__init__(
+            f"run {run_id} of pipeline {pipeline!r} was started by another process just now; "
+            f"nothing was run twice (see `headrace show {run_id}`)"
+        )
 
 
 class _Terminated(BaseException):
@@ -127,18 +138,22 @@ class Runner:
                 self._refuse_running(run)
         return self._execute(pipeline, run)
 
-    def resume(self, run_id: str, pipeline: Pipeline | None = None) -> RunResult:
+    def resume(self, run_id: str, pipeline: Pipeline | None = None, rerun: Sequence[str] = ()) -> RunResult:
         """Finish a failed, interrupted or dead run: rerun only tasks that did not succeed.
 
         Successful tasks keep their staged results, which downstream tasks read again.
+        The run is claimed atomically first (``StateStore.claim_run``): of two resumes
+        of the same run, one runs it and the other raises :class:`RunClaimedError`.
 
         Args:
             run_id: the run.
             pipeline: its pipeline; default: loaded from the file recorded when the run started.
+            rerun: tasks to run again even if they succeeded, with every task downstream
+                of them (retrying a task); the run may then be a successful one.
         """
         run = self.store.get_run(run_id)
         state = RunState(run.state)
-        if state == RunState.SUCCESS:
+        if state == RunState.SUCCESS and not rerun:
             return self._result(run_id, executed=False)
         if state == RunState.RUNNING:
             self._refuse_running(run)
@@ -147,7 +162,21 @@ class Runner:
         elif pipeline.name != run.pipeline:
             raise EngineError(f"run {run_id} belongs to pipeline {run.pipeline!r}, not {pipeline.name!r}")
         self.pool_sizes(pipeline)
-        return self._execute(pipeline, run)
+        return self._execute(pipeline, run, self._with_downstream(pipeline, rerun))
+
+    @staticmethod
+    def _with_downstream(pipeline: Pipeline, tasks: Sequence[str]) -> list[str]:
+        """``tasks`` and every task downstream of them, in pipeline order."""
+        for tid in tasks:
+            if tid not in pipeline.tasks:
+                raise EngineError(
+                    f"pipeline {pipeline.name!r} has no task {tid!r}." + did_you_mean(tid, list(pipeline.tasks))
+                )
+        chosen = set(tasks)
+        for tid in pipeline.order:  # topological: upstream tasks come first
+            if any(up in chosen for up in pipeline.upstream[tid]):
+                chosen.add(tid)
+        return [tid for tid in pipeline.order if tid in chosen]
 
     def interval_for(self, pipeline: Pipeline, logical_date: datetime | None) -> tuple[datetime, datetime, datetime]:
         """(logical date, data interval start, end) of a manual run, all in UTC."""
@@ -238,15 +267,17 @@ class Runner:
             with contextlib.suppress(Exception):  # a broken live view must not break the run
                 self.on_event(Event("run", run_id, state=str(state), error=error))
 
-    def _execute(self, pipeline: Pipeline, run: RunRecord) -> RunResult:
+    def _execute(self, pipeline: Pipeline, run: RunRecord, rerun: Sequence[str] = ()) -> RunResult:
         run_id = run.run_id
         staging = staging_dir(self.settings.home, pipeline.name, run_id)
         staging.mkdir(parents=True, exist_ok=True)
         now = self.clock.now()
-        self.store.update_run(
-            run_id, state=RunState.RUNNING, started_at=run.started_at or now, ended_at=None, error=None,
+        claimed = self.store.claim_run(
+            run, rerun, started_at=run.started_at or now, ended_at=None, error=None,
             heartbeat_at=now, source_file=pipeline.file, **driver_identity(),
         )
+        if not claimed:
+            raise RunClaimedError(run_id, run.pipeline)
         self._event(run_id, RunState.RUNNING)
         executor = self._make_executor()
         executor.start(self.on_event or (lambda event: None), pipeline)

@@ -185,6 +185,12 @@ class StateStore(Protocol):
         """Set fields of :class:`RunRecord` (state, started_at, ended_at, pid, hostname, heartbeat_at, error, params, source_file)."""
         ...
 
+    def claim_run(self, seen: RunRecord, rerun: Sequence[str] = (), **fields: Any) -> bool:
+        """Set the run running (and ``fields``) only if it is still as ``seen`` (state,
+        heartbeat, pid), atomically; ``rerun`` task instances go back to queued in the
+        same transaction. False when another caller claimed or changed it first."""
+        ...
+
     def list_pipelines(self) -> list[str]:
         """Names of the pipelines that have runs, sorted."""
         ...

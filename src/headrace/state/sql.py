@@ -36,6 +36,7 @@ from headrace.state.base import (
     TaskInstanceRecord,
     TaskState,
 )
+from headrace.state.claims import ClaimsMixin
 from headrace.state.connect import BEGIN_KEY, NotJSONError
 from headrace.state.fastpath import Prepared, RowsMissing
 from headrace.state.ids import new_run_id
@@ -75,7 +76,7 @@ _CHECK_COLUMNS = tuple(c.name for c in check_results.columns if c.name != "id")
 _Stmt = tuple[UpdateBase, Prepared | None]
 
 
-class SqlStateStore(PoolSlotsMixin, SlaMissesMixin):
+class SqlStateStore(ClaimsMixin, PoolSlotsMixin, SlaMissesMixin):
     """A :class:`~headrace.state.base.StateStore` on SQLite or PostgreSQL.
 
     Build it with :func:`headrace.state.open_store`, which also creates or migrates
