@@ -57,6 +57,17 @@ async def _call(ctx: McpContext, fn: Callable[..., T], *args: Any) -> T:
         raise ToolError(ctx.mask(str(exc))) from exc
 
 
+def _plain(value: Any) -> Any:
+    """A database value as JSON has it: decimals as numbers, the rest as text when not JSON."""
+    import decimal
+
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
 def _table_answer(ctx: McpContext, result: Any, what: str) -> str:
     """A query result as a compact masked text table with a one-line header."""
     text, shown = text_table(result.columns, result.rows, max_bytes=ctx.max_bytes)
@@ -171,7 +182,7 @@ def _warehouse_tools(server: MCPServer, ctx: McpContext) -> None:
         def body() -> dict[str, Any]:
             conn = warehouse.warehouse_connection(ctx.settings, connection)
             result = warehouse.loads_of(conn, table, ctx.max_rows, ctx.query_timeout)
-            feeds = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+            feeds = [{k: _plain(v) for k, v in zip(result.columns, row, strict=True)} for row in result.rows]
             return json.loads(ctx.mask(json.dumps({
                 "table": table,
                 "connection": connection,
