@@ -186,8 +186,8 @@ class StateStore(Protocol):
         ...
 
     def claim_run(self, seen: RunRecord, rerun: Sequence[str] = (), **fields: Any) -> bool:
-        """Set the run running (and ``fields``) only if it is still as ``seen`` (state,
-        heartbeat, pid), atomically; ``rerun`` task instances go back to queued in the
+        """Set the run running (and ``fields``) only if its state and driver pid are still
+        as in ``seen``, atomically; ``rerun`` task instances go back to queued in the
         same transaction. False when another caller claimed or changed it first."""
         ...
 

@@ -2,9 +2,11 @@
 
 ``headrace resume``, the scheduler, the MCP server's resume / retry tools and a second
 trigger of the same logical date all reach :meth:`ClaimsMixin.claim_run` before any
-task runs. The UPDATE matches only while the run is still exactly as the caller read
-it (state, heartbeat and driver pid): of two callers that read the same failed run,
-one changes it to running and the other matches no row and is refused.
+task runs. The UPDATE matches only while the run still has the state and driver pid
+the caller read: of two callers that read the same failed (or dead running) run, one
+changes it to running with its own pid and the other matches no row and is refused.
+Timestamps are not compared: SQLite keeps them as text whose spelling depends on the
+writer, so equality on them is not reliable.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class ClaimsMixin:
     _tx: Callable[..., AbstractContextManager[Connection]]
 
     def claim_run(self, seen: RunRecord, rerun: Sequence[str] = (), **fields: Any) -> bool:
-        """Set the run running (with ``fields``) only if it is still as ``seen``; atomic.
+        """Set the run running (with ``fields``) only if its state and pid are still as ``seen``; atomic.
 
         Args:
             seen: the run as the caller read it.
@@ -48,7 +50,6 @@ class ClaimsMixin:
                 and_(
                     runs.c.run_id == seen.run_id,
                     runs.c.state == RunState(seen.state).value,
-                    runs.c.heartbeat_at.is_not_distinct_from(seen.heartbeat_at),
                     runs.c.pid.is_not_distinct_from(seen.pid),
                 )
             )

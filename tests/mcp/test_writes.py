@@ -1,0 +1,105 @@
+"""The write tools: off by default, then trigger / resume / retry with an atomic claim.
+
+Each test has a world of its own (a fresh home, store and warehouses), and drives a
+real ``headrace mcp --allow-write`` subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio
+import duckdb
+from mcp_support import World, in_session, start_http, stdio_client, stop
+
+
+def text(result: Any) -> str:
+    return "\n".join(c.text for c in result.content if hasattr(c, "text"))
+
+
+def data(result: Any) -> Any:
+    assert not result.is_error, text(result)
+    return json.loads(text(result))
+
+
+def test_write_tools_trigger_resume_retry(write_world: World) -> None:
+    async def scenario(client: Any) -> dict[str, Any]:
+        names = {t.name for t in (await client.list_tools()).tools}
+        return {
+            "names": names,
+            "trigger": await client.call_tool("trigger_run", {"pipeline": "shop", "params": {"target": "pgwh"}}),
+            "bad_param": await client.call_tool("trigger_run", {"pipeline": "shop", "params": {"nope": 1}}),
+            "unknown_pipeline": await client.call_tool("trigger_run", {"pipeline": "shopp"}),
+            "resume": await client.call_tool("resume_run", {"run_id": write_world.failed_run}),
+            "resume_again": await client.call_tool("resume_run", {"run_id": write_world.failed_run}),
+            "retry": await client.call_tool("retry_task", {"run_id": write_world.duck_run, "task": "publish"}),
+            "retry_unknown": await client.call_tool("retry_task", {"run_id": write_world.duck_run, "task": "publsh"}),
+        }
+
+    out = in_session(stdio_client(write_world, "--allow-write"), scenario)
+    assert {"trigger_run", "resume_run", "retry_task"} <= out["names"]
+    triggered = data(out["trigger"])
+    assert triggered["state"] == "success" and triggered["executed"] is True
+    with write_world.store() as store:
+        run = store.get_run(triggered["run_id"])
+        assert run.params == {"target": "pgwh"} and run.trigger == "manual"
+        assert store.count_runs(pipeline="shop") == 4
+    assert out["bad_param"].is_error and "nope" in text(out["bad_param"])
+    assert out["unknown_pipeline"].is_error and "shop" in text(out["unknown_pipeline"])
+
+    resumed = data(out["resume"])
+    assert (resumed["run_id"], resumed["state"], resumed["executed"]) == (write_world.failed_run, "success", True)
+    assert data(out["resume_again"])["executed"] is False  # a successful run is not run again
+    with write_world.store() as store:
+        tis = {ti.task_id: ti for ti in store.get_task_instances(write_world.failed_run)}
+        assert {k: ti.attempt for k, ti in tis.items()} == {"orders": 1, "load": 1, "publish": 2}
+
+    retried = data(out["retry"])
+    assert retried["state"] == "success"
+    with write_world.store() as store:
+        tis = {ti.task_id: ti for ti in store.get_task_instances(write_world.duck_run)}
+        assert {k: ti.attempt for k, ti in tis.items()} == {"orders": 1, "load": 1, "publish": 2}
+    assert out["retry_unknown"].is_error and "publish" in text(out["retry_unknown"])
+
+
+def test_two_concurrent_resumes_run_the_tasks_once(write_world: World) -> None:
+    """Two clients (over HTTP) resume the same failed run at once: one runs it, the other is refused."""
+    server = start_http(write_world, "--allow-write")
+    try:
+        results: list[Any] = []
+
+        async def resume(client: Any) -> None:
+            async with client:
+                results.append(await client.call_tool("resume_run", {"run_id": write_world.failed_run}))
+
+        async def both() -> None:
+            async with anyio.create_task_group() as group:
+                group.start_soon(resume, server.client())
+                group.start_soon(resume, server.client())
+
+        anyio.run(both)
+    finally:
+        stop(server.process)
+    ok = [r for r in results if not r.is_error]
+    refused = [r for r in results if r.is_error]
+    executed = [data(r) for r in ok if data(r)["executed"]]
+    assert len(executed) == 1, [text(r) for r in results]
+    for r in refused + [r for r in ok if not data(r)["executed"]]:
+        assert "another process" in text(r) or "already running" in text(r) or not data(r)["executed"]
+    with write_world.store() as store:
+        publish = {ti.task_id: ti for ti in store.get_task_instances(write_world.failed_run)}["publish"]
+        assert publish.attempt == 2  # the failed first attempt and exactly one resume
+    with duckdb.connect(str(write_world.home / "warehouse.duckdb"), read_only=True) as con:
+        loads = con.execute("SELECT count(*) FROM _hr_loads").fetchone()[0]
+    assert loads == 2  # the two original loads into DuckDB; the resume did not load again
+
+
+def test_write_tools_refused_without_allow_write(write_world: World) -> None:
+    async def scenario(client: Any) -> Any:
+        return await client.call_tool("resume_run", {"run_id": write_world.failed_run})
+
+    result = in_session(stdio_client(write_world), scenario)
+    assert result.is_error
+    with write_world.store() as store:
+        assert str(store.get_run(write_world.failed_run).state) == "failed"
