@@ -9,9 +9,8 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from mcp_support import HttpServer, World, drop_world, make_world, start_http, stdio_client, stop  # noqa: E402
-
 from mcp import Client  # noqa: E402
+from mcp_support import HttpServer, World, drop_world, make_world, start_http, stdio_client, stop  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -29,7 +30,6 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from headrace.config import Settings
 from headrace.engine import Runner, load_pipelines
 from headrace.state import open_store
-from mcp import Client
 
 PIPELINES = Path(__file__).parent / "pipelines"
 SECRET = "S3cretPassw0rd-mcp"

@@ -57,6 +57,7 @@ def answers(connect: Any, world: World) -> dict[str, Any]:
         "preview_csv": ("preview_file", {"path": "exports/report.csv"}),
         "preview_parquet": ("preview_file", {"path": f"staging/shop/{world.duck_run}/orders.quarantine.parquet"}),
         "unknown_tool": ("trigger_run", {"pipeline": "shop"}),
+        "resume_without_write": ("resume_run", {"run_id": world.failed_run}),
     }
 
     async def scenario(client: Any) -> dict[str, Any]:
@@ -79,6 +80,7 @@ def test_tools_listed_without_write_tools(answers: dict[str, Any]) -> None:
             "lineage", "profile_table", "query", "list_files", "preview_file"} <= names
     assert not names & WRITE_TOOLS
     assert answers["unknown_tool"].is_error
+    assert answers["resume_without_write"].is_error and "resume_run" in text(answers["resume_without_write"])
     schema = answers["tools"]["query"].input_schema
     assert schema["properties"]["limit"]["maximum"] == 1000
 
@@ -97,7 +99,7 @@ def test_list_runs_filters(answers: dict[str, Any], world: World) -> None:
     with world.store() as store:
         expected = [r.run_id for r in store.list_runs(pipeline="shop", limit=50)]
     assert [r["run_id"] for r in data(answers["runs"])["runs"]] == expected
-    failed = data(answers["runs_failed"])["runs"]
+    failed = data(answers["runs_failed"])["runs"]  # still failed: resume_run was not offered
     assert [r["run_id"] for r in failed] == [world.failed_run]
     assert failed[0]["error"] == "task(s) did not succeed: publish"
     assert data(answers["runs_future"])["runs"] == []
@@ -154,7 +156,7 @@ def test_checks_and_quarantine(answers: dict[str, Any], world: World) -> None:
 def test_lineage_from_the_loads_ledger(answers: dict[str, Any], world: World) -> None:
     duck = data(answers["lineage_duck"])
     with duckdb.connect(str(world.home / "warehouse.duckdb"), read_only=True) as con:
-        loads = con.execute("SELECT count(*) FROM _hr_loads WHERE table_name = 'orders'").fetchone()[0]
+        loads = con.execute("SELECT count(*) FROM _hr_loads WHERE table_name = 'orders'").fetchall()[0][0]
     assert [(f["pipeline"], f["source"], f["loads"]) for f in duck["fed_by"]] == [("shop", "demo.orders", loads)]
     assert "_hr_loads" in duck["note"]
     pg = data(answers["lineage_pg"])
@@ -164,7 +166,7 @@ def test_lineage_from_the_loads_ledger(answers: dict[str, Any], world: World) ->
 def test_profile(answers: dict[str, Any], world: World) -> None:
     duck = data(answers["profile_duck"])
     with duckdb.connect(str(world.home / "warehouse.duckdb"), read_only=True) as con:
-        rows, emails = con.execute("SELECT count(*), count(DISTINCT email) FROM orders").fetchone()
+        rows, emails = con.execute("SELECT count(*), count(DISTINCT email) FROM orders").fetchall()[0]
     assert duck["rows"] == rows
     email = {c["name"]: c for c in duck["columns"]}["email"]
     assert email["distinct"] == emails
@@ -181,7 +183,7 @@ def test_query_answers(answers: dict[str, Any], world: World) -> None:
     assert duck[2:] == [f"{a} | {b}" for a, b in expected]
     pg = text(answers["query_pg"]).splitlines()
     with psycopg.connect(world.pg_url) as conn:
-        n, total = conn.execute(f'SELECT count(*), sum(amount) FROM "{world.pg_schema}".orders').fetchone()
+        n, total = conn.execute(f'SELECT count(*), sum(amount) FROM "{world.pg_schema}".orders').fetchall()[0]
     assert pg[2] == f"{n} | {total}"
 
 

@@ -99,7 +99,7 @@ def test_duckdb_write_refused(refusals: dict[str, Any], world: World, name: str)
     with duckdb.connect(str(world.home / "warehouse.duckdb"), read_only=True) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         assert "stolen" not in tables and "orders" in tables
-        amounts = con.execute("SELECT count(*), min(amount) FROM orders").fetchone()
+        amounts = con.execute("SELECT count(*), min(amount) FROM orders").fetchall()[0]
     assert amounts[0] == 6 and amounts[1] == 10.5
 
 
@@ -111,7 +111,7 @@ def test_postgres_write_refused(refusals: dict[str, Any], world: World, name: st
     with psycopg.connect(world.pg_url) as conn:
         tables = {r[0] for r in conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (world.pg_schema,))}
-        count = conn.execute(f'SELECT count(*) FROM "{world.pg_schema}".orders').fetchone()[0]
+        count = conn.execute(f'SELECT count(*) FROM "{world.pg_schema}".orders').fetchall()[0][0]
     assert "orders" in tables and "stolen" not in tables and count == 3
 
 

@@ -53,7 +53,7 @@ def test_duckdb_connection_refuses_without_the_parser(duck: ConnectionURL, tmp_p
         run_read_only(duck, sql.format(out=out, other=other), limit=10, timeout_seconds=5, check=False)
     assert not out.exists() and not other.exists()
     with duckdb.connect(duck.path, read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM t").fetchone()[0] == 1
+        assert con.execute("SELECT count(*) FROM t").fetchall()[0][0] == 1
         assert [r[0] for r in con.execute("SHOW TABLES").fetchall()] == ["t"]
 
 
@@ -68,7 +68,7 @@ def test_postgres_transaction_refuses_without_the_parser(pg_schema: tuple[str, s
     assert "root:" not in str(caught.value)
     assert not Path(f"/tmp/hr_mcp_pg_copy_{schema}.csv").exists()
     with psycopg.connect(url) as conn:
-        assert conn.execute(f'SELECT count(*) FROM "{schema}".t').fetchone()[0] == 1
+        assert conn.execute(f'SELECT count(*) FROM "{schema}".t').fetchall()[0][0] == 1
 
 
 def test_postgres_reads_through_both_layers(pg_schema: tuple[str, str]) -> None:

@@ -91,15 +91,5 @@ def test_two_concurrent_resumes_run_the_tasks_once(write_world: World) -> None:
         publish = {ti.task_id: ti for ti in store.get_task_instances(write_world.failed_run)}["publish"]
         assert publish.attempt == 2  # the failed first attempt and exactly one resume
     with duckdb.connect(str(write_world.home / "warehouse.duckdb"), read_only=True) as con:
-        loads = con.execute("SELECT count(*) FROM _hr_loads").fetchone()[0]
+        loads = con.execute("SELECT count(*) FROM _hr_loads").fetchall()[0][0]
     assert loads == 2  # the two original loads into DuckDB; the resume did not load again
-
-
-def test_write_tools_refused_without_allow_write(write_world: World) -> None:
-    async def scenario(client: Any) -> Any:
-        return await client.call_tool("resume_run", {"run_id": write_world.failed_run})
-
-    result = in_session(stdio_client(write_world), scenario)
-    assert result.is_error
-    with write_world.store() as store:
-        assert str(store.get_run(write_world.failed_run).state) == "failed"

@@ -80,7 +80,7 @@ def _forbidden_function(name: str) -> bool:
     return False
 
 
-def check_read_only(sql: str, backend: str) -> exp.Expression:
+def check_read_only(sql: str, backend: str) -> exp.Query | exp.Values:
     """The parsed statement when ``sql`` is one read-only query; otherwise :class:`UnsafeQueryError`.
 
     Args:
