@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from headrace.config import Settings, mask_url
@@ -90,6 +91,18 @@ class McpContext:
         if self._secrets is None:
             self._secrets = known_secrets(self.settings, self.extra_secrets)
         return mask_secrets(text, self._secrets)
+
+    def masked_json(self, value: Any) -> Any:
+        """``value`` (JSON-able) with every string masked, element by element."""
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, dict):
+            return {str(k): self.masked_json(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.masked_json(v) for v in value]
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        return self.mask(str(value))
 
     def bounded(self, text: str, limit: int | None = None) -> str:
         """Masked ``text`` cut to ``max_bytes`` (or ``limit``) bytes, saying where it was cut."""

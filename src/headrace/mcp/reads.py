@@ -109,7 +109,7 @@ def list_pipelines(ctx: McpContext) -> dict[str, Any]:
 def _run(ctx: McpContext, run: RunRecord) -> dict[str, Any]:
     data = RunOut.of(run).model_dump(mode="json")
     data["error"] = ctx.mask(run.error) or None
-    data["params"] = json.loads(ctx.mask(json.dumps(run.params, default=str)))
+    data["params"] = ctx.masked_json(run.params)
     return data
 
 
@@ -209,9 +209,10 @@ def run_checks(ctx: McpContext, run_id: str, task: str | None) -> dict[str, Any]
     out = []
     for check in results:
         data = CheckOut.of(check).model_dump(mode="json")
-        details = ctx.mask(json.dumps(data["details"], default=str))
+        details = ctx.masked_json(data["details"])
+        size = len(json.dumps(details, default=str))
         # the failing-row samples may be long: over 4 kB they are returned as cut text
-        data["details"] = json.loads(details) if len(details) <= 4000 else {"cut": ctx.bounded(details, 4000)}
+        data["details"] = details if size <= 4000 else {"cut": ctx.bounded(json.dumps(details, default=str), 4000)}
         out.append(data)
     return {"run_id": run.run_id, "checks": out[: ctx.max_rows], "total": len(out)}
 

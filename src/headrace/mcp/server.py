@@ -183,13 +183,13 @@ def _warehouse_tools(server: MCPServer, ctx: McpContext) -> None:
             conn = warehouse.warehouse_connection(ctx.settings, connection)
             result = warehouse.loads_of(conn, table, ctx.max_rows, ctx.query_timeout)
             feeds = [{k: _plain(v) for k, v in zip(result.columns, row, strict=True)} for row in result.rows]
-            return json.loads(ctx.mask(json.dumps({
+            return {
                 "table": table,
                 "connection": connection,
-                "fed_by": feeds,
+                "fed_by": ctx.masked_json(feeds),
                 "note": "table-level lineage from the destination's _hr_loads ledger (pipeline, source, "
                         "table of every load); column-level lineage is not recorded",
-            }, default=str)))
+            }
 
         return await _call(ctx, body)
 
@@ -205,8 +205,13 @@ def _warehouse_tools(server: MCPServer, ctx: McpContext) -> None:
             conn = warehouse.warehouse_connection(ctx.settings, connection)
             return warehouse.profile(conn, table, top, ctx.query_timeout)
 
-        profile = await _call(ctx, body)
-        return json.loads(ctx.bounded(json.dumps(profile, default=str)))
+        profile = ctx.masked_json(await _call(ctx, body))
+        if len(json.dumps(profile, default=str)) > ctx.max_bytes:  # many wide columns
+            profile["columns"] = [
+                {k: c[k] for k in ("name", "type", "nulls", "distinct", "min", "max")} for c in profile["columns"]
+            ]
+            profile["note"] = f"per-column details dropped to stay under {ctx.max_bytes} bytes"
+        return profile
 
 
 def _file_tools(server: MCPServer, ctx: McpContext) -> None:

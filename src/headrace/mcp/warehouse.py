@@ -120,13 +120,6 @@ def profile(conn: ConnectionURL, table: str, top: int, timeout: float) -> dict[s
     from headrace.analytics.analyzer import Analyzer
 
     if conn.backend == "duckdb":
-        from headrace.mcp.sqlguard import open_duckdb_read_only
-
-        con, spill = open_duckdb_read_only(conn)
-        con.close()  # only to refuse a missing or locked file with the same message
-        import shutil
-
-        shutil.rmtree(spill, ignore_errors=True)
         schema, dot, name = table.rpartition(".")
         ref: Any = (schema, name) if dot else table
         with Analyzer(conn.path, read_only=True, threads=1) as analyzer:
