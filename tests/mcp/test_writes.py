@@ -11,7 +11,15 @@ from typing import Any
 
 import anyio
 import duckdb
-from mcp_support import World, in_session, start_http, stdio_client, stop
+from mcp_support import (
+    World,
+    headrace_command,
+    in_session,
+    server_env,
+    start_http,
+    stdio_client,
+    stop,
+)
 
 
 def text(result: Any) -> str:
@@ -93,3 +101,39 @@ def test_two_concurrent_resumes_run_the_tasks_once(write_world: World) -> None:
     with duckdb.connect(str(write_world.home / "warehouse.duckdb"), read_only=True) as con:
         loads = con.execute("SELECT count(*) FROM _hr_loads").fetchall()[0][0]
     assert loads == 2  # the two original loads into DuckDB; the resume did not load again
+
+
+def test_mcp_resume_racing_cli_resume_runs_the_tasks_once(write_world: World) -> None:
+    """`headrace resume` and the resume_run tool on the same run at once: one runs it, the other is refused."""
+    (write_world.home / "publish_sleeps").write_text("on")  # both overlap whichever starts first
+    outcome: dict[str, Any] = {}
+
+    async def by_mcp() -> None:
+        async def call(client: Any) -> Any:
+            return await client.call_tool("resume_run", {"run_id": write_world.failed_run})
+
+        async with stdio_client(write_world, "--allow-write") as client:
+            outcome["mcp"] = await call(client)
+
+    async def by_cli() -> None:
+        outcome["cli"] = await anyio.run_process(
+            [*headrace_command(), "resume", write_world.failed_run, "--executor", "inprocess"],
+            env=server_env(write_world), cwd=str(write_world.home), check=False,
+        )
+
+    async def both() -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(by_mcp)
+            group.start_soon(by_cli)
+
+    anyio.run(both)
+    cli_ran = outcome["cli"].returncode == 0
+    mcp_ran = not outcome["mcp"].is_error and data(outcome["mcp"])["executed"]
+    assert cli_ran != mcp_ran, (outcome["cli"].stderr, text(outcome["mcp"]))
+    loser = outcome["mcp"] if cli_ran else outcome["cli"]
+    said = " ".join((text(loser) if cli_ran else loser.stderr.decode()).split())  # rich wraps lines
+    assert "already running" in said or "another process" in said, said
+    with write_world.store() as store:
+        assert str(store.get_run(write_world.failed_run).state) == "success"
+        publish = {ti.task_id: ti for ti in store.get_task_instances(write_world.failed_run)}["publish"]
+        assert publish.attempt == 2

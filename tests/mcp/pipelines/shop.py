@@ -5,11 +5,13 @@ checks quarantine those. ``load`` writes the good rows to ``orders`` of the
 connection named by the ``target`` param, the quarantined ones to
 ``orders_quarantine``, with a checkpoint (so the ``_hr_loads`` ledger names the
 pipeline and source). ``publish`` fails while the file ``publish_fails`` exists in
-the headrace home, and logs the password of connection ``secretdb`` (to be masked).
+the headrace home (and is slow while ``publish_sleeps`` does), and logs the password of
+connection ``secretdb`` (to be masked).
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -51,9 +53,11 @@ def load(ctx: Context, clean: pa.Table) -> dict:
 
 @task
 def publish(ctx: Context, stats: dict) -> dict:
-    """Fails while <home>/publish_fails exists; logs a connection password to prove masking."""
+    """Fails while <home>/publish_fails exists (takes 2 s while publish_sleeps does); logs a password."""
     password = urlsplit(ctx.settings.connection("secretdb")).password
     ctx.log.info("publishing with password %s", password)
+    if (Path(ctx.settings.home) / "publish_sleeps").exists():
+        time.sleep(2)
     if (Path(ctx.settings.home) / "publish_fails").exists():
         raise RuntimeError(f"cannot reach the report server with password {password}")
     return {"published": stats["loaded"]}
