@@ -5,7 +5,9 @@ store of its own. The Runner claims the run atomically before any task runs
 (``StateStore.claim_run``), so two calls — or a call and ``headrace resume`` — never
 run the same tasks twice: the loser gets :class:`~headrace.engine.RunClaimedError`
 (or "already running") as the tool's error. The tool waits up to ``wait_seconds``
-for the run and otherwise answers with its id while it goes on.
+for the run and otherwise answers with its id while it goes on; a run still going when
+the server stops is left with a dead driver, which ``resume_run`` or ``headrace resume``
+takes over later.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class RunThread:
         self.thread.start()
         self.done.wait(timeout=wait_seconds)
         if self.error is not None:
-            if isinstance(self.error, EngineError | Exception):
+            if isinstance(self.error, Exception):
                 raise self.error
             raise EngineError(f"run stopped: {type(self.error).__name__}")
         if self.result is None:

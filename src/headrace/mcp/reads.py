@@ -162,7 +162,8 @@ def run_detail(ctx: McpContext, run_id: str) -> dict[str, Any]:
     checks = ctx.store.get_check_results(run.run_id)
     return {
         "run": _run(ctx, run),
-        "tasks": tasks,
+        "tasks": tasks[: ctx.max_rows],
+        "tasks_total": len(tasks),
         "checks": {
             "total": len(checks),
             "failed": [

@@ -180,7 +180,8 @@ def open_duckdb_read_only(conn: ConnectionURL) -> Any:
         )
     except duckdb.Error as exc:
         shutil.rmtree(spill, ignore_errors=True)
-        raise ConnectorError(f"cannot open {conn.masked} read-only: {driver_message(exc, conn)}") from exc
+        hint = " (a running pipeline is writing it: retry when the run ends)" if "lock" in str(exc).lower() else ""
+        raise ConnectorError(f"cannot open {conn.masked} read-only: {driver_message(exc, conn)}{hint}") from exc
     return con, spill
 
 
