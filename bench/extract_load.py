@@ -1,6 +1,7 @@
 """Benchmark: extract 2,000,000 customers from PostgreSQL and load them into DuckDB.
 
-headrace (ADBC stream -> DuckDB, merge + checkpoint in one transaction) against what
+headrace (ADBC stream -> DuckDB, merge + checkpoint in one transaction; and the same as
+a declarative sync, with fencing and content load ids) against what
 users would pick otherwise: dlt (sql_table source, merge on customer_id, DuckDB
 destination, its fastest backend) and pandas.read_sql + DuckDB; the floor is
 PostgreSQL's own COPY BINARY to /dev/null. Full loads: best of 5 rounds, the tools taking
@@ -209,6 +210,7 @@ def child(name: str, target: str) -> dict:
 
     if name.startswith("headrace"):
         import headrace.connectors  # noqa: F401
+        import headrace.sync.execute  # noqa: F401
     elif name.startswith("dlt"):
         import dlt  # noqa: F401
         from dlt.sources.sql_database import sql_table  # noqa: F401
@@ -316,6 +318,47 @@ def headrace_incremental(target: str) -> int:
         )
     EXTRA["compacted"] = result.compacted
     return result.rows_loaded
+
+
+def _sync_run(target: str, incremental: str) -> dict:
+    """The declarative sync of the same table, called as the engine calls its task (fenced
+    load, content load id, reconciliation before commit). ``incremental``: "full" (a full
+    refresh: replace) or "cursor" (updated_at, merged on customer_id)."""
+    import datetime as dt
+
+    from headrace import Context, cursor, destination, full, sql_source, sync
+    from headrace.config import Settings
+
+    mode = "replace" if incremental == "full" else "merge"
+    customers = sync(
+        "customers",
+        source=sql_source(URL, table="customers"),
+        incremental=full() if incremental == "full" else cursor("updated_at"),
+        destination=destination(
+            "warehouse", table="customers", mode=mode, keys="customer_id", metadata=False
+        ),
+    )
+    settings = Settings.from_env(
+        environ={"HEADRACE_CONN_WAREHOUSE": f"duckdb:///{target}", "HEADRACE_HOME": str(DATA)}
+    )
+    now = dt.datetime.now(dt.UTC)
+    ctx = Context("bench", "bench", "customers", now, now, now, settings, DATA)
+    return customers.task.fn(ctx)
+
+
+def headrace_sync_full(target: str) -> int:
+    """A full-refresh sync (``full()``, replace): the same work as headrace_full."""
+    return _sync_run(target, "full")["loaded"]
+
+
+def headrace_sync_first(target: str) -> int:
+    """A cursor sync's first run: no checkpoint yet, every row merged into a new table."""
+    return _sync_run(target, "cursor")["loaded"]
+
+
+def headrace_sync_incremental(target: str) -> int:
+    """A cursor sync after 1% of the rows changed (the primitives: headrace_incremental)."""
+    return _sync_run(target, "cursor")["loaded"]
 
 
 def _dlt_pipeline(target: str):  # noqa: ANN202 - runs in the anchors' venv
@@ -437,6 +480,9 @@ CHILDREN = {
     "headrace_full_double": headrace_full_part,
     "dlt_full": dlt_load,
     "dlt_incremental": dlt_load,
+    "headrace_sync_full": headrace_sync_full,
+    "headrace_sync_first": headrace_sync_first,
+    "headrace_sync_incremental": headrace_sync_incremental,
     "pandas_full": pandas_full,
     "pandas_incremental": pandas_incremental,
 }
@@ -544,7 +590,7 @@ def main() -> None:
         # Full loads: FULL_ROUNDS rounds, the tools taking turns within each, best of each.
         # The VM's speed drifts (the same run took 2.5 s and 4.2 s ten minutes apart);
         # taking turns gives every tool the same slow and fast moments.
-        fulls = [("headrace_full", me, "headrace")]
+        fulls = [("headrace_full", me, "headrace"), ("headrace_sync_full", me, "sync_full")]
         if anchors is not None:
             fulls += [("dlt_full", anchors, "dlt"), ("pandas_full", anchors, "pandas")]
         runs: dict[str, list[dict]] = {name: [] for name, _, _ in fulls}
@@ -560,6 +606,11 @@ def main() -> None:
         status.update("headrace_incremental")
         r["headrace_incremental"] = incremental(
             me, "headrace_incremental", str(DATA / "headrace.duckdb"), 1, rounds=4 * ROUNDS
+        )
+        status.update("headrace_sync_incremental")  # the declarative sync, same 1% changes
+        r["headrace_sync_first"] = measure(me, "headrace_sync_first", str(DATA / "sync.duckdb"))
+        r["headrace_sync_incremental"] = incremental(
+            me, "headrace_sync_incremental", str(DATA / "sync.duckdb"), 1, rounds=4 * ROUNDS
         )
         os.environ["BENCH_ROWS"] = str(args.rows)
         for name, part in (
@@ -605,6 +656,12 @@ def main() -> None:
         "headrace_full_load_peak_rss_mb": r["headrace_full"]["rss_mb"],
         "rounds_s": {k: r[k]["all_seconds"] for k in r if "all_seconds" in r[k]},
         "headrace_incremental_compactions": r["headrace_incremental"].get("compactions"),
+        "sync_full_load_s": r["headrace_sync_full"]["seconds"],
+        "sync_first_run_s": r["headrace_sync_first"]["seconds"],
+        "sync_incremental_s": r["headrace_sync_incremental"]["seconds"],
+        "sync_incremental_median_s": r["headrace_sync_incremental"]["median"],
+        "sync_full_over_headrace": ratio("headrace_sync_full", full),
+        "sync_incremental_over_headrace": ratio("headrace_sync_incremental", inc),
         "dlt_full_over_headrace": ratio("dlt_full", full),
         "dlt_incremental_over_headrace": ratio("dlt_incremental", inc),
         "pandas_incremental_over_headrace": ratio("pandas_incremental", inc),

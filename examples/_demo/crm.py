@@ -3,7 +3,8 @@
 
 The mess is what the ETL must cope with: e-mails in mixed case with spaces, invalid
 e-mails, missing e-mails; phones in many formats, some missing or with a country code;
-missing addresses; zip codes stored as integers (leading zeros lost); the same e-mail
+missing addresses; zip codes as text, some without their leading zero ("2134") and
+some real US ZIP+4 codes ("02134-1234", "78701-0042"); the same e-mail
 on two customers with different ``updated_at``; accounts created before 2020.
 """
 
@@ -13,6 +14,7 @@ import datetime as dt
 import random
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 COLUMNS = (
     "customer_id",
@@ -94,7 +96,10 @@ def customer(i: int, rng: random.Random, when: dt.datetime | None = None) -> tup
         email = None
     elif roll < 0.5:
         email = f"  {clean_email.upper() if rng.random() < 0.3 else clean_email.title()} "
-    city, state, zip_code = rng.choice(CITIES)
+    city, state, zip5 = rng.choice(CITIES)
+    zip_code = str(zip5)  # leading zero lost, as a number column would store it
+    if rng.random() < 0.2:  # a ZIP+4 code
+        zip_code = f"{zip5:05d}-{rng.randint(1, 9999):04d}"
     created = T0 + dt.timedelta(days=rng.randint(0, 1400), seconds=rng.randint(0, 86399))
     if rng.random() < 0.03:
         created = dt.datetime(2018, 6, 1) + dt.timedelta(days=rng.randint(0, 400))  # before 2020
@@ -132,7 +137,7 @@ def demo_rows(n: int = 1000, seed: int = 7) -> list[tuple]:
 
 DDL = (
     "CREATE TABLE customers (customer_id INTEGER PRIMARY KEY, email TEXT, first_name TEXT, "
-    "last_name TEXT, phone TEXT, address TEXT, city TEXT, state TEXT, zip_code INTEGER, "
+    "last_name TEXT, phone TEXT, address TEXT, city TEXT, state TEXT, zip_code TEXT, "
     "created_at TEXT, updated_at TEXT)"
 )
 
@@ -149,6 +154,22 @@ def create_sqlite(path: Path, n: int = 1000) -> int:
     conn.close()
     tmp.rename(path)  # a half-written demo database never appears
     return n
+
+
+def connection(ctx: Any) -> str:
+    """The customer ETL's source: connection ``crm`` if configured, else the demo CRM
+    under the headrace home (created on the first run; each later run's first attempt
+    simulates a day of CRM activity in it, so there is something new to load)."""
+    if ctx.settings.has_connection("crm"):
+        return "crm"
+    path = Path(ctx.settings.home) / "demo_crm.db"
+    if not path.exists():
+        n = create_sqlite(path)
+        ctx.log.info("created the demo CRM %s with %d messy customers", path, n)
+    elif ctx.attempt == 1:  # a retried task does not simulate a second day
+        changed, new = simulate_activity(path, now=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        ctx.log.info("demo CRM activity: %d customers changed, %d signed up", changed, new)
+    return f"sqlite:///{path}"
 
 
 def simulate_activity(
@@ -171,3 +192,29 @@ def simulate_activity(
     conn.commit()
     conn.close()
     return changed, new
+
+
+def run_once(pipeline: Any) -> int:
+    """``python examples/customer_etl.py``: run the pipeline once in this process, print its stats."""
+    import sys
+
+    from headrace.config import Settings
+    from headrace.engine import Runner
+    from headrace.state import open_store
+
+    settings = Settings.from_env()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    with open_store(settings.state_url) as store:
+        result = Runner(store, executor="inprocess", settings=settings).run(pipeline)
+    if result.state != "success":
+        for t in result.tasks:
+            if t.state == "failed":
+                print(f"task {t.task_id} failed: {t.error}", file=sys.stderr)
+        return 1
+    s = result.result_of("customers")
+    print(
+        f"{pipeline.name} {result.run_id}: extracted {s['extracted']}, loaded {s['loaded']} "
+        f"({s['replaced']} updated), quarantined {s['quarantined']}; warehouse has "
+        f"{s['table_rows']} customers; {s['sql_tests_passed']} SQL tests passed"
+    )
+    return 0

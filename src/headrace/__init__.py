@@ -17,9 +17,27 @@ from headrace.pipeline import (
     task,
     task_group,
 )
+from headrace.sync import (
+    Sync,
+    cursor,
+    destination,
+    file_source,
+    full,
+    interval,
+    sql_source,
+    sync,
+)
 
 __all__ = [
     "Context",
+    "Sync",
+    "cursor",
+    "destination",
+    "file_source",
+    "full",
+    "interval",
+    "sql_source",
+    "sync",
     "Pipeline",
     "Reschedule",
     "Retry",

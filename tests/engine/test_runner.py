@@ -41,7 +41,7 @@ def test_context_exposes_run_interval_params_and_connections(store, settings, pi
     assert seen["run_id"] == result.run_id
     assert (seen["pipeline"], seen["task_id"], seen["attempt"]) == ("numbers", "describe", 1)
     assert seen["ds"] == "2024-03-05"
-    assert seen["prev_ds"] == "2024-03-05"  # the data interval start, as the contract says
+    assert seen["prev_ds"] == "2024-03-04"  # the previous scheduled logical date, as in Airflow
     assert seen["start"] == "2024-03-05T02:00:00+00:00"
     assert seen["end"] == "2024-03-06T02:00:00+00:00"
     assert seen["params"] == {"n": 4, "full_refresh": True}  # "yes" became a bool

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,9 @@ def test_sqlite_demo_source_twice(tmp_path: Path) -> None:
     out = run_cli(tmp_path)  # first run through the CLI, on a fresh home
     assert "of customer_etl" in out and ": success" in out
     assert (tmp_path / "demo_crm.db").exists()
+    with sqlite3.connect(tmp_path / "demo_crm.db") as crm:  # real US data: ZIP+4 codes
+        (zip4,) = crm.execute("SELECT count(*) FROM customers WHERE zip_code LIKE '%-%'").fetchone()
+    assert zip4 > 100
     with warehouse(tmp_path) as con:
         loaded, distinct = con.execute(
             "SELECT count(*), count(DISTINCT customer_id) FROM customers"
@@ -92,6 +96,8 @@ def test_sqlite_demo_source_twice(tmp_path: Path) -> None:
             "OR full_name <> first_name || ' ' || last_name OR email_domain <> split_part(email, '@', 2)"
         ).fetchone()[0]
         assert bad == 0
+        columns = {row[0] for row in con.execute("DESCRIBE customers").fetchall()}
+        assert "email_rank" not in columns and {"_hr_load_id", "etl_run_id"} <= columns
         assert (
             con.execute("SELECT count(*) FROM customers WHERE zip_code = '02134'").fetchone()[0] > 0
         )
@@ -137,7 +143,7 @@ def test_postgres_source_and_idempotent_rerun(tmp_path: Path, pg_schema: tuple[s
         conn.execute(
             f'CREATE TABLE "{schema}".customers (customer_id bigint PRIMARY KEY, email text, '
             "first_name text, last_name text, phone text, address text, city text, state text, "
-            "zip_code integer, created_at timestamp, updated_at timestamp)"
+            "zip_code text, created_at timestamp, updated_at timestamp)"
         )
         with conn.cursor() as cur:
             cur.executemany(
@@ -183,7 +189,7 @@ def test_scheduled_with_the_reference_dags_policies() -> None:
 
     pipeline = load_pipelines(EXAMPLE)["customer_etl"]
     assert (pipeline.schedule, pipeline.catchup, pipeline.max_active_runs) == ("0 2 * * *", False, 1)
-    transform = pipeline.tasks["transform"]
+    transform = pipeline.tasks["customers"]  # the sync's one task
     assert transform.retries.attempts == 4  # 3 retries after the first try
     assert transform.retries.delay == timedelta(minutes=5)
     assert transform.retries.backoff == 2.0

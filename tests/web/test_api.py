@@ -143,4 +143,5 @@ def test_pipelines_never_run_are_listed_from_the_folder(tmp_path: Path) -> None:
     assert (hello_pipeline["name"], hello_pipeline["runs"], hello_pipeline["last_run"]) == ("hello", 0, None)
     assert hello_pipeline["tasks"][0] == "fetch_greetings"
     assert hello_pipeline["doc"].startswith("Shouts a few greetings")
+    assert hello_pipeline["description"] == hello_pipeline["doc"].splitlines()[0]  # one line for listings
     assert "never run" in page

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from headrace.extras import require
+
 if TYPE_CHECKING:  # the conversions import these lazily; pandas is optional
     import pandas
     import polars
@@ -64,6 +66,7 @@ class Result:
 
     def pandas(self) -> pandas.DataFrame:
         """The rows as a pandas DataFrame (needs the ``pandas`` extra)."""
+        require("pandas", "pandas", "Result.pandas()")
         return self._table.to_pandas()
 
     def dicts(self) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from headrace.errors import HeadraceError
 
@@ -47,7 +48,8 @@ def run_app(argv: list[str] | None = None) -> int:
     except HeadraceError as exc:
         if debug:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        # escape: messages hold brackets ("pip install 'headrace[mysql]'") that are not markup
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
         return 1
     except typer.Exit as exc:
         return exc.exit_code

@@ -127,8 +127,20 @@ def one_line(text: str | None, width: int = ERROR_WIDTH) -> str:
     if not text:
         return ""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    line = lines[-1] if lines else ""
-    return line if len(line) <= width else line[: width - 1] + "…"
+    return shorten(lines[-1] if lines else "", width)
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` on one line, cut at a word boundary to at most ``width`` characters with "…".
+
+    Only for display: stores keep error texts whole (``headrace show RUN --verbose``).
+    """
+    line = " ".join(text.split())
+    if len(line) <= width:
+        return line
+    cut = line[: width - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > width // 2 else cut).rstrip(" ,;:") + "…"
 
 
 def group_of(task_id: str) -> str | None:

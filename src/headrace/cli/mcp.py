@@ -11,19 +11,10 @@ import typer
 from headrace.cli.app import app, err_console
 from headrace.config import Settings
 from headrace.errors import ConfigError
+from headrace.extras import require
 
 #: Environment variable holding the bearer token of the HTTP transport.
 TOKEN_ENV = "HEADRACE_MCP_TOKEN"
-
-
-def _mcp_modules() -> None:
-    """Refuse early, with the install line, when the ``mcp`` SDK is missing."""
-    try:
-        import mcp.server.mcpserver  # noqa: F401
-    except ImportError as exc:
-        raise ConfigError(
-            "headrace mcp needs the 'mcp' extra (module 'mcp' is not installed): pip install 'headrace[mcp]'"
-        ) from exc
 
 
 def _token(token_file: Path | None) -> str | None:
@@ -59,7 +50,10 @@ def mcp_command(
     Example: headrace mcp --pipelines pipelines/            (stdio, for a desktop assistant)
              HEADRACE_MCP_TOKEN=... headrace mcp --http --port 8765
     """
-    _mcp_modules()
+    # the SDK and sqlglot come with the mcp extra; the web extra's models come with it too
+    require("mcp", "mcp.server.mcpserver", "headrace mcp")
+    require("mcp", "sqlglot", "headrace mcp (read-only SQL check)")
+    require("web", "fastapi", "headrace mcp (the web API's models)")
     from headrace.engine import EXECUTORS
     from headrace.mcp.context import McpContext
     from headrace.mcp.http import check_bind, serve_http

@@ -24,14 +24,13 @@ from rich.table import Table
 from rich.text import Text
 
 from headrace.cli.app import app
-from headrace.cli.inspect import STATE_STYLES, group_of
+from headrace.cli.inspect import STATE_STYLES, group_of, shorten
 from headrace.config import Settings
 from headrace.engine import EXECUTORS, Event, Runner, RunResult, load_pipelines, pick_pipeline
 from headrace.engine.retention import PurgeReport, clean_staging, purge_runs
 from headrace.errors import ConfigError, DefinitionError, HeadraceError, did_you_mean
 from headrace.observe.alerts import alerter_from_env
 from headrace.pipeline import Pipeline
-from headrace.scheduler.launch import alerting_events
 from headrace.state import open_store
 from headrace.state.base import RunState, TaskState
 
@@ -180,12 +179,12 @@ def _progress(row: dict[str, Any], elements: dict[int, str] | None) -> str:
         return f"{text} {message}" if message else text
     if row.get("state") == "running":
         last = row.get("last_log")
-        return _one_line(last)[:60] if last else f"{time.monotonic() - row['since']:.0f}s"
+        return shorten(last, 60) if last else f"{time.monotonic() - row['since']:.0f}s"
     return ""
 
 
 def _one_line(text: str | None) -> str:
-    return " ".join((text or "").split())[:200]
+    return shorten(text or "", 200)
 
 
 def summary(result: RunResult, console: Console, order: list[str] | None = None) -> None:
@@ -221,7 +220,7 @@ def summary(result: RunResult, console: Console, order: list[str] | None = None)
     run = result.run
     console.print(table)
     state = str(run.state)
-    note = "" if result.executed else " (already finished: nothing ran)"
+    note = "" if result.executed else " (already finished: nothing ran; --rerun runs it again)"
     console.print(
         f"run [bold]{run.run_id}[/] of [bold]{escape(run.pipeline)}[/] for {run.logical_date:%Y-%m-%d %H:%M} UTC: "
         f"[{STATE_STYLES.get(state, '')}]{state}[/]{note}"
@@ -245,8 +244,8 @@ def _drive(pipeline: Pipeline, settings: Settings, executor: str, concurrency: i
         view = LiveView(pipeline, console)
         # Failure (and opt-in retry) alerts as the scheduler sends them, when configured.
         alerter = alerter_from_env(os.environ)
-        on_event = alerting_events(alerter if alerter.channels else None, pipeline, None, then=view.on_event)
-        runner = Runner(store, executor=executor, settings=settings, concurrency=concurrency, on_event=on_event)
+        runner = Runner(store, executor=executor, settings=settings, concurrency=concurrency, on_event=view.on_event,
+                        alerter=alerter if alerter.channels else None)
         with view:
             result: RunResult = action(runner)
         summary(result, console, grouped_order(pipeline))
@@ -278,15 +277,19 @@ def run_command(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Run parameter NAME=VALUE (repeatable).")] = None,
     executor: Annotated[str, typer.Option("--executor", help="process (default), inprocess, or distributed (tasks run on `headrace worker` processes over Redis).")] = "process",
     concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="Worker processes (default: cores).")] = None,
+    rerun: Annotated[bool, typer.Option("--rerun", help="With --date: run that date again even if its run finished (all its tasks are cleared).")] = False,
 ) -> None:
     """Run a pipeline now, showing its tasks live; exit code 1 if the run failed."""
     _check_executor(executor)
+    if rerun and date is None:
+        raise ConfigError("--rerun needs --date: without a date every run is new, there is nothing to run again")
     settings = Settings.from_env()
     file, name = split_target(target)
     pipeline = pick_pipeline(load_pipelines(file), name, file)
     params = parse_params(param or [])
     logical = parse_date(date)
-    _drive(pipeline, settings, executor, concurrency, lambda runner: runner.run(pipeline, logical, params))
+    _drive(pipeline, settings, executor, concurrency,
+           lambda runner: runner.run(pipeline, logical, params, rerun=rerun))
 
 
 @app.command("resume")

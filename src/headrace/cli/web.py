@@ -10,6 +10,7 @@ import typer
 from headrace.cli.app import app, console
 from headrace.config import Settings, mask_url
 from headrace.errors import ConfigError
+from headrace.extras import require
 
 
 @app.command("web")
@@ -28,6 +29,7 @@ def web_command(
 
     Example: headrace web --port 8321 --pipelines pipelines/
     """
+    require("web", "uvicorn", "headrace web")
     import uvicorn
 
     from headrace.web.app import create_app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,8 +18,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import xxhash
 
-from headrace.errors import ConnectorError
+from headrace.errors import ConnectorError, TransientError
 
 CursorValue = Any  # int | float | str | Decimal | date | datetime
 
@@ -114,6 +116,32 @@ class Checkpoint:
     updated_at: dt.datetime | None = None
 
 
+class CheckpointMoved(ConnectorError, TransientError):
+    """A fenced load found another checkpoint than the one its extract started from.
+
+    Nothing was applied. Another load of the same (pipeline, source) committed after
+    this extract began (a newer run, a concurrent run, or the run a resumed one was
+    overtaken by); applying this extract could put older rows back. Re-extract from
+    the stored checkpoint (``found``) and load again; a retry of a task that extracts
+    and loads does exactly that.
+
+    Attributes:
+        pipeline, source: whose checkpoint moved.
+        expected: the value the extract started from (None: no checkpoint).
+        found: the value stored now.
+    """
+
+    def __init__(
+        self, pipeline: str, source: str, expected: Any, found: Any, where: str = ""
+    ) -> None:
+        self.pipeline, self.source, self.expected, self.found = pipeline, source, expected, found
+        super().__init__(
+            f"Load into {where or 'the destination'} not applied: checkpoint of pipeline "
+            f"{pipeline!r}, source {source!r} moved from {expected!r} (where this extract "
+            f"started) to {found!r}. Re-extract from the stored checkpoint and load again."
+        )
+
+
 def encode_value(value: CursorValue) -> tuple[str | None, str]:
     """Encode a cursor value as ``(text, type tag)`` for the checkpoint table."""
     if value is None:
@@ -178,3 +206,69 @@ def later(a: CursorValue, b: CursorValue) -> CursorValue:
     if b is None:
         return a
     return b if b > a else a
+
+
+class DataDigest:
+    """A running digest of Arrow data, batch by batch (schema, then every column's buffers).
+
+    It hashes the buffers as they are, with xxh3-128 (not cryptographic: it tells loads
+    apart; 0.04 s for the 125 MB of 2M rows of five columns on the development machine,
+    against 0.14-0.4 s for SHA-1), with each array's offset and length, so different
+    data never share a digest. The same rows laid out in other chunks may get another
+    digest; then a replay is applied again instead of skipped, which merge makes harmless.
+
+    Example:
+        >>> digest = DataDigest()
+        >>> for batch in batches: digest.update(batch)
+        >>> digest.hexdigest()
+    """
+
+    def __init__(self) -> None:
+        self._hash = xxhash.xxh3_128()
+        self._schema: pa.Schema | None = None
+
+    def update(self, data: pa.Table | pa.RecordBatch) -> None:
+        """Add ``data`` (its schema once, then its buffers)."""
+        if self._schema is None or not self._schema.equals(data.schema):
+            self._schema = data.schema
+            self._hash.update(data.schema.to_string().encode())
+        batches = data.to_batches() if isinstance(data, pa.Table) else [data]
+        for batch in batches:
+            for column in batch.columns:
+                self._hash.update(f"{column.offset}:{len(column)}".encode())
+                for buffer in column.buffers():
+                    if buffer is not None:
+                        self._hash.update(buffer)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def data_digest(data: pa.Table | pa.RecordBatch | None) -> str:
+    """The :class:`DataDigest` of ``data`` (of nothing, for None)."""
+    digest = DataDigest()
+    if data is not None:
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def load_identity(pipeline: str, source: str, table: str, covers: Any, digest: str) -> str:
+    """The id of a load, from what it loads rather than from the run that carries it.
+
+    Args:
+        pipeline: the pipeline name.
+        source: the source dataset (e.g. ``crm.customers``).
+        table: the destination table.
+        covers: what the extract covered: the checkpoint value it started from, or the
+            data interval ``(start, end)``.
+        digest: :func:`data_digest` of the rows (and quarantined rows) loaded.
+
+    Returns:
+        A hex id: replaying the same load is a no-op (the ledger has it), while a rerun
+        of the same interval whose source changed has a new id and is applied.
+
+    Example:
+        >>> load_identity("etl", "crm.customers", "customers", None, data_digest(table))
+    """
+    text = json.dumps([pipeline, source, table, repr(covers), digest])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -24,9 +24,9 @@ from typing import Any, Protocol
 
 from headrace.config import Settings
 from headrace.engine.branch import chosen_ids
+from headrace.engine.convert import load_as, wanted_formats
 from headrace.engine.staging import (
     ResultTypeError,
-    load_result,
     read_quarantine,
     result_path,
     stage_value,
@@ -34,6 +34,7 @@ from headrace.engine.staging import (
     to_arrow,
     write_table,
 )
+from headrace.engine.variables import SecretMask, variable_reader
 from headrace.errors import DefinitionError, QualityError, TerminalError, did_you_mean
 from headrace.executors.base import Outcome, ResultRef, RunInfo, WorkItem
 from headrace.pipeline import Context, Pipeline, Reschedule, Task
@@ -97,6 +98,19 @@ class _LineWriter(io.TextIOBase):
         if self.buffer_text:
             self.sink.log(self.prefix + self.buffer_text)
             self.buffer_text = ""
+
+
+class _MaskedSink:
+    """A sink hiding the secret values a task read (see :class:`SecretMask`) before they are stored."""
+
+    def __init__(self, sink: Sink, mask: SecretMask) -> None:
+        self.sink, self.mask = sink, mask
+
+    def log(self, text: str) -> None:
+        self.sink.log(self.mask(text) if self.mask.values else text)
+
+    def progress(self, done: float, total: float | None, message: str | None) -> None:
+        self.sink.progress(done, total, self.mask(message) if message and self.mask.values else message)
 
 
 @contextmanager
@@ -169,6 +183,9 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
         return _ended(outcome)
     run = item.run
     settings, staging = _run_paths(run)
+    own_checks: list[Any] = []  # results a task records itself (dbt tests), kept on failure too
+    mask = SecretMask()  # secret Variables the task reads: hidden in its log lines and error
+    masked = _MaskedSink(sink, mask)
     ctx = Context(
         run_id=run.run_id,
         pipeline=run.pipeline,
@@ -184,9 +201,12 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
         log=logging.getLogger(f"{TASK_LOGGER}.{run.pipeline}.{item.task_id}"),
         report_progress=sink.progress,
         load_quarantine=partial(_quarantine_of, pipeline, staging),
+        record_checks=own_checks.extend,
+        timetable=pipeline.timetable,
+        variables=variable_reader(run.state_url or settings.state_url, mask),
     )
     try:
-        with capture(sink), alarm(item.timeout if soft_timeout else None):
+        with capture(masked), alarm(item.timeout if soft_timeout else None):
             args, kwargs = _arguments(task, item)
             if task.context_param is not None:
                 _add_context(task, args, kwargs, ctx)
@@ -205,11 +225,15 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
     except (KeyboardInterrupt, GeneratorExit):
         raise
     except BaseException as exc:  # SystemExit from a task is a task failure too
-        sink.log("".join(traceback.format_exception(exc)).rstrip())
+        masked.log("".join(traceback.format_exception(exc)).rstrip())
         outcome.ok = False
         outcome.error = f"{type(exc).__name__}: {exc}"
         outcome.error_kind = type(exc).__name__
         outcome.retryable = not isinstance(exc, TerminalError | QualityError)
+    if own_checks:
+        outcome.checks = [*own_checks, *(outcome.checks or [])]
+    if mask.values and outcome.error:
+        outcome.error = mask(outcome.error)
     return _ended(outcome)
 
 
@@ -229,25 +253,31 @@ def _ended(outcome: Outcome) -> Outcome:
 
 
 def _arguments(task: Task[Any, Any], item: WorkItem) -> tuple[list[Any], dict[str, Any]]:
-    """The task's call arguments with upstream results loaded in place of TaskRefs."""
-    loaded: dict[str, Any] = {}
+    """The task's call arguments with upstream results loaded in place of TaskRefs.
 
-    def resolve(value: Any) -> Any:
+    A table goes to a parameter annotated with a table type as that type (see
+    :mod:`headrace.engine.convert`).
+    """
+    loaded: dict[tuple[str, str | None], Any] = {}
+    wanted = wanted_formats(task)
+    names = list(task.signature.parameters)
+
+    def resolve(value: Any, fmt: str | None = None) -> Any:
         if isinstance(value, TaskRef):
-            if value.task_id not in loaded:
-                loaded[value.task_id] = load_result(item.inputs[value.task_id])
-            return loaded[value.task_id]
+            if (value.task_id, fmt) not in loaded:
+                loaded[(value.task_id, fmt)] = load_as(item.inputs[value.task_id], fmt)
+            return loaded[(value.task_id, fmt)]
         if isinstance(value, list | tuple):
             return type(value)(resolve(v) for v in value)
         if isinstance(value, dict):
             return {k: resolve(v) for k, v in value.items()}
         return value
 
-    args = [resolve(a) for a in task.args]
-    kwargs = {k: resolve(v) for k, v in task.kwargs.items()}
+    args = [resolve(a, wanted.get(names[i]) if i < len(names) else None) for i, a in enumerate(task.args)]
+    kwargs = {k: resolve(v, wanted.get(k)) for k, v in task.kwargs.items()}
     if task.map_param is not None:
         assert item.map_input is not None, "an element of a mapped task always gets its input"
-        kwargs[task.map_param] = load_result(item.map_input)
+        kwargs[task.map_param] = load_as(item.map_input, wanted.get(task.map_param))
     return args, kwargs
 
 

@@ -23,7 +23,8 @@ def chosen_ids(pipeline: Pipeline, task_id: str, value: Any) -> list[str]:
             Inside a task group the id may be given without the group prefix.
 
     Returns:
-        Full task ids, each a direct downstream task of ``task_id``, without repeats.
+        Full task ids, each a direct downstream task of ``task_id``, without repeats; a
+        chosen task brings every other call of it (``small__2``) the branch decides.
 
     Raises:
         DefinitionError: a returned id is not a direct downstream task (closest suggested),
@@ -51,4 +52,7 @@ def chosen_ids(pipeline: Pipeline, task_id: str, value: Any) -> list[str]:
                 f"its direct downstream tasks ({', '.join(downstream)}); return one of those or link it "
                 f"with {task_id} >> {name}." + did_you_mean(name, downstream)
             )
-    return list(dict.fromkeys(chosen))
+    # Choosing a task chooses every call of it the branch decides (``small`` and ``small__2``).
+    return list(dict.fromkeys(
+        other for tid in chosen for other in pipeline.instances[tid] if other == tid or other in downstream
+    ))

@@ -30,6 +30,7 @@ from typing import Any
 from headrace.engine import trigger
 from headrace.engine.attempt import RESCHEDULE
 from headrace.engine.clock import Clock
+from headrace.engine.past import PAST_ERROR_KIND, PastGate, PastVerdict
 from headrace.engine.result import HOSTNAME, ref_from_record
 from headrace.engine.staging import staging_dir
 from headrace.executors.base import Event, Executor, Outcome, ResultRef, RunInfo, TaskKey, WorkItem
@@ -51,6 +52,8 @@ _QUALIFIES = {
 }
 #: Seconds between asks for a slot while only pool-waiting tasks are left.
 POOL_POLL = 0.25
+#: Seconds between looks at the previous run while depends_on_past tasks wait for it.
+PAST_POLL = 1.0
 _RESET = (
     TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.RUNNING, TaskState.UP_FOR_RETRY,
     TaskState.UP_FOR_RESCHEDULE,
@@ -69,6 +72,8 @@ class Drive:
         emit: receives events after the state they describe is stored (or None).
         settings_home / connections: what tasks see as ``ctx.settings``.
         pools: pool name -> size, for every pool the pipeline's tasks use.
+        past: decides depends_on_past tasks (default: against the store's previous run).
+        state_url: the store's URL, for tasks reading Variables (``ctx.var``).
     """
 
     def __init__(
@@ -84,6 +89,8 @@ class Drive:
         rng: random.Random,
         wait_slice: float = 1.0,
         pools: Mapping[str, int] | None = None,
+        past: PastGate | None = None,
+        state_url: str = "",
     ) -> None:
         self.store, self.pipeline, self.run, self.executor = store, pipeline, run, executor
         self.clock, self.emit, self.rng, self.wait_slice = clock, emit, rng, wait_slice
@@ -99,6 +106,7 @@ class Drive:
             home=home,
             connections=dict(connections),
             staging_dir=str(self.staging),
+            state_url=state_url,
         )
         self.tis: dict[TaskKey, TaskInstanceRecord] = {}
         self.dirty: dict[TaskKey, None] = {}  # changed since the last flush, in order
@@ -131,6 +139,10 @@ class Drive:
         self.pool_sizes = dict(pools or {})
         self.pool_of = {tid: t.pool.lower() for tid, t in pipeline.tasks.items() if t.pool is not None}
         self.pool_wait: deque[TaskKey] = deque()
+        # depends_on_past tasks whose previous run is still going: looked at again every PAST_POLL.
+        self.past = past
+        self.past_wait: deque[str] = deque()
+        self.past_looked: datetime | None = None
 
     # ------------------------------------------------------------------ set-up
 
@@ -178,10 +190,10 @@ class Drive:
     def execute(self) -> None:
         """Run the state machine until nothing is left to run."""
         self.step()
-        while self.in_flight or self.ready or self.retry_at or self.candidates or self.pool_wait:
+        while self.in_flight or self.ready or self.retry_at or self.candidates or self.pool_wait or self.past_wait:
             if not self.in_flight and not self.ready and not self.candidates:
-                # Waiting for a retry, or for other runs to free a pool slot.
-                pause = POOL_POLL if self.pool_wait else float("inf")
+                # Waiting for a retry, for other runs to free a pool slot, or for the previous run.
+                pause = POOL_POLL if self.pool_wait else PAST_POLL if self.past_wait else float("inf")
                 if self.retry_at:
                     pause = min(pause, (min(self.retry_at.values()) - self.clock.now()).total_seconds())
                 self.clock.sleep(pause)
@@ -202,6 +214,12 @@ class Drive:
                 if due <= now:
                     del self.retry_at[key]
                     self.ready.append(key)
+        if self.past_wait:
+            now = self.clock.now()
+            if self.past_looked is None or (now - self.past_looked).total_seconds() >= PAST_POLL:
+                self.past_looked = now
+                self.candidates.extend(self.past_wait)
+                self.past_wait.clear()
         while self.candidates:
             self._decide(self.candidates.popleft())
         capacity = self.executor.capacity
@@ -296,10 +314,29 @@ class Drive:
         elif decision == trigger.SKIP:
             self._set((tid, -1), state=TaskState.SKIPPED, ended_at=now)
             self._parent_finished(tid)
+        elif not self._past_allows(tid, now):
+            return
         elif task.is_mapped:
             self._expand(tid, now)
         else:
             self.ready.append((tid, -1))
+
+    def _past_allows(self, tid: str, now: datetime) -> bool:
+        """depends_on_past: True when the previous run lets ``tid`` run; else it waits or is blocked."""
+        if self.past is None or tid not in self.past.task_ids:
+            return True
+        verdict, reason = self.past.verdict(tid)
+        if verdict == PastVerdict.WAIT:
+            if self.past_looked is None:
+                self.past_looked = now
+            self.past_wait.append(tid)
+            return False
+        if verdict == PastVerdict.BLOCKED:
+            self._set((tid, -1), state=TaskState.UPSTREAM_FAILED, ended_at=now, error=reason,
+                      error_kind=PAST_ERROR_KIND)
+            self._parent_finished(tid)
+            return False
+        return True
 
     def _expand(self, tid: str, now: datetime) -> None:
         """Create the elements of a mapped task (once) and queue the unfinished ones."""

@@ -17,14 +17,19 @@ from headrace.config import Settings
 from headrace.engine.clock import Clock, SystemClock
 from headrace.engine.drive import Drive, driver_identity
 from headrace.engine.loader import load_pipelines, pick_pipeline
+from headrace.engine.notify import TaskNotifier
+from headrace.engine.past import PastGate
 from headrace.engine.result import Heartbeat, RunResult, driver_alive
 from headrace.engine.staging import staging_dir
 from headrace.errors import EngineError, did_you_mean
 from headrace.executors.base import Event, Executor
+from headrace.observe.alerts import Alerter
 from headrace.pipeline import Pipeline
-from headrace.state.base import RunRecord, RunState, StateStore
+from headrace.pipeline.alerting import AlertRoutes
+from headrace.state.base import RunRecord, RunState, StateStore, TaskState
 
 EXECUTORS = ("process", "inprocess", "distributed")
+NO_ROUTES = AlertRoutes()
 #: Side file of runs made before the store recorded ``source_file`` (read, never written).
 MANIFEST = "_run.json"
 
@@ -65,6 +70,9 @@ class Runner:
         clock: time source; tests pass ``FakeClock`` so retries do not sleep.
         heartbeat_interval: seconds between heartbeats of a running run.
         rng: random source for retry jitter.
+        alerter: the global alert channels (built at the edge from the settings); tasks'
+            own e-mail/webhook routes and callbacks apply with or without it (see
+            :mod:`headrace.engine.notify`).
 
     A script that runs pipelines with the process pool needs the usual
     ``if __name__ == "__main__":`` guard: pool workers start from a fork server and
@@ -86,6 +94,7 @@ class Runner:
         clock: Clock | None = None,
         heartbeat_interval: float = 5.0,
         rng: random.Random | None = None,
+        alerter: Alerter | None = None,
     ) -> None:
         if isinstance(executor, str) and executor not in EXECUTORS:
             raise EngineError(
@@ -102,6 +111,7 @@ class Runner:
         self.clock = clock or SystemClock()
         self.heartbeat_interval = heartbeat_interval
         self.rng = rng or random.Random()
+        self.alerter = alerter
 
     # ------------------------------------------------------------------ public API
 
@@ -111,12 +121,13 @@ class Runner:
         logical_date: datetime | None = None,
         params: Mapping[str, Any] | None = None,
         trigger: str = "manual",
+        rerun: bool = False,
     ) -> RunResult:
         """Trigger a run of ``pipeline`` for ``logical_date`` and carry it out.
 
         A run is keyed by (pipeline, logical date): triggering it again returns the
         existing run without running anything when it has finished (``executed`` is
-        False; a failed one is finished with :meth:`resume`).
+        False; a failed one is finished with :meth:`resume`), unless ``rerun``.
 
         Args:
             pipeline: the pipeline.
@@ -125,6 +136,9 @@ class Runner:
                 interval of the schedule.
             params: run parameters (strings are converted to the defaults' types).
             trigger: ``manual``, ``scheduled`` or ``backfill``.
+            rerun: when the run of that date exists, clear all its task instances and run
+                every task again (``headrace run --date D --rerun``); given ``params``
+                replace the run's. Refused while the run's driver is alive.
         """
         resolved = pipeline.resolve_params(params)
         self.pool_sizes(pipeline)
@@ -132,11 +146,28 @@ class Runner:
         run, created = self.store.create_run(pipeline.name, logical, start, end, resolved, trigger)
         if not created:
             state = RunState(run.state)
-            if state.finished:
-                return self._result(run.run_id, executed=False)
             if state == RunState.RUNNING:
                 self._refuse_running(run)
+            if rerun:
+                run = self._clear(run, resolved if params else None)
+            elif state.finished:
+                return self._result(run.run_id, executed=False)
         return self._execute(pipeline, run)
+
+    def _clear(self, run: RunRecord, params: dict[str, Any] | None) -> RunRecord:
+        """Set every task instance of ``run`` back to queued (errors cleared) for a rerun."""
+        updates = [
+            (run.run_id, ti.task_id, ti.map_index,
+             {"state": TaskState.QUEUED, "error": None, "error_kind": None, "next_try_at": None, "ended_at": None})
+            for ti in self.store.get_task_instances(run.run_id)
+        ]
+        if updates:
+            self.store.update_task_instances(updates)
+        fields: dict[str, Any] = {"state": RunState.QUEUED, "ended_at": None, "error": None}
+        if params is not None:
+            fields["params"] = params
+        self.store.update_run(run.run_id, **fields)
+        return self.store.get_run(run.run_id)
 
     def resume(self, run_id: str, pipeline: Pipeline | None = None, rerun: Sequence[str] = ()) -> RunResult:
         """Finish a failed, interrupted or dead run: rerun only tasks that did not succeed.
@@ -281,10 +312,15 @@ class Runner:
         self._event(run_id, RunState.RUNNING)
         executor = self._make_executor()
         executor.start(self.on_event or (lambda event: None), pipeline)
+        stale = timedelta(seconds=max(60.0, 6 * self.heartbeat_interval))
+        on_event = self.on_event
+        if self.alerter is not None or any(t.alerts != NO_ROUTES for t in pipeline.tasks.values()):
+            on_event = TaskNotifier(pipeline, run, self.store, self.settings, self.alerter, then=self.on_event)
         drive = Drive(
-            self.store, pipeline, run, executor, self.clock, self.on_event,
+            self.store, pipeline, run, executor, self.clock, on_event,
             str(self.settings.home), dict(self.settings.connections), self.rng,
             wait_slice=min(1.0, self.heartbeat_interval), pools=self.pool_sizes(pipeline),
+            past=PastGate(self.store, pipeline, run, self.clock, stale), state_url=self.settings.state_url,
         )
         heartbeat = Heartbeat(self.store, run_id, self.heartbeat_interval)
         clean = False

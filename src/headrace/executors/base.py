@@ -52,6 +52,7 @@ class RunInfo:
     home: str
     connections: dict[str, str]
     staging_dir: str
+    state_url: str = ""  # the run's state store, for ctx.var (Variables)
 
 
 @dataclass

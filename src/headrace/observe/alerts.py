@@ -32,8 +32,6 @@ from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import httpx
-
 from headrace.config import mask_url
 from headrace.errors import ConfigError, HeadraceError
 
@@ -306,6 +304,10 @@ class WebhookChannel:
 
     def send(self, alert: Alert) -> None:
         """Deliver ``alert``; AlertError naming the host (never the full URL) on failure."""
+        # Imported here, not at the top: the engine imports this module in every task
+        # process, and httpx (~50 ms) is only needed when a webhook is actually sent.
+        import httpx
+
         body = self.payload(alert)
         problem = ""
         for attempt in range(self.retries + 1):

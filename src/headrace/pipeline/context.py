@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -9,13 +10,38 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from headrace.errors import TerminalError
+from headrace.pipeline.macros import next_interval, previous_interval, schedule_interval
+from headrace.pipeline.timetable import Interval, Timetable
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from headrace.config import Settings
 
 
+_MISSING: Any = object()
+
+
+class UnknownVariable(TerminalError, KeyError):
+    """A task read a Variable that is not set (and gave no default)."""
+
+    def __init__(self, pipeline: str, task_id: str, name: str) -> None:
+        self.pipeline, self.task_id, self.name = pipeline, task_id, name
+        super().__init__(
+            f"pipeline {pipeline!r}, task {task_id!r}: variable {name!r} is not set; set it with "
+            f"`headrace vars set {name} VALUE` or pass default=..."
+        )
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0])
+
+
 def _no_progress(done: float, total: float | None, message: str | None) -> None:
+    return None
+
+
+def _no_checks(records: list[Any]) -> None:
     return None
 
 
@@ -37,6 +63,12 @@ class Context:
         log: a logger whose records are stored with this attempt.
         settings: headrace settings (connections, home folder).
         staging_dir: folder of this run's staged results, for the task's own scratch files.
+        timetable: the pipeline's schedule, for ``prev_ds`` / ``next_ds`` and the previous
+            interval (see :mod:`headrace.pipeline.macros` for every macro beside Airflow's).
+        error: in an ``on_failure`` / ``on_retry`` callback, the error of the failed try.
+        variables: reads Variables of the state store (``ctx.var``); None outside a run.
+        record_checks: stores check results (``CheckResultRecord``) a task produced itself,
+            such as the dbt task's test results; kept even when the task then fails.
 
     Example:
         >>> @task
@@ -61,6 +93,10 @@ class Context:
         default=_no_progress, repr=False
     )
     load_quarantine: Callable[[str], pa.Table | None] = field(default=_no_quarantine, repr=False)
+    record_checks: Callable[[list[Any]], None] = field(default=_no_checks, repr=False)
+    timetable: Timetable | None = field(default=None, repr=False)
+    error: str | None = None
+    variables: Callable[[str], Any] | None = field(default=None, repr=False)
 
     @property
     def ds(self) -> str:
@@ -68,9 +104,82 @@ class Context:
         return self.logical_date.strftime("%Y-%m-%d")
 
     @property
-    def prev_ds(self) -> str:
-        """The data interval start as ``YYYY-MM-DD`` (what Airflow users call ``prev_ds``)."""
-        return self.data_interval_start.strftime("%Y-%m-%d")
+    def ds_nodash(self) -> str:
+        """The logical date as ``YYYYMMDD`` (Airflow's ``ds_nodash``)."""
+        return self.logical_date.strftime("%Y%m%d")
+
+    @property
+    def ts(self) -> str:
+        """The logical date in ISO 8601 with its UTC offset (Airflow's ``ts``)."""
+        return self.logical_date.isoformat()
+
+    @property
+    def ts_nodash(self) -> str:
+        """The logical date as ``YYYYMMDDTHHMMSS`` (Airflow's ``ts_nodash``)."""
+        return self.logical_date.strftime("%Y%m%dT%H%M%S")
+
+    def _scheduled(self) -> Interval | None:
+        if self.timetable is None:
+            return None
+        return schedule_interval(self.timetable, self.logical_date)
+
+    def _previous(self) -> Interval | None:
+        base = self._scheduled()
+        if base is None or self.timetable is None:
+            return None
+        # Airflow's previous schedule: the latest scheduled logical date strictly before this one
+        # (for a manual run between two schedule points, the interval it falls in).
+        return base if base.start < self.logical_date else previous_interval(self.timetable, base)
+
+    @property
+    def prev_ds(self) -> str | None:
+        """The previous scheduled logical date as ``YYYY-MM-DD`` (Airflow's ``prev_ds``); None without a schedule.
+
+        Not the data interval start: for a daily run of 2024-01-02 it is ``2024-01-01``.
+        """
+        previous = self._previous()
+        return previous.start.strftime("%Y-%m-%d") if previous is not None else None
+
+    @property
+    def next_ds(self) -> str | None:
+        """The next scheduled logical date as ``YYYY-MM-DD`` (Airflow's ``next_ds``); None without a schedule."""
+        base = self._scheduled()
+        following = next_interval(self.timetable, base) if base is not None and self.timetable else None
+        return following.start.strftime("%Y-%m-%d") if following is not None else None
+
+    @property
+    def prev_data_interval_start(self) -> datetime | None:
+        """Start of the previous scheduled data interval (None without a schedule)."""
+        previous = self._previous()
+        return previous.start if previous is not None else None
+
+    @property
+    def prev_data_interval_end(self) -> datetime | None:
+        """End of the previous scheduled data interval (None without a schedule)."""
+        previous = self._previous()
+        return previous.end if previous is not None else None
+
+    def var(self, name: str, default: Any = _MISSING, *, deserialize_json: bool = False) -> Any:
+        """The Variable ``name`` from the state store (``headrace vars set``), like Airflow's ``Variable.get``.
+
+        Args:
+            name: the variable's name.
+            default: returned when it is not set; without one an unset variable is an
+                :class:`UnknownVariable` (a KeyError) naming it.
+            deserialize_json: parse the stored text as JSON (Airflow's ``deserialize_json``).
+
+        Example:
+            >>> source = ctx.var("source_db_conn")
+        """
+        try:
+            if self.variables is None:
+                raise KeyError(name)
+            value = self.variables(name)
+        except KeyError:
+            if default is not _MISSING:
+                return default
+            raise UnknownVariable(self.pipeline, self.task_id, name) from None
+        return json.loads(value) if deserialize_json else value
 
     def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
         """Report progress (shown live by ``headrace run`` and the web UI).

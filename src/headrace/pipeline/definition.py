@@ -28,7 +28,12 @@ class Pipeline:
         tasks: task_id -> :class:`Task` (policies resolved with the pipeline defaults).
         upstream / downstream: task_id -> task ids it waits for / that wait for it.
         groups: task group path -> its task ids (see ``task_group``).
+        instances: task_id -> ids of every call of the same task in this pipeline, in call
+            order: the first call keeps the task's id, the next ones get ``<id>__2``,
+            ``<id>__3``, ... (``task.override(task_id=...)`` names a call yourself).
         order: task ids in a topological order (definition order where free).
+        description: one line saying what the pipeline does (default: the first line of ``doc``).
+        doc: the long documentation (default: the function's docstring).
         file, line: where the pipeline function is defined.
     """
 
@@ -48,6 +53,7 @@ class Pipeline:
         tags: list[str] | None = None,
         owner: str | None = None,
         doc: str | None = None,
+        description: str | None = None,
         manual_interval: str = "containing",
     ) -> None:
         code = fn.__code__
@@ -88,6 +94,8 @@ class Pipeline:
         if owner is not None and "owner" not in self.defaults:
             self.defaults["owner"] = owner
         self.doc = doc or inspect.getdoc(fn)
+        # One line (Airflow's ``description``); ``doc`` is the long text (``doc_md``).
+        self.description = description or (self.doc.strip().splitlines()[0] if self.doc else None)
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.upstream: dict[str, tuple[str, ...]] = {}
         self.downstream: dict[str, tuple[str, ...]] = {}
@@ -112,15 +120,18 @@ class Pipeline:
                 "functions inside it"
             )
         self.tasks = {tid: node._with_defaults(self.defaults, self.name) for tid, node in builder.nodes.items()}
+        self.instances = _instances(builder)
+        edges = dict(builder.edges)
+        _branch_instance_edges(self.tasks, self.instances, edges)
         ups: dict[str, list[str]] = {tid: [] for tid in self.tasks}
         downs: dict[str, list[str]] = {tid: [] for tid in self.tasks}
-        for up, down in builder.edges:
+        for up, down in edges:
             if up not in ups[down]:
                 ups[down].append(up)
                 downs[up].append(down)
         self.upstream = {k: tuple(v) for k, v in ups.items()}
         self.downstream = {k: tuple(v) for k, v in downs.items()}
-        self.order = _topological(self.name, list(self.tasks), self.upstream, builder.edges)
+        self.order = _topological(self.name, list(self.tasks), self.upstream, edges)
         for tid, node in self.tasks.items():
             if node.branch and not self.downstream[tid]:
                 raise DefinitionError(
@@ -156,6 +167,52 @@ def _is_ref_like(value: Any) -> bool:
     return isinstance(value, TaskRef) or (
         isinstance(value, list | tuple) and all(isinstance(v, TaskRef) for v in value)
     )
+
+
+def _instances(builder: GraphBuilder) -> dict[str, tuple[str, ...]]:
+    """Every task id -> the ids of all calls of the same decorated task (itself included)."""
+    by_origin: dict[int, list[str]] = {}
+    for tid in builder.nodes:
+        by_origin.setdefault(id(builder.origins[tid]), []).append(tid)
+    return {tid: tuple(ids) for ids in by_origin.values() for tid in ids}
+
+
+def _branch_instance_edges(
+    tasks: Mapping[str, Task[Any, Any]],
+    instances: Mapping[str, tuple[str, ...]],
+    edges: dict[tuple[str, str], Site],
+) -> None:
+    """Make a branch decide every call of the tasks it chooses between, not only the one it links to.
+
+    ``choose() >> [big(), small()]`` followed elsewhere by ``small()`` (id ``small__2``):
+    when the branch skips ``small`` it skips ``small__2`` too, so ``small__2`` waits for
+    the branch (an added edge). Calls that run before the branch are left alone.
+    """
+    downstream: dict[str, set[str]] = {}
+    for up, down in edges:
+        downstream.setdefault(up, set()).add(down)
+    for tid, node in tasks.items():
+        if not node.branch:
+            continue
+        ancestors = _ancestors(tid, edges)
+        for down in sorted(downstream.get(tid, ())):
+            for other in instances[down]:
+                if other != tid and other not in ancestors and (tid, other) not in edges:
+                    edges[(tid, other)] = node.call_site or node.source
+
+
+def _ancestors(tid: str, edges: Mapping[tuple[str, str], Site]) -> set[str]:
+    ups: dict[str, list[str]] = {}
+    for up, down in edges:
+        ups.setdefault(down, []).append(up)
+    seen: set[str] = set()
+    todo = [tid]
+    while todo:
+        for up in ups.get(todo.pop(), ()):
+            if up not in seen:
+                seen.add(up)
+                todo.append(up)
+    return seen
 
 
 def _aware(value: datetime | None, tz: str, what: str) -> datetime | None:
@@ -223,10 +280,13 @@ def pipeline(
 
     Args:
         options: name, schedule (cron or preset), timezone, start_date, end_date, catchup,
-            max_active_runs, defaults (task policies: retries, timeout, sla, owner, pool,
-            trigger_rule, tags), params (name -> default), tags, owner, doc, manual_interval
-            (what a manual run with a date covers: ``"containing"``, the default, or
-            ``"ending"``, Airflow's meaning; see :class:`~headrace.pipeline.timetable.ManualInterval`).
+            max_active_runs, defaults (task options for every task, like Airflow's
+            ``default_args``: retries, timeout, sla, owner, pool, trigger_rule, tags,
+            depends_on_past, email, email_on_failure, email_on_retry, webhooks, on_failure,
+            on_retry, on_success, on_sla_miss), params (name -> default), tags, owner,
+            description (one line), doc (long text), manual_interval (what a manual run
+            with a date covers: ``"containing"``, the default, or ``"ending"``, Airflow's
+            meaning; see :class:`~headrace.pipeline.timetable.ManualInterval`).
 
     Example:
         >>> @pipeline(schedule="0 2 * * *", start_date=datetime(2024, 1, 1), params={"full_refresh": False})

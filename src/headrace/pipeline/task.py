@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
 from headrace.errors import DefinitionError, did_you_mean
+from headrace.pipeline.alerting import AlertRoutes
 from headrace.pipeline.context import Context
 from headrace.pipeline.graph import (
     Site,
@@ -31,7 +32,13 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _TASK_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-POLICY_KEYS = ("retries", "timeout", "sla", "owner", "pool", "trigger_rule", "tags")
+POLICY_KEYS = (
+    "retries", "timeout", "sla", "owner", "pool", "trigger_rule", "tags", "depends_on_past",
+    "email", "email_on_failure", "email_on_retry", "webhooks",
+    "on_failure", "on_retry", "on_success", "on_sla_miss",
+)
+#: Options naming who hears about a task (see :class:`headrace.pipeline.alerting.AlertRoutes`).
+ALERT_KEYS = POLICY_KEYS[8:]
 CONTEXT_NAMES = ("ctx", "context")
 
 
@@ -54,7 +61,10 @@ class Task(Generic[P, R]):
             receives the run context. Put it first for type checkers: mypy then
             checks ``extract(n=5)`` in a pipeline body and ``extract(ctx, n=5)`` in a
             unit test (a ParamSpec can only drop a leading parameter).
-        task_id: name in the pipeline (default: the function name).
+        task_id: name in the pipeline (default: the function name). Calling the same
+            task again in one pipeline makes another instance, ``<task_id>__2`` (then
+            ``__3``, ...); name it yourself with ``task.override(task_id="...")(...)``. A
+            branch choosing (or skipping) a task does the same to all its instances.
         retries: a :class:`Retry` or an int number of retries after the first try.
         timeout: longest time one try may take (timedelta or seconds).
         sla: time after the run's data interval end by which the task should be done.
@@ -65,6 +75,13 @@ class Task(Generic[P, R]):
         trigger_rule: when the task may start given its upstream states.
         branch: the task chooses which of its direct downstream tasks run: it returns
             a task id, a list of them, or None; the others are SKIPPED.
+        depends_on_past: run only if this task succeeded or was skipped in the previous
+            run of the pipeline (by logical date), as in Airflow; the first run always may.
+        email, email_on_failure, email_on_retry, webhooks: where alerts about this task
+            go besides the global channels (see :class:`headrace.pipeline.alerting.AlertRoutes`).
+        on_failure, on_retry, on_success, on_sla_miss: callbacks receiving the task's
+            :class:`Context` (``ctx.error`` holds the error of a failure or retry).
+        description: one line saying what the task does (shown in listings).
     """
 
     def __init__(
@@ -82,6 +99,16 @@ class Task(Generic[P, R]):
         trigger_rule: str = UNSET,
         doc: str | None = None,
         branch: bool = False,
+        depends_on_past: bool = UNSET,
+        email: str | list[str] | None = UNSET,
+        email_on_failure: bool = UNSET,
+        email_on_retry: bool = UNSET,
+        webhooks: str | list[str] | None = UNSET,
+        on_failure: Callable[[Context], Any] | None = UNSET,
+        on_retry: Callable[[Context], Any] | None = UNSET,
+        on_success: Callable[[Context], Any] | None = UNSET,
+        on_sla_miss: Callable[[Context], Any] | None = UNSET,
+        description: str | None = None,
     ) -> None:
         if not callable(fn):
             raise DefinitionError(f"@task needs a function, got {type(fn).__name__}")
@@ -99,7 +126,9 @@ class Task(Generic[P, R]):
             )
         given = dict(
             retries=retries, timeout=timeout, sla=sla, tags=tags, owner=owner, pool=pool,
-            trigger_rule=trigger_rule,
+            trigger_rule=trigger_rule, depends_on_past=depends_on_past, email=email,
+            email_on_failure=email_on_failure, email_on_retry=email_on_retry, webhooks=webhooks,
+            on_failure=on_failure, on_retry=on_retry, on_success=on_success, on_sla_miss=on_sla_miss,
         )
         self._given = {k: v for k, v in given.items() if v is not UNSET}
         self.retries: Retry = Retry()
@@ -109,12 +138,15 @@ class Task(Generic[P, R]):
         self.owner: str | None = None
         self.pool: str | None = None
         self.trigger_rule = "all_success"
+        self.depends_on_past = False
+        self.alerts = AlertRoutes()
         self._set_policies(self._given)
         self.checks: list[Any] = list(checks or [])
         self.branch = bool(branch)
         if self.branch and self.checks:
             raise DefinitionError(f"{self.source}: branch task {self.task_id!r} returns task ids; it cannot have checks")
         self.doc = doc or inspect.getdoc(fn)
+        self.description = description
         signature = inspect.signature(fn)
         self.context_param = _context_param(signature)
         # Where the context goes in a call: its position if it can be passed positionally.
@@ -157,6 +189,11 @@ class Task(Generic[P, R]):
             self.pool = values["pool"]
         if "trigger_rule" in values:
             self.trigger_rule = check_trigger_rule(values["trigger_rule"], what)
+        if "depends_on_past" in values:
+            self.depends_on_past = bool(values["depends_on_past"])
+        routes = {k: v for k, v in values.items() if k in ALERT_KEYS}
+        if routes:
+            self.alerts = self.alerts.updated(routes, what)
 
     def __repr__(self) -> str:
         return f"<Task {self.task_id!r} of {self.pipeline or 'no pipeline'}>"
@@ -205,7 +242,8 @@ class Task(Generic[P, R]):
     def override(self, **changes: Any) -> Task[P, R]:
         """A copy with other settings, e.g. ``extract.override(task_id="extract_eu")``."""
         settings: dict[str, Any] = dict(
-            self._given, task_id=self.task_id, checks=self.checks, doc=self.doc, branch=self.branch
+            self._given, task_id=self.task_id, checks=self.checks, doc=self.doc, branch=self.branch,
+            description=self.description,
         )
         settings.update(changes)
         return Task(self.fn, **settings)
@@ -342,6 +380,16 @@ class _TaskDecorator:
         trigger_rule: str = UNSET,
         doc: str | None = None,
         branch: bool = False,
+        depends_on_past: bool = UNSET,
+        email: str | list[str] | None = UNSET,
+        email_on_failure: bool = UNSET,
+        email_on_retry: bool = UNSET,
+        webhooks: str | list[str] | None = UNSET,
+        on_failure: Callable[[Context], Any] | None = UNSET,
+        on_retry: Callable[[Context], Any] | None = UNSET,
+        on_success: Callable[[Context], Any] | None = UNSET,
+        on_sla_miss: Callable[[Context], Any] | None = UNSET,
+        description: str | None = None,
     ) -> _MakeTask: ...
 
     # mypy cannot match a positional-only ``fn`` plus **options against the keyword overload.

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from headrace.config import mask_url
 from headrace.errors import did_you_mean
+from headrace.extras import require
 from headrace.quality.errors import ExpectationDefinitionError
 from headrace.quality.patterns import to_postgres, to_re2
 
@@ -114,6 +115,7 @@ class Database:
             path = path[1:] if path.startswith("/") else path  # duckdb:///rel or duckdb:////abs
             return duckdb.connect(path or ":memory:")
         if scheme.split("+")[0] in ("postgresql", "postgres"):
+            require("postgres", "psycopg", "Checks on PostgreSQL")
             import psycopg
 
             return psycopg.connect("postgresql://" + url.split("://", 1)[1], autocommit=True)

@@ -7,9 +7,14 @@ happens to them, ``Job`` is one of them. Built on the official ``bullmq`` packag
 
 from __future__ import annotations
 
-from headrace.queue.connection import QueueConnection
-from headrace.queue.events import QueueEvents
-from headrace.queue.job import (
+from headrace.extras import require
+
+# Every module here runs on bullmq and redis-py: without them, one message naming the extra.
+require("queue", "bullmq", "headrace.queue (Redis job queues)")
+
+from headrace.queue.connection import QueueConnection  # noqa: E402
+from headrace.queue.events import QueueEvents  # noqa: E402
+from headrace.queue.job import (  # noqa: E402
     Backoff,
     Job,
     JobFailedError,
@@ -19,8 +24,8 @@ from headrace.queue.job import (
     JobState,
     Keep,
 )
-from headrace.queue.queue import Queue, Repeatable, enqueue
-from headrace.queue.worker import RateLimit, Worker, WorkerCrashedError
+from headrace.queue.queue import Queue, Repeatable, enqueue  # noqa: E402
+from headrace.queue.worker import RateLimit, Worker, WorkerCrashedError  # noqa: E402
 
 __all__ = [
     "Backoff",

@@ -113,9 +113,8 @@ def drive_run(
     A run that already finished is left alone (two drivers never both execute it:
     the engine refuses a run whose driver is alive).
     """
-    events = alerting_events(alerter, pipeline, run, on_event)
     runner = Runner(
-        store, executor=executor, settings=settings, on_event=events, **(runner_options or {})
+        store, executor=executor, settings=settings, on_event=on_event, alerter=alerter, **(runner_options or {})
     )
     result = runner.resume(run.run_id, pipeline)
     return result.state

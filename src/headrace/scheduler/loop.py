@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from headrace.engine import Clock, SystemClock, driver_alive
+from headrace.engine.notify import notify_sla_miss
 from headrace.observe.alerts import Alert, Alerter, AlertKind
 from headrace.pipeline import Pipeline
 from headrace.pipeline.timetable import Interval, Timetable, timetable_from
@@ -264,6 +265,8 @@ class Scheduler:
                         detail=f"Deadline was {miss.deadline.isoformat()} (data interval end + SLA).",
                     )
                 )
+            # The task's own routes and on_sla_miss callback (headrace.engine.notify).
+            notify_sla_miss(pipeline, miss, self.store.get_run(miss.run_id), self.alerter, None)
         return recorded
 
     # ------------------------------------------------------------------ the loop

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from headrace.errors import StateError, TransientError
+from headrace.state.variables import VariableRecord
 
 
 class StoreUnavailableError(StateError, TransientError):
@@ -162,6 +163,10 @@ class StateStore(Protocol):
 
     def find_run(self, pipeline: str, logical_date: datetime) -> RunRecord | None: ...
 
+    def previous_run(self, pipeline: str, logical_date: datetime) -> RunRecord | None:
+        """The pipeline's run with the latest logical date before ``logical_date`` (depends_on_past)."""
+        ...
+
     def list_runs(
         self,
         pipeline: str | None = None,
@@ -259,5 +264,20 @@ class StateStore(Protocol):
     ) -> list[SlaMissRecord]:
         """Recorded misses (of one pipeline, or of some runs), newest deadline first."""
         ...
+
+    # variables
+    def set_variable(
+        self, name: str, value: str, *, secret: bool | None = None, description: str | None = None
+    ) -> VariableRecord:
+        """Create or replace a variable (secret when asked or when its name looks secret)."""
+        ...
+
+    def get_variable(self, name: str) -> VariableRecord | None: ...
+
+    def require_variable(self, name: str) -> VariableRecord: ...
+
+    def list_variables(self) -> list[VariableRecord]: ...
+
+    def delete_variable(self, name: str) -> bool: ...
 
     def close(self) -> None: ...

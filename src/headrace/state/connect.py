@@ -18,6 +18,7 @@ from sqlalchemy.pool import StaticPool
 
 from headrace.config import mask_url
 from headrace.errors import StateError, did_you_mean
+from headrace.extras import require
 
 #: Seconds a SQLite writer waits for another process's write lock before failing.
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -134,6 +135,8 @@ def _sqlite_engine(url: URL) -> Engine:
 
 
 def _postgres_engine(url: URL, schema: str | None) -> Engine:
+    if url.get_driver_name() == "psycopg":
+        require("postgres", "psycopg", "The PostgreSQL state store")
     connect_args: dict[str, Any] = {"connect_timeout": 10}
     if schema is not None:
         quoted = '"' + schema.replace('"', '""') + '"'

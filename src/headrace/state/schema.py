@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -188,6 +189,18 @@ sla_misses = Table(
     Column("detected_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("run_id", "task_id", name="pk_sla_misses"),
     Index("ix_sla_misses_pipeline_deadline", "pipeline", "deadline"),
+)
+
+#: Variables (Airflow's ``Variable``): named values tasks read with ``ctx.var(name)``,
+#: managed with ``headrace vars``; a secret one is shown as ``***`` unless revealed.
+variables = Table(
+    "variables",
+    metadata,
+    Column("name", String(250), primary_key=True),
+    Column("value", Text(), nullable=False),
+    Column("secret", Boolean(), nullable=False),
+    Column("description", Text()),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 #: The fields a caller may set through ``update_run`` / ``update_task_instance``.

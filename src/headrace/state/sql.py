@@ -65,6 +65,7 @@ from headrace.state.schema import (
     utcnow,
 )
 from headrace.state.sla_misses import SlaMissesMixin
+from headrace.state.variables import VariablesMixin
 
 _RUN_FIELDS = frozenset(RUN_UPDATABLE)
 _DELETE_BATCH = 500  # runs per transaction in delete_runs
@@ -76,7 +77,7 @@ _CHECK_COLUMNS = tuple(c.name for c in check_results.columns if c.name != "id")
 _Stmt = tuple[UpdateBase, Prepared | None]
 
 
-class SqlStateStore(ClaimsMixin, PoolSlotsMixin, SlaMissesMixin):
+class SqlStateStore(ClaimsMixin, PoolSlotsMixin, SlaMissesMixin, VariablesMixin):
     """A :class:`~headrace.state.base.StateStore` on SQLite or PostgreSQL.
 
     Build it with :func:`headrace.state.open_store`, which also creates or migrates
@@ -360,6 +361,18 @@ class SqlStateStore(ClaimsMixin, PoolSlotsMixin, SlaMissesMixin):
         """The run of ``pipeline`` for ``logical_date``, or None."""
         with self._read(f"find run of pipeline {pipeline!r} for {logical_date}") as conn:
             return self._find(conn, pipeline, logical_date)
+
+    def previous_run(self, pipeline: str, logical_date: datetime) -> RunRecord | None:
+        """The run of ``pipeline`` with the latest logical date before ``logical_date``, or None."""
+        query = (
+            select(runs)
+            .where(and_(runs.c.pipeline == pipeline, runs.c.logical_date < logical_date))
+            .order_by(runs.c.logical_date.desc())
+            .limit(1)
+        )
+        with self._read(f"find the run of pipeline {pipeline!r} before {logical_date}") as conn:
+            row = conn.execute(query).first()
+        return run_record(row._mapping) if row is not None else None
 
     def list_runs(
         self,

@@ -6,7 +6,7 @@ import os
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +60,13 @@ def run_command(
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
     ok_codes: Sequence[int] = (0,),
+    clean: Callable[[str], str] | None = None,
 ) -> str | None:
     """Run ``argv``, logging each output line to ``ctx.log``; return the last line.
+
+    Args:
+        clean: applied to every output line before it is logged or kept (dbt strips
+            its ANSI colour codes with it).
 
     Raises:
         CommandError: the exit code is not in ``ok_codes``; names the task, the code
@@ -104,6 +109,8 @@ def run_command(
         def pump() -> None:
             for line in stdout:
                 line = line.rstrip("\n")
+                if clean is not None:
+                    line = clean(line)
                 ctx.log.info("%s", line)
                 tail.append(line)
 

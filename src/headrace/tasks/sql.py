@@ -20,12 +20,14 @@ from sqlalchemy.engine import Connection
 from headrace.config import mask_url
 from headrace.connectors.naming import ConnectionURL, resolve
 from headrace.errors import ConnectorError, DefinitionError, TransientError, did_you_mean
+from headrace.extras import require
 from headrace.pipeline import Context, Task
 from headrace.tasks.template import context_values
 
 __all__ = ["SqlTaskError", "bind_values", "run_sql", "sql_task"]
 
 _DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql", "sqlite": "sqlite"}
+_DRIVER_EXTRAS = {"postgresql": ("postgres", "psycopg"), "mysql": ("mysql", "pymysql")}
 
 
 class SqlTaskError(ConnectorError):
@@ -149,6 +151,8 @@ def run_sql(
     _check_bound(stmts, values, what)
     conn = resolve(url_or_name, settings)
     where = f"{what} on {url_or_name!r} ({conn.masked})"
+    if conn.backend in _DRIVER_EXTRAS:
+        require(*_DRIVER_EXTRAS[conn.backend], what)
     try:
         if conn.backend == "duckdb":
             return _run_duckdb(conn, stmts, values)

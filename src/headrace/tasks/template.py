@@ -16,6 +16,7 @@ from typing import Any
 
 from headrace.errors import DefinitionError, did_you_mean
 from headrace.pipeline import Context
+from headrace.pipeline.macros import MACRO_NAMES
 
 __all__ = ["CONTEXT_NAMES", "context_values", "placeholders", "render"]
 
@@ -25,12 +26,7 @@ _PLACEHOLDER = re.compile(
 
 #: names a template or SQL statement may use, besides ``params.<name>``
 CONTEXT_NAMES = (
-    "ds",
-    "ds_nodash",
-    "prev_ds",
-    "logical_date",
-    "data_interval_start",
-    "data_interval_end",
+    *MACRO_NAMES,
     "run_id",
     "pipeline",
     "task_id",
@@ -46,17 +42,12 @@ def context_values(ctx: Context) -> dict[str, Any]:
         ctx: the task's run context.
 
     Returns:
-        ``ds``, ``ds_nodash``, ``prev_ds``, ``logical_date``, ``data_interval_start``,
-        ``data_interval_end``, ``run_id``, ``pipeline``, ``task_id``, ``map_index``,
-        ``attempt`` and ``params`` (a dict).
+        The macros of :mod:`headrace.pipeline.macros` (``ds``, ``ts``, ``prev_ds``, ``next_ds``,
+        ``data_interval_start``, ``prev_data_interval_start``, ... with Airflow's meanings),
+        ``run_id``, ``pipeline``, ``task_id``, ``map_index``, ``attempt`` and ``params`` (a dict).
     """
     return {
-        "ds": ctx.ds,
-        "ds_nodash": ctx.ds.replace("-", ""),
-        "prev_ds": ctx.prev_ds,
-        "logical_date": ctx.logical_date,
-        "data_interval_start": ctx.data_interval_start,
-        "data_interval_end": ctx.data_interval_end,
+        **{name: getattr(ctx, name) for name in MACRO_NAMES},
         "run_id": ctx.run_id,
         "pipeline": ctx.pipeline,
         "task_id": ctx.task_id,

@@ -7,6 +7,12 @@ Example:
 
 from __future__ import annotations
 
-from headrace.web.app import create_app
+from headrace.extras import require
+
+# FastAPI and Jinja2 come with the web extra: without them, one message naming it.
+require("web", "fastapi", "headrace.web (the web UI and API)")
+require("web", "jinja2", "headrace.web (the web UI and API)")
+
+from headrace.web.app import create_app  # noqa: E402
 
 __all__ = ["create_app"]

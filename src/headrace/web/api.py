@@ -172,6 +172,7 @@ def read_pipelines(store: StateStore, folder: Path | None) -> PipelineListOut:
                 entry.schedule = pipeline.schedule
                 entry.tasks = list(pipeline.order)
                 entry.doc = pipeline.doc
+                entry.description = pipeline.description
                 found[name] = entry
     return PipelineListOut(pipelines=[found[n] for n in sorted(found)], errors=errors)
 

@@ -9,18 +9,17 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import headrace
 from headrace.config import Settings, mask_url
-from headrace.observe.metrics import StoreCollector
+from headrace.extras import MissingExtraError, require
 from headrace.state import open_store
 from headrace.state.base import StateStore
 from headrace.web import api, pages
@@ -74,15 +73,13 @@ def create_app(
         pipelines_dir=Path(pipelines_dir) if pipelines_dir is not None else None,
         refresh_seconds=refresh_seconds,
     )
-    # One registry per app: no process-global collectors, two apps never share figures.
-    registry = CollectorRegistry()
-    registry.register(StoreCollector(served))
+    metrics_page = _metrics_page(served)
     app.include_router(api.router)
     app.include_router(pages.router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return metrics_page()
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -92,3 +89,33 @@ def create_app(
         return pages.error_page(request, exc.status_code, str(exc.detail))
 
     return app
+
+
+def _metrics_page(store: StateStore) -> Callable[[], Response]:
+    """The ``/metrics`` handler: Prometheus text, or a 501 naming the extra to install.
+
+    Args:
+        store: the store the figures are read from on each scrape.
+
+    Returns:
+        A function answering one scrape.
+    """
+    try:
+        prometheus = require("metrics", "prometheus_client", "/metrics")
+    except MissingExtraError as exc:
+        missing = str(exc)
+
+        def unavailable() -> Response:
+            raise HTTPException(status_code=501, detail=missing)
+
+        return unavailable
+    from headrace.observe.metrics import StoreCollector  # needs prometheus_client, checked above
+
+    # One registry per app: no process-global collectors, two apps never share figures.
+    registry = prometheus.CollectorRegistry()
+    registry.register(StoreCollector(store))
+
+    def page() -> Response:
+        return Response(prometheus.generate_latest(registry), media_type=prometheus.CONTENT_TYPE_LATEST)
+
+    return page

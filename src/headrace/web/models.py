@@ -215,6 +215,7 @@ class PipelineOut(BaseModel):
     schedule: str | None = None
     tasks: list[str] | None = None
     doc: str | None = None
+    description: str | None = None  # one line (default: the doc's first line)
 
 
 class PipelineFileErrorOut(BaseModel):

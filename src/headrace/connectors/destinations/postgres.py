@@ -30,6 +30,7 @@ from headrace.connectors.naming import (
     resolve,
 )
 from headrace.errors import ConnectorError
+from headrace.extras import require
 
 
 class PostgresDestination(SqlDestination):
@@ -70,6 +71,7 @@ class PostgresDestination(SqlDestination):
         return cls(resolve(url, settings), schema=schema)
 
     def _connect(self) -> Any:
+        require("postgres", "adbc_driver_postgresql", "PostgreSQL destination")
         import adbc_driver_postgresql.dbapi as adbc
 
         try:

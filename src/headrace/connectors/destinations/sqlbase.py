@@ -5,11 +5,20 @@ stage the data → apply the write mode → quarantine → checkpoint → load l
 commit. The ledger (``_hr_loads``) makes a load idempotent: writing a ``load_id``
 that already committed changes nothing, so an engine that retries a load task after
 a crash between commit and recording success never loads twice.
+
+A fenced load (``fence=``, the checkpoint its extract started from) first compares
+that value with the stored checkpoint inside the transaction and raises
+:class:`~headrace.connectors.incremental.CheckpointMoved` when another load committed
+in between; ``cursor_column=`` keeps a merge from replacing a stored row whose cursor
+value is greater. :meth:`SqlDestination.write` reads as its steps: ``_plan``,
+``_check_fence``, ``_stage_data``, ``_apply``, ``_quarantine``, ``_store_checkpoint``,
+``_record``, commit; the SQL of each write mode is in ``modes``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import uuid
 from abc import ABC, abstractmethod
@@ -22,20 +31,24 @@ from headrace.connectors.crashpoints import crashpoint
 from headrace.connectors.destinations.base import (
     CHECKPOINT_TABLE,
     LOADS_TABLE,
-    META_LOAD_ID,
-    META_LOADED_AT,
     LoadResult,
     WriteMode,
     as_arrow,
-    check_columns,
 )
+from headrace.connectors.destinations.modes import ModeSteps, Plan, check_names, meta_columns
 from headrace.connectors.fidelity import Fidelity, Rejects, screen_text, with_rejects
-from headrace.connectors.incremental import Checkpoint, Interval, decode_value, encode_value
+from headrace.connectors.incremental import (
+    Checkpoint,
+    CheckpointMoved,
+    Interval,
+    decode_value,
+    encode_value,
+)
 from headrace.connectors.naming import quote_ident
-from headrace.errors import ConnectorError, HeadraceError, did_you_mean
+from headrace.errors import ConnectorError, HeadraceError
 
 
-class SqlDestination(ABC):
+class SqlDestination(ModeSteps, ABC):
     """Base of the DuckDB and PostgreSQL destinations; backends supply the primitives.
 
     Placeholders are ``$1, $2, ...``, which both DuckDB and PostgreSQL (ADBC) accept.
@@ -141,6 +154,16 @@ class SqlDestination(ABC):
         finally:
             self._release(conn)
 
+    def row_count(self, table: str) -> int | None:
+        """The number of rows of ``table``, or None when it does not exist."""
+        conn = self._acquire()
+        try:
+            if self._columns(conn, table) is None:
+                return None
+            return int(self._exec(conn, f"SELECT count(*) FROM {self.q(table)}")[0][0])
+        finally:
+            self._release(conn)
+
     def _ensure_meta(self, conn: Any) -> None:
         self._exec(
             conn,
@@ -216,9 +239,13 @@ class SqlDestination(ABC):
         partition: Interval | None = None,
         checkpoint: Checkpoint | Callable[[], Checkpoint | None] | None = None,
         quarantine: Any = None,
-        load_id: str | None = None,
+        load_id: str | Callable[[], str] | None = None,
         metadata: bool = False,
         dedupe_order_by: str | None = None,
+        fence: Checkpoint | None = None,
+        cursor_column: str | None = None,
+        origin: tuple[str, str] | None = None,
+        verify: Callable[[LoadResult], None] | None = None,
     ) -> LoadResult:
         """Write ``data`` to ``table`` and commit it with its checkpoint and quarantine.
 
@@ -233,19 +260,122 @@ class SqlDestination(ABC):
                 callable is called once the data is applied, for a streamed extract
                 whose ``cursor_max`` is known only at its end.
             quarantine: rows rejected by checks (with reason columns), appended to
-                ``<table>_quarantine`` in the same transaction.
-            load_id: idempotency key; a load_id already committed is not applied again.
+                ``<table>_quarantine`` in the same transaction; a callable is called once
+                the data is applied (the rejects of a stream checked batch by batch).
+            load_id: idempotency key; a load_id already committed is not applied again
+                (see :func:`~headrace.connectors.incremental.load_identity`). A callable
+                is called once the data has been read (a digest of a stream); if its id
+                had committed, the load is rolled back and the recorded result returned.
             metadata: add ``_hr_load_id`` and ``_hr_loaded_at`` columns.
             dedupe_order_by: for merge, keep only the row with the greatest value of
                 this column per key (lookback overlap); without it duplicate keys fail.
+            fence: the checkpoint the extract started from (``value=None``: none was
+                stored). The load commits only if the destination still holds that
+                value; otherwise nothing is applied and :class:`CheckpointMoved` is raised
+                so the caller re-extracts from the new checkpoint.
+            cursor_column: for merge, an incoming row never replaces a stored row whose
+                value of this column is greater (the stored row is newer).
+            origin: ``(pipeline, source dataset)`` recorded in the load ledger when no
+                checkpoint or fence names them (lineage).
+            verify: called with the result just before commit; raising rolls the load
+                back (reconciliation before commit).
 
         Returns:
             A :class:`LoadResult`.
 
+        Raises:
+            CheckpointMoved: the fence no longer holds; nothing was applied.
+
         Example:
+            >>> start = dest.checkpoint("customer_etl", "crm.customers")
             >>> dest.write(df, "customers", mode="merge", keys=["customer_id"],
+            ...            fence=start or Checkpoint("customer_etl", "crm.customers", None),
             ...            checkpoint=Checkpoint("customer_etl", "crm.customers", last))
         """
+        deferred = load_id if callable(load_id) else None
+        plan = self._plan(
+            table, mode, keys, partition, load_id if isinstance(load_id, str) else None, metadata,
+            dedupe_order_by, cursor_column,
+        )  # fmt: skip
+        arrow = as_arrow(data, plan.where)
+        screened = Rejects()  # bad text, untyped columns: the same on every backend (fidelity)
+        arrow = screen_text(arrow, self.fidelity.text, screened, plan.where)
+        self._check_types(arrow.schema, plan.where)
+        conn = self._acquire()
+        try:
+            self._begin(conn)
+            self._ensure_meta(conn)
+            done = None if deferred else self._recorded(conn, plan.load_id)
+            if done is not None:  # a replay of a committed load changes nothing
+                self._rollback(conn)
+                return done
+            if fence is not None:
+                self._check_fence(conn, fence, plan.where)
+            check_names(list(arrow.schema.names), plan)
+            # metadata columns need the id while inserting: then a stream is staged first
+            rows_in, direct = self._stage_data(conn, arrow, plan, not (deferred and metadata))
+            crashpoint("after_stage")
+            if deferred is not None and not direct:
+                plan, done = self._settle_id(conn, plan, deferred)
+                if done is not None:
+                    return done
+            loaded, replaced = self._apply(conn, plan, list(arrow.schema.names))
+            rows_in = loaded if direct else rows_in
+            crashpoint("after_apply")
+            if deferred is not None and direct:
+                plan, done = self._settle_id(conn, plan, deferred)
+                if done is not None:
+                    return done
+            if callable(quarantine):  # known only once a checked stream has been read
+                quarantine = quarantine()
+            quarantined = 0
+            q_arrow = as_arrow(quarantine, f"{table}_quarantine") if quarantine is not None else None
+            # rows the source and the text screen set aside go to the same quarantine
+            q_arrow = with_rejects(q_arrow, getattr(data, "rejects", None), screened)
+            if q_arrow is not None:
+                quarantined = self._quarantine(
+                    conn, table, q_arrow, plan.load_id, plan.loaded_at, f"{plan.stage}_q"
+                )
+            crashpoint("after_quarantine")
+            stored = self._store_checkpoint(conn, checkpoint, plan)
+            result = LoadResult(
+                table, plan.mode, plan.load_id, rows_in, loaded, replaced, quarantined, stored,
+                rows_superseded=rows_in - loaded if plan.mode is WriteMode.MERGE else 0,
+                values_nulled=screened.nulled + getattr(getattr(data, "rejects", None), "nulled", 0),
+            )  # fmt: skip
+            self._record(conn, result, plan, stored or fence, origin)
+            if verify is not None:
+                verify(result)
+            crashpoint("before_commit")
+            self._commit(conn)
+            crashpoint("after_commit")
+            compacted = self._maintain(conn, table, replaced)
+        except HeadraceError:
+            self._safe_rollback(conn)
+            raise
+        except Exception as exc:
+            self._safe_rollback(conn)
+            raise ConnectorError(
+                f"Loading {plan.where} failed ({plan.mode.value}): {exc}"
+            ) from None
+        finally:
+            self._cleanup(conn, plan.stage)
+        return dataclasses.replace(result, compacted=compacted)
+
+    # -- steps of a write, in order ---------------------------------------------------
+
+    def _plan(
+        self,
+        table: str,
+        mode: WriteMode | str,
+        keys: Sequence[str],
+        partition: Interval | None,
+        load_id: str | None,
+        metadata: bool,
+        dedupe_order_by: str | None,
+        cursor_column: str | None,
+    ) -> Plan:
+        """Check the write's arguments and fix what the steps share (ids, names, time)."""
         mode = WriteMode.parse(mode)
         keys = [keys] if isinstance(keys, str) else list(keys)
         if mode is WriteMode.MERGE and not keys:
@@ -256,148 +386,188 @@ class SqlDestination(ABC):
             raise ConnectorError(
                 f"replace_partition into {table!r} needs partition=Interval(column, start, end)."
             )
-        load_id = load_id or uuid.uuid4().hex
-        where = f"{table!r} in {self.where}"
-        arrow = as_arrow(data, where)
-        screened = Rejects()  # bad text, untyped columns: the same on every backend (fidelity)
-        arrow = screen_text(arrow, self.fidelity.text, screened, where)
-        self._check_types(arrow.schema, where)
-        q_arrow = as_arrow(quarantine, f"{table}_quarantine") if quarantine is not None else None
-        loaded_at = dt.datetime.now(dt.UTC)
-        conn = self._acquire()
-        stage = f"_hr_stage_{uuid.uuid4().hex[:12]}"
-        try:
-            self._begin(conn)
-            self._ensure_meta(conn)
-            done = self._recorded(conn, load_id)
-            if done is not None:
-                self._rollback(conn)
-                return done
-            columns = list(arrow.schema.names)
-            _check_names(columns, keys, partition, dedupe_order_by, where)
-            # Append and replace read a stream once, straight into the table, where the
-            # backend can (DuckDB); other modes need the rows twice, so a stream is staged.
-            # An Arrow table can be read any number of times: it is never copied.
-            direct = self.streams and mode in (WriteMode.APPEND, WriteMode.REPLACE)
-            if self.streams and isinstance(arrow, pa.Table):
-                self._view(conn, arrow, stage)
-                rows_in = arrow.num_rows
-            elif direct:
-                self._view(conn, arrow, stage)
-            else:
-                self._stage(conn, arrow, stage)
-                rows_in = self._exec(
-                    conn, f"SELECT count(*) FROM {quote_ident(stage, self.dialect)}"
-                )[0][0]
-            crashpoint("after_stage")
-            source = stage
-            if mode is WriteMode.MERGE:
-                source = self._dedupe(conn, stage, keys, dedupe_order_by, where)
-            replaced = 0
-            meta_cols, meta_sql, meta_params = _meta(metadata, load_id, loaded_at, len(columns))
-            select = ", ".join(quote_ident(c, self.dialect) for c in columns)
-            if mode is WriteMode.REPLACE:
-                self._replace(conn, table, source, select, meta_sql, meta_params)
-                loaded = self._exec(conn, f"SELECT count(*) FROM {self.q(table)}")[0][0]
-            else:
-                self._evolve(conn, table, stage, meta_cols)
-                if mode is WriteMode.REPLACE_PARTITION:
-                    assert partition is not None  # checked on entry
-                    replaced = self._delete_partition(conn, table, stage, partition, where)
-                elif mode is WriteMode.MERGE:
-                    replaced = self._delete_keys(conn, table, source, keys)
-                insert_cols = ", ".join(quote_ident(c, self.dialect) for c in columns + meta_cols)
-                loaded = self._exec_count(
-                    conn,
-                    f"INSERT INTO {self.q(table)} ({insert_cols}) SELECT {select}{meta_sql} "
-                    f"FROM {quote_ident(source, self.dialect)}",
-                    meta_params,
-                )
-            if direct:
-                rows_in = loaded
-            crashpoint("after_apply")
-            quarantined = 0
-            q_arrow = with_rejects(q_arrow, getattr(data, "rejects", None), screened)
-            if q_arrow is not None:
-                quarantined = self._quarantine(
-                    conn, table, q_arrow, load_id, loaded_at, f"{stage}_q"
-                )
-            crashpoint("after_quarantine")
-            if callable(checkpoint):  # known only once a stream has been read to its end
-                checkpoint = checkpoint()
-            if checkpoint is not None:
-                checkpoint = self._advance(conn, checkpoint)
-            if checkpoint is not None:
-                text, kind = encode_value(checkpoint.value)
-                self._exec(
-                    conn,
-                    f"INSERT INTO {self.q(CHECKPOINT_TABLE)} "
-                    "(pipeline, source, value, value_type, load_id, updated_at) "
-                    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (pipeline, source) DO UPDATE SET "
-                    "value = excluded.value, value_type = excluded.value_type, "
-                    "load_id = excluded.load_id, updated_at = excluded.updated_at",
-                    (
-                        checkpoint.pipeline,
-                        checkpoint.source,
-                        text if text is not None else "",
-                        kind,
-                        load_id,
-                        loaded_at,
-                    ),
-                )
-                checkpoint = Checkpoint(
-                    checkpoint.pipeline, checkpoint.source, checkpoint.value, load_id, loaded_at
-                )
-            self._exec(
-                conn,
-                f"INSERT INTO {self.q(LOADS_TABLE)} (load_id, table_name, mode, rows_in, rows_loaded, "
-                "rows_replaced, rows_quarantined, pipeline, source, loaded_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                (
-                    load_id,
-                    table,
-                    mode.value,
-                    rows_in,
-                    loaded,
-                    replaced,
-                    quarantined,
-                    checkpoint.pipeline if checkpoint else "",
-                    checkpoint.source if checkpoint else "",
-                    loaded_at,
-                ),
-            )
-            crashpoint("before_commit")
-            self._commit(conn)
-            crashpoint("after_commit")
-            compacted = self._maintain(conn, table, replaced)
-        except HeadraceError:
-            self._safe_rollback(conn)
-            raise
-        except Exception as exc:
-            self._safe_rollback(conn)
-            raise ConnectorError(f"Loading {where} failed ({mode.value}): {exc}") from None
-        finally:
-            if conn is self._session:  # a closing connection drops these by itself
-                self._drop_temporaries(conn, [stage, f"{stage}_d", f"{stage}_q"])
-            else:  # settings a view changed belong to the database, which may stay open
-                for name in (stage, f"{stage}_d", f"{stage}_q"):
-                    self._unview(conn, name)
-            self._release(conn)
-        return LoadResult(
-            table,
-            mode,
-            load_id,
-            rows_in,
-            loaded,
-            replaced,
-            quarantined,
-            checkpoint,
-            rows_superseded=rows_in - loaded if mode is WriteMode.MERGE else 0,
-            compacted=compacted,
-            values_nulled=screened.nulled + getattr(getattr(data, "rejects", None), "nulled", 0),
+        return Plan(
+            table=table,
+            mode=mode,
+            keys=keys,
+            partition=partition,
+            load_id=load_id or uuid.uuid4().hex,
+            metadata=metadata,
+            dedupe_order_by=dedupe_order_by,
+            cursor_column=cursor_column if mode is WriteMode.MERGE else None,
+            loaded_at=dt.datetime.now(dt.UTC),
+            stage=f"_hr_stage_{uuid.uuid4().hex[:12]}",
+            where=f"{table!r} in {self.where}",
         )
 
-    # -- steps -----------------------------------------------------------------------
+    def _settle_id(
+        self, conn: Any, plan: Plan, load_id: Callable[[], str]
+    ) -> tuple[Plan, LoadResult | None]:
+        """Fix a load id known only once the data was read (a digest of a stream).
+
+        Returns the plan with that id, and the recorded result when the id had already
+        committed: then the transaction is rolled back and nothing of it stays.
+        """
+        final = load_id()
+        done = self._recorded(conn, final)
+        if done is not None:
+            self._rollback(conn)
+        return dataclasses.replace(plan, load_id=final), done
+
+    def _check_fence(self, conn: Any, fence: Checkpoint, where: str) -> None:
+        """Compare the stored checkpoint with the one the extract started from.
+
+        Runs inside the load's transaction. On PostgreSQL a transaction-level advisory
+        lock on (schema, pipeline, source) serialises the fenced loads of one source, so
+        two loads that started from the same checkpoint cannot both pass (a row lock
+        would not cover the first load, when no checkpoint row exists yet). DuckDB
+        allows one writing process per file and fails conflicting transactions itself.
+        """
+        if self.dialect == "postgresql":
+            key = f"{self.schema or ''}|{fence.pipeline}|{fence.source}"
+            self._exec(conn, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", (key,))
+        rows = self._exec(
+            conn,
+            f"SELECT value, value_type FROM {self.q(CHECKPOINT_TABLE)} "
+            "WHERE pipeline = $1 AND source = $2",
+            (fence.pipeline, fence.source),
+        )
+        found = decode_value(*rows[0]) if rows else None
+        if found != fence.value:
+            raise CheckpointMoved(fence.pipeline, fence.source, fence.value, found, where)
+
+    def _stage_data(
+        self, conn: Any, arrow: pa.Table | pa.RecordBatchReader, plan: Plan, direct_ok: bool
+    ) -> tuple[int, bool]:
+        """Make the data readable as relation ``plan.stage``: ``(rows, direct)``.
+
+        Append and replace read a stream once, straight into the table, where the
+        backend can (DuckDB: ``direct``, rows counted as inserted); other modes need the
+        rows twice, so a stream is staged. An Arrow table can be read any number of
+        times: it is never copied.
+        """
+        direct = direct_ok and self.streams and plan.mode in (WriteMode.APPEND, WriteMode.REPLACE)
+        if self.streams and isinstance(arrow, pa.Table):
+            self._view(conn, arrow, plan.stage)
+            return arrow.num_rows, False
+        if direct:
+            self._view(conn, arrow, plan.stage)
+            return 0, True
+        self._stage(conn, arrow, plan.stage)
+        count = self._exec(conn, f"SELECT count(*) FROM {quote_ident(plan.stage, self.dialect)}")
+        return count[0][0], False
+
+    def _apply(self, conn: Any, plan: Plan, columns: list[str]) -> tuple[int, int]:
+        """Apply the write mode to the staged rows: ``(rows inserted, rows deleted)``."""
+        source = plan.stage
+        if plan.mode is WriteMode.MERGE:
+            source = self._dedupe(conn, plan.stage, plan.keys, plan.dedupe_order_by, plan.where)
+        meta_cols, meta_sql, meta_params = meta_columns(
+            plan.metadata, plan.load_id, plan.loaded_at, 0
+        )
+        select = ", ".join(quote_ident(c, self.dialect) for c in columns)
+        if plan.mode is WriteMode.REPLACE:
+            self._replace(conn, plan.table, source, select, meta_sql, meta_params)
+            return self._exec(conn, f"SELECT count(*) FROM {self.q(plan.table)}")[0][0], 0
+        created = self._evolve(conn, plan.table, plan.stage, meta_cols)
+        replaced = 0
+        newer = ""
+        if plan.mode is WriteMode.REPLACE_PARTITION:
+            assert plan.partition is not None  # checked in _plan
+            replaced = self._delete_partition(
+                conn, plan.table, plan.stage, plan.partition, plan.where
+            )
+        elif plan.mode is WriteMode.MERGE and not created:  # a new table has nothing to replace
+            replaced = self._delete_keys(conn, plan.table, source, plan.keys, plan.cursor_column)
+            if plan.cursor_column is not None:  # keys still stored hold newer rows: skip them
+                newer = (
+                    f" WHERE NOT EXISTS (SELECT 1 FROM {self.q(plan.table)} AS t "
+                    f"WHERE {self._key_match(plan.keys)})"
+                )
+        insert_cols = ", ".join(quote_ident(c, self.dialect) for c in columns + meta_cols)
+        loaded = self._exec_count(
+            conn,
+            f"INSERT INTO {self.q(plan.table)} ({insert_cols}) SELECT {select}{meta_sql} "
+            f"FROM {quote_ident(source, self.dialect)} AS s{newer}",
+            meta_params,
+        )
+        return loaded, replaced
+
+    def _store_checkpoint(
+        self,
+        conn: Any,
+        checkpoint: Checkpoint | Callable[[], Checkpoint | None] | None,
+        plan: Plan,
+    ) -> Checkpoint | None:
+        """Upsert the new checkpoint (never moving it back); the one stored, or None."""
+        if callable(checkpoint):  # known only once a stream has been read to its end
+            checkpoint = checkpoint()
+        if checkpoint is None:
+            return None
+        checkpoint = self._advance(conn, checkpoint)
+        if checkpoint is None:
+            return None
+        text, kind = encode_value(checkpoint.value)
+        self._exec(
+            conn,
+            f"INSERT INTO {self.q(CHECKPOINT_TABLE)} "
+            "(pipeline, source, value, value_type, load_id, updated_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (pipeline, source) DO UPDATE SET "
+            "value = excluded.value, value_type = excluded.value_type, "
+            "load_id = excluded.load_id, updated_at = excluded.updated_at",
+            (
+                checkpoint.pipeline,
+                checkpoint.source,
+                text if text is not None else "",
+                kind,
+                plan.load_id,
+                plan.loaded_at,
+            ),
+        )
+        return Checkpoint(
+            checkpoint.pipeline, checkpoint.source, checkpoint.value, plan.load_id, plan.loaded_at
+        )
+
+    def _record(
+        self,
+        conn: Any,
+        result: LoadResult,
+        plan: Plan,
+        named: Checkpoint | None,
+        origin: tuple[str, str] | None,
+    ) -> None:
+        """Add the load to the ledger ``_hr_loads`` (its id makes a replay a no-op)."""
+        pipeline, source = origin or ((named.pipeline, named.source) if named else ("", ""))
+        self._exec(
+            conn,
+            f"INSERT INTO {self.q(LOADS_TABLE)} (load_id, table_name, mode, rows_in, rows_loaded, "
+            "rows_replaced, rows_quarantined, pipeline, source, loaded_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            (
+                plan.load_id,
+                plan.table,
+                plan.mode.value,
+                result.rows_in,
+                result.rows_loaded,
+                result.rows_replaced,
+                result.rows_quarantined,
+                pipeline,
+                source,
+                plan.loaded_at,
+            ),
+        )
+
+    def _cleanup(self, conn: Any, stage: str) -> None:
+        """Drop the write's stage relations and give the connection back."""
+        names = [stage, f"{stage}_d", f"{stage}_q"]
+        if conn is self._session:  # a closing connection drops these by itself
+            self._drop_temporaries(conn, names)
+        else:  # settings a view changed belong to the database, which may stay open
+            for name in names:
+                self._unview(conn, name)
+        self._release(conn)
+
+    # -- helpers ---------------------------------------------------------------------
 
     def _advance(self, conn: Any, new: Checkpoint) -> Checkpoint | None:
         """The checkpoint to store: never backwards, never back to "nothing loaded yet".
@@ -454,146 +624,3 @@ class SqlDestination(ABC):
         # the connection may already be broken; then the server rolls back on its own
         with contextlib.suppress(Exception):
             self._rollback(conn)
-
-    def _dedupe(
-        self, conn: Any, stage: str, keys: list[str], order_by: str | None, where: str
-    ) -> str:
-        """Refuse null keys; keep the latest row per key (or refuse duplicates)."""
-        qs = quote_ident(stage, self.dialect)
-        key_list = ", ".join(quote_ident(k, self.dialect) for k in keys)
-        nulls = " OR ".join(f"{quote_ident(k, self.dialect)} IS NULL" for k in keys)
-        (n_null,) = self._exec(conn, f"SELECT count(*) FROM {qs} WHERE {nulls}")[0]
-        if n_null:
-            raise ConnectorError(
-                f"Merge into {where}: {n_null} row(s) have a null key ({', '.join(keys)}); "
-                "a null key can never match, so they would be inserted again on every run. "
-                "Quarantine or fix them before loading."
-            )
-        if order_by is None:
-            dup = self._exec(
-                conn,
-                f"SELECT {key_list}, count(*) FROM {qs} GROUP BY {key_list} HAVING count(*) > 1 LIMIT 1",
-            )
-            if dup:
-                raise ConnectorError(
-                    f"Merge into {where}: key {dup[0][:-1]!r} appears {dup[0][-1]} times in the data. "
-                    "De-duplicate first or pass dedupe_order_by=<column> to keep the latest row."
-                )
-            return stage
-        deduped = f"{stage}_d"
-        self._exec(
-            conn,
-            f"CREATE TEMPORARY TABLE {quote_ident(deduped, self.dialect)} AS SELECT * FROM ("
-            f"SELECT *, row_number() OVER (PARTITION BY {key_list} ORDER BY "
-            f"{quote_ident(order_by, self.dialect)} DESC NULLS LAST) AS _hr_rn FROM {qs}) AS r "
-            "WHERE _hr_rn = 1",
-        )
-        return deduped
-
-    def _replace(
-        self, conn: Any, table: str, source: str, select: str, meta_sql: str, params: tuple
-    ) -> None:
-        """Atomic swap: build the new table beside the old, then drop and rename in the txn."""
-        new = f"{table}__hr_new"
-        self._exec(conn, f"DROP TABLE IF EXISTS {self.q(new)}")
-        self._exec(
-            conn,
-            f"CREATE TABLE {self.q(new)} AS SELECT {select}{meta_sql} FROM {quote_ident(source, self.dialect)}",
-            params,
-        )
-        self._exec(conn, f"DROP TABLE IF EXISTS {self.q(table)}")
-        self._exec(conn, f"ALTER TABLE {self.q(new)} RENAME TO {quote_ident(table, self.dialect)}")
-
-    def _evolve(self, conn: Any, table: str, stage: str, meta_cols: list[str]) -> None:
-        """Create ``table`` from the staged types, or add the data's new columns to it."""
-        incoming = self._columns(conn, stage, temporary=True) or {}
-        incoming = {c: t for c, t in incoming.items() if c != "_hr_rn"}
-        if META_LOAD_ID in meta_cols:
-            incoming[META_LOAD_ID] = "TEXT"
-            incoming[META_LOADED_AT] = "TIMESTAMPTZ"
-        existing = self._columns(conn, table)
-        if existing is None:
-            cols = ", ".join(self._column_ddl(conn, stage, c, t) for c, t in incoming.items())
-            self._exec(conn, f"CREATE TABLE {self.q(table)} ({cols})")
-            return
-        for column, sql_type in check_columns(table, existing, incoming):
-            self._exec(
-                conn,
-                f"ALTER TABLE {self.q(table)} ADD COLUMN {quote_ident(column, self.dialect)} {sql_type}",
-            )
-
-    def _delete_partition(
-        self, conn: Any, table: str, stage: str, part: Interval, where: str
-    ) -> int:
-        col = quote_ident(part.column, self.dialect)
-        (outside,) = self._exec(
-            conn,
-            f"SELECT count(*) FROM {quote_ident(stage, self.dialect)} "
-            f"WHERE {col} IS NULL OR {col} < $1 OR {col} >= $2",
-            (part.start, part.end),
-        )[0]
-        if outside:
-            raise ConnectorError(
-                f"replace_partition into {where}: {outside} row(s) have {part.column!r} outside "
-                f"[{part.start}, {part.end}); they would survive the next replace of their own "
-                "interval as duplicates. Filter the data to the run's interval."
-            )
-        return self._exec_count(
-            conn,
-            f"DELETE FROM {self.q(table)} WHERE {col} >= $1 AND {col} < $2",
-            (part.start, part.end),
-        )
-
-    def _delete_keys(self, conn: Any, table: str, source: str, keys: list[str]) -> int:
-        match = " AND ".join(
-            f"t.{quote_ident(k, self.dialect)} = s.{quote_ident(k, self.dialect)}" for k in keys
-        )
-        return self._exec_count(
-            conn,
-            f"DELETE FROM {self.q(table)} AS t USING {quote_ident(source, self.dialect)} AS s "
-            f"WHERE {match}",
-        )
-
-    def _quarantine(
-        self, conn: Any, table: str, data: Any, load_id: str, at: dt.datetime, stage: str
-    ) -> int:
-        qtable = f"{table}_quarantine"
-        self._stage(conn, data, stage)
-        columns = [c for c in data.schema.names]
-        meta_cols, meta_sql, meta_params = _meta(True, load_id, at, 0)
-        self._evolve(conn, qtable, stage, meta_cols)
-        cols = ", ".join(quote_ident(c, self.dialect) for c in columns + meta_cols)
-        select = ", ".join(quote_ident(c, self.dialect) for c in columns)
-        self._exec(
-            conn,
-            f"INSERT INTO {self.q(qtable)} ({cols}) SELECT {select}{meta_sql} "
-            f"FROM {quote_ident(stage, self.dialect)}",
-            meta_params,
-        )
-        return self._exec(conn, f"SELECT count(*) FROM {quote_ident(stage, self.dialect)}")[0][0]
-
-
-def _meta(on: bool, load_id: str, at: dt.datetime, _n: int) -> tuple[list[str], str, tuple]:
-    """Metadata columns, their SELECT expressions (bound values) and parameters."""
-    if not on:
-        return [], "", ()
-    return (
-        [META_LOAD_ID, META_LOADED_AT],
-        f", CAST($1 AS TEXT) AS {META_LOAD_ID}, CAST($2 AS TIMESTAMPTZ) AS {META_LOADED_AT}",
-        (load_id, at),
-    )
-
-
-def _check_names(
-    columns: list[str], keys: list[str], part: Interval | None, order_by: str | None, where: str
-) -> None:
-    for name, role in (
-        [(k, "key") for k in keys]
-        + ([(part.column, "partition column")] if part else [])
-        + ([(order_by, "dedupe_order_by column")] if order_by else [])
-    ):
-        if name not in columns:
-            raise ConnectorError(
-                f"Loading {where}: {role} {name!r} is not a column of the data."
-                + did_you_mean(name, columns)
-            )

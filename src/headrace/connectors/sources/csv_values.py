@@ -7,6 +7,7 @@ quarantine with the column, the value and the type named; the others go on.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -17,8 +18,15 @@ from headrace.connectors.sources.malformed import NanRule
 
 DEFAULT_NULL_VALUES = ("", "NULL", "null", "NA", "N/A", "#N/A", "None")
 NAN_TEXTS = ("nan", "-nan", "+nan")  # compared lower-cased
-_TRUE = pa.array(["true", "1", "yes", "t", "y"])
-_FALSE = pa.array(["false", "0", "no", "f", "n"])
+_TRUE = ("true", "1", "yes", "t", "y")
+_FALSE = ("false", "0", "no", "f", "n")
+
+
+@functools.cache
+def _value_set(words: tuple[str, ...]) -> pa.Array:
+    """``words`` as an Arrow array, built on first use: building an array from Python
+    objects makes pyarrow import pandas (~0.5 s), which a read without booleans never pays."""
+    return pa.array(words, type=pa.string())
 
 
 @dataclass
@@ -137,8 +145,8 @@ def _cast_text(column: pa.Array, kind: pa.DataType) -> pa.Array:
     """Text to ``kind``; booleans accept true/false, 1/0, yes/no, t/f, y/n in any case."""
     if pa.types.is_boolean(kind):
         lowered = pc.utf8_lower(column)
-        true = pc.is_in(lowered, value_set=_TRUE)
-        false = pc.is_in(lowered, value_set=_FALSE)
+        true = pc.is_in(lowered, value_set=_value_set(_TRUE))
+        false = pc.is_in(lowered, value_set=_value_set(_FALSE))
         if pc.any(pc.and_(pc.is_valid(column), pc.invert(pc.or_(true, false)))).as_py():
             raise pa.ArrowInvalid("not a boolean")
         return pc.if_else(pc.is_valid(column), true, pa.scalar(None, pa.bool_()))

@@ -24,6 +24,7 @@ from headrace.connectors.sources.csv_values import DEFAULT_NULL_VALUES
 from headrace.connectors.sources.malformed import FileReport, MalformedRow, NanRule
 from headrace.connectors.sources.ndjson import open_ndjson
 from headrace.errors import ConnectorError, did_you_mean
+from headrace.extras import require
 
 __all__ = ["FORMATS", "FileExtract", "FileReport", "FileSource", "MalformedRow", "NanRule"]
 
@@ -311,6 +312,7 @@ class FileSource:
             return stream.schema, iter(stream)
 
     def _avro(self, file: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        require("avro", "fastavro", f"Avro file {file}")
         import fastavro
 
         fh = open(file, "rb")  # noqa: SIM115 - closed by the generator below when it ends

@@ -26,6 +26,7 @@ from headrace.connectors.fidelity import Flag, decimal_from_text, zero_date_flag
 from headrace.connectors.naming import ConnectionFailedError, driver_message, quote_ident
 from headrace.connectors.sources.sql import Filter, rechunk
 from headrace.errors import ConnectorError
+from headrace.extras import require
 
 if TYPE_CHECKING:
     from headrace.connectors.sources.sql import SqlSource
@@ -65,6 +66,7 @@ def open_batches(
     schema = pa.schema([pa.field(f[0], src.types.get(f[0]) or _arrow_type(*f[1:])) for f in fields])
     if not bound:
         conn.close()
+        require("mysql", "connectorx", "MySQL source")
         import connectorx as cx
 
         try:
@@ -96,6 +98,7 @@ def _connectorx_stream(
 def _connect(src: SqlSource) -> Any:
     from urllib.parse import unquote, urlsplit
 
+    require("mysql", "pymysql", "MySQL source")
     import pymysql
     import pymysql.cursors
 

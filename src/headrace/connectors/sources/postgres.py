@@ -31,6 +31,7 @@ from headrace.connectors.naming import (
 from headrace.connectors.sources import pgtypes
 from headrace.connectors.sources.sql import Filter, rechunk
 from headrace.errors import ConnectorError
+from headrace.extras import require
 
 if TYPE_CHECKING:
     from headrace.connectors.sources.sql import SqlSource
@@ -52,6 +53,8 @@ def open_batches(
     # ADBC's low-level API, not its DB-API module: that one imports pandas and Polars
     # (0.3-0.45 s measured), a fixed cost that dominated a small incremental extract.
     import adbc_driver_manager as adbc
+
+    require("postgres", "adbc_driver_postgresql", "PostgreSQL source")
     import adbc_driver_postgresql
 
     database = None

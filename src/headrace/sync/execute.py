@@ -1,0 +1,396 @@
+"""Running one sync: checkpoint → extract → transform → checks → fenced load, re-extracting
+when another load overtook this one.
+
+Every step a hand-wired pipeline used to write is here once: the checkpoint is read
+from the destination; the load is fenced on it (:class:`CheckpointMoved` means another
+run committed first: extract again from its checkpoint, at most ``max_reextracts``
+times); the load id comes from what is loaded (:func:`load_identity`); quarantined rows
+go to ``<table>_quarantine`` in the load's transaction; rows reconcile before commit.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import pyarrow as pa
+
+from headrace.connectors import Checkpoint, Cursor, FileSource, Interval, SqlSource
+from headrace.connectors.destinations import (
+    DuckDBDestination,
+    PostgresDestination,
+    SqlDestination,
+    open_destination,
+)
+from headrace.connectors.destinations.base import LoadResult, as_arrow
+from headrace.connectors.incremental import (
+    CheckpointMoved,
+    DataDigest,
+    column_max,
+    data_digest,
+    load_identity,
+)
+from headrace.connectors.naming import default_warehouse
+from headrace.connectors.sources import Extract
+from headrace.errors import ConnectorError
+from headrace.pipeline import Context
+from headrace.quality import apply_checks, reconcile, run_sql_tests
+from headrace.quality.expectations import RowExpectation, Unique
+from headrace.sync.spec import (
+    CursorStrategy,
+    FileSourceSpec,
+    FullStrategy,
+    IntervalStrategy,
+    SqlSourceSpec,
+)
+
+if TYPE_CHECKING:
+    from headrace.sync.declaration import Sync
+
+
+def run_sync(spec: Sync, ctx: Context) -> dict[str, Any]:
+    """Run ``spec`` once for the run of ``ctx``; return the load's stats.
+
+    Returns:
+        extracted, loaded, replaced, quarantined, superseded, load_id, already_loaded,
+        reextracts, checkpoint, source and destination (datasets, for lineage).
+    """
+    dest = open_sync_destination(spec, ctx)
+    for attempt in range(spec.max_reextracts + 1):
+        try:
+            load = _stream_and_load if streamable(spec) else _extract_and_load
+            stats = load(spec, ctx, dest, attempt)
+            break
+        except CheckpointMoved as moved:
+            ctx.log.warning(
+                "sync %s: another load committed first (checkpoint %r -> %r); "
+                "re-extracting (%d of %d)",
+                spec.name, moved.expected, moved.found, attempt + 1, spec.max_reextracts,
+            )  # fmt: skip
+            if attempt == spec.max_reextracts:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    if spec.sql_tests is not None:
+        report = run_sql_tests(sql_test_target(dest), spec.sql_tests, pipeline=ctx.pipeline)
+        report.raise_for_failures()
+        stats["sql_tests_passed"] = len(report.results)
+    return stats
+
+
+def sql_test_target(dest: SqlDestination) -> str:
+    """The URL SQL tests run against: the DuckDB file, or PostgreSQL with the schema first
+    on its search_path (so tests name tables without a schema)."""
+    if isinstance(dest, DuckDBDestination):
+        return f"duckdb:///{dest.path}"
+    assert isinstance(dest, PostgresDestination)
+    url = dest.conn_url.url
+    if not dest.schema:
+        return url
+    options = urlencode({"options": f"-csearch_path={dest.schema}"})
+    return f"{url}{'&' if '?' in url else '?'}{options}"
+
+
+def open_sync_destination(spec: Sync, ctx: Context) -> SqlDestination:
+    """The destination connection by name (``warehouse``: the embedded DuckDB by default)."""
+    name = spec.destination.connection
+    if name == "warehouse" and not ctx.settings.has_connection(name):
+        return open_destination(default_warehouse(ctx.settings))
+    return open_destination(name, ctx.settings)
+
+
+def _extract_and_load(
+    spec: Sync, ctx: Context, dest: SqlDestination, attempt: int
+) -> dict[str, Any]:
+    """One pass holding the extract in memory (for a transform or table-wide checks)."""
+    dataset, strategy, target = spec.source.dataset, spec.incremental, spec.destination
+    start = dest.checkpoint(ctx.pipeline, dataset) if isinstance(strategy, CursorStrategy) else None
+    raw = _extract(spec, ctx, start)
+    rows = _transform(spec, ctx, raw)
+    outcome = apply_checks(rows, spec.checks, pipeline=ctx.pipeline, task=ctx.task_id)
+    outcome.raise_for_failures()
+    good, bad = _without(outcome.passed, target.exclude), outcome.quarantined
+    n_bad = 0 if bad is None else bad.num_rows
+    reconcile(rows.num_rows, good.num_rows, n_bad, pipeline=ctx.pipeline, run_id=ctx.run_id,
+              table=target.table)  # fmt: skip
+    covers = _covers(strategy, start, ctx)
+    if rows.num_rows == 0:
+        table_rows = dest.row_count(target.table) or 0
+        return {**_stats(spec, ctx, None, raw.num_rows, attempt, covers), "table_rows": table_rows}
+    load_id = load_identity(
+        ctx.pipeline, dataset, target.table, covers, data_digest(good) + data_digest(bad)
+    )
+    kwargs = _fencing(spec, ctx, start, target.mode)
+    if "checkpoint" in kwargs:
+        kwargs["checkpoint"] = Checkpoint(ctx.pipeline, dataset, column_max(raw, strategy.column))  # type: ignore[union-attr]
+    if kwargs.get("cursor_column") not in (None, *good.column_names):
+        kwargs.pop("cursor_column")  # the transform dropped the cursor column
+        kwargs.pop("dedupe_order_by")
+
+    def verify(result: LoadResult) -> None:
+        # before commit: the rows the destination staged and quarantined are the rows
+        # handed in, and each staged row was loaded or superseded (an older copy of its
+        # key in the same extract, or older than the row already stored)
+        reconcile(good.num_rows + n_bad, result.rows_in, result.rows_quarantined,
+                  pipeline=ctx.pipeline, run_id=ctx.run_id, table=target.table)  # fmt: skip
+        reconcile(result.rows_in, result.rows_loaded, result.rows_superseded,
+                  pipeline=ctx.pipeline, run_id=ctx.run_id, table=target.table)  # fmt: skip
+
+    with dest.session():  # one connection for the load and the count after it
+        result = dest.write(
+            good, target.table, mode=target.mode, keys=target.keys, quarantine=bad,
+            load_id=load_id, metadata=target.metadata, origin=(ctx.pipeline, dataset),
+            verify=verify, **kwargs,
+        )  # fmt: skip
+        rows = dest.row_count(target.table) or 0
+    return {**_stats(spec, ctx, result, raw.num_rows, attempt, covers), "table_rows": rows}
+
+
+def streamable(spec: Sync) -> bool:
+    """Whether the sync can stream: no transform (it may need every row at once), only
+    checks that judge each row alone (not ``unique``, not table-level), and no file
+    source read incrementally (files are filtered once read)."""
+    files = isinstance(spec.source, FileSourceSpec)
+    if files and not isinstance(spec.incremental, FullStrategy):
+        return False
+    return spec.transform is None and all(
+        isinstance(c, RowExpectation) and not isinstance(c, Unique) for c in spec.checks
+    )
+
+
+def _stream_and_load(
+    spec: Sync, ctx: Context, dest: SqlDestination, attempt: int
+) -> dict[str, Any]:
+    """One pass that never holds the whole extract: batches are checked and digested on
+    their way into the destination; the load id and quarantine are settled at the end."""
+    dataset, strategy, target = spec.source.dataset, spec.incremental, spec.destination
+    start = dest.checkpoint(ctx.pipeline, dataset) if isinstance(strategy, CursorStrategy) else None
+    extract = _open_extract(spec, ctx, start)
+    good, bad = DataDigest(), DataDigest()
+    rejected: list[pa.Table] = []
+    counts = {"in": 0, "good": 0}
+
+    def checked() -> Iterator[pa.RecordBatch]:
+        for batch in extract.reader(prefetch=4):
+            counts["in"] += batch.num_rows
+            passed = batch
+            if spec.checks:
+                outcome = apply_checks(
+                    pa.Table.from_batches([batch]), spec.checks, pipeline=ctx.pipeline,
+                    task=ctx.task_id,
+                )  # fmt: skip
+                outcome.raise_for_failures()
+                if outcome.quarantined is not None and outcome.quarantined.num_rows:
+                    rejected.append(outcome.quarantined)
+                    bad.update(outcome.quarantined)
+                passed = (
+                    outcome.passed.combine_chunks().to_batches()[0]
+                    if outcome.passed.num_rows
+                    else None
+                )
+            if passed is not None and passed.num_rows:
+                passed = _without(passed, target.exclude)
+                counts["good"] += passed.num_rows
+                good.update(passed)
+                yield passed
+
+    covers = _covers(strategy, start, ctx)
+
+    def load_id() -> str:
+        return load_identity(
+            ctx.pipeline, dataset, target.table, covers, good.hexdigest() + bad.hexdigest()
+        )
+
+    def quarantine() -> pa.Table | None:
+        return pa.concat_tables(rejected, promote_options="default") if rejected else None
+
+    kwargs = _fencing(spec, ctx, start, target.mode)
+    if "checkpoint" in kwargs:
+        kwargs["checkpoint"] = lambda: Checkpoint(ctx.pipeline, dataset, extract.cursor_max)
+    kwargs.pop("dedupe_order_by", None)  # a stream is staged once; duplicate keys fail loudly
+
+    def verify(result: LoadResult) -> None:
+        n_bad = counts["in"] - counts["good"]
+        reconcile(counts["in"], result.rows_in, result.rows_quarantined,
+                  pipeline=ctx.pipeline, run_id=ctx.run_id, table=target.table)  # fmt: skip
+        reconcile(n_bad, 0, result.rows_quarantined, pipeline=ctx.pipeline,
+                  run_id=ctx.run_id, table=target.table + "_quarantine")  # fmt: skip
+
+    schema = extract.schema
+    for name in target.exclude:
+        schema = schema.remove(schema.get_field_index(name))
+    reader = pa.RecordBatchReader.from_batches(schema, checked())
+    with dest.session():  # one connection for the load and the count after it
+        result = dest.write(
+            reader, target.table, mode=target.mode, keys=target.keys, quarantine=quarantine,
+            load_id=load_id, metadata=target.metadata, origin=(ctx.pipeline, dataset),
+            verify=verify, **kwargs,
+        )  # fmt: skip
+        rows = dest.row_count(target.table) or 0
+    return {**_stats(spec, ctx, result, extract.rows, attempt, covers), "table_rows": rows}
+
+
+def _without(data: Any, columns: tuple[str, ...]) -> Any:
+    """``data`` (an Arrow table or batch) without ``columns``."""
+    return data.drop_columns(list(columns)) if columns else data
+
+
+def _covers(strategy: Any, start: Checkpoint | None, ctx: Context) -> Any:
+    """What an extract covers, for its load id: the checkpoint it started from, or the interval."""
+    if isinstance(strategy, IntervalStrategy):
+        return (ctx.data_interval_start.isoformat(), ctx.data_interval_end.isoformat())
+    return start.value if start else None
+
+
+def _fencing(spec: Sync, ctx: Context, start: Checkpoint | None, mode: str) -> dict[str, Any]:
+    """The write arguments that make the load exactly-once for the sync's strategy."""
+    strategy, dataset = spec.incremental, spec.source.dataset
+    kwargs: dict[str, Any] = {}
+    if isinstance(strategy, CursorStrategy):
+        kwargs["fence"] = start or Checkpoint(ctx.pipeline, dataset, None)
+        kwargs["checkpoint"] = None  # set by the caller: the new cursor maximum
+        if mode == "merge":
+            kwargs["cursor_column"] = strategy.column
+            kwargs["dedupe_order_by"] = strategy.column
+    if isinstance(strategy, IntervalStrategy) and mode == "replace_partition":
+        kwargs["partition"] = Interval(
+            strategy.column, ctx.data_interval_start, ctx.data_interval_end
+        )
+    return kwargs
+
+
+def _stats(
+    spec: Sync, ctx: Context, result: LoadResult | None, extracted: int, attempt: int, covers: Any
+) -> dict[str, Any]:
+    """The task's result: counts, load id, checkpoint and the datasets (lineage)."""
+    dataset, target = spec.source.dataset, spec.destination
+    if result is None:
+        ctx.log.info("sync %s: nothing new in %s", spec.name, dataset)
+    else:
+        ctx.log.info(
+            "sync %s: %d extracted from %s, %d loaded into %s (%d replaced, %d superseded), "
+            "%d quarantined%s",
+            spec.name, extracted, dataset, result.rows_loaded, target.table,
+            result.rows_replaced, result.rows_superseded, result.rows_quarantined,
+            " (already loaded)" if result.already_loaded else "",
+        )  # fmt: skip
+    ckpt = result.checkpoint.value if result and result.checkpoint else covers
+    return {
+        "extracted": extracted,
+        "loaded": result.rows_loaded if result else 0,
+        "replaced": result.rows_replaced if result else 0,
+        "quarantined": result.rows_quarantined if result else 0,
+        "superseded": result.rows_superseded if result else 0,
+        "load_id": result.load_id if result else None,
+        "already_loaded": result.already_loaded if result else False,
+        "reextracts": attempt,
+        "checkpoint": ckpt.isoformat() if hasattr(ckpt, "isoformat") else ckpt,
+        "source": dataset,
+        "destination": f"{target.connection}.{target.table}",
+    }
+
+
+def _open_extract(spec: Sync, ctx: Context, start: Checkpoint | None) -> Extract:
+    """The source's stream of rows for this run (the increment, for a SQL source)."""
+    strategy = spec.incremental
+
+    def progress(n: int) -> None:
+        ctx.progress(n, None, f"rows extracted from {spec.source.dataset}")
+
+    if isinstance(spec.source, FileSourceSpec):
+        return FileSource(spec.source.path, **spec.source.options).read(progress=progress)
+    options: dict[str, Any] = {"progress": progress}
+    if isinstance(strategy, CursorStrategy):
+        options["cursor"] = Cursor(
+            strategy.column, strategy.initial, strategy.lookback, strategy.primary_key
+        )
+        options["checkpoint"] = start
+    elif isinstance(strategy, IntervalStrategy):
+        options["interval"] = Interval(
+            strategy.column, ctx.data_interval_start, ctx.data_interval_end
+        )
+    return _sql_source(spec.source, ctx).read(**options)
+
+
+def _extract(spec: Sync, ctx: Context, start: Checkpoint | None) -> pa.Table:
+    """The increment as one table (files are read whole, then filtered)."""
+    table = _open_extract(spec, ctx, start).to_table()
+    if isinstance(spec.source, FileSourceSpec):
+        return _filter_files(table, spec.incremental, start, ctx)
+    return table
+
+
+def _sql_source(spec: SqlSourceSpec, ctx: Context) -> SqlSource:
+    conn = spec.connection if isinstance(spec.connection, str) else spec.connection(ctx)
+    return SqlSource.from_url(
+        conn, ctx.settings, table=spec.table, query=spec.query, schema=spec.schema,
+        types=spec.types or None,
+    )  # fmt: skip
+
+
+def _filter_files(
+    table: pa.Table, strategy: Any, start: Checkpoint | None, ctx: Context
+) -> pa.Table:
+    """Files are read whole; keep the rows of the increment (cursor or interval)."""
+    import pyarrow.compute as pc
+
+    if isinstance(strategy, CursorStrategy) and start is not None and start.value is not None:
+        cursor = Cursor(strategy.column, strategy.initial, strategy.lookback, strategy.primary_key)
+        bound, inclusive = cursor.lower_bound(start)
+        compare = pc.greater_equal if inclusive else pc.greater
+        return table.filter(compare(table.column(strategy.column), pa.scalar(bound)))
+    if isinstance(strategy, IntervalStrategy):
+        col = table.column(strategy.column)
+        lo, hi = ctx.data_interval_start, ctx.data_interval_end
+        if pa.types.is_timestamp(col.type) and col.type.tz is None:
+            lo, hi = lo.replace(tzinfo=None), hi.replace(tzinfo=None)
+        return table.filter(pc.and_(pc.greater_equal(col, lo), pc.less(col, hi)))
+    return table
+
+
+def _transform(spec: Sync, ctx: Context, raw: pa.Table) -> pa.Table:
+    """Apply the declared transform (function of Polars/Arrow/pandas rows, or DuckDB SQL)."""
+    fn = spec.transform
+    if fn is None:
+        return raw
+    if isinstance(fn, str):
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            con.register("rows", raw)
+            return con.sql(fn).to_arrow_table()
+        finally:
+            con.close()
+    params = list(inspect.signature(fn).parameters.values())
+    wants_ctx = bool(params) and params[0].name in ("ctx", "context")
+    data_param = params[1] if wants_ctx and len(params) > 1 else (params[0] if params else None)
+    data = _as_kind(raw, _kind_of(data_param))
+    out = fn(ctx, data) if wants_ctx else fn(data)
+    table = as_arrow(out, f"the transform of sync {spec.name!r}")
+    if isinstance(table, pa.RecordBatchReader):
+        table = table.read_all()
+    if not isinstance(table, pa.Table):  # pragma: no cover - as_arrow returns one of the two
+        raise ConnectorError(f"sync {spec.name!r}: transform returned {type(out).__name__}")
+    return table
+
+
+def _kind_of(param: inspect.Parameter | None) -> str:
+    annotation = "" if param is None else str(param.annotation)
+    if "pa.Table" in annotation or "pyarrow" in annotation:
+        return "arrow"
+    if "pd." in annotation or "pandas" in annotation:
+        return "pandas"
+    return "polars"
+
+
+def _as_kind(table: pa.Table, kind: str) -> Any:
+    if kind == "arrow":
+        return table
+    if kind == "pandas":
+        return table.to_pandas()
+    import polars as pl
+
+    return pl.from_arrow(table)

@@ -1,0 +1,182 @@
+"""The parts of a sync declaration: source, incremental strategy, destination.
+
+Plain frozen dataclasses and the functions that build them; no I/O, nothing imported
+beyond the pipeline API, so declaring a sync is as cheap as declaring a task.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from headrace.errors import DefinitionError
+from headrace.pipeline import Context
+
+#: A connection name or URL, or a function of the run context returning one.
+ConnectionRef = str | Callable[[Context], str]
+
+
+@dataclass(frozen=True)
+class SqlSourceSpec:
+    """A table or query of a SQL database reached through a named connection."""
+
+    connection: ConnectionRef
+    table: str | None = None
+    query: str | None = None
+    schema: str | None = None
+    types: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dataset(self) -> str:
+        """The source's name in checkpoints, the load ledger and lineage."""
+        conn = self.connection if isinstance(self.connection, str) else self.connection.__name__
+        conn = re.sub(r"//[^@/]*@", "//", conn)  # a URL's user and password stay out of it
+        return f"{conn}.{self.table or 'query'}"
+
+
+@dataclass(frozen=True)
+class FileSourceSpec:
+    """Files (a path, folder or glob) of one format; options as ``FileSource`` takes them."""
+
+    path: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dataset(self) -> str:
+        """The source's name in checkpoints, the load ledger and lineage."""
+        return f"files:{self.path}"
+
+
+@dataclass(frozen=True)
+class CursorStrategy:
+    """Rows past the stored checkpoint of ``column`` (minus ``lookback``)."""
+
+    column: str
+    lookback: Any = None
+    primary_key: tuple[str, ...] = ()
+    initial: Any = None
+
+
+@dataclass(frozen=True)
+class IntervalStrategy:
+    """Rows whose ``column`` lies in the run's data interval."""
+
+    column: str
+
+
+@dataclass(frozen=True)
+class FullStrategy:
+    """Every row, every run."""
+
+
+Strategy = CursorStrategy | IntervalStrategy | FullStrategy
+
+
+@dataclass(frozen=True)
+class DestinationSpec:
+    """A table of a warehouse reached through a named connection.
+
+    ``"warehouse"`` falls back to the embedded DuckDB under the headrace home when no
+    such connection is configured.
+    """
+
+    connection: str
+    table: str
+    mode: str = "append"
+    keys: tuple[str, ...] = ()
+    metadata: bool = True
+    exclude: tuple[str, ...] = ()
+
+
+def sql_source(
+    connection: ConnectionRef,
+    *,
+    table: str | None = None,
+    query: str | None = None,
+    schema: str | None = None,
+    types: dict[str, Any] | None = None,
+) -> SqlSourceSpec:
+    """A SQL source: ``table`` or ``query`` of connection ``connection``.
+
+    Args:
+        connection: a connection name (``HEADRACE_CONN_<NAME>``/headrace.toml), a URL,
+            or a function ``(ctx) -> name or URL`` called when the sync runs.
+        table: the table to read; or ``query``, a SELECT.
+        schema: the table's schema (default: the connection's ``?schema=``).
+        types: column -> Arrow type overrides (e.g. SQLite text timestamps).
+
+    Example:
+        >>> sql_source("crm", table="customers")
+    """
+    if (table is None) == (query is None):
+        raise DefinitionError("sql_source needs exactly one of table=... or query=...")
+    return SqlSourceSpec(connection, table, query, schema, dict(types or {}))
+
+
+def file_source(path: str, **options: Any) -> FileSourceSpec:
+    """A file source: a file, folder or glob (``"landing/*.csv"``); options of ``FileSource``."""
+    return FileSourceSpec(str(path), options)
+
+
+def cursor(
+    column: str,
+    *,
+    lookback: timedelta | float | None = None,
+    primary_key: str | Sequence[str] = (),
+    initial: Any = None,
+) -> CursorStrategy:
+    """Incremental on a cursor column: rows changed since the last load.
+
+    Args:
+        column: the cursor (``updated_at`` or an increasing id).
+        lookback: how far behind the checkpoint to read again (late commits).
+        primary_key: the key columns; needed with a lookback (re-read rows merge).
+        initial: where to start when nothing was loaded yet (None: every row).
+    """
+    keys = (primary_key,) if isinstance(primary_key, str) else tuple(primary_key)
+    if lookback and not keys:
+        raise DefinitionError(
+            f"cursor({column!r}) has a lookback but no primary_key: rows read again would be "
+            "loaded twice. Pass primary_key=... and load with mode='merge'."
+        )
+    return CursorStrategy(column, lookback, keys, initial)
+
+
+def interval(column: str) -> IntervalStrategy:
+    """Incremental on the run's data interval: rows with ``start <= column < end``."""
+    return IntervalStrategy(column)
+
+
+def full() -> FullStrategy:
+    """No increment: every row on every run (usually with ``mode='replace'``)."""
+    return FullStrategy()
+
+
+def destination(
+    connection: str,
+    *,
+    table: str,
+    mode: str = "append",
+    keys: str | Sequence[str] = (),
+    metadata: bool = True,
+    exclude: Sequence[str] = (),
+) -> DestinationSpec:
+    """Where a sync loads: ``table`` of connection ``connection``.
+
+    Args:
+        connection: a connection name or URL (``"warehouse"``: the embedded DuckDB
+            unless configured).
+        table: the destination table.
+        mode: append, replace, replace_partition or merge.
+        keys: the merge keys.
+        metadata: add ``_hr_load_id`` and ``_hr_loaded_at`` columns.
+        exclude: columns the checks need but the table should not get (e.g. a rank
+            computed to quarantine duplicates); the quarantine table keeps them.
+    """
+    keys = (keys,) if isinstance(keys, str) else tuple(keys)
+    if mode == "merge" and not keys:
+        raise DefinitionError(f"destination table {table!r}: mode='merge' needs keys=[...]")
+    return DestinationSpec(connection, table, mode, keys, metadata, tuple(exclude))
