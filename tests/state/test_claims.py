@@ -16,7 +16,7 @@ def _claim(url: str, schema: str | None, run_id: str, start: object, out: object
     with open_store(url, schema=schema) as store:
         seen = store.get_run(run_id)
         start.wait()  # type: ignore[attr-defined]
-        won = store.claim_run(seen, pid=multiprocessing.current_process().pid, hostname="test")
+        won = store.claim_run(seen, pid=multiprocessing.current_process().pid or 0, hostname="test")
         out.put(won)  # type: ignore[attr-defined]
 
 
@@ -25,7 +25,7 @@ def _failed_run(store: SqlStateStore) -> str:
     store.ensure_task_instances(run.run_id, [("a", -1), ("b", -1)])
     store.update_task_instance(run.run_id, "a", state=TaskState.SUCCESS, attempt=1)
     store.update_task_instance(run.run_id, "b", state=TaskState.FAILED, attempt=1, error="boom")
-    store.update_run(run.run_id, state=RunState.FAILED, heartbeat_at=T0, pid=1)
+    store.update_run(run.run_id, state=RunState.FAILED, heartbeat_at=T0, pid=1, hostname="old")
     return run.run_id
 
 
@@ -46,11 +46,12 @@ def test_only_one_of_four_processes_claims(store: SqlStateStore, store_target: t
 
 def test_claim_refused_once_the_run_changed(store: SqlStateStore) -> None:
     run_id = _failed_run(store)
-    seen = store.get_run(run_id)
-    assert store.claim_run(seen, rerun=["a"], pid=2)
-    assert not store.claim_run(seen, pid=3)  # stale: the run is running now
+    seen = store.get_run(run_id)  # heartbeat_at is a whole second: compared, it would never match
+    assert store.claim_run(seen, pid=2, hostname="h")
+    assert not store.claim_run(seen, pid=3, hostname="h")  # stale: the run is running now
     store.update_run(run_id, state=RunState.FAILED)
-    assert not store.claim_run(seen, pid=4)  # failed again, but driven by another pid since
+    assert not store.claim_run(seen, pid=4, hostname="h")  # failed again, but driven by another pid since
+    run = store.get_run(run_id)
+    assert (run.state, run.pid, run.hostname, run.error) == (RunState.FAILED, 2, "h", None)
     tis = {ti.task_id: ti for ti in store.get_task_instances(run_id)}
-    assert tis["a"].state == TaskState.QUEUED and tis["b"].state == TaskState.FAILED
-    assert store.get_run(run_id).pid == 2
+    assert tis["b"].state == TaskState.FAILED  # a claim touches the run only

@@ -106,4 +106,4 @@ def retry_task(ctx: McpContext, run_id: str, task: str, wait_seconds: float) -> 
         from headrace.errors import StateError, did_you_mean
 
         raise StateError(f"run {run.run_id!r} has no task {task!r}." + did_you_mean(task, known))
-    return RunThread(ctx, lambda runner: runner.resume(run.run_id, rerun=[task])).start_and_wait(wait_seconds)
+    return RunThread(ctx, lambda runner: runner.retry(run.run_id, task)).start_and_wait(wait_seconds)
