@@ -71,6 +71,18 @@ def test_postgres_transaction_refuses_without_the_parser(pg_schema: tuple[str, s
         assert conn.execute(f'SELECT count(*) FROM "{schema}".t').fetchall()[0][0] == 1
 
 
+def test_duckdb_query_stopped_at_the_timeout(duck: ConnectionURL) -> None:
+    with pytest.raises(ConnectorError, match="stopped after 0.3 s"):
+        run_read_only(duck, "SELECT count(*) FROM range(100000000000) a", limit=1, timeout_seconds=0.3)
+
+
+def test_postgres_query_stopped_at_the_timeout(pg_schema: tuple[str, str]) -> None:
+    url, schema = pg_schema
+    with pytest.raises(ConnectorError, match="statement timeout"):
+        run_read_only(ConnectionURL.parse(f"{url}?schema={schema}"), "SELECT count(*) FROM generate_series(1, 10000000000)",
+                      limit=1, timeout_seconds=0.3)
+
+
 def test_postgres_reads_through_both_layers(pg_schema: tuple[str, str]) -> None:
     url, schema = pg_schema
     with psycopg.connect(url, autocommit=True) as conn:

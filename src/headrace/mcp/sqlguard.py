@@ -200,6 +200,10 @@ def _duckdb_rows(
         columns = [d[0] for d in cursor.description or []]
         rows = cursor.fetchmany(limit + 1)
         return columns, rows
+    except duckdb.InterruptException as exc:
+        raise ConnectorError(
+            f"query on {conn.masked} stopped after {timeout_seconds:g} s (the query timeout); narrow it"
+        ) from exc
     except duckdb.Error as exc:
         raise ConnectorError(f"query on {conn.masked} failed: {driver_message(exc, conn)}") from exc
     finally:
