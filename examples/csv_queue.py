@@ -32,6 +32,7 @@ from typing import Any
 
 import polars as pl
 
+from headrace.config import Settings
 from headrace.errors import TerminalError, did_you_mean
 from headrace.queue import (
     Backoff,
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--prefix", default=None)
     args = parser.parse_args(argv)
-    env = QueueConnection.from_env()
+    env = QueueConnection.from_settings(Settings.load())
     connection = QueueConnection(url=args.redis_url or env.url, prefix=args.prefix or env.prefix)
     if args.mode == "worker":
         make_worker(connection).run_sync()

@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from headrace.config import Settings
 from headrace.queue import JobInfo, Queue, QueueConnection, QueueEvents, Worker
 
 QUEUE = "fingerprints"
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--prefix", default=None)
     args = parser.parse_args(argv)
-    env = QueueConnection.from_env()
+    env = QueueConnection.from_settings(Settings.load())
     connection = QueueConnection(url=args.redis_url or env.url, prefix=args.prefix or env.prefix)
     with tempfile.TemporaryDirectory(prefix="fingerprints_") as workdir:
         results = asyncio.run(demo(connection, Path(workdir), args.files, args.rows))

@@ -33,6 +33,7 @@ import argparse
 import os
 import random
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             create_demo_crm(crm)
         connections["crm"] = f"sqlite:///{crm}"
     connections.setdefault("warehouse", f"duckdb:///{settings.home / 'scheduled_warehouse.duckdb'}")
-    settings = Settings(home=settings.home, state_url=settings.state_url, connections=connections)
+    settings = replace(settings, connections=connections)  # keeps pools, queue and alert settings
     start = datetime.fromisoformat(args.start)
     end = datetime.fromisoformat(args.end) + timedelta(days=1) - timedelta(microseconds=1)
     with open_store(settings.state_url) as store:

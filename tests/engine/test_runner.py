@@ -145,12 +145,16 @@ def test_unknown_executor_suggests_the_closest(store, settings) -> None:
         Runner(store, executor="in-process", settings=settings)
 
 
-def test_distributed_executor_by_name_reads_redis_from_the_environment(store, settings, monkeypatch) -> None:
+def test_distributed_executor_by_name_takes_redis_from_the_settings(store, settings, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from headrace.config import QueueSettings
     from headrace.executors.distributed import DistributedExecutor
 
-    monkeypatch.setenv("HEADRACE_REDIS_URL", "redis://127.0.0.1:6379/3")
-    monkeypatch.setenv("HEADRACE_QUEUE_PREFIX", "hr-test-wiring")
-    executor = Runner(store, executor="distributed", settings=settings, concurrency=3)._make_executor()
+    # Below the edge the environment is not read: only the settings handed down count.
+    monkeypatch.setenv("HEADRACE_QUEUE_PREFIX", "from-the-environment")
+    handed = replace(settings, queue=QueueSettings("redis://127.0.0.1:6379/3", "hr-test-wiring"))
+    executor = Runner(store, executor="distributed", settings=handed, concurrency=3)._make_executor()
     assert isinstance(executor, DistributedExecutor)
     assert executor.capacity == 3
     assert executor.connection.prefix == "hr-test-wiring"

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from headrace.config import Settings
 from headrace.engine import load_pipelines
+from headrace.engine.attempt import run_work_item
 from headrace.engine.staging import load_result
 from headrace.executors import (
     Event,
@@ -43,7 +45,8 @@ def item(tmp_path: Path, file: str, pipeline: str, task_id: str, map_index: int 
     day = datetime(2024, 3, 5, tzinfo=UTC)
     run = RunInfo(
         run_id="r1", pipeline=pipeline, logical_date=day, data_interval_start=day, data_interval_end=day,
-        params=extra.pop("params", {}), home=str(tmp_path), connections={"warehouse": "duckdb:///w.db"},
+        params=extra.pop("params", {}),
+        settings=Settings(home=tmp_path, state_url="sqlite://", connections={"warehouse": "duckdb:///w.db"}),
         staging_dir=str(tmp_path / "staging"),
     )
     path = PIPELINES / f"{file}.py"
@@ -64,7 +67,7 @@ def collect(executor: Executor, wanted: int) -> list[Outcome]:
 def test_outcomes_results_and_logs(executor: Executor, tmp_path: Path) -> None:
     events: list[Event] = []
     pipeline = load_pipelines(PIPELINES / "basic.py")["numbers"]
-    executor.start(events.append, pipeline)
+    executor.start(events.append, pipeline, run_work_item)
     assert executor.capacity >= 2
     executor.submit(item(tmp_path, "basic", "numbers", "extract", params={"n": 3}))
     executor.submit(item(tmp_path, "basic", "numbers", "square", 1, map_input=ResultRef("json", value=7)))
@@ -81,14 +84,14 @@ def test_outcomes_results_and_logs(executor: Executor, tmp_path: Path) -> None:
 
 
 def test_failures_say_whether_a_retry_can_help(executor: Executor, tmp_path: Path) -> None:
-    executor.start(lambda event: None, load_pipelines(PIPELINES / "flaky.py")["broken"])
+    executor.start(lambda event: None, load_pipelines(PIPELINES / "flaky.py")["broken"], run_work_item)
     executor.submit(item(tmp_path, "flaky", "broken", "terminal"))
     (terminal,) = collect(executor, 1)
     assert not terminal.ok and not terminal.retryable
     assert terminal.error_kind == "TerminalError"
 
     executor.shutdown()
-    executor.start(lambda event: None, load_pipelines(PIPELINES / "flaky.py")["retrying"])
+    executor.start(lambda event: None, load_pipelines(PIPELINES / "flaky.py")["retrying"], run_work_item)
     executor.submit(item(tmp_path, "flaky", "retrying", "flaky", params={"succeed_on": 2}))
     (flaky,) = collect(executor, 1)
     assert not flaky.ok and flaky.retryable
@@ -96,7 +99,7 @@ def test_failures_say_whether_a_retry_can_help(executor: Executor, tmp_path: Pat
 
 
 def test_a_timeout_ends_the_attempt(executor: Executor, tmp_path: Path) -> None:
-    executor.start(lambda event: None, load_pipelines(PIPELINES / "flaky.py")["slow"])
+    executor.start(lambda event: None, load_pipelines(PIPELINES / "flaky.py")["slow"], run_work_item)
     executor.submit(item(tmp_path, "flaky", "slow", "sleepy", timeout=0.5))
     (outcome,) = collect(executor, 1)
     assert not outcome.ok

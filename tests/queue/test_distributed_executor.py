@@ -44,7 +44,9 @@ def start_task_worker(conn: QueueConnection, tag: str) -> subprocess.Popen[bytes
 def test_work_item_and_outcome_survive_json() -> None:
     when = datetime(2024, 3, 5, 1, 2, 3, tzinfo=UTC)
     item = WorkItem(
-        run=RunInfo("r1", "p", when, when, when, {"n": 1}, "/h", {"w": "duckdb:///w.db"}, "/s"),
+        run=RunInfo("r1", "p", when, when, when, {"n": 1},
+                    Settings(home=Path("/h"), state_url="postgresql://u:pw@h/db", connections={"w": "duckdb:///w.db"},
+                             pools={"db": 2}), "/s"),
         pipeline_file="/p.py", pipeline_module="p", task_id="t", map_index=2, attempt=3,
         inputs={"up": ResultRef("list", items=[ResultRef("json", value=[1, 2])])},
         map_input=ResultRef("table", path="/s/x.parquet", format="polars"), timeout=5.0,

@@ -212,7 +212,7 @@ def test_parallel_backfill_keeps_at_most_max_active_runs(
     from headrace.engine import load_pipelines
 
     wide = load_pipelines(file)["wide"]
-    launcher = SubprocessLauncher(settings.state_url, executor="inprocess", env=env)
+    launcher = SubprocessLauncher(settings, executor="inprocess", env=env)
     report = Backfill(wide, store, launcher=launcher, poll_interval=0.05).run(
         datetime(2024, 1, 1), datetime(2024, 1, 4)
     )

@@ -91,9 +91,10 @@ def worker_command(
     """
     connection = _connection(redis_url, prefix)
     if handler is None:
+        from headrace.engine.attempt import run_work_item
         from headrace.executors.distributed import TaskWorker
 
-        task_worker = TaskWorker(connection, queue_name, concurrency=concurrency, name=name)
+        task_worker = TaskWorker(connection, queue_name, concurrency=concurrency, name=name, run_item=run_work_item)
         _announce(task_worker.worker, "pipeline-task worker", queue_name, connection, concurrency)
         task_worker.run_sync()
         console.print("worker stopped")

@@ -6,7 +6,6 @@ Settings are read once here (``Settings.from_env``) and passed down; the store i
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -29,7 +28,7 @@ from headrace.config import Settings
 from headrace.engine import EXECUTORS, Event, Runner, RunResult, load_pipelines, pick_pipeline
 from headrace.engine.retention import PurgeReport, clean_staging, purge_runs
 from headrace.errors import ConfigError, DefinitionError, HeadraceError, did_you_mean
-from headrace.observe.alerts import alerter_from_env
+from headrace.observe.alerts import alerter_from_settings
 from headrace.pipeline import Pipeline
 from headrace.state import open_store
 from headrace.state.base import RunState, TaskState
@@ -243,7 +242,7 @@ def _drive(pipeline: Pipeline, settings: Settings, executor: str, concurrency: i
     with open_store(settings.state_url) as store:
         view = LiveView(pipeline, console)
         # Failure (and opt-in retry) alerts as the scheduler sends them, when configured.
-        alerter = alerter_from_env(os.environ)
+        alerter = alerter_from_settings(settings.alerts)
         runner = Runner(store, executor=executor, settings=settings, concurrency=concurrency, on_event=view.on_event,
                         alerter=alerter if alerter.channels else None)
         with view:

@@ -1,7 +1,9 @@
 """One attempt of one task, wherever it runs: arguments, context, capture, staging, checks.
 
-Executors call :func:`run_attempt` (in the driving process or in a worker); it never
-raises for a task failure, it returns an :class:`Outcome` saying what happened.
+The engine hands :func:`run_work_item` to its executor (see
+:class:`~headrace.executors.base.AttemptFn`), which calls it in the driving process or
+in a worker; it never raises for a task failure, it returns an :class:`Outcome` saying
+what happened.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from headrace.config import Settings
 from headrace.engine.branch import chosen_ids
 from headrace.engine.convert import load_as, wanted_formats
+from headrace.engine.loader import find_pipeline
 from headrace.engine.staging import (
     ResultTypeError,
     read_quarantine,
@@ -36,7 +39,7 @@ from headrace.engine.staging import (
 )
 from headrace.engine.variables import SecretMask, variable_reader
 from headrace.errors import DefinitionError, QualityError, TerminalError, did_you_mean
-from headrace.executors.base import Outcome, ResultRef, RunInfo, WorkItem
+from headrace.executors.base import Outcome, ResultRef, RunInfo, Sink, WorkItem
 from headrace.pipeline import Context, Pipeline, Reschedule, Task
 from headrace.pipeline.graph import TaskRef
 
@@ -47,14 +50,6 @@ RESCHEDULE = "reschedule"
 logging.getLogger(TASK_LOGGER).setLevel(logging.INFO)
 _HOST = socket.gethostname()
 _FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-class Sink(Protocol):
-    """Where a running attempt sends its log lines and progress."""
-
-    def log(self, text: str) -> None: ...
-
-    def progress(self, done: float, total: float | None, message: str | None) -> None: ...
 
 
 class TaskTimeout(BaseException):
@@ -159,6 +154,28 @@ def alarm(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def run_work_item(
+    item: WorkItem, sink: Sink, pipeline: Pipeline | None = None, *, soft_timeout: bool = False
+) -> Outcome:
+    """Run one attempt of ``item``, finding its pipeline by file when not given (an :class:`AttemptFn`).
+
+    Args:
+        item: what to run.
+        sink: receives log lines and progress while the task runs.
+        pipeline: the pipeline object, when the caller has it (in-process executor).
+        soft_timeout: see :func:`run_attempt`.
+    """
+    if pipeline is None:
+        try:
+            pipeline = find_pipeline(item.pipeline_file, item.pipeline_module, item.run.pipeline)
+        except Exception as exc:
+            return Outcome(
+                item.task_id, item.map_index, item.attempt, ok=False, retryable=False,
+                error=f"{type(exc).__name__}: {exc}", error_kind=type(exc).__name__, pid=os.getpid(),
+            )  # fmt: skip
+    return run_attempt(item, pipeline, sink, soft_timeout=soft_timeout)
+
+
 def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout: bool = False) -> Outcome:
     """Run one attempt of ``item`` and report how it ended.
 
@@ -238,13 +255,13 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
 
 
 @functools.lru_cache(maxsize=8)
-def _paths_of(run_id: str, home: str, staging_dir: str, connections: tuple[tuple[str, str], ...]) -> tuple[Settings, Path]:
-    return Settings(home=Path(home), state_url="", connections=dict(connections)), Path(staging_dir)
+def _staging_path(staging_dir: str) -> Path:
+    return Path(staging_dir)
 
 
 def _run_paths(run: RunInfo) -> tuple[Settings, Path]:
-    """Settings and staging folder of a run, built once per run and process (hot path)."""
-    return _paths_of(run.run_id, run.home, run.staging_dir, tuple(sorted(run.connections.items())))
+    """The settings handed down with the run and its staging folder (hot path)."""
+    return run.settings, _staging_path(run.staging_dir)
 
 
 def _ended(outcome: Outcome) -> Outcome:

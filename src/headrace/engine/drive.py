@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from headrace.config import Settings
 from headrace.engine import trigger
 from headrace.engine.attempt import RESCHEDULE
 from headrace.engine.clock import Clock
@@ -70,7 +71,7 @@ class Drive:
         executor: a started executor.
         clock: time source; its ``sleep`` waits for retries.
         emit: receives events after the state they describe is stored (or None).
-        settings_home / connections: what tasks see as ``ctx.settings``.
+        settings: handed to every task (``ctx.settings``), in whatever process it runs.
         pools: pool name -> size, for every pool the pipeline's tasks use.
         past: decides depends_on_past tasks (default: against the store's previous run).
         state_url: the store's URL, for tasks reading Variables (``ctx.var``).
@@ -84,8 +85,7 @@ class Drive:
         executor: Executor,
         clock: Clock,
         emit: Callable[[Event], None] | None,
-        home: str,
-        connections: dict[str, str],
+        settings: Settings,
         rng: random.Random,
         wait_slice: float = 1.0,
         pools: Mapping[str, int] | None = None,
@@ -95,7 +95,7 @@ class Drive:
         self.store, self.pipeline, self.run, self.executor = store, pipeline, run, executor
         self.clock, self.emit, self.rng, self.wait_slice = clock, emit, rng, wait_slice
         self.run_id = run.run_id
-        self.staging = staging_dir(home, pipeline.name, run.run_id)
+        self.staging = staging_dir(settings.home, pipeline.name, run.run_id)
         self.info = RunInfo(
             run_id=run.run_id,
             pipeline=pipeline.name,
@@ -103,8 +103,7 @@ class Drive:
             data_interval_start=run.data_interval_start,
             data_interval_end=run.data_interval_end,
             params=dict(run.params or {}),
-            home=home,
-            connections=dict(connections),
+            settings=settings,
             staging_dir=str(self.staging),
             state_url=state_url,
         )

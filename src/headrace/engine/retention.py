@@ -20,6 +20,7 @@ from pathlib import Path
 
 from headrace.engine.staging import staging_dir
 from headrace.state.base import RunRecord, RunState, StateStore
+from headrace.state.history import last_automated_run
 
 
 @dataclass
@@ -151,8 +152,6 @@ def purge_runs(
         >>> report = purge_runs(store, settings.home, timedelta(days=90), datetime.now(UTC))
         >>> len(report.removed)
     """
-    from headrace.scheduler.loop import last_automated_run  # the scheduler imports the engine
-
     cutoff = now - older_than
     report = PurgeReport(dry_run=dry_run)
     anchor_ids = {

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from headrace.config import Settings
+from headrace.engine.attempt import run_work_item
 from headrace.engine.clock import Clock, SystemClock
 from headrace.engine.drive import Drive, driver_identity
 from headrace.engine.loader import load_pipelines, pick_pipeline
@@ -27,6 +30,8 @@ from headrace.observe.alerts import Alerter
 from headrace.pipeline import Pipeline
 from headrace.pipeline.alerting import AlertRoutes
 from headrace.state.base import RunRecord, RunState, StateStore, TaskState
+
+log = logging.getLogger("headrace.engine")
 
 EXECUTORS = ("process", "inprocess", "distributed")
 NO_ROUTES = AlertRoutes()
@@ -64,7 +69,9 @@ class Runner:
         store: the state store (``headrace.state.open_store``).
         executor: ``"process"`` (local process pool, default), ``"inprocess"`` or an
             Executor instance.
-        settings: connections and the home folder (staging lives under it).
+        settings: the configuration read once at the edge (``Settings.load()``): home
+            folder (staging lives under it), connections, pools, queue; handed to every
+            task, in whatever process or machine it runs. Required.
         concurrency: workers of the process pool (default: number of cores).
         on_event: called with every :class:`Event` (state changes, progress, log lines).
         clock: time source; tests pass ``FakeClock`` so retries do not sleep.
@@ -73,6 +80,10 @@ class Runner:
         alerter: the global alert channels (built at the edge from the settings); tasks'
             own e-mail/webhook routes and callbacks apply with or without it (see
             :mod:`headrace.engine.notify`).
+
+    With the process executor the runner keeps one warm pool of worker processes for
+    all its runs (started by the first task, stopped by :meth:`close` or at exit), so a
+    run costs what its tasks cost, not a pool start and the imports.
 
     A script that runs pipelines with the process pool needs the usual
     ``if __name__ == "__main__":`` guard: pool workers start from a fork server and
@@ -105,13 +116,33 @@ class Runner:
             raise EngineError(f"concurrency must be >= 1, got {concurrency}")
         self.store = store
         self.executor = executor
-        self.settings = settings or Settings.from_env()
+        if settings is None:
+            raise EngineError(
+                "Runner needs the settings read at your program's edge: "
+                "Runner(store, settings=Settings.load()) (nothing below the edge reads the environment)."
+            )
+        self.settings = settings
         self.concurrency = concurrency
         self.on_event = on_event
         self.clock = clock or SystemClock()
         self.heartbeat_interval = heartbeat_interval
         self.rng = rng or random.Random()
         self.alerter = alerter
+        self._pool: Executor | None = None  # the warm process pool, started by the first run
+        #: seconds between asks for a slot while max_active_runs is reached
+        self.admission_poll = 0.5
+
+    def close(self) -> None:
+        """Stop the warm process pool this runner started (a no-op when it started none)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ public API
 
@@ -143,7 +174,7 @@ class Runner:
         resolved = pipeline.resolve_params(params)
         self.pool_sizes(pipeline)
         logical, start, end = self.interval_for(pipeline, logical_date)
-        run, created = self.store.create_run(pipeline.name, logical, start, end, resolved, trigger)
+        run, created = self._admit(pipeline, logical, start, end, resolved, trigger)
         if not created:
             state = RunState(run.state)
             if state == RunState.RUNNING:
@@ -168,6 +199,30 @@ class Runner:
             fields["params"] = params
         self.store.update_run(run.run_id, **fields)
         return self.store.get_run(run.run_id)
+
+    def _admit(
+        self, pipeline: Pipeline, logical: datetime, start: datetime, end: datetime,
+        params: dict[str, Any], trigger: str,
+    ) -> tuple[RunRecord, bool]:
+        """Create the run once fewer than ``max_active_runs`` runs of the pipeline are active.
+
+        Admission is atomic in the store, so a manual run counts against the same cap as
+        the schedulers' and backfills' runs; while the cap is reached the call waits.
+        """
+        told = False
+        while True:
+            admission = self.store.admit_run(
+                pipeline.name, logical, start, end, params, trigger, max_active=pipeline.max_active_runs
+            )
+            if admission.run is not None:
+                return admission.run, admission.created
+            if not told:
+                log.warning(
+                    "pipeline %r: max_active_runs=%d reached (%d active); the run for %s waits for a slot",
+                    pipeline.name, pipeline.max_active_runs, admission.active, logical.isoformat(),
+                )
+                told = True
+            time.sleep(self.admission_poll)  # real time: the runs holding the slots end in real time
 
     def resume(self, run_id: str, pipeline: Pipeline | None = None) -> RunResult:
         """Finish a failed, interrupted or dead run: rerun only tasks that did not succeed.
@@ -321,13 +376,17 @@ class Runner:
             return InProcessExecutor()
         if self.executor == "distributed":
             # Workers started with `headrace worker` on any machine that has the pipeline
-            # file at the same path; Redis from HEADRACE_REDIS_URL / HEADRACE_QUEUE_PREFIX.
+            # file at the same path; Redis from the settings' queue section.
             from headrace.executors.distributed import DistributedExecutor
+            from headrace.queue import QueueConnection
 
-            return DistributedExecutor(capacity=self.concurrency or 16)
+            return DistributedExecutor(QueueConnection.from_settings(self.settings), capacity=self.concurrency or 16)
         from headrace.executors.process import ProcessExecutor
 
-        return ProcessExecutor(self.concurrency)
+        if self._pool is None:
+            # One warm pool for every run of this runner: workers keep their imports.
+            self._pool = ProcessExecutor(self.concurrency, keep_warm=True)
+        return self._pool
 
     def _event(self, run_id: str, state: RunState, error: str | None = None) -> None:
         if self.on_event is not None:
@@ -347,14 +406,14 @@ class Runner:
         )
         self._event(run_id, RunState.RUNNING)
         executor = self._make_executor()
-        executor.start(self.on_event or (lambda event: None), pipeline)
+        executor.start(self.on_event or (lambda event: None), pipeline, run_work_item)
         stale = timedelta(seconds=max(60.0, 6 * self.heartbeat_interval))
         on_event = self.on_event
         if self.alerter is not None or any(t.alerts != NO_ROUTES for t in pipeline.tasks.values()):
             on_event = TaskNotifier(pipeline, run, self.store, self.settings, self.alerter, then=self.on_event)
         drive = Drive(
             self.store, pipeline, run, executor, self.clock, on_event,
-            str(self.settings.home), dict(self.settings.connections), self.rng,
+            self.settings, self.rng,
             wait_slice=min(1.0, self.heartbeat_interval), pools=self.pool_sizes(pipeline),
             past=PastGate(self.store, pipeline, run, self.clock, stale), state_url=self.settings.state_url,
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from headrace.config import Settings
 from headrace.state.base import CheckResultRecord
 
 if TYPE_CHECKING:
@@ -41,7 +42,13 @@ class ResultRef:
 
 @dataclass
 class RunInfo:
-    """The run-wide facts a task's context needs, sent with every work item."""
+    """The run-wide facts a task's context needs, sent with every work item.
+
+    Attributes:
+        settings: the driver's settings, handed down whole (``ctx.settings`` in the task:
+            state store, connections, pools, queue, alerts), in a task process or on a
+            remote worker alike.
+    """
 
     run_id: str
     pipeline: str
@@ -49,10 +56,17 @@ class RunInfo:
     data_interval_start: datetime
     data_interval_end: datetime
     params: dict[str, Any]
-    home: str
-    connections: dict[str, str]
+    settings: Settings
     staging_dir: str
     state_url: str = ""  # the run's state store, for ctx.var (Variables)
+
+    @property
+    def home(self) -> str:
+        return str(self.settings.home)
+
+    @property
+    def connections(self) -> dict[str, str]:
+        return dict(self.settings.connections)
 
 
 @dataclass
@@ -137,12 +151,42 @@ class Event:
 EventSink = Callable[[Event], None]
 
 
+class Sink(Protocol):
+    """Where a running attempt sends its log lines and progress."""
+
+    def log(self, text: str) -> None: ...
+
+    def progress(self, done: float, total: float | None, message: str | None) -> None: ...
+
+
+class AttemptFn(Protocol):
+    """Runs one attempt of a work item where the executor put it; never raises for a task failure.
+
+    The engine hands its own (``headrace.engine.attempt.run_work_item``) to
+    :meth:`Executor.start`: executors decide where an attempt runs, the engine what
+    it does. It must be a module-level function: a process pool sends it to its
+    workers by reference.
+
+    Args:
+        item: the attempt.
+        sink: receives its log lines and progress.
+        pipeline: the pipeline object when the executor has it; None: found by
+            ``item.pipeline_file`` (imported once per process).
+        soft_timeout: enforce ``item.timeout`` inside the attempt (in-process executor).
+    """
+
+    def __call__(
+        self, item: WorkItem, sink: Sink, pipeline: Pipeline | None = None, *, soft_timeout: bool = False
+    ) -> Outcome: ...
+
+
 @runtime_checkable
 class Executor(Protocol):
     """Runs work items and reports their outcomes; used by one run at a time.
 
-    The engine calls :meth:`start` once (with the pipeline object, which a local
-    executor may use directly; remote ones find it by ``WorkItem.pipeline_file``), then alternates :meth:`submit` (never more
+    The engine calls :meth:`start` once per run (with the pipeline object, which a local
+    executor may use directly, remote ones find it by ``WorkItem.pipeline_file``; and
+    the function that runs one attempt), then alternates :meth:`submit` (never more
     than ``capacity`` items in flight) and :meth:`wait`, and :meth:`shutdown` at the end.
     Progress and log lines of running attempts go to the ``emit`` callback as
     :class:`Event` objects while they happen; the whole log also comes back in the
@@ -151,7 +195,7 @@ class Executor(Protocol):
 
     capacity: int
 
-    def start(self, emit: EventSink, pipeline: Pipeline) -> None: ...
+    def start(self, emit: EventSink, pipeline: Pipeline, run_item: AttemptFn) -> None: ...
 
     def submit(self, item: WorkItem) -> None: ...
 

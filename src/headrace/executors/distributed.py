@@ -23,8 +23,18 @@ from collections.abc import Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from headrace.config import Settings
 from headrace.errors import QueueError
-from headrace.executors.base import Event, EventSink, Outcome, ResultRef, RunInfo, WorkItem
+from headrace.executors.base import (
+    AttemptFn,
+    Event,
+    EventSink,
+    Outcome,
+    ResultRef,
+    RunInfo,
+    WorkItem,
+)
+from headrace.executors.process import ProcessExecutor
 from headrace.queue import (
     Job,
     JobOptions,
@@ -49,6 +59,8 @@ T = TypeVar("T")
 
 def _encode(value: Any) -> Any:
     """Dataclasses to dicts and datetimes to tagged ISO strings, recursively."""
+    if isinstance(value, Settings):  # handed down whole to the worker (see RunInfo.settings)
+        return value.to_dict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, datetime):
@@ -90,8 +102,10 @@ def encode_work_item(item: WorkItem) -> dict[str, Any]:
 
 def decode_work_item(data: dict[str, Any]) -> WorkItem:
     raw = _decode(data)
+    run = dict(raw["run"])
+    run["settings"] = Settings.from_dict(run["settings"])
     return WorkItem(
-        run=RunInfo(**raw["run"]),
+        run=RunInfo(**run),
         pipeline_file=raw["pipeline_file"],
         pipeline_module=raw["pipeline_module"],
         task_id=raw["task_id"],
@@ -133,7 +147,8 @@ class DistributedExecutor:
             events the listener could have missed (Redis restart, trimmed stream).
 
     Example:
-        >>> runner = Runner(store, executor=DistributedExecutor(QueueConnection.from_env()))
+        >>> connection = QueueConnection.from_settings(settings)
+        >>> runner = Runner(store, executor=DistributedExecutor(connection), settings=settings)
     """
 
     def __init__(
@@ -143,7 +158,7 @@ class DistributedExecutor:
         capacity: int = 16,
         poll_interval: float = 5.0,
     ) -> None:
-        self.connection = connection or QueueConnection.from_env()
+        self.connection = connection or QueueConnection()
         self.queue_name = queue_name
         self.capacity = capacity
         self.poll_interval = poll_interval
@@ -161,7 +176,8 @@ class DistributedExecutor:
         assert self._loop is not None, "start() first"
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def start(self, emit: EventSink, pipeline: Pipeline) -> None:
+    def start(self, emit: EventSink, pipeline: Pipeline, run_item: AttemptFn) -> None:
+        """Open the queue; ``run_item`` is the workers' business (``headrace worker`` has its own)."""
         self._emit = emit
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -316,8 +332,9 @@ class DistributedExecutor:
 class _AttemptPool:
     """A local :class:`ProcessExecutor` driven from one thread, awaited from asyncio."""
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, run_item: AttemptFn) -> None:
         self.concurrency = concurrency
+        self.run_item = run_item
         self._inbox: stdlib_queue.Queue[tuple[WorkItem, Job, asyncio.Future[Outcome]] | None] = (
             stdlib_queue.Queue()
         )
@@ -336,9 +353,7 @@ class _AttemptPool:
         return await future
 
     def _drive(self) -> None:
-        from headrace.executors.process import ProcessExecutor
-
-        executor = ProcessExecutor(concurrency=self.concurrency)
+        executor = ProcessExecutor(concurrency=self.concurrency, keep_warm=True)
         jobs: dict[tuple[str, int, int], Job] = {}
         futures: dict[tuple[str, int, int], asyncio.Future[Outcome]] = {}
         assert self._loop is not None
@@ -350,7 +365,7 @@ class _AttemptPool:
                 progress = {"done": event.done, "total": event.total, "message": event.message}
                 asyncio.run_coroutine_threadsafe(job.update_progress(progress), loop)
 
-        executor.start(forward, None)  # type: ignore[arg-type]  # workers find pipelines by file
+        executor.start(forward, None, self.run_item)  # type: ignore[arg-type]  # workers find pipelines by file
         try:
             while True:
                 try:
@@ -371,7 +386,7 @@ class _AttemptPool:
                     if fut is not None:
                         loop.call_soon_threadsafe(_settle, fut, outcome)
         finally:
-            executor.shutdown(kill=True)
+            executor.close(kill=True)
 
     def close(self) -> None:
         if self._thread is not None:
@@ -391,11 +406,18 @@ class TaskWorker:
     Args:
         connection: Redis URL and key prefix shared with the drivers.
         queue_name: the task queue.
-        concurrency: attempts run at once (each in its own process).
+        concurrency: attempts run at once (each in its own process of a warm pool).
         name: worker name shown in Redis ``CLIENT LIST``.
+        run_item: runs one attempt: the engine's ``run_work_item`` (passed in by the
+            caller, as executors sit below the engine).
+
+    The settings each attempt sees come with its work item (the driver's), so the
+    worker itself needs only the queue.
 
     Example:
-        >>> TaskWorker(QueueConnection.from_env(), concurrency=4).run_sync()  # doctest: +SKIP
+        >>> from headrace.engine.attempt import run_work_item
+        >>> connection = QueueConnection.from_settings(Settings.load())
+        >>> TaskWorker(connection, concurrency=4, run_item=run_work_item).run_sync()  # doctest: +SKIP
     """
 
     def __init__(
@@ -404,11 +426,13 @@ class TaskWorker:
         queue_name: str = TASK_QUEUE,
         concurrency: int = 1,
         name: str | None = None,
+        *,
+        run_item: AttemptFn,
     ) -> None:
-        self.connection = connection or QueueConnection.from_env()
+        self.connection = connection or QueueConnection()
         self.queue_name = queue_name
         self.concurrency = concurrency
-        self._pool = _AttemptPool(concurrency)
+        self._pool = _AttemptPool(concurrency, run_item)
         self.worker = Worker(
             queue_name,
             self._handle,

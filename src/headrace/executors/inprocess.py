@@ -12,7 +12,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-from headrace.executors.base import Event, EventSink, Outcome, WorkItem
+from headrace.executors.base import AttemptFn, Event, EventSink, Outcome, WorkItem
 
 if TYPE_CHECKING:
     from headrace.pipeline import Pipeline
@@ -56,23 +56,23 @@ class InProcessExecutor:
         self._queue: deque[WorkItem] = deque()
         self._emit: EventSink = lambda event: None
         self._pipeline: Pipeline | None = None
+        self._run_item: AttemptFn | None = None
 
-    def start(self, emit: EventSink, pipeline: Pipeline) -> None:
-        self._emit, self._pipeline = emit, pipeline
+    def start(self, emit: EventSink, pipeline: Pipeline, run_item: AttemptFn) -> None:
+        self._emit, self._pipeline, self._run_item = emit, pipeline, run_item
 
     def submit(self, item: WorkItem) -> None:
         self._queue.append(item)
 
     def wait(self, timeout: float | None) -> list[Outcome]:
-        from headrace.engine.attempt import run_attempt
-
-        assert self._pipeline is not None, "start() first"
+        run_item = self._run_item
+        assert self._pipeline is not None and run_item is not None, "start() first"
         outcomes: list[Outcome] = []
         until = time.monotonic() + self.flush_every
         while self._queue:
             item = self._queue.popleft()
             sink = _ItemSink(self._emit, item)
-            outcome = run_attempt(item, self._pipeline, sink, soft_timeout=True)
+            outcome = run_item(item, sink, self._pipeline, soft_timeout=True)
             outcome.log = "\n".join(sink.lines)
             outcomes.append(outcome)
             if time.monotonic() >= until:

@@ -12,6 +12,13 @@ child that touches them can deadlock (measured: the table tests hung with fork).
 fork server is a fresh single-threaded process that imports headrace, pyarrow and
 Polars once; each worker is forked from it, so starting one stays cheap. Pass
 ``start_method="fork"`` only when the driver has started no threads.
+
+Warm pool: with ``keep_warm=True`` the workers outlive a run. :meth:`shutdown` leaves
+idle workers waiting (each has already imported headrace, pyarrow, Polars and the
+pipeline files it ran), and the next run of the same driver (a Runner running many
+runs, a backfill, an inline scheduler, ``headrace worker``) reuses them; :meth:`close`
+stops them. Workers start lazily, one per concurrent task actually submitted, so a
+chain of tasks uses one worker however large ``concurrency`` is.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_ready
 from typing import TYPE_CHECKING, Any
 
-from headrace.executors.base import Event, EventSink, Outcome, WorkItem
+from headrace.executors.base import AttemptFn, Event, EventSink, Outcome, WorkItem
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -61,11 +68,8 @@ def _watch_driver(driver_pid: int) -> None:
             os._exit(1)
 
 
-def worker_main(conn: Connection, driver_pid: int) -> None:
+def worker_main(conn: Connection, driver_pid: int, run_item: AttemptFn) -> None:
     """Loop of one worker process: receive a work item, run it, send the outcome."""
-    from headrace.engine.attempt import run_attempt
-    from headrace.engine.loader import find_pipeline
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__  # not the driver's live display
     threading.Thread(target=_watch_driver, args=(driver_pid,), daemon=True).start()
@@ -76,16 +80,7 @@ def worker_main(conn: Connection, driver_pid: int) -> None:
             return
         if item is None:
             return
-        try:
-            pipeline = find_pipeline(item.pipeline_file, item.pipeline_module, item.run.pipeline)
-        except Exception as exc:
-            outcome = Outcome(
-                item.task_id, item.map_index, item.attempt, ok=False, retryable=False,
-                error=f"{type(exc).__name__}: {exc}", error_kind=type(exc).__name__, pid=os.getpid(),
-            )
-        else:
-            outcome = run_attempt(item, pipeline, _PipeSink(conn, item.key))
-        conn.send(("done", outcome))
+        conn.send(("done", run_item(item, _PipeSink(conn, item.key))))
 
 
 class _Worker:
@@ -102,29 +97,45 @@ class ProcessExecutor:
     """Runs work items in a pool of local worker processes.
 
     Args:
-        concurrency: number of workers (default: the number of CPU cores).
+        concurrency: most workers at once (default: the number of CPU cores).
         start_method: ``forkserver`` (default where available), ``spawn`` or ``fork``.
+        keep_warm: keep idle workers across runs until :meth:`close` (see the module doc).
+
+    Example:
+        >>> pool = ProcessExecutor(concurrency=4, keep_warm=True)
+        >>> runner = Runner(store, executor=pool, settings=settings)  # runs share the workers
+        >>> pool.close()
     """
 
-    def __init__(self, concurrency: int | None = None, start_method: str | None = None) -> None:
+    def __init__(
+        self, concurrency: int | None = None, start_method: str | None = None, keep_warm: bool = False
+    ) -> None:
         self.capacity = max(1, concurrency or os.cpu_count() or 1)
         methods = mp.get_all_start_methods()
         self.start_method = start_method or ("forkserver" if "forkserver" in methods else "spawn")
+        self.keep_warm = keep_warm
         self._ctx: Any = None
         self._workers: list[_Worker] = []
         self._emit: EventSink = lambda event: None
+        self._run_item: AttemptFn | None = None
 
-    def start(self, emit: EventSink, pipeline: Pipeline) -> None:
+    def start(self, emit: EventSink, pipeline: Pipeline, run_item: AttemptFn) -> None:
+        """Get ready for a run; workers start when tasks are submitted (or are still warm)."""
         self._emit = emit
-        self._ctx = mp.get_context(self.start_method)
-        if self.start_method == "forkserver":
-            self._ctx.set_forkserver_preload(["headrace.engine.attempt", "pyarrow", "polars"])
-        self._workers = [self._spawn() for _ in range(self.capacity)]
+        if self._run_item is not run_item:  # workers run the function they were started with
+            self.close()
+            self._run_item = run_item
+        if self._ctx is None:
+            self._ctx = mp.get_context(self.start_method)
+            if self.start_method == "forkserver":
+                # Imported once by the fork server, so each worker starts with them loaded.
+                self._ctx.set_forkserver_preload([run_item.__module__, "pyarrow", "polars"])
+        self._workers = [w for w in self._workers if w.process.is_alive()]
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
-            target=worker_main, args=(child, os.getpid()), name="headrace-worker", daemon=True
+            target=worker_main, args=(child, os.getpid(), self._run_item), name="headrace-worker", daemon=True
         )
         process.start()
         child.close()
@@ -132,6 +143,9 @@ class ProcessExecutor:
 
     def submit(self, item: WorkItem) -> None:
         worker = next((w for w in self._workers if w.item is None), None)
+        if worker is None and len(self._workers) < self.capacity:
+            worker = self._spawn()
+            self._workers.append(worker)
         if worker is None:
             raise RuntimeError(f"process pool full ({self.capacity} workers busy); the engine over-submitted")
         worker.item, worker.lines = item, []
@@ -206,11 +220,36 @@ class ProcessExecutor:
             retryable=True, log="\n".join(worker.lines + [error]), pid=process.pid,
         )
         worker.conn.close()
-        index = self._workers.index(worker)
-        self._workers[index] = self._spawn()
+        worker.item, worker.deadline = None, None  # reported once, even if it also timed out
+        if worker in self._workers:
+            self._workers.remove(worker)  # a fresh worker starts when a task needs the slot
         return outcome
 
     def shutdown(self, kill: bool = False) -> None:
+        """End a run: a warm pool keeps its idle workers (``kill`` ends the busy ones)."""
+        if not self.keep_warm:
+            self.close(kill)
+            return
+        for worker in [w for w in self._workers if w.item is not None or not w.process.is_alive()]:
+            self._stop(worker, kill=True)
+            self._workers.remove(worker)
+
+    def _stop(self, worker: _Worker, kill: bool) -> None:
+        try:
+            if kill:
+                worker.process.kill()
+            else:
+                worker.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        worker.process.join(5 if kill else 2)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(5)
+        worker.conn.close()
+
+    def close(self, kill: bool = False) -> None:
+        """Stop every worker; ``kill`` stops running attempts at once (their outcomes are lost)."""
         for worker in self._workers:
             try:
                 if kill and worker.item is not None:

@@ -32,7 +32,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from headrace.config import mask_url
+from headrace.config import AlertSettings, alert_settings_from_env, mask_url
 from headrace.errors import ConfigError, HeadraceError
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "EmailChannel",
     "WebhookChannel",
     "alerter_from_env",
+    "alerter_from_settings",
     "redact",
 ]
 
@@ -385,35 +386,33 @@ class Alerter:
         return replace(self, channels=list(channels))
 
 
-_TRUE = ("1", "true", "yes", "on")
+def alerter_from_settings(alerts: AlertSettings) -> Alerter:
+    """Build the alerter from the ``alerts`` section of the settings read at the edge.
+
+    Example:
+        >>> alerter_from_settings(AlertSettings(on_retry=True)).on_retry
+        True
+    """
+    channels: list[AlertChannel] = []
+    if alerts.webhook_url:
+        channels.append(WebhookChannel(alerts.webhook_url))
+    if alerts.smtp_url:
+        channels.append(EmailChannel.from_url(alerts.smtp_url, recipients=list(alerts.recipients) or None))
+    return Alerter(
+        channels=channels,
+        on_failure=alerts.on_failure,
+        on_retry=alerts.on_retry,
+        on_sla_miss=alerts.on_sla_miss,
+    )
 
 
 def alerter_from_env(environ: Mapping[str, str]) -> Alerter:
-    """Build the alerter from environment variables (read once at the CLI edge).
+    """Build the alerter from environment variables only (see :mod:`headrace.config`).
 
-    Variables: ``HEADRACE_ALERT_WEBHOOK_URL``, ``HEADRACE_ALERT_SMTP_URL``
-    (see :meth:`EmailChannel.from_url`), ``HEADRACE_ALERT_EMAIL_TO`` (comma-separated,
-    overrides ``to=``), ``HEADRACE_ALERT_ON_RETRY`` (default off),
-    ``HEADRACE_ALERT_ON_FAILURE`` and ``HEADRACE_ALERT_ON_SLA_MISS`` (default on).
+    Kept for callers at the edge; prefer ``alerter_from_settings(settings.alerts)``.
 
     Example:
         >>> alerter_from_env({"HEADRACE_ALERT_ON_RETRY": "1"}).on_retry
         True
     """
-    channels: list[AlertChannel] = []
-    if webhook := environ.get("HEADRACE_ALERT_WEBHOOK_URL"):
-        channels.append(WebhookChannel(webhook))
-    if smtp := environ.get("HEADRACE_ALERT_SMTP_URL"):
-        to = [a.strip() for a in environ.get("HEADRACE_ALERT_EMAIL_TO", "").split(",") if a.strip()]
-        channels.append(EmailChannel.from_url(smtp, recipients=to or None))
-
-    def flag(name: str, default: bool) -> bool:
-        value = environ.get(name)
-        return default if value is None or value == "" else value.strip().lower() in _TRUE
-
-    return Alerter(
-        channels=channels,
-        on_failure=flag("HEADRACE_ALERT_ON_FAILURE", True),
-        on_retry=flag("HEADRACE_ALERT_ON_RETRY", False),
-        on_sla_miss=flag("HEADRACE_ALERT_ON_SLA_MISS", True),
-    )
+    return alerter_from_settings(alert_settings_from_env(environ))

@@ -7,7 +7,6 @@ shares the queue, and tests isolate themselves with a prefix of their own.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +17,15 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, TimeoutError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from headrace.config import mask_url
+from headrace.config import (
+    DEFAULT_QUEUE_PREFIX,
+    DEFAULT_REDIS_URL,
+    QueueSettings,
+    Settings,
+    mask_url,
+)
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-DEFAULT_PREFIX = "bull"  # BullMQ's own default, so Node producers need no option
+DEFAULT_PREFIX = DEFAULT_QUEUE_PREFIX
 REDIS_URL_ENV = "HEADRACE_REDIS_URL"
 PREFIX_ENV = "HEADRACE_QUEUE_PREFIX"
 
@@ -43,12 +47,25 @@ class QueueConnection:
     prefix: str = DEFAULT_PREFIX
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> QueueConnection:
-        """Read ``HEADRACE_REDIS_URL`` and ``HEADRACE_QUEUE_PREFIX`` (both optional)."""
-        env = os.environ if environ is None else environ
+    def from_settings(cls, settings: Settings | QueueSettings) -> QueueConnection:
+        """The queue named by the settings read at the edge (their ``queue`` section).
+
+        Example:
+            >>> QueueConnection.from_settings(QueueSettings(prefix="etl")).prefix
+            'etl'
+        """
+        queue = settings.queue if isinstance(settings, Settings) else settings
+        return cls(url=queue.redis_url, prefix=queue.prefix)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> QueueConnection:
+        """Read ``HEADRACE_REDIS_URL`` and ``HEADRACE_QUEUE_PREFIX`` from ``environ`` (an edge's).
+
+        Prefer :meth:`from_settings`; this reads only the two variables, no headrace.toml.
+        """
         return cls(
-            url=env.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL,
-            prefix=env.get(PREFIX_ENV) or DEFAULT_PREFIX,
+            url=environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL,
+            prefix=environ.get(PREFIX_ENV) or DEFAULT_PREFIX,
         )
 
     def bullmq_options(self) -> dict[str, Any]:

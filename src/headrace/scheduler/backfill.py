@@ -205,15 +205,20 @@ class Backfill:
 
     def _prepare(self, interval: Interval, plan: Plan, run: RunRecord | None) -> RunRecord:
         if plan == Plan.CREATE:
-            record, created = self.store.create_run(
-                self.pipeline.name,
-                interval.start,
-                interval.start,
-                interval.end,
-                self.pipeline.resolve_params(None),
-                "backfill",
-            )
-            return record
+            # Admitted by the store: the cap holds against schedulers and other backfills too.
+            while True:
+                admission = self.store.admit_run(
+                    self.pipeline.name,
+                    interval.start,
+                    interval.start,
+                    interval.end,
+                    self.pipeline.resolve_params(None),
+                    "backfill",
+                    max_active=self.max_active,
+                )
+                if admission.run is not None:
+                    return admission.run
+                time.sleep(self.poll_interval)
         assert run is not None
         if plan == Plan.RERUN:
             # Clear every task so the engine runs them all again (resume keeps successes).

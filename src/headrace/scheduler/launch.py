@@ -5,7 +5,10 @@
 takes the scheduler down, runs proceed side by side, and the engine's dead-driver
 detection (pid + heartbeat) applies. :class:`InlineLauncher` drives runs one at a
 time inside the calling process: for tests with an injected clock, debugging, and
-backfills with one active run.
+backfills with one active run. :class:`ThreadLauncher` drives runs side by side in
+threads of the calling process (backfills with several active runs, ``headrace
+scheduler --threads``). The last two keep warm process pools across the runs they
+drive, so a run costs what its tasks cost.
 
 Failure and retry alerts are sent by whichever process drives the run, from the
 engine's task events.
@@ -13,20 +16,37 @@ engine's task events.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from headrace.config import Settings
 from headrace.engine import Event, Runner
+from headrace.executors.base import Executor
+from headrace.executors.process import ProcessExecutor
 from headrace.observe.alerts import Alert, Alerter, AlertKind
 from headrace.pipeline import Pipeline
 from headrace.state.base import RunRecord, RunState, StateStore, TaskState
 
-__all__ = ["InlineLauncher", "Launcher", "SubprocessLauncher", "alerting_events", "drive_run"]
+#: The variable a driving child process finds its parent's settings in (JSON).
+SETTINGS_ENV = "HEADRACE_SETTINGS_JSON"
+
+__all__ = [
+    "SETTINGS_ENV",
+    "InlineLauncher",
+    "Launcher",
+    "SubprocessLauncher",
+    "ThreadLauncher",
+    "alerting_events",
+    "drive_run",
+]
+
+log = logging.getLogger("headrace.scheduler")
 
 
 class Launcher(Protocol):
@@ -103,7 +123,7 @@ def drive_run(
     store: StateStore,
     settings: Settings,
     *,
-    executor: str = "process",
+    executor: str | Executor = "process",
     alerter: Alerter | None = None,
     on_event: Callable[[Event], None] | None = None,
     runner_options: Mapping[str, Any] | None = None,
@@ -112,12 +132,17 @@ def drive_run(
 
     A run that already finished is left alone (two drivers never both execute it:
     the engine refuses a run whose driver is alive).
+
+    Args:
+        executor: a name, or an executor shared across runs (a warm process pool).
     """
     runner = Runner(
         store, executor=executor, settings=settings, on_event=on_event, alerter=alerter, **(runner_options or {})
     )
-    result = runner.resume(run.run_id, pipeline)
-    return result.state
+    try:
+        return runner.resume(run.run_id, pipeline).state
+    finally:
+        runner.close()
 
 
 @dataclass
@@ -127,7 +152,9 @@ class InlineLauncher:
     Args:
         store: the state store.
         settings: passed to the engine.
-        executor: the engine's executor (``inprocess`` or ``process``).
+        executor: the engine's executor (``inprocess`` or ``process``: one warm process
+            pool shared by every run launched here, stopped by :meth:`shutdown`).
+        concurrency: workers of that pool (default: cores).
         alerter: sends failure/retry alerts.
         runner_options: more Runner arguments (e.g. ``clock`` in tests).
     """
@@ -139,14 +166,21 @@ class InlineLauncher:
     runner_options: Mapping[str, Any] = field(default_factory=dict)
     on_event: Callable[[Event], None] | None = None
     finished: dict[str, RunState] = field(default_factory=dict)
+    concurrency: int | None = None
+    _pool: ProcessExecutor | None = None
 
     def launch(self, pipeline: Pipeline, run: RunRecord) -> None:
+        executor: str | Executor = self.executor
+        if self.executor == "process":
+            if self._pool is None:  # one warm pool for all the runs this launcher drives
+                self._pool = ProcessExecutor(self.concurrency, keep_warm=True)
+            executor = self._pool
         self.finished[run.run_id] = drive_run(
             pipeline,
             run,
             self.store,
             self.settings,
-            executor=self.executor,
+            executor=executor,
             alerter=self.alerter,
             on_event=self.on_event,
             runner_options=self.runner_options,
@@ -156,7 +190,10 @@ class InlineLauncher:
         return set()
 
     def shutdown(self, wait: bool = True) -> None:
-        return None
+        """Stop the warm process pool, if the runs used one."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
 
 @dataclass
@@ -164,14 +201,15 @@ class SubprocessLauncher:
     """Drive each run in a child process: ``python -m headrace.scheduler.worker``.
 
     Args:
-        state_url: the store the children open (the scheduler's own).
+        settings: handed to the children whole (as JSON in ``HEADRACE_SETTINGS_JSON``),
+            so they open the scheduler's store and use its connections, pools, queue and
+            alert settings without reading any configuration themselves.
         executor: the engine's executor in the children.
-        env: environment for the children (default: this process's, which carries
-            connections and alert settings).
+        env: environment for the children (default: this process's).
         log_dir: where each child's output goes (``<run_id>.log``); default: inherited.
     """
 
-    state_url: str
+    settings: Settings
     executor: str = "process"
     env: Mapping[str, str] | None = None
     log_dir: str | None = None
@@ -189,7 +227,7 @@ class SubprocessLauncher:
             self.executor,
         ]
         env = dict(self.env if self.env is not None else os.environ)
-        env["HEADRACE_STATE_URL"] = self.state_url
+        env[SETTINGS_ENV] = self.settings.to_json()
         out = None
         if self.log_dir is not None:
             os.makedirs(self.log_dir, exist_ok=True)
@@ -214,3 +252,83 @@ class SubprocessLauncher:
             for proc in self.procs.values():
                 proc.wait()
         self.procs.clear()
+
+
+@dataclass
+class ThreadLauncher:
+    """Drive runs side by side in threads of this process, each on a warm process pool.
+
+    The task code runs in the pools' worker processes, so a crashing task cannot take
+    this process down; what is saved against :class:`SubprocessLauncher` is a Python
+    start, the imports and a pool start per run. A pool is taken from a free list when
+    a run starts and given back when it ends, so at most as many pools exist as runs
+    were active at once, and each keeps its workers (and their imports) across runs.
+
+    Args:
+        store: the state store (shared by the threads; it is thread-safe).
+        settings: passed to the engine.
+        executor: ``process`` (warm pools) or ``distributed``; ``inprocess`` runs tasks
+            in the threads, where timeouts cannot be enforced.
+        alerter: sends failure/retry alerts.
+        concurrency: workers of each pool (default: cores).
+    """
+
+    store: StateStore
+    settings: Settings
+    executor: str = "process"
+    alerter: Alerter | None = None
+    concurrency: int | None = None
+    runner_options: Mapping[str, Any] = field(default_factory=dict)
+    finished: dict[str, RunState] = field(default_factory=dict)
+    _threads: dict[str, threading.Thread] = field(default_factory=dict)
+    _idle: list[ProcessExecutor] = field(default_factory=list)
+    _pools: list[ProcessExecutor] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def launch(self, pipeline: Pipeline, run: RunRecord) -> None:
+        thread = threading.Thread(
+            target=self._drive, args=(pipeline, run), name=f"headrace-run-{run.run_id}", daemon=True
+        )
+        with self._lock:
+            self._threads[run.run_id] = thread
+        thread.start()
+
+    def _drive(self, pipeline: Pipeline, run: RunRecord) -> None:
+        pool = self._take() if self.executor == "process" else None
+        try:
+            self.finished[run.run_id] = drive_run(
+                pipeline, run, self.store, self.settings, executor=pool or self.executor,
+                alerter=self.alerter, runner_options=self.runner_options,
+            )  # fmt: skip
+        except Exception:  # the run is marked failed by the engine; keep the thread quiet
+            log.exception("run %s of %r: driving it failed", run.run_id, pipeline.name)
+            self.finished[run.run_id] = RunState.FAILED
+        finally:
+            if pool is not None:
+                with self._lock:
+                    self._idle.append(pool)
+
+    def _take(self) -> ProcessExecutor:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            pool = ProcessExecutor(self.concurrency, keep_warm=True)
+            self._pools.append(pool)
+            return pool
+
+    def running(self) -> set[str]:
+        with self._lock:
+            for run_id, thread in list(self._threads.items()):
+                if not thread.is_alive():
+                    del self._threads[run_id]
+            return set(self._threads)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Wait for the runs (``wait``), then stop the pools; without waiting, runs die with the process."""
+        if wait:
+            for thread in list(self._threads.values()):
+                thread.join()
+        with self._lock:
+            pools, self._pools, self._idle = self._pools, [], []
+        for pool in pools:
+            pool.close(kill=not wait)

@@ -8,9 +8,10 @@ PostgreSQL store:
   interval end (Airflow's rule), filtered by start/end dates and catchup;
 - a run is claimed with ``store.create_run``, whose unique (pipeline, logical date)
   key lets exactly one scheduler create it; only the creator launches it;
-- ``max_active_runs`` counts the pipeline's QUEUED and RUNNING runs in the store.
-  Two schedulers counting at the same instant can each start one run, so the cap
-  holds per scheduler exactly and across schedulers up to that race.
+- ``max_active_runs`` is enforced by the store: a run is created with
+  ``store.admit_run``, which counts the pipeline's active runs and inserts the new
+  one in a single transaction serialised per pipeline, so the cap holds for any
+  number of schedulers, backfills and hosts.
 
 Each tick also fails runs whose driving process died (so they stop holding a slot,
 with an alert telling how to resume), relaunches scheduled runs left QUEUED by a
@@ -33,14 +34,14 @@ from headrace.pipeline import Pipeline
 from headrace.pipeline.timetable import Interval, Timetable, timetable_from
 from headrace.scheduler.launch import Launcher
 from headrace.scheduler.sla import SlaLedger, SlaMiss, find_sla_misses
+from headrace.state.admission import Admission
 from headrace.state.base import RunRecord, RunState, StateStore
+from headrace.state.history import AUTOMATED_TRIGGERS, last_automated_run
 
 __all__ = ["AUTOMATED_TRIGGERS", "Scheduler", "TickReport", "last_automated_run", "timetable_of"]
 
 log = logging.getLogger("headrace.scheduler")
 
-#: triggers whose runs move a pipeline's schedule forward (manual runs do not)
-AUTOMATED_TRIGGERS = ("scheduled", "backfill")
 _ACTIVE = (RunState.QUEUED, RunState.RUNNING)
 
 
@@ -61,19 +62,6 @@ def timetable_of(pipeline: Pipeline) -> Timetable:
     if isinstance(timetable, Timetable):
         return timetable
     return timetable_from(pipeline.schedule, pipeline.timezone)
-
-
-def last_automated_run(store: StateStore, pipeline: str, page: int = 50) -> RunRecord | None:
-    """The newest scheduled or backfill run of ``pipeline`` (by logical date)."""
-    limit = page
-    while True:
-        runs = store.list_runs(pipeline, limit=limit)
-        for run in runs:
-            if run.trigger in AUTOMATED_TRIGGERS:
-                return run
-        if len(runs) < limit:
-            return None
-        limit *= 4  # only manual runs so far: look further back
 
 
 class Scheduler:
@@ -160,9 +148,16 @@ class Scheduler:
                     f"{interval.start.isoformat()} waits"
                 )
                 break
-            run = self._claim(pipeline, interval)
+            admission = self._claim(pipeline, interval, now)
+            if admission.refused:  # another process took the last slot since we counted
+                report.waiting[pipeline.name] = (
+                    f"max_active_runs={pipeline.max_active_runs} reached; "
+                    f"{interval.start.isoformat()} waits"
+                )
+                break
             after_end = interval.end
-            if run is None:
+            run = admission.run
+            if not admission.created or run is None:
                 continue  # another scheduler (or a backfill) has this interval
             self._launch(pipeline, run)
             report.started.append(run)
@@ -173,16 +168,20 @@ class Scheduler:
         if self.sla_ledger is not None:
             report.sla_misses += self._check_slas(pipeline, now)
 
-    def _claim(self, pipeline: Pipeline, interval: Interval) -> RunRecord | None:
-        run, created = self.store.create_run(
+    def _claim(self, pipeline: Pipeline, interval: Interval, now: datetime) -> Admission:
+        """Create the interval's run if a slot is free (atomic in the store)."""
+        return self.store.admit_run(
             pipeline.name,
             interval.start,
             interval.start,
             interval.end,
             pipeline.resolve_params(None),
             "scheduled",
+            max_active=pipeline.max_active_runs,
+            queued_grace=self.orphan_grace,
+            stale_after=self.dead_after,
+            now=now,
         )
-        return run if created else None
 
     def _launch(self, pipeline: Pipeline, run: RunRecord) -> None:
         log.info("starting run %s of %r for %s", run.run_id, pipeline.name, run.logical_date)

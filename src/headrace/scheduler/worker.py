@@ -1,7 +1,9 @@
 """Child process that drives one run created by the scheduler or a backfill.
 
 Usage: ``python -m headrace.scheduler.worker FILE PIPELINE RUN_ID [--executor process]``.
-Settings (state store, connections, alert channels) come from the environment.
+Settings come from the parent (``HEADRACE_SETTINGS_JSON``, written by
+:class:`~headrace.scheduler.launch.SubprocessLauncher`), else are read here: this
+process is an edge.
 Exit code 0 when the run succeeded, 1 when it failed, 2 when it could not start.
 """
 
@@ -16,8 +18,8 @@ from datetime import UTC, datetime
 from headrace.config import Settings
 from headrace.engine import load_pipelines, pick_pipeline
 from headrace.errors import HeadraceError
-from headrace.observe.alerts import Alert, Alerter, AlertKind, alerter_from_env
-from headrace.scheduler.launch import drive_run
+from headrace.observe.alerts import Alert, Alerter, AlertKind, alerter_from_settings
+from headrace.scheduler.launch import SETTINGS_ENV, drive_run
 from headrace.state import open_store
 from headrace.state.base import RunRecord, RunState, StateStore
 
@@ -31,8 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executor", default="process")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    settings = Settings.from_env()
-    alerter = alerter_from_env(os.environ)
+    handed = os.environ.get(SETTINGS_ENV)
+    try:
+        settings = Settings.from_json(handed) if handed else Settings.load()
+    except HeadraceError as exc:
+        print(f"headrace worker: run {args.run_id} of {args.pipeline!r}: {exc}", file=sys.stderr)
+        return 2
+    alerter = alerter_from_settings(settings.alerts)
     try:
         with open_store(settings.state_url) as store:
             run = store.get_run(args.run_id)

@@ -8,9 +8,9 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-
-from sqlalchemy.engine import URL
+from typing import TYPE_CHECKING, Any
 
 from headrace.state.base import (
     CheckResultRecord,
@@ -23,10 +23,26 @@ from headrace.state.base import (
     TaskInstanceRecord,
     TaskState,
 )
-from headrace.state.connect import make_engine, normalize_url
 from headrace.state.ids import new_run_id
-from headrace.state.migrations import SCHEMA_VERSION
-from headrace.state.sql import SqlStateStore
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+    from headrace.state.migrations import SCHEMA_VERSION
+    from headrace.state.sql import SqlStateStore
+
+# SQLAlchemy is imported when a store is opened, not with the records: a task process
+# that only reads RunState (every worker of the process pool) starts without it.
+_LAZY = {"SCHEMA_VERSION": "headrace.state.migrations", "SqlStateStore": "headrace.state.sql"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -65,6 +81,9 @@ def open_store(url: str | URL | Path, schema: str | None = None) -> SqlStateStor
         >>> with open_store("sqlite:///.headrace/state.db") as store:
         ...     runs = store.list_runs(limit=10)
     """
+    from headrace.state.connect import make_engine, normalize_url  # SQLAlchemy: see _LAZY
+    from headrace.state.sql import SqlStateStore
+
     normalized = normalize_url(url)
     engine = make_engine(normalized, schema)
     store = SqlStateStore(engine, normalized)

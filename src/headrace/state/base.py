@@ -10,10 +10,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from headrace.errors import StateError, TransientError
 from headrace.state.variables import VariableRecord
+
+if TYPE_CHECKING:
+    from headrace.state.admission import Admission
 
 
 class StoreUnavailableError(StateError, TransientError):
@@ -156,6 +159,27 @@ class StateStore(Protocol):
 
         Returns the record and whether it was created by this call. Safe against
         two processes racing (unique constraint).
+        """
+        ...
+
+    def admit_run(
+        self,
+        pipeline: str,
+        logical_date: datetime,
+        data_interval_start: datetime,
+        data_interval_end: datetime,
+        params: dict[str, Any] | None = None,
+        trigger: str = "scheduled",
+        *,
+        max_active: int,
+        queued_grace: timedelta = timedelta(minutes=2),
+        stale_after: timedelta = timedelta(seconds=60),
+        now: datetime | None = None,
+    ) -> Admission:
+        """Create the run only while fewer than ``max_active`` runs of the pipeline are active.
+
+        Atomic across processes (see :mod:`headrace.state.admission`); returns an
+        ``Admission`` (run, created, active; ``run`` None when refused).
         """
         ...
 

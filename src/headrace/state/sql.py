@@ -27,6 +27,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from headrace.config import mask_url
 from headrace.errors import StateError
 from headrace.state import fastpath, migrations
+from headrace.state.admission import AdmissionMixin
 from headrace.state.base import (
     CheckResultRecord,
     LogRecord,
@@ -77,7 +78,7 @@ _CHECK_COLUMNS = tuple(c.name for c in check_results.columns if c.name != "id")
 _Stmt = tuple[UpdateBase, Prepared | None]
 
 
-class SqlStateStore(ClaimsMixin, PoolSlotsMixin, SlaMissesMixin, VariablesMixin):
+class SqlStateStore(AdmissionMixin, ClaimsMixin, PoolSlotsMixin, SlaMissesMixin, VariablesMixin):
     """A :class:`~headrace.state.base.StateStore` on SQLite or PostgreSQL.
 
     Build it with :func:`headrace.state.open_store`, which also creates or migrates

@@ -107,18 +107,23 @@ def _extract_and_load(
     """One pass holding the extract in memory (for a transform or table-wide checks)."""
     dataset, strategy, target = spec.source.dataset, spec.incremental, spec.destination
     start = dest.checkpoint(ctx.pipeline, dataset) if isinstance(strategy, CursorStrategy) else None
-    raw = _extract(spec, ctx, start)
+    raw, aside = _extract(spec, ctx, start)
     rows = _transform(spec, ctx, raw)
     outcome = apply_checks(rows, spec.checks, pipeline=ctx.pipeline, task=ctx.task_id)
     outcome.raise_for_failures()
     good, bad = _without(outcome.passed, target.exclude), outcome.quarantined
+    n_checked_out = 0 if bad is None else bad.num_rows
+    reconcile(rows.num_rows, good.num_rows, n_checked_out, pipeline=ctx.pipeline,
+              run_id=ctx.run_id, table=target.table)  # fmt: skip
+    bad = _with(bad, aside)  # rows the source set aside are quarantined in the same load
     n_bad = 0 if bad is None else bad.num_rows
-    reconcile(rows.num_rows, good.num_rows, n_bad, pipeline=ctx.pipeline, run_id=ctx.run_id,
-              table=target.table)  # fmt: skip
     covers = _covers(strategy, start, ctx)
-    if rows.num_rows == 0:
+    if rows.num_rows == 0 and not n_bad:
         table_rows = dest.row_count(target.table) or 0
-        return {**_stats(spec, ctx, None, raw.num_rows, attempt, covers), "table_rows": table_rows}
+        return {
+            **_stats(spec, ctx, None, raw.num_rows + n_bad - n_checked_out, attempt, covers),
+            "table_rows": table_rows,
+        }
     load_id = load_identity(
         ctx.pipeline, dataset, target.table, covers, data_digest(good) + data_digest(bad)
     )
@@ -145,7 +150,10 @@ def _extract_and_load(
             verify=verify, **kwargs,
         )  # fmt: skip
         rows = dest.row_count(target.table) or 0
-    return {**_stats(spec, ctx, result, raw.num_rows, attempt, covers), "table_rows": rows}
+    return {
+        **_stats(spec, ctx, result, raw.num_rows + n_bad - n_checked_out, attempt, covers),
+        "table_rows": rows,
+    }
 
 
 def streamable(spec: Sync) -> bool:
@@ -204,7 +212,10 @@ def _stream_and_load(
         )
 
     def quarantine() -> pa.Table | None:
-        return pa.concat_tables(rejected, promote_options="default") if rejected else None
+        checked_out = pa.concat_tables(rejected, promote_options="default") if rejected else None
+        aside = _set_aside(extract)  # known once the stream has been read to its end
+        counts["aside"] = 0 if aside is None else aside.num_rows
+        return _with(checked_out, aside)
 
     kwargs = _fencing(spec, ctx, start, target.mode)
     if "checkpoint" in kwargs:
@@ -212,11 +223,15 @@ def _stream_and_load(
     kwargs.pop("dedupe_order_by", None)  # a stream is staged once; duplicate keys fail loudly
 
     def verify(result: LoadResult) -> None:
-        n_bad = counts["in"] - counts["good"]
-        reconcile(counts["in"], result.rows_in, result.rows_quarantined,
+        # every row read, and every row the source set aside, was staged or quarantined;
+        # the destination may quarantine more of the staged rows (its text screen), never fewer
+        n_aside = counts.get("aside", 0)
+        reconcile(counts["in"] + n_aside, result.rows_in, result.rows_quarantined,
                   pipeline=ctx.pipeline, run_id=ctx.run_id, table=target.table)  # fmt: skip
-        reconcile(n_bad, 0, result.rows_quarantined, pipeline=ctx.pipeline,
-                  run_id=ctx.run_id, table=target.table + "_quarantine")  # fmt: skip
+        n_bad = counts["in"] - counts["good"] + n_aside
+        if result.rows_quarantined < n_bad:
+            reconcile(n_bad, 0, result.rows_quarantined, pipeline=ctx.pipeline,
+                      run_id=ctx.run_id, table=target.table + "_quarantine")  # fmt: skip
 
     schema = extract.schema
     for name in target.exclude:
@@ -229,7 +244,34 @@ def _stream_and_load(
             verify=verify, **kwargs,
         )  # fmt: skip
         rows = dest.row_count(target.table) or 0
-    return {**_stats(spec, ctx, result, extract.rows, attempt, covers), "table_rows": rows}
+    return {**_stats(spec, ctx, result, counts["in"] + counts.get("aside", 0), attempt, covers), "table_rows": rows}
+
+
+def _set_aside(extract: Extract) -> pa.Table | None:
+    """The rows the source itself set aside, read once the extract is exhausted: values
+    with no faithful type (value policy, ``_hr_reason``) and malformed file lines (file,
+    line, reason, text). They go to the same quarantine as the checks' rejects."""
+    tables = []
+    rejects = getattr(extract, "rejects", None)
+    if rejects is not None and rejects.count:
+        tables.append(rejects.table())
+    if getattr(extract, "malformed", None):
+        lines = extract.quarantine_table()  # type: ignore[attr-defined]
+        # one reason column in the quarantine table, whoever set the row aside
+        tables.append(lines.rename_columns(["_hr_reason" if c == "reason" else c for c in lines.column_names]))
+    tables = [t for t in tables if t is not None and t.num_rows]
+    if not tables:
+        return None
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _with(quarantine: pa.Table | None, aside: pa.Table | None) -> pa.Table | None:
+    """Check rejects and source rejects as one quarantine table."""
+    if aside is None:
+        return quarantine
+    if quarantine is None or not quarantine.num_rows:
+        return aside
+    return pa.concat_tables([quarantine, aside], promote_options="permissive")
 
 
 def _without(data: Any, columns: tuple[str, ...]) -> Any:
@@ -314,12 +356,17 @@ def _open_extract(spec: Sync, ctx: Context, start: Checkpoint | None) -> Extract
     return _sql_source(spec.source, ctx).read(**options)
 
 
-def _extract(spec: Sync, ctx: Context, start: Checkpoint | None) -> pa.Table:
-    """The increment as one table (files are read whole, then filtered)."""
-    table = _open_extract(spec, ctx, start).to_table()
+def _extract(
+    spec: Sync, ctx: Context, start: Checkpoint | None
+) -> tuple[pa.Table, pa.Table | None]:
+    """The increment as one table (files are read whole, then filtered), and the rows
+    the source set aside while reading it."""
+    extract = _open_extract(spec, ctx, start)
+    table = extract.to_table()
+    aside = _set_aside(extract)
     if isinstance(spec.source, FileSourceSpec):
-        return _filter_files(table, spec.incremental, start, ctx)
-    return table
+        return _filter_files(table, spec.incremental, start, ctx), aside
+    return table, aside
 
 
 def _sql_source(spec: SqlSourceSpec, ctx: Context) -> SqlSource:

@@ -2,7 +2,7 @@
 
 Example:
     >>> from headrace.web import create_app
-    >>> app = create_app(Settings.from_env())
+    >>> app = create_app(Settings.load())
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Example:
     >>> from headrace.config import Settings
     >>> from headrace.web.app import create_app
-    >>> app = create_app(Settings.from_env())
+    >>> app = create_app(Settings.load())
     >>> # uvicorn.run(app, host="127.0.0.1", port=8321)  (what ``headrace web`` does)
 """
 

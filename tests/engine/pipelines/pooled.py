@@ -24,7 +24,7 @@ def free() -> str:
     return "no pool"
 
 
-@pipeline
+@pipeline(max_active_runs=2)  # two runs at once: only the pool limits their tasks
 def pooled():
     load_a()
     load_b()

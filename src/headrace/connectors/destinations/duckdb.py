@@ -99,7 +99,7 @@ class DuckDBDestination(SqlDestination):
             naming the column by default; the same on every destination, see ``fidelity``).
 
     Example:
-        >>> dest = DuckDBDestination.from_settings(Settings.from_env())
+        >>> dest = DuckDBDestination.from_settings(Settings.load())
         >>> dest.write(table, "customers", mode="merge", keys=["customer_id"])
     """
 

@@ -43,7 +43,7 @@ class PostgresDestination(SqlDestination):
             naming the column by default; the same on every destination, see ``fidelity``).
 
     Example:
-        >>> dest = PostgresDestination.from_url("warehouse", Settings.from_env())
+        >>> dest = PostgresDestination.from_url("warehouse", Settings.load())
         >>> dest.write(table, "customers", mode="merge", keys=["customer_id"])
     """
 

@@ -47,7 +47,7 @@ class SqlSource:
             stored as NULL with a warning, or a failed read; see ``fidelity``.
 
     Example:
-        >>> src = SqlSource.from_url("crm", Settings.from_env(), table="customers")
+        >>> src = SqlSource.from_url("crm", Settings.load(), table="customers")
         >>> for batch in src.read(cursor=Cursor("updated_at")): ...
     """
 

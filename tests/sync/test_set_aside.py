@@ -1,0 +1,102 @@
+"""Rows a source sets aside reach the sync's quarantine in the same load, counted.
+
+A malformed CSV line (an unterminated quote) and a PostgreSQL timestamp of 'infinity'
+(no faithful value, quarantined by the default value policy) are neither loaded nor
+lost: each lands in ``<table>_quarantine`` with its reason, and the task's figures add
+up (rows in = loaded + quarantined), on the streamed path and on the in-memory one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from headrace import destination, file_source, full, pipeline, sql_source, sync
+from headrace.config import Settings
+from headrace.connectors import open_destination
+from headrace.engine import Runner
+from headrace.quality import matches_regex
+from headrace.state import open_store
+
+
+def _settings(tmp_path: Path, **conns: str) -> Settings:
+    env = {"HEADRACE_HOME": str(tmp_path / ".headrace"),
+           "HEADRACE_CONN_WAREHOUSE": f"duckdb:///{tmp_path / 'wh.duckdb'}"}  # fmt: skip
+    env.update({f"HEADRACE_CONN_{k.upper()}": v for k, v in conns.items()})
+    settings = Settings.from_env(tmp_path, environ=env)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def _run(settings: Settings, p: object) -> dict:
+    with open_store(settings.state_url) as store:
+        result = Runner(store, executor="inprocess", settings=settings).run(p)  # type: ignore[arg-type]
+    assert result.state == "success", [t.error for t in result.tasks]
+    return result.result_of("orders")
+
+
+def _quarantine(settings: Settings) -> list[str]:
+    dest = open_destination("warehouse", settings)
+    reasons = dest.query('SELECT "_hr_reason" FROM "orders_quarantine"')
+    return [str(r) for r in reasons.column("_hr_reason").to_pylist()]
+
+
+@pytest.mark.parametrize("transform", [None, "select * from rows"], ids=["streamed", "in_memory"])
+def test_malformed_csv_line_is_quarantined_by_the_sync(tmp_path: Path, transform: str | None) -> None:
+    landing = tmp_path / "orders.csv"
+    lines = ["id,name,amount"] + [f"{i},n{i},{i}.5" for i in range(1, 11)]
+    lines[5] = '5,"abc,5.5'  # an unterminated quote: its own record only
+    landing.write_text("\n".join(lines) + "\n")
+    settings = _settings(tmp_path)
+    orders = sync(
+        "orders", source=file_source(str(landing)), incremental=full(), transform=transform,
+        destination=destination("warehouse", table="orders", mode="replace"),
+    )  # fmt: skip
+
+    @pipeline
+    def p() -> None:
+        orders()
+
+    stats = _run(settings, p)
+    dest = open_destination("warehouse", settings)
+    ids = dest.query('SELECT id FROM "orders" ORDER BY id').column("id").to_pylist()
+    assert ids == [1, 2, 3, 4, 6, 7, 8, 9, 10]
+    reasons = _quarantine(settings)
+    assert len(reasons) == 1 and "unterminated quote" in reasons[0]
+    assert stats["extracted"] == 10
+    assert stats["loaded"] + stats["quarantined"] == 10
+
+
+@pytest.mark.parametrize("transform", [None, "select * from rows"], ids=["streamed", "in_memory"])
+def test_infinity_timestamp_is_quarantined_by_the_sync(
+    tmp_path: Path, pg_schema: tuple[str, str], transform: str | None
+) -> None:
+    import psycopg
+
+    pg_url, schema = pg_schema
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE "{schema}".orders (id int, at timestamp)')
+        conn.execute(
+            f'INSERT INTO "{schema}".orders VALUES (1, now()), (2, \'infinity\'), (3, now())'
+        )
+    settings = _settings(tmp_path, crm=pg_url)
+    checks = [matches_regex("id", r"^\d+$", severity="quarantine")] if transform else []
+    orders = sync(
+        "orders", source=sql_source("crm", table="orders", schema=schema), incremental=full(),
+        transform=transform, checks=checks,
+        destination=destination("warehouse", table="orders", mode="replace"),
+    )  # fmt: skip
+
+    @pipeline
+    def p() -> None:
+        orders()
+
+    stats = _run(settings, p)
+    dest = open_destination("warehouse", settings)
+    assert dest.query('SELECT id FROM "orders" ORDER BY id').column("id").to_pylist() == [1, 3]
+    reasons = _quarantine(settings)
+    assert len(reasons) == 1 and "infinity" in reasons[0]
+    assert stats["extracted"] == 3
+    assert stats["loaded"] + stats["quarantined"] == 3
