@@ -33,6 +33,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "avro": ("fastavro",),
     "metrics": ("prometheus_client",),
     "pandas": ("pandas",),
+    "mcp": ("mcp", "sqlglot"),
 }
 EVERY_EXTRA = ",".join(m for modules in EXTRA_MODULES.values() for m in modules)
 
@@ -237,6 +238,7 @@ def test_avro_file_names_the_extra(refuse_dir: Path, tmp_path: Path) -> None:
         (["worker", "etl"], "queue", "headrace worker"),
         (["queue", "counts", "etl"], "queue", "headrace queue"),
         (["web", "--port", "0"], "web", "headrace web"),
+        (["mcp"], "mcp", "headrace mcp"),
     ],
 )
 def test_cli_names_the_missing_extra_in_one_line(

@@ -28,6 +28,7 @@ EXTRAS: dict[str, str] = {
     "avro": "Avro file sources",
     "metrics": "Prometheus `/metrics` in the web app",
     "pandas": "pandas DataFrames from analytics results",
+    "mcp": "the MCP server for AI assistants (`headrace mcp`)",
 }
 
 

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profile": ("headrace.cli.analytics", "Profile every column of a file or table: type, nulls, distinct, min/max, top values, histogram."),
     "worker": ("headrace.cli.queue", "Process jobs of QUEUE until SIGTERM/SIGINT; running jobs finish first."),
     "queue": ("headrace.cli.queue", "Inspect and feed BullMQ-compatible job queues."),
+    "mcp": ("headrace.cli.mcp", "Serve pipelines, runs, logs, checks, lineage and read-only warehouse queries to AI assistants (MCP)."),
     "vars": ("headrace.cli.variables", "Variables tasks read with ctx.var(name): get, set, list, delete."),
     "web": ("headrace.cli.web", "Serve the runs, tasks, logs and checks of the state store in a browser, plus /api and /metrics."),
 }

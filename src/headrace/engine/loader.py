@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
+import threading
 import traceback
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +19,9 @@ from headrace.errors import DefinitionError, did_you_mean
 from headrace.pipeline import Pipeline
 
 _MODULE_PREFIX = "headrace_pipelines"
+#: A module is in sys.modules before its code has run: without this lock, a second thread
+#: importing the same file at once (two MCP tool calls) would see it half-executed.
+_IMPORT_LOCK = threading.RLock()
 
 
 def module_name_for(path: Path) -> str:
@@ -33,6 +37,11 @@ def import_pipeline_file(path: str | Path) -> ModuleType:
     Args:
         path: the ``.py`` file.
     """
+    with _IMPORT_LOCK:
+        return _import_pipeline_file(path)
+
+
+def _import_pipeline_file(path: str | Path) -> ModuleType:
     file = Path(path).resolve()
     name = module_name_for(file)
     cached = sys.modules.get(name)

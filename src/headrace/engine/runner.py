@@ -48,6 +48,17 @@ class RunInterrupted(EngineError):
         super().__init__(f"run {run_id} interrupted by {reason}; finish it with `headrace resume {run_id}`")
 
 
+class RunClaimedError(EngineError):
+    """Another process claimed the run between reading it and starting it (see ``StateStore.claim_run``)."""
+
+    def __init__(self, run_id: str, pipeline: str) -> None:
+        self.run_id, self.pipeline = run_id, pipeline
+        super().__init__(
+            f"run {run_id} of pipeline {pipeline!r} was just taken by another run, resume or retry "
+            f"(web, CLI or MCP); it is not run twice (see `headrace show {run_id}`)"
+        )
+
+
 class _Terminated(BaseException):
     """SIGTERM turned into an exception in the driving thread (like KeyboardInterrupt)."""
 
@@ -219,6 +230,8 @@ class Runner:
         """Finish a failed, interrupted or dead run: rerun only tasks that did not succeed.
 
         Successful tasks keep their staged results, which downstream tasks read again.
+        The run is claimed atomically first (``StateStore.claim_run``): of two resumes
+        of the same run, one runs it and the other raises :class:`RunClaimedError`.
 
         Args:
             run_id: the run.
@@ -230,12 +243,64 @@ class Runner:
             return self._result(run_id, executed=False)
         if state == RunState.RUNNING:
             self._refuse_running(run)
-        if pipeline is None:
-            pipeline = self.pipeline_of(run)
-        elif pipeline.name != run.pipeline:
-            raise EngineError(f"run {run_id} belongs to pipeline {run.pipeline!r}, not {pipeline.name!r}")
+        pipeline = self._pipeline_for(run, pipeline)
         self.pool_sizes(pipeline)
         return self._execute(pipeline, run)
+
+    def retry(self, run_id: str, task_id: str, downstream: bool = True, pipeline: Pipeline | None = None) -> RunResult:
+        """Run one task of a finished run again, with everything downstream of it (Airflow's clear).
+
+        The run is claimed before its tasks are touched: of two retries, or a retry and a
+        resume, started at once, one drives the run and the other raises
+        :class:`RunClaimedError`. Like :meth:`resume`, other tasks that did not succeed run too.
+
+        Args:
+            run_id: the run.
+            task_id: the task to run again (a mapped task: all its elements).
+            downstream: also run again every task downstream of it.
+            pipeline: its pipeline; default: loaded from the file recorded when the run started.
+        """
+        run = self.store.get_run(run_id)
+        if RunState(run.state) == RunState.RUNNING:
+            self._refuse_running(run)
+        pipeline = self._pipeline_for(run, pipeline)
+        if task_id not in pipeline.tasks:
+            raise EngineError(
+                f"pipeline {pipeline.name!r} has no task {task_id!r}." + did_you_mean(task_id, list(pipeline.tasks))
+            )
+        targets = {task_id} | (self._descendants(pipeline, task_id) if downstream else set())
+        self.pool_sizes(pipeline)
+        self._claim(run)
+        cleared = {"state": TaskState.QUEUED, "error": None, "error_kind": None, "next_try_at": None,
+                   "ended_at": None}
+        updates = [(run_id, ti.task_id, ti.map_index, dict(cleared))
+                   for ti in self.store.get_task_instances(run_id) if ti.task_id in targets]
+        if updates:
+            self.store.update_task_instances(updates)
+        return self._execute(pipeline, self.store.get_run(run_id), claimed=True)
+
+    @staticmethod
+    def _descendants(pipeline: Pipeline, task_id: str) -> set[str]:
+        found: set[str] = set()
+        todo = list(pipeline.downstream.get(task_id, ()))
+        while todo:
+            tid = todo.pop()
+            if tid not in found:
+                found.add(tid)
+                todo.extend(pipeline.downstream.get(tid, ()))
+        return found
+
+    def _pipeline_for(self, run: RunRecord, pipeline: Pipeline | None) -> Pipeline:
+        if pipeline is None:
+            return self.pipeline_of(run)
+        if pipeline.name != run.pipeline:
+            raise EngineError(f"run {run.run_id} belongs to pipeline {run.pipeline!r}, not {pipeline.name!r}")
+        return pipeline
+
+    def _claim(self, run: RunRecord) -> None:
+        """Take the run atomically for this process, or raise :class:`RunClaimedError`."""
+        if not self.store.claim_run(run, **driver_identity()):
+            raise RunClaimedError(run.run_id, run.pipeline)
 
     def interval_for(self, pipeline: Pipeline, logical_date: datetime | None) -> tuple[datetime, datetime, datetime]:
         """(logical date, data interval start, end) of a manual run, all in UTC."""
@@ -330,14 +395,16 @@ class Runner:
             with contextlib.suppress(Exception):  # a broken live view must not break the run
                 self.on_event(Event("run", run_id, state=str(state), error=error))
 
-    def _execute(self, pipeline: Pipeline, run: RunRecord) -> RunResult:
+    def _execute(self, pipeline: Pipeline, run: RunRecord, claimed: bool = False) -> RunResult:
+        """Claim ``run`` (unless the caller did), then drive its tasks to the end."""
         run_id = run.run_id
         staging = staging_dir(self.settings.home, pipeline.name, run_id)
         staging.mkdir(parents=True, exist_ok=True)
+        if not claimed:
+            self._claim(run)  # a run, resume or scheduler launch racing another on the same run
         now = self.clock.now()
         self.store.update_run(
-            run_id, state=RunState.RUNNING, started_at=run.started_at or now, ended_at=None, error=None,
-            heartbeat_at=now, source_file=pipeline.file, **driver_identity(),
+            run_id, started_at=run.started_at or now, heartbeat_at=now, source_file=pipeline.file,
         )
         self._event(run_id, RunState.RUNNING)
         executor = self._make_executor()

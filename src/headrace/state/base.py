@@ -214,6 +214,12 @@ class StateStore(Protocol):
         """Set fields of :class:`RunRecord` (state, started_at, ended_at, pid, hostname, heartbeat_at, error, params, source_file)."""
         ...
 
+    def claim_run(self, seen: RunRecord, pid: int, hostname: str) -> bool:
+        """Make the run RUNNING, driven by (``pid``, ``hostname``), only if its state and
+        driver are still as in ``seen`` (one atomic UPDATE). False when another caller
+        claimed or changed it first."""
+        ...
+
     def list_pipelines(self) -> list[str]:
         """Names of the pipelines that have runs, sorted."""
         ...

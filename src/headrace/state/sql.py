@@ -38,6 +38,7 @@ from headrace.state.base import (
     TaskInstanceRecord,
     TaskState,
 )
+from headrace.state.claims import ClaimsMixin
 from headrace.state.connect import BEGIN_KEY, NotJSONError
 from headrace.state.fastpath import Prepared, RowsMissing
 from headrace.state.ids import new_run_id
@@ -87,7 +88,7 @@ def _masked(fields: dict[str, Any]) -> dict[str, Any]:
 _Stmt = tuple[UpdateBase, Prepared | None]
 
 
-class SqlStateStore(AdmissionMixin, PoolSlotsMixin, SlaMissesMixin, VariablesMixin):
+class SqlStateStore(AdmissionMixin, ClaimsMixin, PoolSlotsMixin, SlaMissesMixin, VariablesMixin):
     """A :class:`~headrace.state.base.StateStore` on SQLite or PostgreSQL.
 
     Build it with :func:`headrace.state.open_store`, which also creates or migrates
