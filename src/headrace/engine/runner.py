@@ -178,7 +178,102 @@ class Runner:
         elif pipeline.name != run.pipeline:
             raise EngineError(f"run {run_id} belongs to pipeline {run.pipeline!r}, not {pipeline.name!r}")
         self.pool_sizes(pipeline)
+        self._claim(run)
         return self._execute(pipeline, run)
+
+    def retry(self, run_id: str, task_id: str, downstream: bool = True, pipeline: Pipeline | None = None) -> RunResult:
+        """Run one task of a finished run again, with everything downstream of it (Airflow's clear).
+
+        The run is claimed atomically first (:meth:`StateStore.claim_run`): of two retries
+        or a retry and a resume started at once, one drives the run and the other fails
+        with an EngineError. Like :meth:`resume`, other tasks that did not succeed run too.
+
+        Args:
+            run_id: the run.
+            task_id: the task to run again (a mapped task: all its elements).
+            downstream: also run again every task downstream of it.
+            pipeline: its pipeline; default: loaded from the file recorded when the run started.
+        """
+        run = self.store.get_run(run_id)
+        if RunState(run.state) == RunState.RUNNING:
+            self._refuse_running(run)
+        pipeline = self._pipeline_for(run, pipeline)
+        if task_id not in pipeline.tasks:
+            raise EngineError(
+                f"pipeline {pipeline.name!r} has no task {task_id!r}." + did_you_mean(task_id, pipeline.tasks)
+            )
+        targets = {task_id} | (self._descendants(pipeline, task_id) if downstream else set())
+        self.pool_sizes(pipeline)
+        self._claim(run)
+        cleared = {"state": TaskState.QUEUED, "error": None, "error_kind": None, "next_try_at": None,
+                   "ended_at": None, "started_at": None}
+        updates = [(run_id, ti.task_id, ti.map_index, dict(cleared))
+                   for ti in self.store.get_task_instances(run_id) if ti.task_id in targets]
+        if updates:
+            self.store.update_task_instances(updates)
+        return self._execute(pipeline, self.store.get_run(run_id))
+
+    def mark(self, run_id: str, task_id: str, state: TaskState) -> RunRecord:
+        """Set a task of a finished run to SUCCESS or FAILED by hand; the run's state follows.
+
+        The run becomes SUCCESS when every task then succeeded or was skipped, else FAILED;
+        :meth:`resume` afterwards runs what is left (downstream of a task marked success
+        reads no result from it).
+
+        Returns:
+            The run as stored afterwards.
+        """
+        if state not in (TaskState.SUCCESS, TaskState.FAILED):
+            raise EngineError(f"a task can be marked success or failed, not {state}")
+        run = self.store.get_run(run_id)
+        if RunState(run.state) == RunState.RUNNING and driver_alive(run, self.clock.now()):
+            raise EngineError(f"run {run_id} is running (pid {run.pid} on {run.hostname}); mark its tasks after it ends")
+        tis = self.store.get_task_instances(run_id)
+        if not any(ti.task_id == task_id for ti in tis):
+            raise EngineError(
+                f"run {run_id} has no task {task_id!r}." + did_you_mean(task_id, {ti.task_id for ti in tis})
+            )
+        now = self.clock.now()
+        fields: dict[str, Any] = {"state": state, "ended_at": now}
+        if state == TaskState.SUCCESS:
+            fields.update(error=None, error_kind=None)
+        else:
+            fields.update(error=f"marked failed by hand at {now:%Y-%m-%d %H:%M:%S} UTC", error_kind="marked")
+        self.store.update_task_instances(
+            [(run_id, ti.task_id, ti.map_index, dict(fields)) for ti in tis if ti.task_id == task_id]
+        )
+        done = (TaskState.SUCCESS, TaskState.SKIPPED)
+        states = [state if ti.task_id == task_id else ti.state for ti in tis if ti.map_index < 0]
+        ok = all(TaskState(s) in done for s in states)
+        self.store.update_run(run_id, state=RunState.SUCCESS if ok else RunState.FAILED, ended_at=now,
+                              error=None if ok else "task(s) did not succeed (marked by hand)")
+        return self.store.get_run(run_id)
+
+    @staticmethod
+    def _descendants(pipeline: Pipeline, task_id: str) -> set[str]:
+        found: set[str] = set()
+        todo = list(pipeline.downstream.get(task_id, ()))
+        while todo:
+            tid = todo.pop()
+            if tid not in found:
+                found.add(tid)
+                todo.extend(pipeline.downstream.get(tid, ()))
+        return found
+
+    def _pipeline_for(self, run: RunRecord, pipeline: Pipeline | None) -> Pipeline:
+        if pipeline is None:
+            return self.pipeline_of(run)
+        if pipeline.name != run.pipeline:
+            raise EngineError(f"run {run.run_id} belongs to pipeline {run.pipeline!r}, not {pipeline.name!r}")
+        return pipeline
+
+    def _claim(self, run: RunRecord) -> None:
+        """Take the run atomically for this process, or refuse: someone else just took it."""
+        if not self.store.claim_run(run, **driver_identity()):
+            raise EngineError(
+                f"run {run.run_id} of pipeline {run.pipeline!r} was just taken by another resume or "
+                f"retry (web, CLI or MCP); it is not run twice"
+            )
 
     def interval_for(self, pipeline: Pipeline, logical_date: datetime | None) -> tuple[datetime, datetime, datetime]:
         """(logical date, data interval start, end) of a manual run, all in UTC."""

@@ -274,4 +274,21 @@ class StateStore(Protocol):
 
     def delete_variable(self, name: str) -> bool: ...
 
+    # operator actions (headrace.state.operations)
+    def claim_run(self, seen: RunRecord, pid: int, hostname: str) -> bool:
+        """Atomically make ``seen`` RUNNING under this driver if nobody changed it since it was read."""
+        ...
+
+    def set_paused(self, pipeline: str, paused: bool, actor: str = "unknown") -> bool:
+        """Pause or unpause the pipeline's schedule; whether anything changed."""
+        ...
+
+    def is_paused(self, pipeline: str) -> bool: ...
+
+    def record_action(
+        self, actor: str, action: str, target: str, detail: dict[str, Any] | None = None, outcome: str = "ok"
+    ) -> None:
+        """Append an operator action (who, what, when) to the audit log."""
+        ...
+
     def close(self) -> None: ...
