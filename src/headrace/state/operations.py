@@ -61,7 +61,7 @@ class RunQuery:
         pipeline: only this pipeline.
         states: only these states.
         since, until: logical date in ``[since, until)``.
-        text: a substring of the run's error (case-insensitive).
+        text: a substring of the run's error or of one of its tasks' errors (case-insensitive).
         trigger: manual, scheduled or backfill.
     """
 
@@ -214,4 +214,8 @@ def _conditions(query: RunQuery) -> Iterable[Any]:
     if query.text:
         # The pattern is a bound parameter; % and _ typed by the user match themselves.
         escaped = query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        yield or_(runs.c.error.ilike(f"%{escaped}%", escape="\\"))
+        pattern = f"%{escaped}%"
+        in_tasks = select(task_instances.c.run_id).where(
+            task_instances.c.run_id == runs.c.run_id, task_instances.c.error.ilike(pattern, escape="\\")
+        )
+        yield or_(runs.c.error.ilike(pattern, escape="\\"), in_tasks.exists())

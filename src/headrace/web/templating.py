@@ -59,10 +59,10 @@ def fmt_seconds(seconds: float) -> str:
 _env.filters.update(time=fmt_time, logical=fmt_logical, masked=masked, seconds=fmt_seconds)
 
 
-def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """Render template ``name`` with the common context: store, version, who is logged in, CSRF token."""
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Render ``template`` with the common context: store, version, who is logged in, CSRF token."""
     ctx = web_context(request)
     actor, csrf, can_act = page_identity(request)
     base = {"store": ctx.location, "version": headrace.__version__, "refresh": 0,
             "actor": actor, "csrf": csrf, "can_act": can_act}
-    return templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+    return templates.TemplateResponse(request, template, {**base, **context}, status_code=status_code)

@@ -181,6 +181,6 @@ def quarantine_page(request: Request, run_id: str) -> HTMLResponse:
             for key in row if isinstance(row, dict) else []:
                 if key not in columns:
                     columns.append(key)
-        reason = f"{check.expectation}" + (f" on {check.column}" if check.column else "")
+        reason = str(check.details.get("reason") or check.expectation)
         items.append({"check": check, "reason": reason, "sample": sample, "columns": columns})
     return render(request, "quarantine.html", title=f"Quarantine · {run.run_id}", run=run, items=items)
