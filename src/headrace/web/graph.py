@@ -16,8 +16,8 @@ from html import escape
 
 from headrace.pipeline import Pipeline
 
-NODE_W, NODE_H = 170, 34
-COL_GAP, ROW_GAP = 70, 18
+NODE_W, NODE_H = 150, 34
+COL_GAP, ROW_GAP = 50, 18
 PAD = 24
 #: Fill and stroke per task state (the same palette as the pages' state badges).
 COLOURS: dict[str, tuple[str, str]] = {
@@ -120,8 +120,8 @@ def _node(pipeline: Pipeline, tid: str, at: tuple[int, int], info: NodeState, li
     label = tid.rsplit(".", 1)[-1] if task.group else tid
     if task.is_mapped:
         label += f" ×{info.elements}" if info.elements is not None else " [mapped]"
-    if len(label) > 24:
-        label = label[:23] + "…"
+    if len(label) > 20:
+        label = label[:19] + "…"
     title = f"{tid}: {info.state or 'not run'}" + (" (branch)" if task.branch else "") + (
         f", {info.elements} mapped elements" if info.elements is not None else "")
     marker = ""

@@ -69,6 +69,9 @@ class Jobs:
         def job() -> None:
             try:
                 action(self.runner(on_event))
+            except EngineError as exc:  # a refusal (run taken, unknown task): the request reports it
+                box.setdefault("error", exc)
+                log.warning("%s refused: %s", what, exc)
             except BaseException as exc:  # noqa: BLE001 - reported to the request or logged
                 box.setdefault("error", exc)
                 log.exception("%s failed", what)

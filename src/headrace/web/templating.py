@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.templating import Jinja2Templates
 
 import headrace
+from headrace.state.variables import MASK, looks_secret
 from headrace.web.api import web_context
 from headrace.web.models import masked
 from headrace.web.security import page_identity
@@ -56,7 +57,12 @@ def fmt_seconds(seconds: float) -> str:
     return text
 
 
-_env.filters.update(time=fmt_time, logical=fmt_logical, masked=masked, seconds=fmt_seconds)
+def shown_params(params: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A run's params as shown: values of secret-looking names (``api_token``, ``password``) as ``***``."""
+    return [(k, MASK if looks_secret(k) else v) for k, v in params.items()]
+
+
+_env.filters.update(time=fmt_time, logical=fmt_logical, masked=masked, seconds=fmt_seconds, shown_params=shown_params)
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from headrace.errors import HeadraceError, did_you_mean
 from headrace.pipeline import Pipeline
-from headrace.pipeline.timetable import Timetable
+from headrace.scheduler.loop import last_automated_run, timetable_of
 from headrace.state.base import RunState
 from headrace.state.operations import RunQuery
 from headrace.web.actions import find_pipeline, shown_params
@@ -46,16 +46,19 @@ def _latest_states(request: Request, name: str) -> tuple[Any, dict[str, NodeStat
                        for tid, e in folded.items()}
 
 
-def _next_run(pipeline: Pipeline) -> datetime | None:
-    timetable = pipeline.timetable
-    if not isinstance(timetable, Timetable) or not timetable.periodic:
-        return None
+def _next_run(request: Request, pipeline: Pipeline) -> tuple[datetime | None, bool]:
+    """When the scheduler starts the pipeline's next run (its interval's end), and whether that is already due."""
+    timetable = timetable_of(pipeline)
+    if not timetable.periodic:
+        return None, False
+    last = last_automated_run(web_context(request).store, pipeline.name)
+    now = datetime.now(UTC)
     try:
-        interval = timetable.next_interval(None, start_date=pipeline.start_date, end_date=pipeline.end_date,
-                                           catchup=False, now=datetime.now(UTC))
+        interval = timetable.next_interval(last.data_interval_end if last else None, start_date=pipeline.start_date,
+                                           end_date=pipeline.end_date, catchup=pipeline.catchup, now=now)
     except HeadraceError:
-        return None
-    return interval.end if interval is not None else None
+        return None, False
+    return (interval.end, interval.due(now)) if interval is not None else (None, False)
 
 
 def _params(pipeline: Pipeline) -> list[dict[str, str]]:
@@ -77,7 +80,7 @@ def pipeline_page(request: Request, name: str) -> HTMLResponse:
     latest, _ = _latest_states(request, name)
     return render(
         request, "pipeline.html", title=f"Pipeline {name}", p=pipeline, params=_params(pipeline), slas=slas,
-        next_run=_next_run(pipeline), paused=store.is_paused(name), source=source, module_source=module_source,
+        next_run=_next_run(request, pipeline), paused=store.is_paused(name), source=source, module_source=module_source,
         runs=store.count_runs(pipeline=name), latest=latest, today=date.today().isoformat(),
         owners=sorted({t.owner for t in pipeline.tasks.values() if t.owner} | ({pipeline.owner} - {None})),
         flash=request.query_params.get("flash"),
