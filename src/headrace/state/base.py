@@ -291,4 +291,16 @@ class StateStore(Protocol):
         """Append an operator action (who, what, when) to the audit log."""
         ...
 
+    def run_keys(self) -> list[tuple[str, str, str, datetime | None]]:
+        """(run_id, pipeline, state, ended_at) of every run: what an incremental scraper compares."""
+        ...
+
+    def task_instances_of(self, run_ids: Sequence[str]) -> dict[str, list[TaskInstanceRecord]]:
+        """Task instances of several runs at once, keyed by run id."""
+        ...
+
+    def check_results_of(self, run_ids: Sequence[str]) -> dict[str, list[CheckResultRecord]]:
+        """Check results of several runs at once, keyed by run id."""
+        ...
+
     def close(self) -> None: ...

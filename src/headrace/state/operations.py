@@ -119,12 +119,11 @@ class OperationsMixin:
     def task_instances_of(self, run_ids: Sequence[str]) -> dict[str, list[TaskInstanceRecord]]:
         """Task instances of several runs in one query (for the grid), keyed by run id."""
         found: dict[str, list[TaskInstanceRecord]] = {run_id: [] for run_id in run_ids}
-        if not run_ids:
-            return found
-        query = select(task_instances).where(task_instances.c.run_id.in_(list(run_ids)))
         with self._read("read task instances of runs") as conn:
-            for row in conn.execute(query):
-                found[row.run_id].append(task_record(row._mapping))
+            for start in range(0, len(run_ids), 500):
+                batch = list(run_ids[start : start + 500])
+                for row in conn.execute(select(task_instances).where(task_instances.c.run_id.in_(batch))):
+                    found[row.run_id].append(task_record(row._mapping))
         return found
 
     # ------------------------------------------------------------------ paused schedules

@@ -38,6 +38,7 @@ from headrace.state.base import (
 )
 from headrace.state.connect import BEGIN_KEY, NotJSONError
 from headrace.state.fastpath import Prepared, RowsMissing
+from headrace.state.figures import FiguresMixin
 from headrace.state.ids import new_run_id
 from headrace.state.operations import OperationsMixin
 from headrace.state.pools import PoolSlotsMixin
@@ -77,7 +78,7 @@ _CHECK_COLUMNS = tuple(c.name for c in check_results.columns if c.name != "id")
 _Stmt = tuple[UpdateBase, Prepared | None]
 
 
-class SqlStateStore(PoolSlotsMixin, SlaMissesMixin, VariablesMixin, OperationsMixin):
+class SqlStateStore(PoolSlotsMixin, SlaMissesMixin, VariablesMixin, OperationsMixin, FiguresMixin):
     """A :class:`~headrace.state.base.StateStore` on SQLite or PostgreSQL.
 
     Build it with :func:`headrace.state.open_store`, which also creates or migrates
