@@ -138,12 +138,13 @@ def _ran(folder: Path) -> list[str]:
 def test_trigger_from_the_pipeline_page_runs_to_success(page: Any, server: Server) -> None:
     work = server.folder / "trigger"
     work.mkdir()
-    run_id = _trigger(page, server, n="15", dir=str(work))
+    run_id = _trigger(page, server, n="15", dir=str(work), flaky="true")
     assert server.wait_run(run_id) == "success"
     assert server.run(run_id)["run"]["params"]["n"] == 15
     page.reload()
     assert page.inner_text("h1 .state") == "success"
     assert "×15" in page.inner_text("table")
+    assert page.locator('tr:has(td[data-task="prepare.numbers"]) [data-span="wait"]').count() == 1
     page.screenshot(path=str(server.shots / "run.png"), full_page=True)
     page.goto(server.url + "/pipelines/web_ops")
     page.screenshot(path=str(server.shots / "pipeline.png"), full_page=True)

@@ -34,6 +34,24 @@ def test_run_page_collapses_mapped_elements_in_natural_order(ops) -> None:
     assert labels[:12] == [str(i) for i in range(12)]  # square[2] before square[10]
 
 
+def test_run_timeline_shows_the_failed_try_and_the_retry_wait(ops) -> None:
+    http, store, tmp = ops
+    from headrace.config import Settings
+
+    pipe = load_pipelines(OPS)["web_ops"]
+    runner = Runner(store, executor="inprocess", settings=Settings(home=tmp / "home", state_url="unused"))
+    run = runner.run(pipe, datetime(2024, 1, 3, tzinfo=UTC), params={"flaky": True})
+    html = http.get(f"/runs/{run.run_id}", headers=BEARER).text
+    row = html[html.index('data-task="prepare.numbers"'):]
+    row = row[:row.index("</tr>")]
+    spans = re.findall(r'data-span="(\w+)" style="left: ([\d.]+)%; width: ([\d.]+)%"', row)
+    assert [kind for kind, _, _ in spans] == ["attempt", "wait"]
+    wait = re.search(r"retry wait (\d+\.\d\d)s before attempt 2", row)
+    assert wait and float(wait[1]) >= 0.35  # Retry(delay=0.4)
+    assert float(spans[1][2]) > 5  # the wait is a visible part of the run's span
+    assert "2 attempts" in row
+
+
 def test_graph_is_server_side_svg_with_groups_branches_and_mapped_counts(ops) -> None:
     http, store, tmp = ops
     _two_runs(store, tmp)

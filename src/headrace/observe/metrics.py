@@ -33,14 +33,14 @@ from headrace.state.base import (
     CheckResultRecord,
     RunState,
     StateStore,
-    TaskInstanceRecord,
     TaskState,
 )
+from headrace.state.figures import TaskRow
 
 #: Upper bounds (seconds) of the task-duration histogram: sub-second tasks to 4-hour loads.
 DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400)
 
-_FINISHED_TASK = (TaskState.SUCCESS, TaskState.FAILED)
+_FINISHED_TASK = (TaskState.SUCCESS.value, TaskState.FAILED.value)
 
 
 @dataclass
@@ -101,15 +101,14 @@ class StoreCollector(Collector):
         yield from families
 
     def _figures(self, run_id: str, pipeline: str, key: tuple[str, datetime | None],
-                 tasks: list[TaskInstanceRecord], checks: list[CheckResultRecord]) -> RunFigures:
+                 tasks: list[TaskRow], checks: list[CheckResultRecord]) -> RunFigures:
         figures = RunFigures(key=key, pipeline=pipeline)
-        for ti in tasks:
-            figures.task_states[ti.state.value] += 1
-            if ti.attempt > 1:
-                figures.retries[ti.task_id] += ti.attempt - 1
-            if ti.state in _FINISHED_TASK and ti.started_at and ti.ended_at:
-                seconds = max((ti.ended_at - ti.started_at).total_seconds(), 0.0)
-                figures.durations[ti.task_id].append(seconds)
+        for task_id, state, attempt, started_at, ended_at in tasks:
+            figures.task_states[state] += 1
+            if attempt > 1:
+                figures.retries[task_id] += attempt - 1
+            if state in _FINISHED_TASK and started_at and ended_at:
+                figures.durations[task_id].append(max((ended_at - started_at).total_seconds(), 0.0))
         for check in checks:
             figures.checks[(check.task_id, check.severity, check.status)] += 1
             if check.severity == "quarantine" and check.failed:
@@ -131,7 +130,7 @@ class StoreCollector(Collector):
         for run_id in [r for r in self._cache if r not in alive]:
             self._totals.add(self._cache.pop(run_id), -1)
         ids = list(stale)
-        tasks, checks = self.store.task_instances_of(ids), self.store.check_results_of(ids)
+        tasks, checks = self.store.task_rows_of(ids), self.store.check_results_of(ids)
         for run_id, (pipeline, key) in stale.items():
             old = self._cache.pop(run_id, None)
             if old is not None:

@@ -299,6 +299,10 @@ class StateStore(Protocol):
         """Task instances of several runs at once, keyed by run id."""
         ...
 
+    def task_rows_of(self, run_ids: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
+        """(task_id, state, attempt, started_at, ended_at) of several runs' task instances."""
+        ...
+
     def check_results_of(self, run_ids: Sequence[str]) -> dict[str, list[CheckResultRecord]]:
         """Check results of several runs at once, keyed by run id."""
         ...

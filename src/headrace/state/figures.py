@@ -16,17 +16,19 @@ from sqlalchemy.engine import Connection
 
 from headrace.state.base import CheckResultRecord
 from headrace.state.rows import check_record
-from headrace.state.schema import check_results, runs
+from headrace.state.schema import check_results, runs, task_instances
 
-__all__ = ["FiguresMixin", "RunKey"]
+__all__ = ["FiguresMixin", "RunKey", "TaskRow"]
 
 #: (run_id, pipeline, state, ended_at): changes whenever a run's figures may change.
 RunKey = tuple[str, str, str, datetime | None]
+#: (task_id, state, attempt, started_at, ended_at) of one task instance.
+TaskRow = tuple[str, str, int, datetime | None, datetime | None]
 _BATCH = 500
 
 
 class FiguresMixin:
-    """:meth:`run_keys` and :meth:`check_results_of` of :class:`headrace.state.sql.SqlStateStore`."""
+    """:meth:`run_keys`, :meth:`task_rows_of` and :meth:`check_results_of` of :class:`headrace.state.sql.SqlStateStore`."""
 
     backend: str
     _read: Callable[[str], AbstractContextManager[Connection]]
@@ -36,6 +38,22 @@ class FiguresMixin:
         query = select(runs.c.run_id, runs.c.pipeline, runs.c.state, runs.c.ended_at)
         with self._read("read the run keys") as conn:
             return [(r[0], r[1], r[2], r[3]) for r in conn.execute(query)]
+
+    def task_rows_of(self, run_ids: Sequence[str]) -> dict[str, list[TaskRow]]:
+        """(task_id, state, attempt, started_at, ended_at) of the task instances of several runs.
+
+        The narrow form of ``task_instances_of`` for aggregates: no results, errors or JSON.
+        """
+        found: dict[str, list[TaskRow]] = {run_id: [] for run_id in run_ids}
+        ti = task_instances.c
+        with self._read("read task instances of runs") as conn:
+            for start in range(0, len(run_ids), _BATCH):
+                batch = list(run_ids[start : start + _BATCH])
+                query = select(ti.run_id, ti.task_id, ti.state, ti.attempt, ti.started_at, ti.ended_at).where(
+                    ti.run_id.in_(batch))
+                for run_id, task_id, state, attempt, started, ended in conn.execute(query):
+                    found[run_id].append((task_id, state, attempt, started, ended))
+        return found
 
     def check_results_of(self, run_ids: Sequence[str]) -> dict[str, list[CheckResultRecord]]:
         """Check results of several runs, keyed by run id (batched ``IN`` queries)."""

@@ -151,10 +151,10 @@ def attempt_spans(ti: TaskInstanceRecord, logs: Sequence[LogRecord], t0: datetim
     out: list[Span] = []
     previous_end: datetime | None = None
     for attempt in sorted(bounds):
-        first, last = min(bounds[attempt]), max(bounds[attempt])
-        out.append(Span("attempt", "failed", pct(first), max(pct(last) - pct(first), 0.6),
-                        f"attempt {attempt}: {first:%H:%M:%S} → {last:%H:%M:%S} (failed)"))
-        previous_end = last
+        began, ended = min(bounds[attempt]), max(bounds[attempt])
+        out.append(Span("attempt", "failed", pct(began), max(pct(ended) - pct(began), 0.6),
+                        f"attempt {attempt}: {began:%H:%M:%S} → {ended:%H:%M:%S} (failed)"))
+        previous_end = ended
     if ti.started_at is not None and previous_end is not None and ti.started_at > previous_end:
         out.append(Span("wait", "wait", pct(previous_end), pct(ti.started_at) - pct(previous_end),
                         f"retry wait {(ti.started_at - previous_end).total_seconds():.2f}s before attempt {ti.attempt}"))

@@ -94,6 +94,10 @@ def task_groups(
     """
     never = datetime.max.replace(tzinfo=UTC)
     starts = [t.started_at for t in tasks if t.started_at is not None]
+    attempts = {(t.task_id, t.map_index): t.attempt for t in tasks}
+    # Earlier attempts (known from their log lines) start the timeline when they came first.
+    starts += [log.created_at for log in logs if log.created_at is not None
+               and log.attempt < attempts.get((log.task_id, log.map_index), 0)]
     t0 = min(starts) if starts else None
     ends = [t.ended_at or now for t in tasks if t.started_at is not None]
     span = max((max(ends) - t0).total_seconds(), 1e-6) if t0 is not None and ends else None

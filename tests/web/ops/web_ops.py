@@ -11,7 +11,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from headrace import Context, pipeline, task, task_group
+from headrace import Context, Retry, pipeline, task, task_group
 
 
 def _note(ctx: Context, name: str) -> None:
@@ -20,8 +20,11 @@ def _note(ctx: Context, name: str) -> None:
             f.write(name + "\n")
 
 
-@task
+@task(retries=Retry(attempts=2, delay=0.4))
 def numbers(ctx: Context) -> list[int]:
+    """With the ``flaky`` param, fails its first try: the run page shows the retry and its wait."""
+    if ctx.params["flaky"] and ctx.attempt == 1:
+        raise ConnectionError("source not ready (fails once on purpose)")
     return list(range(int(ctx.params["n"])))
 
 
@@ -62,7 +65,7 @@ def publish(ctx: Context, value: int) -> str:
 
 @pipeline(
     schedule="@daily", start_date=datetime(2024, 1, 1), owner="data-team", tags=["demo", "web"],
-    params={"n": 12, "fail_file": "", "dir": "", "pause": 0.0, "api_token": ""},
+    params={"n": 12, "fail_file": "", "dir": "", "pause": 0.0, "flaky": False, "api_token": ""},
 )
 def web_ops():
     """Squares numbers, sums them and publishes the total.
