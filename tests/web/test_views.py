@@ -109,3 +109,14 @@ def test_quarantine_page_lists_held_back_rows_with_reasons(client, demo) -> None
     assert "2 of 5 rows quarantined" in html
     assert "broken" in html and "also broken" in html and "reason: <span class=\"mono\">email does not match" in html
     assert "check results" in html  # says where the rows come from
+
+
+def test_api_runs_pages_and_searches_like_the_page(ops) -> None:
+    http, store, tmp = ops
+    failed, good = _two_runs(store, tmp)
+    first = http.get("/api/runs", params={"limit": 1}, headers=BEARER).json()
+    second = http.get("/api/runs", params={"limit": 1, "offset": 1}, headers=BEARER).json()
+    assert (first["total"], [r["run_id"] for r in first["runs"]]) == (2, [good])
+    assert [r["run_id"] for r in second["runs"]] == [failed]
+    found = http.get("/api/runs", params={"q": "not ready", "since": "2024-01-01T00:00:00"}, headers=BEARER).json()
+    assert [r["run_id"] for r in found["runs"]] == [failed] and found["total"] == 1
