@@ -18,7 +18,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import timedelta
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -41,16 +41,18 @@ from headrace.state.figures import TaskRow
 DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400)
 
 _FINISHED_TASK = (TaskState.SUCCESS.value, TaskState.FAILED.value)
+_MICROSECOND = timedelta(microseconds=1)
+_BOUNDS_US = tuple(round(b * 1_000_000) for b in DURATION_BUCKETS)
 
 
 @dataclass
 class RunFigures:
     """What one run adds to the metrics; cached for finished runs, which do not change."""
 
-    key: tuple[str, datetime | None]  # (state, ended_at): a resume changes it
+    key: tuple[str, str | None]  # (state, ended_at as stored): a resume changes it
     pipeline: str = ""
     task_states: Counter[str] = field(default_factory=Counter)
-    durations: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    durations: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))  # microseconds
     retries: Counter[str] = field(default_factory=Counter)
     quarantined: Counter[tuple[str, str]] = field(default_factory=Counter)
     checks: Counter[tuple[str, str, str]] = field(default_factory=Counter)
@@ -100,7 +102,7 @@ class StoreCollector(Collector):
         yield up
         yield from families
 
-    def _figures(self, run_id: str, pipeline: str, key: tuple[str, datetime | None],
+    def _figures(self, run_id: str, pipeline: str, key: tuple[str, str | None],
                  tasks: list[TaskRow], checks: list[CheckResultRecord]) -> RunFigures:
         figures = RunFigures(key=key, pipeline=pipeline)
         for task_id, state, attempt, started_at, ended_at in tasks:
@@ -108,7 +110,8 @@ class StoreCollector(Collector):
             if attempt > 1:
                 figures.retries[task_id] += attempt - 1
             if state in _FINISHED_TASK and started_at and ended_at:
-                figures.durations[task_id].append(max((ended_at - started_at).total_seconds(), 0.0))
+                # Whole microseconds: totals add and take out runs without float drift.
+                figures.durations[task_id].append(max((ended_at - started_at) // _MICROSECOND, 0))
         for check in checks:
             figures.checks[(check.task_id, check.severity, check.status)] += 1
             if check.severity == "quarantine" and check.failed:
@@ -119,7 +122,7 @@ class StoreCollector(Collector):
         """Bring the cached figures and totals up to date; return runs by (pipeline, state)."""
         keys = self.store.run_keys()
         run_states: Counter[tuple[str, str]] = Counter()
-        stale: dict[str, tuple[str, tuple[str, datetime | None]]] = {}
+        stale: dict[str, tuple[str, tuple[str, str | None]]] = {}
         for run_id, pipeline, state, ended_at in keys:
             run_states[(pipeline, state)] += 1
             cached = self._cache.get(run_id)
@@ -170,7 +173,7 @@ class StoreCollector(Collector):
                 continue
             cumulative = [(_le(b), float(n)) for b, n in zip(DURATION_BUCKETS, counts, strict=False)]
             duration_family.add_metric([pipeline, task_id], [*cumulative, ("+Inf", float(counts[-1]))],
-                                       sum_value=total)
+                                       sum_value=total / 1_000_000)
         retries_family = CounterMetricFamily(
             f"{ns}_task_retries", "Attempts beyond the first, by pipeline and task.", labels=["pipeline", "task"]
         )
@@ -216,8 +219,8 @@ class _Totals:
         self.retries: Counter[tuple[str, str]] = Counter()
         self.quarantined: Counter[tuple[str, str, str]] = Counter()
         self.checks: Counter[tuple[str, str, str, str]] = Counter()
-        # (pipeline, task) -> (count per bucket bound then the total count, sum of seconds)
-        self.durations: dict[tuple[str, str], tuple[list[int], float]] = {}
+        # (pipeline, task) -> (count per bucket bound then the total count, sum of microseconds)
+        self.durations: dict[tuple[str, str], tuple[list[int], int]] = {}
 
     def add(self, figures: RunFigures, sign: int) -> None:
         """Add (sign +1) or take out (sign -1) one run's figures."""
@@ -231,9 +234,9 @@ class _Totals:
         for (task_id, severity, status), n in figures.checks.items():
             self.checks[(p, task_id, severity, status)] += sign * n
         for task_id, values in figures.durations.items():
-            counts, total = self.durations.get((p, task_id)) or ([0] * (len(DURATION_BUCKETS) + 1), 0.0)
+            counts, total = self.durations.get((p, task_id)) or ([0] * (len(DURATION_BUCKETS) + 1), 0)
             for value in values:
-                for i, bound in enumerate(DURATION_BUCKETS):
+                for i, bound in enumerate(_BOUNDS_US):
                     if value <= bound:
                         counts[i] += sign
                 counts[-1] += sign

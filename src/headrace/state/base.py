@@ -291,7 +291,7 @@ class StateStore(Protocol):
         """Append an operator action (who, what, when) to the audit log."""
         ...
 
-    def run_keys(self) -> list[tuple[str, str, str, datetime | None]]:
+    def run_keys(self) -> list[tuple[str, str, str, str | None]]:
         """(run_id, pipeline, state, ended_at) of every run: what an incremental scraper compares."""
         ...
 

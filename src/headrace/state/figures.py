@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, select
 from sqlalchemy.engine import Connection
 
 from headrace.state.base import CheckResultRecord
@@ -20,8 +20,8 @@ from headrace.state.schema import check_results, runs, task_instances
 
 __all__ = ["FiguresMixin", "RunKey", "TaskRow"]
 
-#: (run_id, pipeline, state, ended_at): changes whenever a run's figures may change.
-RunKey = tuple[str, str, str, datetime | None]
+#: (run_id, pipeline, state, ended_at as stored text): changes whenever a run's figures may change.
+RunKey = tuple[str, str, str, str | None]
 #: (task_id, state, attempt, started_at, ended_at) of one task instance.
 TaskRow = tuple[str, str, int, datetime | None, datetime | None]
 _BATCH = 500
@@ -34,8 +34,12 @@ class FiguresMixin:
     _read: Callable[[str], AbstractContextManager[Connection]]
 
     def run_keys(self) -> list[RunKey]:
-        """(run_id, pipeline, state, ended_at) of every run, unordered."""
-        query = select(runs.c.run_id, runs.c.pipeline, runs.c.state, runs.c.ended_at)
+        """(run_id, pipeline, state, ended_at) of every run, unordered.
+
+        ``ended_at`` is the stored text, only good for telling whether it changed (parsing
+        10,000 timestamps on every scrape would cost more than the query).
+        """
+        query = select(runs.c.run_id, runs.c.pipeline, runs.c.state, cast(runs.c.ended_at, String))
         with self._read("read the run keys") as conn:
             return [(r[0], r[1], r[2], r[3]) for r in conn.execute(query)]
 
