@@ -6,9 +6,13 @@ The same actions are driven from Chromium in ``test_browser.py``; these cover th
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from headrace.state.base import StateStore
@@ -150,3 +154,37 @@ def test_without_authentication_the_ui_reads_but_refuses_actions(demo) -> None:
         assert http.get("/").status_code == 200
         refused = http.post(f"/api/runs/{demo.failed_run}/resume")
         assert refused.status_code == 403 and "HEADRACE_WEB_TOKEN" in refused.json()["detail"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("first", ["web", "cli"])
+def test_a_click_and_a_cli_resume_never_run_a_task_twice(ops, first: str) -> None:
+    http, store, tmp = ops
+    flag = tmp / "broken"
+    flag.touch()
+    run_id = http.post("/api/pipelines/web_ops/runs", headers=BEARER,
+                       json={"params": {"fail_file": str(flag), "dir": str(tmp), "pause": 2.5}}).json()["run_id"]
+    assert wait_finished(store, run_id) == "failed"
+    flag.unlink()
+    (tmp / "ran.txt").unlink()
+    clicked = http.post(f"/api/runs/{run_id}/resume", headers=BEARER) if first == "web" else None
+    cli = subprocess.Popen(
+        [sys.executable, "-c", "from headrace.cli import main; main()", "resume", run_id, "--executor", "inprocess"],
+        env={**os.environ, "HEADRACE_STATE_URL": f"sqlite:///{tmp / 'state.db'}", "HEADRACE_HOME": str(tmp / "home")},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    if first == "cli":
+        deadline = time.monotonic() + 30
+        while store.get_run(run_id).pid != cli.pid and time.monotonic() < deadline:
+            time.sleep(0.02)
+        clicked = http.post(f"/api/runs/{run_id}/resume", headers=BEARER)
+    output = cli.communicate(timeout=60)[0]
+    assert wait_finished(store, run_id) == "success"
+    assert sorted((tmp / "ran.txt").read_text().split()) == ["load", "publish"], output
+    if first == "web":
+        assert clicked.status_code == 200
+        # Refused while the web drives the run; on a slow machine the CLI may start after it ended.
+        assert (cli.returncode == 1 and "is already running" in output) or "nothing ran" in output, output
+    else:
+        assert cli.returncode == 0, output
+        assert clicked.status_code == 409 and "already running" in clicked.json()["detail"]

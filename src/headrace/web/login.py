@@ -30,7 +30,8 @@ def login_page(request: Request, next: str | None = None, failed: int = 0) -> Re
     response = render(request, "login.html", title="Log in", next=safe_next(next), failed=bool(failed),
                       login_csrf=auth_of(request).csrf_token("login|" + seed),
                       users=bool(auth_of(request).users))
-    response.set_cookie(SEED_COOKIE, seed, httponly=True, samesite="strict", max_age=3600)
+    response.set_cookie(SEED_COOKIE, seed, httponly=True, samesite="strict", max_age=3600,
+                        secure=request.url.scheme == "https")
     return response
 
 
@@ -52,7 +53,7 @@ def login(
         return RedirectResponse(f"/login?failed=1&next={quote(safe_next(next), safe='')}", status_code=303)
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(SESSION_COOKIE, auth.new_session(actor), httponly=True, samesite="strict",
-                        max_age=SESSION_SECONDS)
+                        max_age=SESSION_SECONDS, secure=request.url.scheme == "https")
     return response
 
 
