@@ -18,7 +18,6 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -41,7 +40,6 @@ from headrace.state.figures import TaskRow
 DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400)
 
 _FINISHED_TASK = (TaskState.SUCCESS.value, TaskState.FAILED.value)
-_MICROSECOND = timedelta(microseconds=1)
 _BOUNDS_US = tuple(round(b * 1_000_000) for b in DURATION_BUCKETS)
 
 
@@ -105,13 +103,13 @@ class StoreCollector(Collector):
     def _figures(self, run_id: str, pipeline: str, key: tuple[str, str | None],
                  tasks: list[TaskRow], checks: list[CheckResultRecord]) -> RunFigures:
         figures = RunFigures(key=key, pipeline=pipeline)
-        for task_id, state, attempt, started_at, ended_at in tasks:
+        for task_id, state, attempt, micros in tasks:
             figures.task_states[state] += 1
             if attempt > 1:
                 figures.retries[task_id] += attempt - 1
-            if state in _FINISHED_TASK and started_at and ended_at:
+            if state in _FINISHED_TASK and micros is not None:
                 # Whole microseconds: totals add and take out runs without float drift.
-                figures.durations[task_id].append(max((ended_at - started_at) // _MICROSECOND, 0))
+                figures.durations[task_id].append(max(micros, 0))
         for check in checks:
             figures.checks[(check.task_id, check.severity, check.status)] += 1
             if check.severity == "quarantine" and check.failed:

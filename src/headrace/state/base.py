@@ -300,7 +300,7 @@ class StateStore(Protocol):
         ...
 
     def task_rows_of(self, run_ids: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
-        """(task_id, state, attempt, started_at, ended_at) of several runs' task instances."""
+        """(task_id, state, attempt, duration in microseconds or None) of several runs' task instances."""
         ...
 
     def check_results_of(self, run_ids: Sequence[str]) -> dict[str, list[CheckResultRecord]]:
