@@ -159,8 +159,8 @@ class StoreCollector(Collector):
             "Task instances by pipeline and state.",
             labels=["pipeline", "state"],
         )
-        for (pipeline, state), n in sorted(k for k in task_states.items() if k[1] > 0):
-            tasks_family.add_metric([pipeline, state], float(n))
+        for (pipeline, task_state), n in sorted(k for k in task_states.items() if k[1] > 0):
+            tasks_family.add_metric([pipeline, task_state], float(n))
         duration_family = HistogramMetricFamily(
             f"{ns}_task_duration_seconds",
             "Durations of finished (success or failed) task instances: their last attempt, start to end.",

@@ -285,6 +285,14 @@ class StateStore(Protocol):
 
     def is_paused(self, pipeline: str) -> bool: ...
 
+    def search_runs(self, query: Any, limit: int = 50, offset: int = 0) -> tuple[list[RunRecord], int]:
+        """One page of runs matching a :class:`headrace.state.operations.RunQuery`, and the total."""
+        ...
+
+    def list_actions(self, limit: int = 100, offset: int = 0) -> tuple[list[Any], int]:
+        """Recorded operator actions, newest first, and how many there are."""
+        ...
+
     def record_action(
         self, actor: str, action: str, target: str, detail: dict[str, Any] | None = None, outcome: str = "ok"
     ) -> None:

@@ -101,7 +101,10 @@ class WebAuth:
     # ------------------------------------------------------------------ checks
 
     def check_token(self, given: str | None) -> bool:
-        return bool(self.token) and given is not None and hmac.compare_digest(given.encode(), self.token.encode())
+        """Whether ``given`` is the configured token (constant time); False when no token is set."""
+        if not self.token or given is None:
+            return False
+        return hmac.compare_digest(given.encode(), self.token.encode())
 
     def login(self, user: str, password: str) -> str | None:
         """The actor name when ``user``/``password`` (or the token as password) is right, else None."""
