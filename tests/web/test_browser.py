@@ -255,3 +255,44 @@ def test_double_resume_runs_each_task_once(page: Any, server: Server) -> None:
     assert sum("resumed" in t for t in texts) == 1, texts
     assert sum("taken by another resume" in t or "already running" in t for t in texts) == 1, texts
     other.close()
+
+
+def test_mark_tasks_success_makes_the_run_succeed(page: Any, server: Server) -> None:
+    work = server.folder / "mark"
+    work.mkdir()
+    flag = work / "broken"
+    flag.touch()
+    run_id = _trigger(page, server, fail_file=str(flag))
+    assert server.wait_run(run_id) == "failed"
+    page.reload()
+    for task in ("load", "publish"):
+        page.click(f'tr:has(td[data-task="{task}"]) button[data-action="mark-success"]')
+        page.wait_for_url(f"{server.url}/runs/{run_id}?flash=*")
+        assert f"task {task} marked success" in page.inner_text(".flash")
+    assert page.inner_text("h1 .state") == "success"
+    assert server.run(run_id)["run"]["state"] == "success"
+    page.goto(server.url + "/actions")
+    rows = page.inner_text("#actions")
+    assert f"{run_id}/publish" in rows and "mark" in rows
+
+
+def test_runs_page_searches_and_pages_in_the_browser(page: Any, server: Server) -> None:
+    flag = server.folder / "search-broken"
+    flag.touch()
+    for _ in range(2):  # at least one failed run to find and three runs to page through
+        started = server.api("POST", "/api/pipelines/web_ops/runs", json={"params": {"fail_file": str(flag)}})
+        assert server.wait_run(started.json()["run_id"]) == "failed"
+    page.goto(server.url + "/")
+    page.select_option('select[name="state"]', "failed")
+    page.fill('input[name="q"]', "warehouse not ready")
+    page.click('form.search button[type="submit"]')
+    page.wait_for_url("**/?*state=failed*")
+    failed = server.api("GET", "/api/runs", params={"state": "failed", "q": "warehouse not ready"}).json()
+    cells = page.locator("table tbody tr td.id").all_inner_texts()
+    assert failed["total"] >= 1 and cells == [r["run_id"] for r in failed["runs"]]
+    page.goto(server.url + "/?limit=2")
+    total = server.api("GET", "/api/runs").json()["total"]
+    assert f"page 1 of {-(-total // 2)}" in page.inner_text(".pager")
+    page.click('a[rel="next"]')
+    assert "page 2 of" in page.inner_text(".pager")
+    assert page.locator("table tbody tr").count() == 2
