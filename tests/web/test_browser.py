@@ -279,7 +279,7 @@ def test_mark_tasks_success_makes_the_run_succeed(page: Any, server: Server) -> 
 def test_runs_page_searches_and_pages_in_the_browser(page: Any, server: Server) -> None:
     flag = server.folder / "search-broken"
     flag.touch()
-    for _ in range(2):  # at least one failed run to find and three runs to page through
+    for _ in range(3):  # failed runs to find, and enough runs for two pages of two
         started = server.api("POST", "/api/pipelines/web_ops/runs", json={"params": {"fail_file": str(flag)}})
         assert server.wait_run(started.json()["run_id"]) == "failed"
     page.goto(server.url + "/")
