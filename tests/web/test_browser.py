@@ -295,4 +295,4 @@ def test_runs_page_searches_and_pages_in_the_browser(page: Any, server: Server) 
     assert f"page 1 of {-(-total // 2)}" in page.inner_text(".pager")
     page.click('a[rel="next"]')
     assert "page 2 of" in page.inner_text(".pager")
-    assert page.locator("table tbody tr").count() == 2
+    assert page.locator("table tbody tr").count() == min(2, total - 2)
