@@ -7,11 +7,15 @@ What it does, in order:
    free port of 127.0.0.1, in a background thread;
 3. fetches the runs page, the run page, the JSON API and ``/metrics`` over HTTP and
    prints what they hold;
-4. stops the server (or keeps serving with ``--keep``, for a look in a browser).
+4. acts through the API with the token (what the buttons of the UI do): retries one
+   task of the run with everything downstream of it, waits for it, and prints the
+   audit log; an action without the token is refused;
+5. stops the server (or keeps serving with ``--keep``, for a look in a browser).
 
 Run it:  python examples/web_ui.py [FOLDER] [--keep]
 (FOLDER defaults to a temporary directory.) Over your own runs, simply:
-``headrace web`` (http://127.0.0.1:8321/).
+``headrace web`` (http://127.0.0.1:8321/); actions need ``HEADRACE_WEB_TOKEN`` or
+``HEADRACE_WEB_USERS`` set.
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ from headrace.config import Settings
 from headrace.engine import Runner, load_pipelines
 from headrace.state import open_store
 from headrace.web.app import create_app
+from headrace.web.auth import WebAuth
 
 HELLO = Path(__file__).resolve().parent / "hello_pipeline.py"
+TOKEN = "example-token-change-me-0123456789"
 
 
 def free_port() -> int:
@@ -58,7 +64,9 @@ def main(folder: Path, keep: bool) -> None:
         print(f"ran pipeline hello: run {result.run_id} {result.state}")
 
         port = free_port()
-        app = create_app(settings, store=store, pipelines_dir=HELLO.parent)
+        # The CLI reads the token from HEADRACE_WEB_TOKEN (WebAuth.from_env); here it is given.
+        app = create_app(settings, store=store, pipelines_dir=HELLO.parent, auth=WebAuth(token=TOKEN),
+                         executor="inprocess")
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -69,7 +77,9 @@ def main(folder: Path, keep: bool) -> None:
         base = f"http://127.0.0.1:{port}"
         print(f"serving {base}/ over the state store {folder / 'state.db'}")
         try:
-            with httpx.Client(base_url=base, timeout=10) as http:
+            refused = httpx.post(f"{base}/api/runs/{result.run_id}/resume", timeout=10)
+            print(f"POST /api/runs/{result.run_id}/resume without the token -> {refused.status_code}")
+            with httpx.Client(base_url=base, timeout=10, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
                 runs = http.get("/api/runs").json()
                 print(f"GET /api/runs: {runs['total']} run(s)")
                 for run in runs["runs"]:
@@ -97,6 +107,19 @@ def main(folder: Path, keep: bool) -> None:
 
                 missing = http.get("/api/runs/01nosuchrun0000000")
                 print(f"GET /api/runs/01nosuchrun0000000 -> {missing.status_code}: {missing.json()['detail']}")
+
+                retry = http.post(f"/api/runs/{result.run_id}/tasks/fetch_greetings/retry", json={"downstream": True})
+                while http.get(f"/api/runs/{result.run_id}").json()["run"]["state"] not in ("success", "failed"):
+                    time.sleep(0.1)
+                # Printed once the run is over: the in-process executor captures stdout while tasks run.
+                print(f"POST .../tasks/fetch_greetings/retry -> {retry.status_code}: {retry.json()['message']}")
+                print(f"  run {result.run_id} is {http.get(f'/api/runs/{result.run_id}').json()['run']['state']} again")
+                for action in http.get("/api/actions").json()["actions"]:
+                    print(f"  audit: {action['at'][:19]} {action['actor']} {action['action']} {action['target']} "
+                          f"{action['outcome']}")
+                grid = http.get("/pipelines/hello/grid")
+                print(f"GET /pipelines/hello/grid -> {grid.status_code}; /pipelines/hello/graph -> "
+                      f"{http.get('/pipelines/hello/graph').status_code} (server-drawn SVG)")
 
                 metrics = http.get("/metrics").text
                 print("GET /metrics (some lines):")

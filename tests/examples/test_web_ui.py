@@ -32,5 +32,10 @@ def test_web_ui_example(tmp_path: Path) -> None:
     assert re.search(r"\| to_table success 1 \S+ \S+ 5 logs", out)  # 5 rows staged
     assert "GET /api/runs/01nosuchrun0000000 -> 404: Unknown run id '01nosuchrun0000000'" in out
     assert 'headrace_runs{pipeline="hello",state="success"} 1.0' in out
-    assert 'headrace_task_retries_total{pipeline="hello",task="fetch_greetings"} 1.0' in out
+    assert f"POST /api/runs/{run_id}/resume without the token -> 401" in out
+    assert f"POST .../tasks/fetch_greetings/retry -> 200: task fetch_greetings and downstream of run {run_id}" in out
+    assert f"  run {run_id} is success again" in out
+    assert re.search(rf"audit: \S+ token retry {run_id}/fetch_greetings ok", out)
+    # The retry from the API ran fetch_greetings a third time: two attempts beyond the first.
+    assert 'headrace_task_retries_total{pipeline="hello",task="fetch_greetings"} 2.0' in out
     assert out.rstrip().endswith("server stopped")

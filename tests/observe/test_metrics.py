@@ -112,6 +112,20 @@ def test_a_changed_run_is_read_again(filled) -> None:
     assert retries not in before and during[retries] == 1 and after[retries] == 1
 
 
+def test_totals_follow_deleted_runs_and_match_a_fresh_collector(filled) -> None:
+    store, _, runs = filled
+    collector = StoreCollector(store)
+    scrape(store, collector)
+    assert store.delete_runs([runs[1]]) == 1
+    kept = scrape(store, collector)  # incremental: the deleted run's figures are taken out
+    assert kept == scrape(store)  # the same as reading everything afresh
+    succeeded = ("headrace_runs", (("pipeline", "web_demo"), ("state", "success")))
+    tasks = ("headrace_task_instances", (("pipeline", "web_demo"), ("state", "success")))
+    assert kept[succeeded] == 1
+    assert kept[tasks] == len([t for r in runs if r != runs[1] for t in store.get_task_instances(r)
+                               if t.state == TaskState.SUCCESS])
+
+
 def test_an_unreadable_store_reports_down(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
     collector = StoreCollector(store)

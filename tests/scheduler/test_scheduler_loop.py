@@ -303,3 +303,14 @@ def test_abandoned_manual_run_holds_no_slot(store, settings, clock):
     clock.current = datetime.now(UTC) + timedelta(minutes=5)  # past the grace since its creation
     report = make_scheduler([p], store, settings, clock, launcher=HoldingLauncher()).tick()
     assert len(report.started) == 1 and report.relaunched == []
+
+
+def test_paused_pipeline_gets_no_new_runs_until_unpaused(store, settings, clock):
+    p = daily(catchup=True)
+    store.set_paused("daily", True, actor="alice")
+    report = make_scheduler([p], store, settings, clock).tick()
+    assert report.started == [] and report.waiting["daily"] == "paused"
+    assert logical_dates(store) == []
+    assert store.set_paused("daily", False) is True
+    report = make_scheduler([p], store, settings, clock).tick()
+    assert logical_dates(store) == [utc(2024, 1, d, 2) for d in (1, 2, 3)]

@@ -15,6 +15,7 @@ from headrace.engine import Runner, load_pipelines
 from headrace.state import SlaMissRecord, open_store
 from headrace.state.base import StateStore
 from headrace.web.app import create_app
+from headrace.web.auth import WebAuth, hash_password
 
 PIPELINES = Path(__file__).parent / "pipelines"
 FAILED_DAY = datetime(2024, 1, 1, tzinfo=UTC)
@@ -74,6 +75,21 @@ def client(demo: Demo) -> Iterator[TestClient]:
     app = create_app(demo.settings, store=demo.store, pipelines_dir=PIPELINES)
     with TestClient(app) as http:
         yield http
+
+
+OPS = Path(__file__).parent / "ops"
+TOKEN = "test-token-0123456789abcdef"
+
+
+@pytest.fixture
+def ops(tmp_path: Path) -> Iterator[tuple[TestClient, StateStore, Path]]:
+    """An app with a token and user alice/wonderland over an empty store, serving ``ops/web_ops.py``."""
+    settings = sqlite_settings(tmp_path)
+    auth = WebAuth(token=TOKEN, users={"alice": hash_password("wonderland")})
+    with open_store(settings.state_url) as store:
+        app = create_app(settings, store=store, pipelines_dir=OPS, auth=auth, executor="inprocess", refresh_seconds=0)
+        with TestClient(app) as http:
+            yield http, store, tmp_path
 
 
 @pytest.fixture

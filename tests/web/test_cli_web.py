@@ -58,3 +58,36 @@ def test_headrace_web_rejects_a_missing_pipelines_folder(tmp_path: Path) -> None
     )  # fmt: skip
     assert done.returncode == 2  # usage: a bad option value
     assert f"--pipelines {tmp_path / 'nope'}: not a folder" in done.stderr
+
+
+def test_headrace_web_refuses_a_public_address_without_authentication(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_WEB_")}
+    done = subprocess.run(
+        [*CLI, "web", "--host", "0.0.0.0", "--port", str(_free_port())], cwd=tmp_path,
+        capture_output=True, text=True, timeout=60, env={**env, "COLUMNS": "300"},
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "--host 0.0.0.0 accepts connections from other machines" in done.stderr
+    assert "HEADRACE_WEB_TOKEN" in done.stderr
+
+
+def test_headrace_web_on_a_public_address_with_a_token_needs_it(demo, tmp_path: Path) -> None:
+    port = _free_port()
+    token = "t0ken-for-the-test-0123456789"
+    env = {**os.environ, "HEADRACE_STATE_URL": demo.settings.state_url, "HEADRACE_HOME": str(tmp_path),
+           "HEADRACE_WEB_TOKEN": token}
+    server = subprocess.Popen(
+        [*CLI, "web", "--host", "0.0.0.0", "--port", str(port)], env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/api/health", server)
+        anonymous = httpx.get(f"http://127.0.0.1:{port}/api/runs", timeout=5)
+        with_token = httpx.get(f"http://127.0.0.1:{port}/api/runs", timeout=5,
+                               headers={"Authorization": f"Bearer {token}"})
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0].decode(errors="replace")
+    assert anonymous.status_code == 401, output
+    assert with_token.status_code == 200 and with_token.json()["total"] == 2
+    assert "actions need login" in output

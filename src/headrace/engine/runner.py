@@ -245,6 +245,7 @@ class Runner:
             self._refuse_running(run)
         pipeline = self._pipeline_for(run, pipeline)
         self.pool_sizes(pipeline)
+        self._claim(run)
         return self._execute(pipeline, run)
 
     def retry(self, run_id: str, task_id: str, downstream: bool = True, pipeline: Pipeline | None = None) -> RunResult:
@@ -272,12 +273,48 @@ class Runner:
         self.pool_sizes(pipeline)
         self._claim(run)
         cleared = {"state": TaskState.QUEUED, "error": None, "error_kind": None, "next_try_at": None,
-                   "ended_at": None}
+                   "ended_at": None, "started_at": None}
         updates = [(run_id, ti.task_id, ti.map_index, dict(cleared))
                    for ti in self.store.get_task_instances(run_id) if ti.task_id in targets]
         if updates:
             self.store.update_task_instances(updates)
         return self._execute(pipeline, self.store.get_run(run_id), claimed=True)
+
+    def mark(self, run_id: str, task_id: str, state: TaskState) -> RunRecord:
+        """Set a task of a finished run to SUCCESS or FAILED by hand; the run's state follows.
+
+        The run becomes SUCCESS when every task then succeeded or was skipped, else FAILED;
+        :meth:`resume` afterwards runs what is left (downstream of a task marked success
+        reads no result from it).
+
+        Returns:
+            The run as stored afterwards.
+        """
+        if state not in (TaskState.SUCCESS, TaskState.FAILED):
+            raise EngineError(f"a task can be marked success or failed, not {state}")
+        run = self.store.get_run(run_id)
+        if RunState(run.state) == RunState.RUNNING and driver_alive(run, self.clock.now()):
+            raise EngineError(f"run {run_id} is running (pid {run.pid} on {run.hostname}); mark its tasks after it ends")
+        tis = self.store.get_task_instances(run_id)
+        if not any(ti.task_id == task_id for ti in tis):
+            raise EngineError(
+                f"run {run_id} has no task {task_id!r}." + did_you_mean(task_id, {ti.task_id for ti in tis})
+            )
+        now = self.clock.now()
+        fields: dict[str, Any] = {"state": state, "ended_at": now}
+        if state == TaskState.SUCCESS:
+            fields.update(error=None, error_kind=None)
+        else:
+            fields.update(error=f"marked failed by hand at {now:%Y-%m-%d %H:%M:%S} UTC", error_kind="marked")
+        self.store.update_task_instances(
+            [(run_id, ti.task_id, ti.map_index, dict(fields)) for ti in tis if ti.task_id == task_id]
+        )
+        done = (TaskState.SUCCESS, TaskState.SKIPPED)
+        states = [state if ti.task_id == task_id else ti.state for ti in tis if ti.map_index < 0]
+        ok = all(TaskState(s) in done for s in states)
+        self.store.update_run(run_id, state=RunState.SUCCESS if ok else RunState.FAILED, ended_at=now,
+                              error=None if ok else "task(s) did not succeed (marked by hand)")
+        return self.store.get_run(run_id)
 
     @staticmethod
     def _descendants(pipeline: Pipeline, task_id: str) -> set[str]:

@@ -18,7 +18,6 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -29,21 +28,29 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from headrace.errors import HeadraceError
-from headrace.state.base import RunRecord, RunState, StateStore, TaskState
+from headrace.state.base import (
+    CheckResultRecord,
+    RunState,
+    StateStore,
+    TaskState,
+)
+from headrace.state.figures import TaskRow
 
 #: Upper bounds (seconds) of the task-duration histogram: sub-second tasks to 4-hour loads.
 DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400)
 
-_FINISHED_TASK = (TaskState.SUCCESS, TaskState.FAILED)
+_FINISHED_TASK = (TaskState.SUCCESS.value, TaskState.FAILED.value)
+_BOUNDS_US = tuple(round(b * 1_000_000) for b in DURATION_BUCKETS)
 
 
 @dataclass
 class RunFigures:
     """What one run adds to the metrics; cached for finished runs, which do not change."""
 
-    key: tuple[str, datetime | None]  # (state, ended_at): a resume changes it
+    key: tuple[str, str | None]  # (state, ended_at as stored): a resume changes it
+    pipeline: str = ""
     task_states: Counter[str] = field(default_factory=Counter)
-    durations: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    durations: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))  # microseconds
     retries: Counter[str] = field(default_factory=Counter)
     quarantined: Counter[tuple[str, str]] = field(default_factory=Counter)
     checks: Counter[tuple[str, str, str]] = field(default_factory=Counter)
@@ -54,10 +61,13 @@ class StoreCollector(Collector):
 
     Exposes, per pipeline: runs by state, task instances by state, a histogram of
     finished task-instance durations, retries, rows quarantined by checks, check
-    results by severity and status, and SLA misses. Only Protocol reads are used
-    (``list_runs``, ``get_task_instances``, ``get_check_results``,
-    ``list_sla_misses``); figures of finished runs are cached, so a scrape reads the
-    task instances and checks of new or unfinished runs only.
+    results by severity and status, and SLA misses.
+
+    Incremental: figures of each finished run are kept, and running totals with them.
+    A scrape reads the key of every run (``run_keys``: id, pipeline, state, end — one
+    narrow query) and loads, in bulk, the task instances and checks of runs that are
+    new or changed only; totals are updated by taking out a run's old figures and
+    adding its new ones. With 10,000 runs kept a warm scrape stays in milliseconds.
 
     Args:
         store: the state store to read.
@@ -68,6 +78,7 @@ class StoreCollector(Collector):
         self.store = store
         self.namespace = namespace
         self._cache: dict[str, RunFigures] = {}
+        self._totals = _Totals()
         self._lock = threading.Lock()
 
     def describe(self) -> Iterable[Metric]:
@@ -89,56 +100,52 @@ class StoreCollector(Collector):
         yield up
         yield from families
 
-    def _figures(self, run: RunRecord) -> RunFigures:
-        key = (run.state.value, run.ended_at)
-        cached = self._cache.get(run.run_id)
-        if cached is not None and cached.key == key:
-            return cached
-        figures = RunFigures(key=key)
-        for ti in self.store.get_task_instances(run.run_id):
-            figures.task_states[ti.state.value] += 1
-            if ti.attempt > 1:
-                figures.retries[ti.task_id] += ti.attempt - 1
-            if ti.state in _FINISHED_TASK and ti.started_at and ti.ended_at:
-                seconds = max((ti.ended_at - ti.started_at).total_seconds(), 0.0)
-                figures.durations[ti.task_id].append(seconds)
-        for check in self.store.get_check_results(run.run_id):
+    def _figures(self, run_id: str, pipeline: str, key: tuple[str, str | None],
+                 tasks: list[TaskRow], checks: list[CheckResultRecord]) -> RunFigures:
+        figures = RunFigures(key=key, pipeline=pipeline)
+        for task_id, state, attempt, micros in tasks:
+            figures.task_states[state] += 1
+            if attempt > 1:
+                figures.retries[task_id] += attempt - 1
+            if state in _FINISHED_TASK and micros is not None:
+                # Whole microseconds: totals add and take out runs without float drift.
+                figures.durations[task_id].append(max(micros, 0))
+        for check in checks:
             figures.checks[(check.task_id, check.severity, check.status)] += 1
             if check.severity == "quarantine" and check.failed:
                 figures.quarantined[(check.task_id, check.expectation)] += check.failed
-        if run.state.finished:
-            self._cache[run.run_id] = figures
-        else:
-            self._cache.pop(run.run_id, None)
         return figures
+
+    def _refresh(self) -> Counter[tuple[str, str]]:
+        """Bring the cached figures and totals up to date; return runs by (pipeline, state)."""
+        keys = self.store.run_keys()
+        run_states: Counter[tuple[str, str]] = Counter()
+        stale: dict[str, tuple[str, tuple[str, str | None]]] = {}
+        for run_id, pipeline, state, ended_at in keys:
+            run_states[(pipeline, state)] += 1
+            cached = self._cache.get(run_id)
+            if cached is None or cached.key != (state, ended_at) or not RunState(state).finished:
+                stale[run_id] = (pipeline, (state, ended_at))
+        # Runs deleted from the store (retention) leave the cache and the totals.
+        alive = {key[0] for key in keys}
+        for run_id in [r for r in self._cache if r not in alive]:
+            self._totals.add(self._cache.pop(run_id), -1)
+        ids = list(stale)
+        tasks, checks = self.store.task_rows_of(ids), self.store.check_results_of(ids)
+        for run_id, (pipeline, key) in stale.items():
+            old = self._cache.pop(run_id, None)
+            if old is not None:
+                self._totals.add(old, -1)
+            figures = self._figures(run_id, pipeline, key, tasks.get(run_id, []), checks.get(run_id, []))
+            self._totals.add(figures, +1)
+            self._cache[run_id] = figures
+        return run_states
 
     def _families(self) -> list[Metric]:
         ns = self.namespace
-        runs = self.store.list_runs(limit=None)
-        run_states: Counter[tuple[str, str]] = Counter()
-        task_states: Counter[tuple[str, str]] = Counter()
-        durations: dict[tuple[str, str], list[float]] = defaultdict(list)
-        retries: Counter[tuple[str, str]] = Counter()
-        quarantined: Counter[tuple[str, str, str]] = Counter()
-        checks: Counter[tuple[str, str, str, str]] = Counter()
-        for run in runs:
-            run_states[(run.pipeline, run.state.value)] += 1
-            figures = self._figures(run)
-            for state, n in figures.task_states.items():
-                task_states[(run.pipeline, state)] += n
-            for task_id, values in figures.durations.items():
-                durations[(run.pipeline, task_id)].extend(values)
-            for task_id, n in figures.retries.items():
-                retries[(run.pipeline, task_id)] += n
-            for (task_id, expectation), n in figures.quarantined.items():
-                quarantined[(run.pipeline, task_id, expectation)] += n
-            for (task_id, severity, status), n in figures.checks.items():
-                checks[(run.pipeline, task_id, severity, status)] += n
-        # Runs deleted from the store (retention) must not stay in the cache forever.
-        alive = {run.run_id for run in runs}
-        for run_id in [r for r in self._cache if r not in alive]:
-            del self._cache[run_id]
-
+        run_states = self._refresh()
+        totals = self._totals
+        task_states, retries, quarantined, checks = totals.task_states, totals.retries, totals.quarantined, totals.checks
         runs_family = GaugeMetricFamily(
             f"{ns}_runs", "Runs in the state store by pipeline and state.", labels=["pipeline", "state"]
         )
@@ -152,21 +159,23 @@ class StoreCollector(Collector):
             "Task instances by pipeline and state.",
             labels=["pipeline", "state"],
         )
-        for (pipeline, state), n in sorted(task_states.items()):
-            tasks_family.add_metric([pipeline, state], float(n))
+        for (pipeline, task_state), n in sorted(k for k in task_states.items() if k[1] > 0):
+            tasks_family.add_metric([pipeline, task_state], float(n))
         duration_family = HistogramMetricFamily(
             f"{ns}_task_duration_seconds",
             "Durations of finished (success or failed) task instances: their last attempt, start to end.",
             labels=["pipeline", "task"],
         )
-        for (pipeline, task_id), values in sorted(durations.items()):
-            duration_family.add_metric(
-                [pipeline, task_id], _buckets(values), sum_value=sum(values)
-            )
+        for (pipeline, task_id), (counts, total) in sorted(totals.durations.items()):
+            if counts[-1] <= 0:
+                continue
+            cumulative = [(_le(b), float(n)) for b, n in zip(DURATION_BUCKETS, counts, strict=False)]
+            duration_family.add_metric([pipeline, task_id], [*cumulative, ("+Inf", float(counts[-1]))],
+                                       sum_value=total / 1_000_000)
         retries_family = CounterMetricFamily(
             f"{ns}_task_retries", "Attempts beyond the first, by pipeline and task.", labels=["pipeline", "task"]
         )
-        for (pipeline, task_id), n in sorted(retries.items()):
+        for (pipeline, task_id), n in sorted(k for k in retries.items() if k[1] > 0):
             retries_family.add_metric([pipeline, task_id], float(n))
         quarantine_family = CounterMetricFamily(
             f"{ns}_quarantined_rows",
@@ -174,14 +183,14 @@ class StoreCollector(Collector):
             "(a row failing two expectations counts under both).",
             labels=["pipeline", "task", "expectation"],
         )
-        for (pipeline, task_id, expectation), n in sorted(quarantined.items()):
+        for (pipeline, task_id, expectation), n in sorted(k for k in quarantined.items() if k[1] > 0):
             quarantine_family.add_metric([pipeline, task_id, expectation], float(n))
         checks_family = CounterMetricFamily(
             f"{ns}_check_results",
             "Expectation results stored by checks, by pipeline, task, severity and status.",
             labels=["pipeline", "task", "severity", "status"],
         )
-        for key, n in sorted(checks.items()):
+        for key, n in sorted(k for k in checks.items() if k[1] > 0):
             checks_family.add_metric(list(key), float(n))
         sla_family = CounterMetricFamily(
             f"{ns}_sla_misses", "Tasks not done by their SLA deadline, by pipeline and task.", labels=["pipeline", "task"]
@@ -200,17 +209,36 @@ class StoreCollector(Collector):
         ]
 
 
-def _buckets(values: list[float]) -> list[tuple[str, float]]:
-    """Cumulative ``(le, count)`` pairs over :data:`DURATION_BUCKETS`, ending with ``+Inf``."""
-    ordered = sorted(values)
-    out: list[tuple[str, float]] = []
-    i = 0
-    for bound in DURATION_BUCKETS:
-        while i < len(ordered) and ordered[i] <= bound:
-            i += 1
-        out.append((_le(bound), float(i)))
-    out.append(("+Inf", float(len(ordered))))
-    return out
+class _Totals:
+    """Running totals over every cached run's figures, keyed by pipeline."""
+
+    def __init__(self) -> None:
+        self.task_states: Counter[tuple[str, str]] = Counter()
+        self.retries: Counter[tuple[str, str]] = Counter()
+        self.quarantined: Counter[tuple[str, str, str]] = Counter()
+        self.checks: Counter[tuple[str, str, str, str]] = Counter()
+        # (pipeline, task) -> (count per bucket bound then the total count, sum of microseconds)
+        self.durations: dict[tuple[str, str], tuple[list[int], int]] = {}
+
+    def add(self, figures: RunFigures, sign: int) -> None:
+        """Add (sign +1) or take out (sign -1) one run's figures."""
+        p = figures.pipeline
+        for state, n in figures.task_states.items():
+            self.task_states[(p, state)] += sign * n
+        for task_id, n in figures.retries.items():
+            self.retries[(p, task_id)] += sign * n
+        for (task_id, expectation), n in figures.quarantined.items():
+            self.quarantined[(p, task_id, expectation)] += sign * n
+        for (task_id, severity, status), n in figures.checks.items():
+            self.checks[(p, task_id, severity, status)] += sign * n
+        for task_id, values in figures.durations.items():
+            counts, total = self.durations.get((p, task_id)) or ([0] * (len(DURATION_BUCKETS) + 1), 0)
+            for value in values:
+                for i, bound in enumerate(_BOUNDS_US):
+                    if value <= bound:
+                        counts[i] += sign
+                counts[-1] += sign
+            self.durations[(p, task_id)] = (counts, total + sign * sum(values))
 
 
 def _le(bound: float) -> str:

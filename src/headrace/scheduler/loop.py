@@ -125,6 +125,9 @@ class Scheduler:
     def _tick_pipeline(self, pipeline: Pipeline, report: TickReport) -> None:
         now = self.clock.now()
         active = self._live_active_runs(pipeline, now, report)
+        if self.store.is_paused(pipeline.name):  # paused from the web UI / API: no new runs
+            report.waiting[pipeline.name] = "paused"
+            return
         slots = pipeline.max_active_runs - len(active)
         last = last_automated_run(self.store, pipeline.name)
         after_end = last.data_interval_end if last is not None else None

@@ -304,4 +304,41 @@ class StateStore(Protocol):
 
     def delete_variable(self, name: str) -> bool: ...
 
+    # operator actions (headrace.state.operations)
+    def set_paused(self, pipeline: str, paused: bool, actor: str = "unknown") -> bool:
+        """Pause or unpause the pipeline's schedule; whether anything changed."""
+        ...
+
+    def is_paused(self, pipeline: str) -> bool: ...
+
+    def search_runs(self, query: Any, limit: int = 50, offset: int = 0) -> tuple[list[RunRecord], int]:
+        """One page of runs matching a :class:`headrace.state.operations.RunQuery`, and the total."""
+        ...
+
+    def list_actions(self, limit: int = 100, offset: int = 0) -> tuple[list[Any], int]:
+        """Recorded operator actions, newest first, and how many there are."""
+        ...
+
+    def record_action(
+        self, actor: str, action: str, target: str, detail: dict[str, Any] | None = None, outcome: str = "ok"
+    ) -> None:
+        """Append an operator action (who, what, when) to the audit log."""
+        ...
+
+    def run_keys(self) -> list[tuple[str, str, str, str | None]]:
+        """(run_id, pipeline, state, ended_at) of every run: what an incremental scraper compares."""
+        ...
+
+    def task_instances_of(self, run_ids: Sequence[str]) -> dict[str, list[TaskInstanceRecord]]:
+        """Task instances of several runs at once, keyed by run id."""
+        ...
+
+    def task_rows_of(self, run_ids: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
+        """(task_id, state, attempt, duration in microseconds or None) of several runs' task instances."""
+        ...
+
+    def check_results_of(self, run_ids: Sequence[str]) -> dict[str, list[CheckResultRecord]]:
+        """Check results of several runs at once, keyed by run id."""
+        ...
+
     def close(self) -> None: ...

@@ -203,6 +203,30 @@ variables = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+#: Pipelines whose schedule is paused: the scheduler starts no new run of them (manual
+#: runs, resumes and backfills still work). One row per paused pipeline.
+paused_pipelines = Table(
+    "paused_pipelines",
+    metadata,
+    Column("pipeline", String(250), primary_key=True),
+    Column("paused_by", String(250), nullable=False),
+    Column("paused_at", UTCDateTime(), nullable=False),
+)
+
+#: Every operator action (web UI, API, MCP): who did what to which target, and when.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(250), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(500), nullable=False),
+    Column("detail", _json()),
+    Column("outcome", String(32), nullable=False),
+    Index("ix_audit_log_at", "at"),
+)
+
 #: The fields a caller may set through ``update_run`` / ``update_task_instance``.
 RUN_UPDATABLE = (
     "state",

@@ -41,7 +41,9 @@ from headrace.state.base import (
 from headrace.state.claims import ClaimsMixin
 from headrace.state.connect import BEGIN_KEY, NotJSONError
 from headrace.state.fastpath import Prepared, RowsMissing
+from headrace.state.figures import FiguresMixin
 from headrace.state.ids import new_run_id
+from headrace.state.operations import OperationsMixin
 from headrace.state.pools import PoolSlotsMixin
 from headrace.state.rows import (
     build_update,
@@ -88,7 +90,9 @@ def _masked(fields: dict[str, Any]) -> dict[str, Any]:
 _Stmt = tuple[UpdateBase, Prepared | None]
 
 
-class SqlStateStore(AdmissionMixin, ClaimsMixin, PoolSlotsMixin, SlaMissesMixin, VariablesMixin):
+class SqlStateStore(
+    AdmissionMixin, ClaimsMixin, PoolSlotsMixin, SlaMissesMixin, VariablesMixin, OperationsMixin, FiguresMixin
+):
     """A :class:`~headrace.state.base.StateStore` on SQLite or PostgreSQL.
 
     Build it with :func:`headrace.state.open_store`, which also creates or migrates

@@ -12,6 +12,7 @@ from headrace.extras import require
 # FastAPI and Jinja2 come with the web extra: without them, one message naming it.
 require("web", "fastapi", "headrace.web (the web UI and API)")
 require("web", "jinja2", "headrace.web (the web UI and API)")
+require("web", "python_multipart", "headrace.web (the web UI's forms)")
 
 from headrace.web.app import create_app  # noqa: E402
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 import headrace
 from headrace.errors import HeadraceError, StateError, did_you_mean
 from headrace.state.base import RunRecord, RunState, StateStore
+from headrace.state.operations import RunQuery
 from headrace.web.models import (
     CheckOut,
     HealthOut,
@@ -94,16 +96,24 @@ def get_run_or_404(store: StateStore, run_id: str) -> RunRecord:
 
 
 def select_runs(
-    store: StateStore, pipeline: str | None, state: str | None, limit: int
+    store: StateStore, pipeline: str | None, state: str | None, limit: int, offset: int = 0,
+    since: datetime | None = None, until: datetime | None = None, text: str | None = None,
 ) -> tuple[list[RunRecord], int]:
-    """Runs matching the filters (newest first) and how many match in all.
+    """One page of the runs matching the filters (newest first) and how many match in all.
+
+    Args:
+        store: the state store.
+        pipeline, state: the pipeline; states, comma-separated.
+        limit, offset: the page.
+        since, until: logical dates in ``[since, until)`` (naive ones are UTC).
+        text: a substring of the run's or its tasks' errors.
 
     An unknown pipeline is a 404 suggesting the closest known one.
     """
-    states = parse_state(state)
-    runs = store.list_runs(pipeline=pipeline, states=states, limit=limit)
-    total = store.count_runs(pipeline=pipeline, states=states)
-    if not runs and pipeline is not None:
+    since, until = (d.replace(tzinfo=UTC) if d is not None and d.tzinfo is None else d for d in (since, until))
+    query = RunQuery(pipeline=pipeline, states=parse_state(state) or (), since=since, until=until, text=text or None)
+    runs, total = store.search_runs(query, limit=limit, offset=offset)
+    if not runs and pipeline is not None and offset == 0:
         known = known_pipelines(store)
         if pipeline not in known:
             raise HTTPException(
@@ -183,9 +193,13 @@ def api_runs(
     pipeline: Annotated[str | None, Query(description="Only this pipeline's runs.")] = None,
     state: Annotated[str | None, Query(description="Only these states, comma-separated.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0, description="Runs skipped before this page.")] = 0,
+    since: Annotated[datetime | None, Query(description="Logical date on or after (ISO).")] = None,
+    until: Annotated[datetime | None, Query(description="Logical date before (ISO).")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Text in the run's or its tasks' errors.")] = None,
 ) -> RunListOut:
-    """Runs, newest logical date first."""
-    runs, total = select_runs(web_context(request).store, pipeline, state, limit)
+    """Runs, newest logical date first, one page of them; ``total`` counts all that match."""
+    runs, total = select_runs(web_context(request).store, pipeline, state, limit, offset, since, until, q)
     return RunListOut(runs=[RunOut.of(r) for r in runs], total=total)
 
 

@@ -23,8 +23,11 @@ from headrace.extras import MissingExtraError, require
 from headrace.masking import register_settings
 from headrace.state import open_store
 from headrace.state.base import StateStore
-from headrace.web import api, pages
+from headrace.web import actions, api, login, pages, views
 from headrace.web.api import WebContext
+from headrace.web.auth import WebAuth
+from headrace.web.jobs import Jobs
+from headrace.web.security import session_gate
 
 
 def create_app(
@@ -32,6 +35,8 @@ def create_app(
     store: StateStore | None = None,
     pipelines_dir: str | Path | None = None,
     refresh_seconds: int = 5,
+    auth: WebAuth | None = None,
+    executor: str = "process",
 ) -> FastAPI:
     """Build the app: pages at ``/``, the API under ``/api``, metrics at ``/metrics``.
 
@@ -43,6 +48,9 @@ def create_app(
         pipelines_dir: a folder whose ``*.py`` pipeline files are listed beside the
             pipelines that have runs.
         refresh_seconds: pages showing unfinished runs reload this often (0: never).
+        auth: who may log in and act (read from the environment by the caller with
+            :meth:`WebAuth.from_env`); None or unconfigured: read-only UI, actions refused.
+        executor: the Runner executor of runs started from the web (``process`` as the CLI).
 
     Returns:
         The FastAPI application. ``/openapi.json`` describes the API; the Swagger page
@@ -58,6 +66,7 @@ def create_app(
         try:
             yield
         finally:
+            jobs.shutdown()
             if owned:
                 served.close()
 
@@ -75,8 +84,15 @@ def create_app(
         pipelines_dir=Path(pipelines_dir) if pipelines_dir is not None else None,
         refresh_seconds=refresh_seconds,
     )
+    app.state.auth = auth or WebAuth()
+    jobs = app.state.jobs = Jobs(served, settings, executor=executor)
+    app.middleware("http")(session_gate)
     metrics_page = _metrics_page(served)
     app.include_router(api.router)
+    app.include_router(actions.api)
+    app.include_router(actions.forms)
+    app.include_router(login.router)
+    app.include_router(views.router)
     app.include_router(pages.router)
 
     @app.get("/metrics", include_in_schema=False)
@@ -86,7 +102,9 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         # The API answers JSON; a person in a browser gets a page saying what went wrong.
-        if request.url.path.startswith("/api/") or request.url.path == "/metrics":
+        if request.url.path.startswith("/api/") or request.url.path == "/metrics" or request.headers.get(
+            "accept", ""
+        ).startswith("application/json"):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         return pages.error_page(request, exc.status_code, str(exc.detail))
 
