@@ -35,7 +35,11 @@ wait = pipeline_sensor("upstream", task_id="wait_upstream", poke_interval=0.1, t
 @task
 def report(ctx: Context, run_id: str) -> dict:
     # what the driver's settings say, seen from inside the task's process
-    return {"upstream_run": run_id, "crm": ctx.connection("crm"), "pools": dict(ctx.settings.pools)}
+    # the task sees the real URL; what it returns is masked when stored, so it reports
+    # whether the password arrived rather than the password itself
+    url = ctx.connection("crm")
+    return {"upstream_run": run_id, "crm": url, "crm_password_arrived": ":s3cret@" in url,
+            "pools": dict(ctx.settings.pools)}
 
 @pipeline(schedule="@daily")
 def downstream():
@@ -71,7 +75,8 @@ def _check(tmp_path: Path, done: subprocess.CompletedProcess[str], extra: str = 
         report = {t.task_id: t for t in store.get_task_instances(down.run_id)}["report"]
     assert report.result_json == {
         "upstream_run": up.run_id,
-        "crm": "postgresql://etl:s3cret@db.example/crm",
+        "crm": "postgresql://etl:***@db.example/crm",  # masked when written
+        "crm_password_arrived": True,
         "pools": {"db": 3},
     }
 

@@ -48,7 +48,7 @@ def test_public_host_without_token_refused(world: World) -> None:
         [*headrace_command(), "mcp", "--http", "--host", "0.0.0.0", "--port", "0"],
         env=env, capture_output=True, text=True, timeout=60,
     )
-    assert done.returncode == 1
+    assert done.returncode == 4  # a configuration error (the CLI exit codes)
     assert "needs authentication" in done.stderr
 
 
@@ -72,4 +72,4 @@ def test_short_token_refused(world: World, tmp_path: Any) -> None:
         [*headrace_command(), "mcp", "--http", "--host", "0.0.0.0", "--port", "0", "--token-file", str(token)],
         env=server_env(world), capture_output=True, text=True, timeout=60,
     )
-    assert done.returncode == 1 and "at least 16" in done.stderr
+    assert done.returncode == 4 and "at least 16" in done.stderr
