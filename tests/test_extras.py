@@ -33,6 +33,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "avro": ("fastavro",),
     "metrics": ("prometheus_client",),
     "pandas": ("pandas",),
+    "lineage": ("openlineage", "sqlglot"),
 }
 EVERY_EXTRA = ",".join(m for modules in EXTRA_MODULES.values() for m in modules)
 

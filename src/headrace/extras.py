@@ -28,6 +28,7 @@ EXTRAS: dict[str, str] = {
     "avro": "Avro file sources",
     "metrics": "Prometheus `/metrics` in the web app",
     "pandas": "pandas DataFrames from analytics results",
+    "lineage": "OpenLineage events (HTTP, file, console transports) and SQL column lineage",
 }
 
 

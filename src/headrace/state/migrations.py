@@ -94,6 +94,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "pools and pool_slots (task pools across runs)", _create("pools", "pool_slots")),
     Migration(3, "runs.source_file; sla_misses (moved from headrace_sla_misses)", _source_file_and_sla_misses),
     Migration(4, "variables (named values for tasks, secrets masked)", _create("variables")),
+    Migration(5, "lineage (datasets each task read and wrote); task_metrics (ctx.metric)",
+              _create("lineage", "task_metrics")),
 )
 
 SCHEMA_VERSION = BASELINE_VERSION + len(MIGRATIONS)

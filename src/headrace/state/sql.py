@@ -40,6 +40,7 @@ from headrace.state.base import (
 from headrace.state.connect import BEGIN_KEY, NotJSONError
 from headrace.state.fastpath import Prepared, RowsMissing
 from headrace.state.ids import new_run_id
+from headrace.state.lineage import LineageMixin
 from headrace.state.pools import PoolSlotsMixin
 from headrace.state.rows import (
     build_update,
@@ -77,7 +78,7 @@ _CHECK_COLUMNS = tuple(c.name for c in check_results.columns if c.name != "id")
 _Stmt = tuple[UpdateBase, Prepared | None]
 
 
-class SqlStateStore(AdmissionMixin, PoolSlotsMixin, SlaMissesMixin, VariablesMixin):
+class SqlStateStore(AdmissionMixin, PoolSlotsMixin, SlaMissesMixin, VariablesMixin, LineageMixin):
     """A :class:`~headrace.state.base.StateStore` on SQLite or PostgreSQL.
 
     Build it with :func:`headrace.state.open_store`, which also creates or migrates

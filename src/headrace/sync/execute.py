@@ -39,6 +39,7 @@ from headrace.errors import ConnectorError
 from headrace.pipeline import Context
 from headrace.quality import apply_checks, reconcile, run_sql_tests
 from headrace.quality.expectations import RowExpectation, Unique
+from headrace.sync.lineage import source_connection, sync_lineage
 from headrace.sync.spec import (
     CursorStrategy,
     FileSourceSpec,
@@ -118,7 +119,8 @@ def _extract_and_load(
     covers = _covers(strategy, start, ctx)
     if rows.num_rows == 0:
         table_rows = dest.row_count(target.table) or 0
-        return {**_stats(spec, ctx, None, raw.num_rows, attempt, covers), "table_rows": table_rows}
+        return {**_stats(spec, ctx, None, raw.num_rows, attempt, covers), "table_rows": table_rows,
+                "lineage": sync_lineage(spec, ctx, dest, raw.schema, _without(rows, target.exclude).schema)}
     load_id = load_identity(
         ctx.pipeline, dataset, target.table, covers, data_digest(good) + data_digest(bad)
     )
@@ -145,7 +147,8 @@ def _extract_and_load(
             verify=verify, **kwargs,
         )  # fmt: skip
         rows = dest.row_count(target.table) or 0
-    return {**_stats(spec, ctx, result, raw.num_rows, attempt, covers), "table_rows": rows}
+    return {**_stats(spec, ctx, result, raw.num_rows, attempt, covers), "table_rows": rows,
+            "lineage": sync_lineage(spec, ctx, dest, raw.schema, good.schema, outcome.records(ctx.run_id, ctx.task_id))}
 
 
 def streamable(spec: Sync) -> bool:
@@ -229,7 +232,8 @@ def _stream_and_load(
             verify=verify, **kwargs,
         )  # fmt: skip
         rows = dest.row_count(target.table) or 0
-    return {**_stats(spec, ctx, result, extract.rows, attempt, covers), "table_rows": rows}
+    return {**_stats(spec, ctx, result, extract.rows, attempt, covers), "table_rows": rows,
+            "lineage": sync_lineage(spec, ctx, dest, extract.schema, schema)}
 
 
 def _without(data: Any, columns: tuple[str, ...]) -> Any:
@@ -323,7 +327,7 @@ def _extract(spec: Sync, ctx: Context, start: Checkpoint | None) -> pa.Table:
 
 
 def _sql_source(spec: SqlSourceSpec, ctx: Context) -> SqlSource:
-    conn = spec.connection if isinstance(spec.connection, str) else spec.connection(ctx)
+    conn = source_connection(spec, ctx)
     return SqlSource.from_url(
         conn, ctx.settings, table=spec.table, query=spec.query, schema=spec.schema,
         types=spec.types or None,

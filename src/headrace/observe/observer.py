@@ -1,0 +1,150 @@
+"""Watches one run's events and turns them into lineage and metrics.
+
+The engine hands every run and task state change to :class:`RunObserver`, which
+(1) records the datasets each sync task read and wrote in the state store's ``lineage``
+table, (2) queues OpenLineage events (built and sent on a background thread) and
+(3) sends StatsD metrics (one UDP datagram each). Nothing here can fail a run: every
+error is logged and swallowed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from headrace.config import Settings
+from headrace.observe.openlineage import LineageNote, OpenLineageEmitter
+from headrace.observe.statsd import StatsdClient
+from headrace.pipeline import Pipeline
+from headrace.state.base import RunRecord, StateStore
+
+log = logging.getLogger("headrace.observe")
+
+
+class Observers:
+    """The long-lived emitters of one process (a Runner's): built once from the settings.
+
+    Args:
+        settings: the ``[lineage]`` and ``[metrics]`` sections are used.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.lineage = OpenLineageEmitter(settings.lineage) if settings.lineage.kind else None
+        self.statsd = StatsdClient.from_settings(settings.metrics)
+
+    def for_run(self, store: StateStore, pipeline: Pipeline, run: RunRecord,
+                then: Callable[[Any], None] | None) -> RunObserver:
+        return RunObserver(self, store, pipeline, run, then)
+
+    def close(self) -> None:
+        if self.lineage is not None:
+            self.lineage.close()
+        if self.statsd is not None:
+            self.statsd.close()
+
+
+def is_sync_task(pipeline: Pipeline, task_id: str) -> bool:
+    return hasattr(pipeline.tasks[task_id].fn, "__headrace_sync__")
+
+
+class RunObserver:
+    """The ``on_event`` of one run: lineage rows, OpenLineage events, StatsD metrics.
+
+    Args:
+        observers: the process's emitters.
+        store: the state store (lineage rows, check results).
+        pipeline, run: the run observed.
+        then: the caller's own ``on_event``, called first.
+    """
+
+    def __init__(self, observers: Observers, store: StateStore, pipeline: Pipeline, run: RunRecord,
+                 then: Callable[[Any], None] | None) -> None:
+        self.observers, self.store, self.pipeline, self.run, self.then = observers, store, pipeline, run, then
+        self.tis: Mapping[tuple[str, int], Any] = {}
+        self.started: set[tuple[str, int]] = set()
+        self.nominal = (run.data_interval_start, run.data_interval_end)
+
+    def bind(self, tis: Mapping[tuple[str, int], Any]) -> None:
+        """The engine's live task instances (read for results and times)."""
+        self.tis = tis
+
+    def __call__(self, event: Any) -> None:
+        if self.then is not None:
+            self.then(event)
+        try:
+            if event.kind == "run":
+                self._run(event)
+            elif event.kind == "task":
+                self._task(event)
+        except Exception:  # noqa: BLE001 - observing never fails a run
+            log.exception("run %s: lineage/metrics for %s failed", self.run.run_id, event)
+
+    # ------------------------------------------------------------------ run
+
+    def _run(self, event: Any) -> None:
+        state = event.state
+        lineage, statsd = self.observers.lineage, self.observers.statsd
+        if state == "running":
+            if lineage is not None:
+                lineage.note(self._note("START"))
+            return
+        if state not in ("success", "failed"):
+            return
+        if lineage is not None:
+            kind = "COMPLETE" if state == "success" else "ABORT" if "interrupted" in (event.error or "") else "FAIL"
+            lineage.note(self._note(kind, error=event.error))
+        if statsd is not None:
+            statsd.count("runs", 1, {"pipeline": self.pipeline.name, "state": state})
+
+    def _note(self, state: str, task_id: str | None = None, map_index: int = -1, **extra: Any) -> LineageNote:
+        if task_id is None:
+            meta = {"doc": self.pipeline.doc, "owner": self.pipeline.owner, "tags": self.pipeline.tags}
+        else:
+            task = self.pipeline.tasks[task_id]
+            meta = {"doc": task.doc, "owner": task.owner, "tags": task.tags}
+        return LineageNote(state, self.run.run_id, self.pipeline.name, task_id, map_index, self.nominal,
+                           job=meta, **extra)
+
+    # ------------------------------------------------------------------ task
+
+    def _task(self, event: Any) -> None:
+        key = (event.task_id, event.map_index)
+        state = event.state
+        lineage, statsd = self.observers.lineage, self.observers.statsd
+        tags = {"pipeline": self.pipeline.name, "task": event.task_id}
+        if state == "running":
+            if lineage is not None:
+                lineage.note(self._note("RUNNING" if key in self.started else "START", *key))
+            self.started.add(key)
+            return
+        if state == "up_for_retry":
+            if statsd is not None:
+                statsd.count("task.retries", 1, tags)
+            return
+        if state not in ("success", "failed"):
+            return
+        ti = self.tis.get(key)
+        result = getattr(ti, "result_json", None) if state == "success" else None
+        sync = isinstance(result, dict) and "lineage" in result and is_sync_task(self.pipeline, event.task_id)
+        if sync and event.map_index < 0:
+            self._record(event.task_id, result)
+        if lineage is not None and key in self.started:
+            checks = self.store.get_check_results(self.run.run_id, event.task_id) if sync else []
+            lineage.note(self._note("COMPLETE" if state == "success" else "FAIL", *key, error=event.error,
+                                    result=result if sync else None, checks=checks))
+        if statsd is not None:
+            statsd.count("task.finished", 1, {**tags, "state": state})
+            if ti is not None and ti.started_at is not None and ti.ended_at is not None:
+                statsd.timing("task.duration", (ti.ended_at - ti.started_at).total_seconds() * 1000, tags)
+            if sync:
+                statsd.count("rows.loaded", int(result.get("loaded") or 0), tags)
+                statsd.count("rows.quarantined", int(result.get("quarantined") or 0), tags)
+
+    def _record(self, task_id: str, result: dict[str, Any]) -> None:
+        record = getattr(self.store, "record_lineage", None)
+        if record is None:
+            return
+        lineage = result["lineage"]
+        outputs = [{**d, "rows": result.get("loaded")} for d in lineage.get("outputs", [])]
+        record(self.run.run_id, self.pipeline.name, task_id, lineage.get("inputs", []), outputs)
