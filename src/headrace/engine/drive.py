@@ -408,6 +408,8 @@ class Drive:
             self.store.append_log(self.run_id, tid, mi, outcome.attempt, outcome.log)
         if outcome.checks:
             self.store.record_check_results(outcome.checks)
+        if outcome.metrics and hasattr(self.store, "record_task_metrics"):
+            self.store.record_task_metrics(self.run_id, self.pipeline.name, tid, outcome.metrics)
         now = self.clock.now()
         if self.pool_of and tid in self.pool_of:  # after `now`: ended_at is before the slot is free
             self.store.release_pool_slot(self.run_id, tid, mi)

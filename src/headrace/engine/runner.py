@@ -318,9 +318,11 @@ class Runner:
             # Workers started with `headrace worker` on any machine that has the pipeline
             # file at the same path; Redis from the settings' queue section.
             from headrace.executors.distributed import DistributedExecutor
+            from headrace.observe.statsd import StatsdClient
             from headrace.queue import QueueConnection
 
-            return DistributedExecutor(QueueConnection.from_settings(self.settings), capacity=self.concurrency or 16)
+            return DistributedExecutor(QueueConnection.from_settings(self.settings), capacity=self.concurrency or 16,
+                                       statsd=StatsdClient.from_settings(self.settings.metrics))
         from headrace.executors.process import ProcessExecutor
 
         if self._pool is None:
