@@ -6,7 +6,16 @@ import sys
 
 import typer
 
-from headrace.cli import analytics, checks, inspect, runs, schedule, variables, web  # noqa: F401  (register commands)
+from headrace.cli import (  # noqa: F401  (register commands)
+    analytics,
+    checks,
+    inspect,
+    lineage,  # noqa: F401  (register commands: lineage, docs)
+    runs,
+    schedule,
+    variables,
+    web,
+)
 from headrace.cli.app import app, run_app
 from headrace.extras import MissingExtraError
 

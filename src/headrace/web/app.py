@@ -22,7 +22,7 @@ from headrace.config import Settings, mask_url
 from headrace.extras import MissingExtraError, require
 from headrace.state import open_store
 from headrace.state.base import StateStore
-from headrace.web import api, pages
+from headrace.web import api, lineage, pages
 from headrace.web.api import WebContext
 
 
@@ -76,6 +76,7 @@ def create_app(
     metrics_page = _metrics_page(served)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(lineage.router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
