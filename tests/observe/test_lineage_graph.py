@@ -4,40 +4,18 @@ two pipelines chained through a PostgreSQL table."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from headrace.config import Settings
-from headrace.engine import Runner
-from headrace.engine.loader import load_pipelines
 from headrace.state import open_store
 from headrace.web.app import create_app
 
 CHAIN = Path(__file__).parent / "pipelines" / "chain.py"
 HEADRACE = Path(sys.executable).with_name("headrace")
-
-
-@pytest.fixture
-def chained(tmp_path: Path, pg_schema: tuple[str, str]) -> Iterator[tuple[Settings, dict[str, str]]]:
-    url, schema = pg_schema
-    pg = f"{url}?schema={schema}"
-    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
-                        connections={"pg": pg, "warehouse": f"duckdb:///{tmp_path / 'wh.duckdb'}"})
-    found = load_pipelines(CHAIN)
-    with open_store(settings.state_url) as store, Runner(store, "inprocess", settings=settings) as runner:
-        assert runner.run(found["ingest"]).state == "success"
-        published = runner.run(found["publish"])
-        assert published.state == "success", published.task("clean_people").error
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
-    env.update(HEADRACE_HOME=str(tmp_path), HEADRACE_STATE_URL=settings.state_url, HEADRACE_CONN_PG=pg,
-               HEADRACE_CONN_WAREHOUSE=settings.connections["warehouse"])
-    yield settings, env
 
 
 def test_lineage_command_walks_across_pipelines(chained: tuple[Settings, dict[str, str]], pg_schema) -> None:

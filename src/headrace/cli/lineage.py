@@ -4,6 +4,7 @@ dataset, from the lineage every load records in the state store."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 from rich.markup import escape
@@ -48,3 +49,23 @@ def lineage(
             console.print(f"  job      {escape(job)}  (distance {abs(sub.depth[job])})", highlight=False)
         for uri in others:
             console.print(f"  dataset  {escape(uri)}  (distance {abs(sub.depth[uri])})", highlight=False)
+
+
+@app.command("docs")
+def docs(
+    paths: list[str] = typer.Argument(..., help="Pipeline files or folders of them."),  # noqa: B008
+    out: str = typer.Option("catalog", "--out", "-o", help="Folder to write index.html and catalog.json to."),
+) -> None:
+    """Build the catalog (like dbt docs): pipelines, datasets with columns, docs, checks, freshness, lineage."""
+    from headrace.engine.loader import load_pipelines
+    from headrace.observe.catalog import build_catalog, write_catalog
+    from headrace.state import open_store
+
+    settings = Settings.load()
+    files = [f for p in map(Path, paths) for f in (sorted(p.glob("*.py")) if p.is_dir() else [p])]
+    pipelines = {name: p for f in files for name, p in load_pipelines(f).items()}
+    with open_store(settings.state_url) as store:
+        catalog = build_catalog(pipelines.values(), store, settings)
+    written = write_catalog(catalog, Path(out))
+    console.print(f"catalog of {len(catalog['pipelines'])} pipeline(s) and {len(catalog['datasets'])} dataset(s): "
+                  + ", ".join(str(w) for w in written), highlight=False)
