@@ -206,3 +206,23 @@ def test_task_queue_depth_is_a_gauge(tmp_path: Path, redis_prefix: tuple[str, st
         executor.shutdown(kill=True)
     depth = {m["tags"]["state"]: m["value"] for m in listener.lines() if m["name"] == "headrace.queue.depth"}
     assert depth == {"waiting": 3, "delayed": 0, "active": 0}
+
+
+@task
+def square(i: int) -> int:
+    return i * i
+
+
+def test_mapped_elements_send_their_durations_packed(tmp_path: Path, listener: Listener) -> None:
+    @pipeline(name="mapped")
+    def mapped() -> None:
+        square.map(i=list(range(150)))
+
+    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                        metrics=MetricsSettings(statsd=listener.url))
+    with open_store(settings.state_url) as store, Runner(store, "inprocess", settings=settings) as runner:
+        assert runner.run(mapped).state == "success"
+    got = listener.lines()
+    durations = [m for m in got if m["name"] == "headrace.task.duration" and m["tags"]["task"] == "square"]
+    assert len(durations) == 151  # every element, and the mapped task itself
+    assert [m["value"] for m in got if m["name"] == "headrace.task.finished"] == [1]  # the parent only

@@ -132,6 +132,11 @@ class Runner:
         if observers is not None:
             observers.close()
 
+    def flush_observers(self, timeout: float = 5.0) -> bool:
+        """Wait until the OpenLineage events queued so far are sent (True), at most ``timeout`` s."""
+        lineage = self._observers.lineage if self._observers is not None else None
+        return lineage.flush(timeout) if lineage is not None else True
+
     def __enter__(self) -> Runner:
         return self
 
@@ -364,13 +369,15 @@ class Runner:
         executor.start(self.on_event or (lambda event: None), pipeline, run_work_item)
         stale = timedelta(seconds=max(60.0, 6 * self.heartbeat_interval))
         on_event = run_events
-        if self.alerter is not None or any(t.alerts != NO_ROUTES for t in pipeline.tasks.values()):
+        notified = self.alerter is not None or any(t.alerts != NO_ROUTES for t in pipeline.tasks.values())
+        if notified:
             on_event = TaskNotifier(pipeline, run, self.store, self.settings, self.alerter, then=on_event)
         drive = Drive(
             self.store, pipeline, run, executor, self.clock, on_event,
             self.settings, self.rng,
             wait_slice=min(1.0, self.heartbeat_interval), pools=self.pool_sizes(pipeline),
             past=PastGate(self.store, pipeline, run, self.clock, stale), state_url=self.settings.state_url,
+            element_events=notified or self.on_event is not None,
         )
         if observer is not None:
             observer.bind(drive.tis)

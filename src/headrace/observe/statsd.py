@@ -22,6 +22,8 @@ from headrace.config import MetricsSettings
 from headrace.errors import ConfigError
 
 _BAD = re.compile(r"[^A-Za-z0-9_.\-/]")
+#: Largest datagram :meth:`StatsdClient.send_lines` sends (fits a 1500-byte MTU).
+MAX_DATAGRAM = 1432
 
 
 def tag_list(tags: Mapping[str, object] | Iterable[str] | None) -> list[str]:
@@ -69,16 +71,42 @@ class StatsdClient:
 
     def line(self, name: str, value: float, kind: str, tags: Mapping[str, object] | Iterable[str] | None) -> str:
         """The DogStatsD line of one metric."""
-        metric = _BAD.sub("_", f"{self.prefix}.{name}" if self.prefix else name)
+        head, tail = self.parts(name, kind, tags)
         number = f"{value:g}" if isinstance(value, float) else str(value)
+        return f"{head}{number}{tail}"
+
+    def parts(self, name: str, kind: str, tags: Mapping[str, object] | Iterable[str] | None) -> tuple[str, str]:
+        """What comes before and after the value in a line: ``("headrace.x:", "|ms|#a:b")``;
+        callers sending one metric many times keep them (a line is then one f-string)."""
+        metric = _BAD.sub("_", f"{self.prefix}.{name}" if self.prefix else name)
         all_tags = [*self.tags, *(_BAD.sub("_", t.split(":", 1)[0]) + t[len(t.split(":", 1)[0]):]
                                   for t in tag_list(tags))]
-        return f"{metric}:{number}|{kind}" + (f"|#{','.join(all_tags)}" if all_tags else "")
+        return f"{metric}:", f"|{kind}" + (f"|#{','.join(all_tags)}" if all_tags else "")
 
     def _send(self, name: str, value: float, kind: str, tags: Mapping[str, object] | Iterable[str] | None) -> None:
         try:
             self._sock.sendto(self.line(name, value, kind, tags).encode(), self.address)
         except OSError:  # agent down, buffer full: a metric lost, the run goes on
+            self.errors += 1
+
+    def send_lines(self, lines: list[str]) -> None:
+        """Send many lines in as few datagrams as fit (newline-separated, at most
+        :data:`MAX_DATAGRAM` bytes each, as DogStatsD and statsd_exporter accept)."""
+        packet: list[str] = []
+        size = 0
+        for line in lines:
+            if packet and size + len(line) + 1 > MAX_DATAGRAM:
+                self._raw("\n".join(packet))
+                packet, size = [], 0
+            packet.append(line)
+            size += len(line) + 1
+        if packet:
+            self._raw("\n".join(packet))
+
+    def _raw(self, text: str) -> None:
+        try:
+            self._sock.sendto(text.encode(), self.address)
+        except OSError:
             self.errors += 1
 
     def close(self) -> None:
