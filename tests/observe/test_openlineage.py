@@ -173,3 +173,43 @@ def test_openlineage_environment_is_read_at_the_edge(tmp_path: Path) -> None:
     assert Settings.load(tmp_path, {"OPENLINEAGE_URL": "http://ol:5000"}).lineage.kind == "http"
     assert Settings.load(tmp_path, {"OPENLINEAGE_URL": "http://ol:5000", "OPENLINEAGE_DISABLED": "true"}).lineage.kind is None
     assert Settings.from_json(settings.to_json()).lineage == settings.lineage
+
+
+def test_sql_task_names_its_tables_and_columns(tmp_path: Path, receiver: Receiver, pg_schema) -> None:
+    from headrace.tasks.sql import sql_task
+
+    url, schema = pg_schema
+    pg = f"{url}?schema={schema}"
+    setup = sql_task([
+        "CREATE TABLE orders (id int, customer_id int, amount numeric)",
+        "CREATE TABLE customers (id int, name text)",
+        "INSERT INTO orders VALUES (1, 1, 10), (2, 1, 5), (3, 2, 7)",
+        "INSERT INTO customers VALUES (1, 'ann'), (2, 'bob')",
+        "CREATE TABLE totals (customer text, total numeric)",
+    ], conn="pg", task_id="setup")
+    rollup = sql_task(
+        "INSERT INTO totals (customer, total) SELECT c.name, sum(o.amount) FROM orders o "
+        "JOIN customers c ON c.id = o.customer_id GROUP BY c.name",
+        conn="pg", task_id="rollup",
+    )
+
+    @pipeline(name="sql_rollup")
+    def sql_rollup() -> None:
+        setup() >> rollup()
+
+    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}", connections={"pg": pg},
+                        lineage=LineageSettings(url=receiver.url))
+    assert run_with(settings, sql_rollup).state == "success"
+    assert receiver.invalid == []
+    (complete,) = [e for e in receiver.events if e["job"]["name"] == "sql_rollup.rollup" and e["eventType"] == "COMPLETE"]
+    db = url.rsplit("/", 1)[1]
+    assert {(d["namespace"], d["name"]) for d in complete["inputs"]} == {
+        ("postgres://127.0.0.1:5432", f"{db}.{schema}.orders"), ("postgres://127.0.0.1:5432", f"{db}.{schema}.customers"),
+    }
+    (out,) = complete["outputs"]
+    assert out["name"] == f"{db}.{schema}.totals"
+    fields = out["facets"]["columnLineage"]["fields"]
+    assert [(i["name"].rsplit(".", 1)[1], i["field"]) for i in fields["total"]["inputFields"]] == [("orders", "amount")]
+    assert [(i["name"].rsplit(".", 1)[1], i["field"]) for i in fields["customer"]["inputFields"]] == [("customers", "name")]
+    assert "INSERT INTO totals" in complete["job"]["facets"]["sql"]["query"]
+    assert out["outputFacets"]["outputStatistics"]["rowCount"] == 2

@@ -27,7 +27,7 @@ from headrace.engine.staging import staging_dir
 from headrace.errors import EngineError, did_you_mean
 from headrace.executors.base import Event, Executor
 from headrace.observe.alerts import Alerter
-from headrace.observe.observer import Observers, RunObserver, is_sync_task
+from headrace.observe.observer import Observers, RunObserver, is_sync_task, sql_of
 from headrace.pipeline import Pipeline
 from headrace.pipeline.alerting import AlertRoutes
 from headrace.state.base import RunRecord, RunState, StateStore, TaskState
@@ -346,7 +346,7 @@ class Runner:
                   then: Callable[[Event], None] | None) -> RunObserver | None:
         """Lineage and metrics of the run, when configured or when a sync task records its load."""
         settings = self.settings
-        if not (settings.lineage.kind or settings.metrics.statsd or any(is_sync_task(pipeline, t) for t in pipeline.tasks)):
+        if not (settings.lineage.kind or settings.metrics.statsd or any(is_sync_task(pipeline, t) or sql_of(pipeline, t) for t in pipeline.tasks)):
             return None
         if self._observers is None:
             self._observers = Observers(settings)

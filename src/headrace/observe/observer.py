@@ -15,6 +15,7 @@ from typing import Any
 
 from headrace.config import Settings
 from headrace.observe.openlineage import LineageNote, OpenLineageEmitter
+from headrace.observe.sql_lineage import sql_lineage
 from headrace.observe.statsd import StatsdClient
 from headrace.pipeline import Pipeline
 from headrace.state.base import RunRecord, StateStore
@@ -30,6 +31,7 @@ class Observers:
     """
 
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.lineage = OpenLineageEmitter(settings.lineage) if settings.lineage.kind else None
         self.statsd = StatsdClient.from_settings(settings.metrics)
 
@@ -45,7 +47,13 @@ class Observers:
 
 
 def is_sync_task(pipeline: Pipeline, task_id: str) -> bool:
+    """A task a ``sync(...)`` declared (its result carries the load's lineage)."""
     return hasattr(pipeline.tasks[task_id].fn, "__headrace_sync__")
+
+
+def sql_of(pipeline: Pipeline, task_id: str) -> tuple[str, tuple[str, ...]] | None:
+    """(connection, statements) of a ``sql_task``, or None."""
+    return getattr(pipeline.tasks[task_id].fn, "__headrace_sql__", None)
 
 
 class RunObserver:
@@ -103,6 +111,9 @@ class RunObserver:
         else:
             task = self.pipeline.tasks[task_id]
             meta = {"doc": task.doc, "owner": task.owner, "tags": task.tags}
+            sql = sql_of(self.pipeline, task_id)
+            if sql is not None:
+                meta["sql"] = ";\n".join(sql[1])
         return LineageNote(state, self.run.run_id, self.pipeline.name, task_id, map_index, self.nominal,
                            job=meta, **extra)
 
@@ -131,7 +142,11 @@ class RunObserver:
         ti = self.tis.get(key)
         result = getattr(ti, "result_json", None) if state == "success" else None
         sync = isinstance(result, dict) and "lineage" in result and is_sync_task(self.pipeline, event.task_id)
-        if sync and event.map_index < 0:
+        sql = sql_of(self.pipeline, event.task_id)
+        if sql is not None and state == "success":
+            result = self._sql_result(sql, result)
+            sync = result is not None
+        if sync:
             self._record(event.task_id, result)
         if lineage is not None and key in self.started:
             checks = self.store.get_check_results(self.run.run_id, event.task_id) if sync else []
@@ -167,6 +182,14 @@ class RunObserver:
         statsd.send_lines(lines)
         if retries:
             statsd.count("task.retries", retries, tags)
+
+    def _sql_result(self, sql: tuple[str, tuple[str, ...]], result: Any) -> dict[str, Any] | None:
+        """A SQL task's lineage (parsed once per statement set) as a sync-like result."""
+        lineage = sql_lineage(sql[0], sql[1], self.observers.settings)
+        if lineage is None:
+            return None
+        loaded = result.get("rowcount") if isinstance(result, dict) else None
+        return {"lineage": lineage, "loaded": loaded if isinstance(loaded, int) and loaded >= 0 else None}
 
     def _record(self, task_id: str, result: dict[str, Any]) -> None:
         record = getattr(self.store, "record_lineage", None)
