@@ -213,3 +213,54 @@ def test_sql_task_names_its_tables_and_columns(tmp_path: Path, receiver: Receive
     assert [(i["name"].rsplit(".", 1)[1], i["field"]) for i in fields["customer"]["inputFields"]] == [("customers", "name")]
     assert "INSERT INTO totals" in complete["job"]["facets"]["sql"]["query"]
     assert out["outputFacets"]["outputStatistics"]["rowCount"] == 2
+
+
+FLAKY: dict[str, bool] = {}
+
+
+@task(retries=0)
+def fails_once() -> int:
+    if not FLAKY.get("done"):
+        FLAKY["done"] = True
+        raise ValueError("first run fails")
+    return 2
+
+
+@task
+def interrupted() -> int:
+    raise KeyboardInterrupt
+
+
+@pipeline
+def resumable() -> None:
+    fails_once()
+
+
+@pipeline
+def stopped() -> None:
+    interrupted()
+
+
+def test_resume_sends_running_and_an_interrupt_sends_abort(tmp_path: Path, receiver: Receiver) -> None:
+    from headrace.engine.runner import RunInterrupted
+
+    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                        lineage=LineageSettings(url=receiver.url))
+    FLAKY.clear()
+    with open_store(settings.state_url) as store, Runner(store, "inprocess", settings=settings) as runner:
+        first = runner.run(resumable)
+        assert first.state == "failed"
+        resumed = runner.resume(first.run_id, resumable)
+        assert resumed.state == "success", resumed.task("fails_once").error
+        with pytest.raises(RunInterrupted):
+            runner.run(stopped)
+    assert receiver.invalid == []
+    runs = [(e["job"]["name"], e["eventType"], e["run"]["runId"]) for e in receiver.events if "." not in e["job"]["name"]]
+    resumable_runs = [(kind, rid) for name, kind, rid in runs if name == "resumable"]
+    assert [k for k, _ in resumable_runs] == ["START", "FAIL", "RUNNING", "COMPLETE"]
+    assert len({rid for _, rid in resumable_runs}) == 1  # one OpenLineage run, resumed
+    stopped_events = [e for e in receiver.events if e["job"]["name"] == "stopped"]
+    assert [e["eventType"] for e in stopped_events] == ["START", "ABORT"]
+    assert "interrupted" in stopped_events[1]["run"]["facets"]["errorMessage"]["message"]
+    tasks = [e["eventType"] for e in receiver.events if e["job"]["name"] == "resumable.fails_once"]
+    assert tasks == ["START", "FAIL", "RUNNING", "COMPLETE"]  # the task tried again in the same OL run

@@ -94,8 +94,8 @@ class RunObserver:
         state = event.state
         lineage, statsd = self.observers.lineage, self.observers.statsd
         if state == "running":
-            if lineage is not None:
-                lineage.note(self._note("START"))
+            if lineage is not None:  # a resumed run started before: it goes on RUNNING
+                lineage.note(self._note("RUNNING" if self.run.started_at is not None else "START"))
             return
         if state not in ("success", "failed"):
             return
@@ -128,7 +128,8 @@ class RunObserver:
         tags = {"pipeline": self.pipeline.name, "task": event.task_id}
         if state == "running":
             if lineage is not None:
-                lineage.note(self._note("RUNNING" if key in self.started else "START", *key))
+                again = key in self.started or (event.attempt or 1) > 1  # a retry, or a resumed run's
+                lineage.note(self._note("RUNNING" if again else "START", *key))
             self.started.add(key)
             return
         if state == "up_for_retry":
