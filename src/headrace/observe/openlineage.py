@@ -156,6 +156,7 @@ class OpenLineageEmitter:
         self.namespace = settings.namespace
         self.transport = transport if transport is not None else make_transport(settings)
         self.sender = BackgroundSender(self._send, "openlineage", settings.queue_size, log)
+        self._facets = {}
 
     def note(self, note: LineageNote) -> None:
         """Queue one event (returns at once)."""
@@ -168,36 +169,59 @@ class OpenLineageEmitter:
         self.sender.close()
 
     def _send(self, note: LineageNote) -> None:
-        self.transport.emit(build_event(note, self.namespace))
+        self.transport.emit(build_event(note, self.namespace, self._facets))
 
 
-def build_event(note: LineageNote, namespace: str) -> Any:
-    """The OpenLineage ``RunEvent`` of ``note``."""
+def build_event(note: LineageNote, namespace: str, cache: dict[Any, Any] | None = None) -> Any:
+    """The OpenLineage ``RunEvent`` of ``note``.
+
+    Args:
+        cache: facets that do not change between the events of one job (its job facets,
+            the run's nominal time and parent), kept here by the caller between events.
+    """
     from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
 
+    cache = {} if cache is None else cache
     task = note.task_id is not None
     run_id = run_uuid(note.run_id, note.task_id, note.map_index) if task else run_uuid(note.run_id)
     job_name = f"{note.pipeline}.{note.task_id}" if task else note.pipeline
     inputs, outputs = datasets(note) if task and note.state == "COMPLETE" else ([], [])
+    job_key = ("job", namespace, job_name, repr(note.job))  # a changed doc or owner: new facets
+    if job_key not in cache:
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[job_key] = job_facets(note, task)
     return RunEvent(
         eventType=RunState[note.state],
         eventTime=note.when.astimezone(UTC).isoformat(),
-        run=Run(runId=run_id, facets=run_facets(note, namespace)),
-        job=Job(namespace=namespace, name=job_name, facets=job_facets(note, task)),
+        run=Run(runId=run_id, facets=run_facets(note, namespace, cache)),
+        job=Job(namespace=namespace, name=job_name, facets=cache[job_key]),
         inputs=inputs,
         outputs=outputs,
         producer=PRODUCER,
     )
 
 
-def run_facets(note: LineageNote, namespace: str) -> dict[str, Any]:
+def run_facets(note: LineageNote, namespace: str, cache: dict[Any, Any] | None = None) -> dict[str, Any]:
     """nominalTime, parent (tasks), errorMessage (failures), processing_engine."""
-    from openlineage.client.facet_v2 import (
-        error_message_run,
-        nominal_time_run,
-        parent_run,
-        processing_engine_run,
-    )
+    from openlineage.client.facet_v2 import error_message_run
+
+    cache = {} if cache is None else cache
+    key = ("run", namespace, note.run_id, note.task_id is not None)
+    steady = cache.get(key)
+    if steady is None:
+        steady = cache[key] = _steady_run_facets(note, namespace)
+    facets = dict(steady)
+    if note.error and note.state in ("FAIL", "ABORT"):
+        facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
+            message=note.error, programmingLanguage="PYTHON"
+        )
+    return facets
+
+
+def _steady_run_facets(note: LineageNote, namespace: str) -> dict[str, Any]:
+    """The run facets every event of a run (or of its tasks) shares."""
+    from openlineage.client.facet_v2 import nominal_time_run, parent_run, processing_engine_run
 
     facets: dict[str, Any] = {
         "processing_engine": processing_engine_run.ProcessingEngineRunFacet(
@@ -213,10 +237,6 @@ def run_facets(note: LineageNote, namespace: str) -> dict[str, Any]:
         facets["parent"] = parent_run.ParentRunFacet(
             run=parent_run.Run(runId=run_uuid(note.run_id)),
             job=parent_run.Job(namespace=namespace, name=note.pipeline),
-        )
-    if note.error and note.state in ("FAIL", "ABORT"):
-        facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-            message=note.error, programmingLanguage="PYTHON"
         )
     return facets
 
