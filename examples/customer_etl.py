@@ -61,7 +61,18 @@ customers = sync(
         between("email_rank", max=1, severity="quarantine", reason="duplicate email: a more recently updated customer has it"),
     ],  # fmt: skip
     # email_rank only decides the duplicates' quarantine: it is not loaded
-    destination=destination("warehouse", table="customers", mode="merge", keys="customer_id", exclude=["email_rank"]),
+    destination=destination(
+        "warehouse", table="customers", mode="merge", keys="customer_id", exclude=["email_rank"],
+        doc="One row per customer of the CRM, cleaned; duplicates by e-mail keep the latest update.",
+        columns={
+            "customer_id": "The CRM's customer id (merge key)",
+            "email": "Lower-cased e-mail address",
+            "phone": "10 digits",
+            "zip_code": "5-digit ZIP code (ZIP+4 cut)",
+            "full_name": {"doc": "First and last name", "from": ["first_name", "last_name"]},
+            "email_domain": {"doc": "The e-mail's domain", "from": ["email"]},
+        },
+    ),
     sql_tests=Path(__file__).parent / "_demo" / "sql_tests",
 )
 customer_etl = customers.pipeline(

@@ -34,6 +34,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "metrics": ("prometheus_client",),
     "pandas": ("pandas",),
     "mcp": ("mcp", "sqlglot"),
+    "lineage": ("openlineage", "sqlglot"),
 }
 EVERY_EXTRA = ",".join(m for modules in EXTRA_MODULES.values() for m in modules)
 

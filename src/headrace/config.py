@@ -13,12 +13,18 @@ Environment variables::
     HEADRACE_REDIS_URL, HEADRACE_QUEUE_PREFIX
     HEADRACE_ALERT_WEBHOOK_URL, HEADRACE_ALERT_SMTP_URL, HEADRACE_ALERT_EMAIL_TO,
     HEADRACE_ALERT_ON_FAILURE, HEADRACE_ALERT_ON_RETRY, HEADRACE_ALERT_ON_SLA_MISS
-    HEADRACE_LINEAGE_URL, HEADRACE_LINEAGE_NAMESPACE
+    HEADRACE_LINEAGE_URL, HEADRACE_LINEAGE_NAMESPACE, HEADRACE_LINEAGE_TRANSPORT,
+    HEADRACE_LINEAGE_FILE
+    OPENLINEAGE_URL, OPENLINEAGE_ENDPOINT, OPENLINEAGE_API_KEY, OPENLINEAGE_NAMESPACE,
+    OPENLINEAGE_CONFIG (a YAML file with a ``transport:`` section), OPENLINEAGE_DISABLED:
+                                          the OpenLineage client's own variables, read here
+    HEADRACE_STATSD_URL (udp://host:port), HEADRACE_METRICS_TAGS (k:v,k:v)
     HEADRACE_SPARK_MASTER
 
 ``headrace.toml`` has the same under ``[headrace]`` (home, state_url), ``[connections]``,
 ``[pools]``, ``[queue]`` (redis_url, prefix), ``[alerts]`` (webhook_url, smtp_url,
-recipients, on_failure, on_retry, on_sla_miss), ``[lineage]`` (url, namespace) and
+recipients, on_failure, on_retry, on_sla_miss), ``[lineage]`` (transport = http|file|console, url, endpoint, api_key, file, namespace,
+queue_size, timeout), ``[metrics]`` (statsd, prefix, tags) and
 ``[spark]`` (master, and a ``[spark.conf]`` table).
 
 URLs may hold passwords: :func:`mask_url` is the only way they are shown, and the
@@ -27,6 +33,7 @@ URLs may hold passwords: :func:`mask_url` is the only way they are shown, and th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -93,20 +100,58 @@ class AlertSettings:
         )
 
 
+LINEAGE_TRANSPORTS = ("http", "file", "console")
+
+
 @dataclass(frozen=True)
 class LineageSettings:
-    """Where lineage events go (an OpenLineage endpoint), or None for nowhere.
+    """Where OpenLineage events go, or nowhere (``transport`` None and no ``url``).
 
     Args:
-        url: the endpoint's URL.
+        url: the HTTP receiver's base URL (Marquez: ``http://host:5000``); implies ``http``.
         namespace: the OpenLineage namespace of headrace's jobs.
+        transport: ``http``, ``file`` or ``console`` (default: ``http`` when ``url`` is set).
+        endpoint: the HTTP path events are POSTed to.
+        api_key: bearer token of the HTTP receiver.
+        file: the file events are appended to (``file`` transport), one JSON a line.
+        queue_size: events waiting to be sent at most; more are dropped (counted, warned once).
+        timeout: seconds one HTTP send may take.
     """
 
     url: str | None = None
     namespace: str = "headrace"
+    transport: str | None = None
+    endpoint: str = "api/v1/lineage"
+    api_key: str | None = None
+    file: str | None = None
+    queue_size: int = 1000
+    timeout: float = 5.0
+
+    @property
+    def kind(self) -> str | None:
+        """The transport in use, or None when lineage is off."""
+        return self.transport or ("http" if self.url else None)
 
     def __repr__(self) -> str:
-        return f"LineageSettings(url={mask_secret_url(self.url)!r}, namespace={self.namespace!r})"
+        return (
+            f"LineageSettings(transport={self.kind!r}, url={mask_secret_url(self.url)!r}, "
+            f"namespace={self.namespace!r}, file={self.file!r}, api_key={'***' if self.api_key else None})"
+        )
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Where run and task metrics are pushed (StatsD/DogStatsD), besides Prometheus ``/metrics``.
+
+    Args:
+        statsd: ``udp://host:port`` of a StatsD or DogStatsD agent, or None.
+        prefix: first part of every metric name.
+        tags: DogStatsD tags added to every metric (``("env:prod",)``).
+    """
+
+    statsd: str | None = None
+    prefix: str = "headrace"
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,7 +179,8 @@ class Settings:
             across runs (``[pools]`` in headrace.toml, ``HEADRACE_POOL_<NAME>=N``).
         queue: the Redis job queue (distributed executor, ``headrace worker``).
         alerts: alert channels and kinds.
-        lineage: lineage endpoint.
+        lineage: OpenLineage transport.
+        metrics: StatsD/DogStatsD.
         spark: Spark sessions.
 
     Example:
@@ -150,6 +196,7 @@ class Settings:
     alerts: AlertSettings = field(default_factory=AlertSettings)
     lineage: LineageSettings = field(default_factory=LineageSettings)
     spark: SparkSettings = field(default_factory=SparkSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @classmethod
     def load(cls, cwd: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -181,6 +228,7 @@ class Settings:
             alerts=_alerts(conf, env, toml_path),
             lineage=_lineage(conf, env, toml_path),
             spark=_spark(conf, env, toml_path),
+            metrics=_metrics(conf, env, toml_path),
         )
 
     #: The former name of :meth:`load`, kept for callers at the edge.
@@ -218,8 +266,10 @@ class Settings:
                 "on_retry": self.alerts.on_retry,
                 "on_sla_miss": self.alerts.on_sla_miss,
             },
-            "lineage": {"url": self.lineage.url, "namespace": self.lineage.namespace},
+            "lineage": dataclasses.asdict(self.lineage),
             "spark": {"master": self.spark.master, "conf": dict(self.spark.conf)},
+            "metrics": {"statsd": self.metrics.statsd, "prefix": self.metrics.prefix,
+                        "tags": list(self.metrics.tags)},
         }
 
     @classmethod
@@ -227,6 +277,7 @@ class Settings:
         """The inverse of :meth:`to_dict`."""
         alerts = dict(data.get("alerts") or {})
         alerts["recipients"] = tuple(alerts.get("recipients") or ())
+        metrics = dict(data.get("metrics") or {})
         return cls(
             home=Path(data["home"]),
             state_url=data["state_url"],
@@ -236,6 +287,7 @@ class Settings:
             alerts=AlertSettings(**alerts),
             lineage=LineageSettings(**(data.get("lineage") or {})),
             spark=SparkSettings(**(data.get("spark") or {})),
+            metrics=MetricsSettings(**{**metrics, "tags": tuple(metrics.get("tags") or ())}),
         )
 
     def to_json(self) -> str:
@@ -255,7 +307,7 @@ class Settings:
         return (
             f"Settings(home={str(self.home)!r}, state_url={mask_url(self.state_url)!r}, "
             f"connections={connections!r}, pools={dict(self.pools)!r}, queue={self.queue!r}, "
-            f"alerts={self.alerts!r}, lineage={self.lineage!r}, spark={self.spark!r})"
+            f"alerts={self.alerts!r}, lineage={self.lineage!r}, spark={self.spark!r}, metrics={self.metrics!r})"
         )
 
     __str__ = __repr__
@@ -338,10 +390,69 @@ def alert_settings_from_env(environ: Mapping[str, str]) -> AlertSettings:
 
 
 def _lineage(conf: Mapping[str, Any], env: Mapping[str, str], path: Path) -> LineageSettings:
-    table = _table(conf, "lineage", path)
-    return LineageSettings(
-        url=env.get("HEADRACE_LINEAGE_URL") or table.get("url") or None,
-        namespace=env.get("HEADRACE_LINEAGE_NAMESPACE") or table.get("namespace") or "headrace",
+    """[lineage], then OpenLineage's own variables (OPENLINEAGE_CONFIG first), then ours."""
+    table = dict(_table(conf, "lineage", path))
+    table.update(_openlineage_env(env))
+    ours = {"url": "HEADRACE_LINEAGE_URL", "namespace": "HEADRACE_LINEAGE_NAMESPACE",
+            "transport": "HEADRACE_LINEAGE_TRANSPORT", "file": "HEADRACE_LINEAGE_FILE"}
+    table.update({key: env[name] for key, name in ours.items() if env.get(name)})
+    if _flag(env.get("OPENLINEAGE_DISABLED") or False, "OPENLINEAGE_DISABLED"):
+        return LineageSettings(namespace=table.get("namespace") or "headrace")
+    known = {f.name for f in dataclasses.fields(LineageSettings)}
+    unknown = set(table) - known
+    if unknown:
+        raise ConfigError(f"{path}: [lineage] has unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+    settings = LineageSettings(**{k: v for k, v in table.items() if v not in (None, "")})
+    if settings.kind not in (None, *LINEAGE_TRANSPORTS):
+        raise ConfigError(f"[lineage] transport must be one of {LINEAGE_TRANSPORTS}, got {settings.kind!r}")
+    if settings.kind == "file" and not settings.file:
+        raise ConfigError("[lineage] transport = 'file' needs file = <path>")
+    return settings
+
+
+def _openlineage_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """The OpenLineage client's variables as [lineage] keys: OPENLINEAGE_CONFIG's YAML
+    ``transport`` section, then OPENLINEAGE_URL / _ENDPOINT / _API_KEY / _NAMESPACE."""
+    found: dict[str, Any] = {}
+    config_file = env.get("OPENLINEAGE_CONFIG")
+    if config_file:
+        from headrace.extras import require
+
+        yaml = require("lineage", "yaml", "OPENLINEAGE_CONFIG (a YAML file)")
+        try:
+            data = yaml.safe_load(Path(config_file).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"OPENLINEAGE_CONFIG={config_file}: cannot read it: {exc}") from exc
+        transport = data.get("transport") or {}
+        kind = transport.get("type")
+        found["transport"] = kind
+        if kind == "http":
+            found["url"] = transport.get("url")
+            found["endpoint"] = transport.get("endpoint") or "api/v1/lineage"
+            auth = transport.get("auth") or {}
+            found["api_key"] = auth.get("apiKey") or auth.get("api_key")
+            if transport.get("timeout"):
+                found["timeout"] = float(transport["timeout"])
+        elif kind == "file":
+            found["file"] = transport.get("log_file_path")
+    names = {"url": "OPENLINEAGE_URL", "endpoint": "OPENLINEAGE_ENDPOINT",
+             "api_key": "OPENLINEAGE_API_KEY", "namespace": "OPENLINEAGE_NAMESPACE"}
+    found.update({key: env[name] for key, name in names.items() if env.get(name)})
+    if env.get("OPENLINEAGE_URL") and not env.get("HEADRACE_LINEAGE_TRANSPORT"):
+        found["transport"] = "http"
+    return {k: v for k, v in found.items() if v not in (None, "")}
+
+
+def _metrics(conf: Mapping[str, Any], env: Mapping[str, str], path: Path) -> MetricsSettings:
+    table = _table(conf, "metrics", path)
+    raw_tags: Any = env.get("HEADRACE_METRICS_TAGS") or table.get("tags") or ()
+    tags = raw_tags.split(",") if isinstance(raw_tags, str) else list(raw_tags)
+    statsd = env.get("HEADRACE_STATSD_URL") or table.get("statsd") or None
+    if statsd is not None and not str(statsd).startswith("udp://"):
+        raise ConfigError(f"[metrics] statsd must be udp://host:port, got {statsd!r}")
+    return MetricsSettings(
+        statsd=statsd, prefix=table.get("prefix") or "headrace",
+        tags=tuple(str(t).strip() for t in tags if str(t).strip()),
     )
 
 

@@ -29,6 +29,7 @@ EXTRAS: dict[str, str] = {
     "metrics": "Prometheus `/metrics` in the web app",
     "pandas": "pandas DataFrames from analytics results",
     "mcp": "the MCP server for AI assistants (`headrace mcp`)",
+    "lineage": "OpenLineage events (HTTP, file, console transports) and SQL column lineage",
 }
 
 

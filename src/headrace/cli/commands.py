@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profile": ("headrace.cli.analytics", "Profile every column of a file or table: type, nulls, distinct, min/max, top values, histogram."),
     "worker": ("headrace.cli.queue", "Process jobs of QUEUE until SIGTERM/SIGINT; running jobs finish first."),
     "queue": ("headrace.cli.queue", "Inspect and feed BullMQ-compatible job queues."),
+    "lineage": ("headrace.cli.lineage", "Show which pipelines and datasets feed DATASET (upstream) and which it feeds (downstream)."),
+    "docs": ("headrace.cli.lineage", "Build the catalog (like dbt docs): pipelines, datasets with columns, docs, checks, freshness, lineage."),
     "mcp": ("headrace.cli.mcp", "Serve pipelines, runs, logs, checks, lineage and read-only warehouse queries to AI assistants (MCP)."),
     "vars": ("headrace.cli.variables", "Variables tasks read with ctx.var(name): get, set, list, delete."),
     "web": ("headrace.cli.web", "Serve the runs, tasks, logs and checks of the state store in a browser, plus /api and /metrics."),

@@ -113,7 +113,10 @@ def scheduler_command(
             highlight=False,
         )
 
-    scheduler = Scheduler(pipelines, store, launcher=launcher, alerter=alerter, on_start=started)
+    from headrace.observe.statsd import StatsdClient
+
+    scheduler = Scheduler(pipelines, store, launcher=launcher, alerter=alerter, on_start=started,
+                          statsd=StatsdClient.from_settings(settings.metrics))
     scheduled = [p for p in scheduler.pipelines]
     console.print(
         f"scheduler: {len(scheduled)} scheduled pipeline(s) "

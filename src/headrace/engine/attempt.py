@@ -40,6 +40,7 @@ from headrace.engine.staging import (
 from headrace.engine.variables import SecretMask, variable_reader
 from headrace.errors import DefinitionError, QualityError, TerminalError, did_you_mean
 from headrace.executors.base import Outcome, ResultRef, RunInfo, Sink, WorkItem
+from headrace.observe.statsd import StatsdClient
 from headrace.pipeline import Context, Pipeline, Reschedule, Task
 from headrace.pipeline.graph import TaskRef
 
@@ -201,6 +202,7 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
     run = item.run
     settings, staging = _run_paths(run)
     own_checks: list[Any] = []  # results a task records itself (dbt tests), kept on failure too
+    own_metrics: list[dict[str, Any]] = []  # ctx.metric values, kept on failure too
     mask = SecretMask()  # secret Variables the task reads: hidden in its log lines and error
     masked = _MaskedSink(sink, mask)
     ctx = Context(
@@ -221,6 +223,7 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
         record_checks=own_checks.extend,
         timetable=pipeline.timetable,
         variables=variable_reader(run.state_url or settings.state_url, mask),
+        record_metric=partial(_record_metric, own_metrics, settings, run.pipeline, item.task_id),
     )
     try:
         with capture(masked), alarm(item.timeout if soft_timeout else None):
@@ -249,6 +252,7 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
         outcome.retryable = not isinstance(exc, TerminalError | QualityError)
     if own_checks:
         outcome.checks = [*own_checks, *(outcome.checks or [])]
+    outcome.metrics = own_metrics
     if mask.values and outcome.error:
         outcome.error = mask(outcome.error)
     return _ended(outcome)
@@ -257,6 +261,23 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
 @functools.lru_cache(maxsize=8)
 def _staging_path(staging_dir: str) -> Path:
     return Path(staging_dir)
+
+
+def _record_metric(
+    kept: list[dict[str, Any]], settings: Settings, pipeline: str, task_id: str,
+    name: str, value: float, tags: dict[str, str],
+) -> None:
+    """``ctx.metric``: to StatsD now (from wherever the task runs), to the store with the outcome."""
+    kept.append({"name": name, "value": value, "tags": tags})
+    client = statsd_client(settings.metrics.statsd, settings.metrics.prefix, settings.metrics.tags)
+    if client is not None:
+        client.gauge(f"custom.{name}", value, {"pipeline": pipeline, "task": task_id, **tags})
+
+
+@functools.lru_cache(maxsize=4)
+def statsd_client(url: str | None, prefix: str, tags: tuple[str, ...]) -> StatsdClient | None:
+    """One StatsD socket per process and address."""
+    return StatsdClient(url, prefix, tags) if url else None
 
 
 def _run_paths(run: RunInfo) -> tuple[Settings, Path]:

@@ -75,6 +75,8 @@ class Drive:
         pools: pool name -> size, for every pool the pipeline's tasks use.
         past: decides depends_on_past tasks (default: against the store's previous run).
         state_url: the store's URL, for tasks reading Variables (``ctx.var``).
+        element_events: emit the state changes of mapped elements too (False when only
+            lineage and metrics listen: they read elements from the mapped task's end).
     """
 
     def __init__(
@@ -91,9 +93,11 @@ class Drive:
         pools: Mapping[str, int] | None = None,
         past: PastGate | None = None,
         state_url: str = "",
+        element_events: bool = True,
     ) -> None:
         self.store, self.pipeline, self.run, self.executor = store, pipeline, run, executor
         self.clock, self.emit, self.rng, self.wait_slice = clock, emit, rng, wait_slice
+        self.element_events = element_events
         self.run_id = run.run_id
         self.staging = staging_dir(settings.home, pipeline.name, run.run_id)
         self.info = RunInfo(
@@ -283,7 +287,7 @@ class Drive:
         for name, value in fields.items():
             setattr(ti, name, value)
         self.dirty[key] = None
-        if "state" in fields and self.emit is not None:
+        if "state" in fields and self.emit is not None and (key[1] < 0 or self.element_events):
             self.events.append(
                 Event("task", self.run_id, key[0], key[1], state=str(fields["state"]), attempt=ti.attempt,
                       error=ti.error)
@@ -408,6 +412,8 @@ class Drive:
             self.store.append_log(self.run_id, tid, mi, outcome.attempt, outcome.log)
         if outcome.checks:
             self.store.record_check_results(outcome.checks)
+        if outcome.metrics and hasattr(self.store, "record_task_metrics"):
+            self.store.record_task_metrics(self.run_id, self.pipeline.name, tid, outcome.metrics)
         now = self.clock.now()
         if self.pool_of and tid in self.pool_of:  # after `now`: ended_at is before the slot is free
             self.store.release_pool_slot(self.run_id, tid, mi)

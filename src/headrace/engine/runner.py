@@ -28,6 +28,7 @@ from headrace.errors import EngineError, did_you_mean
 from headrace.executors.base import Event, Executor
 from headrace.masking import register_settings
 from headrace.observe.alerts import Alerter
+from headrace.observe.observer import Observers, RunObserver, is_sync_task, sql_of
 from headrace.pipeline import Pipeline
 from headrace.pipeline.alerting import AlertRoutes
 from headrace.state.base import RunRecord, RunState, StateStore, TaskState
@@ -131,6 +132,7 @@ class Runner:
         self.rng = rng or random.Random()
         self.alerter = alerter
         self._pool: Executor | None = None  # the warm process pool, started by the first run
+        self._observers: Observers | None = None  # OpenLineage and StatsD emitters, built on first use
         #: seconds between asks for a slot while max_active_runs is reached
         self.admission_poll = 0.5
 
@@ -139,6 +141,14 @@ class Runner:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()  # type: ignore[attr-defined]
+        observers, self._observers = self._observers, None
+        if observers is not None:
+            observers.close()
+
+    def flush_observers(self, timeout: float = 5.0) -> bool:
+        """Wait until the OpenLineage events queued so far are sent (True), at most ``timeout`` s."""
+        lineage = self._observers.lineage if self._observers is not None else None
+        return lineage.flush(timeout) if lineage is not None else True
 
     def __enter__(self) -> Runner:
         return self
@@ -417,9 +427,11 @@ class Runner:
             # Workers started with `headrace worker` on any machine that has the pipeline
             # file at the same path; Redis from the settings' queue section.
             from headrace.executors.distributed import DistributedExecutor
+            from headrace.observe.statsd import StatsdClient
             from headrace.queue import QueueConnection
 
-            return DistributedExecutor(QueueConnection.from_settings(self.settings), capacity=self.concurrency or 16)
+            return DistributedExecutor(QueueConnection.from_settings(self.settings), capacity=self.concurrency or 16,
+                                       statsd=StatsdClient.from_settings(self.settings.metrics))
         from headrace.executors.process import ProcessExecutor
 
         if self._pool is None:
@@ -427,10 +439,22 @@ class Runner:
             self._pool = ProcessExecutor(self.concurrency, keep_warm=True)
         return self._pool
 
-    def _event(self, run_id: str, state: RunState, error: str | None = None) -> None:
-        if self.on_event is not None:
+    def _event(self, run_id: str, state: RunState, error: str | None = None,
+               target: Callable[[Event], None] | None = None) -> None:
+        target = target or self.on_event
+        if target is not None:
             with contextlib.suppress(Exception):  # a broken live view must not break the run
-                self.on_event(Event("run", run_id, state=str(state), error=error))
+                target(Event("run", run_id, state=str(state), error=error))
+
+    def _observer(self, pipeline: Pipeline, run: RunRecord,
+                  then: Callable[[Event], None] | None) -> RunObserver | None:
+        """Lineage and metrics of the run, when configured or when a sync task records its load."""
+        settings = self.settings
+        if not (settings.lineage.kind or settings.metrics.statsd or any(is_sync_task(pipeline, t) or sql_of(pipeline, t) for t in pipeline.tasks)):
+            return None
+        if self._observers is None:
+            self._observers = Observers(settings)
+        return self._observers.for_run(self.store, pipeline, run, then)
 
     def _execute(self, pipeline: Pipeline, run: RunRecord, claimed: bool = False) -> RunResult:
         """Claim ``run`` (unless the caller did), then drive its tasks to the end."""
@@ -443,19 +467,26 @@ class Runner:
         self.store.update_run(
             run_id, started_at=run.started_at or now, heartbeat_at=now, source_file=pipeline.file,
         )
-        self._event(run_id, RunState.RUNNING)
+        on_event = self.on_event
+        observer = self._observer(pipeline, run, on_event)
+        run_events = observer or on_event
+        self._event(run_id, RunState.RUNNING, target=run_events)
         executor = self._make_executor()
         executor.start(self.on_event or (lambda event: None), pipeline, run_work_item)
         stale = timedelta(seconds=max(60.0, 6 * self.heartbeat_interval))
-        on_event = self.on_event
-        if self.alerter is not None or any(t.alerts != NO_ROUTES for t in pipeline.tasks.values()):
-            on_event = TaskNotifier(pipeline, run, self.store, self.settings, self.alerter, then=self.on_event)
+        on_event = run_events
+        notified = self.alerter is not None or any(t.alerts != NO_ROUTES for t in pipeline.tasks.values())
+        if notified:
+            on_event = TaskNotifier(pipeline, run, self.store, self.settings, self.alerter, then=on_event)
         drive = Drive(
             self.store, pipeline, run, executor, self.clock, on_event,
             self.settings, self.rng,
             wait_slice=min(1.0, self.heartbeat_interval), pools=self.pool_sizes(pipeline),
             past=PastGate(self.store, pipeline, run, self.clock, stale), state_url=self.settings.state_url,
+            element_events=notified or self.on_event is not None,
         )
+        if observer is not None:
+            observer.bind(drive.tis)
         heartbeat = Heartbeat(self.store, run_id, self.heartbeat_interval)
         clean = False
         try:
@@ -467,11 +498,12 @@ class Runner:
         except (KeyboardInterrupt, _Terminated) as exc:
             reason = "SIGTERM" if isinstance(exc, _Terminated) else "SIGINT (Ctrl-C)"
             executor.shutdown(kill=True)
-            self._fail(drive, run_id, "interrupted", f"interrupted by {reason}; resume with `headrace resume {run_id}`")
+            self._fail(drive, run_id, "interrupted", f"interrupted by {reason}; resume with `headrace resume {run_id}`",
+                       run_events)
             raise RunInterrupted(run_id, reason) from None
         except BaseException as exc:
             executor.shutdown(kill=True)
-            self._fail(drive, run_id, "engine_error", f"engine failed: {type(exc).__name__}: {exc}")
+            self._fail(drive, run_id, "engine_error", f"engine failed: {type(exc).__name__}: {exc}", run_events)
             raise
         finally:
             heartbeat.stop()
@@ -481,16 +513,17 @@ class Runner:
         state = RunState.FAILED if failed else RunState.SUCCESS
         error = f"task(s) did not succeed: {', '.join(failed)}" if failed else None
         self.store.update_run(run_id, state=state, ended_at=self.clock.now(), error=error)
-        self._event(run_id, state, error)
+        self._event(run_id, state, error, target=run_events)
         return self._result(run_id)
 
-    def _fail(self, drive: Drive, run_id: str, kind: str, message: str) -> None:
+    def _fail(self, drive: Drive, run_id: str, kind: str, message: str,
+              target: Callable[[Event], None] | None = None) -> None:
         """Best effort: record the abandoned attempts and the failed run."""
         try:
             drive.abandon(kind, message)
         finally:
             self.store.update_run(run_id, state=RunState.FAILED, ended_at=self.clock.now(), error=message)
-            self._event(run_id, RunState.FAILED, message)
+            self._event(run_id, RunState.FAILED, message, target=target)
 
     def _result(self, run_id: str, executed: bool = True) -> RunResult:
         return RunResult(self.store.get_run(run_id), self.store.get_task_instances(run_id), executed)

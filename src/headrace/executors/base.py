@@ -104,6 +104,7 @@ class Outcome:
         retryable: False for TerminalError (and its subclasses) and QualityError.
         log: the attempt's captured log and stdout/stderr lines.
         checks: results of the task's data-quality checks, to be stored.
+        metrics: what the task published with ``ctx.metric`` (``{name, value, tags}``).
     """
 
     task_id: str
@@ -117,6 +118,7 @@ class Outcome:
     retryable: bool = True
     log: str = ""
     checks: list[CheckResultRecord] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
     started_at: datetime | None = None
     ended_at: datetime | None = None
     pid: int | None = None

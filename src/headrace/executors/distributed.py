@@ -35,6 +35,7 @@ from headrace.executors.base import (
     WorkItem,
 )
 from headrace.executors.process import ProcessExecutor
+from headrace.observe.statsd import StatsdClient
 from headrace.queue import (
     Job,
     JobOptions,
@@ -145,6 +146,8 @@ class DistributedExecutor:
         capacity: work items in flight at once (across all workers).
         poll_interval: seconds between state checks of in-flight jobs, a fallback for
             events the listener could have missed (Redis restart, trimmed stream).
+        statsd: where the task queue's depth goes (gauge ``queue.depth``, tags queue and
+            state: waiting, delayed, active), at every poll.
 
     Example:
         >>> connection = QueueConnection.from_settings(settings)
@@ -157,8 +160,10 @@ class DistributedExecutor:
         queue_name: str = TASK_QUEUE,
         capacity: int = 16,
         poll_interval: float = 5.0,
+        statsd: StatsdClient | None = None,
     ) -> None:
         self.connection = connection or QueueConnection()
+        self.statsd = statsd
         self.queue_name = queue_name
         self.capacity = capacity
         self.poll_interval = poll_interval
@@ -282,12 +287,16 @@ class DistributedExecutor:
     async def _poll(self) -> None:
         """Settle in-flight jobs whose final event was missed."""
         assert self._queue is not None
+        if self.statsd is not None:
+            counts = await self._queue.counts("waiting", "delayed", "active")
+            for state, n in counts.items():
+                self.statsd.gauge("queue.depth", n, {"queue": self.queue_name, "state": state})
         with self._lock:
             ids = list(self._pending)
         for job_id in ids:
             job = await self._queue.get_job(job_id)
-            state = await job.state() if job is not None else None
-            if state == JobState.COMPLETED and job is not None:
+            job_state = await job.state() if job is not None else None
+            if job_state == JobState.COMPLETED and job is not None:
                 self._on_completed({"jobId": job_id, "returnvalue": job.return_value})
             elif state == JobState.FAILED and job is not None:
                 self._on_failed({"jobId": job_id, "failedReason": job.failed_reason})

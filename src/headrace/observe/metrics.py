@@ -18,6 +18,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -206,7 +207,29 @@ class StoreCollector(Collector):
             quarantine_family,
             checks_family,
             sla_family,
+            *self._custom(),
         ]
+
+    def _custom(self) -> list[Metric]:
+        """``ctx.metric`` values: one gauge family ``<ns>_custom_<name>`` per name, the latest
+        value per (pipeline, task, tags); labels pipeline, task and the tag keys."""
+        latest = getattr(self.store, "latest_task_metrics", None)
+        if latest is None:
+            return []
+        by_name: dict[str, list[Any]] = defaultdict(list)
+        for m in latest():
+            by_name[m.name].append(m)
+        families: list[Metric] = []
+        for name, values in sorted(by_name.items()):
+            keys = sorted({k for m in values for k in m.tags if k not in ("pipeline", "task")})
+            family = GaugeMetricFamily(
+                f"{self.namespace}_custom_{name}", f"ctx.metric({name!r}): the latest value per task and tags.",
+                labels=["pipeline", "task", *keys],
+            )
+            for m in values:
+                family.add_metric([m.pipeline, m.task_id, *(m.tags.get(k, "") for k in keys)], m.value)
+            families.append(family)
+        return families
 
 
 class _Totals:

@@ -45,6 +45,10 @@ def _no_checks(records: list[Any]) -> None:
     return None
 
 
+def _no_metric(name: str, value: float, tags: dict[str, str]) -> None:
+    pass
+
+
 def _no_quarantine(task_id: str) -> pa.Table | None:
     return None
 
@@ -97,6 +101,7 @@ class Context:
     timetable: Timetable | None = field(default=None, repr=False)
     error: str | None = None
     variables: Callable[[str], Any] | None = field(default=None, repr=False)
+    record_metric: Callable[[str, float, dict[str, str]], None] = field(default=_no_metric, repr=False)
 
     @property
     def ds(self) -> str:
@@ -241,6 +246,24 @@ class Context:
             params=dict(params or {}), log=logging.getLogger(f"headrace.task.{pipeline}.{task_id}"),
             timetable=timetable_from(interval),  # a schedule of `interval`: prev_ds, next_ds
         )
+
+    def metric(self, name: str, value: float, tags: dict[str, Any] | None = None) -> None:
+        """Publish a metric of this task: to StatsD (``[metrics] statsd``) at once, and to
+        Prometheus ``/metrics`` (``headrace_custom_<name>``, its latest value) when the attempt ends.
+
+        Args:
+            name: letters, digits and ``_`` (``rows_skipped``).
+            value: a number.
+            tags: labels (``{"source": "crm"}``); pipeline and task are added.
+
+        Example:
+            >>> ctx.metric("api_pages", 12, tags={"endpoint": "orders"})
+        """
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise TypeError(f"ctx.metric({name!r}): value must be a number, got {type(value).__name__}")
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"ctx.metric({name!r}): a name is letters, digits and '_'")
+        self.record_metric(name, float(value), {str(k): str(v) for k, v in (tags or {}).items()})
 
     def connection(self, name: str) -> str:
         """The URL of connection ``name`` (``HEADRACE_CONN_<NAME>`` or headrace.toml)."""

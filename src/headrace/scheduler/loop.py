@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from headrace.engine import Clock, SystemClock, driver_alive
 from headrace.engine.notify import notify_sla_miss
 from headrace.observe.alerts import Alert, Alerter, AlertKind
+from headrace.observe.statsd import StatsdClient
 from headrace.pipeline import Pipeline
 from headrace.pipeline.timetable import Interval, Timetable, timetable_from
 from headrace.scheduler.launch import Launcher
@@ -73,6 +74,7 @@ class Scheduler:
         launcher: drives the runs (:class:`~headrace.scheduler.launch.SubprocessLauncher`
             by default in the CLI).
         alerter: sends SLA-miss alerts (and failure alerts for dead drivers).
+        statsd: counts SLA misses (``sla.misses``) on a StatsD agent.
         clock: time source; tests inject one.
         orphan_grace: a scheduled run still QUEUED without a driver after this long
             was left behind by a dead scheduler and is launched again.
@@ -96,6 +98,7 @@ class Scheduler:
         dead_after: timedelta = timedelta(minutes=2),
         on_start: Callable[[RunRecord], None] | None = None,
         sla_ledger: SlaLedger | None = None,
+        statsd: StatsdClient | None = None,
     ) -> None:
         self.pipelines: Sequence[Pipeline] = [p for p in pipelines if timetable_of(p).periodic]
         self.store = store
@@ -105,6 +108,7 @@ class Scheduler:
         self.orphan_grace = orphan_grace
         self.dead_after = dead_after
         self.on_start = on_start
+        self.statsd = statsd
         has_sla = any(t.sla is not None for p in self.pipelines for t in p.tasks.values())
         self.sla_ledger = sla_ledger or (SlaLedger.for_store(store) if has_sla else None)
         self._stop = threading.Event()
@@ -255,6 +259,8 @@ class Scheduler:
                 miss.run_id,
                 miss.deadline,
             )
+            if self.statsd is not None:
+                self.statsd.count("sla.misses", 1, {"pipeline": miss.pipeline, "task": miss.task_id})
             if self.alerter is not None:
                 self.alerter.notify(
                     Alert(

@@ -95,6 +95,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "runs.source_file; sla_misses (moved from headrace_sla_misses)", _source_file_and_sla_misses),
     Migration(4, "variables (named values for tasks, secrets masked)", _create("variables")),
     Migration(5, "paused_pipelines and audit_log (web actions)", _create("paused_pipelines", "audit_log")),
+    Migration(6, "lineage (datasets each task read and wrote); task_metrics (ctx.metric)",
+              _create("lineage", "task_metrics")),
 )
 
 SCHEMA_VERSION = BASELINE_VERSION + len(MIGRATIONS)

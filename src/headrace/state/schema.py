@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -225,6 +226,40 @@ audit_log = Table(
     Column("detail", _json()),
     Column("outcome", String(32), nullable=False),
     Index("ix_audit_log_at", "at"),
+)
+
+#: Lineage of each load: the datasets (OpenLineage namespace + name) a task read and
+#: wrote in a run; ``headrace lineage``, the web graph and the catalog read it.
+lineage = Table(
+    "lineage",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
+    Column("pipeline", String(250), nullable=False),
+    Column("task_id", String(250), nullable=False),
+    Column("direction", String(8), nullable=False),  # input | output
+    Column("namespace", String(500), nullable=False),
+    Column("name", String(1000), nullable=False),
+    Column("rows", BigInteger()),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Index("ix_lineage_dataset", "namespace", "name"),
+    Index("ix_lineage_pipeline", "pipeline", "task_id"),
+)
+
+#: Metrics tasks publish with ``ctx.metric(name, value, tags=...)``; ``/metrics`` shows
+#: the latest value of each (pipeline, task, name, tags).
+task_metrics = Table(
+    "task_metrics",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
+    Column("pipeline", String(250), nullable=False),
+    Column("task_id", String(250), nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("value", Float(), nullable=False),
+    Column("tags", _json(), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Index("ix_task_metrics_name", "pipeline", "name"),
 )
 
 #: The fields a caller may set through ``update_run`` / ``update_task_instance``.

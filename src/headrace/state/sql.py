@@ -43,6 +43,7 @@ from headrace.state.connect import BEGIN_KEY, NotJSONError
 from headrace.state.fastpath import Prepared, RowsMissing
 from headrace.state.figures import FiguresMixin
 from headrace.state.ids import new_run_id
+from headrace.state.lineage import LineageMixin
 from headrace.state.operations import OperationsMixin
 from headrace.state.pools import PoolSlotsMixin
 from headrace.state.rows import (
@@ -91,7 +92,8 @@ _Stmt = tuple[UpdateBase, Prepared | None]
 
 
 class SqlStateStore(
-    AdmissionMixin, ClaimsMixin, PoolSlotsMixin, SlaMissesMixin, VariablesMixin, OperationsMixin, FiguresMixin
+    AdmissionMixin, ClaimsMixin, PoolSlotsMixin, SlaMissesMixin, VariablesMixin, OperationsMixin, FiguresMixin,
+    LineageMixin,
 ):
     """A :class:`~headrace.state.base.StateStore` on SQLite or PostgreSQL.
 

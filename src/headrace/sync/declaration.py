@@ -66,6 +66,7 @@ class Sync:
             return run_sync(self, ctx)
 
         run.__name__ = run.__qualname__ = name
+        run.__headrace_sync__ = self  # type: ignore[attr-defined]  # the catalog finds the declaration
         run.__doc__ = f"Sync {source.dataset} into {destination.connection}.{destination.table}."
         self.task: Task[Any, dict[str, Any]] = Task(run, task_id=name, **task_options)
         self.task.source = site

@@ -39,6 +39,7 @@ from headrace.errors import ConnectorError
 from headrace.pipeline import Context
 from headrace.quality import apply_checks, reconcile, run_sql_tests
 from headrace.quality.expectations import RowExpectation, Unique
+from headrace.sync.lineage import source_connection, sync_lineage
 from headrace.sync.spec import (
     CursorStrategy,
     FileSourceSpec,
@@ -123,6 +124,7 @@ def _extract_and_load(
         return {
             **_stats(spec, ctx, None, raw.num_rows + n_bad - n_checked_out, attempt, covers),
             "table_rows": table_rows,
+            "lineage": sync_lineage(spec, ctx, dest, raw.schema, _without(rows, target.exclude).schema),
         }
     load_id = load_identity(
         ctx.pipeline, dataset, target.table, covers, data_digest(good) + data_digest(bad)
@@ -153,6 +155,7 @@ def _extract_and_load(
     return {
         **_stats(spec, ctx, result, raw.num_rows + n_bad - n_checked_out, attempt, covers),
         "table_rows": rows,
+        "lineage": sync_lineage(spec, ctx, dest, raw.schema, good.schema, outcome.records(ctx.run_id, ctx.task_id)),
     }
 
 
@@ -244,7 +247,11 @@ def _stream_and_load(
             verify=verify, **kwargs,
         )  # fmt: skip
         rows = dest.row_count(target.table) or 0
-    return {**_stats(spec, ctx, result, counts["in"] + counts.get("aside", 0), attempt, covers), "table_rows": rows}
+    return {
+        **_stats(spec, ctx, result, counts["in"] + counts.get("aside", 0), attempt, covers),
+        "table_rows": rows,
+        "lineage": sync_lineage(spec, ctx, dest, extract.schema, schema),
+    }
 
 
 def _set_aside(extract: Extract) -> pa.Table | None:
@@ -370,7 +377,7 @@ def _extract(
 
 
 def _sql_source(spec: SqlSourceSpec, ctx: Context) -> SqlSource:
-    conn = spec.connection if isinstance(spec.connection, str) else spec.connection(ctx)
+    conn = source_connection(spec, ctx)
     return SqlSource.from_url(
         conn, ctx.settings, table=spec.table, query=spec.query, schema=spec.schema,
         types=spec.types or None,

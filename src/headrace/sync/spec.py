@@ -89,6 +89,8 @@ class DestinationSpec:
     keys: tuple[str, ...] = ()
     metadata: bool = True
     exclude: tuple[str, ...] = ()
+    doc: str | None = None
+    columns: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def sql_source(
@@ -163,6 +165,8 @@ def destination(
     keys: str | Sequence[str] = (),
     metadata: bool = True,
     exclude: Sequence[str] = (),
+    doc: str | None = None,
+    columns: dict[str, str | dict[str, Any]] | None = None,
 ) -> DestinationSpec:
     """Where a sync loads: ``table`` of connection ``connection``.
 
@@ -175,8 +179,24 @@ def destination(
         metadata: add ``_hr_load_id`` and ``_hr_loaded_at`` columns.
         exclude: columns the checks need but the table should not get (e.g. a rank
             computed to quarantine duplicates); the quarantine table keeps them.
+        doc: what the table holds (the catalog, lineage events).
+        columns: column -> its description, or ``{"doc": ..., "from": [source columns]}``
+            (``from`` declares column lineage a Python transform cannot show).
+
+    Example:
+        >>> destination("warehouse", table="customers", doc="One row per customer",
+        ...             columns={"full_name": {"doc": "first + last", "from": ["first_name", "last_name"]}})
     """
+    described: dict[str, dict[str, Any]] = {}
+    for column, about in (columns or {}).items():
+        if isinstance(about, str):
+            about = {"doc": about}
+        unknown = set(about) - {"doc", "from"}
+        if unknown:
+            raise DefinitionError(f"destination table {table!r}, column {column!r}: unknown keys {sorted(unknown)}")
+        frm = about.get("from") or ()
+        described[column] = {**about, "from": [frm] if isinstance(frm, str) else list(frm)}
     keys = (keys,) if isinstance(keys, str) else tuple(keys)
     if mode == "merge" and not keys:
         raise DefinitionError(f"destination table {table!r}: mode='merge' needs keys=[...]")
-    return DestinationSpec(connection, table, mode, keys, metadata, tuple(exclude))
+    return DestinationSpec(connection, table, mode, keys, metadata, tuple(exclude), doc, described)

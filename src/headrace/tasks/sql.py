@@ -221,4 +221,5 @@ def sql_task(
 
     run_statement.__name__ = run_statement.__qualname__ = task_id
     run_statement.__doc__ = f"SQL on {conn}: {stmts[0][:200]}"
+    run_statement.__headrace_sql__ = (conn, tuple(stmts))  # type: ignore[attr-defined]  # lineage reads it
     return Task(run_statement, task_id=task_id, **options)

@@ -23,7 +23,7 @@ from headrace.extras import MissingExtraError, require
 from headrace.masking import register_settings
 from headrace.state import open_store
 from headrace.state.base import StateStore
-from headrace.web import actions, api, login, pages, views
+from headrace.web import actions, api, lineage, login, pages, views
 from headrace.web.api import WebContext
 from headrace.web.auth import WebAuth
 from headrace.web.jobs import Jobs
@@ -94,6 +94,7 @@ def create_app(
     app.include_router(login.router)
     app.include_router(views.router)
     app.include_router(pages.router)
+    app.include_router(lineage.router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

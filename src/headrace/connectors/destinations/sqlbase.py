@@ -154,6 +154,14 @@ class SqlDestination(ModeSteps, ABC):
         finally:
             self._release(conn)
 
+    def columns(self, table: str) -> dict[str, str] | None:
+        """Column -> SQL type of ``table`` as the database reports it, or None when it does not exist."""
+        conn = self._acquire()
+        try:
+            return self._columns(conn, table)
+        finally:
+            self._release(conn)
+
     def row_count(self, table: str) -> int | None:
         """The number of rows of ``table``, or None when it does not exist."""
         conn = self._acquire()

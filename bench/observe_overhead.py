@@ -1,0 +1,174 @@
+"""Benchmark: what emitting lineage and metrics adds to a run.
+
+Two workloads, each run alternately without and with observers (OpenLineage over HTTP
+to a local receiver that accepts every event, and StatsD to a local UDP socket), so the
+loaded machine's drift hits both sides alike; the figure is best-of-``--repeat`` each:
+
+* **orchestration**: ``bench/orchestration.py``'s fan-in pipeline (1,000 mapped tasks
+  plus one), in-process executor, SQLite state store: every task instance emits
+  START/COMPLETE events and a few StatsD datagrams;
+* **load**: a sync of ``--rows`` rows (CSV file -> Polars transform -> one quarantine
+  check -> embedded DuckDB, replaced), the reference pipeline's shape; every run really
+  loads (the transform adds the run id). The load emits datasets with schema, column
+  lineage, row counts and check results, and records its lineage in the state store.
+
+Run:  .venv/bin/python bench/observe_overhead.py [--repeat 5] [--rows 200000]
+Last line: one JSON object with the wall and CPU seconds (best of each side, the
+events of a run flushed before its clock stops) and the overhead in percent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from orchestration import HEADRACE_FLOWS  # noqa: E402
+
+LOAD_FLOW = """
+import polars as pl
+from headrace import destination, file_source, full, sync
+from headrace.quality import matches_regex
+
+
+def enrich(ctx, df: pl.DataFrame) -> pl.DataFrame:
+    # the run id makes every run's rows new: each run really loads (no replay no-op)
+    return df.with_columns(contact=pl.col("name") + " <" + pl.col("email") + ">", run=pl.lit(ctx.run_id))
+
+
+people = sync(
+    "people", source=file_source({csv!r}), incremental=full(), transform=enrich,
+    checks=[matches_regex("email", r".+@.+", severity="quarantine", reason="bad email")],
+    destination=destination("warehouse", table="people", mode="replace",
+                            columns={{"contact": {{"doc": "name and e-mail", "from": ["name", "email"]}}}}),
+)
+load = people.pipeline(name="load")
+"""
+
+
+RECEIVER = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as Marquez behind a proxy would
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+class Receiver:
+    """An OpenLineage endpoint in its own process (its CPU is not counted as ours)."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def settings_for(folder: Path, observed: bool, receiver: Receiver, udp: str) -> Any:
+    from headrace.config import LineageSettings, MetricsSettings, Settings
+
+    base = Settings(home=folder, state_url=f"sqlite:///{folder / 'state.db'}")
+    if not observed:
+        return base
+    return Settings(home=folder, state_url=base.state_url, lineage=LineageSettings(url=receiver.url, queue_size=10_000),
+                    metrics=MetricsSettings(statsd=udp))
+
+
+def timed_runs(pipe: Any, settings: Any, repeat: int, start_day: int, check: Any) -> list[tuple[float, float]]:
+    from headrace.engine import Runner
+    from headrace.state import open_store
+
+    times = []
+    with open_store(settings.state_url) as store, Runner(store, executor="inprocess", settings=settings) as runner:
+        for attempt in range(repeat):
+            began, cpu = time.perf_counter(), time.process_time()
+            result = runner.run(pipe, logical_date=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=start_day + attempt))
+            runner.flush_observers()  # the events queued by this run are sent: their CPU is counted
+            times.append((time.perf_counter() - began, time.process_time() - cpu))
+            assert str(result.state) == "success", result.run.error
+            check(result)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=200_000)
+    args = parser.parse_args()
+    from headrace.engine import load_pipelines
+
+    receiver = Receiver()
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    udp = f"udp://127.0.0.1:{sink.getsockname()[1]}"
+    folder = Path(tempfile.mkdtemp(prefix="hr-observe-"))
+    (folder / "flows.py").write_text(HEADRACE_FLOWS)
+    with open(folder / "people.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "name", "email"])
+        for i in range(args.rows):
+            w.writerow([i, f"name{i}", f"p{i}@example.com" if i % 100 else "nope"])
+    (folder / "load.py").write_text(LOAD_FLOW.format(csv=str(folder / "people.csv")))
+    fan = load_pipelines(folder / "flows.py")["fan"]
+    load = load_pipelines(folder / "load.py")["load"]
+
+    def fan_ok(result: Any) -> None:
+        assert result.result_of("total") == sum(range(1000))
+
+    def load_ok(result: Any) -> None:
+        stats = result.result_of("people")
+        assert stats["loaded"] + stats["quarantined"] == args.rows and not stats["already_loaded"]
+
+    figures: dict[str, dict[str, list[tuple[float, float]]]] = {
+        "orchestration": {"off": [], "on": []}, "load": {"off": [], "on": []},
+    }
+    for round_ in range(args.repeat):  # alternate sides: the machine's drift hits both
+        for side in ("off", "on"):
+            home = folder / f"{side}"
+            home.mkdir(exist_ok=True)
+            s = settings_for(home, side == "on", receiver, udp)
+            figures["orchestration"][side] += timed_runs(fan, s, 1, 2 * round_, fan_ok)
+            figures["load"][side] += timed_runs(load, s, 1, 2 * round_, load_ok)
+    receiver.close()
+    out: dict[str, Any] = {"repeat": args.repeat, "rows": args.rows}
+    for workload, sides in figures.items():
+        for i, unit in ((0, "s"), (1, "cpu_s")):
+            off, on = min(x[i] for x in sides["off"]), min(x[i] for x in sides["on"])
+            out[f"{workload}_off_{unit}"] = round(off, 4)
+            out[f"{workload}_on_{unit}"] = round(on, 4)
+            out[f"{workload}_overhead_{unit}_pct"] = round(100 * (on - off) / off, 2)
+            print(f"{workload:>14} {unit:>5}: off {off:.3f}, on {on:.3f} ({100 * (on - off) / off:+.2f}%)  "
+                  f"all off {[round(x[i], 3) for x in sides['off']]} on {[round(x[i], 3) for x in sides['on']]}")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""Watches one run's events and turns them into lineage and metrics.
+
+The engine hands every run and task state change to :class:`RunObserver`, which
+(1) records the datasets each sync task read and wrote in the state store's ``lineage``
+table, (2) queues OpenLineage events (built and sent on a background thread) and
+(3) sends StatsD metrics (one UDP datagram each). Nothing here can fail a run: every
+error is logged and swallowed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from headrace.config import Settings
+from headrace.observe.openlineage import LineageNote, OpenLineageEmitter
+from headrace.observe.sql_lineage import sql_lineage
+from headrace.observe.statsd import StatsdClient
+from headrace.pipeline import Pipeline
+from headrace.state.base import RunRecord, StateStore
+
+log = logging.getLogger("headrace.observe")
+
+
+class Observers:
+    """The long-lived emitters of one process (a Runner's): built once from the settings.
+
+    Args:
+        settings: the ``[lineage]`` and ``[metrics]`` sections are used.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.lineage = OpenLineageEmitter(settings.lineage) if settings.lineage.kind else None
+        self.statsd = StatsdClient.from_settings(settings.metrics)
+
+    def for_run(self, store: StateStore, pipeline: Pipeline, run: RunRecord,
+                then: Callable[[Any], None] | None) -> RunObserver:
+        return RunObserver(self, store, pipeline, run, then)
+
+    def close(self) -> None:
+        if self.lineage is not None:
+            self.lineage.close()
+        if self.statsd is not None:
+            self.statsd.close()
+
+
+def is_sync_task(pipeline: Pipeline, task_id: str) -> bool:
+    """A task a ``sync(...)`` declared (its result carries the load's lineage)."""
+    return hasattr(pipeline.tasks[task_id].fn, "__headrace_sync__")
+
+
+def sql_of(pipeline: Pipeline, task_id: str) -> tuple[str, tuple[str, ...]] | None:
+    """(connection, statements) of a ``sql_task``, or None."""
+    return getattr(pipeline.tasks[task_id].fn, "__headrace_sql__", None)
+
+
+class RunObserver:
+    """The ``on_event`` of one run: lineage rows, OpenLineage events, StatsD metrics.
+
+    Args:
+        observers: the process's emitters.
+        store: the state store (lineage rows, check results).
+        pipeline, run: the run observed.
+        then: the caller's own ``on_event``, called first.
+    """
+
+    def __init__(self, observers: Observers, store: StateStore, pipeline: Pipeline, run: RunRecord,
+                 then: Callable[[Any], None] | None) -> None:
+        self.observers, self.store, self.pipeline, self.run, self.then = observers, store, pipeline, run, then
+        self.tis: Mapping[tuple[str, int], Any] = {}
+        self.started: set[tuple[str, int]] = set()
+        self.nominal = (run.data_interval_start, run.data_interval_end)
+
+    def bind(self, tis: Mapping[tuple[str, int], Any]) -> None:
+        """The engine's live task instances (read for results and times)."""
+        self.tis = tis
+
+    def __call__(self, event: Any) -> None:
+        if self.then is not None:
+            self.then(event)
+        try:
+            if event.kind == "run":
+                self._run(event)
+            elif event.kind == "task":
+                self._task(event)
+        except Exception:  # noqa: BLE001 - observing never fails a run
+            log.exception("run %s: lineage/metrics for %s failed", self.run.run_id, event)
+
+    # ------------------------------------------------------------------ run
+
+    def _run(self, event: Any) -> None:
+        state = event.state
+        lineage, statsd = self.observers.lineage, self.observers.statsd
+        if state == "running":
+            if lineage is not None:  # a resumed run started before: it goes on RUNNING
+                lineage.note(self._note("RUNNING" if self.run.started_at is not None else "START"))
+            return
+        if state not in ("success", "failed"):
+            return
+        if lineage is not None:
+            kind = "COMPLETE" if state == "success" else "ABORT" if "interrupted" in (event.error or "") else "FAIL"
+            lineage.note(self._note(kind, error=event.error))
+        if statsd is not None:
+            statsd.count("runs", 1, {"pipeline": self.pipeline.name, "state": state})
+
+    def _note(self, state: str, task_id: str | None = None, map_index: int = -1, **extra: Any) -> LineageNote:
+        if task_id is None:
+            meta = {"doc": self.pipeline.doc, "owner": self.pipeline.owner, "tags": self.pipeline.tags}
+        else:
+            task = self.pipeline.tasks[task_id]
+            meta = {"doc": task.doc, "owner": task.owner, "tags": task.tags}
+            sql = sql_of(self.pipeline, task_id)
+            if sql is not None:
+                meta["sql"] = ";\n".join(sql[1])
+        return LineageNote(state, self.run.run_id, self.pipeline.name, task_id, map_index, self.nominal,
+                           job=meta, **extra)
+
+    # ------------------------------------------------------------------ task
+
+    def _task(self, event: Any) -> None:
+        if event.map_index >= 0:
+            return  # elements: see _elements
+        key = (event.task_id, event.map_index)
+        state = event.state
+        lineage, statsd = self.observers.lineage, self.observers.statsd
+        tags = {"pipeline": self.pipeline.name, "task": event.task_id}
+        if state == "running":
+            if lineage is not None:
+                again = key in self.started or (event.attempt or 1) > 1  # a retry, or a resumed run's
+                lineage.note(self._note("RUNNING" if again else "START", *key))
+            self.started.add(key)
+            return
+        if state == "up_for_retry":
+            if statsd is not None:
+                statsd.count("task.retries", 1, tags)
+            return
+        if state not in ("success", "failed"):
+            return
+        if (event.task_id, 0) in self.tis:
+            self._elements(event.task_id)
+        ti = self.tis.get(key)
+        result = getattr(ti, "result_json", None) if state == "success" else None
+        sync = isinstance(result, dict) and "lineage" in result and is_sync_task(self.pipeline, event.task_id)
+        sql = sql_of(self.pipeline, event.task_id)
+        if sql is not None and state == "success":
+            result = self._sql_result(sql, result)
+            sync = result is not None
+        if sync and result is not None:
+            self._record(event.task_id, result)
+        if lineage is not None and key in self.started:
+            checks = self.store.get_check_results(self.run.run_id, event.task_id) if sync else []
+            lineage.note(self._note("COMPLETE" if state == "success" else "FAIL", *key, error=event.error,
+                                    result=result if sync else None, checks=checks))
+        if statsd is not None:
+            statsd.count("task.finished", 1, {**tags, "state": state})
+            if ti is not None and ti.started_at is not None and ti.ended_at is not None:
+                statsd.timing("task.duration", (ti.ended_at - ti.started_at).total_seconds() * 1000, tags)
+            if sync and result is not None:
+                statsd.count("rows.loaded", int(result.get("loaded") or 0), tags)
+                statsd.count("rows.quarantined", int(result.get("quarantined") or 0), tags)
+
+    def _elements(self, task_id: str) -> None:
+        """A mapped task ended: its elements' durations and retries, packed into few datagrams.
+
+        Elements are one OpenLineage job with their parent (which sends START when it
+        expands and COMPLETE/FAIL when all elements ended); their own events are ignored,
+        so a 1,000-element map costs the observer one pass here, not 2,000 calls.
+        """
+        statsd = self.observers.statsd
+        if statsd is None:
+            return
+        tags = {"pipeline": self.pipeline.name, "task": task_id}
+        head, tail = statsd.parts("task.duration", "ms", tags)
+        lines, retries = [], 0
+        for (tid, mi), ti in self.tis.items():
+            if tid != task_id or mi < 0:
+                continue
+            retries += max(ti.attempt - 1, 0)
+            if ti.started_at is not None and ti.ended_at is not None:
+                lines.append(f"{head}{(ti.ended_at - ti.started_at).total_seconds() * 1000:g}{tail}")
+        statsd.send_lines(lines)
+        if retries:
+            statsd.count("task.retries", retries, tags)
+
+    def _sql_result(self, sql: tuple[str, tuple[str, ...]], result: Any) -> dict[str, Any] | None:
+        """A SQL task's lineage (parsed once per statement set) as a sync-like result."""
+        lineage = sql_lineage(sql[0], sql[1], self.observers.settings)
+        if lineage is None:
+            return None
+        loaded = result.get("rowcount") if isinstance(result, dict) else None
+        return {"lineage": lineage, "loaded": loaded if isinstance(loaded, int) and loaded >= 0 else None}
+
+    def _record(self, task_id: str, result: dict[str, Any]) -> None:
+        record = getattr(self.store, "record_lineage", None)
+        if record is None:
+            return
+        lineage = result["lineage"]
+        outputs = [{**d, "rows": result.get("loaded")} for d in lineage.get("outputs", [])]
+        record(self.run.run_id, self.pipeline.name, task_id, lineage.get("inputs", []), outputs)

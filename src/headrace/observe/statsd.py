@@ -1,0 +1,113 @@
+"""Push metrics to a StatsD or DogStatsD agent over UDP (Datadog's agent, statsd_exporter).
+
+One datagram per metric, DogStatsD format ``<prefix>.<name>:<value>|<type>|#tag:v,...``
+(plain StatsD agents ignore the ``|#`` part). UDP is fire-and-forget: a send costs a
+system call and never waits; an agent that is down loses the datagram, counted in
+:attr:`StatsdClient.errors`, never an error for the run.
+
+Metrics headrace sends (prefix ``headrace``): ``runs`` (count, tags pipeline/state),
+``task.duration`` (timing, ms), ``task.retries``, ``task.finished`` (tags state),
+``rows.loaded``, ``rows.quarantined``, ``sla.misses``, ``queue.depth`` (gauge), and a
+task's own ``ctx.metric(name, value)`` as ``custom.<name>`` (gauge).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit
+
+from headrace.config import MetricsSettings
+from headrace.errors import ConfigError
+
+_BAD = re.compile(r"[^A-Za-z0-9_.\-/]")
+#: Largest datagram :meth:`StatsdClient.send_lines` sends (fits a 1500-byte MTU).
+MAX_DATAGRAM = 1432
+
+
+def tag_list(tags: Mapping[str, object] | Iterable[str] | None) -> list[str]:
+    """``{"pipeline": "etl"}`` or ``["pipeline:etl"]`` as DogStatsD tags."""
+    if not tags:
+        return []
+    if isinstance(tags, Mapping):
+        return [f"{k}:{v}" for k, v in tags.items()]
+    return [str(t) for t in tags]
+
+
+class StatsdClient:
+    """A DogStatsD client over one UDP socket.
+
+    Args:
+        url: ``udp://host:port``.
+        prefix: first part of every name.
+        tags: tags added to every metric.
+    """
+
+    def __init__(self, url: str, prefix: str = "headrace", tags: Iterable[str] = ()) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "udp" or not parts.hostname:
+            raise ConfigError(f"StatsD address must be udp://host:port, got {url!r}")
+        self.address = (parts.hostname, parts.port or 8125)
+        self.prefix = prefix.rstrip(".")
+        self.tags = list(tags)
+        self.errors = 0
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+
+    @classmethod
+    def from_settings(cls, settings: MetricsSettings) -> StatsdClient | None:
+        """A client for ``[metrics] statsd``, or None when none is configured."""
+        return cls(settings.statsd, settings.prefix, settings.tags) if settings.statsd else None
+
+    def count(self, name: str, value: float = 1, tags: Mapping[str, object] | Iterable[str] | None = None) -> None:
+        self._send(name, value, "c", tags)
+
+    def gauge(self, name: str, value: float, tags: Mapping[str, object] | Iterable[str] | None = None) -> None:
+        self._send(name, value, "g", tags)
+
+    def timing(self, name: str, ms: float, tags: Mapping[str, object] | Iterable[str] | None = None) -> None:
+        self._send(name, ms, "ms", tags)
+
+    def line(self, name: str, value: float, kind: str, tags: Mapping[str, object] | Iterable[str] | None) -> str:
+        """The DogStatsD line of one metric."""
+        head, tail = self.parts(name, kind, tags)
+        number = f"{value:g}" if isinstance(value, float) else str(value)
+        return f"{head}{number}{tail}"
+
+    def parts(self, name: str, kind: str, tags: Mapping[str, object] | Iterable[str] | None) -> tuple[str, str]:
+        """What comes before and after the value in a line: ``("headrace.x:", "|ms|#a:b")``;
+        callers sending one metric many times keep them (a line is then one f-string)."""
+        metric = _BAD.sub("_", f"{self.prefix}.{name}" if self.prefix else name)
+        all_tags = [*self.tags, *(_BAD.sub("_", t.split(":", 1)[0]) + t[len(t.split(":", 1)[0]):]
+                                  for t in tag_list(tags))]
+        return f"{metric}:", f"|{kind}" + (f"|#{','.join(all_tags)}" if all_tags else "")
+
+    def _send(self, name: str, value: float, kind: str, tags: Mapping[str, object] | Iterable[str] | None) -> None:
+        try:
+            self._sock.sendto(self.line(name, value, kind, tags).encode(), self.address)
+        except OSError:  # agent down, buffer full: a metric lost, the run goes on
+            self.errors += 1
+
+    def send_lines(self, lines: list[str]) -> None:
+        """Send many lines in as few datagrams as fit (newline-separated, at most
+        :data:`MAX_DATAGRAM` bytes each, as DogStatsD and statsd_exporter accept)."""
+        packet: list[str] = []
+        size = 0
+        for line in lines:
+            if packet and size + len(line) + 1 > MAX_DATAGRAM:
+                self._raw("\n".join(packet))
+                packet, size = [], 0
+            packet.append(line)
+            size += len(line) + 1
+        if packet:
+            self._raw("\n".join(packet))
+
+    def _raw(self, text: str) -> None:
+        try:
+            self._sock.sendto(text.encode(), self.address)
+        except OSError:
+            self.errors += 1
+
+    def close(self) -> None:
+        self._sock.close()

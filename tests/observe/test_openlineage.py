@@ -1,0 +1,266 @@
+"""OpenLineage events through the engine: a real HTTP receiver validates each against the
+spec's JSON schema; the reference pipeline's sync names its datasets and column lineage;
+a receiver that is down costs one warning and never the run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from headrace.config import LineageSettings, Settings
+from headrace.engine import Runner
+from headrace.engine.loader import load_pipelines
+from headrace.pipeline import pipeline, task
+from headrace.state import open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((Path(__file__).parent / "openlineage_schema.json").read_text())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
+
+
+class Receiver:
+    """A Marquez-like endpoint: POST /api/v1/lineage, each body validated, 201 or 400."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.invalid: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                errors = [e.message for e in VALIDATOR.iter_errors(body)]
+                ok = self.path == "/api/v1/lineage" and not errors
+                (outer.events if ok else outer.invalid).append(body if ok else f"{self.path}: {errors}")
+                self.send_response(201 if ok else 400)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def run_with(settings: Settings, pipe: Any) -> Any:
+    with open_store(settings.state_url) as store, Runner(store, "inprocess", settings=settings) as runner:
+        result = runner.run(pipe)
+    return result  # Runner.__exit__ flushed the events
+
+
+@task
+def first() -> int:
+    return 1
+
+
+@task(retries=0)
+def second(x: int) -> int:
+    raise ValueError(f"bad input {x}")
+
+
+@pipeline(owner="team-a", tags=["demo"])
+def flaky_pair() -> None:
+    """Two tasks; the second fails."""
+    second(first())
+
+
+def test_reference_pipeline_events_are_valid_and_name_datasets(tmp_path: Path, receiver: Receiver) -> None:
+    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                        lineage=LineageSettings(url=receiver.url, namespace="acme"))
+    etl = load_pipelines(ROOT / "examples" / "customer_etl.py")["customer_etl"]
+    result = run_with(settings, etl)
+    assert result.state == "success"
+    assert receiver.invalid == []
+    kinds = [(e["job"]["name"], e["eventType"]) for e in receiver.events]
+    assert kinds == [("customer_etl", "START"), ("customer_etl.customers", "START"),
+                     ("customer_etl.customers", "COMPLETE"), ("customer_etl", "COMPLETE")]
+    complete = receiver.events[2]
+    run_start = receiver.events[0]
+    assert complete["run"]["facets"]["parent"]["run"]["runId"] == run_start["run"]["runId"]
+    assert complete["job"]["namespace"] == "acme"
+    (source,) = complete["inputs"]
+    (target,) = complete["outputs"]
+    assert source["namespace"] == f"sqlite://{tmp_path / 'demo_crm.db'}" and source["name"] == "customers"
+    assert target["namespace"] == f"duckdb://{tmp_path / 'warehouse.duckdb'}"
+    assert target["name"] == "warehouse.main.customers"
+    fields = {f["name"]: f["type"] for f in target["facets"]["schema"]["fields"]}
+    assert {"customer_id", "email", "full_name", "email_domain"} <= set(fields) and "email_rank" not in fields
+    lineage = target["facets"]["columnLineage"]["fields"]
+    assert [i["field"] for i in lineage["email"]["inputFields"]] == ["email"]
+    assert lineage["email"]["inputFields"][0]["name"] == "customers"
+    assert sorted(i["field"] for i in lineage["full_name"]["inputFields"]) == ["first_name", "last_name"]
+    loaded = result.result_of("customers")["loaded"]
+    assert target["outputFacets"]["outputStatistics"]["rowCount"] == loaded > 0
+    assertions = target["facets"]["dataQualityAssertions"]["assertions"]
+    assert {"assertion": "not_null(customer_id)", "column": "customer_id", "success": True} in [
+        {k: a[k] for k in ("assertion", "column", "success")} for a in assertions
+    ]
+    assert any(not a["success"] for a in assertions)  # the demo data has quarantined rows
+
+
+def test_a_failing_task_sends_fail_with_the_error(tmp_path: Path, receiver: Receiver) -> None:
+    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                        lineage=LineageSettings(url=receiver.url))
+    result = run_with(settings, flaky_pair)
+    assert result.state == "failed"
+    assert receiver.invalid == []
+    by_job = {(e["job"]["name"], e["eventType"]): e for e in receiver.events}
+    failed = by_job[("flaky_pair.second", "FAIL")]
+    assert "ValueError: bad input 1" in failed["run"]["facets"]["errorMessage"]["message"]
+    assert ("flaky_pair.first", "COMPLETE") in by_job
+    run_fail = by_job[("flaky_pair", "FAIL")]
+    assert run_fail["job"]["facets"]["ownership"]["owners"] == [{"name": "team-a"}]
+    assert "second" in run_fail["run"]["facets"]["errorMessage"]["message"]
+
+
+def test_receiver_down_the_run_succeeds_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    down = Receiver()
+    url = down.url
+    down.close()  # nothing listens on that port any more
+    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                        lineage=LineageSettings(url=url, timeout=1.0))
+    with caplog.at_level(logging.WARNING, logger="headrace.lineage"):
+        result = run_with(settings, flaky_pair)
+        result2 = run_with(replace(settings), first_only)
+    assert result.state == "failed" and result2.state == "success"  # the run's own outcome
+    warnings = [r for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(warnings) == 2  # one per emitter (one per Runner here), not one per event
+
+
+@pipeline
+def first_only() -> None:
+    first()
+
+
+def test_file_transport_writes_one_event_a_line(tmp_path: Path) -> None:
+    out = tmp_path / "events.jsonl"
+    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                        lineage=LineageSettings(transport="file", file=str(out)))
+    assert run_with(settings, first_only).state == "success"
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [e["eventType"] for e in events] == ["START", "START", "COMPLETE", "COMPLETE"]
+    for e in events:
+        VALIDATOR.validate(e)
+
+
+def test_openlineage_environment_is_read_at_the_edge(tmp_path: Path) -> None:
+    config = tmp_path / "openlineage.yml"
+    config.write_text("transport:\n  type: http\n  url: http://marquez:5000\n  auth:\n    type: api_key\n    apiKey: s3cret\n")
+    settings = Settings.load(tmp_path, {"OPENLINEAGE_CONFIG": str(config), "OPENLINEAGE_NAMESPACE": "prod"})
+    assert (settings.lineage.kind, settings.lineage.url, settings.lineage.namespace) == ("http", "http://marquez:5000", "prod")
+    assert settings.lineage.api_key == "s3cret" and "s3cret" not in repr(settings)
+    assert Settings.load(tmp_path, {"OPENLINEAGE_URL": "http://ol:5000"}).lineage.kind == "http"
+    assert Settings.load(tmp_path, {"OPENLINEAGE_URL": "http://ol:5000", "OPENLINEAGE_DISABLED": "true"}).lineage.kind is None
+    assert Settings.from_json(settings.to_json()).lineage == settings.lineage
+
+
+def test_sql_task_names_its_tables_and_columns(tmp_path: Path, receiver: Receiver, pg_schema) -> None:
+    from headrace.tasks.sql import sql_task
+
+    url, schema = pg_schema
+    pg = f"{url}?schema={schema}"
+    setup = sql_task([
+        "CREATE TABLE orders (id int, customer_id int, amount numeric)",
+        "CREATE TABLE customers (id int, name text)",
+        "INSERT INTO orders VALUES (1, 1, 10), (2, 1, 5), (3, 2, 7)",
+        "INSERT INTO customers VALUES (1, 'ann'), (2, 'bob')",
+        "CREATE TABLE totals (customer text, total numeric)",
+    ], conn="pg", task_id="setup")
+    rollup = sql_task(
+        "INSERT INTO totals (customer, total) SELECT c.name, sum(o.amount) FROM orders o "
+        "JOIN customers c ON c.id = o.customer_id GROUP BY c.name",
+        conn="pg", task_id="rollup",
+    )
+
+    @pipeline(name="sql_rollup")
+    def sql_rollup() -> None:
+        setup() >> rollup()
+
+    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}", connections={"pg": pg},
+                        lineage=LineageSettings(url=receiver.url))
+    assert run_with(settings, sql_rollup).state == "success"
+    assert receiver.invalid == []
+    (complete,) = [e for e in receiver.events if e["job"]["name"] == "sql_rollup.rollup" and e["eventType"] == "COMPLETE"]
+    db = url.rsplit("/", 1)[1]
+    assert {(d["namespace"], d["name"]) for d in complete["inputs"]} == {
+        ("postgres://127.0.0.1:5432", f"{db}.{schema}.orders"), ("postgres://127.0.0.1:5432", f"{db}.{schema}.customers"),
+    }
+    (out,) = complete["outputs"]
+    assert out["name"] == f"{db}.{schema}.totals"
+    fields = out["facets"]["columnLineage"]["fields"]
+    assert [(i["name"].rsplit(".", 1)[1], i["field"]) for i in fields["total"]["inputFields"]] == [("orders", "amount")]
+    assert [(i["name"].rsplit(".", 1)[1], i["field"]) for i in fields["customer"]["inputFields"]] == [("customers", "name")]
+    assert "INSERT INTO totals" in complete["job"]["facets"]["sql"]["query"]
+    assert out["outputFacets"]["outputStatistics"]["rowCount"] == 2
+
+
+FLAKY: dict[str, bool] = {}
+
+
+@task(retries=0)
+def fails_once() -> int:
+    if not FLAKY.get("done"):
+        FLAKY["done"] = True
+        raise ValueError("first run fails")
+    return 2
+
+
+@task
+def interrupted() -> int:
+    raise KeyboardInterrupt
+
+
+@pipeline
+def resumable() -> None:
+    fails_once()
+
+
+@pipeline
+def stopped() -> None:
+    interrupted()
+
+
+def test_resume_sends_running_and_an_interrupt_sends_abort(tmp_path: Path, receiver: Receiver) -> None:
+    from headrace.engine.runner import RunInterrupted
+
+    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                        lineage=LineageSettings(url=receiver.url))
+    FLAKY.clear()
+    with open_store(settings.state_url) as store, Runner(store, "inprocess", settings=settings) as runner:
+        first = runner.run(resumable)
+        assert first.state == "failed"
+        resumed = runner.resume(first.run_id, resumable)
+        assert resumed.state == "success", resumed.task("fails_once").error
+        with pytest.raises(RunInterrupted):
+            runner.run(stopped)
+    assert receiver.invalid == []
+    runs = [(e["job"]["name"], e["eventType"], e["run"]["runId"]) for e in receiver.events if "." not in e["job"]["name"]]
+    resumable_runs = [(kind, rid) for name, kind, rid in runs if name == "resumable"]
+    assert [k for k, _ in resumable_runs] == ["START", "FAIL", "RUNNING", "COMPLETE"]
+    assert len({rid for _, rid in resumable_runs}) == 1  # one OpenLineage run, resumed
+    stopped_events = [e for e in receiver.events if e["job"]["name"] == "stopped"]
+    assert [e["eventType"] for e in stopped_events] == ["START", "ABORT"]
+    assert "interrupted" in stopped_events[1]["run"]["facets"]["errorMessage"]["message"]
+    tasks = [e["eventType"] for e in receiver.events if e["job"]["name"] == "resumable.fails_once"]
+    assert tasks == ["START", "FAIL", "RUNNING", "COMPLETE"]  # the task tried again in the same OL run
