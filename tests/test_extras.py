@@ -33,6 +33,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "avro": ("fastavro",),
     "metrics": ("prometheus_client",),
     "pandas": ("pandas",),
+    "lakehouse": ("deltalake", "pyiceberg", "s3fs"),
 }
 EVERY_EXTRA = ",".join(m for modules in EXTRA_MODULES.values() for m in modules)
 
@@ -194,6 +195,15 @@ SNIPPETS = {
     "postgres SQL task": (
         "postgres",
         f'from headrace.tasks.sql import run_sql\nrun_sql("{PG}", "SELECT 1", {{}})',
+    ),
+    "delta destination": (
+        "lakehouse",
+        "from headrace.connectors import open_destination\nopen_destination('delta:///tmp/x')",
+    ),
+    "iceberg destination": (
+        "lakehouse",
+        "from headrace.connectors import open_destination\n"
+        "open_destination('iceberg+sqlite:///c.db?warehouse=/tmp/w')",
     ),
     "queue API": ("queue", "from headrace.queue import Queue"),
     "web API": ("web", "from headrace.web import create_app"),

@@ -28,6 +28,7 @@ EXTRAS: dict[str, str] = {
     "avro": "Avro file sources",
     "metrics": "Prometheus `/metrics` in the web app",
     "pandas": "pandas DataFrames from analytics results",
+    "lakehouse": "Delta Lake and Iceberg destinations, s3:// object storage",
 }
 
 

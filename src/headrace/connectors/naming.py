@@ -25,6 +25,11 @@ SCHEMES: dict[str, str] = {
     "mysql+pymysql": "mysql",
     "sqlite": "sqlite",
     "duckdb": "duckdb",
+    "delta": "delta",
+    "delta+s3": "delta",
+    "iceberg+sqlite": "iceberg",
+    "iceberg+postgresql": "iceberg",
+    "iceberg+postgres": "iceberg",
 }
 
 
