@@ -15,6 +15,7 @@ with a snapshot id.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -160,9 +161,14 @@ class IcebergDestination(LakeDestination):
     def _apply(self, state: TableState, load: LakeLoad, data: pa.Table) -> None:
         """The load's data change and the checkpoint property, in one transaction."""
         props = load.properties
+        data = _conform(data, state.handle.schema().as_arrow())
         with state.handle.transaction() as txn:
             if load.mode is WriteMode.MERGE and load.rows_replaced:
-                txn.upsert(data, join_cols=load.keys, snapshot_properties=props)
+                # delete the stored rows of the incoming keys and add the incoming rows, in
+                # one overwrite (pyiceberg's upsert fails on a table whose schema evolved)
+                txn.overwrite(
+                    data, overwrite_filter=_keys_filter(data, load.keys), snapshot_properties=props
+                )
             elif load.mode is WriteMode.REPLACE:
                 txn.overwrite(data, snapshot_properties=props)
             elif load.mode is WriteMode.REPLACE_PARTITION:
@@ -174,6 +180,31 @@ class IcebergDestination(LakeDestination):
             else:  # append; a merge that replaces no stored key only inserts
                 txn.append(data, snapshot_properties=props)
             txn.set_properties({KEY_CHECKPOINTS: props[KEY_CHECKPOINTS], **NO_RETRY})
+
+
+def _keys_filter(data: pa.Table, keys: list[str]) -> Any:
+    """The Iceberg row filter matching the key values of ``data``."""
+    from pyiceberg.expressions import And, EqualTo, In, Or
+
+    if len(keys) == 1:
+        values = [v for v in data.column(keys[0]).unique().to_pylist() if v is not None]
+        return In(keys[0], values)
+    rows = {tuple(r[k] for k in keys) for r in data.select(keys).to_pylist()}
+    terms = [
+        functools.reduce(And, [EqualTo(k, v) for k, v in zip(keys, row, strict=True)])
+        for row in rows
+        if None not in row
+    ]
+    return functools.reduce(Or, terms)
+
+
+def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``data`` in the table's column order, NULL for the table's columns it lacks."""
+    columns = [
+        data.column(f.name) if f.name in data.column_names else pa.nulls(data.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, names=schema.names)
 
 
 def _iceberg_types(data: pa.Table) -> pa.Table:

@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import re
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -51,13 +52,15 @@ from headrace.connectors.incremental import (
     encode_value,
 )
 from headrace.connectors.naming import quote_ident
-from headrace.errors import ConnectorError, HeadraceError
+from headrace.errors import ConnectorError, HeadraceError, did_you_mean
 
 #: Keys of the commit metadata / snapshot summary / table properties headrace writes.
 KEY_LOAD_ID = "headrace.load_id"
 KEY_LOAD = "headrace.load"
 KEY_CHECKPOINTS = "headrace.checkpoints"
 QUARANTINE_SUFFIX = "_quarantine"
+#: ``"customers@3"`` in a query: table ``customers`` at version (or snapshot id) 3.
+TIME_TRAVEL = re.compile(r'"([^"@]+)@(\d+)"')
 CONFLICT_RETRIES = 20
 
 
@@ -160,8 +163,7 @@ class LakeDestination(ABC):
 
         con = duckdb.connect()
         try:
-            for name in self.tables():
-                con.register(name, self._relation(name))
+            self.register(con, sql)
             return con.sql(sql, params=list(params) or None).to_arrow_table()
         except HeadraceError:
             raise
@@ -169,6 +171,22 @@ class LakeDestination(ABC):
             raise ConnectorError(f"Query on {self.where} failed: {exc}") from None
         finally:
             con.close()
+
+    def register(self, con: Any, sql: str = "") -> list[str]:
+        """Make every table readable by name on DuckDB connection ``con`` (the latest
+        version), and each ``"table@version"`` that ``sql`` names at that version (time
+        travel: a Delta version number, an Iceberg snapshot id). Returns the names."""
+        names = self.tables()
+        for name in names:
+            con.register(name, self._relation(name))
+        for name, version in sorted(set(TIME_TRAVEL.findall(sql))):
+            if name not in names:
+                raise ConnectorError(
+                    f"{self.where} has no table {name!r} (time travel {name}@{version})."
+                    + did_you_mean(name, names)
+                )
+            con.register(f"{name}@{version}", self.read(name, int(version)))
+        return names
 
     def _relation(self, table: str) -> Any:
         """What DuckDB reads as ``table`` (an Arrow dataset or table)."""
