@@ -25,6 +25,7 @@ SCHEMES: dict[str, str] = {
     "mysql+pymysql": "mysql",
     "sqlite": "sqlite",
     "duckdb": "duckdb",
+    "s3": "s3",
     "delta": "delta",
     "delta+s3": "delta",
     "iceberg+sqlite": "iceberg",

@@ -34,6 +34,7 @@ from headrace.connectors.incremental import (
     load_identity,
 )
 from headrace.connectors.naming import default_warehouse
+from headrace.connectors.objectstore import ObjectStore
 from headrace.connectors.sources import Extract
 from headrace.errors import ConnectorError
 from headrace.pipeline import Context
@@ -300,7 +301,12 @@ def _open_extract(spec: Sync, ctx: Context, start: Checkpoint | None) -> Extract
         ctx.progress(n, None, f"rows extracted from {spec.source.dataset}")
 
     if isinstance(spec.source, FileSourceSpec):
-        return FileSource(spec.source.path, **spec.source.options).read(progress=progress)
+        options = dict(spec.source.options)
+        if "connection" in options:  # object storage: credentials from a named connection
+            options["store"] = ObjectStore.from_url(
+                ctx.settings.connection(options.pop("connection"))
+            )
+        return FileSource(spec.source.path, **options).read(progress=progress)
     options: dict[str, Any] = {"progress": progress}
     if isinstance(strategy, CursorStrategy):
         options["cursor"] = Cursor(

@@ -34,6 +34,7 @@ from headrace.connectors.destinations.lakebase import (
 )
 from headrace.connectors.incremental import Interval
 from headrace.connectors.naming import quote_ident
+from headrace.connectors.objectstore import ObjectStore
 from headrace.errors import ConnectorError
 from headrace.extras import require
 
@@ -60,14 +61,16 @@ class DeltaDestination(LakeDestination):
         self.dl = _lib()
 
     @classmethod
-    def from_url(cls, url: str, storage_options: dict[str, str] | None = None) -> DeltaDestination:
-        """``delta:///abs/path`` or ``delta+s3://bucket/prefix``."""
-        rest = url.split("://", 1)[1].split("?", 1)[0]
-        scheme = url.split("://", 1)[0].lower()
-        root = f"s3://{rest}" if scheme == "delta+s3" else rest
-        if not root.startswith("s3://") and root.startswith("//"):
+    def from_url(cls, url: str) -> DeltaDestination:
+        """``delta:///abs/path``, or ``delta+s3://key:secret@bucket/prefix?endpoint_url=...``
+        (see :class:`~headrace.connectors.objectstore.ObjectStore`)."""
+        if url.split("://", 1)[0].lower() == "delta+s3":
+            store = ObjectStore.from_url(url)
+            return cls(store.root, store.delta_options(), masked=store.masked)
+        root = url.split("://", 1)[1].split("?", 1)[0]
+        if root.startswith("//"):
             root = root[1:]
-        return cls(root, storage_options, masked=mask_url(url))
+        return cls(root, None, masked=mask_url(url))
 
     def _uri(self, table: str) -> str:
         return f"{self.root}/{table}"
@@ -75,9 +78,11 @@ class DeltaDestination(LakeDestination):
     def tables(self) -> list[str]:
         """Sub-folders holding a ``_delta_log``."""
         if self.root.startswith("s3://"):
-            import fsspec
-
-            fs, path = fsspec.core.url_to_fs(self.root, **_fsspec_options(self.storage_options))
+            fs = ObjectStore(self.root, **_store_fields(self.storage_options)).filesystem()
+            path = self.root.removeprefix("s3://")
+            if not fs.exists(path):
+                return []
+            fs.invalidate_cache()
             found = [p.rsplit("/", 1)[-1] for p in fs.ls(path) if fs.exists(f"{p}/_delta_log")]
             return sorted(found)
         root = Path(self.root)
@@ -103,11 +108,37 @@ class DeltaDestination(LakeDestination):
         return TableState(handle, checkpoints, columns)
 
     def _history(self, table: str, handle: Any = None) -> Iterator[dict[str, str]]:
+        """The headrace keys of each commit's ``commitInfo``, newest first.
+
+        Reads the commit files ``_delta_log/<version>.json`` one by one from the newest
+        (deltalake's ``history()`` lists the log, which some S3-compatible servers
+        answer in a way that makes it loop); stops at a file log cleanup removed.
+        """
         handle = handle if handle is not None else self._open(table)
-        for commit in handle.history():
-            yield {
-                k: v for k, v in commit.items() if isinstance(k, str) and k.startswith("headrace.")
-            }
+        fs, log = self._log_fs(table)
+        for version in range(handle.version(), -1, -1):
+            try:
+                with fs.open(f"{log}/{version:020d}.json", "rb") as f:
+                    lines = f.read().decode().splitlines()
+            except FileNotFoundError:
+                return
+            for line in lines:
+                action = json.loads(line) if line.strip() else {}
+                if "commitInfo" in action:
+                    info = action["commitInfo"]
+                    yield {k: v for k, v in info.items() if k.startswith("headrace.")}
+                    break
+            else:
+                yield {}
+
+    def _log_fs(self, table: str) -> tuple[Any, str]:
+        """A filesystem holding the table's ``_delta_log`` and the log's path on it."""
+        if self.root.startswith("s3://"):
+            fs = ObjectStore(self.root, **_store_fields(self.storage_options)).filesystem()
+            return fs, f"{self._uri(table).removeprefix('s3://')}/_delta_log"
+        import fsspec
+
+        return fsspec.filesystem("file"), f"{self._uri(table)}/_delta_log"
 
     def read(self, table: str, version: Any = None) -> pa.Table:
         """The rows of ``table`` at ``version`` (a number or a timestamp), or the latest."""
@@ -236,15 +267,12 @@ def _is_conflict(exc: Exception) -> bool:
     return name == "CommitFailedError" or "already exists" in text or "conflict" in text
 
 
-def _fsspec_options(options: dict[str, str] | None) -> dict[str, Any]:
-    """deltalake's object-store options as s3fs takes them."""
-    if not options:
-        return {}
-    out: dict[str, Any] = {}
-    if "AWS_ACCESS_KEY_ID" in options:
-        out["key"] = options["AWS_ACCESS_KEY_ID"]
-    if "AWS_SECRET_ACCESS_KEY" in options:
-        out["secret"] = options["AWS_SECRET_ACCESS_KEY"]
-    if "AWS_ENDPOINT_URL" in options:
-        out["client_kwargs"] = {"endpoint_url": options["AWS_ENDPOINT_URL"]}
-    return out
+def _store_fields(options: dict[str, str] | None) -> dict[str, Any]:
+    """The :class:`ObjectStore` fields behind deltalake's storage options."""
+    options = options or {}
+    return {
+        "key": options.get("AWS_ACCESS_KEY_ID"),
+        "secret": options.get("AWS_SECRET_ACCESS_KEY"),
+        "endpoint_url": options.get("AWS_ENDPOINT_URL"),
+        "region": options.get("AWS_REGION", "us-east-1"),
+    }
