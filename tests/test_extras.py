@@ -34,6 +34,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "metrics": ("prometheus_client",),
     "pandas": ("pandas",),
     "lakehouse": ("deltalake", "pyiceberg", "s3fs"),
+    "spark": ("pyspark",),
 }
 EVERY_EXTRA = ",".join(m for modules in EXTRA_MODULES.values() for m in modules)
 
@@ -204,6 +205,11 @@ SNIPPETS = {
         "lakehouse",
         "from headrace.connectors import open_destination\n"
         "open_destination('iceberg+sqlite:///c.db?warehouse=/tmp/w')",
+    ),
+    "spark session": (
+        "spark",
+        "from headrace.config import SparkSettings\n"
+        "from headrace.executors.spark import spark_session\nspark_session(SparkSettings())",
     ),
     "queue API": ("queue", "from headrace.queue import Queue"),
     "web API": ("web", "from headrace.web import create_app"),

@@ -29,6 +29,7 @@ EXTRAS: dict[str, str] = {
     "metrics": "Prometheus `/metrics` in the web app",
     "pandas": "pandas DataFrames from analytics results",
     "lakehouse": "Delta Lake and Iceberg destinations, s3:// object storage",
+    "spark": "Spark tasks (PySpark sessions from the [spark] settings)",
 }
 
 
