@@ -18,7 +18,7 @@ from headrace.engine import Runner
 from headrace.state import open_store
 
 pytest.importorskip("pyspark")
-from pyspark.sql import DataFrame  # noqa: E402
+from pyspark.sql import DataFrame as SparkDataFrame  # noqa: E402
 
 pytestmark = pytest.mark.spark
 
@@ -29,7 +29,7 @@ def customers() -> pa.Table:
 
 
 @task
-def by_state(ctx: Context, rows: DataFrame) -> DataFrame:
+def by_state(ctx: Context, rows: SparkDataFrame) -> SparkDataFrame:
     """A Spark task: gets the upstream's Parquet as a Spark DataFrame, returns one."""
     from pyspark.sql import functions as F
 

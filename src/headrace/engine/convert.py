@@ -13,7 +13,8 @@ annotation                                  receives
 ``pl.DataFrame`` / ``polars.DataFrame``     ``polars``
 ``pl.LazyFrame`` / ``polars.LazyFrame``     ``polars_lazy``
 ``pd.DataFrame`` / ``pandas.DataFrame``     ``pandas``
-``pyspark.sql.DataFrame``                   ``spark`` (read by Spark from the Parquet)
+``pyspark.sql.DataFrame`` / ``SparkDataFrame``  ``spark`` (read by Spark from the Parquet;
+                                            ``from pyspark.sql import DataFrame as SparkDataFrame``)
 ==========================================  ===============
 
 ``X | None`` and ``Optional[X]`` count as ``X``.
@@ -32,6 +33,7 @@ from headrace.pipeline import Task
 __all__ = ["annotated_format", "load_as", "wanted_formats"]
 
 _FORMATS = {
+    "SparkDataFrame": "spark",
     "Table": "arrow",
     "RecordBatchReader": "arrow_stream",
     "LazyFrame": "polars_lazy",
@@ -69,6 +71,8 @@ def _format_of(dotted: str) -> str | None:
     fmt = _FORMATS.get(name)
     if name == "DataFrame":
         fmt = next((f for f in ("polars", "pandas", "spark") if module in _MODULES[f]), None)
+    if fmt == "spark" and name == "SparkDataFrame":  # the alias names Spark whatever the module
+        return fmt
     if fmt is None or module not in _MODULES[fmt]:
         return None
     return fmt

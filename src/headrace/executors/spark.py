@@ -2,18 +2,18 @@
 
 A task uses Spark by asking for the session or by taking a Spark DataFrame::
 
-    from pyspark.sql import DataFrame
-    from headrace.executors.spark import spark_session
+    from pyspark.sql import DataFrame as SparkDataFrame
 
     @task
-    def totals(ctx: Context, customers: DataFrame) -> DataFrame:   # read by Spark from Parquet
+    def totals(customers: SparkDataFrame) -> SparkDataFrame:       # read by Spark from Parquet
         return customers.groupBy("state").count()                  # staged by Spark as Parquet
 
     @task
     def report(totals: pl.LazyFrame) -> int: ...                   # scans the Parquet lazily
 
-A parameter annotated ``pyspark.sql.DataFrame`` receives the upstream's staged Parquet
-read by Spark (whatever the upstream returned); a task returning a Spark DataFrame has
+A parameter annotated ``SparkDataFrame`` (or ``pyspark.sql.DataFrame``) receives the upstream's staged Parquet
+read by Spark (whatever the upstream returned), in the session made from the run's
+settings (:func:`spark_session`, which a task can also call itself); a task returning a Spark DataFrame has
 it written by Spark (``df.write.parquet``) into the staging folder. Neither direction
 collects rows to the driver. The session is Spark's one per process: ``local[*]`` by
 default, a ``spark://`` master, or Spark Connect (``sc://host:15002``), with
