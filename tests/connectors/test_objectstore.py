@@ -108,3 +108,19 @@ def test_a_missing_object_fails_naming_the_path_without_the_secret(
     error = " ".join(str(t.error) for t in result.tasks)  # type: ignore[attr-defined]
     assert f"s3://{BUCKET}/missing/landing/orders/*.csv" in error
     assert SECRET not in error and "***" in error
+
+
+def test_file_destination_on_s3_commits_by_manifest(endpoint: str) -> None:
+    import pyarrow as pa
+
+    url = (f"files+s3://{KEY}:{SECRET}@{BUCKET}/files/out?format=parquet&partition_by=state"
+           f"&endpoint_url={endpoint}")  # fmt: skip
+    dest = open_destination(url)
+    rows = pa.table({"id": [1, 2, 3], "state": ["CA", "NY", "CA"]})
+    dest.write(rows, "t", load_id="one")
+    assert dest.write(rows, "t", load_id="one").already_loaded  # a rerun adds no object
+    store = ObjectStore.from_url(url)
+    keys = store.filesystem().find(f"{BUCKET}/files/out/t")
+    assert sorted(k.rsplit("/", 2)[-2] for k in keys) == ["_manifests", "state=CA", "state=NY"]
+    assert sorted(dest.read("t").column("id").to_pylist()) == [1, 2, 3]
+    assert SECRET not in dest.where

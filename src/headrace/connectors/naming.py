@@ -26,6 +26,8 @@ SCHEMES: dict[str, str] = {
     "sqlite": "sqlite",
     "duckdb": "duckdb",
     "s3": "s3",
+    "files": "files",
+    "files+s3": "files",
     "delta": "delta",
     "delta+s3": "delta",
     "iceberg+sqlite": "iceberg",

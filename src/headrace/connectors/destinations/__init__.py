@@ -15,7 +15,7 @@ def open_destination(url_or_name: str, settings: Settings | None = None) -> SqlD
     """The destination a URL or connection name points at (DuckDB, PostgreSQL, or a lake:
     ``delta:///path``, ``iceberg+sqlite:///catalog.db?warehouse=/path``)."""
     conn = resolve(url_or_name, settings)
-    if conn.backend in ("delta", "iceberg"):
+    if conn.backend in ("delta", "iceberg", "files"):
         return open_lake(url_or_name if "://" in url_or_name else settings.connection(url_or_name))  # type: ignore[union-attr,return-value]
     if conn.backend == "duckdb":
         return DuckDBDestination.from_url(conn)
@@ -30,9 +30,13 @@ def open_destination(url_or_name: str, settings: Settings | None = None) -> SqlD
 
 
 def open_lake(url: str) -> LakeDestination:
-    """A Delta Lake or Iceberg destination from its URL (lakehouse extra)."""
+    """A Delta Lake, Iceberg or file-folder destination from its URL (see each class)."""
     from headrace.config import mask_url
 
+    if url.split("://", 1)[0].lower().startswith("files"):
+        from headrace.connectors.destinations.filesink import FileDestination
+
+        return FileDestination.from_url(url)
     if url.split("://", 1)[0].lower().startswith("delta"):
         from headrace.connectors.destinations.delta import DeltaDestination
 
