@@ -35,6 +35,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "pandas": ("pandas",),
     "lakehouse": ("deltalake", "pyiceberg", "s3fs"),
     "spark": ("pyspark",),
+    "snowflake": ("snowflake",),
 }
 EVERY_EXTRA = ",".join(m for modules in EXTRA_MODULES.values() for m in modules)
 
@@ -210,6 +211,11 @@ SNIPPETS = {
         "spark",
         "from headrace.config import SparkSettings\n"
         "from headrace.executors.spark import spark_session\nspark_session(SparkSettings())",
+    ),
+    "snowflake destination": (
+        "snowflake",
+        "from headrace.connectors import open_destination\n"
+        "open_destination('snowflake://u:p@acct/db/sch')",
     ),
     "queue API": ("queue", "from headrace.queue import Queue"),
     "web API": ("web", "from headrace.web import create_app"),

@@ -30,6 +30,7 @@ EXTRAS: dict[str, str] = {
     "pandas": "pandas DataFrames from analytics results",
     "lakehouse": "Delta Lake and Iceberg destinations, s3:// object storage",
     "spark": "Spark tasks (PySpark sessions from the [spark] settings)",
+    "snowflake": "the Snowflake destination",
 }
 
 

@@ -26,6 +26,7 @@ SCHEMES: dict[str, str] = {
     "sqlite": "sqlite",
     "duckdb": "duckdb",
     "s3": "s3",
+    "snowflake": "snowflake",
     "files": "files",
     "files+s3": "files",
     "delta": "delta",

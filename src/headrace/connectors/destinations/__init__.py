@@ -15,6 +15,11 @@ def open_destination(url_or_name: str, settings: Settings | None = None) -> SqlD
     """The destination a URL or connection name points at (DuckDB, PostgreSQL, or a lake:
     ``delta:///path``, ``iceberg+sqlite:///catalog.db?warehouse=/path``)."""
     conn = resolve(url_or_name, settings)
+    if conn.backend == "snowflake":
+        from headrace.connectors.destinations.snowflake import SnowflakeDestination
+
+        url = url_or_name if "://" in url_or_name else settings.connection(url_or_name)  # type: ignore[union-attr]
+        return SnowflakeDestination.from_url(url)  # type: ignore[return-value]
     if conn.backend in ("delta", "iceberg", "files"):
         return open_lake(url_or_name if "://" in url_or_name else settings.connection(url_or_name))  # type: ignore[union-attr,return-value]
     if conn.backend == "duckdb":
@@ -25,7 +30,7 @@ def open_destination(url_or_name: str, settings: Settings | None = None) -> SqlD
 
     raise ConnectorError(
         f"{conn.masked} is a {conn.backend} database; destinations are duckdb, postgresql, "
-        "delta and iceberg."
+        "delta, iceberg, files and snowflake."
     )
 
 
