@@ -150,8 +150,14 @@ class DeltaDestination(LakeDestination):
     def _relation(self, table: str) -> Any:
         return self._open(table).to_pyarrow_dataset()
 
-    def _keys_stored(self, state: TableState, columns: list[str]) -> pa.Table:
-        return state.handle.to_pyarrow_table(columns=columns)
+    def _keys_stored(self, state: TableState, columns: list[str], incoming: pa.Table) -> pa.Table:
+        import pyarrow.dataset as ds
+
+        dataset = state.handle.to_pyarrow_dataset()
+        if incoming.num_columns != 1:
+            return dataset.to_table(columns=columns)
+        key = incoming.column_names[0]  # one key: read only the stored rows it matches
+        return dataset.to_table(columns=columns, filter=ds.field(key).isin(incoming.column(0)))
 
     def _count_where(self, state: TableState, interval: Interval) -> int:
         import pyarrow.dataset as ds

@@ -187,7 +187,7 @@ class FileDestination(LakeDestination):
         fastavro = require("avro", "fastavro", "Avro file destination")
         return pa.Table.from_pylist(list(fastavro.reader(io.BytesIO(raw))))
 
-    def _keys_stored(self, state: TableState, columns: list[str]) -> pa.Table:
+    def _keys_stored(self, state: TableState, columns: list[str], incoming: pa.Table) -> pa.Table:
         raise ConnectorError(f"{self.where}: merge needs a table format (Delta Lake or Iceberg).")
 
     def _count_where(self, state: TableState, interval: Interval) -> int:

@@ -117,7 +117,7 @@ class IcebergDestination(LakeDestination):
         snaps = sorted(self._load(table).snapshots(), key=lambda s: s.timestamp_ms)
         return [s.snapshot_id for s in snaps]
 
-    def _keys_stored(self, state: TableState, columns: list[str]) -> pa.Table:
+    def _keys_stored(self, state: TableState, columns: list[str], incoming: pa.Table) -> pa.Table:
         return state.handle.scan(selected_fields=tuple(columns)).to_arrow()
 
     def _count_where(self, state: TableState, interval: Interval) -> int:

@@ -139,8 +139,9 @@ class LakeDestination(ABC):
         """The rows of ``table`` as Arrow, at ``version`` (time travel) or the latest."""
 
     @abstractmethod
-    def _keys_stored(self, state: TableState, columns: list[str]) -> pa.Table:
-        """The given columns of every stored row (for merge planning)."""
+    def _keys_stored(self, state: TableState, columns: list[str], incoming: pa.Table) -> pa.Table:
+        """The given columns of the stored rows (for merge planning): at least those whose
+        key is among ``incoming``'s (a backend may return more; the plan joins on keys)."""
 
     @abstractmethod
     def _count_where(self, state: TableState, interval: Interval) -> int:
@@ -409,7 +410,7 @@ class LakeDestination(ABC):
         )
         if any(k not in state.columns for k in keys):
             return rows, 0  # the key columns are new: nothing stored can match
-        stored = self._keys_stored(state, wanted)
+        stored = self._keys_stored(state, wanted, rows.select(keys))
         con = duckdb.connect()
         try:
             con.register("s", rows)
@@ -447,7 +448,13 @@ def _with_meta(rows: pa.Table, load_id: str, loaded_at: dt.datetime) -> pa.Table
 def _dedupe(rows: pa.Table, keys: list[str], order_by: str | None, where: str) -> pa.Table:
     """One row per key: the greatest ``order_by``; without it duplicate keys are an error."""
     import duckdb
+    import pyarrow.compute as pc
 
+    if (
+        len(keys) == 1
+        and pc.count_distinct(rows.column(keys[0]), mode="all").as_py() == rows.num_rows
+    ):
+        return rows  # every key once (the usual case): nothing to drop
     con = duckdb.connect()
     try:
         con.register("s", rows)
