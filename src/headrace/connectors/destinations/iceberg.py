@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
 import pyarrow as pa
 
+from headrace.config import mask_url
 from headrace.connectors.destinations.base import WriteMode
 from headrace.connectors.destinations.lakebase import (
     KEY_CHECKPOINTS,
@@ -81,8 +83,9 @@ class IcebergDestination(LakeDestination):
                 f"{masked or url}: an Iceberg URL needs ?warehouse=<folder or s3:// URI>"
             )
         namespace = options.pop("namespace", "headrace")
+        masked = re.sub(r"(s3\.secret-access-key=)[^&]*", r"\1***", masked or mask_url(url))
         props = {k: v for k, v in options.items() if k.startswith(("s3.", "py-io"))}
-        return cls(f"{db}://{base}", warehouse, namespace, props, masked or url)
+        return cls(f"{db}://{base}", warehouse, namespace, props, masked)
 
     def _ident(self, table: str) -> str:
         return f"{self.namespace}.{table}"
