@@ -13,14 +13,21 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
-from headrace.connectors import open_destination
+from headrace.connectors import open_destination as _open_destination
 from headrace.connectors.crashpoints import ENV
 from headrace.connectors.destinations.base import LoadResult
 from headrace.connectors.incremental import Checkpoint, CheckpointMoved
+
+
+def open_destination(url: str, settings: Any = None) -> Any:
+    """The destination of ``url`` (a lake/file destination: its own API, beyond SqlDestination)."""
+    return _open_destination(url, settings)
+
 
 ROWS = pa.table({
     "id": pa.array([1, 2, 3, 4], pa.int64()),
@@ -56,7 +63,7 @@ def test_replace_lists_only_the_new_files_and_old_versions_stay_readable(tmp_pat
 
 CRASHING_LOAD = """
 import sys, pyarrow as pa
-from headrace.connectors import open_destination
+from headrace.connectors import open_destination as _open_destination
 from headrace.connectors.incremental import Checkpoint
 dest = open_destination(sys.argv[1])
 fence = dest.checkpoint("p", "s") or Checkpoint("p", "s", None)

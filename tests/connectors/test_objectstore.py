@@ -9,18 +9,25 @@ import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from headrace import destination, file_source, full, sync
 from headrace.config import Settings
-from headrace.connectors import open_destination
+from headrace.connectors import open_destination as _open_destination
 from headrace.connectors.objectstore import ObjectStore
 from headrace.engine import Runner
 from headrace.state import open_store
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
+
+
+def open_destination(url: str, settings: Any = None) -> Any:
+    """The destination of ``url`` (a lake/file destination: its own API, beyond SqlDestination)."""
+    return _open_destination(url, settings)
+
 
 KEY, SECRET = "AKIDHEADRACE", "s3cr3t-never-shown"
 BUCKET = "headrace-test"

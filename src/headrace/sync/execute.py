@@ -301,12 +301,12 @@ def _open_extract(spec: Sync, ctx: Context, start: Checkpoint | None) -> Extract
         ctx.progress(n, None, f"rows extracted from {spec.source.dataset}")
 
     if isinstance(spec.source, FileSourceSpec):
-        options = dict(spec.source.options)
-        if "connection" in options:  # object storage: credentials from a named connection
-            options["store"] = ObjectStore.from_url(
-                ctx.settings.connection(options.pop("connection"))
+        file_options = dict(spec.source.options)
+        if "connection" in file_options:  # object storage: credentials from a named connection
+            file_options["store"] = ObjectStore.from_url(
+                ctx.settings.connection(file_options.pop("connection"))
             )
-        return FileSource(spec.source.path, **options).read(progress=progress)
+        return FileSource(spec.source.path, **file_options).read(progress=progress)
     options: dict[str, Any] = {"progress": progress}
     if isinstance(strategy, CursorStrategy):
         options["cursor"] = Cursor(

@@ -127,13 +127,14 @@ class IcebergDestination(LakeDestination):
         return state.handle.scan(row_filter=self._filter(state, interval)).to_arrow().num_rows
 
     def _filter(self, state: TableState, interval: Interval) -> Any:
-        from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
         from pyiceberg.types import TimestampType
+
+        ex: Any = require("lakehouse", "pyiceberg.expressions")  # its classes confuse mypy
 
         field = state.handle.schema().find_field(interval.column)
         lo, hi = partition_bounds(interval, isinstance(field.field_type, TimestampType))
         lo, hi = (v.isoformat() if hasattr(v, "isoformat") else v for v in (lo, hi))
-        return And(GreaterThanOrEqual(interval.column, lo), LessThan(interval.column, hi))
+        return ex.And(ex.GreaterThanOrEqual(interval.column, lo), ex.LessThan(interval.column, hi))
 
     def _append_quarantine(self, table: str, data: pa.Table, properties: dict[str, str]) -> None:
         data = _iceberg_types(data)
@@ -187,18 +188,17 @@ class IcebergDestination(LakeDestination):
 
 def _keys_filter(data: pa.Table, keys: list[str]) -> Any:
     """The Iceberg row filter matching the key values of ``data``."""
-    from pyiceberg.expressions import And, EqualTo, In, Or
-
+    ex: Any = require("lakehouse", "pyiceberg.expressions")  # its classes confuse mypy
     if len(keys) == 1:
         values = [v for v in data.column(keys[0]).unique().to_pylist() if v is not None]
-        return In(keys[0], values)
+        return ex.In(keys[0], values)
     rows = {tuple(r[k] for k in keys) for r in data.select(keys).to_pylist()}
     terms = [
-        functools.reduce(And, [EqualTo(k, v) for k, v in zip(keys, row, strict=True)])
+        functools.reduce(ex.And, [ex.EqualTo(k, v) for k, v in zip(keys, row, strict=True)])
         for row in rows
         if None not in row
     ]
-    return functools.reduce(Or, terms)
+    return functools.reduce(ex.Or, terms)
 
 
 def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
