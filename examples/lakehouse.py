@@ -21,17 +21,19 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from customer_etl import customers
-from pyspark.sql import DataFrame as SparkDataFrame
 
 from headrace import Context, destination, pipeline, sync, task
 from headrace.config import Settings
 from headrace.connectors import open_destination
 from headrace.engine import Runner
 from headrace.state import open_store
+
+if TYPE_CHECKING:  # the annotation names Spark; pyspark is imported only where it runs
+    from pyspark.sql import DataFrame as SparkDataFrame
 
 BUCKET = "headrace-lakehouse"
 HEADRACE = str(Path(sys.executable).with_name("headrace"))

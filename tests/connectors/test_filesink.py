@@ -63,7 +63,7 @@ def test_replace_lists_only_the_new_files_and_old_versions_stay_readable(tmp_pat
 
 CRASHING_LOAD = """
 import sys, pyarrow as pa
-from headrace.connectors import open_destination as _open_destination
+from headrace.connectors import open_destination
 from headrace.connectors.incremental import Checkpoint
 dest = open_destination(sys.argv[1])
 fence = dest.checkpoint("p", "s") or Checkpoint("p", "s", None)
