@@ -6,6 +6,7 @@ so the module's runs share it (created by the first run from its ``[spark]`` set
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -47,6 +48,18 @@ def report(totals: pl.LazyFrame) -> dict:
 @pipeline
 def spark_etl() -> None:
     report(by_state(customers()))  # type: ignore[call-overload]  # staged: read as LazyFrame
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_spark() -> Iterator[None]:
+    """The module's Spark session (made by the first run) stops with the module: no JVM
+    stays behind in the test process."""
+    yield
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()
 
 
 @pytest.fixture(scope="module")
