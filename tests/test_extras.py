@@ -35,6 +35,9 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "pandas": ("pandas",),
     "mcp": ("mcp", "sqlglot"),
     "lineage": ("openlineage", "sqlglot"),
+    "lakehouse": ("deltalake", "pyiceberg", "s3fs"),
+    "spark": ("pyspark",),
+    "snowflake": ("snowflake",),
 }
 EVERY_EXTRA = ",".join(m for modules in EXTRA_MODULES.values() for m in modules)
 
@@ -196,6 +199,25 @@ SNIPPETS = {
     "postgres SQL task": (
         "postgres",
         f'from headrace.tasks.sql import run_sql\nrun_sql("{PG}", "SELECT 1", {{}})',
+    ),
+    "delta destination": (
+        "lakehouse",
+        "from headrace.connectors import open_destination\nopen_destination('delta:///tmp/x')",
+    ),
+    "iceberg destination": (
+        "lakehouse",
+        "from headrace.connectors import open_destination\n"
+        "open_destination('iceberg+sqlite:///c.db?warehouse=/tmp/w')",
+    ),
+    "spark session": (
+        "spark",
+        "from headrace.config import SparkSettings\n"
+        "from headrace.executors.spark import spark_session\nspark_session(SparkSettings())",
+    ),
+    "snowflake destination": (
+        "snowflake",
+        "from headrace.connectors import open_destination\n"
+        "open_destination('snowflake://u:p@acct/db/sch')",
     ),
     "queue API": ("queue", "from headrace.queue import Queue"),
     "web API": ("web", "from headrace.web import create_app"),

@@ -30,6 +30,9 @@ EXTRAS: dict[str, str] = {
     "pandas": "pandas DataFrames from analytics results",
     "mcp": "the MCP server for AI assistants (`headrace mcp`)",
     "lineage": "OpenLineage events (HTTP, file, console transports) and SQL column lineage",
+    "lakehouse": "Delta Lake and Iceberg destinations, s3:// object storage",
+    "spark": "Spark tasks (PySpark sessions from the [spark] settings)",
+    "snowflake": "the Snowflake destination",
 }
 
 

@@ -115,8 +115,25 @@ def _free_name(analyzer: Analyzer, wanted: str) -> str:
     return name
 
 
+def _lake_of(target: str | None, settings: Settings) -> Any:
+    """The Delta/Iceberg destination ``--warehouse`` names (URL or connection), else None."""
+    from headrace.connectors.destinations import open_lake
+    from headrace.connectors.naming import resolve
+
+    if target is None or ("://" not in target and not settings.has_connection(target)):
+        return None
+    url = target if "://" in target else settings.connection(target)
+    if resolve(url).backend not in ("delta", "iceberg"):
+        return None
+    return open_lake(url)
+
+
 def open_analyzer(
-    warehouse: str | None, files: list[tuple[str | None, Path]], *, avoid_clashes: bool = False
+    warehouse: str | None,
+    files: list[tuple[str | None, Path]],
+    *,
+    avoid_clashes: bool = False,
+    sql: str = "",
 ) -> tuple[Analyzer, list[str]]:
     """An analyzer on the warehouse (read-only) with ``files`` loaded; also the names they got.
 
@@ -128,9 +145,18 @@ def open_analyzer(
         files: ``(name or None, path)`` pairs from :func:`parse_file_option`.
         avoid_clashes: give a file whose name a warehouse table has a free name instead
             of failing (for ``profile``, where the name is only a title).
+        sql: the query to run: on a lakehouse warehouse (``delta:///...``,
+            ``iceberg+sqlite:///...``) each ``"table@version"`` it names is made readable
+            at that version (time travel); every table is readable by name.
     """
-    found = find_warehouse(warehouse, Settings.from_env())
-    analyzer = Analyzer(found, read_only=True) if found is not None else Analyzer()
+    settings = Settings.from_env()
+    lake = _lake_of(warehouse, settings)
+    if lake is not None:
+        analyzer = Analyzer()
+        lake.register(analyzer.connection, sql)
+    else:
+        found = find_warehouse(warehouse, settings)
+        analyzer = Analyzer(found, read_only=True) if found is not None else Analyzer()
     names: list[str] = []
     try:
         for wanted, path in files:
@@ -236,7 +262,9 @@ def query_command(
         typer.Option(
             "--warehouse",
             "-w",
-            help="Warehouse: .duckdb file, pipeline folder, duckdb:/// URL or connection name.",
+            help="Warehouse: .duckdb file, pipeline folder, duckdb:/// URL, a lakehouse URL "
+            '(delta:///path, iceberg+sqlite:///catalog.db?warehouse=path; "table@3" reads '
+            "version 3) or a connection name.",
         ),
     ] = None,
     max_rows: Annotated[
@@ -247,7 +275,7 @@ def query_command(
     if output not in ("table", "csv", "json"):
         raise AnalyticsError(f"Unknown --format {output!r}: use table, csv or json.")
     params = list(param or []) or None
-    analyzer, _ = open_analyzer(warehouse, [parse_file_option(f) for f in file or []])
+    analyzer, _ = open_analyzer(warehouse, [parse_file_option(f) for f in file or []], sql=sql)
     with analyzer:
         if output == "table":
             # Only the rows shown are kept; the rest are counted as they stream past.
@@ -304,7 +332,9 @@ def profile_command(
         typer.Option(
             "--warehouse",
             "-w",
-            help="Warehouse: .duckdb file, pipeline folder, duckdb:/// URL or connection name.",
+            help="Warehouse: .duckdb file, pipeline folder, duckdb:/// URL, a lakehouse URL "
+            '(delta:///path, iceberg+sqlite:///catalog.db?warehouse=path; "table@3" reads '
+            "version 3) or a connection name.",
         ),
     ] = None,
     top: Annotated[int, typer.Option("--top", help="Most frequent values shown per column.")] = 5,

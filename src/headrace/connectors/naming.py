@@ -25,6 +25,15 @@ SCHEMES: dict[str, str] = {
     "mysql+pymysql": "mysql",
     "sqlite": "sqlite",
     "duckdb": "duckdb",
+    "s3": "s3",
+    "snowflake": "snowflake",
+    "files": "files",
+    "files+s3": "files",
+    "delta": "delta",
+    "delta+s3": "delta",
+    "iceberg+sqlite": "iceberg",
+    "iceberg+postgresql": "iceberg",
+    "iceberg+postgres": "iceberg",
 }
 
 

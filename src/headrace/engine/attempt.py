@@ -40,6 +40,7 @@ from headrace.engine.staging import (
 from headrace.engine.variables import SecretMask, variable_reader
 from headrace.errors import DefinitionError, QualityError, TerminalError, did_you_mean
 from headrace.executors.base import Outcome, ResultRef, RunInfo, Sink, WorkItem
+from headrace.executors.spark import spark_session
 from headrace.observe.statsd import StatsdClient
 from headrace.pipeline import Context, Pipeline, Reschedule, Task
 from headrace.pipeline.graph import TaskRef
@@ -227,6 +228,8 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
     )
     try:
         with capture(masked), alarm(item.timeout if soft_timeout else None):
+            if "spark" in wanted_formats(task).values():  # Spark reads its inputs: session first
+                spark_session(settings)
             args, kwargs = _arguments(task, item)
             if task.context_param is not None:
                 _add_context(task, args, kwargs, ctx)

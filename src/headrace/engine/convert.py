@@ -13,6 +13,8 @@ annotation                                  receives
 ``pl.DataFrame`` / ``polars.DataFrame``     ``polars``
 ``pl.LazyFrame`` / ``polars.LazyFrame``     ``polars_lazy``
 ``pd.DataFrame`` / ``pandas.DataFrame``     ``pandas``
+``pyspark.sql.DataFrame`` / ``SparkDataFrame``  ``spark`` (read by Spark from the Parquet;
+                                            ``from pyspark.sql import DataFrame as SparkDataFrame``)
 ==========================================  ===============
 
 ``X | None`` and ``Optional[X]`` count as ``X``.
@@ -31,6 +33,7 @@ from headrace.pipeline import Task
 __all__ = ["annotated_format", "load_as", "wanted_formats"]
 
 _FORMATS = {
+    "SparkDataFrame": "spark",
     "Table": "arrow",
     "RecordBatchReader": "arrow_stream",
     "LazyFrame": "polars_lazy",
@@ -41,6 +44,7 @@ _MODULES = {
     "polars": ("pl", "polars", "polars.dataframe.frame"),
     "polars_lazy": ("pl", "polars", "polars.lazyframe.frame"),
     "pandas": ("pd", "pandas", "pandas.core.frame"),
+    "spark": ("pyspark.sql", "pyspark.sql.dataframe", "pyspark.sql.classic.dataframe"),
 }
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _CONTAINER = re.compile(r"(?i)\b(list|tuple|sequence|iterable|iterator|dict|mapping)\[")
@@ -66,7 +70,9 @@ def _format_of(dotted: str) -> str | None:
     module, _, name = dotted.rpartition(".")
     fmt = _FORMATS.get(name)
     if name == "DataFrame":
-        fmt = "polars" if module in _MODULES["polars"] else "pandas" if module in _MODULES["pandas"] else None
+        fmt = next((f for f in ("polars", "pandas", "spark") if module in _MODULES[f]), None)
+    if fmt == "spark" and name == "SparkDataFrame":  # the alias names Spark whatever the module
+        return fmt
     if fmt is None or module not in _MODULES[fmt]:
         return None
     return fmt

@@ -14,6 +14,9 @@ upstream returned      downstream receives
 ``pl.DataFrame``       ``pl.DataFrame``
 ``pl.LazyFrame``       ``pl.LazyFrame`` (``pl.scan_parquet``: nothing read until collected)
 ``pandas.DataFrame``   ``pandas.DataFrame`` (index kept)
+Spark ``DataFrame``    Spark ``DataFrame`` in a process with a Spark session, else
+                       ``pl.LazyFrame``; staged by Spark as a Parquet folder
+                       (:mod:`headrace.executors.spark`), never collected to the driver
 JSON value / None      the same value
 =====================  ==========================================================
 """
@@ -32,9 +35,10 @@ import pyarrow.parquet as pq
 
 from headrace.errors import EngineError, TerminalError
 from headrace.executors.base import ResultRef
+from headrace.executors.spark import is_spark_frame, read_spark, write_spark
 
 COMPRESSION = "zstd"
-TABLE_FORMATS = ("arrow", "arrow_stream", "polars", "polars_lazy", "pandas")
+TABLE_FORMATS = ("arrow", "arrow_stream", "polars", "polars_lazy", "pandas", "spark")
 
 
 class ResultTypeError(EngineError, TerminalError):
@@ -67,6 +71,8 @@ def table_format(value: Any) -> str | None:
     pd = sys.modules.get("pandas")  # only if the task itself imported pandas
     if pd is not None and isinstance(value, pd.DataFrame):
         return "pandas"
+    if is_spark_frame(value):
+        return "spark"
     return None
 
 
@@ -80,6 +86,8 @@ def to_arrow(value: Any, fmt: str) -> pa.Table:
         return value.to_arrow()
     if fmt == "polars_lazy":
         return value.collect().to_arrow()
+    if fmt == "spark":  # checks on a Spark result judge rows on the driver
+        return value.toArrow()
     return pa.Table.from_pandas(value)
 
 
@@ -110,6 +118,8 @@ def stage_value(value: Any, path: Path, *, pipeline: str, task_id: str) -> tuple
 def write_table(value: Any, fmt: str, path: Path) -> int:
     """Write a table result to Parquet (zstd) atomically; return its row count."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "spark":  # Spark's executors write a Parquet folder; nothing reaches the driver
+        return write_spark(value, path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         if fmt == "arrow":
@@ -153,7 +163,13 @@ def load_result(ref: ResultRef) -> Any:
 
 
 def read_table(path: str | Path, fmt: str) -> Any:
-    """Open a staged Parquet file as the table kind ``fmt``."""
+    """Open a staged Parquet file (or a Spark task's Parquet folder) as the table kind ``fmt``."""
+    if fmt == "spark":
+        if "pyspark" in sys.modules:
+            return read_spark(path)
+        fmt = "polars_lazy"  # a Spark result read where no Spark runs: scanned lazily
+    if Path(path).is_dir():  # staged by Spark
+        return _read_folder(Path(path), fmt)
     if fmt == "arrow":
         return pq.read_table(path, memory_map=True)
     if fmt == "arrow_stream":
@@ -164,6 +180,22 @@ def read_table(path: str | Path, fmt: str) -> Any:
 
         return pl.scan_parquet(path) if fmt == "polars_lazy" else pl.read_parquet(path)
     return pq.read_table(path).to_pandas()
+
+
+def _read_folder(path: Path, fmt: str) -> Any:
+    """A Parquet folder (a Spark task's result) as the table kind ``fmt``."""
+    import pyarrow.dataset as ds
+
+    if fmt in ("polars", "polars_lazy"):
+        import polars as pl
+
+        pattern = str(path / "*.parquet")
+        return pl.scan_parquet(pattern) if fmt == "polars_lazy" else pl.read_parquet(pattern)
+    dataset = ds.dataset(str(path), format="parquet")
+    if fmt == "arrow_stream":
+        return pa.RecordBatchReader.from_batches(dataset.schema, dataset.to_batches())
+    table = dataset.to_table()
+    return table.to_pandas() if fmt == "pandas" else table
 
 
 def _batches(file: pq.ParquetFile) -> Iterator[pa.RecordBatch]:

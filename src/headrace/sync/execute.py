@@ -34,6 +34,7 @@ from headrace.connectors.incremental import (
     load_identity,
 )
 from headrace.connectors.naming import default_warehouse
+from headrace.connectors.objectstore import ObjectStore
 from headrace.connectors.sources import Extract
 from headrace.errors import ConnectorError
 from headrace.pipeline import Context
@@ -349,7 +350,12 @@ def _open_extract(spec: Sync, ctx: Context, start: Checkpoint | None) -> Extract
         ctx.progress(n, None, f"rows extracted from {spec.source.dataset}")
 
     if isinstance(spec.source, FileSourceSpec):
-        return FileSource(spec.source.path, **spec.source.options).read(progress=progress)
+        file_options = dict(spec.source.options)
+        if "connection" in file_options:  # object storage: credentials from a named connection
+            file_options["store"] = ObjectStore.from_url(
+                ctx.settings.connection(file_options.pop("connection"))
+            )
+        return FileSource(spec.source.path, **file_options).read(progress=progress)
     options: dict[str, Any] = {"progress": progress}
     if isinstance(strategy, CursorStrategy):
         options["cursor"] = Cursor(

@@ -119,7 +119,15 @@ def sql_source(
 
 
 def file_source(path: str, **options: Any) -> FileSourceSpec:
-    """A file source: a file, folder or glob (``"landing/*.csv"``); options of ``FileSource``."""
+    """A file source: a file, folder or glob (``"landing/*.csv"``); options of ``FileSource``.
+
+    ``connection="landing"`` reads from object storage: ``path`` is under the bucket and
+    prefix of that connection (``s3://key:secret@bucket/prefix``), whose credentials
+    stay out of the pipeline code.
+
+    Example:
+        >>> file_source("orders/*.csv", connection="landing")
+    """
     return FileSourceSpec(str(path), options)
 
 

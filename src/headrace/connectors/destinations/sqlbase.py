@@ -337,7 +337,9 @@ class SqlDestination(ModeSteps, ABC):
             if callable(quarantine):  # known only once a checked stream has been read
                 quarantine = quarantine()
             quarantined = 0
-            q_arrow = as_arrow(quarantine, f"{table}_quarantine") if quarantine is not None else None
+            q_arrow = (
+                as_arrow(quarantine, f"{table}_quarantine") if quarantine is not None else None
+            )
             # rows the source and the text screen set aside go to the same quarantine
             q_arrow = with_rejects(q_arrow, getattr(data, "rejects", None), screened)
             if q_arrow is not None:

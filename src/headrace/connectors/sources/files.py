@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from headrace.connectors.objectstore import ObjectStore, local_copy
 from headrace.connectors.sources.base import DEFAULT_BATCH_ROWS, Extract
 from headrace.connectors.sources.csv import DEFAULT_MAX_RECORD_BYTES, open_csv
 from headrace.connectors.sources.csv_values import DEFAULT_NULL_VALUES
@@ -101,6 +102,9 @@ class FileSource:
             default), ``null`` (counted and logged) or ``quarantine`` (the line).
         max_record_bytes: a CSV line (or quoted record) longer than this is quarantined.
         batch_rows: rows per record batch for formats that let us choose.
+        store: the object store (credentials, endpoint) of a relative or ``s3://``
+            path; an ``s3://`` path without one uses the default credential chain. The
+            matching objects are copied to a temporary folder and read from there.
 
     Example:
         >>> src = FileSource("landing/*.csv", types={"zip": pa.string()})
@@ -124,8 +128,11 @@ class FileSource:
         nan: NanRule | str = NanRule.KEEP,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         batch_rows: int = DEFAULT_BATCH_ROWS,
+        store: ObjectStore | None = None,
     ) -> None:
         self.path = str(path)
+        self.store = store
+        self._copies: Any = None  # the temporary folder of an object-store path
         if format is not None and format not in FORMATS:
             raise ConnectorError(
                 f"Unknown file format {format!r} for {self.path}." + did_you_mean(format, FORMATS)
@@ -159,7 +166,12 @@ class FileSource:
 
     def files(self) -> list[Path]:
         """The files this source reads, sorted; an error if there are none."""
-        p = Path(self.path)
+        path = self.path
+        if self.store is not None or path.startswith("s3://"):
+            if self._copies is None:
+                self._copies = local_copy(path, self.store)
+            path = self._copies[0]
+        p = Path(path)
         if p.is_dir():
             wanted = {"json", "ndjson"} if self.format in ("json", "ndjson") else {self.format}
             found = sorted(
@@ -173,7 +185,7 @@ class FileSource:
             found = [p]
         else:
             found = sorted(
-                Path(f) for f in globmod.glob(self.path, recursive=True) if Path(f).is_file()
+                Path(f) for f in globmod.glob(path, recursive=True) if Path(f).is_file()
             )
         if not found:
             raise ConnectorError(f"No files found at {self.path!r}; check the path or glob.")

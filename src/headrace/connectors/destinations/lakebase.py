@@ -1,0 +1,549 @@
+"""The write path shared by lakehouse tables (Delta Lake, Iceberg): the checkpoint rides
+in the table's own commit.
+
+A lakehouse table has no multi-table transaction, so everything that must commit with
+the rows goes into the one commit that adds them: the load id, the load's counts (the
+ledger) and the table's checkpoint map (every (pipeline, source) that loads the table,
+carried forward from commit to commit). Delta keeps them in the commit's custom
+metadata (plus an application transaction id per source); Iceberg in the table
+properties and the snapshot summary, set in the same metadata commit.
+
+A write reads the table's latest state, compares the fence with the checkpoint found
+there, prepares the rows (merge: de-duplicated, rows older than the stored ones
+dropped) and commits *without* the library's automatic retry: a concurrent commit
+makes the commit fail, and the write starts over from the new state — re-checking the
+fence, so a stale extract is never applied over a newer one (:class:`CheckpointMoved`).
+
+Quarantined rows go to ``<table>_quarantine``, a table of its own committed just
+before the data (tagged with the load id; a replay of the same load writes them once).
+A crash between the two commits leaves those rows in the quarantine with a load id
+that is not in the table's history: readers can tell, nothing is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import re
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from headrace.connectors.crashpoints import crashpoint
+from headrace.connectors.destinations.base import (
+    META_LOAD_ID,
+    META_LOADED_AT,
+    LoadResult,
+    WriteMode,
+    as_arrow,
+)
+from headrace.connectors.fidelity import Fidelity, Rejects, screen_text, with_rejects
+from headrace.connectors.incremental import (
+    Checkpoint,
+    CheckpointMoved,
+    Interval,
+    decode_value,
+    encode_value,
+)
+from headrace.connectors.naming import quote_ident
+from headrace.errors import ConnectorError, HeadraceError, did_you_mean
+
+#: Keys of the commit metadata / snapshot summary / table properties headrace writes.
+KEY_LOAD_ID = "headrace.load_id"
+KEY_LOAD = "headrace.load"
+KEY_CHECKPOINTS = "headrace.checkpoints"
+QUARANTINE_SUFFIX = "_quarantine"
+#: ``"customers@3"`` in a query: table ``customers`` at version (or snapshot id) 3.
+TIME_TRAVEL = re.compile(r'"([^"@]+)@(\d+)"')
+CONFLICT_RETRIES = 20
+
+
+class CommitConflict(Exception):
+    """Another writer committed to the table first; the write starts over (not an error)."""
+
+
+@dataclass
+class TableState:
+    """What a write read of a table before committing: the handle, the headrace metadata.
+
+    Args:
+        handle: the backend's table object at the version read (None: no table yet).
+        checkpoints: ``"pipeline\\x1fsource"`` -> ``[text, kind, load_id, updated_at]``.
+        columns: the table's column names (empty: no table).
+    """
+
+    handle: Any
+    checkpoints: dict[str, list[Any]] = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LakeLoad:
+    """One write's prepared rows and what it will commit."""
+
+    table: str
+    mode: WriteMode
+    keys: list[str]
+    partition: Interval | None
+    data: pa.Table
+    load_id: str
+    loaded_at: dt.datetime
+    properties: dict[str, str]
+    rows_in: int
+    rows_loaded: int
+    rows_replaced: int
+
+
+def checkpoint_key(pipeline: str, source: str) -> str:
+    """The key of (pipeline, source) in a table's checkpoint map."""
+    return f"{pipeline}\x1f{source}"
+
+
+class LakeDestination(ABC):
+    """Base of the Delta Lake and Iceberg destinations; backends supply table operations."""
+
+    where = ""
+    fidelity = Fidelity()
+
+    # -- primitives a backend implements ---------------------------------------------
+
+    @abstractmethod
+    def tables(self) -> list[str]:
+        """The names of the tables this destination holds."""
+
+    @abstractmethod
+    def _state(self, table: str) -> TableState:
+        """The table's latest version and the headrace metadata of its latest load."""
+
+    @abstractmethod
+    def _history(self, table: str) -> Iterator[dict[str, str]]:
+        """The headrace metadata of each commit of ``table``, newest first."""
+
+    @abstractmethod
+    def _commit(self, state: TableState, load: LakeLoad) -> None:
+        """Apply ``load`` in one commit on top of ``state``; :class:`CommitConflict` if
+        another commit came first."""
+
+    @abstractmethod
+    def _append_quarantine(self, table: str, data: pa.Table, properties: dict[str, str]) -> None:
+        """Append rows to the quarantine table ``table`` (created if absent)."""
+
+    @abstractmethod
+    def read(self, table: str, version: Any = None) -> pa.Table:
+        """The rows of ``table`` as Arrow, at ``version`` (time travel) or the latest."""
+
+    @abstractmethod
+    def _keys_stored(self, state: TableState, columns: list[str], incoming: pa.Table) -> pa.Table:
+        """The given columns of the stored rows (for merge planning): at least those whose
+        key is among ``incoming``'s (a backend may return more; the plan joins on keys)."""
+
+    @abstractmethod
+    def _count_where(self, state: TableState, interval: Interval) -> int:
+        """Stored rows inside ``interval`` (what replace_partition deletes)."""
+
+    # -- the shared API --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[LakeDestination]:
+        """The same API as the SQL destinations' session (a lake table keeps no connection)."""
+        yield self
+
+    def q(self, name: str) -> str:
+        """``name`` quoted as :meth:`query` knows the table."""
+        return quote_ident(name, "duckdb")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """Run DuckDB SQL (``$1`` placeholders) over this destination's tables (latest versions)."""
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            self.register(con, sql)
+            return con.sql(sql, params=list(params) or None).to_arrow_table()
+        except HeadraceError:
+            raise
+        except Exception as exc:
+            raise ConnectorError(f"Query on {self.where} failed: {exc}") from None
+        finally:
+            con.close()
+
+    def register(self, con: Any, sql: str = "") -> list[str]:
+        """Make every table readable by name on DuckDB connection ``con`` (the latest
+        version), and each ``"table@version"`` that ``sql`` names at that version (time
+        travel: a Delta version number, an Iceberg snapshot id). Returns the names."""
+        names = self.tables()
+        for name in names:
+            con.register(name, self._relation(name))
+        for name, version in sorted(set(TIME_TRAVEL.findall(sql))):
+            if name not in names:
+                raise ConnectorError(
+                    f"{self.where} has no table {name!r} (time travel {name}@{version})."
+                    + did_you_mean(name, names)
+                )
+            con.register(f"{name}@{version}", self.read(name, int(version)))
+        return names
+
+    def _relation(self, table: str) -> Any:
+        """What DuckDB reads as ``table`` (an Arrow dataset or table)."""
+        return self.read(table)
+
+    def row_count(self, table: str) -> int | None:
+        """The number of rows of ``table``, or None when it does not exist."""
+        if table not in self.tables():
+            return None
+        return self.read(table).num_rows
+
+    def checkpoint(self, pipeline: str, source: str) -> Checkpoint | None:
+        """The last committed checkpoint of (pipeline, source), over every table, or None."""
+        key = checkpoint_key(pipeline, source)
+        best: list[Any] | None = None
+        for name in self.tables():
+            if name.endswith(QUARANTINE_SUFFIX):
+                continue
+            entry = self._state(name).checkpoints.get(key)
+            if entry is not None and (best is None or entry[3] > best[3]):
+                best = entry
+        if best is None:
+            return None
+        text, kind, load_id, updated_at = best
+        return Checkpoint(
+            pipeline,
+            source,
+            decode_value(text, kind),
+            load_id,
+            dt.datetime.fromisoformat(updated_at),
+        )
+
+    def load(self, load_id: str) -> LoadResult | None:
+        """The recorded result of ``load_id`` if it committed, else None."""
+        for name in self.tables():
+            if not name.endswith(QUARANTINE_SUFFIX) and (done := self._recorded(name, load_id)):
+                return done
+        return None
+
+    def _recorded(self, table: str, load_id: str) -> LoadResult | None:
+        """The ledger entry of ``load_id`` in ``table``'s history, or None."""
+        for meta in self._history(table):
+            if meta.get(KEY_LOAD_ID) == load_id and KEY_LOAD in meta:
+                rec = json.loads(meta[KEY_LOAD])
+                return LoadResult(
+                    table, WriteMode(rec["mode"]), load_id, rec["rows_in"], rec["rows_loaded"],
+                    rec["rows_replaced"], rec["rows_quarantined"], already_loaded=True,
+                )  # fmt: skip
+        return None
+
+    def write(
+        self,
+        data: Any,
+        table: str,
+        *,
+        mode: WriteMode | str = WriteMode.APPEND,
+        keys: Sequence[str] = (),
+        partition: Interval | None = None,
+        checkpoint: Checkpoint | Callable[[], Checkpoint | None] | None = None,
+        quarantine: Any = None,
+        load_id: str | Callable[[], str] | None = None,
+        metadata: bool = False,
+        dedupe_order_by: str | None = None,
+        fence: Checkpoint | None = None,
+        cursor_column: str | None = None,
+        origin: tuple[str, str] | None = None,
+        verify: Callable[[LoadResult], None] | None = None,
+    ) -> LoadResult:
+        """Write ``data`` to ``table``, committing the checkpoint in the table's own commit.
+
+        Args: as :meth:`SqlDestination.write`; a stream is read whole before the commit
+        (a lakehouse commit adds files that are written before it).
+
+        Returns:
+            A :class:`LoadResult`.
+
+        Raises:
+            CheckpointMoved: the fence no longer holds; nothing was applied.
+
+        Example:
+            >>> dest = open_destination("delta:///data/lake")
+            >>> dest.write(rows, "customers", mode="merge", keys=["customer_id"],
+            ...            fence=Checkpoint("etl", "crm.customers", None),
+            ...            checkpoint=Checkpoint("etl", "crm.customers", last))
+        """
+        mode = WriteMode.parse(mode)
+        keys = [keys] if isinstance(keys, str) else list(keys)
+        where = f"{table!r} in {self.where}"
+        if mode is WriteMode.MERGE and not keys:
+            raise ConnectorError(
+                f"Merge into {table!r} needs keys=[...] (the columns that identify a row)."
+            )
+        if mode is WriteMode.REPLACE_PARTITION and partition is None:
+            raise ConnectorError(
+                f"replace_partition into {table!r} needs partition=Interval(column, start, end)."
+            )
+        screened = Rejects()
+        arrow = screen_text(as_arrow(data, where), self.fidelity.text, screened, where)
+        rows = arrow.read_all() if isinstance(arrow, pa.RecordBatchReader) else arrow
+        crashpoint("after_stage")
+        final_id = (load_id() if callable(load_id) else load_id) or uuid.uuid4().hex
+        q_data = quarantine() if callable(quarantine) else quarantine
+        q_arrow = as_arrow(q_data, f"{table}{QUARANTINE_SUFFIX}") if q_data is not None else None
+        q_arrow = with_rejects(q_arrow, getattr(data, "rejects", None), screened)
+        if isinstance(q_arrow, pa.RecordBatchReader):
+            q_arrow = q_arrow.read_all()
+        loaded_at = dt.datetime.now(dt.UTC)
+        if metadata:
+            rows = _with_meta(rows, final_id, loaded_at)
+        new_ckpt = checkpoint() if callable(checkpoint) else checkpoint
+        try:
+            return self._write_retrying(
+                rows, table, mode, keys, partition, new_ckpt, q_arrow, final_id, loaded_at,
+                dedupe_order_by, fence, cursor_column, origin, verify, where,
+                screened.nulled + getattr(getattr(data, "rejects", None), "nulled", 0),
+            )  # fmt: skip
+        except HeadraceError:
+            raise
+        except Exception as exc:
+            raise ConnectorError(f"Loading {where} failed ({mode.value}): {exc}") from exc
+
+    def _write_retrying(
+        self, rows: pa.Table, table: str, mode: WriteMode, keys: list[str],
+        partition: Interval | None, new_ckpt: Checkpoint | None, q_arrow: pa.Table | None,
+        load_id: str, loaded_at: dt.datetime, dedupe_order_by: str | None,
+        fence: Checkpoint | None, cursor_column: str | None, origin: tuple[str, str] | None,
+        verify: Callable[[LoadResult], None] | None, where: str, nulled: int,
+    ) -> LoadResult:  # fmt: skip
+        """Read the table, check the fence, commit; start over when a commit conflicts."""
+        quarantined = 0 if q_arrow is None else q_arrow.num_rows
+        for _attempt in range(CONFLICT_RETRIES):
+            done = self._recorded(table, load_id) if table in self.tables() else None
+            if done is not None:  # a replay of a committed load changes nothing
+                return done
+            state = self._state(table)
+            if fence is not None:
+                self._check_fence(fence, where)
+            load = self._prepare(
+                state, rows, table, mode, keys, partition, load_id, loaded_at, dedupe_order_by,
+                cursor_column if mode is WriteMode.MERGE else None, where,
+            )  # fmt: skip
+            crashpoint("after_apply")
+            if q_arrow is not None and q_arrow.num_rows:
+                self._quarantine_once(table, q_arrow, load_id, loaded_at)
+            crashpoint("after_quarantine")
+            stored = _advance(state.checkpoints, new_ckpt, load_id, loaded_at)
+            result = LoadResult(
+                table, mode, load_id, load.rows_in, load.rows_loaded, load.rows_replaced,
+                quarantined, stored,
+                rows_superseded=load.rows_in - load.rows_loaded if mode is WriteMode.MERGE else 0,
+                values_nulled=nulled,
+            )  # fmt: skip
+            if verify is not None:
+                verify(result)
+            load = dataclasses.replace(
+                load, properties=_properties(state, result, stored, fence, origin, loaded_at)
+            )
+            crashpoint("before_commit")
+            try:
+                self._commit(state, load)
+            except CommitConflict:
+                continue  # someone committed in between: re-read, re-check the fence
+            crashpoint("after_commit")
+            return result
+        raise ConnectorError(
+            f"Loading {where} failed: {CONFLICT_RETRIES} commits in a row lost to concurrent "
+            "writers; try again later."
+        )
+
+    def _check_fence(self, fence: Checkpoint, where: str) -> None:
+        """Raise :class:`CheckpointMoved` unless the stored checkpoint is the fence's value."""
+        found_ckpt = self.checkpoint(fence.pipeline, fence.source)
+        found = found_ckpt.value if found_ckpt else None
+        if found != fence.value:
+            raise CheckpointMoved(fence.pipeline, fence.source, fence.value, found, where)
+
+    def _quarantine_once(
+        self, table: str, rows: pa.Table, load_id: str, loaded_at: dt.datetime
+    ) -> None:
+        """Append this load's quarantined rows unless an earlier try of it already did."""
+        name = table + QUARANTINE_SUFFIX
+        if name in self.tables() and any(
+            m.get(KEY_LOAD_ID) == load_id for m in self._history(name)
+        ):
+            return
+        rows = _with_meta(rows, load_id, loaded_at)
+        self._append_quarantine(name, rows, {KEY_LOAD_ID: load_id})
+
+    def _prepare(
+        self, state: TableState, rows: pa.Table, table: str, mode: WriteMode, keys: list[str],
+        partition: Interval | None, load_id: str, loaded_at: dt.datetime,
+        dedupe_order_by: str | None, cursor_column: str | None, where: str,
+    ) -> LakeLoad:  # fmt: skip
+        """The rows to commit and their counts, from the table as read."""
+        replaced = 0
+        rows_in = rows.num_rows
+        if mode is WriteMode.MERGE:
+            rows = _dedupe(rows, keys, dedupe_order_by, where)
+            if state.handle is not None:
+                rows, replaced = self._merge_plan(state, rows, keys, cursor_column)
+        elif mode is WriteMode.REPLACE_PARTITION:
+            assert partition is not None
+            _inside(rows, partition, where)
+            replaced = self._count_where(state, partition) if state.handle is not None else 0
+        elif mode is WriteMode.REPLACE and state.handle is not None:
+            replaced = 0
+        return LakeLoad(
+            table, mode, keys, partition, rows, load_id, loaded_at, {}, rows_in, rows.num_rows,
+            replaced,
+        )  # fmt: skip
+
+    def _merge_plan(
+        self, state: TableState, rows: pa.Table, keys: list[str], cursor_column: str | None
+    ) -> tuple[pa.Table, int]:
+        """Drop incoming rows older than the stored row of their key; count the keys replaced."""
+        import duckdb
+
+        wanted = keys + (
+            [cursor_column] if cursor_column and cursor_column in state.columns else []
+        )
+        if any(k not in state.columns for k in keys):
+            return rows, 0  # the key columns are new: nothing stored can match
+        stored = self._keys_stored(state, wanted, rows.select(keys))
+        con = duckdb.connect()
+        try:
+            con.register("s", rows)
+            con.register("t", stored)
+            match = " AND ".join(f"s.{quote_ident(k)} = t.{quote_ident(k)}" for k in keys)
+            keep = "TRUE"
+            if len(wanted) > len(keys):
+                c = quote_ident(cursor_column or "")
+                keep = f"NOT EXISTS (SELECT 1 FROM t WHERE {match} AND t.{c} > s.{c})"
+            kept = con.sql(f"SELECT s.* FROM s WHERE {keep}").to_arrow_table()
+            con.register("k", kept)
+            km = match.replace("s.", "k.")
+            replaced = con.execute(
+                f"SELECT count(*) FROM k WHERE EXISTS (SELECT 1 FROM t WHERE {km})"
+            ).fetchone()
+        finally:
+            con.close()
+        return kept.cast(rows.schema), int(replaced[0]) if replaced else 0
+
+
+# -- helpers -------------------------------------------------------------------------
+
+
+def _with_meta(rows: pa.Table, load_id: str, loaded_at: dt.datetime) -> pa.Table:
+    """``rows`` with ``_hr_load_id`` and ``_hr_loaded_at`` columns (replacing any)."""
+    for name in (META_LOAD_ID, META_LOADED_AT):
+        if name in rows.column_names:
+            rows = rows.drop_columns([name])
+    n = rows.num_rows
+    rows = rows.append_column(META_LOAD_ID, pa.array([load_id] * n, pa.string()))
+    stamp = pa.array([loaded_at] * n, pa.timestamp("us", tz="UTC"))
+    return rows.append_column(META_LOADED_AT, stamp)
+
+
+def _dedupe(rows: pa.Table, keys: list[str], order_by: str | None, where: str) -> pa.Table:
+    """One row per key: the greatest ``order_by``; without it duplicate keys are an error."""
+    import duckdb
+    import pyarrow.compute as pc
+
+    if (
+        len(keys) == 1
+        and pc.count_distinct(rows.column(keys[0]), mode="all").as_py() == rows.num_rows
+    ):
+        return rows  # every key once (the usual case): nothing to drop
+    con = duckdb.connect()
+    try:
+        con.register("s", rows)
+        cols = ", ".join(quote_ident(k) for k in keys)
+        if order_by is None:
+            dup = con.execute(
+                f"SELECT {cols}, count(*) FROM s GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
+            ).fetchone()
+            if dup:
+                raise ConnectorError(
+                    f"Merge into {where}: key {dict(zip(keys, dup[:-1], strict=True))} appears "
+                    f"{dup[-1]} times in the data. De-duplicate it, or pass dedupe_order_by=."
+                )
+            return rows
+        out = con.sql(
+            f"SELECT * FROM s QUALIFY row_number() OVER (PARTITION BY {cols} "
+            f"ORDER BY {quote_ident(order_by)} DESC NULLS LAST) = 1"
+        ).to_arrow_table()
+    finally:
+        con.close()
+    return out.cast(rows.schema)
+
+
+def _inside(rows: pa.Table, partition: Interval, where: str) -> None:
+    """Every row of a replace_partition load lies in its interval, or a ConnectorError."""
+    import pyarrow.compute as pc
+
+    col = rows.column(partition.column)
+    lo, hi = partition.start, partition.end
+    if pa.types.is_timestamp(col.type) and col.type.tz is None and hasattr(lo, "tzinfo"):
+        lo, hi = lo.replace(tzinfo=None), hi.replace(tzinfo=None)
+    outside = (
+        rows.num_rows
+        - pc.sum(pc.and_(pc.greater_equal(col, pa.scalar(lo)), pc.less(col, pa.scalar(hi)))).as_py()
+        if rows.num_rows
+        else 0
+    )
+    if outside:
+        raise ConnectorError(
+            f"replace_partition into {where}: {outside} rows have {partition.column!r} outside "
+            f"[{partition.start}, {partition.end}); they would not be replaced by a rerun."
+        )
+
+
+def partition_bounds(partition: Interval, naive: bool) -> tuple[Any, Any]:
+    """The interval's ends, without a time zone for a column that has none."""
+    lo, hi = partition.start, partition.end
+    if naive and isinstance(lo, dt.datetime):
+        lo, hi = lo.replace(tzinfo=None), hi.replace(tzinfo=None)
+    return lo, hi
+
+
+def _advance(
+    stored: dict[str, list[Any]], new: Checkpoint | None, load_id: str, at: dt.datetime
+) -> Checkpoint | None:
+    """The checkpoint to commit: never backwards, never back to "nothing loaded yet"."""
+    if new is None or new.value is None:
+        return None
+    entry = stored.get(checkpoint_key(new.pipeline, new.source))
+    if entry is not None:
+        old = decode_value(entry[0], entry[1])
+        try:
+            if old is not None and new.value < old:
+                return None
+        except TypeError:  # the cursor changed type: take the new one
+            pass
+    return Checkpoint(new.pipeline, new.source, new.value, load_id, at)
+
+
+def _properties(
+    state: TableState, result: LoadResult, stored: Checkpoint | None, fence: Checkpoint | None,
+    origin: tuple[str, str] | None, at: dt.datetime,
+) -> dict[str, str]:  # fmt: skip
+    """The metadata a load commits: its id, its counts and the table's checkpoint map."""
+    checkpoints = dict(state.checkpoints)
+    if stored is not None:
+        text, kind = encode_value(stored.value)
+        checkpoints[checkpoint_key(stored.pipeline, stored.source)] = [
+            text, kind, result.load_id, at.isoformat(),
+        ]  # fmt: skip
+    named = stored or fence
+    pipeline, source = origin or ((named.pipeline, named.source) if named else ("", ""))
+    ledger = {
+        "mode": result.mode.value, "rows_in": result.rows_in, "rows_loaded": result.rows_loaded,
+        "rows_replaced": result.rows_replaced, "rows_quarantined": result.rows_quarantined,
+        "pipeline": pipeline, "source": source, "loaded_at": at.isoformat(),
+    }  # fmt: skip
+    return {
+        KEY_LOAD_ID: result.load_id,
+        KEY_LOAD: json.dumps(ledger),
+        KEY_CHECKPOINTS: json.dumps(checkpoints),
+    }
