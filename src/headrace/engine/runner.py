@@ -256,7 +256,7 @@ class Runner:
         pipeline = self._pipeline_for(run, pipeline)
         self.pool_sizes(pipeline)
         self._claim(run)
-        return self._execute(pipeline, run)
+        return self._execute(pipeline, self.store.get_run(run_id), claimed=True)
 
     def retry(self, run_id: str, task_id: str, downstream: bool = True, pipeline: Pipeline | None = None) -> RunResult:
         """Run one task of a finished run again, with everything downstream of it (Airflow's clear).

@@ -23,6 +23,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from headrace.config import Settings
@@ -143,6 +144,18 @@ def drive_run(
         return runner.resume(run.run_id, pipeline).state
     finally:
         runner.close()
+
+
+def _release(store: StateStore, run_id: str, exc: Exception) -> None:
+    """A run this process claimed but could not drive is failed, not left RUNNING under a
+    live pid (where a scheduler or backfill would wait for it forever)."""
+    try:
+        now = store.get_run(run_id)
+        if RunState(now.state) == RunState.RUNNING and now.pid == os.getpid():
+            store.update_run(run_id, state=RunState.FAILED, ended_at=datetime.now(UTC),
+                             error=f"driving the run failed: {type(exc).__name__}: {exc}")
+    except Exception:  # noqa: BLE001 - the store itself may be what failed; the log has the cause
+        log.exception("run %s: could not mark it failed", run_id)
 
 
 @dataclass
@@ -300,9 +313,10 @@ class ThreadLauncher:
                 pipeline, run, self.store, self.settings, executor=pool or self.executor,
                 alerter=self.alerter, runner_options=self.runner_options,
             )  # fmt: skip
-        except Exception:  # the run is marked failed by the engine; keep the thread quiet
+        except Exception as exc:  # the engine marks the runs it drives; keep the thread quiet
             log.exception("run %s of %r: driving it failed", run.run_id, pipeline.name)
             self.finished[run.run_id] = RunState.FAILED
+            _release(self.store, run.run_id, exc)
         finally:
             if pool is not None:
                 with self._lock:
