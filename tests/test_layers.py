@@ -15,7 +15,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "headrace"
 #: Lowest first. A package may import packages of lower layers only (and itself).
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"config", "extras", "masking"},  # extras: missing-extra messages; masking: secrets
+    {"extras", "masking"},  # missing-extra messages; secrets masked when written
+    {"config"},
     {"pipeline", "state", "queue", "connectors"},
     {"quality", "observe", "analytics", "tasks"},
     {"sync"},  # the declarative sync: on connectors and quality, used by the engine

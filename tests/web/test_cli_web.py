@@ -66,7 +66,7 @@ def test_headrace_web_refuses_a_public_address_without_authentication(tmp_path: 
         [*CLI, "web", "--host", "0.0.0.0", "--port", str(_free_port())], cwd=tmp_path,
         capture_output=True, text=True, timeout=60, env={**env, "COLUMNS": "300"},
     )  # fmt: skip
-    assert done.returncode == 1
+    assert done.returncode == 4  # a configuration error (the CLI's exit codes)
     assert "--host 0.0.0.0 accepts connections from other machines" in done.stderr
     assert "HEADRACE_WEB_TOKEN" in done.stderr
 

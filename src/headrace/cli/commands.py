@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "docs": ("headrace.cli.lineage", "Build the catalog (like dbt docs): pipelines, datasets with columns, docs, checks, freshness, lineage."),
     "mcp": ("headrace.cli.mcp", "Serve pipelines, runs, logs, checks, lineage and read-only warehouse queries to AI assistants (MCP)."),
     "vars": ("headrace.cli.variables", "Variables tasks read with ctx.var(name): get, set, list, delete."),
-    "web": ("headrace.cli.web", "Serve the runs, tasks, logs and checks of the state store in a browser, plus /api and /metrics."),
+    "web": ("headrace.cli.web", "Serve runs, tasks, logs and checks in a browser, with actions (trigger, resume, retry, backfill), /api and /metrics."),
 }
 
 #: The root options, as Typer shows them.

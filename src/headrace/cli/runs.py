@@ -294,8 +294,8 @@ def final_results(pipeline: Pipeline, result: RunResult, console: Console, width
         value = ti.result_json
         if value is None:
             continue
-        if isinstance(value, dict):
-            text = ", ".join(f"{k}={v}" for k, v in value.items())
+        if isinstance(value, dict):  # the figures; nested parts (a sync's lineage) stay in `show --json`
+            text = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, dict | list))
         else:
             text = str(value)
         if len(text) <= width:
