@@ -7,6 +7,7 @@ import sys
 import typer
 
 from headrace.cli import analytics, checks, inspect, runs, schedule, variables, web  # noqa: F401  (register commands)
+from headrace.cli import stream  # noqa: F401,E402  (register the stream command)
 from headrace.cli.app import app, run_app
 from headrace.extras import MissingExtraError
 
