@@ -25,7 +25,8 @@ EXTRAS: dict[str, str] = {
     "mysql": "MySQL/MariaDB sources and SQL tasks",
     "queue": "Redis job queues, `headrace worker` and the distributed executor",
     "web": "the web UI and its JSON API (`headrace web`)",
-    "avro": "Avro file sources",
+    "avro": "Avro file sources and Avro stream events",
+    "streams": "stream sources: Redis Streams, NATS JetStream, Kinesis (`headrace stream`)",
     "metrics": "Prometheus `/metrics` in the web app",
     "pandas": "pandas DataFrames from analytics results",
 }

@@ -74,15 +74,15 @@ class RedisStreamSource(StreamSource):
                 raise ConnectorError(f"Redis stream {self.stream!r}: {exc}") from exc
         claimed, cursor = 0, "0-0"
         while True:  # XAUTOCLAIM pages through the whole pending list
+            # (redis-py drops the cursor from a JUSTID reply: claim the entries themselves)
             reply = self.client.xautoclaim(
-                self.stream, self.group, self.consumer, self.min_idle_ms, cursor,
-                count=1000, justid=True,
-            )  # fmt: skip
-            if not reply:  # redis-py returns [] when nothing is pending
+                self.stream, self.group, self.consumer, self.min_idle_ms, cursor, count=1000
+            )
+            if not reply:
                 break
-            cursor, ids = reply[0], reply[1]
-            claimed += len(ids)
-            if cursor in (b"0-0", "0-0"):
+            cursor = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+            claimed += len(reply[1])
+            if cursor == "0-0":
                 break
         self.claimed = claimed
         self._backlog = True
