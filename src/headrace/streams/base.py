@@ -98,6 +98,9 @@ class StreamSource(ABC):
 
     #: The source's name in checkpoints, the load ledger, metrics and lineage.
     dataset: str = ""
+    #: True when ``read`` may run in another thread while ``ack``/``lag`` run (the
+    #: loader then reads the next batch while the current one loads).
+    prefetch: bool = False
 
     @abstractmethod
     def open(self, committed: dict[str, int]) -> None:

@@ -44,6 +44,7 @@ class KinesisStreamSource(StreamSource):
         self.client: Any = boto3.client("kinesis", region_name=region, endpoint_url=endpoint_url)
         self.stream, self.start = stream, start
         self.dataset = f"kinesis:{stream}/{application}"
+        self.prefetch = True  # the client is thread-safe (a connection pool)
         self.iterators: dict[str, str] = {}  # open shards being read
         self.closed: set[str] = set()
         self.parents: dict[str, tuple[str, ...]] = {}

@@ -61,6 +61,7 @@ class RedisStreamSource(StreamSource):
         self.url, self.stream, self.group, self.consumer = url, stream, group, consumer
         self.field, self.start, self.min_idle_ms = field.encode(), start, min_idle_ms
         self.dataset = f"redis:{stream}/{group}"
+        self.prefetch = True  # the client is thread-safe (a connection pool)
         self.client: Any = None
         self._backlog = True  # own pending entries not yet re-read
 

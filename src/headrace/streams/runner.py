@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -121,21 +122,45 @@ class StreamLoader:
             fence = start or Checkpoint(self.key, self.dataset, None)
             source.open(committed)
             self.stats.positions = dict(committed)
-            while not self.stop.is_set():
-                batch = source.read(self.spec.limits)
-                self.stats.lag = source.lag()
-                if len(batch) == 0:
-                    if drain:
-                        break
-                    if self.on_batch:
-                        self.on_batch(self.stats)
-                    continue
-                fence, committed = self._load(dest, source, batch, fence, committed)
+            with ThreadPoolExecutor(1, thread_name_prefix="stream-read") as reader:
+                self._consume(dest, source, reader, fence, committed, drain, max_batches)
+        return self.stats
+
+    def _consume(
+        self,
+        dest: SqlDestination,
+        source: StreamSource,
+        reader: ThreadPoolExecutor,
+        fence: Checkpoint,
+        committed: dict[str, int],
+        drain: bool,
+        max_batches: int | None,
+    ) -> None:
+        """Read, load, ack until stopped. A source with ``prefetch`` reads the next batch
+        while this one loads (one batch ahead, never acknowledged before its own commit:
+        an abandoned read-ahead is simply delivered again)."""
+        limits = self.spec.limits
+        ahead = reader.submit(source.read, limits) if source.prefetch else None
+        while not self.stop.is_set():
+            if ahead is not None:
+                batch = ahead.result()
+                ahead = reader.submit(source.read, limits)
+            else:
+                batch = source.read(limits)
+            self.stats.lag = source.lag()
+            if len(batch) == 0:
+                if drain:
+                    break
                 if self.on_batch:
                     self.on_batch(self.stats)
-                if max_batches is not None and self.stats.batches >= max_batches:
-                    break
-        return self.stats
+                continue
+            fence, committed = self._load(dest, source, batch, fence, committed)
+            if self.on_batch:
+                self.on_batch(self.stats)
+            if max_batches is not None and self.stats.batches >= max_batches:
+                break
+        if ahead is not None:
+            ahead.result()  # let the read-ahead finish before the source closes
 
     def _load(
         self,
