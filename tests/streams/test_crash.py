@@ -65,16 +65,20 @@ def crash_and_check(tmp_path: Path, broker: Broker, n: int, kills: int, batch: i
     rng = random.Random(n * 31 + kills)
     payloads = [event(i) for i in range(n)]
     payloads.insert(n // 3, POISON)
-    broker.produce(payloads)
+    half = len(payloads) // 2
+    broker.produce(payloads[:half])  # the rest arrives while the consumer is being killed
     db = tmp_path / "wh.duckdb"
     target = f"{_pipeline_file(tmp_path, broker, db, batch)}:events"
     killed = 0
     for attempt in range(kills):
         point = CRASHPOINTS[attempt // 2 % 3] if attempt % 2 == 0 else None
+        if attempt == kills // 2:
+            broker.produce(payloads[half:])
         proc = subprocess.Popen(_headrace("stream", target), env=_env(tmp_path, broker, point),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
         try:
-            proc.wait(timeout=rng.uniform(1.5, 4.0) if point is None else 60)
+            # a crashpoint kills at the first load; with nothing left to load it idles
+            proc.wait(timeout=rng.uniform(0.8, 3.0) if point is None else 12)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
