@@ -101,6 +101,7 @@ def crash_and_check(tmp_path: Path, broker: Broker, n: int, kills: int, batch: i
     assert ledger >= 2  # the load really happened in several batches across the crashes
 
 
+@pytest.mark.slow  # ~1 min per broker on a loaded 2-core machine: 11 CLI starts
 @pytest.mark.timeout(600)
 def test_kill_9_exactly_once(tmp_path: Path, broker: Broker) -> None:
     crash_and_check(tmp_path, broker, n=5_000, kills=10, batch=250)
