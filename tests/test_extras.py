@@ -31,6 +31,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "queue": ("bullmq", "redis", "hiredis"),
     "web": ("fastapi", "starlette", "uvicorn", "jinja2"),
     "avro": ("fastavro",),
+    "streams": ("nats", "boto3", "botocore"),
     "metrics": ("prometheus_client",),
     "pandas": ("pandas",),
     "mcp": ("mcp", "sqlglot"),
@@ -220,6 +221,10 @@ SNIPPETS = {
         "open_destination('snowflake://u:p@acct/db/sch')",
     ),
     "queue API": ("queue", "from headrace.queue import Queue"),
+    "nats stream": ("streams", 'from headrace.streams import nats_stream\nnats_stream("s").open()'),
+    "kinesis stream": (
+        "streams", 'from headrace.streams import kinesis_stream\nkinesis_stream("s").open()'
+    ),
     "web API": ("web", "from headrace.web import create_app"),
     "pandas result": (
         "pandas",

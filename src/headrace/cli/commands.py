@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "queue": ("headrace.cli.queue", "Inspect and feed BullMQ-compatible job queues."),
     "lineage": ("headrace.cli.lineage", "Show which pipelines and datasets feed DATASET (upstream) and which it feeds (downstream)."),
     "docs": ("headrace.cli.lineage", "Build the catalog (like dbt docs): pipelines, datasets with columns, docs, checks, freshness, lineage."),
+    "stream": ("headrace.cli.stream", "Consume a stream into its table exactly once until SIGTERM/Ctrl-C (finishes the batch)."),
     "mcp": ("headrace.cli.mcp", "Serve pipelines, runs, logs, checks, lineage and read-only warehouse queries to AI assistants (MCP)."),
     "vars": ("headrace.cli.variables", "Variables tasks read with ctx.var(name): get, set, list, delete."),
     "web": ("headrace.cli.web", "Serve runs, tasks, logs and checks in a browser, with actions (trigger, resume, retry, backfill), /api and /metrics."),

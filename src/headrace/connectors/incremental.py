@@ -160,6 +160,8 @@ def encode_value(value: CursorValue) -> tuple[str | None, str]:
         return value.isoformat(), "date"
     if isinstance(value, str):
         return value, "str"
+    if isinstance(value, dict):  # a stream's positions per partition/shard
+        return json.dumps(value, sort_keys=True, separators=(",", ":")), "json"
     raise ConnectorError(
         f"Cursor value {value!r} of type {type(value).__name__} cannot be checkpointed; "
         "use a timestamp, date, number or string cursor column."
@@ -178,6 +180,7 @@ def decode_value(text: str | None, kind: str) -> CursorValue:
         "datetime": dt.datetime.fromisoformat,
         "date": dt.date.fromisoformat,
         "str": str,
+        "json": json.loads,
     }
     try:
         return decoders[kind](text)
