@@ -20,6 +20,7 @@ LAYERS: list[set[str]] = [
     {"pipeline", "state", "queue", "connectors"},
     {"quality", "observe", "analytics", "tasks"},
     {"sync"},  # the declarative sync: on connectors and quality, used by the engine
+    {"streams"},  # stream sources into the sync's exactly-once sink
     {"executors"},  # where a task runs; the engine hands them the attempt to run
     {"engine"},
     {"scheduler"},
