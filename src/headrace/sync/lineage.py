@@ -52,7 +52,10 @@ def destination_name(spec: Sync, dest: SqlDestination) -> DatasetName:
     table = spec.destination.table
     if isinstance(dest, DuckDBDestination):
         return table_dataset(ConnectionURL("duckdb", f"duckdb:///{dest.path}", {}), table, dest.schema)
-    url = dest.conn_url  # type: ignore[attr-defined]
+    url = getattr(dest, "conn_url", None)
+    if url is None:  # lakehouse, file and Snowflake destinations: named by their masked location
+        kind, _, location = (dest.where or type(dest).__name__).partition(" ")
+        return DatasetName(location if "://" in location else f"{kind}://{location}", table)
     return table_dataset(url, table, getattr(dest, "schema", None))
 
 
