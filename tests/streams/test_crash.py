@@ -85,7 +85,7 @@ def crash_and_check(tmp_path: Path, broker: Broker, n: int, kills: int, batch: i
         err = proc.stderr.read().decode() if proc.stderr else ""
         assert proc.returncode == -signal.SIGKILL, f"consumer exited {proc.returncode}: {err}"
         killed += 1
-    assert killed >= 10
+    assert killed >= kills
     done = subprocess.run(_headrace("stream", target, "--drain"), env=_env(tmp_path, broker),
                           capture_output=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr.decode()
@@ -101,10 +101,10 @@ def crash_and_check(tmp_path: Path, broker: Broker, n: int, kills: int, batch: i
     assert ledger >= 2  # the load really happened in several batches across the crashes
 
 
-@pytest.mark.slow  # ~1 min per broker on a loaded 2-core machine: 11 CLI starts
+@pytest.mark.slow  # ~30 s per broker: 6 CLI starts (the 100k version below kills 12 times)
 @pytest.mark.timeout(600)
 def test_kill_9_exactly_once(tmp_path: Path, broker: Broker) -> None:
-    crash_and_check(tmp_path, broker, n=5_000, kills=10, batch=250)
+    crash_and_check(tmp_path, broker, n=2_000, kills=5, batch=250)
 
 
 @pytest.mark.streams_full

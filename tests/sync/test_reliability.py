@@ -161,9 +161,12 @@ def test_fast_subset(world: World) -> None:
 
 
 @pytest.mark.harness
+# The SQL warehouses of the issue; Delta and Iceberg run the fast subset here and their own
+# crash-point tests (tests/sync/test_lake.py), which keeps CI within its time.
+@pytest.mark.parametrize("world", ["duckdb", "postgresql"], indirect=True)
 def test_full_harness(world: World) -> None:
     started = time.monotonic()
-    kinds = plan(SEED, rounds=5)  # 25 trials per warehouse: each kind (and crash point) 5 times
+    kinds = plan(SEED, rounds=4)  # 20 trials per warehouse: each kind (and crash point) 4 times
     log = run_trials(world, SEED, kinds)
     print(f"\n{len(log)} trials in {time.monotonic() - started:.0f} s:\n" + "\n".join(log))
-    assert len(log) == 25
+    assert len(log) == 20
