@@ -298,7 +298,7 @@ class DistributedExecutor:
             job_state = await job.state() if job is not None else None
             if job_state == JobState.COMPLETED and job is not None:
                 self._on_completed({"jobId": job_id, "returnvalue": job.return_value})
-            elif state == JobState.FAILED and job is not None:
+            elif job_state == JobState.FAILED and job is not None:
                 self._on_failed({"jobId": job_id, "failedReason": job.failed_reason})
 
     def shutdown(self, kill: bool = False) -> None:
