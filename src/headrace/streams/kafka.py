@@ -18,5 +18,5 @@ adding one takes instead. A ``KafkaStreamSource(StreamSource)`` (confluent-kafka
 - ``lag()``: high watermark minus position, summed over the assigned partitions.
 
 Its tests need a broker (a Redpanda or Kafka container in CI): the same crash test as
-the other brokers (``tests/streams/test_crash.py``), the same benchmark row.
+the other brokers (``tests/streams/test_stream_crash.py``), the same benchmark row.
 """
