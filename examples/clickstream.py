@@ -62,7 +62,7 @@ def clicks_per_minute(ctx: Context, loaded: dict) -> int:
             "count(*) AS clicks, count(DISTINCT user_id) AS users "
             "FROM clicks GROUP BY ALL ORDER BY window_start, page"
         )
-        windows = conn.execute("SELECT count(*) FROM clicks_per_minute").fetchone()[0]
+        (windows,) = conn.execute("SELECT count(*) FROM clicks_per_minute").fetchall()[0]
     ctx.log.info("loaded %s new clicks; %d page-minute windows", loaded["loaded"], windows)
     return windows
 
