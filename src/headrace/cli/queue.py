@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from headrace.cli.app import app, console
+from headrace.cli.app import app, console, load_settings
 from headrace.config import mask_url
 from headrace.errors import ConfigError, UnavailableError, UsageError, did_you_mean
 from headrace.queue import JobOptions, Queue, QueueConnection, RateLimit, Worker
@@ -131,7 +131,9 @@ def worker_command(
         from headrace.engine.attempt import run_work_item
         from headrace.executors.distributed import TaskWorker
 
-        task_worker = TaskWorker(connection, queue_name, concurrency=concurrency, name=name, run_item=run_work_item)
+        # The worker's own settings (connections, state store): jobs carry no secrets.
+        task_worker = TaskWorker(connection, queue_name, concurrency=concurrency, name=name,
+                                 run_item=run_work_item, settings=load_settings())  # fmt: skip
         _announce(task_worker.worker, "pipeline-task worker", queue_name, connection, concurrency)
         task_worker.run_sync()
         console.print("worker stopped")

@@ -45,9 +45,10 @@ class RunInfo:
     """The run-wide facts a task's context needs, sent with every work item.
 
     Attributes:
-        settings: the driver's settings, handed down whole (``ctx.settings`` in the task:
-            state store, connections, pools, queue, alerts), in a task process or on a
-            remote worker alike.
+        settings: what ``ctx.settings`` is in the task (state store, connections, pools,
+            queue, alerts): the driver's, handed down whole to a local task process; on a
+            remote worker the worker's own (a job carries only a secret-free profile of
+            the driver's, checked against them: see ``executors.distributed``).
     """
 
     run_id: str

@@ -10,21 +10,29 @@ A worker killed mid-task (``kill -9``, lost machine) stops renewing its job lock
 queue's stalled-job check puts the job back within ~8 s and another worker runs the
 same attempt again. Work items name the pipeline file, so every worker needs the
 pipeline code at the same path and the run's staging folder on shared storage.
+
+A job carries no settings: connection passwords and webhook tokens never reach Redis.
+Each worker reads its own (``Settings.load()`` at its edge, ``headrace worker``); the
+job carries a profile of the driver's — a short hash per connection and for the state
+store, over the URLs with their passwords masked — and a worker whose own profile
+differs fails the attempt (terminally, naming what differs) rather than write to
+another warehouse than the driver means.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import queue as stdlib_queue
 import threading
 import time
 from collections.abc import Coroutine
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from headrace.config import Settings
-from headrace.errors import QueueError
+from headrace.config import Settings, mask_url
+from headrace.errors import ConfigError, QueueError
 from headrace.executors.base import (
     AttemptFn,
     Event,
@@ -60,8 +68,8 @@ T = TypeVar("T")
 
 def _encode(value: Any) -> Any:
     """Dataclasses to dicts and datetimes to tagged ISO strings, recursively."""
-    if isinstance(value, Settings):  # handed down whole to the worker (see RunInfo.settings)
-        return value.to_dict()
+    if isinstance(value, Settings):  # never on the queue: workers have their own
+        raise TypeError("settings are not sent through the queue (see settings_profile)")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, datetime):
@@ -96,17 +104,59 @@ def _ref(raw: dict[str, Any] | None) -> ResultRef | None:
     )
 
 
+def settings_profile(settings: Settings) -> dict[str, str]:
+    """What driver and worker must agree on, without a secret: a short hash per URL, password masked.
+
+    Keys are ``state_url`` and ``connection:<name>``; the home folder, pools and alert
+    channels are each side's own business.
+    """
+
+    def digest(url: str) -> str:
+        return hashlib.sha256(mask_url(url).encode()).hexdigest()[:16]
+
+    profile = {"state_url": digest(settings.state_url)}
+    profile.update(
+        {f"connection:{name}": digest(url) for name, url in sorted(settings.connections.items())}
+    )
+    return profile
+
+
+def profile_mismatch(driver: dict[str, str], worker: dict[str, str]) -> list[str]:
+    """Where the worker's settings point elsewhere than the driver's, one phrase each (empty: they agree).
+
+    A connection only one side has is no mismatch: a task using one the worker lacks
+    fails loudly on its own (unknown connection), and drivers often know more pipelines.
+    """
+    return [
+        f"{key.replace('connection:', 'connection ')} points elsewhere on the worker"
+        for key in sorted(driver.keys() & worker.keys())
+        if driver[key] != worker[key]
+    ]
+
+
 def encode_work_item(item: WorkItem) -> dict[str, Any]:
-    """A work item as JSON-ready data (the job's payload)."""
-    return _encode(item)  # type: ignore[no-any-return]
+    """A work item as JSON-ready data (the job's payload), its settings replaced by their profile."""
+    run = {f.name: _encode(getattr(item.run, f.name)) for f in dataclasses.fields(item.run)
+           if f.name not in ("settings", "state_url")}  # fmt: skip
+    run["settings_profile"] = settings_profile(item.run.settings)
+    data: dict[str, Any] = {
+        f.name: _encode(getattr(item, f.name)) for f in dataclasses.fields(item) if f.name != "run"
+    }
+    data["run"] = run
+    return data
 
 
-def decode_work_item(data: dict[str, Any]) -> WorkItem:
+def decode_work_item(data: dict[str, Any], settings: Settings) -> WorkItem:
+    """The work item of a job, run with ``settings`` (the worker's own).
+
+    Raises:
+        SettingsMismatch: the worker's settings do not match the driver's profile.
+    """
     raw = _decode(data)
     run = dict(raw["run"])
-    run["settings"] = Settings.from_dict(run["settings"])
-    return WorkItem(
-        run=RunInfo(**run),
+    driver_profile = run.pop("settings_profile", None)
+    item = WorkItem(
+        run=RunInfo(**run, settings=settings, state_url=settings.state_url),
         pipeline_file=raw["pipeline_file"],
         pipeline_module=raw["pipeline_module"],
         task_id=raw["task_id"],
@@ -116,6 +166,30 @@ def decode_work_item(data: dict[str, Any]) -> WorkItem:
         map_input=_ref(raw.get("map_input")),
         timeout=raw.get("timeout"),
     )
+    differences = profile_mismatch(driver_profile or {}, settings_profile(settings))
+    if driver_profile is None or differences:
+        raise SettingsMismatch(
+            item, differences or ["the job carries no settings profile (an older driver)"]
+        )
+    return item
+
+
+class SettingsMismatch(ConfigError):
+    """A worker's settings do not match the driver's: running the attempt could touch the wrong systems.
+
+    Attributes:
+        item: the attempt that was not run.
+        differences: what differs, one phrase each (``connection warehouse points elsewhere on the worker``).
+    """
+
+    def __init__(self, item: WorkItem, differences: list[str]) -> None:
+        self.item = item
+        self.differences = differences
+        super().__init__(
+            f"task {item.task_id!r} of pipeline {item.run.pipeline!r} (run {item.run.run_id}) was not run: "
+            f"the worker's settings differ from the driver's: {'; '.join(differences)}. "
+            "Give the worker the same HEADRACE_CONN_* / HEADRACE_STATE_URL (or headrace.toml) as the driver."
+        )
 
 
 def encode_outcome(outcome: Outcome) -> dict[str, Any]:
@@ -404,6 +478,15 @@ class _AttemptPool:
             self._thread = None
 
 
+def _refused(exc: SettingsMismatch) -> Outcome:
+    now = datetime.now(UTC)
+    item = exc.item
+    return Outcome(
+        item.task_id, item.map_index, item.attempt, ok=False, error=str(exc),
+        error_kind=type(exc).__name__, retryable=False, log=str(exc), started_at=now, ended_at=now,
+    )  # fmt: skip
+
+
 def _settle(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
     if not future.done():
         future.set_result(outcome)
@@ -419,14 +502,14 @@ class TaskWorker:
         name: worker name shown in Redis ``CLIENT LIST``.
         run_item: runs one attempt: the engine's ``run_work_item`` (passed in by the
             caller, as executors sit below the engine).
-
-    The settings each attempt sees come with its work item (the driver's), so the
-    worker itself needs only the queue.
+        settings: the worker's own settings, read at its edge: every attempt runs with
+            them (jobs carry no secrets), after checking they match the driver's profile.
 
     Example:
         >>> from headrace.engine.attempt import run_work_item
-        >>> connection = QueueConnection.from_settings(Settings.load())
-        >>> TaskWorker(connection, concurrency=4, run_item=run_work_item).run_sync()  # doctest: +SKIP
+        >>> settings = Settings.load()
+        >>> connection = QueueConnection.from_settings(settings)
+        >>> TaskWorker(connection, concurrency=4, run_item=run_work_item, settings=settings).run_sync()  # doctest: +SKIP
     """
 
     def __init__(
@@ -437,8 +520,10 @@ class TaskWorker:
         name: str | None = None,
         *,
         run_item: AttemptFn,
+        settings: Settings,
     ) -> None:
         self.connection = connection or QueueConnection()
+        self.settings = settings
         self.queue_name = queue_name
         self.concurrency = concurrency
         self._pool = _AttemptPool(concurrency, run_item)
@@ -453,7 +538,10 @@ class TaskWorker:
         )
 
     async def _handle(self, job: Job) -> dict[str, Any]:
-        item = decode_work_item(job.data)
+        try:
+            item = decode_work_item(job.data, self.settings)
+        except SettingsMismatch as exc:  # the driver gets a terminal failure naming the task
+            return encode_outcome(_refused(exc))
         outcome = await self._pool.run(item, job)
         return encode_outcome(outcome)
 
