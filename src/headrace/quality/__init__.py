@@ -45,7 +45,13 @@ from headrace.quality.errors import (
 )
 from headrace.quality.expectations import Expectation, Severity
 from headrace.quality.reconcile import Reconciliation, reconcile
-from headrace.quality.result import CheckOutcome, CheckReport, CheckStatus, ExpectationResult
+from headrace.quality.result import (
+    CheckOutcome,
+    CheckReport,
+    CheckStatus,
+    ExpectationResult,
+    ReportTally,
+)
 from headrace.quality.sql import check_table
 from headrace.quality.sql_tests import run_sql_tests
 
@@ -61,6 +67,7 @@ __all__ = [
     "ExpectationsFailed",
     "Reconciliation",
     "ReconciliationError",
+    "ReportTally",
     "Severity",
     "accepted_values",
     "apply_checks",

@@ -188,3 +188,58 @@ class CheckOutcome(CheckReport):
     @property
     def rows_quarantined(self) -> int:
         return 0 if self.quarantined is None else self.quarantined.num_rows
+
+
+class ReportTally:
+    """The results of the same expectations over successive batches, one result each.
+
+    A streamed sync checks each batch alone; the store wants one result per expectation
+    for the whole load: counts add up, samples keep the first :data:`SAMPLE_ROWS` failing
+    rows (their ``_hr_row`` counted from the first batch), and an expectation failed if
+    it failed on any batch.
+
+    Example:
+        >>> tally = ReportTally()
+        >>> for batch in batches:
+        ...     tally.add(apply_checks(batch, checks), rows=batch.num_rows)
+        >>> store.record_check_results(tally.records(run_id, task_id))
+    """
+
+    def __init__(self) -> None:
+        self._results: dict[str, ExpectationResult] = {}
+        self._rows = 0
+
+    def add(self, report: CheckReport, rows: int = 0) -> None:
+        """Count ``report`` in; ``rows``: how many rows it checked (offsets the next samples)."""
+        for result in report.results:
+            sample = [{**row, ROW_INDEX: row[ROW_INDEX] + self._rows} if ROW_INDEX in row else row
+                      for row in result.sample]  # fmt: skip
+            seen = self._results.get(result.name)
+            if seen is None:
+                self._results[result.name] = ExpectationResult(
+                    name=result.name, kind=result.kind, severity=result.severity, status=result.status,
+                    total=result.total, failed=result.failed, column=result.column, reason=result.reason,
+                    sample=sample[:SAMPLE_ROWS], observed=result.observed, failed_pct=result.failed_pct,
+                )  # fmt: skip
+                continue
+            seen.total += result.total
+            seen.failed += result.failed
+            seen.sample = (seen.sample + sample)[:SAMPLE_ROWS]
+            if not result.passed:
+                seen.status, seen.reason = CheckStatus.FAILED, result.reason
+            if seen.kind != "sql_test":
+                seen.failed_pct = round(100.0 * seen.failed / seen.total, 4) if seen.total else 0.0
+        self._rows += rows
+
+    def clear(self) -> None:
+        """Forget what was counted (the batches are read again)."""
+        self._results.clear()
+        self._rows = 0
+
+    @property
+    def results(self) -> list[ExpectationResult]:
+        return list(self._results.values())
+
+    def records(self, run_id: str, task_id: str) -> list[CheckResultRecord]:
+        """Records for ``StateStore.record_check_results``."""
+        return [r.to_record(run_id, task_id) for r in self._results.values()]

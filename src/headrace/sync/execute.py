@@ -38,7 +38,7 @@ from headrace.connectors.objectstore import ObjectStore
 from headrace.connectors.sources import Extract
 from headrace.errors import ConnectorError
 from headrace.pipeline import Context
-from headrace.quality import apply_checks, reconcile, run_sql_tests
+from headrace.quality import ReportTally, apply_checks, reconcile, run_sql_tests
 from headrace.quality.expectations import RowExpectation, Unique
 from headrace.sync.lineage import source_connection, sync_lineage
 from headrace.sync.spec import (
@@ -61,24 +61,33 @@ def run_sync(spec: Sync, ctx: Context) -> dict[str, Any]:
         reextracts, checkpoint, source and destination (datasets, for lineage).
     """
     dest = open_sync_destination(spec, ctx)
-    for attempt in range(spec.max_reextracts + 1):
-        try:
-            load = _stream_and_load if streamable(spec) else _extract_and_load
-            stats = load(spec, ctx, dest, attempt)
-            break
-        except CheckpointMoved as moved:
-            ctx.log.warning(
-                "sync %s: another load committed first (checkpoint %r -> %r); "
-                "re-extracting (%d of %d)",
-                spec.name, moved.expected, moved.found, attempt + 1, spec.max_reextracts,
-            )  # fmt: skip
-            if attempt == spec.max_reextracts:
-                raise
-            time.sleep(0.05 * (attempt + 1))
-    if spec.sql_tests is not None:
-        report = run_sql_tests(sql_test_target(dest), spec.sql_tests, pipeline=ctx.pipeline)
-        report.raise_for_failures()
-        stats["sql_tests_passed"] = len(report.results)
+    # The checks' results go to the state store like a task's (the web UI's checks),
+    # once per sync: those of the extract that was loaded, or that failed it.
+    tally = ReportTally()
+    try:
+        for attempt in range(spec.max_reextracts + 1):
+            tally.clear()  # a re-extract checks its rows again
+            try:
+                load = _stream_and_load if streamable(spec) else _extract_and_load
+                stats = load(spec, ctx, dest, attempt, tally)
+                break
+            except CheckpointMoved as moved:
+                ctx.log.warning(
+                    "sync %s: another load committed first (checkpoint %r -> %r); "
+                    "re-extracting (%d of %d)",
+                    spec.name, moved.expected, moved.found, attempt + 1, spec.max_reextracts,
+                )  # fmt: skip
+                if attempt == spec.max_reextracts:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        if spec.sql_tests is not None:
+            report = run_sql_tests(sql_test_target(dest), spec.sql_tests, pipeline=ctx.pipeline)
+            tally.add(report)
+            report.raise_for_failures()
+            stats["sql_tests_passed"] = len(report.results)
+    finally:
+        if tally.results:
+            ctx.record_checks(tally.records(ctx.run_id, ctx.task_id))
     return stats
 
 
@@ -104,7 +113,7 @@ def open_sync_destination(spec: Sync, ctx: Context) -> SqlDestination:
 
 
 def _extract_and_load(
-    spec: Sync, ctx: Context, dest: SqlDestination, attempt: int
+    spec: Sync, ctx: Context, dest: SqlDestination, attempt: int, tally: ReportTally
 ) -> dict[str, Any]:
     """One pass holding the extract in memory (for a transform or table-wide checks)."""
     dataset, strategy, target = spec.source.dataset, spec.incremental, spec.destination
@@ -112,6 +121,7 @@ def _extract_and_load(
     raw, aside = _extract(spec, ctx, start)
     rows = _transform(spec, ctx, raw)
     outcome = apply_checks(rows, spec.checks, pipeline=ctx.pipeline, task=ctx.task_id)
+    tally.add(outcome, rows.num_rows)
     outcome.raise_for_failures()
     good, bad = _without(outcome.passed, target.exclude), outcome.quarantined
     n_checked_out = 0 if bad is None else bad.num_rows
@@ -173,7 +183,7 @@ def streamable(spec: Sync) -> bool:
 
 
 def _stream_and_load(
-    spec: Sync, ctx: Context, dest: SqlDestination, attempt: int
+    spec: Sync, ctx: Context, dest: SqlDestination, attempt: int, tally: ReportTally
 ) -> dict[str, Any]:
     """One pass that never holds the whole extract: batches are checked and digested on
     their way into the destination; the load id and quarantine are settled at the end."""
@@ -193,6 +203,7 @@ def _stream_and_load(
                     pa.Table.from_batches([batch]), spec.checks, pipeline=ctx.pipeline,
                     task=ctx.task_id,
                 )  # fmt: skip
+                tally.add(outcome, batch.num_rows)
                 outcome.raise_for_failures()
                 if outcome.quarantined is not None and outcome.quarantined.num_rows:
                     rejected.append(outcome.quarantined)
