@@ -1,7 +1,8 @@
-"""A sync's check results in the web UI, from runs of the real engine."""
+"""A sync's check results and quarantined rows in the web UI, from runs of the real engine."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -98,3 +99,32 @@ def test_streamed_sync_checks_count_every_batch(web: SyncWeb) -> None:
     )
     assert len(qty["details"]["sample"]) == 5
     assert checks["not_null(note)"]["status"] == "passed"
+
+
+def test_quarantine_page_reads_the_warehouse_quarantine_table(web: SyncWeb) -> None:
+    orders = load_pipelines(SYNCS)["web_orders"]
+    run = web.runner.run(orders, DAY)
+    load_id = run.result_of("orders")["load_id"]
+    with sqlite3.connect(str(web.settings.connection("shop")).removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE orders SET note = ? WHERE id = 100", (f"token={SECRET}",))
+    again = web.runner.run(
+        orders, datetime(2024, 1, 2, tzinfo=UTC)
+    )  # another load in the same table
+    assert again.result_of("orders")["load_id"] != load_id
+
+    pages = [
+        web.http.get(f"/runs/{run.run_id}/quarantine", params={"page": n}).text for n in (1, 2, 3)
+    ]
+    assert "230 rows in" in pages[0] and load_id in pages[0]
+    shown = [re.findall(r"<td class=\"mono\">(bad \d{3})</td>", page) for page in pages]
+    assert [len(rows) for rows in shown] == [100, 100, 30]
+    assert sorted(r for rows in shown for r in rows) == [
+        f"bad {i:03d}" for i in range(230)
+    ]  # each row once
+    assert pages[0].count("qty is negative") >= 100  # the reason of each row
+    assert "page 1 of 3" in pages[0]
+
+    # The second run's rows: its own load, a secret in a value masked.
+    later = web.http.get(f"/runs/{again.run_id}/quarantine", params={"limit": 500}).text
+    assert "token=***" in later and SECRET not in later
+    assert again.result_of("orders")["load_id"] in later and load_id not in later

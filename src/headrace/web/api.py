@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 
 import headrace
+from headrace.config import Settings
 from headrace.errors import HeadraceError, StateError, did_you_mean
 from headrace.state.base import RunRecord, RunState, StateStore
 from headrace.state.operations import RunQuery
@@ -49,12 +50,14 @@ class WebContext:
         location: the store's URL with its password masked.
         pipelines_dir: folder of pipeline files to list, or None.
         refresh_seconds: how often pages showing unfinished runs reload (0: never).
+        settings: the app's settings (the warehouse connections quarantined rows are read from).
     """
 
     store: StateStore
     location: str
     pipelines_dir: Path | None = None
     refresh_seconds: int = 5
+    settings: Settings | None = None
 
 
 def web_context(request: Request) -> WebContext:

@@ -83,6 +83,7 @@ def create_app(
         location=location,
         pipelines_dir=Path(pipelines_dir) if pipelines_dir is not None else None,
         refresh_seconds=refresh_seconds,
+        settings=settings,
     )
     app.state.auth = auth or WebAuth()
     jobs = app.state.jobs = Jobs(served, settings, executor=executor)

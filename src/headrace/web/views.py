@@ -19,6 +19,7 @@ from headrace.web.api import get_run_or_404, known_pipelines, parse_state, web_c
 from headrace.web.graph import NodeState, render_svg
 from headrace.web.grid import build_grid, collapse_mapped
 from headrace.web.models import masked
+from headrace.web.quarantine import read_quarantined, sync_loads
 from headrace.web.templating import fmt_duration, render
 
 router = APIRouter(include_in_schema=False)
@@ -27,6 +28,8 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 #: Columns of the grid.
 GRID_RUNS = 25
+#: Quarantined rows per page (of each load).
+QUARANTINE_PAGE = 100
 
 
 def _pipeline_or_none(request: Request, name: str) -> Pipeline | None:
@@ -169,13 +172,28 @@ def actions_page(request: Request, page: Annotated[int, Query(ge=1)] = 1) -> HTM
 
 
 @router.get("/runs/{run_id}/quarantine", response_class=HTMLResponse)
-def quarantine_page(request: Request, run_id: str) -> HTMLResponse:
-    """Rows of a run held back by quarantine checks, with the reasons (from the check results' samples)."""
-    store = web_context(request).store
+def quarantine_page(
+    request: Request, run_id: str, page: Annotated[int, Query(ge=1)] = 1,
+    limit: Annotated[int, Query(ge=1, le=500)] = QUARANTINE_PAGE,
+) -> HTMLResponse:  # fmt: skip
+    """Rows of a run held back by quarantine checks, with the reasons.
+
+    A sync's rows are read from its destination's ``<table>_quarantine`` table (those
+    of its load, a page at a time); a task's quarantine checks show the samples kept
+    with their results (the rows themselves stay in the run's staging folder).
+    """
+    ctx = web_context(request)
+    store = ctx.store
     run = get_run_or_404(store, run_id)
+    loads = []
+    if ctx.settings is not None:
+        offset = (page - 1) * limit
+        for task_id, destination, load_id in sync_loads(store.get_task_instances(run.run_id)):
+            loads.append(read_quarantined(ctx.settings, task_id, destination, load_id, limit=limit, offset=offset))
+    synced = {load.task_id for load in loads}
     items = []
     for check in store.get_check_results(run.run_id):
-        if check.severity != "quarantine" or not check.failed:
+        if check.severity != "quarantine" or not check.failed or check.task_id in synced:
             continue
         sample = check.details.get("sample") or []
         sample = sample if isinstance(sample, list) else []
@@ -186,4 +204,6 @@ def quarantine_page(request: Request, run_id: str) -> HTMLResponse:
                     columns.append(key)
         reason = str(check.details.get("reason") or check.expectation)
         items.append({"check": check, "reason": reason, "sample": sample, "columns": columns})
-    return render(request, "quarantine.html", title=f"Quarantine · {run.run_id}", run=run, items=items)
+    pages = max([1, *(-(-load.total // limit) for load in loads)])
+    return render(request, "quarantine.html", title=f"Quarantine · {run.run_id}", run=run, items=items,
+                  loads=loads, page=page, pages=pages, limit=limit)  # fmt: skip
