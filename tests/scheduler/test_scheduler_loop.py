@@ -206,6 +206,36 @@ def test_sla_miss_is_recorded_and_alerted_once(store, settings, webhook):
     assert [m.run_id for m in SlaLedger.for_store(store).list("sla_etl")] == [misses[0].run_id]
 
 
+sla_callback_saw: list[tuple[str, str, str]] = []
+
+
+def _note_sla_miss(ctx: Context) -> None:
+    sla_callback_saw.append((ctx.settings.connection("warehouse"), str(ctx.settings.home), ctx.var("owner")))
+
+
+@task(sla=timedelta(hours=1), on_sla_miss=_note_sla_miss)
+def watched(ctx: Context) -> None:
+    return None
+
+
+def test_on_sla_miss_callback_gets_the_schedulers_settings(store, settings):
+    @pipeline(schedule="0 2 * * *", start_date=datetime(2024, 1, 1), catchup=False, name="sla_cb")
+    def sla_cb():
+        watched()
+
+    sla_callback_saw.clear()
+    store.set_variable("owner", "data-team")  # read back through ctx.var: the real state store
+    clock = FakeClock(utc(2024, 1, 2, 2, 30))  # the run is due; its deadline is 03:00
+    # The launcher's settings (as the CLI's scheduler has them) reach the callback.
+    launcher = InlineLauncher(store, settings, executor="inprocess", runner_options={"clock": clock})
+    launcher.launch = lambda pipeline, run: None  # type: ignore[method-assign]  # the run never gets done
+    scheduler = Scheduler([sla_cb], store, launcher=launcher, clock=clock)
+    assert scheduler.tick().sla_misses == []
+    clock.current = utc(2024, 1, 2, 3, 1)
+    assert [m.task_id for m in scheduler.tick().sla_misses] == ["watched"]
+    assert sla_callback_saw == [("duckdb:///warehouse.db", str(settings.home), "data-team")]
+
+
 def test_task_done_on_time_is_no_sla_miss(store, settings):
     @pipeline(schedule="0 2 * * *", start_date=datetime(2024, 1, 1), catchup=False, name="sla_ok")
     def sla_ok():

@@ -116,7 +116,7 @@ def scheduler_command(
     from headrace.observe.statsd import StatsdClient
 
     scheduler = Scheduler(pipelines, store, launcher=launcher, alerter=alerter, on_start=started,
-                          statsd=StatsdClient.from_settings(settings.metrics))
+                          statsd=StatsdClient.from_settings(settings.metrics), settings=settings)
     scheduled = [p for p in scheduler.pipelines]
     console.print(
         f"scheduler: {len(scheduled)} scheduled pipeline(s) "

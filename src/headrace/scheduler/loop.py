@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from headrace.config import Settings
 from headrace.engine import Clock, SystemClock, driver_alive
 from headrace.engine.notify import notify_sla_miss
 from headrace.observe.alerts import Alert, Alerter, AlertKind
@@ -80,6 +81,8 @@ class Scheduler:
             was left behind by a dead scheduler and is launched again.
         dead_after: a RUNNING run on another host without heartbeat for this long is dead.
         on_start: called with each run started (the CLI prints it).
+        settings: what ``on_sla_miss`` callbacks see as ``ctx.settings`` (their state
+            store, connections, home); by default the launcher's, which the runs use.
 
     Example:
         >>> scheduler = Scheduler(load_pipelines("etl.py").values(), store, launcher=launcher)
@@ -99,6 +102,7 @@ class Scheduler:
         on_start: Callable[[RunRecord], None] | None = None,
         sla_ledger: SlaLedger | None = None,
         statsd: StatsdClient | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.pipelines: Sequence[Pipeline] = [p for p in pipelines if timetable_of(p).periodic]
         self.store = store
@@ -109,6 +113,8 @@ class Scheduler:
         self.dead_after = dead_after
         self.on_start = on_start
         self.statsd = statsd
+        # What on_sla_miss callbacks see as ctx.settings: the launcher's (the runs') by default.
+        self.settings: Settings | None = settings or getattr(launcher, "settings", None)
         has_sla = any(t.sla is not None for p in self.pipelines for t in p.tasks.values())
         self.sla_ledger = sla_ledger or (SlaLedger.for_store(store) if has_sla else None)
         self._stop = threading.Event()
@@ -274,7 +280,7 @@ class Scheduler:
                     )
                 )
             # The task's own routes and on_sla_miss callback (headrace.engine.notify).
-            notify_sla_miss(pipeline, miss, self.store.get_run(miss.run_id), self.alerter, None)
+            notify_sla_miss(pipeline, miss, self.store.get_run(miss.run_id), self.alerter, self.settings)
         return recorded
 
     # ------------------------------------------------------------------ the loop
