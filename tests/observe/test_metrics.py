@@ -171,8 +171,12 @@ def test_the_databases_sums_match_reading_run_by_run(request: pytest.FixtureRequ
         runner = Runner(store, executor="inprocess", settings=settings)
         runs = [runner.run(demo, DAY + timedelta(days=i), params={"fail_publish": i % 2 == 0}).run_id
                 for i in range(4)]  # fmt: skip
+        # Attempts as a resume or a rerun leave them: 0 (never ran) beside 3 (two retries).
+        store.update_task_instance(runs[2], "notify", attempt=0)
+        store.update_task_instance(runs[3], "notify", attempt=3)
         summed = StoreCollector(store)
         first = scrape(store, summed)
+        assert first[("headrace_task_retries_total", (("pipeline", "web_demo"), ("task", "notify")))] == 2
         assert first == scrape(_RunByRun(store))  # type: ignore[arg-type]
         assert summed._summed is not None and set(summed._summed) == set(runs)  # the database summed them
         # A summed run resumed, another deleted: the sums are taken again, still equal.

@@ -133,7 +133,8 @@ class FiguresMixin:
         timed = rows.c.state.in_(list(task_states)) & micros.is_not(None)
         tasks = select(
             rows.c.pipeline, rows.c.task_id, rows.c.state, case((timed, bucket), else_=-1).label("bucket"),
-            func.count(), func.sum(rows.c.attempt - 1), func.sum(case((micros < 0, 0), else_=micros)),
+            func.count(), func.sum(case((rows.c.attempt > 1, rows.c.attempt - 1), else_=0)),
+            func.sum(case((micros < 0, 0), else_=micros)),
         ).group_by(rows.c.pipeline, rows.c.task_id, rows.c.state, literal_column("bucket"))  # fmt: skip
         checks = select(
             r.pipeline, cr.task_id, cr.severity, cr.status, cr.expectation, func.count(), func.sum(cr.failed)
@@ -150,7 +151,7 @@ class FiguresMixin:
             figures.keys = {row[0]: (row[1], row[2]) for row in conn.execute(keys)}
             for pipeline, task_id, state, slot, n, extra, total in conn.execute(tasks):
                 states[(pipeline, state)] = states.get((pipeline, state), 0) + int(n)
-                if extra:  # PostgreSQL sums are Decimals
+                if extra:  # attempts beyond the first (PostgreSQL sums are Decimals)
                     retries[(pipeline, task_id)] = retries.get((pipeline, task_id), 0) + int(extra)
                 if slot >= 0:
                     figures.durations.append((pipeline, task_id, int(slot), int(n), int(total or 0)))
