@@ -9,6 +9,7 @@ every value masked (:mod:`headrace.masking`) before it is served.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from headrace.config import Settings
@@ -90,6 +91,9 @@ def read_quarantined(
         return page
     if not isinstance(dest, DuckDBDestination | PostgresDestination):
         page.error = f"quarantined rows of a {type(dest).__name__} are not shown here"
+        return page
+    if isinstance(dest, DuckDBDestination) and not Path(dest.path).exists():  # not created by a look
+        page.error = f"the warehouse {dest.path} of connection {connection!r} does not exist"
         return page
     try:
         with dest.session():
