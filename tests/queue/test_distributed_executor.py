@@ -15,7 +15,6 @@ from pathlib import Path
 
 from headrace.config import Settings
 from headrace.engine import Runner, load_pipelines
-from headrace.executors.base import Outcome, ResultRef, RunInfo, WorkItem
 from headrace.executors.distributed import (
     TASK_QUEUE,
     DistributedExecutor,
@@ -24,9 +23,10 @@ from headrace.executors.distributed import (
     encode_outcome,
     encode_work_item,
 )
+from headrace.executors.executor_base import Outcome, ResultRef, RunInfo, WorkItem
 from headrace.queue import Queue, QueueConnection
 from headrace.state import open_store
-from headrace.state.base import CheckResultRecord, RunState
+from headrace.state.store_base import CheckResultRecord, RunState
 
 PIPELINE = Path(__file__).parent / "pipelines" / "spread.py"
 DAY = datetime(2024, 3, 5, tzinfo=UTC)

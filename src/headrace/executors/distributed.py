@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from headrace.config import Settings
 from headrace.errors import QueueError
-from headrace.executors.base import (
+from headrace.executors.executor_base import (
     AttemptFn,
     Event,
     EventSink,
@@ -46,7 +46,7 @@ from headrace.queue import (
     QueueEvents,
     Worker,
 )
-from headrace.state.base import CheckResultRecord
+from headrace.state.store_base import CheckResultRecord
 
 if TYPE_CHECKING:
     from headrace.pipeline import Pipeline

@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, String, cast, func, select
 from sqlalchemy.engine import Connection
 
-from headrace.state.base import CheckResultRecord
 from headrace.state.rows import check_record
 from headrace.state.schema import check_results, runs, task_instances
+from headrace.state.store_base import CheckResultRecord
 
 __all__ = ["FiguresMixin", "RunKey", "TaskRow"]
 
@@ -28,7 +28,7 @@ _BATCH = 500
 
 
 class FiguresMixin:
-    """:meth:`run_keys`, :meth:`task_rows_of` and :meth:`check_results_of` of :class:`headrace.state.sql.SqlStateStore`."""
+    """:meth:`run_keys`, :meth:`task_rows_of` and :meth:`check_results_of` of :class:`headrace.state.sql_store.SqlStateStore`."""
 
     backend: str
     _read: Callable[[str], AbstractContextManager[Connection]]
