@@ -44,7 +44,7 @@ import logging  # noqa: E402
 
 from headrace.config import Settings  # noqa: E402
 from headrace.streams import kinesis_stream, nats_stream, redis_stream, stream_sync  # noqa: E402
-from headrace.streams.runner import StreamLoader  # noqa: E402
+from headrace.streams.stream_loader import StreamLoader  # noqa: E402
 from headrace.sync import destination  # noqa: E402
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server request lines

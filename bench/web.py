@@ -34,7 +34,7 @@ from sqlalchemy import insert, text
 from headrace.config import Settings
 from headrace.state import SqlStateStore, open_store
 from headrace.state.schema import check_results, runs, task_instances, task_logs
-from headrace.web.app import create_app
+from headrace.web import create_app
 
 PIPELINE = "bench_web"
 TASKS = [f"t{i:02d}" for i in range(1, 21)]

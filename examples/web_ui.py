@@ -35,7 +35,7 @@ import uvicorn
 from headrace.config import Settings
 from headrace.engine import Runner, load_pipelines
 from headrace.state import open_store
-from headrace.web.app import create_app
+from headrace.web import create_app
 from headrace.web.auth import WebAuth
 
 HELLO = Path(__file__).resolve().parent / "hello_pipeline.py"

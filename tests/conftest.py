@@ -17,7 +17,7 @@ from headrace.config import Settings
 from headrace.engine import load_pipelines
 from headrace.pipeline import Pipeline
 from headrace.state import open_store
-from headrace.state.base import StateStore
+from headrace.state.store_base import StateStore
 
 PG_ADMIN_URL = os.environ.get("HEADRACE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 MYSQL_HOST = os.environ.get("HEADRACE_TEST_MYSQL_HOST", "127.0.0.1")

@@ -93,7 +93,7 @@ def test_bad_flag_names_the_variable(tmp_path: Path) -> None:
 EDGE_READERS = {
     "config.py",  # the reader the edges call
     "cli",  # the headrace command
-    "scheduler/worker.py",  # the child process driving one run: an edge
+    "scheduler/run_one.py",  # the child process driving one run: an edge
     "connectors/crashpoints.py",  # test-only crash injection switch, not configuration
     "tasks/shell.py",  # a shell task's child inherits the process environment on purpose
     "scheduler/launch.py",  # a driving child inherits the environment; its settings come as JSON

@@ -185,7 +185,7 @@ def test_mysql_source_in_a_run_names_the_extra(refuse_dir: Path, tmp_path: Path)
 SNIPPETS = {
     "mysql SQL task": (
         "mysql",
-        f'from headrace.tasks.sql import run_sql\nrun_sql("{MYSQL}", "SELECT 1", {{}})',
+        f'from headrace.tasks.sql_statement import run_sql\nrun_sql("{MYSQL}", "SELECT 1", {{}})',
     ),
     "postgres source": (
         "postgres",
@@ -199,7 +199,7 @@ SNIPPETS = {
     "postgres state store": ("postgres", f'from headrace.state import open_store\nopen_store("{PG}")'),
     "postgres SQL task": (
         "postgres",
-        f'from headrace.tasks.sql import run_sql\nrun_sql("{PG}", "SELECT 1", {{}})',
+        f'from headrace.tasks.sql_statement import run_sql\nrun_sql("{PG}", "SELECT 1", {{}})',
     ),
     "delta destination": (
         "lakehouse",
@@ -295,7 +295,7 @@ METRICS = """
 import json
 from fastapi.testclient import TestClient
 from headrace.config import Settings
-from headrace.web.app import create_app
+from headrace.web.application import create_app
 
 settings = Settings(home=Path("h"), state_url="sqlite:///h/state.db")
 with TestClient(create_app(settings)) as client:

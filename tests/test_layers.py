@@ -3,6 +3,9 @@
 
 An import inside a function to dodge a cycle is still a cycle, so function-level
 imports count like any other.
+
+Every module and package name under ``src/headrace`` is also used once only, so a
+reader who jumps to ``sql_store.py`` or greps for ``headrace.state`` lands in one place.
 """
 
 from __future__ import annotations
@@ -78,3 +81,28 @@ def test_the_checker_sees_an_upward_import_inside_a_function(tmp_path: Path) -> 
     (tmp_path / "m.py").write_text(code)
     assert _imports(tmp_path / "m.py") == [(2, "headrace.engine.attempt")]
     assert LEVEL["engine"] > LEVEL["executors"]  # so such an import from executors fails
+
+
+def _names_used_twice(root: Path) -> dict[str, list[str]]:
+    """Module file names (``__init__.py`` aside) and package names under ``root`` that
+    occur more than once, each with where: a reader jumping by name must land in one place."""
+    where: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        if path.name == "__init__.py":
+            if len(relative.parts) > 1:  # a package, known by its folder's name
+                where.setdefault(relative.parts[-2], []).append(str(relative.parent) + "/")
+        else:
+            where.setdefault(path.stem, []).append(str(relative))
+    return {name: paths for name, paths in where.items() if len(paths) > 1}
+
+
+def test_module_and_package_names_are_unique() -> None:
+    assert _names_used_twice(SRC) == {}, "rename the module (see the README's Layout)"
+
+
+def test_the_name_check_sees_a_repeated_name(tmp_path: Path) -> None:
+    for name in ("a/sql.py", "b/sql.py", "b/__init__.py", "c/b/__init__.py", "c/__init__.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert _names_used_twice(tmp_path) == {"sql": ["a/sql.py", "b/sql.py"], "b": ["b/", "c/b/"]}

@@ -194,7 +194,7 @@ def test_a_file_named_like_a_warehouse_table_is_named_with_name_equals_path(
 
 
 def test_file_option_parsing_keeps_paths_with_equals_signs(tmp_path: Path) -> None:
-    from headrace.cli.analytics import parse_file_option
+    from headrace.cli.analytics_commands import parse_file_option
 
     hive = tmp_path / "year=2024"
     hive.mkdir()

@@ -80,9 +80,9 @@ def test_run_summary_and_show_group_the_tasks(home: Path, capsys: pytest.Capture
 def test_the_live_view_shows_a_header_row_per_group(home: Path) -> None:
     from rich.console import Console
 
-    from headrace.cli.runs import LiveView
+    from headrace.cli.run_commands import LiveView
     from headrace.engine import load_pipelines
-    from headrace.executors.base import Event
+    from headrace.executors.executor_base import Event
 
     pipeline = load_pipelines(home / "flows.py")["grouped"]
     console = Console(width=120, record=True, force_terminal=False)

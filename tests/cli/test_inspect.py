@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from headrace.cli import run_app
-from headrace.cli.inspect import format_duration, one_line
+from headrace.cli.inspect_commands import format_duration, one_line
 from headrace.state import CheckResultRecord, RunState, SqlStateStore, TaskState, open_store
 
 DAY = datetime(2024, 3, 1, tzinfo=UTC)

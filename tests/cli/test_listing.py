@@ -79,7 +79,7 @@ def test_in_process_list_still_works_twice(project: Path, capsys) -> None:
 def test_cached_list_imports_no_pipeline_file(project: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]),
            "HEADRACE_HOME": str(project / "home")}
-    probe = ("import sys\nfrom headrace.cli.app import run_app\ncode = run_app(['list', 'flows'])\n"
+    probe = ("import sys\nfrom headrace.cli.typer_app import run_app\ncode = run_app(['list', 'flows'])\n"
              "print('IMPORTED', 'marker' in sys.modules, 'pyarrow' in sys.modules or 'pydantic' in sys.modules, code)\n")
     first = subprocess.run([sys.executable, "-c", probe], cwd=project, env=env, capture_output=True, text=True)
     assert "IMPORTED True" in first.stdout, first.stdout + first.stderr

@@ -19,7 +19,7 @@ import pytest
 
 import headrace
 from headrace.cli import run_app
-from headrace.cli.app import COMMANDS, app
+from headrace.cli.typer_app import COMMANDS, app
 
 SRC = str(Path(headrace.__file__).resolve().parents[1])
 LONG = "a_really_long_task_name_that_would_wrap_in_eighty_columns_" + "x" * 40
@@ -162,7 +162,7 @@ def test_every_lazy_command_is_defined_where_listed_with_its_help() -> None:
 
 def test_help_and_completion_without_heavy_imports() -> None:
     code = (
-        "import sys\nfrom headrace.cli.app import run_app\n"
+        "import sys\nfrom headrace.cli.typer_app import run_app\n"
         "assert run_app(['--help']) == 0\n"
         "heavy = [m for m in ('sqlalchemy', 'duckdb', 'pyarrow', 'polars', 'redis', 'rich') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"

@@ -9,7 +9,7 @@ import pytest
 
 from headrace.cli import run_app
 from headrace.state import open_store
-from headrace.state.base import RunState
+from headrace.state.store_base import RunState
 
 PIPELINE = textwrap.dedent('''
     from pathlib import Path

@@ -11,7 +11,7 @@ import pytest
 from connector_helpers import HOSTILE_COLUMN, HOSTILE_TABLE
 
 from headrace.connectors import Checkpoint, Interval, WriteMode
-from headrace.connectors.destinations.base import check_columns
+from headrace.connectors.destinations.destination_base import check_columns
 from headrace.errors import ConnectorError
 
 D = dt.datetime(2024, 5, 1)

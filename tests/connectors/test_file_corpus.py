@@ -26,7 +26,7 @@ from headrace.connectors import open_destination
 from headrace.connectors.sources import FileSource
 from headrace.engine import Runner
 from headrace.errors import ConnectorError
-from headrace.state.base import RunState
+from headrace.state.store_base import RunState
 
 DAY = datetime(2024, 6, 1, tzinfo=UTC)
 

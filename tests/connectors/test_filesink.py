@@ -20,7 +20,7 @@ import pytest
 
 from headrace.connectors import open_destination as _open_destination
 from headrace.connectors.crashpoints import ENV
-from headrace.connectors.destinations.base import LoadResult
+from headrace.connectors.destinations.destination_base import LoadResult
 from headrace.connectors.incremental import Checkpoint, CheckpointMoved
 
 

@@ -11,7 +11,7 @@ from headrace.engine import Runner
 from headrace.errors import DefinitionError
 from headrace.pipeline import Context, task_group
 from headrace.state import open_store
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 
 DAY = datetime(2024, 5, 1, tzinfo=UTC)
 CALLS: list[str] = []

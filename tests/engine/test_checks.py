@@ -9,7 +9,7 @@ import pyarrow as pa
 from headrace import Context, pipeline, task
 from headrace.engine import Runner
 from headrace.quality import matches_regex, not_null, unique
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 
 DAY = datetime(2024, 3, 5, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from headrace import pipeline, task
 from headrace.engine import Runner, RunResult
 from headrace.pipeline import Context
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 
 DAY1 = datetime(2024, 3, 1, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)

@@ -8,7 +8,7 @@ from pathlib import Path
 from headrace.config import Settings
 from headrace.engine import FakeClock, Runner
 from headrace.state import open_store
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 
 DAY = datetime(2024, 3, 5, tzinfo=UTC)
 

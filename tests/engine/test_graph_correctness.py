@@ -16,7 +16,7 @@ from headrace.cli import run_app
 from headrace.engine import Runner
 from headrace.pipeline import Context
 from headrace.state import open_store
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 
 DAY = datetime(2024, 5, 1, tzinfo=UTC)
 

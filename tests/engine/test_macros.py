@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from headrace import pipeline, task
 from headrace.engine import Runner
 from headrace.pipeline import Context
-from headrace.state.base import RunState
+from headrace.state.store_base import RunState
 from headrace.tasks import shell_task
 
 

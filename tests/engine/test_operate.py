@@ -12,7 +12,7 @@ import pytest
 from headrace import Context, pipeline, task
 from headrace.engine import Runner
 from headrace.errors import EngineError
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 
 DAY = datetime(2024, 3, 5, tzinfo=UTC)
 

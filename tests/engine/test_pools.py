@@ -14,7 +14,7 @@ from headrace.config import Settings
 from headrace.engine import Runner
 from headrace.errors import EngineError
 from headrace.state import open_store
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 
 PIPELINES = Path(__file__).parent / "pipelines"
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from headrace import pipeline, task
 from headrace.engine import FakeClock, Runner
-from headrace.executors.base import Event
+from headrace.executors.executor_base import Event
 from headrace.pipeline import Reschedule
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 
 DAY = datetime(2024, 7, 1, tzinfo=UTC)
 POKES: list[int] = []

@@ -14,9 +14,9 @@ import pytest
 
 from headrace import Context, pipeline, task
 from headrace.engine import Runner, driver_alive
-from headrace.engine.result import HOSTNAME
+from headrace.engine.run_result import HOSTNAME
 from headrace.errors import EngineError
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 
 DAY = datetime(2024, 3, 5, tzinfo=UTC)
 PIPELINES = Path(__file__).parent / "pipelines"
@@ -152,7 +152,7 @@ def test_sigterm_marks_the_run_failed_and_resumable(store, settings, tmp_path: P
 def test_a_run_driven_from_another_host_is_dead_when_its_heartbeat_is_stale() -> None:
     from datetime import timedelta
 
-    from headrace.state.base import RunRecord
+    from headrace.state.store_base import RunRecord
 
     now = datetime(2024, 3, 5, 12, 0, tzinfo=UTC)
     run = RunRecord("r", "p", DAY, DAY, DAY, RunState.RUNNING, pid=1, hostname="another-host",

@@ -14,7 +14,7 @@ from headrace.engine import FakeClock, Runner
 from headrace.engine.retention import clean_staging
 from headrace.engine.staging import staging_dir
 from headrace.state import open_store
-from headrace.state.base import RunState
+from headrace.state.store_base import RunState
 
 DAY = datetime(2024, 8, 1, tzinfo=UTC)
 

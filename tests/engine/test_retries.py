@@ -11,7 +11,7 @@ import pytest
 from headrace import Retry
 from headrace.engine import FakeClock, Runner
 from headrace.errors import DefinitionError
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 
 DAY = datetime(2024, 3, 5, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import pytest
 
 from headrace.engine import Event, FakeClock, Runner
 from headrace.pipeline import ParamError
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 
 DAY = datetime(2024, 3, 5, 2, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ import pytest
 from headrace.engine import Runner
 from headrace.engine.staging import staging_dir
 from headrace.errors import EngineError
-from headrace.state.base import RunState
+from headrace.state.store_base import RunState
 
 DAY = datetime(2024, 4, 1, tzinfo=UTC)
 

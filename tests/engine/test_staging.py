@@ -12,7 +12,7 @@ import pytest
 
 from headrace.engine import Runner
 from headrace.engine.staging import ResultTypeError, load_result, stage_value
-from headrace.state.base import RunState
+from headrace.state.store_base import RunState
 
 DAY = datetime(2024, 3, 5, tzinfo=UTC)
 

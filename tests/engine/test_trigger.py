@@ -10,7 +10,7 @@ from headrace import pipeline, task
 from headrace.engine import Runner
 from headrace.engine.trigger import RUN, SKIP, UPSTREAM_FAILED, decide
 from headrace.errors import TerminalError
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 
 S, F, UF, SK = TaskState.SUCCESS, TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.SKIPPED
 

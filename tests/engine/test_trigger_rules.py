@@ -11,7 +11,7 @@ from headrace.engine import Runner
 from headrace.errors import TerminalError
 from headrace.pipeline import Pipeline
 from headrace.state import open_store
-from headrace.state.base import TaskState
+from headrace.state.store_base import TaskState
 
 DAY = datetime(2024, 6, 1, tzinfo=UTC)
 ORDER: list[str] = []

@@ -26,7 +26,7 @@ from headrace.engine import Runner, load_pipelines
 from headrace.observe.alerts import Alerter, EmailChannel
 from headrace.pipeline import Pipeline
 from headrace.state import open_store
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "airflow_port.py"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from headrace.engine import Runner
 from headrace.executors import InProcessExecutor
-from headrace.state.base import RunState
+from headrace.state.store_base import RunState
 
 DAY = datetime(2024, 3, 5, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from headrace.engine import Runner
 from headrace.executors import ProcessExecutor
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 
 DAY = datetime(2024, 3, 5, tzinfo=UTC)
 

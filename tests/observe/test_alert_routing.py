@@ -9,7 +9,7 @@ from headrace.engine import FakeClock, Runner
 from headrace.observe.alerts import Alerter, EmailChannel
 from headrace.pipeline import Context, Retry
 from headrace.scheduler import Scheduler
-from headrace.state.base import RunRecord, RunState
+from headrace.state.store_base import RunRecord, RunState
 
 DAY = datetime(2024, 6, 1, tzinfo=UTC)
 SEEN: list[tuple[str, str, str | None, str, int]] = []

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from headrace.config import Settings
 from headrace.state import open_store
-from headrace.web.app import create_app
+from headrace.web.application import create_app
 
 CHAIN = Path(__file__).parent / "pipelines" / "chain.py"
 HEADRACE = Path(sys.executable).with_name("headrace")

@@ -15,8 +15,8 @@ from headrace.config import Settings
 from headrace.engine import Runner, load_pipelines
 from headrace.observe.metrics import DURATION_BUCKETS, StoreCollector
 from headrace.state import SlaMissRecord, open_store
-from headrace.state.base import StateStore, TaskState
-from headrace.web.app import create_app
+from headrace.state.store_base import StateStore, TaskState
+from headrace.web.application import create_app
 
 DEMO = Path(__file__).resolve().parents[1] / "web" / "pipelines" / "web_demo.py"
 DAY = datetime(2024, 1, 1, tzinfo=UTC)

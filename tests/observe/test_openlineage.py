@@ -176,7 +176,7 @@ def test_openlineage_environment_is_read_at_the_edge(tmp_path: Path) -> None:
 
 
 def test_sql_task_names_its_tables_and_columns(tmp_path: Path, receiver: Receiver, pg_schema) -> None:
-    from headrace.tasks.sql import sql_task
+    from headrace.tasks.sql_statement import sql_task
 
     url, schema = pg_schema
     pg = f"{url}?schema={schema}"

@@ -21,7 +21,7 @@ from headrace.pipeline import Retry, pipeline, task
 from headrace.quality import matches_regex
 from headrace.scheduler import Scheduler
 from headrace.state import open_store
-from headrace.web.app import create_app
+from headrace.web.application import create_app
 
 LINE = re.compile(r"^(?P<name>[\w.\-/]+):(?P<value>-?[\d.e+-]+)\|(?P<kind>c|g|ms|h|d)(\|#(?P<tags>.*))?$")
 ATTEMPTS: dict[str, int] = {}
@@ -180,8 +180,8 @@ def test_sla_misses_are_counted_on_the_agent(tmp_path: Path, listener: Listener)
 
 
 def test_task_queue_depth_is_a_gauge(tmp_path: Path, redis_prefix: tuple[str, str], listener: Listener) -> None:
-    from headrace.executors.base import RunInfo, WorkItem
     from headrace.executors.distributed import DistributedExecutor
+    from headrace.executors.executor_base import RunInfo, WorkItem
     from headrace.queue import QueueConnection
 
     url, prefix = redis_prefix

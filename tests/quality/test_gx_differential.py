@@ -44,7 +44,7 @@ import pyarrow as pa
 import pytest
 
 import headrace.quality as quality
-from headrace.quality.result import ExpectationResult
+from headrace.quality.check_results import ExpectationResult
 
 FIXTURE = Path(__file__).parent / "differential" / "gx_results.json"
 DATA = json.loads(FIXTURE.read_text(encoding="utf-8"))

@@ -25,7 +25,7 @@ from headrace.quality import (
     stat_between,
     unique,
 )
-from headrace.state.base import CheckResultRecord
+from headrace.state.store_base import CheckResultRecord
 
 EMAIL = r"^[^\s@]+@[^\s@]+\.[^\s@]+$"
 

@@ -24,7 +24,7 @@ from headrace.quality import (
     stat_between,
     unique,
 )
-from headrace.quality.result import ExpectationResult
+from headrace.quality.check_results import ExpectationResult
 
 ENGINES = ("polars", "duckdb")
 ALL_ENGINES = (*ENGINES, "postgresql")

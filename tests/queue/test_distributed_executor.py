@@ -19,7 +19,6 @@ from typing import Any
 
 from headrace.config import AlertSettings, Settings
 from headrace.engine import Runner, load_pipelines
-from headrace.executors.base import Outcome, ResultRef, RunInfo, WorkItem
 from headrace.executors.distributed import (
     TASK_QUEUE,
     DistributedExecutor,
@@ -29,9 +28,10 @@ from headrace.executors.distributed import (
     encode_outcome,
     encode_work_item,
 )
+from headrace.executors.executor_base import Outcome, ResultRef, RunInfo, WorkItem
 from headrace.queue import Queue, QueueConnection
 from headrace.state import open_store
-from headrace.state.base import CheckResultRecord, RunState
+from headrace.state.store_base import CheckResultRecord, RunState
 
 PIPELINE = Path(__file__).parent / "pipelines" / "spread.py"
 SECRETIVE = Path(__file__).parent / "pipelines" / "secretive.py"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from headrace.cli import run_app
-from headrace.cli.queue import load_handler
+from headrace.cli.queue_commands import load_handler
 from headrace.errors import ConfigError
 from headrace.queue import QueueConnection
 

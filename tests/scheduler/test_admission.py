@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from headrace.state import open_store
-from headrace.state.base import RunRecord, RunState
+from headrace.state.store_base import RunRecord, RunState
 
 PIPELINE = textwrap.dedent(
     """

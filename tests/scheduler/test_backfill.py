@@ -17,7 +17,7 @@ from headrace import pipeline, task
 from headrace.errors import ScheduleError
 from headrace.pipeline import Context
 from headrace.scheduler import Backfill, InlineLauncher, Plan, SubprocessLauncher, plan_backfill
-from headrace.state.base import RunState
+from headrace.state.store_base import RunState
 
 CALLS: list[tuple[str, str]] = []
 FAIL_ON: set[str] = set()

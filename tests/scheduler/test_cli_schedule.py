@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from headrace.cli import app as _app  # noqa: F401  (registers the commands)
-from headrace.cli.app import run_app
+from headrace.cli import typer_app as _app  # noqa: F401  (registers the commands)
+from headrace.cli.typer_app import run_app
 from headrace.state import open_store
-from headrace.state.base import RunState
+from headrace.state.store_base import RunState
 
 FILE = textwrap.dedent(
     """

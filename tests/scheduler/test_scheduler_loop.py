@@ -11,7 +11,7 @@ from headrace.engine import FakeClock
 from headrace.observe.alerts import Alerter, WebhookChannel
 from headrace.pipeline import Context, Pipeline
 from headrace.scheduler import InlineLauncher, Scheduler, SlaLedger
-from headrace.state.base import RunRecord, RunState
+from headrace.state.store_base import RunRecord, RunState
 
 EXECUTED: list[tuple[str, str]] = []
 

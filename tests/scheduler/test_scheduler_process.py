@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from headrace.state import open_store
-from headrace.state.base import RunState
+from headrace.state.store_base import RunState
 
 PIPELINE = textwrap.dedent(
     """

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from headrace import pipeline, task
 from headrace.pipeline import Context
 from headrace.scheduler import SlaLedger, find_sla_misses
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 
 
 @task(sla=timedelta(hours=1))

@@ -6,7 +6,7 @@ import multiprocessing
 from datetime import UTC, datetime
 
 from headrace.state import SqlStateStore, open_store
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

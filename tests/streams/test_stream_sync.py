@@ -23,7 +23,7 @@ from headrace.engine import Runner
 from headrace.pipeline import pipeline
 from headrace.state import open_store
 from headrace.streams import kinesis_stream, redis_stream, stream_sync
-from headrace.streams.runner import StreamLoader
+from headrace.streams.stream_loader import StreamLoader
 from headrace.sync import destination
 
 ROOT = Path(__file__).resolve().parents[2]

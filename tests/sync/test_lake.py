@@ -21,7 +21,7 @@ from sync_harness import Source, World, compare
 
 from headrace.connectors import open_destination
 from headrace.connectors.crashpoints import ENV, POINTS
-from headrace.connectors.destinations.base import LoadResult
+from headrace.connectors.destinations.destination_base import LoadResult
 from headrace.connectors.incremental import Checkpoint, CheckpointMoved, Interval
 
 

@@ -17,7 +17,7 @@ import pytest
 from headrace import pipeline
 from headrace.cli import run_app
 from headrace.engine import Runner
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 from headrace.tasks import dbt_task
 
 FAKE_DBT = Path(__file__).parent / "fake_dbt" / "dbt"

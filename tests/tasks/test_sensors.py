@@ -15,7 +15,7 @@ from headrace.engine import Runner
 from headrace.errors import DefinitionError, ScheduleError, TerminalError
 from headrace.pipeline import Context
 from headrace.state import open_store
-from headrace.state.base import RunState, TaskState
+from headrace.state.store_base import RunState, TaskState
 from headrace.tasks import (
     SensorNotReady,
     SensorTimeout,

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from headrace.config import Settings
 from headrace.engine import Runner, load_pipelines
 from headrace.state import SlaMissRecord, open_store
-from headrace.state.base import StateStore
-from headrace.web.app import create_app
+from headrace.state.store_base import StateStore
+from headrace.web.application import create_app
 from headrace.web.auth import WebAuth, hash_password
 
 PIPELINES = Path(__file__).parent / "pipelines"

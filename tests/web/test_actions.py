@@ -15,8 +15,8 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from headrace.state.base import StateStore
-from headrace.web.app import create_app
+from headrace.state.store_base import StateStore
+from headrace.web.application import create_app
 
 TOKEN = "test-token-0123456789abcdef"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from headrace.config import Settings
 from headrace.state import open_store
-from headrace.web.app import create_app
+from headrace.web.application import create_app
 
 
 def test_runs_lists_newest_first_with_filters(client: TestClient, demo) -> None:

@@ -10,8 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from headrace.config import Settings
 from headrace.state import open_store
-from headrace.state.base import StateStore
-from headrace.web.app import create_app
+from headrace.state.store_base import StateStore
+from headrace.web.application import create_app
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from headrace.config import Settings
 from headrace.state import open_store
-from headrace.web.app import create_app
+from headrace.web.application import create_app
 
 
 def _rows(html: str) -> list[str]:

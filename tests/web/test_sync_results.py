@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from headrace.config import Settings
 from headrace.engine import Runner, load_pipelines
 from headrace.state import open_store
-from headrace.state.base import RunState, StateStore
-from headrace.web.app import create_app
+from headrace.state.store_base import RunState, StateStore
+from headrace.web.application import create_app
 
 SYNCS = Path(__file__).parent / "syncs" / "web_sync.py"
 DAY = datetime(2024, 1, 1, tzinfo=UTC)

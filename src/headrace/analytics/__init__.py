@@ -13,7 +13,7 @@ from headrace.analytics.aggregate import Summary
 from headrace.analytics.analyzer import Analyzer, Relation, WarehouseBusyError
 from headrace.analytics.export import ExportInfo
 from headrace.analytics.profile import ColumnProfile, Histogram, Profile
-from headrace.analytics.result import Result
+from headrace.analytics.query_result import Result
 
 __all__ = [
     "Analyzer",

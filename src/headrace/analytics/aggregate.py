@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from headrace.analytics.result import Result
-from headrace.analytics.sql import quote_ident, type_kind
+from headrace.analytics.query_result import Result
+from headrace.analytics.sql_quoting import quote_ident, type_kind
 from headrace.errors import AnalyticsError, did_you_mean
 
 if TYPE_CHECKING:

@@ -20,7 +20,6 @@ import pyarrow as pa
 
 from headrace.analytics import aggregate as agg
 from headrace.analytics.aggregate import Summary
-from headrace.analytics.catalog import Relation, TableRef, find_relation, list_relations
 from headrace.analytics.loaders import (
     FORMATS,
     arrow_reader,
@@ -28,8 +27,9 @@ from headrace.analytics.loaders import (
     format_for_path,
     native_load,
 )
-from headrace.analytics.result import Result
-from headrace.analytics.sql import quote_qualified
+from headrace.analytics.query_result import Result
+from headrace.analytics.sql_quoting import quote_qualified
+from headrace.analytics.table_catalog import Relation, TableRef, find_relation, list_relations
 from headrace.errors import AnalyticsError, TransientError, did_you_mean
 
 if TYPE_CHECKING:

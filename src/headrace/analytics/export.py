@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from headrace.analytics.sql import quote_ident
+from headrace.analytics.sql_quoting import quote_ident
 from headrace.errors import AnalyticsError, did_you_mean
 
 EXPORT_FORMATS = {

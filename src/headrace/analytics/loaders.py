@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from headrace.analytics.sql import quote_ident, quote_literal
+from headrace.analytics.sql_quoting import quote_ident, quote_literal
 from headrace.errors import AnalyticsError, ConnectorError, did_you_mean
 
 # Extension to format; compressed CSV/JSON keep their inner extension (x.csv.gz).
@@ -172,7 +172,7 @@ def arrow_reader(fmt: str, path: str | Path) -> pa.RecordBatchReader:
     Returns:
         A record-batch reader for DuckDB to scan.
     """
-    from headrace.connectors.sources.files import FileSource
+    from headrace.connectors.sources.file_sources import FileSource
 
     source = _check_exists(path)
     try:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from headrace.analytics.sql import is_integer_type, quote_ident, type_kind
+from headrace.analytics.sql_quoting import is_integer_type, quote_ident, type_kind
 from headrace.errors import AnalyticsError
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 ``headrace`` and ``headrace --help`` are answered from the command table
 (:mod:`headrace.cli.commands`) without importing Typer or any part of headrace; a
-command's module is imported only when it runs (see :mod:`headrace.cli.app`).
+command's module is imported only when it runs (see :mod:`headrace.cli.typer_app`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def main() -> None:
 
         sys.stdout.write(root_help())
         sys.exit(0)
-    from headrace.cli.app import run_app
+    from headrace.cli.typer_app import run_app
 
     sys.exit(run_app())
 
@@ -30,8 +30,8 @@ def __getattr__(name: str) -> Any:
     if name in ("app", "run_app"):
         import importlib
 
-        module = importlib.import_module("headrace.cli.app")
-        # As before commands were lazy: ``headrace.cli.app`` is the Typer application.
+        module = importlib.import_module("headrace.cli.typer_app")
+        # As before commands were lazy: ``headrace.cli.typer_app`` is the Typer application.
         globals()["app"], globals()["run_app"] = module.app, module.run_app
         return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

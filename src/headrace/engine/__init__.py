@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the names, for type checkers and IDEs
     from headrace.engine.clock import Clock, FakeClock, SystemClock  # noqa: F401
     from headrace.engine.loader import load_pipelines, pick_pipeline  # noqa: F401
-    from headrace.engine.result import RunResult, driver_alive  # noqa: F401
+    from headrace.engine.run_result import RunResult, driver_alive  # noqa: F401
     from headrace.engine.runner import EXECUTORS, RunClaimedError, RunInterrupted, Runner  # noqa: F401
     from headrace.engine.staging import ResultTypeError  # noqa: F401
     from headrace.engine.testing import PipelineRun, run_pipeline  # noqa: F401
-    from headrace.executors.base import Event  # noqa: F401
+    from headrace.executors.executor_base import Event  # noqa: F401
 
 #: Public name -> the module that defines it. Imported on first use (PEP 562), so
 #: ``from headrace.engine.loader import load_pipelines`` (``headrace list``) does not
@@ -30,14 +30,14 @@ _WHERE = {
     "SystemClock": "headrace.engine.clock",
     "load_pipelines": "headrace.engine.loader",
     "pick_pipeline": "headrace.engine.loader",
-    "RunResult": "headrace.engine.result",
-    "driver_alive": "headrace.engine.result",
+    "RunResult": "headrace.engine.run_result",
+    "driver_alive": "headrace.engine.run_result",
     "EXECUTORS": "headrace.engine.runner",
     "RunInterrupted": "headrace.engine.runner",
     "RunClaimedError": "headrace.engine.runner",
     "Runner": "headrace.engine.runner",
     "ResultTypeError": "headrace.engine.staging",
-    "Event": "headrace.executors.base",
+    "Event": "headrace.executors.executor_base",
     "PipelineRun": "headrace.engine.testing",
     "run_pipeline": "headrace.engine.testing",
 }

@@ -1,7 +1,7 @@
 """One attempt of one task, wherever it runs: arguments, context, capture, staging, checks.
 
 The engine hands :func:`run_work_item` to its executor (see
-:class:`~headrace.executors.base.AttemptFn`), which calls it in the driving process or
+:class:`~headrace.executors.executor_base.AttemptFn`), which calls it in the driving process or
 in a worker; it never raises for a task failure, it returns an :class:`Outcome` saying
 what happened.
 """
@@ -37,13 +37,13 @@ from headrace.engine.staging import (
     to_arrow,
     write_table,
 )
-from headrace.engine.variables import SecretMask, variable_reader
+from headrace.engine.task_variables import SecretMask, variable_reader
 from headrace.errors import DefinitionError, QualityError, TerminalError, did_you_mean
-from headrace.executors.base import Outcome, ResultRef, RunInfo, Sink, WorkItem
+from headrace.executors.executor_base import Outcome, ResultRef, RunInfo, Sink, WorkItem
 from headrace.executors.spark import spark_session
 from headrace.observe.statsd import StatsdClient
 from headrace.pipeline import Context, Pipeline, Reschedule, Task
-from headrace.pipeline.graph import TaskRef
+from headrace.pipeline.graph_builder import TaskRef
 
 TASK_LOGGER = "headrace.task"
 #: ``Outcome.error_kind`` of an attempt that ended with :class:`headrace.pipeline.Reschedule`.
@@ -343,7 +343,7 @@ def _finish(value: Any, task: Task[Any, Any], item: WorkItem, staging: Path, out
         outcome.ok = True
         return
     path = result_path(staging, item.task_id, item.map_index)
-    from headrace.engine.checks import apply_task_checks
+    from headrace.engine.task_checks import apply_task_checks
 
     fmt = table_format(value)
     if fmt is None:

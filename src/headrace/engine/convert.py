@@ -27,7 +27,7 @@ from dataclasses import replace
 from typing import Any
 
 from headrace.engine.staging import load_result
-from headrace.executors.base import ResultRef
+from headrace.executors.executor_base import ResultRef
 from headrace.pipeline import Task
 
 __all__ = ["annotated_format", "load_as", "wanted_formats"]

@@ -32,12 +32,20 @@ from headrace.engine import trigger
 from headrace.engine.attempt import RESCHEDULE
 from headrace.engine.clock import Clock
 from headrace.engine.past import PAST_ERROR_KIND, PastGate, PastVerdict
-from headrace.engine.result import HOSTNAME, ref_from_record
+from headrace.engine.run_result import HOSTNAME, ref_from_record
 from headrace.engine.staging import staging_dir
-from headrace.executors.base import Event, Executor, Outcome, ResultRef, RunInfo, TaskKey, WorkItem
+from headrace.executors.executor_base import (
+    Event,
+    Executor,
+    Outcome,
+    ResultRef,
+    RunInfo,
+    TaskKey,
+    WorkItem,
+)
 from headrace.pipeline import Pipeline
-from headrace.pipeline.graph import TaskRef, find_refs
-from headrace.state.base import RunRecord, StateStore, TaskInstanceRecord, TaskState
+from headrace.pipeline.graph_builder import TaskRef, find_refs
+from headrace.state.store_base import RunRecord, StateStore, TaskInstanceRecord, TaskState
 
 log = logging.getLogger("headrace.engine")
 

@@ -26,8 +26,8 @@ from typing import Any
 
 from headrace.config import Settings
 from headrace.engine.staging import staging_dir
-from headrace.engine.variables import variable_reader
-from headrace.executors.base import Event
+from headrace.engine.task_variables import variable_reader
+from headrace.executors.executor_base import Event
 from headrace.observe.alerts import (
     Alert,
     AlertChannel,
@@ -38,7 +38,7 @@ from headrace.observe.alerts import (
 )
 from headrace.pipeline import Context, Pipeline
 from headrace.pipeline.alerting import AlertRoutes
-from headrace.state.base import RunRecord, SlaMissRecord, StateStore, TaskState
+from headrace.state.store_base import RunRecord, SlaMissRecord, StateStore, TaskState
 
 __all__ = ["TaskNotifier", "notify_sla_miss", "route_channels"]
 

@@ -16,9 +16,9 @@ from datetime import timedelta
 from enum import StrEnum
 
 from headrace.engine.clock import Clock
-from headrace.engine.result import driver_alive
+from headrace.engine.run_result import driver_alive
 from headrace.pipeline import Pipeline
-from headrace.state.base import RunRecord, RunState, StateStore, TaskState
+from headrace.state.store_base import RunRecord, RunState, StateStore, TaskState
 
 __all__ = ["PAST_ERROR_KIND", "PastGate", "PastVerdict"]
 

@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from headrace.engine.staging import staging_dir
-from headrace.state.base import RunRecord, RunState, StateStore
 from headrace.state.history import last_automated_run
+from headrace.state.store_base import RunRecord, RunState, StateStore
 
 
 @dataclass

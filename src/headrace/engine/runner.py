@@ -22,16 +22,16 @@ from headrace.engine.drive import Drive, driver_identity
 from headrace.engine.loader import load_pipelines, pick_pipeline
 from headrace.engine.notify import TaskNotifier
 from headrace.engine.past import PastGate
-from headrace.engine.result import Heartbeat, RunResult, driver_alive
+from headrace.engine.run_result import Heartbeat, RunResult, driver_alive
 from headrace.engine.staging import staging_dir
 from headrace.errors import EngineError, did_you_mean
-from headrace.executors.base import Event, Executor
+from headrace.executors.executor_base import Event, Executor
 from headrace.masking import register_settings
 from headrace.observe.alerts import Alerter
 from headrace.observe.observer import Observers, RunObserver, is_sync_task, sql_of
 from headrace.pipeline import Pipeline
 from headrace.pipeline.alerting import AlertRoutes
-from headrace.state.base import RunRecord, RunState, StateStore, TaskState
+from headrace.state.store_base import RunRecord, RunState, StateStore, TaskState
 
 log = logging.getLogger("headrace.engine")
 

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from headrace.errors import EngineError, TerminalError
-from headrace.executors.base import ResultRef
+from headrace.executors.executor_base import ResultRef
 from headrace.executors.spark import is_spark_frame, read_spark, write_spark
 
 COMPRESSION = "zstd"

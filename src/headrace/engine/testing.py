@@ -24,10 +24,10 @@ from typing import Any
 from headrace.config import Settings
 from headrace.engine.runner import Runner
 from headrace.engine.staging import load_result
-from headrace.executors.base import ResultRef
+from headrace.executors.executor_base import ResultRef
 from headrace.pipeline import Pipeline
 from headrace.state import open_store
-from headrace.state.base import LogRecord, RunRecord, RunState, TaskInstanceRecord, TaskState
+from headrace.state.store_base import LogRecord, RunRecord, RunState, TaskInstanceRecord, TaskState
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from headrace.state.base import TaskState
+from headrace.state.store_base import TaskState
 
 RUN, UPSTREAM_FAILED, SKIP = "run", "upstream_failed", "skip"
 _FAILED = (TaskState.FAILED, TaskState.UPSTREAM_FAILED)

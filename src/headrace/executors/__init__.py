@@ -6,7 +6,7 @@ Example:
 
 from __future__ import annotations
 
-from headrace.executors.base import Event, Executor, Outcome, ResultRef, RunInfo, WorkItem
+from headrace.executors.executor_base import Event, Executor, Outcome, ResultRef, RunInfo, WorkItem
 from headrace.executors.inprocess import InProcessExecutor
 from headrace.executors.process import ProcessExecutor
 

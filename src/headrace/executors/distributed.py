@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from headrace.config import Settings, mask_url
 from headrace.errors import ConfigError, QueueError
-from headrace.executors.base import (
+from headrace.executors.executor_base import (
     AttemptFn,
     Event,
     EventSink,
@@ -54,7 +54,7 @@ from headrace.queue import (
     QueueEvents,
     Worker,
 )
-from headrace.state.base import CheckResultRecord
+from headrace.state.store_base import CheckResultRecord
 
 if TYPE_CHECKING:
     from headrace.pipeline import Pipeline

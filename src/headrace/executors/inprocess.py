@@ -12,7 +12,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-from headrace.executors.base import AttemptFn, Event, EventSink, Outcome, WorkItem
+from headrace.executors.executor_base import AttemptFn, Event, EventSink, Outcome, WorkItem
 
 if TYPE_CHECKING:
     from headrace.pipeline import Pipeline

@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_ready
 from typing import TYPE_CHECKING, Any
 
-from headrace.executors.base import AttemptFn, Event, EventSink, Outcome, WorkItem
+from headrace.executors.executor_base import AttemptFn, Event, EventSink, Outcome, WorkItem
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess

@@ -4,7 +4,7 @@
 built on the official ``mcp`` SDK, an optional dependency (``pip install 'headrace[mcp]'``).
 
 Example:
-    >>> from headrace.mcp.context import McpContext
+    >>> from headrace.mcp.mcp_context import McpContext
     >>> from headrace.mcp.server import build_server
     >>> build_server(McpContext(settings, store, pipelines=Path("pipelines"))).run("stdio")
 """

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from headrace.mcp import reads
-from headrace.mcp.context import McpContext
+from headrace.mcp import read_tools
+from headrace.mcp.mcp_context import McpContext
 
 #: Log lines of each failed task put into the prompt.
 LOG_TAIL = 40
@@ -18,7 +18,7 @@ def explain_failed_run(ctx: McpContext, run_id: str) -> str:
         ctx: the server's context.
         run_id: the run (id or unique prefix).
     """
-    detail = reads.run_detail(ctx, run_id)
+    detail = read_tools.run_detail(ctx, run_id)
     run = detail["run"]
     failed = [t for t in detail["tasks"] if t["state"] in ("failed", "upstream_failed", "up_for_retry")]
     parts = [
@@ -39,9 +39,9 @@ def explain_failed_run(ctx: McpContext, run_id: str) -> str:
             f"{task['error_kind'] or ''} {task['error'] or ''}".rstrip()
         )
         if task["state"] != "upstream_failed" and task["map_index"] < 0:
-            logs = reads.task_logs(ctx, run["run_id"], task["task_id"], LOG_TAIL, None)
+            logs = read_tools.task_logs(ctx, run["run_id"], task["task_id"], LOG_TAIL, None)
             parts.append("  logs (last lines):\n" + "\n".join("    " + line for line in logs.splitlines()))
-    checks = reads.run_checks(ctx, run["run_id"], None)["checks"]
+    checks = read_tools.run_checks(ctx, run["run_id"], None)["checks"]
     bad = [c for c in checks if c["status"] != "passed"]
     parts += ["", "Checks that failed:" if bad else "Checks: all passed (or none ran)."]
     for check in bad:

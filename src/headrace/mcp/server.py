@@ -25,8 +25,8 @@ from pydantic import Field
 
 import headrace
 from headrace.errors import HeadraceError
-from headrace.mcp import actions, files, reads, warehouse
-from headrace.mcp.context import McpContext
+from headrace.mcp import file_tools, read_tools, warehouse_tools, write_tools
+from headrace.mcp.mcp_context import McpContext
 from headrace.mcp.prompts import explain_failed_run
 from headrace.mcp.sqlguard import text_table
 
@@ -95,7 +95,7 @@ def _read_tools(server: MCPServer, ctx: McpContext) -> None:
     @server.tool()
     async def list_pipelines() -> dict[str, Any]:
         """Pipelines of the pipelines folder and of the state store: schedule, owner, tags, next run, last run."""
-        return await _call(ctx, reads.list_pipelines, ctx)
+        return await _call(ctx, read_tools.list_pipelines, ctx)
 
     @server.tool()
     async def list_runs(
@@ -105,12 +105,12 @@ def _read_tools(server: MCPServer, ctx: McpContext) -> None:
         limit: Limit = 20,
     ) -> dict[str, Any]:
         """Runs, newest logical date first, filtered by pipeline, state and logical date."""
-        return await _call(ctx, reads.list_runs, ctx, pipeline, state, since, min(limit, ctx.max_rows))
+        return await _call(ctx, read_tools.list_runs, ctx, pipeline, state, since, min(limit, ctx.max_rows))
 
     @server.tool()
     async def get_run(run_id: RunId) -> dict[str, Any]:
         """A run with its tasks: state, attempts, durations, errors; and its failed checks."""
-        return await _call(ctx, reads.run_detail, ctx, run_id)
+        return await _call(ctx, read_tools.run_detail, ctx, run_id)
 
     @server.tool()
     async def task_logs(
@@ -120,12 +120,12 @@ def _read_tools(server: MCPServer, ctx: McpContext) -> None:
         attempt: Annotated[int | None, Field(ge=0, le=1000)] = None,
     ) -> str:
         """The last lines of a task's captured logs (secrets masked)."""
-        return await _call(ctx, reads.task_logs, ctx, run_id, task, tail, attempt)
+        return await _call(ctx, read_tools.task_logs, ctx, run_id, task, tail, attempt)
 
     @server.tool()
     async def run_checks(run_id: RunId, task: TaskName | None = None) -> dict[str, Any]:
         """Data-quality check results of a run: expectation, column, severity, failed/total, samples."""
-        return await _call(ctx, reads.run_checks, ctx, run_id, task)
+        return await _call(ctx, read_tools.run_checks, ctx, run_id, task)
 
     @server.tool()
     async def quarantined_rows(
@@ -138,16 +138,16 @@ def _read_tools(server: MCPServer, ctx: McpContext) -> None:
         when table is given (rows of the run's loads), else from the run's staged quarantine files."""
 
         def body() -> dict[str, Any]:
-            run = reads.resolve_run(ctx, run_id)
+            run = read_tools.resolve_run(ctx, run_id)
             if table is None:
-                return reads.staged_quarantine(ctx, run, limit)
-            conn = warehouse.warehouse_connection(ctx.settings, connection)
+                return read_tools.staged_quarantine(ctx, run, limit)
+            conn = warehouse_tools.warehouse_connection(ctx.settings, connection)
             load_ids = [
                 str(ti.result_json["load_id"])
                 for ti in ctx.store.get_task_instances(run.run_id)
                 if isinstance(ti.result_json, dict) and ti.result_json.get("load_id")
             ]
-            result = warehouse.quarantined_rows(conn, table, run.run_id, load_ids, limit, ctx.query_timeout)
+            result = warehouse_tools.quarantined_rows(conn, table, run.run_id, load_ids, limit, ctx.query_timeout)
             text = _table_answer(ctx, result, f"{table}_quarantine rows of run {run.run_id}")
             return {"run_id": run.run_id, "source": f"{table}_quarantine on {connection}", "table": text}
 
@@ -167,8 +167,8 @@ def _warehouse_tools(server: MCPServer, ctx: McpContext) -> None:
         """
 
         def body() -> str:
-            conn = warehouse.warehouse_connection(ctx.settings, connection)
-            result = warehouse.run_read_only(
+            conn = warehouse_tools.warehouse_connection(ctx.settings, connection)
+            result = warehouse_tools.run_read_only(
                 conn, sql, limit=min(limit, ctx.max_rows), timeout_seconds=ctx.query_timeout
             )
             return _table_answer(ctx, result, f"query on {connection}")
@@ -180,8 +180,8 @@ def _warehouse_tools(server: MCPServer, ctx: McpContext) -> None:
         """What feeds a table: pipelines and sources of its loads (from the _hr_loads ledger)."""
 
         def body() -> dict[str, Any]:
-            conn = warehouse.warehouse_connection(ctx.settings, connection)
-            result = warehouse.loads_of(conn, table, ctx.max_rows, ctx.query_timeout)
+            conn = warehouse_tools.warehouse_connection(ctx.settings, connection)
+            result = warehouse_tools.loads_of(conn, table, ctx.max_rows, ctx.query_timeout)
             feeds = [{k: _plain(v) for k, v in zip(result.columns, row, strict=True)} for row in result.rows]
             return {
                 "table": table,
@@ -202,8 +202,8 @@ def _warehouse_tools(server: MCPServer, ctx: McpContext) -> None:
         """The analytics profile of a warehouse table: per column type, nulls, distinct, min/max, top values."""
 
         def body() -> dict[str, Any]:
-            conn = warehouse.warehouse_connection(ctx.settings, connection)
-            return warehouse.profile(conn, table, top, ctx.query_timeout)
+            conn = warehouse_tools.warehouse_connection(ctx.settings, connection)
+            return warehouse_tools.profile(conn, table, top, ctx.query_timeout)
 
         profile = ctx.masked_json(await _call(ctx, body))
         if len(json.dumps(profile, default=str)) > ctx.max_bytes:  # many wide columns
@@ -218,7 +218,7 @@ def _file_tools(server: MCPServer, ctx: McpContext) -> None:
     @server.tool()
     async def list_files(path: HomePath = ".", limit: Limit = 200) -> dict[str, Any]:
         """Files and folders under the headrace home (staging, exports, warehouse), recursively."""
-        entries, cut = await _call(ctx, files.list_files, ctx.home, path, min(limit, ctx.max_rows))
+        entries, cut = await _call(ctx, file_tools.list_files, ctx.home, path, min(limit, ctx.max_rows))
         return {"home": str(ctx.home), "entries": entries, "cut": cut}
 
     @server.tool()
@@ -226,7 +226,7 @@ def _file_tools(server: MCPServer, ctx: McpContext) -> None:
         path: HomePath, rows: Annotated[int, Field(ge=1, le=200)] = 20
     ) -> str:
         """The first rows of a Parquet/CSV/JSON file (or first bytes of a text file) under the headrace home."""
-        kind, text = await _call(ctx, files.preview_file, ctx.home, path, rows, ctx.max_bytes)
+        kind, text = await _call(ctx, file_tools.preview_file, ctx.home, path, rows, ctx.max_bytes)
         return ctx.bounded(f"{path} ({kind})\n{text}")
 
 
@@ -239,24 +239,24 @@ def _write_tools(server: MCPServer, ctx: McpContext) -> None:
         wait_seconds: Wait = 60,
     ) -> dict[str, Any]:
         """Trigger a run of a pipeline of the pipelines folder (needs --allow-write)."""
-        return await _call(ctx, actions.trigger_run, ctx, pipeline, params or {}, logical_date, wait_seconds)
+        return await _call(ctx, write_tools.trigger_run, ctx, pipeline, params or {}, logical_date, wait_seconds)
 
     @server.tool()
     async def resume_run(run_id: RunId, wait_seconds: Wait = 60) -> dict[str, Any]:
         """Finish a failed or dead run: tasks that did not succeed run again (needs --allow-write)."""
-        return await _call(ctx, actions.resume_run, ctx, run_id, wait_seconds)
+        return await _call(ctx, write_tools.resume_run, ctx, run_id, wait_seconds)
 
     @server.tool()
     async def retry_task(run_id: RunId, task: TaskName, wait_seconds: Wait = 60) -> dict[str, Any]:
         """Run one task of a run again, with the tasks downstream of it (needs --allow-write)."""
-        return await _call(ctx, actions.retry_task, ctx, run_id, task, wait_seconds)
+        return await _call(ctx, write_tools.retry_task, ctx, run_id, task, wait_seconds)
 
 
 def _resources(server: MCPServer, ctx: McpContext) -> None:
     @server.resource("headrace://pipelines", mime_type="application/json")
     def pipelines_index() -> str:
         """Names, files and schedules of the pipelines of the pipelines folder."""
-        defined, errors = reads.defined_pipelines(ctx)
+        defined, errors = read_tools.defined_pipelines(ctx)
         return json.dumps({
             "pipelines": [
                 {"name": n, "file": p.file, "schedule": p.schedule or "manual",
@@ -269,7 +269,7 @@ def _resources(server: MCPServer, ctx: McpContext) -> None:
     @server.resource("headrace://pipelines/{name}/doc", mime_type="text/markdown")
     def pipeline_doc(name: str) -> str:
         """A pipeline's documentation: docstring, schedule, tasks and their docs, params."""
-        p = reads.find_pipeline(ctx, name)
+        p = read_tools.find_pipeline(ctx, name)
         lines = [f"# {p.name}", "", (p.doc or "(no docstring)").strip(), "",
                  f"- file: {p.file}", f"- schedule: {p.schedule or 'manual'} ({p.timezone})",
                  f"- owner: {p.owner or '-'}", f"- tags: {', '.join(p.tags) or '-'}",
@@ -283,7 +283,7 @@ def _resources(server: MCPServer, ctx: McpContext) -> None:
     @server.resource("headrace://pipelines/{name}/source", mime_type="text/x-python")
     def pipeline_source(name: str) -> str:
         """The source code of the file defining a pipeline (secrets masked)."""
-        p = reads.find_pipeline(ctx, name)
+        p = read_tools.find_pipeline(ctx, name)
         with open(p.file, encoding="utf-8", errors="replace") as handle:
             return ctx.bounded(handle.read())
 

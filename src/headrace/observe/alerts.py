@@ -54,7 +54,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: A sample line of a failed expectation in an error text (headrace.quality.result).
+#: A sample line of a failed expectation in an error text (headrace.quality.check_results).
 _SAMPLE_LINE = re.compile(r"(?m)^(?P<indent>[ \t]*)sample: .*$")
 _MAX_ERROR_CHARS = 2000  # a traceback tail is enough; chat tools truncate anyway
 

@@ -29,13 +29,13 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from headrace.errors import HeadraceError
-from headrace.state.base import (
+from headrace.state.figures import FinishedFigures, TaskRow
+from headrace.state.store_base import (
     CheckResultRecord,
     RunState,
     StateStore,
     TaskState,
 )
-from headrace.state.figures import FinishedFigures, TaskRow
 
 #: Upper bounds (seconds) of the task-duration histogram: sub-second tasks to 4-hour loads.
 DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400)
@@ -58,7 +58,7 @@ class RunFigures:
 
 
 class StoreCollector(Collector):
-    """A prometheus-client Collector over a :class:`~headrace.state.base.StateStore`.
+    """A prometheus-client Collector over a :class:`~headrace.state.store_base.StateStore`.
 
     Exposes, per pipeline: runs by state, task instances by state, a histogram of
     finished task-instance durations, retries, rows quarantined by checks, check

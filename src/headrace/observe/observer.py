@@ -18,7 +18,7 @@ from headrace.observe.openlineage import LineageNote, OpenLineageEmitter
 from headrace.observe.sql_lineage import sql_lineage
 from headrace.observe.statsd import StatsdClient
 from headrace.pipeline import Pipeline
-from headrace.state.base import RunRecord, StateStore
+from headrace.state.store_base import RunRecord, StateStore
 
 log = logging.getLogger("headrace.observe")
 

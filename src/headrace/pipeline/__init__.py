@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from headrace.pipeline.context import Context
 from headrace.pipeline.definition import Pipeline, pipeline
-from headrace.pipeline.graph import TaskGroup, TaskRef, task_group
+from headrace.pipeline.graph_builder import TaskGroup, TaskRef, task_group
 from headrace.pipeline.params import ParamError
 from headrace.pipeline.policy import TRIGGER_RULES, Retry
 from headrace.pipeline.signals import Reschedule

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from headrace.errors import DefinitionError, did_you_mean
-from headrace.pipeline.graph import GraphBuilder, Site, building
+from headrace.pipeline.graph_builder import GraphBuilder, Site, building
 from headrace.pipeline.params import resolve_params
 from headrace.pipeline.task import POLICY_KEYS, Task
 from headrace.pipeline.timetable import Timetable, timetable_from
@@ -162,7 +162,7 @@ class Pipeline:
 
 
 def _is_ref_like(value: Any) -> bool:
-    from headrace.pipeline.graph import TaskRef
+    from headrace.pipeline.graph_builder import TaskRef
 
     return isinstance(value, TaskRef) or (
         isinstance(value, list | tuple) and all(isinstance(v, TaskRef) for v in value)

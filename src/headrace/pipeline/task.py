@@ -18,7 +18,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, cast
 from headrace.errors import DefinitionError, did_you_mean
 from headrace.pipeline.alerting import AlertRoutes
 from headrace.pipeline.context import Context
-from headrace.pipeline.graph import (
+from headrace.pipeline.graph_builder import (
     Site,
     TaskRef,
     builder_group,

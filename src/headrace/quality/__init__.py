@@ -25,7 +25,7 @@ task's output, stores ``outcome.records(run_id)`` and stages the two tables.
 from __future__ import annotations
 
 from headrace.quality.apply import EXPECTATION_COLUMN, REASON_COLUMN, apply_checks
-from headrace.quality.checks import (
+from headrace.quality.check_builders import (
     accepted_values,
     between,
     freshness,
@@ -38,21 +38,21 @@ from headrace.quality.checks import (
     stat_between,
     unique,
 )
-from headrace.quality.errors import (
-    ExpectationDefinitionError,
-    ExpectationsFailed,
-    ReconciliationError,
-)
-from headrace.quality.expectations import Expectation, Severity
-from headrace.quality.reconcile import Reconciliation, reconcile
-from headrace.quality.result import (
+from headrace.quality.check_results import (
     CheckOutcome,
     CheckReport,
     CheckStatus,
     ExpectationResult,
     ReportTally,
 )
-from headrace.quality.sql import check_table
+from headrace.quality.expectations import Expectation, Severity
+from headrace.quality.quality_errors import (
+    ExpectationDefinitionError,
+    ExpectationsFailed,
+    ReconciliationError,
+)
+from headrace.quality.reconcile import Reconciliation, reconcile
+from headrace.quality.sql_checks import check_table
 from headrace.quality.sql_tests import run_sql_tests
 
 __all__ = [

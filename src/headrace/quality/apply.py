@@ -15,15 +15,15 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from headrace.quality.errors import ExpectationDefinitionError, ReconciliationError
-from headrace.quality.expectations import Expectation, RowExpectation, Severity, TableExpectation
-from headrace.quality.result import (
+from headrace.quality.check_results import (
     SAMPLE_ROWS,
     CheckOutcome,
     CheckStatus,
     ExpectationResult,
     sample_rows,
 )
+from headrace.quality.expectations import Expectation, RowExpectation, Severity, TableExpectation
+from headrace.quality.quality_errors import ExpectationDefinitionError, ReconciliationError
 
 EXPECTATION_COLUMN = "_hr_expectation"
 REASON_COLUMN = "_hr_reason"

@@ -16,8 +16,8 @@ import pyarrow as pa
 from headrace.config import mask_url
 from headrace.errors import did_you_mean
 from headrace.extras import require
-from headrace.quality.errors import ExpectationDefinitionError
 from headrace.quality.patterns import to_postgres, to_re2
+from headrace.quality.quality_errors import ExpectationDefinitionError
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import polars as pl
 import pyarrow as pa
 
 from headrace.errors import did_you_mean
-from headrace.quality.errors import ExpectationDefinitionError
+from headrace.quality.quality_errors import ExpectationDefinitionError
 from headrace.quality.values import check_range, coerce_bound, family, to_utc
 
 

@@ -36,7 +36,7 @@ import functools
 import unicodedata
 from collections.abc import Mapping
 
-from headrace.quality.errors import ExpectationDefinitionError
+from headrace.quality.quality_errors import ExpectationDefinitionError
 
 _SPACE = (r"\t\n\x0B\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}"
           r"\x{202F}\x{205F}\x{3000}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from headrace.quality.errors import ReconciliationError
+from headrace.quality.quality_errors import ReconciliationError
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from headrace.quality.check_results import SAMPLE_ROWS, CheckReport, CheckStatus, ExpectationResult
 from headrace.quality.dialects import Database
-from headrace.quality.errors import ExpectationDefinitionError
 from headrace.quality.expectations import Severity
-from headrace.quality.result import SAMPLE_ROWS, CheckReport, CheckStatus, ExpectationResult
+from headrace.quality.quality_errors import ExpectationDefinitionError
 from headrace.quality.values import json_safe
 
 _SETTING = re.compile(r"^\s*--\s*(severity|reason|name)\s*:\s*(.+?)\s*$", re.IGNORECASE)

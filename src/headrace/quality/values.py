@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from headrace.quality.errors import ExpectationDefinitionError
+from headrace.quality.quality_errors import ExpectationDefinitionError
 
 UTC = dt.UTC
 

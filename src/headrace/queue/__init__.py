@@ -24,7 +24,7 @@ from headrace.queue.job import (  # noqa: E402
     JobState,
     Keep,
 )
-from headrace.queue.queue import Queue, Repeatable, enqueue  # noqa: E402
+from headrace.queue.producer import Queue, Repeatable, enqueue  # noqa: E402
 from headrace.queue.worker import RateLimit, Worker, WorkerCrashedError  # noqa: E402
 
 __all__ = [

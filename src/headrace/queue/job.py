@@ -211,7 +211,7 @@ class JobInfo:
             QueueError: called outside a worker's process pool, or progress that is
                 not JSON-serialisable.
         """
-        from headrace.queue.pool import report_progress
+        from headrace.queue.process_pool import report_progress
 
         report_progress(self, progress)
 

@@ -23,7 +23,7 @@ from bullmq.custom_errors import UnrecoverableError
 from headrace.errors import QueueError, TerminalError, TransientError, did_you_mean
 from headrace.queue.connection import QueueConnection
 from headrace.queue.job import Job, JobInfo, Retention, _retention
-from headrace.queue.pool import HandlerPool
+from headrace.queue.process_pool import HandlerPool
 from headrace.queue.workarounds import PatchedWorker
 
 EVENTS = ("active", "completed", "failed", "progress", "stalled", "error", "closed")

@@ -34,7 +34,7 @@ from headrace.pipeline import Pipeline
 from headrace.pipeline.timetable import Interval
 from headrace.scheduler.launch import Launcher
 from headrace.scheduler.loop import timetable_of
-from headrace.state.base import RunRecord, RunState, StateStore, TaskState
+from headrace.state.store_base import RunRecord, RunState, StateStore, TaskState
 
 __all__ = ["Backfill", "BackfillReport", "Plan", "plan_backfill"]
 

@@ -1,7 +1,7 @@
 """Where the scheduler and backfills carry out the runs they trigger.
 
 :class:`SubprocessLauncher` (the default) drives each run in its own process
-(``python -m headrace.scheduler.worker``), so a crashing task or pipeline file never
+(``python -m headrace.scheduler.run_one``), so a crashing task or pipeline file never
 takes the scheduler down, runs proceed side by side, and the engine's dead-driver
 detection (pid + heartbeat) applies. :class:`InlineLauncher` drives runs one at a
 time inside the calling process: for tests with an injected clock, debugging, and
@@ -28,11 +28,11 @@ from typing import Any, Protocol
 
 from headrace.config import Settings
 from headrace.engine import Event, Runner
-from headrace.executors.base import Executor
+from headrace.executors.executor_base import Executor
 from headrace.executors.process import ProcessExecutor
 from headrace.observe.alerts import Alert, Alerter, AlertKind
 from headrace.pipeline import Pipeline
-from headrace.state.base import RunRecord, RunState, StateStore, TaskState
+from headrace.state.store_base import RunRecord, RunState, StateStore, TaskState
 
 #: The variable a driving child process finds its parent's settings in (JSON).
 SETTINGS_ENV = "HEADRACE_SETTINGS_JSON"
@@ -211,7 +211,7 @@ class InlineLauncher:
 
 @dataclass
 class SubprocessLauncher:
-    """Drive each run in a child process: ``python -m headrace.scheduler.worker``.
+    """Drive each run in a child process: ``python -m headrace.scheduler.run_one``.
 
     Args:
         settings: handed to the children whole (as JSON in ``HEADRACE_SETTINGS_JSON``),
@@ -232,7 +232,7 @@ class SubprocessLauncher:
         argv = [
             sys.executable,
             "-m",
-            "headrace.scheduler.worker",
+            "headrace.scheduler.run_one",
             pipeline.file,
             pipeline.name,
             run.run_id,

@@ -37,8 +37,8 @@ from headrace.pipeline.timetable import Interval, Timetable, timetable_from
 from headrace.scheduler.launch import Launcher
 from headrace.scheduler.sla import SlaLedger, SlaMiss, find_sla_misses
 from headrace.state.admission import Admission
-from headrace.state.base import RunRecord, RunState, StateStore
 from headrace.state.history import AUTOMATED_TRIGGERS, last_automated_run
+from headrace.state.store_base import RunRecord, RunState, StateStore
 
 __all__ = ["AUTOMATED_TRIGGERS", "Scheduler", "TickReport", "last_automated_run", "timetable_of"]
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from headrace.pipeline import Pipeline
-from headrace.state.base import (
+from headrace.state.store_base import (
     RunRecord,
     RunState,
     SlaMissRecord,

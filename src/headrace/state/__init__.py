@@ -12,7 +12,8 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from headrace.state.base import (
+from headrace.state.ids import new_run_id
+from headrace.state.store_base import (
     CheckResultRecord,
     LogRecord,
     RunRecord,
@@ -23,17 +24,16 @@ from headrace.state.base import (
     TaskInstanceRecord,
     TaskState,
 )
-from headrace.state.ids import new_run_id
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
     from headrace.state.migrations import SCHEMA_VERSION
-    from headrace.state.sql import SqlStateStore
+    from headrace.state.sql_store import SqlStateStore
 
 # SQLAlchemy is imported when a store is opened, not with the records: a task process
 # that only reads RunState (every worker of the process pool) starts without it.
-_LAZY = {"SCHEMA_VERSION": "headrace.state.migrations", "SqlStateStore": "headrace.state.sql"}
+_LAZY = {"SCHEMA_VERSION": "headrace.state.migrations", "SqlStateStore": "headrace.state.sql_store"}
 
 
 def __getattr__(name: str) -> Any:
@@ -82,7 +82,7 @@ def open_store(url: str | URL | Path, schema: str | None = None) -> SqlStateStor
         ...     runs = store.list_runs(limit=10)
     """
     from headrace.state.connect import make_engine, normalize_url  # SQLAlchemy: see _LAZY
-    from headrace.state.sql import SqlStateStore
+    from headrace.state.sql_store import SqlStateStore
 
     normalized = normalize_url(url)
     engine = make_engine(normalized, schema)

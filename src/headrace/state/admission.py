@@ -28,11 +28,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from headrace.errors import StateError
-from headrace.state.base import RunRecord, RunState
 from headrace.state.ids import new_run_id
 from headrace.state.liveness import driver_alive
 from headrace.state.rows import run_record
 from headrace.state.schema import runs, utcnow
+from headrace.state.store_base import RunRecord, RunState
 
 #: A driver on another host whose heartbeat is older than this is dead.
 STALE_AFTER = timedelta(seconds=60)
@@ -62,7 +62,7 @@ class Admission:
 
 
 class AdmissionMixin:
-    """The run-admission method of :class:`headrace.state.sql.SqlStateStore`."""
+    """The run-admission method of :class:`headrace.state.sql_store.SqlStateStore`."""
 
     backend: str
     _tx: Callable[..., AbstractContextManager[Connection]]

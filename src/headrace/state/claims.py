@@ -18,12 +18,12 @@ from contextlib import AbstractContextManager
 from sqlalchemy import update
 from sqlalchemy.engine import Connection
 
-from headrace.state.base import RunRecord, RunState
 from headrace.state.schema import runs, utcnow
+from headrace.state.store_base import RunRecord, RunState
 
 
 class ClaimsMixin:
-    """The run-claim method of :class:`headrace.state.sql.SqlStateStore`."""
+    """The run-claim method of :class:`headrace.state.sql_store.SqlStateStore`."""
 
     _tx: Callable[..., AbstractContextManager[Connection]]
 

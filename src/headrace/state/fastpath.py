@@ -23,7 +23,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from headrace.errors import StateError
-from headrace.state.base import StoreUnavailableError
+from headrace.state.store_base import StoreUnavailableError
 
 
 @dataclass(frozen=True)

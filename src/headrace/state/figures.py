@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, String, case, cast, func, literal_column, select, text
 from sqlalchemy.engine import Connection
 
-from headrace.state.base import CheckResultRecord
 from headrace.state.rows import check_record
 from headrace.state.schema import check_results, runs, task_instances
+from headrace.state.store_base import CheckResultRecord
 
 __all__ = ["FiguresMixin", "FinishedFigures", "RunKey", "TaskRow"]
 
@@ -53,7 +53,7 @@ class FinishedFigures:
 
 
 class FiguresMixin:
-    """:meth:`run_keys`, :meth:`task_rows_of` and :meth:`check_results_of` of :class:`headrace.state.sql.SqlStateStore`."""
+    """:meth:`run_keys`, :meth:`task_rows_of` and :meth:`check_results_of` of :class:`headrace.state.sql_store.SqlStateStore`."""
 
     backend: str
     _read: Callable[[str], AbstractContextManager[Connection]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from headrace.state.base import RunRecord, StateStore
+from headrace.state.store_base import RunRecord, StateStore
 
 #: triggers whose runs move a pipeline's schedule forward (manual runs do not)
 AUTOMATED_TRIGGERS = ("scheduled", "backfill")

@@ -10,7 +10,7 @@ import os
 import socket
 from datetime import UTC, datetime, timedelta
 
-from headrace.state.base import RunRecord, RunState
+from headrace.state.store_base import RunRecord, RunState
 
 HOSTNAME = socket.gethostname()
 

@@ -24,9 +24,9 @@ from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from headrace.state.base import RunRecord, RunState, TaskInstanceRecord
 from headrace.state.rows import run_record, task_record
 from headrace.state.schema import audit_log, paused_pipelines, runs, task_instances, utcnow
+from headrace.state.store_base import RunRecord, RunState, TaskInstanceRecord
 
 __all__ = ["ActionRecord", "OperationsMixin", "RunQuery"]
 
@@ -74,7 +74,7 @@ class RunQuery:
 
 
 class OperationsMixin:
-    """Claims, pauses, the audit log and run search of :class:`headrace.state.sql.SqlStateStore`."""
+    """Claims, pauses, the audit log and run search of :class:`headrace.state.sql_store.SqlStateStore`."""
 
     backend: str
     _where: str

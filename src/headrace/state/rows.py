@@ -1,6 +1,6 @@
 """Rows to records, update statements, and the lookups that explain a miss.
 
-Kept apart from :mod:`headrace.state.sql` so the store class reads as its contract:
+Kept apart from :mod:`headrace.state.sql_store` so the store class reads as its contract:
 what each call writes or returns, not how a typo becomes a suggestion.
 """
 
@@ -12,7 +12,8 @@ from sqlalchemy import Table, Update, and_, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from headrace.errors import NotFoundError, StateError, did_you_mean
-from headrace.state.base import (
+from headrace.state.schema import runs, task_instances
+from headrace.state.store_base import (
     CheckResultRecord,
     LogRecord,
     RunRecord,
@@ -20,7 +21,6 @@ from headrace.state.base import (
     TaskInstanceRecord,
     TaskState,
 )
-from headrace.state.schema import runs, task_instances
 
 #: How many recent run ids are searched for a "did you mean" suggestion.
 SUGGEST_FROM = 2000

@@ -11,13 +11,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from headrace.state.base import SlaMissRecord
 from headrace.state.rows import unknown_run
 from headrace.state.schema import sla_misses
+from headrace.state.store_base import SlaMissRecord
 
 
 class SlaMissesMixin:
-    """The SLA-miss methods of :class:`headrace.state.sql.SqlStateStore`."""
+    """The SLA-miss methods of :class:`headrace.state.sql_store.SqlStateStore`."""
 
     backend: str
     _where: str

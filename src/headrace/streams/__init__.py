@@ -18,9 +18,9 @@ takes), ``decode`` (JSON, Avro, raw; bad events quarantined), ``spec`` (declarat
 
 from __future__ import annotations
 
-from headrace.streams.base import Batch, Limits, StreamSource
 from headrace.streams.decode import Decoder
-from headrace.streams.spec import (
+from headrace.streams.stream_base import Batch, Limits, StreamSource
+from headrace.streams.stream_spec import (
     KinesisStreamSpec,
     NatsStreamSpec,
     RedisStreamSpec,

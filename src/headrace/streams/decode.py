@@ -16,7 +16,7 @@ import pyarrow.json as pa_json
 
 from headrace.errors import DefinitionError
 from headrace.extras import require
-from headrace.streams.base import PARTITION, PAYLOAD, POSITION
+from headrace.streams.stream_base import PARTITION, PAYLOAD, POSITION
 
 REASON = "_hr_reason"
 

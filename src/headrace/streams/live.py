@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from headrace.streams.runner import StreamStats
+from headrace.streams.stream_loader import StreamStats
 
 
 class StreamView:

@@ -19,7 +19,7 @@ from typing import Any
 
 from headrace.errors import ConnectorError
 from headrace.extras import require
-from headrace.streams.base import Batch, Limits, StreamSource
+from headrace.streams.stream_base import Batch, Limits, StreamSource
 
 
 class NatsStreamSource(StreamSource):

@@ -18,7 +18,7 @@ from typing import Any
 
 from headrace.errors import ConnectorError
 from headrace.extras import require
-from headrace.streams.base import Batch, Limits, StreamSource
+from headrace.streams.stream_base import Batch, Limits, StreamSource
 
 _SEQ = 10**6
 

@@ -57,7 +57,7 @@ Example:
 from __future__ import annotations
 
 from headrace.sync.declaration import Sync, sync
-from headrace.sync.spec import (
+from headrace.sync.sync_spec import (
     CursorStrategy,
     DestinationSpec,
     FileSourceSpec,

@@ -14,8 +14,8 @@ from typing import Any
 
 from headrace.errors import DefinitionError
 from headrace.pipeline import Context, Pipeline, Task
-from headrace.pipeline.graph import Site, caller_site
-from headrace.sync.spec import (
+from headrace.pipeline.graph_builder import Site, caller_site
+from headrace.sync.sync_spec import (
     CursorStrategy,
     DestinationSpec,
     FileSourceSpec,

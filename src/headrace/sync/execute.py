@@ -25,7 +25,7 @@ from headrace.connectors.destinations import (
     SqlDestination,
     open_destination,
 )
-from headrace.connectors.destinations.base import LoadResult, as_arrow
+from headrace.connectors.destinations.destination_base import LoadResult, as_arrow
 from headrace.connectors.incremental import (
     CheckpointMoved,
     DataDigest,
@@ -40,8 +40,8 @@ from headrace.errors import ConnectorError
 from headrace.pipeline import Context
 from headrace.quality import ReportTally, apply_checks, reconcile, run_sql_tests
 from headrace.quality.expectations import RowExpectation, Unique
-from headrace.sync.lineage import source_connection, sync_lineage
-from headrace.sync.spec import (
+from headrace.sync.sync_lineage import source_connection, sync_lineage
+from headrace.sync.sync_spec import (
     CursorStrategy,
     FileSourceSpec,
     FullStrategy,

@@ -22,7 +22,7 @@ from headrace.tasks.sensors import (
     sql_sensor,
 )
 from headrace.tasks.shell import CommandError, shell_task
-from headrace.tasks.sql import SqlTaskError, sql_task
+from headrace.tasks.sql_statement import SqlTaskError, sql_task
 from headrace.tasks.template import CONTEXT_NAMES, context_values, render
 
 __all__ = [

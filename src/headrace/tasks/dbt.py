@@ -20,7 +20,7 @@ from typing import Any
 
 from headrace.errors import ConfigError, QualityError
 from headrace.pipeline import Context, Task
-from headrace.state.base import CheckResultRecord
+from headrace.state.store_base import CheckResultRecord
 from headrace.tasks.shell import CommandError, run_command
 from headrace.tasks.template import context_values, placeholders, render
 

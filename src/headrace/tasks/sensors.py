@@ -44,7 +44,7 @@ from headrace.errors import (
 )
 from headrace.pipeline import Context, Reschedule, Retry, Task
 from headrace.pipeline.policy import as_timedelta
-from headrace.tasks.sql import Parameters, bind_values, run_sql
+from headrace.tasks.sql_statement import Parameters, bind_values, run_sql
 from headrace.tasks.template import context_values, placeholders, render
 
 __all__ = [
@@ -203,7 +203,7 @@ def sql_sensor(
 ) -> Task[..., Any]:
     """Wait until the first column of the first row of ``sql`` is truthy.
 
-    ``sql`` binds ``:ds``, ``:data_interval_start`` ... like :func:`~headrace.tasks.sql.sql_task`.
+    ``sql`` binds ``:ds``, ``:data_interval_start`` ... like :func:`~headrace.tasks.sql_statement.sql_task`.
 
     Example:
         >>> loaded = sql_sensor("SELECT count(*) FROM orders WHERE day = :ds", conn="crm", task_id="orders_loaded")
@@ -244,7 +244,7 @@ def pipeline_sensor(
 
     def poke(ctx: Context) -> str | None:
         from headrace.state import open_store
-        from headrace.state.base import RunState
+        from headrace.state.store_base import RunState
 
         target: datetime = ctx.logical_date - offset
         store = open_store(ctx.settings.state_url)

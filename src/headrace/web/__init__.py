@@ -14,6 +14,6 @@ require("web", "fastapi", "headrace.web (the web UI and API)")
 require("web", "jinja2", "headrace.web (the web UI and API)")
 require("web", "python_multipart", "headrace.web (the web UI's forms)")
 
-from headrace.web.app import create_app  # noqa: E402
+from headrace.web.application import create_app  # noqa: E402
 
 __all__ = ["create_app"]

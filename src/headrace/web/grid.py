@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from headrace.state.base import LogRecord, RunRecord, TaskInstanceRecord
+from headrace.state.store_base import LogRecord, RunRecord, TaskInstanceRecord
 
 _DIGITS = re.compile(r"(\d+)")
 

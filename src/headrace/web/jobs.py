@@ -21,7 +21,7 @@ from headrace.engine import Event, Runner
 from headrace.errors import EngineError
 from headrace.pipeline import Pipeline
 from headrace.scheduler import Backfill, InlineLauncher
-from headrace.state.base import StateStore
+from headrace.state.store_base import StateStore
 
 log = logging.getLogger("headrace.web")
 

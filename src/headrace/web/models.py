@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from headrace.masking import MASKER
-from headrace.state.base import (
+from headrace.state.store_base import (
     CheckResultRecord,
     LogRecord,
     RunRecord,

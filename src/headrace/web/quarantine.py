@@ -18,11 +18,11 @@ from headrace.connectors.destinations import (
     PostgresDestination,
     open_destination,
 )
-from headrace.connectors.destinations.base import META_LOAD_ID
+from headrace.connectors.destinations.destination_base import META_LOAD_ID
 from headrace.connectors.naming import default_warehouse, quote_ident
 from headrace.errors import HeadraceError
 from headrace.masking import MASKER
-from headrace.state.base import TaskInstanceRecord
+from headrace.state.store_base import TaskInstanceRecord
 
 QUARANTINE_SUFFIX = "_quarantine"
 REASON = "_hr_reason"

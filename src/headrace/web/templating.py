@@ -11,8 +11,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.templating import Jinja2Templates
 
 import headrace
-from headrace.state.variables import MASK, looks_secret
-from headrace.web.api import web_context
+from headrace.state.variable_store import MASK, looks_secret
+from headrace.web.api_routes import web_context
 from headrace.web.models import masked
 from headrace.web.security import page_identity
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from headrace.config import Settings
-from headrace.connectors.destinations.base import Destination, LoadResult, WriteMode
+from headrace.connectors.destinations.destination_base import Destination, LoadResult, WriteMode
 from headrace.connectors.destinations.duckdb import DuckDBDestination
 from headrace.connectors.destinations.lakebase import LakeDestination
-from headrace.connectors.destinations.postgres import PostgresDestination
+from headrace.connectors.destinations.postgres_destination import PostgresDestination
 from headrace.connectors.destinations.sqlbase import SqlDestination
 from headrace.connectors.naming import resolve
 

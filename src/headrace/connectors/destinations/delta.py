@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from headrace.config import mask_url
-from headrace.connectors.destinations.base import WriteMode
+from headrace.connectors.destinations.destination_base import WriteMode
 from headrace.connectors.destinations.lakebase import (
     KEY_CHECKPOINTS,
     CommitConflict,

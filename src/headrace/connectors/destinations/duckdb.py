@@ -65,7 +65,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headrace.config import Settings
-from headrace.connectors.destinations.base import LOADS_TABLE, META_LOAD_ID, META_LOADED_AT
+from headrace.connectors.destinations.destination_base import (
+    LOADS_TABLE,
+    META_LOAD_ID,
+    META_LOADED_AT,
+)
 from headrace.connectors.destinations.sqlbase import SqlDestination
 from headrace.connectors.fidelity import Fidelity
 from headrace.connectors.naming import (

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 import pyarrow as pa
 
 from headrace.config import mask_url
-from headrace.connectors.destinations.base import WriteMode
+from headrace.connectors.destinations.destination_base import WriteMode
 from headrace.connectors.destinations.lakebase import (
     KEY_CHECKPOINTS,
     CommitConflict,

@@ -36,7 +36,7 @@ from typing import Any
 import pyarrow as pa
 
 from headrace.connectors.crashpoints import crashpoint
-from headrace.connectors.destinations.base import (
+from headrace.connectors.destinations.destination_base import (
     META_LOAD_ID,
     META_LOADED_AT,
     LoadResult,

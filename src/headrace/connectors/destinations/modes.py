@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from headrace.connectors.destinations.base import (
+from headrace.connectors.destinations.destination_base import (
     META_LOAD_ID,
     META_LOADED_AT,
     WriteMode,

@@ -49,7 +49,7 @@ import pyarrow.parquet as pq
 
 from headrace.config import mask_url
 from headrace.connectors.crashpoints import crashpoint
-from headrace.connectors.destinations.base import (
+from headrace.connectors.destinations.destination_base import (
     CHECKPOINT_TABLE,
     LOADS_TABLE,
     LoadResult,

@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow as pa
 
 from headrace.connectors.crashpoints import crashpoint
-from headrace.connectors.destinations.base import (
+from headrace.connectors.destinations.destination_base import (
     CHECKPOINT_TABLE,
     LOADS_TABLE,
     LoadResult,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from headrace.connectors.sources.base import Extract, Source
-from headrace.connectors.sources.files import FileExtract, FileSource
+from headrace.connectors.sources.file_sources import FileExtract, FileSource
 from headrace.connectors.sources.malformed import FileReport, MalformedRow, NanRule
-from headrace.connectors.sources.sql import SqlSource
+from headrace.connectors.sources.source_base import Extract, Source
+from headrace.connectors.sources.sql_sources import SqlSource
 
 __all__ = [
     "Extract",

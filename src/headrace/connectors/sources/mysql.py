@@ -24,12 +24,12 @@ import pyarrow as pa
 
 from headrace.connectors.fidelity import Flag, decimal_from_text, zero_date_flags
 from headrace.connectors.naming import ConnectionFailedError, driver_message, quote_ident
-from headrace.connectors.sources.sql import Filter, rechunk
+from headrace.connectors.sources.sql_sources import Filter, rechunk
 from headrace.errors import ConnectorError
 from headrace.extras import require
 
 if TYPE_CHECKING:
-    from headrace.connectors.sources.sql import SqlSource
+    from headrace.connectors.sources.sql_sources import SqlSource
 
 # PyMySQL field type codes and flags (pymysql.constants), spelled out to avoid the import
 _DATE, _NEWDATE, _DATETIME, _TIMESTAMP = 10, 14, 12, 7

@@ -25,7 +25,7 @@ from headrace.connectors.sources.malformed import TEXT_LIMIT, FileReport, Malfor
 from headrace.errors import ConnectorError
 
 if TYPE_CHECKING:
-    from headrace.connectors.sources.files import FileSource
+    from headrace.connectors.sources.file_sources import FileSource
 
 BLOCK_BYTES = 1 << 22
 log = logging.getLogger(__name__)

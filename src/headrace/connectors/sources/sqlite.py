@@ -16,11 +16,11 @@ import pyarrow as pa
 
 from headrace.connectors.fidelity import Flag
 from headrace.connectors.naming import quote_ident
-from headrace.connectors.sources.sql import Filter, cast_overrides, override_schema
+from headrace.connectors.sources.sql_sources import Filter, cast_overrides, override_schema
 from headrace.errors import ConnectorError
 
 if TYPE_CHECKING:
-    from headrace.connectors.sources.sql import SqlSource
+    from headrace.connectors.sources.sql_sources import SqlSource
 
 
 def open_batches(

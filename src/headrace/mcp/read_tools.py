@@ -1,0 +1,236 @@
+"""The read tools' answers, built from the state store with the web API's response models.
+
+Every text that may hold a secret (errors, logs, check samples) passes through
+:meth:`McpContext.mask`; every list is cut to the context's limits.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from headrace.engine.loader import load_pipelines
+from headrace.engine.staging import read_quarantine, staging_dir
+from headrace.errors import ConfigError, DefinitionError, HeadraceError, StateError, did_you_mean
+from headrace.mcp.mcp_context import McpContext
+from headrace.pipeline import Pipeline
+from headrace.scheduler.loop import last_automated_run, timetable_of
+from headrace.state.store_base import RunRecord, RunState
+from headrace.web.models import CheckOut, RunOut, TaskInstanceOut
+
+_TASK_KEY = re.compile(r"^(?P<task>.+?)\[(?P<index>-?\d+)\]$")
+
+
+def pipeline_files(path: Path) -> list[Path]:
+    """A pipeline file, or the ``.py`` files of a folder (recursively) that use ``@pipeline``."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ConfigError(f"pipelines {path}: no such file or folder")
+    skip = {".venv", "venv", "node_modules", ".git", "__pycache__", ".headrace"}
+    found = []
+    for file in sorted(path.rglob("*.py")):
+        if skip & set(file.relative_to(path).parts) or file.name.startswith(("test_", "conftest")):
+            continue
+        try:
+            if "@pipeline" in file.read_text(errors="replace"):
+                found.append(file)
+        except OSError:
+            continue
+    return found
+
+
+def defined_pipelines(ctx: McpContext) -> tuple[dict[str, Pipeline], list[dict[str, str]]]:
+    """Pipelines of the configured file or folder by name, and the files that failed to load."""
+    if ctx.pipelines is None:
+        return {}, []
+    found: dict[str, Pipeline] = {}
+    errors: list[dict[str, str]] = []
+    for file in pipeline_files(ctx.pipelines):
+        try:
+            found.update(load_pipelines(file))
+        except HeadraceError as exc:
+            errors.append({"file": str(file), "error": ctx.mask(str(exc))})
+    return found, errors
+
+
+def find_pipeline(ctx: McpContext, name: str) -> Pipeline:
+    """The defined pipeline called ``name`` (closest name suggested)."""
+    pipelines, _ = defined_pipelines(ctx)
+    if name not in pipelines:
+        where = ctx.pipelines or "(no --pipelines given)"
+        raise DefinitionError(f"no pipeline {name!r} in {where}." + did_you_mean(name, list(pipelines)))
+    return pipelines[name]
+
+
+def next_run(ctx: McpContext, pipeline: Pipeline, now: datetime) -> datetime | None:
+    """When the scheduler would next start ``pipeline`` (end of its next data interval)."""
+    if not pipeline.schedule:
+        return None
+    last = last_automated_run(ctx.store, pipeline.name)
+    interval = timetable_of(pipeline).next_interval(
+        last.data_interval_end if last is not None else None,
+        start_date=pipeline.start_date,
+        end_date=pipeline.end_date,
+        catchup=pipeline.catchup,
+        now=now,
+    )
+    return None if interval is None else interval.end
+
+
+def list_pipelines(ctx: McpContext) -> dict[str, Any]:
+    """Pipelines of the pipelines folder, with schedule, owner, tags, next run and last run."""
+    defined, errors = defined_pipelines(ctx)
+    now = datetime.now(UTC)
+    names = sorted(set(defined) | set(ctx.store.list_pipelines()))
+    out = []
+    for name in names:
+        last = ctx.store.list_runs(pipeline=name, limit=1)
+        entry: dict[str, Any] = {
+            "name": name,
+            "runs": ctx.store.count_runs(pipeline=name),
+            "last_run": _run(ctx, last[0]) if last else None,
+        }
+        p = defined.get(name)
+        if p is not None:
+            nxt = next_run(ctx, p, now)
+            entry.update(
+                file=p.file, schedule=p.schedule or "manual", owner=p.owner, tags=p.tags,
+                tasks=list(p.order), next_run=nxt.isoformat() if nxt else None,
+                doc=(p.doc or "").strip().splitlines()[0] if p.doc else None,
+            )
+        out.append(entry)
+    return {"pipelines": out, "errors": errors}
+
+
+def _run(ctx: McpContext, run: RunRecord) -> dict[str, Any]:
+    data = RunOut.of(run).model_dump(mode="json")
+    data["error"] = ctx.mask(run.error) or None
+    data["params"] = ctx.masked_json(run.params)
+    return data
+
+
+def parse_states(text: str | None) -> list[RunState] | None:
+    """Run states of a comma-separated filter; unknown names raise with the closest one."""
+    if not text:
+        return None
+    known = [s.value for s in RunState]
+    states = []
+    for part in text.split(","):
+        name = part.strip().lower()
+        if name not in known:
+            raise ConfigError(f"unknown run state {part!r}; use {', '.join(known)}." + did_you_mean(name, known))
+        states.append(RunState(name))
+    return states
+
+
+def list_runs(
+    ctx: McpContext, pipeline: str | None, state: str | None, since: datetime | None, limit: int
+) -> dict[str, Any]:
+    """Runs, newest logical date first, filtered by pipeline, states and logical date >= ``since``."""
+    states = parse_states(state)
+    runs = ctx.store.list_runs(pipeline=pipeline, states=states, limit=limit)
+    if since is not None:
+        cut = since if since.tzinfo else since.replace(tzinfo=UTC)
+        # newest first: the runs at or after ``since`` are a prefix of the list
+        runs = [r for r in runs if r.logical_date >= cut]
+    if not runs and pipeline is not None and pipeline not in ctx.store.list_pipelines():
+        raise StateError(
+            f"no runs of pipeline {pipeline!r} in the state store." + did_you_mean(pipeline, ctx.store.list_pipelines())
+        )
+    total = ctx.store.count_runs(pipeline=pipeline, states=states)
+    return {"runs": [_run(ctx, r) for r in runs], "shown": len(runs), "total_without_since": total}
+
+
+def resolve_run(ctx: McpContext, run_id: str) -> RunRecord:
+    """The run named by its id or a unique prefix of it."""
+    resolver = getattr(ctx.store, "resolve_run_id", None)
+    return ctx.store.get_run(resolver(run_id) if resolver else run_id)
+
+
+def run_detail(ctx: McpContext, run_id: str) -> dict[str, Any]:
+    """A run with each task's state, attempts, duration and error, and a summary of its checks."""
+    run = resolve_run(ctx, run_id)
+    tasks = []
+    for ti in ctx.store.get_task_instances(run.run_id):
+        data = TaskInstanceOut.of(ti).model_dump(mode="json")
+        data["error"] = ctx.mask(ti.error) or None
+        tasks.append(data)
+    checks = ctx.store.get_check_results(run.run_id)
+    return {
+        "run": _run(ctx, run),
+        "tasks": tasks[: ctx.max_rows],
+        "tasks_total": len(tasks),
+        "checks": {
+            "total": len(checks),
+            "failed": [
+                f"{c.task_id}: {c.expectation}" + (f" on {c.column}" if c.column else "") + f" ({c.severity})"
+                for c in checks
+                if c.status != "passed"
+            ],
+        },
+    }
+
+
+def task_logs(ctx: McpContext, run_id: str, task: str, tail: int, attempt: int | None) -> str:
+    """The last ``tail`` lines of a task's captured logs (``name`` or ``name[3]``), masked."""
+    run = resolve_run(ctx, run_id)
+    task_id, map_index = task, None
+    match = _TASK_KEY.match(task)
+    if match:
+        task_id, map_index = match["task"], int(match["index"])
+    known = {ti.task_id for ti in ctx.store.get_task_instances(run.run_id)}
+    if task_id not in known:
+        raise StateError(
+            f"run {run.run_id!r} has no task {task_id!r}; its tasks: {', '.join(sorted(known)) or 'none yet'}."
+            + did_you_mean(task_id, known)
+        )
+    lines: list[str] = []
+    for log in ctx.store.get_logs(run.run_id, task_id):
+        if map_index is not None and log.map_index != map_index:
+            continue
+        if attempt is not None and log.attempt != attempt:
+            continue
+        prefix = f"[attempt {log.attempt}{'' if log.map_index < 0 else f' #{log.map_index}'}] "
+        lines.extend(prefix + line for line in log.text.splitlines())
+    if not lines:
+        return f"no logs captured for task {task} of run {run.run_id}"
+    shown = lines[-tail:]
+    head = f"{len(shown)} of {len(lines)} lines of {task} in run {run.run_id}\n"
+    return ctx.bounded(head + "\n".join(shown))
+
+
+def run_checks(ctx: McpContext, run_id: str, task: str | None) -> dict[str, Any]:
+    """Check results of a run (of one task if given), failing samples masked."""
+    run = resolve_run(ctx, run_id)
+    results = ctx.store.get_check_results(run.run_id, task)
+    out = []
+    for check in results:
+        data = CheckOut.of(check).model_dump(mode="json")
+        details = ctx.masked_json(data["details"])
+        size = len(json.dumps(details, default=str))
+        # the failing-row samples may be long: over 4 kB they are returned as cut text
+        data["details"] = details if size <= 4000 else {"cut": ctx.bounded(json.dumps(details, default=str), 4000)}
+        out.append(data)
+    return {"run_id": run.run_id, "checks": out[: ctx.max_rows], "total": len(out)}
+
+
+def staged_quarantine(ctx: McpContext, run: RunRecord, limit: int) -> dict[str, Any]:
+    """Rows the run's checks quarantined, from its staged files, per task."""
+    from headrace.mcp.sqlguard import text_table
+
+    staging = staging_dir(ctx.home, run.pipeline, run.run_id)
+    tasks: dict[str, Any] = {}
+    for ti in ctx.store.get_task_instances(run.run_id):
+        if ti.map_index >= 0 or ti.task_id in tasks:
+            continue
+        table = read_quarantine(staging, ti.task_id)
+        if table is None:
+            continue
+        rows = table.slice(0, limit).to_pylist()
+        text, shown = text_table(table.column_names, [tuple(r.values()) for r in rows], max_bytes=ctx.max_bytes // 2)
+        tasks[ti.task_id] = {"rows": table.num_rows, "shown": shown, "table": ctx.mask(text)}
+    return {"run_id": run.run_id, "source": f"staged files under {staging}", "tasks": tasks}
