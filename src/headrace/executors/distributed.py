@@ -46,6 +46,7 @@ from headrace.queue import (
     QueueEvents,
     Worker,
 )
+from headrace.queue.worker import run_until_signal
 from headrace.state.base import CheckResultRecord
 
 if TYPE_CHECKING:
@@ -467,15 +468,4 @@ class TaskWorker:
 
     def run_sync(self) -> None:
         """Run until SIGTERM/SIGINT; attempts in progress finish first."""
-        import signal
-
-        async def _main() -> None:
-            loop = asyncio.get_running_loop()
-            stop = asyncio.Event()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
-            await self.start()
-            await stop.wait()
-            await self.close()
-
-        asyncio.run(_main())
+        run_until_signal(self.start, self.close, lambda: self.worker.loop_task)
