@@ -42,6 +42,7 @@ from headrace.connectors.destinations.base import (
     LoadResult,
     WriteMode,
     as_arrow,
+    write_arguments,
 )
 from headrace.connectors.fidelity import Fidelity, Rejects, screen_text, with_rejects
 from headrace.connectors.incremental import (
@@ -273,17 +274,8 @@ class LakeDestination(ABC):
             ...            fence=Checkpoint("etl", "crm.customers", None),
             ...            checkpoint=Checkpoint("etl", "crm.customers", last))
         """
-        mode = WriteMode.parse(mode)
-        keys = [keys] if isinstance(keys, str) else list(keys)
+        mode, keys = write_arguments(table, mode, keys, partition)
         where = f"{table!r} in {self.where}"
-        if mode is WriteMode.MERGE and not keys:
-            raise ConnectorError(
-                f"Merge into {table!r} needs keys=[...] (the columns that identify a row)."
-            )
-        if mode is WriteMode.REPLACE_PARTITION and partition is None:
-            raise ConnectorError(
-                f"replace_partition into {table!r} needs partition=Interval(column, start, end)."
-            )
         screened = Rejects()
         arrow = screen_text(as_arrow(data, where), self.fidelity.text, screened, where)
         rows = arrow.read_all() if isinstance(arrow, pa.RecordBatchReader) else arrow

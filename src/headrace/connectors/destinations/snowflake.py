@@ -55,6 +55,7 @@ from headrace.connectors.destinations.base import (
     LoadResult,
     WriteMode,
     as_arrow,
+    write_arguments,
 )
 from headrace.connectors.destinations.lakebase import _advance, _dedupe, _inside, _with_meta
 from headrace.connectors.fidelity import Fidelity, Rejects, screen_text, with_rejects
@@ -213,13 +214,8 @@ class SnowflakeDestination:
             >>> dest = open_destination("snowflake://etl:***@acme/analytics/crm?warehouse=LOAD")
             >>> dest.write(rows, "customers", mode="merge", keys=["customer_id"])
         """
-        mode = WriteMode.parse(mode)
-        keys = [keys] if isinstance(keys, str) else list(keys)
+        mode, keys = write_arguments(table, mode, keys, partition)
         where = f"{table!r} in {self.where}"
-        if mode is WriteMode.MERGE and not keys:
-            raise ConnectorError(f"Merge into {table!r} needs keys=[...].")
-        if mode is WriteMode.REPLACE_PARTITION and partition is None:
-            raise ConnectorError(f"replace_partition into {table!r} needs partition=Interval(...).")
         screened = Rejects()
         arrow = screen_text(as_arrow(data, where), self.fidelity.text, screened, where)
         rows = arrow.read_all() if isinstance(arrow, pa.RecordBatchReader) else arrow
