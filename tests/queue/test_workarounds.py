@@ -50,9 +50,12 @@ def test_blocking_pop_longer_than_socket_timeout_works(conn: QueueConnection) ->
 
 def test_sub_second_delay_is_not_rounded_up(conn: QueueConnection) -> None:
     # Unfixed, the blocking pop is rounded up to whole seconds: every try takes >= 0.9 s.
-    # The best of three tries keeps a busy machine's scheduling delays out of the answer.
-    took = min(asyncio.run(_time_delayed_job(conn, 100, ALL_FIXES)) for _ in range(3))
-    assert took < 0.8, f"a 100 ms delayed job ran after {took:.2f} s at best"
+    # The best of up to five tries keeps a busy machine's scheduling delays out of the
+    # answer (an idle one stops after the first).
+    tries: list[float] = []
+    while len(tries) < 5 and (not tries or min(tries) >= 0.8):
+        tries.append(asyncio.run(_time_delayed_job(conn, 100, ALL_FIXES)))
+    assert min(tries) < 0.8, f"a 100 ms delayed job ran after {min(tries):.2f} s at best ({tries})"
 
 
 def test_sub_second_delay_defect_present(conn: QueueConnection) -> None:
