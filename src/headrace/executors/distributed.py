@@ -99,7 +99,7 @@ def _ref(raw: dict[str, Any] | None) -> ResultRef | None:
 
 def encode_work_item(item: WorkItem) -> dict[str, Any]:
     """A work item as JSON-ready data (the job's payload)."""
-    return _encode(item)  # type: ignore[no-any-return]
+    return _encode(item)
 
 
 def decode_work_item(data: dict[str, Any]) -> WorkItem:
@@ -120,7 +120,7 @@ def decode_work_item(data: dict[str, Any]) -> WorkItem:
 
 
 def encode_outcome(outcome: Outcome) -> dict[str, Any]:
-    return _encode(outcome)  # type: ignore[no-any-return]
+    return _encode(outcome)
 
 
 def decode_outcome(data: dict[str, Any]) -> Outcome:
