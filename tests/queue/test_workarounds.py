@@ -115,7 +115,7 @@ def test_completing_a_job_fetches_the_next_one(conn: QueueConnection) -> None:
                 calls += 1
                 return await original(token)
 
-            inner.moveToActive = counting  # type: ignore[method-assign]
+            inner.moveToActive = counting
             await queue.add_bulk([("x", {"i": i}, None) for i in range(20)])
             await wait_until(lambda: len(done) == 20, 10, "twenty jobs")
             await worker.close()
