@@ -53,7 +53,11 @@ stop() {
   rm -rf "$LOGS"
 }
 trap stop EXIT
-trap 'exit 130' INT TERM
+suite=""
+# The suite runs in the background, in a process group of its own, so that a signal is
+# handled at once (bash runs a trap only after a foreground command ends): the trap
+# stops the suite and its children, then the exit cleans up.
+trap '[ -n "$suite" ] && kill -TERM -- "-$suite" 2>/dev/null; exit 130' INT TERM
 
 createdb -h "$PGHOST" -U postgres "$DB" || exit 1
 pgbench -h "$PGHOST" -U postgres -i -q -s 2 "$DB" >"$LOGS/init" 2>&1 || { cat "$LOGS/init"; exit 1; }
@@ -95,11 +99,14 @@ for round in $(seq "$ROUNDS"); do
   echo "== suite run $round of $ROUNDS, with pgbench and redis-benchmark running beside it"
   start=$SECONDS
   if [ -n "${STRESS_PYTHON:-}" ]; then
-    "$STRESS_PYTHON" -m pytest "$@"
+    setsid "$STRESS_PYTHON" -m pytest "$@" &
   else
-    bash scripts/test.sh "$@"
+    setsid bash scripts/test.sh "$@" &
   fi
+  suite=$!
+  wait "$suite"
   code=$?
+  suite=""
   [ "$code" -eq 0 ] && outcome=passed || { outcome="FAILED (exit $code)"; failed=1; }
   results+=("run $round: $outcome in $((SECONDS - start)) s")
 done
