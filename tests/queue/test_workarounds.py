@@ -83,8 +83,8 @@ def test_rate_limit_wait_is_honoured(conn: QueueConnection) -> None:
     # 15 jobs at 5 per second: three windows, so the last starts ~2 s after the first.
     span = asyncio.run(_time_rate_limited(conn, ALL_FIXES, 15))
     # Never faster than the limit; unfixed, the worker sleeps 5 s between windows (>= 10 s
-    # here), so 4.5 s leaves a loaded machine room and still fails the defect.
-    assert 1.8 <= span <= 4.5, span
+    # here), so 8 s leaves a loaded machine room and still fails the defect.
+    assert 1.8 <= span <= 8.0, span
 
 
 def test_rate_limit_defect_present(conn: QueueConnection) -> None:

@@ -138,9 +138,10 @@ def test_rate_limiter_within_ten_percent(conn: QueueConnection) -> None:
     # never above the limit; below it only as far as a loaded machine delays a window
     # (waiting out bullmq's 5 s drain delay between windows, the defect, gives ~2 jobs/s)
     assert 4.0 <= rate <= 11.0, f"{rate:.2f} jobs/s for a limit of 10/s"
-    # Never a burst: any 11 consecutive starts span most of a window (scheduling jitter aside).
+    # Never a burst: any 11 consecutive starts span a good part of a window (a job that a
+    # busy machine starts late shortens the span after it; a burst spans ~0 s).
     spans = [starts[i] - starts[i - 10] for i in range(10, 50)]
-    assert min(spans) >= 0.8, f"11 jobs started within {min(spans):.2f} s"
+    assert min(spans) >= 0.5, f"11 jobs started within {min(spans):.2f} s"
 
 
 def test_progress_and_worker_events(conn: QueueConnection) -> None:
