@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from headrace.cli import run_app
-from headrace.cli.inspect_commands import format_duration, one_line
+from headrace.cli.inspect_commands import one_line
 from headrace.state import CheckResultRecord, RunState, SqlStateStore, TaskState, open_store
 
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
@@ -246,15 +246,6 @@ def test_logs_for_an_unknown_task_suggests_the_closest(cli: Cli, store: SqlState
 
 
 # ---------------------------------------------------------------- formatting
-
-
-def test_format_duration() -> None:
-    assert format_duration(None, None) == "-"
-    assert format_duration(T0, T0 + timedelta(milliseconds=420)) == "0.42s"
-    assert format_duration(T0, T0 + timedelta(seconds=12.34)) == "12.3s"
-    assert format_duration(T0, T0 + timedelta(seconds=185)) == "3m05s"
-    assert format_duration(T0, T0 + timedelta(seconds=3720)) == "1h02m"
-    assert format_duration(T0, None, now=T0 + timedelta(seconds=2)) == "2.00s…"
 
 
 def test_one_line_keeps_the_message_line_and_cuts_it() -> None:

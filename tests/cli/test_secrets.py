@@ -51,7 +51,7 @@ PIPELINE = textwrap.dedent('''
 ''')
 
 
-def headrace(cwd: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+def run_cli(cwd: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
     """The real command in a fresh process, as a user runs it."""
     return subprocess.run(
         [sys.executable, "-c", "from headrace.cli import main; main()", *argv],
@@ -79,7 +79,7 @@ def _files_under(folder: Path) -> list[Path]:
 
 def test_planted_password_is_in_no_store_file_or_output(tmp_path: Path, env: dict[str, str]) -> None:
     outputs = []
-    run = headrace(tmp_path, env, "run", "leaky.py", "--date", "2024-01-02")
+    run = run_cli(tmp_path, env, "run", "leaky.py", "--date", "2024-01-02")
     outputs.append(run.stdout + run.stderr)
     assert run.returncode == 1, outputs[-1]  # the load task raised: the run failed
     from headrace.state import open_store
@@ -97,7 +97,7 @@ def test_planted_password_is_in_no_store_file_or_output(tmp_path: Path, env: dic
     assert "cannot load with postgresql://etl:***@" in (tasks["load"].error or "")
     for argv in (["runs"], ["show", run_id], ["show", run_id, "--verbose"], ["logs", run_id],
                  ["logs", run_id, "extract"], ["checks", run_id, "--samples"]):
-        done = headrace(tmp_path, env, *argv)
+        done = run_cli(tmp_path, env, *argv)
         outputs.append(done.stdout + done.stderr)
         assert done.returncode == 0, (argv, outputs[-1])
     assert "***" in outputs[4]  # logs show the masked lines

@@ -261,7 +261,7 @@ def _row_groups(path, table: str) -> int:
     with duckdb.connect(str(path)) as conn:
         return conn.execute(
             "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info(?)", [table]
-        ).fetchone()[0]
+        ).fetchall()[0][0]
 
 
 def test_duckdb_merges_compact_once_deletes_reach_vacuum_after(tmp_path):

@@ -94,8 +94,8 @@ def test_a_load_killed_at_a_point_is_all_or_nothing_and_reruns_once(
     assert sorted(dest.read("t").column("id").to_pylist()) == ([1, 2] if committed else [1])
     assert load(2) == 0  # the rerun: nothing twice, nothing lost
     assert sorted(dest.read("t").column("id").to_pylist()) == [1, 2]
-    assert dest.checkpoint("p", "s").value == 2  # type: ignore[union-attr]
-    listed = {Path(p).name for p in dest.files("t")}  # type: ignore[attr-defined]
+    assert dest.checkpoint("p", "s").value == 2
+    listed = {Path(p).name for p in dest.files("t")}
     on_disk = {p.name for p in (tmp_path / "out" / "t").rglob("part-*")}
     assert listed <= on_disk and len(listed) == 2
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pymysql
 import pytest
 
-from headrace.connectors import SqlSource
+from headrace.connectors import DuckDBDestination, PostgresDestination, SqlSource
 from headrace.connectors.fidelity import Fidelity, UnrepresentableValueError, ValuePolicy
 from headrace.engine.staging import read_table, write_table
 
@@ -274,7 +274,10 @@ def mysql_matrix(mysql_url):
 
 
 @pytest.mark.parametrize("path", ["connectorx", "pymysql"])
-def test_mysql_type_matrix(destination, mysql_matrix, tmp_path, path):
+def test_mysql_type_matrix(
+    destination: DuckDBDestination | PostgresDestination, mysql_matrix: tuple[str, str], tmp_path: Path,
+    path: str,
+) -> None:
     """Defects: decimal(10,2) arrived as decimal(38,10); a zero date aborted the read."""
     url, table = mysql_matrix
     golden = GOLDEN["mysql"]

@@ -22,6 +22,7 @@ def clean() -> pa.Table:
 @task
 def load(ctx: Context, rows: pa.Table) -> dict:
     quarantined = ctx.quarantine_of("clean")
+    assert quarantined is not None, "the checks of 'clean' quarantined no rows"
     return {"loaded": rows.column("id").to_pylist(), "quarantined": quarantined.column("id").to_pylist()}
 
 

@@ -101,7 +101,7 @@ def wants_polars(rows: pl.DataFrame) -> str:
 
 
 @task
-def untyped(rows) -> str:  # type: ignore[no-untyped-def]
+def untyped(rows) -> str:
     return type(rows).__name__
 
 

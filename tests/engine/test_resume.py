@@ -110,6 +110,7 @@ def test_a_run_whose_driver_was_killed_is_detected_dead_and_resumed(
     run = _wait_until_running(store, "wait_for_go", proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
+    assert proc.stdout is not None
     proc.stdout.close()
 
     stale = store.get_run(run.run_id)
@@ -190,7 +191,9 @@ def test_resume_reruns_a_success_whose_staged_file_is_gone(store, settings, tmp_
     runner = Runner(store, executor="inprocess", settings=settings)
     failed = runner.run(staged, DAY, params={"dir": str(tmp_path)})
     assert failed.state == RunState.FAILED
-    Path(failed.task("table_source").result_path).unlink()  # e.g. staging cleaned by retention
+    staged_at = failed.task("table_source").result_path
+    assert staged_at is not None
+    Path(staged_at).unlink()  # e.g. staging cleaned by retention
 
     (tmp_path / "broken").unlink()
     resumed = runner.resume(failed.run_id, staged)

@@ -112,7 +112,8 @@ def test_purge_runs_deletes_old_runs_but_keeps_failed_ones_and_the_schedules_anc
     assert [r.run_id for r in report.kept_anchors] == [scheduled[1].run_id]
     left = {r.run_id for r in store.list_runs("kept", limit=None)}
     assert left == {runs["old_failed"].run_id, runs["recent_ok"].run_id, scheduled[1].run_id}
-    assert last_automated_run(store, "kept").run_id == scheduled[1].run_id  # catchup continues from it
+    anchor = last_automated_run(store, "kept")
+    assert anchor is not None and anchor.run_id == scheduled[1].run_id  # catchup continues from it
 
     again = purge_runs(store, settings.home, timedelta(days=7), DAY, include_failed=True)
     assert [r.run_id for r in again.removed] == [runs["old_failed"].run_id]

@@ -28,7 +28,8 @@ def test_run_passes_results_maps_and_orders_tasks(store, settings, pipelines) ->
     assert {i for (t, i) in states(result) if t == "square"} == {-1, 0, 1, 2, 3}
     assert set(states(result).values()) == {"success"}
     # cleanup is ordered after total by >> although it receives no data
-    assert result.task("cleanup").started_at >= result.task("total").ended_at
+    cleanup_started, total_ended = result.task("cleanup").started_at, result.task("total").ended_at
+    assert cleanup_started is not None and total_ended is not None and cleanup_started >= total_ended
     assert result.task("total").result_kind == "json"
 
 
@@ -119,11 +120,11 @@ def test_terminal_failure_fails_downstream_and_the_run(store, settings, pipeline
     assert failed.state == TaskState.FAILED
     assert failed.attempt == 1  # TerminalError is never retried, whatever the policy
     assert failed.error_kind == "TerminalError"
-    assert "source table does not exist" in failed.error
+    assert "source table does not exist" in (failed.error or "")
     assert result.task("downstream_a").state == TaskState.UPSTREAM_FAILED
     assert result.task("downstream_b").state == TaskState.UPSTREAM_FAILED
     assert result.task("independent").state == TaskState.SUCCESS
-    assert "terminal" in result.run.error
+    assert "terminal" in (result.run.error or "")
     logs = store.get_logs(result.run_id, "terminal")
     assert "Traceback" in logs[0].text
 
@@ -134,8 +135,8 @@ def test_a_value_that_is_neither_table_nor_json_is_a_clear_error(store, settings
     ti = result.task("odd_result")
     assert ti.state == TaskState.FAILED
     assert ti.error_kind == "ResultTypeError"
-    assert "pipeline 'odd', task 'odd_result'" in ti.error
-    assert "JSON-serialisable" in ti.error
+    assert "pipeline 'odd', task 'odd_result'" in (ti.error or "")
+    assert "JSON-serialisable" in (ti.error or "")
 
 
 def test_unknown_executor_suggests_the_closest(store, settings) -> None:

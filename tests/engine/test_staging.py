@@ -35,7 +35,7 @@ def test_each_table_kind_reaches_downstream_as_the_same_kind(store, settings, pi
                            ("make_pandas", 3)]:
         ti = result.task(producer)
         assert ti.result_kind == "table"
-        assert Path(ti.result_path) == staging / f"{producer}.parquet"
+        assert ti.result_path is not None and Path(ti.result_path) == staging / f"{producer}.parquet"
         assert ti.rows == rows
         meta = pq.ParquetFile(ti.result_path).metadata
         assert meta.row_group(0).column(0).compression == "ZSTD"

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -16,7 +17,7 @@ REDIS_URL = os.environ.get("HEADRACE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture
-def stream_key() -> str:
+def stream_key() -> Iterator[str]:
     redis = pytest.importorskip("redis")
     client = redis.Redis.from_url(REDIS_URL)
     try:
@@ -46,13 +47,13 @@ def test_clickstream_loads_once_and_aggregates(tmp_path: Path, stream_key: str) 
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     with duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True) as conn:
-        total, distinct = conn.execute("SELECT count(*), count(DISTINCT click_id) FROM clicks"
-                                       ).fetchone()  # fmt: skip
+        [(total, distinct)] = conn.execute("SELECT count(*), count(DISTINCT click_id) FROM clicks"
+                                       ).fetchall()  # fmt: skip
         bad = conn.execute("SELECT _hr_payload, _hr_reason FROM clicks_quarantine").fetchall()
-        summed, windows = conn.execute(
+        [(summed, windows)] = conn.execute(
             "SELECT sum(clicks), count(DISTINCT window_start) FROM clicks_per_minute"
-        ).fetchone()
-        typed = conn.execute("SELECT typeof(event_time) FROM clicks LIMIT 1").fetchone()[0]
+        ).fetchall()
+        typed = conn.execute("SELECT typeof(event_time) FROM clicks LIMIT 1").fetchall()[0][0]
     assert (total, distinct) == (3000, 3000)
     assert bad == [(b"{truncated", bad[0][1])] and "decode" in bad[0][1]
     assert summed == 3000 and windows == 25  # 3000 clicks, one every 0.5 s: 25 minutes

@@ -68,10 +68,10 @@ def test_sqlite_demo_source_twice(tmp_path: Path) -> None:
         (zip4,) = crm.execute("SELECT count(*) FROM customers WHERE zip_code LIKE '%-%'").fetchone()
     assert zip4 > 100
     with warehouse(tmp_path) as con:
-        loaded, distinct = con.execute(
+        [(loaded, distinct)] = con.execute(
             "SELECT count(*), count(DISTINCT customer_id) FROM customers"
-        ).fetchone()
-        (quarantined,) = con.execute("SELECT count(*) FROM customers_quarantine").fetchone()
+        ).fetchall()
+        [(quarantined,)] = con.execute("SELECT count(*) FROM customers_quarantine").fetchall()
         assert loaded == distinct and loaded + quarantined == 1000 and 600 < loaded < 1000
         total = loaded
         reasons = {
@@ -94,20 +94,20 @@ def test_sqlite_demo_source_twice(tmp_path: Path) -> None:
             "SELECT count(*) FROM customers WHERE email <> lower(trim(email)) OR length(zip_code) <> 5 "
             "OR NOT regexp_full_match(phone, '\\d{10}') OR address IS NULL "
             "OR full_name <> first_name || ' ' || last_name OR email_domain <> split_part(email, '@', 2)"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         assert bad == 0
         columns = {row[0] for row in con.execute("DESCRIBE customers").fetchall()}
         assert "email_rank" not in columns and {"_hr_load_id", "etl_run_id"} <= columns
         assert (
-            con.execute("SELECT count(*) FROM customers WHERE zip_code = '02134'").fetchone()[0] > 0
+            con.execute("SELECT count(*) FROM customers WHERE zip_code = '02134'").fetchall()[0][0] > 0
         )
         assert (
-            con.execute("SELECT count(*) FROM customers WHERE phone = '0000000000'").fetchone()[0]
+            con.execute("SELECT count(*) FROM customers WHERE phone = '0000000000'").fetchall()[0][0]
             > 0
         )
-        (first_ckpt,) = con.execute(
+        [(first_ckpt,)] = con.execute(
             "SELECT value FROM _hr_checkpoints WHERE pipeline = 'customer_etl'"
-        ).fetchone()
+        ).fetchall()
 
     # second run: the demo CRM changed 25 customers and signed up 10; only those (plus
     # the lookback window) are extracted, merged without duplicates
@@ -118,13 +118,13 @@ def test_sqlite_demo_source_twice(tmp_path: Path) -> None:
         assert con.execute(
             "SELECT count(DISTINCT customer_id), count(*) FROM customers"
         ).fetchone() == (total2, total2)
-        (second_ckpt,) = con.execute(
+        [(second_ckpt,)] = con.execute(
             "SELECT value FROM _hr_checkpoints WHERE pipeline = 'customer_etl'"
-        ).fetchone()
+        ).fetchall()
         assert second_ckpt > first_ckpt
         loads = con.execute(
             "SELECT count(*) FROM _hr_loads WHERE table_name = 'customers'"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         assert loads == 2
 
 
@@ -171,11 +171,11 @@ def test_postgres_source_and_idempotent_rerun(tmp_path: Path, pg_schema: tuple[s
         _, loaded_pg, _, quarantined_pg, total_pg = run_example(tmp_path / "pgwh", **env)
         assert (loaded_pg, quarantined_pg, total_pg) == (loaded, quarantined, loaded)
         with psycopg.connect(url) as conn:
-            (n,) = conn.execute(f'SELECT count(*) FROM "{wh_schema}".customers').fetchone()
-            (ckpt,) = conn.execute(
+            [(n,)] = conn.execute(f'SELECT count(*) FROM "{wh_schema}".customers').fetchall()
+            [(ckpt,)] = conn.execute(
                 f'SELECT count(*) FROM "{wh_schema}"._hr_checkpoints WHERE pipeline = %s',
                 ("customer_etl",),
-            ).fetchone()
+            ).fetchall()
         assert n == loaded and ckpt == 1
     finally:
         with psycopg.connect(url, autocommit=True) as conn:

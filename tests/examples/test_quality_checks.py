@@ -30,7 +30,7 @@ def test_quality_checks_example(tmp_path: Path) -> None:
     assert "validate stopped: - not_null(email) on column 'email': 1 of 8 rows (12.50%) failed" in out
     assert "0 passed, 6 failed (2 with severity fail)." in out  # not_null(email) mostly=0.8 passed
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-        assert con.execute("SELECT list(customer_id ORDER BY customer_id) FROM customers").fetchone()[0] == [1, 4, 5, 7, 8]
+        assert con.execute("SELECT list(customer_id ORDER BY customer_id) FROM customers").fetchall()[0][0] == [1, 4, 5, 7, 8]
         reasons = con.execute("SELECT customer_id, _hr_reason FROM customers_quarantine ORDER BY 1").fetchall()
         assert [r[0] for r in reasons] == [2, 3, 6]
     (run_id,) = set(re.findall(r"\b01[0-9a-z]{16}\b", out))

@@ -74,13 +74,15 @@ def test_outcomes_results_and_logs(executor: Executor, tmp_path: Path) -> None:
 
     outcomes = {o.task_id: o for o in collect(executor, 2)}
 
-    assert outcomes["extract"].ok and load_result(outcomes["extract"].result) == [0, 1, 2]
-    assert outcomes["square"].ok and load_result(outcomes["square"].result) == 50  # 7 * 7 + offset 1
+    extracted, squared = outcomes["extract"], outcomes["square"]
+    assert extracted.ok and extracted.result is not None and load_result(extracted.result) == [0, 1, 2]
+    assert squared.ok and squared.result is not None and load_result(squared.result) == 50  # 7 * 7 + 1
     assert outcomes["square"].map_index == 1
     assert "hello from extract" in outcomes["extract"].log
     assert any(e.kind == "log" and e.message == "hello from extract" for e in events)
     assert any(e.kind == "progress" and e.message == "half way" for e in events)
-    assert outcomes["extract"].started_at <= outcomes["extract"].ended_at
+    assert extracted.started_at is not None and extracted.ended_at is not None
+    assert extracted.started_at <= extracted.ended_at
 
 
 def test_failures_say_whether_a_retry_can_help(executor: Executor, tmp_path: Path) -> None:

@@ -40,7 +40,10 @@ class Receiver:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 errors = [e.message for e in VALIDATOR.iter_errors(body)]
                 ok = self.path == "/api/v1/lineage" and not errors
-                (outer.events if ok else outer.invalid).append(body if ok else f"{self.path}: {errors}")
+                if ok:
+                    outer.events.append(body)
+                else:
+                    outer.invalid.append(f"{self.path}: {errors}")
                 self.send_response(201 if ok else 400)
                 self.end_headers()
 

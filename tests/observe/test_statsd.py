@@ -8,12 +8,13 @@ import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from headrace import Context, destination, file_source, sync
+from headrace import Context, Sync, destination, file_source, sync
 from headrace.config import MetricsSettings, Settings
 from headrace.engine import FakeClock, Runner
 from headrace.observe.statsd import StatsdClient
@@ -22,6 +23,16 @@ from headrace.quality import matches_regex
 from headrace.scheduler import Scheduler
 from headrace.state import open_store
 from headrace.web.application import create_app
+
+
+class Metric(TypedDict):
+    """One DogStatsD line as received."""
+
+    name: str
+    value: float
+    kind: str
+    tags: dict[str, str]
+
 
 LINE = re.compile(r"^(?P<name>[\w.\-/]+):(?P<value>-?[\d.e+-]+)\|(?P<kind>c|g|ms|h|d)(\|#(?P<tags>.*))?$")
 ATTEMPTS: dict[str, int] = {}
@@ -36,8 +47,8 @@ class Listener:
         self.sock.settimeout(0.2)
         self.url = f"udp://127.0.0.1:{self.sock.getsockname()[1]}"
 
-    def lines(self) -> list[dict[str, object]]:
-        found = []
+    def lines(self) -> list[Metric]:
+        found: list[Metric] = []
         while True:
             try:
                 data = self.sock.recv(65535).decode()
@@ -66,7 +77,7 @@ def wobbly(ctx: Context) -> int:
     return 1
 
 
-def make_sync(csv: Path) -> object:
+def make_sync(csv: Path) -> Sync:
     return sync(
         "load_people", source=file_source(str(csv)),
         checks=[matches_regex("name", r".+", severity="quarantine", reason="no name")],
@@ -93,7 +104,7 @@ def test_run_metrics_reach_a_udp_agent_and_custom_ones_prometheus(tmp_path: Path
         got = listener.lines()
         assert all(f"env:{m['tags'].get('env')}" == "env:test" for m in got)
 
-        def one(name: str, **tags: str) -> dict[str, object]:
+        def one(name: str, **tags: str) -> Metric:
             found = [m for m in got if m["name"] == name and all(m["tags"].get(k) == v for k, v in tags.items())]
             assert len(found) == 1, (name, tags, got)
             return found[0]

@@ -91,8 +91,9 @@ def test_mapping_over_a_list_and_over_an_upstream_result() -> None:
         (lambda: square.map(y=[1]), "has no parameter 'y' to map over"),
         (lambda: transform.map(rows=[1], factor=[2]), "takes exactly one parameter=list"),
         (lambda: square.map(x=5), "needs a list or an upstream task result"),
-        (lambda: transform(), "called with wrong arguments"),
-        (lambda: extract() >> notify, "did you forget the parentheses"),
+        # wrong on purpose: what mypy rejects must fail at definition time too
+        (lambda: transform(), "called with wrong arguments"),  # type: ignore[call-overload]
+        (lambda: extract() >> notify, "did you forget the parentheses"),  # type: ignore[operator]
         (lambda: extract()[0], "only known when the pipeline runs"),
     ],
 )

@@ -85,7 +85,7 @@ def test_golden_in_duckdb(case: Case, duck: duckdb.DuckDBPyConnection) -> None:
     table = f"t_{uuid.uuid4().hex[:8]}"
     _load_duckdb(duck, table, case.table)
     if case.reference is not None:
-        _load_duckdb(duck, case.reference_name, case.reference)  # type: ignore[arg-type]
+        _load_duckdb(duck, case.reference_name, case.reference)
     report = check_table(duck, table, case.checks(in_database=True))
     _assert_expected(case, {r.name: r for r in report.results}, "duckdb")
     # In a database, a failing row-level expectation samples rows from the table.
@@ -122,7 +122,7 @@ def test_golden_in_postgres(case: Case, pg_golden: tuple[str, str]) -> None:
     table = f"t_{uuid.uuid4().hex[:8]}"
     _load_postgres(url, schema, table, case.table)
     if case.reference is not None:
-        _load_postgres(url, schema, case.reference_name, case.reference)  # type: ignore[arg-type]
+        _load_postgres(url, schema, case.reference_name, case.reference)
         case = _qualified_reference(case, schema)
     report = check_table(url, f"{schema}.{table}", case.checks(in_database=True))
     _assert_expected(case, {r.name: r for r in report.results}, "postgresql")

@@ -21,7 +21,7 @@ def _write_tests(folder: Path, table: str) -> Path:
     return folder
 
 
-def _check(report, expected_sample: list[dict]) -> None:  # type: ignore[no-untyped-def]
+def _check(report, expected_sample: list[dict]) -> None:
     by_name = {r.name: r for r in report.results}
     # files run in name order; "-- name:" renames percent_names.sql
     assert list(by_name) == ["no_null_ids", "no_percent_in_names", "positive_amounts"]

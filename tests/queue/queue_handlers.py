@@ -42,4 +42,4 @@ def report_steps(info: JobInfo) -> int:
 
 def bad_progress(info: JobInfo) -> None:
     """In a pool process: report progress that JSON cannot hold."""
-    info.update_progress({"rows": {1, 2}})  # type: ignore[dict-item]
+    info.update_progress({"rows": {1, 2}})

@@ -6,13 +6,15 @@ import asyncio
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from queue_testing import wait_until
 
 from headrace.queue import Backoff, Job, JobOptions, JobState, Queue, QueueConnection, Worker
 
 
-def node(script: Path, conn: QueueConnection, queue: str, count: int) -> dict[str, object]:
+def node(script: Path, conn: QueueConnection, queue: str, count: int) -> dict[str, Any]:
+    """Run a Node BullMQ script; its last output line is a JSON object."""
     out = subprocess.run(
         ["node", str(script), conn.url, conn.prefix, queue, str(count)],
         cwd=script.parent, capture_output=True, text=True, timeout=30,
@@ -22,7 +24,7 @@ def node(script: Path, conn: QueueConnection, queue: str, count: int) -> dict[st
 
 
 def test_node_producer_python_worker(conn: QueueConnection, node_bullmq: Path) -> None:
-    results: dict[str, object] = {}
+    results: dict[str, str] = {}
     tries: dict[str, int] = {}
 
     async def handle(job: Job) -> str:
@@ -33,12 +35,12 @@ def test_node_producer_python_worker(conn: QueueConnection, node_bullmq: Path) -
 
     async def body() -> None:
         added = node(node_bullmq / "producer.mjs", conn, "interop", 5)
-        assert len(added["added"]) == 5  # type: ignore[arg-type]
+        assert len(added["added"]) == 5
         worker = Worker("interop", handle, connection=conn, concurrency=2)
         worker.on("completed", lambda job, r: results.__setitem__(job.id, r))
         async with Queue("interop", conn) as queue, worker:
             await wait_until(lambda: len(results) == 6, 15, "six Node-produced jobs")
-            first = await queue.job(added["added"][0])  # type: ignore[index]
+            first = await queue.job(added["added"][0])
             assert await first.state() == JobState.COMPLETED and first.attempts_made == 2
         assert sorted(v for k, v in results.items() if k != "node-delayed") == [
             f"user{i}@example.com" for i in range(5)

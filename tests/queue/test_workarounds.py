@@ -50,9 +50,12 @@ def test_blocking_pop_longer_than_socket_timeout_works(conn: QueueConnection) ->
 
 def test_sub_second_delay_is_not_rounded_up(conn: QueueConnection) -> None:
     # Unfixed, the blocking pop is rounded up to whole seconds: every try takes >= 0.9 s.
-    # The best of three tries keeps a busy machine's scheduling delays out of the answer.
-    took = min(asyncio.run(_time_delayed_job(conn, 100, ALL_FIXES)) for _ in range(3))
-    assert took < 0.8, f"a 100 ms delayed job ran after {took:.2f} s at best"
+    # The best of up to five tries keeps a busy machine's scheduling delays out of the
+    # answer (an idle one stops after the first).
+    tries: list[float] = []
+    while len(tries) < 5 and (not tries or min(tries) >= 0.8):
+        tries.append(asyncio.run(_time_delayed_job(conn, 100, ALL_FIXES)))
+    assert min(tries) < 0.8, f"a 100 ms delayed job ran after {min(tries):.2f} s at best ({tries})"
 
 
 def test_sub_second_delay_defect_present(conn: QueueConnection) -> None:
@@ -80,8 +83,8 @@ def test_rate_limit_wait_is_honoured(conn: QueueConnection) -> None:
     # 15 jobs at 5 per second: three windows, so the last starts ~2 s after the first.
     span = asyncio.run(_time_rate_limited(conn, ALL_FIXES, 15))
     # Never faster than the limit; unfixed, the worker sleeps 5 s between windows (>= 10 s
-    # here), so 4.5 s leaves a loaded machine room and still fails the defect.
-    assert 1.8 <= span <= 4.5, span
+    # here), so 8 s leaves a loaded machine room and still fails the defect.
+    assert 1.8 <= span <= 8.0, span
 
 
 def test_rate_limit_defect_present(conn: QueueConnection) -> None:
@@ -112,7 +115,7 @@ def test_completing_a_job_fetches_the_next_one(conn: QueueConnection) -> None:
                 calls += 1
                 return await original(token)
 
-            inner.moveToActive = counting  # type: ignore[method-assign]
+            inner.moveToActive = counting
             await queue.add_bulk([("x", {"i": i}, None) for i in range(20)])
             await wait_until(lambda: len(done) == 20, 10, "twenty jobs")
             await worker.close()

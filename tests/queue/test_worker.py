@@ -52,15 +52,18 @@ def _attempt_times(conn: QueueConnection, backoff: Backoff, attempts: int) -> li
 def test_fixed_backoff(conn: QueueConnection) -> None:
     tries = _attempt_times(conn, Backoff.fixed(300), attempts=3)
     gaps = [b - a for a, b in zip(tries, tries[1:], strict=False)]
-    assert all(0.28 <= g < 0.8 for g in gaps), gaps
+    # Never early. A busy machine may make a retry late, but not every one: the delay
+    # rounded up to whole seconds (a known bullmq defect) would make each gap >= 0.9 s.
+    assert all(0.28 <= g < 3.0 for g in gaps) and min(gaps) < 0.8, gaps
 
 
 def test_exponential_backoff(conn: QueueConnection) -> None:
     tries = _attempt_times(conn, Backoff.exponential(200), attempts=4)
     gaps = [b - a for a, b in zip(tries, tries[1:], strict=False)]
-    # 200, 400, 800 ms
+    # 200, 400, 800 ms: never early (a fixed backoff fails the later gaps), late only by
+    # what a loaded machine adds
     for gap, expected in zip(gaps, (0.2, 0.4, 0.8), strict=True):
-        assert expected * 0.95 <= gap < expected + 0.5, gaps
+        assert expected * 0.95 <= gap < expected + 2.0, gaps
 
 
 def test_retry_then_success_and_terminal_error_skips_attempts(conn: QueueConnection) -> None:
@@ -133,10 +136,12 @@ def test_rate_limiter_within_ten_percent(conn: QueueConnection) -> None:
     # Five windows of ten: jobs 11..50 (40 jobs) start over four windows.
     rate = 40 / (starts[-1] - starts[9])
     # never above the limit; below it only as far as a loaded machine delays a window
-    assert 7.0 <= rate <= 11.0, f"{rate:.2f} jobs/s for a limit of 10/s"
-    # Never a burst: any 11 consecutive starts span most of a window (scheduling jitter aside).
+    # (waiting out bullmq's 5 s drain delay between windows, the defect, gives ~2 jobs/s)
+    assert 4.0 <= rate <= 11.0, f"{rate:.2f} jobs/s for a limit of 10/s"
+    # Never a burst: any 11 consecutive starts span a good part of a window (a job that a
+    # busy machine starts late shortens the span after it; a burst spans ~0 s).
     spans = [starts[i] - starts[i - 10] for i in range(10, 50)]
-    assert min(spans) >= 0.8, f"11 jobs started within {min(spans):.2f} s"
+    assert min(spans) >= 0.5, f"11 jobs started within {min(spans):.2f} s"
 
 
 def test_progress_and_worker_events(conn: QueueConnection) -> None:

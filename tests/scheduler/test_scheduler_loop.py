@@ -44,8 +44,8 @@ def logical_dates(store, name="daily") -> list[datetime]:
     return sorted(r.logical_date for r in store.list_runs(name, limit=1000))
 
 
-def utc(*a: int) -> datetime:
-    return datetime(*a, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def test_catchup_runs_every_missed_interval_in_order(store, settings, clock):

@@ -19,8 +19,8 @@ AMS = ZoneInfo("Europe/Amsterdam")
 NYC = ZoneInfo("America/New_York")
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def local_starts(tt, start, end) -> list[str]:

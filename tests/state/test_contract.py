@@ -361,7 +361,7 @@ def test_check_results_round_trip_in_order(store: SqlStateStore) -> None:
 # ---------------------------------------------------------------- concurrency
 
 
-def _race_worker(url: str, schema: str | None, barrier, out) -> None:  # type: ignore[no-untyped-def]
+def _race_worker(url: str, schema: str | None, barrier, out) -> None:
     try:
         barrier.wait(timeout=60)
         store = open_store(url, schema=schema)  # every process migrates the empty store at once

@@ -155,7 +155,8 @@ def test_the_schedulers_old_sla_table_moves_into_the_store(store_target: tuple[s
     """Schedulers before version 3 kept SLA misses in headrace_sla_misses, outside the migrations."""
     url, schema = store_target
     with open_store(url, schema=schema) as store:
-        run, _ = store.create_run("etl", datetime(2024, 1, 1, tzinfo=UTC), *[datetime(2024, 1, 1, tzinfo=UTC)] * 2)
+        day = datetime(2024, 1, 1, tzinfo=UTC)
+        run, _ = store.create_run("etl", day, day, day)
     with open_store(url, schema=schema) as store, store.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE sla_misses")
         conn.exec_driver_sql("ALTER TABLE runs DROP COLUMN source_file")

@@ -14,7 +14,7 @@ DAY = datetime(2024, 3, 1, tzinfo=UTC)
 FAN = 40
 
 
-def _writer(url: str, schema: str | None, run_id: str, index: int, rounds: int, out) -> None:  # type: ignore[no-untyped-def]
+def _writer(url: str, schema: str | None, run_id: str, index: int, rounds: int, out) -> None:
     try:
         with open_store(url, schema=schema) as store:
             for attempt in range(1, rounds + 1):
@@ -94,7 +94,7 @@ def test_kill_9_during_batches_leaves_whole_batches_only(
         assert store.get_task_instance(run.run_id, "fan", 0).state is TaskState.FAILED
 
 
-def _child_uses_inherited_store(store: SqlStateStore, run_id: str, out) -> None:  # type: ignore[no-untyped-def]
+def _child_uses_inherited_store(store: SqlStateStore, run_id: str, out) -> None:
     try:
         store.update_task_instance(run_id, "t", attempt=7)
         store.append_log(run_id, "t", -1, 7, "from the child")

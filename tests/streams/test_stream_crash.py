@@ -55,7 +55,7 @@ def _loaded(db: Path) -> int:
         return 0
     try:
         with duckdb.connect(str(db), read_only=True) as conn:
-            return conn.execute("SELECT count(*) FROM events").fetchone()[0]
+            return conn.execute("SELECT count(*) FROM events").fetchall()[0][0]
     except duckdb.Error:  # no table yet, or the consumer holds the file
         return -1
 
@@ -90,12 +90,12 @@ def crash_and_check(tmp_path: Path, broker: Broker, n: int, kills: int, batch: i
                           capture_output=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr.decode()
     with duckdb.connect(str(db), read_only=True) as conn:
-        total, distinct, lo, hi = conn.execute(
+        [(total, distinct, lo, hi)] = conn.execute(
             "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM events"
-        ).fetchone()
+        ).fetchall()
         bad = conn.execute("SELECT _hr_payload, _hr_reason, _hr_position FROM events_quarantine"
                            ).fetchall()  # fmt: skip
-        ledger = conn.execute("SELECT count(*) FROM _hr_loads").fetchone()[0]
+        ledger = conn.execute("SELECT count(*) FROM _hr_loads").fetchall()[0][0]
     assert (total, distinct, lo, hi) == (n, n, 0, n - 1), "lost or duplicated events"
     assert len(bad) == 1 and bad[0][0] == POISON and "decode" in bad[0][1] and bad[0][2]
     assert ledger >= 2  # the load really happened in several batches across the crashes

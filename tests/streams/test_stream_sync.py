@@ -133,7 +133,8 @@ def test_sigterm_finishes_the_batch_commits_acks_and_serves_metrics(
     while not loaded.search(body):
         if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
-            pytest.fail(f"no metrics of 3000 loaded events: {body[-500:]} {proc.stderr.read()!r}")
+            errors = proc.stderr.read() if proc.stderr else b""
+            pytest.fail(f"no metrics of 3000 loaded events: {body[-500:]} {errors!r}")
         time.sleep(0.3)
         try:
             body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()

@@ -35,7 +35,12 @@ def test_file_sensor_waits_for_the_days_file(tmp_path: Path, make_ctx):
         timeout=10,
     )
     ctx, log = make_ctx()
-    timer = threading.Timer(0.3, lambda: (target.parent.mkdir(), target.write_text("id\n1\n")))
+
+    def arrive() -> None:
+        target.parent.mkdir()
+        target.write_text("id\n1\n")
+
+    timer = threading.Timer(0.3, arrive)
     timer.start()
     started = time.monotonic()
     try:

@@ -32,13 +32,19 @@ def wait_finished(store: StateStore, run_id: str, seconds: float = 30) -> str:
     raise AssertionError(f"run {run_id} not finished after {seconds}s")
 
 
+def csrf_of(page: str) -> str:
+    """The CSRF token a page's forms carry."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, f"no CSRF token on the page: {page[:300]}"
+    return found[1]
+
+
 def login(http: TestClient, user: str = "alice", password: str = "wonderland") -> str:
     """Log in through the form; return the CSRF token of the session's pages."""
-    page = http.get("/login").text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    csrf = csrf_of(http.get("/login").text)
     done = http.post("/login", data={"user": user, "password": password, "csrf_token": csrf}, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] == "/"
-    return re.search(r'name="csrf_token" value="([^"]+)"', http.get("/pipelines/web_ops").text)[1]
+    return csrf_of(http.get("/pipelines/web_ops").text)
 
 
 def test_everything_needs_authentication_when_it_is_configured(ops) -> None:
@@ -87,8 +93,7 @@ def test_form_without_csrf_token_is_refused_and_with_it_works(ops) -> None:
 def test_wrong_password_and_login_without_csrf_are_refused(ops) -> None:
     http, _, _ = ops
     assert http.post("/login", data={"user": "alice", "password": "wonderland"}).status_code == 403
-    page = http.get("/login").text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    csrf = csrf_of(http.get("/login").text)
     bad = http.post("/login", data={"user": "alice", "password": "nope", "csrf_token": csrf}, follow_redirects=False)
     assert "failed=1" in bad.headers["location"]
     assert http.get("/api/runs").status_code == 401
@@ -179,6 +184,7 @@ def test_a_click_and_a_cli_resume_never_run_a_task_twice(ops, first: str) -> Non
             time.sleep(0.02)
         clicked = http.post(f"/api/runs/{run_id}/resume", headers=BEARER)
     output = cli.communicate(timeout=60)[0]
+    assert clicked is not None
     assert wait_finished(store, run_id) == "success"
     assert sorted((tmp / "ran.txt").read_text().split()) == ["load", "publish"], output
     if first == "web":

@@ -180,7 +180,7 @@ class Analyzer:
             The name of the table or view created.
         """
         fmt = format_for_path(path)
-        return getattr(self, f"load_{fmt}")(path, table, **kwargs)  # type: ignore[no-any-return]
+        return getattr(self, f"load_{fmt}")(path, table, **kwargs)
 
     def load_csv(
         self,

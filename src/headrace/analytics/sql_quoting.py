@@ -4,12 +4,15 @@ Values go into queries as bound parameters wherever DuckDB accepts one. Two plac
 do not: identifiers (table and column names) and the body of a ``CREATE VIEW``,
 which DuckDB stores as text and so cannot hold a parameter. Those go through the
 quoting functions here, which double the quote character so any name or path,
-including ``drop table x; --`` or ``a "b"``, stays one token.
+including ``drop table x; --`` or ``a "b"``, stays one token. Identifiers are quoted by
+:func:`headrace.connectors.naming.quote_ident`, the one quoting of every connector.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from headrace.connectors.naming import quote_ident
 
 # DuckDB type names, grouped by what a profile or an aggregate can do with them.
 _INTEGER_TYPES = {
@@ -19,17 +22,7 @@ _INTEGER_TYPES = {
 _FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
 _TEMPORAL_PREFIXES = ("DATE", "TIMESTAMP", "TIME")
 
-
-def quote_ident(name: str) -> str:
-    """Quote one identifier; each ``"`` inside is doubled, so ``a "b`` becomes ``"a ""b"``.
-
-    Args:
-        name: the table, view or column name exactly as stored in the catalog.
-
-    Returns:
-        The name as one double-quoted SQL token.
-    """
-    return '"' + name.replace('"', '""') + '"'
+__all__ = ["quote_ident", "quote_qualified", "quote_literal", "type_kind", "is_integer_type"]
 
 
 def quote_qualified(parts: Sequence[str]) -> str:

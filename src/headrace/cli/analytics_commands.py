@@ -216,7 +216,7 @@ def with_progress(analyzer: Analyzer, description: str, work: Callable[[], T]) -
     thread.join()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["value"]  # type: ignore[no-any-return]
+    return outcome["value"]
 
 
 def _head(

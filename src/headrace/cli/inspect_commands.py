@@ -18,6 +18,7 @@ import typer
 
 from headrace.cli.typer_app import app, load_settings, make_console, print_json
 from headrace.errors import NotFoundError, did_you_mean
+from headrace.observe.times import format_duration, format_logical, format_time
 
 if TYPE_CHECKING:  # imported where used, so the command starts fast
     from rich.console import Console
@@ -74,42 +75,6 @@ def _state_text(state: str) -> Text:
     from rich.text import Text
 
     return Text(state, style=STATE_STYLES.get(state, ""))
-
-
-def _time(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
-
-
-def _logical(value: datetime) -> str:
-    utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%d") if utc.time() == datetime.min.time() else _time(utc)
-
-
-def format_duration(
-    started: datetime | None, ended: datetime | None, now: datetime | None = None
-) -> str:
-    """A short duration such as ``0.42s``, ``3m05s`` or ``1h02m``; ``-`` if never started.
-
-    Args:
-        started: when the work started.
-        ended: when it ended; None while it still runs (then measured up to ``now``,
-            with a trailing ``…``).
-        now: the current time (default: now, UTC).
-    """
-    if started is None:
-        return "-"
-    running = ended is None
-    end = ended if ended is not None else (now or datetime.now(UTC))
-    seconds = max((end - started).total_seconds(), 0.0)
-    if seconds < 10:
-        text = f"{seconds:.2f}s"
-    elif seconds < 60:
-        text = f"{seconds:.1f}s"
-    elif seconds < 3600:
-        text = f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    else:
-        text = f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
-    return text + ("…" if running else "")
 
 
 def one_line(text: str | None, width: int = ERROR_WIDTH) -> str:
@@ -241,10 +206,10 @@ def _print_runs(found: list[RunRecord], filtered: bool) -> None:
         table.add_row(
             run.run_id,
             Text(run.pipeline),
-            _logical(run.logical_date),
+            format_logical(run.logical_date),
             _state_text(run.state.value),
-            _time(run.started_at),
-            format_duration(run.started_at, run.ended_at) if run.started_at else "-",
+            format_time(run.started_at),
+            format_duration(run.started_at, run.ended_at),
         )
     console.print(table)
 
@@ -332,12 +297,12 @@ def _run_header(run: RunRecord) -> Table:
     rows: list[tuple[str, Any]] = [
         ("Run", Text(run.run_id)),
         ("Pipeline", Text(run.pipeline)),
-        ("Logical date", f"{_logical(run.logical_date)} (UTC)"),
-        ("Data interval", f"{_time(run.data_interval_start)} → {_time(run.data_interval_end)}"),
+        ("Logical date", f"{format_logical(run.logical_date)} (UTC)"),
+        ("Data interval", f"{format_time(run.data_interval_start)} → {format_time(run.data_interval_end)}"),
         ("State", _state_text(run.state.value)),
         ("Trigger", Text(run.trigger)),
-        ("Started", _time(run.started_at)),
-        ("Ended", _time(run.ended_at)),
+        ("Started", format_time(run.started_at)),
+        ("Ended", format_time(run.ended_at)),
         ("Duration", format_duration(run.started_at, run.ended_at)),
     ]
     if run.params:
@@ -402,13 +367,13 @@ def _task_table(tasks: list[TaskInstanceRecord], verbose: bool) -> Table:
             Text(_task_label(ti)),
             _state_text(ti.state.value),
             str(ti.attempt),
-            _time(ti.started_at),
+            format_time(ti.started_at),
             format_duration(ti.started_at, ti.ended_at),
             f"{ti.rows:,}" if ti.rows is not None else "-",
         ]
         if retrying:
             waiting = ti.state in waits and ti.next_try_at is not None
-            cells.append(_time(ti.next_try_at) if waiting else "")
+            cells.append(format_time(ti.next_try_at) if waiting else "")
         table.add_row(*cells)
     return table
 

@@ -142,30 +142,43 @@ class CheckpointMoved(ConnectorError, TransientError):
         )
 
 
-def encode_value(value: CursorValue) -> tuple[str | None, str]:
-    """Encode a cursor value as ``(text, type tag)`` for the checkpoint table."""
-    if value is None:
-        return None, "none"
-    if isinstance(value, bool):
-        return json.dumps(value), "bool"
+def scalar_text(value: object) -> tuple[str, str] | None:
+    """The exact text of a scalar and its type tag, or None for any other type.
+
+    Tags: ``bool``, ``int``, ``float`` (``repr``, so it reads back to the same float),
+    ``decimal``, ``datetime``, ``date`` (ISO 8601), ``str``. Used for checkpoints and
+    for filter values handed to a database as text.
+    """
+    if isinstance(value, bool):  # before int: bool is an int
+        return ("true" if value else "false"), "bool"
     if isinstance(value, int):
         return str(value), "int"
     if isinstance(value, float):
         return repr(value), "float"
     if isinstance(value, decimal.Decimal):
         return str(value), "decimal"
-    if isinstance(value, dt.datetime):
+    if isinstance(value, dt.datetime):  # before date: a datetime is a date
         return value.isoformat(), "datetime"
     if isinstance(value, dt.date):
         return value.isoformat(), "date"
     if isinstance(value, str):
         return value, "str"
+    return None
+
+
+def encode_value(value: CursorValue) -> tuple[str | None, str]:
+    """Encode a cursor value as ``(text, type tag)`` for the checkpoint table."""
+    if value is None:
+        return None, "none"
     if isinstance(value, dict):  # a stream's positions per partition/shard
         return json.dumps(value, sort_keys=True, separators=(",", ":")), "json"
-    raise ConnectorError(
-        f"Cursor value {value!r} of type {type(value).__name__} cannot be checkpointed; "
-        "use a timestamp, date, number or string cursor column."
-    )
+    encoded = scalar_text(value)
+    if encoded is None:
+        raise ConnectorError(
+            f"Cursor value {value!r} of type {type(value).__name__} cannot be checkpointed; "
+            "use a timestamp, date, number or string cursor column."
+        )
+    return encoded
 
 
 def decode_value(text: str | None, kind: str) -> CursorValue:

@@ -54,6 +54,7 @@ from headrace.queue import (
     QueueEvents,
     Worker,
 )
+from headrace.queue.worker import run_until_signal
 from headrace.state.store_base import CheckResultRecord
 
 if TYPE_CHECKING:
@@ -193,7 +194,7 @@ class SettingsMismatch(ConfigError):
 
 
 def encode_outcome(outcome: Outcome) -> dict[str, Any]:
-    return _encode(outcome)  # type: ignore[no-any-return]
+    return _encode(outcome)
 
 
 def decode_outcome(data: dict[str, Any]) -> Outcome:
@@ -555,15 +556,4 @@ class TaskWorker:
 
     def run_sync(self) -> None:
         """Run until SIGTERM/SIGINT; attempts in progress finish first."""
-        import signal
-
-        async def _main() -> None:
-            loop = asyncio.get_running_loop()
-            stop = asyncio.Event()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
-            await self.start()
-            await stop.wait()
-            await self.close()
-
-        asyncio.run(_main())
+        run_until_signal(self.start, self.close, lambda: self.worker.loop_task)

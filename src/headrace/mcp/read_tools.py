@@ -98,7 +98,7 @@ def list_pipelines(ctx: McpContext) -> dict[str, Any]:
         if p is not None:
             nxt = next_run(ctx, p, now)
             entry.update(
-                file=p.file, schedule=p.schedule or "manual", owner=p.owner, tags=p.tags,
+                file=p.file, schedule=p.schedule_text or "manual", owner=p.owner, tags=p.tags,
                 tasks=list(p.order), next_run=nxt.isoformat() if nxt else None,
                 doc=(p.doc or "").strip().splitlines()[0] if p.doc else None,
             )

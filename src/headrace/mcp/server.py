@@ -259,7 +259,7 @@ def _resources(server: MCPServer, ctx: McpContext) -> None:
         defined, errors = read_tools.defined_pipelines(ctx)
         return json.dumps({
             "pipelines": [
-                {"name": n, "file": p.file, "schedule": p.schedule or "manual",
+                {"name": n, "file": p.file, "schedule": p.schedule_text or "manual",
                  "doc": f"headrace://pipelines/{n}/doc", "source": f"headrace://pipelines/{n}/source"}
                 for n, p in sorted(defined.items())
             ],
@@ -271,7 +271,7 @@ def _resources(server: MCPServer, ctx: McpContext) -> None:
         """A pipeline's documentation: docstring, schedule, tasks and their docs, params."""
         p = read_tools.find_pipeline(ctx, name)
         lines = [f"# {p.name}", "", (p.doc or "(no docstring)").strip(), "",
-                 f"- file: {p.file}", f"- schedule: {p.schedule or 'manual'} ({p.timezone})",
+                 f"- file: {p.file}", f"- schedule: {p.schedule_text or 'manual'} ({p.timezone})",
                  f"- owner: {p.owner or '-'}", f"- tags: {', '.join(p.tags) or '-'}",
                  f"- params: {json.dumps(p.params, default=str)}", "", "## Tasks"]
         for tid in p.order:

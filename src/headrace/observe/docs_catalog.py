@@ -70,7 +70,7 @@ def _pipeline(p: Pipeline) -> dict[str, Any]:
             "sync": hasattr(t.fn, "__headrace_sync__"),
         })
     return {
-        "name": p.name, "schedule": p.schedule, "timezone": p.timezone, "owner": p.owner, "tags": list(p.tags),
+        "name": p.name, "schedule": p.schedule_text, "timezone": p.timezone, "owner": p.owner, "tags": list(p.tags),
         "doc": p.doc, "description": p.description, "file": p.file, "tasks": tasks,
     }
 

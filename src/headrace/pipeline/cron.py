@@ -19,6 +19,7 @@ from headrace.pipeline.intervals import (
     ManualInterval,
     Timetable,
     as_utc,
+    next_start,
 )
 
 PRESETS: dict[str, str] = {
@@ -191,25 +192,13 @@ class CronTimetable(Timetable):
         now: datetime,
     ) -> Interval | None:
         earliest = self._at_or_after(as_utc(start_date, self.timezone)) if start_date else None
-        # Without a start date there is nothing to catch up from: begin at the latest.
-        if not catchup or (start_date is None and after_end is None):
-            # Start of the latest complete interval: the one ending at the last fire <= now.
-            latest = self._at_or_before(self._at_or_before(as_utc(now, UTC)) - TICK)
-            earliest = latest if earliest is None else max(earliest, latest)
-        if after_end is None:
-            if earliest is None:
-                return None
-            start = earliest
-        else:
-            # Exactly where the last run ended, even off the schedule (it changed, or the run
-            # predates a rule change): a shorter interval to the next fire keeps runs
-            # contiguous, where aligning forward would skip data and back would repeat it.
-            start = as_utc(after_end, UTC)
-            if earliest is not None:
-                start = max(start, earliest)
-        if end_date is not None and start > as_utc(end_date, self.timezone):
-            return None
-        return Interval(start, self._following(start))
+        start = next_start(
+            after_end, earliest,
+            # the start of the latest complete interval: the one ending at the last fire <= now
+            lambda: self._at_or_before(self._at_or_before(as_utc(now, UTC)) - TICK),
+            catchup=catchup, has_start_date=start_date is not None, end_date=end_date, zone=self.timezone,
+        )  # fmt: skip
+        return None if start is None else Interval(start, self._following(start))
 
     def intervals(
         self, start: datetime, end: datetime, *, anchor: datetime | None = None

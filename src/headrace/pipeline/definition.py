@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,7 +42,7 @@ class Pipeline:
         fn: Callable[[], Any],
         *,
         name: str | None = None,
-        schedule: str | None = None,
+        schedule: str | timedelta | None = None,
         timezone: str = "UTC",
         start_date: datetime | None = None,
         end_date: datetime | None = None,
@@ -138,6 +138,12 @@ class Pipeline:
                     f"{node.call_site or node.source}: branch task {tid!r} of pipeline {self.name!r} has no "
                     "downstream task to choose; link the paths after it (choose() >> [path_a(), path_b()])"
                 )
+
+    @property
+    def schedule_text(self) -> str | None:
+        """The schedule as listings show it: the cron expression or preset, a timedelta as
+        ``6:00:00``; None for manual runs only."""
+        return None if self.schedule is None else str(self.schedule)
 
     @property
     def groups(self) -> dict[str | None, list[str]]:
@@ -276,7 +282,7 @@ def pipeline(
     /,
     *,
     name: str | None = None,
-    schedule: str | None = None,
+    schedule: str | timedelta | None = None,
     timezone: str = "UTC",
     start_date: datetime | None = None,
     end_date: datetime | None = None,
@@ -295,7 +301,8 @@ def pipeline(
     Args:
         fn: the function (when used as ``@pipeline`` without parentheses).
         name: unique name (default: the function name).
-        schedule: cron expression or preset (``@daily``, ``@hourly``, ...); None: manual only.
+        schedule: cron expression, preset (``@daily``, ``@hourly``, ...) or timedelta; None:
+            manual only.
         timezone: time zone the schedule is read in (DST aware).
         start_date, end_date: first and last logical dates the scheduler runs.
         catchup: run every missed interval since start_date (default: only the latest).

@@ -86,7 +86,7 @@ class TaskRef:
             "runs; pass it to another task instead of using it inside the pipeline function."
         )
 
-    __getitem__ = __iter__ = __bool__ = _misuse  # type: ignore[assignment]
+    __getitem__ = __iter__ = __bool__ = _misuse
 
 
 def _link(ids: list[str], other: Any, builder: GraphBuilder, where: str, *, downstream: bool) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import NamedTuple
@@ -83,6 +83,42 @@ def as_utc(dt: datetime, zone: tzinfo) -> datetime:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=zone)
     return dt.astimezone(UTC)
+
+
+def next_start(
+    after_end: datetime | None,
+    earliest: datetime | None,
+    latest: Callable[[], datetime],
+    *,
+    catchup: bool,
+    has_start_date: bool,
+    end_date: datetime | None,
+    zone: tzinfo,
+) -> datetime | None:
+    """Where a schedule's next interval starts; None when there is none (past ``end_date``).
+
+    Args:
+        after_end: where the last run's interval ended (None: no run yet).
+        earliest: the first start the schedule allows (from its start date), if any.
+        latest: the start of the latest complete interval, asked only when the schedule
+            does not catch up, or has nothing to catch up from.
+        catchup, has_start_date, end_date: the pipeline's; ``zone`` reads a naive
+            ``end_date``.
+    """
+    if not catchup or (not has_start_date and after_end is None):
+        earliest = latest() if earliest is None else max(earliest, latest())
+    if after_end is None:
+        start = earliest
+    else:
+        # Exactly where the last run ended, even off the schedule (it changed, or the run
+        # predates a rule change): a shorter interval to the next fire keeps runs
+        # contiguous, where aligning forward would skip data and back would repeat it.
+        start = as_utc(after_end, UTC)
+        if earliest is not None:
+            start = max(start, earliest)
+    if start is None or (end_date is not None and start > as_utc(end_date, zone)):
+        return None
+    return start
 
 
 class Timetable(ABC):

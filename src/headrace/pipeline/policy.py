@@ -38,7 +38,7 @@ def as_timedelta(value: Any, what: str) -> timedelta | None:
     return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Retry:
     """How often a task is tried and how long to wait between tries.
 
@@ -63,20 +63,32 @@ class Retry:
         datetime.timedelta(seconds=600)
     """
 
-    attempts: int = 1
-    delay: timedelta = timedelta(seconds=0)
-    backoff: float = 1.0
-    max_delay: timedelta | None = None
-    jitter: float = 0.0
+    attempts: int
+    delay: timedelta
+    backoff: float
+    max_delay: timedelta | None
+    jitter: float
 
-    def __post_init__(self) -> None:
-        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 1:
+    def __init__(
+        self,
+        attempts: int = 1,
+        delay: timedelta | float = timedelta(0),
+        backoff: float = 1.0,
+        max_delay: timedelta | float | None = None,
+        jitter: float = 0.0,
+    ) -> None:
+        # Written out (not generated) so the waits may be given in seconds and are
+        # always timedeltas once built.
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
             raise DefinitionError(
-                f"Retry(attempts={self.attempts!r}): attempts is the total number of tries "
+                f"Retry(attempts={attempts!r}): attempts is the total number of tries "
                 "and must be an integer >= 1"
             )
-        object.__setattr__(self, "delay", as_timedelta(self.delay, "Retry delay") or timedelta(0))
-        object.__setattr__(self, "max_delay", as_timedelta(self.max_delay, "Retry max_delay"))
+        object.__setattr__(self, "attempts", attempts)
+        object.__setattr__(self, "delay", as_timedelta(delay, "Retry delay") or timedelta(0))
+        object.__setattr__(self, "max_delay", as_timedelta(max_delay, "Retry max_delay"))
+        object.__setattr__(self, "backoff", backoff)
+        object.__setattr__(self, "jitter", jitter)
         if not isinstance(self.backoff, int | float) or self.backoff < 1:
             raise DefinitionError(f"Retry(backoff={self.backoff!r}): backoff must be a number >= 1")
         if not isinstance(self.jitter, int | float) or not 0 <= self.jitter <= 1:

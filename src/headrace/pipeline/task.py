@@ -87,6 +87,8 @@ class Task(Generic[P, R]):
         description: one line saying what the task does (shown in listings).
     """
 
+    __name__: str  # the function's, as functools.update_wrapper copies it
+
     def __init__(
         self,
         fn: Callable[P, R],
@@ -127,7 +129,7 @@ class Task(Generic[P, R]):
             raise DefinitionError(
                 f"{_source_of(fn)}: task {fn.__name__!r} is async; headrace tasks are plain functions"
             )
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
         self.fn = fn
         self.source = _source_of(fn)
         self.task_id = task_id or fn.__name__

@@ -81,6 +81,7 @@ from headrace.pipeline.intervals import (
     ManualInterval,
     Timetable,
     as_utc,
+    next_start,
 )
 
 __all__ = [
@@ -218,22 +219,16 @@ class DeltaTimetable(Timetable):
         now: datetime,
     ) -> Interval | None:
         anchor = self._anchor(start_date)
-        earliest = anchor if start_date else None
-        if not catchup or (start_date is None and after_end is None):
+
+        def latest() -> datetime:
             complete = (as_utc(now, UTC) - anchor) // self.delta  # whole intervals ended by now
-            latest = anchor + (complete - 1) * self.delta
-            earliest = latest if earliest is None else max(earliest, latest)
-        if after_end is None:
-            if earliest is None:
-                return None
-            start = earliest
-        else:
-            start = as_utc(after_end, UTC)
-            if earliest is not None:
-                start = max(start, earliest)
-        if end_date is not None and start > as_utc(end_date, self.timezone):
-            return None
-        return Interval(start, start + self.delta)
+            return anchor + (complete - 1) * self.delta
+
+        start = next_start(
+            after_end, anchor if start_date else None, latest, catchup=catchup,
+            has_start_date=start_date is not None, end_date=end_date, zone=self.timezone,
+        )  # fmt: skip
+        return None if start is None else Interval(start, start + self.delta)
 
     def intervals(
         self, start: datetime, end: datetime, *, anchor: datetime | None = None

@@ -18,9 +18,10 @@ import pyarrow as pa
 from headrace.quality.check_results import (
     SAMPLE_ROWS,
     CheckOutcome,
-    CheckStatus,
     ExpectationResult,
+    row_result,
     sample_rows,
+    table_result,
 )
 from headrace.quality.expectations import Expectation, RowExpectation, Severity, TableExpectation
 from headrace.quality.quality_errors import ExpectationDefinitionError, ReconciliationError
@@ -192,30 +193,14 @@ def apply_checks(table: pa.Table | pl.DataFrame | Any, checks: Sequence[Expectat
                 sample = sample_rows(arrow, positions)
                 if check.severity is Severity.QUARANTINE:
                     quarantine_masks.append((f"_hr_m{i}", check))
-            ok, note = check.passes(failed, judged.get(i, n_rows))
-            results.append(ExpectationResult(
-                name=check.name, kind=check.kind, severity=check.severity,
-                status=CheckStatus.PASSED if ok else CheckStatus.FAILED,
-                total=n_rows, failed=failed, column=check.column, reason=check.row_reason() + note,
-                sample=sample,
-            ))
+            results.append(row_result(check, n_rows, failed, judged.get(i, n_rows), sample))
         else:
             assert isinstance(check, TableExpectation)
             width = widths[width_at]
             width_at += 1
             values = list(agg_values[agg_at:agg_at + width])
             agg_at += width
-            try:
-                verdict = check.judge(values, n_rows, schema)
-            except ExpectationDefinitionError as exc:
-                raise exc.located(where) from None
-            results.append(ExpectationResult(
-                name=check.name, kind=check.kind, severity=check.severity,
-                status=CheckStatus.PASSED if verdict.ok else CheckStatus.FAILED,
-                total=1, failed=0 if verdict.ok else 1, column=check.column,
-                reason=verdict.message if verdict.ok else (check.reason or verdict.message),
-                observed=verdict.observed,
-            ))
+            results.append(table_result(check, values, n_rows, schema, where))
 
     passed, quarantined = _split(arrow, mask_frame, quarantine_masks)
     n_quarantined = 0 if quarantined is None else quarantined.num_rows

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from headrace.errors import did_you_mean
-from headrace.quality.expectations import Severity
+from headrace.quality.expectations import RowExpectation, Severity, TableExpectation
 from headrace.quality.quality_errors import ExpectationDefinitionError, ExpectationsFailed
 from headrace.quality.values import json_safe
 from headrace.state.store_base import CheckResultRecord
@@ -92,6 +92,46 @@ class ExpectationResult:
 
 
 _TABLE_KINDS = ("row_count_between", "stat_between", "freshness", "schema_is")
+
+
+def row_result(check: RowExpectation, n_rows: int, failed: int, judged: int,
+               sample: list[dict[str, Any]]) -> ExpectationResult:
+    """The result of a row-level expectation from its counts, wherever they were taken.
+
+    Args:
+        n_rows: rows checked.
+        failed: rows that fail it.
+        judged: rows ``mostly`` counts (``n_rows`` without ``mostly``).
+        sample: some failing rows, JSON-safe.
+    """
+    ok, note = check.passes(failed, judged)
+    return ExpectationResult(
+        name=check.name, kind=check.kind, severity=check.severity,
+        status=CheckStatus.PASSED if ok else CheckStatus.FAILED,
+        total=n_rows, failed=failed, column=check.column, reason=check.row_reason() + note,
+        sample=sample,
+    )
+
+
+def table_result(check: TableExpectation, values: list[Any], n_rows: int, schema: pa.Schema,
+                 where: str) -> ExpectationResult:
+    """Judge a table-level expectation on its aggregate ``values``; one check, passed or failed.
+
+    Raises:
+        ExpectationDefinitionError: the expectation cannot be judged on this table
+            (located at ``where``).
+    """
+    try:
+        verdict = check.judge(values, n_rows, schema)
+    except ExpectationDefinitionError as exc:
+        raise exc.located(where) from None
+    return ExpectationResult(
+        name=check.name, kind=check.kind, severity=check.severity,
+        status=CheckStatus.PASSED if verdict.ok else CheckStatus.FAILED,
+        total=1, failed=0 if verdict.ok else 1, column=check.column,
+        reason=verdict.message if verdict.ok else (check.reason or verdict.message),
+        observed=verdict.observed,
+    )
 
 
 def sample_rows(table: pa.Table, positions: list[int]) -> list[dict[str, Any]]:

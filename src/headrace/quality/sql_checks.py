@@ -24,8 +24,9 @@ from headrace.quality.apply import check_names
 from headrace.quality.check_results import (
     SAMPLE_ROWS,
     CheckReport,
-    CheckStatus,
     ExpectationResult,
+    row_result,
+    table_result,
 )
 from headrace.quality.dialects import Database, Dialect
 from headrace.quality.expectations import (
@@ -206,7 +207,7 @@ def check_table(target: Any, table: str, checks: Sequence[Expectation], *,
         for i, check in enumerate(checks):
             if isinstance(check, RowExpectation):
                 failed = int(values_row[row_slots[i]])
-                ok, note = check.passes(failed, int(values_row[judged_slots[i]]) if i in judged_slots else n_rows)
+                judged_rows = int(values_row[judged_slots[i]]) if i in judged_slots else n_rows
                 sample: list[dict[str, Any]] = []
                 if failed:
                     predicate, values = predicates[i]
@@ -214,23 +215,11 @@ def check_table(target: Any, table: str, checks: Sequence[Expectation], *,
                         f"SELECT {columns} FROM {source} WHERE {predicate} LIMIT {SAMPLE_ROWS}", values
                     )
                     sample = [json_safe(dict(zip(names, r, strict=True))) for r in sample_rows]
-                results.append(ExpectationResult(
-                    name=check.name, kind=check.kind, severity=check.severity,
-                    status=CheckStatus.PASSED if ok else CheckStatus.FAILED,
-                    total=n_rows, failed=failed, column=check.column,
-                    reason=check.row_reason() + note, sample=sample,
-                ))
+                results.append(row_result(check, n_rows, failed, judged_rows, sample))
             else:
                 assert isinstance(check, TableExpectation)
                 start, width = agg_slots[i]
-                verdict = check.judge(list(values_row[start:start + width]), n_rows, schema)
-                results.append(ExpectationResult(
-                    name=check.name, kind=check.kind, severity=check.severity,
-                    status=CheckStatus.PASSED if verdict.ok else CheckStatus.FAILED,
-                    total=1, failed=0 if verdict.ok else 1, column=check.column,
-                    reason=verdict.message if verdict.ok else (check.reason or verdict.message),
-                    observed=verdict.observed,
-                ))
+                results.append(table_result(check, list(values_row[start:start + width]), n_rows, schema, where))
         return CheckReport(results=results, pipeline=pipeline, task=table)
     finally:
         db.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from types import TracebackType
@@ -220,6 +220,11 @@ class Worker:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    @property
+    def loop_task(self) -> asyncio.Task[None] | None:
+        """The task that takes and processes jobs; None before :meth:`start`."""
+        return self._task
+
     async def start(self) -> None:
         """Connect and start taking jobs in the background; returns at once."""
         if self.running:
@@ -251,21 +256,7 @@ class Worker:
 
     def run_sync(self) -> None:
         """Run until SIGTERM or SIGINT, then shut down gracefully (running jobs finish)."""
-
-        async def _main() -> None:
-            loop = asyncio.get_running_loop()
-            stop = asyncio.Event()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
-            await self.start()
-            assert self._task is not None
-            await asyncio.wait(
-                [asyncio.ensure_future(stop.wait()), self._task],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            await self.close()
-
-        asyncio.run(_main())
+        run_until_signal(self.start, self.close, lambda: self._task)
 
     async def __aenter__(self) -> Worker:
         await self.start()
@@ -285,4 +276,31 @@ class Worker:
         )
 
 
-__all__ = ["Worker", "RateLimit", "JobInfo", "WorkerCrashedError"]
+def run_until_signal(
+    start: Callable[[], Awaitable[None]],
+    close: Callable[[], Awaitable[None]],
+    loop_task: Callable[[], asyncio.Future[Any] | None],
+) -> None:
+    """A worker process's main: ``start()``, wait for SIGTERM or SIGINT, then ``close()``.
+
+    It also stops when the task ``loop_task()`` returns after start ends by itself (the
+    worker failed). The handlers are in place before ``start``, so a signal during
+    start-up also ends in a graceful ``close``.
+    """
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await start()
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
+        if (task := loop_task()) is not None:
+            waits.append(task)
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        await close()
+
+    asyncio.run(main())
+
+
+__all__ = ["Worker", "RateLimit", "JobInfo", "WorkerCrashedError", "run_until_signal"]

@@ -81,7 +81,7 @@ class ActionListOut(BaseModel):
 
 
 def jobs_of(request: Request) -> Jobs:
-    return request.app.state.jobs  # type: ignore[no-any-return]
+    return request.app.state.jobs
 
 
 def find_pipeline(request: Request, name: str) -> Pipeline:

@@ -61,7 +61,7 @@ class WebContext:
 
 
 def web_context(request: Request) -> WebContext:
-    return request.app.state.web  # type: ignore[no-any-return]
+    return request.app.state.web
 
 
 def parse_state(value: str | None) -> list[RunState] | None:
@@ -182,7 +182,7 @@ def read_pipelines(store: StateStore, folder: Path | None) -> PipelineListOut:
             for name, pipeline in defined.items():
                 entry = found.get(name) or PipelineOut(name=name, runs=0, last_run=None)
                 entry.file = pipeline.file
-                entry.schedule = pipeline.schedule
+                entry.schedule = pipeline.schedule_text
                 entry.tasks = list(pipeline.order)
                 entry.doc = pipeline.doc
                 entry.description = pipeline.description

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from headrace.observe.times import format_duration, format_seconds, format_time
 from headrace.state.store_base import LogRecord, RunState, TaskInstanceRecord, TaskState
 from headrace.web.api_routes import (
     get_run_or_404,
@@ -23,7 +24,7 @@ from headrace.web.api_routes import (
 )
 from headrace.web.grid import Span, attempt_spans, collapse_mapped, label_of
 from headrace.web.models import group_of, masked
-from headrace.web.templating import fmt_duration, fmt_seconds, fmt_time, render
+from headrace.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
@@ -73,12 +74,12 @@ def _row(ti: TaskInstanceRecord, t0: datetime | None, span: float | None, now: d
         # A visible sliver for instant tasks; never past the right edge.
         width = round(min(max(100 * (end - ti.started_at).total_seconds() / span, 0.6), 100 - left), 2)
         spans = attempt_spans(ti, logs, t0, span, now, last=False)
-    started = fmt_time(ti.started_at)
+    started = format_time(ti.started_at)
     if ti.started_at is not None and t0 is not None and ti.started_at.date() == t0.date():
         started = started[11:]  # the day is in the run's header: the time is enough
     return TaskRow(
         ti=ti, label=label_of(ti), started=started,
-        duration=fmt_duration(ti.started_at, ti.ended_at, now) if ti.started_at else "-",
+        duration=format_duration(ti.started_at, ti.ended_at, now),
         error=first_line(masked(ti.error)), bar_left=left, bar_width=width, spans=spans,
     )
 
@@ -164,9 +165,9 @@ def run_page(request: Request, run_id: str) -> HTMLResponse:
         "run.html",
         title=f"{run.pipeline} · {run.run_id}",
         run=run,
-        duration=fmt_duration(run.started_at, run.ended_at, now),
+        duration=format_duration(run.started_at, run.ended_at, now),
         groups=groups,
-        span=fmt_seconds(span) if span is not None else None,
+        span=format_seconds(span) if span is not None else None,
         counts=sorted(counts.items()),
         checks=check_rows,
         checks_failed=sum(1 for c in checks if c.status != "passed"),

@@ -26,7 +26,7 @@ SEED_COOKIE = "headrace_csrf_seed"
 OPEN_PATHS = ("/login", "/api/health", "/openapi.json")
 
 def auth_of(request: Request) -> WebAuth:
-    return request.app.state.auth  # type: ignore[no-any-return]
+    return request.app.state.auth
 
 
 def bearer(request: Request) -> str | None:

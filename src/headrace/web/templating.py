@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
@@ -11,6 +10,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.templating import Jinja2Templates
 
 import headrace
+from headrace.observe.times import format_logical, format_seconds, format_time
 from headrace.state.variable_store import MASK, looks_secret
 from headrace.web.api_routes import web_context
 from headrace.web.models import masked
@@ -24,45 +24,14 @@ _env = Environment(
 )
 templates = Jinja2Templates(env=_env)
 
-def fmt_time(value: datetime | None) -> str:
-    """``2024-01-31 02:00:00`` in UTC, or ``-``."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
-
-
-def fmt_logical(value: datetime) -> str:
-    """A logical date: the day alone at midnight UTC, else the full time."""
-    utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%d") if utc.time() == datetime.min.time() else fmt_time(utc)
-
-
-def fmt_duration(started: datetime | None, ended: datetime | None, now: datetime | None = None) -> str:
-    """``0.42s``, ``12.3s``, ``3m05s`` or ``1h02m``; ``…`` appended while running; ``-`` if never started."""
-    if started is None:
-        return "-"
-    end = ended or now or datetime.now(UTC)
-    return fmt_seconds((end - started).total_seconds()) + ("…" if ended is None else "")
-
-
-def fmt_seconds(seconds: float) -> str:
-    """``0.42s``, ``12.3s``, ``3m05s`` or ``1h02m``."""
-    seconds = max(seconds, 0.0)
-    if seconds < 10:
-        text = f"{seconds:.2f}s"
-    elif seconds < 60:
-        text = f"{seconds:.1f}s"
-    elif seconds < 3600:
-        text = f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    else:
-        text = f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
-    return text
-
-
 def shown_params(params: dict[str, Any]) -> list[tuple[str, Any]]:
     """A run's params as shown: values of secret-looking names (``api_token``, ``password``) as ``***``."""
     return [(k, MASK if looks_secret(k) else v) for k, v in params.items()]
 
 
-_env.filters.update(time=fmt_time, logical=fmt_logical, masked=masked, seconds=fmt_seconds, shown_params=shown_params)
+_env.filters.update(
+    time=format_time, logical=format_logical, masked=masked, seconds=format_seconds, shown_params=shown_params
+)
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
 from headrace.errors import HeadraceError, did_you_mean
+from headrace.observe.times import format_duration
 from headrace.pipeline import Pipeline
 from headrace.scheduler.loop import last_automated_run, timetable_of
 from headrace.state.operations import RunQuery
@@ -20,7 +21,7 @@ from headrace.web.grid import build_grid, collapse_mapped
 from headrace.web.models import masked
 from headrace.web.quarantine import read_quarantined, sync_loads
 from headrace.web.task_graph_svg import NodeState, render_svg
-from headrace.web.templating import fmt_duration, render
+from headrace.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
@@ -144,7 +145,7 @@ def runs_page(
         raise HTTPException(404, f"No runs of pipeline {pipeline!r} in the state store."
                             + did_you_mean(pipeline, known_pipelines(ctx.store)))
     now = datetime.now(UTC)
-    rows = [{"run": r, "duration": fmt_duration(r.started_at, r.ended_at, now) if r.started_at else "-",
+    rows = [{"run": r, "duration": format_duration(r.started_at, r.ended_at, now),
              "error": _first_line(masked(r.error))} for r in runs]
     pages = max(1, -(-total // limit))
     keep = {k: v for k, v in {"pipeline": pipeline, "state": state, "since": since, "until": until, "q": q,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sized
+
 import pandas as pd
 import polars as pl
 import pyarrow as pa
@@ -26,12 +28,12 @@ def make_stream() -> pa.RecordBatchReader:
 
 @task
 def make_polars() -> pl.DataFrame:
-    return pl.from_arrow(_arrow())
+    return pl.DataFrame(_arrow())
 
 
 @task
 def make_lazy() -> pl.LazyFrame:
-    return pl.from_arrow(_arrow()).lazy().filter(pl.col("id") > 1)
+    return pl.DataFrame(_arrow()).lazy().filter(pl.col("id") > 1)
 
 
 @task
@@ -47,6 +49,7 @@ def inspect_value(value: object) -> dict:
     elif isinstance(value, pl.LazyFrame):
         rows = value.collect().height
     else:
+        assert isinstance(value, Sized), kind
         rows = len(value)
     return {"kind": kind, "rows": rows}
 

@@ -100,6 +100,26 @@ class Destination(Protocol):
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table: ...
 
 
+def write_arguments(
+    table: str, mode: WriteMode | str, keys: Sequence[str], partition: Interval | None
+) -> tuple[WriteMode, list[str]]:
+    """The mode and key columns of a write, checked the same way by every destination.
+
+    Raises:
+        ConnectorError: an unknown mode, a merge without keys, or replace_partition
+            without a partition.
+    """
+    mode = WriteMode.parse(mode)
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    if mode is WriteMode.MERGE and not keys:
+        raise ConnectorError(f"Merge into {table!r} needs keys=[...] (the columns that identify a row).")
+    if mode is WriteMode.REPLACE_PARTITION and partition is None:
+        raise ConnectorError(
+            f"replace_partition into {table!r} needs partition=Interval(column, start, end)."
+        )
+    return mode, keys
+
+
 def as_arrow(data: Any, what: str) -> pa.Table | pa.RecordBatchReader:
     """Arrow table or reader from Arrow, an Extract, Polars or pandas data.
 

@@ -197,7 +197,7 @@ class FileDestination(LakeDestination):
 
     # -- writing ---------------------------------------------------------------------
 
-    def write(self, data: Any, table: str, **kwargs: Any) -> Any:  # type: ignore[override]
+    def write(self, data: Any, table: str, **kwargs: Any) -> Any:
         """As :meth:`LakeDestination.write`; modes append and replace."""
         mode = WriteMode.parse(kwargs.get("mode", WriteMode.APPEND))
         if mode in (WriteMode.MERGE, WriteMode.REPLACE_PARTITION):

@@ -42,6 +42,7 @@ from headrace.connectors.destinations.destination_base import (
     LoadResult,
     WriteMode,
     as_arrow,
+    write_arguments,
 )
 from headrace.connectors.fidelity import Fidelity, Rejects, screen_text, with_rejects
 from headrace.connectors.incremental import (
@@ -81,6 +82,46 @@ class TableState:
     handle: Any
     checkpoints: dict[str, list[Any]] = field(default_factory=dict)
     columns: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WholeData:
+    """A write's data read whole before its commit (lakehouse tables, Snowflake)."""
+
+    rows: pa.Table
+    quarantine: pa.Table | None
+    load_id: str
+    loaded_at: dt.datetime
+    checkpoint: Checkpoint | None
+    nulled: int  # values set to null by the source and the text screen (fidelity)
+
+
+def read_whole(
+    data: Any, table: str, where: str, fidelity: Fidelity, *, quarantine: Any,
+    load_id: str | Callable[[], str] | None, metadata: bool,
+    checkpoint: Checkpoint | Callable[[], Checkpoint | None] | None,
+) -> WholeData:  # fmt: skip
+    """Read ``data`` and its quarantine whole, screened; settle the load id and checkpoint.
+
+    Args: as :meth:`SqlDestination.write`; callables (a streamed extract's digest, rejects
+    and checkpoint) are called once the data has been read.
+    """
+    screened = Rejects()
+    arrow = screen_text(as_arrow(data, where), fidelity.text, screened, where)
+    rows = arrow.read_all() if isinstance(arrow, pa.RecordBatchReader) else arrow
+    final_id = (load_id() if callable(load_id) else load_id) or uuid.uuid4().hex
+    q_data = quarantine() if callable(quarantine) else quarantine
+    q_arrow = as_arrow(q_data, f"{table}{QUARANTINE_SUFFIX}") if q_data is not None else None
+    q_arrow = with_rejects(q_arrow, getattr(data, "rejects", None), screened)
+    if isinstance(q_arrow, pa.RecordBatchReader):
+        q_arrow = q_arrow.read_all()
+    loaded_at = dt.datetime.now(dt.UTC)
+    if metadata:
+        rows = _with_meta(rows, final_id, loaded_at)
+    return WholeData(
+        rows, q_arrow, final_id, loaded_at, checkpoint() if callable(checkpoint) else checkpoint,
+        screened.nulled + getattr(getattr(data, "rejects", None), "nulled", 0),
+    )
 
 
 @dataclass(frozen=True)
@@ -273,36 +314,16 @@ class LakeDestination(ABC):
             ...            fence=Checkpoint("etl", "crm.customers", None),
             ...            checkpoint=Checkpoint("etl", "crm.customers", last))
         """
-        mode = WriteMode.parse(mode)
-        keys = [keys] if isinstance(keys, str) else list(keys)
+        mode, keys = write_arguments(table, mode, keys, partition)
         where = f"{table!r} in {self.where}"
-        if mode is WriteMode.MERGE and not keys:
-            raise ConnectorError(
-                f"Merge into {table!r} needs keys=[...] (the columns that identify a row)."
-            )
-        if mode is WriteMode.REPLACE_PARTITION and partition is None:
-            raise ConnectorError(
-                f"replace_partition into {table!r} needs partition=Interval(column, start, end)."
-            )
-        screened = Rejects()
-        arrow = screen_text(as_arrow(data, where), self.fidelity.text, screened, where)
-        rows = arrow.read_all() if isinstance(arrow, pa.RecordBatchReader) else arrow
+        whole = read_whole(data, table, where, self.fidelity, quarantine=quarantine, load_id=load_id,
+                           metadata=metadata, checkpoint=checkpoint)  # fmt: skip
         crashpoint("after_stage")
-        final_id = (load_id() if callable(load_id) else load_id) or uuid.uuid4().hex
-        q_data = quarantine() if callable(quarantine) else quarantine
-        q_arrow = as_arrow(q_data, f"{table}{QUARANTINE_SUFFIX}") if q_data is not None else None
-        q_arrow = with_rejects(q_arrow, getattr(data, "rejects", None), screened)
-        if isinstance(q_arrow, pa.RecordBatchReader):
-            q_arrow = q_arrow.read_all()
-        loaded_at = dt.datetime.now(dt.UTC)
-        if metadata:
-            rows = _with_meta(rows, final_id, loaded_at)
-        new_ckpt = checkpoint() if callable(checkpoint) else checkpoint
         try:
             return self._write_retrying(
-                rows, table, mode, keys, partition, new_ckpt, q_arrow, final_id, loaded_at,
-                dedupe_order_by, fence, cursor_column, origin, verify, where,
-                screened.nulled + getattr(getattr(data, "rejects", None), "nulled", 0),
+                whole.rows, table, mode, keys, partition, whole.checkpoint, whole.quarantine,
+                whole.load_id, whole.loaded_at, dedupe_order_by, fence, cursor_column, origin,
+                verify, where, whole.nulled,
             )  # fmt: skip
         except HeadraceError:
             raise

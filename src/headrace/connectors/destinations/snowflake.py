@@ -54,10 +54,16 @@ from headrace.connectors.destinations.destination_base import (
     LOADS_TABLE,
     LoadResult,
     WriteMode,
-    as_arrow,
+    write_arguments,
 )
-from headrace.connectors.destinations.lakebase import _advance, _dedupe, _inside, _with_meta
-from headrace.connectors.fidelity import Fidelity, Rejects, screen_text, with_rejects
+from headrace.connectors.destinations.lakebase import (
+    _advance,
+    _dedupe,
+    _inside,
+    _with_meta,
+    read_whole,
+)
+from headrace.connectors.fidelity import Fidelity
 from headrace.connectors.incremental import (
     Checkpoint,
     CheckpointMoved,
@@ -213,33 +219,18 @@ class SnowflakeDestination:
             >>> dest = open_destination("snowflake://etl:***@acme/analytics/crm?warehouse=LOAD")
             >>> dest.write(rows, "customers", mode="merge", keys=["customer_id"])
         """
-        mode = WriteMode.parse(mode)
-        keys = [keys] if isinstance(keys, str) else list(keys)
+        mode, keys = write_arguments(table, mode, keys, partition)
         where = f"{table!r} in {self.where}"
-        if mode is WriteMode.MERGE and not keys:
-            raise ConnectorError(f"Merge into {table!r} needs keys=[...].")
-        if mode is WriteMode.REPLACE_PARTITION and partition is None:
-            raise ConnectorError(f"replace_partition into {table!r} needs partition=Interval(...).")
-        screened = Rejects()
-        arrow = screen_text(as_arrow(data, where), self.fidelity.text, screened, where)
-        rows = arrow.read_all() if isinstance(arrow, pa.RecordBatchReader) else arrow
-        final_id = (load_id() if callable(load_id) else load_id) or uuid.uuid4().hex
-        q_data = quarantine() if callable(quarantine) else quarantine
-        q_rows = with_rejects(
-            as_arrow(q_data, table) if q_data is not None else None,
-            getattr(data, "rejects", None), screened,
-        )  # fmt: skip
-        if isinstance(q_rows, pa.RecordBatchReader):
-            q_rows = q_rows.read_all()
-        at = dt.datetime.now(dt.UTC)
-        if metadata:
-            rows = _with_meta(rows, final_id, at)
+        whole = read_whole(data, table, where, self.fidelity, quarantine=quarantine, load_id=load_id,
+                           metadata=metadata, checkpoint=checkpoint)  # fmt: skip
+        rows, q_rows, final_id, at, new_ckpt = (
+            whole.rows, whole.quarantine, whole.load_id, whole.loaded_at, whole.checkpoint
+        )
         if mode is WriteMode.MERGE:
             rows = _dedupe(rows, keys, dedupe_order_by, where)
         if mode is WriteMode.REPLACE_PARTITION:
             assert partition is not None
             _inside(rows, partition, where)
-        new_ckpt = checkpoint() if callable(checkpoint) else checkpoint
         conn = self._connect()
         stage = f"_hr_stage_{uuid.uuid4().hex[:12]}"
         try:

@@ -34,6 +34,7 @@ from headrace.connectors.destinations.destination_base import (
     LoadResult,
     WriteMode,
     as_arrow,
+    write_arguments,
 )
 from headrace.connectors.destinations.modes import ModeSteps, Plan, check_names, meta_columns
 from headrace.connectors.fidelity import Fidelity, Rejects, screen_text, with_rejects
@@ -386,25 +387,16 @@ class SqlDestination(ModeSteps, ABC):
         cursor_column: str | None,
     ) -> Plan:
         """Check the write's arguments and fix what the steps share (ids, names, time)."""
-        mode = WriteMode.parse(mode)
-        keys = [keys] if isinstance(keys, str) else list(keys)
-        if mode is WriteMode.MERGE and not keys:
-            raise ConnectorError(
-                f"Merge into {table!r} needs keys=[...] (the columns that identify a row)."
-            )
-        if mode is WriteMode.REPLACE_PARTITION and partition is None:
-            raise ConnectorError(
-                f"replace_partition into {table!r} needs partition=Interval(column, start, end)."
-            )
+        checked_mode, key_list = write_arguments(table, mode, keys, partition)
         return Plan(
             table=table,
-            mode=mode,
-            keys=keys,
+            mode=checked_mode,
+            keys=key_list,
             partition=partition,
             load_id=load_id or uuid.uuid4().hex,
             metadata=metadata,
             dedupe_order_by=dedupe_order_by,
-            cursor_column=cursor_column if mode is WriteMode.MERGE else None,
+            cursor_column=cursor_column if checked_mode is WriteMode.MERGE else None,
             loaded_at=dt.datetime.now(dt.UTC),
             stage=f"_hr_stage_{uuid.uuid4().hex[:12]}",
             where=f"{table!r} in {self.where}",

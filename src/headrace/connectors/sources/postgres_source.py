@@ -12,8 +12,6 @@ run with them bound (and materialised by the driver).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import decimal
 import logging
 import struct
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from headrace.connectors.fidelity import Flag
+from headrace.connectors.incremental import scalar_text
 from headrace.connectors.naming import (
     ConnectionFailedError,
     driver_message,
@@ -267,22 +266,19 @@ def _close(handles: list[Any]) -> None:
             handle.close()
 
 
+#: The PostgreSQL type a filter value's text is cast back to, by its type tag.
+_PG_TYPES = {"bool": "boolean", "int": "bigint", "float": "double precision", "decimal": "numeric",
+             "datetime": "timestamp", "date": "date", "str": "text"}  # fmt: skip
+
+
 def _pg_setting(value: Any, column: str) -> tuple[str, str]:
     """The text form of a filter value and the PostgreSQL type to cast it back to."""
-    if isinstance(value, bool):
-        return ("true" if value else "false"), "boolean"
-    if isinstance(value, int):
-        return str(value), "bigint"
-    if isinstance(value, float):
-        return repr(value), "double precision"
-    if isinstance(value, decimal.Decimal):
-        return str(value), "numeric"
-    if isinstance(value, dt.datetime):
-        return value.isoformat(), "timestamptz" if value.tzinfo else "timestamp"
-    if isinstance(value, dt.date):
-        return value.isoformat(), "date"
-    if isinstance(value, str):
-        return value, "text"
-    raise ConnectorError(
-        f"Filter value {value!r} on column {column!r} has unsupported type {type(value).__name__}."
-    )
+    encoded = scalar_text(value)
+    if encoded is None:
+        raise ConnectorError(
+            f"Filter value {value!r} on column {column!r} has unsupported type {type(value).__name__}."
+        )
+    text, kind = encoded
+    if kind == "datetime" and value.tzinfo is not None:
+        return text, "timestamptz"
+    return text, _PG_TYPES[kind]
