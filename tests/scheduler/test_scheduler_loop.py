@@ -228,7 +228,7 @@ def test_on_sla_miss_callback_gets_the_schedulers_settings(store, settings):
     clock = FakeClock(utc(2024, 1, 2, 2, 30))  # the run is due; its deadline is 03:00
     # The launcher's settings (as the CLI's scheduler has them) reach the callback.
     launcher = InlineLauncher(store, settings, executor="inprocess", runner_options={"clock": clock})
-    launcher.launch = lambda pipeline, run: None  # type: ignore[method-assign]  # the run never gets done
+    launcher.launch = lambda pipeline, run: None  # the run never gets done
     scheduler = Scheduler([sla_cb], store, launcher=launcher, clock=clock)
     assert scheduler.tick().sla_misses == []
     clock.current = utc(2024, 1, 2, 3, 1)
