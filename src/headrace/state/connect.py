@@ -8,6 +8,8 @@ a ``search_path`` fixed at connection start so each store can live in its own sc
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +120,7 @@ def _sqlite_engine(url: URL) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         if not in_memory:
-            cur.execute("PRAGMA journal_mode = WAL")
+            _enter_wal(cur)
         # NORMAL is durable across application crashes in WAL mode; only a power
         # loss can drop the last commits, and it never corrupts the file.
         cur.execute("PRAGMA synchronous = NORMAL")
@@ -132,6 +134,27 @@ def _sqlite_engine(url: URL) -> Engine:
         conn.connection.driver_connection.execute(conn.info.get(BEGIN_KEY, "BEGIN IMMEDIATE"))
 
     return engine
+
+
+def _enter_wal(cur: Any) -> None:
+    """Switch the file to WAL, waiting out other processes doing the same.
+
+    Turning a new file into WAL takes an exclusive lock, and SQLite answers
+    ``database is locked`` at once (without the busy handler) when another
+    connection holds the file in that moment — seen with six processes opening a
+    new store together. Retry for as long as the busy timeout would have waited.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 #: Seconds to wait for PostgreSQL to accept a connection.
