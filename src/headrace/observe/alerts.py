@@ -437,7 +437,9 @@ def alerter_from_env(environ: Mapping[str, str]) -> Alerter:
     return alerter_from_settings(alert_settings_from_env(environ))
 
 
-def _post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> tuple[int, str, str]:
+def _post(
+    url: str, body: bytes, headers: Mapping[str, str], timeout: float
+) -> tuple[int, str, str]:
     """POST ``body`` to ``url`` with the standard library (the core install has no HTTP client).
 
     A redirect is an answer, not a detour: the POST is never re-sent elsewhere.

@@ -81,7 +81,11 @@ def layout(
     records = rows + len(invalid)
     bad = [number for number, _, _ in invalid]
     numbers = pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), records))  # 1 .. records
-    good = pc.filter(numbers, pc.invert(pc.is_in(numbers, pa.array(bad, pa.int64())))) if bad else numbers
+    good = (
+        pc.filter(numbers, pc.invert(pc.is_in(numbers, pa.array(bad, pa.int64()))))
+        if bad
+        else numbers
+    )
     through = pc.cumulative_sum(extra)  # through[j]: further lines of good records 0..j
     before = pc.subtract(through, extra)  # further lines of the records before each good one
     valid_lines = pc.add(pc.add(good, before), first - 1)

@@ -1,8 +1,8 @@
 """SQLite reads through the standard library's ``sqlite3``, streaming, with bound parameters.
 
 The core install reads SQLite (the demo CRM) with no driver package: rows come from
-``fetchmany`` in batches of ``batch_rows`` and become Arrow columns in one
-``pa.array`` call each. Types follow the values, as SQLite's storage classes have it
+``fetchmany`` in batches of ``batch_rows`` and become an Arrow batch in one
+``pa.array`` call. Types follow the values, as SQLite's storage classes have it
 (declared types are only affinities), from the first batch:
 
 * integers only -> ``int64``; reals, or reals and integers -> ``double``;
@@ -10,10 +10,12 @@ The core install reads SQLite (the demo CRM) with no driver package: rows come f
 * a blob among them -> ``binary`` (text as UTF-8, numbers as their text);
 * NULLs only, or no rows -> ``int64``.
 
-A later batch holding a value of another type (text in an ``int64`` column, a real in
-an ``int64`` column that is not a whole number, an integer a ``double`` cannot hold)
-fails naming the column and the way out: a ``types`` override reads that column as text
-and casts it in Arrow. Nothing is converted silently beyond the rules above.
+A later batch holding a value of another type (text or a real in an ``int64`` column,
+an integer a ``double`` cannot hold, a blob that is not UTF-8 in a ``string`` column)
+fails naming the column and the row, and the way out: a ``types`` override reads that
+column as text (or, for ``pa.binary()``, as bytes) and casts it in Arrow. Text that is
+not UTF-8 fails the same way (``types={column: pa.binary()}`` reads its bytes). Nothing
+is converted silently beyond the rules above.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import os
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pyarrow as pa
 
@@ -70,9 +74,9 @@ def open_batches(
     except ConnectorError:
         conn.close()
         raise
-    except (sqlite3.Error, ValueError) as exc:  # ValueError: text that is not UTF-8
+    except sqlite3.Error as exc:
         conn.close()
-        raise ConnectorError(f"Reading {where} failed: {exc}") from None
+        raise _failed(where, exc) from None
 
     def batches() -> Iterator[tuple[pa.RecordBatch, list[Flag]]]:
         try:
@@ -86,8 +90,8 @@ def open_batches(
                 if not rows:
                     return
                 batch = _batch(rows, schema, where, offset)
-        except (sqlite3.Error, ValueError) as exc:
-            raise ConnectorError(f"Reading {where} failed: {exc}") from None
+        except sqlite3.Error as exc:
+            raise _failed(where, exc) from None
         finally:
             conn.close()
 
@@ -120,12 +124,29 @@ def _inferred(values: Sequence[Any]) -> pa.DataType:
 def _batch(
     rows: list[tuple[Any, ...]], schema: pa.Schema, where: str, offset: int
 ) -> pa.RecordBatch:
-    """Rows as a batch of ``schema``; ``offset`` is the first row's position, for messages."""
+    """Rows as a batch of ``schema``; ``offset`` is the first row's position, for messages.
+
+    The usual batch converts in one ``pa.array`` call over the rows (pyarrow's C++ walks
+    the tuples); a batch that does not fit, or holds numbers for a text column, takes the
+    column-by-column path that converts what the rules allow and names what they refuse.
+    """
+    for i, field in enumerate(schema):
+        # pyarrow would truncate a real into an int64 column (2.5 -> 2): look first
+        if field.type == pa.int64() and not set(map(type, map(itemgetter(i), rows))) <= _INTEGER:
+            break
+    else:
+        try:
+            return pa.RecordBatch.from_struct_array(pa.array(rows, pa.struct(schema)))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
     arrays = [
         _array(values, field, where, offset)
         for values, field in zip(_columns(rows, schema.names), schema, strict=True)
     ]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+_INTEGER = {int, type(None)}
 
 
 def _array(values: Sequence[Any], field: pa.Field, where: str, offset: int) -> pa.Array:
@@ -141,13 +162,15 @@ def _array(values: Sequence[Any], field: pa.Field, where: str, offset: int) -> p
         if kinds & {int, float}:
             values = [_as_text(v) for v in values]
         if field.type == pa.string() and bytes in kinds:
-            _refuse(values, bytes, field, where, offset)
+            values = [_decoded(v, field, where, offset + i) for i, v in enumerate(values)]
     if not kinds <= allowed:
         _refuse(values, next(iter(kinds - allowed)), field, where, offset)
     try:
         return pa.array(values, field.type)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # an integer a double cannot hold
-        raise ConnectorError(f"Reading {where} failed: column {field.name!r}: {exc}. {_WAY_OUT}") from None
+        raise ConnectorError(
+            f"Reading {where} failed: column {field.name!r}: {exc}. {_WAY_OUT}"
+        ) from None
 
 
 def _as_text(value: Any) -> Any:
@@ -158,10 +181,22 @@ def _as_text(value: Any) -> Any:
     return value
 
 
+def _decoded(value: Any, field: pa.Field, where: str, row: int) -> Any:
+    """A blob in a text column is its text if it is UTF-8 (as a driver reads it)."""
+    if not isinstance(value, bytes):
+        return value
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        _refuse([value], bytes, field, where, row)
+
+
 _STORAGE = {int: "INTEGER", float: "REAL", str: "TEXT", bytes: "BLOB"}
 
 
-def _refuse(values: Sequence[Any], kind: type, field: pa.Field, where: str, offset: int) -> None:
+def _refuse(
+    values: Sequence[Any], kind: type, field: pa.Field, where: str, offset: int
+) -> NoReturn:
     i = next(i for i, v in enumerate(values) if type(v) is kind)
     shown = repr(values[i])
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
@@ -169,6 +204,15 @@ def _refuse(values: Sequence[Any], kind: type, field: pa.Field, where: str, offs
         f"Reading {where} failed: column {field.name!r} is {field.type} (from the first "
         f"batch's values), but row {offset + i} holds {_STORAGE[kind]} {shown}. " + _WAY_OUT
     )
+
+
+def _failed(where: str, exc: Exception) -> ConnectorError:
+    """The read's error; text that is not UTF-8 gets the way to read its bytes."""
+    message = f"Reading {where} failed: {exc}"
+    match = re.match(r"Could not decode to UTF-8 column '(.*)' with text", str(exc))
+    if match:
+        message += f". Pass types={{{match.group(1)!r}: pa.binary()}} to read that column's bytes."
+    return ConnectorError(message)
 
 
 def _sqlite_value(value: Any) -> Any:
