@@ -7,7 +7,10 @@ the fresh venv included, as a user sees it), the same less what an empty venv al
 holds, and the number of distributions installed (pip and setuptools not counted). headrace is installed from a wheel built from this
 checkout, so the figures are those of ``pip install headrace`` / ``headrace[all]``.
 
-Run:  .venv/bin/python bench/install_size.py [core all dagster prefect airflow] [--keep]
+Run:  .venv/bin/python bench/install_size.py [core all dagster prefect airflow] [--keep] [--top N]
+
+``--top N`` also lists the N largest distributions of each install (the files its
+``RECORD`` names, ``__pycache__`` included), largest first.
 
 Without ``--keep`` each environment is deleted after it is measured (they are large).
 """
@@ -15,6 +18,7 @@ Without ``--keep`` each environment is deleted after it is measured (they are la
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import shutil
 import subprocess
@@ -70,13 +74,31 @@ def distributions(site: Path) -> list[str]:
     return sorted(names)
 
 
-def measure(name: str, requirement: str | None, keep: bool) -> tuple[int, int, float]:
+def largest(site: Path, top: int) -> list[tuple[int, str]]:
+    """The ``top`` largest distributions in ``site``: (bytes on disk, name), largest first."""
+    sizes, counted = [], set()
+    for info in site.glob("*.dist-info"):
+        total = 0
+        with (info / "RECORD").open(newline="") as record:
+            for row in filter(None, csv.reader(record)):
+                path = (site / row[0]).resolve()
+                if path not in counted and path.is_file():
+                    counted.add(path)
+                    total += os.lstat(path).st_blocks * 512
+        sizes.append((total, info.name[: -len(".dist-info")].rsplit("-", 1)[0]))
+    return sorted(sizes, reverse=True)[:top]
+
+
+def measure(
+    name: str, requirement: str | None, keep: bool, top: int = 0
+) -> tuple[int, int, float]:
     """Install ``requirement`` into a fresh venv ``pkgsize-<name>`` and measure it.
 
     Args:
         name: names the environment.
         requirement: what to pip install; None measures the empty venv.
         keep: keep the environment afterwards.
+        top: print this many of the largest distributions (0: none).
 
     Returns:
         Bytes of site-packages, distributions installed (pip/setuptools excluded), and
@@ -97,6 +119,8 @@ def measure(name: str, requirement: str | None, keep: bool) -> tuple[int, int, f
     site = next((env / "lib").glob("python3*/site-packages"))
     size = disk_use(site)
     count = len([d for d in distributions(site) if d not in BASELINE])
+    for size_, dist in largest(site, top):
+        print(f"  {name}: {size_ / 2**20:7.1f} MB  {dist}", flush=True)
     if not keep:
         shutil.rmtree(env)
     return size, count, took
@@ -107,6 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help=f"Any of {', '.join(CANDIDATES)} (default: all).")
     parser.add_argument("--keep", action="store_true", help="Keep the environments.")
+    parser.add_argument("--top", type=int, default=0, help="List the N largest distributions.")
     args = parser.parse_args()
     args.names = args.names or list(CANDIDATES)
     unknown = [n for n in args.names if n not in CANDIDATES]
@@ -120,7 +145,7 @@ def main() -> None:
         print(f"{'install':<10} {'site-packages':>14} {'without pip':>12} {'packages':>9} {'install s':>10}")
         for name in args.names:
             requirement = CANDIDATES[name].format(wheel=wheel)
-            size, count, took = measure(name, requirement, args.keep)
+            size, count, took = measure(name, requirement, args.keep, args.top)
             print(
                 f"{name:<10} {size / 2**20:>11.0f} MB {(size - empty) / 2**20:>9.0f} MB "
                 f"{count:>9} {took:>10.0f}",

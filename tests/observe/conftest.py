@@ -60,6 +60,7 @@ class WebhookServer:
         self.bodies: list[dict] = []
         self.paths: list[str] = []
         self.fail_next: list[int] = []  # status codes to answer before succeeding
+        self.headers: list[dict[str, str]] = []  # of every request
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -67,10 +68,13 @@ class WebhookServer:
                 length = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(length)
                 status = outer.fail_next.pop(0) if outer.fail_next else 200
+                outer.headers.append(dict(self.headers))
                 if status == 200:
                     outer.bodies.append(json.loads(raw))
                     outer.paths.append(self.path)
                 self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", "/elsewhere")
                 self.end_headers()
                 self.wfile.write(b"ok" if status == 200 else b"nope")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 from datetime import UTC, datetime, timedelta
@@ -81,6 +82,33 @@ def test_webhook_retries_5xx_then_delivers(webhook_server):
     channel = WebhookChannel(webhook_server.url, retries=1)
     assert Alerter([channel]).notify(FAILURE) == []
     assert len(webhook_server.bodies) == 1
+
+
+def test_webhook_posts_json_with_basic_auth_from_the_url(webhook_server):
+    # The standard library posts it (the core has no HTTP client): user:password@host
+    # in the URL is HTTP basic authentication, as HTTP clients read it.
+    host = webhook_server.url.removeprefix("http://")
+    channel = WebhookChannel(f"http://hook:pa%20ss@{host}/in", retries=0)
+    assert Alerter([channel]).notify(FAILURE) == []
+    (headers,) = webhook_server.headers
+    assert headers["Content-Type"] == "application/json"
+    assert headers["Authorization"] == "Basic " + base64.b64encode(b"hook:pa ss").decode()
+    assert webhook_server.paths == ["/in"] and webhook_server.bodies[0]["headrace"]["run_id"] == "r_01"
+
+
+def test_webhook_redirect_is_an_answer_not_followed(webhook_server):
+    webhook_server.fail_next = [302]
+    channel = WebhookChannel(webhook_server.url + "/secret-token-path", retries=2)
+    (error,) = Alerter([channel]).notify(FAILURE)
+    assert "HTTP 302" in str(error) and "secret-token-path" not in str(error)
+    assert len(webhook_server.headers) == 1 and webhook_server.bodies == []  # not re-sent
+
+
+def test_unreachable_webhook_is_an_alert_error_naming_the_host():
+    channel = WebhookChannel("http://127.0.0.1:1/secret-token-path", retries=0, timeout=2)
+    with pytest.raises(AlertError, match=r"127\.0\.0\.1:1: URLError") as err:
+        channel.send(FAILURE)
+    assert "secret-token-path" not in str(err.value)
 
 
 def test_undeliverable_alert_is_returned_not_raised_and_hides_url(webhook_server, smtp_server):

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -319,9 +318,12 @@ def _may_hold_nul(values: pa.Array) -> bool:
     offsets, data = values.buffers()[1], values.buffers()[2]
     if data is None or len(values) == 0:
         return False
-    bounds = np.frombuffer(offsets, dtype=np.int32, count=len(values) + 1, offset=values.offset * 4)
-    chunk = np.frombuffer(data, dtype=np.uint8)[bounds[0] : bounds[-1]]
-    return bool(np.count_nonzero(chunk) != chunk.size)
+    bounds = pa.Array.from_buffers(pa.int32(), len(values) + 1, [None, offsets], offset=values.offset)
+    start, end = bounds[0].as_py(), bounds[-1].as_py()
+    if end == start:
+        return False
+    chunk = pa.Array.from_buffers(pa.uint8(), end - start, [None, data], offset=start)
+    return pc.min(chunk).as_py() == 0
 
 
 def _readable(column: pa.Array, invalid: pa.Array | None) -> pa.Array:

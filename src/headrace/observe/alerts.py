@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import smtplib
@@ -315,26 +316,20 @@ class WebhookChannel:
 
     def send(self, alert: Alert) -> None:
         """Deliver ``alert``; AlertError naming the host (never the full URL) on failure."""
-        # Imported here, not at the top: the engine imports this module in every task
-        # process, and httpx (~50 ms) is only needed when a webhook is actually sent.
-        import httpx
-
-        body = self.payload(alert)
+        body = json.dumps(self.payload(alert)).encode()
+        headers = {"Content-Type": "application/json", **self.headers}
         problem = ""
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(min(0.5 * 2 ** (attempt - 1), 5.0))
-            try:
-                response = httpx.post(
-                    self.url, json=body, timeout=self.timeout, headers=dict(self.headers)
-                )
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {redact(str(exc)).replace(self.url, self.host)}"
+            status, text, problem = _post(self.url, body, headers, self.timeout)
+            if problem:
+                problem = redact(problem).replace(self.url, self.host)
                 continue
-            if response.status_code < 300:
+            if status < 300:
                 return
-            problem = f"HTTP {response.status_code} {response.text[:200]!r}"
-            if response.status_code != 429 and response.status_code < 500:
+            problem = f"HTTP {status} {text[:200]!r}"
+            if status != 429 and status < 500:
                 break  # a 4xx other than rate limiting will not pass by retrying
         raise AlertError(
             f"Webhook alert for pipeline {alert.pipeline!r} not delivered to {self.host}: {problem}. "
@@ -440,3 +435,43 @@ def alerter_from_env(environ: Mapping[str, str]) -> Alerter:
         True
     """
     return alerter_from_settings(alert_settings_from_env(environ))
+
+
+def _post(
+    url: str, body: bytes, headers: Mapping[str, str], timeout: float
+) -> tuple[int, str, str]:
+    """POST ``body`` to ``url`` with the standard library (the core install has no HTTP client).
+
+    A redirect is an answer, not a detour: the POST is never re-sent elsewhere.
+
+    Returns:
+        The status and the response text, or (0, "", the problem) when nothing was answered.
+    """
+    # Imported here: the engine imports this module in every task process, and
+    # urllib.request is only needed when a webhook is actually sent.
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    headers = dict(headers)
+    parts = urlsplit(url)
+    if parts.username is not None:  # user:password@host is HTTP basic authentication
+        import base64
+
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers.setdefault("Authorization", "Basic " + base64.b64encode(pair).decode())
+        url = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+    opener = urllib.request.build_opener(NoRedirect)
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return response.status, response.read(4096).decode("utf-8", "replace"), ""
+    except urllib.error.HTTPError as exc:  # an answer with a status of 300 or more
+        with exc:
+            return exc.code, exc.read(4096).decode("utf-8", "replace"), ""
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError is an OSError
+        return 0, "", f"{type(exc).__name__}: {exc}"

@@ -60,8 +60,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from headrace.connectors.sources.csv_layout import (
@@ -89,7 +89,7 @@ _BOM = b"\xef\xbb\xbf"
 log = logging.getLogger(__name__)
 
 # further lines of each valid record, and the layout worked out from them
-_Spans = tuple[np.ndarray, tuple[np.ndarray, list[int], int]]
+_Spans = tuple[pa.Int64Array, tuple[pa.Int64Array, list[int], int]]
 _Fast = tuple[pa.Table, list[tuple[int, int, str]], "_Spans | None"]
 
 
@@ -438,15 +438,19 @@ class CsvReader:
             return None
         return table, invalid, (extra, lay)
 
-    def _multiline_ok(self, piece: _Piece, extra: np.ndarray, valid_lines: np.ndarray) -> bool:
+    def _multiline_ok(
+        self, piece: _Piece, extra: pa.Int64Array, valid_lines: pa.Int64Array
+    ) -> bool:
         """Whether every record that spans lines reads the same line by line (no runaway)."""
         starts = line_starts(piece.buf, piece.size)
-        for i in np.flatnonzero(extra):
-            first = int(valid_lines[i]) - self.line
-            span = int(extra[i]) + 1
-            lines = [
-                bytes(piece.buf[starts[k] : starts[k + 1]]) for k in range(first, first + span)
-            ]
+        spanning = pc.indices_nonzero(extra)
+        firsts = pc.take(valid_lines, spanning).to_pylist()
+        spans = pc.take(extra, spanning).to_pylist()
+        for line, further in zip(firsts, spans, strict=True):
+            first = line - self.line
+            span = further + 1
+            bounds = starts.slice(first, span + 1).to_pylist()
+            lines = [bytes(piece.buf[bounds[k] : bounds[k + 1]]) for k in range(span)]
             if not self.splitter.confirms(lines, 0, span):
                 return False
         return True
@@ -467,7 +471,7 @@ class CsvReader:
             extra, (valid_lines, invalid_lines, lines) = spans
             for (_, found, text), line in zip(invalid, invalid_lines, strict=True):
                 self._reject(line, f"expected {expected} fields, found {found}", text)
-            self.report.continued += int(extra.sum())
+            self.report.continued += pc.sum(extra).as_py() or 0
             line_functions = [lines_from(valid_lines, offset) for offset in offsets(table)]
         self.report.lines += lines
         self.line += lines

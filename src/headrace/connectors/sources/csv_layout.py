@@ -1,11 +1,14 @@
 """Where each record of a CSV piece parsed by pyarrow lies: line numbers, blank rows and
-values that span lines (see :mod:`.csv`)."""
+values that span lines (see :mod:`.csv`).
+
+The arithmetic is vectorised with pyarrow compute (the core install has no NumPy).
+"""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -25,7 +28,7 @@ def line_function(first: int, offset: int, skipped: list[int]) -> LineOf:
     return line_of
 
 
-def extra_lines(table: pa.Table) -> np.ndarray | None:
+def extra_lines(table: pa.Table) -> pa.Int64Array | None:
     """Line ends inside each row's values (None when there are none anywhere).
 
     The value bytes are searched first (memchr speed); only columns that hold a line end
@@ -42,8 +45,8 @@ def extra_lines(table: pa.Table) -> np.ndarray | None:
                 pc.add(ends, pc.count_substring(column, "\r")),
                 pc.count_substring(column, "\r\n"),
             )
-        counted = ends.to_numpy().astype(np.int64)
-        extra = counted if extra is None else extra + counted
+        counted = ends.combine_chunks().cast(pa.int64())
+        extra = counted if extra is None else pc.add(extra, counted)
     return extra
 
 
@@ -61,8 +64,8 @@ def line_ends_in(column: pa.ChunkedArray) -> tuple[bool, bool]:
 
 
 def layout(
-    first: int, rows: int, invalid: list[tuple[int, int, str]], extra: np.ndarray
-) -> tuple[np.ndarray, list[int], int]:
+    first: int, rows: int, invalid: list[tuple[int, int, str]], extra: pa.Int64Array
+) -> tuple[pa.Int64Array, list[int], int]:
     """Lines of a piece whose records may span lines.
 
     Args:
@@ -76,38 +79,46 @@ def layout(
         and the lines of the piece.
     """
     records = rows + len(invalid)
-    bad = np.array([number for number, _, _ in invalid], dtype=np.int64)
-    is_good = np.ones(records + 1, dtype=bool)
-    is_good[0] = False
-    is_good[bad] = False
-    good = np.flatnonzero(is_good)
-    spans = np.zeros(records + 1, dtype=np.int64)
-    spans[good] = extra
-    before = np.cumsum(spans)  # before[k - 1]: further lines of the records before k
-    line = first + np.arange(records + 1, dtype=np.int64) - 1 + np.concatenate(([0], before[:-1]))
-    return line[good], [int(line[k]) for k in bad], records + int(extra.sum())
+    bad = [number for number, _, _ in invalid]
+    numbers = pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), records))  # 1 .. records
+    good = (
+        pc.filter(numbers, pc.invert(pc.is_in(numbers, pa.array(bad, pa.int64()))))
+        if bad
+        else numbers
+    )
+    through = pc.cumulative_sum(extra)  # through[j]: further lines of good records 0..j
+    before = pc.subtract(through, extra)  # further lines of the records before each good one
+    valid_lines = pc.add(pc.add(good, before), first - 1)
+    bad_set = sorted(bad)
+    invalid_lines = []
+    for k in bad:  # the line of bad record k: the good records before it and their extra lines
+        goods_before = k - 1 - bisect.bisect_left(bad_set, k)
+        lines_before = through[goods_before - 1].as_py() if goods_before else 0
+        invalid_lines.append(first + k - 1 + lines_before)
+    total = pc.sum(extra).as_py() or 0
+    return valid_lines, invalid_lines, records + total
 
 
-def line_starts(buf: bytearray, size: int) -> np.ndarray:
+def line_starts(buf: bytearray, size: int) -> pa.Int64Array:
     """Byte offset of each line of ``buf[:size]`` (whole lines), then ``size``.
 
     A line ends at ``\n``, ``\r\n`` or a lone ``\r``, as ``bytes.splitlines`` has it.
     """
-    raw = np.frombuffer(buf, dtype=np.uint8, count=size)
-    if buf.find(b"\r", 0, size) < 0:  # the usual file: one pass for "\n" only
-        found = np.flatnonzero(raw == 10)
-    else:
-        ends = raw == 10
-        returns = np.flatnonzero(raw == 13)
-        ends[returns[(returns + 1 >= size) | (raw[np.minimum(returns + 1, size - 1)] != 10)]] = True
-        found = np.flatnonzero(ends)
-    starts = np.concatenate(([0], found + 1)).astype(np.int64)
-    return starts if starts[-1] == size else np.append(starts, size)  # a last line unended
+    raw = pa.Array.from_buffers(pa.uint8(), size, [None, pa.py_buffer(buf)])
+    ends = pc.equal(raw, 10)
+    if buf.find(b"\r", 0, size) >= 0:  # a lone "\r" ends a line too; "\r\n" ends one
+        newline_next = pa.concat_arrays([ends.slice(1), pa.array([False])])
+        ends = pc.or_(ends, pc.and_(pc.equal(raw, 13), pc.invert(newline_next)))
+    found = pc.add(pc.indices_nonzero(ends).cast(pa.int64()), 1)
+    starts = pa.concat_arrays([pa.array([0], pa.int64()), found])
+    if starts[-1].as_py() != size:  # a last line unended
+        starts = pa.concat_arrays([starts, pa.array([size], pa.int64())])
+    return starts
 
 
-def lines_from(valid_lines: np.ndarray, offset: int) -> LineOf:
+def lines_from(valid_lines: pa.Int64Array, offset: int) -> LineOf:
     """Line of the ``offset + i``-th valid record, from the piece's layout."""
-    return lambda i: int(valid_lines[offset + i])
+    return lambda i: valid_lines[offset + i].as_py()
 
 
 def offsets(table: pa.Table) -> list[int]:

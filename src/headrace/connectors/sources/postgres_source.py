@@ -51,8 +51,7 @@ def open_batches(
     """The result's schema and its batches, each with its values that have no faithful form."""
     # ADBC's low-level API, not its DB-API module: that one imports pandas and Polars
     # (0.3-0.45 s measured), a fixed cost that dominated a small incremental extract.
-    import adbc_driver_manager as adbc
-
+    adbc = require("postgres", "adbc_driver_manager", "PostgreSQL source")
     require("postgres", "adbc_driver_postgresql", "PostgreSQL source")
     import adbc_driver_postgresql
 

@@ -170,7 +170,8 @@ class SqlSource:
     def _select_item(self, column: str, dialect: str) -> str:
         ident = quote_ident(column, dialect)
         if column in self.types and dialect == "sqlite":
-            return f"CAST({ident} AS TEXT) AS {ident}"
+            as_ = "BLOB" if pa.types.is_binary(self.types[column]) else "TEXT"
+            return f"CAST({ident} AS {as_}) AS {ident}"
         return ident
 
 
