@@ -35,7 +35,7 @@ from headrace.engine.past import PAST_ERROR_KIND, PastGate, PastVerdict
 from headrace.engine.result import HOSTNAME, ref_from_record
 from headrace.engine.staging import staging_dir
 from headrace.executors.base import Event, Executor, Outcome, ResultRef, RunInfo, TaskKey, WorkItem
-from headrace.pipeline import Pipeline
+from headrace.pipeline import Pipeline, TriggerRule
 from headrace.pipeline.graph import TaskRef, find_refs
 from headrace.state.base import RunRecord, StateStore, TaskInstanceRecord, TaskState
 
@@ -48,8 +48,8 @@ _WRITTEN = (
 )
 #: The upstream states that let a task of these rules start before the others end.
 _QUALIFIES = {
-    "one_failed": (TaskState.FAILED, TaskState.UPSTREAM_FAILED),
-    "one_success": (TaskState.SUCCESS,),
+    TriggerRule.ONE_FAILED: (TaskState.FAILED, TaskState.UPSTREAM_FAILED),
+    TriggerRule.ONE_SUCCESS: (TaskState.SUCCESS,),
 }
 #: Seconds between asks for a slot while only pool-waiting tasks are left.
 POOL_POLL = 0.25

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,7 +36,17 @@ from headrace.state.base import RunRecord, RunState, StateStore, TaskState
 
 log = logging.getLogger("headrace.engine")
 
-EXECUTORS = ("process", "inprocess", "distributed")
+
+
+class ExecutorName(StrEnum):
+    """The executors a :class:`Runner` can build by name (a plain string works too)."""
+
+    PROCESS = "process"  # a warm pool of worker processes on this machine (the default)
+    INPROCESS = "inprocess"  # in the driving process, one task at a time: debugging, tests
+    DISTRIBUTED = "distributed"  # `headrace worker` processes anywhere, through Redis
+
+
+EXECUTORS = tuple(ExecutorName)
 NO_ROUTES = AlertRoutes()
 #: Side file of runs made before the store recorded ``source_file`` (read, never written).
 MANIFEST = "_run.json"
@@ -45,18 +56,17 @@ class RunInterrupted(EngineError):
     """The run was stopped by Ctrl-C or SIGTERM; it is marked failed and can be resumed."""
 
     def __init__(self, run_id: str, reason: str) -> None:
-        self.run_id, self.reason = run_id, reason
-        super().__init__(f"run {run_id} interrupted by {reason}; finish it with `headrace resume {run_id}`")
+        self.reason = reason
+        super().__init__(f"interrupted by {reason}; finish it with `headrace resume {run_id}`", run_id=run_id)
 
 
 class RunClaimedError(EngineError):
     """Another process claimed the run between reading it and starting it (see ``StateStore.claim_run``)."""
 
     def __init__(self, run_id: str, pipeline: str) -> None:
-        self.run_id, self.pipeline = run_id, pipeline
         super().__init__(
-            f"run {run_id} of pipeline {pipeline!r} was just taken by another run, resume or retry "
-            f"(web, CLI or MCP); it is not run twice (see `headrace show {run_id}`)"
+            "was just taken by another run, resume or retry (web, CLI or MCP); it is not run "
+            f"twice (see `headrace show {run_id}`)", pipeline=pipeline, run_id=run_id,
         )
 
 
@@ -100,7 +110,7 @@ class Runner:
     def __init__(
         self,
         store: StateStore,
-        executor: str | Executor = "process",
+        executor: ExecutorName | str | Executor = ExecutorName.PROCESS,
         settings: Settings | None = None,
         concurrency: int | None = None,
         on_event: Callable[[Event], None] | None = None,
@@ -109,11 +119,13 @@ class Runner:
         rng: random.Random | None = None,
         alerter: Alerter | None = None,
     ) -> None:
-        if isinstance(executor, str) and executor not in EXECUTORS:
-            raise EngineError(
-                f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}."
-                + did_you_mean(executor, EXECUTORS)
-            )
+        if isinstance(executor, str):
+            if executor not in EXECUTORS:
+                raise EngineError(
+                    f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}."
+                    + did_you_mean(executor, EXECUTORS)
+                )
+            executor = ExecutorName(executor)
         if concurrency is not None and concurrency < 1:
             raise EngineError(f"concurrency must be >= 1, got {concurrency}")
         self.store = store
@@ -408,22 +420,22 @@ class Runner:
             manifest = staging_dir(self.settings.home, run.pipeline, run.run_id) / MANIFEST
             try:
                 file = json.loads(manifest.read_text())["file"]
-            except (OSError, ValueError, KeyError, TypeError):
+            except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise EngineError(
                     f"run {run.run_id}: cannot tell which file defines pipeline {run.pipeline!r} (the run "
                     f"records none and {manifest} is missing); pass the pipeline "
                     f"(headrace resume {run.run_id} --file FILE)"
-                ) from None
+                ) from exc
         return pick_pipeline(load_pipelines(file), run.pipeline, file)
 
     def _make_executor(self) -> Executor:
         if not isinstance(self.executor, str):
             return self.executor
-        if self.executor == "inprocess":
+        if self.executor is ExecutorName.INPROCESS:
             from headrace.executors.inprocess import InProcessExecutor
 
             return InProcessExecutor()
-        if self.executor == "distributed":
+        if self.executor is ExecutorName.DISTRIBUTED:
             # Workers started with `headrace worker` on any machine that has the pipeline
             # file at the same path; Redis from the settings' queue section.
             from headrace.executors.distributed import DistributedExecutor
@@ -500,7 +512,7 @@ class Runner:
             executor.shutdown(kill=True)
             self._fail(drive, run_id, "interrupted", f"interrupted by {reason}; resume with `headrace resume {run_id}`",
                        run_events)
-            raise RunInterrupted(run_id, reason) from None
+            raise RunInterrupted(run_id, reason) from None  # the reason names the signal
         except BaseException as exc:
             executor.shutdown(kill=True)
             self._fail(drive, run_id, "engine_error", f"engine failed: {type(exc).__name__}: {exc}", run_events)

@@ -21,8 +21,8 @@ class PathRefusedError(ConfigError):
     """A path outside the headrace home (or one that would leave it through a symlink)."""
 
     def __init__(self, path: str, reason: str) -> None:
-        self.path, self.reason = path, reason
-        super().__init__(f"path {path!r} refused: {reason}; give a path relative to the headrace home")
+        self.reason = reason
+        super().__init__(f"refused: {reason}; give a path relative to the headrace home", path=path)
 
 
 def inside_home(home: Path, path: str) -> Path:

@@ -94,7 +94,7 @@ def check_read_only(sql: str, backend: str) -> exp.Query | exp.Values:
         statements = [s for s in sqlglot.parse(sql, read=DIALECTS.get(backend, backend)) if s is not None]
     except ParseError as exc:
         first = str(exc).splitlines()[0]
-        raise UnsafeQueryError(sql, f"the statement could not be parsed ({first})") from None
+        raise UnsafeQueryError(sql, f"the statement could not be parsed ({first})") from exc
     if len(statements) != 1:
         raise UnsafeQueryError(sql, f"{len(statements)} statements given")
     root = statements[0]

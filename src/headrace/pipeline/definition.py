@@ -63,30 +63,31 @@ class Pipeline:
         self.name = name or fn.__name__
         self.module = fn.__module__
         where = f"{Site(self.file, self.line)}: pipeline {self.name!r}"
+        loc: dict[str, Any] = {"path": str(Site(self.file, self.line)), "pipeline": self.name}
         self.schedule = schedule
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
-            raise DefinitionError(f"{where}: unknown timezone {timezone!r} (use an IANA name like 'Europe/Paris')") from None
+            raise DefinitionError(f"unknown timezone {timezone!r} (use an IANA name like 'Europe/Paris')", **loc) from None
         self.timezone = timezone
         try:  # a bad cron expression is a definition mistake, reported when the file loads
             self.timetable: Timetable = timetable_from(schedule, timezone, manual_interval=manual_interval)
         except DefinitionError as exc:
-            raise DefinitionError(f"{where}: {exc}") from None
+            raise DefinitionError(str(exc), **loc) from exc
         self.start_date = _aware(start_date, timezone, f"{where}: start_date")
         self.end_date = _aware(end_date, timezone, f"{where}: end_date")
         if self.start_date and self.end_date and self.end_date < self.start_date:
-            raise DefinitionError(f"{where}: end_date {self.end_date} is before start_date {self.start_date}")
+            raise DefinitionError(f"end_date {self.end_date} is before start_date {self.start_date}", **loc)
         self.catchup = bool(catchup)
         if isinstance(max_active_runs, bool) or not isinstance(max_active_runs, int) or max_active_runs < 1:
-            raise DefinitionError(f"{where}: max_active_runs must be an integer >= 1, got {max_active_runs!r}")
+            raise DefinitionError(f"max_active_runs must be an integer >= 1, got {max_active_runs!r}", **loc)
         self.max_active_runs = max_active_runs
         self.defaults = dict(defaults or {})
         for key in self.defaults:
             if key not in POLICY_KEYS:
                 raise DefinitionError(
-                    f"{where}: unknown key {key!r} in defaults; known: {', '.join(POLICY_KEYS)}."
-                    + did_you_mean(key, POLICY_KEYS)
+                    f"unknown key {key!r} in defaults; known: {', '.join(POLICY_KEYS)}."
+                    + did_you_mean(key, POLICY_KEYS), **loc
                 )
         self.params = dict(params or {})
         self.tags = list(tags or [])

@@ -26,7 +26,7 @@ from headrace.pipeline.graph import (
     current_builder,
     find_refs,
 )
-from headrace.pipeline.policy import Retry, as_timedelta, check_trigger_rule
+from headrace.pipeline.policy import Retry, TriggerRule, as_timedelta, check_trigger_rule
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -100,7 +100,7 @@ class Task(Generic[P, R]):
         owner: str | None = UNSET,
         checks: list[Any] | None = None,
         pool: str | None = UNSET,
-        trigger_rule: str = UNSET,
+        trigger_rule: TriggerRule | str = UNSET,
         doc: str | None = None,
         branch: bool = False,
         depends_on_past: bool = UNSET,
@@ -148,7 +148,7 @@ class Task(Generic[P, R]):
         self.tags: list[str] = []
         self.owner: str | None = None
         self.pool: str | None = None
-        self.trigger_rule = "all_success"
+        self.trigger_rule = TriggerRule.ALL_SUCCESS
         self.depends_on_past = False
         self.alerts = AlertRoutes()
         self._set_policies(self._given)
@@ -184,12 +184,13 @@ class Task(Generic[P, R]):
 
     def _set_policies(self, values: Mapping[str, Any]) -> None:
         what = f"{self.source}: task {self.task_id!r}"
+        loc: dict[str, Any] = {"task": self.task_id}
         if "retries" in values:
             self.retries = Retry.coerce(values["retries"], f"{what}: retries")
         if "timeout" in values:
             self.timeout = as_timedelta(values["timeout"], f"{what}: timeout")
             if self.timeout is not None and self.timeout <= timedelta(0):
-                raise DefinitionError(f"{what}: timeout must be positive, got {self.timeout}")
+                raise DefinitionError(f"{what}: timeout must be positive, got {self.timeout}", **loc)
         if "sla" in values:
             self.sla = as_timedelta(values["sla"], f"{what}: sla")
         if "tags" in values:
@@ -199,7 +200,7 @@ class Task(Generic[P, R]):
         if "pool" in values:
             self.pool = values["pool"]
         if "trigger_rule" in values:
-            self.trigger_rule = check_trigger_rule(values["trigger_rule"], what)
+            self.trigger_rule = check_trigger_rule(values["trigger_rule"], what, **loc)
         if "depends_on_past" in values:
             self.depends_on_past = bool(values["depends_on_past"])
         routes = {k: v for k, v in values.items() if k in ALERT_KEYS}
@@ -230,7 +231,10 @@ class Task(Generic[P, R]):
         try:
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise DefinitionError(f"{site}: task {self.task_id!r} called with wrong arguments: {exc}") from None
+            # inspect's TypeError is quoted whole; its traceback (inside inspect) says nothing more
+            raise DefinitionError(
+                f"called with wrong arguments: {exc}", path=str(site), task=self.task_id
+            ) from None
         node = self._node(builder.unique_id(self, site), args, kwargs, None, None, site)
         return cast(R, builder.add_node(node, self))
 
@@ -325,7 +329,10 @@ class _PartialTask(Generic[R]):
         try:
             task.signature.bind(**self.fixed, **{param: None})
         except TypeError as exc:
-            raise DefinitionError(f"{site}: task {task.task_id!r} mapped with wrong arguments: {exc}") from None
+            # inspect's TypeError is quoted whole; its traceback (inside inspect) says nothing more
+            raise DefinitionError(
+                f"mapped with wrong arguments: {exc}", path=str(site), task=task.task_id
+            ) from None
         source = list(source) if isinstance(source, tuple) else source
         node = task._node(builder.unique_id(task, site), (), dict(self.fixed), param, source, site)
         return cast(list[R], builder.add_node(node, task))
@@ -389,7 +396,7 @@ class _TaskDecorator:
         owner: str | None = UNSET,
         checks: list[Any] | None = None,
         pool: str | None = UNSET,
-        trigger_rule: str = UNSET,
+        trigger_rule: TriggerRule | str = UNSET,
         doc: str | None = None,
         branch: bool = False,
         depends_on_past: bool = UNSET,
@@ -418,7 +425,7 @@ class _TaskDecorator:
         owner: str | None = UNSET,
         checks: list[Any] | None = None,
         pool: str | None = UNSET,
-        trigger_rule: str = UNSET,
+        trigger_rule: TriggerRule | str = UNSET,
         doc: str | None = None,
         branch: bool = False,
         depends_on_past: bool = UNSET,

@@ -98,7 +98,7 @@ def _compile(checks: Sequence[Expectation], schema: pa.Schema, where: str
                 aggs.extend(e.alias(f"_hr_a{len(aggs) + j}") for j, e in enumerate(exprs))
                 widths.append(len(exprs))
     except ExpectationDefinitionError as exc:
-        raise exc.located(where) from None
+        raise exc.located(where) from None  # the same error, located: nothing is lost
     return masks, aggs, widths
 
 
@@ -122,7 +122,7 @@ def _evaluate(frame: pl.DataFrame, masks: list[pl.Expr], aggs: list[pl.Expr],
                     raise ExpectationDefinitionError(
                         f"{where}: {check.where()} cannot run on this table "
                         f"(columns: {', '.join(frame.columns)}): {' '.join(str(exc).split())[:400]}"
-                    ) from None
+                    ) from exc
         raise
     return mask_frame, agg_frame
 
@@ -136,7 +136,7 @@ def _judged_counts(frame: pl.DataFrame, checks: Sequence[Expectation], schema: p
     try:
         exprs = [c.judged(schema).sum().alias(f"_hr_j{i}") for i, c in wanted.items()]
     except ExpectationDefinitionError as exc:
-        raise exc.located(where) from None
+        raise exc.located(where) from None  # the same error, located: nothing is lost
     row = frame.select(exprs).row(0)
     return {i: int(v or 0) for i, v in zip(wanted, row, strict=True)}
 
@@ -208,7 +208,7 @@ def apply_checks(table: pa.Table | pl.DataFrame | Any, checks: Sequence[Expectat
             try:
                 verdict = check.judge(values, n_rows, schema)
             except ExpectationDefinitionError as exc:
-                raise exc.located(where) from None
+                raise exc.located(where) from None  # the same error, located: nothing is lost
             results.append(ExpectationResult(
                 name=check.name, kind=check.kind, severity=check.severity,
                 status=CheckStatus.PASSED if verdict.ok else CheckStatus.FAILED,
@@ -221,10 +221,11 @@ def apply_checks(table: pa.Table | pl.DataFrame | Any, checks: Sequence[Expectat
     n_quarantined = 0 if quarantined is None else quarantined.num_rows
     if passed.num_rows + n_quarantined != n_rows:
         raise ReconciliationError(
-            f"{where}: {n_rows} rows checked but {passed.num_rows} passed + {n_quarantined} "
+            f"{n_rows} rows checked but {passed.num_rows} passed + {n_quarantined} "
             f"quarantined = {passed.num_rows + n_quarantined}; rows would be lost. "
             f"This is a bug in headrace.quality, please report it.",
             extracted=n_rows, loaded=passed.num_rows, quarantined=n_quarantined,
+            pipeline=pipeline, task=task,
         )
     return CheckOutcome(results=results, pipeline=pipeline, task=task, passed=passed,
                         quarantined=quarantined, rows_in=n_rows)

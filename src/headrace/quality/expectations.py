@@ -301,7 +301,7 @@ def _cast_keys(keys: pl.Series, target: pl.DataType, exp: Expectation) -> pl.Ser
         raise ExpectationDefinitionError(
             f"{exp.where()}: values of type {keys.dtype} cannot be compared with the column "
             f"({target}): {' '.join(str(exc).split())[:300]}"
-        ) from None
+        ) from exc
 
 
 @dataclass(frozen=True, kw_only=True)

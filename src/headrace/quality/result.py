@@ -141,7 +141,8 @@ class CheckReport:
             if r.name == name:
                 return r
         raise ExpectationDefinitionError(
-            f"{self.where()}: no expectation named {name!r}." + did_you_mean(name, [r.name for r in self.results])
+            f"no expectation named {name!r}." + did_you_mean(name, [r.name for r in self.results]),
+            expectation=name, pipeline=self.pipeline or None, task=self.task or None,
         )
 
     def records(self, run_id: str, task_id: str | None = None) -> list[CheckResultRecord]:
@@ -160,13 +161,14 @@ class CheckReport:
         failures = self.failures
         if not failures:
             return
-        lines = [f"{self.where()}: {len(failures)} expectation(s) with severity 'fail' failed:"]
+        lines = [f"{len(failures)} expectation(s) with severity 'fail' failed:"]
         lines.extend(r.line() for r in failures)
         lines.append(
             "Fix the data upstream, or declare the expectation with severity='warn' (record "
             "only) or severity='quarantine' (set failing rows aside) to let the run go on."
         )
-        raise ExpectationsFailed("\n".join(lines), failures)
+        raise ExpectationsFailed("\n".join(lines), failures, pipeline=self.pipeline or None,
+                                 task=self.task or None)
 
 
 @dataclass

@@ -117,7 +117,7 @@ def run_sql_tests(target: Any, paths: str | Path | Sequence[str | Path], *,
                 raise ExpectationDefinitionError(
                     f"{path}:{first_line}: SQL test {name!r} could not run on {db.label}: "
                     f"{' '.join(str(exc).split())[:500]}"
-                ) from None
+                ) from exc
             results.append(ExpectationResult(
                 name=name, kind="sql_test", severity=severity,
                 status=CheckStatus.FAILED if failed else CheckStatus.PASSED,

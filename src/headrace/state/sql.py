@@ -172,7 +172,7 @@ class SqlStateStore(
         except IntegrityError:
             raise
         except NotJSONError as exc:
-            raise StateError(f"{what}: {exc}") from None
+            raise StateError(f"{what}: {exc}") from exc
         except StatementError as exc:
             cause = exc.orig if exc.orig is not None else exc
             if isinstance(cause, StateError):
@@ -237,7 +237,7 @@ class SqlStateStore(
                 if prepared is not None
             ]
         except StateError as exc:  # a naive datetime, a value that is not JSON
-            raise StateError(f"{what}: {exc}") from None
+            raise StateError(f"{what}: {exc}") from exc
         if self._pid != os.getpid():
             self._after_fork()
         if self._closed or self._conn is None:

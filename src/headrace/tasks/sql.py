@@ -150,7 +150,7 @@ def run_sql(
     stmts = [statements] if isinstance(statements, str) else list(statements)
     _check_bound(stmts, values, what)
     conn = resolve(url_or_name, settings)
-    where = f"{what} on {url_or_name!r} ({conn.masked})"
+    where = {"connection": f"{url_or_name!r} ({conn.masked})"}
     if conn.backend in _DRIVER_EXTRAS:
         require(*_DRIVER_EXTRAS[conn.backend], what)
     try:
@@ -165,7 +165,7 @@ def run_sql(
             except sa_exc.DBAPIError as exc:
                 # Could not even connect: the database may come back, so retrying can help.
                 raise SqlTaskConnectionError(
-                    f"{where} could not connect: {_first_line(exc)}"
+                    f"{what} could not connect: {_first_line(exc)}", **where
                 ) from exc
             with connection, connection.begin():
                 return _run_sqlalchemy(connection, stmts, values)
@@ -175,9 +175,9 @@ def run_sql(
         raise
     except sa_exc.DBAPIError as exc:
         error = SqlTaskConnectionError if exc.connection_invalidated else SqlTaskError
-        raise error(f"{where} failed: {type(exc.orig).__name__}: {_first_line(exc)}") from exc
+        raise error(f"{what} failed: {type(exc.orig).__name__}: {_first_line(exc)}", **where) from exc
     except Exception as exc:  # DuckDB and other driver errors: one error type for the user
-        raise SqlTaskError(f"{where} failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise SqlTaskError(f"{what} failed: {type(exc).__name__}: {_first_line(exc)}", **where) from exc
 
 
 def _first_line(exc: BaseException) -> str:

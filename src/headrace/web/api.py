@@ -92,7 +92,7 @@ def get_run_or_404(store: StateStore, run_id: str) -> RunRecord:
     try:
         return store.get_run(run_id)
     except StateError as exc:
-        raise HTTPException(404, str(exc)) from None
+        raise HTTPException(404, str(exc)) from None  # an unknown run: the message says which
 
 
 def select_runs(
@@ -243,5 +243,5 @@ def api_health(request: Request) -> HealthOut:
     except HeadraceError as exc:
         raise HTTPException(
             503, f"state store {ctx.location} is not readable: {exc}"
-        ) from None
+        ) from exc
     return HealthOut(status="ok", store=ctx.location, runs=runs, version=headrace.__version__)

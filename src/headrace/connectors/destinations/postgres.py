@@ -77,9 +77,7 @@ class PostgresDestination(SqlDestination):
         try:
             conn = adbc.connect(self.conn_url.url)
         except Exception as exc:
-            raise ConnectionFailedError(
-                f"Cannot connect to {self.where}: {driver_message(exc, self.conn_url)}"
-            ) from None
+            raise ConnectionFailedError(self.where, driver_message(exc, self.conn_url)) from exc
         with conn.cursor() as cur:
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
             # so queries and SQL tests can name tables without the schema

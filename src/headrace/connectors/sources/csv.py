@@ -247,7 +247,7 @@ class CsvReader:
             raise ConnectorError(
                 f"{self.file}:1: the first line is not valid {self.encoding} "
                 f"(byte {exc.start + 1}); pass encoding=."
-            ) from None
+            ) from exc
         fields = next(pycsv.reader([text], **_dialect(self.src.delimiter, self.quote)))
         if not self.src.header:
             return [f"f{i}" for i in range(len(fields))]

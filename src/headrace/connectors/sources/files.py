@@ -250,7 +250,7 @@ class FileSource:
         except ConnectorError:
             raise
         except _READ_ERRORS as exc:
-            raise _read_error(file, fmt, exc) from None
+            raise _read_error(file, fmt, exc) from exc
         _check_names(file, schema.names)
         schema = pa.schema([pa.field(f.name, self.types.get(f.name, f.type)) for f in schema])
         unknown = set(self.types) - set(schema.names)
@@ -285,7 +285,7 @@ class FileSource:
         try:
             records = json.loads(file.read_text(encoding=self.encoding))
         except json.JSONDecodeError as exc:
-            raise ConnectorError(f"{file}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+            raise ConnectorError(f"{file}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
         if not all(isinstance(r, dict) for r in records):
             raise ConnectorError(f"{file}: a JSON array of objects is expected.")
         table = pa.Table.from_pylist(records)
@@ -313,13 +313,13 @@ class FileSource:
         try:
             reader = pa.ipc.open_file(source)
             return reader.schema, (reader.get_batch(i) for i in range(reader.num_record_batches))
-        except pa.ArrowInvalid:
+        except pa.ArrowInvalid as exc:
             with open(file, "rb") as fh:
                 if fh.read(6) == b"ARROW1":  # the file format, but its footer is missing
                     raise ConnectorError(
                         f"Cannot read {file} as arrow: an Arrow IPC file without its footer "
                         "(truncated, or still being written)."
-                    ) from None
+                    ) from exc
             stream = pa.ipc.open_stream(pa.memory_map(str(file)))
             return stream.schema, iter(stream)
 
@@ -369,7 +369,7 @@ def _guard(batches: Iterator[pa.RecordBatch], file: Path, fmt: str) -> Iterator[
     except ConnectorError:
         raise
     except _READ_ERRORS as exc:
-        raise _read_error(file, fmt, exc) from None
+        raise _read_error(file, fmt, exc) from exc
 
 
 _READ_ERRORS = (pa.ArrowInvalid, OSError, ValueError, EOFError)
@@ -401,7 +401,7 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, file: Path) -> pa.RecordB
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                     raise ConnectorError(
                         f"{file}: column {field.name!r} cannot be read as {field.type}: {exc}"
-                    ) from None
+                    ) from exc
             arrays.append(column)
         else:
             arrays.append(pa.nulls(batch.num_rows, field.type))

@@ -64,9 +64,7 @@ def open_batches(
     except Exception as exc:
         if database is not None:
             _close([database])
-        raise ConnectionFailedError(
-            f"Cannot connect to PostgreSQL {src.conn.masked}: {driver_message(exc, src.conn)}"
-        ) from None
+        raise ConnectionFailedError(f"PostgreSQL {src.conn.masked}", driver_message(exc, src.conn)) from exc
     handles: list[Any] = [conn, database]  # closed in this order once the stream ends
     conditions: list[str] = []
     where = f"{src.name} at {src.conn.masked}"
@@ -110,7 +108,7 @@ def open_batches(
         _close(handles)
         raise ConnectorError(
             f"Reading {src.name} from PostgreSQL {src.conn.masked} failed: {driver_message(exc, src.conn)}"
-        ) from None
+        ) from exc
     schema, check = _plan(reader.schema, described, src.types, where)
 
     def batches() -> Iterator[tuple[pa.RecordBatch, list[Flag]]]:
@@ -210,7 +208,7 @@ def _plan(
                     raise ConnectorError(
                         f"{where}: column {step[0].name!r} cannot be read as {step[1]}: {exc}. "
                         f"Pass types={{{step[0].name!r}: pa.string()}} to read its text."
-                    ) from None
+                    ) from exc
                 if flag is not None:
                     flags.append(flag)
                 changed = changed or array is not before

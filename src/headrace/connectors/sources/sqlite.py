@@ -54,7 +54,7 @@ def open_batches(
     except Exception as exc:
         cur.close()
         conn.close()
-        raise ConnectorError(f"Reading {where} failed: {exc}") from None
+        raise ConnectorError(f"Reading {where} failed: {exc}") from exc
 
     def batches() -> Iterator[tuple[pa.RecordBatch, list[Flag]]]:
         try:
@@ -67,7 +67,7 @@ def open_batches(
                 f"Reading {where} failed: {_name_sqlite_column(str(exc), reader.schema)} "
                 "SQLite columns may mix types: pass types={column: pyarrow type} to read "
                 "that column as text and cast it."
-            ) from None
+            ) from exc
         finally:
             cur.close()
             conn.close()
