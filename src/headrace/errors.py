@@ -211,5 +211,5 @@ def describe(exc: BaseException) -> str:
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """Return `` Did you mean 'x'?`` for the closest known name, or an empty string."""
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)  # str: enum members too
     return f" Did you mean {close[0]!r}?" if close else ""

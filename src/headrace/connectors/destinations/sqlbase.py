@@ -366,7 +366,7 @@ class SqlDestination(ModeSteps, ABC):
         except Exception as exc:
             self._safe_rollback(conn)
             raise ConnectorError(
-                f"Loading {plan.where} failed ({plan.mode.value}): {exc}"
+                f"Loading into {self.where} failed ({plan.mode.value}): {exc}", table=table
             ) from exc
         finally:
             self._cleanup(conn, plan.stage)
