@@ -123,6 +123,14 @@ SPECIAL: dict[str, tuple[Callable[[Any], HeadraceError], dict[str, Any]]] = {
         lambda c: c("exited with 2", exit_code=2, output_tail="boom", pipeline="etl", run_id="r1"),
         {"exit_code": 2, "output_tail": "boom", "run_id": "r1"},
     ),
+    "headrace.tasks.sql.SqlTaskError": (
+        lambda c: c("SQL task 'q'", "'pg' (postgresql://u:***@h/db)", "failed: UndefinedTable: x", task="q"),
+        {"connection": "'pg' (postgresql://u:***@h/db)", "problem": "failed: UndefinedTable: x", "task": "q"},
+    ),
+    "headrace.tasks.sql.SqlTaskConnectionError": (
+        lambda c: c("SQL task 'q'", "'pg' (postgresql://u:***@h/db)", "could not connect: refused"),
+        {"connection": "'pg' (postgresql://u:***@h/db)", "what": "SQL task 'q'"},
+    ),
     "headrace.queue.worker.WorkerCrashedError": (
         lambda c: c("emails", "17", "send"), {"queue": "emails", "job_id": "17", "job_name": "send"},
     ),
