@@ -387,7 +387,7 @@ def pipeline_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise DefinitionError(f"{path}: no such file or folder")
+        raise DefinitionError("no such file or folder", path=str(path))
     skip = {".venv", "venv", "node_modules", ".git", "__pycache__", ".headrace"}
     found = []
     for candidate in sorted(path.rglob("*.py")):

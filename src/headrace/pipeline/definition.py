@@ -112,13 +112,13 @@ class Pipeline:
             returned = self.fn()
         if returned is not None and not _is_ref_like(returned):
             raise DefinitionError(
-                f"{Site(self.file, self.line)}: pipeline {self.name!r} function should return nothing, "
-                f"got {type(returned).__name__}"
+                f"pipeline {self.name!r} function should return nothing, "
+                f"got {type(returned).__name__}", path=str(Site(self.file, self.line))
             )
         if not builder.nodes:
             raise DefinitionError(
-                f"{Site(self.file, self.line)}: pipeline {self.name!r} has no tasks; call @task "
-                "functions inside it"
+                f"pipeline {self.name!r} has no tasks; call @task "
+                "functions inside it", path=str(Site(self.file, self.line))
             )
         self.tasks = {tid: node._with_defaults(self.defaults, self.name) for tid, node in builder.nodes.items()}
         self.instances = _instances(builder)
@@ -136,8 +136,8 @@ class Pipeline:
         for tid, node in self.tasks.items():
             if node.branch and not self.downstream[tid]:
                 raise DefinitionError(
-                    f"{node.call_site or node.source}: branch task {tid!r} of pipeline {self.name!r} has no "
-                    "downstream task to choose; link the paths after it (choose() >> [path_a(), path_b()])"
+                    f"branch task {tid!r} of pipeline {self.name!r} has no "
+                    "downstream task to choose; link the paths after it (choose() >> [path_a(), path_b()])", path=str(node.call_site or node.source)
                 )
 
     @property

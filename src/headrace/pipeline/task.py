@@ -117,15 +117,15 @@ class Task(Generic[P, R]):
         if attempts is not UNSET:
             if retries is not UNSET:
                 raise DefinitionError(
-                    f"{_source_of(fn)}: task {getattr(fn, '__name__', fn)!r} has retries={retries!r} and "
-                    f"attempts={attempts!r}; give one: attempts counts every try, retries the tries after the first"
+                    f"task {getattr(fn, '__name__', fn)!r} has retries={retries!r} and "
+                    f"attempts={attempts!r}; give one: attempts counts every try, retries the tries after the first", path=str(_source_of(fn))
                 )
             retries = Retry(attempts=attempts)
         if not callable(fn):
             raise DefinitionError(f"@task needs a function, got {type(fn).__name__}")
         if inspect.iscoroutinefunction(fn):
             raise DefinitionError(
-                f"{_source_of(fn)}: task {fn.__name__!r} is async; headrace tasks are plain functions"
+                f"task {fn.__name__!r} is async; headrace tasks are plain functions", path=str(_source_of(fn))
             )
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
         self.fn = fn
@@ -133,7 +133,7 @@ class Task(Generic[P, R]):
         self.task_id = task_id or fn.__name__
         if not _TASK_ID.match(self.task_id):
             raise DefinitionError(
-                f"{self.source}: task_id {self.task_id!r} may only hold letters, digits, '_', '.', '-'"
+                f"task_id {self.task_id!r} may only hold letters, digits, '_', '.', '-'", path=str(self.source)
             )
         given = dict(
             retries=retries, timeout=timeout, sla=sla, tags=tags, owner=owner, pool=pool,
@@ -155,7 +155,7 @@ class Task(Generic[P, R]):
         self.checks: list[Any] = list(checks or [])
         self.branch = bool(branch)
         if self.branch and self.checks:
-            raise DefinitionError(f"{self.source}: branch task {self.task_id!r} returns task ids; it cannot have checks")
+            raise DefinitionError(f"branch task {self.task_id!r} returns task ids; it cannot have checks", path=str(self.source))
         self.doc = doc or inspect.getdoc(fn)
         self.description = description
         signature = inspect.signature(fn)
@@ -304,27 +304,27 @@ class _PartialTask(Generic[R]):
         site = caller_site()
         builder = current_builder()
         if builder is None:
-            raise DefinitionError(f"{site}: {task.task_id}.map(...) only works inside a @pipeline function")
+            raise DefinitionError(f"{task.task_id}.map(...) only works inside a @pipeline function", path=str(site))
         if task.branch:
             raise DefinitionError(
-                f"{site}: branch task {task.task_id!r} cannot be mapped: one branch task chooses the paths"
+                f"branch task {task.task_id!r} cannot be mapped: one branch task chooses the paths", path=str(site)
             )
         if len(mapped) != 1:
             raise DefinitionError(
-                f"{site}: {task.task_id}.map(...) takes exactly one parameter=list to fan out over, "
-                f"got {len(mapped)}; fix the others with .partial(...).map(...)"
+                f"{task.task_id}.map(...) takes exactly one parameter=list to fan out over, "
+                f"got {len(mapped)}; fix the others with .partial(...).map(...)", path=str(site)
             )
         (param, source), = mapped.items()
         names = list(task.signature.parameters)
         if param not in names:
             raise DefinitionError(
-                f"{site}: task {task.task_id!r} has no parameter {param!r} to map over."
-                + did_you_mean(param, names)
+                f"task {task.task_id!r} has no parameter {param!r} to map over."
+                + did_you_mean(param, names), path=str(site)
             )
         if not isinstance(source, list | tuple | TaskRef):
             raise DefinitionError(
-                f"{site}: {task.task_id}.map({param}=...) needs a list or an upstream task result, "
-                f"got {type(source).__name__}"
+                f"{task.task_id}.map({param}=...) needs a list or an upstream task result, "
+                f"got {type(source).__name__}", path=str(site)
             )
         try:
             task.signature.bind(**self.fixed, **{param: None})

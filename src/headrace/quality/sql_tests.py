@@ -58,7 +58,7 @@ def _parse(path: Path) -> tuple[str, dict[str, str], int]:
         raise ExpectationDefinitionError(f"{path}:1: the SQL test is empty; write a query returning failing rows.")
     if ";" in _strip_comments(query):
         raise ExpectationDefinitionError(
-            f"{path}: a SQL test is one query; split several statements into several files."
+            "a SQL test is one query; split several statements into several files.", path=str(path)
         )
     return query, settings, first_line
 
@@ -96,14 +96,14 @@ def run_sql_tests(target: Any, paths: str | Path | Sequence[str | Path], *,
             name = settings.get("name", path.stem)
             if name in seen:
                 raise ExpectationDefinitionError(
-                    f"{path}: SQL test name {name!r} is also used by {seen[name]}; add '-- name: …'."
+                    f"SQL test name {name!r} is also used by {seen[name]}; add '-- name: …'.", path=str(path)
                 )
             seen[name] = path
             try:
                 severity = Severity(settings.get("severity", "fail").lower())
             except ValueError:
                 raise ExpectationDefinitionError(
-                    f"{path}: unknown severity {settings['severity']!r}; use fail, warn or quarantine."
+                    f"unknown severity {settings['severity']!r}; use fail, warn or quarantine.", path=str(path)
                 ) from None
             body = db.dialect.raw(query)
             try:

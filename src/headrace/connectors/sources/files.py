@@ -287,7 +287,7 @@ class FileSource:
         except json.JSONDecodeError as exc:
             raise ConnectorError(f"{file}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
         if not all(isinstance(r, dict) for r in records):
-            raise ConnectorError(f"{file}: a JSON array of objects is expected.")
+            raise ConnectorError("a JSON array of objects is expected.", path=str(file))
         table = pa.Table.from_pylist(records)
         return table.schema, iter(table.to_batches(max_chunksize=self.batch_rows))
 
@@ -352,13 +352,13 @@ def _check_names(file: Path, names: list[str]) -> None:
     for i, name in enumerate(names):
         if not name.strip():
             raise ConnectorError(
-                f"{file}: column {i + 1} has an empty name; rename it in the file (or read "
-                "a CSV file with column_names=)."
+                f"column {i + 1} has an empty name; rename it in the file (or read "
+                "a CSV file with column_names=).", path=str(file)
             )
         if name in names[:i]:
             raise ConnectorError(
-                f"{file}: column name {name!r} appears twice (columns {names.index(name) + 1} "
-                f"and {i + 1}); columns must be told apart to be loaded."
+                f"column name {name!r} appears twice (columns {names.index(name) + 1} "
+                f"and {i + 1}); columns must be told apart to be loaded.", path=str(file)
             )
 
 
@@ -400,7 +400,7 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, file: Path) -> pa.RecordB
                     column = column.cast(field.type)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                     raise ConnectorError(
-                        f"{file}: column {field.name!r} cannot be read as {field.type}: {exc}"
+                        f"column {field.name!r} cannot be read as {field.type}: {exc}", path=str(file)
                     ) from exc
             arrays.append(column)
         else:
