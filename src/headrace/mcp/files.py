@@ -22,7 +22,8 @@ class PathRefusedError(ConfigError):
 
     def __init__(self, path: str, reason: str) -> None:
         self.reason = reason
-        super().__init__(f"refused: {reason}; give a path relative to the headrace home", path=path)
+        super().__init__(f"path {path!r} refused: {reason}; give a path relative to the headrace home")
+        self.path = path  # named (quoted) in the message above
 
 
 def inside_home(home: Path, path: str) -> Path:
