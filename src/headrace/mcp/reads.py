@@ -53,7 +53,8 @@ def defined_pipelines(ctx: McpContext) -> tuple[dict[str, Pipeline], list[dict[s
         try:
             found.update(load_pipelines(file))
         except HeadraceError as exc:
-            errors.append({"file": str(file), "error": ctx.mask(str(exc))})
+            fields = {name: ctx.mask(str(value)) for name, value in exc.fields().items()}
+            errors.append({"file": str(file), "error": ctx.mask(str(exc)), "kind": type(exc).__name__, **fields})
     return found, errors
 
 

@@ -174,7 +174,10 @@ def read_pipelines(store: StateStore, folder: Path | None) -> PipelineListOut:
             try:
                 defined = pipelines_in(import_pipeline_file(file))
             except HeadraceError as exc:  # import errors arrive as DefinitionError naming file:line
-                errors.append(PipelineFileErrorOut(file=str(file), error=str(exc)))
+                errors.append(PipelineFileErrorOut(
+                    file=str(file), error=str(exc), kind=type(exc).__name__, location=exc.path,
+                    pipeline=exc.pipeline, task=exc.task,
+                ))
                 continue
             for name, pipeline in defined.items():
                 entry = found.get(name) or PipelineOut(name=name, runs=0, last_run=None)
