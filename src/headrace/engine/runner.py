@@ -289,7 +289,8 @@ class Runner:
         pipeline = self._pipeline_for(run, pipeline)
         if task_id not in pipeline.tasks:
             raise EngineError(
-                f"pipeline {pipeline.name!r} has no task {task_id!r}." + did_you_mean(task_id, list(pipeline.tasks))
+                "no such task in the pipeline." + did_you_mean(task_id, list(pipeline.tasks)),
+                pipeline=pipeline.name, task=task_id,
             )
         targets = {task_id} | (self._descendants(pipeline, task_id) if downstream else set())
         self.pool_sizes(pipeline)
@@ -316,11 +317,15 @@ class Runner:
             raise EngineError(f"a task can be marked success or failed, not {state}")
         run = self.store.get_run(run_id)
         if RunState(run.state) == RunState.RUNNING and driver_alive(run, self.clock.now()):
-            raise EngineError(f"run {run_id} is running (pid {run.pid} on {run.hostname}); mark its tasks after it ends")
+            raise EngineError(
+                f"is running (pid {run.pid} on {run.hostname}); mark its tasks after it ends",
+                pipeline=run.pipeline, run_id=run_id,
+            )
         tis = self.store.get_task_instances(run_id)
         if not any(ti.task_id == task_id for ti in tis):
             raise EngineError(
-                f"run {run_id} has no task {task_id!r}." + did_you_mean(task_id, {ti.task_id for ti in tis})
+                "no such task in the run." + did_you_mean(task_id, {ti.task_id for ti in tis}),
+                pipeline=run.pipeline, run_id=run_id, task=task_id,
             )
         now = self.clock.now()
         fields: dict[str, Any] = {"state": state, "ended_at": now}
@@ -353,7 +358,7 @@ class Runner:
         if pipeline is None:
             return self.pipeline_of(run)
         if pipeline.name != run.pipeline:
-            raise EngineError(f"run {run.run_id} belongs to pipeline {run.pipeline!r}, not {pipeline.name!r}")
+            raise EngineError(f"belongs to pipeline {run.pipeline!r}, not {pipeline.name!r}", run_id=run.run_id)
         return pipeline
 
     def _claim(self, run: RunRecord) -> None:
@@ -391,9 +396,9 @@ class Runner:
             size = self.settings.pools.get(pool.lower())
             if size is None:
                 raise EngineError(
-                    f"pipeline {pipeline.name!r}, task {tid!r}: pool {pool!r} has no size; set "
+                    f"pool {pool!r} has no size; set "
                     f"HEADRACE_POOL_{pool.upper()}=N or add `{pool.lower()} = N` under [pools] in headrace.toml."
-                    + did_you_mean(pool.lower(), self.settings.pools)
+                    + did_you_mean(pool.lower(), self.settings.pools), pipeline=pipeline.name, task=tid,
                 )
             sizes[pool.lower()] = size
         return sizes
@@ -405,8 +410,8 @@ class Runner:
         stale = timedelta(seconds=max(60.0, 6 * self.heartbeat_interval))
         if driver_alive(run, self.clock.now(), stale):
             raise EngineError(
-                f"run {run.run_id} of pipeline {run.pipeline!r} is already running "
-                f"(pid {run.pid} on {run.hostname}); wait for it or stop that process first"
+                f"is already running (pid {run.pid} on {run.hostname}); wait for it or stop that process first",
+                pipeline=run.pipeline, run_id=run.run_id,
             )
 
     def pipeline_of(self, run: RunRecord) -> Pipeline:
@@ -422,9 +427,9 @@ class Runner:
                 file = json.loads(manifest.read_text())["file"]
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise EngineError(
-                    f"run {run.run_id}: cannot tell which file defines pipeline {run.pipeline!r} (the run "
-                    f"records none and {manifest} is missing); pass the pipeline "
-                    f"(headrace resume {run.run_id} --file FILE)"
+                    f"cannot tell which file defines the pipeline (the run records none and {manifest} "
+                    f"is missing); pass the pipeline (headrace resume {run.run_id} --file FILE)",
+                    pipeline=run.pipeline, run_id=run.run_id,
                 ) from exc
         return pick_pipeline(load_pipelines(file), run.pipeline, file)
 
