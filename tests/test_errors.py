@@ -258,3 +258,15 @@ def test_executor_names_are_an_enum_that_takes_strings(tmp_path: Any) -> None:
         with pytest.raises(EngineError, match=r"unknown executor 'inproces'; choose one of process, inprocess, "
                                               r"distributed. Did you mean 'inprocess'\?"):
             Runner(store, executor="inproces", settings=settings)
+
+
+def test_a_quality_definition_error_is_located_by_fields() -> None:
+    import pyarrow as pa
+
+    from headrace.quality import apply_checks, not_null
+    from headrace.quality.errors import ExpectationDefinitionError
+
+    with pytest.raises(ExpectationDefinitionError) as info:
+        apply_checks(pa.table({"id": [1]}), [not_null("idd")], pipeline="etl", task="load")
+    assert (info.value.pipeline, info.value.task, info.value.column) == ("etl", "load", "idd")
+    assert str(info.value).startswith("pipeline 'etl', task 'load': ")

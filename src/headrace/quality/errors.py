@@ -32,21 +32,14 @@ class ExpectationDefinitionError(DefinitionError):
         self.expectation = expectation
         self.column = column  # kept, not named again: the message already names it
 
-    def located(self, where: str, **location: Any) -> ExpectationDefinitionError:
-        """The same error with ``where`` (pipeline, task, table) in front of the message.
-
-        Args:
-            where: the location as text.
-            location: the same location as fields (``pipeline=``, ``task=``).
+    def located(self, where: str | None = None, **location: Any) -> ExpectationDefinitionError:
+        """The same error, located: the fields (``pipeline=``, ``task=``, ``table=``) it lacks
+        are added and named in front of the message, as is ``where`` (a location as text).
         """
-        fields = {name: getattr(self, name) for name in ("pipeline", "task", "table", "path")}
-        fields.update({k: v for k, v in location.items() if v is not None})
-        located = ExpectationDefinitionError(
-            f"{where}: {self.detail}", expectation=self.expectation, column=self.column
-        )
-        for name, value in fields.items():
-            setattr(located, name, value)
-        return located
+        fields = {name: getattr(self, name) for name in ("path", "pipeline", "task", "table")}
+        fields.update({k: v for k, v in location.items() if v is not None and fields.get(k) is None})
+        detail = f"{where}: {self.detail}" if where else self.detail
+        return ExpectationDefinitionError(detail, expectation=self.expectation, column=self.column, **fields)
 
 
 class ExpectationsFailed(QualityError, TerminalError):
