@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from headrace.errors import ConnectorError, DefinitionError, EngineError, HeadraceError, cause_line, describe
+from headrace.errors import (
+    ConnectorError,
+    DefinitionError,
+    EngineError,
+    HeadraceError,
+    cause_line,
+    describe,
+)
 
 #: Every module that defines a headrace error (grep "^class .*Error" src).
 MODULES = [
@@ -24,12 +31,13 @@ MODULES = [
     "headrace.analytics.analyzer",
 ]
 
-LOCATION = {"pipeline": "etl", "task": "load", "run_id": "r1", "table": "orders", "column": "qty", "row": 7,
+LOCATION: dict[str, Any] = {"pipeline": "etl", "task": "load", "run_id": "r1", "table": "orders", "column": "qty", "row": 7,
             "connection": "postgresql://u:***@db/x", "path": "flows.py:12"}
 
 
-def _subclasses(cls: type) -> Iterator[type]:
-    for sub in cls.__subclasses__():
+def _subclasses(cls: type[Any]) -> Iterator[type[Any]]:
+    subs: list[type[Any]] = cls.__subclasses__()
+    for sub in subs:
         yield sub
         yield from _subclasses(sub)
 
