@@ -75,7 +75,8 @@ def open_batches(
             )
         except Exception as exc:
             raise ConnectorError(
-                f"Reading {src.name} from MySQL {src.conn.masked} failed: {driver_message(exc, src.conn)}"
+                f"Reading from MySQL failed: {driver_message(exc, src.conn)}", table=src.name,
+                connection=src.conn.masked,
             ) from exc
         return schema, _connectorx_stream(reader, src, schema, where)
     return schema, _pymysql_stream(conn, src, sql, bound, schema, where)
@@ -92,7 +93,9 @@ def _connectorx_stream(
     except BaseException as exc:  # connectorx reports some failures as a Rust panic
         if type(exc).__name__ != "PanicException":
             raise
-        raise ConnectorError(f"Reading {where} failed: {str(exc).splitlines()[0]}") from exc
+        raise ConnectorError(
+            f"Reading failed: {str(exc).splitlines()[0]}", table=src.name, connection=src.conn.masked
+        ) from exc
 
 
 def _connect(src: SqlSource) -> Any:
@@ -126,7 +129,9 @@ def _describe(conn: Any, src: SqlSource, where: str) -> list[tuple[str, int, int
         fields = cur._result.fields  # PyMySQL keeps the flags (unsigned...) only here
         return [(f.name, f.type_code, f.length, f.scale, f.flags, f.charsetnr) for f in fields]
     except Exception as exc:
-        raise ConnectorError(f"Reading {where} failed: {driver_message(exc, src.conn)}") from exc
+        raise ConnectorError(
+            f"Reading failed: {driver_message(exc, src.conn)}", table=src.name, connection=src.conn.masked
+        ) from exc
     finally:
         cur.close()
 
@@ -224,7 +229,8 @@ def _pymysql_stream(
     except Exception as exc:
         conn.close()
         raise ConnectorError(
-            f"Reading {src.name} from MySQL {src.conn.masked} failed: {driver_message(exc, src.conn)}"
+            f"Reading from MySQL failed: {driver_message(exc, src.conn)}", table=src.name,
+            connection=src.conn.masked,
         ) from exc
     # the driver's Python values, read as text where they are parsed in Arrow
     as_read = pa.schema(

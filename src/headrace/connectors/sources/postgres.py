@@ -107,7 +107,8 @@ def open_batches(
     except Exception as exc:
         _close(handles)
         raise ConnectorError(
-            f"Reading {src.name} from PostgreSQL {src.conn.masked} failed: {driver_message(exc, src.conn)}"
+            f"Reading from PostgreSQL failed: {driver_message(exc, src.conn)}", table=src.name,
+            connection=src.conn.masked,
         ) from exc
     schema, check = _plan(reader.schema, described, src.types, where)
 

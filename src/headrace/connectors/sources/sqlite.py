@@ -54,7 +54,7 @@ def open_batches(
     except Exception as exc:
         cur.close()
         conn.close()
-        raise ConnectorError(f"Reading {where} failed: {exc}") from exc
+        raise ConnectorError(f"Reading failed: {exc}", table=src.name, connection=src.conn.masked) from exc
 
     def batches() -> Iterator[tuple[pa.RecordBatch, list[Flag]]]:
         try:
@@ -64,9 +64,9 @@ def open_batches(
             raise
         except Exception as exc:
             raise ConnectorError(
-                f"Reading {where} failed: {_name_sqlite_column(str(exc), reader.schema)} "
+                f"Reading failed: {_name_sqlite_column(str(exc), reader.schema)} "
                 "SQLite columns may mix types: pass types={column: pyarrow type} to read "
-                "that column as text and cast it."
+                "that column as text and cast it.", table=src.name, connection=src.conn.masked,
             ) from exc
         finally:
             cur.close()
