@@ -199,6 +199,10 @@ def test_subclass_fields_are_named_in_the_message() -> None:
     from headrace.pipeline.params import ParamError
 
     assert str(UnavailableError("is unreachable", service="redis://h:6379")) == "redis://h:6379: is unreachable"
+    from headrace.state.base import StoreUnavailableError
+
+    locked = StoreUnavailableError("update run 'r1' failed: OperationalError: database is locked", service="sqlite:///s.db")
+    assert str(locked) == "state store sqlite:///s.db: update run 'r1' failed: OperationalError: database is locked"
     err = ParamError("n", "three", "expects a int", pipeline="etl")
     assert str(err) == "pipeline 'etl': parameter 'n' expects a int"
 

@@ -177,11 +177,12 @@ class SqlStateStore(
             cause = exc.orig if exc.orig is not None else exc
             if isinstance(cause, StateError):
                 raise StateError(f"{what}: {cause}") from exc
-            message = f"State store {self._where}: {what} failed: {type(cause).__name__}: {cause}"
             if isinstance(exc, OperationalError | InterfaceError):
                 # Lost connection, server down, lock wait exceeded: trying later can help.
-                raise StoreUnavailableError(message) from exc
-            raise StateError(message) from exc
+                raise StoreUnavailableError(
+                    f"{what} failed: {type(cause).__name__}: {cause}", service=self._where
+                ) from exc
+            raise StateError(f"State store {self._where}: {what} failed: {type(cause).__name__}: {cause}") from exc
 
     def _after_fork(self) -> None:
         """Drop connections inherited from the parent process; open new ones on demand.
