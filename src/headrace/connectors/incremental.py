@@ -194,8 +194,8 @@ def column_max(data: pa.Table | pa.RecordBatch, column: str) -> CursorValue:
         from headrace.errors import did_you_mean
 
         raise ConnectorError(
-            f"Cursor column {column!r} is not in the extracted data (columns: "
-            f"{', '.join(data.schema.names)})." + did_you_mean(column, data.schema.names)
+            f"the cursor column is not in the extracted data (columns: "
+            f"{', '.join(data.schema.names)})." + did_you_mean(column, data.schema.names), column=column,
         )
     if data.num_rows == 0:
         return None

@@ -369,7 +369,7 @@ def _finish(value: Any, task: Task[Any, Any], item: WorkItem, staging: Path, out
 def _quarantine_of(pipeline: Pipeline, staging: Path, task_id: str) -> Any:
     if task_id not in pipeline.tasks:
         raise DefinitionError(
-            f"pipeline {pipeline.name!r} has no task {task_id!r} to read quarantined rows from."
-            + did_you_mean(task_id, pipeline.tasks)
+            "no such task to read quarantined rows from." + did_you_mean(task_id, pipeline.tasks),
+            pipeline=pipeline.name, task=task_id,
         )
     return read_quarantine(staging, task_id)

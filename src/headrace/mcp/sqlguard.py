@@ -150,8 +150,8 @@ def run_read_only(
         columns, rows = _postgres_rows(conn, sql, limit, timeout_seconds, params)
     else:
         raise ConnectorError(
-            f"connection {conn.masked}: read-only queries run on duckdb and postgresql "
-            f"connections, not {conn.backend}"
+            f"read-only queries run on duckdb and postgresql connections, not {conn.backend}",
+            connection=conn.masked,
         )
     return QueryResult(columns, rows[:limit], len(rows) > limit, round(time.monotonic() - started, 3))
 

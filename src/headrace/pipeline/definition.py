@@ -153,8 +153,8 @@ class Pipeline:
         try:
             return self.tasks[task_id]
         except KeyError:
-            raise DefinitionError(
-                f"pipeline {self.name!r} has no task {task_id!r}." + did_you_mean(task_id, self.tasks)
+            raise DefinitionError(  # the KeyError says nothing more
+                "no such task." + did_you_mean(task_id, self.tasks), pipeline=self.name, task=task_id
             ) from None
 
     def resolve_params(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -251,7 +251,7 @@ def _topological(
         sites = ", ".join(
             f"{a} >> {b} at {edges[(a, b)]}" for a, b in zip(cycle, cycle[1:], strict=False) if (a, b) in edges
         )
-        raise DefinitionError(f"pipeline {pipeline!r} has a cycle: {links} ({sites}); remove one of these edges")
+        raise DefinitionError(f"has a cycle: {links} ({sites}); remove one of these edges", pipeline=pipeline)
     return order
 
 

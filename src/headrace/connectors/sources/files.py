@@ -257,8 +257,8 @@ class FileSource:
         if unknown:
             name = sorted(unknown)[0]
             raise ConnectorError(
-                f"Type override for column {name!r}, which {file} does not have."
-                + did_you_mean(name, schema.names)
+                "a type override for a column the file does not have." + did_you_mean(name, schema.names),
+                path=str(file), column=name,
             )
         return schema, (self._cast(b, schema, file) for b in _guard(batches, file, fmt))
 
