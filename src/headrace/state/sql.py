@@ -623,7 +623,7 @@ class SqlStateStore(
             self._write(
                 f"append log of task {task_id!r} of run {run_id!r}", [(self._log_insert, [values])]
             )
-        except IntegrityError:
+        except IntegrityError:  # the foreign key: it means only "no such run", which the error names
             with self._read(f"read run {run_id!r}") as conn:
                 raise unknown_run(conn, run_id, self._where) from None
 
@@ -651,7 +651,7 @@ class SqlStateStore(
             row["created_at"] = row["created_at"] or now
         try:
             self._write(f"record {len(rows)} check results", [(self._check_insert, rows)])
-        except IntegrityError:
+        except IntegrityError:  # the foreign key: "no such run" is named below, else re-raised
             with self._read("read runs") as conn:
                 for run_id in dict.fromkeys(r.run_id for r in results):
                     if not run_exists(conn, run_id):
