@@ -322,13 +322,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        raise ConfigError(f"not valid TOML: {exc}", path=str(path)) from exc
 
 
 def _table(conf: Mapping[str, Any], name: str, path: Path) -> dict[str, Any]:
     value = conf.get(name, {})
     if not isinstance(value, dict):
-        raise ConfigError(f"{path}: [{name}] must be a table, got {type(value).__name__}")
+        raise ConfigError(f"[{name}] must be a table, got {type(value).__name__}", path=str(path))
     return value
 
 
@@ -336,7 +336,7 @@ def _connections(conf: Mapping[str, Any], env: Mapping[str, str], path: Path) ->
     connections: dict[str, str] = {}
     for name, url in _table(conf, "connections", path).items():
         if not isinstance(url, str):
-            raise ConfigError(f"{path}: connection {name!r} must be a URL string, got {type(url).__name__}")
+            raise ConfigError(f"connection {name!r} must be a URL string, got {type(url).__name__}", path=str(path))
         connections[name.lower()] = url
     for key, url in env.items():
         if key.startswith(CONN_PREFIX) and url:
@@ -401,7 +401,7 @@ def _lineage(conf: Mapping[str, Any], env: Mapping[str, str], path: Path) -> Lin
     known = {f.name for f in dataclasses.fields(LineageSettings)}
     unknown = set(table) - known
     if unknown:
-        raise ConfigError(f"{path}: [lineage] has unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+        raise ConfigError(f"[lineage] has unknown key(s) {sorted(unknown)}; known: {sorted(known)}", path=str(path))
     settings = LineageSettings(**{k: v for k, v in table.items() if v not in (None, "")})
     if settings.kind not in (None, *LINEAGE_TRANSPORTS):
         raise ConfigError(f"[lineage] transport must be one of {LINEAGE_TRANSPORTS}, got {settings.kind!r}")
@@ -460,7 +460,7 @@ def _spark(conf: Mapping[str, Any], env: Mapping[str, str], path: Path) -> Spark
     table = _table(conf, "spark", path)
     extra = table.get("conf", {})
     if not isinstance(extra, dict):
-        raise ConfigError(f"{path}: [spark.conf] must be a table, got {type(extra).__name__}")
+        raise ConfigError(f"[spark.conf] must be a table, got {type(extra).__name__}", path=str(path))
     return SparkSettings(
         master=env.get("HEADRACE_SPARK_MASTER") or table.get("master") or DEFAULT_SPARK_MASTER,
         conf={str(k): str(v) for k, v in extra.items()},

@@ -80,4 +80,5 @@ def require(extra: str, module: str, feature: str | None = None) -> ModuleType:
     except ModuleNotFoundError as exc:
         # Name the module that is actually absent (a dependency of ``module`` may be).
         missing = getattr(exc, "name", None) or module
-        raise MissingExtraError(extra, missing, feature) from exc
+        # The message names the absent module (exc.name); the ModuleNotFoundError adds nothing.
+        raise MissingExtraError(extra, missing, feature) from None

@@ -144,7 +144,7 @@ def test_runs_rejects_unknown_state_and_pipeline_with_suggestions(
     code, _, err = cli("runs", "--state", "runing")
     assert code == 2 and "Unknown run state 'runing'" in err and "Did you mean 'running'?" in err
     code, _, err = cli("runs", "--pipeline", "customer_et")
-    assert code == 3 and "No runs of pipeline 'customer_et'" in err
+    assert code == 3 and "pipeline 'customer_et': no runs in the state store" in err
     assert "Did you mean 'customer_etl'?" in err
 
 

@@ -101,8 +101,9 @@ def test_schema_evolution_adds_columns_and_names_incompatible_ones(destination):
     destination.write(pa.table({"id": [2], "name": ["b"], "score": [1.5]}), "t")
     got = rows(destination, "t")
     assert got[0]["score"] is None and got[1]["score"] == 1.5 and got[1]["day"] is None
-    with pytest.raises(ConnectorError, match=r"Table 't', column 'name'.*cannot hold"):
+    with pytest.raises(ConnectorError, match=r"table 't', column 'name'.*cannot hold") as info:
         destination.write(pa.table({"id": [3], "name": [D]}), "t")
+    assert (info.value.table, info.value.column) == ("t", "name")
     assert len(rows(destination, "t")) == 2  # the failed write changed nothing
 
 

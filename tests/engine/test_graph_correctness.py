@@ -157,7 +157,9 @@ def test_error_texts_are_stored_whole_and_cut_only_at_a_word_for_display(
     with open_store(f"sqlite:///{tmp_path / 'home' / 'state.db'}") as store:
         error = store.get_task_instances(store.list_runs("odd")[0].run_id)[0].error or ""
     assert "is not JSON serializable); return a table, or plain str/int/float/bool/list/dict values" in error
-    assert error.endswith("(dates as ISO strings)")
+    message, cause = error.split("\n")  # the message whole, then the error it wraps
+    assert message.endswith("(dates as ISO strings)")
+    assert cause == "caused by: TypeError: Object of type Thing is not JSON serializable"
     shown = next(line for line in out.splitlines() if "ResultTypeError" in line)
     assert "…" in shown
     cut = shown.split("…")[0].split()[-1]

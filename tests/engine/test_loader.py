@@ -153,7 +153,7 @@ def test_wrong_task_arguments_are_caught_at_load(tmp_path: Path) -> None:
             add(1, 2, 3)
     """)
     message = load_error(path)
-    assert f"{path}:9" in message and "task 'add' called with wrong arguments" in message
+    assert f"{path}:9" in message and "task 'add': called with wrong arguments" in message
 
 
 def test_a_missing_file_suggests_a_neighbour(tmp_path: Path) -> None:

@@ -60,8 +60,9 @@ def test_retry_runs_the_task_and_its_downstream_only(store, settings, tmp_path: 
     assert again.state == RunState.SUCCESS
     assert ran(tmp_path) == ["first", "middle", "last", "middle", "last"]
     assert again.result_of("last") == 20
-    with pytest.raises(EngineError, match="no task 'midle'.*middle"):
+    with pytest.raises(EngineError, match="task 'midle': no such task in the pipeline. Did you mean 'middle'") as info:
         runner.retry(done.run_id, "midle", pipeline=chain)
+    assert (info.value.pipeline, info.value.task) == ("chain", "midle")
 
 
 def test_mark_success_then_failed_sets_the_run_state(store, settings, tmp_path: Path) -> None:

@@ -146,6 +146,7 @@ def test_unknown_run_id_suggests_the_closest(store: SqlStateStore) -> None:
             call()
         assert f"Unknown run id {typo!r}" in str(info.value)
         assert f"Did you mean {run.run_id!r}?" in str(info.value)
+        assert info.value.run_id == typo  # a field: callers need not parse the message
 
 
 def test_find_run(store: SqlStateStore) -> None:
@@ -266,8 +267,9 @@ def test_update_task_instance_every_field(store: SqlStateStore) -> None:
 def test_unknown_task_instance_names_run_and_suggests(store: SqlStateStore) -> None:
     run, _ = make_run(store)
     store.ensure_task_instances(run.run_id, [("extract", -1), ("fan", 0)])
-    with pytest.raises(StateError, match=r"has no task instance 'extrac'.*Did you mean 'extract'"):
+    with pytest.raises(StateError, match=r"has no task instance 'extrac'.*Did you mean 'extract'") as info:
         store.update_task_instance(run.run_id, "extrac", state="running")
+    assert (info.value.run_id, info.value.task) == (run.run_id, "extrac")
     with pytest.raises(StateError, match=r"'fan' map index 5"):
         store.get_task_instance(run.run_id, "fan", 5)
     with pytest.raises(StateError, match="Did you mean 'state'"):

@@ -152,3 +152,14 @@ def test_definition_mistakes_are_named() -> None:
     assert "secret" not in sql_source("postgresql://u:secret@h/db", table="t").dataset
     one = sync("c", source=src, incremental=full(), destination=destination("warehouse", table="c"))
     assert one.pipeline(schedule="@daily").tasks["c"].task_id == "c"
+
+
+def test_destination_mode_is_checked_when_declared() -> None:
+    from headrace.connectors import WriteMode
+    from headrace.sync.sync_spec import WRITE_MODES
+
+    assert tuple(WriteMode) == WRITE_MODES
+    assert destination("warehouse", table="t", mode=WriteMode.MERGE, keys="id").mode == "merge"
+    with pytest.raises(DefinitionError, match=r"table 't': unknown mode 'upsert'; use one of append, replace") as info:
+        destination("warehouse", table="t", mode="upsert")
+    assert info.value.table == "t"

@@ -58,12 +58,13 @@ def test_sensor_timeout_is_terminal_schedule_error(tmp_path: Path, make_ctx):
     ctx, _ = make_ctx()
     started = time.monotonic()
     with pytest.raises(
-        SensorTimeout, match=r"sensor 'never' of pipeline 'customer_etl' .*timed out"
+        SensorTimeout, match=r"pipeline 'customer_etl', task 'never', run run_01: timed out"
     ) as info:
         sensor.fn(ctx)
     elapsed = time.monotonic() - started
     assert 0.25 <= elapsed < 5
     assert isinstance(info.value, ScheduleError) and isinstance(info.value, TerminalError)
+    assert (info.value.task, info.value.run_id) == ("never", "run_01") and info.value.pokes >= 1
 
 
 def test_sql_sensor_on_duckdb(tmp_path: Path, make_ctx):

@@ -54,10 +54,11 @@ def test_failing_command_names_task_code_and_output(make_ctx):
     task = shell_task("echo about to fail; echo oops >&2; exit 3", task_id="boom")
     ctx, log = make_ctx()
     with pytest.raises(
-        CommandError, match=r"shell task 'boom' of pipeline 'customer_etl' .*code 3"
+        CommandError, match=r"pipeline 'customer_etl', run run_01: shell task 'boom' exited with code 3"
     ) as info:
         task.fn(ctx)
     assert info.value.exit_code == 3
+    assert (info.value.pipeline, info.value.run_id) == ("customer_etl", "run_01")
     assert "oops" in info.value.output_tail
     assert "about to fail" in log.lines and "oops" in log.lines
 

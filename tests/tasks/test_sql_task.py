@@ -75,6 +75,7 @@ def test_sql_error_names_task_and_masks_password(make_ctx):
         bad.fn(ctx)
     assert isinstance(info.value, TransientError)  # connection refused: a retry can help
     assert "hunter2" not in str(info.value)
+    assert info.value.connection == "'pg' (postgresql://etl:***@127.0.0.1:1/nowhere)"
     broken = sql_task(
         "SELEC 1", conn=f"sqlite:///{ctx.settings.home.parent / 'y.db'}", task_id="typo"
     )

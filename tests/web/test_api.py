@@ -108,6 +108,8 @@ def test_a_broken_pipeline_file_is_reported_not_raised(tmp_path: Path) -> None:
     (error,) = body["errors"]
     assert error["file"].endswith("broken.py")
     assert "boom at import" in error["error"]
+    assert error["kind"] == "DefinitionError"
+    assert error["location"] == f"{tmp_path / 'broken.py'}:2"  # a field: no parsing of the message
 
 
 def test_health_and_openapi(client: TestClient, demo) -> None:

@@ -172,8 +172,8 @@ def runs_command(
             known = store.list_pipelines()
             if pipeline not in known:
                 raise NotFoundError(
-                    f"No runs of pipeline {pipeline!r} in the state store {store.location}."
-                    + did_you_mean(pipeline, known)
+                    f"no runs in the state store {store.location}." + did_you_mean(pipeline, known),
+                    pipeline=pipeline,
                 )
     if as_json:
         print_json({"runs": [run_json(r) for r in found]})

@@ -22,7 +22,7 @@ def _token(token_file: Path | None) -> str | None:
         try:
             return token_file.read_text().strip() or None
         except OSError as exc:
-            raise ConfigError(f"--token-file {token_file}: cannot be read: {exc.strerror}") from None
+            raise ConfigError(f"--token-file {token_file}: cannot be read: {exc.strerror}") from exc
     return os.environ.get(TOKEN_ENV) or None
 
 

@@ -64,8 +64,8 @@ def ensure_reachable(url: str, timeout: float = REACH_TIMEOUT) -> None:
         client.ping()
     except (redis.RedisError, OSError) as exc:
         raise UnavailableError(
-            f"Redis at {mask_url(url)} is unreachable: {str(exc).rstrip('.')}. Start it or pass --redis-url "
-            f"(or set {REDIS_URL_ENV})."
+            f"Redis is unreachable: {str(exc).rstrip('.')}. Start it or pass --redis-url "
+            f"(or set {REDIS_URL_ENV}).", service=mask_url(url),
         ) from exc
     finally:
         client.close()

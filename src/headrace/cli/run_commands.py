@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from headrace.cli.inspect_commands import STATE_STYLES, group_of, shorten
-from headrace.cli.typer_app import app, load_settings, make_console, print_json
+from headrace.cli.typer_app import app, debug_enabled, load_settings, make_console, print_json
 from headrace.errors import DefinitionError, UsageError, did_you_mean
 
 if TYPE_CHECKING:  # imported where used, so `headrace --help` and `list` start fast
@@ -250,9 +250,38 @@ def summary(result: RunResult, console: Console, order: list[str] | None = None)
         f"[{STATE_STYLES.get(state, '')}]{state}[/]{note}"
     )
     if state == "failed":
+        for ti in result.tasks:  # the driver, IO or parse error a failed task's error wraps
+            cause = _cause_of(ti.error) if ti.state == TaskState.FAILED else None
+            if cause:
+                label = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+                console.print(Text(f"{label}: caused by: {cause}"))
         failed = [t.task_id for t in result.tasks if t.state == TaskState.FAILED and t.map_index < 0]
         hint = f"headrace logs {run.run_id} {failed[0]}" if failed else f"headrace show {run.run_id}"
         console.print(f"see why: [bold]{hint}[/]; after a fix: [bold]headrace resume {run.run_id}[/]")
+
+
+def _cause_of(error: str | None) -> str | None:
+    """The ``caused by:`` line the engine adds to a task's error (see :func:`headrace.errors.describe`)."""
+    for line in (error or "").splitlines():
+        if line.startswith("caused by: "):
+            return line.removeprefix("caused by: ")
+    return None
+
+
+def _print_tracebacks(store: Any, result: RunResult) -> None:
+    """Under ``--debug``: the traceback (causes included) each failed task logged, on stderr."""
+    from rich.text import Text
+
+    from headrace.state.store_base import TaskState
+
+    err = make_console(stderr=True)
+    for ti in result.tasks:
+        if ti.state != TaskState.FAILED:
+            continue
+        logged = [r.text for r in store.get_logs(result.run.run_id, ti.task_id)
+                  if r.map_index == ti.map_index and "Traceback (most recent call last)" in r.text]
+        if logged:
+            err.print(Text(f"--- {ti.task_id}: traceback of attempt {ti.attempt} ---\n{logged[-1]}"), soft_wrap=True)
 
 
 def _check_executor(executor: str) -> None:
@@ -279,6 +308,8 @@ def _drive(pipeline: Pipeline, settings: Settings, executor: str, concurrency: i
         with view:
             result: RunResult = action(runner)
         summary(result, console, grouped_order(pipeline))
+        if debug_enabled() and str(result.run.state) != "success":
+            _print_tracebacks(store, result)
     if str(result.run.state) != "success":
         raise typer.Exit(1)
     final_results(pipeline, result, console)
@@ -356,7 +387,7 @@ def pipeline_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise DefinitionError(f"{path}: no such file or folder")
+        raise DefinitionError("no such file or folder", path=str(path))
     skip = {".venv", "venv", "node_modules", ".git", "__pycache__", ".headrace"}
     found = []
     for candidate in sorted(path.rglob("*.py")):

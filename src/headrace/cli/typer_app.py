@@ -19,6 +19,10 @@ Exit codes (the same for every command):
 5     service unreachable: state store, Redis, a database (the URL is named)
 ====  ==========================================================================
 
+An error prints one ``error:`` line, and a ``caused by:`` line naming the driver, IO or
+parse error it wraps; ``--debug`` prints the whole traceback, causes included, first
+(the exit code stays the documented one).
+
 Output is printed verbatim: user text (``[pools]``, ``@daily``, ``[word]``) is never
 read as Rich markup, secrets are masked (:mod:`headrace.masking`), and output
 to a pipe or file is never wrapped at 80 columns.
@@ -42,6 +46,7 @@ from headrace.errors import (
     NotFoundError,
     UnavailableError,
     UsageError,
+    cause_line,
 )
 
 EXIT_OK = 0
@@ -212,6 +217,25 @@ def print_error(message: str) -> None:
     err.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
 
 
+def print_failure(exc: BaseException, debug: bool) -> None:
+    """Show an error that ended a command: the traceback with its causes under ``--debug``,
+    then the ``error:`` line and, for an error that wraps another, a ``caused by:`` line."""
+    if debug:
+        import traceback
+
+        MaskedStream(stderr=True).write("".join(traceback.format_exception(exc)))
+    if isinstance(exc, HeadraceError):
+        print_error(str(exc))
+    else:
+        hint = "" if debug else " (run with --debug for the traceback)"
+        print_error(f"{type(exc).__name__}: {exc}{hint}")
+    cause = cause_line(exc)
+    if cause is not None and not debug:
+        from rich.text import Text
+
+        make_console(stderr=True).print(Text(f"caused by: {cause}"), soft_wrap=True)
+
+
 def _plain_list(args: list[str]) -> Any:
     """``headrace list [PATH] [--json] [--no-cache]`` without building the Typer command.
 
@@ -263,9 +287,7 @@ def run_app(argv: list[str] | None = None) -> int:
             # Without standalone mode click returns a command's typer.Exit code instead of raising it.
             code = app(args=args, prog_name="headrace", standalone_mode=False)
     except HeadraceError as exc:
-        if debug:
-            raise
-        print_error(str(exc))
+        print_failure(exc, debug)
         return exit_code(exc)
     except typer.Exit as exc:
         return exc.exit_code
@@ -276,9 +298,7 @@ def run_app(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except Exception as exc:
-        if debug:
-            raise
-        print_error(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        print_failure(exc, debug)
         return EXIT_FAILED
     return code if isinstance(code, int) else EXIT_OK
 

@@ -98,10 +98,10 @@ class UnrepresentableValueError(ConnectorError):
     """
 
     def __init__(self, where: str, column: str, row: int, reason: str) -> None:
-        self.where, self.column, self.row, self.reason = where, column, row, reason
+        self.where, self.reason = where, reason
         super().__init__(
-            f"{where}: row {row}, column {column!r}: {reason}. The value policy is 'fail'; "
-            "use 'quarantine' to set such rows aside or 'null' to store NULL (Fidelity)."
+            f"{reason}. The value policy is 'fail'; use 'quarantine' to set such rows aside or "
+            "'null' to store NULL (Fidelity).", path=where, row=row, column=column,
         )
 
 

@@ -72,7 +72,7 @@ class Cursor:
                 f"Cursor {self.column!r}: cannot subtract lookback {self.lookback!r} from "
                 f"checkpoint value {checkpoint.value!r} ({exc}); use a timedelta for "
                 "timestamp cursors and a number for id cursors."
-            ) from None
+            ) from exc
 
 
 @dataclass(frozen=True)
@@ -134,11 +134,11 @@ class CheckpointMoved(ConnectorError, TransientError):
     def __init__(
         self, pipeline: str, source: str, expected: Any, found: Any, where: str = ""
     ) -> None:
-        self.pipeline, self.source, self.expected, self.found = pipeline, source, expected, found
+        self.source, self.expected, self.found, self.destination = source, expected, found, where
         super().__init__(
-            f"Load into {where or 'the destination'} not applied: checkpoint of pipeline "
-            f"{pipeline!r}, source {source!r} moved from {expected!r} (where this extract "
-            f"started) to {found!r}. Re-extract from the stored checkpoint and load again."
+            f"Load into {where or 'the destination'} not applied: checkpoint of source {source!r} "
+            f"moved from {expected!r} (where this extract started) to {found!r}. Re-extract from "
+            "the stored checkpoint and load again.", pipeline=pipeline,
         )
 
 
@@ -207,8 +207,8 @@ def column_max(data: pa.Table | pa.RecordBatch, column: str) -> CursorValue:
         from headrace.errors import did_you_mean
 
         raise ConnectorError(
-            f"Cursor column {column!r} is not in the extracted data (columns: "
-            f"{', '.join(data.schema.names)})." + did_you_mean(column, data.schema.names)
+            f"the cursor column is not in the extracted data (columns: "
+            f"{', '.join(data.schema.names)})." + did_you_mean(column, data.schema.names), column=column,
         )
     if data.num_rows == 0:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from headrace.config import Settings, mask_url
@@ -146,7 +147,18 @@ def default_warehouse(settings: Settings) -> str:
 
 
 class ConnectionFailedError(ConnectorError, TransientError):
-    """A database could not be reached; a retry may help."""
+    """A database could not be reached; a retry may help.
+
+    Args:
+        target: what was connected to, its password masked (``"PostgreSQL postgresql://u:***@h/db"``).
+        reason: the driver's message (masked) and what to do.
+        action: ``"connect to"`` or ``"open"`` (a database file).
+        location: pipeline, task, table as for :class:`~headrace.errors.HeadraceError`.
+    """
+
+    def __init__(self, target: str, reason: str, *, action: str = "connect to", **location: Any) -> None:
+        self.target, self.reason = target, reason
+        super().__init__(f"Cannot {action} {target}: {reason}", **location)
 
 
 def driver_message(exc: BaseException, conn: ConnectionURL) -> str:

@@ -133,7 +133,7 @@ class ObjectStore:
             raise ConnectorError(
                 f"Reading {self.uri(pattern)!r} through {self.masked or self.root} failed: "
                 f"{_masked(str(exc), self.secret)}"
-            ) from None
+            ) from exc
         return local
 
 

@@ -16,7 +16,13 @@ if TYPE_CHECKING:  # the names, for type checkers and IDEs
     from headrace.engine.clock import Clock, FakeClock, SystemClock  # noqa: F401
     from headrace.engine.loader import load_pipelines, pick_pipeline  # noqa: F401
     from headrace.engine.run_result import RunResult, driver_alive  # noqa: F401
-    from headrace.engine.runner import EXECUTORS, RunClaimedError, RunInterrupted, Runner  # noqa: F401
+    from headrace.engine.runner import (  # noqa: F401
+        EXECUTORS,
+        ExecutorName,
+        RunClaimedError,
+        RunInterrupted,
+        Runner,
+    )
     from headrace.engine.staging import ResultTypeError  # noqa: F401
     from headrace.engine.testing import PipelineRun, run_pipeline  # noqa: F401
     from headrace.executors.executor_base import Event  # noqa: F401
@@ -33,6 +39,7 @@ _WHERE = {
     "RunResult": "headrace.engine.run_result",
     "driver_alive": "headrace.engine.run_result",
     "EXECUTORS": "headrace.engine.runner",
+    "ExecutorName": "headrace.engine.runner",
     "RunInterrupted": "headrace.engine.runner",
     "RunClaimedError": "headrace.engine.runner",
     "Runner": "headrace.engine.runner",

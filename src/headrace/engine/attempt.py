@@ -38,7 +38,7 @@ from headrace.engine.staging import (
     write_table,
 )
 from headrace.engine.task_variables import SecretMask, variable_reader
-from headrace.errors import DefinitionError, QualityError, TerminalError, did_you_mean
+from headrace.errors import DefinitionError, QualityError, TerminalError, describe, did_you_mean
 from headrace.executors.executor_base import Outcome, ResultRef, RunInfo, Sink, WorkItem
 from headrace.executors.spark import spark_session
 from headrace.observe.statsd import StatsdClient
@@ -173,7 +173,7 @@ def run_work_item(
         except Exception as exc:
             return Outcome(
                 item.task_id, item.map_index, item.attempt, ok=False, retryable=False,
-                error=f"{type(exc).__name__}: {exc}", error_kind=type(exc).__name__, pid=os.getpid(),
+                error=describe(exc), error_kind=type(exc).__name__, pid=os.getpid(),
             )  # fmt: skip
     return run_attempt(item, pipeline, sink, soft_timeout=soft_timeout)
 
@@ -250,7 +250,7 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
     except BaseException as exc:  # SystemExit from a task is a task failure too
         masked.log("".join(traceback.format_exception(exc)).rstrip())
         outcome.ok = False
-        outcome.error = f"{type(exc).__name__}: {exc}"
+        outcome.error = describe(exc)  # with the driver or IO error it wraps, if any
         outcome.error_kind = type(exc).__name__
         outcome.retryable = not isinstance(exc, TerminalError | QualityError)
     if own_checks:
@@ -348,8 +348,8 @@ def _finish(value: Any, task: Task[Any, Any], item: WorkItem, staging: Path, out
     fmt = table_format(value)
     if fmt is None:
         raise ResultTypeError(
-            f"pipeline {item.run.pipeline!r}, task {item.task_id!r}: has checks but returned "
-            f"{type(value).__name__}, not a table"
+            f"has checks but returned {type(value).__name__}, not a table",
+            pipeline=item.run.pipeline, task=item.task_id,
         )
     quarantine = result_path(staging, item.task_id, item.map_index, "quarantine.parquet")
     quarantine.unlink(missing_ok=True)  # from an earlier attempt
@@ -369,7 +369,7 @@ def _finish(value: Any, task: Task[Any, Any], item: WorkItem, staging: Path, out
 def _quarantine_of(pipeline: Pipeline, staging: Path, task_id: str) -> Any:
     if task_id not in pipeline.tasks:
         raise DefinitionError(
-            f"pipeline {pipeline.name!r} has no task {task_id!r} to read quarantined rows from."
-            + did_you_mean(task_id, pipeline.tasks)
+            "no such task to read quarantined rows from." + did_you_mean(task_id, pipeline.tasks),
+            pipeline=pipeline.name, task=task_id,
         )
     return read_quarantine(staging, task_id)

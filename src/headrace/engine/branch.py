@@ -35,8 +35,8 @@ def chosen_ids(pipeline: Pipeline, task_id: str, value: Any) -> list[str]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple | set | frozenset) or not all(isinstance(i, str) for i in items):
         raise DefinitionError(
-            f"pipeline {pipeline.name!r}: branch task {task_id!r} must return a task id, a list of task ids "
-            f"or None, got {type(value).__name__} {value!r}"
+            f"a branch task must return a task id, a list of task ids or None, got {type(value).__name__} "
+            f"{value!r}", pipeline=pipeline.name, task=task_id,
         )
     downstream = pipeline.downstream[task_id]
     group = pipeline.tasks[task_id].group
@@ -48,9 +48,9 @@ def chosen_ids(pipeline: Pipeline, task_id: str, value: Any) -> list[str]:
             chosen.append(f"{group}.{name}")
         else:
             raise DefinitionError(
-                f"pipeline {pipeline.name!r}: branch task {task_id!r} returned {name!r}, which is not one of "
-                f"its direct downstream tasks ({', '.join(downstream)}); return one of those or link it "
-                f"with {task_id} >> {name}." + did_you_mean(name, downstream)
+                f"the branch returned {name!r}, which is not one of its direct downstream tasks "
+                f"({', '.join(downstream)}); return one of those or link it with {task_id} >> {name}."
+                + did_you_mean(name, downstream), pipeline=pipeline.name, task=task_id,
             )
     # Choosing a task chooses every call of it the branch decides (``small`` and ``small__2``).
     return list(dict.fromkeys(

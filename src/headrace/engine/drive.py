@@ -43,7 +43,7 @@ from headrace.executors.executor_base import (
     TaskKey,
     WorkItem,
 )
-from headrace.pipeline import Pipeline
+from headrace.pipeline import Pipeline, TriggerRule
 from headrace.pipeline.graph_builder import TaskRef, find_refs
 from headrace.state.store_base import RunRecord, StateStore, TaskInstanceRecord, TaskState
 
@@ -56,8 +56,8 @@ _WRITTEN = (
 )
 #: The upstream states that let a task of these rules start before the others end.
 _QUALIFIES = {
-    "one_failed": (TaskState.FAILED, TaskState.UPSTREAM_FAILED),
-    "one_success": (TaskState.SUCCESS,),
+    TriggerRule.ONE_FAILED: (TaskState.FAILED, TaskState.UPSTREAM_FAILED),
+    TriggerRule.ONE_SUCCESS: (TaskState.SUCCESS,),
 }
 #: Seconds between asks for a slot while only pool-waiting tasks are left.
 POOL_POLL = 0.25

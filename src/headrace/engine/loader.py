@@ -51,14 +51,14 @@ def _import_pipeline_file(path: str | Path) -> ModuleType:
         hint = ""
         if file.parent.is_dir():
             hint = did_you_mean(file.name, [p.name for p in file.parent.glob("*.py")])
-        raise DefinitionError(f"{path}: no such pipeline file." + hint)
+        raise DefinitionError("no such pipeline file." + hint, path=str(path))
     if _MODULE_PREFIX not in sys.modules:
         package = ModuleType(_MODULE_PREFIX)
         package.__path__ = []
         sys.modules[_MODULE_PREFIX] = package
     spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:  # pragma: no cover - only for non-.py paths
-        raise DefinitionError(f"{path}: cannot be imported as a Python file")
+        raise DefinitionError("cannot be imported as a Python file", path=str(path))
     module = importlib.util.module_from_spec(spec)
     folder = str(file.parent)
     if folder not in sys.path:
@@ -68,12 +68,15 @@ def _import_pipeline_file(path: str | Path) -> ModuleType:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         del sys.modules[name]
-        raise DefinitionError(f"{exc.filename or file}:{exc.lineno}: syntax error: {exc.msg}") from None
+        raise DefinitionError(f"syntax error: {exc.msg}", path=f"{exc.filename or file}:{exc.lineno}") from exc
     except BaseException as exc:
         del sys.modules[name]
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        raise _definition_error(exc, file) from exc
+        wrapped = _definition_error(exc, file)
+        if wrapped is exc:
+            raise
+        raise wrapped from exc
     return module
 
 
@@ -86,10 +89,16 @@ def _definition_error(exc: BaseException, file: Path) -> DefinitionError:
     message = str(exc)
     if isinstance(exc, DefinitionError):
         # Most of our messages already start with the file:line where the mistake is.
-        return DefinitionError(message if message.startswith(str(file)) else f"{file}:{line}: {message}")
+        if message.startswith(str(file)):
+            return exc
+        located = DefinitionError(message, path=f"{file}:{line}")
+        for name, value in exc.fields().items():  # kept as fields; the message names them already
+            if name != "path":
+                setattr(located, name, value)
+        return located
     kind = "import error" if isinstance(exc, ImportError) else "error"
     return DefinitionError(
-        f"{file}:{line}: {kind} while loading the pipeline file: {type(exc).__name__}: {message}"
+        f"{kind} while loading the pipeline file: {type(exc).__name__}: {message}", path=f"{file}:{line}"
     )
 
 
@@ -101,8 +110,8 @@ def pipelines_in(module: ModuleType) -> dict[str, Pipeline]:
             other = found.get(value.name)
             if other is not None and other is not value:
                 raise DefinitionError(
-                    f"{value.file}:{value.line}: pipeline name {value.name!r} is already used at "
-                    f"{other.file}:{other.line}; pass name=... to one of them"
+                    f"pipeline name {value.name!r} is already used at {other.file}:{other.line}; pass "
+                    "name=... to one of them", path=f"{value.file}:{value.line}",
                 )
             found[value.name] = value
     return found
@@ -127,7 +136,7 @@ def load_pipelines(path: str | Path) -> dict[str, Pipeline]:
     module = import_pipeline_file(path)
     found = pipelines_in(module)
     if not found:
-        raise DefinitionError(f"{path}: defines no pipeline (decorate a function with @pipeline)")
+        raise DefinitionError("defines no pipeline (decorate a function with @pipeline)", path=str(path))
     return found
 
 
@@ -162,8 +171,9 @@ def find_pipeline(file: str, module: str, name: str) -> Pipeline:
     pipelines = pipelines_in(import_pipeline_file(file))
     if name not in pipelines:
         raise DefinitionError(
-            f"{file}: no top-level pipeline {name!r}; a pipeline run by worker processes must be "
-            "defined at module level (or run it with executor='inprocess')." + did_you_mean(name, pipelines)
+            f"no top-level pipeline {name!r}; a pipeline run by worker processes must be "
+            "defined at module level (or run it with executor='inprocess')." + did_you_mean(name, pipelines),
+            path=file,
         )
     return pipelines[name]
 

@@ -62,10 +62,9 @@ class RunResult:
             if ti.task_id == task_id and ti.map_index == map_index:
                 return ti
         raise EngineError(
-            f"run {self.run.run_id!r} of pipeline {self.run.pipeline!r} has no task {task_id!r}"
-            + ("" if map_index < 0 else f" element {map_index}")
-            + "."
-            + did_you_mean(task_id, {t.task_id for t in self.tasks})
+            "no such task" + ("" if map_index < 0 else f" element {map_index}") + " in the run."
+            + did_you_mean(task_id, {t.task_id for t in self.tasks}),
+            pipeline=self.run.pipeline, run_id=self.run.run_id, task=task_id,
         )
 
     def result_of(self, task_id: str, map_index: int = -1) -> Any:

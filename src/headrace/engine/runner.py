@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,7 +36,17 @@ from headrace.state.store_base import RunRecord, RunState, StateStore, TaskState
 
 log = logging.getLogger("headrace.engine")
 
-EXECUTORS = ("process", "inprocess", "distributed")
+
+
+class ExecutorName(StrEnum):
+    """The executors a :class:`Runner` can build by name (a plain string works too)."""
+
+    PROCESS = "process"  # a warm pool of worker processes on this machine (the default)
+    INPROCESS = "inprocess"  # in the driving process, one task at a time: debugging, tests
+    DISTRIBUTED = "distributed"  # `headrace worker` processes anywhere, through Redis
+
+
+EXECUTORS = tuple(ExecutorName)
 NO_ROUTES = AlertRoutes()
 #: Side file of runs made before the store recorded ``source_file`` (read, never written).
 MANIFEST = "_run.json"
@@ -45,18 +56,17 @@ class RunInterrupted(EngineError):
     """The run was stopped by Ctrl-C or SIGTERM; it is marked failed and can be resumed."""
 
     def __init__(self, run_id: str, reason: str) -> None:
-        self.run_id, self.reason = run_id, reason
-        super().__init__(f"run {run_id} interrupted by {reason}; finish it with `headrace resume {run_id}`")
+        self.reason = reason
+        super().__init__(f"interrupted by {reason}; finish it with `headrace resume {run_id}`", run_id=run_id)
 
 
 class RunClaimedError(EngineError):
     """Another process claimed the run between reading it and starting it (see ``StateStore.claim_run``)."""
 
     def __init__(self, run_id: str, pipeline: str) -> None:
-        self.run_id, self.pipeline = run_id, pipeline
         super().__init__(
-            f"run {run_id} of pipeline {pipeline!r} was just taken by another run, resume or retry "
-            f"(web, CLI or MCP); it is not run twice (see `headrace show {run_id}`)"
+            "was just taken by another run, resume or retry (web, CLI or MCP); it is not run "
+            f"twice (see `headrace show {run_id}`)", pipeline=pipeline, run_id=run_id,
         )
 
 
@@ -100,7 +110,7 @@ class Runner:
     def __init__(
         self,
         store: StateStore,
-        executor: str | Executor = "process",
+        executor: ExecutorName | str | Executor = ExecutorName.PROCESS,
         settings: Settings | None = None,
         concurrency: int | None = None,
         on_event: Callable[[Event], None] | None = None,
@@ -109,11 +119,13 @@ class Runner:
         rng: random.Random | None = None,
         alerter: Alerter | None = None,
     ) -> None:
-        if isinstance(executor, str) and executor not in EXECUTORS:
-            raise EngineError(
-                f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}."
-                + did_you_mean(executor, EXECUTORS)
-            )
+        if isinstance(executor, str):
+            if executor not in EXECUTORS:
+                raise EngineError(
+                    f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}."
+                    + did_you_mean(executor, EXECUTORS)
+                )
+            executor = ExecutorName(executor)
         if concurrency is not None and concurrency < 1:
             raise EngineError(f"concurrency must be >= 1, got {concurrency}")
         self.store = store
@@ -277,7 +289,8 @@ class Runner:
         pipeline = self._pipeline_for(run, pipeline)
         if task_id not in pipeline.tasks:
             raise EngineError(
-                f"pipeline {pipeline.name!r} has no task {task_id!r}." + did_you_mean(task_id, list(pipeline.tasks))
+                "no such task in the pipeline." + did_you_mean(task_id, list(pipeline.tasks)),
+                pipeline=pipeline.name, task=task_id,
             )
         targets = {task_id} | (self._descendants(pipeline, task_id) if downstream else set())
         self.pool_sizes(pipeline)
@@ -304,11 +317,15 @@ class Runner:
             raise EngineError(f"a task can be marked success or failed, not {state}")
         run = self.store.get_run(run_id)
         if RunState(run.state) == RunState.RUNNING and driver_alive(run, self.clock.now()):
-            raise EngineError(f"run {run_id} is running (pid {run.pid} on {run.hostname}); mark its tasks after it ends")
+            raise EngineError(
+                f"is running (pid {run.pid} on {run.hostname}); mark its tasks after it ends",
+                pipeline=run.pipeline, run_id=run_id,
+            )
         tis = self.store.get_task_instances(run_id)
         if not any(ti.task_id == task_id for ti in tis):
             raise EngineError(
-                f"run {run_id} has no task {task_id!r}." + did_you_mean(task_id, {ti.task_id for ti in tis})
+                "no such task in the run." + did_you_mean(task_id, {ti.task_id for ti in tis}),
+                pipeline=run.pipeline, run_id=run_id, task=task_id,
             )
         now = self.clock.now()
         fields: dict[str, Any] = {"state": state, "ended_at": now}
@@ -341,7 +358,7 @@ class Runner:
         if pipeline is None:
             return self.pipeline_of(run)
         if pipeline.name != run.pipeline:
-            raise EngineError(f"run {run.run_id} belongs to pipeline {run.pipeline!r}, not {pipeline.name!r}")
+            raise EngineError(f"belongs to pipeline {run.pipeline!r}, not {pipeline.name!r}", run_id=run.run_id)
         return pipeline
 
     def _claim(self, run: RunRecord) -> None:
@@ -379,9 +396,9 @@ class Runner:
             size = self.settings.pools.get(pool.lower())
             if size is None:
                 raise EngineError(
-                    f"pipeline {pipeline.name!r}, task {tid!r}: pool {pool!r} has no size; set "
+                    f"pool {pool!r} has no size; set "
                     f"HEADRACE_POOL_{pool.upper()}=N or add `{pool.lower()} = N` under [pools] in headrace.toml."
-                    + did_you_mean(pool.lower(), self.settings.pools)
+                    + did_you_mean(pool.lower(), self.settings.pools), pipeline=pipeline.name, task=tid,
                 )
             sizes[pool.lower()] = size
         return sizes
@@ -393,8 +410,8 @@ class Runner:
         stale = timedelta(seconds=max(60.0, 6 * self.heartbeat_interval))
         if driver_alive(run, self.clock.now(), stale):
             raise EngineError(
-                f"run {run.run_id} of pipeline {run.pipeline!r} is already running "
-                f"(pid {run.pid} on {run.hostname}); wait for it or stop that process first"
+                f"is already running (pid {run.pid} on {run.hostname}); wait for it or stop that process first",
+                pipeline=run.pipeline, run_id=run.run_id,
             )
 
     def pipeline_of(self, run: RunRecord) -> Pipeline:
@@ -408,22 +425,22 @@ class Runner:
             manifest = staging_dir(self.settings.home, run.pipeline, run.run_id) / MANIFEST
             try:
                 file = json.loads(manifest.read_text())["file"]
-            except (OSError, ValueError, KeyError, TypeError):
+            except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise EngineError(
-                    f"run {run.run_id}: cannot tell which file defines pipeline {run.pipeline!r} (the run "
-                    f"records none and {manifest} is missing); pass the pipeline "
-                    f"(headrace resume {run.run_id} --file FILE)"
-                ) from None
+                    f"cannot tell which file defines the pipeline (the run records none and {manifest} "
+                    f"is missing); pass the pipeline (headrace resume {run.run_id} --file FILE)",
+                    pipeline=run.pipeline, run_id=run.run_id,
+                ) from exc
         return pick_pipeline(load_pipelines(file), run.pipeline, file)
 
     def _make_executor(self) -> Executor:
         if not isinstance(self.executor, str):
             return self.executor
-        if self.executor == "inprocess":
+        if self.executor is ExecutorName.INPROCESS:
             from headrace.executors.inprocess import InProcessExecutor
 
             return InProcessExecutor()
-        if self.executor == "distributed":
+        if self.executor is ExecutorName.DISTRIBUTED:
             # Workers started with `headrace worker` on any machine that has the pipeline
             # file at the same path; Redis from the settings' queue section.
             from headrace.executors.distributed import DistributedExecutor
@@ -500,7 +517,7 @@ class Runner:
             executor.shutdown(kill=True)
             self._fail(drive, run_id, "interrupted", f"interrupted by {reason}; resume with `headrace resume {run_id}`",
                        run_events)
-            raise RunInterrupted(run_id, reason) from None
+            raise RunInterrupted(run_id, reason) from None  # the reason names the signal
         except BaseException as exc:
             executor.shutdown(kill=True)
             self._fail(drive, run_id, "engine_error", f"engine failed: {type(exc).__name__}: {exc}", run_events)

@@ -107,11 +107,11 @@ def stage_value(value: Any, path: Path, *, pipeline: str, task_id: str) -> tuple
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ResultTypeError(
-            f"pipeline {pipeline!r}, task {task_id!r}: returned a {type(value).__module__}."
+            f"returned a {type(value).__module__}."
             f"{type(value).__qualname__}, which is neither a table (Arrow, Polars, pandas) nor "
             f"JSON-serialisable ({exc}); return a table, or plain str/int/float/bool/list/dict "
-            "values (dates as ISO strings)"
-        ) from None
+            "values (dates as ISO strings)", pipeline=pipeline, task=task_id,
+        ) from exc
     return ResultRef("json", value=value), None
 
 

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from headrace.pipeline.policy import TriggerRule
 from headrace.state.store_base import TaskState
 
 RUN, UPSTREAM_FAILED, SKIP = "run", "upstream_failed", "skip"
 _FAILED = (TaskState.FAILED, TaskState.UPSTREAM_FAILED)
 
 
-def decide(rule: str, upstream: Sequence[TaskState]) -> str:
+def decide(rule: TriggerRule | str, upstream: Sequence[TaskState]) -> str:
     """Apply ``rule`` to the finished upstream states.
 
     Args:
-        rule: one of headrace.pipeline.TRIGGER_RULES.
+        rule: a :class:`~headrace.pipeline.TriggerRule` (or its name).
         upstream: final states of the upstream tasks (empty for a root task).
 
     Returns:
@@ -31,16 +32,16 @@ def decide(rule: str, upstream: Sequence[TaskState]) -> str:
         return RUN
     failed = sum(s in _FAILED for s in upstream)
     success = sum(s == TaskState.SUCCESS for s in upstream)
-    if rule == "all_success":
+    if rule == TriggerRule.ALL_SUCCESS:
         return RUN if success == len(upstream) else UPSTREAM_FAILED if failed else SKIP
-    if rule == "all_done":
+    if rule == TriggerRule.ALL_DONE:
         return RUN
-    if rule == "all_failed":
+    if rule == TriggerRule.ALL_FAILED:
         return RUN if failed == len(upstream) else SKIP
-    if rule == "one_success":
+    if rule == TriggerRule.ONE_SUCCESS:
         return RUN if success else UPSTREAM_FAILED if failed == len(upstream) else SKIP
-    if rule == "one_failed":
+    if rule == TriggerRule.ONE_FAILED:
         return RUN if failed else SKIP
-    if rule == "none_failed":
+    if rule == TriggerRule.NONE_FAILED:
         return UPSTREAM_FAILED if failed else RUN
     raise ValueError(f"unknown trigger rule {rule!r}")  # validated at definition time

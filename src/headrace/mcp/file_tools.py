@@ -21,8 +21,9 @@ class PathRefusedError(ConfigError):
     """A path outside the headrace home (or one that would leave it through a symlink)."""
 
     def __init__(self, path: str, reason: str) -> None:
-        self.path, self.reason = path, reason
+        self.reason = reason
         super().__init__(f"path {path!r} refused: {reason}; give a path relative to the headrace home")
+        self.path = path  # named (quoted) in the message above
 
 
 def inside_home(home: Path, path: str) -> Path:

@@ -53,7 +53,8 @@ def defined_pipelines(ctx: McpContext) -> tuple[dict[str, Pipeline], list[dict[s
         try:
             found.update(load_pipelines(file))
         except HeadraceError as exc:
-            errors.append({"file": str(file), "error": ctx.mask(str(exc))})
+            fields = {name: ctx.mask(str(value)) for name, value in exc.fields().items()}
+            errors.append({"file": str(file), "error": ctx.mask(str(exc)), "kind": type(exc).__name__, **fields})
     return found, errors
 
 
@@ -139,7 +140,7 @@ def list_runs(
         runs = [r for r in runs if r.logical_date >= cut]
     if not runs and pipeline is not None and pipeline not in ctx.store.list_pipelines():
         raise StateError(
-            f"no runs of pipeline {pipeline!r} in the state store." + did_you_mean(pipeline, ctx.store.list_pipelines())
+            "no runs in the state store." + did_you_mean(pipeline, ctx.store.list_pipelines()), pipeline=pipeline
         )
     total = ctx.store.count_runs(pipeline=pipeline, states=states)
     return {"runs": [_run(ctx, r) for r in runs], "shown": len(runs), "total_without_since": total}
@@ -185,8 +186,8 @@ def task_logs(ctx: McpContext, run_id: str, task: str, tail: int, attempt: int |
     known = {ti.task_id for ti in ctx.store.get_task_instances(run.run_id)}
     if task_id not in known:
         raise StateError(
-            f"run {run.run_id!r} has no task {task_id!r}; its tasks: {', '.join(sorted(known)) or 'none yet'}."
-            + did_you_mean(task_id, known)
+            f"no such task in the run; its tasks: {', '.join(sorted(known)) or 'none yet'}."
+            + did_you_mean(task_id, known), run_id=run.run_id, task=task_id,
         )
     lines: list[str] = []
     for log in ctx.store.get_logs(run.run_id, task_id):

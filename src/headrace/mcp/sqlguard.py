@@ -94,7 +94,7 @@ def check_read_only(sql: str, backend: str) -> exp.Query | exp.Values:
         statements = [s for s in sqlglot.parse(sql, read=DIALECTS.get(backend, backend)) if s is not None]
     except ParseError as exc:
         first = str(exc).splitlines()[0]
-        raise UnsafeQueryError(sql, f"the statement could not be parsed ({first})") from None
+        raise UnsafeQueryError(sql, f"the statement could not be parsed ({first})") from exc
     if len(statements) != 1:
         raise UnsafeQueryError(sql, f"{len(statements)} statements given")
     root = statements[0]
@@ -150,8 +150,8 @@ def run_read_only(
         columns, rows = _postgres_rows(conn, sql, limit, timeout_seconds, params)
     else:
         raise ConnectorError(
-            f"connection {conn.masked}: read-only queries run on duckdb and postgresql "
-            f"connections, not {conn.backend}"
+            f"read-only queries run on duckdb and postgresql connections, not {conn.backend}",
+            connection=conn.masked,
         )
     return QueryResult(columns, rows[:limit], len(rows) > limit, round(time.monotonic() - started, 3))
 

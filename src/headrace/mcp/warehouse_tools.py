@@ -29,14 +29,14 @@ def warehouse_connection(settings: Settings, name: str) -> ConnectionURL:
         name: a connection name, never a URL (an assistant does not choose hosts).
     """
     if "://" in name or "/" in name:
-        raise ConfigError(f"connection {name!r}: give the name of a configured connection, not a URL or path")
+        raise ConfigError("give the name of a configured connection, not a URL or path", connection=name)
     if not settings.has_connection(name) and name.lower() == DEFAULT_WAREHOUSE:
         conn = resolve(default_warehouse(settings))
     else:
         conn = resolve(name, settings)
     if conn.backend not in ("duckdb", "postgresql"):
         raise ConnectorError(
-            f"connection {name!r} is {conn.backend}; warehouse reads run on duckdb and postgresql connections"
+            f"is {conn.backend}; warehouse reads run on duckdb and postgresql connections", connection=name
         )
     return conn
 

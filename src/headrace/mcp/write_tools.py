@@ -105,5 +105,5 @@ def retry_task(ctx: McpContext, run_id: str, task: str, wait_seconds: float) -> 
     if task not in known:
         from headrace.errors import StateError, did_you_mean
 
-        raise StateError(f"run {run.run_id!r} has no task {task!r}." + did_you_mean(task, known))
+        raise StateError("no such task in the run." + did_you_mean(task, known), run_id=run.run_id, task=task)
     return RunThread(ctx, lambda runner: runner.retry(run.run_id, task)).start_and_wait(wait_seconds)

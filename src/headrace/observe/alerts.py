@@ -78,7 +78,18 @@ def hide_samples(text: str) -> str:
 
 
 class AlertError(HeadraceError):
-    """An alert channel could not deliver an alert."""
+    """An alert channel could not deliver an alert.
+
+    Args:
+        channel: the channel (``"email"``, ``"webhook"``).
+        target: where it was sent (the SMTP server or webhook host).
+        problem: what went wrong and what to check.
+        location: pipeline, task, run_id of the alert as for :class:`HeadraceError`.
+    """
+
+    def __init__(self, channel: str, target: str, problem: str, **location: Any) -> None:
+        self.channel, self.target, self.problem = channel, target, problem
+        super().__init__(f"{channel} alert not delivered to {target}: {problem}", **location)
 
 
 class AlertKind(StrEnum):
@@ -261,9 +272,9 @@ class EmailChannel:
                 smtp.send_message(self.message(alert))
         except (OSError, smtplib.SMTPException) as exc:
             raise AlertError(
-                f"Email alert for pipeline {alert.pipeline!r} not sent via SMTP "
-                f"{self.host}:{self.port}: {redact(str(exc))}. Check the SMTP settings "
-                f"(HEADRACE_ALERT_SMTP_URL)."
+                "email", f"SMTP {self.host}:{self.port}",
+                f"{redact(str(exc))}. Check the SMTP settings (HEADRACE_ALERT_SMTP_URL).",
+                pipeline=alert.pipeline, task=alert.task_id, run_id=alert.run_id,
             ) from exc
 
 
@@ -332,8 +343,8 @@ class WebhookChannel:
             if status != 429 and status < 500:
                 break  # a 4xx other than rate limiting will not pass by retrying
         raise AlertError(
-            f"Webhook alert for pipeline {alert.pipeline!r} not delivered to {self.host}: {problem}. "
-            f"Check the webhook URL (HEADRACE_ALERT_WEBHOOK_URL)."
+            "webhook", self.host, f"{problem}. Check the webhook URL (HEADRACE_ALERT_WEBHOOK_URL).",
+            pipeline=alert.pipeline, task=alert.task_id, run_id=alert.run_id,
         )
 
 
@@ -384,8 +395,8 @@ class Alerter:
                 errors.append(exc)
             except Exception as exc:  # a third-party channel must not break the caller either
                 err = AlertError(
-                    f"{channel.name} alert for pipeline {alert.pipeline!r} failed: "
-                    f"{type(exc).__name__}: {redact(str(exc))}"
+                    channel.name, type(channel).__name__, f"{type(exc).__name__}: {redact(str(exc))}",
+                    pipeline=alert.pipeline, task=alert.task_id, run_id=alert.run_id,
                 )
                 log.warning("%s", err)
                 errors.append(err)

@@ -19,7 +19,7 @@ from headrace.pipeline.context import Context
 from headrace.pipeline.definition import Pipeline, pipeline
 from headrace.pipeline.graph_builder import TaskGroup, TaskRef, task_group
 from headrace.pipeline.params import ParamError
-from headrace.pipeline.policy import TRIGGER_RULES, Retry
+from headrace.pipeline.policy import TRIGGER_RULES, Retry, TriggerRule
 from headrace.pipeline.signals import Reschedule
 from headrace.pipeline.task import Task, task
 
@@ -33,6 +33,7 @@ __all__ = [
     "Task",
     "TaskGroup",
     "TaskRef",
+    "TriggerRule",
     "pipeline",
     "task",
     "task_group",

@@ -27,10 +27,10 @@ class UnknownVariable(TerminalError, KeyError):
     """A task read a Variable that is not set (and gave no default)."""
 
     def __init__(self, pipeline: str, task_id: str, name: str) -> None:
-        self.pipeline, self.task_id, self.name = pipeline, task_id, name
+        self.task_id, self.name = task_id, name
         super().__init__(
-            f"pipeline {pipeline!r}, task {task_id!r}: variable {name!r} is not set; set it with "
-            f"`headrace vars set {name} VALUE` or pass default=..."
+            f"variable {name!r} is not set; set it with `headrace vars set {name} VALUE` or pass "
+            "default=...", pipeline=pipeline, task=task_id,
         )
 
     def __str__(self) -> str:  # KeyError would show the message quoted

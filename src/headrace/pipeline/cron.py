@@ -70,8 +70,8 @@ class CronTimetable(Timetable):
                 f"Invalid cron schedule {expression!r}: {exc}. Use five fields "
                 f"'minute hour day-of-month month day-of-week' (e.g. '0 2 * * *') or a preset "
                 f"({', '.join(sorted(PRESETS))}, @once)."
-                + did_you_mean(expression, [*PRESETS, *_SPECIAL])
-            ) from None
+                + did_you_mean(expression, [*PRESETS, *_SPECIAL]), schedule=expression,
+            ) from exc
         self._cron = cron
         self._parsed = parsed  # copied per use: parsing costs more than stepping
         # An every-hour schedule keeps absolute spacing across DST (see module docstring).

@@ -63,30 +63,31 @@ class Pipeline:
         self.name = name or fn.__name__
         self.module = fn.__module__
         where = f"{Site(self.file, self.line)}: pipeline {self.name!r}"
+        loc: dict[str, Any] = {"path": str(Site(self.file, self.line)), "pipeline": self.name}
         self.schedule = schedule
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
-            raise DefinitionError(f"{where}: unknown timezone {timezone!r} (use an IANA name like 'Europe/Paris')") from None
+            raise DefinitionError(f"unknown timezone {timezone!r} (use an IANA name like 'Europe/Paris')", **loc) from None
         self.timezone = timezone
         try:  # a bad cron expression is a definition mistake, reported when the file loads
             self.timetable: Timetable = timetable_from(schedule, timezone, manual_interval=manual_interval)
         except DefinitionError as exc:
-            raise DefinitionError(f"{where}: {exc}") from None
+            raise DefinitionError(str(exc), **loc) from exc
         self.start_date = _aware(start_date, timezone, f"{where}: start_date")
         self.end_date = _aware(end_date, timezone, f"{where}: end_date")
         if self.start_date and self.end_date and self.end_date < self.start_date:
-            raise DefinitionError(f"{where}: end_date {self.end_date} is before start_date {self.start_date}")
+            raise DefinitionError(f"end_date {self.end_date} is before start_date {self.start_date}", **loc)
         self.catchup = bool(catchup)
         if isinstance(max_active_runs, bool) or not isinstance(max_active_runs, int) or max_active_runs < 1:
-            raise DefinitionError(f"{where}: max_active_runs must be an integer >= 1, got {max_active_runs!r}")
+            raise DefinitionError(f"max_active_runs must be an integer >= 1, got {max_active_runs!r}", **loc)
         self.max_active_runs = max_active_runs
         self.defaults = dict(defaults or {})
         for key in self.defaults:
             if key not in POLICY_KEYS:
                 raise DefinitionError(
-                    f"{where}: unknown key {key!r} in defaults; known: {', '.join(POLICY_KEYS)}."
-                    + did_you_mean(key, POLICY_KEYS)
+                    f"unknown key {key!r} in defaults; known: {', '.join(POLICY_KEYS)}."
+                    + did_you_mean(key, POLICY_KEYS), **loc
                 )
         self.params = dict(params or {})
         self.tags = list(tags or [])
@@ -111,13 +112,13 @@ class Pipeline:
             returned = self.fn()
         if returned is not None and not _is_ref_like(returned):
             raise DefinitionError(
-                f"{Site(self.file, self.line)}: pipeline {self.name!r} function should return nothing, "
-                f"got {type(returned).__name__}"
+                f"pipeline {self.name!r} function should return nothing, "
+                f"got {type(returned).__name__}", path=str(Site(self.file, self.line))
             )
         if not builder.nodes:
             raise DefinitionError(
-                f"{Site(self.file, self.line)}: pipeline {self.name!r} has no tasks; call @task "
-                "functions inside it"
+                f"pipeline {self.name!r} has no tasks; call @task "
+                "functions inside it", path=str(Site(self.file, self.line))
             )
         self.tasks = {tid: node._with_defaults(self.defaults, self.name) for tid, node in builder.nodes.items()}
         self.instances = _instances(builder)
@@ -135,8 +136,8 @@ class Pipeline:
         for tid, node in self.tasks.items():
             if node.branch and not self.downstream[tid]:
                 raise DefinitionError(
-                    f"{node.call_site or node.source}: branch task {tid!r} of pipeline {self.name!r} has no "
-                    "downstream task to choose; link the paths after it (choose() >> [path_a(), path_b()])"
+                    f"branch task {tid!r} of pipeline {self.name!r} has no "
+                    "downstream task to choose; link the paths after it (choose() >> [path_a(), path_b()])", path=str(node.call_site or node.source)
                 )
 
     @property
@@ -158,8 +159,8 @@ class Pipeline:
         try:
             return self.tasks[task_id]
         except KeyError:
-            raise DefinitionError(
-                f"pipeline {self.name!r} has no task {task_id!r}." + did_you_mean(task_id, self.tasks)
+            raise DefinitionError(  # the KeyError says nothing more
+                "no such task." + did_you_mean(task_id, self.tasks), pipeline=self.name, task=task_id
             ) from None
 
     def resolve_params(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -256,7 +257,7 @@ def _topological(
         sites = ", ".join(
             f"{a} >> {b} at {edges[(a, b)]}" for a, b in zip(cycle, cycle[1:], strict=False) if (a, b) in edges
         )
-        raise DefinitionError(f"pipeline {pipeline!r} has a cycle: {links} ({sites}); remove one of these edges")
+        raise DefinitionError(f"has a cycle: {links} ({sites}); remove one of these edges", pipeline=pipeline)
     return order
 
 

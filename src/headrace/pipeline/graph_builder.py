@@ -82,8 +82,8 @@ class TaskRef:
 
     def _misuse(self, *_: Any, **__: Any) -> Any:
         raise DefinitionError(
-            f"{caller_site()}: the result of task {self.task_id!r} is only known when the pipeline "
-            "runs; pass it to another task instead of using it inside the pipeline function."
+            f"the result of task {self.task_id!r} is only known when the pipeline "
+            "runs; pass it to another task instead of using it inside the pipeline function.", path=str(caller_site())
         )
 
     __getitem__ = __iter__ = __bool__ = _misuse
@@ -112,17 +112,17 @@ def _ids(value: Any, builder: GraphBuilder, where: str, *, roots: bool) -> list[
     for item in items:
         if isinstance(item, TaskGroup):
             if item._builder is not builder:
-                raise DefinitionError(f"{caller_site()}: task group {item.path!r} belongs to another pipeline")
+                raise DefinitionError(f"task group {item.path!r} belongs to another pipeline", path=str(caller_site()))
             ids.extend(item.roots() if roots else item.leaves())
             continue
         if not isinstance(item, TaskRef):
             raise DefinitionError(
-                f"{caller_site()}: {where} must be a task call result or a task group (e.g. load() >> cleanup()), "
-                f"got {type(item).__name__}; did you forget the parentheses?"
+                f"{where} must be a task call result or a task group (e.g. load() >> cleanup()), "
+                f"got {type(item).__name__}; did you forget the parentheses?", path=str(caller_site())
             )
         if item._builder is not builder:
             raise DefinitionError(
-                f"{caller_site()}: task {item.task_id!r} belongs to another pipeline definition"
+                f"task {item.task_id!r} belongs to another pipeline definition", path=str(caller_site())
             )
         ids.append(item.task_id)
     return ids
@@ -148,12 +148,12 @@ class TaskGroup:
     def __init__(self, name: str) -> None:
         if not _GROUP_NAME.match(name or ""):
             raise DefinitionError(
-                f"{caller_site()}: task group name {name!r} may only hold letters, digits, '_' and '-' "
-                "(no dots: nested groups are joined with dots)"
+                f"task group name {name!r} may only hold letters, digits, '_' and '-' "
+                "(no dots: nested groups are joined with dots)", path=str(caller_site())
             )
         builder = current_builder()
         if builder is None:
-            raise DefinitionError(f"{caller_site()}: task_group({name!r}) only works inside a @pipeline function")
+            raise DefinitionError(f"task_group({name!r}) only works inside a @pipeline function", path=str(caller_site()))
         self.name = name
         self._builder = builder
         parent = builder.groups[-1].path if builder.groups else None
@@ -166,7 +166,7 @@ class TaskGroup:
     def __enter__(self) -> TaskGroup:
         if any(g.path == self.path for g in self._builder.groups) or self.path in self._builder.group_paths:
             raise DefinitionError(
-                f"{caller_site()}: pipeline {self._builder.pipeline!r} already has a task group {self.path!r}"
+                f"pipeline {self._builder.pipeline!r} already has a task group {self.path!r}", path=str(caller_site())
             )
         self._builder.group_paths.add(self.path)
         self._builder.groups.append(self)
@@ -177,7 +177,7 @@ class TaskGroup:
 
     def _members(self) -> list[str]:
         if not self.task_ids:
-            raise DefinitionError(f"{caller_site()}: task group {self.path!r} has no tasks to link")
+            raise DefinitionError(f"task group {self.path!r} has no tasks to link", path=str(caller_site()))
         return self.task_ids
 
     def roots(self) -> list[str]:
@@ -234,7 +234,7 @@ def task_group(name_or_fn: Any, /) -> Any:
         return TaskGroup(name_or_fn)
     if not callable(name_or_fn):
         raise DefinitionError(
-            f"{caller_site()}: task_group takes a name or decorates a function, got {type(name_or_fn).__name__}"
+            f"task_group takes a name or decorates a function, got {type(name_or_fn).__name__}", path=str(caller_site())
         )
     fn = name_or_fn
 
@@ -242,7 +242,7 @@ def task_group(name_or_fn: Any, /) -> Any:
     def grouped(*args: Any, **kwargs: Any) -> Any:
         builder = current_builder()
         if builder is None:
-            raise DefinitionError(f"{caller_site()}: task group {fn.__name__!r} only works inside a @pipeline function")
+            raise DefinitionError(f"task group {fn.__name__!r} only works inside a @pipeline function", path=str(caller_site()))
         parent = builder.groups[-1].path + "." if builder.groups else ""
         name, n = fn.__name__, 2
         while parent + name in builder.group_paths:
@@ -286,8 +286,8 @@ class GraphBuilder:
             return base
         if known is not task:
             raise DefinitionError(
-                f"{site}: pipeline {self.pipeline!r} has two different tasks named {base!r} "
-                f"(the other is defined at {known.source}); give one another task_id=..."
+                f"pipeline {self.pipeline!r} has two different tasks named {base!r} "
+                f"(the other is defined at {known.source}); give one another task_id=...", path=str(site)
             )
         n = 2
         while f"{base}__{n}" in self.nodes:
@@ -305,7 +305,7 @@ class GraphBuilder:
 
     def add_edge(self, up: str, down: str, site: Site) -> None:
         if up == down:
-            raise DefinitionError(f"{site}: task {up!r} cannot run after itself (cycle {up} >> {up})")
+            raise DefinitionError(f"task {up!r} cannot run after itself (cycle {up} >> {up})", path=str(site))
         self.edges.setdefault((up, down), site)
 
 

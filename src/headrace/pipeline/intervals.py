@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from headrace.errors import DefinitionError, ScheduleError, did_you_mean
@@ -26,7 +26,17 @@ TICK = timedelta(microseconds=1)
 
 
 class InvalidScheduleError(ScheduleError, DefinitionError):
-    """A schedule or time zone cannot be understood; raised when the pipeline is defined."""
+    """A schedule or time zone cannot be understood; raised when the pipeline is defined.
+
+    Args:
+        message: what is wrong and what to do (it quotes the value).
+        schedule: the schedule, time zone or interval that was given.
+        location: pipeline, path as for :class:`~headrace.errors.HeadraceError`.
+    """
+
+    def __init__(self, message: str, *, schedule: Any = None, **location: Any) -> None:
+        self.schedule = schedule
+        super().__init__(message, **location)
 
 
 class ManualInterval(StrEnum):
@@ -46,7 +56,7 @@ def _manual_choice(value: ManualInterval | str) -> ManualInterval:
         known = ", ".join(repr(m.value) for m in ManualInterval)
         raise InvalidScheduleError(
             f"Unknown manual_interval {value!r}: use one of {known}."
-            + did_you_mean(str(value), [m.value for m in ManualInterval])
+            + did_you_mean(str(value), [m.value for m in ManualInterval]), schedule=value,
         ) from None
 
 
@@ -69,7 +79,7 @@ def _zone(timezone: str | tzinfo) -> tzinfo:
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidScheduleError(
             f"Unknown time zone {timezone!r}: use an IANA name such as 'UTC' or 'Europe/Amsterdam'."
-            + did_you_mean(timezone, _zone_names())
+            + did_you_mean(timezone, _zone_names()), schedule=timezone,
         ) from None
 
 

@@ -18,7 +18,18 @@ _FALSE = {"0", "false", "no", "n", "off"}
 
 
 class ParamError(TerminalError):
-    """A run parameter is unknown or has a value of the wrong type."""
+    """A run parameter is unknown or has a value of the wrong type.
+
+    Args:
+        param: the parameter's name.
+        value: the value given.
+        problem: what is wrong with it and what to do.
+        location: pipeline, run_id as for :class:`~headrace.errors.HeadraceError`.
+    """
+
+    def __init__(self, param: str, value: Any, problem: str, **location: Any) -> None:
+        self.param, self.value, self.problem = param, value, problem
+        super().__init__(f"parameter {param!r} {problem}", **location)
 
 
 def coerce_param(pipeline: str, name: str, default: Any, value: Any) -> Any:
@@ -56,9 +67,8 @@ def coerce_param(pipeline: str, name: str, default: Any, value: Any) -> Any:
             return parsed
     except (ValueError, json.JSONDecodeError) as exc:
         raise ParamError(
-            f"pipeline {pipeline!r}: parameter {name!r} expects a {kind} (default {default!r}), "
-            f"got {value!r}: {exc}"
-        ) from None
+            name, value, f"expects a {kind} (default {default!r}), got {value!r}: {exc}", pipeline=pipeline
+        ) from exc
     return value
 
 
@@ -68,8 +78,8 @@ def resolve_params(pipeline: str, defaults: Mapping[str, Any], given: Mapping[st
     for name, value in (given or {}).items():
         if name not in defaults:
             raise ParamError(
-                f"pipeline {pipeline!r} has no parameter {name!r}; declared: "
-                f"{', '.join(defaults) or 'none'}." + did_you_mean(name, defaults)
+                name, value, f"is not declared; declared: {', '.join(defaults) or 'none'}."
+                + did_you_mean(name, defaults), pipeline=pipeline,
             )
         resolved[name] = coerce_param(pipeline, name, defaults[name], value)
     return resolved

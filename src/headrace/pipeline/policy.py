@@ -9,11 +9,28 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from headrace.errors import DefinitionError, did_you_mean
 
-TRIGGER_RULES = ("all_success", "all_done", "all_failed", "one_success", "one_failed", "none_failed")
+
+class TriggerRule(StrEnum):
+    """When a task may start, given the final states of its upstream tasks.
+
+    A plain string works wherever a rule is taken (``trigger_rule="all_done"``): the
+    members compare equal to their values.
+    """
+
+    ALL_SUCCESS = "all_success"  # every upstream succeeded (the default)
+    ALL_DONE = "all_done"  # every upstream finished, however
+    ALL_FAILED = "all_failed"
+    ONE_SUCCESS = "one_success"
+    ONE_FAILED = "one_failed"
+    NONE_FAILED = "none_failed"  # none failed; skipped ones are fine
+
+
+TRIGGER_RULES = tuple(TriggerRule)
 
 
 def as_timedelta(value: Any, what: str) -> timedelta | None:
@@ -134,11 +151,17 @@ class Retry:
         return timedelta(seconds=max(seconds, 0.0))
 
 
-def check_trigger_rule(rule: str, what: str) -> str:
-    """Validate a trigger rule name, suggesting the closest known one."""
+def check_trigger_rule(rule: TriggerRule | str, what: str, **location: Any) -> TriggerRule:
+    """Validate a trigger rule (a :class:`TriggerRule` or its name), suggesting the closest known one.
+
+    Args:
+        rule: the rule given by the user.
+        what: what it is set on, for the message (``"file.py:3: task 'load'"``).
+        location: pipeline, task... kept on the error as fields.
+    """
     if rule not in TRIGGER_RULES:
         raise DefinitionError(
             f"{what}: unknown trigger_rule {rule!r}; known: {', '.join(TRIGGER_RULES)}."
-            + did_you_mean(rule, TRIGGER_RULES)
+            + did_you_mean(str(rule), TRIGGER_RULES), **location,
         )
-    return rule
+    return TriggerRule(rule)

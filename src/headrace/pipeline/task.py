@@ -26,7 +26,7 @@ from headrace.pipeline.graph_builder import (
     current_builder,
     find_refs,
 )
-from headrace.pipeline.policy import Retry, as_timedelta, check_trigger_rule
+from headrace.pipeline.policy import Retry, TriggerRule, as_timedelta, check_trigger_rule
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -102,7 +102,7 @@ class Task(Generic[P, R]):
         owner: str | None = UNSET,
         checks: list[Any] | None = None,
         pool: str | None = UNSET,
-        trigger_rule: str = UNSET,
+        trigger_rule: TriggerRule | str = UNSET,
         doc: str | None = None,
         branch: bool = False,
         depends_on_past: bool = UNSET,
@@ -119,15 +119,15 @@ class Task(Generic[P, R]):
         if attempts is not UNSET:
             if retries is not UNSET:
                 raise DefinitionError(
-                    f"{_source_of(fn)}: task {getattr(fn, '__name__', fn)!r} has retries={retries!r} and "
-                    f"attempts={attempts!r}; give one: attempts counts every try, retries the tries after the first"
+                    f"task {getattr(fn, '__name__', fn)!r} has retries={retries!r} and "
+                    f"attempts={attempts!r}; give one: attempts counts every try, retries the tries after the first", path=str(_source_of(fn))
                 )
             retries = Retry(attempts=attempts)
         if not callable(fn):
             raise DefinitionError(f"@task needs a function, got {type(fn).__name__}")
         if inspect.iscoroutinefunction(fn):
             raise DefinitionError(
-                f"{_source_of(fn)}: task {fn.__name__!r} is async; headrace tasks are plain functions"
+                f"task {fn.__name__!r} is async; headrace tasks are plain functions", path=str(_source_of(fn))
             )
         functools.update_wrapper(self, fn)
         self.fn = fn
@@ -135,7 +135,7 @@ class Task(Generic[P, R]):
         self.task_id = task_id or fn.__name__
         if not _TASK_ID.match(self.task_id):
             raise DefinitionError(
-                f"{self.source}: task_id {self.task_id!r} may only hold letters, digits, '_', '.', '-'"
+                f"task_id {self.task_id!r} may only hold letters, digits, '_', '.', '-'", path=str(self.source)
             )
         given = dict(
             retries=retries, timeout=timeout, sla=sla, tags=tags, owner=owner, pool=pool,
@@ -150,14 +150,14 @@ class Task(Generic[P, R]):
         self.tags: list[str] = []
         self.owner: str | None = None
         self.pool: str | None = None
-        self.trigger_rule = "all_success"
+        self.trigger_rule = TriggerRule.ALL_SUCCESS
         self.depends_on_past = False
         self.alerts = AlertRoutes()
         self._set_policies(self._given)
         self.checks: list[Any] = list(checks or [])
         self.branch = bool(branch)
         if self.branch and self.checks:
-            raise DefinitionError(f"{self.source}: branch task {self.task_id!r} returns task ids; it cannot have checks")
+            raise DefinitionError(f"branch task {self.task_id!r} returns task ids; it cannot have checks", path=str(self.source))
         self.doc = doc or inspect.getdoc(fn)
         self.description = description
         signature = inspect.signature(fn)
@@ -186,12 +186,13 @@ class Task(Generic[P, R]):
 
     def _set_policies(self, values: Mapping[str, Any]) -> None:
         what = f"{self.source}: task {self.task_id!r}"
+        loc: dict[str, Any] = {"task": self.task_id}
         if "retries" in values:
             self.retries = Retry.coerce(values["retries"], f"{what}: retries")
         if "timeout" in values:
             self.timeout = as_timedelta(values["timeout"], f"{what}: timeout")
             if self.timeout is not None and self.timeout <= timedelta(0):
-                raise DefinitionError(f"{what}: timeout must be positive, got {self.timeout}")
+                raise DefinitionError(f"{what}: timeout must be positive, got {self.timeout}", **loc)
         if "sla" in values:
             self.sla = as_timedelta(values["sla"], f"{what}: sla")
         if "tags" in values:
@@ -201,7 +202,7 @@ class Task(Generic[P, R]):
         if "pool" in values:
             self.pool = values["pool"]
         if "trigger_rule" in values:
-            self.trigger_rule = check_trigger_rule(values["trigger_rule"], what)
+            self.trigger_rule = check_trigger_rule(values["trigger_rule"], what, **loc)
         if "depends_on_past" in values:
             self.depends_on_past = bool(values["depends_on_past"])
         routes = {k: v for k, v in values.items() if k in ALERT_KEYS}
@@ -232,7 +233,10 @@ class Task(Generic[P, R]):
         try:
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise DefinitionError(f"{site}: task {self.task_id!r} called with wrong arguments: {exc}") from None
+            # inspect's TypeError is quoted whole; its traceback (inside inspect) says nothing more
+            raise DefinitionError(
+                f"called with wrong arguments: {exc}", path=str(site), task=self.task_id
+            ) from None
         node = self._node(builder.unique_id(self, site), args, kwargs, None, None, site)
         return cast(R, builder.add_node(node, self))
 
@@ -302,32 +306,35 @@ class _PartialTask(Generic[R]):
         site = caller_site()
         builder = current_builder()
         if builder is None:
-            raise DefinitionError(f"{site}: {task.task_id}.map(...) only works inside a @pipeline function")
+            raise DefinitionError(f"{task.task_id}.map(...) only works inside a @pipeline function", path=str(site))
         if task.branch:
             raise DefinitionError(
-                f"{site}: branch task {task.task_id!r} cannot be mapped: one branch task chooses the paths"
+                f"branch task {task.task_id!r} cannot be mapped: one branch task chooses the paths", path=str(site)
             )
         if len(mapped) != 1:
             raise DefinitionError(
-                f"{site}: {task.task_id}.map(...) takes exactly one parameter=list to fan out over, "
-                f"got {len(mapped)}; fix the others with .partial(...).map(...)"
+                f"{task.task_id}.map(...) takes exactly one parameter=list to fan out over, "
+                f"got {len(mapped)}; fix the others with .partial(...).map(...)", path=str(site)
             )
         (param, source), = mapped.items()
         names = list(task.signature.parameters)
         if param not in names:
             raise DefinitionError(
-                f"{site}: task {task.task_id!r} has no parameter {param!r} to map over."
-                + did_you_mean(param, names)
+                f"task {task.task_id!r} has no parameter {param!r} to map over."
+                + did_you_mean(param, names), path=str(site)
             )
         if not isinstance(source, list | tuple | TaskRef):
             raise DefinitionError(
-                f"{site}: {task.task_id}.map({param}=...) needs a list or an upstream task result, "
-                f"got {type(source).__name__}"
+                f"{task.task_id}.map({param}=...) needs a list or an upstream task result, "
+                f"got {type(source).__name__}", path=str(site)
             )
         try:
             task.signature.bind(**self.fixed, **{param: None})
         except TypeError as exc:
-            raise DefinitionError(f"{site}: task {task.task_id!r} mapped with wrong arguments: {exc}") from None
+            # inspect's TypeError is quoted whole; its traceback (inside inspect) says nothing more
+            raise DefinitionError(
+                f"mapped with wrong arguments: {exc}", path=str(site), task=task.task_id
+            ) from None
         source = list(source) if isinstance(source, tuple) else source
         node = task._node(builder.unique_id(task, site), (), dict(self.fixed), param, source, site)
         return cast(list[R], builder.add_node(node, task))
@@ -391,7 +398,7 @@ class _TaskDecorator:
         owner: str | None = UNSET,
         checks: list[Any] | None = None,
         pool: str | None = UNSET,
-        trigger_rule: str = UNSET,
+        trigger_rule: TriggerRule | str = UNSET,
         doc: str | None = None,
         branch: bool = False,
         depends_on_past: bool = UNSET,
@@ -420,7 +427,7 @@ class _TaskDecorator:
         owner: str | None = UNSET,
         checks: list[Any] | None = None,
         pool: str | None = UNSET,
-        trigger_rule: str = UNSET,
+        trigger_rule: TriggerRule | str = UNSET,
         doc: str | None = None,
         branch: bool = False,
         depends_on_past: bool = UNSET,

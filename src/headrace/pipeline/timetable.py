@@ -180,7 +180,7 @@ class DeltaTimetable(Timetable):
         super().__init__(timezone, manual_interval=manual_interval)
         if delta <= timedelta(0):
             raise InvalidScheduleError(
-                f"Invalid schedule {delta!r}: a timedelta schedule must be positive."
+                f"Invalid schedule {delta!r}: a timedelta schedule must be positive.", schedule=delta
             )
         self.delta = delta
 
@@ -275,5 +275,5 @@ def timetable_from(
         return CronTimetable(schedule, timezone, manual_interval=manual_interval)
     raise InvalidScheduleError(
         f"Invalid schedule {schedule!r}: expected a cron string, a preset such as '@daily', "
-        f"a timedelta or None, got {type(schedule).__name__}."
+        f"a timedelta or None, got {type(schedule).__name__}.", schedule=schedule
     )

@@ -31,29 +31,29 @@ REASON_COLUMN = "_hr_reason"
 _SEPARATOR = "; "
 
 
-def _where(pipeline: str | None, task: str | None) -> str:
-    parts = [f"pipeline {pipeline!r}" if pipeline else "", f"task {task!r}" if task else ""]
-    return ", ".join(p for p in parts if p) or "apply_checks"
+def _where(pipeline: str | None, task: str | None) -> dict[str, str | None]:
+    """The location fields of the errors raised here."""
+    return {"pipeline": pipeline or None, "task": task or None}
 
 
-def check_names(checks: Sequence[Expectation], where: str) -> None:
+def check_names(checks: Sequence[Expectation], where: dict[str, str | None]) -> None:
     """Expectation names must be unique on one table: they key the stored results."""
     seen: set[str] = set()
     for check in checks:
         if not isinstance(check, Expectation):
             raise ExpectationDefinitionError(
-                f"{where}: {check!r} is not an expectation; build checks with not_null(), "
-                f"unique(), matches_regex(), … from headrace.quality."
+                f"{check!r} is not an expectation; build checks with not_null(), "
+                f"unique(), matches_regex(), … from headrace.quality.", **where
             )
         if check.name in seen:
             raise ExpectationDefinitionError(
-                f"{where}: two expectations are named {check.name!r}; give one of them name=… "
-                f"so their results can be told apart."
+                f"two expectations are named {check.name!r}; give one of them name=… "
+                f"so their results can be told apart.", **where
             )
         seen.add(check.name)
 
 
-def _as_arrow(table: Any, where: str) -> pa.Table:
+def _as_arrow(table: Any, where: dict[str, str | None]) -> pa.Table:
     if isinstance(table, pa.Table):
         return table
     if isinstance(table, pl.DataFrame):
@@ -63,8 +63,8 @@ def _as_arrow(table: Any, where: str) -> pa.Table:
     if type(table).__module__.startswith("pandas"):  # pandas at the edge, not imported here
         return pa.Table.from_pandas(table, preserve_index=False)
     raise ExpectationDefinitionError(
-        f"{where}: checks run on a pyarrow Table, Polars or pandas DataFrame, "
-        f"got {type(table).__name__}."
+        f"checks run on a pyarrow Table, Polars or pandas DataFrame, "
+        f"got {type(table).__name__}.", **where
     )
 
 
@@ -84,7 +84,7 @@ def _frame(arrow: pa.Table, checks: Sequence[Expectation]) -> pl.DataFrame:
     return frame
 
 
-def _compile(checks: Sequence[Expectation], schema: pa.Schema, where: str
+def _compile(checks: Sequence[Expectation], schema: pa.Schema, where: dict[str, str | None]
              ) -> tuple[list[pl.Expr], list[pl.Expr], list[int]]:
     """Mask expressions, aggregate expressions, and how many aggregates each table check has."""
     masks: list[pl.Expr] = []
@@ -99,12 +99,12 @@ def _compile(checks: Sequence[Expectation], schema: pa.Schema, where: str
                 aggs.extend(e.alias(f"_hr_a{len(aggs) + j}") for j, e in enumerate(exprs))
                 widths.append(len(exprs))
     except ExpectationDefinitionError as exc:
-        raise exc.located(where) from None
+        raise exc.located(**where) from None  # the same error, located: nothing is lost
     return masks, aggs, widths
 
 
 def _evaluate(frame: pl.DataFrame, masks: list[pl.Expr], aggs: list[pl.Expr],
-              checks: Sequence[Expectation], where: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+              checks: Sequence[Expectation], where: dict[str, str | None]) -> tuple[pl.DataFrame, pl.DataFrame]:
     lazy = frame.lazy()
     try:
         if masks and aggs:
@@ -121,15 +121,15 @@ def _evaluate(frame: pl.DataFrame, masks: list[pl.Expr], aggs: list[pl.Expr],
                     frame.head(0).select(check.failing(schema))
                 except pl.exceptions.PolarsError as exc:
                     raise ExpectationDefinitionError(
-                        f"{where}: {check.where()} cannot run on this table "
-                        f"(columns: {', '.join(frame.columns)}): {' '.join(str(exc).split())[:400]}"
-                    ) from None
+                        f"{check.where()} cannot run on this table "
+                        f"(columns: {', '.join(frame.columns)}): {' '.join(str(exc).split())[:400]}", **where
+                    ) from exc
         raise
     return mask_frame, agg_frame
 
 
 def _judged_counts(frame: pl.DataFrame, checks: Sequence[Expectation], schema: pa.Schema,
-                   where: str) -> dict[int, int]:
+                   where: dict[str, str | None]) -> dict[int, int]:
     """How many rows each row-level check with ``mostly`` judges (by position in ``checks``)."""
     wanted = {i: c for i, c in enumerate(checks) if isinstance(c, RowExpectation) and c.mostly is not None}
     if not wanted:
@@ -137,7 +137,7 @@ def _judged_counts(frame: pl.DataFrame, checks: Sequence[Expectation], schema: p
     try:
         exprs = [c.judged(schema).sum().alias(f"_hr_j{i}") for i, c in wanted.items()]
     except ExpectationDefinitionError as exc:
-        raise exc.located(where) from None
+        raise exc.located(**where) from None  # the same error, located: nothing is lost
     row = frame.select(exprs).row(0)
     return {i: int(v or 0) for i, v in zip(wanted, row, strict=True)}
 
@@ -172,8 +172,8 @@ def apply_checks(table: pa.Table | pl.DataFrame | Any, checks: Sequence[Expectat
     mask_frame, agg_frame = _evaluate(frame, masks, aggs, checks, where)
     if masks and mask_frame.height != n_rows:
         raise ExpectationDefinitionError(
-            f"{where}: a row-level expectation gave {mask_frame.height} values for {n_rows} rows; "
-            f"a sql_expression must refer to at least one column."
+            f"a row-level expectation gave {mask_frame.height} values for {n_rows} rows; "
+            f"a sql_expression must refer to at least one column.", **where
         )
     counts = mask_frame.sum().row(0) if masks else ()
     agg_values = agg_frame.row(0) if aggs else ()
@@ -206,10 +206,11 @@ def apply_checks(table: pa.Table | pl.DataFrame | Any, checks: Sequence[Expectat
     n_quarantined = 0 if quarantined is None else quarantined.num_rows
     if passed.num_rows + n_quarantined != n_rows:
         raise ReconciliationError(
-            f"{where}: {n_rows} rows checked but {passed.num_rows} passed + {n_quarantined} "
+            f"{n_rows} rows checked but {passed.num_rows} passed + {n_quarantined} "
             f"quarantined = {passed.num_rows + n_quarantined}; rows would be lost. "
             f"This is a bug in headrace.quality, please report it.",
             extracted=n_rows, loaded=passed.num_rows, quarantined=n_quarantined,
+            pipeline=pipeline, task=task,
         )
     return CheckOutcome(results=results, pipeline=pipeline, task=task, passed=passed,
                         quarantined=quarantined, rows_in=n_rows)

@@ -140,7 +140,7 @@ def matches_regex(column: str, pattern: str, *, severity: str = "fail", reason: 
         raise ExpectationDefinitionError(
             f"expectation {name!r}: regex {pattern!r} is not valid (Rust regex syntax): "
             f"{' '.join(str(exc).split())[:300]}"
-        ) from None
+        ) from exc
     return MatchesRegex(name=name, column=column, pattern=pattern,
                         severity=_severity(severity, name, True), reason=reason,
                         mostly=_mostly(mostly, name, column))
@@ -225,7 +225,7 @@ def sql_expression(expression: str, *, severity: str = "fail", reason: str | Non
     except pl.exceptions.PolarsError as exc:
         raise ExpectationDefinitionError(
             f"expectation {name!r}: cannot parse SQL expression {expression!r}: {exc}"
-        ) from None
+        ) from exc
     return SqlExpression(name=name, expression=expression,
                          severity=_severity(severity, name, True), reason=reason,
                          mostly=_mostly(mostly, name, None))

@@ -9,6 +9,7 @@ raise :class:`~headrace.quality.quality_errors.ExpectationsFailed` for ``fail`` 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -114,17 +115,17 @@ def row_result(check: RowExpectation, n_rows: int, failed: int, judged: int,
 
 
 def table_result(check: TableExpectation, values: list[Any], n_rows: int, schema: pa.Schema,
-                 where: str) -> ExpectationResult:
+                 where: Mapping[str, str | None]) -> ExpectationResult:
     """Judge a table-level expectation on its aggregate ``values``; one check, passed or failed.
 
     Raises:
         ExpectationDefinitionError: the expectation cannot be judged on this table
-            (located at ``where``).
+            (located by ``where``'s fields: pipeline, task, table).
     """
     try:
         verdict = check.judge(values, n_rows, schema)
     except ExpectationDefinitionError as exc:
-        raise exc.located(where) from None
+        raise exc.located(**where) from None  # the same error, located: nothing is lost
     return ExpectationResult(
         name=check.name, kind=check.kind, severity=check.severity,
         status=CheckStatus.PASSED if verdict.ok else CheckStatus.FAILED,
@@ -181,7 +182,8 @@ class CheckReport:
             if r.name == name:
                 return r
         raise ExpectationDefinitionError(
-            f"{self.where()}: no expectation named {name!r}." + did_you_mean(name, [r.name for r in self.results])
+            f"no expectation named {name!r}." + did_you_mean(name, [r.name for r in self.results]),
+            expectation=name, pipeline=self.pipeline or None, task=self.task or None,
         )
 
     def records(self, run_id: str, task_id: str | None = None) -> list[CheckResultRecord]:
@@ -200,13 +202,14 @@ class CheckReport:
         failures = self.failures
         if not failures:
             return
-        lines = [f"{self.where()}: {len(failures)} expectation(s) with severity 'fail' failed:"]
+        lines = [f"{len(failures)} expectation(s) with severity 'fail' failed:"]
         lines.extend(r.line() for r in failures)
         lines.append(
             "Fix the data upstream, or declare the expectation with severity='warn' (record "
             "only) or severity='quarantine' (set failing rows aside) to let the run go on."
         )
-        raise ExpectationsFailed("\n".join(lines), failures)
+        raise ExpectationsFailed("\n".join(lines), failures, pipeline=self.pipeline or None,
+                                 task=self.task or None)
 
 
 @dataclass

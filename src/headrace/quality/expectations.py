@@ -91,7 +91,8 @@ class Expectation(ABC):
         if name not in schema.names:
             raise ExpectationDefinitionError(
                 f"{self.where()}: the table has no column {name!r} "
-                f"(columns: {', '.join(schema.names) or 'none'})." + did_you_mean(name, schema.names)
+                f"(columns: {', '.join(schema.names) or 'none'})." + did_you_mean(name, schema.names),
+                expectation=self.name, column=name,
             )
         return schema.field(name).type
 
@@ -300,8 +301,8 @@ def _cast_keys(keys: pl.Series, target: pl.DataType, exp: Expectation) -> pl.Ser
     except pl.exceptions.PolarsError as exc:
         raise ExpectationDefinitionError(
             f"{exp.where()}: values of type {keys.dtype} cannot be compared with the column "
-            f"({target}): {' '.join(str(exc).split())[:300]}"
-        ) from None
+            f"({target}): {' '.join(str(exc).split())[:300]}", expectation=exp.name, column=exp.column
+        ) from exc
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -344,13 +345,13 @@ class Relationships(RowExpectation):
             raise ExpectationDefinitionError(
                 f"{self.where()}: {self.to_table!r} is a table name, which only check_table can "
                 f"look up in its database; pass the referenced table as a pyarrow Table or "
-                f"Polars DataFrame to check rows in memory."
+                f"Polars DataFrame to check rows in memory.", expectation=self.name, column=self.column
             )
         target = frame_of(self.to_table)
         if self.to_column not in target.columns:
             raise ExpectationDefinitionError(
                 f"{self.where()}: the referenced table has no column {self.to_column!r}."
-                + did_you_mean(self.to_column, target.columns)
+                + did_you_mean(self.to_column, target.columns), expectation=self.name, column=self.column
             )
         keys = target.get_column(self.to_column).drop_nulls().unique()
         value = _comparable(self.column_name, arrow_type)
@@ -405,7 +406,7 @@ class StatBetween(TableExpectation):
         arrow_type = self.column_type(schema)
         if self.stat not in ("min", "max") and family(arrow_type) not in ("integer", "float", "decimal"):
             raise ExpectationDefinitionError(
-                f"{self.where()}: {self.stat} needs a numeric column, {self.column!r} is {arrow_type}."
+                f"{self.where()}: {self.stat} needs a numeric column, {self.column!r} is {arrow_type}.", expectation=self.name, column=self.column
             )
         value = _comparable(self.column_name, arrow_type)
         if family(arrow_type) == "float":
@@ -445,7 +446,7 @@ class Freshness(TableExpectation):
         arrow_type = self.column_type(schema)
         if family(arrow_type) not in ("timestamp", "date"):
             raise ExpectationDefinitionError(
-                f"{self.where()}: freshness needs a timestamp or date column, {self.column!r} is {arrow_type}."
+                f"{self.where()}: freshness needs a timestamp or date column, {self.column!r} is {arrow_type}.", expectation=self.name, column=self.column
             )
         return [pl.col(self.column_name).max()]
 

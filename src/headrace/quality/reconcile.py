@@ -62,16 +62,12 @@ def reconcile(extracted: Any, loaded: Any, quarantined: Any = 0, *, pipeline: st
     n_quarantined = _count(quarantined, "quarantined")
     if n_in == n_loaded + n_quarantined:
         return Reconciliation(n_in, n_loaded, n_quarantined)
-    where = ", ".join(p for p in (
-        f"pipeline {pipeline!r}" if pipeline else "",
-        f"run {run_id!r}" if run_id else "",
-        f"table {table!r}" if table else "",
-    ) if p) or "reconcile"
     diff = n_in - n_loaded - n_quarantined
     what = f"{diff} rows missing" if diff > 0 else f"{-diff} rows more than extracted (duplicated?)"
     raise ReconciliationError(
-        f"{where}: rows do not reconcile: extracted {n_in} != loaded {n_loaded} + quarantined "
+        f"rows do not reconcile: extracted {n_in} != loaded {n_loaded} + quarantined "
         f"{n_quarantined} = {n_loaded + n_quarantined} ({what}). Check the load's merge keys "
         f"and filters; the run is failed so the checkpoint does not move.",
         extracted=n_in, loaded=n_loaded, quarantined=n_quarantined,
+        pipeline=pipeline or None, run_id=run_id or None, table=table or None,
     )

@@ -167,7 +167,7 @@ def check_table(target: Any, table: str, checks: Sequence[Expectation], *,
     Example:
         >>> report = check_table("duckdb:///warehouse.duckdb", "customers", [unique("customer_id")])
     """
-    where = f"pipeline {pipeline!r}, table {table!r}" if pipeline else f"table {table!r}"
+    where: dict[str, str | None] = {"pipeline": pipeline or None, "table": table}
     check_names(checks, where)
     db = Database(target)
     try:
@@ -197,7 +197,7 @@ def check_table(target: Any, table: str, checks: Sequence[Expectation], *,
                     agg_slots[i] = (len(select), len(aggs))
                     select.extend(aggs)
         except ExpectationDefinitionError as exc:
-            raise exc.located(where) from None
+            raise exc.located(**where) from None  # the same error, located: nothing is lost
         source = _source(db.dialect, table, compiler.windows)
         _, rows = db.query(f"SELECT {', '.join(select)} FROM {source}", params)
         values_row = rows[0]

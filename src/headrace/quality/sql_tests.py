@@ -58,7 +58,7 @@ def _parse(path: Path) -> tuple[str, dict[str, str], int]:
         raise ExpectationDefinitionError(f"{path}:1: the SQL test is empty; write a query returning failing rows.")
     if ";" in _strip_comments(query):
         raise ExpectationDefinitionError(
-            f"{path}: a SQL test is one query; split several statements into several files."
+            "a SQL test is one query; split several statements into several files.", path=str(path)
         )
     return query, settings, first_line
 
@@ -96,14 +96,14 @@ def run_sql_tests(target: Any, paths: str | Path | Sequence[str | Path], *,
             name = settings.get("name", path.stem)
             if name in seen:
                 raise ExpectationDefinitionError(
-                    f"{path}: SQL test name {name!r} is also used by {seen[name]}; add '-- name: …'."
+                    f"SQL test name {name!r} is also used by {seen[name]}; add '-- name: …'.", path=str(path)
                 )
             seen[name] = path
             try:
                 severity = Severity(settings.get("severity", "fail").lower())
             except ValueError:
                 raise ExpectationDefinitionError(
-                    f"{path}: unknown severity {settings['severity']!r}; use fail, warn or quarantine."
+                    f"unknown severity {settings['severity']!r}; use fail, warn or quarantine.", path=str(path)
                 ) from None
             body = db.dialect.raw(query)
             try:
@@ -117,7 +117,7 @@ def run_sql_tests(target: Any, paths: str | Path | Sequence[str | Path], *,
                 raise ExpectationDefinitionError(
                     f"{path}:{first_line}: SQL test {name!r} could not run on {db.label}: "
                     f"{' '.join(str(exc).split())[:500]}"
-                ) from None
+                ) from exc
             results.append(ExpectationResult(
                 name=name, kind="sql_test", severity=severity,
                 status=CheckStatus.FAILED if failed else CheckStatus.PASSED,

@@ -52,7 +52,20 @@ class RateLimit:
 
 
 class WorkerCrashedError(TransientError, QueueError):
-    """A process of the worker's process pool died while running a job."""
+    """A process of the worker's process pool died while running a job.
+
+    Args:
+        queue: the queue's name.
+        job_id: the job that was running.
+        job_name: the job's name.
+    """
+
+    def __init__(self, queue: str, job_id: str, job_name: str) -> None:
+        self.queue, self.job_id, self.job_name = queue, job_id, job_name
+        super().__init__(
+            f"Queue {queue!r}, job {job_id!r} ({job_name}): a pool process died (killed or out of "
+            "memory); the job will be retried if attempts remain."
+        )
 
 
 class Worker:
@@ -194,10 +207,7 @@ class Worker:
             # The pool is unusable after a child dies; the next job gets a fresh one.
             pool, self._pool = self._pool, None
             pool.shutdown(wait=False, cancel_futures=True)
-            raise WorkerCrashedError(
-                f"Queue {self.queue_name!r}, job {job.id!r} ({job.name}): a pool process died "
-                f"(killed or out of memory); the job will be retried if attempts remain."
-            ) from exc
+            raise WorkerCrashedError(self.queue_name, str(job.id), str(job.name)) from exc
 
     def _wire(self, inner: PatchedWorker) -> None:
         # Only job events someone listens to are forwarded: no wrapper per job otherwise.

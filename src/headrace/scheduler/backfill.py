@@ -117,9 +117,8 @@ def plan_backfill(
     intervals = list(timetable.intervals(start, end, anchor=pipeline.start_date))
     if not intervals:
         raise ScheduleError(
-            f"backfill of pipeline {pipeline.name!r}: no interval of schedule "
-            f"{timetable.summary!r} starts between {start.isoformat()} and {end.isoformat()}; "
-            "widen --start/--end."
+            f"backfill: no interval of schedule {timetable.summary!r} starts between "
+            f"{start.isoformat()} and {end.isoformat()}; widen --start/--end.", pipeline=pipeline.name,
         )
     plans: list[tuple[Interval, Plan, RunRecord | None]] = []
     for interval in intervals:
@@ -170,7 +169,7 @@ class Backfill:
         self.launcher = launcher
         self.max_active = max_active or pipeline.max_active_runs
         if self.max_active < 1:
-            raise ScheduleError(f"backfill of pipeline {pipeline.name!r}: max_active must be >= 1")
+            raise ScheduleError("backfill: max_active must be >= 1", pipeline=pipeline.name)
         self.console = console
         self.poll_interval = poll_interval
         self.on_progress = on_progress

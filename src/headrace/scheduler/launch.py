@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from headrace.config import Settings
-from headrace.engine import Event, Runner
+from headrace.engine import Event, ExecutorName, Runner
 from headrace.executors.executor_base import Executor
 from headrace.executors.process import ProcessExecutor
 from headrace.observe.alerts import Alert, Alerter, AlertKind
@@ -124,7 +124,7 @@ def drive_run(
     store: StateStore,
     settings: Settings,
     *,
-    executor: str | Executor = "process",
+    executor: ExecutorName | str | Executor = ExecutorName.PROCESS,
     alerter: Alerter | None = None,
     on_event: Callable[[Event], None] | None = None,
     runner_options: Mapping[str, Any] | None = None,
@@ -174,7 +174,7 @@ class InlineLauncher:
 
     store: StateStore
     settings: Settings
-    executor: str = "inprocess"
+    executor: ExecutorName | str = ExecutorName.INPROCESS
     alerter: Alerter | None = None
     runner_options: Mapping[str, Any] = field(default_factory=dict)
     on_event: Callable[[Event], None] | None = None
@@ -184,7 +184,7 @@ class InlineLauncher:
 
     def launch(self, pipeline: Pipeline, run: RunRecord) -> None:
         executor: str | Executor = self.executor
-        if self.executor == "process":
+        if self.executor == ExecutorName.PROCESS:
             if self._pool is None:  # one warm pool for all the runs this launcher drives
                 self._pool = ProcessExecutor(self.concurrency, keep_warm=True)
             executor = self._pool
@@ -223,7 +223,7 @@ class SubprocessLauncher:
     """
 
     settings: Settings
-    executor: str = "process"
+    executor: ExecutorName | str = ExecutorName.PROCESS
     env: Mapping[str, str] | None = None
     log_dir: str | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -288,7 +288,7 @@ class ThreadLauncher:
 
     store: StateStore
     settings: Settings
-    executor: str = "process"
+    executor: ExecutorName | str = ExecutorName.PROCESS
     alerter: Alerter | None = None
     concurrency: int | None = None
     runner_options: Mapping[str, Any] = field(default_factory=dict)
@@ -307,7 +307,7 @@ class ThreadLauncher:
         thread.start()
 
     def _drive(self, pipeline: Pipeline, run: RunRecord) -> None:
-        pool = self._take() if self.executor == "process" else None
+        pool = self._take() if self.executor == ExecutorName.PROCESS else None
         try:
             self.finished[run.run_id] = drive_run(
                 pipeline, run, self.store, self.settings, executor=pool or self.executor,

@@ -101,7 +101,7 @@ class AdmissionMixin:
             >>> admission.refused  # True: two runs of etl are active, try again later
         """
         if max_active < 1:
-            raise StateError(f"pipeline {pipeline!r}: max_active_runs must be >= 1, got {max_active}")
+            raise StateError(f"max_active_runs must be >= 1, got {max_active}", pipeline=pipeline)
         what = f"admit a run of pipeline {pipeline!r} for {logical_date.isoformat()}"
         for _ in range(3):
             try:

@@ -31,7 +31,19 @@ _BACKENDS = ("sqlite", "postgresql")
 
 
 class NotJSONError(StateError):
-    """A value bound for a JSON column cannot be serialised."""
+    """A value bound for a JSON column cannot be serialised.
+
+    Args:
+        value_type: the type of the value (or of the part that is not JSON).
+        reason: what ``json.dumps`` said.
+    """
+
+    def __init__(self, value_type: str, reason: str) -> None:
+        self.value_type, self.reason = value_type, reason
+        super().__init__(
+            f"value is not JSON-serialisable ({reason}); store JSON types only "
+            "(dict, list, str, int, float, bool, None), or stage tables as files."
+        )
 
 
 def dump_json(value: Any) -> str:
@@ -43,10 +55,7 @@ def dump_json(value: Any) -> str:
     try:
         return json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise NotJSONError(
-            f"value is not JSON-serialisable ({exc}); store JSON types only "
-            f"(dict, list, str, int, float, bool, None), or stage tables as files."
-        ) from None
+        raise NotJSONError(type(value).__name__, str(exc)) from exc
 
 
 def normalize_url(url: str | URL | Path) -> URL:
@@ -67,7 +76,7 @@ def normalize_url(url: str | URL | Path) -> URL:
         raise StateError(
             f"State store URL {mask_url(str(url))!r} is not a valid URL: {exc}. "
             f"Use sqlite:///path/state.db or postgresql://user@host/db."
-        ) from None
+        ) from exc
     backend = parsed.drivername.split("+", 1)[0]
     if backend in ("postgresql", "postgres"):
         driver = parsed.drivername.split("+", 1)[1] if "+" in parsed.drivername else "psycopg"

@@ -113,10 +113,12 @@ def unknown_run(conn: Connection, run_id: str, where: str) -> StateError:
     known = conn.execute(
         select(runs.c.run_id).order_by(runs.c.run_id.desc()).limit(SUGGEST_FROM)
     ).scalars()
-    return NotFoundError(
+    error = NotFoundError(
         f"Unknown run id {run_id!r} in the state store {where}; "
         f"list runs with `headrace runs`." + did_you_mean(run_id, list(known))
     )
+    error.run_id = run_id  # a field too; the message names it already
+    return error
 
 
 def unknown_task(
@@ -129,10 +131,12 @@ def unknown_task(
         select(task_instances.c.task_id).where(task_instances.c.run_id == run_id).distinct()
     ).scalars()
     index = "" if map_index == -1 else f" map index {map_index}"
-    return NotFoundError(
+    error = NotFoundError(
         f"Run {run_id!r} has no task instance {task_id!r}{index}; "
         f"see its tasks with `headrace show {run_id}`." + did_you_mean(task_id, list(known))
     )
+    error.run_id, error.task = run_id, task_id  # fields too; the message names them already
+    return error
 
 
 def raise_first_missing(conn: Connection, batch: list[dict[str, Any]], where: str) -> None:

@@ -172,16 +172,17 @@ class SqlStateStore(
         except IntegrityError:
             raise
         except NotJSONError as exc:
-            raise StateError(f"{what}: {exc}") from None
+            raise StateError(f"{what}: {exc}") from exc
         except StatementError as exc:
             cause = exc.orig if exc.orig is not None else exc
             if isinstance(cause, StateError):
                 raise StateError(f"{what}: {cause}") from exc
-            message = f"State store {self._where}: {what} failed: {type(cause).__name__}: {cause}"
             if isinstance(exc, OperationalError | InterfaceError):
                 # Lost connection, server down, lock wait exceeded: trying later can help.
-                raise StoreUnavailableError(message) from exc
-            raise StateError(message) from exc
+                raise StoreUnavailableError(
+                    f"{what} failed: {type(cause).__name__}: {cause}", service=self._where
+                ) from exc
+            raise StateError(f"State store {self._where}: {what} failed: {type(cause).__name__}: {cause}") from exc
 
     def _after_fork(self) -> None:
         """Drop connections inherited from the parent process; open new ones on demand.
@@ -237,7 +238,7 @@ class SqlStateStore(
                 if prepared is not None
             ]
         except StateError as exc:  # a naive datetime, a value that is not JSON
-            raise StateError(f"{what}: {exc}") from None
+            raise StateError(f"{what}: {exc}") from exc
         if self._pid != os.getpid():
             self._after_fork()
         if self._closed or self._conn is None:
@@ -622,7 +623,7 @@ class SqlStateStore(
             self._write(
                 f"append log of task {task_id!r} of run {run_id!r}", [(self._log_insert, [values])]
             )
-        except IntegrityError:
+        except IntegrityError:  # the foreign key: it means only "no such run", which the error names
             with self._read(f"read run {run_id!r}") as conn:
                 raise unknown_run(conn, run_id, self._where) from None
 
@@ -650,7 +651,7 @@ class SqlStateStore(
             row["created_at"] = row["created_at"] or now
         try:
             self._write(f"record {len(rows)} check results", [(self._check_insert, rows)])
-        except IntegrityError:
+        except IntegrityError:  # the foreign key: "no such run" is named below, else re-raised
             with self._read("read runs") as conn:
                 for run_id in dict.fromkeys(r.run_id for r in results):
                     if not run_exists(conn, run_id):

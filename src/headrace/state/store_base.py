@@ -20,7 +20,12 @@ if TYPE_CHECKING:
 
 
 class StoreUnavailableError(StateError, UnavailableError):
-    """The store could not be reached or stayed locked; the same call may work later."""
+    """The store could not be reached or stayed locked; the same call may work later.
+
+    ``service`` is the store's masked URL.
+    """
+
+    about = (("service", "state store {}"),)
 
 
 class RunState(StrEnum):

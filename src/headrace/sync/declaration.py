@@ -75,19 +75,19 @@ class Sync:
         strategy, dest = self.incremental, self.destination
         if isinstance(strategy, CursorStrategy) and strategy.lookback and dest.mode != "merge":
             raise DefinitionError(
-                f"{site}: sync {self.name!r} reads a lookback window again; load it with "
-                "mode='merge' (keys=the primary key) or the re-read rows are duplicated."
+                f"sync {self.name!r} reads a lookback window again; load it with "
+                "mode='merge' (keys=the primary key) or the re-read rows are duplicated.", path=str(site)
             )
         if isinstance(strategy, IntervalStrategy) and dest.mode == "append":
             raise DefinitionError(
-                f"{site}: sync {self.name!r} loads a data interval with mode='append'; a rerun "
-                "of the interval would duplicate it. Use 'replace_partition' or 'merge'."
+                f"sync {self.name!r} loads a data interval with mode='append'; a rerun "
+                "of the interval would duplicate it. Use 'replace_partition' or 'merge'.", path=str(site)
             )
         if not (
             isinstance(self.transform, str) or self.transform is None or callable(self.transform)
         ):
             raise DefinitionError(
-                f"{site}: sync {self.name!r}: transform must be a function or SQL"
+                f"sync {self.name!r}: transform must be a function or SQL", path=str(site)
             )
 
     def __repr__(self) -> str:

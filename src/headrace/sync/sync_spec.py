@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from headrace.errors import DefinitionError
+from headrace.errors import DefinitionError, did_you_mean
 from headrace.pipeline import Context
 
 #: A connection name or URL, or a function of the run context returning one.
@@ -165,6 +165,11 @@ def full() -> FullStrategy:
     return FullStrategy()
 
 
+#: The values of :class:`headrace.connectors.WriteMode` (not imported: it brings pyarrow,
+#: and a spec is built when a pipeline file loads; tests/sync checks they agree).
+WRITE_MODES = ("append", "replace", "replace_partition", "merge")
+
+
 def destination(
     connection: str,
     *,
@@ -205,6 +210,12 @@ def destination(
         frm = about.get("from") or ()
         described[column] = {**about, "from": [frm] if isinstance(frm, str) else list(frm)}
     keys = (keys,) if isinstance(keys, str) else tuple(keys)
+    if mode not in WRITE_MODES:
+        raise DefinitionError(
+            f"unknown mode {mode!r}; use one of {', '.join(WRITE_MODES)}." + did_you_mean(mode, WRITE_MODES),
+            table=table,
+        )
+    mode = str(mode)  # a WriteMode member is kept as its plain value in the frozen spec
     if mode == "merge" and not keys:
         raise DefinitionError(f"destination table {table!r}: mode='merge' needs keys=[...]")
     return DestinationSpec(connection, table, mode, keys, metadata, tuple(exclude), doc, described)

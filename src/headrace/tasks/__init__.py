@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from headrace.tasks.dbt import DbtNotInstalled, dbt_task
 from headrace.tasks.sensors import (
+    SensorMode,
     SensorNotReady,
     SensorTimeout,
     UpstreamRunFailed,
@@ -28,6 +29,7 @@ from headrace.tasks.template import CONTEXT_NAMES, context_values, render
 __all__ = [
     "CONTEXT_NAMES",
     "CommandError",
+    "SensorMode",
     "DbtNotInstalled",
     "SensorNotReady",
     "SensorTimeout",

@@ -32,7 +32,19 @@ _TEST_PREFIXES = ("test.", "unit_test.")
 
 
 class DbtNotInstalled(ConfigError):
-    """The ``dbt`` executable is not on PATH (terminal: retrying cannot help)."""
+    """The ``dbt`` executable is not on PATH (terminal: retrying cannot help).
+
+    Args:
+        executable: the executable looked for.
+        location: pipeline, task as for :class:`~headrace.errors.HeadraceError`.
+    """
+
+    def __init__(self, executable: str, **location: Any) -> None:
+        self.executable = executable
+        super().__init__(
+            f"{executable!r} is not on PATH. Install dbt with its adapter in the environment that "
+            "runs tasks, e.g. `pip install dbt-core dbt-postgres` (or dbt-duckdb).", **location,
+        )
 
 
 class DbtTestsFailed(QualityError):
@@ -42,8 +54,8 @@ class DbtTestsFailed(QualityError):
         failed: names of the tests that did not pass.
     """
 
-    def __init__(self, message: str, failed: list[str]) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, failed: list[str], **location: Any) -> None:
+        super().__init__(message, **location)
         self.failed = failed
 
 
@@ -172,11 +184,7 @@ def dbt_task(
     def run_dbt(ctx: Context) -> str | None:
         exe = shutil.which(executable)
         if exe is None:
-            raise DbtNotInstalled(
-                f"{what} of pipeline {ctx.pipeline!r}: {executable!r} is not on PATH. Install dbt "
-                "with its adapter in the environment that runs tasks, e.g. "
-                "`pip install dbt-core dbt-postgres` (or dbt-duckdb)."
-            )
+            raise DbtNotInstalled(executable, pipeline=ctx.pipeline, task=task_id)
         # The folder may be a template (``{{ params.dbt_project_dir }}``), as Airflow's templated fields.
         folder = Path(render(str(project_dir), context_values(ctx), what=what, quote=str))
         argv = [exe, *args, "--project-dir", str(folder), "--vars", json.dumps(_dbt_vars(ctx, vars), default=str)]
@@ -198,9 +206,9 @@ def dbt_task(
         failed = [r.expectation for r in records if r.status == "failed" and r.severity == "fail"]
         if failure is not None and failed:
             raise DbtTestsFailed(
-                f"{what} of pipeline {ctx.pipeline!r}: {len(failed)} of {len(records)} dbt tests failed: "
+                f"{len(failed)} of {len(records)} dbt tests failed: "
                 f"{', '.join(failed)} (see headrace checks {ctx.run_id})",
-                failed,
+                failed, pipeline=ctx.pipeline, task=task_id, run_id=ctx.run_id,
             ) from failure
         if failure is not None:
             raise failure

@@ -30,6 +30,7 @@ import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from headrace.tasks.sql_statement import Parameters, bind_values, run_sql
 from headrace.tasks.template import context_values, placeholders, render
 
 __all__ = [
+    "SensorMode",
     "SensorNotReady",
     "SensorTimeout",
     "file_sensor",
@@ -56,12 +58,37 @@ __all__ = [
     "sql_sensor",
 ]
 
-MODES = ("poke", "reschedule")
+
+class SensorMode(StrEnum):
+    """How a sensor waits between pokes (see the module docstring)."""
+
+    POKE = "poke"  # hold the worker slot, sleeping between pokes
+    RESCHEDULE = "reschedule"  # free the slot; each poke is one attempt
+
+
+MODES = tuple(SensorMode)
 _MAX_POKES = 100_000
 
 
 class SensorTimeout(ScheduleError, TerminalError):
-    """A sensor's condition did not hold within its timeout (not retried)."""
+    """A sensor's condition did not hold within its timeout (not retried).
+
+    Args:
+        awaiting: what the sensor waited for (its description).
+        waited: how long it waited.
+        pokes: how many times it poked.
+        logical_date: the run's logical date (``ds``).
+        location: pipeline, task, run_id as for :class:`~headrace.errors.HeadraceError`.
+    """
+
+    def __init__(self, awaiting: str, waited: timedelta, pokes: int, logical_date: str | None = None,
+                 **location: Any) -> None:
+        self.awaiting, self.waited, self.pokes, self.logical_date = awaiting, waited, pokes, logical_date
+        on = f" ({logical_date})" if logical_date else ""
+        super().__init__(
+            f"timed out{on} after {waited} and {pokes} poke(s) waiting for {awaiting}; raise its "
+            "timeout or check why it never happened.", **location,
+        )
 
 
 class SensorNotReady(ScheduleError, TransientError, Reschedule):
@@ -70,11 +97,40 @@ class SensorNotReady(ScheduleError, TransientError, Reschedule):
     A control signal, not a failure (a :class:`~headrace.pipeline.Reschedule`): the
     engine marks the task ``up_for_reschedule`` and pokes again ``poke_interval``
     later, without holding a worker slot in between and without counting a try.
+
+    Args:
+        awaiting: what the sensor waits for.
+        waited: how long it has waited so far.
+        timeout: how long it may wait.
+        next_poke: the wait before the next poke.
+        location: pipeline, task, run_id as for :class:`~headrace.errors.HeadraceError`.
     """
+
+    def __init__(self, awaiting: str, waited: timedelta, timeout: timedelta, next_poke: timedelta,
+                 **location: Any) -> None:
+        self.awaiting, self.waited, self.timeout, self.next_poke = awaiting, waited, timeout, next_poke
+        super().__init__(
+            f"{awaiting} does not hold yet (waited {waited} of {timeout}); next poke in {next_poke}",
+            **location,
+        )
 
 
 class UpstreamRunFailed(ScheduleError, TerminalError):
-    """The run a pipeline sensor waits for finished in failure."""
+    """The run a pipeline sensor waits for finished in failure.
+
+    Args:
+        upstream: the pipeline waited for.
+        upstream_run_id: its failed run.
+        logical_date: the logical date waited for (ISO text).
+        location: the waiting pipeline, task, run_id as for :class:`~headrace.errors.HeadraceError`.
+    """
+
+    def __init__(self, upstream: str, upstream_run_id: str, logical_date: str, **location: Any) -> None:
+        self.upstream, self.upstream_run_id, self.logical_date = upstream, upstream_run_id, logical_date
+        super().__init__(
+            f"the run {upstream_run_id} of pipeline {upstream!r} for {logical_date} failed; resume it "
+            f"(`headrace resume {upstream_run_id}`) and rerun this task.", **location,
+        )
 
 
 def _no_quote(value: str) -> str:
@@ -87,7 +143,7 @@ def sensor_task(
     task_id: str,
     poke_interval: timedelta | float = 60.0,
     timeout: timedelta | float = timedelta(hours=24),
-    mode: str = "poke",
+    mode: SensorMode | str = SensorMode.POKE,
     description: str = "condition",
     **options: Any,
 ) -> Task[..., Any]:
@@ -108,21 +164,22 @@ def sensor_task(
     limit = as_timedelta(timeout, f"{what}: timeout") or timedelta(0)
     if mode not in MODES:
         raise DefinitionError(
-            f"{what}: unknown mode {mode!r}; known: poke, reschedule." + did_you_mean(mode, MODES)
+            f"unknown mode {mode!r}; known: {', '.join(MODES)}." + did_you_mean(mode, MODES), task=task_id
         )
+    sensor_mode = SensorMode(mode)
     if interval <= timedelta(0):
-        raise DefinitionError(f"{what}: poke_interval must be positive, got {interval}")
-    if mode == "reschedule":
+        raise DefinitionError(f"poke_interval must be positive, got {interval}", task=task_id)
+    if sensor_mode is SensorMode.RESCHEDULE:
         if "retries" in options:
             raise DefinitionError(
-                f"{what}: mode='reschedule' sets the task's retries itself (one retry per poke); "
-                "drop retries= or use mode='poke'"
+                "mode='reschedule' sets the task's retries itself (one retry per poke); "
+                "drop retries= or use mode='poke'", task=task_id,
             )
         pokes = min(math.ceil(limit / interval) + 1, _MAX_POKES)
         options["retries"] = Retry(attempts=pokes + 1, delay=interval, backoff=1.0)
 
     def wait(ctx: Context) -> Any:
-        if mode == "reschedule":
+        if sensor_mode is SensorMode.RESCHEDULE:
             return _poke_once(ctx)
         started = time.monotonic()
         pokes = 0
@@ -135,9 +192,8 @@ def sensor_task(
             waited = time.monotonic() - started
             if waited >= limit.total_seconds():
                 raise SensorTimeout(
-                    f"{what} of pipeline {ctx.pipeline!r} (run {ctx.run_id}, {ctx.ds}) timed out "
-                    f"after {timedelta(seconds=round(waited))} and {pokes} poke(s) waiting for "
-                    f"{description}; raise its timeout or check why it never happened."
+                    description, timedelta(seconds=round(waited)), pokes, ctx.ds,
+                    pipeline=ctx.pipeline, task=task_id, run_id=ctx.run_id,
                 )
             ctx.progress(waited, limit.total_seconds(), f"waiting for {description}")
             time.sleep(min(interval.total_seconds(), max(limit.total_seconds() - waited, 0.0)))
@@ -160,19 +216,16 @@ def sensor_task(
         if waited >= limit:
             marker.unlink(missing_ok=True)  # a resumed run starts a fresh wait
             raise SensorTimeout(
-                f"{what} of pipeline {ctx.pipeline!r} (run {ctx.run_id}, {ctx.ds}) timed out "
-                f"after {waited} and {ctx.attempt} poke(s) waiting for {description}; raise its "
-                "timeout or check why it never happened."
+                description, waited, ctx.attempt, ctx.ds,
+                pipeline=ctx.pipeline, task=task_id, run_id=ctx.run_id,
             )
-        raise SensorNotReady(
-            f"{what}: {description} does not hold yet (waited {waited} of {limit}); "
-            f"next poke in {interval}"
-        )
+        raise SensorNotReady(description, waited, limit, interval, pipeline=ctx.pipeline, task=task_id,
+                             run_id=ctx.run_id)
 
     wait.__name__ = wait.__qualname__ = task_id
     wait.__doc__ = f"Wait for {description}"
     sensor = Task(wait, task_id=task_id, **options)
-    if mode == "reschedule":
+    if sensor_mode is SensorMode.RESCHEDULE:
         sensor.reschedule_delay = interval
     return sensor
 
@@ -240,7 +293,6 @@ def pipeline_sensor(
     Returns:
         A Task whose result is the awaited run's id.
     """
-    what = f"sensor {task_id!r}"
 
     def poke(ctx: Context) -> str | None:
         from headrace.state import open_store
@@ -255,11 +307,8 @@ def pipeline_sensor(
         if run is None:
             return None
         if run.state == RunState.FAILED and fail_on_failed:
-            raise UpstreamRunFailed(
-                f"{what} of pipeline {ctx.pipeline!r}: the run {run.run_id} of pipeline "
-                f"{pipeline!r} for {target.isoformat()} failed; resume it (`headrace resume "
-                f"{run.run_id}`) and rerun this task."
-            )
+            raise UpstreamRunFailed(pipeline, run.run_id, target.isoformat(), pipeline=ctx.pipeline,
+                                    task=task_id, run_id=ctx.run_id)
         return run.run_id if run.state == RunState.SUCCESS else None
 
     return sensor_task(

@@ -26,8 +26,8 @@ class CommandError(HeadraceError):
     retry policy decides. Carries the exit code and the last lines of output.
     """
 
-    def __init__(self, message: str, *, exit_code: int, output_tail: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, exit_code: int, output_tail: str, **location: Any) -> None:
+        super().__init__(message, **location)
         self.exit_code = exit_code
         self.output_tail = output_tail
 
@@ -128,9 +128,10 @@ def run_command(
         output = "\n".join(tail)
         shown = f"; last output:\n{output}" if output else " and printed nothing"
         raise CommandError(
-            f"{what} of pipeline {ctx.pipeline!r} (run {ctx.run_id}) exited with code {code}{shown}",
+            f"{what} exited with code {code}{shown}",
             exit_code=code,
             output_tail=output,
+            pipeline=ctx.pipeline, run_id=ctx.run_id,
         )
     return tail[-1] if tail else None
 

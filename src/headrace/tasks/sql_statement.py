@@ -31,7 +31,19 @@ _DRIVER_EXTRAS = {"postgresql": ("postgres", "psycopg"), "mysql": ("mysql", "pym
 
 
 class SqlTaskError(ConnectorError):
-    """A SQL task's statement failed on its connection."""
+    """A SQL task's statement failed on its connection.
+
+    Args:
+        what: the task, as named in messages (``"SQL task 'q'"``).
+        connection: the connection's name or URL and its masked URL (``"'pg' (postgresql://u:***@h/db)"``).
+        problem: what failed: the driver's error type and first line.
+        location: pipeline, task, run_id as for :class:`~headrace.errors.HeadraceError`.
+    """
+
+    def __init__(self, what: str, connection: str, problem: str, **location: Any) -> None:
+        self.what, self.problem = what, problem
+        super().__init__(f"{what} on {connection} {problem}", **location)
+        self.connection = connection  # named in the message above, not again in front of it
 
 
 class SqlTaskConnectionError(SqlTaskError, TransientError):
@@ -150,7 +162,7 @@ def run_sql(
     stmts = [statements] if isinstance(statements, str) else list(statements)
     _check_bound(stmts, values, what)
     conn = resolve(url_or_name, settings)
-    where = f"{what} on {url_or_name!r} ({conn.masked})"
+    where = f"{url_or_name!r} ({conn.masked})"
     if conn.backend in _DRIVER_EXTRAS:
         require(*_DRIVER_EXTRAS[conn.backend], what)
     try:
@@ -164,9 +176,7 @@ def run_sql(
                 connection = engine.connect()
             except sa_exc.DBAPIError as exc:
                 # Could not even connect: the database may come back, so retrying can help.
-                raise SqlTaskConnectionError(
-                    f"{where} could not connect: {_first_line(exc)}"
-                ) from exc
+                raise SqlTaskConnectionError(what, where, f"could not connect: {_first_line(exc)}") from exc
             with connection, connection.begin():
                 return _run_sqlalchemy(connection, stmts, values)
         finally:
@@ -175,9 +185,9 @@ def run_sql(
         raise
     except sa_exc.DBAPIError as exc:
         error = SqlTaskConnectionError if exc.connection_invalidated else SqlTaskError
-        raise error(f"{where} failed: {type(exc.orig).__name__}: {_first_line(exc)}") from exc
+        raise error(what, where, f"failed: {type(exc.orig).__name__}: {_first_line(exc)}") from exc
     except Exception as exc:  # DuckDB and other driver errors: one error type for the user
-        raise SqlTaskError(f"{where} failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise SqlTaskError(what, where, f"failed: {type(exc).__name__}: {_first_line(exc)}") from exc
 
 
 def _first_line(exc: BaseException) -> str:

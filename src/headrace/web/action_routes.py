@@ -121,7 +121,7 @@ def _act(request: Request, actor: str, action: str, target: str, detail: dict[st
         raise
     except HeadraceError as exc:
         store.record_action(actor, action, target, {**detail, "error": str(exc)}, "refused")
-        raise HTTPException(409, str(exc)) from None
+        raise HTTPException(409, str(exc)) from None  # the answer is the message; no cause to show
     store.record_action(actor, action, target, {**detail, **({"run_id": run_id} if run_id else {})})
     return ActionOut(action=action, target=target, actor=actor, message=message, run_id=run_id)
 

@@ -95,7 +95,7 @@ def get_run_or_404(store: StateStore, run_id: str) -> RunRecord:
     try:
         return store.get_run(run_id)
     except StateError as exc:
-        raise HTTPException(404, str(exc)) from None
+        raise HTTPException(404, str(exc)) from None  # an unknown run: the message says which
 
 
 def select_runs(
@@ -177,7 +177,10 @@ def read_pipelines(store: StateStore, folder: Path | None) -> PipelineListOut:
             try:
                 defined = pipelines_in(import_pipeline_file(file))
             except HeadraceError as exc:  # import errors arrive as DefinitionError naming file:line
-                errors.append(PipelineFileErrorOut(file=str(file), error=str(exc)))
+                errors.append(PipelineFileErrorOut(
+                    file=str(file), error=str(exc), kind=type(exc).__name__, location=exc.path,
+                    pipeline=exc.pipeline, task=exc.task,
+                ))
                 continue
             for name, pipeline in defined.items():
                 entry = found.get(name) or PipelineOut(name=name, runs=0, last_run=None)
@@ -246,5 +249,5 @@ def api_health(request: Request) -> HealthOut:
     except HeadraceError as exc:
         raise HTTPException(
             503, f"state store {ctx.location} is not readable: {exc}"
-        ) from None
+        ) from exc
     return HealthOut(status="ok", store=ctx.location, runs=runs, version=headrace.__version__)

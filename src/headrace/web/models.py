@@ -223,10 +223,18 @@ class PipelineOut(BaseModel):
 
 
 class PipelineFileErrorOut(BaseModel):
-    """A file of the pipelines folder that could not be loaded."""
+    """A file of the pipelines folder that could not be loaded.
+
+    ``kind`` and the location fields come from the error's own fields
+    (:meth:`headrace.errors.HeadraceError.fields`), so a client needs not parse ``error``.
+    """
 
     file: str
     error: str
+    kind: str | None = None  # the error class: DefinitionError, InvalidScheduleError, ...
+    location: str | None = None  # file:line of the mistake
+    pipeline: str | None = None
+    task: str | None = None
 
 
 class PipelineListOut(BaseModel):

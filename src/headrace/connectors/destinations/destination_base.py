@@ -242,8 +242,8 @@ def check_columns(
             to_add.append((column, sql_type))
         elif not compatible(sql_type, existing[column]):
             raise ConnectorError(
-                f"Table {table!r}, column {column!r}: the data has type {sql_type} but the "
-                f"table has {existing[column]}, which cannot hold it. Cast the column in the "
-                f"transform, or load with mode='replace' to rebuild the table."
+                f"the data has type {sql_type} but the table has {existing[column]}, which cannot "
+                "hold it. Cast the column in the transform, or load with mode='replace' to rebuild "
+                "the table.", table=table, column=column,
             )
     return to_add

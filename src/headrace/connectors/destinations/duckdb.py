@@ -184,8 +184,8 @@ class DuckDBDestination(SqlDestination):
             conn = duckdb.connect(self.path)
         except duckdb.IOException as exc:
             raise ConnectionFailedError(
-                f"Cannot open {self.where}: {exc}. Another process may hold it open for writing."
-            ) from None
+                self.where, f"{exc}. Another process may hold it open for writing.", action="open"
+            ) from exc
         if self.memory_limit is not None:  # checked against _MEMORY: SET takes no parameters
             conn.execute(f"SET memory_limit = '{self.memory_limit}'")
         if self.vacuum_after > 0:  # loads compact in _maintain; checkpoints need not vacuum

@@ -210,7 +210,7 @@ class LakeDestination(ABC):
         except HeadraceError:
             raise
         except Exception as exc:
-            raise ConnectorError(f"Query on {self.where} failed: {exc}") from None
+            raise ConnectorError(f"Query on {self.where} failed: {exc}") from exc
         finally:
             con.close()
 

@@ -77,9 +77,7 @@ class PostgresDestination(SqlDestination):
         try:
             conn = adbc.connect(self.conn_url.url)
         except Exception as exc:
-            raise ConnectionFailedError(
-                f"Cannot connect to {self.where}: {driver_message(exc, self.conn_url)}"
-            ) from None
+            raise ConnectionFailedError(self.where, driver_message(exc, self.conn_url)) from exc
         with conn.cursor() as cur:
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
             # so queries and SQL tests can name tables without the schema
@@ -210,8 +208,8 @@ def _stage_cast(column: pa.Array, target: pa.DataType, name: str) -> pa.Array:
     if pa.types.is_list(column.type) and column.values.null_count:
         # adbc-driver-postgresql 1.8 writes a NULL array element as 0 (or ''): refuse
         raise ConnectorError(
-            f"column {name!r}: an array holds NULL elements, which the PostgreSQL driver would store "
-            "as 0; replace them (or cast the column to text) before loading."
+            "an array holds NULL elements, which the PostgreSQL driver would store as 0; replace them "
+            "(or cast the column to text) before loading.", column=name,
         )
     if isinstance(column.type, pa.UuidType):
         return column.storage.cast(target)

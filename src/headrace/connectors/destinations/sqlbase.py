@@ -151,7 +151,7 @@ class SqlDestination(ModeSteps, ABC):
         except HeadraceError:
             raise
         except Exception as exc:
-            raise ConnectorError(f"Query on {self.where} failed: {exc}") from None
+            raise ConnectorError(f"Query on {self.where} failed: {exc}") from exc
         finally:
             self._release(conn)
 
@@ -367,8 +367,8 @@ class SqlDestination(ModeSteps, ABC):
         except Exception as exc:
             self._safe_rollback(conn)
             raise ConnectorError(
-                f"Loading {plan.where} failed ({plan.mode.value}): {exc}"
-            ) from None
+                f"Loading into {self.where} failed ({plan.mode.value}): {exc}", table=table
+            ) from exc
         finally:
             self._cleanup(conn, plan.stage)
         return dataclasses.replace(result, compacted=compacted)

@@ -122,8 +122,8 @@ class CsvReader:
         self.encoding = codecs.lookup(src.encoding).name
         if "\n".encode(self.encoding) != b"\n":
             raise ConnectorError(
-                f"{file}: encoding {src.encoding!r} does not write a line end as one byte; "
-                "transcode the file to UTF-8 first."
+                f"encoding {src.encoding!r} does not write a line end as one byte; "
+                "transcode the file to UTF-8 first.", path=str(file)
             )
         self.utf8 = self.encoding == "utf-8"
         self.max_record = src.max_record_bytes
@@ -183,8 +183,8 @@ class CsvReader:
         report = self.report
         if report.lines != report.accounted:
             raise ConnectorError(
-                f"{self.file}: {report.lines} lines read but {report.accounted} accounted for "
-                f"({report}); this is a bug in the CSV reader: please report it with the file."
+                f"{report.lines} lines read but {report.accounted} accounted for "
+                f"({report}); this is a bug in the CSV reader: please report it with the file.", path=str(self.file)
             )
         log.info("%s", report)
         if report.quarantined:
@@ -247,7 +247,7 @@ class CsvReader:
             raise ConnectorError(
                 f"{self.file}:1: the first line is not valid {self.encoding} "
                 f"(byte {exc.start + 1}); pass encoding=."
-            ) from None
+            ) from exc
         fields = next(pycsv.reader([text], **_dialect(self.src.delimiter, self.quote)))
         if not self.src.header:
             return [f"f{i}" for i in range(len(fields))]

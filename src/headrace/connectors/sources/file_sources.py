@@ -250,15 +250,15 @@ class FileSource:
         except ConnectorError:
             raise
         except _READ_ERRORS as exc:
-            raise _read_error(file, fmt, exc) from None
+            raise _read_error(file, fmt, exc) from exc
         _check_names(file, schema.names)
         schema = pa.schema([pa.field(f.name, self.types.get(f.name, f.type)) for f in schema])
         unknown = set(self.types) - set(schema.names)
         if unknown:
             name = sorted(unknown)[0]
             raise ConnectorError(
-                f"Type override for column {name!r}, which {file} does not have."
-                + did_you_mean(name, schema.names)
+                "a type override for a column the file does not have." + did_you_mean(name, schema.names),
+                path=str(file), column=name,
             )
         return schema, (self._cast(b, schema, file) for b in _guard(batches, file, fmt))
 
@@ -285,9 +285,9 @@ class FileSource:
         try:
             records = json.loads(file.read_text(encoding=self.encoding))
         except json.JSONDecodeError as exc:
-            raise ConnectorError(f"{file}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+            raise ConnectorError(f"{file}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
         if not all(isinstance(r, dict) for r in records):
-            raise ConnectorError(f"{file}: a JSON array of objects is expected.")
+            raise ConnectorError("a JSON array of objects is expected.", path=str(file))
         table = pa.Table.from_pylist(records)
         return table.schema, iter(table.to_batches(max_chunksize=self.batch_rows))
 
@@ -313,13 +313,13 @@ class FileSource:
         try:
             reader = pa.ipc.open_file(source)
             return reader.schema, (reader.get_batch(i) for i in range(reader.num_record_batches))
-        except pa.ArrowInvalid:
+        except pa.ArrowInvalid as exc:
             with open(file, "rb") as fh:
                 if fh.read(6) == b"ARROW1":  # the file format, but its footer is missing
                     raise ConnectorError(
                         f"Cannot read {file} as arrow: an Arrow IPC file without its footer "
                         "(truncated, or still being written)."
-                    ) from None
+                    ) from exc
             stream = pa.ipc.open_stream(pa.memory_map(str(file)))
             return stream.schema, iter(stream)
 
@@ -352,13 +352,13 @@ def _check_names(file: Path, names: list[str]) -> None:
     for i, name in enumerate(names):
         if not name.strip():
             raise ConnectorError(
-                f"{file}: column {i + 1} has an empty name; rename it in the file (or read "
-                "a CSV file with column_names=)."
+                f"column {i + 1} has an empty name; rename it in the file (or read "
+                "a CSV file with column_names=).", path=str(file)
             )
         if name in names[:i]:
             raise ConnectorError(
-                f"{file}: column name {name!r} appears twice (columns {names.index(name) + 1} "
-                f"and {i + 1}); columns must be told apart to be loaded."
+                f"column name {name!r} appears twice (columns {names.index(name) + 1} "
+                f"and {i + 1}); columns must be told apart to be loaded.", path=str(file)
             )
 
 
@@ -369,7 +369,7 @@ def _guard(batches: Iterator[pa.RecordBatch], file: Path, fmt: str) -> Iterator[
     except ConnectorError:
         raise
     except _READ_ERRORS as exc:
-        raise _read_error(file, fmt, exc) from None
+        raise _read_error(file, fmt, exc) from exc
 
 
 _READ_ERRORS = (pa.ArrowInvalid, OSError, ValueError, EOFError)
@@ -400,8 +400,8 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, file: Path) -> pa.RecordB
                     column = column.cast(field.type)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                     raise ConnectorError(
-                        f"{file}: column {field.name!r} cannot be read as {field.type}: {exc}"
-                    ) from None
+                        f"column {field.name!r} cannot be read as {field.type}: {exc}", path=str(file)
+                    ) from exc
             arrays.append(column)
         else:
             arrays.append(pa.nulls(batch.num_rows, field.type))

@@ -75,8 +75,9 @@ def open_batches(
             )
         except Exception as exc:
             raise ConnectorError(
-                f"Reading {src.name} from MySQL {src.conn.masked} failed: {driver_message(exc, src.conn)}"
-            ) from None
+                f"Reading from MySQL failed: {driver_message(exc, src.conn)}", table=src.name,
+                connection=src.conn.masked,
+            ) from exc
         return schema, _connectorx_stream(reader, src, schema, where)
     return schema, _pymysql_stream(conn, src, sql, bound, schema, where)
 
@@ -92,7 +93,9 @@ def _connectorx_stream(
     except BaseException as exc:  # connectorx reports some failures as a Rust panic
         if type(exc).__name__ != "PanicException":
             raise
-        raise ConnectorError(f"Reading {where} failed: {str(exc).splitlines()[0]}") from None
+        raise ConnectorError(
+            f"Reading failed: {str(exc).splitlines()[0]}", table=src.name, connection=src.conn.masked
+        ) from exc
 
 
 def _connect(src: SqlSource) -> Any:
@@ -114,9 +117,7 @@ def _connect(src: SqlSource) -> Any:
             charset="utf8mb4",
         )
     except Exception as exc:
-        raise ConnectionFailedError(
-            f"Cannot connect to MySQL {src.conn.masked}: {driver_message(exc, src.conn)}"
-        ) from None
+        raise ConnectionFailedError(f"MySQL {src.conn.masked}", driver_message(exc, src.conn)) from exc
 
 
 def _describe(conn: Any, src: SqlSource, where: str) -> list[tuple[str, int, int, int, int, int]]:
@@ -128,7 +129,9 @@ def _describe(conn: Any, src: SqlSource, where: str) -> list[tuple[str, int, int
         fields = cur._result.fields  # PyMySQL keeps the flags (unsigned...) only here
         return [(f.name, f.type_code, f.length, f.scale, f.flags, f.charsetnr) for f in fields]
     except Exception as exc:
-        raise ConnectorError(f"Reading {where} failed: {driver_message(exc, src.conn)}") from None
+        raise ConnectorError(
+            f"Reading failed: {driver_message(exc, src.conn)}", table=src.name, connection=src.conn.masked
+        ) from exc
     finally:
         cur.close()
 
@@ -194,7 +197,7 @@ def _typed(
             raise ConnectorError(
                 f"{where}: column {field.name!r} holds a value that is not {field.type}: {exc}. "
                 f"Pass types={{{field.name!r}: pa.string()}} to read its text."
-            ) from None
+            ) from exc
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=schema), flags
 
@@ -226,8 +229,9 @@ def _pymysql_stream(
     except Exception as exc:
         conn.close()
         raise ConnectorError(
-            f"Reading {src.name} from MySQL {src.conn.masked} failed: {driver_message(exc, src.conn)}"
-        ) from None
+            f"Reading from MySQL failed: {driver_message(exc, src.conn)}", table=src.name,
+            connection=src.conn.masked,
+        ) from exc
     # the driver's Python values, read as text where they are parsed in Arrow
     as_read = pa.schema(
         [
@@ -255,7 +259,7 @@ def _pymysql_stream(
                         raise ConnectorError(
                             f"{where}: column {field.name!r} holds a value that is not "
                             f"{field.type}: {exc}. Pass types={{{field.name!r}: ...}}."
-                        ) from None
+                        ) from exc
                 yield _typed(pa.RecordBatch.from_arrays(arrays, schema=as_read), schema, where)
         finally:
             cur.close()

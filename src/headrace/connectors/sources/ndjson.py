@@ -70,8 +70,8 @@ class NdjsonReader:
             if not self.src.types:
                 self.fh.close()
                 raise ConnectorError(
-                    f"{self.file}: no JSON object in the file ({self.report}); nothing to "
-                    "take its columns from (pass types= to read it as empty)."
+                    f"no JSON object in the file ({self.report}); nothing to "
+                    "take its columns from (pass types= to read it as empty).", path=str(self.file)
                 )
             self.schema = pa.schema([pa.field(n, t) for n, t in self.src.types.items()])
         self.src.reports.append(self.report)
@@ -87,8 +87,8 @@ class NdjsonReader:
         report = self.report
         if report.lines != report.accounted:
             raise ConnectorError(
-                f"{self.file}: {report.lines} lines read but {report.accounted} accounted for "
-                f"({report}); this is a bug in the NDJSON reader: please report it."
+                f"{report.lines} lines read but {report.accounted} accounted for "
+                f"({report}); this is a bug in the NDJSON reader: please report it.", path=str(self.file)
             )
         log.info("%s", report)
 

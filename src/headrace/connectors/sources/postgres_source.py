@@ -62,9 +62,7 @@ def open_batches(
     except Exception as exc:
         if database is not None:
             _close([database])
-        raise ConnectionFailedError(
-            f"Cannot connect to PostgreSQL {src.conn.masked}: {driver_message(exc, src.conn)}"
-        ) from None
+        raise ConnectionFailedError(f"PostgreSQL {src.conn.masked}", driver_message(exc, src.conn)) from exc
     handles: list[Any] = [conn, database]  # closed in this order once the stream ends
     conditions: list[str] = []
     where = f"{src.name} at {src.conn.masked}"
@@ -107,8 +105,9 @@ def open_batches(
     except Exception as exc:
         _close(handles)
         raise ConnectorError(
-            f"Reading {src.name} from PostgreSQL {src.conn.masked} failed: {driver_message(exc, src.conn)}"
-        ) from None
+            f"Reading from PostgreSQL failed: {driver_message(exc, src.conn)}", table=src.name,
+            connection=src.conn.masked,
+        ) from exc
     schema, check = _plan(reader.schema, described, src.types, where)
 
     def batches() -> Iterator[tuple[pa.RecordBatch, list[Flag]]]:
@@ -208,7 +207,7 @@ def _plan(
                     raise ConnectorError(
                         f"{where}: column {step[0].name!r} cannot be read as {step[1]}: {exc}. "
                         f"Pass types={{{step[0].name!r}: pa.string()}} to read its text."
-                    ) from None
+                    ) from exc
                 if flag is not None:
                     flags.append(flag)
                 changed = changed or array is not before

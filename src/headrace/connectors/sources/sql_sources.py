@@ -204,7 +204,7 @@ def cast_overrides(
                 raise ConnectorError(
                     f"{where}: column {name!r} cannot be read as {target}: {exc}. Fix the "
                     f"data or pass types={{{name!r}: <pyarrow type>}} (pa.string() always fits)."
-                ) from None
+                ) from exc
         arrays.append(column)
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 

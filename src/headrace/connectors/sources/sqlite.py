@@ -76,7 +76,7 @@ def open_batches(
         raise
     except sqlite3.Error as exc:
         conn.close()
-        raise _failed(where, exc) from None
+        raise _failed(where, exc) from exc
 
     def batches() -> Iterator[tuple[pa.RecordBatch, list[Flag]]]:
         try:
@@ -91,7 +91,7 @@ def open_batches(
                     return
                 batch = _batch(rows, schema, where, offset)
         except sqlite3.Error as exc:
-            raise _failed(where, exc) from None
+            raise _failed(where, exc) from exc
         finally:
             conn.close()
 
@@ -169,8 +169,8 @@ def _array(values: Sequence[Any], field: pa.Field, where: str, offset: int) -> p
         return pa.array(values, field.type)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # an integer a double cannot hold
         raise ConnectorError(
-            f"Reading {where} failed: column {field.name!r}: {exc}. {_WAY_OUT}"
-        ) from None
+            f"Reading {where} failed: column {field.name!r}: {exc}. {_WAY_OUT}", column=field.name
+        ) from exc
 
 
 def _as_text(value: Any) -> Any:
@@ -202,7 +202,8 @@ def _refuse(
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
     raise ConnectorError(
         f"Reading {where} failed: column {field.name!r} is {field.type} (from the first "
-        f"batch's values), but row {offset + i} holds {_STORAGE[kind]} {shown}. " + _WAY_OUT
+        f"batch's values), but row {offset + i} holds {_STORAGE[kind]} {shown}. " + _WAY_OUT,
+        column=field.name, row=offset + i,
     )
 
 
