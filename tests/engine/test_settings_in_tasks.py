@@ -94,10 +94,11 @@ def test_pipeline_sensor_on_a_remote_worker(tmp_path: Path, redis_prefix: tuple[
     url, prefix = redis_prefix
     (tmp_path / "flows.py").write_text(PIPELINES)
     env = _env(tmp_path, HEADRACE_REDIS_URL=url, HEADRACE_QUEUE_PREFIX=prefix)
-    # The worker knows only Redis: state store, connections and pools come with each work item.
+    # The worker has its own configuration (the same state store, connections and pools as
+    # the driver, as a deployment gives both): no setting or secret travels in the work item.
     elsewhere = tmp_path / "worker_cwd"
     elsewhere.mkdir()
-    worker_env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
+    worker_env = dict(env)
     worker = subprocess.Popen(
         [*CLI, "worker", "--concurrency", "1", "--redis-url", url, "--prefix", prefix, "--name", "w1"],
         env=worker_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=elsewhere,
