@@ -3,7 +3,8 @@
 The engine hands every run and task state change to :class:`RunObserver`, which
 (1) records the datasets each sync task read and wrote in the state store's ``lineage``
 table, (2) queues OpenLineage events (built and sent on a background thread) and
-(3) sends StatsD metrics (UDP; a mapped task's element durations packed and sampled). Nothing here can fail a run: every
+(3) queues StatsD metrics (sent packed into datagrams on a background thread; a mapped
+task's element durations sampled). Nothing here can fail a run: every
 error is logged and swallowed.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 from headrace.config import Settings
 from headrace.observe.openlineage import LineageNote, OpenLineageEmitter
 from headrace.observe.sql_lineage import sql_lineage
-from headrace.observe.statsd import StatsdClient
+from headrace.observe.statsd import QueuedStatsd, StatsdClient
 from headrace.pipeline import Pipeline
 from headrace.state.base import RunRecord, StateStore
 
@@ -37,11 +38,17 @@ class Observers:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.lineage = OpenLineageEmitter(settings.lineage) if settings.lineage.kind else None
-        self.statsd = StatsdClient.from_settings(settings.metrics)
+        client = StatsdClient.from_settings(settings.metrics)
+        self.statsd = QueuedStatsd(client, log) if client is not None else None
 
     def for_run(self, store: StateStore, pipeline: Pipeline, run: RunRecord,
                 then: Callable[[Any], None] | None) -> RunObserver:
         return RunObserver(self, store, pipeline, run, then)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the events and metrics queued so far are sent (True), ``timeout`` s at most each."""
+        done = self.lineage.flush(timeout) if self.lineage is not None else True
+        return (self.statsd.flush(timeout) if self.statsd is not None else True) and done
 
     def close(self) -> None:
         if self.lineage is not None:
@@ -186,8 +193,8 @@ class RunObserver:
         if len(timed) > ELEMENT_SAMPLES:
             rate = ELEMENT_SAMPLES / len(timed)
             timed = random.sample(timed, ELEMENT_SAMPLES)
-        head, tail = statsd.parts("task.duration", "ms", tags, rate)
-        statsd.send_lines([f"{head}{(ti.ended_at - ti.started_at).total_seconds() * 1000:g}{tail}" for ti in timed])
+        statsd.timings("task.duration", [(ti.ended_at - ti.started_at).total_seconds() * 1000 for ti in timed],
+                       tags, rate)
         if retries:
             statsd.count("task.retries", retries, tags)
 

@@ -16,9 +16,11 @@ task's own ``ctx.metric(name, value)`` as ``custom.<name>`` (gauge).
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from headrace.config import MetricsSettings
@@ -117,3 +119,45 @@ class StatsdClient:
 
     def close(self) -> None:
         self._sock.close()
+
+
+class QueuedStatsd:
+    """A :class:`StatsdClient` whose lines are formatted and sent on a background thread:
+    a metric costs the run's thread a tuple on a queue; the thread packs what gathered
+    (a whole run's metrics, usually) into as few datagrams as fit.
+
+    Args:
+        client: the client that sends.
+        log: where the one warning about dropped metrics goes.
+    """
+
+    def __init__(self, client: StatsdClient, log: logging.Logger | None = None) -> None:
+        from headrace.observe.background import BackgroundSender
+
+        self.client = client
+        self.sender = BackgroundSender(self._send, "statsd", 100_000, log, batch=True)
+
+    def count(self, name: str, value: float = 1, tags: Mapping[str, object] | None = None) -> None:
+        self.sender.put((name, value, "c", tags, 1.0))
+
+    def timing(self, name: str, ms: float, tags: Mapping[str, object] | None = None) -> None:
+        self.sender.put((name, ms, "ms", tags, 1.0))
+
+    def timings(self, name: str, ms: list[float], tags: Mapping[str, object] | None, rate: float = 1.0) -> None:
+        """Many values of one timing (``rate`` below 1: they are a sample, ``|@rate``)."""
+        self.sender.put((name, ms, "ms", tags, rate))
+
+    def _send(self, items: list[tuple[str, Any, str, Mapping[str, object] | None, float]]) -> None:
+        lines = []
+        for name, value, kind, tags, rate in items:
+            head, tail = self.client.parts(name, kind, tags, rate)
+            values = value if isinstance(value, list) else [value]
+            lines.extend(f"{head}{v:g}{tail}" if isinstance(v, float) else f"{head}{v}{tail}" for v in values)
+        self.client.send_lines(lines)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        return self.sender.flush(timeout)
+
+    def close(self) -> None:
+        self.sender.close()
+        self.client.close()
