@@ -264,3 +264,30 @@ def test_resume_sends_running_and_an_interrupt_sends_abort(tmp_path: Path, recei
     assert "interrupted" in stopped_events[1]["run"]["facets"]["errorMessage"]["message"]
     tasks = [e["eventType"] for e in receiver.events if e["job"]["name"] == "resumable.fails_once"]
     assert tasks == ["START", "FAIL", "RUNNING", "COMPLETE"]  # the task tried again in the same OL run
+
+
+def test_a_streamed_sync_sends_the_checks_of_all_its_batches(tmp_path: Path, receiver: Receiver) -> None:
+    """No transform and row checks only: the sync streams batch by batch (two files, two
+    batches); the dataQualityAssertions facet sums what every batch's checks found."""
+    from headrace import destination, file_source, sync
+    from headrace.quality import matches_regex, not_null
+    from headrace.sync.execute import streamable
+
+    (tmp_path / "people_1.csv").write_text("id,email\n1,a@x.org\n2,nope\n3,c@x.org\n")
+    (tmp_path / "people_2.csv").write_text("id,email\n4,d@x.org\n5,nope\n6,\n7,g@x.org\n")  # "" is text
+    people = sync(
+        "people", source=file_source(str(tmp_path / "people_*.csv")),
+        checks=[not_null("email", severity="quarantine"),
+                matches_regex("email", r".+@.+", severity="quarantine", reason="bad email")],
+        destination=destination("warehouse", table="people"),
+    )
+    assert streamable(people)
+    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                        lineage=LineageSettings(url=receiver.url))
+    result = run_with(settings, people.pipeline(name="streamed"))
+    assert result.state == "success" and result.result_of("people")["quarantined"] == 3
+    assert receiver.invalid == []
+    (complete,) = [e for e in receiver.events if (e["job"]["name"], e["eventType"]) == ("streamed.people", "COMPLETE")]
+    assertions = complete["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
+    got = {a["assertion"]: (a["success"], a["actual"]) for a in assertions}
+    assert got == {"not_null(email)": (True, "0"), "matches_regex(email)": (False, "3")}  # 1 + 2
