@@ -16,8 +16,9 @@ runs each (the best is printed too). Each side has one warm Runner for all its r
   lineage, row counts and check results, and records its lineage in the state store.
 
 Run:  .venv/bin/python bench/observe_overhead.py [--repeat 30] [--rows 200000] [--only orchestration] [--fresh-runner]
-Last line: one JSON object with the wall and CPU seconds (median of each side, the
-events of a run flushed before its clock stops) and the overhead in percent; ``_best``
+Last line: one JSON object with the wall seconds of the run (``Runner.run``, as
+bench/orchestration.py times it) and the CPU seconds of the process until the run's
+events and metrics were sent (median of each side), and the overhead in percent; ``_best``
 keys have the best of each side, ``_paired`` the median of each round's on minus off
 over the median off. On a shared machine use many repeats (30 or more).
 """
@@ -110,11 +111,15 @@ def settings_for(folder: Path, observed: bool, receiver: Receiver, udp: str) -> 
 
 
 def timed_run(runner: Any, pipe: Any, day: int, check: Any) -> tuple[float, float]:
-    """One run, wall and CPU seconds (every thread of the process: the sender's too)."""
+    """One run: wall seconds of ``runner.run`` (what bench/orchestration.py times) and CPU
+    seconds of every thread of the process until the run's events and metrics are sent
+    (the flush waits for the receiver's answers after the wall clock stopped: that wait is
+    the receiver's, not the run's; the CPU of sending is counted)."""
     began, cpu = time.perf_counter(), time.process_time()
     result = runner.run(pipe, logical_date=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=day))
-    runner.flush_observers()  # the events queued by this run are sent: their CPU is counted
-    times = (time.perf_counter() - began, time.process_time() - cpu)
+    wall = time.perf_counter() - began
+    assert runner.flush_observers(30), "the events of the run were not sent"
+    times = (wall, time.process_time() - cpu)
     assert str(result.state) == "success", result.run.error
     check(result)
     return times
