@@ -172,7 +172,7 @@ def main() -> None:
             s = settings_for(home, side == "on", receiver, udp)
             store = stack.enter_context(open_store(s.state_url))
             runners[side] = stack.enter_context(Runner(store, executor="inprocess", settings=s))
-        for name, pipe, ok in workloads:  # a warm-up run each: imports, first connections
+        for _name, pipe, ok in workloads:  # a warm-up run each: imports, first connections
             for side in ("off", "on"):
                 timed_run(runners[side], pipe, -1, ok)
         for round_ in range(args.repeat):  # alternate sides: the machine's drift hits both

@@ -105,11 +105,12 @@ class BackgroundSender:
             batch: list[Any] = []
             while items:
                 item = items.popleft()
-                if item is _STOP or isinstance(item, threading.Event):
+                if item is _STOP:
                     self._handle(batch)  # what came before the marker is handled first
+                    return
+                if isinstance(item, threading.Event):  # a flush: everything before it is handled
+                    self._handle(batch)
                     batch = []
-                    if item is _STOP:
-                        return
                     item.set()
                 elif self.batch:
                     batch.append(item)

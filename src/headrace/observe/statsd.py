@@ -148,7 +148,7 @@ class QueuedStatsd:
         self.sender.put((name, ms, "ms", tags, rate))
 
     def _send(self, items: list[tuple[str, Any, str, Mapping[str, object] | None, float]]) -> None:
-        lines = []
+        lines: list[str] = []
         for name, value, kind, tags, rate in items:
             head, tail = self.client.parts(name, kind, tags, rate)
             values = value if isinstance(value, list) else [value]
