@@ -291,3 +291,53 @@ def test_a_streamed_sync_sends_the_checks_of_all_its_batches(tmp_path: Path, rec
     assertions = complete["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
     got = {a["assertion"]: (a["success"], a["actual"]) for a in assertions}
     assert got == {"not_null(email)": (True, "0"), "matches_regex(email)": (False, "3")}  # 1 + 2
+
+
+def test_events_have_the_shape_the_client_classes_give() -> None:
+    """Events are dicts built without the client's attrs classes on the hot path: each
+    part equals what the client's classes, serialised by its Serde, make of the same data."""
+    from datetime import UTC, datetime
+
+    from openlineage.client.event_v2 import InputDataset, OutputDataset
+    from openlineage.client.facet_v2 import column_lineage_dataset as cl
+    from openlineage.client.facet_v2 import data_quality_assertions_dataset as dq
+    from openlineage.client.facet_v2 import (
+        nominal_time_run,
+        output_statistics_output_dataset,
+        parent_run,
+    )
+    from openlineage.client.facet_v2 import schema_dataset as sd
+    from openlineage.client.serde import Serde
+
+    from headrace.observe.openlineage import LineageNote, build_event, run_uuid
+
+    src = {"namespace": "file", "name": "/in/people.csv"}
+    lineage = {"inputs": [{**src, "fields": [{"name": "email", "type": "string"}]}],
+               "outputs": [{"namespace": "duckdb:///w.duckdb", "name": "w.main.people",
+                            "fields": [{"name": "email", "type": "string", "description": "their address"}],
+                            "columns": {"email": {"inputs": [{**src, "field": "email"}], "type": "DIRECT",
+                                                  "subtype": "IDENTITY"}},
+                            "checks": [{"expectation": "not_null(email)", "column": "email", "severity": "quarantine",
+                                        "status": "failed", "failed": 2, "total": 9}]}]}
+    start, end = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)
+    event = build_event(LineageNote("COMPLETE", "r1", "p", "t", -1, (start, end), result={"loaded": 7, "lineage": lineage}),
+                        "ns")
+    schema = sd.SchemaDatasetFacet(fields=[sd.SchemaDatasetFacetFields(name="email", type="string")])
+    assert event["inputs"] == [Serde.to_dict(InputDataset(namespace="file", name="/in/people.csv", facets={"schema": schema}))]
+    output = OutputDataset(namespace="duckdb:///w.duckdb", name="w.main.people", facets={
+        "schema": sd.SchemaDatasetFacet(fields=[sd.SchemaDatasetFacetFields(name="email", type="string",
+                                                                             description="their address")]),
+        "columnLineage": cl.ColumnLineageDatasetFacet(fields={"email": cl.Fields(inputFields=[cl.InputField(
+            namespace="file", name="/in/people.csv", field="email",
+            transformations=[cl.Transformation(type="DIRECT", subtype="IDENTITY")])])}),
+        "dataQualityAssertions": dq.DataQualityAssertionsDatasetFacet(assertions=[dq.Assertion(
+            assertion="not_null(email)", success=False, column="email", severity="quarantine", actual="2",
+            expected="0")]),
+    }, outputFacets={"outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(rowCount=7)})
+    assert event["outputs"] == [Serde.to_dict(output)]
+    facets = event["run"]["facets"]
+    assert facets["nominalTime"] == Serde.to_dict(nominal_time_run.NominalTimeRunFacet(
+        nominalStartTime=start.isoformat(), nominalEndTime=end.isoformat()))
+    assert facets["parent"] == Serde.to_dict(parent_run.ParentRunFacet(
+        run=parent_run.Run(runId=run_uuid("r1")), job=parent_run.Job(namespace="ns", name="p")))
+    VALIDATOR.validate(json.loads(json.dumps(event)))
