@@ -341,3 +341,43 @@ def test_events_have_the_shape_the_client_classes_give() -> None:
     assert facets["parent"] == Serde.to_dict(parent_run.ParentRunFacet(
         run=parent_run.Run(runId=run_uuid("r1")), job=parent_run.Job(namespace="ns", name="p")))
     VALIDATOR.validate(json.loads(json.dumps(event)))
+
+
+EXITS_WITHOUT_CLOSING = """
+import sys
+from headrace.config import LineageSettings, Settings
+from headrace.engine import Runner
+from headrace.pipeline import pipeline, task
+from headrace.state import open_store
+
+
+@task
+def one() -> int:
+    return 1
+
+
+@pipeline
+def quick() -> None:
+    one()
+
+
+home, url = sys.argv[1], sys.argv[2]
+settings = Settings(home=home, state_url=f"sqlite:///{home}/state.db", lineage=LineageSettings(url=url))
+runner = Runner(open_store(settings.state_url), "inprocess", settings=settings)
+assert runner.run(quick).state == "success"
+# no runner.close(): the process ends with the last events still queued
+"""
+
+
+def test_a_process_that_exits_without_closing_its_runner_still_sends_its_events(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "exits.py"
+    script.write_text(EXITS_WITHOUT_CLOSING)
+    subprocess.run([sys.executable, str(script), str(tmp_path), receiver.url], check=True, timeout=120)
+    assert receiver.invalid == []
+    assert [(e["job"]["name"], e["eventType"]) for e in receiver.events] == [
+        ("quick", "START"), ("quick.one", "START"), ("quick.one", "COMPLETE"), ("quick", "COMPLETE")]

@@ -9,12 +9,15 @@ A put costs an append and never wakes the thread: the thread looks at the queue 
 ``linger`` seconds (0.25 by default; up to 2 s while nothing comes) and drains what
 gathered in one pass (``batch``: hands the whole pass to ``send`` at once). Waking a
 thread for every item costs the run's thread a context switch each time, which on a
-busy machine can mean losing the CPU for a whole time slice. A queue half full, a
-:meth:`~BackgroundSender.flush` and :meth:`~BackgroundSender.close` wake it at once.
+busy machine can mean losing the CPU for a whole time slice. A queue half full,
+:meth:`~BackgroundSender.wake` (a run ended), :meth:`~BackgroundSender.flush` and
+:meth:`~BackgroundSender.close` wake it at once. A process that exits without closing
+its sender still sends what is queued: an ``atexit`` hook flushes it (2 s at most).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from collections import deque
@@ -67,6 +70,10 @@ class BackgroundSender:
         if len(self._items) == self.maxsize // 2:  # a burst: drain before it overflows
             self._now.set()
 
+    def wake(self) -> None:
+        """Send what is queued now, without waiting for it (a run just ended)."""
+        self._now.set()
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued was handled, for ``timeout`` seconds at most."""
         if self._thread is None:
@@ -79,10 +86,14 @@ class BackgroundSender:
         """Flush, then stop the thread."""
         if self._thread is None:
             return
+        atexit.unregister(self._flush_at_exit)
         self.flush(timeout)
         self._urgent(_STOP)
         self._thread.join(timeout)
         self._thread = None
+
+    def _flush_at_exit(self) -> None:
+        self.flush(2.0)
 
     def _urgent(self, marker: Any) -> None:
         """Queue a marker (never dropped) and wake the thread."""
@@ -94,6 +105,7 @@ class BackgroundSender:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=f"headrace-{self.name}", daemon=True)
                 self._thread.start()
+                atexit.register(self._flush_at_exit)  # a daemon thread dies with the process
 
     def _loop(self) -> None:
         items = self._items
