@@ -52,7 +52,7 @@ class BackgroundSender:
         self.linger = linger
         self.batch = batch
         self._items: deque[Any] = deque()  # appends and pops are atomic: no lock on the hot path
-        self._now = threading.Event()  # a flush or close waits: drain at once
+        self._now = threading.Event()  # drain at once: a flush, a close, a wake or a half-full queue
         self._log = log or logging.getLogger("headrace.observe")
         self.sent = self.dropped = self.failed = 0
         self._warned = False
