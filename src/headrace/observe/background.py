@@ -9,10 +9,11 @@ A put costs an append and never wakes the thread: the thread looks at the queue 
 ``linger`` seconds (0.25 by default; up to 2 s while nothing comes) and drains what
 gathered in one pass (``batch``: hands the whole pass to ``send`` at once). Waking a
 thread for every item costs the run's thread a context switch each time, which on a
-busy machine can mean losing the CPU for a whole time slice. A queue half full,
-:meth:`~BackgroundSender.wake` (a run ended), :meth:`~BackgroundSender.flush` and
-:meth:`~BackgroundSender.close` wake it at once. A process that exits without closing
-its sender still sends what is queued: an ``atexit`` hook flushes it (2 s at most).
+busy machine can mean losing the CPU for a whole time slice (waking them at a run's
+end, while the run still writes its last states, did not pay in the bench). A queue
+half full, :meth:`~BackgroundSender.flush` and :meth:`~BackgroundSender.close` wake it
+at once. A process that exits without closing its sender still sends what is queued:
+an ``atexit`` hook flushes it (2 s at most).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class BackgroundSender:
         self.linger = linger
         self.batch = batch
         self._items: deque[Any] = deque()  # appends and pops are atomic: no lock on the hot path
-        self._now = threading.Event()  # drain at once: a flush, a close, a wake or a half-full queue
+        self._now = threading.Event()  # drain at once: a flush, a close or a half-full queue
         self._log = log or logging.getLogger("headrace.observe")
         self.sent = self.dropped = self.failed = 0
         self._warned = False
@@ -69,10 +70,6 @@ class BackgroundSender:
         self._items.append(item)
         if len(self._items) == self.maxsize // 2:  # a burst: drain before it overflows
             self._now.set()
-
-    def wake(self) -> None:
-        """Send what is queued now, without waiting for it (a run just ended)."""
-        self._now.set()
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued was handled, for ``timeout`` seconds at most."""

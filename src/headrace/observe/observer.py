@@ -45,13 +45,6 @@ class Observers:
                 then: Callable[[Any], None] | None) -> RunObserver:
         return RunObserver(self, store, pipeline, run, then)
 
-    def wake(self) -> None:
-        """Send what is queued now (a run ended), without waiting."""
-        if self.lineage is not None:
-            self.lineage.sender.wake()
-        if self.statsd is not None:
-            self.statsd.sender.wake()
-
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until the events and metrics queued so far are sent (True), ``timeout`` s at most each."""
         done = self.lineage.flush(timeout) if self.lineage is not None else True
@@ -122,7 +115,6 @@ class RunObserver:
             lineage.note(self._note(kind, error=event.error))
         if statsd is not None:
             statsd.count("runs", 1, {"pipeline": self.pipeline.name, "state": state})
-        self.observers.wake()  # the run's last events go now, not at the senders' next look
 
     def _note(self, state: str, task_id: str | None = None, map_index: int = -1, **extra: Any) -> LineageNote:
         if task_id is None:
