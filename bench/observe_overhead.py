@@ -2,30 +2,39 @@
 
 Two workloads, each run alternately without and with observers (OpenLineage over HTTP
 to a local receiver that accepts every event, and StatsD to a local UDP socket), so the
-loaded machine's drift hits both sides alike; the figure is best-of-``--repeat`` each:
+loaded machine's drift hits both sides alike; the figure is the median of ``--repeat``
+runs each (the best is printed too). Each side has one warm Runner for all its runs, as
+``bench/orchestration.py`` has (``--fresh-runner``: a new one per run, a CLI run's cost):
 
 * **orchestration**: ``bench/orchestration.py``'s fan-in pipeline (1,000 mapped tasks
-  plus one), in-process executor, SQLite state store: every task instance emits
-  START/COMPLETE events and a few StatsD datagrams;
+  plus one), in-process executor, SQLite state store: the run and its two tasks send
+  START/COMPLETE events (mapped elements are one job with their parent), StatsD gets
+  the run's and tasks' metrics and a sample of the element durations;
 * **load**: a sync of ``--rows`` rows (CSV file -> Polars transform -> one quarantine
   check -> embedded DuckDB, replaced), the reference pipeline's shape; every run really
   loads (the transform adds the run id). The load emits datasets with schema, column
   lineage, row counts and check results, and records its lineage in the state store.
 
-Run:  .venv/bin/python bench/observe_overhead.py [--repeat 5] [--rows 200000]
-Last line: one JSON object with the wall and CPU seconds (best of each side, the
-events of a run flushed before its clock stops) and the overhead in percent.
+Run:  .venv/bin/python bench/observe_overhead.py [--repeat 30] [--rows 200000] [--only orchestration] [--fresh-runner]
+Last line: one JSON object with the wall seconds of the run (``Runner.run``, as
+bench/orchestration.py times it) and the CPU seconds of the process until the run's
+events and metrics were sent (median of each side), and the overhead in percent; ``_best``
+keys have the best of each side, ``_paired`` the median of each round's on minus off
+over the median off. On a shared machine use many repeats (30 or more).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,19 +111,29 @@ def settings_for(folder: Path, observed: bool, receiver: Receiver, udp: str) -> 
                     metrics=MetricsSettings(statsd=udp))
 
 
-def timed_runs(pipe: Any, settings: Any, repeat: int, start_day: int, check: Any) -> list[tuple[float, float]]:
-    from headrace.engine import Runner
-    from headrace.state import open_store
+def sender_cpu() -> float:
+    """CPU seconds so far of the emitters' background threads (Linux: /proc; else 0)."""
+    total = 0.0
+    for thread in threading.enumerate():
+        if thread.name in ("headrace-openlineage", "headrace-statsd"):
+            with contextlib.suppress(OSError):
+                total += int(Path(f"/proc/self/task/{thread.native_id}/schedstat").read_text().split()[0]) / 1e9
+    return total
 
-    times = []
-    with open_store(settings.state_url) as store, Runner(store, executor="inprocess", settings=settings) as runner:
-        for attempt in range(repeat):
-            began, cpu = time.perf_counter(), time.process_time()
-            result = runner.run(pipe, logical_date=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=start_day + attempt))
-            runner.flush_observers()  # the events queued by this run are sent: their CPU is counted
-            times.append((time.perf_counter() - began, time.process_time() - cpu))
-            assert str(result.state) == "success", result.run.error
-            check(result)
+
+def timed_run(runner: Any, pipe: Any, day: int, check: Any) -> tuple[float, float, float]:
+    """One run: wall seconds of ``runner.run`` (what bench/orchestration.py times), CPU
+    seconds of every thread of the process until the run's events and metrics are sent
+    (the flush waits for the receiver's answers after the wall clock stopped: that wait is
+    the receiver's, not the run's; the CPU of sending is counted), and the part of that
+    CPU spent by the emitters' background threads."""
+    began, cpu, senders = time.perf_counter(), time.process_time(), sender_cpu()
+    result = runner.run(pipe, logical_date=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=day))
+    wall = time.perf_counter() - began
+    assert runner.flush_observers(30), "the events of the run were not sent"
+    times = (wall, time.process_time() - cpu, sender_cpu() - senders)
+    assert str(result.state) == "success", result.run.error
+    check(result)
     return times
 
 
@@ -122,8 +141,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--only", choices=("orchestration", "load"), help="Run one workload only.")
+    parser.add_argument("--fresh-runner", action="store_true",
+                        help="A new Runner for every run (a CLI run's cost: emitters and connections made "
+                             "each time) instead of one warm Runner per side, as bench/orchestration.py uses.")
     args = parser.parse_args()
-    from headrace.engine import load_pipelines
+    from headrace.engine import Runner, load_pipelines
+    from headrace.state import open_store
 
     receiver = Receiver()
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -147,26 +171,53 @@ def main() -> None:
         stats = result.result_of("people")
         assert stats["loaded"] + stats["quarantined"] == args.rows and not stats["already_loaded"]
 
-    figures: dict[str, dict[str, list[tuple[float, float]]]] = {
+    figures: dict[str, dict[str, list[tuple[float, float, float]]]] = {
         "orchestration": {"off": [], "on": []}, "load": {"off": [], "on": []},
     }
-    for round_ in range(args.repeat):  # alternate sides: the machine's drift hits both
+    workloads = [(name, pipe, ok) for name, pipe, ok in (("orchestration", fan, fan_ok), ("load", load, load_ok))
+                 if args.only in (None, name)]
+    with contextlib.ExitStack() as stack:
+        runners: dict[str, Any] = {}
         for side in ("off", "on"):
-            home = folder / f"{side}"
-            home.mkdir(exist_ok=True)
+            home = folder / side
+            home.mkdir()
             s = settings_for(home, side == "on", receiver, udp)
-            figures["orchestration"][side] += timed_runs(fan, s, 1, 2 * round_, fan_ok)
-            figures["load"][side] += timed_runs(load, s, 1, 2 * round_, load_ok)
+            store = stack.enter_context(open_store(s.state_url))
+            runners[side] = stack.enter_context(Runner(store, executor="inprocess", settings=s))
+        for _name, pipe, ok in workloads:  # a warm-up run each: imports, first connections
+            for side in ("off", "on"):
+                timed_run(runners[side], pipe, -1, ok)
+        for round_ in range(args.repeat):  # alternate sides: the machine's drift hits both
+            for side in ("off", "on"):
+                for name, pipe, ok in workloads:
+                    if args.fresh_runner:  # a runner (emitters, connections) made for this run only
+                        with open_store(runners[side].store.url) as store, \
+                                Runner(store, executor="inprocess", settings=runners[side].settings) as runner:
+                            figures[name][side].append(timed_run(runner, pipe, round_, ok))
+                    else:
+                        figures[name][side].append(timed_run(runners[side], pipe, round_, ok))
     receiver.close()
     out: dict[str, Any] = {"repeat": args.repeat, "rows": args.rows}
     for workload, sides in figures.items():
+        if not sides["off"]:
+            continue
         for i, unit in ((0, "s"), (1, "cpu_s")):
-            off, on = min(x[i] for x in sides["off"]), min(x[i] for x in sides["on"])
-            out[f"{workload}_off_{unit}"] = round(off, 4)
-            out[f"{workload}_on_{unit}"] = round(on, 4)
-            out[f"{workload}_overhead_{unit}_pct"] = round(100 * (on - off) / off, 2)
-            print(f"{workload:>14} {unit:>5}: off {off:.3f}, on {on:.3f} ({100 * (on - off) / off:+.2f}%)  "
-                  f"all off {[round(x[i], 3) for x in sides['off']]} on {[round(x[i], 3) for x in sides['on']]}")
+            for stat, pick in (("", statistics.median), ("_best", min)):
+                off, on = pick(x[i] for x in sides["off"]), pick(x[i] for x in sides["on"])
+                out[f"{workload}_off_{unit}{stat}"] = round(off, 4)
+                out[f"{workload}_on_{unit}{stat}"] = round(on, 4)
+                out[f"{workload}_overhead_{unit}_pct{stat}"] = round(100 * (on - off) / off, 2)
+                print(f"{workload:>14} {unit:>5} {stat or '_median':>7}: off {off:.4f}, on {on:.4f} "
+                      f"({100 * (on - off) / off:+.2f}%)")
+            # each round's on minus its off (they ran back to back): drift cancels out
+            paired = statistics.median(b[i] - a[i] for a, b in zip(sides["off"], sides["on"], strict=True))
+            off = statistics.median(x[i] for x in sides["off"])
+            out[f"{workload}_overhead_{unit}_pct_paired"] = round(100 * paired / off, 2)
+            print(f"{workload:>14} {unit:>5}  paired: median(on - off) {paired * 1000:+.2f} ms "
+                  f"({100 * paired / off:+.2f}% of the median off)")
+        senders = statistics.median(x[2] for x in sides["on"])
+        out[f"{workload}_sender_threads_cpu_ms"] = round(1000 * senders, 3)
+        print(f"{workload:>14} cpu_s  of which the emitters' background threads: {1000 * senders:.2f} ms a run (median)")
     print(json.dumps(out))
 
 

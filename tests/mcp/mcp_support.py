@@ -46,6 +46,7 @@ class World:
     duck_run: str = ""
     pg_run: str = ""
     failed_run: str = ""
+    signups_run: str = ""
     runs: dict[str, Any] = field(default_factory=dict)
 
     def settings(self) -> Settings:
@@ -67,6 +68,7 @@ def make_world(home: Path, pg_url: str) -> World:
         "HEADRACE_CONN_WAREHOUSE": f"duckdb:///{home}/warehouse.duckdb",
         "HEADRACE_CONN_PGWH": f"{pg_url}?schema={schema}",
         "HEADRACE_CONN_SECRETDB": f"postgresql://reporter:{SECRET}@127.0.0.1:1/reports",
+        "HEADRACE_CONN_LAKE": f"duckdb:///{home}/lake.duckdb",
     }
     world = World(home, env, pg_url, schema)
     settings = world.settings()
@@ -78,6 +80,8 @@ def make_world(home: Path, pg_url: str) -> World:
         (home / "publish_fails").write_text("on")
         world.failed_run = runner.run(shop).run_id
         (home / "publish_fails").unlink()
+        signups = load_pipelines(PIPELINES / "signups.py")["signups"]
+        world.signups_run = runner.run(signups).run_id  # records lineage: file -> signups -> signup_domains
     (home / "exports").mkdir()
     (home / "exports" / "report.csv").write_text("region,total\nnorth,10\nsouth,20\n")
     return world

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
 import psycopg
 import pytest
-from mcp_support import PIPELINES, SECRET, World, in_session
+from mcp_support import PIPELINES, SECRET, World, headrace_command, in_session, server_env
 
 WRITE_TOOLS = {"trigger_run", "resume_run", "retry_task"}
 
@@ -46,6 +47,10 @@ def answers(connect: Any, world: World) -> dict[str, Any]:
         "quarantine_pg": ("quarantined_rows", {"run_id": world.pg_run, "table": "orders", "connection": "pgwh"}),
         "lineage_duck": ("lineage", {"table": "orders"}),
         "lineage_pg": ("lineage", {"table": "orders", "connection": "pgwh"}),
+        "lineage_signups": ("lineage", {"table": "signups"}),
+        "lineage_signups_lake": ("lineage", {"table": "signups", "connection": "lake"}),
+        "lineage_domains": ("lineage", {"table": "main.signup_domains"}),
+        "lineage_unknown": ("lineage", {"table": "nosuch"}),
         "profile_duck": ("profile_table", {"table": "orders"}),
         "profile_pg": ("profile_table", {"table": "orders", "connection": "pgwh"}),
         "query_duck": ("query", {"sql": "SELECT order_id, email FROM orders ORDER BY order_id, _hr_load_id"}),
@@ -158,10 +163,37 @@ def test_lineage_from_the_loads_ledger(answers: dict[str, Any], world: World) ->
     duck = data(answers["lineage_duck"])
     with duckdb.connect(str(world.home / "warehouse.duckdb"), read_only=True) as con:
         loads = con.execute("SELECT count(*) FROM _hr_loads WHERE table_name = 'orders'").fetchall()[0][0]
-    assert [(f["pipeline"], f["source"], f["loads"]) for f in duck["fed_by"]] == [("shop", "demo.orders", loads)]
-    assert "_hr_loads" in duck["note"]
+    assert [(f["pipeline"], f["source"], f["loads"]) for f in duck["loads"]] == [("shop", "demo.orders", loads)]
+    assert duck["dataset"] is None  # the shop's hand-written load records no lineage
     pg = data(answers["lineage_pg"])
-    assert [(f["pipeline"], f["loads"], f["rows_loaded"]) for f in pg["fed_by"]] == [("shop", 1, 3)]
+    assert [(f["pipeline"], f["loads"], f["rows_loaded"]) for f in pg["loads"]] == [("shop", 1, 3)]
+    unknown = data(answers["lineage_unknown"])
+    assert (unknown["dataset"], unknown["loads"]) == (None, [])
+
+
+def test_lineage_from_the_recorded_graph_as_the_cli_shows_it(answers: dict[str, Any], world: World) -> None:
+    """The tool reads the state store's lineage table: the same graph as `headrace lineage`."""
+    cli = subprocess.run([*headrace_command(), "lineage", "signups", "--json"], env=server_env(world),
+                         cwd=world.home, capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    shown = json.loads(cli.stdout)
+    got = data(answers["lineage_signups"])
+    lake = f"duckdb://{world.home / 'lake.duckdb'}"
+    assert got["dataset"]["uri"] == shown["dataset"]["uri"] == f"{lake}/lake.main.signups"
+    assert (got["upstream"], got["downstream"]) == (shown["upstream"], shown["downstream"])
+    assert [j["name"] for j in got["upstream"]["jobs"]] == ["signups.load_signups"]
+    csv = str(PIPELINES / "signups.csv")
+    assert {d["name"] for d in got["upstream"]["datasets"]} == {csv, "lake.main.signups"}
+    assert [j["name"] for j in got["downstream"]["jobs"]] == ["signups.count_domains"]
+    assert "lake.main.signup_domains" in {d["name"] for d in got["downstream"]["datasets"]}
+    assert got["dataset"]["last_rows"] == 3  # the good rows of the last load; one was quarantined
+    assert got["loads"] == []  # not the warehouse's table: its ledger is not read
+    in_lake = data(answers["lineage_signups_lake"])  # the lake's own table: its ledger too
+    assert in_lake["upstream"] == got["upstream"]
+    assert [(f["pipeline"], f["rows_loaded"], f["rows_quarantined"]) for f in in_lake["loads"]] == [("signups", 3, 1)]
+    domains = data(answers["lineage_domains"])
+    assert [j["name"] for j in domains["upstream"]["jobs"]] == ["signups.count_domains", "signups.load_signups"]
+    assert domains["downstream"]["jobs"] == []
 
 
 def test_profile(answers: dict[str, Any], world: World) -> None:

@@ -267,3 +267,121 @@ def test_resume_sends_running_and_an_interrupt_sends_abort(tmp_path: Path, recei
     assert "interrupted" in stopped_events[1]["run"]["facets"]["errorMessage"]["message"]
     tasks = [e["eventType"] for e in receiver.events if e["job"]["name"] == "resumable.fails_once"]
     assert tasks == ["START", "FAIL", "RUNNING", "COMPLETE"]  # the task tried again in the same OL run
+
+
+def test_a_streamed_sync_sends_the_checks_of_all_its_batches(tmp_path: Path, receiver: Receiver) -> None:
+    """No transform and row checks only: the sync streams batch by batch (two files, two
+    batches); the dataQualityAssertions facet sums what every batch's checks found."""
+    from headrace import destination, file_source, sync
+    from headrace.quality import matches_regex, not_null
+    from headrace.sync.execute import streamable
+
+    (tmp_path / "people_1.csv").write_text("id,email\n1,a@x.org\n2,nope\n3,c@x.org\n")
+    (tmp_path / "people_2.csv").write_text("id,email\n4,d@x.org\n5,nope\n6,\n7,g@x.org\n")  # "" is text
+    people = sync(
+        "people", source=file_source(str(tmp_path / "people_*.csv")),
+        checks=[not_null("email", severity="quarantine"),
+                matches_regex("email", r".+@.+", severity="quarantine", reason="bad email")],
+        destination=destination("warehouse", table="people"),
+    )
+    assert streamable(people)
+    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                        lineage=LineageSettings(url=receiver.url))
+    result = run_with(settings, people.pipeline(name="streamed"))
+    assert result.state == "success" and result.result_of("people")["quarantined"] == 3
+    assert receiver.invalid == []
+    (complete,) = [e for e in receiver.events if (e["job"]["name"], e["eventType"]) == ("streamed.people", "COMPLETE")]
+    assertions = complete["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
+    got = {a["assertion"]: (a["success"], a["actual"]) for a in assertions}
+    assert got == {"not_null(email)": (True, "0"), "matches_regex(email)": (False, "3")}  # 1 + 2
+
+
+def test_events_have_the_shape_the_client_classes_give() -> None:
+    """Events are dicts built without the client's attrs classes on the hot path: each
+    part equals what the client's classes, serialised by its Serde, make of the same data."""
+    from datetime import UTC, datetime
+
+    from openlineage.client.event_v2 import InputDataset, OutputDataset
+    from openlineage.client.facet_v2 import column_lineage_dataset as cl
+    from openlineage.client.facet_v2 import data_quality_assertions_dataset as dq
+    from openlineage.client.facet_v2 import (
+        nominal_time_run,
+        output_statistics_output_dataset,
+        parent_run,
+    )
+    from openlineage.client.facet_v2 import schema_dataset as sd
+    from openlineage.client.serde import Serde
+
+    from headrace.observe.openlineage import LineageNote, build_event, run_uuid
+
+    src = {"namespace": "file", "name": "/in/people.csv"}
+    lineage = {"inputs": [{**src, "fields": [{"name": "email", "type": "string"}]}],
+               "outputs": [{"namespace": "duckdb:///w.duckdb", "name": "w.main.people",
+                            "fields": [{"name": "email", "type": "string", "description": "their address"}],
+                            "columns": {"email": {"inputs": [{**src, "field": "email"}], "type": "DIRECT",
+                                                  "subtype": "IDENTITY"}},
+                            "checks": [{"expectation": "not_null(email)", "column": "email", "severity": "quarantine",
+                                        "status": "failed", "failed": 2, "total": 9}]}]}
+    start, end = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)
+    event = build_event(LineageNote("COMPLETE", "r1", "p", "t", -1, (start, end), result={"loaded": 7, "lineage": lineage}),
+                        "ns")
+    schema = sd.SchemaDatasetFacet(fields=[sd.SchemaDatasetFacetFields(name="email", type="string")])
+    assert event["inputs"] == [Serde.to_dict(InputDataset(namespace="file", name="/in/people.csv", facets={"schema": schema}))]
+    output = OutputDataset(namespace="duckdb:///w.duckdb", name="w.main.people", facets={
+        "schema": sd.SchemaDatasetFacet(fields=[sd.SchemaDatasetFacetFields(name="email", type="string",
+                                                                             description="their address")]),
+        "columnLineage": cl.ColumnLineageDatasetFacet(fields={"email": cl.Fields(inputFields=[cl.InputField(
+            namespace="file", name="/in/people.csv", field="email",
+            transformations=[cl.Transformation(type="DIRECT", subtype="IDENTITY")])])}),
+        # the client types this facet as an input facet; the spec allows it on outputs too
+        "dataQualityAssertions": dq.DataQualityAssertionsDatasetFacet(assertions=[dq.Assertion(  # type: ignore[dict-item]
+            assertion="not_null(email)", success=False, column="email", severity="quarantine", actual="2",
+            expected="0")]),
+    }, outputFacets={"outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(rowCount=7)})
+    assert event["outputs"] == [Serde.to_dict(output)]
+    facets = event["run"]["facets"]
+    assert facets["nominalTime"] == Serde.to_dict(nominal_time_run.NominalTimeRunFacet(
+        nominalStartTime=start.isoformat(), nominalEndTime=end.isoformat()))
+    assert facets["parent"] == Serde.to_dict(parent_run.ParentRunFacet(
+        run=parent_run.Run(runId=run_uuid("r1")), job=parent_run.Job(namespace="ns", name="p")))
+    VALIDATOR.validate(json.loads(json.dumps(event)))
+
+
+EXITS_WITHOUT_CLOSING = """
+import sys
+from headrace.config import LineageSettings, Settings
+from headrace.engine import Runner
+from headrace.pipeline import pipeline, task
+from headrace.state import open_store
+
+
+@task
+def one() -> int:
+    return 1
+
+
+@pipeline
+def quick() -> None:
+    one()
+
+
+home, url = sys.argv[1], sys.argv[2]
+settings = Settings(home=home, state_url=f"sqlite:///{home}/state.db", lineage=LineageSettings(url=url))
+runner = Runner(open_store(settings.state_url), "inprocess", settings=settings)
+assert runner.run(quick).state == "success"
+# no runner.close(): the process ends with the last events still queued
+"""
+
+
+def test_a_process_that_exits_without_closing_its_runner_still_sends_its_events(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "exits.py"
+    script.write_text(EXITS_WITHOUT_CLOSING)
+    subprocess.run([sys.executable, str(script), str(tmp_path), receiver.url], check=True, timeout=120)
+    assert receiver.invalid == []
+    assert [(e["job"]["name"], e["eventType"]) for e in receiver.events] == [
+        ("quick", "START"), ("quick.one", "START"), ("quick.one", "COMPLETE"), ("quick", "COMPLETE")]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import socket
 from collections.abc import Iterator
@@ -32,9 +33,10 @@ class Metric(TypedDict):
     value: float
     kind: str
     tags: dict[str, str]
+    rate: float  # the sample rate (|@r); 1 when the line has none
 
 
-LINE = re.compile(r"^(?P<name>[\w.\-/]+):(?P<value>-?[\d.e+-]+)\|(?P<kind>c|g|ms|h|d)(\|#(?P<tags>.*))?$")
+LINE = re.compile(r"^(?P<name>[\w.\-/]+):(?P<value>-?[\d.e+-]+)\|(?P<kind>c|g|ms|h|d)(\|@(?P<rate>[\d.]+))?(\|#(?P<tags>.*))?$")
 ATTEMPTS: dict[str, int] = {}
 
 
@@ -58,7 +60,8 @@ class Listener:
                 match = LINE.match(line)
                 assert match, f"not a DogStatsD line: {line!r}"
                 tags = dict(t.split(":", 1) for t in (match["tags"] or "").split(",") if t)
-                found.append({"name": match["name"], "value": float(match["value"]), "kind": match["kind"], "tags": tags})
+                found.append({"name": match["name"], "value": float(match["value"]), "kind": match["kind"], "tags": tags,
+                              "rate": float(match["rate"] or 1)})
 
 
 @pytest.fixture
@@ -224,16 +227,33 @@ def square(i: int) -> int:
     return i * i
 
 
-def test_mapped_elements_send_their_durations_packed(tmp_path: Path, listener: Listener) -> None:
+def test_mapped_elements_send_their_durations_packed_and_sampled(tmp_path: Path, listener: Listener) -> None:
     @pipeline(name="mapped")
     def mapped() -> None:
         square.map(i=list(range(150)))
+        cube.map(i=list(range(40)))
 
     settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
                         metrics=MetricsSettings(statsd=listener.url))
     with open_store(settings.state_url) as store, Runner(store, "inprocess", settings=settings) as runner:
-        assert runner.run(mapped).state == "success"
+        result = runner.run(mapped)
+        assert result.state == "success"
+        stored = {ti.map_index: ti for ti in store.get_task_instances(result.run_id) if ti.task_id == "square"}
     got = listener.lines()
     durations = [m for m in got if m["name"] == "headrace.task.duration" and m["tags"]["task"] == "square"]
-    assert len(durations) == 151  # every element, and the mapped task itself
-    assert [m["value"] for m in got if m["name"] == "headrace.task.finished"] == [1]  # the parent only
+    own = [m for m in durations if m["rate"] == 1]  # the mapped task itself
+    elements = [m for m in durations if m["rate"] < 1]
+    assert len(own) == 1 and len(elements) == 100  # a sample of the 150 elements, at rate 100/150
+    assert round(sum(1 / m["rate"] for m in elements)) == 150  # the agent counts every element
+    exact = [(ti.ended_at - ti.started_at).total_seconds() * 1000
+             for ti in stored.values() if ti.map_index >= 0 and ti.ended_at and ti.started_at]
+    for m in elements:  # real durations (6 significant digits on the wire), not made up
+        assert any(math.isclose(m["value"], e, rel_tol=1e-5, abs_tol=1e-3) for e in exact), m
+    small = [m for m in got if m["name"] == "headrace.task.duration" and m["tags"]["task"] == "cube"]
+    assert len(small) == 41 and {m["rate"] for m in small} == {1.0}  # few elements: every one, unsampled
+    assert sorted(m["tags"]["task"] for m in got if m["name"] == "headrace.task.finished") == ["cube", "square"]
+
+
+@task
+def cube(i: int) -> int:
+    return i * i * i

@@ -158,9 +158,9 @@ class Runner:
             observers.close()
 
     def flush_observers(self, timeout: float = 5.0) -> bool:
-        """Wait until the OpenLineage events queued so far are sent (True), at most ``timeout`` s."""
-        lineage = self._observers.lineage if self._observers is not None else None
-        return lineage.flush(timeout) if lineage is not None else True
+        """Wait until the OpenLineage events and StatsD metrics queued so far are sent (True),
+        at most ``timeout`` s."""
+        return self._observers.flush(timeout) if self._observers is not None else True
 
     def __enter__(self) -> Runner:
         return self

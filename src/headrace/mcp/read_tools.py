@@ -235,3 +235,57 @@ def staged_quarantine(ctx: McpContext, run: RunRecord, limit: int) -> dict[str, 
         text, shown = text_table(table.column_names, [tuple(r.values()) for r in rows], max_bytes=ctx.max_bytes // 2)
         tasks[ti.task_id] = {"rows": table.num_rows, "shown": shown, "table": ctx.mask(text)}
     return {"run_id": run.run_id, "source": f"staged files under {staging}", "tasks": tasks}
+
+
+
+def lineage(ctx: McpContext, table: str, connection: str | None) -> dict[str, Any]:
+    """Upstream and downstream of a dataset, from the lineage every load records in the state
+    store (the graph ``headrace lineage`` shows), and the loads into it from the destination's
+    ``_hr_loads`` ledger.
+
+    Args:
+        table: a dataset's URI, name or last parts (``people``, ``main.people``); with
+            ``connection``, a table of that connection.
+        connection: a configured connection name: the dataset is that connection's table
+            (default: any recorded dataset ``table`` names; the ledger read is the warehouse's).
+    """
+    from headrace.mcp import warehouse_tools
+    from headrace.observe.datasets import table_dataset
+    from headrace.observe.lineage_graph import LineageGraph
+
+    list_lineage = getattr(ctx.store, "list_lineage", None)
+    graph = LineageGraph.from_edges(list_lineage() if list_lineage is not None else [])
+    ledger_conn = warehouse_tools.warehouse_connection(ctx.settings, connection or warehouse_tools.DEFAULT_WAREHOUSE)
+    own = table_dataset(ledger_conn, table)
+    found = graph.find(table) if connection is None else [d for d in graph.datasets if d == own]
+    if len(found) > 1:
+        raise HeadraceError(f"{table!r} matches {len(found)} recorded datasets; name one by its URI or give "
+                            "its connection: " + ", ".join(d.uri for d in found))
+    answer: dict[str, Any] = {"table": table, "connection": connection, "dataset": None,
+                              "upstream": None, "downstream": None, "loads": []}
+    if found:
+        (ds,) = found
+        answer["dataset"] = {**ds.to_dict(), "uri": ds.uri, "last_rows": graph.last_rows.get(ds)}
+        answer["upstream"] = graph.walk(ds, "up").to_dict()
+        answer["downstream"] = graph.walk(ds, "down").to_dict()
+    if found and found[0] != own:
+        return answer  # another database's table: the warehouse's ledger does not describe it
+    try:
+        result = warehouse_tools.loads_of(ledger_conn, table, ctx.max_rows, ctx.query_timeout)
+    except HeadraceError:
+        if not found:
+            raise  # neither recorded lineage nor a ledger to read: say why
+        return answer  # the graph answered; this destination keeps no ledger
+    answer["loads"] = [{k: _plain(v) for k, v in zip(result.columns, row, strict=True)} for row in result.rows]
+    return answer
+
+
+def _plain(value: Any) -> Any:
+    """A database value as JSON has it: decimals as numbers, the rest as text when not JSON."""
+    import decimal
+
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

@@ -57,17 +57,6 @@ async def _call(ctx: McpContext, fn: Callable[..., T], *args: Any) -> T:
         raise ToolError(ctx.mask(str(exc))) from exc
 
 
-def _plain(value: Any) -> Any:
-    """A database value as JSON has it: decimals as numbers, the rest as text when not JSON."""
-    import decimal
-
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
-
-
 def _table_answer(ctx: McpContext, result: Any, what: str) -> str:
     """A query result as a compact masked text table with a one-line header."""
     text, shown = text_table(result.columns, result.rows, max_bytes=ctx.max_bytes)
@@ -176,22 +165,13 @@ def _warehouse_tools(server: MCPServer, ctx: McpContext) -> None:
         return await _call(ctx, body)
 
     @server.tool()
-    async def lineage(table: TableName, connection: ConnectionName = "warehouse") -> dict[str, Any]:
-        """What feeds a table: pipelines and sources of its loads (from the _hr_loads ledger)."""
-
-        def body() -> dict[str, Any]:
-            conn = warehouse_tools.warehouse_connection(ctx.settings, connection)
-            result = warehouse_tools.loads_of(conn, table, ctx.max_rows, ctx.query_timeout)
-            feeds = [{k: _plain(v) for k, v in zip(result.columns, row, strict=True)} for row in result.rows]
-            return {
-                "table": table,
-                "connection": connection,
-                "fed_by": ctx.masked_json(feeds),
-                "note": "table-level lineage from the destination's _hr_loads ledger (pipeline, source, "
-                        "table of every load); column-level lineage is not recorded",
-            }
-
-        return await _call(ctx, body)
+    async def lineage(table: TableName, connection: ConnectionName | None = None) -> dict[str, Any]:
+        """What feeds a table and what it feeds: upstream and downstream datasets and jobs
+        (pipeline.task) from the lineage every load records (as `headrace lineage` shows), with
+        the loads into it from the destination's _hr_loads ledger (pipeline, source, rows, when).
+        `table` is a dataset's name, last parts or URI; `connection` picks that connection's table."""
+        answer = await _call(ctx, read_tools.lineage, ctx, table, connection)
+        return ctx.masked_json(answer)
 
     @server.tool()
     async def profile_table(

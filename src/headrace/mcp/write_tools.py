@@ -44,8 +44,10 @@ class RunThread:
 
     def _main(self) -> None:
         try:
-            with open_store(self.ctx.settings.state_url) as store:
-                runner = Runner(store, executor=self.ctx.executor, settings=self.ctx.settings, on_event=self._on_event)
+            # the runner is closed after the action: its emitters' threads (lineage, metrics) end with it
+            with open_store(self.ctx.settings.state_url) as store, Runner(
+                store, executor=self.ctx.executor, settings=self.ctx.settings, on_event=self._on_event
+            ) as runner:
                 self.result = self.action(runner)
         except BaseException as exc:  # reported to the caller of the tool
             self.error = exc

@@ -3,24 +3,29 @@
 The engine hands every run and task state change to :class:`RunObserver`, which
 (1) records the datasets each sync task read and wrote in the state store's ``lineage``
 table, (2) queues OpenLineage events (built and sent on a background thread) and
-(3) sends StatsD metrics (one UDP datagram each). Nothing here can fail a run: every
+(3) queues StatsD metrics (sent packed into datagrams on a background thread; a mapped
+task's element durations sampled). Nothing here can fail a run: every
 error is logged and swallowed.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from headrace.config import Settings
 from headrace.observe.openlineage import LineageNote, OpenLineageEmitter
 from headrace.observe.sql_lineage import sql_lineage
-from headrace.observe.statsd import StatsdClient
+from headrace.observe.statsd import QueuedStatsd, StatsdClient
 from headrace.pipeline import Pipeline
 from headrace.state.store_base import RunRecord, StateStore
 
 log = logging.getLogger("headrace.observe")
+
+#: Most element durations one mapped task sends to StatsD (a uniform sample beyond it).
+ELEMENT_SAMPLES = 100
 
 
 class Observers:
@@ -33,11 +38,17 @@ class Observers:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.lineage = OpenLineageEmitter(settings.lineage) if settings.lineage.kind else None
-        self.statsd = StatsdClient.from_settings(settings.metrics)
+        client = StatsdClient.from_settings(settings.metrics)
+        self.statsd = QueuedStatsd(client, log) if client is not None else None
 
     def for_run(self, store: StateStore, pipeline: Pipeline, run: RunRecord,
                 then: Callable[[Any], None] | None) -> RunObserver:
         return RunObserver(self, store, pipeline, run, then)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the events and metrics queued so far are sent (True), ``timeout`` s at most each."""
+        done = self.lineage.flush(timeout) if self.lineage is not None else True
+        return (self.statsd.flush(timeout) if self.statsd is not None else True) and done
 
     def close(self) -> None:
         if self.lineage is not None:
@@ -162,25 +173,28 @@ class RunObserver:
                 statsd.count("rows.quarantined", int(result.get("quarantined") or 0), tags)
 
     def _elements(self, task_id: str) -> None:
-        """A mapped task ended: its elements' durations and retries, packed into few datagrams.
+        """A mapped task ended: its elements' retries, and their durations: every one up to
+        :data:`ELEMENT_SAMPLES`, beyond that a uniform sample of that many, each line
+        carrying its sample rate (``|@0.1``) so the agent scales counts back up.
 
         Elements are one OpenLineage job with their parent (which sends START when it
         expands and COMPLETE/FAIL when all elements ended); their own events are ignored,
-        so a 1,000-element map costs the observer one pass here, not 2,000 calls.
+        so a 1,000-element map costs the observer one pass here, not 2,000 calls. Every
+        element's exact duration stays in the state store (and Prometheus ``/metrics``).
         """
         statsd = self.observers.statsd
         if statsd is None:
             return
         tags = {"pipeline": self.pipeline.name, "task": task_id}
-        head, tail = statsd.parts("task.duration", "ms", tags)
-        lines, retries = [], 0
-        for (tid, mi), ti in self.tis.items():
-            if tid != task_id or mi < 0:
-                continue
-            retries += max(ti.attempt - 1, 0)
-            if ti.started_at is not None and ti.ended_at is not None:
-                lines.append(f"{head}{(ti.ended_at - ti.started_at).total_seconds() * 1000:g}{tail}")
-        statsd.send_lines(lines)
+        elements = [ti for (tid, mi), ti in self.tis.items() if tid == task_id and mi >= 0]
+        retries = sum(ti.attempt - 1 for ti in elements if ti.attempt > 1)
+        timed = [ti for ti in elements if ti.started_at is not None and ti.ended_at is not None]
+        rate = 1.0
+        if len(timed) > ELEMENT_SAMPLES:
+            rate = ELEMENT_SAMPLES / len(timed)
+            timed = random.sample(timed, ELEMENT_SAMPLES)
+        statsd.timings("task.duration", [(ti.ended_at - ti.started_at).total_seconds() * 1000 for ti in timed],
+                       tags, rate)
         if retries:
             statsd.count("task.retries", retries, tags)
 

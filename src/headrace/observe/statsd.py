@@ -1,21 +1,26 @@
 """Push metrics to a StatsD or DogStatsD agent over UDP (Datadog's agent, statsd_exporter).
 
 One datagram per metric, DogStatsD format ``<prefix>.<name>:<value>|<type>|#tag:v,...``
-(plain StatsD agents ignore the ``|#`` part). UDP is fire-and-forget: a send costs a
+(plain StatsD agents ignore the ``|#`` part); many values of one metric go as lines
+packed into datagrams of at most :data:`MAX_DATAGRAM` bytes. UDP is fire-and-forget: a send costs a
 system call and never waits; an agent that is down loses the datagram, counted in
 :attr:`StatsdClient.errors`, never an error for the run.
 
 Metrics headrace sends (prefix ``headrace``): ``runs`` (count, tags pipeline/state),
-``task.duration`` (timing, ms), ``task.retries``, ``task.finished`` (tags state),
+``task.duration`` (timing, ms, tags pipeline/task; a mapped task's elements each
+send theirs, at most 100 of them, a uniform sample beyond that sent with its rate
+``|@r`` so the agent's counts stay right), ``task.retries``, ``task.finished`` (tags state),
 ``rows.loaded``, ``rows.quarantined``, ``sla.misses``, ``queue.depth`` (gauge), and a
 task's own ``ctx.metric(name, value)`` as ``custom.<name>`` (gauge).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from headrace.config import MetricsSettings
@@ -75,13 +80,16 @@ class StatsdClient:
         number = f"{value:g}" if isinstance(value, float) else str(value)
         return f"{head}{number}{tail}"
 
-    def parts(self, name: str, kind: str, tags: Mapping[str, object] | Iterable[str] | None) -> tuple[str, str]:
+    def parts(self, name: str, kind: str, tags: Mapping[str, object] | Iterable[str] | None,
+              rate: float = 1.0) -> tuple[str, str]:
         """What comes before and after the value in a line: ``("headrace.x:", "|ms|#a:b")``;
-        callers sending one metric many times keep them (a line is then one f-string)."""
+        callers sending one metric many times keep them (a line is then one f-string).
+        A ``rate`` below 1 says the values are a sample (``|@0.1``: each stands for 10)."""
         metric = _BAD.sub("_", f"{self.prefix}.{name}" if self.prefix else name)
         all_tags = [*self.tags, *(_BAD.sub("_", t.split(":", 1)[0]) + t[len(t.split(":", 1)[0]):]
                                   for t in tag_list(tags))]
-        return f"{metric}:", f"|{kind}" + (f"|#{','.join(all_tags)}" if all_tags else "")
+        sampled = f"|@{rate:.6g}" if rate < 1 else ""
+        return f"{metric}:", f"|{kind}{sampled}" + (f"|#{','.join(all_tags)}" if all_tags else "")
 
     def _send(self, name: str, value: float, kind: str, tags: Mapping[str, object] | Iterable[str] | None) -> None:
         try:
@@ -111,3 +119,45 @@ class StatsdClient:
 
     def close(self) -> None:
         self._sock.close()
+
+
+class QueuedStatsd:
+    """A :class:`StatsdClient` whose lines are formatted and sent on a background thread:
+    a metric costs the run's thread a tuple on a queue; the thread packs what gathered
+    (a whole run's metrics, usually) into as few datagrams as fit.
+
+    Args:
+        client: the client that sends.
+        log: where the one warning about dropped metrics goes.
+    """
+
+    def __init__(self, client: StatsdClient, log: logging.Logger | None = None) -> None:
+        from headrace.observe.background import BackgroundSender
+
+        self.client = client
+        self.sender = BackgroundSender(self._send, "statsd", 100_000, log, batch=True)
+
+    def count(self, name: str, value: float = 1, tags: Mapping[str, object] | None = None) -> None:
+        self.sender.put((name, value, "c", tags, 1.0))
+
+    def timing(self, name: str, ms: float, tags: Mapping[str, object] | None = None) -> None:
+        self.sender.put((name, ms, "ms", tags, 1.0))
+
+    def timings(self, name: str, ms: list[float], tags: Mapping[str, object] | None, rate: float = 1.0) -> None:
+        """Many values of one timing (``rate`` below 1: they are a sample, ``|@rate``)."""
+        self.sender.put((name, ms, "ms", tags, rate))
+
+    def _send(self, items: list[tuple[str, Any, str, Mapping[str, object] | None, float]]) -> None:
+        lines: list[str] = []
+        for name, value, kind, tags, rate in items:
+            head, tail = self.client.parts(name, kind, tags, rate)
+            values = value if isinstance(value, list) else [value]
+            lines.extend(f"{head}{v:g}{tail}" if isinstance(v, float) else f"{head}{v}{tail}" for v in values)
+        self.client.send_lines(lines)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        return self.sender.flush(timeout)
+
+    def close(self) -> None:
+        self.sender.close()
+        self.client.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -40,6 +41,7 @@ from headrace.errors import ConnectorError
 from headrace.pipeline import Context
 from headrace.quality import ReportTally, apply_checks, reconcile, run_sql_tests
 from headrace.quality.expectations import RowExpectation, Unique
+from headrace.state.store_base import CheckResultRecord
 from headrace.sync.sync_lineage import source_connection, sync_lineage
 from headrace.sync.sync_spec import (
     CursorStrategy,
@@ -193,6 +195,7 @@ def _stream_and_load(
     good, bad = DataDigest(), DataDigest()
     rejected: list[pa.Table] = []
     counts = {"in": 0, "good": 0}
+    checks: dict[str, CheckResultRecord] = {}  # per expectation, summed over the batches
 
     def checked() -> Iterator[pa.RecordBatch]:
         for batch in extract.reader(prefetch=4):
@@ -205,6 +208,7 @@ def _stream_and_load(
                 )  # fmt: skip
                 tally.add(outcome, batch.num_rows)
                 outcome.raise_for_failures()
+                _add_checks(checks, outcome.records(ctx.run_id, ctx.task_id))
                 if outcome.quarantined is not None and outcome.quarantined.num_rows:
                     rejected.append(outcome.quarantined)
                     bad.update(outcome.quarantined)
@@ -262,8 +266,25 @@ def _stream_and_load(
     return {
         **_stats(spec, ctx, result, counts["in"] + counts.get("aside", 0), attempt, covers),
         "table_rows": rows,
-        "lineage": sync_lineage(spec, ctx, dest, extract.schema, schema),
+        "lineage": sync_lineage(spec, ctx, dest, extract.schema, schema, list(checks.values())),
     }
+
+
+def _add_checks(checks: dict[str, CheckResultRecord], batch: list[CheckResultRecord]) -> None:
+    """Fold one batch's check results into the stream's: rows and failures add up, an
+    expectation failed if it failed on any batch; the sample is the first failing one's."""
+    for record in batch:
+        seen = checks.get(record.expectation)
+        if seen is None:
+            checks[record.expectation] = replace(record, details=dict(record.details))
+            continue
+        seen.total += record.total
+        seen.failed += record.failed
+        if record.status == "failed" and seen.status != "failed":
+            seen.status = "failed"
+            seen.details["sample"] = record.details.get("sample", [])
+        if "failed_pct" in seen.details:
+            seen.details["failed_pct"] = round(100.0 * seen.failed / seen.total, 4) if seen.total else 0.0
 
 
 def _set_aside(extract: Extract) -> pa.Table | None:

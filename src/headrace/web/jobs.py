@@ -68,7 +68,8 @@ class Jobs:
 
         def job() -> None:
             try:
-                action(self.runner(on_event))
+                with self.runner(on_event) as runner:  # closed after: its lineage/metrics threads end
+                    action(runner)
             except EngineError as exc:  # a refusal (run taken, unknown task): the request reports it
                 box.setdefault("error", exc)
                 log.warning("%s refused: %s", what, exc)
