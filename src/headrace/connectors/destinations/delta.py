@@ -188,7 +188,8 @@ class DeltaDestination(LakeDestination):
         target = state.handle if state.handle is not None else self._uri(load.table)
         try:
             if load.mode is WriteMode.MERGE and state.handle is not None:
-                self._merge(state.handle, load, props)
+                new_columns = not set(load.data.column_names) <= set(state.columns)
+                self._merge(state.handle, load, props, new_columns)
             elif load.mode is WriteMode.REPLACE:
                 dl.write_deltalake(
                     target, load.data, mode="overwrite", schema_mode="overwrite",
@@ -210,8 +211,9 @@ class DeltaDestination(LakeDestination):
                 raise CommitConflict(str(exc)) from exc
             raise
 
-    def _merge(self, handle: Any, load: LakeLoad, props: Any) -> None:
-        """Upsert: matched keys take the incoming row, new keys are inserted (one commit)."""
+    def _merge(self, handle: Any, load: LakeLoad, props: Any, new_columns: bool) -> None:
+        """Upsert: matched keys take the incoming row, new keys are inserted (one commit);
+        ``new_columns``: the data brings columns the table lacks (schema evolution)."""
         match = " AND ".join(f"t.{_col(k)} = s.{_col(k)}" for k in load.keys)
         (
             handle.merge(
@@ -219,7 +221,7 @@ class DeltaDestination(LakeDestination):
                 match,
                 source_alias="s",
                 target_alias="t",
-                merge_schema=True,
+                merge_schema=new_columns,
                 commit_properties=props,
             )  # fmt: skip
             .when_matched_update_all()
