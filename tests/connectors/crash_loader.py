@@ -15,11 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headrace.connectors import Checkpoint, Cursor, SqlSource, open_destination
+from headrace.connectors.destinations import SqlDestination
 
 
 def load(source_path: str, dest_url: str, schema: str | None = None) -> str:
     dest = open_destination(dest_url)
     if schema:
+        assert isinstance(dest, SqlDestination)
         dest.schema = schema
     cursor = Cursor("updated_at", lookback=dt.timedelta(seconds=30), primary_key="id")
     src = SqlSource(

@@ -16,6 +16,7 @@ from crash_loader import load
 
 from headrace.connectors import open_destination
 from headrace.connectors.crashpoints import ENV, POINTS
+from headrace.connectors.destinations import SqlDestination
 
 LOADER = Path(__file__).with_name("crash_loader.py")
 T0 = dt.datetime(2024, 1, 1)
@@ -51,6 +52,7 @@ def run_loader(src: Path, url: str, schema: str | None, crash: str) -> subproces
 def state(url: str, schema: str | None) -> tuple[list[int], set[int], object]:
     dest = open_destination(url)
     if schema:
+        assert isinstance(dest, SqlDestination)
         dest.schema = schema
     try:
         ids = dest.query(f"SELECT id FROM {dest.q('items')} ORDER BY id").column("id").to_pylist()

@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from headrace.config import mask_url
-from headrace.connectors.destinations.base import WriteMode
+from headrace.connectors.destinations.base import META_LOAD_ID, WriteMode
 from headrace.connectors.destinations.lakebase import (
     KEY_CHECKPOINTS,
     CommitConflict,
@@ -147,6 +147,9 @@ class DeltaDestination(LakeDestination):
             handle.load_as_version(version)
         return handle.to_pyarrow_table()
 
+    def _arrow_schema(self, table: str) -> pa.Schema:
+        return self._open(table).to_pyarrow_dataset().schema
+
     def _relation(self, table: str) -> Any:
         return self._open(table).to_pyarrow_dataset()
 
@@ -175,6 +178,13 @@ class DeltaDestination(LakeDestination):
             storage_options=self.storage_options,
             commit_properties=self.dl.CommitProperties(custom_metadata=properties),
         )  # fmt: skip
+
+    def _drop_quarantine(self, table: str, load_ids: list[str], properties: dict[str, str]) -> None:
+        listed = ", ".join("'" + i.replace("'", "''") + "'" for i in load_ids)
+        self._open(table).delete(
+            f"{_col(META_LOAD_ID)} IN ({listed})",
+            commit_properties=self.dl.CommitProperties(custom_metadata=properties),
+        )
 
     def _commit(self, state: TableState, load: LakeLoad) -> None:
         dl = self.dl

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 import pyarrow as pa
 
 from headrace.config import mask_url
-from headrace.connectors.destinations.base import WriteMode
+from headrace.connectors.destinations.base import META_LOAD_ID, WriteMode
 from headrace.connectors.destinations.lakebase import (
     KEY_CHECKPOINTS,
     CommitConflict,
@@ -118,6 +118,9 @@ class IcebergDestination(LakeDestination):
         """The rows of ``table`` at snapshot id ``version``, or the latest."""
         return self._load(table).scan(snapshot_id=version).to_arrow()
 
+    def _arrow_schema(self, table: str) -> pa.Schema:
+        return self._load(table).schema().as_arrow()
+
     def snapshots(self, table: str) -> list[int]:
         """The snapshot ids of ``table``, oldest first (for time travel)."""
         snaps = sorted(self._load(table).snapshots(), key=lambda s: s.timestamp_ms)
@@ -147,6 +150,11 @@ class IcebergDestination(LakeDestination):
         with handle.transaction() as txn:
             txn.update_schema().union_by_name(data.schema).commit()
             txn.append(data, snapshot_properties=properties)
+
+    def _drop_quarantine(self, table: str, load_ids: list[str], properties: dict[str, str]) -> None:
+        ex: Any = require("lakehouse", "pyiceberg.expressions")
+        with self._load(table).transaction() as txn:
+            txn.delete(ex.In(META_LOAD_ID, load_ids), snapshot_properties=properties)
 
     def _commit(self, state: TableState, load: LakeLoad) -> None:
         from pyiceberg.exceptions import CommitFailedException, TableAlreadyExistsError

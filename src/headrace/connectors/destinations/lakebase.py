@@ -14,10 +14,15 @@ dropped) and commits *without* the library's automatic retry: a concurrent commi
 makes the commit fail, and the write starts over from the new state — re-checking the
 fence, so a stale extract is never applied over a newer one (:class:`CheckpointMoved`).
 
-Quarantined rows go to ``<table>_quarantine``, a table of its own committed just
-before the data (tagged with the load id; a replay of the same load writes them once).
-A crash between the two commits leaves those rows in the quarantine with a load id
-that is not in the table's history: readers can tell, nothing is lost.
+Quarantined rows go to ``<table>_quarantine``, a table of its own (neither format
+commits two tables atomically) committed just before the data, each row tagged with
+its load id: a retry of the same load (the load id is a digest of its rows) writes
+them once. A fenced load also records its source and fence in the quarantine commit;
+a load killed between the two commits, whose rerun re-extracts and re-quarantines the
+same rows under a new load id, leaves rows that can never commit, and the next fenced
+commit of that source deletes them (:meth:`LakeDestination._drop_orphans`). Until then
+they are there with a load id absent from the table's history; nothing is lost.
+Unfenced loads (full replace, replace_partition) are not cleaned up that way.
 """
 
 from __future__ import annotations
@@ -58,6 +63,9 @@ from headrace.errors import ConnectorError, HeadraceError, did_you_mean
 KEY_LOAD_ID = "headrace.load_id"
 KEY_LOAD = "headrace.load"
 KEY_CHECKPOINTS = "headrace.checkpoints"
+KEY_ORIGIN = "headrace.origin"  # a quarantine commit's "pipeline\x1fsource"
+KEY_FENCE = "headrace.fence"  # ... and the fence its load was checked against
+KEY_DROPPED = "headrace.dropped"  # the load ids a quarantine commit deleted (orphans)
 QUARANTINE_SUFFIX = "_quarantine"
 #: ``"customers@3"`` in a query: table ``customers`` at version (or snapshot id) 3.
 TIME_TRAVEL = re.compile(r'"([^"@]+)@(\d+)"')
@@ -192,6 +200,16 @@ class LakeDestination(ABC):
     def _relation(self, table: str) -> Any:
         """What DuckDB reads as ``table`` (an Arrow dataset or table)."""
         return self.read(table)
+
+    def columns(self, table: str) -> dict[str, str] | None:
+        """Column -> Arrow type of ``table``, or None when it does not exist."""
+        if table not in self.tables():
+            return None
+        return {f.name: str(f.type) for f in self._arrow_schema(table)}
+
+    def _arrow_schema(self, table: str) -> pa.Schema:
+        """The table's Arrow schema (backends read it from metadata, not the rows)."""
+        return self.read(table).schema
 
     def row_count(self, table: str) -> int | None:
         """The number of rows of ``table``, or None when it does not exist."""
@@ -338,7 +356,7 @@ class LakeDestination(ABC):
             )  # fmt: skip
             crashpoint("after_apply")
             if q_arrow is not None and q_arrow.num_rows:
-                self._quarantine_once(table, q_arrow, load_id, loaded_at)
+                self._quarantine_once(table, q_arrow, load_id, loaded_at, fence)
             crashpoint("after_quarantine")
             stored = _advance(state.checkpoints, new_ckpt, load_id, loaded_at)
             result = LoadResult(
@@ -357,6 +375,9 @@ class LakeDestination(ABC):
                 self._commit(state, load)
             except CommitConflict:
                 continue  # someone committed in between: re-read, re-check the fence
+            if fence is not None:
+                checkpoints = json.loads(load.properties[KEY_CHECKPOINTS])
+                self._drop_orphans(table, load_id, fence, checkpoints)
             crashpoint("after_commit")
             return result
         raise ConnectorError(
@@ -372,16 +393,64 @@ class LakeDestination(ABC):
             raise CheckpointMoved(fence.pipeline, fence.source, fence.value, found, where)
 
     def _quarantine_once(
-        self, table: str, rows: pa.Table, load_id: str, loaded_at: dt.datetime
-    ) -> None:
-        """Append this load's quarantined rows unless an earlier try of it already did."""
+        self, table: str, rows: pa.Table, load_id: str, loaded_at: dt.datetime,
+        fence: Checkpoint | None,
+    ) -> None:  # fmt: skip
+        """Append this load's quarantined rows unless an earlier try of it already did.
+
+        A fenced load records its source and fence with the rows, so that a later load
+        can tell rows of a load that can never commit (see :meth:`_drop_orphans`).
+        """
         name = table + QUARANTINE_SUFFIX
         if name in self.tables() and any(
             m.get(KEY_LOAD_ID) == load_id for m in self._history(name)
         ):
             return
         rows = _with_meta(rows, load_id, loaded_at)
-        self._append_quarantine(name, rows, {KEY_LOAD_ID: load_id})
+        properties = {KEY_LOAD_ID: load_id}
+        if fence is not None:
+            properties[KEY_ORIGIN] = checkpoint_key(fence.pipeline, fence.source)
+            properties[KEY_FENCE] = json.dumps(list(encode_value(fence.value)))
+        self._append_quarantine(name, rows, properties)
+
+    def _drop_orphans(
+        self, table: str, committed: str, fence: Checkpoint, checkpoints: dict[str, Any]
+    ) -> None:
+        """Delete quarantined rows of loads of this source that can never commit.
+
+        The quarantine is committed before the load (two tables, two commits): a load
+        killed between them, or one that lost the race on its fence, leaves rows whose
+        load id is not in the table's history — and its rerun quarantines the same rows
+        again. After a fenced load commits, a quarantine commit of the same source that
+        is newer than the source's last committed one, not itself committed, and fenced
+        on a value other than the source's checkpoint now can never commit (its fence
+        check fails): its rows are deleted. Run after every fenced commit, so a crash
+        right before it leaves the cleanup to the next load.
+        """
+        name = table + QUARANTINE_SUFFIX
+        if name not in self.tables():
+            return
+        key = checkpoint_key(fence.pipeline, fence.source)
+        entry = checkpoints.get(key)
+        current = entry[:2] if entry is not None else list(encode_value(fence.value))
+        dropped: set[str] = set()
+        orphans: list[str] = []
+        for meta in self._history(name):
+            dropped.update(json.loads(meta.get(KEY_DROPPED, "[]")))
+            load_id = meta.get(KEY_LOAD_ID)
+            if meta.get(KEY_ORIGIN) != key or load_id in (None, committed) or load_id in dropped:
+                continue
+            if self._recorded(table, load_id) is not None:
+                break  # the source's last committed load: older rows were settled then
+            if json.loads(meta[KEY_FENCE]) != current:
+                orphans.append(load_id)
+        if orphans:
+            self._drop_quarantine(name, orphans, {KEY_DROPPED: json.dumps(orphans)})
+
+    def _drop_quarantine(self, table: str, load_ids: list[str], properties: dict[str, str]) -> None:
+        """Delete the rows of ``load_ids`` from the quarantine table ``table`` in one commit
+        (needed by backends whose quarantine history records origin and fence)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no quarantine provenance")
 
     def _prepare(
         self, state: TableState, rows: pa.Table, table: str, mode: WriteMode, keys: list[str],

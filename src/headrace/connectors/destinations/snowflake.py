@@ -151,6 +151,14 @@ class SnowflakeDestination:
         finally:
             conn.close()
 
+    def columns(self, table: str) -> dict[str, str] | None:
+        """Column -> type of ``table`` (from a zero-row read), or None when it does not exist."""
+        try:
+            schema = self.query(f"SELECT * FROM {self.q(table)} LIMIT 0").schema
+        except ConnectorError:
+            return None
+        return {f.name: str(f.type) for f in schema}
+
     def _columns(self, cur: Any, table: str) -> list[str] | None:
         try:
             cur.execute(f"SELECT * FROM {self.q(table)} LIMIT 0")
