@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,13 +155,43 @@ class DeltaDestination(LakeDestination):
         return self._open(table).to_pyarrow_dataset()
 
     def _keys_stored(self, state: TableState, columns: list[str], incoming: pa.Table) -> pa.Table:
+        import pyarrow.compute as pc
         import pyarrow.dataset as ds
 
         dataset = state.handle.to_pyarrow_dataset()
-        if incoming.num_columns != 1:
+        if incoming.num_columns != 1 or not incoming.num_rows:
             return dataset.to_table(columns=columns)
-        key = incoming.column_names[0]  # one key: read only the stored rows it matches
-        return dataset.to_table(columns=columns, filter=ds.field(key).isin(incoming.column(0)))
+        # one key: its incoming range skips the row groups outside it (Parquet statistics)
+        key, bounds = incoming.column_names[0], pc.min_max(incoming.column(0))
+        lo, hi = bounds["min"], bounds["max"]
+        if not lo.is_valid:
+            return dataset.to_table(columns=columns)
+        return dataset.to_table(columns=columns, filter=(ds.field(key) >= lo) & (ds.field(key) <= hi))
+
+    def _may_hold_newer(self, state: TableState, cursor: str, incoming: pa.ChunkedArray) -> bool:
+        """From the files' statistics (the ``max`` of each add action): exact for numbers
+        and dates; a timestamp's may be cut to milliseconds, so it is given 1 ms more."""
+        import pyarrow.compute as pc
+
+        smallest = pc.min(incoming)
+        if not smallest.is_valid:
+            return False  # no incoming cursor value: no row is dropped whatever is stored
+        kind = incoming.type
+        if not (pa.types.is_integer(kind) or pa.types.is_temporal(kind)):
+            return True  # (text statistics may be truncated)
+        actions = pa.table(state.handle.get_add_actions(flatten=True))
+        column = f"max.{cursor}"
+        if not actions.num_rows:
+            return False
+        if column not in actions.column_names or actions.column(column).null_count:
+            return True  # a file without statistics for the column
+        try:
+            newest = pc.max(actions.column(column)).cast(kind, safe=False)
+            if pa.types.is_timestamp(kind):
+                newest = pc.add(newest, pa.scalar(dt.timedelta(milliseconds=1)))
+            return bool(pc.greater(newest, smallest).as_py())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return True
 
     def _count_where(self, state: TableState, interval: Interval) -> int:
         import pyarrow.dataset as ds

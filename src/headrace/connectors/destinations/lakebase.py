@@ -151,6 +151,12 @@ class LakeDestination(ABC):
         """The given columns of the stored rows (for merge planning): at least those whose
         key is among ``incoming``'s (a backend may return more; the plan joins on keys)."""
 
+    def _may_hold_newer(self, state: TableState, cursor: str, incoming: pa.ChunkedArray) -> bool:
+        """Whether a stored row may have ``cursor`` above the smallest incoming value (False
+        lets a merge skip reading the stored cursors; a backend with file statistics
+        answers it from them)."""
+        return True
+
     @abstractmethod
     def _count_where(self, state: TableState, interval: Interval) -> int:
         """Stored rows inside ``interval`` (what replace_partition deletes)."""
@@ -489,7 +495,16 @@ class LakeDestination(ABC):
         if any(k not in state.columns for k in keys):
             return rows, 0  # the key columns are new: nothing stored can match
         cursor = cursor_column if cursor_column and cursor_column in state.columns else None
-        stored = self._keys_stored(state, keys + ([cursor] if cursor else []), rows.select(keys))
+        if cursor is not None and not self._may_hold_newer(state, cursor, rows.column(cursor)):
+            cursor = None  # every stored row is older: nothing to drop, only keys to count
+        distinct = rows.select(keys).group_by(keys, use_threads=False).aggregate([])
+        stored = self._keys_stored(state, keys + ([cursor] if cursor else []), distinct)
+        try:
+            stored = stored.join(distinct, keys, join_type="left semi", use_threads=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise ConnectorError(
+                f"Merge keys {keys} have other types in the data than in the stored table: {exc}"
+            ) from None
         aggregates: list[Any] = [([], "count_all")] + ([(cursor, "max")] if cursor else [])
         per_key = stored.group_by(keys, use_threads=False).aggregate(aggregates)
         named = {"count_all": "_hr_n", f"{cursor}_max": "_hr_newest"}
