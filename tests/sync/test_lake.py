@@ -185,6 +185,9 @@ def test_modes_schema_evolution_and_replay(kind: str, tmp_path: Path) -> None:
         {"id": 1, "note": None}, {"id": 2, "note": "b"}, {"id": 3, "note": None},
         {"id": 4, "note": "d"},
     ]  # fmt: skip
+    columns = dest.columns("t")  # what the docs catalog shows
+    assert columns is not None and columns["note"] in ("string", "large_string")
+    assert dest.columns("missing") is None
     day2 = Interval(
         "day", dt.datetime(2024, 1, 2, tzinfo=dt.UTC), dt.datetime(2024, 1, 3, tzinfo=dt.UTC)
     )
