@@ -15,7 +15,7 @@ Ratios: ``handwritten_over_headrace_*`` = hand-written time / headrace time (1.0
 the same; below 0.91 headrace is more than 10% slower), ``spark_over_headrace_*``
 likewise.
 
-Run:  PYTHONPATH=src .venv/bin/python bench/lakehouse.py [--rows 2000000] [--rounds 5]
+Run:  PYTHONPATH=src .venv/bin/python bench/lakehouse.py [--rows 2000000] [--rounds 7]
 Last line: one JSON object with the figures.
 """
 
@@ -193,7 +193,7 @@ def spark_anchor() -> str | None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     data = customers(args.rows)
     delta = changes(data)
