@@ -53,7 +53,7 @@ lake_customers = sync(
 @task
 def current_customers(ctx: Context, loaded: dict) -> pa.Table:
     """The Iceberg table as it is after the load (read from S3 through the catalog)."""
-    return open_destination("iceberg", ctx.settings).read("customers")  # type: ignore[attr-defined]
+    return open_destination("iceberg", ctx.settings).read("customers")  # type: ignore[union-attr]
 
 
 @task
@@ -118,7 +118,7 @@ def main() -> int:
             return 1
         print("load:", result.result_of("customers"))
         print("domains written to Delta:", result.result_of("to_delta"))
-        first = open_destination("iceberg", settings).snapshots("customers")[0]  # type: ignore[attr-defined]
+        first = open_destination("iceberg", settings).snapshots("customers")[0]  # type: ignore[union-attr]
         for sql, conn in (
             ("SELECT email_domain, customers FROM customers_by_domain "
              "ORDER BY customers DESC, email_domain LIMIT 5", "HEADRACE_CONN_DELTA"),

@@ -2,24 +2,29 @@
 
 As a script (the process the tests kill): ``python crash_loader.py <sqlite path>
 <destination url> [schema]`` with HEADRACE_CRASHPOINT set to make it SIGKILL itself
-at that point of the load. The tests call :func:`load` in-process for the runs that
+at that point of the load (and CRASH_FAKESNOW_DB=<folder> for Snowflake under fakesnow). The tests call :func:`load` in-process for the runs that
 must not die.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from headrace.connectors import Checkpoint, Cursor, SqlSource, open_destination
+from headrace.connectors.destinations import SqlDestination
+
+FAKESNOW_DB = "CRASH_FAKESNOW_DB"  # set: the destination is Snowflake under fakesnow
 
 
 def load(source_path: str, dest_url: str, schema: str | None = None) -> str:
     dest = open_destination(dest_url)
     if schema:
+        assert isinstance(dest, SqlDestination)
         dest.schema = schema
     cursor = Cursor("updated_at", lookback=dt.timedelta(seconds=30), primary_key="id")
     src = SqlSource(
@@ -43,4 +48,11 @@ def load(source_path: str, dest_url: str, schema: str | None = None) -> str:
 
 
 if __name__ == "__main__":
-    print(load(*sys.argv[1:]))
+    snow = os.environ.get(FAKESNOW_DB)
+    if snow:  # Snowflake emulated by fakesnow, its databases kept in this folder
+        import fakesnow
+
+        with fakesnow.patch(db_path=snow):
+            print(load(*sys.argv[1:]))
+    else:
+        print(load(*sys.argv[1:]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import signal
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +20,15 @@ import pyarrow as pa
 import pytest
 from sync_harness import Source, World, compare
 
+from headrace import destination, full, sql_source, sync
+from headrace.config import Settings
 from headrace.connectors import open_destination
 from headrace.connectors.crashpoints import ENV, POINTS
 from headrace.connectors.destinations.destination_base import LoadResult
 from headrace.connectors.incremental import Checkpoint, CheckpointMoved, Interval
+from headrace.engine import Runner
+from headrace.quality import between
+from headrace.state import open_store
 
 
 def lake_url(kind: str, tmp_path: Path) -> str:
@@ -38,20 +44,37 @@ def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
 
 def _kill_and_rerun(world: World, point: str) -> None:
     world.source.change()
+    world.source.insert(3, invalid=1.0)  # rows the killed load quarantines
     killed = world.run(**{ENV: point})
     assert killed.returncode == -signal.SIGKILL, (point, killed.stdout + killed.stderr)
-    world.source.change()
+    world.source.change()  # the rerun extracts again: other rows, another load id
     again = world.run()
     assert again.returncode == 0, (point, again.stdout + again.stderr)
     verdict = compare(world)
     assert verdict.ok, (point, verdict)
+    _quarantine_settled(world, point)
+
+
+def _quarantine_settled(world: World, point: str) -> None:
+    """Every invalid source row is in the quarantine, each load's rows once, and only
+    rows of committed loads: a killed load's quarantined rows do not linger."""
+    dest = open_destination(world.warehouse)
+    rows = dest.query(f"SELECT id, _hr_load_id FROM {dest.q('items_quarantine')}").to_pylist()
+    pairs = [(r["id"], r["_hr_load_id"]) for r in rows]
+    assert len(pairs) == len(set(pairs)), (point, "a load's row quarantined twice")
+    invalid = {i for i, (q, _) in world.source.rows().items() if q < 0}
+    assert {i for i, _ in pairs} == invalid, point
+    orphans = {lid for _, lid in pairs if dest.load(lid) is None}  # type: ignore[union-attr]
+    assert not orphans, (point, "quarantined rows of a load that never committed", orphans)
 
 
 @pytest.mark.slow  # 3 CLI runs
-def test_a_load_killed_before_its_commit_reruns_exactly_once(lake: World) -> None:
+def test_a_load_killed_between_its_quarantine_and_its_commit_reruns_exactly_once(
+    lake: World,
+) -> None:
     lake.source.insert(40)
     assert lake.run().returncode == 0
-    _kill_and_rerun(lake, "before_commit")
+    _kill_and_rerun(lake, "after_quarantine")
 
 
 @pytest.mark.slow  # 10 CLI runs per table format
@@ -80,7 +103,7 @@ def test_headrace_query_reads_the_table_and_an_earlier_version(lake: World) -> N
     dest = open_destination(lake.warehouse)
     # the first load: Delta version 0, or the table's first Iceberg snapshot
     delta = lake.warehouse.startswith("delta")
-    version = 0 if delta else dest.snapshots("items")[0]  # type: ignore[attr-defined]
+    version = 0 if delta else dest.snapshots("items")[0]  # type: ignore[union-attr]
     sql = f'SELECT (SELECT count(*) FROM items) AS now, (SELECT count(*) FROM "items@{version}") AS before'
     rows = _json(lake.cli("query", sql, "--warehouse", lake.warehouse, "--format", "json"))
     assert rows == [{"now": first + 12, "before": first}]
@@ -162,6 +185,9 @@ def test_modes_schema_evolution_and_replay(kind: str, tmp_path: Path) -> None:
         {"id": 1, "note": None}, {"id": 2, "note": "b"}, {"id": 3, "note": None},
         {"id": 4, "note": "d"},
     ]  # fmt: skip
+    columns = dest.columns("t")  # what the docs catalog shows
+    assert columns is not None and columns["note"] in ("string", "large_string")
+    assert dest.columns("missing") is None
     day2 = Interval(
         "day", dt.datetime(2024, 1, 2, tzinfo=dt.UTC), dt.datetime(2024, 1, 3, tzinfo=dt.UTC)
     )
@@ -176,3 +202,42 @@ def test_modes_schema_evolution_and_replay(kind: str, tmp_path: Path) -> None:
     assert dest.query(f"SELECT id FROM {dest.q('t')}").column("id").to_pylist() == [5]
     with pytest.raises(Exception, match="outside"):
         dest.write(_rows([6], day=1), "t", mode="replace_partition", partition=day2)
+
+
+@pytest.mark.parametrize("kind", ["delta", "iceberg"])
+def test_sql_tests_run_on_the_lake_after_the_load(kind: str, tmp_path: Path) -> None:
+    db = tmp_path / "items.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, qty INTEGER)")
+        conn.executemany("INSERT INTO items VALUES (?, ?)", [(1, 5), (2, 50)])
+    tests = tmp_path / "sql_tests"
+    tests.mkdir()
+    (tests / "qty_at_most_100.sql").write_text("SELECT id, qty FROM items WHERE qty > 100\n")
+    (tests / "nothing_quarantined.sql").write_text(
+        "SELECT * FROM items_quarantine WHERE _hr_reason IS NULL\n"
+    )
+    settings = Settings.from_env(tmp_path, environ={
+        "HEADRACE_HOME": str(tmp_path / ".headrace"), "HEADRACE_CONN_ITEMS": f"sqlite:///{db}",
+        "HEADRACE_CONN_LAKE": lake_url(kind, tmp_path),
+    })  # fmt: skip
+    settings.home.mkdir(parents=True)
+    items = sync(
+        "items", source=sql_source("items", table="items"), incremental=full(),
+        checks=[between("qty", min=0, severity="quarantine")],
+        destination=destination("lake", table="items", mode="replace"), sql_tests=tests,
+    )  # fmt: skip
+    with open_store(settings.state_url) as store:
+        runner = Runner(store, executor="inprocess", settings=settings)
+        with sqlite3.connect(db) as conn:
+            conn.execute("INSERT INTO items VALUES (3, -1)")  # quarantined
+        passed = runner.run(items.pipeline(name="items"))
+        assert passed.state == "success", [t.error for t in passed.tasks]
+        assert passed.result_of("items")["sql_tests_passed"] == 2
+        with sqlite3.connect(db) as conn:
+            conn.execute("INSERT INTO items VALUES (4, 500)")
+        failed = runner.run(items.pipeline(name="items"))
+    assert failed.state == "failed"
+    errors = " ".join(str(t.error) for t in failed.tasks)
+    assert "qty_at_most_100" in errors and "nothing_quarantined" not in errors
+    dest = open_destination(lake_url(kind, tmp_path))
+    assert dest.row_count("items") == 3  # the load committed; its SQL test failed after it

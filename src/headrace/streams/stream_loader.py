@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headrace.config import Settings
-from headrace.connectors.destinations import SqlDestination, open_destination
+from headrace.connectors.destinations import AnyDestination, open_destination
 from headrace.connectors.destinations.destination_base import LoadResult
 from headrace.connectors.incremental import Checkpoint
 from headrace.connectors.naming import default_warehouse
@@ -73,7 +73,7 @@ class StreamStats:
         return out
 
 
-def open_stream_destination(spec: Any, settings: Settings) -> SqlDestination:
+def open_stream_destination(spec: Any, settings: Settings) -> AnyDestination:
     """The destination by name (``warehouse``: the embedded DuckDB unless configured)."""
     name = spec.destination.connection
     if name == "warehouse" and not settings.has_connection(name):
@@ -128,7 +128,7 @@ class StreamLoader:
 
     def _consume(
         self,
-        dest: SqlDestination,
+        dest: AnyDestination,
         source: StreamSource,
         reader: ThreadPoolExecutor,
         fence: Checkpoint,
@@ -164,7 +164,7 @@ class StreamLoader:
 
     def _load(
         self,
-        dest: SqlDestination,
+        dest: AnyDestination,
         source: StreamSource,
         batch: Batch,
         fence: Checkpoint,

@@ -146,6 +146,8 @@ def sync(
             moved) re-extracts before the task fails.
         sql_tests: a folder or file of SQL tests (queries returning the bad rows) run
             against the destination after the load commits; a failure fails the task.
+            On a lake (Delta, Iceberg, files) they run in DuckDB over the tables' latest
+            versions; Snowflake does not run them.
         task_options: retries, timeout, sla, pool, owner, tags, ... as ``@task`` takes.
 
     Returns:

@@ -21,9 +21,10 @@ import pyarrow as pa
 
 from headrace.connectors import Checkpoint, Cursor, FileSource, Interval, SqlSource
 from headrace.connectors.destinations import (
+    AnyDestination,
     DuckDBDestination,
+    LakeDestination,
     PostgresDestination,
-    SqlDestination,
     open_destination,
 )
 from headrace.connectors.destinations.destination_base import LoadResult, as_arrow
@@ -39,7 +40,7 @@ from headrace.connectors.objectstore import ObjectStore
 from headrace.connectors.sources import Extract
 from headrace.errors import ConnectorError
 from headrace.pipeline import Context
-from headrace.quality import ReportTally, apply_checks, reconcile, run_sql_tests
+from headrace.quality import CheckReport, ReportTally, apply_checks, reconcile, run_sql_tests
 from headrace.quality.expectations import RowExpectation, Unique
 from headrace.state.store_base import CheckResultRecord
 from headrace.sync.sync_lineage import source_connection, sync_lineage
@@ -83,7 +84,7 @@ def run_sync(spec: Sync, ctx: Context) -> dict[str, Any]:
                     raise
                 time.sleep(0.05 * (attempt + 1))
         if spec.sql_tests is not None:
-            report = run_sql_tests(sql_test_target(dest), spec.sql_tests, pipeline=ctx.pipeline)
+            report = _run_sql_tests(spec, ctx, dest)
             tally.add(report)
             report.raise_for_failures()
             stats["sql_tests_passed"] = len(report.results)
@@ -93,12 +94,33 @@ def run_sync(spec: Sync, ctx: Context) -> dict[str, Any]:
     return stats
 
 
-def sql_test_target(dest: SqlDestination) -> str:
+def _run_sql_tests(spec: Sync, ctx: Context, dest: AnyDestination) -> CheckReport:
+    """The sync's SQL tests over the loaded destination. A lake (Delta, Iceberg, files)
+    has no SQL engine of its own: the tests run in DuckDB, each table registered at its
+    latest version under its own name."""
+    assert spec.sql_tests is not None
+    if isinstance(dest, LakeDestination):
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            dest.register(con)
+            return run_sql_tests(con, spec.sql_tests, pipeline=ctx.pipeline)
+        finally:
+            con.close()
+    return run_sql_tests(sql_test_target(dest), spec.sql_tests, pipeline=ctx.pipeline)
+
+
+def sql_test_target(dest: AnyDestination) -> str:
     """The URL SQL tests run against: the DuckDB file, or PostgreSQL with the schema first
     on its search_path (so tests name tables without a schema)."""
     if isinstance(dest, DuckDBDestination):
         return f"duckdb:///{dest.path}"
-    assert isinstance(dest, PostgresDestination)
+    if not isinstance(dest, PostgresDestination):
+        raise ConnectorError(
+            f"SQL tests (sql_tests=) run on DuckDB, PostgreSQL and lake destinations (Delta, "
+            f"Iceberg, files), not on {dest.where}; check the loaded table with checks= instead."
+        )
     url = dest.conn_url.url
     if not dest.schema:
         return url
@@ -106,7 +128,7 @@ def sql_test_target(dest: SqlDestination) -> str:
     return f"{url}{'&' if '?' in url else '?'}{options}"
 
 
-def open_sync_destination(spec: Sync, ctx: Context) -> SqlDestination:
+def open_sync_destination(spec: Sync, ctx: Context) -> AnyDestination:
     """The destination connection by name (``warehouse``: the embedded DuckDB by default)."""
     name = spec.destination.connection
     if name == "warehouse" and not ctx.settings.has_connection(name):
@@ -115,7 +137,7 @@ def open_sync_destination(spec: Sync, ctx: Context) -> SqlDestination:
 
 
 def _extract_and_load(
-    spec: Sync, ctx: Context, dest: SqlDestination, attempt: int, tally: ReportTally
+    spec: Sync, ctx: Context, dest: AnyDestination, attempt: int, tally: ReportTally
 ) -> dict[str, Any]:
     """One pass holding the extract in memory (for a transform or table-wide checks)."""
     dataset, strategy, target = spec.source.dataset, spec.incremental, spec.destination
@@ -185,7 +207,7 @@ def streamable(spec: Sync) -> bool:
 
 
 def _stream_and_load(
-    spec: Sync, ctx: Context, dest: SqlDestination, attempt: int, tally: ReportTally
+    spec: Sync, ctx: Context, dest: AnyDestination, attempt: int, tally: ReportTally
 ) -> dict[str, Any]:
     """One pass that never holds the whole extract: batches are checked and digested on
     their way into the destination; the load id and quarantine are settled at the end."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from headrace.connectors.destinations import DuckDBDestination, SqlDestination
+from headrace.connectors.destinations import AnyDestination, DuckDBDestination
 from headrace.connectors.naming import ConnectionURL
 from headrace.observe.datasets import DatasetName, connection_dataset, file_dataset, table_dataset
 from headrace.pipeline import Context
@@ -47,7 +47,7 @@ def source_name(spec: Sync, ctx: Context) -> DatasetName:
     return connection_dataset(source_connection(source, ctx), source.table or "query", ctx.settings, source.schema)
 
 
-def destination_name(spec: Sync, dest: SqlDestination) -> DatasetName:
+def destination_name(spec: Sync, dest: AnyDestination) -> DatasetName:
     """The sync's destination table as a dataset."""
     table = spec.destination.table
     if isinstance(dest, DuckDBDestination):
@@ -60,7 +60,7 @@ def destination_name(spec: Sync, dest: SqlDestination) -> DatasetName:
 
 
 def sync_lineage(
-    spec: Sync, ctx: Context, dest: SqlDestination, source_schema: pa.Schema | None,
+    spec: Sync, ctx: Context, dest: AnyDestination, source_schema: pa.Schema | None,
     output_schema: pa.Schema | None, checks: list[Any] | None = None,
 ) -> dict[str, Any]:
     """The sync's lineage as JSON (see the module doc); never raises for a lineage gap.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeAlias
+
 from headrace.config import Settings
 from headrace.connectors.destinations.destination_base import Destination, LoadResult, WriteMode
 from headrace.connectors.destinations.duckdb import DuckDBDestination
@@ -10,8 +12,15 @@ from headrace.connectors.destinations.postgres_destination import PostgresDestin
 from headrace.connectors.destinations.sqlbase import SqlDestination
 from headrace.connectors.naming import resolve
 
+if TYPE_CHECKING:
+    from headrace.connectors.destinations.snowflake import SnowflakeDestination
 
-def open_destination(url_or_name: str, settings: Settings | None = None) -> SqlDestination:
+#: What :func:`open_destination` returns: a SQL database, a lake, or Snowflake. They share
+#: the :class:`Destination` contract plus ``session``, ``q``, ``row_count`` and ``where``.
+AnyDestination: TypeAlias = "SqlDestination | LakeDestination | SnowflakeDestination"
+
+
+def open_destination(url_or_name: str, settings: Settings | None = None) -> AnyDestination:
     """The destination a URL or connection name points at (DuckDB, PostgreSQL, or a lake:
     ``delta:///path``, ``iceberg+sqlite:///catalog.db?warehouse=/path``)."""
     conn = resolve(url_or_name, settings)
@@ -19,9 +28,9 @@ def open_destination(url_or_name: str, settings: Settings | None = None) -> SqlD
         from headrace.connectors.destinations.snowflake import SnowflakeDestination
 
         url = url_or_name if "://" in url_or_name else settings.connection(url_or_name)  # type: ignore[union-attr]
-        return SnowflakeDestination.from_url(url)  # type: ignore[return-value]
+        return SnowflakeDestination.from_url(url)
     if conn.backend in ("delta", "iceberg", "files"):
-        return open_lake(url_or_name if "://" in url_or_name else settings.connection(url_or_name))  # type: ignore[union-attr,return-value]
+        return open_lake(url_or_name if "://" in url_or_name else settings.connection(url_or_name))  # type: ignore[union-attr]
     if conn.backend == "duckdb":
         return DuckDBDestination.from_url(conn)
     if conn.backend == "postgresql":
@@ -52,6 +61,7 @@ def open_lake(url: str) -> LakeDestination:
 
 
 __all__ = [
+    "AnyDestination",
     "Destination",
     "DuckDBDestination",
     "LakeDestination",

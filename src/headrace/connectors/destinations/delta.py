@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from headrace.config import mask_url
-from headrace.connectors.destinations.destination_base import WriteMode
+from headrace.connectors.destinations.destination_base import META_LOAD_ID, WriteMode
 from headrace.connectors.destinations.lakebase import (
     KEY_CHECKPOINTS,
     CommitConflict,
@@ -147,17 +148,50 @@ class DeltaDestination(LakeDestination):
             handle.load_as_version(version)
         return handle.to_pyarrow_table()
 
+    def _arrow_schema(self, table: str) -> pa.Schema:
+        return self._open(table).to_pyarrow_dataset().schema
+
     def _relation(self, table: str) -> Any:
         return self._open(table).to_pyarrow_dataset()
 
     def _keys_stored(self, state: TableState, columns: list[str], incoming: pa.Table) -> pa.Table:
+        import pyarrow.compute as pc
         import pyarrow.dataset as ds
 
         dataset = state.handle.to_pyarrow_dataset()
-        if incoming.num_columns != 1:
+        if incoming.num_columns != 1 or not incoming.num_rows:
             return dataset.to_table(columns=columns)
-        key = incoming.column_names[0]  # one key: read only the stored rows it matches
-        return dataset.to_table(columns=columns, filter=ds.field(key).isin(incoming.column(0)))
+        # one key: its incoming range skips the row groups outside it (Parquet statistics)
+        key, bounds = incoming.column_names[0], pc.min_max(incoming.column(0))
+        lo, hi = bounds["min"], bounds["max"]
+        if not lo.is_valid:
+            return dataset.to_table(columns=columns)
+        return dataset.to_table(columns=columns, filter=(ds.field(key) >= lo) & (ds.field(key) <= hi))
+
+    def _may_hold_newer(self, state: TableState, cursor: str, incoming: pa.ChunkedArray) -> bool:
+        """From the files' statistics (the ``max`` of each add action): exact for numbers
+        and dates; a timestamp's may be cut to milliseconds, so it is given 1 ms more."""
+        import pyarrow.compute as pc
+
+        smallest = pc.min(incoming)
+        if not smallest.is_valid:
+            return False  # no incoming cursor value: no row is dropped whatever is stored
+        kind = incoming.type
+        if not (pa.types.is_integer(kind) or pa.types.is_temporal(kind)):
+            return True  # (text statistics may be truncated)
+        actions = pa.table(state.handle.get_add_actions(flatten=True))
+        column = f"max.{cursor}"
+        if not actions.num_rows:
+            return False
+        if column not in actions.column_names or actions.column(column).null_count:
+            return True  # a file without statistics for the column
+        try:
+            newest = pc.max(actions.column(column)).cast(kind, safe=False)
+            if pa.types.is_timestamp(kind):
+                newest = pc.add(newest, pa.scalar(dt.timedelta(milliseconds=1)))
+            return bool(pc.greater(newest, smallest).as_py())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return True
 
     def _count_where(self, state: TableState, interval: Interval) -> int:
         import pyarrow.dataset as ds
@@ -176,6 +210,13 @@ class DeltaDestination(LakeDestination):
             commit_properties=self.dl.CommitProperties(custom_metadata=properties),
         )  # fmt: skip
 
+    def _drop_quarantine(self, table: str, load_ids: list[str], properties: dict[str, str]) -> None:
+        listed = ", ".join("'" + i.replace("'", "''") + "'" for i in load_ids)
+        self._open(table).delete(
+            f"{_col(META_LOAD_ID)} IN ({listed})",
+            commit_properties=self.dl.CommitProperties(custom_metadata=properties),
+        )
+
     def _commit(self, state: TableState, load: LakeLoad) -> None:
         dl = self.dl
         txns = [
@@ -188,7 +229,8 @@ class DeltaDestination(LakeDestination):
         target = state.handle if state.handle is not None else self._uri(load.table)
         try:
             if load.mode is WriteMode.MERGE and state.handle is not None:
-                self._merge(state.handle, load, props)
+                new_columns = not set(load.data.column_names) <= set(state.columns)
+                self._merge(state.handle, load, props, new_columns)
             elif load.mode is WriteMode.REPLACE:
                 dl.write_deltalake(
                     target, load.data, mode="overwrite", schema_mode="overwrite",
@@ -210,8 +252,9 @@ class DeltaDestination(LakeDestination):
                 raise CommitConflict(str(exc)) from exc
             raise
 
-    def _merge(self, handle: Any, load: LakeLoad, props: Any) -> None:
-        """Upsert: matched keys take the incoming row, new keys are inserted (one commit)."""
+    def _merge(self, handle: Any, load: LakeLoad, props: Any, new_columns: bool) -> None:
+        """Upsert: matched keys take the incoming row, new keys are inserted (one commit);
+        ``new_columns``: the data brings columns the table lacks (schema evolution)."""
         match = " AND ".join(f"t.{_col(k)} = s.{_col(k)}" for k in load.keys)
         (
             handle.merge(
@@ -219,7 +262,7 @@ class DeltaDestination(LakeDestination):
                 match,
                 source_alias="s",
                 target_alias="t",
-                merge_schema=True,
+                merge_schema=new_columns,
                 commit_properties=props,
             )  # fmt: skip
             .when_matched_update_all()

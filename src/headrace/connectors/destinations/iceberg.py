@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 import pyarrow as pa
 
 from headrace.config import mask_url
-from headrace.connectors.destinations.destination_base import WriteMode
+from headrace.connectors.destinations.destination_base import META_LOAD_ID, WriteMode
 from headrace.connectors.destinations.lakebase import (
     KEY_CHECKPOINTS,
     CommitConflict,
@@ -98,9 +98,12 @@ class IcebergDestination(LakeDestination):
         return self.catalog.load_table(self._ident(table))
 
     def _state(self, table: str) -> TableState:
-        if table not in self.tables():
+        from pyiceberg.exceptions import NoSuchTableError
+
+        try:
+            handle = self._load(table)
+        except NoSuchTableError:
             return TableState(None)
-        handle = self._load(table)
         checkpoints = json.loads(handle.properties.get(KEY_CHECKPOINTS, "{}"))
         columns = [f.name for f in handle.schema().fields]
         return TableState(handle, checkpoints, columns)
@@ -114,6 +117,9 @@ class IcebergDestination(LakeDestination):
     def read(self, table: str, version: Any = None) -> pa.Table:
         """The rows of ``table`` at snapshot id ``version``, or the latest."""
         return self._load(table).scan(snapshot_id=version).to_arrow()
+
+    def _arrow_schema(self, table: str) -> pa.Schema:
+        return self._load(table).schema().as_arrow()
 
     def snapshots(self, table: str) -> list[int]:
         """The snapshot ids of ``table``, oldest first (for time travel)."""
@@ -145,14 +151,24 @@ class IcebergDestination(LakeDestination):
             txn.update_schema().union_by_name(data.schema).commit()
             txn.append(data, snapshot_properties=properties)
 
+    def _drop_quarantine(self, table: str, load_ids: list[str], properties: dict[str, str]) -> None:
+        ex: Any = require("lakehouse", "pyiceberg.expressions")
+        with self._load(table).transaction() as txn:
+            txn.delete(ex.In(META_LOAD_ID, load_ids), snapshot_properties=properties)
+
     def _commit(self, state: TableState, load: LakeLoad) -> None:
         from pyiceberg.exceptions import CommitFailedException, TableAlreadyExistsError
 
         data = _iceberg_types(load.data)
         try:
-            if state.handle is None:
-                self.catalog.create_table(self._ident(load.table), data.schema, properties=NO_RETRY)
-                raise CommitConflict("table created; write on its first version")
+            if state.handle is None:  # the table and its first snapshot in one commit
+                txn = self.catalog.create_table_transaction(
+                    self._ident(load.table), data.schema, properties=NO_RETRY
+                )
+                txn.append(data, snapshot_properties=load.properties)
+                txn.set_properties({KEY_CHECKPOINTS: load.properties[KEY_CHECKPOINTS]})
+                txn.commit_transaction()
+                return
             new_columns = [n for n in data.schema.names if n not in state.columns]
             if new_columns:  # schema evolution: its own commit, then start over
                 with state.handle.update_schema() as update:
@@ -173,7 +189,7 @@ class IcebergDestination(LakeDestination):
                 txn.overwrite(
                     data, overwrite_filter=_keys_filter(data, load.keys), snapshot_properties=props
                 )
-            elif load.mode is WriteMode.REPLACE:
+            elif load.mode is WriteMode.REPLACE and state.handle.current_snapshot() is not None:
                 txn.overwrite(data, snapshot_properties=props)
             elif load.mode is WriteMode.REPLACE_PARTITION:
                 assert load.partition is not None
@@ -181,7 +197,8 @@ class IcebergDestination(LakeDestination):
                     data, overwrite_filter=self._filter(state, load.partition),
                     snapshot_properties=props,
                 )  # fmt: skip
-            else:  # append; a merge that replaces no stored key only inserts
+            else:  # append; a merge that replaces no stored key, or a replace of an empty
+                # table, only inserts
                 txn.append(data, snapshot_properties=props)
             txn.set_properties({KEY_CHECKPOINTS: props[KEY_CHECKPOINTS], **NO_RETRY})
 

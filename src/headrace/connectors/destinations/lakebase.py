@@ -14,10 +14,15 @@ dropped) and commits *without* the library's automatic retry: a concurrent commi
 makes the commit fail, and the write starts over from the new state — re-checking the
 fence, so a stale extract is never applied over a newer one (:class:`CheckpointMoved`).
 
-Quarantined rows go to ``<table>_quarantine``, a table of its own committed just
-before the data (tagged with the load id; a replay of the same load writes them once).
-A crash between the two commits leaves those rows in the quarantine with a load id
-that is not in the table's history: readers can tell, nothing is lost.
+Quarantined rows go to ``<table>_quarantine``, a table of its own (neither format
+commits two tables atomically) committed just before the data, each row tagged with
+its load id: a retry of the same load (the load id is a digest of its rows) writes
+them once. A fenced load also records its source and fence in the quarantine commit;
+a load killed between the two commits, whose rerun re-extracts and re-quarantines the
+same rows under a new load id, leaves rows that can never commit, and the next fenced
+commit of that source deletes them (:meth:`LakeDestination._drop_orphans`). Until then
+they are there with a load id absent from the table's history; nothing is lost.
+Unfenced loads (full replace, replace_partition) are not cleaned up that way.
 """
 
 from __future__ import annotations
@@ -59,6 +64,9 @@ from headrace.errors import ConnectorError, HeadraceError, did_you_mean
 KEY_LOAD_ID = "headrace.load_id"
 KEY_LOAD = "headrace.load"
 KEY_CHECKPOINTS = "headrace.checkpoints"
+KEY_ORIGIN = "headrace.origin"  # a quarantine commit's "pipeline\x1fsource"
+KEY_FENCE = "headrace.fence"  # ... and the fence its load was checked against
+KEY_DROPPED = "headrace.dropped"  # the load ids a quarantine commit deleted (orphans)
 QUARANTINE_SUFFIX = "_quarantine"
 #: ``"customers@3"`` in a query: table ``customers`` at version (or snapshot id) 3.
 TIME_TRAVEL = re.compile(r'"([^"@]+)@(\d+)"')
@@ -184,6 +192,12 @@ class LakeDestination(ABC):
         """The given columns of the stored rows (for merge planning): at least those whose
         key is among ``incoming``'s (a backend may return more; the plan joins on keys)."""
 
+    def _may_hold_newer(self, state: TableState, cursor: str, incoming: pa.ChunkedArray) -> bool:
+        """Whether a stored row may have ``cursor`` above the smallest incoming value (False
+        lets a merge skip reading the stored cursors; a backend with file statistics
+        answers it from them)."""
+        return True
+
     @abstractmethod
     def _count_where(self, state: TableState, interval: Interval) -> int:
         """Stored rows inside ``interval`` (what replace_partition deletes)."""
@@ -234,6 +248,16 @@ class LakeDestination(ABC):
         """What DuckDB reads as ``table`` (an Arrow dataset or table)."""
         return self.read(table)
 
+    def columns(self, table: str) -> dict[str, str] | None:
+        """Column -> Arrow type of ``table``, or None when it does not exist."""
+        if table not in self.tables():
+            return None
+        return {f.name: str(f.type) for f in self._arrow_schema(table)}
+
+    def _arrow_schema(self, table: str) -> pa.Schema:
+        """The table's Arrow schema (backends read it from metadata, not the rows)."""
+        return self.read(table).schema
+
     def row_count(self, table: str) -> int | None:
         """The number of rows of ``table``, or None when it does not exist."""
         if table not in self.tables():
@@ -242,12 +266,19 @@ class LakeDestination(ABC):
 
     def checkpoint(self, pipeline: str, source: str) -> Checkpoint | None:
         """The last committed checkpoint of (pipeline, source), over every table, or None."""
+        return self._checkpoint(pipeline, source, {})
+
+    def _checkpoint(
+        self, pipeline: str, source: str, read: dict[str, TableState]
+    ) -> Checkpoint | None:
+        """:meth:`checkpoint`, taking the tables in ``read`` as already read."""
         key = checkpoint_key(pipeline, source)
         best: list[Any] | None = None
         for name in self.tables():
             if name.endswith(QUARANTINE_SUFFIX):
                 continue
-            entry = self._state(name).checkpoints.get(key)
+            state = read[name] if name in read else self._state(name)
+            entry = state.checkpoints.get(key)
             if entry is not None and (best is None or entry[3] > best[3]):
                 best = entry
         if best is None:
@@ -340,19 +371,19 @@ class LakeDestination(ABC):
         """Read the table, check the fence, commit; start over when a commit conflicts."""
         quarantined = 0 if q_arrow is None else q_arrow.num_rows
         for _attempt in range(CONFLICT_RETRIES):
-            done = self._recorded(table, load_id) if table in self.tables() else None
+            state = self._state(table)
+            done = self._recorded(table, load_id) if state.handle is not None else None
             if done is not None:  # a replay of a committed load changes nothing
                 return done
-            state = self._state(table)
             if fence is not None:
-                self._check_fence(fence, where)
+                self._check_fence(fence, where, {table: state})
             load = self._prepare(
                 state, rows, table, mode, keys, partition, load_id, loaded_at, dedupe_order_by,
                 cursor_column if mode is WriteMode.MERGE else None, where,
             )  # fmt: skip
             crashpoint("after_apply")
             if q_arrow is not None and q_arrow.num_rows:
-                self._quarantine_once(table, q_arrow, load_id, loaded_at)
+                self._quarantine_once(table, q_arrow, load_id, loaded_at, fence)
             crashpoint("after_quarantine")
             stored = _advance(state.checkpoints, new_ckpt, load_id, loaded_at)
             result = LoadResult(
@@ -371,6 +402,9 @@ class LakeDestination(ABC):
                 self._commit(state, load)
             except CommitConflict:
                 continue  # someone committed in between: re-read, re-check the fence
+            if fence is not None:
+                checkpoints = json.loads(load.properties[KEY_CHECKPOINTS])
+                self._drop_orphans(table, load_id, fence, checkpoints)
             crashpoint("after_commit")
             return result
         raise ConnectorError(
@@ -378,24 +412,72 @@ class LakeDestination(ABC):
             "writers; try again later."
         )
 
-    def _check_fence(self, fence: Checkpoint, where: str) -> None:
+    def _check_fence(self, fence: Checkpoint, where: str, read: dict[str, TableState]) -> None:
         """Raise :class:`CheckpointMoved` unless the stored checkpoint is the fence's value."""
-        found_ckpt = self.checkpoint(fence.pipeline, fence.source)
+        found_ckpt = self._checkpoint(fence.pipeline, fence.source, read)
         found = found_ckpt.value if found_ckpt else None
         if found != fence.value:
             raise CheckpointMoved(fence.pipeline, fence.source, fence.value, found, where)
 
     def _quarantine_once(
-        self, table: str, rows: pa.Table, load_id: str, loaded_at: dt.datetime
-    ) -> None:
-        """Append this load's quarantined rows unless an earlier try of it already did."""
+        self, table: str, rows: pa.Table, load_id: str, loaded_at: dt.datetime,
+        fence: Checkpoint | None,
+    ) -> None:  # fmt: skip
+        """Append this load's quarantined rows unless an earlier try of it already did.
+
+        A fenced load records its source and fence with the rows, so that a later load
+        can tell rows of a load that can never commit (see :meth:`_drop_orphans`).
+        """
         name = table + QUARANTINE_SUFFIX
         if name in self.tables() and any(
             m.get(KEY_LOAD_ID) == load_id for m in self._history(name)
         ):
             return
         rows = _with_meta(rows, load_id, loaded_at)
-        self._append_quarantine(name, rows, {KEY_LOAD_ID: load_id})
+        properties = {KEY_LOAD_ID: load_id}
+        if fence is not None:
+            properties[KEY_ORIGIN] = checkpoint_key(fence.pipeline, fence.source)
+            properties[KEY_FENCE] = json.dumps(list(encode_value(fence.value)))
+        self._append_quarantine(name, rows, properties)
+
+    def _drop_orphans(
+        self, table: str, committed: str, fence: Checkpoint, checkpoints: dict[str, Any]
+    ) -> None:
+        """Delete quarantined rows of loads of this source that can never commit.
+
+        The quarantine is committed before the load (two tables, two commits): a load
+        killed between them, or one that lost the race on its fence, leaves rows whose
+        load id is not in the table's history — and its rerun quarantines the same rows
+        again. After a fenced load commits, a quarantine commit of the same source that
+        is newer than the source's last committed one, not itself committed, and fenced
+        on a value other than the source's checkpoint now can never commit (its fence
+        check fails): its rows are deleted. Run after every fenced commit, so a crash
+        right before it leaves the cleanup to the next load.
+        """
+        name = table + QUARANTINE_SUFFIX
+        if name not in self.tables():
+            return
+        key = checkpoint_key(fence.pipeline, fence.source)
+        entry = checkpoints.get(key)
+        current = entry[:2] if entry is not None else list(encode_value(fence.value))
+        dropped: set[str] = set()
+        orphans: list[str] = []
+        for meta in self._history(name):
+            dropped.update(json.loads(meta.get(KEY_DROPPED, "[]")))
+            load_id = meta.get(KEY_LOAD_ID)
+            if meta.get(KEY_ORIGIN) != key or load_id in (None, committed) or load_id in dropped:
+                continue
+            if self._recorded(table, load_id) is not None:
+                break  # the source's last committed load: older rows were settled then
+            if json.loads(meta[KEY_FENCE]) != current:
+                orphans.append(load_id)
+        if orphans:
+            self._drop_quarantine(name, orphans, {KEY_DROPPED: json.dumps(orphans)})
+
+    def _drop_quarantine(self, table: str, load_ids: list[str], properties: dict[str, str]) -> None:
+        """Delete the rows of ``load_ids`` from the quarantine table ``table`` in one commit
+        (needed by backends whose quarantine history records origin and fence)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no quarantine provenance")
 
     def _prepare(
         self, state: TableState, rows: pa.Table, table: str, mode: WriteMode, keys: list[str],
@@ -423,33 +505,57 @@ class LakeDestination(ABC):
     def _merge_plan(
         self, state: TableState, rows: pa.Table, keys: list[str], cursor_column: str | None
     ) -> tuple[pa.Table, int]:
-        """Drop incoming rows older than the stored row of their key; count the keys replaced."""
-        import duckdb
+        """Drop incoming rows older than the stored row of their key; count the keys replaced.
 
-        wanted = keys + (
-            [cursor_column] if cursor_column and cursor_column in state.columns else []
-        )
+        Arrow compute only (a hash join of the incoming keys on the stored keys, one row
+        per stored key with its newest cursor): a DuckDB connection costs more to open
+        than the whole plan of a 1% merge.
+        """
+        import pyarrow.compute as pc
+
         if any(k not in state.columns for k in keys):
             return rows, 0  # the key columns are new: nothing stored can match
-        stored = self._keys_stored(state, wanted, rows.select(keys))
-        con = duckdb.connect()
+        cursor = cursor_column if cursor_column and cursor_column in state.columns else None
+        if cursor is not None and not self._may_hold_newer(state, cursor, rows.column(cursor)):
+            cursor = None  # every stored row is older: nothing to drop, only keys to count
+        distinct = rows.select(keys).group_by(keys, use_threads=False).aggregate([])
+        stored = self._keys_stored(state, keys + ([cursor] if cursor else []), distinct)
         try:
-            con.register("s", rows)
-            con.register("t", stored)
-            match = " AND ".join(f"s.{quote_ident(k)} = t.{quote_ident(k)}" for k in keys)
-            keep = "TRUE"
-            if len(wanted) > len(keys):
-                c = quote_ident(cursor_column or "")
-                keep = f"NOT EXISTS (SELECT 1 FROM t WHERE {match} AND t.{c} > s.{c})"
-            kept = con.sql(f"SELECT s.* FROM s WHERE {keep}").to_arrow_table()
-            con.register("k", kept)
-            km = match.replace("s.", "k.")
-            replaced = con.execute(
-                f"SELECT count(*) FROM k WHERE EXISTS (SELECT 1 FROM t WHERE {km})"
-            ).fetchone()
-        finally:
-            con.close()
-        return kept.cast(rows.schema), int(replaced[0]) if replaced else 0
+            stored = stored.join(distinct, keys, join_type="left semi", use_threads=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise ConnectorError(
+                f"Merge keys {keys} have other types in the data than in the stored table: {exc}"
+            ) from None
+        aggregates: list[Any] = [([], "count_all")] + ([(cursor, "max")] if cursor else [])
+        per_key = stored.group_by(keys, use_threads=False).aggregate(aggregates)
+        named = {"count_all": "_hr_n", f"{cursor}_max": "_hr_newest"}
+        per_key = per_key.rename_columns(
+            [n if n in keys else named[n] for n in per_key.column_names]
+        )
+        incoming = rows.select(keys).append_column(
+            "_hr_row", pa.array(range(rows.num_rows), pa.int64())
+        )
+        try:
+            joined = incoming.join(per_key, keys, join_type="left outer", use_threads=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise ConnectorError(
+                f"Merge keys {keys} have other types in the data than in the stored table: {exc}"
+            ) from None
+        joined = joined.take(pc.sort_indices(joined.column("_hr_row")))
+        matched = pc.is_valid(joined.column("_hr_n"))
+        if cursor is None:
+            return rows, int(pc.sum(matched).as_py() or 0)
+        incoming_cursor = rows.column(cursor)
+        try:
+            newest = joined.column("_hr_newest").cast(incoming_cursor.type, safe=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise ConnectorError(
+                f"Merge cursor {cursor!r} is {incoming_cursor.type} in the data but "
+                f"{joined.schema.field('_hr_newest').type} in the stored table: {exc}"
+            ) from None
+        keep = pc.invert(pc.fill_null(pc.greater(newest, incoming_cursor), False))
+        replaced = pc.sum(pc.and_(matched, keep)).as_py() or 0
+        return rows.filter(keep), int(replaced)
 
 
 # -- helpers -------------------------------------------------------------------------

@@ -21,6 +21,15 @@ implicit commit before DDL (designed around, not observed), virtual warehouse si
 and credits, the real PUT upload path (compression, encryption, S3/Azure/GCS stages),
 Time Travel/Fail-safe, key-pair or SSO authentication, or performance.
 
+The crash test (``tests/connectors/test_crash.py``) kills the loading process for real
+at points of the load and reruns it: 0 duplicates, 0 lost rows, quarantine and
+checkpoint consistent. Under fakesnow the killed client's transaction lives in its own
+DuckDB process and dies with it; on Snowflake it lives in the server's session, which
+rolls it back only when the dead session is aborted (a lost connection or the session
+timeout), holding its table locks until then. So the test proves where the commit point
+is and that a rerun recovers, not how long a real rerun may wait on the dead session's
+locks, nor a kill *during* ``COMMIT`` on the server.
+
 Not built, and what each would take: BigQuery — a load job from a GCS/local Parquet
 file into a staging table, then a multi-statement transaction (``BEGIN TRANSACTION``
 ... ``COMMIT``) with ``MERGE`` and the checkpoint; an emulator (``bigquery-emulator``)
@@ -156,6 +165,14 @@ class SnowflakeDestination:
             raise ConnectorError(f"Query on {self.where} failed: {exc}") from exc
         finally:
             conn.close()
+
+    def columns(self, table: str) -> dict[str, str] | None:
+        """Column -> type of ``table`` (from a zero-row read), or None when it does not exist."""
+        try:
+            schema = self.query(f"SELECT * FROM {self.q(table)} LIMIT 0").schema
+        except ConnectorError:
+            return None
+        return {f.name: str(f.type) for f in schema}
 
     def _columns(self, cur: Any, table: str) -> list[str] | None:
         try:
