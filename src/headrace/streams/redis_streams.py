@@ -91,15 +91,13 @@ class RedisStreamSource(StreamSource):
     def read(self, limits: Limits) -> Batch:
         """Up to ``limits`` entries: own pending ones first, then new ones."""
         deadline = time.monotonic() + limits.max_wait
-        parts: list[str] = []
-        native: list[str] = []
-        positions: list[int] = []
+        ids: list[bytes] = []
         payloads: list[bytes | None] = []
         size = 0
-        while len(positions) < limits.max_events and size < limits.max_bytes:
-            want = limits.max_events - len(positions)
+        while len(ids) < limits.max_events and size < limits.max_bytes:
+            want = limits.max_events - len(ids)
             if self._backlog:
-                start = native[-1] if native else "0"
+                start = ids[-1] if ids else "0"
                 reply = self.client.xreadgroup(
                     self.group, self.consumer, {self.stream: start}, count=want
                 )
@@ -109,26 +107,26 @@ class RedisStreamSource(StreamSource):
                     continue
             else:
                 wait = deadline - time.monotonic()
-                block = max(1, int(wait * 1000)) if not positions and wait > 0 else None
+                block = max(1, int(wait * 1000)) if not ids and wait > 0 else None
                 reply = self.client.xreadgroup(
                     self.group, self.consumer, {self.stream: ">"}, count=want, block=block
                 )
                 entries = reply[0][1] if reply else []
                 if not entries:
                     break
-            for entry_id, fields in entries:
-                eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                payload = fields.get(self.field) if fields else None
-                parts.append(self.stream)
-                native.append(eid)
-                positions.append(position_of(eid))
-                payloads.append(payload)
-                size += len(payload or b"")
+            field = self.field  # an entry claimed but deleted (XDEL) has no fields: None
+            got = [fields.get(field) if fields else None for _, fields in entries]
+            ids += [entry_id for entry_id, _ in entries]
+            payloads += got
+            size += sum(len(p) for p in got if p is not None)
             if len(entries) < want and not self._backlog:
                 break
             if time.monotonic() >= deadline:
                 break
-        return Batch.of(parts, native, positions, payloads, token=native)
+        native = [i.decode() if isinstance(i, bytes) else i for i in ids]
+        positions = [position_of(i) for i in native]
+        # the ids as Redis sent them: XACK of bytes skips re-encoding 10,000 strings
+        return Batch.of([self.stream] * len(ids), native, positions, payloads, token=ids)
 
     def ack(self, batch: Batch) -> None:
         """XACK every entry of the batch (in chunks)."""

@@ -15,17 +15,23 @@ until the batch before it committed):
 
 A crash before 5 re-delivers the batch: step 2 skips what step 4 committed. The load id
 is derived from the positions covered, so a replayed load is a no-op as well.
+
+Off the commit path: a source that may be used from several threads (``prefetch``)
+reads the next batch while this one loads and is acknowledged from a thread of its
+own after the commit, while the next batch loads (one ack in flight at most; its error
+stops the loop like a failed load). The lag asks the broker at most once a second.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,6 +48,9 @@ from headrace.streams.base import PARTITION, POSITION, Batch, StreamSource
 from headrace.streams.decode import QUARANTINE_SCHEMA
 
 log_default = logging.getLogger("headrace.streams")
+
+#: Seconds between two lag queries (the lag is shown and exported, never needed to load).
+LAG_EVERY = 1.0
 
 
 @dataclass
@@ -122,8 +131,17 @@ class StreamLoader:
             fence = start or Checkpoint(self.key, self.dataset, None)
             source.open(committed)
             self.stats.positions = dict(committed)
-            with ThreadPoolExecutor(1, thread_name_prefix="stream-read") as reader:
-                self._consume(dest, source, reader, fence, committed, drain, max_batches)
+            with ThreadPoolExecutor(1, thread_name_prefix="stream-read") as reader, \
+                    ThreadPoolExecutor(1, thread_name_prefix="stream-ack") as acker:  # fmt: skip
+                self._acker = acker if source.prefetch else None
+                self._acking: Future[None] | None = None
+                try:
+                    self._consume(dest, source, reader, fence, committed, drain, max_batches)
+                except BaseException:
+                    with contextlib.suppress(Exception):  # the loop's own error is the one to see
+                        self._acked()
+                    raise
+                self._acked()  # the last batch's ack, before the source closes
         return self.stats
 
     def _consume(
@@ -141,13 +159,15 @@ class StreamLoader:
         an abandoned read-ahead is simply delivered again)."""
         limits = self.spec.limits
         ahead = reader.submit(source.read, limits) if source.prefetch else None
+        asked = 0.0
         while not self.stop.is_set():
             if ahead is not None:
                 batch = ahead.result()
                 ahead = reader.submit(source.read, limits)
             else:
                 batch = source.read(limits)
-            self.stats.lag = source.lag()
+            if time.monotonic() - asked >= LAG_EVERY or len(batch) == 0:
+                self.stats.lag, asked = source.lag(), time.monotonic()
             if len(batch) == 0:
                 if drain:
                     break
@@ -172,11 +192,11 @@ class StreamLoader:
     ) -> tuple[Checkpoint, dict[str, int]]:
         """Load one batch exactly once and acknowledge it; the new fence and positions."""
         keep, new = _new_events(batch, committed)
-        skipped = len(batch) - sum(keep)
+        skipped = 0 if keep is None else len(batch) - sum(keep)
         self.stats.events += len(batch)
         self.stats.skipped += skipped
         if skipped == len(batch):  # everything was loaded before a crash: only ack
-            source.ack(batch)
+            self._ack(source, batch)
             return fence, committed
         rows, bad = self.spec.decode.decode(batch.events, pa.array(keep) if skipped else None)
         if self.spec.transform is not None and rows.num_rows:
@@ -197,7 +217,7 @@ class StreamLoader:
             verify=lambda r: self._reconcile(r, expected, batch),
         )  # fmt: skip
         elapsed = time.perf_counter() - t0
-        source.ack(batch)  # only now: the batch and its positions are committed
+        self._ack(source, batch)  # only now: the batch and its positions are committed
         self.stats.batches += 1
         self.stats.loaded += result.rows_loaded
         self.stats.quarantined += result.rows_quarantined
@@ -211,6 +231,24 @@ class StreamLoader:
                 bad.column(POSITION)[0], bad.column("_hr_reason")[0],
             )  # fmt: skip
         return Checkpoint(self.key, self.dataset, json.loads(json.dumps(value))), new
+
+    def _ack(self, source: StreamSource, batch: Batch) -> None:
+        """Acknowledge a committed batch: in the ack thread when the source allows it
+        (after the previous ack finished: acks stay in order, one in flight), else here."""
+        self._acked()
+        if self._acker is None:
+            source.ack(batch)
+        else:
+            self._acking = self._acker.submit(source.ack, batch)
+
+    def _acked(self) -> None:
+        """Wait for the ack in flight; its error is raised here."""
+        acking, self._acking = self._acking, None
+        if acking is not None:
+            acking.result()
+
+    _acker: ThreadPoolExecutor | None = None
+    _acking: Future[None] | None = None
 
     def _reconcile(self, result: LoadResult, expected: tuple[int, int], batch: Batch) -> None:
         """Before commit: every event decoded is loaded (or superseded) or quarantined."""
@@ -226,10 +264,18 @@ class StreamLoader:
             )
 
 
-def _new_events(batch: Batch, committed: dict[str, int]) -> tuple[list[bool], dict[str, int]]:
-    """Which events are past the committed position of their partition, and the new map."""
-    keep: list[bool] = []
+def _new_events(batch: Batch, committed: dict[str, int]) -> tuple[list[bool] | None, dict[str, int]]:
+    """Which events are past the committed position of their partition (None: all of
+    them), and the new position map."""
     new = dict(committed)
+    parts = set(batch.partitions)
+    if len(parts) == 1:  # one partition (a Redis stream, a JetStream stream): min and max do
+        (part,) = parts
+        last = committed.get(part)
+        if last is None or min(batch.positions) > last:
+            new[part] = max(batch.positions)
+            return None, new
+    keep: list[bool] = []
     for part, pos in zip(batch.partitions, batch.positions, strict=True):
         last = committed.get(part)
         keep.append(last is None or pos > last)
