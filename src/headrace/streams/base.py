@@ -73,7 +73,7 @@ class Batch:
     def of(
         cls,
         partitions: list[str],
-        native: list[str],
+        native: list[str] | pa.Array,
         positions: list[int],
         payloads: list[builtins.bytes | None],
         token: Any = None,
@@ -81,7 +81,8 @@ class Batch:
         """Build a batch from parallel lists (one entry per event)."""
         payload = pa.array(payloads, pa.binary())
         events = pa.table(
-            [pa.array(partitions, pa.string()), pa.array(native, pa.string()), payload],
+            [pa.array(partitions, pa.string()),
+             native if isinstance(native, pa.Array) else pa.array(native, pa.string()), payload],
             schema=EVENTS_SCHEMA,
         )  # fmt: skip
         size = pc.sum(pc.binary_length(payload)).as_py() or 0

@@ -16,11 +16,28 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from headrace.errors import ConnectorError
 from headrace.extras import require
 from headrace.streams.base import Batch, Limits, StreamSource
 
 _SEQ = 10**6
+
+#: XACK, server-side, of every entry this consumer holds up to ARGV[2] (an entry id): one
+#: small command per batch instead of 10,000 ids packed and sent by the client.
+_ACK_UP_TO = """
+local acked = 0
+while true do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', ARGV[2], 1000, ARGV[3])
+  if #pending == 0 then return acked end
+  local ids = {}
+  for i, entry in ipairs(pending) do ids[i] = entry[1] end
+  acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+  if #pending < 1000 then return acked end
+end
+"""
 
 
 def position_of(entry_id: str) -> int:
@@ -30,6 +47,41 @@ def position_of(entry_id: str) -> int:
     if n >= _SEQ:
         raise ConnectorError(f"Redis stream entry id {entry_id!r}: sequence part over {_SEQ - 1}")
     return int(ms) * _SEQ + n
+
+
+def _entries(reply: Any) -> list[Any]:
+    """The ``[id, [field, value, ...]]`` entries of a one-stream XREADGROUP reply
+    (RESP2: ``[[stream, entries]]``; RESP3: ``{stream: entries}``)."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return list(next(iter(reply.values())))
+    return reply[0][1] or []
+
+
+def _value(fields: list[bytes] | None, field: bytes) -> bytes | None:
+    """The value of ``field`` in a flat ``[field, value, ...]`` list (None: absent)."""
+    if not fields:
+        return None
+    for i in range(0, len(fields) - 1, 2):
+        if fields[i] == field:
+            return fields[i + 1]
+    return None
+
+
+def positions_of(ids: list[bytes]) -> tuple[pa.Array, list[int]]:
+    """The entry ids as an Arrow string array and their integer positions, computed in
+    Arrow (a third of the time of :func:`position_of` per id)."""
+    native = pa.array(ids, pa.string())
+    if not ids:
+        return native, []
+    parts = pc.split_pattern(native, "-", max_splits=1)
+    ms = pc.cast(pc.list_element(parts, 0), pa.int64())
+    seq = pc.cast(pc.fill_null(pc.list_element(parts, 1), "0"), pa.int64())
+    if pc.max(seq).as_py() >= _SEQ:
+        worst = native[pc.index(seq, pc.max(seq)).as_py()].as_py()
+        raise ConnectorError(f"Redis stream entry id {worst!r}: sequence part over {_SEQ - 1}")
+    return native, pc.add_checked(pc.multiply_checked(ms, _SEQ), seq).to_pylist()
 
 
 class RedisStreamSource(StreamSource):
@@ -68,6 +120,10 @@ class RedisStreamSource(StreamSource):
     def open(self, committed: dict[str, int]) -> None:
         """Create the group if missing, take over pending entries, re-read own backlog first."""
         self.client = self.redis.Redis.from_url(self.url)
+        # the reply as hiredis parsed it: redis-py's own parsing into a dict per entry
+        # took 10x the read itself (70 ms against 6 ms for 10,000 entries)
+        self.client.set_response_callback("XREADGROUP", lambda reply, **options: reply)
+        self._ack_up_to = self.client.register_script(_ACK_UP_TO)
         try:
             self.client.xgroup_create(self.stream, self.group, id=self.start, mkstream=True)
         except self.redis.ResponseError as exc:
@@ -101,7 +157,7 @@ class RedisStreamSource(StreamSource):
                 reply = self.client.xreadgroup(
                     self.group, self.consumer, {self.stream: start}, count=want
                 )
-                entries = reply[0][1] if reply else []
+                entries = _entries(reply)
                 if not entries:
                     self._backlog = False
                     continue
@@ -111,11 +167,12 @@ class RedisStreamSource(StreamSource):
                 reply = self.client.xreadgroup(
                     self.group, self.consumer, {self.stream: ">"}, count=want, block=block
                 )
-                entries = reply[0][1] if reply else []
+                entries = _entries(reply)
                 if not entries:
                     break
             field = self.field  # an entry claimed but deleted (XDEL) has no fields: None
-            got = [fields.get(field) if fields else None for _, fields in entries]
+            got = [fields[1] if fields and fields[0] == field else _value(fields, field)
+                   for _, fields in entries]  # fmt: skip
             ids += [entry_id for entry_id, _ in entries]
             payloads += got
             size += sum(len(p) for p in got if p is not None)
@@ -123,18 +180,19 @@ class RedisStreamSource(StreamSource):
                 break
             if time.monotonic() >= deadline:
                 break
-        native = [i.decode() if isinstance(i, bytes) else i for i in ids]
-        positions = [position_of(i) for i in native]
-        # the ids as Redis sent them: XACK of bytes skips re-encoding 10,000 strings
-        return Batch.of([self.stream] * len(ids), native, positions, payloads, token=ids)
+        native, positions = positions_of(ids)
+        last = native[positions.index(max(positions))].as_py() if positions else None
+        return Batch.of([self.stream] * len(ids), native, positions, payloads, token=last)
 
     def ack(self, batch: Batch) -> None:
-        """XACK every entry of the batch (in chunks)."""
-        ids = batch.token or []
-        pipe = self.client.pipeline(transaction=False)
-        for i in range(0, len(ids), 5000):
-            pipe.xack(self.stream, self.group, *ids[i : i + 5000])
-        pipe.execute()
+        """XACK the batch: every entry this consumer holds up to the batch's last id.
+
+        Entries of this consumer below that id are this batch's or earlier batches'
+        (all committed: the loader acknowledges only after the commit); the read-ahead
+        batch holds only greater ids, and other consumers' entries are not touched.
+        """
+        if batch.token:  # the batch's greatest entry id
+            self._ack_up_to(keys=[self.stream], args=[self.group, batch.token, self.consumer])
 
     def lag(self) -> int | None:
         """Entries not yet delivered to the group (Redis 7 ``XINFO GROUPS`` lag)."""

@@ -16,22 +16,22 @@ until the batch before it committed):
 A crash before 5 re-delivers the batch: step 2 skips what step 4 committed. The load id
 is derived from the positions covered, so a replayed load is a no-op as well.
 
-Off the commit path: a source that may be used from several threads (``prefetch``)
-reads the next batch while this one loads and is acknowledged from a thread of its
-own after the commit, while the next batch loads (one ack in flight at most; its error
-stops the loop like a failed load). The lag asks the broker at most once a second.
+Off the commit path: a source that may be read from another thread (``prefetch``)
+reads the next batch while this one is decoded, and the load transaction waits (up to
+:data:`QUIET_WAIT`) for that read to finish first: a reply being parsed holds the GIL,
+and a transaction sharing it took 2-3 times longer to commit. The lag is asked at most
+once a second.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -51,6 +51,9 @@ log_default = logging.getLogger("headrace.streams")
 
 #: Seconds between two lag queries (the lag is shown and exported, never needed to load).
 LAG_EVERY = 1.0
+#: Seconds a load transaction waits for the read-ahead to finish before it starts (a
+#: read waiting on an idle broker holds no GIL: the load need not wait it out).
+QUIET_WAIT = 0.1
 
 
 @dataclass
@@ -131,17 +134,8 @@ class StreamLoader:
             fence = start or Checkpoint(self.key, self.dataset, None)
             source.open(committed)
             self.stats.positions = dict(committed)
-            with ThreadPoolExecutor(1, thread_name_prefix="stream-read") as reader, \
-                    ThreadPoolExecutor(1, thread_name_prefix="stream-ack") as acker:  # fmt: skip
-                self._acker = acker if source.prefetch else None
-                self._acking: Future[None] | None = None
-                try:
-                    self._consume(dest, source, reader, fence, committed, drain, max_batches)
-                except BaseException:
-                    with contextlib.suppress(Exception):  # the loop's own error is the one to see
-                        self._acked()
-                    raise
-                self._acked()  # the last batch's ack, before the source closes
+            with ThreadPoolExecutor(1, thread_name_prefix="stream-read") as reader:
+                self._consume(dest, source, reader, fence, committed, drain, max_batches)
         return self.stats
 
     def _consume(
@@ -174,7 +168,7 @@ class StreamLoader:
                 if self.on_batch:
                     self.on_batch(self.stats)
                 continue
-            fence, committed = self._load(dest, source, batch, fence, committed)
+            fence, committed = self._load(dest, source, batch, fence, committed, ahead)
             if self.on_batch:
                 self.on_batch(self.stats)
             if max_batches is not None and self.stats.batches >= max_batches:
@@ -189,6 +183,7 @@ class StreamLoader:
         batch: Batch,
         fence: Checkpoint,
         committed: dict[str, int],
+        ahead: Future[Batch] | None = None,
     ) -> tuple[Checkpoint, dict[str, int]]:
         """Load one batch exactly once and acknowledge it; the new fence and positions."""
         keep, new = _new_events(batch, committed)
@@ -196,7 +191,7 @@ class StreamLoader:
         self.stats.events += len(batch)
         self.stats.skipped += skipped
         if skipped == len(batch):  # everything was loaded before a crash: only ack
-            self._ack(source, batch)
+            source.ack(batch)
             return fence, committed
         rows, bad = self.spec.decode.decode(batch.events, pa.array(keep) if skipped else None)
         if self.spec.transform is not None and rows.num_rows:
@@ -207,6 +202,8 @@ class StreamLoader:
         expected = (rows.num_rows, bad.num_rows)
         value = {"positions": {k: str(v) for k, v in sorted(new.items())}}
         checkpoint = Checkpoint(self.key, self.dataset, value)
+        if ahead is not None:
+            wait([ahead], timeout=QUIET_WAIT)
         t0 = time.perf_counter()
         result = dest.write(
             rows, target.table, mode=target.mode, keys=list(target.keys),
@@ -217,7 +214,7 @@ class StreamLoader:
             verify=lambda r: self._reconcile(r, expected, batch),
         )  # fmt: skip
         elapsed = time.perf_counter() - t0
-        self._ack(source, batch)  # only now: the batch and its positions are committed
+        source.ack(batch)  # only now: the batch and its positions are committed
         self.stats.batches += 1
         self.stats.loaded += result.rows_loaded
         self.stats.quarantined += result.rows_quarantined
@@ -231,24 +228,6 @@ class StreamLoader:
                 bad.column(POSITION)[0], bad.column("_hr_reason")[0],
             )  # fmt: skip
         return Checkpoint(self.key, self.dataset, json.loads(json.dumps(value))), new
-
-    def _ack(self, source: StreamSource, batch: Batch) -> None:
-        """Acknowledge a committed batch: in the ack thread when the source allows it
-        (after the previous ack finished: acks stay in order, one in flight), else here."""
-        self._acked()
-        if self._acker is None:
-            source.ack(batch)
-        else:
-            self._acking = self._acker.submit(source.ack, batch)
-
-    def _acked(self) -> None:
-        """Wait for the ack in flight; its error is raised here."""
-        acking, self._acking = self._acking, None
-        if acking is not None:
-            acking.result()
-
-    _acker: ThreadPoolExecutor | None = None
-    _acking: Future[None] | None = None
 
     def _reconcile(self, result: LoadResult, expected: tuple[int, int], batch: Batch) -> None:
         """Before commit: every event decoded is loaded (or superseded) or quarantined."""
