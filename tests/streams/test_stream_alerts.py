@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -36,7 +37,9 @@ class Webhook:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server hook name)
-                outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                outer.bodies.append(
+                    json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                )
                 self.send_response(200)
                 self.end_headers()
 
@@ -94,14 +97,18 @@ def test_headrace_stream_alerts_on_a_destination_error_after_its_retries(
         assert conn.execute("SELECT count(*) FROM ev").fetchone() == (0,)
 
 
-def test_a_broker_down_past_the_retries_sends_the_failure_alert(tmp_path: Path, webhook: Webhook) -> None:
+def test_a_broker_down_past_the_retries_sends_the_failure_alert(
+    tmp_path: Path, webhook: Webhook
+) -> None:
     down = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
     spec = stream_sync("clicks", source=redis_stream("hrtest:down", url=down),
                        destination=destination(f"duckdb:///{tmp_path / 'wh.duckdb'}", table="clicks"),
-                       retries=Retry(attempts=3, delay=0))  # fmt: skip
+                       retries=Retry(attempts=3, delay=timedelta(0)))  # fmt: skip
     settings = Settings.load(cwd=tmp_path, environ={"HEADRACE_HOME": str(tmp_path / "home")})
     alerter = alerter_from_settings(AlertSettings(webhook_url=webhook.url))  # failures only
-    supervisor = StreamSupervisor(StreamLoader(spec, settings), [alerter], target="clicks.py:clicks")
+    supervisor = StreamSupervisor(
+        StreamLoader(spec, settings), [alerter], target="clicks.py:clicks"
+    )
     with pytest.raises(Exception, match="(?i)connect"):
         supervisor.run()
     assert supervisor.attempt == 3

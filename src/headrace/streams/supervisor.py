@@ -15,7 +15,6 @@ the failures of a consumer's whole life.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -66,7 +65,9 @@ class StreamSupervisor:
         self.retry = retry
         self.attempt = 1
 
-    def run(self, *, drain: bool = False, sleep: Callable[[float], Any] | None = None) -> StreamStats:
+    def run(
+        self, *, drain: bool = False, sleep: Callable[[float], Any] | None = None
+    ) -> StreamStats:
         """Run the loader, again after each failure while the policy allows.
 
         Returns:
