@@ -84,6 +84,16 @@ def test_json_round_trip_keeps_everything(tmp_path: Path) -> None:
         Settings.from_json('{"home": "/x"}')
 
 
+def test_metrics_port_from_toml_environment_wins_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    (tmp_path / "headrace.toml").write_text("[metrics]\nport = 9108\n")
+    assert Settings.load(cwd=tmp_path, environ={}).metrics.port == 9108
+    settings = Settings.load(cwd=tmp_path, environ={"HEADRACE_METRICS_PORT": "9200"})
+    assert settings.metrics.port == 9200
+    assert Settings.from_json(settings.to_json()).metrics.port == 9200
+    with pytest.raises(ConfigError, match="HEADRACE_METRICS_PORT.*'http'"):
+        Settings.load(cwd=tmp_path, environ={"HEADRACE_METRICS_PORT": "http"})
+
+
 def test_bad_flag_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="HEADRACE_ALERT_ON_RETRY"):
         Settings.load(cwd=tmp_path, environ={"HEADRACE_ALERT_ON_RETRY": "maybe"})

@@ -18,13 +18,14 @@ Environment variables::
     OPENLINEAGE_URL, OPENLINEAGE_ENDPOINT, OPENLINEAGE_API_KEY, OPENLINEAGE_NAMESPACE,
     OPENLINEAGE_CONFIG (a YAML file with a ``transport:`` section), OPENLINEAGE_DISABLED:
                                           the OpenLineage client's own variables, read here
-    HEADRACE_STATSD_URL (udp://host:port), HEADRACE_METRICS_TAGS (k:v,k:v)
+    HEADRACE_STATSD_URL (udp://host:port), HEADRACE_METRICS_TAGS (k:v,k:v),
+    HEADRACE_METRICS_PORT (Prometheus /metrics of a process without the web UI)
     HEADRACE_SPARK_MASTER
 
 ``headrace.toml`` has the same under ``[headrace]`` (home, state_url), ``[connections]``,
 ``[pools]``, ``[queue]`` (redis_url, prefix), ``[alerts]`` (webhook_url, smtp_url,
 recipients, on_failure, on_retry, on_sla_miss), ``[lineage]`` (transport = http|file|console, url, endpoint, api_key, file, namespace,
-queue_size, timeout), ``[metrics]`` (statsd, prefix, tags) and
+queue_size, timeout), ``[metrics]`` (statsd, prefix, tags, port) and
 ``[spark]`` (master, and a ``[spark.conf]`` table).
 
 URLs may hold passwords: :func:`mask_url` is the only way they are shown, and the
@@ -147,11 +148,14 @@ class MetricsSettings:
         statsd: ``udp://host:port`` of a StatsD or DogStatsD agent, or None.
         prefix: first part of every metric name.
         tags: DogStatsD tags added to every metric (``("env:prod",)``).
+        port: the port a process that serves no web UI (``headrace stream``) serves
+            Prometheus ``/metrics`` on (127.0.0.1), or None; the web UI serves its own.
     """
 
     statsd: str | None = None
     prefix: str = "headrace"
     tags: tuple[str, ...] = ()
+    port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -269,7 +273,7 @@ class Settings:
             "lineage": dataclasses.asdict(self.lineage),
             "spark": {"master": self.spark.master, "conf": dict(self.spark.conf)},
             "metrics": {"statsd": self.metrics.statsd, "prefix": self.metrics.prefix,
-                        "tags": list(self.metrics.tags)},
+                        "tags": list(self.metrics.tags), "port": self.metrics.port},
         }
 
     @classmethod
@@ -450,9 +454,18 @@ def _metrics(conf: Mapping[str, Any], env: Mapping[str, str], path: Path) -> Met
     statsd = env.get("HEADRACE_STATSD_URL") or table.get("statsd") or None
     if statsd is not None and not str(statsd).startswith("udp://"):
         raise ConfigError(f"[metrics] statsd must be udp://host:port, got {statsd!r}")
+    raw_port = env.get("HEADRACE_METRICS_PORT") or table.get("port") or None
+    try:
+        port = int(raw_port) if raw_port is not None else None
+    except (TypeError, ValueError):
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(
+            f"[metrics] port / HEADRACE_METRICS_PORT must be a port number (1-65535), got {raw_port!r}"
+        )
     return MetricsSettings(
         statsd=statsd, prefix=table.get("prefix") or "headrace",
-        tags=tuple(str(t).strip() for t in tags if str(t).strip()),
+        tags=tuple(str(t).strip() for t in tags if str(t).strip()), port=port,
     )
 
 

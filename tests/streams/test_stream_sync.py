@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -111,9 +113,13 @@ def test_avro_and_raw_events_with_a_bad_one_quarantined(tmp_path: Path, redis_br
 def test_sigterm_finishes_the_batch_commits_acks_and_serves_metrics(
     tmp_path: Path, redis_broker: Broker
 ) -> None:
+    """Metrics through the shared ``[metrics]`` settings: Prometheus on ``port``, StatsD."""
     redis = pytest.importorskip("redis")
     pytest.importorskip("prometheus_client")
     key, db, port = _key(redis_broker), tmp_path / "wh.duckdb", _free_port()
+    agent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a StatsD agent stand-in
+    agent.bind(("127.0.0.1", 0))
+    agent.settimeout(0.5)
     redis_broker.produce([event(i) for i in range(3000)])
     (tmp_path / "s.py").write_text(
         "from headrace.sync import destination\nfrom headrace.streams import redis_stream, "
@@ -121,10 +127,12 @@ def test_sigterm_finishes_the_batch_commits_acks_and_serves_metrics(
         f"    destination=destination('duckdb:///{db}', table='ev'), max_events=500)\n"
     )
     env = {**os.environ, "HEADRACE_HOME": str(tmp_path / "home"), "COLUMNS": "300",
+           "HEADRACE_METRICS_PORT": str(port), "HEADRACE_METRICS_TAGS": "env:test",
+           "HEADRACE_STATSD_URL": f"udp://127.0.0.1:{agent.getsockname()[1]}",
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen(
         [sys.executable, "-c", "from headrace.cli import main; main()", "stream",
-         f"{tmp_path / 's.py'}:ev", "--metrics-port", str(port)],
+         f"{tmp_path / 's.py'}:ev"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     body = ""
@@ -148,6 +156,16 @@ def test_sigterm_finishes_the_batch_commits_acks_and_serves_metrics(
     client = redis.Redis.from_url(REDIS_URL)
     assert client.xpending(key, "headrace")["pending"] == 0  # every batch acked after commit
     assert _query(db, "SELECT count(DISTINCT id), count(*) FROM ev") == [(3000, 3000)]
+    lines = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            lines += agent.recv(65535).decode().splitlines()
+    agent.close()
+    loaded_lines = [x for x in lines if x.startswith("headrace.stream.events:") and "outcome:loaded" in x]
+    assert sum(int(x.split(":")[1].split("|")[0]) for x in loaded_lines) == 3000
+    assert all("env:test" in x and "sync:ev" in x for x in loaded_lines)
+    assert any(x.startswith("headrace.stream.commit:") and "|ms|" in x for x in lines)
+    assert any(x.startswith("headrace.stream.lag:") and "|g|" in x for x in lines)
 
 
 def test_kinesis_resharding_keeps_every_event_once(tmp_path: Path, kinesis_broker: Broker) -> None:

@@ -96,3 +96,30 @@ class StreamMetrics:
             self.lag.labels(*self.labels).set(stats.lag)
         del stats.commit_seconds[:-1000]  # bounded memory in a long-lived consumer
         self._seen = (stats.loaded, stats.quarantined, stats.skipped, len(stats.commit_seconds))
+
+
+class StreamStatsd:
+    """The same figures pushed to the StatsD/DogStatsD agent of ``[metrics] statsd``.
+
+    ``<prefix>.stream.events`` (count, tag ``outcome``), ``<prefix>.stream.lag``
+    (gauge) and ``<prefix>.stream.commit`` (timing, ms), tagged ``sync`` and ``stream``.
+    """
+
+    def __init__(self, name: str, dataset: str, client: Any) -> None:
+        self.client = client
+        self.tags = {"sync": name, "stream": dataset}
+        self._seen = (0, 0, 0, 0)
+
+    def update(self, stats: StreamStats) -> None:
+        """Send what changed since the last call (one batch at most: called per batch)."""
+        loaded, quarantined, skipped, batches = self._seen
+        for outcome, n in (("loaded", stats.loaded - loaded),
+                           ("quarantined", stats.quarantined - quarantined),
+                           ("skipped", stats.skipped - skipped)):  # fmt: skip
+            if n:
+                self.client.count("stream.events", n, {**self.tags, "outcome": outcome})
+        if stats.batches > batches:
+            self.client.timing("stream.commit", stats.last_commit_s * 1000, self.tags)
+        if stats.lag is not None:
+            self.client.gauge("stream.lag", stats.lag, self.tags)
+        self._seen = (stats.loaded, stats.quarantined, stats.skipped, stats.batches)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Columns of :attr:`Batch.events` (and of the metadata a loaded row keeps).
 PARTITION, POSITION, PAYLOAD = "_hr_partition", "_hr_position", "_hr_payload"
@@ -72,18 +73,19 @@ class Batch:
     def of(
         cls,
         partitions: list[str],
-        native: list[str],
+        native: list[str] | pa.Array,
         positions: list[int],
         payloads: list[builtins.bytes | None],
         token: Any = None,
     ) -> Batch:
         """Build a batch from parallel lists (one entry per event)."""
+        payload = pa.array(payloads, pa.binary())
         events = pa.table(
-            [pa.array(partitions, pa.string()), pa.array(native, pa.string()),
-             pa.array(payloads, pa.binary())],
+            [pa.array(partitions, pa.string()),
+             native if isinstance(native, pa.Array) else pa.array(native, pa.string()), payload],
             schema=EVENTS_SCHEMA,
         )  # fmt: skip
-        size = sum(len(p) for p in payloads if p is not None)
+        size = pc.sum(pc.binary_length(payload)).as_py() or 0
         return cls(events, partitions, positions, token, size)
 
 

@@ -15,6 +15,12 @@ until the batch before it committed):
 
 A crash before 5 re-delivers the batch: step 2 skips what step 4 committed. The load id
 is derived from the positions covered, so a replayed load is a no-op as well.
+
+Off the commit path: a source that may be read from another thread (``prefetch``)
+reads the next batch while this one is decoded, and the load transaction waits (up to
+:data:`QUIET_WAIT`) for that read to finish first: a reply being parsed holds the GIL,
+and a transaction sharing it took 2-3 times longer to commit. The lag is asked at most
+once a second.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,6 +48,12 @@ from headrace.streams.decode import QUARANTINE_SCHEMA
 from headrace.streams.stream_base import PARTITION, POSITION, Batch, StreamSource
 
 log_default = logging.getLogger("headrace.streams")
+
+#: Seconds between two lag queries (the lag is shown and exported, never needed to load).
+LAG_EVERY = 1.0
+#: Seconds a load transaction waits for the read-ahead to finish before it starts (a
+#: read waiting on an idle broker holds no GIL: the load need not wait it out).
+QUIET_WAIT = 0.1
 
 
 @dataclass
@@ -141,20 +153,22 @@ class StreamLoader:
         an abandoned read-ahead is simply delivered again)."""
         limits = self.spec.limits
         ahead = reader.submit(source.read, limits) if source.prefetch else None
+        asked = 0.0
         while not self.stop.is_set():
             if ahead is not None:
                 batch = ahead.result()
                 ahead = reader.submit(source.read, limits)
             else:
                 batch = source.read(limits)
-            self.stats.lag = source.lag()
+            if time.monotonic() - asked >= LAG_EVERY or len(batch) == 0:
+                self.stats.lag, asked = source.lag(), time.monotonic()
             if len(batch) == 0:
                 if drain:
                     break
                 if self.on_batch:
                     self.on_batch(self.stats)
                 continue
-            fence, committed = self._load(dest, source, batch, fence, committed)
+            fence, committed = self._load(dest, source, batch, fence, committed, ahead)
             if self.on_batch:
                 self.on_batch(self.stats)
             if max_batches is not None and self.stats.batches >= max_batches:
@@ -169,10 +183,11 @@ class StreamLoader:
         batch: Batch,
         fence: Checkpoint,
         committed: dict[str, int],
+        ahead: Future[Batch] | None = None,
     ) -> tuple[Checkpoint, dict[str, int]]:
         """Load one batch exactly once and acknowledge it; the new fence and positions."""
         keep, new = _new_events(batch, committed)
-        skipped = len(batch) - sum(keep)
+        skipped = 0 if keep is None else len(batch) - sum(keep)
         self.stats.events += len(batch)
         self.stats.skipped += skipped
         if skipped == len(batch):  # everything was loaded before a crash: only ack
@@ -187,6 +202,8 @@ class StreamLoader:
         expected = (rows.num_rows, bad.num_rows)
         value = {"positions": {k: str(v) for k, v in sorted(new.items())}}
         checkpoint = Checkpoint(self.key, self.dataset, value)
+        if ahead is not None:
+            wait([ahead], timeout=QUIET_WAIT)
         t0 = time.perf_counter()
         result = dest.write(
             rows, target.table, mode=target.mode, keys=list(target.keys),
@@ -226,10 +243,18 @@ class StreamLoader:
             )
 
 
-def _new_events(batch: Batch, committed: dict[str, int]) -> tuple[list[bool], dict[str, int]]:
-    """Which events are past the committed position of their partition, and the new map."""
-    keep: list[bool] = []
+def _new_events(batch: Batch, committed: dict[str, int]) -> tuple[list[bool] | None, dict[str, int]]:
+    """Which events are past the committed position of their partition (None: all of
+    them), and the new position map."""
     new = dict(committed)
+    parts = set(batch.partitions)
+    if len(parts) == 1:  # one partition (a Redis stream, a JetStream stream): min and max do
+        (part,) = parts
+        last = committed.get(part)
+        if last is None or min(batch.positions) > last:
+            new[part] = max(batch.positions)
+            return None, new
+    keep: list[bool] = []
     for part, pos in zip(batch.partitions, batch.positions, strict=True):
         last = committed.get(part)
         keep.append(last is None or pos > last)

@@ -133,6 +133,7 @@ class StreamSync:
     ) -> None:
         self.name, self.source, self.destination = name, source, destination
         self.decode, self.transform, self.limits = decode, transform, limits
+        self.task_options = dict(task_options)  # retries= also paces the long-lived consumer
         self.site = site or caller_site()
 
         def run(ctx: Context) -> dict[str, Any]:
