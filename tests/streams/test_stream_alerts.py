@@ -91,7 +91,7 @@ def test_headrace_stream_alerts_on_a_destination_error_after_its_retries(
     retry, failure = webhook.texts()  # one retry (retries=1, on_retry on), then the failure
     assert "[headrace] ev is being retried" in retry
     assert "[headrace] ev failed" in failure
-    assert "Table 'ev', column 'id'" in failure  # the destination's error, naming table and column
+    assert "table 'ev', column 'id'" in failure  # the destination's error, naming table and column
     assert f"headrace stream {tmp_path / 's.py'}:ev" in failure  # how to restart
     with duckdb.connect(str(db)) as conn:  # nothing half-loaded, no position moved
         assert conn.execute("SELECT count(*) FROM ev").fetchone() == (0,)
