@@ -89,9 +89,7 @@ def largest(site: Path, top: int) -> list[tuple[int, str]]:
     return sorted(sizes, reverse=True)[:top]
 
 
-def measure(
-    name: str, requirement: str | None, keep: bool, top: int = 0
-) -> tuple[int, int, float]:
+def measure(name: str, requirement: str | None, keep: bool, top: int = 0) -> tuple[int, int, float]:
     """Install ``requirement`` into a fresh venv ``pkgsize-<name>`` and measure it.
 
     Args:
@@ -142,7 +140,9 @@ def main() -> None:
         wheel = build_wheel(Path(tmp)) if {"core", "all"} & set(args.names) else None
         empty, _, _ = measure("empty", None, keep=False)
         print(f"an empty venv holds {empty / 2**20:.0f} MB (pip, setuptools)")
-        print(f"{'install':<10} {'site-packages':>14} {'without pip':>12} {'packages':>9} {'install s':>10}")
+        print(
+            f"{'install':<10} {'site-packages':>14} {'without pip':>12} {'packages':>9} {'install s':>10}"
+        )
         for name in args.names:
             requirement = CANDIDATES[name].format(wheel=wheel)
             size, count, took = measure(name, requirement, args.keep, args.top)

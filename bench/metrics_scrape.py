@@ -32,7 +32,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--db", type=Path, help="a SQLite file (filled when missing)")
-    parser.add_argument("--postgres", help="PostgreSQL URL: a schema of its own is filled, then dropped")
+    parser.add_argument(
+        "--postgres", help="PostgreSQL URL: a schema of its own is filled, then dropped"
+    )
     args = parser.parse_args()
     schema = None
     if args.postgres:

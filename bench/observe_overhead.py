@@ -92,7 +92,9 @@ class Receiver:
     """An OpenLineage endpoint in its own process (its CPU is not counted as ours)."""
 
     def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True
+        )
         assert self.process.stdout is not None
         self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
 
@@ -107,8 +109,12 @@ def settings_for(folder: Path, observed: bool, receiver: Receiver, udp: str) -> 
     base = Settings(home=folder, state_url=f"sqlite:///{folder / 'state.db'}")
     if not observed:
         return base
-    return Settings(home=folder, state_url=base.state_url, lineage=LineageSettings(url=receiver.url, queue_size=10_000),
-                    metrics=MetricsSettings(statsd=udp))
+    return Settings(
+        home=folder,
+        state_url=base.state_url,
+        lineage=LineageSettings(url=receiver.url, queue_size=10_000),
+        metrics=MetricsSettings(statsd=udp),
+    )
 
 
 def sender_cpu() -> float:
@@ -117,7 +123,12 @@ def sender_cpu() -> float:
     for thread in threading.enumerate():
         if thread.name in ("headrace-openlineage", "headrace-statsd"):
             with contextlib.suppress(OSError):
-                total += int(Path(f"/proc/self/task/{thread.native_id}/schedstat").read_text().split()[0]) / 1e9
+                total += (
+                    int(
+                        Path(f"/proc/self/task/{thread.native_id}/schedstat").read_text().split()[0]
+                    )
+                    / 1e9
+                )
     return total
 
 
@@ -142,9 +153,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--only", choices=("orchestration", "load"), help="Run one workload only.")
-    parser.add_argument("--fresh-runner", action="store_true",
-                        help="A new Runner for every run (a CLI run's cost: emitters and connections made "
-                             "each time) instead of one warm Runner per side, as bench/orchestration.py uses.")
+    parser.add_argument(
+        "--fresh-runner",
+        action="store_true",
+        help="A new Runner for every run (a CLI run's cost: emitters and connections made "
+        "each time) instead of one warm Runner per side, as bench/orchestration.py uses.",
+    )
     args = parser.parse_args()
     from headrace.engine import Runner, load_pipelines
     from headrace.state import open_store
@@ -172,10 +186,14 @@ def main() -> None:
         assert stats["loaded"] + stats["quarantined"] == args.rows and not stats["already_loaded"]
 
     figures: dict[str, dict[str, list[tuple[float, float, float]]]] = {
-        "orchestration": {"off": [], "on": []}, "load": {"off": [], "on": []},
+        "orchestration": {"off": [], "on": []},
+        "load": {"off": [], "on": []},
     }
-    workloads = [(name, pipe, ok) for name, pipe, ok in (("orchestration", fan, fan_ok), ("load", load, load_ok))
-                 if args.only in (None, name)]
+    workloads = [
+        (name, pipe, ok)
+        for name, pipe, ok in (("orchestration", fan, fan_ok), ("load", load, load_ok))
+        if args.only in (None, name)
+    ]
     with contextlib.ExitStack() as stack:
         runners: dict[str, Any] = {}
         for side in ("off", "on"):
@@ -191,8 +209,12 @@ def main() -> None:
             for side in ("off", "on"):
                 for name, pipe, ok in workloads:
                     if args.fresh_runner:  # a runner (emitters, connections) made for this run only
-                        with open_store(runners[side].store.url) as store, \
-                                Runner(store, executor="inprocess", settings=runners[side].settings) as runner:
+                        with (
+                            open_store(runners[side].store.url) as store,
+                            Runner(
+                                store, executor="inprocess", settings=runners[side].settings
+                            ) as runner,
+                        ):
                             figures[name][side].append(timed_run(runner, pipe, round_, ok))
                     else:
                         figures[name][side].append(timed_run(runners[side], pipe, round_, ok))
@@ -207,17 +229,25 @@ def main() -> None:
                 out[f"{workload}_off_{unit}{stat}"] = round(off, 4)
                 out[f"{workload}_on_{unit}{stat}"] = round(on, 4)
                 out[f"{workload}_overhead_{unit}_pct{stat}"] = round(100 * (on - off) / off, 2)
-                print(f"{workload:>14} {unit:>5} {stat or '_median':>7}: off {off:.4f}, on {on:.4f} "
-                      f"({100 * (on - off) / off:+.2f}%)")
+                print(
+                    f"{workload:>14} {unit:>5} {stat or '_median':>7}: off {off:.4f}, on {on:.4f} "
+                    f"({100 * (on - off) / off:+.2f}%)"
+                )
             # each round's on minus its off (they ran back to back): drift cancels out
-            paired = statistics.median(b[i] - a[i] for a, b in zip(sides["off"], sides["on"], strict=True))
+            paired = statistics.median(
+                b[i] - a[i] for a, b in zip(sides["off"], sides["on"], strict=True)
+            )
             off = statistics.median(x[i] for x in sides["off"])
             out[f"{workload}_overhead_{unit}_pct_paired"] = round(100 * paired / off, 2)
-            print(f"{workload:>14} {unit:>5}  paired: median(on - off) {paired * 1000:+.2f} ms "
-                  f"({100 * paired / off:+.2f}% of the median off)")
+            print(
+                f"{workload:>14} {unit:>5}  paired: median(on - off) {paired * 1000:+.2f} ms "
+                f"({100 * paired / off:+.2f}% of the median off)"
+            )
         senders = statistics.median(x[2] for x in sides["on"])
         out[f"{workload}_sender_threads_cpu_ms"] = round(1000 * senders, 3)
-        print(f"{workload:>14} cpu_s  of which the emitters' background threads: {1000 * senders:.2f} ms a run (median)")
+        print(
+            f"{workload:>14} cpu_s  of which the emitters' background threads: {1000 * senders:.2f} ms a run (median)"
+        )
     print(json.dumps(out))
 
 

@@ -139,7 +139,10 @@ def run_headrace(executor: str, workload: str, repeat: int) -> dict:
     if workload == "backfill30":
         return _headrace_backfill(flows["daily"], settings, executor)
     times = []
-    with open_store(settings.state_url) as store, Runner(store, executor=executor, settings=settings) as runner:
+    with (
+        open_store(settings.state_url) as store,
+        Runner(store, executor=executor, settings=settings) as runner,
+    ):
         day = datetime(2024, 1, 1, tzinfo=UTC)
         for attempt in range(repeat + 1):  # the first run warms up
             began = time.perf_counter()
@@ -163,12 +166,19 @@ def _headrace_etl(etl: Any, settings: Any, executor: str, repeat: int) -> dict:
     from headrace.state import open_store
 
     times = []
-    with open_store(settings.state_url) as store, Runner(store, executor=executor, settings=settings) as runner:
+    with (
+        open_store(settings.state_url) as store,
+        Runner(store, executor=executor, settings=settings) as runner,
+    ):
         for attempt in range(repeat + 1):
             began = time.perf_counter()
-            result = runner.run(etl, logical_date=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=attempt))
+            result = runner.run(
+                etl, logical_date=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=attempt)
+            )
             times.append(time.perf_counter() - began)
-            assert str(result.state) == "success" and result.result_of("load") == 4, result.run.error
+            assert str(result.state) == "success" and result.result_of("load") == 4, (
+                result.run.error
+            )
     return {"seconds": min(times[1:]), "cold_seconds": times[0]}
 
 
@@ -384,9 +394,13 @@ def run_prefect(workload: str, repeat: int) -> dict:
 def ensure_env() -> Path:
     """The isolated venv of Dagster and Prefect, created on first use."""
     python = ENV / "bin" / "python"
-    if not python.exists() or subprocess.run(
-        [str(python), "-c", "import dagster, prefect"], capture_output=True
-    ).returncode != 0:
+    if (
+        not python.exists()
+        or subprocess.run(
+            [str(python), "-c", "import dagster, prefect"], capture_output=True
+        ).returncode
+        != 0
+    ):
         from rich.console import Console
 
         Console(stderr=True).print(f"installing {', '.join(ANCHOR_PACKAGES)} into {ENV} (once)…")
@@ -396,28 +410,46 @@ def ensure_env() -> Path:
     return python
 
 
-def measure(python: str, contender: str, workload: str, repeat: int, env: dict[str, str]) -> dict | None:
+def measure(
+    python: str, contender: str, workload: str, repeat: int, env: dict[str, str]
+) -> dict | None:
     """Run one contender on one workload in a fresh subprocess; its last stdout line is JSON.
 
     headrace failing stops the benchmark; an anchor failing (Prefect's ephemeral API
     server answers 503 on a busy machine) is reported and its figure left out (None).
     """
     done = subprocess.run(
-        [python, str(Path(__file__).resolve()), "--one", contender, workload, "--repeat", str(repeat)],
-        capture_output=True, text=True, env=env, timeout=1800,
+        [
+            python,
+            str(Path(__file__).resolve()),
+            "--one",
+            contender,
+            workload,
+            "--repeat",
+            str(repeat),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
     )
     if done.returncode != 0:
         message = f"{contender} {workload} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         if contender.startswith("headrace"):
             raise SystemExit(message)
-        print(message.splitlines()[0] + " " + (done.stderr.strip().splitlines() or ["?"])[-1][:300], file=sys.stderr)
+        print(
+            message.splitlines()[0] + " " + (done.stderr.strip().splitlines() or ["?"])[-1][:300],
+            file=sys.stderr,
+        )
         return None
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs of headrace (best is kept)")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="timed runs of headrace (best is kept)"
+    )
     parser.add_argument("--skip-anchors", action="store_true", help="measure headrace only")
     parser.add_argument("--one", nargs=2, metavar=("CONTENDER", "WORKLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -438,12 +470,19 @@ def main() -> None:
     from rich.table import Table
 
     console = Console()
-    plan = [("headrace-inprocess", sys.executable, args.repeat), ("headrace-process", sys.executable, args.repeat)]
+    plan = [
+        ("headrace-inprocess", sys.executable, args.repeat),
+        ("headrace-process", sys.executable, args.repeat),
+    ]
     env = dict(os.environ)
     if not args.skip_anchors:
         anchor = str(ensure_env())
         prefect_home = tempfile.mkdtemp(prefix="prefect-home-")
-        env.update(PREFECT_HOME=prefect_home, PREFECT_LOGGING_LEVEL="WARNING", DAGSTER_HOME=tempfile.mkdtemp())
+        env.update(
+            PREFECT_HOME=prefect_home,
+            PREFECT_LOGGING_LEVEL="WARNING",
+            DAGSTER_HOME=tempfile.mkdtemp(),
+        )
         env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
         # Its ephemeral API server needs more than the default 20 s to start on a busy machine.
         env.update(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")
@@ -463,7 +502,9 @@ def main() -> None:
                 results[(contender, workload)] = figures["seconds"]
                 if workload in TASKS:
                     ms = figures["seconds"] * 1000 / TASKS[workload]
-                    console.print(f"{contender:>20} {workload:>10}: {figures['seconds']:.3f} s  {ms:.3f} ms/task")
+                    console.print(
+                        f"{contender:>20} {workload:>10}: {figures['seconds']:.3f} s  {ms:.3f} ms/task"
+                    )
                 elif workload == "etl":
                     cold[contender] = figures["cold_seconds"]
                     console.print(
@@ -478,6 +519,7 @@ def main() -> None:
     for column in ("chain s", "chain ms/task", "fan-in s", "fan-in ms/task", "fan-in vs headrace"):
         table.add_column(column, justify="right")
     base = results[("headrace-inprocess", "fan")]
+
     def cell(contender: str, workload: str, scale: float = 1.0) -> str:
         value = results.get((contender, workload))
         return "failed" if value is None else f"{value * scale:.3f}"
@@ -485,19 +527,33 @@ def main() -> None:
     for contender, _, _ in plan:
         fan = results.get((contender, "fan"))
         table.add_row(
-            contender, cell(contender, "chain"), cell(contender, "chain", 1000 / TASKS["chain"]),
-            cell(contender, "fan"), cell(contender, "fan", 1000 / TASKS["fan"]),
+            contender,
+            cell(contender, "chain"),
+            cell(contender, "chain", 1000 / TASKS["chain"]),
+            cell(contender, "fan"),
+            cell(contender, "fan", 1000 / TASKS["fan"]),
             "failed" if fan is None else f"{fan / base:.1f}×",
         )
     console.print(table)
-    per_run = Table(title=f"per-run cost (4-task ETL, tasks {ETL_TASK_SECONDS:.1f} s; backfill of {BACKFILL_DAYS} runs)")
-    for column in ("contender", "etl run s", "overhead s", "cold run s", f"backfill {BACKFILL_DAYS} s"):
+    per_run = Table(
+        title=f"per-run cost (4-task ETL, tasks {ETL_TASK_SECONDS:.1f} s; backfill of {BACKFILL_DAYS} runs)"
+    )
+    for column in (
+        "contender",
+        "etl run s",
+        "overhead s",
+        "cold run s",
+        f"backfill {BACKFILL_DAYS} s",
+    ):
         per_run.add_column(column, justify="right")
     for contender, _, _ in plan:
         etl = results.get((contender, "etl"))
         per_run.add_row(
-            contender, cell(contender, "etl"), "failed" if etl is None else f"{etl - ETL_TASK_SECONDS:.3f}",
-            f"{cold[contender]:.3f}" if contender in cold else "failed", cell(contender, "backfill30"),
+            contender,
+            cell(contender, "etl"),
+            "failed" if etl is None else f"{etl - ETL_TASK_SECONDS:.3f}",
+            f"{cold[contender]:.3f}" if contender in cold else "failed",
+            cell(contender, "backfill30"),
         )
     console.print(per_run)
     print(json.dumps(_summary(results, cold)))
@@ -515,20 +571,28 @@ def _summary(results: dict[tuple[str, str], float], cold: dict[str, float]) -> d
 
     return {
         "headrace_inprocess_ms_per_task": round(base * 1000 / TASKS["fan"], 4),
-        "headrace_pool_ms_per_task": round(results[("headrace-process", "fan")] * 1000 / TASKS["fan"], 4),
+        "headrace_pool_ms_per_task": round(
+            results[("headrace-process", "fan")] * 1000 / TASKS["fan"], 4
+        ),
         "dagster_over_headrace": over("dagster", "fan", base),
         "prefect_over_headrace": over("prefect", "fan", base),
-        "headrace_inprocess_chain_ms_per_task": round(results[("headrace-inprocess", "chain")] * 1000 / CHAIN, 4),
-        "headrace_pool_chain_ms_per_task": round(results[("headrace-process", "chain")] * 1000 / CHAIN, 4),
+        "headrace_inprocess_chain_ms_per_task": round(
+            results[("headrace-inprocess", "chain")] * 1000 / CHAIN, 4
+        ),
+        "headrace_pool_chain_ms_per_task": round(
+            results[("headrace-process", "chain")] * 1000 / CHAIN, 4
+        ),
         "headrace_run_overhead_s": round(pool_etl - ETL_TASK_SECONDS, 3),
         "headrace_run_overhead_cold_s": round(cold["headrace-process"] - ETL_TASK_SECONDS, 3),
         "headrace_backfill_30_s": round(pool_backfill, 3),
         "dagster_run_over_headrace": over("dagster", "etl", pool_etl),
         "prefect_run_over_headrace": over("prefect", "etl", pool_etl),
         "dagster_run_overhead_s": round(results[("dagster", "etl")] - ETL_TASK_SECONDS, 3)
-        if ("dagster", "etl") in results else None,
+        if ("dagster", "etl") in results
+        else None,
         "prefect_run_overhead_s": round(results[("prefect", "etl")] - ETL_TASK_SECONDS, 3)
-        if ("prefect", "etl") in results else None,
+        if ("prefect", "etl") in results
+        else None,
         "dagster_backfill_30_over_headrace": over("dagster", "backfill30", pool_backfill),
         "prefect_backfill_30_over_headrace": over("prefect", "backfill30", pool_backfill),
     }

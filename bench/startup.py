@@ -48,10 +48,14 @@ def median_seconds(argv: list[str], repeat: int, env: dict[str, str], cwd: Path)
     times = []
     for i in range(repeat + 1):
         started = time.perf_counter()
-        done = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        done = subprocess.run(
+            argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         elapsed = time.perf_counter() - started
         if done.returncode != 0:
-            raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr.decode()[-2000:]}")
+            raise SystemExit(
+                f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr.decode()[-2000:]}"
+            )
         if i:
             times.append(elapsed)
     return statistics.median(times)
@@ -71,8 +75,12 @@ def headrace_figures(repeat: int) -> dict[str, float]:
             "python_s": median_seconds([sys.executable, "-c", "pass"], repeat, env, ROOT),
             "help_s": median_seconds([*command, "--help"], repeat, env, ROOT),
             "list_s": median_seconds([*command, "list", "examples/"], repeat, env, ROOT),
-            "list_cold_s": median_seconds([*command, "list", "examples/", "--no-cache"], max(repeat // 4, 3), env, ROOT),
-            "import_s": median_seconds([sys.executable, "-c", "import headrace"], repeat, env, ROOT),
+            "list_cold_s": median_seconds(
+                [*command, "list", "examples/", "--no-cache"], max(repeat // 4, 3), env, ROOT
+            ),
+            "import_s": median_seconds(
+                [sys.executable, "-c", "import headrace"], repeat, env, ROOT
+            ),
         }
 
 
@@ -100,8 +108,12 @@ def anchor_figures(tool: str, repeat: int, install: bool) -> dict[str, float] | 
         env.update(AIRFLOW_HOME=home, PREFECT_HOME=home, DAGSTER_HOME=home, HOME=home)
         cwd = Path(home)
         return {
-            f"{tool}_help_s": median_seconds([str(python.parent / tool), "--help"], repeat, env, cwd),
-            f"{tool}_import_s": median_seconds([str(python), "-c", f"import {module}"], repeat, env, cwd),
+            f"{tool}_help_s": median_seconds(
+                [str(python.parent / tool), "--help"], repeat, env, cwd
+            ),
+            f"{tool}_import_s": median_seconds(
+                [str(python), "-c", f"import {module}"], repeat, env, cwd
+            ),
         }
 
 
@@ -121,8 +133,12 @@ def main(argv: list[str] | None = None) -> int:
             if figures is None:
                 continue
             result.update({k: round(v, 4) for k, v in figures.items()})
-            result[f"{tool}_over_headrace_help"] = round(figures[f"{tool}_help_s"] / result["help_s"], 1)
-            print(f"{tool}: --help {figures[f'{tool}_help_s']:.3f} s, import {figures[f'{tool}_import_s']:.3f} s")
+            result[f"{tool}_over_headrace_help"] = round(
+                figures[f"{tool}_help_s"] / result["help_s"], 1
+            )
+            print(
+                f"{tool}: --help {figures[f'{tool}_help_s']:.3f} s, import {figures[f'{tool}_import_s']:.3f} s"
+            )
     print(json.dumps(result))
     return 0
 

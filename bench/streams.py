@@ -66,7 +66,11 @@ def events(n: int) -> list[bytes]:
 def p99(values: list[float]) -> float:
     """99th percentile in milliseconds."""
     ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 1) if ordered else 0.0
+    return (
+        round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 1)
+        if ordered
+        else 0.0
+    )
 
 
 def insert(conn: Any, rows: list[dict[str, Any]]) -> float:
@@ -245,7 +249,9 @@ def run_headrace(broker: Any, key: str, n: int, batch: int, tmp: Path) -> tuple[
     return n / (marks["end"] - t0), stats.commit_seconds
 
 
-def run_handwritten(broker: Any, key: str, n: int, batch: int, tmp: Path) -> tuple[float, list[float]]:
+def run_handwritten(
+    broker: Any, key: str, n: int, batch: int, tmp: Path
+) -> tuple[float, list[float]]:
     conn = duckdb.connect(str(tmp / "hand.duckdb"))
     t0 = time.perf_counter()
     commits = broker.handwritten(key, n, batch, conn)

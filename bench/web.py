@@ -47,7 +47,11 @@ def pipeline_file(folder: Path) -> Path:
     lines = ["from datetime import datetime", "from headrace import pipeline, task", ""]
     for tid in TASKS:
         lines += ["@task", f"def {tid}(x: int = 0) -> int:", "    return x + 1", ""]
-    lines += ['@pipeline(schedule="@hourly", start_date=datetime(2000, 1, 1))', f"def {PIPELINE}():", "    v = t01()"]
+    lines += [
+        '@pipeline(schedule="@hourly", start_date=datetime(2000, 1, 1))',
+        f"def {PIPELINE}():",
+        "    v = t01()",
+    ]
     lines += [f"    v = {tid}(v)" for tid in TASKS[1:]]
     path = folder / "bench_web.py"
     path.write_text("\n".join(lines) + "\n")
@@ -64,30 +68,78 @@ def rows(n_runs: int) -> Iterator[tuple[str, list[dict[str, Any]]]]:
             logical = DAY + timedelta(hours=i)
             failed = i % 20 == 7
             began = logical + timedelta(hours=1)
-            run_rows.append({
-                "run_id": run_id, "pipeline": PIPELINE, "logical_date": logical, "data_interval_start": logical,
-                "data_interval_end": logical + timedelta(hours=1), "state": "failed" if failed else "success",
-                "params": {"full_refresh": False}, "trigger": "scheduled", "created_at": began, "started_at": began,
-                "ended_at": began + timedelta(seconds=40), "pid": 1, "hostname": "bench", "heartbeat_at": began,
-                "error": "task(s) did not succeed: t12" if failed else None, "source_file": None,
-            })
+            run_rows.append(
+                {
+                    "run_id": run_id,
+                    "pipeline": PIPELINE,
+                    "logical_date": logical,
+                    "data_interval_start": logical,
+                    "data_interval_end": logical + timedelta(hours=1),
+                    "state": "failed" if failed else "success",
+                    "params": {"full_refresh": False},
+                    "trigger": "scheduled",
+                    "created_at": began,
+                    "started_at": began,
+                    "ended_at": began + timedelta(seconds=40),
+                    "pid": 1,
+                    "hostname": "bench",
+                    "heartbeat_at": began,
+                    "error": "task(s) did not succeed: t12" if failed else None,
+                    "source_file": None,
+                }
+            )
             for k, tid in enumerate(TASKS):
                 t0 = began + timedelta(seconds=2 * k)
-                state = "success" if not failed or k < 11 else ("failed" if k == 11 else "upstream_failed")
-                ti_rows.append({
-                    "run_id": run_id, "task_id": tid, "map_index": -1, "state": state, "attempt": 1,
-                    "started_at": t0 if k <= 11 or not failed else None,
-                    "ended_at": t0 + timedelta(seconds=1.5) if k <= 11 or not failed else None,
-                    "next_try_at": None, "error": "RuntimeError: source not ready" if state == "failed" else None,
-                    "error_kind": "RuntimeError" if state == "failed" else None, "result_kind": "json",
-                    "result_json": k, "result_path": None, "rows": 1000 + k, "pid": 1, "hostname": "bench",
-                })
-                log_rows.append({"run_id": run_id, "task_id": tid, "map_index": -1, "attempt": 1,
-                                 "text": f"{tid} processed {1000 + k} rows\n", "created_at": t0})
+                state = (
+                    "success"
+                    if not failed or k < 11
+                    else ("failed" if k == 11 else "upstream_failed")
+                )
+                ti_rows.append(
+                    {
+                        "run_id": run_id,
+                        "task_id": tid,
+                        "map_index": -1,
+                        "state": state,
+                        "attempt": 1,
+                        "started_at": t0 if k <= 11 or not failed else None,
+                        "ended_at": t0 + timedelta(seconds=1.5) if k <= 11 or not failed else None,
+                        "next_try_at": None,
+                        "error": "RuntimeError: source not ready" if state == "failed" else None,
+                        "error_kind": "RuntimeError" if state == "failed" else None,
+                        "result_kind": "json",
+                        "result_json": k,
+                        "result_path": None,
+                        "rows": 1000 + k,
+                        "pid": 1,
+                        "hostname": "bench",
+                    }
+                )
+                log_rows.append(
+                    {
+                        "run_id": run_id,
+                        "task_id": tid,
+                        "map_index": -1,
+                        "attempt": 1,
+                        "text": f"{tid} processed {1000 + k} rows\n",
+                        "created_at": t0,
+                    }
+                )
             for name in ("not_null(id)", "unique(id)"):
-                check_rows.append({"run_id": run_id, "task_id": "t05", "expectation": name, "severity": "fail",
-                                   "status": "passed", "total": 1000, "failed": 0, "column": "id",
-                                   "details": {}, "created_at": now})
+                check_rows.append(
+                    {
+                        "run_id": run_id,
+                        "task_id": "t05",
+                        "expectation": name,
+                        "severity": "fail",
+                        "status": "passed",
+                        "total": 1000,
+                        "failed": 0,
+                        "column": "id",
+                        "details": {},
+                        "created_at": now,
+                    }
+                )
         yield "runs", run_rows
         yield "task_instances", ti_rows
         yield "task_logs", log_rows
@@ -96,7 +148,12 @@ def rows(n_runs: int) -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 def fill(store: SqlStateStore, n_runs: int) -> float:
     """Bulk-insert the synthetic store; seconds taken."""
-    tables = {"runs": runs, "task_instances": task_instances, "task_logs": task_logs, "check_results": check_results}
+    tables = {
+        "runs": runs,
+        "task_instances": task_instances,
+        "task_logs": task_logs,
+        "check_results": check_results,
+    }
     began = time.perf_counter()
     with store.engine.begin() as conn:
         for name, chunk in rows(n_runs):
@@ -129,7 +186,9 @@ def measure(store: SqlStateStore, folder: Path, n_runs: int, repeat: int) -> dic
         assert http.get("/metrics").status_code == 200
         figures["metrics_cold_ms"] = (time.perf_counter() - began) * 1000
         figures["runs_page_ms"] = timed(http, "/", repeat)
-        figures["runs_page_filtered_ms"] = timed(http, f"/?pipeline={PIPELINE}&state=failed&q=t12&page=3", repeat)
+        figures["runs_page_filtered_ms"] = timed(
+            http, f"/?pipeline={PIPELINE}&state=failed&q=t12&page=3", repeat
+        )
         figures["grid_ms"] = timed(http, f"/pipelines/{PIPELINE}/grid?runs=25", repeat)
         figures["run_page_ms"] = timed(http, f"/runs/run{n_runs // 2:08d}", repeat)
         figures["metrics_ms"] = timed(http, "/metrics", repeat)
@@ -140,8 +199,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test",
-                        help="PostgreSQL URL ('' to skip); a fresh schema is used and dropped")
+    parser.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="PostgreSQL URL ('' to skip); a fresh schema is used and dropped",
+    )
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,15 +216,28 @@ def main() -> None:
             store = open_store(url, schema=schema)
             try:
                 seconds = fill(store, args.runs)
-                print(f"{name}: {args.runs:,} runs × {len(TASKS)} tasks bulk-inserted in {seconds:.1f}s", flush=True)
+                print(
+                    f"{name}: {args.runs:,} runs × {len(TASKS)} tasks bulk-inserted in {seconds:.1f}s",
+                    flush=True,
+                )
                 results[name] = measure(store, folder, args.runs, args.repeat)
-                print(f"{name}: " + ", ".join(f"{k}={v:.1f}" for k, v in results[name].items()), flush=True)
+                print(
+                    f"{name}: " + ", ".join(f"{k}={v:.1f}" for k, v in results[name].items()),
+                    flush=True,
+                )
             finally:
                 if schema is not None:
                     with store.engine.begin() as conn:
                         conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
                 store.close()
-    keys = ("runs_page_ms", "grid_ms", "run_page_ms", "metrics_ms", "metrics_cold_ms", "runs_page_filtered_ms")
+    keys = (
+        "runs_page_ms",
+        "grid_ms",
+        "run_page_ms",
+        "metrics_ms",
+        "metrics_cold_ms",
+        "runs_page_filtered_ms",
+    )
     summary: dict[str, Any] = {k: round(max(r[k] for r in results.values()), 1) for k in keys}
     summary["runs"] = args.runs
     summary["backends"] = {b: {k: round(v, 1) for k, v in r.items()} for b, r in results.items()}

@@ -97,7 +97,10 @@ def extract_data(ctx: Context) -> pa.Table:
             "SELECT customer_id, email, first_name, last_name, phone, address, city, state, zip_code, "
             "created_at, updated_at FROM customers WHERE DATE(updated_at) BETWEEN $1 AND $2"
         ),
-        params=[dt.date.fromisoformat(str(prev_execution_date)), dt.date.fromisoformat(execution_date)],
+        params=[
+            dt.date.fromisoformat(str(prev_execution_date)),
+            dt.date.fromisoformat(execution_date),
+        ],
     )
     df = source.read().to_table()
     logger.info("Extracted %d rows", df.num_rows)
@@ -113,7 +116,9 @@ def transform_data(ctx: Context, raw: pl.DataFrame) -> pl.DataFrame:
         email=pl.col("email").str.strip_chars().str.to_lowercase(),
         first_name=pl.col("first_name").str.strip_chars().str.to_titlecase(),
         last_name=pl.col("last_name").str.strip_chars().str.to_titlecase(),
-        phone=pl.when(digits.is_null() | (digits == "")).then(pl.lit("0000000000")).otherwise(digits),
+        phone=pl.when(digits.is_null() | (digits == ""))
+        .then(pl.lit("0000000000"))
+        .otherwise(digits),
         address=pl.col("address").fill_null("Unknown"),
         zip_code=pl.col("zip_code").cast(pl.String).str.zfill(5),
     ).with_columns(
@@ -121,7 +126,9 @@ def transform_data(ctx: Context, raw: pl.DataFrame) -> pl.DataFrame:
         email_domain=pl.col("email").str.split("@").list.get(1, null_on_oob=True),
     )
     # Remove duplicates (keep latest)
-    df = df.sort("updated_at", descending=True).unique(subset=["email"], keep="first", maintain_order=True)
+    df = df.sort("updated_at", descending=True).unique(
+        subset=["email"], keep="first", maintain_order=True
+    )
     df = df.with_columns(
         etl_inserted_at=pl.lit(dt.datetime.now(dt.UTC)),
         etl_execution_date=pl.lit(dt.date.fromisoformat(execution_date)),
@@ -167,7 +174,14 @@ def check_data_quality_post_load(ctx: Context, transformed: pa.Table, loaded: in
         [dt.date.fromisoformat(ctx.ds)],
     )
     actual_count = int(counted.column("actual_count")[0].as_py())
-    reconcile(transformed.num_rows, actual_count, 0, pipeline=ctx.pipeline, run_id=ctx.run_id, table="customers")
+    reconcile(
+        transformed.num_rows,
+        actual_count,
+        0,
+        pipeline=ctx.pipeline,
+        run_id=ctx.run_id,
+        table="customers",
+    )
     logger.info("Post-load quality checks passed (%d rows)", actual_count)
     return True
 
@@ -190,7 +204,11 @@ def customer_etl_pipeline() -> None:
     validate = validate_data(transform)
     load = load_to_warehouse(validate)
     quality_check = check_data_quality_post_load(validate, load)
-    dbt_test = dbt_task("test --select customers", task_id="run_dbt_tests", project_dir="{{ params.dbt_project_dir }}")()
+    dbt_test = dbt_task(
+        "test --select customers",
+        task_id="run_dbt_tests",
+        project_dir="{{ params.dbt_project_dir }}",
+    )()
     cleanup = shell_task(
         "rm -rf {{ params.tmp_dir }}/staging/customers_{{ ds }}* {{ params.tmp_dir }}/transformed/customers_{{ ds }}*",
         task_id="cleanup_temp_files",

@@ -77,7 +77,12 @@ def tidy_up() -> str:
     return "staging tidied"
 
 
-@pipeline(schedule="@daily", start_date=datetime(2024, 1, 1), params={"full_refresh": False}, tags=["example"])
+@pipeline(
+    schedule="@daily",
+    start_date=datetime(2024, 1, 1),
+    params={"full_refresh": False},
+    tags=["example"],
+)
 def branching():
     with task_group("extract") as extract:
         rows = join_rows(customers(), orders())

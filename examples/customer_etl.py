@@ -32,14 +32,22 @@ def clean(ctx: Context, df: pl.DataFrame) -> pl.DataFrame:
         email=pl.col("email").str.strip_chars().str.to_lowercase(),
         first_name=pl.col("first_name").str.strip_chars().str.to_titlecase(),
         last_name=pl.col("last_name").str.strip_chars().str.to_titlecase(),
-        phone=pl.when(digits.is_null() | (digits == "")).then(pl.lit("0000000000")).otherwise(digits),
+        phone=pl.when(digits.is_null() | (digits == ""))
+        .then(pl.lit("0000000000"))
+        .otherwise(digits),
         address=pl.col("address").fill_null("Unknown"),
         # ZIP+4 "02134-1234" -> "02134"; a zip that is still not 5 digits is quarantined
-        zip_code=pl.col("zip_code").cast(pl.String).str.extract(r"^\s*(\d{1,5})(-\d{4})?\s*$").str.zfill(5),
+        zip_code=pl.col("zip_code")
+        .cast(pl.String)
+        .str.extract(r"^\s*(\d{1,5})(-\d{4})?\s*$")
+        .str.zfill(5),
     ).with_columns(
         full_name=pl.concat_str([pl.col("first_name"), pl.col("last_name")], separator=" "),
         email_domain=pl.col("email").str.split("@").list.get(1, null_on_oob=True),
-        email_rank=pl.col("updated_at").rank("ordinal", descending=True).over("email").cast(pl.Int64),
+        email_rank=pl.col("updated_at")
+        .rank("ordinal", descending=True)
+        .over("email")
+        .cast(pl.Int64),
         etl_inserted_at=pl.lit(dt.datetime.now(dt.UTC)),
         etl_run_id=pl.lit(ctx.run_id),
     )
@@ -56,13 +64,29 @@ customers = sync(
         not_null("email", severity="quarantine", reason="email is missing"),
         matches_regex("email", EMAIL, severity="quarantine", reason="email is not valid"),
         matches_regex("phone", r"^\d{10}$", severity="quarantine", reason="phone is not 10 digits"),
-        matches_regex("zip_code", r"^\d{5}$", severity="quarantine", reason="zip code is not 5 digits"),
-        between("created_at", min=dt.datetime(2020, 1, 1), severity="quarantine", reason="created_at is before 2020-01-01"),
-        between("email_rank", max=1, severity="quarantine", reason="duplicate email: a more recently updated customer has it"),
+        matches_regex(
+            "zip_code", r"^\d{5}$", severity="quarantine", reason="zip code is not 5 digits"
+        ),
+        between(
+            "created_at",
+            min=dt.datetime(2020, 1, 1),
+            severity="quarantine",
+            reason="created_at is before 2020-01-01",
+        ),
+        between(
+            "email_rank",
+            max=1,
+            severity="quarantine",
+            reason="duplicate email: a more recently updated customer has it",
+        ),
     ],  # fmt: skip
     # email_rank only decides the duplicates' quarantine: it is not loaded
     destination=destination(
-        "warehouse", table="customers", mode="merge", keys="customer_id", exclude=["email_rank"],
+        "warehouse",
+        table="customers",
+        mode="merge",
+        keys="customer_id",
+        exclude=["email_rank"],
         doc="One row per customer of the CRM, cleaned; duplicates by e-mail keep the latest update.",
         columns={
             "customer_id": "The CRM's customer id (merge key)",

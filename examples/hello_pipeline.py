@@ -19,7 +19,11 @@ import pyarrow as pa
 from headrace import Context, Retry, pipeline, task
 
 
-@task(retries=Retry(attempts=3, delay=timedelta(seconds=0.2), backoff=2.0, max_delay=timedelta(seconds=1)))
+@task(
+    retries=Retry(
+        attempts=3, delay=timedelta(seconds=0.2), backoff=2.0, max_delay=timedelta(seconds=1)
+    )
+)
 def fetch_greetings(ctx: Context) -> list[str]:
     """Pretend to call a flaky service: the first try fails, the retry succeeds."""
     if ctx.attempt == 1:
@@ -47,7 +51,11 @@ def summarise(table: pa.Table) -> dict:
     """Polars over the staged table: a small JSON result stored with the run."""
     frame = pl.DataFrame(table)
     longest = frame.sort("length", descending=True).row(0, named=True)
-    return {"words": frame.height, "longest": longest["word"], "total_length": int(frame["length"].sum())}
+    return {
+        "words": frame.height,
+        "longest": longest["word"],
+        "total_length": int(frame["length"].sum()),
+    }
 
 
 @task

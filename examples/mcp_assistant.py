@@ -39,20 +39,31 @@ HERE = Path(__file__).resolve().parent
 
 def prepare(folder: Path) -> tuple[dict[str, str], str]:
     """Run the hello pipeline and fill a warehouse table; returns the server's environment and the run id."""
-    env = {"HEADRACE_HOME": str(folder / ".headrace"), "HEADRACE_CONN_WAREHOUSE": f"duckdb:///{folder}/warehouse.duckdb"}
+    env = {
+        "HEADRACE_HOME": str(folder / ".headrace"),
+        "HEADRACE_CONN_WAREHOUSE": f"duckdb:///{folder}/warehouse.duckdb",
+    }
     settings = Settings.from_env(cwd=folder, environ=env)
     with open_store(settings.state_url) as store:
         hello = load_pipelines(HERE / "hello_pipeline.py")["hello"]
-        result = Runner(store, executor="inprocess", settings=settings).run(hello, datetime(2024, 1, 1, tzinfo=UTC))
+        result = Runner(store, executor="inprocess", settings=settings).run(
+            hello, datetime(2024, 1, 1, tzinfo=UTC)
+        )
     print(f"ran pipeline hello: run {result.run_id} {result.state}")
     with duckdb.connect(str(folder / "warehouse.duckdb")) as con:
-        con.execute("CREATE OR REPLACE TABLE greetings AS SELECT * FROM (VALUES ('hello', 5), ('bonjour', 7)) t(word, length)")
+        con.execute(
+            "CREATE OR REPLACE TABLE greetings AS SELECT * FROM (VALUES ('hello', 5), ('bonjour', 7)) t(word, length)"
+        )
     return env, result.run_id
 
 
 def headrace_command() -> list[str]:
     script = Path(sys.executable).parent / "headrace"
-    return [str(script)] if script.exists() else [sys.executable, "-c", "from headrace.cli import main; main()"]
+    return (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-c", "from headrace.cli import main; main()"]
+    )
 
 
 def first_text(result: Any) -> str:
@@ -70,18 +81,31 @@ async def ask(env: dict[str, str], run_id: str, folder: Path) -> None:
     async with Client(server, read_timeout_seconds=60) as client:
         tools = sorted(t.name for t in (await client.list_tools()).tools)
         print(f"tools: {', '.join(tools)}")
-        pipelines = json.loads(first_text(await client.call_tool("list_pipelines", {})))["pipelines"]
+        pipelines = json.loads(first_text(await client.call_tool("list_pipelines", {})))[
+            "pipelines"
+        ]
         for p in pipelines:
-            print(f"pipeline {p['name']}: schedule {p['schedule']}, owner {p['owner']}, next run {p['next_run']}")
+            print(
+                f"pipeline {p['name']}: schedule {p['schedule']}, owner {p['owner']}, next run {p['next_run']}"
+            )
         runs = json.loads(first_text(await client.call_tool("list_runs", {"limit": 5})))["runs"]
         print(f"runs: {', '.join(r['run_id'] + ' ' + r['state'] for r in runs)}")
         detail = json.loads(first_text(await client.call_tool("get_run", {"run_id": run_id})))
         for task in detail["tasks"]:
             if task["map_index"] < 0:
                 print(f"  {task['task_id']}: {task['state']}, attempts {task['attempt']}")
-        logs = first_text(await client.call_tool("task_logs", {"run_id": run_id, "task": "fetch_greetings", "tail": 3}))
-        print("log tail of fetch_greetings:\n" + "\n".join("  " + line[:120] for line in logs.splitlines()))
-        answer = await client.call_tool("query", {"sql": "SELECT word, length FROM greetings ORDER BY length"})
+        logs = first_text(
+            await client.call_tool(
+                "task_logs", {"run_id": run_id, "task": "fetch_greetings", "tail": 3}
+            )
+        )
+        print(
+            "log tail of fetch_greetings:\n"
+            + "\n".join("  " + line[:120] for line in logs.splitlines())
+        )
+        answer = await client.call_tool(
+            "query", {"sql": "SELECT word, length FROM greetings ORDER BY length"}
+        )
         print("query:\n" + "\n".join("  " + line for line in first_text(answer).splitlines()))
         refused = await client.call_tool("query", {"sql": "DROP TABLE greetings"})
         print(f"DROP TABLE through query: refused={refused.is_error}: {first_text(refused)}")

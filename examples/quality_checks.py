@@ -49,23 +49,50 @@ def customers() -> pa.Table:
     """Eight cleaned customers with the defects real extracts have."""
     created = [datetime(2023, 5, d, 9, 30, tzinfo=UTC) for d in range(1, 9)]
     created[6] = datetime(2019, 12, 31, 23, 0, tzinfo=UTC)  # legacy import
-    return pa.table({
-        "customer_id": pa.array([1, 2, 3, 4, 5, 6, 7, 8], pa.int64()),
-        "email": ["ana@example.com", "ben@example", "chloé@exemple.fr", None,
-                  "eva@mail.org", "fatima at mail.org", "günter@post.de", "hiro@mail.jp"],
-        "phone": ["0612345678", "0612345679", "061234", "0712345678",
-                  "0812345678", "0912345678", "0412345678", "0312345678"],
-        "status": ["active", "active", "inactive", "active", "active", "banned", "active", "active"],
-        "created_at": pa.array(created, pa.timestamp("us", tz="UTC")),
-    })
+    return pa.table(
+        {
+            "customer_id": pa.array([1, 2, 3, 4, 5, 6, 7, 8], pa.int64()),
+            "email": [
+                "ana@example.com",
+                "ben@example",
+                "chloé@exemple.fr",
+                None,
+                "eva@mail.org",
+                "fatima at mail.org",
+                "günter@post.de",
+                "hiro@mail.jp",
+            ],
+            "phone": [
+                "0612345678",
+                "0612345679",
+                "061234",
+                "0712345678",
+                "0812345678",
+                "0912345678",
+                "0412345678",
+                "0312345678",
+            ],
+            "status": [
+                "active",
+                "active",
+                "inactive",
+                "active",
+                "active",
+                "banned",
+                "active",
+                "active",
+            ],
+            "created_at": pa.array(created, pa.timestamp("us", tz="UTC")),
+        }
+    )
 
 
 def main(folder: Path) -> None:
     table = customers()
     checks = [
-        not_null("customer_id"),                                   # fail: stops the task
+        not_null("customer_id"),  # fail: stops the task
         unique("customer_id"),
-        not_null("email", severity="warn", mostly=0.8),            # warn below 80% present (GX mostly)
+        not_null("email", severity="warn", mostly=0.8),  # warn below 80% present (GX mostly)
         between("created_at", min="2020-01-01", severity="warn"),  # bound read as UTC
         matches_regex("email", EMAIL, severity="quarantine", reason="invalid email"),
         matches_regex("phone", r"^[0-9]{10}$", severity="quarantine", name="ten_digit_phone"),
@@ -75,11 +102,17 @@ def main(folder: Path) -> None:
     outcome = apply_checks(table, checks, pipeline="customer_etl", task="clean")
     outcome.raise_for_failures()  # nothing of severity 'fail' failed
     print(outcome.summary())
-    print(f"rows in {outcome.rows_in}: passed {outcome.passed.num_rows}, "
-          f"quarantined {outcome.rows_quarantined}")
+    print(
+        f"rows in {outcome.rows_in}: passed {outcome.passed.num_rows}, "
+        f"quarantined {outcome.rows_quarantined}"
+    )
     assert outcome.quarantined is not None
-    for row in outcome.quarantined.select(["customer_id", "_hr_expectation", "_hr_reason"]).to_pylist():
-        print(f"  quarantined customer {row['customer_id']}: {row['_hr_reason']} ({row['_hr_expectation']})")
+    for row in outcome.quarantined.select(
+        ["customer_id", "_hr_expectation", "_hr_reason"]
+    ).to_pylist():
+        print(
+            f"  quarantined customer {row['customer_id']}: {row['_hr_reason']} ({row['_hr_expectation']})"
+        )
 
     # Load: good rows to the warehouse, the rest to a quarantine table, then reconcile.
     warehouse = folder / "warehouse.duckdb"
@@ -89,22 +122,34 @@ def main(folder: Path) -> None:
         con.execute("CREATE OR REPLACE TABLE customers_quarantine AS SELECT * FROM quarantined")
         loaded = con.execute("SELECT count(*) FROM customers").fetchone()[0]  # type: ignore[index]
         set_aside = con.execute("SELECT count(*) FROM customers_quarantine").fetchone()[0]  # type: ignore[index]
-    counts = reconcile(table.num_rows, loaded, set_aside, pipeline="customer_etl", table="customers")
-    print(f"reconciled: extracted {counts.extracted} = loaded {counts.loaded} + quarantined {counts.quarantined}")
+    counts = reconcile(
+        table.num_rows, loaded, set_aside, pipeline="customer_etl", table="customers"
+    )
+    print(
+        f"reconciled: extracted {counts.extracted} = loaded {counts.loaded} + quarantined {counts.quarantined}"
+    )
 
     # Post-load: expectations inside DuckDB, then SQL test files.
-    post_load = check_table(f"duckdb:///{warehouse}", "customers", [
-        unique("customer_id"), not_null("email"),
-        sql_expression("created_at <= now()", name="not_in_future"),
-    ], pipeline="customer_etl")
+    post_load = check_table(
+        f"duckdb:///{warehouse}",
+        "customers",
+        [
+            unique("customer_id"),
+            not_null("email"),
+            sql_expression("created_at <= now()", name="not_in_future"),
+        ],
+        pipeline="customer_etl",
+    )
     print(post_load.summary())
     tests = folder / "sql_tests"
     tests.mkdir(exist_ok=True)
     (tests / "one_row_per_email.sql").write_text(
         "-- reason: the transform dedupes by email\n"
-        "SELECT email, count(*) AS n FROM customers GROUP BY email HAVING count(*) > 1\n")
+        "SELECT email, count(*) AS n FROM customers GROUP BY email HAVING count(*) > 1\n"
+    )
     (tests / "quarantine_has_reasons.sql").write_text(
-        "SELECT * FROM customers_quarantine WHERE _hr_reason IS NULL OR _hr_reason = ''\n")
+        "SELECT * FROM customers_quarantine WHERE _hr_reason IS NULL OR _hr_reason = ''\n"
+    )
     sql_report = run_sql_tests(f"duckdb:///{warehouse}", tests, pipeline="customer_etl")
     sql_report.raise_for_failures()
     print(sql_report.summary())
@@ -121,10 +166,12 @@ def main(folder: Path) -> None:
     day = datetime(2024, 3, 1, tzinfo=UTC)
     with open_store(state_url) as store:
         run, _ = store.create_run("customer_etl", day, day, day + timedelta(days=1))
-        store.record_check_results(outcome.records(run.run_id)
-                                   + post_load.records(run.run_id, "load")
-                                   + sql_report.records(run.run_id)
-                                   + strict.records(run.run_id))
+        store.record_check_results(
+            outcome.records(run.run_id)
+            + post_load.records(run.run_id, "load")
+            + sql_report.records(run.run_id)
+            + strict.records(run.run_id)
+        )
     print(f"\n$ headrace checks {run.run_id} --failed --samples")
     os.environ["HEADRACE_STATE_URL"] = state_url
     code = run_app(["checks", run.run_id, "--failed", "--samples"])

@@ -65,9 +65,16 @@ def main(folder: Path, keep: bool) -> None:
 
         port = free_port()
         # The CLI reads the token from HEADRACE_WEB_TOKEN (WebAuth.from_env); here it is given.
-        app = create_app(settings, store=store, pipelines_dir=HELLO.parent, auth=WebAuth(token=TOKEN),
-                         executor="inprocess")
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        app = create_app(
+            settings,
+            store=store,
+            pipelines_dir=HELLO.parent,
+            auth=WebAuth(token=TOKEN),
+            executor="inprocess",
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         while not server.started:  # uvicorn sets it once the socket listens
@@ -78,12 +85,18 @@ def main(folder: Path, keep: bool) -> None:
         print(f"serving {base}/ over the state store {folder / 'state.db'}")
         try:
             refused = httpx.post(f"{base}/api/runs/{result.run_id}/resume", timeout=10)
-            print(f"POST /api/runs/{result.run_id}/resume without the token -> {refused.status_code}")
-            with httpx.Client(base_url=base, timeout=10, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            print(
+                f"POST /api/runs/{result.run_id}/resume without the token -> {refused.status_code}"
+            )
+            with httpx.Client(
+                base_url=base, timeout=10, headers={"Authorization": f"Bearer {TOKEN}"}
+            ) as http:
                 runs = http.get("/api/runs").json()
                 print(f"GET /api/runs: {runs['total']} run(s)")
                 for run in runs["runs"]:
-                    print(f"  {run['run_id']} {run['pipeline']} {run['state']} in {run['duration_seconds']}s")
+                    print(
+                        f"  {run['run_id']} {run['pipeline']} {run['state']} in {run['duration_seconds']}s"
+                    )
 
                 detail = http.get(f"/api/runs/{result.run_id}").json()
                 print(f"GET /api/runs/{result.run_id}: {len(detail['tasks'])} task instances")
@@ -91,8 +104,12 @@ def main(folder: Path, keep: bool) -> None:
                     label = ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else "")
                     print(f"  {label}: {ti['state']}, attempts {ti['attempt']}")
 
-                logs = http.get(f"/api/runs/{result.run_id}/logs", params={"task": "fetch_greetings"}).json()
-                print(f"GET /api/runs/{result.run_id}/logs?task=fetch_greetings: {len(logs)} log block(s)")
+                logs = http.get(
+                    f"/api/runs/{result.run_id}/logs", params={"task": "fetch_greetings"}
+                ).json()
+                print(
+                    f"GET /api/runs/{result.run_id}/logs?task=fetch_greetings: {len(logs)} log block(s)"
+                )
                 for log in logs:
                     print(f"  attempt {log['attempt']}: {log['text'].strip().splitlines()[-1]}")
 
@@ -106,25 +123,43 @@ def main(folder: Path, keep: bool) -> None:
                     print(f"  | {row}")
 
                 missing = http.get("/api/runs/01nosuchrun0000000")
-                print(f"GET /api/runs/01nosuchrun0000000 -> {missing.status_code}: {missing.json()['detail']}")
+                print(
+                    f"GET /api/runs/01nosuchrun0000000 -> {missing.status_code}: {missing.json()['detail']}"
+                )
 
-                retry = http.post(f"/api/runs/{result.run_id}/tasks/fetch_greetings/retry", json={"downstream": True})
-                while http.get(f"/api/runs/{result.run_id}").json()["run"]["state"] not in ("success", "failed"):
+                retry = http.post(
+                    f"/api/runs/{result.run_id}/tasks/fetch_greetings/retry",
+                    json={"downstream": True},
+                )
+                while http.get(f"/api/runs/{result.run_id}").json()["run"]["state"] not in (
+                    "success",
+                    "failed",
+                ):
                     time.sleep(0.1)
                 # Printed once the run is over: the in-process executor captures stdout while tasks run.
-                print(f"POST .../tasks/fetch_greetings/retry -> {retry.status_code}: {retry.json()['message']}")
-                print(f"  run {result.run_id} is {http.get(f'/api/runs/{result.run_id}').json()['run']['state']} again")
+                print(
+                    f"POST .../tasks/fetch_greetings/retry -> {retry.status_code}: {retry.json()['message']}"
+                )
+                print(
+                    f"  run {result.run_id} is {http.get(f'/api/runs/{result.run_id}').json()['run']['state']} again"
+                )
                 for action in http.get("/api/actions").json()["actions"]:
-                    print(f"  audit: {action['at'][:19]} {action['actor']} {action['action']} {action['target']} "
-                          f"{action['outcome']}")
+                    print(
+                        f"  audit: {action['at'][:19]} {action['actor']} {action['action']} {action['target']} "
+                        f"{action['outcome']}"
+                    )
                 grid = http.get("/pipelines/hello/grid")
-                print(f"GET /pipelines/hello/grid -> {grid.status_code}; /pipelines/hello/graph -> "
-                      f"{http.get('/pipelines/hello/graph').status_code} (server-drawn SVG)")
+                print(
+                    f"GET /pipelines/hello/grid -> {grid.status_code}; /pipelines/hello/graph -> "
+                    f"{http.get('/pipelines/hello/graph').status_code} (server-drawn SVG)"
+                )
 
                 metrics = http.get("/metrics").text
                 print("GET /metrics (some lines):")
                 for line in metrics.splitlines():
-                    if line.startswith(("headrace_runs{", "headrace_task_retries_total")) and not line.endswith(" 0.0"):
+                    if line.startswith(
+                        ("headrace_runs{", "headrace_task_retries_total")
+                    ) and not line.endswith(" 0.0"):
                         print(f"  {line}")
             if keep:
                 print("serving until Ctrl+C")

@@ -85,7 +85,9 @@ def mysql_url() -> Iterator[str]:
     try:
         import pymysql
 
-        admin = pymysql.connect(host=MYSQL_HOST, user="root", password="", connect_timeout=5, autocommit=True)
+        admin = pymysql.connect(
+            host=MYSQL_HOST, user="root", password="", connect_timeout=5, autocommit=True
+        )
     except Exception as exc:  # pragma: no cover
         service_missing("MariaDB", exc)
     name = f"test_{_run_id()}"

@@ -41,16 +41,29 @@ def test_every_section_from_toml_and_environment_wins(tmp_path: Path) -> None:
     (tmp_path / "headrace.toml").write_text(TOML)
     settings = Settings.load(
         cwd=tmp_path,
-        environ={"HEADRACE_QUEUE_PREFIX": "env-prefix", "HEADRACE_ALERT_ON_FAILURE": "0", "HEADRACE_POOL_DB": "5"},
+        environ={
+            "HEADRACE_QUEUE_PREFIX": "env-prefix",
+            "HEADRACE_ALERT_ON_FAILURE": "0",
+            "HEADRACE_POOL_DB": "5",
+        },
     )
     assert settings.state_url == "postgresql://hr:statepw@db/state"
     assert settings.connection("CRM") == "postgresql://etl:crmpw@db/crm"
     assert settings.pools == {"db": 5}
-    assert (settings.queue.redis_url, settings.queue.prefix) == ("redis://:redispw@cache:6379/1", "env-prefix")
+    assert (settings.queue.redis_url, settings.queue.prefix) == (
+        "redis://:redispw@cache:6379/1",
+        "env-prefix",
+    )
     assert settings.alerts.recipients == ("a@x.org", "b@x.org")
-    assert (settings.alerts.on_failure, settings.alerts.on_retry, settings.alerts.on_sla_miss) == (False, True, True)
+    assert (settings.alerts.on_failure, settings.alerts.on_retry, settings.alerts.on_sla_miss) == (
+        False,
+        True,
+        True,
+    )
     assert settings.lineage.url == "http://marquez:5000"
-    assert settings.spark.master == "spark://spark:7077" and settings.spark.conf == {"spark.executor.memory": "2g"}
+    assert settings.spark.master == "spark://spark:7077" and settings.spark.conf == {
+        "spark.executor.memory": "2g"
+    }
     # the sections build what they configure
     assert QueueConnection.from_settings(settings).prefix == "env-prefix"
     alerter = alerter_from_settings(settings.alerts)
@@ -61,7 +74,9 @@ def test_every_section_from_toml_and_environment_wins(tmp_path: Path) -> None:
 def test_defaults_without_any_configuration(tmp_path: Path) -> None:
     settings = Settings.load(cwd=tmp_path, environ={})
     assert settings.state_url == f"sqlite:///{tmp_path / '.headrace' / 'state.db'}"
-    assert settings.queue.redis_url == "redis://127.0.0.1:6379/0" and settings.queue.prefix == "bull"
+    assert (
+        settings.queue.redis_url == "redis://127.0.0.1:6379/0" and settings.queue.prefix == "bull"
+    )
     assert settings.spark.master == "local[*]"
     assert alerter_from_settings(settings.alerts).channels == []
     assert Settings.from_env(cwd=tmp_path, environ={}) == settings  # the former name
@@ -114,15 +129,21 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "headrace"
 def _reads_environment(tree: ast.AST) -> list[int]:
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv") and (
-            isinstance(node.value, ast.Name) and node.value.id == "os"
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in ("environ", "getenv")
+            and (isinstance(node.value, ast.Name) and node.value.id == "os")
         ):
             lines.append(node.lineno)
-        if isinstance(node, ast.Attribute) and node.attr == "load" and (
-            isinstance(node.value, ast.Name) and node.value.id == "Settings"
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "load"
+            and (isinstance(node.value, ast.Name) and node.value.id == "Settings")
         ):
             lines.append(node.lineno)
-        if isinstance(node, ast.Call):  # Settings.from_env(), QueueConnection.from_env(...), alerter_from_env(...)
+        if isinstance(
+            node, ast.Call
+        ):  # Settings.from_env(), QueueConnection.from_env(...), alerter_from_env(...)
             called = node.func
             name = called.attr if isinstance(called, ast.Attribute) else getattr(called, "id", "")
             if name in ("from_env", "alerter_from_env"):

@@ -22,17 +22,41 @@ from headrace.errors import (
 
 #: Every module that defines a headrace error (grep "^class .*Error" src).
 MODULES = [
-    "headrace.errors", "headrace.quality.quality_errors", "headrace.tasks.sensors", "headrace.tasks.sql_statement",
-    "headrace.tasks.shell", "headrace.tasks.dbt", "headrace.engine.staging", "headrace.engine.runner",
-    "headrace.observe.alerts", "headrace.pipeline.params", "headrace.pipeline.intervals",
-    "headrace.pipeline.context", "headrace.queue.worker", "headrace.queue.job", "headrace.connectors.naming",
-    "headrace.connectors.incremental", "headrace.connectors.fidelity", "headrace.state.store_base",
-    "headrace.state.connect", "headrace.extras", "headrace.mcp.sqlguard", "headrace.mcp.file_tools",
+    "headrace.errors",
+    "headrace.quality.quality_errors",
+    "headrace.tasks.sensors",
+    "headrace.tasks.sql_statement",
+    "headrace.tasks.shell",
+    "headrace.tasks.dbt",
+    "headrace.engine.staging",
+    "headrace.engine.runner",
+    "headrace.observe.alerts",
+    "headrace.pipeline.params",
+    "headrace.pipeline.intervals",
+    "headrace.pipeline.context",
+    "headrace.queue.worker",
+    "headrace.queue.job",
+    "headrace.connectors.naming",
+    "headrace.connectors.incremental",
+    "headrace.connectors.fidelity",
+    "headrace.state.store_base",
+    "headrace.state.connect",
+    "headrace.extras",
+    "headrace.mcp.sqlguard",
+    "headrace.mcp.file_tools",
     "headrace.analytics.analyzer",
 ]
 
-LOCATION: dict[str, Any] = {"pipeline": "etl", "task": "load", "run_id": "r1", "table": "orders", "column": "qty", "row": 7,
-            "connection": "postgresql://u:***@db/x", "path": "flows.py:12"}
+LOCATION: dict[str, Any] = {
+    "pipeline": "etl",
+    "task": "load",
+    "run_id": "r1",
+    "table": "orders",
+    "column": "qty",
+    "row": 7,
+    "connection": "postgresql://u:***@db/x",
+    "path": "flows.py:12",
+}
 
 
 def _subclasses(cls: type[Any]) -> Iterator[type[Any]]:
@@ -61,97 +85,146 @@ SPECIAL: dict[str, tuple[Callable[[Any], HeadraceError], dict[str, Any]]] = {
         {"service": "redis://h:6379", "pipeline": "etl", "detail": "is unreachable"},
     ),
     "headrace.state.store_base.StoreUnavailableError": (
-        lambda c: c("locked", service="sqlite:///s.db"), {"service": "sqlite:///s.db"},
+        lambda c: c("locked", service="sqlite:///s.db"),
+        {"service": "sqlite:///s.db"},
     ),
     "headrace.connectors.incremental.CheckpointMoved": (
         lambda c: c("etl", "orders_src", 1, 5, "table 'orders'"),
         {"pipeline": "etl", "source": "orders_src", "expected": 1, "found": 5},
     ),
     "headrace.tasks.sensors.SensorNotReady": (
-        lambda c: c("file x", timedelta(seconds=5), timedelta(minutes=1), timedelta(seconds=10), task="wait"),
+        lambda c: c(
+            "file x", timedelta(seconds=5), timedelta(minutes=1), timedelta(seconds=10), task="wait"
+        ),
         {"awaiting": "file x", "waited": timedelta(seconds=5), "task": "wait"},
     ),
     "headrace.tasks.sensors.SensorTimeout": (
-        lambda c: c("file x", timedelta(minutes=1), 4, "2024-01-02", pipeline="etl", task="wait", run_id="r1"),
-        {"awaiting": "file x", "pokes": 4, "logical_date": "2024-01-02", "pipeline": "etl", "run_id": "r1"},
+        lambda c: c(
+            "file x",
+            timedelta(minutes=1),
+            4,
+            "2024-01-02",
+            pipeline="etl",
+            task="wait",
+            run_id="r1",
+        ),
+        {
+            "awaiting": "file x",
+            "pokes": 4,
+            "logical_date": "2024-01-02",
+            "pipeline": "etl",
+            "run_id": "r1",
+        },
     ),
     "headrace.tasks.sensors.UpstreamRunFailed": (
         lambda c: c("upstream", "r0", "2024-01-02", pipeline="etl", task="wait"),
         {"upstream": "upstream", "upstream_run_id": "r0", "pipeline": "etl", "task": "wait"},
     ),
     "headrace.extras.MissingExtraError": (
-        lambda c: c("mysql", "connectorx", "MySQL source"), {"extra": "mysql", "module": "connectorx"},
+        lambda c: c("mysql", "connectorx", "MySQL source"),
+        {"extra": "mysql", "module": "connectorx"},
     ),
     "headrace.mcp.file_tools.PathRefusedError": (
-        lambda c: c("../etc/passwd", "outside the home"), {"path": "../etc/passwd", "reason": "outside the home"},
+        lambda c: c("../etc/passwd", "outside the home"),
+        {"path": "../etc/passwd", "reason": "outside the home"},
     ),
     "headrace.tasks.dbt.DbtNotInstalled": (
-        lambda c: c("dbt", pipeline="etl", task="models"), {"executable": "dbt", "task": "models"},
+        lambda c: c("dbt", pipeline="etl", task="models"),
+        {"executable": "dbt", "task": "models"},
     ),
     "headrace.tasks.dbt.DbtTestsFailed": (
-        lambda c: c("2 failed", ["a", "b"], pipeline="etl", task="t"), {"failed": ["a", "b"], "task": "t"},
+        lambda c: c("2 failed", ["a", "b"], pipeline="etl", task="t"),
+        {"failed": ["a", "b"], "task": "t"},
     ),
     "headrace.pipeline.intervals.InvalidScheduleError": (
-        lambda c: c("bad cron", schedule="* *", pipeline="etl"), {"schedule": "* *", "pipeline": "etl"},
+        lambda c: c("bad cron", schedule="* *", pipeline="etl"),
+        {"schedule": "* *", "pipeline": "etl"},
     ),
     "headrace.quality.quality_errors.ExpectationDefinitionError": (
         lambda c: c("bad", expectation="qty_positive", column="qty", pipeline="etl"),
         {"expectation": "qty_positive", "column": "qty", "pipeline": "etl"},
     ),
     "headrace.quality.quality_errors.ExpectationsFailed": (
-        lambda c: c("1 failed", [], pipeline="etl", task="t"), {"failures": [], "pipeline": "etl", "task": "t"},
+        lambda c: c("1 failed", [], pipeline="etl", task="t"),
+        {"failures": [], "pipeline": "etl", "task": "t"},
     ),
     "headrace.quality.quality_errors.ReconciliationError": (
         lambda c: c("lost", 10, 8, 1, pipeline="etl", run_id="r1", table="orders"),
         {"extracted": 10, "loaded": 8, "quarantined": 1, "table": "orders", "run_id": "r1"},
     ),
     "headrace.pipeline.context.UnknownVariable": (
-        lambda c: c("etl", "load", "api_key"), {"pipeline": "etl", "task": "load", "name": "api_key"},
+        lambda c: c("etl", "load", "api_key"),
+        {"pipeline": "etl", "task": "load", "name": "api_key"},
     ),
     "headrace.pipeline.params.ParamError": (
-        lambda c: c("n", "three", "expects a int", pipeline="etl"), {"param": "n", "value": "three", "pipeline": "etl"},
+        lambda c: c("n", "three", "expects a int", pipeline="etl"),
+        {"param": "n", "value": "three", "pipeline": "etl"},
     ),
     "headrace.engine.runner.RunInterrupted": (
-        lambda c: c("r1", "SIGTERM"), {"run_id": "r1", "reason": "SIGTERM"},
+        lambda c: c("r1", "SIGTERM"),
+        {"run_id": "r1", "reason": "SIGTERM"},
     ),
     "headrace.engine.runner.RunClaimedError": (
-        lambda c: c("r1", "etl"), {"run_id": "r1", "pipeline": "etl"},
+        lambda c: c("r1", "etl"),
+        {"run_id": "r1", "pipeline": "etl"},
     ),
     "headrace.connectors.fidelity.UnrepresentableValueError": (
-        lambda c: c("PostgreSQL table orders", "qty", 3, "NaN"), {"column": "qty", "row": 3, "reason": "NaN"},
+        lambda c: c("PostgreSQL table orders", "qty", 3, "NaN"),
+        {"column": "qty", "row": 3, "reason": "NaN"},
     ),
     "headrace.connectors.naming.ConnectionFailedError": (
         lambda c: c("PostgreSQL postgresql://u:***@h/db", "refused", table="orders"),
         {"target": "PostgreSQL postgresql://u:***@h/db", "reason": "refused", "table": "orders"},
     ),
     "headrace.mcp.sqlguard.UnsafeQueryError": (
-        lambda c: c("DROP TABLE x", "a DROP statement"), {"sql": "DROP TABLE x", "reason": "a DROP statement"},
+        lambda c: c("DROP TABLE x", "a DROP statement"),
+        {"sql": "DROP TABLE x", "reason": "a DROP statement"},
     ),
     "headrace.tasks.shell.CommandError": (
         lambda c: c("exited with 2", exit_code=2, output_tail="boom", pipeline="etl", run_id="r1"),
         {"exit_code": 2, "output_tail": "boom", "run_id": "r1"},
     ),
     "headrace.tasks.sql_statement.SqlTaskError": (
-        lambda c: c("SQL task 'q'", "'pg' (postgresql://u:***@h/db)", "failed: UndefinedTable: x", task="q"),
-        {"connection": "'pg' (postgresql://u:***@h/db)", "problem": "failed: UndefinedTable: x", "task": "q"},
+        lambda c: c(
+            "SQL task 'q'", "'pg' (postgresql://u:***@h/db)", "failed: UndefinedTable: x", task="q"
+        ),
+        {
+            "connection": "'pg' (postgresql://u:***@h/db)",
+            "problem": "failed: UndefinedTable: x",
+            "task": "q",
+        },
     ),
     "headrace.tasks.sql_statement.SqlTaskConnectionError": (
         lambda c: c("SQL task 'q'", "'pg' (postgresql://u:***@h/db)", "could not connect: refused"),
         {"connection": "'pg' (postgresql://u:***@h/db)", "what": "SQL task 'q'"},
     ),
     "headrace.queue.worker.WorkerCrashedError": (
-        lambda c: c("emails", "17", "send"), {"queue": "emails", "job_id": "17", "job_name": "send"},
+        lambda c: c("emails", "17", "send"),
+        {"queue": "emails", "job_id": "17", "job_name": "send"},
     ),
-    "headrace.queue.job.JobNotFoundError": (lambda c: c("emails", "17"), {"queue": "emails", "job_id": "17"}),
+    "headrace.queue.job.JobNotFoundError": (
+        lambda c: c("emails", "17"),
+        {"queue": "emails", "job_id": "17"},
+    ),
     "headrace.queue.job.JobFailedError": (
-        lambda c: c("emails", "17", "boom"), {"queue": "emails", "job_id": "17", "reason": "boom"},
+        lambda c: c("emails", "17", "boom"),
+        {"queue": "emails", "job_id": "17", "reason": "boom"},
     ),
     "headrace.state.connect.NotJSONError": (
-        lambda c: c("set", "Object of type set is not JSON serializable"), {"value_type": "set"},
+        lambda c: c("set", "Object of type set is not JSON serializable"),
+        {"value_type": "set"},
     ),
     "headrace.observe.alerts.AlertError": (
-        lambda c: c("webhook", "hooks.example", "HTTP 500", pipeline="etl", task="load", run_id="r1"),
-        {"channel": "webhook", "target": "hooks.example", "pipeline": "etl", "task": "load", "run_id": "r1"},
+        lambda c: c(
+            "webhook", "hooks.example", "HTTP 500", pipeline="etl", task="load", run_id="r1"
+        ),
+        {
+            "channel": "webhook",
+            "target": "hooks.example",
+            "pipeline": "etl",
+            "task": "load",
+            "run_id": "r1",
+        },
     ),
 }
 
@@ -161,7 +234,9 @@ def _build(cls: type[HeadraceError]) -> tuple[HeadraceError, dict[str, Any]]:
     if key in SPECIAL:
         make, fields = SPECIAL[key]
         return make(cls), fields
-    assert cls is HeadraceError or "__init__" not in cls.__dict__, f"{key} takes its own arguments: add it to SPECIAL"
+    assert cls is HeadraceError or "__init__" not in cls.__dict__, (
+        f"{key} takes its own arguments: add it to SPECIAL"
+    )
     return cls("cannot be read", **LOCATION), {**LOCATION, "detail": "cannot be read"}
 
 
@@ -191,18 +266,29 @@ def test_the_message_is_built_from_the_fields() -> None:
     )
     assert exc.fields() == LOCATION
     assert str(ConnectorError("plain")) == "plain"
-    assert str(DefinitionError("syntax error: bad", path="flows.py:3")) == "flows.py:3: syntax error: bad"
+    assert (
+        str(DefinitionError("syntax error: bad", path="flows.py:3"))
+        == "flows.py:3: syntax error: bad"
+    )
 
 
 def test_subclass_fields_are_named_in_the_message() -> None:
     from headrace.errors import UnavailableError
     from headrace.pipeline.params import ParamError
 
-    assert str(UnavailableError("is unreachable", service="redis://h:6379")) == "redis://h:6379: is unreachable"
+    assert (
+        str(UnavailableError("is unreachable", service="redis://h:6379"))
+        == "redis://h:6379: is unreachable"
+    )
     from headrace.state.store_base import StoreUnavailableError
 
-    locked = StoreUnavailableError("update run 'r1' failed: OperationalError: database is locked", service="sqlite:///s.db")
-    assert str(locked) == "state store sqlite:///s.db: update run 'r1' failed: OperationalError: database is locked"
+    locked = StoreUnavailableError(
+        "update run 'r1' failed: OperationalError: database is locked", service="sqlite:///s.db"
+    )
+    assert (
+        str(locked)
+        == "state store sqlite:///s.db: update run 'r1' failed: OperationalError: database is locked"
+    )
     err = ParamError("n", "three", "expects a int", pipeline="etl")
     assert str(err) == "pipeline 'etl': parameter 'n' expects a int"
 
@@ -237,8 +323,11 @@ def test_trigger_rules_are_an_enum_that_takes_strings() -> None:
 
     assert cleanup.trigger_rule is TriggerRule.NONE_FAILED
     assert cleanup.trigger_rule == "none_failed"
-    with pytest.raises(DefinitionError, match=r"unknown trigger_rule 'all_don'; known: all_success, all_done.*"
-                                              r"Did you mean 'all_done'\?") as info:
+    with pytest.raises(
+        DefinitionError,
+        match=r"unknown trigger_rule 'all_don'; known: all_success, all_done.*"
+        r"Did you mean 'all_done'\?",
+    ) as info:
 
         @task(trigger_rule="all_don")
         def typo() -> None:
@@ -250,11 +339,15 @@ def test_trigger_rules_are_an_enum_that_takes_strings() -> None:
 def test_sensor_mode_is_an_enum_that_takes_strings() -> None:
     from headrace.tasks import SensorMode, sensor_task
 
-    slot_free = sensor_task(lambda ctx: True, task_id="wait", mode="reschedule", poke_interval=5, timeout=60)
+    slot_free = sensor_task(
+        lambda ctx: True, task_id="wait", mode="reschedule", poke_interval=5, timeout=60
+    )
     assert slot_free.reschedule_delay == timedelta(seconds=5)
     held = sensor_task(lambda ctx: True, task_id="wait2", mode=SensorMode.POKE)
     assert held.reschedule_delay is None
-    with pytest.raises(DefinitionError, match=r"unknown mode 'pok'; known: poke, reschedule. Did you mean 'poke'\?"):
+    with pytest.raises(
+        DefinitionError, match=r"unknown mode 'pok'; known: poke, reschedule. Did you mean 'poke'\?"
+    ):
         sensor_task(lambda ctx: True, task_id="wait3", mode="pok")
 
 
@@ -265,10 +358,16 @@ def test_executor_names_are_an_enum_that_takes_strings(tmp_path: Any) -> None:
 
     settings = Settings.load(cwd=tmp_path, environ={"HEADRACE_HOME": str(tmp_path)})
     with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
-        assert Runner(store, executor="inprocess", settings=settings).executor is ExecutorName.INPROCESS
+        assert (
+            Runner(store, executor="inprocess", settings=settings).executor
+            is ExecutorName.INPROCESS
+        )
         assert Runner(store, executor=ExecutorName.PROCESS, settings=settings).executor == "process"
-        with pytest.raises(EngineError, match=r"unknown executor 'inproces'; choose one of process, inprocess, "
-                                              r"distributed. Did you mean 'inprocess'\?"):
+        with pytest.raises(
+            EngineError,
+            match=r"unknown executor 'inproces'; choose one of process, inprocess, "
+            r"distributed. Did you mean 'inprocess'\?",
+        ):
             Runner(store, executor="inproces", settings=settings)
 
 

@@ -26,7 +26,13 @@ MYSQL = "mysql://root@127.0.0.1:3306/test"
 
 # Top-level modules each extra brings; refusing them is what "not installed" looks like.
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
-    "postgres": ("psycopg", "psycopg_binary", "psycopg_c", "adbc_driver_postgresql", "adbc_driver_manager"),
+    "postgres": (
+        "psycopg",
+        "psycopg_binary",
+        "psycopg_c",
+        "adbc_driver_postgresql",
+        "adbc_driver_manager",
+    ),
     "mysql": ("connectorx", "pymysql"),
     "queue": ("bullmq", "redis", "hiredis"),
     "web": ("fastapi", "starlette", "uvicorn", "jinja2"),
@@ -94,7 +100,9 @@ def _env(refuse_dir: Path, refused: str) -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], refuse_dir: Path, refused: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], refuse_dir: Path, refused: str, cwd: Path
+) -> subprocess.CompletedProcess[str]:
     """``headrace ARGS`` in ``cwd`` with the modules of ``refused`` not importable."""
     return subprocess.run(
         [sys.executable, "-c", "from headrace.cli import main; main()", *args],
@@ -127,7 +135,9 @@ def one_line(text: str) -> str:
 
 
 def test_extras_of_pyproject_are_described_and_tested() -> None:
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
     integrations = set(extras) - {"all", "dev"}
     assert integrations == set(EXTRAS) == set(EXTRA_MODULES)
     assert extras["all"] == [f"headrace[{','.join(sorted(integrations, key=list(EXTRAS).index))}]"]
@@ -199,7 +209,10 @@ SNIPPETS = {
         "import pyarrow as pa\nfrom headrace.connectors import open_destination\n"
         f'open_destination("{PG}").write(pa.table({{"a": [1]}}), "t")',
     ),
-    "postgres state store": ("postgres", f'from headrace.state import open_store\nopen_store("{PG}")'),
+    "postgres state store": (
+        "postgres",
+        f'from headrace.state import open_store\nopen_store("{PG}")',
+    ),
     "postgres SQL task": (
         "postgres",
         f'from headrace.tasks.sql_statement import run_sql\nrun_sql("{PG}", "SELECT 1", {{}})',
@@ -226,7 +239,8 @@ SNIPPETS = {
     "queue API": ("queue", "from headrace.queue import Queue"),
     "nats stream": ("streams", 'from headrace.streams import nats_stream\nnats_stream("s").open()'),
     "kinesis stream": (
-        "streams", 'from headrace.streams import kinesis_stream\nkinesis_stream("s").open()'
+        "streams",
+        'from headrace.streams import kinesis_stream\nkinesis_stream("s").open()',
     ),
     "web API": ("web", "from headrace.web import create_app"),
     "pandas result": (
@@ -253,7 +267,9 @@ def test_avro_file_names_the_extra(refuse_dir: Path, tmp_path: Path) -> None:
     schema = {"type": "record", "name": "e", "fields": [{"name": "id", "type": "long"}]}
     with path.open("wb") as fh:
         fastavro.writer(fh, schema, [{"id": 1}])
-    body = f"from headrace.connectors import FileSource\nFileSource({str(path)!r}).read().to_table()"
+    body = (
+        f"from headrace.connectors import FileSource\nFileSource({str(path)!r}).read().to_table()"
+    )
     raised = run_snippet(body, refuse_dir, "fastavro", tmp_path)
     assert raised == {
         "extra": "avro",
@@ -288,7 +304,9 @@ def test_cli_names_the_missing_extra_in_one_line(
 
 def test_distributed_executor_names_the_queue_extra(refuse_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "from_mysql.py").write_text(MYSQL_PIPELINE)
-    done = run_cli(["run", "from_mysql.py", "--executor", "distributed"], refuse_dir, "bullmq,redis", tmp_path)
+    done = run_cli(
+        ["run", "from_mysql.py", "--executor", "distributed"], refuse_dir, "bullmq,redis", tmp_path
+    )
     assert done.returncode == 4  # a configuration error (the CLI's exit codes)
     assert one_line(done.stderr).endswith("pip install 'headrace[queue]'")
     assert "Traceback" not in done.stderr
@@ -307,7 +325,9 @@ print(json.dumps([metrics.status_code, metrics.json(), page.status_code]))
 """
 
 
-def test_metrics_without_prometheus_answers_501_naming_the_extra(refuse_dir: Path, tmp_path: Path) -> None:
+def test_metrics_without_prometheus_answers_501_naming_the_extra(
+    refuse_dir: Path, tmp_path: Path
+) -> None:
     done = subprocess.run(
         [sys.executable, "-c", "from pathlib import Path\n" + METRICS],
         cwd=tmp_path,
@@ -340,7 +360,9 @@ def test_help_and_list_run_with_every_extra_missing(refuse_dir: Path, tmp_path: 
 
 @pytest.mark.slow
 def test_embedded_demo_runs_with_every_extra_missing(refuse_dir: Path, tmp_path: Path) -> None:
-    done = run_cli(["run", str(ROOT / "examples" / "customer_etl.py")], refuse_dir, EVERY_EXTRA, tmp_path)
+    done = run_cli(
+        ["run", str(ROOT / "examples" / "customer_etl.py")], refuse_dir, EVERY_EXTRA, tmp_path
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert ": success" in done.stdout
     assert "sql_tests_passed=3" in one_line(done.stdout)

@@ -55,7 +55,11 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 
 def _module_package(path: Path) -> str:
     relative = path.relative_to(SRC)
-    return relative.parts[0].removesuffix(".py") if len(relative.parts) > 1 or relative.stem != "__init__" else "headrace"
+    return (
+        relative.parts[0].removesuffix(".py")
+        if len(relative.parts) > 1 or relative.stem != "__init__"
+        else "headrace"
+    )
 
 
 def test_every_package_has_a_layer() -> None:
@@ -72,7 +76,9 @@ def test_imports_point_down() -> None:
             if target == source:
                 continue
             if LEVEL.get(target, -1) >= LEVEL.get(source, len(LAYERS)):
-                upward.append(f"{path.relative_to(SRC)}:{line} imports {module} ({source} -> {target})")
+                upward.append(
+                    f"{path.relative_to(SRC)}:{line} imports {module} ({source} -> {target})"
+                )
     assert upward == []
 
 

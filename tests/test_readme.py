@@ -62,10 +62,16 @@ def shell_lines(text: str) -> list[str]:
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    shutil.copytree(ROOT / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns(".headrace", "__pycache__"))
+    shutil.copytree(
+        ROOT / "examples",
+        tmp_path / "examples",
+        ignore=shutil.ignore_patterns(".headrace", "__pycache__"),
+    )
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "headrace").write_text(f'#!/bin/sh\nexec {sys.executable} -c "from headrace.cli import main; main()" "$@"\n')
+    (bin_dir / "headrace").write_text(
+        f'#!/bin/sh\nexec {sys.executable} -c "from headrace.cli import main; main()" "$@"\n'
+    )
     (bin_dir / "headrace").chmod(0o755)
     (bin_dir / "python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     (bin_dir / "python").chmod(0o755)
@@ -77,18 +83,28 @@ class Session:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_") and k != "COLUMNS"}
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_") and k != "COLUMNS"
+        }
         self.env["PATH"] = f"{folder / 'bin'}{os.pathsep}{self.env.get('PATH', '')}"
         self.env["PYTHONPATH"] = os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])
-        self.env["HEADRACE_REDIS_URL"] = os.environ.get("HEADRACE_REDIS_URL", "redis://127.0.0.1:6379/0")
+        self.env["HEADRACE_REDIS_URL"] = os.environ.get(
+            "HEADRACE_REDIS_URL", "redis://127.0.0.1:6379/0"
+        )
 
     def newest_run(self) -> str:
         done = self.run("headrace runs --json --limit 1")
         return json.loads(done.stdout)["runs"][0]["run_id"]
 
     def run(self, command: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["bash", "-c", command], cwd=self.folder, env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            ["bash", "-c", command],
+            cwd=self.folder,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def line(self, command: str) -> None:
         if command.startswith("export "):
@@ -103,14 +119,22 @@ class Session:
             self.service(command)
             return
         done = self.run(command)
-        assert done.returncode == 0, f"{command!r} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        assert done.returncode == 0, (
+            f"{command!r} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
 
     def service(self, command: str) -> None:
         """Start a long-running command, wait until it answers, stop it with SIGTERM."""
         # Its own process group: the runs a scheduler launched are stopped with it.
-        process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=self.folder, env=self.env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            ["bash", "-c", f"exec {command}"],
+            cwd=self.folder,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
             self._wait_for_answer(command, process)
         finally:

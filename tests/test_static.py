@@ -38,4 +38,6 @@ def test_ruff_finds_nothing() -> None:
 
 def test_the_code_is_formatted() -> None:
     done = _run("ruff", "format", "--check", *CODE, timeout=120)
-    assert done.returncode == 0, "run `ruff format src tests examples bench scripts`:\n" + done.stdout
+    assert done.returncode == 0, (
+        "run `ruff format src tests examples bench scripts`:\n" + done.stdout
+    )

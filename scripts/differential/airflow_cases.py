@@ -16,8 +16,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 SCHEDULES: list[str | int] = [
-    "0 2 * * *", "30 1 * * 0", "@hourly", "*/15 * * * *", "0 0 1 * *", "0 2 * * 1-5",
-    "@weekly", "@monthly", 6 * 3600,  # an int: timedelta(seconds=...)
+    "0 2 * * *",
+    "30 1 * * 0",
+    "@hourly",
+    "*/15 * * * *",
+    "0 0 1 * *",
+    "0 2 * * 1-5",
+    "@weekly",
+    "@monthly",
+    6 * 3600,  # an int: timedelta(seconds=...)
 ]
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]
 YEARS = [2024, 2025]
@@ -55,8 +62,11 @@ def starts(zone: str, change: dt.datetime) -> dict[str, dt.datetime]:
     tz = ZoneInfo(zone)
     day = change.astimezone(tz).date() - dt.timedelta(days=2)
     midnight = dt.datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
-    return {"aligned": midnight, "unaligned": midnight + dt.timedelta(hours=1, minutes=17),
-            "near": change - dt.timedelta(minutes=47)}
+    return {
+        "aligned": midnight,
+        "unaligned": midnight + dt.timedelta(hours=1, minutes=17),
+        "near": change - dt.timedelta(minutes=47),
+    }
 
 
 def matrix() -> list[dict[str, Any]]:
@@ -68,11 +78,22 @@ def matrix() -> list[dict[str, Any]]:
                 for season, change in transitions(zone, year):
                     base = {"schedule": schedule, "zone": zone, "transition": f"{season} {year}"}
                     for label, start in starts(zone, change).items():
-                        cases.append({**base, "kind": "catchup", "start_kind": label, "start": stamp(start)})
+                        cases.append(
+                            {**base, "kind": "catchup", "start_kind": label, "start": stamp(start)}
+                        )
                         for after in NOW_AFTER:
-                            cases.append({**base, "kind": "latest", "start_kind": label,
-                                          "start": stamp(start), "now": stamp(change + after)})
-                    cases.append({**base, "kind": "manual", "at": [stamp(change + d) for d in MANUAL_AT]})
+                            cases.append(
+                                {
+                                    **base,
+                                    "kind": "latest",
+                                    "start_kind": label,
+                                    "start": stamp(start),
+                                    "now": stamp(change + after),
+                                }
+                            )
+                    cases.append(
+                        {**base, "kind": "manual", "at": [stamp(change + d) for d in MANUAL_AT]}
+                    )
     return cases
 
 
@@ -96,7 +117,9 @@ def _runs(timetable: Any, start: dt.datetime, catchup: bool, count: int) -> list
     last = None
     out = []
     for _ in range(count):
-        info = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
+        info = timetable.next_dagrun_info(
+            last_automated_data_interval=last, restriction=restriction
+        )
         if info is None:
             break
         last = DataInterval(info.data_interval.start, info.data_interval.end)
@@ -115,7 +138,9 @@ def answer(case: dict[str, Any]) -> dict[str, Any]:
             got: list[Any] = []
             for at in case["at"]:
                 try:
-                    iv = timetable.infer_manual_data_interval(run_after=pendulum.instance(parse(at)))
+                    iv = timetable.infer_manual_data_interval(
+                        run_after=pendulum.instance(parse(at))
+                    )
                     got.append([stamp(iv.start), stamp(iv.end)])
                 except Exception as exc:  # recorded: Airflow's own failure is a fact too
                     got.append({"error": f"{type(exc).__name__}: {exc}"[:200]})
@@ -123,7 +148,10 @@ def answer(case: dict[str, Any]) -> dict[str, Any]:
         now = parse(case.get("now", "2030-01-01T00:00Z"))
         interval_module.utcnow = lambda: pendulum.instance(now)  # type: ignore[attr-defined]
         count = CATCHUP_RUNS if case["kind"] == "catchup" else LATEST_RUNS
-        return {**case, "intervals": _runs(timetable, parse(case["start"]), case["kind"] == "catchup", count)}
+        return {
+            **case,
+            "intervals": _runs(timetable, parse(case["start"]), case["kind"] == "catchup", count),
+        }
     except Exception as exc:
         return {**case, "error": f"{type(exc).__name__}: {exc}"[:200]}
 
@@ -140,7 +168,7 @@ def compute() -> dict[str, Any]:
     return {
         "reference": f"apache-airflow {airflow.__version__}",
         "description": "Airflow's data intervals for headrace's schedule case matrix; "
-                       "written by scripts/differential/airflow_gx.py, do not edit by hand",
+        "written by scripts/differential/airflow_gx.py, do not edit by hand",
         "counts": {"cases": len(cases), "intervals": n_intervals},
         "cases": cases,
     }

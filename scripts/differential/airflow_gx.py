@@ -51,7 +51,10 @@ def ensure_env(name: str, packages: list[str]) -> Path:
     """The venv's interpreter, created and filled on first use."""
     python = ENVS / name / "bin" / "python"
     if not python.exists():
-        print(f"creating {python.parent.parent} with {', '.join(packages)} (minutes)…", file=sys.stderr)
+        print(
+            f"creating {python.parent.parent} with {', '.join(packages)} (minutes)…",
+            file=sys.stderr,
+        )
         subprocess.run([sys.executable, "-m", "venv", str(python.parent.parent)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
     return python
@@ -65,7 +68,9 @@ def write(out: Path, data: dict) -> None:
     for i, (key, value) in enumerate(items):
         comma = "," if i < len(items) - 1 else ""
         if isinstance(value, list) and value and isinstance(value[0], dict):
-            body = ",\n".join("    " + json.dumps(v, ensure_ascii=False, separators=(",", ":")) for v in value)
+            body = ",\n".join(
+                "    " + json.dumps(v, ensure_ascii=False, separators=(",", ":")) for v in value
+            )
             lines.append(f"  {json.dumps(key)}: [\n{body}\n  ]{comma}")
         else:
             lines.append(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}{comma}")
@@ -93,9 +98,16 @@ def main() -> None:
         if args.only and name != args.only:
             continue
         python = ensure_env(part["env"], part["packages"])
-        subprocess.run([str(python), __file__, "--part", name], check=True,
-                       env={"AIRFLOW_HOME": str(ENVS / "airflow-home"), "GX_ANALYTICS_ENABLED": "false",
-                            "PATH": "/usr/bin:/bin", "HOME": str(ENVS)})
+        subprocess.run(
+            [str(python), __file__, "--part", name],
+            check=True,
+            env={
+                "AIRFLOW_HOME": str(ENVS / "airflow-home"),
+                "GX_ANALYTICS_ENABLED": "false",
+                "PATH": "/usr/bin:/bin",
+                "HOME": str(ENVS),
+            },
+        )
 
 
 if __name__ == "__main__":

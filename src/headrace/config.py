@@ -203,7 +203,9 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @classmethod
-    def load(cls, cwd: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    def load(
+        cls, cwd: str | Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
         """Read ``headrace.toml`` (if present) and the environment: the edge's one read.
 
         Args:
@@ -222,7 +224,11 @@ class Settings:
         home = Path(env.get("HEADRACE_HOME") or section.get("home") or ".headrace")
         if not home.is_absolute():
             home = folder / home
-        state_url = env.get("HEADRACE_STATE_URL") or section.get("state_url") or f"sqlite:///{home / 'state.db'}"
+        state_url = (
+            env.get("HEADRACE_STATE_URL")
+            or section.get("state_url")
+            or f"sqlite:///{home / 'state.db'}"
+        )
         return cls(
             home=home,
             state_url=state_url,
@@ -272,8 +278,12 @@ class Settings:
             },
             "lineage": dataclasses.asdict(self.lineage),
             "spark": {"master": self.spark.master, "conf": dict(self.spark.conf)},
-            "metrics": {"statsd": self.metrics.statsd, "prefix": self.metrics.prefix,
-                        "tags": list(self.metrics.tags), "port": self.metrics.port},
+            "metrics": {
+                "statsd": self.metrics.statsd,
+                "prefix": self.metrics.prefix,
+                "tags": list(self.metrics.tags),
+                "port": self.metrics.port,
+            },
         }
 
     @classmethod
@@ -304,7 +314,9 @@ class Settings:
         try:
             return cls.from_dict(json.loads(text))
         except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"handed-down settings are not valid: {type(exc).__name__}: {exc}") from exc
+            raise ConfigError(
+                f"handed-down settings are not valid: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def __repr__(self) -> str:
         connections = {name: mask_url(url) for name, url in self.connections.items()}
@@ -340,7 +352,10 @@ def _connections(conf: Mapping[str, Any], env: Mapping[str, str], path: Path) ->
     connections: dict[str, str] = {}
     for name, url in _table(conf, "connections", path).items():
         if not isinstance(url, str):
-            raise ConfigError(f"connection {name!r} must be a URL string, got {type(url).__name__}", path=str(path))
+            raise ConfigError(
+                f"connection {name!r} must be a URL string, got {type(url).__name__}",
+                path=str(path),
+            )
         connections[name.lower()] = url
     for key, url in env.items():
         if key.startswith(CONN_PREFIX) and url:
@@ -397,18 +412,27 @@ def _lineage(conf: Mapping[str, Any], env: Mapping[str, str], path: Path) -> Lin
     """[lineage], then OpenLineage's own variables (OPENLINEAGE_CONFIG first), then ours."""
     table = dict(_table(conf, "lineage", path))
     table.update(_openlineage_env(env))
-    ours = {"url": "HEADRACE_LINEAGE_URL", "namespace": "HEADRACE_LINEAGE_NAMESPACE",
-            "transport": "HEADRACE_LINEAGE_TRANSPORT", "file": "HEADRACE_LINEAGE_FILE"}
+    ours = {
+        "url": "HEADRACE_LINEAGE_URL",
+        "namespace": "HEADRACE_LINEAGE_NAMESPACE",
+        "transport": "HEADRACE_LINEAGE_TRANSPORT",
+        "file": "HEADRACE_LINEAGE_FILE",
+    }
     table.update({key: env[name] for key, name in ours.items() if env.get(name)})
     if _flag(env.get("OPENLINEAGE_DISABLED") or False, "OPENLINEAGE_DISABLED"):
         return LineageSettings(namespace=table.get("namespace") or "headrace")
     known = {f.name for f in dataclasses.fields(LineageSettings)}
     unknown = set(table) - known
     if unknown:
-        raise ConfigError(f"[lineage] has unknown key(s) {sorted(unknown)}; known: {sorted(known)}", path=str(path))
+        raise ConfigError(
+            f"[lineage] has unknown key(s) {sorted(unknown)}; known: {sorted(known)}",
+            path=str(path),
+        )
     settings = LineageSettings(**{k: v for k, v in table.items() if v not in (None, "")})
     if settings.kind not in (None, *LINEAGE_TRANSPORTS):
-        raise ConfigError(f"[lineage] transport must be one of {LINEAGE_TRANSPORTS}, got {settings.kind!r}")
+        raise ConfigError(
+            f"[lineage] transport must be one of {LINEAGE_TRANSPORTS}, got {settings.kind!r}"
+        )
     if settings.kind == "file" and not settings.file:
         raise ConfigError("[lineage] transport = 'file' needs file = <path>")
     return settings
@@ -439,8 +463,12 @@ def _openlineage_env(env: Mapping[str, str]) -> dict[str, Any]:
                 found["timeout"] = float(transport["timeout"])
         elif kind == "file":
             found["file"] = transport.get("log_file_path")
-    names = {"url": "OPENLINEAGE_URL", "endpoint": "OPENLINEAGE_ENDPOINT",
-             "api_key": "OPENLINEAGE_API_KEY", "namespace": "OPENLINEAGE_NAMESPACE"}
+    names = {
+        "url": "OPENLINEAGE_URL",
+        "endpoint": "OPENLINEAGE_ENDPOINT",
+        "api_key": "OPENLINEAGE_API_KEY",
+        "namespace": "OPENLINEAGE_NAMESPACE",
+    }
     found.update({key: env[name] for key, name in names.items() if env.get(name)})
     if env.get("OPENLINEAGE_URL") and not env.get("HEADRACE_LINEAGE_TRANSPORT"):
         found["transport"] = "http"
@@ -464,8 +492,10 @@ def _metrics(conf: Mapping[str, Any], env: Mapping[str, str], path: Path) -> Met
             f"[metrics] port / HEADRACE_METRICS_PORT must be a port number (1-65535), got {raw_port!r}"
         )
     return MetricsSettings(
-        statsd=statsd, prefix=table.get("prefix") or "headrace",
-        tags=tuple(str(t).strip() for t in tags if str(t).strip()), port=port,
+        statsd=statsd,
+        prefix=table.get("prefix") or "headrace",
+        tags=tuple(str(t).strip() for t in tags if str(t).strip()),
+        port=port,
     )
 
 
@@ -473,7 +503,9 @@ def _spark(conf: Mapping[str, Any], env: Mapping[str, str], path: Path) -> Spark
     table = _table(conf, "spark", path)
     extra = table.get("conf", {})
     if not isinstance(extra, dict):
-        raise ConfigError(f"[spark.conf] must be a table, got {type(extra).__name__}", path=str(path))
+        raise ConfigError(
+            f"[spark.conf] must be a table, got {type(extra).__name__}", path=str(path)
+        )
     return SparkSettings(
         master=env.get("HEADRACE_SPARK_MASTER") or table.get("master") or DEFAULT_SPARK_MASTER,
         conf={str(k): str(v) for k, v in extra.items()},

@@ -21,12 +21,19 @@ from typing import Any
 #: The fields every headrace error may carry, in the order the message names them.
 LOCATION = ("pipeline", "task", "run_id", "table", "column", "row", "connection")
 _FORMS = (
-    ("pipeline", "pipeline {!r}"), ("task", "task {!r}"), ("run_id", "run {}"), ("table", "table {!r}"),
-    ("column", "column {!r}"), ("row", "row {}"), ("connection", "connection {}"),
+    ("pipeline", "pipeline {!r}"),
+    ("task", "task {!r}"),
+    ("run_id", "run {}"),
+    ("table", "table {!r}"),
+    ("column", "column {!r}"),
+    ("row", "row {}"),
+    ("connection", "connection {}"),
 )
 
 
-def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
+def _rebuild(
+    cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]
+) -> BaseException:
     """Unpickle an error without calling its ``__init__`` (whose signature varies by class)."""
     exc = cls.__new__(cls, *args)
     exc.args = args
@@ -102,7 +109,9 @@ class HeadraceError(Exception):
             {'table': 'orders'}
         """
         names = ("path", *LOCATION, *(name for name, _ in self.about))
-        return {name: getattr(self, name) for name in names if getattr(self, name, None) is not None}
+        return {
+            name: getattr(self, name) for name in names if getattr(self, name, None) is not None
+        }
 
     def _message(self) -> str:
         where = self.location
@@ -211,5 +220,7 @@ def describe(exc: BaseException) -> str:
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """Return `` Did you mean 'x'?`` for the closest known name, or an empty string."""
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)  # str: enum members too
+    close = difflib.get_close_matches(
+        str(name), [str(k) for k in known], n=1, cutoff=0.6
+    )  # str: enum members too
     return f" Did you mean {close[0]!r}?" if close else ""

@@ -46,7 +46,9 @@ MASK = "***"
 #: Shorter known values are masked only inside URLs and key=value pairs: masking every
 #: "ab" in every log line would destroy the logs and protect nothing.
 MIN_LENGTH = 4
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<tail>@)")
+_URL_PASSWORD = re.compile(
+    r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<tail>@)"
+)
 _SECRET_PAIR = re.compile(
     r"(?i)(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)\b\s*[=:]\s*)"
     r"(?P<value>[^\s&;,'\"]+)"
@@ -105,7 +107,9 @@ class Masker:
             # the word "postgresql" (a short secret must not blank out ordinary words).
             alternatives = sorted(forms, key=len, reverse=True)
             self._pattern = re.compile(
-                r"(?<![A-Za-z0-9])(?:" + "|".join(re.escape(f) for f in alternatives) + r")(?![A-Za-z0-9])"
+                r"(?<![A-Za-z0-9])(?:"
+                + "|".join(re.escape(f) for f in alternatives)
+                + r")(?![A-Za-z0-9])"
             )
 
     @property
@@ -129,7 +133,10 @@ class Masker:
         if isinstance(value, str):
             return self.mask(value)
         if isinstance(value, dict):
-            return {self.mask(k) if isinstance(k, str) else k: self.mask_value(v) for k, v in value.items()}
+            return {
+                self.mask(k) if isinstance(k, str) else k: self.mask_value(v)
+                for k, v in value.items()
+            }
         if isinstance(value, list | tuple):
             return type(value)(self.mask_value(v) for v in value)
         return value

@@ -14,7 +14,7 @@ import pytest
 
 from headrace.cli import run_app
 
-PIPELINE = textwrap.dedent('''
+PIPELINE = textwrap.dedent("""
     import pyarrow as pa
     from headrace import pipeline, task
     from headrace.connectors import PostgresDestination
@@ -26,7 +26,7 @@ PIPELINE = textwrap.dedent('''
     @pipeline
     def orders():
         load()
-''')
+""")
 
 
 @pytest.fixture
@@ -49,7 +49,9 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_a_failed_load_names_the_driver_error_it_wraps(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_failed_load_names_the_driver_error_it_wraps(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, err = cli(capsys, "run", "flows.py", "--executor", "inprocess")
     assert code == 1
     assert "table 'orders': Loading into PostgreSQL" in out
@@ -57,7 +59,9 @@ def test_a_failed_load_names_the_driver_error_it_wraps(home: Path, capsys: pytes
     assert "Traceback" not in out + err
 
 
-def test_debug_prints_the_traceback_with_its_cause(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_debug_prints_the_traceback_with_its_cause(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, err = cli(capsys, "--debug", "run", "flows.py", "--executor", "inprocess")
     assert code == 1
     assert "--- load: traceback of attempt 1 ---" in err
@@ -69,7 +73,9 @@ def test_debug_prints_the_traceback_with_its_cause(home: Path, capsys: pytest.Ca
 def test_an_error_of_the_command_shows_its_cause_or_the_traceback(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (home / "broken.py").write_text("from headrace import pipeline\n\n@pipeline\ndef broken(:\n    pass\n")
+    (home / "broken.py").write_text(
+        "from headrace import pipeline\n\n@pipeline\ndef broken(:\n    pass\n"
+    )
     code, out, err = cli(capsys, "run", "broken.py")
     assert code == 4
     assert "broken.py:4: syntax error: " in err

@@ -11,7 +11,7 @@ import pytest
 from headrace.cli import run_app
 from headrace.state import open_store
 
-PIPELINE = textwrap.dedent('''
+PIPELINE = textwrap.dedent("""
     from datetime import datetime
     from headrace import Context, Retry, pipeline, task
 
@@ -23,7 +23,7 @@ PIPELINE = textwrap.dedent('''
     @pipeline(schedule="@daily", start_date=datetime(2024, 1, 1), catchup=False)
     def needs_crm():
         extract()
-''')
+""")
 
 
 @pytest.fixture
@@ -37,8 +37,18 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_backfill_stops_at_the_first_configuration_error(home: Path, capsys) -> None:
-    code = run_app(["backfill", "flows.py", "--start", "2024-01-01", "--end", "2024-01-10",
-                    "--executor", "inprocess"])
+    code = run_app(
+        [
+            "backfill",
+            "flows.py",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-10",
+            "--executor",
+            "inprocess",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 4, err
     message = " ".join(err.split())
@@ -48,7 +58,9 @@ def test_backfill_stops_at_the_first_configuration_error(home: Path, capsys) -> 
     assert "9 interval(s) not started" in message
     with open_store(f"sqlite:///{home / 'home' / 'state.db'}") as store:
         runs = store.list_runs()
-    assert [r.logical_date.date() for r in runs] == [datetime(2024, 1, 1).date()]  # one run, not ten
+    assert [r.logical_date.date() for r in runs] == [
+        datetime(2024, 1, 1).date()
+    ]  # one run, not ten
 
 
 def test_scheduler_stops_at_the_first_configuration_error(home: Path, capsys) -> None:

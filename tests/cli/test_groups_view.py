@@ -11,7 +11,7 @@ import pytest
 from headrace.cli import run_app
 from headrace.state import open_store
 
-PIPELINE = textwrap.dedent('''
+PIPELINE = textwrap.dedent("""
     from headrace import pipeline, task
     from headrace.pipeline import task_group
 
@@ -38,7 +38,7 @@ PIPELINE = textwrap.dedent('''
             u, o = users(), orders()
         first >> extract
         report(u, o)
-''')
+""")
 
 
 @pytest.fixture
@@ -59,7 +59,9 @@ def _position(lines: list[str], pattern: str) -> int:
     return next(i for i, line in enumerate(lines) if re.search(pattern, line))
 
 
-def test_run_summary_and_show_group_the_tasks(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_summary_and_show_group_the_tasks(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run_app(["run", "flows.py", "--date", "2024-01-02", "--executor", "inprocess"]) == 0
     summary = _lines(capsys.readouterr().out)
     header = _position(summary, r"^▸ extract$")

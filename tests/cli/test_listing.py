@@ -16,7 +16,7 @@ import headrace
 from headrace.cli import run_app
 
 SRC = str(Path(headrace.__file__).resolve().parents[1])
-FLOW = textwrap.dedent('''
+FLOW = textwrap.dedent("""
     import marker
     from headrace import pipeline, task
 
@@ -27,7 +27,7 @@ FLOW = textwrap.dedent('''
     @pipeline(schedule=marker.SCHEDULE, tags=[marker.TAG])
     def flow():
         one()
-''')
+""")
 
 
 @pytest.fixture
@@ -42,10 +42,19 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def listed(project: Path) -> dict:
     """``headrace list flows --json`` in a fresh process, as a user runs it."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]),
-           "HEADRACE_HOME": str(project / "home")}
-    done = subprocess.run([sys.executable, "-c", "from headrace.cli import main; main()", "list", "flows", "--json"],
-                          cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]),
+        "HEADRACE_HOME": str(project / "home"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", "from headrace.cli import main; main()", "list", "flows", "--json"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return {p["name"]: p for p in json.loads(done.stdout)["pipelines"]}
 
@@ -77,21 +86,34 @@ def test_in_process_list_still_works_twice(project: Path, capsys) -> None:
 
 
 def test_cached_list_imports_no_pipeline_file(project: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]),
-           "HEADRACE_HOME": str(project / "home")}
-    probe = ("import sys\nfrom headrace.cli.typer_app import run_app\ncode = run_app(['list', 'flows'])\n"
-             "print('IMPORTED', 'marker' in sys.modules, 'pyarrow' in sys.modules or 'pydantic' in sys.modules, code)\n")
-    first = subprocess.run([sys.executable, "-c", probe], cwd=project, env=env, capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]),
+        "HEADRACE_HOME": str(project / "home"),
+    }
+    probe = (
+        "import sys\nfrom headrace.cli.typer_app import run_app\ncode = run_app(['list', 'flows'])\n"
+        "print('IMPORTED', 'marker' in sys.modules, 'pyarrow' in sys.modules or 'pydantic' in sys.modules, code)\n"
+    )
+    first = subprocess.run(
+        [sys.executable, "-c", probe], cwd=project, env=env, capture_output=True, text=True
+    )
     assert "IMPORTED True" in first.stdout, first.stdout + first.stderr
-    again = subprocess.run([sys.executable, "-c", probe], cwd=project, env=env, capture_output=True, text=True)
-    assert "IMPORTED False False 0" in again.stdout and "flow" in again.stdout, again.stdout + again.stderr
+    again = subprocess.run(
+        [sys.executable, "-c", probe], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert "IMPORTED False False 0" in again.stdout and "flow" in again.stdout, (
+        again.stdout + again.stderr
+    )
 
 
 def test_root_help_needs_no_typer(project: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
-    probe = ("import sys\nsys.argv = ['headrace', '--help']\nfrom headrace.cli import main\n"
-             "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
-             "print('LOADED', [m for m in ('typer', 'rich', 'sqlalchemy', 'pyarrow') if m in sys.modules], code)\n")
+    probe = (
+        "import sys\nsys.argv = ['headrace', '--help']\nfrom headrace.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "print('LOADED', [m for m in ('typer', 'rich', 'sqlalchemy', 'pyarrow') if m in sys.modules], code)\n"
+    )
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert "LOADED [] 0" in done.stdout, done.stdout + done.stderr
     from headrace.cli.commands import COMMANDS

@@ -24,7 +24,7 @@ from headrace.cli.typer_app import COMMANDS, app
 SRC = str(Path(headrace.__file__).resolve().parents[1])
 LONG = "a_really_long_task_name_that_would_wrap_in_eighty_columns_" + "x" * 40
 
-PIPELINE = textwrap.dedent(f'''
+PIPELINE = textwrap.dedent(f"""
     from headrace import pipeline, task
 
     @task
@@ -46,7 +46,7 @@ PIPELINE = textwrap.dedent(f'''
     @pipeline
     def needs_pool():
         pooled()
-''')
+""")
 
 
 @pytest.fixture
@@ -67,14 +67,18 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def _failed_run(capsys: pytest.CaptureFixture[str]) -> str:
-    code, out, err = cli(capsys, "run", "flows.py:brackets", "--date", "2024-01-02", "--executor", "inprocess")
+    code, out, err = cli(
+        capsys, "run", "flows.py:brackets", "--date", "2024-01-02", "--executor", "inprocess"
+    )
     assert code == 1, out + err  # exit code 1: the run failed
     code, out, _ = cli(capsys, "runs", "--json")
     return json.loads(out)["runs"][0]["run_id"]
 
 
 def test_bracketed_text_is_printed_verbatim(home: Path, capsys) -> None:
-    code, out, err = cli(capsys, "run", "flows.py:brackets", "--date", "2024-01-02", "--executor", "inprocess")
+    code, out, err = cli(
+        capsys, "run", "flows.py:brackets", "--date", "2024-01-02", "--executor", "inprocess"
+    )
     assert code == 1
     assert "bad value in [word] at [red]row 3[/red]; see [pools]" in out
     run_id = json.loads(cli(capsys, "runs", "--json")[1])["runs"][0]["run_id"]
@@ -86,7 +90,9 @@ def test_bracketed_text_is_printed_verbatim(home: Path, capsys) -> None:
     assert code == 0 and "[pools] in headrace.toml" in out
     code, out, err = cli(capsys, "run", "flows.py:needs_pool", "--executor", "inprocess")
     assert code != 0 and "under [pools] in headrace.toml" in err
-    code, out, err = cli(capsys, "scheduler", "flows.py", "--once", "--inline", "--executor", "inprocess")
+    code, out, err = cli(
+        capsys, "scheduler", "flows.py", "--once", "--inline", "--executor", "inprocess"
+    )
     assert "brackets [@daily]" in out, out + err
 
 
@@ -102,12 +108,16 @@ def test_piped_output_is_never_wrapped(home: Path, capsys) -> None:
 def test_json_documents(home: Path, capsys) -> None:
     run_id = _failed_run(capsys)
     runs = json.loads(cli(capsys, "runs", "--json")[1])
-    assert [(r["run_id"], r["pipeline"], r["state"]) for r in runs["runs"]] == [(run_id, "brackets", "failed")]
+    assert [(r["run_id"], r["pipeline"], r["state"]) for r in runs["runs"]] == [
+        (run_id, "brackets", "failed")
+    ]
     assert runs["runs"][0]["logical_date"].startswith("2024-01-02")
     shown = json.loads(cli(capsys, "show", run_id, "--json")[1])
     assert shown["run"]["run_id"] == run_id
     tasks = {t["task_id"]: t for t in shown["tasks"]}
-    assert tasks["ok"]["state"] == "success" and tasks["ok"]["result_json"]["note"].endswith("[pools]")
+    assert tasks["ok"]["state"] == "success" and tasks["ok"]["result_json"]["note"].endswith(
+        "[pools]"
+    )
     assert tasks[LONG]["state"] == "failed" and "[word]" in tasks[LONG]["error"]
     assert shown["checks"] == []
     logs = json.loads(cli(capsys, "logs", run_id, "--json")[1])
@@ -134,16 +144,22 @@ def test_exit_codes(home: Path, capsys) -> None:
     assert cli(capsys, "pools")[0] == 4  # configuration
     (home / "headrace.toml").unlink()
     started = time.monotonic()
-    code, _, err = cli(capsys, "queue", "counts", "x", "--redis-url", "redis://:pw-xyz-secret@127.0.0.1:1/0")
+    code, _, err = cli(
+        capsys, "queue", "counts", "x", "--redis-url", "redis://:pw-xyz-secret@127.0.0.1:1/0"
+    )
     assert code == 5 and "redis://:***@127.0.0.1:1/0" in err and "pw-xyz-secret" not in err
     assert time.monotonic() - started < 10  # fails at once (a retry loop took minutes)
 
 
-def test_unreachable_state_store_is_exit_code_5(home: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_state_store_is_exit_code_5(
+    home: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HEADRACE_STATE_URL", "postgresql://etl:pg-s3cret-pw@127.0.0.1:1/test")
     code, out, err = cli(capsys, "runs")
     assert code == 5, out + err
-    assert "postgresql+psycopg://etl:***@127.0.0.1:1/test" in err and "pg-s3cret-pw" not in out + err
+    assert (
+        "postgresql+psycopg://etl:***@127.0.0.1:1/test" in err and "pg-s3cret-pw" not in out + err
+    )
 
 
 def test_every_lazy_command_is_defined_where_listed_with_its_help() -> None:
@@ -156,7 +172,9 @@ def test_every_lazy_command_is_defined_where_listed_with_its_help() -> None:
         groups = {group.name: group for group in app.registered_groups}
         assert name in infos or name in groups, (name, module)
         if name in infos:
-            command = get_command_from_info(infos[name], pretty_exceptions_short=True, rich_markup_mode=None)
+            command = get_command_from_info(
+                infos[name], pretty_exceptions_short=True, rich_markup_mode=None
+            )
             assert (command.help or "").split("\n")[0].strip() == short, name
 
 
@@ -168,12 +186,23 @@ def test_help_and_completion_without_heavy_imports() -> None:
         "print('HEAVY', heavy)\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stdout and "--install-completion" in done.stdout
     assert "backfill" in done.stdout and "pools" in done.stdout
     shown = subprocess.run(
-        [sys.executable, "-c", "from headrace.cli import main; main()", "--show-completion", "bash"],
-        capture_output=True, text=True, env={**env, "SHELL": "/bin/bash"}, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "from headrace.cli import main; main()",
+            "--show-completion",
+            "bash",
+        ],
+        capture_output=True,
+        text=True,
+        env={**env, "SHELL": "/bin/bash"},
+        timeout=60,
     )
     assert shown.returncode == 0 and "complete" in shown.stdout, shown.stdout + shown.stderr

@@ -13,7 +13,9 @@ from headrace.state import RunState, open_store
 from headrace.state.liveness import HOSTNAME
 
 
-def test_pools_lists_sizes_and_holders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_pools_lists_sizes_and_holders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     url = f"sqlite:///{tmp_path / 'state.db'}"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HEADRACE_STATE_URL", url)

@@ -11,7 +11,7 @@ from headrace.cli import run_app
 from headrace.state import open_store
 from headrace.state.store_base import RunState
 
-PIPELINE = textwrap.dedent('''
+PIPELINE = textwrap.dedent("""
     from pathlib import Path
     from headrace import Context, pipeline, task
 
@@ -28,7 +28,7 @@ PIPELINE = textwrap.dedent('''
     @pipeline(schedule="@daily", params={"factor": 1})
     def counted():
         report(count())
-''')
+""")
 
 
 @pytest.fixture

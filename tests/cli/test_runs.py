@@ -10,7 +10,7 @@ import pytest
 from headrace.cli import run_app
 from headrace.state import RunState, open_store
 
-PIPELINE = textwrap.dedent('''
+PIPELINE = textwrap.dedent("""
     from pathlib import Path
     from headrace import Context, pipeline, task
 
@@ -35,7 +35,7 @@ PIPELINE = textwrap.dedent('''
     @pipeline
     def other():
         extract()
-''')
+""")
 
 
 @pytest.fixture
@@ -56,7 +56,17 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 
 
 def test_run_shows_each_task_and_a_summary(home: Path, capsys) -> None:
-    code, out = cli(capsys, "run", "flows.py:demo", "--date", "2024-01-02", "-p", "n=4", "--executor", "inprocess")
+    code, out = cli(
+        capsys,
+        "run",
+        "flows.py:demo",
+        "--date",
+        "2024-01-02",
+        "-p",
+        "n=4",
+        "--executor",
+        "inprocess",
+    )
 
     assert code == 0, out
     assert "check" in out and "double ×4" in out
@@ -72,8 +82,17 @@ def test_run_shows_each_task_and_a_summary(home: Path, capsys) -> None:
 def test_a_failed_run_exits_1_and_resume_finishes_it(home: Path, capsys) -> None:
     flag = home / "flag"
     flag.touch()
-    code, out = cli(capsys, "run", "flows.py:demo", "--date", "2024-01-02", "-p", f"flag={flag}",
-                    "--executor", "inprocess")
+    code, out = cli(
+        capsys,
+        "run",
+        "flows.py:demo",
+        "--date",
+        "2024-01-02",
+        "-p",
+        f"flag={flag}",
+        "--executor",
+        "inprocess",
+    )
     assert code == 1
     assert "ValueError: flag file present" in out
     with open_store(f"sqlite:///{home / 'home' / 'state.db'}") as store:
@@ -123,8 +142,12 @@ def test_list_shows_pipelines_of_a_folder_and_reports_broken_files(home: Path, c
     assert "demo" in out and "@daily" in out and "demo" in out and "data-team" in out
     assert "other" in out and "manual" in out
 
-    (home / "broken.py").write_text("from headrace import pipeline\nimport missing_module_xyz\n\n@pipeline\ndef x(): ...\n")
-    (home / "test_flows.py").write_text("raise RuntimeError('test modules are never imported')\n@pipeline\n")
+    (home / "broken.py").write_text(
+        "from headrace import pipeline\nimport missing_module_xyz\n\n@pipeline\ndef x(): ...\n"
+    )
+    (home / "test_flows.py").write_text(
+        "raise RuntimeError('test modules are never imported')\n@pipeline\n"
+    )
     code, out = cli(capsys, "list", ".")
     assert code == 4
     assert "broken.py:2" in out and "missing_module_xyz" in out

@@ -20,7 +20,7 @@ SRC = str(Path(headrace.__file__).resolve().parents[1])
 PASSWORD = "Pl4nted-S3cret-xq"  # noqa: S105 - planted on purpose
 TOKEN = "tok-Zz9-planted-web-token"  # noqa: S105
 
-PIPELINE = textwrap.dedent('''
+PIPELINE = textwrap.dedent("""
     import os
     from urllib.parse import urlsplit
     import pyarrow as pa
@@ -48,14 +48,18 @@ PIPELINE = textwrap.dedent('''
     @pipeline
     def leaky():
         load(extract(), rows())
-''')
+""")
 
 
 def run_cli(cwd: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
     """The real command in a fresh process, as a user runs it."""
     return subprocess.run(
         [sys.executable, "-c", "from headrace.cli import main; main()", *argv],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -77,7 +81,9 @@ def _files_under(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()]
 
 
-def test_planted_password_is_in_no_store_file_or_output(tmp_path: Path, env: dict[str, str]) -> None:
+def test_planted_password_is_in_no_store_file_or_output(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
     outputs = []
     run = run_cli(tmp_path, env, "run", "leaky.py", "--date", "2024-01-02")
     outputs.append(run.stdout + run.stderr)
@@ -93,10 +99,19 @@ def test_planted_password_is_in_no_store_file_or_output(tmp_path: Path, env: dic
     assert "connecting to postgresql://etl:***@127.0.0.1:5432/test" in logs
     assert "bare password *** and token ***" in logs
     assert "printed postgresql://etl:***@127.0.0.1" in logs
-    assert tasks["extract"].result_json == {"url": "postgresql://etl:***@127.0.0.1:5432/test", "password": "***"}
+    assert tasks["extract"].result_json == {
+        "url": "postgresql://etl:***@127.0.0.1:5432/test",
+        "password": "***",
+    }
     assert "cannot load with postgresql://etl:***@" in (tasks["load"].error or "")
-    for argv in (["runs"], ["show", run_id], ["show", run_id, "--verbose"], ["logs", run_id],
-                 ["logs", run_id, "extract"], ["checks", run_id, "--samples"]):
+    for argv in (
+        ["runs"],
+        ["show", run_id],
+        ["show", run_id, "--verbose"],
+        ["logs", run_id],
+        ["logs", run_id, "extract"],
+        ["checks", run_id, "--samples"],
+    ):
         done = run_cli(tmp_path, env, *argv)
         outputs.append(done.stdout + done.stderr)
         assert done.returncode == 0, (argv, outputs[-1])
@@ -116,9 +131,11 @@ def test_alert_texts_mask_known_values_and_hide_sample_rows() -> None:
     from headrace.observe.alerts import Alert, Alerter, AlertKind
 
     register_secret("alert-only-s3cret")
-    error = ("QualityError: 1 expectation failed in task t\n  not_null(email): 1 of 2 rows\n"
-             '    sample: {"email": null, "name": "jane@example.com"}\n'
-             "password was alert-only-s3cret")
+    error = (
+        "QualityError: 1 expectation failed in task t\n  not_null(email): 1 of 2 rows\n"
+        '    sample: {"email": null, "name": "jane@example.com"}\n'
+        "password was alert-only-s3cret"
+    )
     alert = Alert(AlertKind.FAILURE, "p", "r1", error=error)
     sent = Alerter([]).prepare(alert)
     assert "alert-only-s3cret" not in sent.text

@@ -11,7 +11,7 @@ import pytest
 from headrace.cli import run_app
 from headrace.state import open_store
 
-PIPELINE = textwrap.dedent('''
+PIPELINE = textwrap.dedent("""
     from headrace import Context, pipeline, task
 
     @task
@@ -33,7 +33,7 @@ PIPELINE = textwrap.dedent('''
     @pipeline
     def needs_missing():
         strict()
-''')
+""")
 
 
 @pytest.fixture
@@ -54,7 +54,12 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 
 
 def test_secret_values_are_masked_in_get_and_list_unless_revealed(home: Path, capsys) -> None:
-    assert cli(capsys, "vars", "set", "source_db_conn", "postgresql://etl:hunter2@db/crm", "--secret")[0] == 0
+    assert (
+        cli(capsys, "vars", "set", "source_db_conn", "postgresql://etl:hunter2@db/crm", "--secret")[
+            0
+        ]
+        == 0
+    )
     assert cli(capsys, "vars", "set", "slack_token", "xoxb-123")[0] == 0  # secret by its name
     assert cli(capsys, "vars", "set", "region", "eu-west-1", "-d", "where we run")[0] == 0
 
@@ -70,9 +75,14 @@ def test_secret_values_are_masked_in_get_and_list_unless_revealed(home: Path, ca
     assert cli(capsys, "vars", "get", "slack_token", "--reveal")[1].strip() == "xoxb-123"
     rows = [json.loads(line) for line in cli(capsys, "vars", "list", "--json")[1].splitlines()]
     assert {r["name"]: r["value"] for r in rows} == {
-        "region": "eu-west-1", "slack_token": "***", "source_db_conn": "***",
+        "region": "eu-west-1",
+        "slack_token": "***",
+        "source_db_conn": "***",
     }
-    revealed = [json.loads(line) for line in cli(capsys, "vars", "list", "--json", "--reveal")[1].splitlines()]
+    revealed = [
+        json.loads(line)
+        for line in cli(capsys, "vars", "list", "--json", "--reveal")[1].splitlines()
+    ]
     assert "postgresql://etl:hunter2@db/crm" in {r["value"] for r in revealed}
 
 
@@ -90,17 +100,27 @@ def test_tasks_read_variables_through_the_run(home: Path, capsys, executor: str)
     cli(capsys, "vars", "set", "source_db_conn", "sqlite:///crm.db", "--secret")
     cli(capsys, "vars", "set", "limits", '{"rows": 10}')
 
-    code, out = cli(capsys, "run", "flows.py:uses_vars", "--date", "2024-01-02", "--executor", executor)
+    code, out = cli(
+        capsys, "run", "flows.py:uses_vars", "--date", "2024-01-02", "--executor", executor
+    )
 
     assert code == 0, out
     with open_store(f"sqlite:///{home / 'home' / 'state.db'}") as store:
         run = store.list_runs("uses_vars")[0]
         ti = next(t for t in store.get_task_instances(run.run_id) if t.task_id == "read")
-    assert ti.result_json == {"conn": "sqlite:///crm.db", "limits": {"rows": 10}, "missing": "fallback"}
+    assert ti.result_json == {
+        "conn": "sqlite:///crm.db",
+        "limits": {"rows": 10},
+        "missing": "fallback",
+    }
 
 
-def test_an_unset_variable_without_default_fails_the_task_once_naming_it(home: Path, capsys) -> None:
-    code, out = cli(capsys, "run", "flows.py:needs_missing", "--date", "2024-01-02", "--executor", "inprocess")
+def test_an_unset_variable_without_default_fails_the_task_once_naming_it(
+    home: Path, capsys
+) -> None:
+    code, out = cli(
+        capsys, "run", "flows.py:needs_missing", "--date", "2024-01-02", "--executor", "inprocess"
+    )
     assert code == 1
     with open_store(f"sqlite:///{home / 'home' / 'state.db'}") as store:
         run = store.list_runs("needs_missing")[0]
@@ -109,7 +129,7 @@ def test_an_unset_variable_without_default_fails_the_task_once_naming_it(home: P
     assert "variable 'not_set_anywhere' is not set" in (ti.error or "")
 
 
-LEAKY = textwrap.dedent('''
+LEAKY = textwrap.dedent("""
     from headrace import Context, pipeline, task
 
     @task
@@ -122,11 +142,13 @@ LEAKY = textwrap.dedent('''
     @pipeline
     def leaks():
         leaky()
-''')
+""")
 
 
 @pytest.mark.parametrize("executor", ["inprocess", "process"])
-def test_a_secret_value_a_task_read_is_masked_in_its_logs_and_error(home: Path, capsys, executor: str) -> None:
+def test_a_secret_value_a_task_read_is_masked_in_its_logs_and_error(
+    home: Path, capsys, executor: str
+) -> None:
     (home / "leaks.py").write_text(LEAKY)
     secret = "postgresql://etl:hunter2@db.internal/crm"
     cli(capsys, "vars", "set", "source_db_conn", secret, "--secret")

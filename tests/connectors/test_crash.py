@@ -123,5 +123,10 @@ def test_snowflake_crash(tmp_path: Path, point: str) -> None:
     db.mkdir()
     url = "snowflake://etl:pw@acme/analytics/crm?warehouse=LOAD"
     crash_and_recover(
-        tmp_path, url, None, point, lambda: fakesnow.patch(db_path=str(db)), **{FAKESNOW_DB: str(db)}
+        tmp_path,
+        url,
+        None,
+        point,
+        lambda: fakesnow.patch(db_path=str(db)),
+        **{FAKESNOW_DB: str(db)},
     )

@@ -36,7 +36,10 @@ def test_resolve_named_connections(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="HEADRACE_CONN_WAREHOUS.*Did you mean 'warehouse'"):
         resolve("warehous", settings)
     assert default_warehouse(settings) == f"duckdb:///{tmp_path / '.headrace' / 'warehouse.duckdb'}"
-    with pytest.raises(ConnectorError, match="destinations are duckdb, postgresql, delta, iceberg, files and snowflake"):
+    with pytest.raises(
+        ConnectorError,
+        match="destinations are duckdb, postgresql, delta, iceberg, files and snowflake",
+    ):
         open_destination("sqlite:///x.db")
 
 

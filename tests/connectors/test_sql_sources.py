@@ -138,23 +138,38 @@ def test_sqlite_types_follow_the_first_batch_and_a_later_misfit_is_named(tmp_pat
     path = tmp_path / "t.db"
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE t (id INTEGER, n, r REAL, t TEXT, b BLOB, day DATE)")
-    rows = [(1, 1, 0.1, "a", b"\x00", None), (2, 2.5, 2, 3, "x", None), (3, None, None, None, None, None)]
+    rows = [
+        (1, 1, 0.1, "a", b"\x00", None),
+        (2, 2.5, 2, 3, "x", None),
+        (3, None, None, None, None, None),
+    ]
     conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?)", rows)
     conn.execute("CREATE TABLE late (id INTEGER, note TEXT)")
     conn.executemany("INSERT INTO late VALUES (?, ?)", [(1, "a"), (2, "b"), (3, b"\xff")])
     conn.commit()
     conn.close()
     table = SqlSource(f"sqlite:///{path}", table="t").read().to_table()
-    assert [str(t) for t in table.schema.types] == ["int64", "double", "double", "string", "binary", "int64"]
+    assert [str(t) for t in table.schema.types] == [
+        "int64",
+        "double",
+        "double",
+        "string",
+        "binary",
+        "int64",
+    ]
     assert table.to_pylist()[1] == {"id": 2, "n": 2.5, "r": 2.0, "t": "3", "b": b"x", "day": None}
     empty = SqlSource(f"sqlite:///{path}", query="SELECT * FROM t WHERE id < 0").read()
     assert [str(t) for t in empty.schema.types] == ["int64"] * 6
     assert empty.to_table().num_rows == 0
     # a blob that is not UTF-8 after a first batch of text: refused with its column and row
-    with pytest.raises(ConnectorError, match=r"column 'note' is string .* row 2 holds BLOB b'\\xff'.*types="):
+    with pytest.raises(
+        ConnectorError, match=r"column 'note' is string .* row 2 holds BLOB b'\\xff'.*types="
+    ):
         SqlSource(f"sqlite:///{path}", table="late", batch_rows=2).read().to_table()
     assert SqlSource(f"sqlite:///{path}", table="late").read().to_table()["note"].to_pylist() == [
-        b"a", b"b", b"\xff"
+        b"a",
+        b"b",
+        b"\xff",
     ]
     # a real after a first batch of integers is refused (pyarrow alone would truncate it)
     with pytest.raises(ConnectorError, match=r"column 'n' is int64 .* row 1 holds REAL 2\.5"):
@@ -166,7 +181,9 @@ def test_sqlite_types_follow_the_first_batch_and_a_later_misfit_is_named(tmp_pat
     conn.close()
     with pytest.raises(ConnectorError, match=r"column 'note'.*types=\{'note': pa.binary\(\)\}"):
         SqlSource(f"sqlite:///{path}", table="late").read().to_table()
-    raw = SqlSource(f"sqlite:///{path}", table="late", types={"note": pa.binary()}).read().to_table()
+    raw = (
+        SqlSource(f"sqlite:///{path}", table="late", types={"note": pa.binary()}).read().to_table()
+    )
     assert raw["note"].to_pylist() == [b"a", b"b", b"\xff", b"\xff"]
 
 

@@ -275,7 +275,9 @@ def mysql_matrix(mysql_url):
 
 @pytest.mark.parametrize("path", ["connectorx", "pymysql"])
 def test_mysql_type_matrix(
-    destination: DuckDBDestination | PostgresDestination, mysql_matrix: tuple[str, str], tmp_path: Path,
+    destination: DuckDBDestination | PostgresDestination,
+    mysql_matrix: tuple[str, str],
+    tmp_path: Path,
     path: str,
 ) -> None:
     """Defects: decimal(10,2) arrived as decimal(38,10); a zero date aborted the read."""

@@ -90,19 +90,28 @@ def test_only_the_chosen_path_runs_and_skips_flow_downstream(store, settings) ->
 def test_a_list_follows_several_paths_and_none_follows_none(store, settings) -> None:
     both = _run(store, settings, _branchy_pipeline(), path=["fast", "thorough", "audit"])
     assert {t.task_id: t.state for t in both.tasks if t.task_id != "choose"} == {
-        "fast": TaskState.SUCCESS, "thorough": TaskState.SUCCESS, "after_thorough": TaskState.SUCCESS,
-        "audit": TaskState.SUCCESS, "fast_again": TaskState.SUCCESS, "join": TaskState.SUCCESS,
+        "fast": TaskState.SUCCESS,
+        "thorough": TaskState.SUCCESS,
+        "after_thorough": TaskState.SUCCESS,
+        "audit": TaskState.SUCCESS,
+        "fast_again": TaskState.SUCCESS,
+        "join": TaskState.SUCCESS,
     }
     none = Runner(store, executor="inprocess", settings=settings).run(
         _branchy_pipeline(), datetime(2024, 5, 2, tzinfo=UTC), params={"path": None}
     )
     assert none.state == RunState.SUCCESS
     assert [t.task_id for t in none.tasks if t.state == TaskState.SKIPPED] == [
-        "after_thorough", "audit", "fast", "thorough",
+        "after_thorough",
+        "audit",
+        "fast",
+        "thorough",
     ]
 
 
-def test_an_id_that_is_not_a_direct_downstream_fails_the_branch_with_a_suggestion(store, settings) -> None:
+def test_an_id_that_is_not_a_direct_downstream_fails_the_branch_with_a_suggestion(
+    store, settings
+) -> None:
     result = _run(store, settings, _branchy_pipeline(), path="thorugh")
 
     choice = result.task("choose")
@@ -143,7 +152,9 @@ def test_branch_inside_a_group_may_name_tasks_without_the_group_prefix(store, se
 
 
 def test_a_branch_task_needs_downstream_tasks() -> None:
-    with pytest.raises(DefinitionError, match="branch task 'choose' of pipeline 'lonely' has no downstream"):
+    with pytest.raises(
+        DefinitionError, match="branch task 'choose' of pipeline 'lonely' has no downstream"
+    ):
 
         @pipeline(name="lonely")
         def lonely():

@@ -23,7 +23,10 @@ def clean() -> pa.Table:
 def load(ctx: Context, rows: pa.Table) -> dict:
     quarantined = ctx.quarantine_of("clean")
     assert quarantined is not None, "the checks of 'clean' quarantined no rows"
-    return {"loaded": rows.column("id").to_pylist(), "quarantined": quarantined.column("id").to_pylist()}
+    return {
+        "loaded": rows.column("id").to_pylist(),
+        "quarantined": quarantined.column("id").to_pylist(),
+    }
 
 
 @pipeline
@@ -58,7 +61,9 @@ def test_quarantined_rows_are_set_aside_and_readable_downstream(store, settings)
     assert {r.severity for r in records.values()} == {"fail", "quarantine"}
 
 
-def test_a_failing_check_fails_the_task_without_retry_and_keeps_its_results(store, settings) -> None:
+def test_a_failing_check_fails_the_task_without_retry_and_keeps_its_results(
+    store, settings
+) -> None:
     result = Runner(store, executor="inprocess", settings=settings).run(failing_checks, DAY)
 
     ti = result.task("duplicated")

@@ -44,7 +44,9 @@ def past_default():
     load(extract())
 
 
-def test_a_task_that_failed_in_the_previous_run_is_held_back_until_that_run_is_fixed(store, settings) -> None:
+def test_a_task_that_failed_in_the_previous_run_is_held_back_until_that_run_is_fixed(
+    store, settings
+) -> None:
     BROKEN.clear()
     BROKEN.add("2024-03-01")
     runner = Runner(store, executor="inprocess", settings=settings)
@@ -75,7 +77,9 @@ def test_the_first_run_and_a_good_previous_run_let_the_task_run(store, settings)
     BROKEN.add("2024-02-28")
     early = runner.run(past_default, DAY1 - timedelta(days=2))
     assert early.task("load").error_kind == "RuntimeError"  # ran: nothing before it
-    assert runner.run(past_default, DAY2).state == RunState.SUCCESS  # previous is DAY1, which succeeded
+    assert (
+        runner.run(past_default, DAY2).state == RunState.SUCCESS
+    )  # previous is DAY1, which succeeded
 
 
 def test_a_pipeline_default_applies_to_every_task_and_a_task_may_opt_out(store, settings) -> None:
@@ -112,7 +116,9 @@ def test_the_task_waits_while_the_previous_run_is_still_going(store, settings) -
 
     first_runner = Runner(store, executor="inprocess", settings=settings)
     results: dict[str, RunResult] = {}
-    worker = threading.Thread(target=lambda: results.setdefault("first", first_runner.run(past_wait, DAY1)))
+    worker = threading.Thread(
+        target=lambda: results.setdefault("first", first_runner.run(past_wait, DAY1))
+    )
     worker.start()
     assert started.wait(20)
     threading.Timer(1.5, gate.set).start()
@@ -123,5 +129,8 @@ def test_the_task_waits_while_the_previous_run_is_still_going(store, settings) -
     assert results["first"].state == RunState.SUCCESS
     assert second.state == RunState.SUCCESS
     # It began only after the previous run's task had ended.
-    began, previous_end = second.task("slow_load").started_at, results["first"].task("slow_load").ended_at
+    began, previous_end = (
+        second.task("slow_load").started_at,
+        results["first"].task("slow_load").ended_at,
+    )
     assert began is not None and previous_end is not None and began >= previous_end

@@ -47,7 +47,9 @@ def sizes():
     [big(), small()] >> done()  # second calls: big__2 and small__2
 
 
-def test_a_second_call_gets_a_documented_id_and_the_branch_decides_every_call(store, settings) -> None:
+def test_a_second_call_gets_a_documented_id_and_the_branch_decides_every_call(
+    store, settings
+) -> None:
     assert sizes.instances["small"] == ("small", "small__2")
     assert "pick" in sizes.upstream["small__2"]  # it waits for the decision
 
@@ -116,16 +118,22 @@ def table_types():
 
 @pytest.mark.parametrize("executor", ["inprocess", pytest.param("process", marks=pytest.mark.slow)])
 def test_inputs_arrive_as_the_annotated_table_type(store, settings, executor: str) -> None:
-    result = Runner(store, executor=executor, settings=settings, concurrency=1).run(table_types, DAY)
+    result = Runner(store, executor=executor, settings=settings, concurrency=1).run(
+        table_types, DAY
+    )
 
     assert result.state == RunState.SUCCESS, [t.error for t in result.tasks if t.error]
-    assert result.result_of("wants_arrow") == {"type": "Table", "columns": ["id", "name"], "rows": 3}
+    assert result.result_of("wants_arrow") == {
+        "type": "Table",
+        "columns": ["id", "name"],
+        "rows": 3,
+    }
     assert result.result_of("wants_pandas") == "DataFrame6"
     assert result.result_of("wants_polars") == "DataFrame9"
     assert result.result_of("untyped") == "DataFrame"  # as returned: Polars
 
 
-PIPE = textwrap.dedent('''
+PIPE = textwrap.dedent("""
     from headrace import pipeline, task
 
     class Thing:
@@ -138,7 +146,7 @@ PIPE = textwrap.dedent('''
     @pipeline
     def odd():
         not_json()
-''')
+""")
 
 
 def test_error_texts_are_stored_whole_and_cut_only_at_a_word_for_display(
@@ -156,7 +164,10 @@ def test_error_texts_are_stored_whole_and_cut_only_at_a_word_for_display(
     assert code == 1
     with open_store(f"sqlite:///{tmp_path / 'home' / 'state.db'}") as store:
         error = store.get_task_instances(store.list_runs("odd")[0].run_id)[0].error or ""
-    assert "is not JSON serializable); return a table, or plain str/int/float/bool/list/dict values" in error
+    assert (
+        "is not JSON serializable); return a table, or plain str/int/float/bool/list/dict values"
+        in error
+    )
     message, cause = error.split("\n")  # the message whole, then the error it wraps
     assert message.endswith("(dates as ISO strings)")
     assert cause == "caused by: TypeError: Object of type Thing is not JSON serializable"

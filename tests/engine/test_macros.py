@@ -14,9 +14,16 @@ from headrace.tasks import shell_task
 @task
 def macros(ctx: Context) -> dict[str, str | None]:
     return {
-        "ds": ctx.ds, "ds_nodash": ctx.ds_nodash, "ts": ctx.ts, "prev_ds": ctx.prev_ds, "next_ds": ctx.next_ds,
-        "start": ctx.data_interval_start.isoformat(), "end": ctx.data_interval_end.isoformat(),
-        "prev_start": ctx.prev_data_interval_start.isoformat() if ctx.prev_data_interval_start else None,
+        "ds": ctx.ds,
+        "ds_nodash": ctx.ds_nodash,
+        "ts": ctx.ts,
+        "prev_ds": ctx.prev_ds,
+        "next_ds": ctx.next_ds,
+        "start": ctx.data_interval_start.isoformat(),
+        "end": ctx.data_interval_end.isoformat(),
+        "prev_start": ctx.prev_data_interval_start.isoformat()
+        if ctx.prev_data_interval_start
+        else None,
         "prev_end": ctx.prev_data_interval_end.isoformat() if ctx.prev_data_interval_end else None,
     }
 
@@ -34,10 +41,15 @@ def test_prev_ds_is_the_previous_logical_date_not_the_interval_start(store, sett
 
     assert result.state == RunState.SUCCESS
     assert result.result_of("macros") == {
-        "ds": "2024-01-02", "ds_nodash": "20240102", "ts": "2024-01-02T02:00:00+00:00",
-        "prev_ds": "2024-01-01", "next_ds": "2024-01-03",
-        "start": "2024-01-02T02:00:00+00:00", "end": "2024-01-03T02:00:00+00:00",
-        "prev_start": "2024-01-01T02:00:00+00:00", "prev_end": "2024-01-02T02:00:00+00:00",
+        "ds": "2024-01-02",
+        "ds_nodash": "20240102",
+        "ts": "2024-01-02T02:00:00+00:00",
+        "prev_ds": "2024-01-01",
+        "next_ds": "2024-01-03",
+        "start": "2024-01-02T02:00:00+00:00",
+        "end": "2024-01-03T02:00:00+00:00",
+        "prev_start": "2024-01-01T02:00:00+00:00",
+        "prev_end": "2024-01-02T02:00:00+00:00",
     }
     logs = "\n".join(r.text for r in store.get_logs(result.run_id, "echo"))
     assert "2024-01-02 2024-01-01 2024-01-03 20240102T020000" in logs
@@ -49,10 +61,15 @@ def test_intervals_follow_the_timetable_across_a_dst_change_and_a_month(store, s
         macros()
 
     # April 1st 02:00 in Paris is 00:00 UTC (summer time); March 1st was 01:00 UTC (winter).
-    result = Runner(store, executor="inprocess", settings=settings).run(paris_monthly, datetime(2024, 4, 1, 2))
+    result = Runner(store, executor="inprocess", settings=settings).run(
+        paris_monthly, datetime(2024, 4, 1, 2)
+    )
     seen = result.result_of("macros")
     assert seen["prev_ds"] == "2024-03-01" and seen["next_ds"] == "2024-05-01"
-    assert seen["prev_start"] == "2024-03-01T01:00:00+00:00" and seen["prev_end"] == "2024-04-01T00:00:00+00:00"
+    assert (
+        seen["prev_start"] == "2024-03-01T01:00:00+00:00"
+        and seen["prev_end"] == "2024-04-01T00:00:00+00:00"
+    )
 
 
 def test_a_timedelta_schedule_and_no_schedule(store, settings) -> None:
@@ -66,7 +83,10 @@ def test_a_timedelta_schedule_and_no_schedule(store, settings) -> None:
 
     runner = Runner(store, executor="inprocess", settings=settings)
     six = runner.run(every_6h, datetime(2024, 1, 2, 6, tzinfo=UTC)).result_of("macros")
-    assert six["prev_start"] == "2024-01-02T00:00:00+00:00" and six["prev_end"] == "2024-01-02T06:00:00+00:00"
+    assert (
+        six["prev_start"] == "2024-01-02T00:00:00+00:00"
+        and six["prev_end"] == "2024-01-02T06:00:00+00:00"
+    )
     manual = runner.run(manual_macros, datetime(2024, 1, 2, tzinfo=UTC)).result_of("macros")
     assert manual["prev_ds"] is None and manual["next_ds"] is None and manual["ds"] == "2024-01-02"
 
@@ -78,7 +98,11 @@ def test_a_manual_run_between_schedule_points_uses_airflows_previous_and_followi
         daily_macros, datetime(2024, 1, 2, 15, 30, tzinfo=UTC)
     )
     seen = result.result_of("macros")
-    assert (seen["ds"], seen["prev_ds"], seen["next_ds"]) == ("2024-01-02", "2024-01-02", "2024-01-03")
+    assert (seen["ds"], seen["prev_ds"], seen["next_ds"]) == (
+        "2024-01-02",
+        "2024-01-02",
+        "2024-01-03",
+    )
     assert seen["prev_start"] == "2024-01-02T02:00:00+00:00"  # the schedule point before 15:30
 
 
@@ -87,8 +111,17 @@ def test_airflows_manual_interval_keeps_the_macros_on_the_schedule(store, settin
     def ending_macros():
         macros()
 
-    seen = Runner(store, executor="inprocess", settings=settings).run(
-        ending_macros, datetime(2024, 1, 2, 2, tzinfo=UTC)
-    ).result_of("macros")
-    assert (seen["start"], seen["end"]) == ("2024-01-01T02:00:00+00:00", "2024-01-02T02:00:00+00:00")
-    assert (seen["ds"], seen["prev_ds"], seen["next_ds"]) == ("2024-01-02", "2024-01-01", "2024-01-03")
+    seen = (
+        Runner(store, executor="inprocess", settings=settings)
+        .run(ending_macros, datetime(2024, 1, 2, 2, tzinfo=UTC))
+        .result_of("macros")
+    )
+    assert (seen["start"], seen["end"]) == (
+        "2024-01-01T02:00:00+00:00",
+        "2024-01-02T02:00:00+00:00",
+    )
+    assert (seen["ds"], seen["prev_ds"], seen["next_ds"]) == (
+        "2024-01-02",
+        "2024-01-01",
+        "2024-01-03",
+    )

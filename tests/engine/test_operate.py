@@ -60,7 +60,9 @@ def test_retry_runs_the_task_and_its_downstream_only(store, settings, tmp_path: 
     assert again.state == RunState.SUCCESS
     assert ran(tmp_path) == ["first", "middle", "last", "middle", "last"]
     assert again.result_of("last") == 20
-    with pytest.raises(EngineError, match="task 'midle': no such task in the pipeline. Did you mean 'middle'") as info:
+    with pytest.raises(
+        EngineError, match="task 'midle': no such task in the pipeline. Did you mean 'middle'"
+    ) as info:
         runner.retry(done.run_id, "midle", pipeline=chain)
     assert (info.value.pipeline, info.value.task) == ("chain", "midle")
 
@@ -91,8 +93,13 @@ def test_two_resumes_at_once_run_each_task_once(store, settings, tmp_path: Path)
     def resume() -> None:
         barrier.wait()
         try:
-            outcomes.append(str(Runner(store, executor="inprocess", settings=settings)
-                                .resume(failed.run_id, chain).state))
+            outcomes.append(
+                str(
+                    Runner(store, executor="inprocess", settings=settings)
+                    .resume(failed.run_id, chain)
+                    .state
+                )
+            )
         except EngineError as exc:
             outcomes.append(f"refused: {exc}")
 

@@ -40,7 +40,9 @@ def test_reschedule_runs_again_after_the_delay_without_using_a_try(store, settin
     POKES.clear()
     events: list[Event] = []
     clock = FakeClock(DAY)
-    runner = Runner(store, executor="inprocess", settings=settings, clock=clock, on_event=events.append)
+    runner = Runner(
+        store, executor="inprocess", settings=settings, clock=clock, on_event=events.append
+    )
 
     result = runner.run(waiting, DAY)
 
@@ -70,7 +72,9 @@ def waits_then_breaks():
 def test_real_failures_still_have_their_whole_retry_budget(store, settings) -> None:
     POKES.clear()
     clock = FakeClock(DAY)
-    result = Runner(store, executor="inprocess", settings=settings, clock=clock).run(waits_then_breaks, DAY)
+    result = Runner(store, executor="inprocess", settings=settings, clock=clock).run(
+        waits_then_breaks, DAY
+    )
 
     ti = result.task("breaks_after_waiting")
     assert ti.state == TaskState.FAILED and ti.error_kind == "ConnectionError"

@@ -75,7 +75,9 @@ def test_resume_of_a_finished_run_does_nothing(store, settings, tmp_path: Path) 
 
 def test_a_run_with_a_live_driver_is_not_taken_over(store, settings, tmp_path: Path) -> None:
     runner = Runner(store, executor="inprocess", settings=settings)
-    run = runner.run(resumable, DAY, params={"dir": str(tmp_path / "nowhere")})  # fails: no such dir
+    run = runner.run(
+        resumable, DAY, params={"dir": str(tmp_path / "nowhere")}
+    )  # fails: no such dir
     store.update_run(run.run_id, state=RunState.RUNNING, pid=os.getpid(), hostname=HOSTNAME)
     with pytest.raises(EngineError, match="already running"):
         runner.resume(run.run_id, resumable)
@@ -83,9 +85,20 @@ def test_a_run_with_a_live_driver_is_not_taken_over(store, settings, tmp_path: P
 
 def _start_driver(settings, tmp_path: Path, executor: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(PIPELINES / "drive.py"), settings.state_url, str(settings.home),
-         str(PIPELINES / "crash.py"), "crashable", executor, DAY.isoformat(), f"dir={tmp_path}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            str(PIPELINES / "drive.py"),
+            settings.state_url,
+            str(settings.home),
+            str(PIPELINES / "crash.py"),
+            "crashable",
+            executor,
+            DAY.isoformat(),
+            f"dir={tmp_path}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -119,7 +132,9 @@ def test_a_run_whose_driver_was_killed_is_detected_dead_and_resumed(
     assert not driver_alive(stale)
 
     (tmp_path / "go").touch()
-    result = Runner(store, executor="inprocess", settings=settings).resume(run.run_id)  # file from the run record
+    result = Runner(store, executor="inprocess", settings=settings).resume(
+        run.run_id
+    )  # file from the run record
 
     assert result.state == RunState.SUCCESS
     assert result.result_of("last") == 42
@@ -156,8 +171,17 @@ def test_a_run_driven_from_another_host_is_dead_when_its_heartbeat_is_stale() ->
     from headrace.state.store_base import RunRecord
 
     now = datetime(2024, 3, 5, 12, 0, tzinfo=UTC)
-    run = RunRecord("r", "p", DAY, DAY, DAY, RunState.RUNNING, pid=1, hostname="another-host",
-                    heartbeat_at=now - timedelta(seconds=10))
+    run = RunRecord(
+        "r",
+        "p",
+        DAY,
+        DAY,
+        DAY,
+        RunState.RUNNING,
+        pid=1,
+        hostname="another-host",
+        heartbeat_at=now - timedelta(seconds=10),
+    )
     assert driver_alive(run, now)
     run.heartbeat_at = now - timedelta(minutes=2)
     assert not driver_alive(run, now)

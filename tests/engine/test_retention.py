@@ -39,7 +39,11 @@ def kept():
 def _runs(store, settings, now: datetime = DAY):
     """Three runs ending 30, 20 and 1 day(s) before ``now``: old success, old failure, recent success."""
     made = {}
-    for name, age, fail in (("old_ok", 30, False), ("old_failed", 20, True), ("recent_ok", 1, False)):
+    for name, age, fail in (
+        ("old_ok", 30, False),
+        ("old_failed", 20, True),
+        ("recent_ok", 1, False),
+    ):
         clock = FakeClock(now - timedelta(days=age))
         result = Runner(store, executor="inprocess", settings=settings, clock=clock).run(
             kept, now - timedelta(days=age), params={"fail": fail}
@@ -49,12 +53,16 @@ def _runs(store, settings, now: datetime = DAY):
     return made
 
 
-def test_only_old_succeeded_runs_are_cleaned_unless_failed_ones_are_asked_for(store, settings) -> None:
+def test_only_old_succeeded_runs_are_cleaned_unless_failed_ones_are_asked_for(
+    store, settings
+) -> None:
     runs = _runs(store, settings)
     folder = {name: staging_dir(settings.home, "kept", r.run_id) for name, r in runs.items()}
 
     dry = clean_staging(store, settings.home, timedelta(days=7), DAY, dry_run=True)
-    assert [r.run_id for r, _, _ in dry.removed] == [runs["old_ok"].run_id] and folder["old_ok"].exists()
+    assert [r.run_id for r, _, _ in dry.removed] == [runs["old_ok"].run_id] and folder[
+        "old_ok"
+    ].exists()
 
     report = clean_staging(store, settings.home, timedelta(days=7), DAY)
     assert [r.run_id for r, _, _ in report.removed] == [runs["old_ok"].run_id]
@@ -65,7 +73,9 @@ def test_only_old_succeeded_runs_are_cleaned_unless_failed_ones_are_asked_for(st
     again = clean_staging(store, settings.home, timedelta(days=7), DAY, include_failed=True)
     assert [r.run_id for r, _, _ in again.removed] == [runs["old_failed"].run_id]
     # The failed run still resumes: its successful task runs again, its staged file being gone.
-    resumed = Runner(store, executor="inprocess", settings=settings).resume(runs["old_failed"].run_id, kept)
+    resumed = Runner(store, executor="inprocess", settings=settings).resume(
+        runs["old_failed"].run_id, kept
+    )
     assert resumed.state == RunState.FAILED and resumed.task("staged").attempt == 2
 
 
@@ -81,13 +91,18 @@ def test_cleanup_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
     out = capsys.readouterr().out
     assert "removed the staged files of 1 run(s) that ended over 7d ago" in out
     assert runs["old_ok"].run_id in out
-    assert f"kept the staged files of 1 failed run(s) that may still be resumed ({runs['old_failed'].run_id})" in out
+    assert (
+        f"kept the staged files of 1 failed run(s) that may still be resumed ({runs['old_failed'].run_id})"
+        in out
+    )
 
     assert run_app(["cleanup", "--older-than", "seven days"]) == 2  # usage
     assert "expected a number and a unit" in capsys.readouterr().err
 
 
-def test_purge_runs_deletes_old_runs_but_keeps_failed_ones_and_the_schedules_anchor(store, settings) -> None:
+def test_purge_runs_deletes_old_runs_but_keeps_failed_ones_and_the_schedules_anchor(
+    store, settings
+) -> None:
     from headrace.engine.retention import purge_runs
     from headrace.scheduler.loop import last_automated_run
 
@@ -120,7 +135,9 @@ def test_purge_runs_deletes_old_runs_but_keeps_failed_ones_and_the_schedules_anc
     assert not staging_dir(settings.home, "kept", runs["old_failed"].run_id).exists()
 
 
-def test_cleanup_state_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, settings) -> None:
+def test_cleanup_state_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, settings
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HEADRACE_HOME", str(settings.home))
     monkeypatch.setenv("HEADRACE_STATE_URL", settings.state_url)

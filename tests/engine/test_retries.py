@@ -17,7 +17,9 @@ DAY = datetime(2024, 3, 5, tzinfo=UTC)
 
 
 def test_delay_grows_by_backoff_and_is_capped() -> None:
-    policy = Retry(attempts=6, delay=timedelta(minutes=5), backoff=2.0, max_delay=timedelta(minutes=30))
+    policy = Retry(
+        attempts=6, delay=timedelta(minutes=5), backoff=2.0, max_delay=timedelta(minutes=30)
+    )
     waits = [policy.delay_before(n).total_seconds() for n in range(2, 7)]
     assert waits == [300, 600, 1200, 1800, 1800]
     assert policy.delay_before(1) == timedelta(0)

@@ -18,7 +18,9 @@ def states(result) -> dict[tuple[str, int], str]:
 
 
 def test_run_passes_results_maps_and_orders_tasks(store, settings, pipelines) -> None:
-    result = Runner(store, executor="inprocess", settings=settings).run(pipelines("basic", "numbers"), DAY)
+    result = Runner(store, executor="inprocess", settings=settings).run(
+        pipelines("basic", "numbers"), DAY
+    )
 
     assert result.state == RunState.SUCCESS
     assert result.executed
@@ -29,7 +31,9 @@ def test_run_passes_results_maps_and_orders_tasks(store, settings, pipelines) ->
     assert set(states(result).values()) == {"success"}
     # cleanup is ordered after total by >> although it receives no data
     cleanup_started, total_ended = result.task("cleanup").started_at, result.task("total").ended_at
-    assert cleanup_started is not None and total_ended is not None and cleanup_started >= total_ended
+    assert (
+        cleanup_started is not None and total_ended is not None and cleanup_started >= total_ended
+    )
     assert result.task("total").result_kind == "json"
 
 
@@ -50,7 +54,9 @@ def test_context_exposes_run_interval_params_and_connections(store, settings, pi
     assert seen["conn"] == "duckdb:///warehouse.db"
 
 
-def test_triggering_again_returns_the_same_run_without_running_it(store, settings, pipelines) -> None:
+def test_triggering_again_returns_the_same_run_without_running_it(
+    store, settings, pipelines
+) -> None:
     runner = Runner(store, executor="inprocess", settings=settings)
     first = runner.run(pipelines("basic", "numbers"), DAY)
     again = runner.run(pipelines("basic", "numbers"), DAY)
@@ -61,7 +67,9 @@ def test_triggering_again_returns_the_same_run_without_running_it(store, setting
     assert len(store.list_runs(pipeline="numbers")) == 1
 
 
-def test_a_run_without_a_date_is_a_new_run_over_the_latest_complete_interval(store, settings, pipelines) -> None:
+def test_a_run_without_a_date_is_a_new_run_over_the_latest_complete_interval(
+    store, settings, pipelines
+) -> None:
     clock = FakeClock(datetime(2024, 5, 5, 13, 30, tzinfo=UTC))
     runner = Runner(store, executor="inprocess", settings=settings, clock=clock)
     first = runner.run(pipelines("basic", "numbers"))
@@ -106,14 +114,18 @@ def test_logs_stdout_and_progress_are_captured(store, settings, pipelines) -> No
     assert "extracting for 2024-03-05" in text
     assert "hello from extract" in text
     progress = [e for e in events if e.kind == "progress"]
-    assert [(e.task_id, e.done, e.total, e.message) for e in progress] == [("extract", 1, 2, "half way")]
+    assert [(e.task_id, e.done, e.total, e.message) for e in progress] == [
+        ("extract", 1, 2, "half way")
+    ]
     extract_states = [e.state for e in events if e.kind == "task" and e.task_id == "extract"]
     assert extract_states == ["running", "success"]
     assert [e.state for e in events if e.kind == "run"] == ["running", "success"]
 
 
 def test_terminal_failure_fails_downstream_and_the_run(store, settings, pipelines) -> None:
-    result = Runner(store, executor="inprocess", settings=settings).run(pipelines("flaky", "broken"), DAY)
+    result = Runner(store, executor="inprocess", settings=settings).run(
+        pipelines("flaky", "broken"), DAY
+    )
 
     assert result.state == RunState.FAILED
     failed = result.task("terminal")
@@ -129,8 +141,12 @@ def test_terminal_failure_fails_downstream_and_the_run(store, settings, pipeline
     assert "Traceback" in logs[0].text
 
 
-def test_a_value_that_is_neither_table_nor_json_is_a_clear_error(store, settings, pipelines) -> None:
-    result = Runner(store, executor="inprocess", settings=settings).run(pipelines("flaky", "odd"), DAY)
+def test_a_value_that_is_neither_table_nor_json_is_a_clear_error(
+    store, settings, pipelines
+) -> None:
+    result = Runner(store, executor="inprocess", settings=settings).run(
+        pipelines("flaky", "odd"), DAY
+    )
 
     ti = result.task("odd_result")
     assert ti.state == TaskState.FAILED
@@ -146,7 +162,9 @@ def test_unknown_executor_suggests_the_closest(store, settings) -> None:
         Runner(store, executor="in-process", settings=settings)
 
 
-def test_distributed_executor_by_name_takes_redis_from_the_settings(store, settings, monkeypatch) -> None:
+def test_distributed_executor_by_name_takes_redis_from_the_settings(
+    store, settings, monkeypatch
+) -> None:
     from dataclasses import replace
 
     from headrace.config import QueueSettings
@@ -155,7 +173,9 @@ def test_distributed_executor_by_name_takes_redis_from_the_settings(store, setti
     # Below the edge the environment is not read: only the settings handed down count.
     monkeypatch.setenv("HEADRACE_QUEUE_PREFIX", "from-the-environment")
     handed = replace(settings, queue=QueueSettings("redis://127.0.0.1:6379/3", "hr-test-wiring"))
-    executor = Runner(store, executor="distributed", settings=handed, concurrency=3)._make_executor()
+    executor = Runner(
+        store, executor="distributed", settings=handed, concurrency=3
+    )._make_executor()
     assert isinstance(executor, DistributedExecutor)
     assert executor.capacity == 3
     assert executor.connection.prefix == "hr-test-wiring"

@@ -18,7 +18,7 @@ from headrace.state import RunState, open_store
 
 CLI = [sys.executable, "-c", "from headrace.cli import main; main()"]
 
-PIPELINES = '''
+PIPELINES = """
 from headrace import pipeline, task, Context
 from headrace.tasks import pipeline_sensor
 
@@ -44,7 +44,7 @@ def report(ctx: Context, run_id: str) -> dict:
 @pipeline(schedule="@daily")
 def downstream():
     report(wait())
-'''
+"""
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -59,7 +59,9 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _run(env: dict[str, str], cwd: Path, name: str, *options: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    env: dict[str, str], cwd: Path, name: str, *options: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, "run", f"{cwd / 'flows.py'}:{name}", "--date", "2024-03-05", *options],
         env=env, cwd=cwd, capture_output=True, text=True, timeout=180,

@@ -23,7 +23,9 @@ def test_the_run_records_its_file_and_resume_needs_nothing_else(store, settings,
     assert failed.run.source_file == broken.file
     assert not (staging_dir(settings.home, broken.name, failed.run_id) / "_run.json").exists()
 
-    resumed = Runner(store, executor="inprocess", settings=settings).resume(failed.run_id)  # no pipeline given
+    resumed = Runner(store, executor="inprocess", settings=settings).resume(
+        failed.run_id
+    )  # no pipeline given
 
     assert resumed.executed and resumed.task("terminal").attempt == 2
     assert resumed.task("independent").attempt == 1  # succeeded the first time: not run again

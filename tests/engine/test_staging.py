@@ -26,16 +26,25 @@ EXPECTED = {
 
 
 def test_each_table_kind_reaches_downstream_as_the_same_kind(store, settings, pipelines) -> None:
-    result = Runner(store, executor="inprocess", settings=settings).run(pipelines("tables", "tables"), DAY)
+    result = Runner(store, executor="inprocess", settings=settings).run(
+        pipelines("tables", "tables"), DAY
+    )
 
     assert result.state == RunState.SUCCESS
     assert {tid: result.result_of(tid) for tid in EXPECTED} == EXPECTED
     staging = Path(settings.home) / "staging" / "tables" / result.run_id
-    for producer, rows in [("make_arrow", 3), ("make_stream", 3), ("make_polars", 3), ("make_lazy", 2),
-                           ("make_pandas", 3)]:
+    for producer, rows in [
+        ("make_arrow", 3),
+        ("make_stream", 3),
+        ("make_polars", 3),
+        ("make_lazy", 2),
+        ("make_pandas", 3),
+    ]:
         ti = result.task(producer)
         assert ti.result_kind == "table"
-        assert ti.result_path is not None and Path(ti.result_path) == staging / f"{producer}.parquet"
+        assert (
+            ti.result_path is not None and Path(ti.result_path) == staging / f"{producer}.parquet"
+        )
         assert ti.rows == rows
         meta = pq.ParquetFile(ti.result_path).metadata
         assert meta.row_group(0).column(0).compression == "ZSTD"
@@ -58,11 +67,15 @@ def test_a_record_batch_reader_is_written_batch_by_batch(tmp_path: Path) -> None
 
 
 def test_json_values_stay_in_the_store_and_others_are_refused(tmp_path: Path) -> None:
-    ref, rows = stage_value({"a": [1, 2.5, "x", None]}, tmp_path / "v.parquet", pipeline="p", task_id="t")
+    ref, rows = stage_value(
+        {"a": [1, 2.5, "x", None]}, tmp_path / "v.parquet", pipeline="p", task_id="t"
+    )
     assert (ref.kind, ref.value, rows) == ("json", {"a": [1, 2.5, "x", None]}, None)
     assert not (tmp_path / "v.parquet").exists()
 
-    with pytest.raises(ResultTypeError, match=r"pipeline 'p', task 't'.*datetime\.datetime.*ISO strings"):
+    with pytest.raises(
+        ResultTypeError, match=r"pipeline 'p', task 't'.*datetime\.datetime.*ISO strings"
+    ):
         stage_value(datetime(2024, 1, 1), tmp_path / "w.parquet", pipeline="p", task_id="t")
     with pytest.raises(ResultTypeError, match="JSON-serialisable"):
         stage_value(float("nan"), tmp_path / "w.parquet", pipeline="p", task_id="t")

@@ -68,7 +68,9 @@ def with_cleanup():
 
 
 def test_cleanup_and_alert_run_after_a_failure(store, settings) -> None:
-    result = Runner(store, executor="inprocess", settings=settings).run(with_cleanup, datetime(2024, 1, 1, tzinfo=UTC))
+    result = Runner(store, executor="inprocess", settings=settings).run(
+        with_cleanup, datetime(2024, 1, 1, tzinfo=UTC)
+    )
 
     assert result.state == RunState.FAILED  # boom failed, whatever ran after it
     assert result.result_of("always_clean_up") == "cleaned"

@@ -85,7 +85,9 @@ CASES = [
 @pytest.mark.parametrize("rule, upstream, expected", CASES, ids=[f"{r}-{u}" for r, u, _ in CASES])
 def test_rule_in_a_real_run(store, settings, rule: str, upstream: str, expected: TaskState) -> None:
     ORDER.clear()
-    result = Runner(store, executor="inprocess", settings=settings).run(_pipeline(rule, upstream), DAY)
+    result = Runner(store, executor="inprocess", settings=settings).run(
+        _pipeline(rule, upstream), DAY
+    )
 
     target_ti = result.task("target")
     assert target_ti.state == expected
@@ -134,7 +136,9 @@ def eager():
     [failing, first.override(task_id="quick")(), slow] >> announce()
 
 
-def test_one_failed_and_one_success_start_before_the_other_upstream_tasks_end(store, settings) -> None:
+def test_one_failed_and_one_success_start_before_the_other_upstream_tasks_end(
+    store, settings
+) -> None:
     ORDER.clear()
     result = Runner(store, executor="inprocess", settings=settings).run(eager, DAY)
 
@@ -150,5 +154,10 @@ def test_rules_on_postgresql(pg_schema, settings) -> None:
     url, schema = pg_schema
     with open_store(url, schema=schema) as pg_store:
         runner = Runner(pg_store, executor="inprocess", settings=settings)
-        assert runner.run(_pipeline("one_failed", "of"), DAY).task("target").state == TaskState.SUCCESS
-        assert runner.run(_pipeline("none_failed", "of"), DAY).task("target").state == TaskState.UPSTREAM_FAILED
+        assert (
+            runner.run(_pipeline("one_failed", "of"), DAY).task("target").state == TaskState.SUCCESS
+        )
+        assert (
+            runner.run(_pipeline("none_failed", "of"), DAY).task("target").state
+            == TaskState.UPSTREAM_FAILED
+        )

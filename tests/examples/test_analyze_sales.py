@@ -25,17 +25,15 @@ def test_analyze_sales_example(tmp_path: Path) -> None:
     sales = pl.read_parquet(tmp_path / "sales.parquet")
     amount = sales["amount"]
     total, mean, median = sales.select(
-        pl.col("amount").sum().alias("total"), pl.col("amount").mean().alias("mean"),
+        pl.col("amount").sum().alias("total"),
+        pl.col("amount").mean().alias("mean"),
         pl.col("amount").median().alias("median"),
     ).row(0)
 
     assert "rows: 3000" in out
     assert f"unique users: {sales['user_id'].n_unique()}" in out
     assert f"orders without amount: {amount.null_count()}" in out
-    assert (
-        f"amount: total {total:.2f}, mean {mean:.2f}, median {median:.2f}"
-        in out
-    )
+    assert f"amount: total {total:.2f}, mean {mean:.2f}, median {median:.2f}" in out
 
     # Group by category: count, sum, avg, largest count first, as Polars computes them.
     expected = (

@@ -20,13 +20,21 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def test_branching_pipeline_as_a_script(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=120, env=_env(tmp_path), cwd=tmp_path
+        [sys.executable, str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(tmp_path),
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     assert "2024-01-01 full_refresh=True: success\n  chose: ['load.full_reload']" in done.stdout
     assert "2024-01-02 full_refresh=False: success\n  chose: ['load.incremental']" in done.stdout
     assert "load.incremental=skipped" in done.stdout and "load.full_reload=skipped" in done.stdout
-    assert done.stdout.count("publish=success") == 2 and done.stdout.count("alert_on_failure=skipped") == 2
+    assert (
+        done.stdout.count("publish=success") == 2
+        and done.stdout.count("alert_on_failure=skipped") == 2
+    )
 
 
 def test_branching_pipeline_with_the_cli(tmp_path: Path) -> None:
@@ -44,7 +52,9 @@ def test_branching_pipeline_with_the_cli(tmp_path: Path) -> None:
         tis = {t.task_id: t for t in store.get_task_instances(run.run_id)}
         assert tis["load.choose"].result_json == ["load.full_reload"]
         assert tis["load.full_reload"].result_json == "replaced with 3 rows"
-        assert tis["publish"].state == TaskState.SUCCESS and tis["tidy_up"].state == TaskState.SUCCESS
+        assert (
+            tis["publish"].state == TaskState.SUCCESS and tis["tidy_up"].state == TaskState.SUCCESS
+        )
         assert store.list_pool_slots() == []  # the warehouse slot was given back
 
 
@@ -54,4 +64,6 @@ def test_the_cli_names_the_missing_pool_size(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120, env=_env(tmp_path), cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode != 0
-    assert "pool 'warehouse' has no size; set HEADRACE_POOL_WAREHOUSE=N" in done.stdout + done.stderr
+    assert (
+        "pool 'warehouse' has no size; set HEADRACE_POOL_WAREHOUSE=N" in done.stdout + done.stderr
+    )

@@ -99,10 +99,13 @@ def test_sqlite_demo_source_twice(tmp_path: Path) -> None:
         columns = {row[0] for row in con.execute("DESCRIBE customers").fetchall()}
         assert "email_rank" not in columns and {"_hr_load_id", "etl_run_id"} <= columns
         assert (
-            con.execute("SELECT count(*) FROM customers WHERE zip_code = '02134'").fetchall()[0][0] > 0
+            con.execute("SELECT count(*) FROM customers WHERE zip_code = '02134'").fetchall()[0][0]
+            > 0
         )
         assert (
-            con.execute("SELECT count(*) FROM customers WHERE phone = '0000000000'").fetchall()[0][0]
+            con.execute("SELECT count(*) FROM customers WHERE phone = '0000000000'").fetchall()[0][
+                0
+            ]
             > 0
         )
         [(first_ckpt,)] = con.execute(
@@ -188,7 +191,11 @@ def test_scheduled_with_the_reference_dags_policies() -> None:
     from headrace.engine import load_pipelines
 
     pipeline = load_pipelines(EXAMPLE)["customer_etl"]
-    assert (pipeline.schedule, pipeline.catchup, pipeline.max_active_runs) == ("0 2 * * *", False, 1)
+    assert (pipeline.schedule, pipeline.catchup, pipeline.max_active_runs) == (
+        "0 2 * * *",
+        False,
+        1,
+    )
     transform = pipeline.tasks["customers"]  # the sync's one task
     assert transform.retries.attempts == 4  # 3 retries after the first try
     assert transform.retries.delay == timedelta(minutes=5)

@@ -20,7 +20,12 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 def test_hello_pipeline_as_a_script(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=120, env=_env(tmp_path), cwd=tmp_path
+        [sys.executable, str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(tmp_path),
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     assert ": success" in done.stdout
@@ -32,7 +37,9 @@ def test_hello_pipeline_as_a_script(tmp_path: Path) -> None:
         (run,) = store.list_runs(pipeline="hello")
         logs = store.get_logs(run.run_id, "fetch_greetings")
         assert [log.attempt for log in logs] == [1, 2]
-        assert "ConnectionError" in logs[0].text and "fetched greetings for 2024-01-01" in logs[1].text
+        assert (
+            "ConnectionError" in logs[0].text and "fetched greetings for 2024-01-01" in logs[1].text
+        )
         announce = store.get_logs(run.run_id, "announce")
         assert "greetings ready for 2024-01-01" in announce[0].text
 

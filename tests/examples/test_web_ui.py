@@ -33,7 +33,10 @@ def test_web_ui_example(tmp_path: Path) -> None:
     assert "GET /api/runs/01nosuchrun0000000 -> 404: Unknown run id '01nosuchrun0000000'" in out
     assert 'headrace_runs{pipeline="hello",state="success"} 1.0' in out
     assert f"POST /api/runs/{run_id}/resume without the token -> 401" in out
-    assert f"POST .../tasks/fetch_greetings/retry -> 200: task fetch_greetings and downstream of run {run_id}" in out
+    assert (
+        f"POST .../tasks/fetch_greetings/retry -> 200: task fetch_greetings and downstream of run {run_id}"
+        in out
+    )
     assert f"  run {run_id} is success again" in out
     assert re.search(rf"audit: \S+ token retry {run_id}/fetch_greetings ok", out)
     # The retry from the API ran fetch_greetings a third time: two attempts beyond the first.

@@ -41,18 +41,33 @@ def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
     made.shutdown(kill=True)
 
 
-def item(tmp_path: Path, file: str, pipeline: str, task_id: str, map_index: int = -1, **extra) -> WorkItem:
+def item(
+    tmp_path: Path, file: str, pipeline: str, task_id: str, map_index: int = -1, **extra
+) -> WorkItem:
     day = datetime(2024, 3, 5, tzinfo=UTC)
     run = RunInfo(
-        run_id="r1", pipeline=pipeline, logical_date=day, data_interval_start=day, data_interval_end=day,
+        run_id="r1",
+        pipeline=pipeline,
+        logical_date=day,
+        data_interval_start=day,
+        data_interval_end=day,
         params=extra.pop("params", {}),
-        settings=Settings(home=tmp_path, state_url="sqlite://", connections={"warehouse": "duckdb:///w.db"}),
+        settings=Settings(
+            home=tmp_path, state_url="sqlite://", connections={"warehouse": "duckdb:///w.db"}
+        ),
         staging_dir=str(tmp_path / "staging"),
     )
     path = PIPELINES / f"{file}.py"
     module = load_pipelines(path)[pipeline].module
-    return WorkItem(run=run, pipeline_file=str(path), pipeline_module=module, task_id=task_id,
-                    map_index=map_index, attempt=1, **extra)
+    return WorkItem(
+        run=run,
+        pipeline_file=str(path),
+        pipeline_module=module,
+        task_id=task_id,
+        map_index=map_index,
+        attempt=1,
+        **extra,
+    )
 
 
 def collect(executor: Executor, wanted: int) -> list[Outcome]:
@@ -70,13 +85,19 @@ def test_outcomes_results_and_logs(executor: Executor, tmp_path: Path) -> None:
     executor.start(events.append, pipeline, run_work_item)
     assert executor.capacity >= 2
     executor.submit(item(tmp_path, "basic", "numbers", "extract", params={"n": 3}))
-    executor.submit(item(tmp_path, "basic", "numbers", "square", 1, map_input=ResultRef("json", value=7)))
+    executor.submit(
+        item(tmp_path, "basic", "numbers", "square", 1, map_input=ResultRef("json", value=7))
+    )
 
     outcomes = {o.task_id: o for o in collect(executor, 2)}
 
     extracted, squared = outcomes["extract"], outcomes["square"]
-    assert extracted.ok and extracted.result is not None and load_result(extracted.result) == [0, 1, 2]
-    assert squared.ok and squared.result is not None and load_result(squared.result) == 50  # 7 * 7 + 1
+    assert (
+        extracted.ok and extracted.result is not None and load_result(extracted.result) == [0, 1, 2]
+    )
+    assert (
+        squared.ok and squared.result is not None and load_result(squared.result) == 50
+    )  # 7 * 7 + 1
     assert outcomes["square"].map_index == 1
     assert "hello from extract" in outcomes["extract"].log
     assert any(e.kind == "log" and e.message == "hello from extract" for e in events)
@@ -86,14 +107,18 @@ def test_outcomes_results_and_logs(executor: Executor, tmp_path: Path) -> None:
 
 
 def test_failures_say_whether_a_retry_can_help(executor: Executor, tmp_path: Path) -> None:
-    executor.start(lambda event: None, load_pipelines(PIPELINES / "flaky.py")["broken"], run_work_item)
+    executor.start(
+        lambda event: None, load_pipelines(PIPELINES / "flaky.py")["broken"], run_work_item
+    )
     executor.submit(item(tmp_path, "flaky", "broken", "terminal"))
     (terminal,) = collect(executor, 1)
     assert not terminal.ok and not terminal.retryable
     assert terminal.error_kind == "TerminalError"
 
     executor.shutdown()
-    executor.start(lambda event: None, load_pipelines(PIPELINES / "flaky.py")["retrying"], run_work_item)
+    executor.start(
+        lambda event: None, load_pipelines(PIPELINES / "flaky.py")["retrying"], run_work_item
+    )
     executor.submit(item(tmp_path, "flaky", "retrying", "flaky", params={"succeed_on": 2}))
     (flaky,) = collect(executor, 1)
     assert not flaky.ok and flaky.retryable
@@ -101,7 +126,9 @@ def test_failures_say_whether_a_retry_can_help(executor: Executor, tmp_path: Pat
 
 
 def test_a_timeout_ends_the_attempt(executor: Executor, tmp_path: Path) -> None:
-    executor.start(lambda event: None, load_pipelines(PIPELINES / "flaky.py")["slow"], run_work_item)
+    executor.start(
+        lambda event: None, load_pipelines(PIPELINES / "flaky.py")["slow"], run_work_item
+    )
     executor.submit(item(tmp_path, "flaky", "slow", "sleepy", timeout=0.5))
     (outcome,) = collect(executor, 1)
     assert not outcome.ok

@@ -49,7 +49,9 @@ def test_mapping_logs_and_context_work_in_workers(store, settings, pipelines) ->
 
 def test_a_timeout_kills_the_worker_and_is_recorded(store, settings, pipelines) -> None:
     began = time.monotonic()
-    result = Runner(store, executor="process", settings=settings, concurrency=1).run(pipelines("flaky", "slow"), DAY)
+    result = Runner(store, executor="process", settings=settings, concurrency=1).run(
+        pipelines("flaky", "slow"), DAY
+    )
     elapsed = time.monotonic() - began
 
     ti = result.task("sleepy")
@@ -67,7 +69,9 @@ def test_a_timeout_kills_the_worker_and_is_recorded(store, settings, pipelines) 
     assert not alive
 
 
-def test_a_worker_that_dies_is_reported_and_retried(store, settings, pipelines, tmp_path: Path) -> None:
+def test_a_worker_that_dies_is_reported_and_retried(
+    store, settings, pipelines, tmp_path: Path
+) -> None:
     result = Runner(store, executor="process", settings=settings, concurrency=1).run(
         pipelines("pool", "crashing"), DAY, params={"dir": str(tmp_path)}
     )

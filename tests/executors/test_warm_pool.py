@@ -12,7 +12,7 @@ from headrace.engine import Runner, load_pipelines
 from headrace.scheduler import Backfill, InlineLauncher
 from headrace.state import RunState, open_store
 
-FLOWS = '''
+FLOWS = """
 import os, time
 from pathlib import Path
 from headrace import pipeline, task
@@ -40,7 +40,7 @@ def stuck() -> None:
 @pipeline
 def hangs():
     stuck()
-'''
+"""
 
 
 def _flows(tmp_path: Path) -> dict:
@@ -56,7 +56,10 @@ def _worker_imports(tmp_path: Path) -> list[str]:
 def test_runs_of_one_runner_share_warm_workers(tmp_path: Path, settings: Settings) -> None:
     flows = _flows(tmp_path)
     day = datetime(2024, 1, 1, tzinfo=UTC)
-    with open_store(settings.state_url) as store, Runner(store, executor="process", settings=settings) as runner:
+    with (
+        open_store(settings.state_url) as store,
+        Runner(store, executor="process", settings=settings) as runner,
+    ):
         results = [runner.run(flows["chain"], day + timedelta(days=i)) for i in range(4)]
         assert runner.run(flows["hangs"], day).state == RunState.FAILED  # its worker is killed
         after = runner.run(flows["chain"], day + timedelta(days=9))  # a fresh worker takes over
@@ -67,7 +70,9 @@ def test_runs_of_one_runner_share_warm_workers(tmp_path: Path, settings: Setting
     pids = {pid for r in results for pid in r.result_of("second")}
     assert len(pids) == 1, pids  # a chain needs one worker, and every run reused it
     assert pids.isdisjoint({os.getpid()})
-    assert _worker_imports(tmp_path) == [str(p) for p in sorted(pids)] + [str(after.result_of("first"))]
+    assert _worker_imports(tmp_path) == [str(p) for p in sorted(pids)] + [
+        str(after.result_of("first"))
+    ]
     assert workers and not any(p.is_alive() for p in workers)  # closed with the runner
 
 

@@ -49,4 +49,3 @@ def connect(request: pytest.FixtureRequest, world: World) -> Callable[[], Client
         return lambda: stdio_client(world)
     server: HttpServer = request.getfixturevalue("http_server")
     return server.client
-

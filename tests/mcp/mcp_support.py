@@ -81,7 +81,9 @@ def make_world(home: Path, pg_url: str) -> World:
         world.failed_run = runner.run(shop).run_id
         (home / "publish_fails").unlink()
         signups = load_pipelines(PIPELINES / "signups.py")["signups"]
-        world.signups_run = runner.run(signups).run_id  # records lineage: file -> signups -> signup_domains
+        world.signups_run = runner.run(
+            signups
+        ).run_id  # records lineage: file -> signups -> signup_domains
     (home / "exports").mkdir()
     (home / "exports" / "report.csv").write_text("region,total\nnorth,10\nsouth,20\n")
     return world
@@ -148,9 +150,24 @@ def start_http(world: World, *args: str, token: str | None = None) -> HttpServer
     token_file.write_text(token)
     port = free_port()
     process = subprocess.Popen(
-        [*headrace_command(), "mcp", "--http", "--port", str(port), "--token-file", str(token_file),
-         "--pipelines", str(PIPELINES), "--executor", "inprocess", *args],
-        env=server_env(world), cwd=str(world.home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            *headrace_command(),
+            "mcp",
+            "--http",
+            "--port",
+            str(port),
+            "--token-file",
+            str(token_file),
+            "--pipelines",
+            str(PIPELINES),
+            "--executor",
+            "inprocess",
+            *args,
+        ],
+        env=server_env(world),
+        cwd=str(world.home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

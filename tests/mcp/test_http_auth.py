@@ -12,13 +12,25 @@ from mcp_support import HttpServer, World, headrace_command, in_session, server_
 from headrace.errors import ConfigError
 from headrace.mcp.http import check_bind
 
-INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
-@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token-wrong-token", "Basic abc", "Bearer"])
-def test_request_without_the_token_is_401(http_server: HttpServer, authorization: str | None) -> None:
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer wrong-token-wrong-token", "Basic abc", "Bearer"]
+)
+def test_request_without_the_token_is_401(
+    http_server: HttpServer, authorization: str | None
+) -> None:
     headers = dict(HEADERS)
     if authorization is not None:
         headers["Authorization"] = authorization
@@ -46,16 +58,29 @@ def test_public_host_without_token_refused(world: World) -> None:
     env.pop("HEADRACE_MCP_TOKEN", None)
     done = subprocess.run(
         [*headrace_command(), "mcp", "--http", "--host", "0.0.0.0", "--port", "0"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 4  # a configuration error (the CLI exit codes)
     assert "needs authentication" in done.stderr
 
 
-@pytest.mark.parametrize("host, allowed", [
-    ("127.0.0.1", True), ("127.0.0.2", True), ("localhost", True), ("::1", True), ("[::1]", True),
-    ("0.0.0.0", False), ("::", False), ("192.0.2.10", False), ("example.org", False),
-])
+@pytest.mark.parametrize(
+    "host, allowed",
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.0.2.10", False),
+        ("example.org", False),
+    ],
+)
 def test_which_hosts_need_a_token(host: str, allowed: bool) -> None:
     if allowed:
         check_bind(host, None)
@@ -69,7 +94,20 @@ def test_short_token_refused(world: World, tmp_path: Any) -> None:
     token = tmp_path / "token"
     token.write_text("short")
     done = subprocess.run(
-        [*headrace_command(), "mcp", "--http", "--host", "0.0.0.0", "--port", "0", "--token-file", str(token)],
-        env=server_env(world), capture_output=True, text=True, timeout=60,
+        [
+            *headrace_command(),
+            "mcp",
+            "--http",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--token-file",
+            str(token),
+        ],
+        env=server_env(world),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 4 and "at least 16" in done.stderr

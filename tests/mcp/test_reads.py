@@ -44,7 +44,10 @@ def answers(connect: Any, world: World) -> dict[str, Any]:
         "checks": ("run_checks", {"run_id": world.duck_run}),
         "quarantine_staged": ("quarantined_rows", {"run_id": world.duck_run}),
         "quarantine_duck": ("quarantined_rows", {"run_id": world.duck_run, "table": "orders"}),
-        "quarantine_pg": ("quarantined_rows", {"run_id": world.pg_run, "table": "orders", "connection": "pgwh"}),
+        "quarantine_pg": (
+            "quarantined_rows",
+            {"run_id": world.pg_run, "table": "orders", "connection": "pgwh"},
+        ),
         "lineage_duck": ("lineage", {"table": "orders"}),
         "lineage_pg": ("lineage", {"table": "orders", "connection": "pgwh"}),
         "lineage_signups": ("lineage", {"table": "signups"}),
@@ -53,14 +56,23 @@ def answers(connect: Any, world: World) -> dict[str, Any]:
         "lineage_unknown": ("lineage", {"table": "nosuch"}),
         "profile_duck": ("profile_table", {"table": "orders"}),
         "profile_pg": ("profile_table", {"table": "orders", "connection": "pgwh"}),
-        "query_duck": ("query", {"sql": "SELECT order_id, email FROM orders ORDER BY order_id, _hr_load_id"}),
-        "query_pg": ("query", {"sql": "SELECT count(*) AS n, sum(amount) AS total FROM orders", "connection": "pgwh"}),
+        "query_duck": (
+            "query",
+            {"sql": "SELECT order_id, email FROM orders ORDER BY order_id, _hr_load_id"},
+        ),
+        "query_pg": (
+            "query",
+            {"sql": "SELECT count(*) AS n, sum(amount) AS total FROM orders", "connection": "pgwh"},
+        ),
         "query_limit": ("query", {"sql": "SELECT * FROM range(5000) t(i)", "limit": 3}),
         "query_wide": ("query", {"sql": "SELECT repeat('x', 100000) AS wide"}),
         "query_secret": ("query", {"sql": f"SELECT 'postgresql://u:{SECRET}@h/db' AS url"}),
         "files": ("list_files", {}),
         "preview_csv": ("preview_file", {"path": "exports/report.csv"}),
-        "preview_parquet": ("preview_file", {"path": f"staging/shop/{world.duck_run}/orders.quarantine.parquet"}),
+        "preview_parquet": (
+            "preview_file",
+            {"path": f"staging/shop/{world.duck_run}/orders.quarantine.parquet"},
+        ),
         "unknown_tool": ("trigger_run", {"pipeline": "shop"}),
         "resume_without_write": ("resume_run", {"run_id": world.failed_run}),
     }
@@ -81,11 +93,24 @@ def answers(connect: Any, world: World) -> dict[str, Any]:
 
 def test_tools_listed_without_write_tools(answers: dict[str, Any]) -> None:
     names = set(answers["tools"])
-    assert {"list_pipelines", "list_runs", "get_run", "task_logs", "run_checks", "quarantined_rows",
-            "lineage", "profile_table", "query", "list_files", "preview_file"} <= names
+    assert {
+        "list_pipelines",
+        "list_runs",
+        "get_run",
+        "task_logs",
+        "run_checks",
+        "quarantined_rows",
+        "lineage",
+        "profile_table",
+        "query",
+        "list_files",
+        "preview_file",
+    } <= names
     assert not names & WRITE_TOOLS
     assert answers["unknown_tool"].is_error
-    assert answers["resume_without_write"].is_error and "resume_run" in text(answers["resume_without_write"])
+    assert answers["resume_without_write"].is_error and "resume_run" in text(
+        answers["resume_without_write"]
+    )
     schema = answers["tools"]["query"].input_schema
     assert schema["properties"]["limit"]["maximum"] == 1000
 
@@ -95,7 +120,11 @@ def test_list_pipelines(answers: dict[str, Any], world: World) -> None:
     with world.store() as store:
         assert shop["runs"] == store.count_runs(pipeline="shop") == 3
         assert shop["last_run"]["run_id"] == store.list_runs(pipeline="shop", limit=1)[0].run_id
-    assert (shop["schedule"], shop["owner"], shop["tags"]) == ("@daily", "shop-team", ["shop", "test"])
+    assert (shop["schedule"], shop["owner"], shop["tags"]) == (
+        "@daily",
+        "shop-team",
+        ["shop", "test"],
+    )
     assert shop["tasks"] == ["orders", "load", "publish"]
     assert datetime.fromisoformat(shop["next_run"]) > datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -109,7 +138,9 @@ def test_list_runs_filters(answers: dict[str, Any], world: World) -> None:
     assert failed[0]["error"] == "task(s) did not succeed: publish"
     assert data(answers["runs_future"])["runs"] == []
     assert answers["runs_bad_state"].is_error and "failed" in text(answers["runs_bad_state"])
-    assert answers["runs_unknown_pipeline"].is_error and "shop" in text(answers["runs_unknown_pipeline"])
+    assert answers["runs_unknown_pipeline"].is_error and "shop" in text(
+        answers["runs_unknown_pipeline"]
+    )
 
 
 def test_get_run_tasks_attempts_errors(answers: dict[str, Any], world: World) -> None:
@@ -151,7 +182,11 @@ def test_checks_and_quarantine(answers: dict[str, Any], world: World) -> None:
         (c.expectation, c.failed, c.total) for c in stored
     )
     staged = data(answers["quarantine_staged"])["tasks"]["orders"]
-    assert staged["rows"] == 2 and "email is missing" in staged["table"] and "email is not valid" in staged["table"]
+    assert (
+        staged["rows"] == 2
+        and "email is missing" in staged["table"]
+        and "email is not valid" in staged["table"]
+    )
     duck = data(answers["quarantine_duck"])["table"]
     assert duck.count(f"{world.duck_run}:load") == 2 and "email is missing" in duck
     assert world.failed_run not in duck  # only this run's loads
@@ -162,8 +197,12 @@ def test_checks_and_quarantine(answers: dict[str, Any], world: World) -> None:
 def test_lineage_from_the_loads_ledger(answers: dict[str, Any], world: World) -> None:
     duck = data(answers["lineage_duck"])
     with duckdb.connect(str(world.home / "warehouse.duckdb"), read_only=True) as con:
-        loads = con.execute("SELECT count(*) FROM _hr_loads WHERE table_name = 'orders'").fetchall()[0][0]
-    assert [(f["pipeline"], f["source"], f["loads"]) for f in duck["loads"]] == [("shop", "demo.orders", loads)]
+        loads = con.execute(
+            "SELECT count(*) FROM _hr_loads WHERE table_name = 'orders'"
+        ).fetchall()[0][0]
+    assert [(f["pipeline"], f["source"], f["loads"]) for f in duck["loads"]] == [
+        ("shop", "demo.orders", loads)
+    ]
     assert duck["dataset"] is None  # the shop's hand-written load records no lineage
     pg = data(answers["lineage_pg"])
     assert [(f["pipeline"], f["loads"], f["rows_loaded"]) for f in pg["loads"]] == [("shop", 1, 3)]
@@ -171,10 +210,18 @@ def test_lineage_from_the_loads_ledger(answers: dict[str, Any], world: World) ->
     assert (unknown["dataset"], unknown["loads"]) == (None, [])
 
 
-def test_lineage_from_the_recorded_graph_as_the_cli_shows_it(answers: dict[str, Any], world: World) -> None:
+def test_lineage_from_the_recorded_graph_as_the_cli_shows_it(
+    answers: dict[str, Any], world: World
+) -> None:
     """The tool reads the state store's lineage table: the same graph as `headrace lineage`."""
-    cli = subprocess.run([*headrace_command(), "lineage", "signups", "--json"], env=server_env(world),
-                         cwd=world.home, capture_output=True, text=True, timeout=120)
+    cli = subprocess.run(
+        [*headrace_command(), "lineage", "signups", "--json"],
+        env=server_env(world),
+        cwd=world.home,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cli.returncode == 0, cli.stderr
     shown = json.loads(cli.stdout)
     got = data(answers["lineage_signups"])
@@ -190,16 +237,23 @@ def test_lineage_from_the_recorded_graph_as_the_cli_shows_it(answers: dict[str, 
     assert got["loads"] == []  # not the warehouse's table: its ledger is not read
     in_lake = data(answers["lineage_signups_lake"])  # the lake's own table: its ledger too
     assert in_lake["upstream"] == got["upstream"]
-    assert [(f["pipeline"], f["rows_loaded"], f["rows_quarantined"]) for f in in_lake["loads"]] == [("signups", 3, 1)]
+    assert [(f["pipeline"], f["rows_loaded"], f["rows_quarantined"]) for f in in_lake["loads"]] == [
+        ("signups", 3, 1)
+    ]
     domains = data(answers["lineage_domains"])
-    assert [j["name"] for j in domains["upstream"]["jobs"]] == ["signups.count_domains", "signups.load_signups"]
+    assert [j["name"] for j in domains["upstream"]["jobs"]] == [
+        "signups.count_domains",
+        "signups.load_signups",
+    ]
     assert domains["downstream"]["jobs"] == []
 
 
 def test_profile(answers: dict[str, Any], world: World) -> None:
     duck = data(answers["profile_duck"])
     with duckdb.connect(str(world.home / "warehouse.duckdb"), read_only=True) as con:
-        rows, emails = con.execute("SELECT count(*), count(DISTINCT email) FROM orders").fetchall()[0]
+        rows, emails = con.execute("SELECT count(*), count(DISTINCT email) FROM orders").fetchall()[
+            0
+        ]
     assert duck["rows"] == rows
     email = {c["name"]: c for c in duck["columns"]}["email"]
     assert email["distinct"] == emails
@@ -211,12 +265,16 @@ def test_profile(answers: dict[str, Any], world: World) -> None:
 def test_query_answers(answers: dict[str, Any], world: World) -> None:
     duck = text(answers["query_duck"]).splitlines()
     with duckdb.connect(str(world.home / "warehouse.duckdb"), read_only=True) as con:
-        expected = con.execute("SELECT order_id, email FROM orders ORDER BY order_id, _hr_load_id").fetchall()
+        expected = con.execute(
+            "SELECT order_id, email FROM orders ORDER BY order_id, _hr_load_id"
+        ).fetchall()
     assert duck[1] == "order_id | email"
     assert duck[2:] == [f"{a} | {b}" for a, b in expected]
     pg = text(answers["query_pg"]).splitlines()
     with psycopg.connect(world.pg_url) as conn:
-        n, total = conn.execute(f'SELECT count(*), sum(amount) FROM "{world.pg_schema}".orders').fetchall()[0]
+        n, total = conn.execute(
+            f'SELECT count(*), sum(amount) FROM "{world.pg_schema}".orders'
+        ).fetchall()[0]
     assert pg[2] == f"{n} | {total}"
 
 
@@ -226,7 +284,9 @@ def test_outputs_bounded_and_masked(answers: dict[str, Any]) -> None:
     assert len(limited.splitlines()) == 5  # header line, column names, 3 rows
     wide = text(answers["query_wide"])
     assert len(wide) < 300 and wide.endswith("…")
-    assert SECRET not in text(answers["query_secret"]) and "u:***@h" in text(answers["query_secret"])
+    assert SECRET not in text(answers["query_secret"]) and "u:***@h" in text(
+        answers["query_secret"]
+    )
     for key, value in answers.items():
         if hasattr(value, "content"):
             assert SECRET not in text(value), key
@@ -235,7 +295,10 @@ def test_outputs_bounded_and_masked(answers: dict[str, Any]) -> None:
 def test_files_listing_and_preview(answers: dict[str, Any], world: World) -> None:
     listed = data(answers["files"])
     paths = {e["path"]: e for e in listed["entries"]}
-    assert paths["exports/report.csv"]["bytes"] == (world.home / "exports" / "report.csv").stat().st_size
+    assert (
+        paths["exports/report.csv"]["bytes"]
+        == (world.home / "exports" / "report.csv").stat().st_size
+    )
     assert f"staging/shop/{world.duck_run}/orders.parquet" in paths
     assert paths["exports/escape"]["type"] == "symlink"
     assert not any(p.startswith("exports/escape/") for p in paths)  # a symlink is never followed

@@ -44,8 +44,14 @@ PG_ATTACKS = {
     "dblink": "SELECT * FROM dblink('dbname=test', 'DROP TABLE orders') AS t(x text)",
     "sleep": "SELECT pg_sleep(60)",
 }
-ESCAPES = ["../outside.txt", "/etc/passwd", "exports/../../x", "exports/escape/secret.txt", "exports/escape.txt",
-           "staging/../../../etc/hostname"]
+ESCAPES = [
+    "../outside.txt",
+    "/etc/passwd",
+    "exports/../../x",
+    "exports/escape/secret.txt",
+    "exports/escape.txt",
+    "staging/../../../etc/hostname",
+]
 BAD_ARGUMENTS = [
     ("query", {"sql": "SELECT 1", "limit": 0}),
     ("query", {"sql": "SELECT 1", "limit": 100000}),
@@ -77,7 +83,10 @@ def refusals(connect: Any, world: World) -> dict[str, Any]:
             out[f"list:{path}"] = await client.call_tool("list_files", {"path": path})
         for i, (tool, args) in enumerate(BAD_ARGUMENTS):
             out[f"arg:{i}"] = await client.call_tool(tool, args)
-        for uri in ("headrace://pipelines/..%2F..%2Fetc%2Fpasswd/source", "headrace://pipelines/../../etc/passwd/source"):
+        for uri in (
+            "headrace://pipelines/..%2F..%2Fetc%2Fpasswd/source",
+            "headrace://pipelines/../../etc/passwd/source",
+        ):
             try:
                 out[f"resource:{uri}"] = await client.read_resource(uri)
             except Exception as exc:  # the client raises a resource error instead of returning it
@@ -97,7 +106,9 @@ def test_duckdb_write_refused(refusals: dict[str, Any], world: World, name: str)
     assert result.is_error, message(result)
     assert "refused" in message(result) or "not allowed" in message(result)
     with duckdb.connect(str(world.home / "warehouse.duckdb"), read_only=True) as con:
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        tables = {
+            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
         assert "stolen" not in tables and "orders" in tables
         amounts = con.execute("SELECT count(*), min(amount) FROM orders").fetchall()[0]
     assert amounts[0] == 6 and amounts[1] == 10.5
@@ -109,8 +120,13 @@ def test_postgres_write_refused(refusals: dict[str, Any], world: World, name: st
     assert result.is_error, message(result)
     assert "root:" not in message(result)  # nothing of /etc/passwd came back
     with psycopg.connect(world.pg_url) as conn:
-        tables = {r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (world.pg_schema,))}
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (world.pg_schema,),
+            )
+        }
         count = conn.execute(f'SELECT count(*) FROM "{world.pg_schema}".orders').fetchall()[0][0]
     assert "orders" in tables and "stolen" not in tables and count == 3
 
@@ -121,7 +137,9 @@ def test_path_escape_refused(refusals: dict[str, Any], path: str) -> None:
         result = refusals[f"{kind}:{path}"]
         assert result.is_error, message(result)
         assert "refused" in message(result)
-        assert "outside the home" not in message(result).split("refused:")[0]  # no file content leaked
+        assert (
+            "outside the home" not in message(result).split("refused:")[0]
+        )  # no file content leaked
         assert "root:x" not in message(result)
 
 

@@ -41,13 +41,23 @@ def test_write_tools_trigger_resume_retry(write_world: World) -> None:
         names = {t.name for t in (await client.list_tools()).tools}
         return {
             "names": names,
-            "trigger": await client.call_tool("trigger_run", {"pipeline": "shop", "params": {"target": "pgwh"}}),
-            "bad_param": await client.call_tool("trigger_run", {"pipeline": "shop", "params": {"nope": 1}}),
+            "trigger": await client.call_tool(
+                "trigger_run", {"pipeline": "shop", "params": {"target": "pgwh"}}
+            ),
+            "bad_param": await client.call_tool(
+                "trigger_run", {"pipeline": "shop", "params": {"nope": 1}}
+            ),
             "unknown_pipeline": await client.call_tool("trigger_run", {"pipeline": "shopp"}),
             "resume": await client.call_tool("resume_run", {"run_id": write_world.failed_run}),
-            "resume_again": await client.call_tool("resume_run", {"run_id": write_world.failed_run}),
-            "retry": await client.call_tool("retry_task", {"run_id": write_world.duck_run, "task": "publish"}),
-            "retry_unknown": await client.call_tool("retry_task", {"run_id": write_world.duck_run, "task": "publsh"}),
+            "resume_again": await client.call_tool(
+                "resume_run", {"run_id": write_world.failed_run}
+            ),
+            "retry": await client.call_tool(
+                "retry_task", {"run_id": write_world.duck_run, "task": "publish"}
+            ),
+            "retry_unknown": await client.call_tool(
+                "retry_task", {"run_id": write_world.duck_run, "task": "publsh"}
+            ),
         }
 
     out = in_session(stdio_client(write_world, "--allow-write"), scenario)
@@ -62,7 +72,11 @@ def test_write_tools_trigger_resume_retry(write_world: World) -> None:
     assert out["unknown_pipeline"].is_error and "shop" in text(out["unknown_pipeline"])
 
     resumed = data(out["resume"])
-    assert (resumed["run_id"], resumed["state"], resumed["executed"]) == (write_world.failed_run, "success", True)
+    assert (resumed["run_id"], resumed["state"], resumed["executed"]) == (
+        write_world.failed_run,
+        "success",
+        True,
+    )
     assert data(out["resume_again"])["executed"] is False  # a successful run is not run again
     with write_world.store() as store:
         tis = {ti.task_id: ti for ti in store.get_task_instances(write_world.failed_run)}
@@ -84,7 +98,9 @@ def test_two_concurrent_resumes_run_the_tasks_once(write_world: World) -> None:
 
         async def resume(client: Any) -> None:
             async with client:
-                results.append(await client.call_tool("resume_run", {"run_id": write_world.failed_run}))
+                results.append(
+                    await client.call_tool("resume_run", {"run_id": write_world.failed_run})
+                )
 
         async def both() -> None:
             async with anyio.create_task_group() as group:
@@ -101,7 +117,9 @@ def test_two_concurrent_resumes_run_the_tasks_once(write_world: World) -> None:
     for r in refused + [r for r in ok if not data(r)["executed"]]:
         assert r.is_error and refusal(text(r)) or not data(r)["executed"]
     with write_world.store() as store:
-        publish = {ti.task_id: ti for ti in store.get_task_instances(write_world.failed_run)}["publish"]
+        publish = {ti.task_id: ti for ti in store.get_task_instances(write_world.failed_run)}[
+            "publish"
+        ]
         assert publish.attempt == 2  # the failed first attempt and exactly one resume
     with duckdb.connect(str(write_world.home / "warehouse.duckdb"), read_only=True) as con:
         loads = con.execute("SELECT count(*) FROM _hr_loads").fetchall()[0][0]
@@ -123,7 +141,9 @@ def test_mcp_resume_racing_cli_resume_runs_the_tasks_once(write_world: World) ->
     async def by_cli() -> None:
         outcome["cli"] = await anyio.run_process(
             [*headrace_command(), "resume", write_world.failed_run, "--executor", "inprocess"],
-            env=server_env(write_world), cwd=str(write_world.home), check=False,
+            env=server_env(write_world),
+            cwd=str(write_world.home),
+            check=False,
         )
 
     async def both() -> None:
@@ -141,5 +161,7 @@ def test_mcp_resume_racing_cli_resume_runs_the_tasks_once(write_world: World) ->
     assert not (cli_refused and mcp.is_error)
     with write_world.store() as store:
         assert str(store.get_run(write_world.failed_run).state) == "success"
-        publish = {ti.task_id: ti for ti in store.get_task_instances(write_world.failed_run)}["publish"]
+        publish = {ti.task_id: ti for ti in store.get_task_instances(write_world.failed_run)}[
+            "publish"
+        ]
         assert publish.attempt == 2

@@ -101,18 +101,30 @@ def webhook_server() -> Iterator[WebhookServer]:
 
 
 @pytest.fixture
-def chained(tmp_path: Path, pg_schema: tuple[str, str]) -> Iterator[tuple[Settings, dict[str, str]]]:
+def chained(
+    tmp_path: Path, pg_schema: tuple[str, str]
+) -> Iterator[tuple[Settings, dict[str, str]]]:
     """tests/observe/pipelines/chain.py run once each: (settings, environment for the CLI)."""
     url, schema = pg_schema
     pg = f"{url}?schema={schema}"
-    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
-                        connections={"pg": pg, "warehouse": f"duckdb:///{tmp_path / 'wh.duckdb'}"})
+    settings = Settings(
+        home=tmp_path,
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        connections={"pg": pg, "warehouse": f"duckdb:///{tmp_path / 'wh.duckdb'}"},
+    )
     found = load_pipelines(CHAIN)
-    with open_store(settings.state_url) as store, Runner(store, "inprocess", settings=settings) as runner:
+    with (
+        open_store(settings.state_url) as store,
+        Runner(store, "inprocess", settings=settings) as runner,
+    ):
         assert runner.run(found["ingest"]).state == "success"
         published = runner.run(found["publish"])
         assert published.state == "success", published.task("clean_people").error
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
-    env.update(HEADRACE_HOME=str(tmp_path), HEADRACE_STATE_URL=settings.state_url, HEADRACE_CONN_PG=pg,
-               HEADRACE_CONN_WAREHOUSE=settings.connections["warehouse"])
+    env.update(
+        HEADRACE_HOME=str(tmp_path),
+        HEADRACE_STATE_URL=settings.state_url,
+        HEADRACE_CONN_PG=pg,
+        HEADRACE_CONN_WAREHOUSE=settings.connections["warehouse"],
+    )
     yield settings, env

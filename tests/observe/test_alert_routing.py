@@ -19,6 +19,7 @@ TRIES: dict[str, int] = {}
 def remember(kind: str):
     def callback(ctx: Context) -> None:
         SEEN.append((kind, ctx.task_id, ctx.error, ctx.ds, ctx.attempt))
+
     callback.__qualname__ = f"remember_{kind}"
     return callback
 
@@ -53,7 +54,9 @@ def test_callbacks_receive_the_context_with_the_error(store, settings) -> None:
     ]
 
 
-def test_a_broken_callback_is_logged_with_the_task_and_does_not_break_the_run(store, settings) -> None:
+def test_a_broken_callback_is_logged_with_the_task_and_does_not_break_the_run(
+    store, settings
+) -> None:
     def explode(ctx: Context) -> None:
         raise ValueError("callback bug")
 
@@ -71,7 +74,9 @@ def test_pipeline_and_task_recipients_get_email_through_the_global_smtp_server(
     store, settings, smtp_server, webhook_server
 ) -> None:
     port, inbox = smtp_server
-    smtp = EmailChannel("127.0.0.1", port, sender="headrace@example.com", recipients=["oncall@example.com"])
+    smtp = EmailChannel(
+        "127.0.0.1", port, sender="headrace@example.com", recipients=["oncall@example.com"]
+    )
     global_alerts = Alerter([smtp])
 
     @task(email=["loader-owner@example.com"], webhooks=[webhook_server.url + "/load"])
@@ -87,7 +92,9 @@ def test_pipeline_and_task_recipients_get_email_through_the_global_smtp_server(
         load()
         quiet()
 
-    result = Runner(store, executor="inprocess", settings=settings, alerter=global_alerts).run(routed, DAY)
+    result = Runner(store, executor="inprocess", settings=settings, alerter=global_alerts).run(
+        routed, DAY
+    )
 
     assert result.state == RunState.FAILED
     to = sorted(tuple(m["to"]) for m in inbox.messages)
@@ -103,7 +110,10 @@ def test_pipeline_and_task_recipients_get_email_through_the_global_smtp_server(
 def test_retry_routes_are_opt_in_per_task(store, settings, webhook_server) -> None:
     TRIES.clear()
 
-    @pipeline(name="retry_routes", defaults={"webhooks": webhook_server.url + "/team", "email_on_retry": True})
+    @pipeline(
+        name="retry_routes",
+        defaults={"webhooks": webhook_server.url + "/team", "email_on_retry": True},
+    )
     def retry_routes():
         flaky_then_broken()
 
@@ -127,10 +137,16 @@ class _Holding:
         pass
 
 
-def test_an_sla_miss_reaches_the_task_callback_and_its_webhook(store, settings, webhook_server) -> None:
+def test_an_sla_miss_reaches_the_task_callback_and_its_webhook(
+    store, settings, webhook_server
+) -> None:
     SEEN.clear()
 
-    @task(sla=timedelta(hours=3), on_sla_miss=remember("sla_miss"), webhooks=[webhook_server.url + "/sla"])
+    @task(
+        sla=timedelta(hours=3),
+        on_sla_miss=remember("sla_miss"),
+        webhooks=[webhook_server.url + "/sla"],
+    )
     def slow() -> None:
         return None
 
@@ -145,7 +161,10 @@ def test_an_sla_miss_reaches_the_task_callback_and_its_webhook(store, settings, 
     assert [m.task_id for m in scheduler.tick().sla_misses] == ["slow"]
 
     assert SEEN == [("sla_miss", "slow", None, "2024-01-01", 0)]
-    assert webhook_server.paths == ["/sla"] and webhook_server.bodies[0]["headrace"]["kind"] == "sla_miss"
+    assert (
+        webhook_server.paths == ["/sla"]
+        and webhook_server.bodies[0]["headrace"]["kind"] == "sla_miss"
+    )
 
 
 def test_descriptions_on_pipelines_and_tasks() -> None:
@@ -153,7 +172,9 @@ def test_descriptions_on_pipelines_and_tasks() -> None:
     def described() -> None:
         """Long documentation."""
 
-    @pipeline(name="described_pipeline", description="ETL pipeline for customer data with validation")
+    @pipeline(
+        name="described_pipeline", description="ETL pipeline for customer data with validation"
+    )
     def described_pipeline():
         """Customer ETL.
 

@@ -93,7 +93,9 @@ def test_webhook_posts_json_with_basic_auth_from_the_url(webhook_server):
     (headers,) = webhook_server.headers
     assert headers["Content-Type"] == "application/json"
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"hook:pa ss").decode()
-    assert webhook_server.paths == ["/in"] and webhook_server.bodies[0]["headrace"]["run_id"] == "r_01"
+    assert (
+        webhook_server.paths == ["/in"] and webhook_server.bodies[0]["headrace"]["run_id"] == "r_01"
+    )
 
 
 def test_webhook_redirect_is_an_answer_not_followed(webhook_server):

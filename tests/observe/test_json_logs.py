@@ -12,7 +12,7 @@ from pathlib import Path
 import headrace
 
 SRC = str(Path(headrace.__file__).resolve().parents[1])
-PIPELINE = textwrap.dedent('''
+PIPELINE = textwrap.dedent("""
     from datetime import datetime
     from headrace import Context, pipeline, task
 
@@ -24,16 +24,27 @@ PIPELINE = textwrap.dedent('''
     @pipeline(schedule="@daily", start_date=datetime(2024, 1, 1))
     def greet():
         hello()
-''')
+""")
 
 
-def _headrace(tmp_path: Path, *argv: str, log_format: str = "json") -> subprocess.CompletedProcess[str]:
+def _headrace(
+    tmp_path: Path, *argv: str, log_format: str = "json"
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
-    env.update(PYTHONPATH=os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]),
-               HEADRACE_HOME=str(tmp_path / "home"), HEADRACE_LOG_FORMAT=log_format,
-               HEADRACE_CONN_DB="postgresql://u:json-s3cret-pw@127.0.0.1/x")
-    return subprocess.run([sys.executable, "-c", "from headrace.cli import main; main()", *argv],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    env.update(
+        PYTHONPATH=os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]),
+        HEADRACE_HOME=str(tmp_path / "home"),
+        HEADRACE_LOG_FORMAT=log_format,
+        HEADRACE_CONN_DB="postgresql://u:json-s3cret-pw@127.0.0.1/x",
+    )
+    return subprocess.run(
+        [sys.executable, "-c", "from headrace.cli import main; main()", *argv],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _records(stderr: str) -> list[dict]:
@@ -55,9 +66,14 @@ def test_run_logs_json_lines(tmp_path: Path) -> None:
 
 def test_scheduler_logs_json_lines(tmp_path: Path) -> None:
     (tmp_path / "flows.py").write_text(PIPELINE)
-    done = _headrace(tmp_path, "scheduler", "flows.py", "--once", "--inline", "--executor", "inprocess")
+    done = _headrace(
+        tmp_path, "scheduler", "flows.py", "--once", "--inline", "--executor", "inprocess"
+    )
     assert done.returncode == 0, done.stderr
-    assert any(r["logger"] == "headrace.scheduler" and "starting run" in r["message"] for r in _records(done.stderr))
+    assert any(
+        r["logger"] == "headrace.scheduler" and "starting run" in r["message"]
+        for r in _records(done.stderr)
+    )
 
 
 def test_unknown_log_format_is_a_configuration_error(tmp_path: Path) -> None:

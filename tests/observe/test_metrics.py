@@ -34,14 +34,23 @@ def filled(tmp_path: Path) -> Iterator[tuple[StateStore, Settings, list[str]]]:
             runner.run(demo, DAY + timedelta(days=1)).run_id,
             runner.run(demo, DAY + timedelta(days=2)).run_id,
         ]
-        store.record_sla_miss(SlaMissRecord(
-            "web_demo", runs[0], "publish", DAY, DAY + timedelta(days=1, hours=1),
-            timedelta(hours=1), DAY + timedelta(days=1, hours=2),
-        ))
+        store.record_sla_miss(
+            SlaMissRecord(
+                "web_demo",
+                runs[0],
+                "publish",
+                DAY,
+                DAY + timedelta(days=1, hours=1),
+                timedelta(hours=1),
+                DAY + timedelta(days=1, hours=2),
+            )
+        )
         yield store, settings, runs
 
 
-def scrape(store: StateStore, collector: StoreCollector | None = None) -> dict[tuple[str, tuple], float]:
+def scrape(
+    store: StateStore, collector: StoreCollector | None = None
+) -> dict[tuple[str, tuple], float]:
     """Samples of one scrape, parsed back from the text format: (name, sorted labels) -> value."""
     registry = CollectorRegistry()
     registry.register(collector or StoreCollector(store))
@@ -64,33 +73,70 @@ def test_metrics_match_the_store(filled) -> None:
     instances = [ti for r in runs for ti in store.get_task_instances(r)]
     for state in ("success", "failed", "upstream_failed"):
         expected = sum(1 for ti in instances if ti.state.value == state)
-        assert samples[("headrace_task_instances", (("pipeline", "web_demo"), ("state", state)))] == expected
-    assert samples[("headrace_task_instances", (("pipeline", "web_demo"), ("state", "upstream_failed")))] == 1
+        assert (
+            samples[("headrace_task_instances", (("pipeline", "web_demo"), ("state", state)))]
+            == expected
+        )
+    assert (
+        samples[
+            ("headrace_task_instances", (("pipeline", "web_demo"), ("state", "upstream_failed")))
+        ]
+        == 1
+    )
 
     # fetch fails once per run: one retry each.
-    assert samples[("headrace_task_retries_total", (("pipeline", "web_demo"), ("task", "extract.fetch")))] == 3
-    assert ("headrace_task_retries_total", (("pipeline", "web_demo"), ("task", "publish"))) not in samples
+    assert (
+        samples[
+            ("headrace_task_retries_total", (("pipeline", "web_demo"), ("task", "extract.fetch")))
+        ]
+        == 3
+    )
+    assert (
+        "headrace_task_retries_total",
+        (("pipeline", "web_demo"), ("task", "publish")),
+    ) not in samples
 
     fetch = (("pipeline", "web_demo"), ("task", "extract.fetch"))
     assert samples[("headrace_task_duration_seconds_count", fetch)] == 3
-    durations = [(ti.ended_at - ti.started_at).total_seconds() for ti in instances
-                 if ti.task_id == "extract.fetch" and ti.started_at and ti.ended_at]
+    durations = [
+        (ti.ended_at - ti.started_at).total_seconds()
+        for ti in instances
+        if ti.task_id == "extract.fetch" and ti.started_at and ti.ended_at
+    ]
     assert samples[("headrace_task_duration_seconds_sum", fetch)] == pytest.approx(sum(durations))
-    assert samples[("headrace_task_duration_seconds_bucket", tuple(sorted((*fetch, ("le", "+Inf")))))] == 3
+    assert (
+        samples[("headrace_task_duration_seconds_bucket", tuple(sorted((*fetch, ("le", "+Inf")))))]
+        == 3
+    )
     for bound in DURATION_BUCKETS:
         le = tuple(sorted((*fetch, ("le", str(float(bound))))))
-        assert samples[("headrace_task_duration_seconds_bucket", le)] == sum(d <= bound for d in durations)
+        assert samples[("headrace_task_duration_seconds_bucket", le)] == sum(
+            d <= bound for d in durations
+        )
     publish = (("pipeline", "web_demo"), ("task", "publish"))
     assert samples[("headrace_task_duration_seconds_count", publish)] == 3  # failed ones count too
     notify = (("pipeline", "web_demo"), ("task", "notify"))
-    assert samples[("headrace_task_duration_seconds_count", notify)] == 2  # upstream_failed never ran
+    assert (
+        samples[("headrace_task_duration_seconds_count", notify)] == 2
+    )  # upstream_failed never ran
 
     # Two bad emails quarantined per run.
-    key = (("expectation", "matches_regex(email)"), ("pipeline", "web_demo"), ("task", "extract.clean"))
+    key = (
+        ("expectation", "matches_regex(email)"),
+        ("pipeline", "web_demo"),
+        ("task", "extract.clean"),
+    )
     assert samples[("headrace_quarantined_rows_total", key)] == 6
-    checks = (("pipeline", "web_demo"), ("severity", "warn"), ("status", "failed"), ("task", "extract.clean"))
+    checks = (
+        ("pipeline", "web_demo"),
+        ("severity", "warn"),
+        ("status", "failed"),
+        ("task", "extract.clean"),
+    )
     assert samples[("headrace_check_results_total", checks)] == 3
-    assert samples[("headrace_sla_misses_total", (("pipeline", "web_demo"), ("task", "publish")))] == 1
+    assert (
+        samples[("headrace_sla_misses_total", (("pipeline", "web_demo"), ("task", "publish")))] == 1
+    )
 
 
 def test_a_changed_run_is_read_again(filled) -> None:
@@ -101,7 +147,9 @@ def test_a_changed_run_is_read_again(filled) -> None:
     store.update_run(runs[0], state="running", ended_at=None)
     store.update_task_instance(runs[0], "publish", state=TaskState.RUNNING, attempt=2)
     during = scrape(store, collector)
-    store.update_task_instance(runs[0], "publish", state=TaskState.SUCCESS, ended_at=datetime.now(UTC))
+    store.update_task_instance(
+        runs[0], "publish", state=TaskState.SUCCESS, ended_at=datetime.now(UTC)
+    )
     store.update_run(runs[0], state="success", ended_at=datetime.now(UTC))
     after = scrape(store, collector)
 
@@ -122,8 +170,15 @@ def test_totals_follow_deleted_runs_and_match_a_fresh_collector(filled) -> None:
     succeeded = ("headrace_runs", (("pipeline", "web_demo"), ("state", "success")))
     tasks = ("headrace_task_instances", (("pipeline", "web_demo"), ("state", "success")))
     assert kept[succeeded] == 1
-    assert kept[tasks] == len([t for r in runs if r != runs[1] for t in store.get_task_instances(r)
-                               if t.state == TaskState.SUCCESS])
+    assert kept[tasks] == len(
+        [
+            t
+            for r in runs
+            if r != runs[1]
+            for t in store.get_task_instances(r)
+            if t.state == TaskState.SUCCESS
+        ]
+    )
 
 
 def test_an_unreadable_store_reports_down(tmp_path: Path) -> None:
@@ -159,8 +214,9 @@ class _RunByRun:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_the_databases_sums_match_reading_run_by_run(request: pytest.FixtureRequest, tmp_path: Path,
-                                                     backend: str) -> None:
+def test_the_databases_sums_match_reading_run_by_run(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
     if backend == "sqlite":
         url, schema = f"sqlite:///{tmp_path / 'state.db'}", None
     else:
@@ -176,9 +232,14 @@ def test_the_databases_sums_match_reading_run_by_run(request: pytest.FixtureRequ
         store.update_task_instance(runs[3], "notify", attempt=3)
         summed = StoreCollector(store)
         first = scrape(store, summed)
-        assert first[("headrace_task_retries_total", (("pipeline", "web_demo"), ("task", "notify")))] == 2
+        assert (
+            first[("headrace_task_retries_total", (("pipeline", "web_demo"), ("task", "notify")))]
+            == 2
+        )
         assert first == scrape(_RunByRun(store))  # type: ignore[arg-type]
-        assert summed._summed is not None and set(summed._summed) == set(runs)  # the database summed them
+        assert summed._summed is not None and set(summed._summed) == set(
+            runs
+        )  # the database summed them
         # A summed run resumed, another deleted: the sums are taken again, still equal.
         store.update_run(runs[0], state="running", ended_at=None)
         assert store.delete_runs([runs[1]]) == 1

@@ -67,7 +67,10 @@ def receiver() -> Iterator[Receiver]:
 
 
 def run_with(settings: Settings, pipe: Any) -> Any:
-    with open_store(settings.state_url) as store, Runner(store, "inprocess", settings=settings) as runner:
+    with (
+        open_store(settings.state_url) as store,
+        Runner(store, "inprocess", settings=settings) as runner,
+    ):
         result = runner.run(pipe)
     return result  # Runner.__exit__ flushed the events
 
@@ -88,31 +91,48 @@ def flaky_pair() -> None:
     second(first())
 
 
-def test_reference_pipeline_events_are_valid_and_name_datasets(tmp_path: Path, receiver: Receiver) -> None:
-    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
-                        lineage=LineageSettings(url=receiver.url, namespace="acme"))
+def test_reference_pipeline_events_are_valid_and_name_datasets(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    settings = Settings(
+        home=tmp_path,
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        lineage=LineageSettings(url=receiver.url, namespace="acme"),
+    )
     etl = load_pipelines(ROOT / "examples" / "customer_etl.py")["customer_etl"]
     result = run_with(settings, etl)
     assert result.state == "success"
     assert receiver.invalid == []
     kinds = [(e["job"]["name"], e["eventType"]) for e in receiver.events]
-    assert kinds == [("customer_etl", "START"), ("customer_etl.customers", "START"),
-                     ("customer_etl.customers", "COMPLETE"), ("customer_etl", "COMPLETE")]
+    assert kinds == [
+        ("customer_etl", "START"),
+        ("customer_etl.customers", "START"),
+        ("customer_etl.customers", "COMPLETE"),
+        ("customer_etl", "COMPLETE"),
+    ]
     complete = receiver.events[2]
     run_start = receiver.events[0]
     assert complete["run"]["facets"]["parent"]["run"]["runId"] == run_start["run"]["runId"]
     assert complete["job"]["namespace"] == "acme"
     (source,) = complete["inputs"]
     (target,) = complete["outputs"]
-    assert source["namespace"] == f"sqlite://{tmp_path / 'demo_crm.db'}" and source["name"] == "customers"
+    assert (
+        source["namespace"] == f"sqlite://{tmp_path / 'demo_crm.db'}"
+        and source["name"] == "customers"
+    )
     assert target["namespace"] == f"duckdb://{tmp_path / 'warehouse.duckdb'}"
     assert target["name"] == "warehouse.main.customers"
     fields = {f["name"]: f["type"] for f in target["facets"]["schema"]["fields"]}
-    assert {"customer_id", "email", "full_name", "email_domain"} <= set(fields) and "email_rank" not in fields
+    assert {"customer_id", "email", "full_name", "email_domain"} <= set(
+        fields
+    ) and "email_rank" not in fields
     lineage = target["facets"]["columnLineage"]["fields"]
     assert [i["field"] for i in lineage["email"]["inputFields"]] == ["email"]
     assert lineage["email"]["inputFields"][0]["name"] == "customers"
-    assert sorted(i["field"] for i in lineage["full_name"]["inputFields"]) == ["first_name", "last_name"]
+    assert sorted(i["field"] for i in lineage["full_name"]["inputFields"]) == [
+        "first_name",
+        "last_name",
+    ]
     loaded = result.result_of("customers")["loaded"]
     assert target["outputFacets"]["outputStatistics"]["rowCount"] == loaded > 0
     assertions = target["facets"]["dataQualityAssertions"]["assertions"]
@@ -123,8 +143,11 @@ def test_reference_pipeline_events_are_valid_and_name_datasets(tmp_path: Path, r
 
 
 def test_a_failing_task_sends_fail_with_the_error(tmp_path: Path, receiver: Receiver) -> None:
-    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
-                        lineage=LineageSettings(url=receiver.url))
+    settings = Settings(
+        home=tmp_path,
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        lineage=LineageSettings(url=receiver.url),
+    )
     result = run_with(settings, flaky_pair)
     assert result.state == "failed"
     assert receiver.invalid == []
@@ -137,12 +160,17 @@ def test_a_failing_task_sends_fail_with_the_error(tmp_path: Path, receiver: Rece
     assert "second" in run_fail["run"]["facets"]["errorMessage"]["message"]
 
 
-def test_receiver_down_the_run_succeeds_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_receiver_down_the_run_succeeds_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     down = Receiver()
     url = down.url
     down.close()  # nothing listens on that port any more
-    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
-                        lineage=LineageSettings(url=url, timeout=1.0))
+    settings = Settings(
+        home=tmp_path,
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        lineage=LineageSettings(url=url, timeout=1.0),
+    )
     with caplog.at_level(logging.WARNING, logger="headrace.lineage"):
         result = run_with(settings, flaky_pair)
         result2 = run_with(replace(settings), first_only)
@@ -158,8 +186,11 @@ def first_only() -> None:
 
 def test_file_transport_writes_one_event_a_line(tmp_path: Path) -> None:
     out = tmp_path / "events.jsonl"
-    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
-                        lineage=LineageSettings(transport="file", file=str(out)))
+    settings = Settings(
+        home=tmp_path,
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        lineage=LineageSettings(transport="file", file=str(out)),
+    )
     assert run_with(settings, first_only).state == "success"
     events = [json.loads(line) for line in out.read_text().splitlines()]
     assert [e["eventType"] for e in events] == ["START", "START", "COMPLETE", "COMPLETE"]
@@ -169,51 +200,84 @@ def test_file_transport_writes_one_event_a_line(tmp_path: Path) -> None:
 
 def test_openlineage_environment_is_read_at_the_edge(tmp_path: Path) -> None:
     config = tmp_path / "openlineage.yml"
-    config.write_text("transport:\n  type: http\n  url: http://marquez:5000\n  auth:\n    type: api_key\n    apiKey: s3cret\n")
-    settings = Settings.load(tmp_path, {"OPENLINEAGE_CONFIG": str(config), "OPENLINEAGE_NAMESPACE": "prod"})
-    assert (settings.lineage.kind, settings.lineage.url, settings.lineage.namespace) == ("http", "http://marquez:5000", "prod")
+    config.write_text(
+        "transport:\n  type: http\n  url: http://marquez:5000\n  auth:\n    type: api_key\n    apiKey: s3cret\n"
+    )
+    settings = Settings.load(
+        tmp_path, {"OPENLINEAGE_CONFIG": str(config), "OPENLINEAGE_NAMESPACE": "prod"}
+    )
+    assert (settings.lineage.kind, settings.lineage.url, settings.lineage.namespace) == (
+        "http",
+        "http://marquez:5000",
+        "prod",
+    )
     assert settings.lineage.api_key == "s3cret" and "s3cret" not in repr(settings)
     assert Settings.load(tmp_path, {"OPENLINEAGE_URL": "http://ol:5000"}).lineage.kind == "http"
-    assert Settings.load(tmp_path, {"OPENLINEAGE_URL": "http://ol:5000", "OPENLINEAGE_DISABLED": "true"}).lineage.kind is None
+    assert (
+        Settings.load(
+            tmp_path, {"OPENLINEAGE_URL": "http://ol:5000", "OPENLINEAGE_DISABLED": "true"}
+        ).lineage.kind
+        is None
+    )
     assert Settings.from_json(settings.to_json()).lineage == settings.lineage
 
 
-def test_sql_task_names_its_tables_and_columns(tmp_path: Path, receiver: Receiver, pg_schema) -> None:
+def test_sql_task_names_its_tables_and_columns(
+    tmp_path: Path, receiver: Receiver, pg_schema
+) -> None:
     from headrace.tasks.sql_statement import sql_task
 
     url, schema = pg_schema
     pg = f"{url}?schema={schema}"
-    setup = sql_task([
-        "CREATE TABLE orders (id int, customer_id int, amount numeric)",
-        "CREATE TABLE customers (id int, name text)",
-        "INSERT INTO orders VALUES (1, 1, 10), (2, 1, 5), (3, 2, 7)",
-        "INSERT INTO customers VALUES (1, 'ann'), (2, 'bob')",
-        "CREATE TABLE totals (customer text, total numeric)",
-    ], conn="pg", task_id="setup")
+    setup = sql_task(
+        [
+            "CREATE TABLE orders (id int, customer_id int, amount numeric)",
+            "CREATE TABLE customers (id int, name text)",
+            "INSERT INTO orders VALUES (1, 1, 10), (2, 1, 5), (3, 2, 7)",
+            "INSERT INTO customers VALUES (1, 'ann'), (2, 'bob')",
+            "CREATE TABLE totals (customer text, total numeric)",
+        ],
+        conn="pg",
+        task_id="setup",
+    )
     rollup = sql_task(
         "INSERT INTO totals (customer, total) SELECT c.name, sum(o.amount) FROM orders o "
         "JOIN customers c ON c.id = o.customer_id GROUP BY c.name",
-        conn="pg", task_id="rollup",
+        conn="pg",
+        task_id="rollup",
     )
 
     @pipeline(name="sql_rollup")
     def sql_rollup() -> None:
         setup() >> rollup()
 
-    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}", connections={"pg": pg},
-                        lineage=LineageSettings(url=receiver.url))
+    settings = Settings(
+        home=tmp_path,
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        connections={"pg": pg},
+        lineage=LineageSettings(url=receiver.url),
+    )
     assert run_with(settings, sql_rollup).state == "success"
     assert receiver.invalid == []
-    (complete,) = [e for e in receiver.events if e["job"]["name"] == "sql_rollup.rollup" and e["eventType"] == "COMPLETE"]
+    (complete,) = [
+        e
+        for e in receiver.events
+        if e["job"]["name"] == "sql_rollup.rollup" and e["eventType"] == "COMPLETE"
+    ]
     db = url.rsplit("/", 1)[1]
     assert {(d["namespace"], d["name"]) for d in complete["inputs"]} == {
-        ("postgres://127.0.0.1:5432", f"{db}.{schema}.orders"), ("postgres://127.0.0.1:5432", f"{db}.{schema}.customers"),
+        ("postgres://127.0.0.1:5432", f"{db}.{schema}.orders"),
+        ("postgres://127.0.0.1:5432", f"{db}.{schema}.customers"),
     }
     (out,) = complete["outputs"]
     assert out["name"] == f"{db}.{schema}.totals"
     fields = out["facets"]["columnLineage"]["fields"]
-    assert [(i["name"].rsplit(".", 1)[1], i["field"]) for i in fields["total"]["inputFields"]] == [("orders", "amount")]
-    assert [(i["name"].rsplit(".", 1)[1], i["field"]) for i in fields["customer"]["inputFields"]] == [("customers", "name")]
+    assert [(i["name"].rsplit(".", 1)[1], i["field"]) for i in fields["total"]["inputFields"]] == [
+        ("orders", "amount")
+    ]
+    assert [
+        (i["name"].rsplit(".", 1)[1], i["field"]) for i in fields["customer"]["inputFields"]
+    ] == [("customers", "name")]
     assert "INSERT INTO totals" in complete["job"]["facets"]["sql"]["query"]
     assert out["outputFacets"]["outputStatistics"]["rowCount"] == 2
 
@@ -244,13 +308,21 @@ def stopped() -> None:
     interrupted()
 
 
-def test_resume_sends_running_and_an_interrupt_sends_abort(tmp_path: Path, receiver: Receiver) -> None:
+def test_resume_sends_running_and_an_interrupt_sends_abort(
+    tmp_path: Path, receiver: Receiver
+) -> None:
     from headrace.engine.runner import RunInterrupted
 
-    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
-                        lineage=LineageSettings(url=receiver.url))
+    settings = Settings(
+        home=tmp_path,
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        lineage=LineageSettings(url=receiver.url),
+    )
     FLAKY.clear()
-    with open_store(settings.state_url) as store, Runner(store, "inprocess", settings=settings) as runner:
+    with (
+        open_store(settings.state_url) as store,
+        Runner(store, "inprocess", settings=settings) as runner,
+    ):
         first = runner.run(resumable)
         assert first.state == "failed"
         resumed = runner.resume(first.run_id, resumable)
@@ -258,7 +330,11 @@ def test_resume_sends_running_and_an_interrupt_sends_abort(tmp_path: Path, recei
         with pytest.raises(RunInterrupted):
             runner.run(stopped)
     assert receiver.invalid == []
-    runs = [(e["job"]["name"], e["eventType"], e["run"]["runId"]) for e in receiver.events if "." not in e["job"]["name"]]
+    runs = [
+        (e["job"]["name"], e["eventType"], e["run"]["runId"])
+        for e in receiver.events
+        if "." not in e["job"]["name"]
+    ]
     resumable_runs = [(kind, rid) for name, kind, rid in runs if name == "resumable"]
     assert [k for k, _ in resumable_runs] == ["START", "FAIL", "RUNNING", "COMPLETE"]
     assert len({rid for _, rid in resumable_runs}) == 1  # one OpenLineage run, resumed
@@ -266,10 +342,17 @@ def test_resume_sends_running_and_an_interrupt_sends_abort(tmp_path: Path, recei
     assert [e["eventType"] for e in stopped_events] == ["START", "ABORT"]
     assert "interrupted" in stopped_events[1]["run"]["facets"]["errorMessage"]["message"]
     tasks = [e["eventType"] for e in receiver.events if e["job"]["name"] == "resumable.fails_once"]
-    assert tasks == ["START", "FAIL", "RUNNING", "COMPLETE"]  # the task tried again in the same OL run
+    assert tasks == [
+        "START",
+        "FAIL",
+        "RUNNING",
+        "COMPLETE",
+    ]  # the task tried again in the same OL run
 
 
-def test_a_streamed_sync_sends_the_checks_of_all_its_batches(tmp_path: Path, receiver: Receiver) -> None:
+def test_a_streamed_sync_sends_the_checks_of_all_its_batches(
+    tmp_path: Path, receiver: Receiver
+) -> None:
     """No transform and row checks only: the sync streams batch by batch (two files, two
     batches); the dataQualityAssertions facet sums what every batch's checks found."""
     from headrace import destination, file_source, sync
@@ -277,20 +360,32 @@ def test_a_streamed_sync_sends_the_checks_of_all_its_batches(tmp_path: Path, rec
     from headrace.sync.execute import streamable
 
     (tmp_path / "people_1.csv").write_text("id,email\n1,a@x.org\n2,nope\n3,c@x.org\n")
-    (tmp_path / "people_2.csv").write_text("id,email\n4,d@x.org\n5,nope\n6,\n7,g@x.org\n")  # "" is text
+    (tmp_path / "people_2.csv").write_text(
+        "id,email\n4,d@x.org\n5,nope\n6,\n7,g@x.org\n"
+    )  # "" is text
     people = sync(
-        "people", source=file_source(str(tmp_path / "people_*.csv")),
-        checks=[not_null("email", severity="quarantine"),
-                matches_regex("email", r".+@.+", severity="quarantine", reason="bad email")],
+        "people",
+        source=file_source(str(tmp_path / "people_*.csv")),
+        checks=[
+            not_null("email", severity="quarantine"),
+            matches_regex("email", r".+@.+", severity="quarantine", reason="bad email"),
+        ],
         destination=destination("warehouse", table="people"),
     )
     assert streamable(people)
-    settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}",
-                        lineage=LineageSettings(url=receiver.url))
+    settings = Settings(
+        home=tmp_path,
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        lineage=LineageSettings(url=receiver.url),
+    )
     result = run_with(settings, people.pipeline(name="streamed"))
     assert result.state == "success" and result.result_of("people")["quarantined"] == 3
     assert receiver.invalid == []
-    (complete,) = [e for e in receiver.events if (e["job"]["name"], e["eventType"]) == ("streamed.people", "COMPLETE")]
+    (complete,) = [
+        e
+        for e in receiver.events
+        if (e["job"]["name"], e["eventType"]) == ("streamed.people", "COMPLETE")
+    ]
     assertions = complete["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
     got = {a["assertion"]: (a["success"], a["actual"]) for a in assertions}
     assert got == {"not_null(email)": (True, "0"), "matches_regex(email)": (False, "3")}  # 1 + 2
@@ -315,35 +410,107 @@ def test_events_have_the_shape_the_client_classes_give() -> None:
     from headrace.observe.openlineage import LineageNote, build_event, run_uuid
 
     src = {"namespace": "file", "name": "/in/people.csv"}
-    lineage = {"inputs": [{**src, "fields": [{"name": "email", "type": "string"}]}],
-               "outputs": [{"namespace": "duckdb:///w.duckdb", "name": "w.main.people",
-                            "fields": [{"name": "email", "type": "string", "description": "their address"}],
-                            "columns": {"email": {"inputs": [{**src, "field": "email"}], "type": "DIRECT",
-                                                  "subtype": "IDENTITY"}},
-                            "checks": [{"expectation": "not_null(email)", "column": "email", "severity": "quarantine",
-                                        "status": "failed", "failed": 2, "total": 9}]}]}
+    lineage = {
+        "inputs": [{**src, "fields": [{"name": "email", "type": "string"}]}],
+        "outputs": [
+            {
+                "namespace": "duckdb:///w.duckdb",
+                "name": "w.main.people",
+                "fields": [{"name": "email", "type": "string", "description": "their address"}],
+                "columns": {
+                    "email": {
+                        "inputs": [{**src, "field": "email"}],
+                        "type": "DIRECT",
+                        "subtype": "IDENTITY",
+                    }
+                },
+                "checks": [
+                    {
+                        "expectation": "not_null(email)",
+                        "column": "email",
+                        "severity": "quarantine",
+                        "status": "failed",
+                        "failed": 2,
+                        "total": 9,
+                    }
+                ],
+            }
+        ],
+    }
     start, end = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)
-    event = build_event(LineageNote("COMPLETE", "r1", "p", "t", -1, (start, end), result={"loaded": 7, "lineage": lineage}),
-                        "ns")
-    schema = sd.SchemaDatasetFacet(fields=[sd.SchemaDatasetFacetFields(name="email", type="string")])
-    assert event["inputs"] == [Serde.to_dict(InputDataset(namespace="file", name="/in/people.csv", facets={"schema": schema}))]
-    output = OutputDataset(namespace="duckdb:///w.duckdb", name="w.main.people", facets={
-        "schema": sd.SchemaDatasetFacet(fields=[sd.SchemaDatasetFacetFields(name="email", type="string",
-                                                                             description="their address")]),
-        "columnLineage": cl.ColumnLineageDatasetFacet(fields={"email": cl.Fields(inputFields=[cl.InputField(
-            namespace="file", name="/in/people.csv", field="email",
-            transformations=[cl.Transformation(type="DIRECT", subtype="IDENTITY")])])}),
-        # the client types this facet as an input facet; the spec allows it on outputs too
-        "dataQualityAssertions": dq.DataQualityAssertionsDatasetFacet(assertions=[dq.Assertion(  # type: ignore[dict-item]
-            assertion="not_null(email)", success=False, column="email", severity="quarantine", actual="2",
-            expected="0")]),
-    }, outputFacets={"outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(rowCount=7)})
+    event = build_event(
+        LineageNote(
+            "COMPLETE", "r1", "p", "t", -1, (start, end), result={"loaded": 7, "lineage": lineage}
+        ),
+        "ns",
+    )
+    schema = sd.SchemaDatasetFacet(
+        fields=[sd.SchemaDatasetFacetFields(name="email", type="string")]
+    )
+    assert event["inputs"] == [
+        Serde.to_dict(
+            InputDataset(namespace="file", name="/in/people.csv", facets={"schema": schema})
+        )
+    ]
+    output = OutputDataset(
+        namespace="duckdb:///w.duckdb",
+        name="w.main.people",
+        facets={
+            "schema": sd.SchemaDatasetFacet(
+                fields=[
+                    sd.SchemaDatasetFacetFields(
+                        name="email", type="string", description="their address"
+                    )
+                ]
+            ),
+            "columnLineage": cl.ColumnLineageDatasetFacet(
+                fields={
+                    "email": cl.Fields(
+                        inputFields=[
+                            cl.InputField(
+                                namespace="file",
+                                name="/in/people.csv",
+                                field="email",
+                                transformations=[
+                                    cl.Transformation(type="DIRECT", subtype="IDENTITY")
+                                ],
+                            )
+                        ]
+                    )
+                }
+            ),
+            # the client types this facet as an input facet; the spec allows it on outputs too
+            "dataQualityAssertions": dq.DataQualityAssertionsDatasetFacet(
+                assertions=[
+                    dq.Assertion(  # type: ignore[dict-item]
+                        assertion="not_null(email)",
+                        success=False,
+                        column="email",
+                        severity="quarantine",
+                        actual="2",
+                        expected="0",
+                    )
+                ]
+            ),
+        },
+        outputFacets={
+            "outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
+                rowCount=7
+            )
+        },
+    )
     assert event["outputs"] == [Serde.to_dict(output)]
     facets = event["run"]["facets"]
-    assert facets["nominalTime"] == Serde.to_dict(nominal_time_run.NominalTimeRunFacet(
-        nominalStartTime=start.isoformat(), nominalEndTime=end.isoformat()))
-    assert facets["parent"] == Serde.to_dict(parent_run.ParentRunFacet(
-        run=parent_run.Run(runId=run_uuid("r1")), job=parent_run.Job(namespace="ns", name="p")))
+    assert facets["nominalTime"] == Serde.to_dict(
+        nominal_time_run.NominalTimeRunFacet(
+            nominalStartTime=start.isoformat(), nominalEndTime=end.isoformat()
+        )
+    )
+    assert facets["parent"] == Serde.to_dict(
+        parent_run.ParentRunFacet(
+            run=parent_run.Run(runId=run_uuid("r1")), job=parent_run.Job(namespace="ns", name="p")
+        )
+    )
     VALIDATOR.validate(json.loads(json.dumps(event)))
 
 
@@ -381,7 +548,13 @@ def test_a_process_that_exits_without_closing_its_runner_still_sends_its_events(
 
     script = tmp_path / "exits.py"
     script.write_text(EXITS_WITHOUT_CLOSING)
-    subprocess.run([sys.executable, str(script), str(tmp_path), receiver.url], check=True, timeout=120)
+    subprocess.run(
+        [sys.executable, str(script), str(tmp_path), receiver.url], check=True, timeout=120
+    )
     assert receiver.invalid == []
     assert [(e["job"]["name"], e["eventType"]) for e in receiver.events] == [
-        ("quick", "START"), ("quick.one", "START"), ("quick.one", "COMPLETE"), ("quick", "COMPLETE")]
+        ("quick", "START"),
+        ("quick.one", "START"),
+        ("quick.one", "COMPLETE"),
+        ("quick", "COMPLETE"),
+    ]

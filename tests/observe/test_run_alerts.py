@@ -9,7 +9,7 @@ import pytest
 
 from headrace.cli import run_app
 
-FAILING = textwrap.dedent('''
+FAILING = textwrap.dedent("""
     from headrace import pipeline, task
 
     @task
@@ -19,7 +19,7 @@ FAILING = textwrap.dedent('''
     @pipeline
     def fragile():
         boom()
-''')
+""")
 
 
 def test_a_failed_cli_run_alerts_the_webhook(
@@ -36,4 +36,3 @@ def test_a_failed_cli_run_alerts_the_webhook(
     assert webhook_server.paths == ["/hook"]
     text = str(webhook_server.bodies[0])
     assert "fragile" in text and "boom" in text and "the source table is gone" in text
-

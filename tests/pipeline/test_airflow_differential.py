@@ -69,7 +69,9 @@ def pairs(intervals: list[Interval]) -> Pair:
 
 def timetable(case: dict[str, Any]) -> Timetable:
     schedule = case["schedule"]
-    return timetable_from(timedelta(seconds=schedule) if isinstance(schedule, int) else schedule, case["zone"])
+    return timetable_from(
+        timedelta(seconds=schedule) if isinstance(schedule, int) else schedule, case["zone"]
+    )
 
 
 def headrace_runs(tt: Timetable, case: dict[str, Any], count: int) -> list[Interval]:
@@ -102,8 +104,11 @@ def own_intervals(tt: Timetable, around: datetime) -> set[tuple[str, str]]:
 
 # -- the intentional differences: each checks headrace's answer is the principled one --
 
+
 def timedelta_grid(case: dict[str, Any], theirs: Any, ours: Any, tt: Timetable) -> bool:
-    if not (isinstance(case["schedule"], int) and case["kind"] == "latest" and isinstance(theirs, list)):
+    if not (
+        isinstance(case["schedule"], int) and case["kind"] == "latest" and isinstance(theirs, list)
+    ):
         return False
     step = timedelta(seconds=case["schedule"])
     start = parse(case["start"])
@@ -130,8 +135,12 @@ def start_in_repeated_hour(case: dict[str, Any], theirs: Any, ours: Any, tt: Tim
     if case["kind"] not in ("catchup", "latest") or not ours or not isinstance(theirs, list):
         return False
     first = parse(ours[0][0])
-    return (_repeated_wall_time(first, tt) and first >= parse(case["start"])
-            and first - parse(case["start"]) < timedelta(hours=2) and ours[1:] == theirs[:-1])
+    return (
+        _repeated_wall_time(first, tt)
+        and first >= parse(case["start"])
+        and first - parse(case["start"]) < timedelta(hours=2)
+        and ours[1:] == theirs[:-1]
+    )
 
 
 def spring_forward_just_fired(case: dict[str, Any], theirs: Any, ours: Any, tt: Timetable) -> bool:
@@ -142,7 +151,11 @@ def spring_forward_just_fired(case: dict[str, Any], theirs: Any, ours: Any, tt: 
 
 
 def error_30_minute_zone(case: dict[str, Any], theirs: Any, ours: Any, tt: Timetable) -> bool:
-    if case["zone"] != "Australia/Lord_Howe" or not isinstance(theirs, dict) or "error" not in theirs:
+    if (
+        case["zone"] != "Australia/Lord_Howe"
+        or not isinstance(theirs, dict)
+        or "error" not in theirs
+    ):
         return False
     own = own_intervals(tt, parse(ours[0][0]))
     contiguous = all(a[1] == b[0] for a, b in zip(ours, ours[1:], strict=False))
@@ -157,8 +170,13 @@ def manual_empty(case: dict[str, Any], theirs: Any, ours: Any, tt: Timetable) ->
 
 def manual_ends_after_date(case: dict[str, Any], theirs: Any, ours: Any, tt: Timetable) -> bool:
     at = parse(case["at"]) if case["kind"] == "manual" else None
-    return (at is not None and isinstance(theirs, list) and parse(theirs[1]) > at
-            and parse(ours[1]) <= at and tuple(ours) in own_intervals(tt, at))
+    return (
+        at is not None
+        and isinstance(theirs, list)
+        and parse(theirs[1]) > at
+        and parse(ours[1]) <= at
+        and tuple(ours) in own_intervals(tt, at)
+    )
 
 
 def manual_not_scheduled(case: dict[str, Any], theirs: Any, ours: Any, tt: Timetable) -> bool:
@@ -193,7 +211,9 @@ def compare() -> tuple[int, Counter[str], list[str]]:
         names = [n for n, rule in DIFFERENCES.items() if rule(case, theirs, ours, tt)]
         if len(names) != 1:
             shown = {k: v for k, v in case.items() if k != "intervals"}
-            unexplained.append(f"{shown} -> airflow {theirs}, headrace {ours} ({names or 'no rule'})")
+            unexplained.append(
+                f"{shown} -> airflow {theirs}, headrace {ours} ({names or 'no rule'})"
+            )
         seen.update(names[:1])
 
     for case in DATA["cases"]:
@@ -201,12 +221,16 @@ def compare() -> tuple[int, Counter[str], list[str]]:
         if case["kind"] == "manual":
             for at, theirs in zip(case["at"], case["intervals"], strict=True):
                 ending = tt.infer_manual_interval(parse(at), semantics="ending")
-                assert tt.latest_complete_interval(parse(at)) == ending  # a dateless trigger at `at`
+                assert (
+                    tt.latest_complete_interval(parse(at)) == ending
+                )  # a dateless trigger at `at`
                 judge({**case, "at": at}, theirs, pairs([ending])[0], tt)
         elif "error" in case:
             judge(case, {"error": case["error"]}, pairs(headrace_runs(tt, case, 3)), tt)
         else:
-            judge(case, case["intervals"], pairs(headrace_runs(tt, case, len(case["intervals"]))), tt)
+            judge(
+                case, case["intervals"], pairs(headrace_runs(tt, case, len(case["intervals"]))), tt
+            )
     return compared, seen, unexplained
 
 
@@ -219,7 +243,9 @@ def test_fixture_is_small_and_from_airflow() -> None:
 def test_headrace_agrees_with_airflow_except_the_listed_differences() -> None:
     compared, seen, unexplained = compare()
     assert not unexplained, "\n".join(unexplained[:10])
-    assert set(seen) == set(DIFFERENCES), f"a listed difference no longer occurs: {set(DIFFERENCES) - set(seen)}"
+    assert set(seen) == set(DIFFERENCES), (
+        f"a listed difference no longer occurs: {set(DIFFERENCES) - set(seen)}"
+    )
     agreed = compared - sum(seen.values())
     assert agreed / compared > 0.97, (compared, seen)
     print(f"{compared} intervals compared, {agreed} equal, differences: {dict(seen)}")

@@ -49,8 +49,11 @@ def test_calls_wire_data_dependencies_and_shift_orders_the_rest() -> None:
     assert etl.name == "etl"
     assert etl.order == ["extract", "transform", "load", "notify", "audit"]
     assert etl.upstream == {
-        "extract": (), "transform": ("extract",), "load": ("transform",),
-        "notify": ("load",), "audit": ("load",),
+        "extract": (),
+        "transform": ("extract",),
+        "load": ("transform",),
+        "notify": ("load",),
+        "audit": ("load",),
     }
     assert etl.downstream["load"] == ("notify", "audit")
     # the task's own policy wins; the pipeline defaults fill the rest

@@ -66,7 +66,8 @@ def test_run_pipeline_reports_a_failure_without_raising() -> None:
 
 def test_run_pipeline_from_main_of_a_script(tmp_path: Path) -> None:
     script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent('''
+    script.write_text(
+        textwrap.dedent("""
         from headrace import pipeline, run_pipeline, task
 
         @task
@@ -79,15 +80,23 @@ def test_run_pipeline_from_main_of_a_script(tmp_path: Path) -> None:
 
         if __name__ == "__main__":
             print(run_pipeline(greet).results["hello"])
-    '''))
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"})
+    """)
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "Hello, Ada!"
 
 
 def test_context_for_test_has_defaults() -> None:
-    ctx = Context.for_test(datetime(2024, 1, 2), params={"n": 2}, connections={"CRM": "sqlite:///crm.db"})
+    ctx = Context.for_test(
+        datetime(2024, 1, 2), params={"n": 2}, connections={"CRM": "sqlite:///crm.db"}
+    )
     assert (ctx.ds, ctx.prev_ds) == ("2024-01-02", "2024-01-01")
     assert ctx.logical_date.tzinfo == UTC and ctx.connection("crm") == "sqlite:///crm.db"
     assert numbers(ctx).num_rows == 2  # a task called directly in a unit test
@@ -108,13 +117,23 @@ def test_one_retry_vocabulary() -> None:
     assert by_retries.retries == by_attempts.retries == by_retry.retries == Retry(attempts=4)
     assert Retry(attempts=4).retries == 3
     with pytest.raises(DefinitionError, match="give one: attempts counts every try"):
+
         @task(retries=2, attempts=3)
         def both() -> None: ...
 
 
 def test_help_shows_the_full_signatures() -> None:
     task_options = inspect.signature(task.__call__).parameters
-    for name in ("task_id", "retries", "attempts", "timeout", "sla", "pool", "trigger_rule", "checks"):
+    for name in (
+        "task_id",
+        "retries",
+        "attempts",
+        "timeout",
+        "sla",
+        "pool",
+        "trigger_rule",
+        "checks",
+    ):
         assert name in task_options
     assert not any(p.kind == p.VAR_KEYWORD for p in task_options.values())
     pipeline_options = inspect.signature(pipeline).parameters

@@ -33,13 +33,17 @@ def test_ending_covers_the_interval_that_ends_before_the_date(store, settings) -
     result = Runner(store, executor="inprocess", settings=settings).run(airflow_like, DATE)
     assert result.run.logical_date == DATE
     assert (result.run.data_interval_start, result.run.data_interval_end) == (
-        datetime(2024, 5, 4, 0, tzinfo=UTC), datetime(2024, 5, 5, 0, tzinfo=UTC))
+        datetime(2024, 5, 4, 0, tzinfo=UTC),
+        datetime(2024, 5, 5, 0, tzinfo=UTC),
+    )
 
 
 def test_the_default_covers_the_interval_that_contains_the_date(store, settings) -> None:
     result = Runner(store, executor="inprocess", settings=settings).run(headrace_default, DATE)
     assert (result.run.data_interval_start, result.run.data_interval_end) == (
-        datetime(2024, 5, 5, 0, tzinfo=UTC), datetime(2024, 5, 6, 0, tzinfo=UTC))
+        datetime(2024, 5, 5, 0, tzinfo=UTC),
+        datetime(2024, 5, 6, 0, tzinfo=UTC),
+    )
 
 
 def test_an_unknown_choice_is_a_definition_error() -> None:

@@ -31,7 +31,9 @@ def test_strings_become_the_default_type(default, given, expected) -> None:
 
 
 def test_a_value_that_does_not_convert_names_pipeline_parameter_and_type() -> None:
-    with pytest.raises(ParamError, match=r"pipeline 'etl': parameter 'full_refresh' expects a bool"):
+    with pytest.raises(
+        ParamError, match=r"pipeline 'etl': parameter 'full_refresh' expects a bool"
+    ):
         coerce_param("etl", "full_refresh", False, "maybe")
     with pytest.raises(ParamError, match="expected a JSON list"):
         coerce_param("etl", "ids", [], '{"a": 1}')

@@ -17,8 +17,15 @@ import headrace.quality as quality
 GOLDEN = Path(__file__).parent / "golden"
 ENGINES = ("polars", "duckdb", "postgresql")
 
-_SIMPLE = {"int64": pa.int64(), "int32": pa.int32(), "float64": pa.float64(), "string": pa.string(),
-           "large_string": pa.large_string(), "bool": pa.bool_(), "date32": pa.date32()}
+_SIMPLE = {
+    "int64": pa.int64(),
+    "int32": pa.int32(),
+    "float64": pa.float64(),
+    "string": pa.string(),
+    "large_string": pa.large_string(),
+    "bool": pa.bool_(),
+    "date32": pa.date32(),
+}
 _TIMESTAMP = re.compile(r"^timestamp\[(s|ms|us|ns)(?:, tz=(.+))?\]$")
 _DECIMAL = re.compile(r"^decimal128\((\d+), (\d+)\)$")
 
@@ -77,8 +84,10 @@ class Case:
         """Expectations of the case; ``@reference`` is the reference table (or its name in SQL)."""
         built = []
         for spec in self.checks_spec:
-            args = [(self.reference_name if in_database else self.reference) if a == "@reference" else a
-                    for a in spec.get("args", [])]
+            args = [
+                (self.reference_name if in_database else self.reference) if a == "@reference" else a
+                for a in spec.get("args", [])
+            ]
             kwargs = dict(spec.get("kwargs", {}))
             if isinstance(kwargs.get("now"), str):
                 kwargs["now"] = dt.datetime.fromisoformat(kwargs["now"])
@@ -92,11 +101,17 @@ def load_cases() -> list[Case]:
         data = json.loads(path.read_text(encoding="utf-8"))
         for raw in data["cases"]:
             reference = raw.get("reference")
-            cases.append(Case(
-                file=path.stem, name=raw["name"], table=build_table(raw["columns"]),
-                checks_spec=raw["checks"], expected=raw["expected"],
-                engines=tuple(raw.get("engines", ENGINES)), quarantined_rows=raw.get("quarantined_rows"),
-                reference_name=reference["name"] if reference else None,
-                reference=build_table(reference["columns"]) if reference else None,
-            ))
+            cases.append(
+                Case(
+                    file=path.stem,
+                    name=raw["name"],
+                    table=build_table(raw["columns"]),
+                    checks_spec=raw["checks"],
+                    expected=raw["expected"],
+                    engines=tuple(raw.get("engines", ENGINES)),
+                    quarantined_rows=raw.get("quarantined_rows"),
+                    reference_name=reference["name"] if reference else None,
+                    reference=build_table(reference["columns"]) if reference else None,
+                )
+            )
     return cases

@@ -74,7 +74,9 @@ TABLE = build_table()
 
 def expectation(case: dict[str, Any]) -> quality.Expectation:
     spec = case["headrace"]
-    built: quality.Expectation = getattr(quality, spec["fn"])(*spec["args"], name=case["id"], **spec["kwargs"])
+    built: quality.Expectation = getattr(quality, spec["fn"])(
+        *spec["args"], name=case["id"], **spec["kwargs"]
+    )
     return built
 
 
@@ -104,8 +106,10 @@ def results(request: pytest.FixtureRequest) -> Iterator[dict[str, dict[str, Expe
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-    yield {engine: {r.name: r for r in report.results}
-           for engine, report in zip(ENGINES, (polars, duck, postgres), strict=True)}
+    yield {
+        engine: {r.name: r for r in report.results}
+        for engine, report in zip(ENGINES, (polars, duck, postgres), strict=True)
+    }
 
 
 def values(column: str) -> list[Any]:
@@ -113,6 +117,7 @@ def values(column: str) -> list[Any]:
 
 
 # -- the intentional differences: each checks headrace against the rows themselves -----
+
 
 def python_dollar(case: dict[str, Any], gx: dict[str, Any], ours: ExpectationResult) -> bool:
     if case["headrace"]["fn"] != "matches_regex" or case["headrace"]["args"][0] != "email":
@@ -128,11 +133,14 @@ def nullable_int_text(case: dict[str, Any], gx: dict[str, Any], ours: Expectatio
     if case["id"] != "regex qty one digit":
         return False
     present = [v for v in values("qty") if v is not None]
-    return (ours.failed == sum(1 for v in present if not re.search(r"^\d$", str(v)))
-            and gx["unexpected_count"] == sum(1 for v in present if not re.search(r"^\d$", f"{float(v)}")))
+    return ours.failed == sum(1 for v in present if not re.search(r"^\d$", str(v))) and gx[
+        "unexpected_count"
+    ] == sum(1 for v in present if not re.search(r"^\d$", f"{float(v)}"))
 
 
-def compound_unique_nulls(case: dict[str, Any], gx: dict[str, Any], ours: ExpectationResult) -> bool:
+def compound_unique_nulls(
+    case: dict[str, Any], gx: dict[str, Any], ours: ExpectationResult
+) -> bool:
     if case["id"] != "unique a, b":
         return False
     keys = list(zip(values("a"), values("b"), strict=True))
@@ -140,18 +148,30 @@ def compound_unique_nulls(case: dict[str, Any], gx: dict[str, Any], ours: Expect
     return ours.failed == sum(n for n in complete.values() if n > 1) < gx["unexpected_count"]
 
 
-def naive_bound_zoned_column(case: dict[str, Any], gx: dict[str, Any], ours: ExpectationResult) -> bool:
+def naive_bound_zoned_column(
+    case: dict[str, Any], gx: dict[str, Any], ours: ExpectationResult
+) -> bool:
     if case["id"] != "between created_at naive bound" or "error" not in gx:
         return False
     bound = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
-    early = sum(1 for v in values("created_at") if dt.datetime.fromisoformat(v.replace("Z", "+00:00")) < bound)
-    return ours.failed == early == CASES["between created_at aware bound"]["gx_result"]["unexpected_count"]
+    early = sum(
+        1
+        for v in values("created_at")
+        if dt.datetime.fromisoformat(v.replace("Z", "+00:00")) < bound
+    )
+    return (
+        ours.failed
+        == early
+        == CASES["between created_at aware bound"]["gx_result"]["unexpected_count"]
+    )
 
 
 def boolean_text(case: dict[str, Any], gx: dict[str, Any], ours: ExpectationResult) -> bool:
     if case["id"] != "in set flag2 text false":
         return False
-    return ours.failed == values("flag2").count(True) and gx["unexpected_count"] == len(values("flag2"))
+    return ours.failed == values("flag2").count(True) and gx["unexpected_count"] == len(
+        values("flag2")
+    )
 
 
 def sum_int64_overflow(case: dict[str, Any], gx: dict[str, Any], ours: ExpectationResult) -> bool:
@@ -159,7 +179,12 @@ def sum_int64_overflow(case: dict[str, Any], gx: dict[str, Any], ours: Expectati
         return False
     exact = sum(values("big"))
     wrapped = (exact + 2**63) % 2**64 - 2**63
-    return exact > 2**63 and int(ours.observed) == exact and int(gx["observed_value"]) == wrapped and ours.passed
+    return (
+        exact > 2**63
+        and int(ours.observed) == exact
+        and int(gx["observed_value"]) == wrapped
+        and ours.passed
+    )
 
 
 DIFFERENCES: dict[str, Callable[[dict[str, Any], dict[str, Any], ExpectationResult], bool]] = {
@@ -202,11 +227,15 @@ def test_headrace_agrees_with_gx_except_the_listed_differences(
             continue
         names = [n for n, rule in DIFFERENCES.items() if rule(case, gx, ours)]
         if len(names) != 1:
-            unexplained.append(f"{ident}: gx {gx}, headrace failed={ours.failed} passed={ours.passed} "
-                               f"observed={ours.observed} ({names or 'no rule'})")
+            unexplained.append(
+                f"{ident}: gx {gx}, headrace failed={ours.failed} passed={ours.passed} "
+                f"observed={ours.observed} ({names or 'no rule'})"
+            )
         seen.update(names[:1])
     assert not unexplained, "\n".join(unexplained)
-    assert set(seen) == set(DIFFERENCES), f"a listed difference no longer occurs: {set(DIFFERENCES) - set(seen)}"
+    assert set(seen) == set(DIFFERENCES), (
+        f"a listed difference no longer occurs: {set(DIFFERENCES) - set(seen)}"
+    )
     assert len(CASES) - sum(seen.values()) >= 28  # the rest agree exactly
 
 

@@ -32,27 +32,40 @@ EMAIL = r"^[^\s@]+@[^\s@]+\.[^\s@]+$"
 
 @pytest.fixture
 def customers() -> pa.Table:
-    return pa.table({
-        "customer_id": pa.array([1, 2, 3, 3, None, 6], pa.int64()),
-        "email": ["a@x.io", "not-an-email", "c@x.io", "d@x.io", None, "bad mail@x.io"],
-        "phone": ["0123456789", "12", "0123456789", "0123456789", "0123456789", "555"],
-        "created_at": pa.array([dt.datetime(2021, 1, 1, tzinfo=dt.UTC)] * 5
-                               + [dt.datetime(2019, 5, 1, tzinfo=dt.UTC)], pa.timestamp("us", tz="UTC")),
-    })
+    return pa.table(
+        {
+            "customer_id": pa.array([1, 2, 3, 3, None, 6], pa.int64()),
+            "email": ["a@x.io", "not-an-email", "c@x.io", "d@x.io", None, "bad mail@x.io"],
+            "phone": ["0123456789", "12", "0123456789", "0123456789", "0123456789", "555"],
+            "created_at": pa.array(
+                [dt.datetime(2021, 1, 1, tzinfo=dt.UTC)] * 5
+                + [dt.datetime(2019, 5, 1, tzinfo=dt.UTC)],
+                pa.timestamp("us", tz="UTC"),
+            ),
+        }
+    )
 
 
 def test_quarantine_keeps_each_row_once_with_all_reasons(customers: pa.Table) -> None:
-    outcome = apply_checks(customers, [
-        matches_regex("email", EMAIL, severity="quarantine", reason="invalid email"),
-        matches_regex("phone", r"^[0-9]{10}$", severity="quarantine", name="ten_digit_phone"),
-        between("created_at", min="2020-01-01", severity="warn"),
-    ], pipeline="crm", task="clean")
+    outcome = apply_checks(
+        customers,
+        [
+            matches_regex("email", EMAIL, severity="quarantine", reason="invalid email"),
+            matches_regex("phone", r"^[0-9]{10}$", severity="quarantine", name="ten_digit_phone"),
+            between("created_at", min="2020-01-01", severity="warn"),
+        ],
+        pipeline="crm",
+        task="clean",
+    )
     q = outcome.quarantined
     assert q is not None
     # rows 1 (email + phone) and 5 (email + phone) fail twice, appear once
     assert q.column("customer_id").to_pylist() == [2, 6]
     assert q.column(EXPECTATION_COLUMN).to_pylist() == ["matches_regex(email); ten_digit_phone"] * 2
-    assert q.column(REASON_COLUMN).to_pylist() == ["invalid email; phone does not match ^[0-9]{10}$"] * 2
+    assert (
+        q.column(REASON_COLUMN).to_pylist()
+        == ["invalid email; phone does not match ^[0-9]{10}$"] * 2
+    )
     assert q.schema.names == [*customers.schema.names, EXPECTATION_COLUMN, REASON_COLUMN]
     # the rest go on, same columns, same order; warn rows stay
     assert outcome.passed.schema == customers.schema
@@ -64,9 +77,12 @@ def test_quarantine_keeps_each_row_once_with_all_reasons(customers: pa.Table) ->
 
 
 def test_fail_severity_raises_a_clear_summary(customers: pa.Table) -> None:
-    outcome = apply_checks(customers, [not_null("customer_id"), unique("customer_id"),
-                                       not_null("email", severity="warn")],
-                           pipeline="crm", task="validate")
+    outcome = apply_checks(
+        customers,
+        [not_null("customer_id"), unique("customer_id"), not_null("email", severity="warn")],
+        pipeline="crm",
+        task="validate",
+    )
     with pytest.raises(ExpectationsFailed) as info:
         outcome.raise_for_failures()
     message = str(info.value)
@@ -81,19 +97,35 @@ def test_fail_severity_raises_a_clear_summary(customers: pa.Table) -> None:
 
 
 def test_results_and_records(customers: pa.Table) -> None:
-    outcome = apply_checks(customers, [unique("customer_id"), row_count_between(min=10, severity="warn"),
-                                       not_null("phone")], pipeline="crm", task="validate")
+    outcome = apply_checks(
+        customers,
+        [unique("customer_id"), row_count_between(min=10, severity="warn"), not_null("phone")],
+        pipeline="crm",
+        task="validate",
+    )
     records = outcome.records("run-1")
     assert all(isinstance(r, CheckResultRecord) for r in records)
     by_name = {r.expectation: r for r in records}
     dup = by_name["unique(customer_id)"]
-    assert (dup.run_id, dup.task_id, dup.severity, dup.status, dup.total, dup.failed, dup.column) == (
-        "run-1", "validate", "fail", "failed", 6, 2, "customer_id")
+    assert (
+        dup.run_id,
+        dup.task_id,
+        dup.severity,
+        dup.status,
+        dup.total,
+        dup.failed,
+        dup.column,
+    ) == ("run-1", "validate", "fail", "failed", 6, 2, "customer_id")
     assert dup.details["failed_pct"] == pytest.approx(33.3333)
     assert [row["_hr_row"] for row in dup.details["sample"]] == [2, 3]
     assert dup.details["sample"][0]["created_at"] == "2021-01-01T00:00:00+00:00"  # JSON-safe
     count = by_name["row_count_between"]
-    assert (count.status, count.total, count.failed, count.details["observed"]) == ("failed", 1, 1, 6)
+    assert (count.status, count.total, count.failed, count.details["observed"]) == (
+        "failed",
+        1,
+        1,
+        6,
+    )
     assert by_name["not_null(phone)"].status == "passed"
     assert by_name["not_null(phone)"].details["sample"] == []
 
@@ -115,10 +147,12 @@ def test_polars_input_and_other_columns_untouched() -> None:
 
 
 def test_table_level_checks_cannot_quarantine() -> None:
-    for build in (lambda: row_count_between(1, severity="quarantine"),
-                  lambda: stat_between("x", "mean", min=0, severity="quarantine"),
-                  lambda: freshness("ts", "1d", severity="quarantine"),
-                  lambda: schema_is({"x": "integer"}, severity="quarantine")):
+    for build in (
+        lambda: row_count_between(1, severity="quarantine"),
+        lambda: stat_between("x", "mean", min=0, severity="quarantine"),
+        lambda: freshness("ts", "1d", severity="quarantine"),
+        lambda: schema_is({"x": "integer"}, severity="quarantine"),
+    ):
         with pytest.raises(DefinitionError, match="no failing rows to quarantine"):
             build()
 
@@ -141,7 +175,9 @@ def test_errors_at_apply_name_pipeline_task_and_suggest_columns(customers: pa.Ta
         apply_checks(customers, [not_null("emial")], pipeline="crm", task="clean")
     assert "pipeline 'crm', task 'clean'" in str(info.value)
     assert "no column 'emial'" in str(info.value) and "Did you mean 'email'" in str(info.value)
-    with pytest.raises(ExpectationDefinitionError, match="two expectations are named 'not_null\\(email\\)'"):
+    with pytest.raises(
+        ExpectationDefinitionError, match="two expectations are named 'not_null\\(email\\)'"
+    ):
         apply_checks(customers, [not_null("email"), not_null("email", severity="warn")])
     with pytest.raises(ExpectationDefinitionError, match="bound 'soon' is not an ISO date"):
         apply_checks(customers, [between("created_at", max="soon")])
@@ -155,8 +191,12 @@ def test_many_rows_one_pass_counts_match_polars() -> None:
     """A larger table: counts agree with a hand-written Polars select."""
     n = 200_000
     ids = pl.int_range(0, n, eager=True) % 150_000
-    frame = pl.DataFrame({"id": ids, "email": pl.Series([f"u{i}@x.io" if i % 97 else "bad" for i in range(n)])})
-    outcome = apply_checks(frame, [unique("id"), matches_regex("email", EMAIL, severity="quarantine")])
+    frame = pl.DataFrame(
+        {"id": ids, "email": pl.Series([f"u{i}@x.io" if i % 97 else "bad" for i in range(n)])}
+    )
+    outcome = apply_checks(
+        frame, [unique("id"), matches_regex("email", EMAIL, severity="quarantine")]
+    )
     expected_dups = frame.select(pl.col("id").is_duplicated().sum()).item()
     assert outcome.result("unique(id)").failed == expected_dups == 100_000
     bad = sum(1 for i in range(n) if i % 97 == 0)

@@ -18,11 +18,23 @@ def stored_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"sqlite:///{tmp_path / 'state.db'}"
     monkeypatch.setenv("HEADRACE_STATE_URL", url)
     monkeypatch.setenv("COLUMNS", "200")
-    table = pa.table({"customer_id": pa.array([1, 2, 2, None], pa.int64()),
-                      "email": ["a@x.io", "bad [red]", "b@x.io", "c@x.io"]})
-    outcome = apply_checks(table, [not_null("customer_id"), unique("customer_id", severity="warn"),
-                                   matches_regex("email", "@", severity="quarantine"),
-                                   row_count_between(max=100)], pipeline="crm", task="validate")
+    table = pa.table(
+        {
+            "customer_id": pa.array([1, 2, 2, None], pa.int64()),
+            "email": ["a@x.io", "bad [red]", "b@x.io", "c@x.io"],
+        }
+    )
+    outcome = apply_checks(
+        table,
+        [
+            not_null("customer_id"),
+            unique("customer_id", severity="warn"),
+            matches_regex("email", "@", severity="quarantine"),
+            row_count_between(max=100),
+        ],
+        pipeline="crm",
+        task="validate",
+    )
     store = open_store(url)
     try:
         day = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -39,7 +51,9 @@ def test_checks_table(stored_run: str, capsys: pytest.CaptureFixture[str]) -> No
     lines = {line.split("│")[2].strip(): line for line in out.splitlines() if line.count("│") > 5}
     assert "1/4" in lines["not_null(customer_id)"] and "25.00%" in lines["not_null(customer_id)"]
     assert "warn" in lines["unique(customer_id)"] and "2/4" in lines["unique(customer_id)"]
-    assert "quarantine" in lines["matches_regex(email)"] and "failed" in lines["matches_regex(email)"]
+    assert (
+        "quarantine" in lines["matches_regex(email)"] and "failed" in lines["matches_regex(email)"]
+    )
     assert "passed" in lines["row_count_between"] and "0/1" in lines["row_count_between"]
     assert "1 passed, 3 failed (1 with severity fail)" in out
     assert "_hr_row" not in out  # samples only on request

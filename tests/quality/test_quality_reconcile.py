@@ -30,7 +30,11 @@ def test_missing_rows_fail_with_all_counts() -> None:
     assert (error.extracted, error.loaded, error.quarantined) == (1000, 980, 10)
     message = str(error)
     assert "pipeline 'customer_etl', run r1, table 'warehouse.customers'" in message
-    assert (error.pipeline, error.run_id, error.table) == ("customer_etl", "r1", "warehouse.customers")
+    assert (error.pipeline, error.run_id, error.table) == (
+        "customer_etl",
+        "r1",
+        "warehouse.customers",
+    )
     assert "extracted 1000 != loaded 980 + quarantined 10 = 990 (10 rows missing)" in message
 
 

@@ -53,8 +53,13 @@ def pg_semantics_schema(request: pytest.FixtureRequest) -> Iterator[tuple[str, s
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def run(engine: str, table: pa.Table, checks: list[Any], duck: duckdb.DuckDBPyConnection,
-        request: pytest.FixtureRequest | None = None) -> dict[str, ExpectationResult]:
+def run(
+    engine: str,
+    table: pa.Table,
+    checks: list[Any],
+    duck: duckdb.DuckDBPyConnection,
+    request: pytest.FixtureRequest | None = None,
+) -> dict[str, ExpectationResult]:
     """Results by name: the Polars pass, or DuckDB / PostgreSQL over the same rows."""
     if engine == "polars":
         outcome = apply_checks(table, checks, pipeline="semantics", task="t")
@@ -80,13 +85,18 @@ def run(engine: str, table: pa.Table, checks: list[Any], duck: duckdb.DuckDBPyCo
 def test_checks_on_a_dictionary_column(engine: str, duck: duckdb.DuckDBPyConnection) -> None:
     country = pa.array(["DE", "FR", "xx", None, "DE", "Deutschland"]).dictionary_encode()
     table = pa.table({"country": country})
-    got = run(engine, table, [
-        matches_regex("country", r"^[A-Z]{2}$"),
-        accepted_values("country", ["DE", "FR"]),
-        between("country", min="A", max="Z"),
-        not_null("country"),
-        unique("country"),
-    ], duck)
+    got = run(
+        engine,
+        table,
+        [
+            matches_regex("country", r"^[A-Z]{2}$"),
+            accepted_values("country", ["DE", "FR"]),
+            between("country", min="A", max="Z"),
+            not_null("country"),
+            unique("country"),
+        ],
+        duck,
+    )
     assert got["matches_regex(country)"].failed == 2
     assert got["accepted_values(country)"].failed == 2
     assert got["between(country)"].failed == 1  # "xx" sorts after "Z"
@@ -95,15 +105,22 @@ def test_checks_on_a_dictionary_column(engine: str, duck: duckdb.DuckDBPyConnect
 
 
 @pytest.mark.parametrize("engine", ALL_ENGINES)
-def test_accepted_values_on_booleans_reads_text_as_booleans(engine: str, duck: duckdb.DuckDBPyConnection,
-                                                            request: pytest.FixtureRequest) -> None:
+def test_accepted_values_on_booleans_reads_text_as_booleans(
+    engine: str, duck: duckdb.DuckDBPyConnection, request: pytest.FixtureRequest
+) -> None:
     table = pa.table({"flag": pa.array([True, False, False, None], pa.bool_())})
-    got = run(engine, table, [
-        accepted_values("flag", ["false"], name="text_false"),
-        accepted_values("flag", ["TRUE"], name="text_true"),
-        accepted_values("flag", [False], name="bool_false"),
-        accepted_values("flag", [0, 1], name="zero_one"),
-    ], duck, request)
+    got = run(
+        engine,
+        table,
+        [
+            accepted_values("flag", ["false"], name="text_false"),
+            accepted_values("flag", ["TRUE"], name="text_true"),
+            accepted_values("flag", [False], name="bool_false"),
+            accepted_values("flag", [0, 1], name="zero_one"),
+        ],
+        duck,
+        request,
+    )
     assert got["text_false"].failed == 1  # True fails, both False pass
     assert got["text_true"].failed == 2
     assert got["bool_false"].failed == 1
@@ -112,13 +129,16 @@ def test_accepted_values_on_booleans_reads_text_as_booleans(engine: str, duck: d
 
 def test_accepted_values_on_booleans_refuses_other_values() -> None:
     table = pa.table({"flag": pa.array([True], pa.bool_())})
-    with pytest.raises(ExpectationDefinitionError, match=r"accepted_values\(flag\).*'maybe'.*true, false"):
+    with pytest.raises(
+        ExpectationDefinitionError, match=r"accepted_values\(flag\).*'maybe'.*true, false"
+    ):
         apply_checks(table, [accepted_values("flag", ["maybe"])])
 
 
 @pytest.mark.parametrize("engine", ALL_ENGINES)
-def test_sum_of_int64_is_exact_beyond_int64(engine: str, duck: duckdb.DuckDBPyConnection,
-                                            request: pytest.FixtureRequest) -> None:
+def test_sum_of_int64_is_exact_beyond_int64(
+    engine: str, duck: duckdb.DuckDBPyConnection, request: pytest.FixtureRequest
+) -> None:
     big = 2**62
     table = pa.table({"n": pa.array([big, big, 5, None], pa.int64())})
     got = run(engine, table, [stat_between("n", "sum", min=2**63, max=2**63 + 5)], duck, request)
@@ -153,20 +173,32 @@ def test_a_reversed_range_of_dates_is_found_when_the_column_type_is_known() -> N
 
 
 @pytest.mark.parametrize("engine", ALL_ENGINES)
-def test_mostly_passes_when_enough_rows_pass(engine: str, duck: duckdb.DuckDBPyConnection,
-                                             request: pytest.FixtureRequest) -> None:
+def test_mostly_passes_when_enough_rows_pass(
+    engine: str, duck: duckdb.DuckDBPyConnection, request: pytest.FixtureRequest
+) -> None:
     # 20 rows: 2 null emails, 3 malformed (of the 18 present: 15/18 = 0.833 pass)
     emails = ["a@b.co"] * 15 + ["bad", "also bad", "nope"] + [None, None]
     table = pa.table({"email": pa.array(emails, pa.string())})
-    got = run(engine, table, [
-        not_null("email", mostly=0.9, name="nn_90"),          # 18/20 = 0.9: passes
-        not_null("email", mostly=0.95, name="nn_95"),         # fails
-        matches_regex("email", "@", mostly=0.8, name="re_80"),  # 15/18 present rows: passes
-        matches_regex("email", "@", mostly=0.85, name="re_85"),  # fails
-        matches_regex("email", "@", name="re_all"),
-    ], duck, request)
+    got = run(
+        engine,
+        table,
+        [
+            not_null("email", mostly=0.9, name="nn_90"),  # 18/20 = 0.9: passes
+            not_null("email", mostly=0.95, name="nn_95"),  # fails
+            matches_regex("email", "@", mostly=0.8, name="re_80"),  # 15/18 present rows: passes
+            matches_regex("email", "@", mostly=0.85, name="re_85"),  # fails
+            matches_regex("email", "@", name="re_all"),
+        ],
+        duck,
+        request,
+    )
     assert [got[n].passed for n in ("nn_90", "nn_95", "re_80", "re_85", "re_all")] == [
-        True, False, True, False, False]
+        True,
+        False,
+        True,
+        False,
+        False,
+    ]
     assert got["re_80"].failed == 3 and got["nn_90"].failed == 2  # counts are unchanged
     assert "mostly" in got["re_85"].reason
 
@@ -185,7 +217,19 @@ def test_mostly_must_be_a_fraction() -> None:
 
 
 MARK = "cafe\u0301"  # e + combining acute: a word character in Rust, not in a C.UTF-8 locale
-TEXTS = ["a\xa0b@c.de", "１２３４５", "café", "日本語", "plain", "12345", "a b", "x_y", "\u2003", MARK, None]
+TEXTS = [
+    "a\xa0b@c.de",
+    "１２３４５",
+    "café",
+    "日本語",
+    "plain",
+    "12345",
+    "a b",
+    "x_y",
+    "\u2003",
+    MARK,
+    None,
+]
 
 
 @pytest.mark.parametrize(
@@ -196,7 +240,10 @@ TEXTS = ["a\xa0b@c.de", "１２３４５", "café", "日本語", "plain", "12345
         (r"^\d+$", ["a\xa0b@c.de", "café", "日本語", "plain", "a b", "x_y", "\u2003", MARK]),
         (r"^\D+$", ["１２３４５", "12345"]),
         (r"^\w+$", ["a\xa0b@c.de", "a b", "\u2003"]),
-        (r"^\W+$", ["a\xa0b@c.de", "１２３４５", "café", "日本語", "plain", "12345", "a b", "x_y", MARK]),
+        (
+            r"^\W+$",
+            ["a\xa0b@c.de", "１２３４５", "café", "日本語", "plain", "12345", "a b", "x_y", MARK],
+        ),
         (r"^[^\s@]+@[^\s@]+\.[^\s@]+$", [t for t in TEXTS if t is not None]),
         (r"^[\w.]+$", ["a\xa0b@c.de", "a b", "\u2003"]),
         (r"^[\d]{5}$", ["a\xa0b@c.de", "café", "日本語", "plain", "a b", "x_y", "\u2003", MARK]),
@@ -204,14 +251,20 @@ TEXTS = ["a\xa0b@c.de", "１２３４５", "café", "日本語", "plain", "12345
     ],
 )
 @pytest.mark.parametrize("engine", ALL_ENGINES)
-def test_regex_classes_are_unicode_in_every_engine(engine: str, pattern: str, failing: list[str],
-                                                   duck: duckdb.DuckDBPyConnection,
-                                                   request: pytest.FixtureRequest) -> None:
+def test_regex_classes_are_unicode_in_every_engine(
+    engine: str,
+    pattern: str,
+    failing: list[str],
+    duck: duckdb.DuckDBPyConnection,
+    request: pytest.FixtureRequest,
+) -> None:
     table = pa.table({"s": pa.array(TEXTS, pa.string())})
     got = run(engine, table, [matches_regex("s", pattern, severity="quarantine")], duck, request)
     result = got["matches_regex(s)"]
     assert result.failed == len(failing), (engine, pattern, result.sample)
     if engine == "polars":
-        quarantined = apply_checks(table, [matches_regex("s", pattern, severity="quarantine")]).quarantined
+        quarantined = apply_checks(
+            table, [matches_regex("s", pattern, severity="quarantine")]
+        ).quarantined
         got_rows = [] if quarantined is None else quarantined.column("s").to_pylist()
         assert sorted(got_rows) == sorted(failing)

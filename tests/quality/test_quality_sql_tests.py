@@ -15,9 +15,11 @@ def _write_tests(folder: Path, table: str) -> Path:
     folder.mkdir()
     (folder / "no_null_ids.sql").write_text(f"SELECT * FROM {table} WHERE id IS NULL;\n")
     (folder / "positive_amounts.sql").write_text(
-        f"-- reason: refunds are recorded as separate rows\nSELECT id, amount FROM {table}\nWHERE amount < 0\n")
+        f"-- reason: refunds are recorded as separate rows\nSELECT id, amount FROM {table}\nWHERE amount < 0\n"
+    )
     (folder / "percent_names.sql").write_text(
-        f"-- severity: warn\n-- name: no_percent_in_names\nSELECT * FROM {table} WHERE name LIKE '%\\%%' ESCAPE '\\'")
+        f"-- severity: warn\n-- name: no_percent_in_names\nSELECT * FROM {table} WHERE name LIKE '%\\%%' ESCAPE '\\'"
+    )
     return folder
 
 
@@ -54,7 +56,9 @@ def test_sql_tests_on_postgres(pg_schema: tuple[str, str], tmp_path: Path) -> No
     url, schema = pg_schema
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'CREATE TABLE "{schema}".payments (id int, name text, amount numeric(10, 2))')
-        conn.execute(f"INSERT INTO \"{schema}\".payments VALUES (1, 'ok', 5), (2, '50% off', -1), (3, 'x', -2.5)")
+        conn.execute(
+            f"INSERT INTO \"{schema}\".payments VALUES (1, 'ok', 5), (2, '50% off', -1), (3, 'x', -2.5)"
+        )
     folder = _write_tests(tmp_path / "sql", f'"{schema}".payments')
     report = run_sql_tests(url, sorted(folder.glob("*.sql")))
     _check(report, [{"id": 2, "amount": "-1.00"}, {"id": 3, "amount": "-2.50"}])
@@ -64,7 +68,9 @@ def test_broken_test_names_file_and_line(tmp_path: Path) -> None:
     folder = tmp_path / "sql"
     folder.mkdir()
     (folder / "broken.sql").write_text("-- severity: warn\n\nSELEC * FROM nowhere\n")
-    with pytest.raises(ExpectationDefinitionError, match=r"broken\.sql:3: SQL test 'broken' could not run"):
+    with pytest.raises(
+        ExpectationDefinitionError, match=r"broken\.sql:3: SQL test 'broken' could not run"
+    ):
         run_sql_tests("duckdb:///:memory:", folder)
     (folder / "broken.sql").write_text("-- severity: loud\nSELECT 1\n")
     with pytest.raises(ExpectationDefinitionError, match="unknown severity 'loud'"):

@@ -48,7 +48,9 @@ DAYS = [datetime(2024, 1, d, tzinfo=UTC) for d in range(1, 11)]
 
 def _most_at_once(spans: list[tuple[datetime, datetime]]) -> int:
     """The largest number of [start, end) spans covering one instant."""
-    edges = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda x: (x[0], x[1]))
+    edges = sorted(
+        [(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda x: (x[0], x[1])
+    )
     most = now = 0
     for _, step in edges:
         now += step
@@ -115,7 +117,9 @@ def test_three_schedulers_keep_max_active_runs_on_sqlite(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_three_schedulers_keep_max_active_runs_on_postgres(tmp_path: Path, pg_schema: tuple[str, str]) -> None:
+def test_three_schedulers_keep_max_active_runs_on_postgres(
+    tmp_path: Path, pg_schema: tuple[str, str]
+) -> None:
     url, schema = pg_schema
     runs, outputs = _three_schedulers(tmp_path, f"{url}?options=-csearch_path%3D{schema}")
     _assert_capped(tmp_path, runs, outputs)
@@ -129,7 +133,9 @@ def test_admission_refuses_past_the_cap_and_returns_existing_runs(store) -> None
     assert first.created and second.created and second.active == 2
     third = store.admit_run("p", day + 2 * one, day + 2 * one, day + 3 * one, max_active=2)
     assert third.refused and store.find_run("p", day + 2 * one) is None
-    again = store.admit_run("p", day, day, day + one, max_active=2)  # an existing key: no slot needed
+    again = store.admit_run(
+        "p", day, day, day + one, max_active=2
+    )  # an existing key: no slot needed
     assert not again.created and again.run.run_id == first.run.run_id
     store.update_run(first.run.run_id, state=RunState.SUCCESS, ended_at=datetime.now(UTC))
     assert store.admit_run("p", day + 2 * one, day + 2 * one, day + 3 * one, max_active=2).created
@@ -162,14 +168,18 @@ def test_a_manual_run_waits_for_the_slot_of_another_process_run(tmp_path: Path) 
     }
     run = [sys.executable, "-c", "from headrace.cli import main; main()", "run", str(tmp_path / "single.py"),
            "--executor", "inprocess", "--date"]  # fmt: skip
-    first = subprocess.Popen([*run, "2024-01-01"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    first = subprocess.Popen(
+        [*run, "2024-01-01"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         with open_store(state_url) as store:
             deadline = time.monotonic() + 60
             while not any(r.state == RunState.RUNNING for r in store.list_runs("single")):
                 assert first.poll() is None and time.monotonic() < deadline, first.stdout.read()  # type: ignore[union-attr]
                 time.sleep(0.05)
-            second = subprocess.run([*run, "2024-01-02"], env=env, capture_output=True, text=True, timeout=120)
+            second = subprocess.run(
+                [*run, "2024-01-02"], env=env, capture_output=True, text=True, timeout=120
+            )
             first.wait(timeout=60)
             runs = {r.logical_date.day: r for r in store.list_runs("single")}
     finally:

@@ -44,7 +44,9 @@ def logical_dates(store, name="daily") -> list[datetime]:
     return sorted(r.logical_date for r in store.list_runs(name, limit=1000))
 
 
-def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
@@ -210,7 +212,9 @@ sla_callback_saw: list[tuple[str, str, str]] = []
 
 
 def _note_sla_miss(ctx: Context) -> None:
-    sla_callback_saw.append((ctx.settings.connection("warehouse"), str(ctx.settings.home), ctx.var("owner")))
+    sla_callback_saw.append(
+        (ctx.settings.connection("warehouse"), str(ctx.settings.home), ctx.var("owner"))
+    )
 
 
 @task(sla=timedelta(hours=1), on_sla_miss=_note_sla_miss)
@@ -227,7 +231,9 @@ def test_on_sla_miss_callback_gets_the_schedulers_settings(store, settings):
     store.set_variable("owner", "data-team")  # read back through ctx.var: the real state store
     clock = FakeClock(utc(2024, 1, 2, 2, 30))  # the run is due; its deadline is 03:00
     # The launcher's settings (as the CLI's scheduler has them) reach the callback.
-    launcher = InlineLauncher(store, settings, executor="inprocess", runner_options={"clock": clock})
+    launcher = InlineLauncher(
+        store, settings, executor="inprocess", runner_options={"clock": clock}
+    )
     launcher.launch = lambda pipeline, run: None  # the run never gets done
     scheduler = Scheduler([sla_cb], store, launcher=launcher, clock=clock)
     assert scheduler.tick().sla_misses == []

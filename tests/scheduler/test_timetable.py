@@ -19,7 +19,9 @@ AMS = ZoneInfo("Europe/Amsterdam")
 NYC = ZoneInfo("America/New_York")
 
 
-def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
@@ -264,8 +266,16 @@ def test_without_start_date_scheduling_begins_at_the_latest_interval():
     [
         ("0 2 * * *", datetime(2026, 11, 28, 2, tzinfo=UTC), datetime(2026, 11, 29, 2, tzinfo=UTC)),
         ("@hourly", datetime(2026, 11, 29, 4, tzinfo=UTC), datetime(2026, 11, 29, 5, tzinfo=UTC)),
-        (timedelta(hours=6), datetime(2026, 11, 28, 23, 26, tzinfo=UTC), datetime(2026, 11, 29, 5, 26, tzinfo=UTC)),
-        (None, datetime(2026, 11, 29, 5, 26, tzinfo=UTC), datetime(2026, 11, 29, 5, 26, tzinfo=UTC)),
+        (
+            timedelta(hours=6),
+            datetime(2026, 11, 28, 23, 26, tzinfo=UTC),
+            datetime(2026, 11, 29, 5, 26, tzinfo=UTC),
+        ),
+        (
+            None,
+            datetime(2026, 11, 29, 5, 26, tzinfo=UTC),
+            datetime(2026, 11, 29, 5, 26, tzinfo=UTC),
+        ),
     ],
 )
 def test_latest_complete_interval_is_what_a_dateless_trigger_covers(schedule, start, end):

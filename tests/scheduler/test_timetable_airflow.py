@@ -26,14 +26,26 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> date
     [
         # Berlin falls back at 03:00 CEST -> 02:00 CET: 02:00 happens twice, Airflow fires
         # at the second (01:00 UTC), not the first (00:00 UTC).
-        ("0 2 * * *", "Europe/Berlin", utc(2024, 10, 26, 20),
-         Interval(utc(2024, 10, 27, 1), utc(2024, 10, 28, 1))),
+        (
+            "0 2 * * *",
+            "Europe/Berlin",
+            utc(2024, 10, 26, 20),
+            Interval(utc(2024, 10, 27, 1), utc(2024, 10, 28, 1)),
+        ),
         # New York: 01:30 happens twice on 2024-11-03 (EDT, then EST).
-        ("30 1 * * 0", "America/New_York", utc(2024, 11, 2, 12),
-         Interval(utc(2024, 11, 3, 6, 30), utc(2024, 11, 10, 6, 30))),
+        (
+            "30 1 * * 0",
+            "America/New_York",
+            utc(2024, 11, 2, 12),
+            Interval(utc(2024, 11, 3, 6, 30), utc(2024, 11, 10, 6, 30)),
+        ),
         # Lord Howe falls back by 30 minutes at 02:00 LHDT -> 01:30 LHST.
-        ("30 1 * * 0", "Australia/Lord_Howe", utc(2024, 4, 5),
-         Interval(utc(2024, 4, 6, 15), utc(2024, 4, 13, 15))),
+        (
+            "30 1 * * 0",
+            "Australia/Lord_Howe",
+            utc(2024, 4, 5),
+            Interval(utc(2024, 4, 6, 15), utc(2024, 4, 13, 15)),
+        ),
     ],
 )
 def test_fall_back_fires_at_the_second_occurrence_as_airflow(expr, zone, start_date, first):
@@ -62,7 +74,7 @@ def _schedule_intervals(tt, lo, hi):
     ("now", "day"),
     [
         (utc(2024, 10, 5, 16, 43), (2024, 10, 5, 12)),  # spring forward 02:00 -> 02:30
-        (utc(2024, 4, 6, 16, 13), (2024, 4, 6, 12)),    # fall back 02:00 -> 01:30
+        (utc(2024, 4, 6, 16, 13), (2024, 4, 6, 12)),  # fall back 02:00 -> 01:30
     ],
 )
 @pytest.mark.parametrize("expr", ["@hourly", "*/15 * * * *", "0 2 * * *"])
@@ -82,9 +94,11 @@ def test_lord_howe_latest_complete_interval_is_one_of_the_schedules_own(expr, no
 def test_lord_howe_hourly_manual_run_examples_from_the_issue():
     tt = timetable_from("@hourly", "Australia/Lord_Howe")
     assert tt.latest_complete_interval(utc(2024, 10, 5, 16, 43)) == Interval(
-        utc(2024, 10, 5, 15, 30), utc(2024, 10, 5, 16))
+        utc(2024, 10, 5, 15, 30), utc(2024, 10, 5, 16)
+    )
     assert tt.latest_complete_interval(utc(2024, 4, 6, 16, 13)) == Interval(
-        utc(2024, 4, 6, 15), utc(2024, 4, 6, 15, 30))
+        utc(2024, 4, 6, 15), utc(2024, 4, 6, 15, 30)
+    )
 
 
 def test_timedelta_grid_is_the_same_for_catchup_true_and_false():
@@ -105,28 +119,59 @@ def test_timedelta_without_start_date_uses_the_epoch_grid_as_airflow():
     now = utc(2024, 4, 2, 3, 41)
     for catchup in (True, False):
         assert tt.next_interval(None, catchup=catchup, now=now) == Interval(
-            utc(2024, 4, 1, 18), utc(2024, 4, 2, 0))
-    assert [iv.start.hour for iv in tt.intervals(utc(2024, 4, 1, 1), utc(2024, 4, 1, 23))] == [6, 12, 18]
+            utc(2024, 4, 1, 18), utc(2024, 4, 2, 0)
+        )
+    assert [iv.start.hour for iv in tt.intervals(utc(2024, 4, 1, 1), utc(2024, 4, 1, 23))] == [
+        6,
+        12,
+        18,
+    ]
 
 
 @pytest.mark.parametrize(
     ("schedule", "zone", "date", "containing", "ending"),
     [
-        ("0 2 * * *", "UTC", utc(2024, 1, 5, 12),
-         Interval(utc(2024, 1, 5, 2), utc(2024, 1, 6, 2)), Interval(utc(2024, 1, 4, 2), utc(2024, 1, 5, 2))),
+        (
+            "0 2 * * *",
+            "UTC",
+            utc(2024, 1, 5, 12),
+            Interval(utc(2024, 1, 5, 2), utc(2024, 1, 6, 2)),
+            Interval(utc(2024, 1, 4, 2), utc(2024, 1, 5, 2)),
+        ),
         # on a boundary both meanings differ: Airflow's interval ends there
-        ("0 2 * * *", "UTC", utc(2024, 1, 5, 2),
-         Interval(utc(2024, 1, 5, 2), utc(2024, 1, 6, 2)), Interval(utc(2024, 1, 4, 2), utc(2024, 1, 5, 2))),
-        ("@hourly", "Europe/Berlin", utc(2024, 3, 31, 1, 30),
-         Interval(utc(2024, 3, 31, 1), utc(2024, 3, 31, 2)), Interval(utc(2024, 3, 31, 0), utc(2024, 3, 31, 1))),
-        (timedelta(hours=6), "UTC", utc(2024, 1, 5, 5, 26),
-         Interval(utc(2024, 1, 5, 5, 26), utc(2024, 1, 5, 11, 26)),
-         Interval(utc(2024, 1, 4, 23, 26), utc(2024, 1, 5, 5, 26))),
-        (None, "UTC", utc(2024, 1, 5), Interval(utc(2024, 1, 5), utc(2024, 1, 5)),
-         Interval(utc(2024, 1, 5), utc(2024, 1, 5))),
+        (
+            "0 2 * * *",
+            "UTC",
+            utc(2024, 1, 5, 2),
+            Interval(utc(2024, 1, 5, 2), utc(2024, 1, 6, 2)),
+            Interval(utc(2024, 1, 4, 2), utc(2024, 1, 5, 2)),
+        ),
+        (
+            "@hourly",
+            "Europe/Berlin",
+            utc(2024, 3, 31, 1, 30),
+            Interval(utc(2024, 3, 31, 1), utc(2024, 3, 31, 2)),
+            Interval(utc(2024, 3, 31, 0), utc(2024, 3, 31, 1)),
+        ),
+        (
+            timedelta(hours=6),
+            "UTC",
+            utc(2024, 1, 5, 5, 26),
+            Interval(utc(2024, 1, 5, 5, 26), utc(2024, 1, 5, 11, 26)),
+            Interval(utc(2024, 1, 4, 23, 26), utc(2024, 1, 5, 5, 26)),
+        ),
+        (
+            None,
+            "UTC",
+            utc(2024, 1, 5),
+            Interval(utc(2024, 1, 5), utc(2024, 1, 5)),
+            Interval(utc(2024, 1, 5), utc(2024, 1, 5)),
+        ),
     ],
 )
-def test_manual_run_date_containing_by_default_or_ending_as_airflow(schedule, zone, date, containing, ending):
+def test_manual_run_date_containing_by_default_or_ending_as_airflow(
+    schedule, zone, date, containing, ending
+):
     tt = timetable_from(schedule, zone)
     assert tt.manual_interval is ManualInterval.CONTAINING
     assert tt.infer_manual_interval(date) == containing
@@ -171,9 +216,11 @@ def test_after_a_run_that_ended_off_the_schedule_the_next_interval_closes_the_ga
     old_end = utc(2024, 10, 27, 0)
     repair = tt.next_interval(old_end, start_date=utc(2024, 10, 1), now=utc(2024, 11, 1))
     assert repair == Interval(old_end, utc(2024, 10, 27, 1))  # no hour left unrun
-    assert tt.next_interval(repair.end, start_date=utc(2024, 10, 1), now=utc(2024, 11, 1)) == Interval(
-        utc(2024, 10, 27, 1), utc(2024, 10, 28, 1))
+    assert tt.next_interval(
+        repair.end, start_date=utc(2024, 10, 1), now=utc(2024, 11, 1)
+    ) == Interval(utc(2024, 10, 27, 1), utc(2024, 10, 28, 1))
     # A schedule changed from hourly to daily: the last hourly run ended at 05:00.
     daily = timetable_from("0 2 * * *")
     assert daily.next_interval(utc(2024, 3, 1, 5), now=utc(2024, 3, 5)) == Interval(
-        utc(2024, 3, 1, 5), utc(2024, 3, 2, 2))
+        utc(2024, 3, 1, 5), utc(2024, 3, 2, 2)
+    )

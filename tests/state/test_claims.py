@@ -29,7 +29,9 @@ def _failed_run(store: SqlStateStore) -> str:
     return run.run_id
 
 
-def test_only_one_of_four_processes_claims(store: SqlStateStore, store_target: tuple[str, str | None]) -> None:
+def test_only_one_of_four_processes_claims(
+    store: SqlStateStore, store_target: tuple[str, str | None]
+) -> None:
     run_id = _failed_run(store)
     ctx = multiprocessing.get_context("fork")
     start, out = ctx.Barrier(4), ctx.Queue()
@@ -50,7 +52,9 @@ def test_claim_refused_once_the_run_changed(store: SqlStateStore) -> None:
     assert store.claim_run(seen, pid=2, hostname="h")
     assert not store.claim_run(seen, pid=3, hostname="h")  # stale: the run is running now
     store.update_run(run_id, state=RunState.FAILED)
-    assert not store.claim_run(seen, pid=4, hostname="h")  # failed again, but driven by another pid since
+    assert not store.claim_run(
+        seen, pid=4, hostname="h"
+    )  # failed again, but driven by another pid since
     run = store.get_run(run_id)
     assert (run.state, run.pid, run.hostname, run.error) == (RunState.FAILED, 2, "h", None)
     tis = {ti.task_id: ti for ti in store.get_task_instances(run_id)}

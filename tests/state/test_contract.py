@@ -267,7 +267,9 @@ def test_update_task_instance_every_field(store: SqlStateStore) -> None:
 def test_unknown_task_instance_names_run_and_suggests(store: SqlStateStore) -> None:
     run, _ = make_run(store)
     store.ensure_task_instances(run.run_id, [("extract", -1), ("fan", 0)])
-    with pytest.raises(StateError, match=r"has no task instance 'extrac'.*Did you mean 'extract'") as info:
+    with pytest.raises(
+        StateError, match=r"has no task instance 'extrac'.*Did you mean 'extract'"
+    ) as info:
         store.update_task_instance(run.run_id, "extrac", state="running")
     assert (info.value.run_id, info.value.task) == (run.run_id, "extrac")
     with pytest.raises(StateError, match=r"'fan' map index 5"):
@@ -478,9 +480,13 @@ def test_delete_runs_removes_finished_runs_with_everything_under_them(store: Sql
     for run in (done, failed, running):
         store.ensure_task_instances(run.run_id, [("a", -1), ("b", 0)])
         store.append_log(run.run_id, "a", -1, 1, "a line")
-        store.record_check_results([CheckResultRecord(run.run_id, "a", "not_null", "fail", "passed", 3, 0)])
+        store.record_check_results(
+            [CheckResultRecord(run.run_id, "a", "not_null", "fail", "passed", 3, 0)]
+        )
         store.record_sla_miss(
-            SlaMissRecord("etl", run.run_id, "a", run.logical_date, run.logical_date, timedelta(hours=1), DAY)
+            SlaMissRecord(
+                "etl", run.run_id, "a", run.logical_date, run.logical_date, timedelta(hours=1), DAY
+            )
         )
     store.update_run(done.run_id, state=RunState.SUCCESS, ended_at=DAY)
     store.update_run(failed.run_id, state=RunState.FAILED, ended_at=DAY)

@@ -110,7 +110,9 @@ def test_a_store_newer_than_this_code_is_refused(store_target: tuple[str, str | 
 
 def test_steps_must_be_numbered_in_order(store: SqlStateStore) -> None:
     a, b = SCHEMA_VERSION + 1, SCHEMA_VERSION + 2
-    with pytest.raises(StateError, match=rf"must be numbered \[.*{a}, {b}\] in order, got \[.*{b}, {a}\]"):
+    with pytest.raises(
+        StateError, match=rf"must be numbered \[.*{a}, {b}\] in order, got \[.*{b}, {a}\]"
+    ):
         store.migrate((*MIGRATIONS, STEPS[-1], STEPS[-2]))
 
 
@@ -140,10 +142,15 @@ def test_a_version_1_store_is_upgraded_to_the_latest(store_target: tuple[str, st
             for column in new:
                 conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
         conn.execute(schema_version.delete())
-        conn.execute(schema_version.insert(), {"version": 1, "description": "baseline", "applied_at": utcnow()})
+        conn.execute(
+            schema_version.insert(),
+            {"version": 1, "description": "baseline", "applied_at": utcnow()},
+        )
     with open_store(url, schema=schema) as upgraded:
         assert upgraded.schema_version() == SCHEMA_VERSION
-        assert describe_schema(upgraded) == json.loads((GOLDEN / f"schema_v{SCHEMA_VERSION}.json").read_text())
+        assert describe_schema(upgraded) == json.loads(
+            (GOLDEN / f"schema_v{SCHEMA_VERSION}.json").read_text()
+        )
 
 
 def _added_columns(store: SqlStateStore, table: str, old: list[str]) -> list[str]:
@@ -151,7 +158,9 @@ def _added_columns(store: SqlStateStore, table: str, old: list[str]) -> list[str
     return [c["name"] for c in inspect(store.engine).get_columns(table) if c["name"] not in names]
 
 
-def test_the_schedulers_old_sla_table_moves_into_the_store(store_target: tuple[str, str | None]) -> None:
+def test_the_schedulers_old_sla_table_moves_into_the_store(
+    store_target: tuple[str, str | None],
+) -> None:
     """Schedulers before version 3 kept SLA misses in headrace_sla_misses, outside the migrations."""
     url, schema = store_target
     with open_store(url, schema=schema) as store:
@@ -161,8 +170,10 @@ def test_the_schedulers_old_sla_table_moves_into_the_store(store_target: tuple[s
         conn.exec_driver_sql("DROP TABLE sla_misses")
         conn.exec_driver_sql("ALTER TABLE runs DROP COLUMN source_file")
         old = Table(  # as scheduler/sla.py created it
-            "headrace_sla_misses", MetaData(),
-            Column("run_id", String(64), primary_key=True), Column("task_id", String(250), primary_key=True),
+            "headrace_sla_misses",
+            MetaData(),
+            Column("run_id", String(64), primary_key=True),
+            Column("task_id", String(250), primary_key=True),
             Column("pipeline", String(250), nullable=False, index=True),
             Column("logical_date", DateTime(timezone=True), nullable=False),
             Column("deadline", DateTime(timezone=True), nullable=False),
@@ -171,17 +182,41 @@ def test_the_schedulers_old_sla_table_moves_into_the_store(store_target: tuple[s
         )
         old.create(conn)
         when = datetime(2024, 1, 2, 3, tzinfo=UTC)
-        conn.execute(old.insert(), [
-            {"run_id": run.run_id, "task_id": "load", "pipeline": "etl", "logical_date": when, "deadline": when,
-             "sla_seconds": 10800, "detected_at": when},
-            {"run_id": "deleted-run", "task_id": "load", "pipeline": "etl", "logical_date": when, "deadline": when,
-             "sla_seconds": 10800, "detected_at": when},
-        ])
+        conn.execute(
+            old.insert(),
+            [
+                {
+                    "run_id": run.run_id,
+                    "task_id": "load",
+                    "pipeline": "etl",
+                    "logical_date": when,
+                    "deadline": when,
+                    "sla_seconds": 10800,
+                    "detected_at": when,
+                },
+                {
+                    "run_id": "deleted-run",
+                    "task_id": "load",
+                    "pipeline": "etl",
+                    "logical_date": when,
+                    "deadline": when,
+                    "sla_seconds": 10800,
+                    "detected_at": when,
+                },
+            ],
+        )
         conn.execute(schema_version.delete())
-        conn.execute(schema_version.insert(), {"version": 2, "description": "pools", "applied_at": utcnow()})
+        conn.execute(
+            schema_version.insert(), {"version": 2, "description": "pools", "applied_at": utcnow()}
+        )
     with open_store(url, schema=schema) as upgraded:
         assert upgraded.schema_version() == SCHEMA_VERSION
         (miss,) = upgraded.list_sla_misses()  # the row of a run that no longer exists is dropped
-        assert (miss.run_id, miss.task_id, miss.deadline, miss.sla) == (run.run_id, "load", when, timedelta(hours=3))
+        assert (miss.run_id, miss.task_id, miss.deadline, miss.sla) == (
+            run.run_id,
+            "load",
+            when,
+            timedelta(hours=3),
+        )
         assert not inspect(upgraded.engine).has_table("headrace_sla_misses")
         assert upgraded.get_run(run.run_id).source_file is None

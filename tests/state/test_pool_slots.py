@@ -15,7 +15,13 @@ DAY = datetime(2024, 1, 1, tzinfo=UTC)
 
 def _running_run(store: SqlStateStore, day: int, pid: int, hostname: str = HOSTNAME) -> str:
     run, _ = store.create_run("etl", DAY + timedelta(days=day), DAY, DAY + timedelta(days=1))
-    store.update_run(run.run_id, state=RunState.RUNNING, pid=pid, hostname=hostname, heartbeat_at=datetime.now(UTC))
+    store.update_run(
+        run.run_id,
+        state=RunState.RUNNING,
+        pid=pid,
+        hostname=hostname,
+        heartbeat_at=datetime.now(UTC),
+    )
     return run.run_id
 
 

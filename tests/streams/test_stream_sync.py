@@ -83,10 +83,15 @@ def test_merge_keeps_the_latest_event_per_key(tmp_path: Path, redis_broker: Brok
     assert rows == [(f"u{u}", 490 + u) for u in range(10)]
 
 
-def test_avro_and_raw_events_with_a_bad_one_quarantined(tmp_path: Path, redis_broker: Broker) -> None:
+def test_avro_and_raw_events_with_a_bad_one_quarantined(
+    tmp_path: Path, redis_broker: Broker
+) -> None:
     fastavro = pytest.importorskip("fastavro")
-    schema = {"type": "record", "name": "Click",
-              "fields": [{"name": "id", "type": "long"}, {"name": "page", "type": "string"}]}
+    schema = {
+        "type": "record",
+        "name": "Click",
+        "fields": [{"name": "id", "type": "long"}, {"name": "page", "type": "string"}],
+    }
     payloads = []
     for i in range(50):
         buf = io.BytesIO()
@@ -126,10 +131,15 @@ def test_sigterm_finishes_the_batch_commits_acks_and_serves_metrics(
         f"stream_sync\nev = stream_sync('ev', source=redis_stream({key!r}, url={REDIS_URL!r}),\n"
         f"    destination=destination('duckdb:///{db}', table='ev'), max_events=500)\n"
     )
-    env = {**os.environ, "HEADRACE_HOME": str(tmp_path / "home"), "COLUMNS": "300",
-           "HEADRACE_METRICS_PORT": str(port), "HEADRACE_METRICS_TAGS": "env:test",
-           "HEADRACE_STATSD_URL": f"udp://127.0.0.1:{agent.getsockname()[1]}",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "HEADRACE_HOME": str(tmp_path / "home"),
+        "COLUMNS": "300",
+        "HEADRACE_METRICS_PORT": str(port),
+        "HEADRACE_METRICS_TAGS": "env:test",
+        "HEADRACE_STATSD_URL": f"udp://127.0.0.1:{agent.getsockname()[1]}",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
     proc = subprocess.Popen(
         [sys.executable, "-c", "from headrace.cli import main; main()", "stream",
          f"{tmp_path / 's.py'}:ev"],
@@ -145,7 +155,11 @@ def test_sigterm_finishes_the_batch_commits_acks_and_serves_metrics(
             pytest.fail(f"no metrics of 3000 loaded events: {body[-500:]} {errors!r}")
         time.sleep(0.3)
         try:
-            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+            body = (
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+                .read()
+                .decode()
+            )
         except OSError:
             continue
     assert "headrace_stream_lag" in body and "headrace_stream_commit_seconds" in body
@@ -161,7 +175,9 @@ def test_sigterm_finishes_the_batch_commits_acks_and_serves_metrics(
         while True:
             lines += agent.recv(65535).decode().splitlines()
     agent.close()
-    loaded_lines = [x for x in lines if x.startswith("headrace.stream.events:") and "outcome:loaded" in x]
+    loaded_lines = [
+        x for x in lines if x.startswith("headrace.stream.events:") and "outcome:loaded" in x
+    ]
     assert sum(int(x.split(":")[1].split("|")[0]) for x in loaded_lines) == 3000
     assert all("env:test" in x and "sync:ev" in x for x in loaded_lines)
     assert any(x.startswith("headrace.stream.commit:") and "|ms|" in x for x in lines)

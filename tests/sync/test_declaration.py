@@ -160,6 +160,8 @@ def test_destination_mode_is_checked_when_declared() -> None:
 
     assert tuple(WriteMode) == WRITE_MODES
     assert destination("warehouse", table="t", mode=WriteMode.MERGE, keys="id").mode == "merge"
-    with pytest.raises(DefinitionError, match=r"table 't': unknown mode 'upsert'; use one of append, replace") as info:
+    with pytest.raises(
+        DefinitionError, match=r"table 't': unknown mode 'upsert'; use one of append, replace"
+    ) as info:
         destination("warehouse", table="t", mode="upsert")
     assert info.value.table == "t"

@@ -43,7 +43,9 @@ def _quarantine(settings: Settings) -> list[str]:
 
 
 @pytest.mark.parametrize("transform", [None, "select * from rows"], ids=["streamed", "in_memory"])
-def test_malformed_csv_line_is_quarantined_by_the_sync(tmp_path: Path, transform: str | None) -> None:
+def test_malformed_csv_line_is_quarantined_by_the_sync(
+    tmp_path: Path, transform: str | None
+) -> None:
     landing = tmp_path / "orders.csv"
     lines = ["id,name,amount"] + [f"{i},n{i},{i}.5" for i in range(1, 11)]
     lines[5] = '5,"abc,5.5'  # an unterminated quote: its own record only
@@ -79,7 +81,7 @@ def test_infinity_timestamp_is_quarantined_by_the_sync(
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(f'CREATE TABLE "{schema}".orders (id int, at timestamp)')
         conn.execute(
-            f'INSERT INTO "{schema}".orders VALUES (1, now()), (2, \'infinity\'), (3, now())'
+            f"INSERT INTO \"{schema}\".orders VALUES (1, now()), (2, 'infinity'), (3, now())"
         )
     settings = _settings(tmp_path, crm=pg_url)
     checks = [matches_regex("id", r"^\d+$", severity="quarantine")] if transform else []

@@ -50,18 +50,28 @@ def _pipeline(project: Path):
     return dbt_checks
 
 
-def test_passing_and_warning_tests_are_recorded_as_check_results(project: Path, store, settings) -> None:
+def test_passing_and_warning_tests_are_recorded_as_check_results(
+    project: Path, store, settings
+) -> None:
     _tests(
         project,
         {"name": "not_null_customers_customer_id", "model": "customers", "column": "customer_id"},
-        {"name": "accepted_values_customers_state", "model": "customers", "column": "state", "failures": 3,
-         "severity": "warn"},
+        {
+            "name": "accepted_values_customers_state",
+            "model": "customers",
+            "column": "state",
+            "failures": 3,
+            "severity": "warn",
+        },
     )
     result = Runner(store, executor="inprocess", settings=settings).run(_pipeline(project), DAY)
 
     assert result.state == RunState.SUCCESS
     checks = {c.expectation: c for c in store.get_check_results(result.run_id)}
-    assert set(checks) == {"dbt not_null_customers_customer_id", "dbt accepted_values_customers_state"}
+    assert set(checks) == {
+        "dbt not_null_customers_customer_id",
+        "dbt accepted_values_customers_state",
+    }
     assert checks["dbt not_null_customers_customer_id"].status == "passed"
     assert checks["dbt not_null_customers_customer_id"].column == "customer_id"
     warned = checks["dbt accepted_values_customers_state"]
@@ -72,7 +82,10 @@ def test_passing_and_warning_tests_are_recorded_as_check_results(project: Path, 
 
 
 def test_failing_tests_fail_the_task_once_and_show_in_headrace_checks(
-    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     _tests(
         project,
@@ -96,7 +109,11 @@ def test_failing_tests_fail_the_task_once_and_show_in_headrace_checks(
         run = store.list_runs("dbt_flow")[0]
         ti = store.get_task_instances(run.run_id)[0]
     assert ti.state == TaskState.FAILED and ti.attempt == 1  # a data failure is not retried
-    assert ti.error_kind == "DbtTestsFailed" and "unique_customers_email" in (ti.error or "") and "\x1b" not in (ti.error or "")
+    assert (
+        ti.error_kind == "DbtTestsFailed"
+        and "unique_customers_email" in (ti.error or "")
+        and "\x1b" not in (ti.error or "")
+    )
     capsys.readouterr()
 
     assert run_app(["checks", run.run_id]) == 0

@@ -54,7 +54,8 @@ def test_failing_command_names_task_code_and_output(make_ctx):
     task = shell_task("echo about to fail; echo oops >&2; exit 3", task_id="boom")
     ctx, log = make_ctx()
     with pytest.raises(
-        CommandError, match=r"pipeline 'customer_etl', run run_01: shell task 'boom' exited with code 3"
+        CommandError,
+        match=r"pipeline 'customer_etl', run run_01: shell task 'boom' exited with code 3",
     ) as info:
         task.fn(ctx)
     assert info.value.exit_code == 3

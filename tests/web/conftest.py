@@ -87,7 +87,14 @@ def ops(tmp_path: Path) -> Iterator[tuple[TestClient, StateStore, Path]]:
     settings = sqlite_settings(tmp_path)
     auth = WebAuth(token=TOKEN, users={"alice": hash_password("wonderland")})
     with open_store(settings.state_url) as store:
-        app = create_app(settings, store=store, pipelines_dir=OPS, auth=auth, executor="inprocess", refresh_seconds=0)
+        app = create_app(
+            settings,
+            store=store,
+            pipelines_dir=OPS,
+            auth=auth,
+            executor="inprocess",
+            refresh_seconds=0,
+        )
         with TestClient(app) as http:
             yield http, store, tmp_path
 

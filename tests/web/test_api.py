@@ -83,7 +83,12 @@ def test_checks_with_counts_and_samples(client: TestClient, demo) -> None:
     by_name = {c["expectation"]: c for c in checks}
     assert set(by_name) == {"not_null(id)", "matches_regex(email)", "accepted_values(status)"}
     email = by_name["matches_regex(email)"]
-    assert (email["severity"], email["status"], email["failed"], email["total"]) == ("quarantine", "failed", 2, 5)
+    assert (email["severity"], email["status"], email["failed"], email["total"]) == (
+        "quarantine",
+        "failed",
+        2,
+        5,
+    )
     assert [row["email"] for row in email["details"]["sample"]] == ["broken", "also broken"]
     assert by_name["not_null(id)"]["status"] == "passed"
 
@@ -100,7 +105,9 @@ def test_pipelines_from_the_store_and_the_folder(client: TestClient, demo) -> No
 
 
 def test_a_broken_pipeline_file_is_reported_not_raised(tmp_path: Path) -> None:
-    (tmp_path / "broken.py").write_text("from headrace import pipeline\nraise RuntimeError('boom at import')\n")
+    (tmp_path / "broken.py").write_text(
+        "from headrace import pipeline\nraise RuntimeError('boom at import')\n"
+    )
     settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}")
     with TestClient(create_app(settings, pipelines_dir=tmp_path)) as http:
         body = http.get("/api/pipelines").json()
@@ -118,8 +125,14 @@ def test_health_and_openapi(client: TestClient, demo) -> None:
     assert health["runs"] == 2
     assert health["store"].endswith("state.db")
     spec = client.get("/openapi.json").json()
-    assert {"/api/runs", "/api/runs/{run_id}", "/api/runs/{run_id}/logs", "/api/runs/{run_id}/checks",
-            "/api/pipelines", "/api/health"} <= set(spec["paths"])
+    assert {
+        "/api/runs",
+        "/api/runs/{run_id}",
+        "/api/runs/{run_id}/logs",
+        "/api/runs/{run_id}/checks",
+        "/api/pipelines",
+        "/api/health",
+    } <= set(spec["paths"])
     assert client.get("/docs").status_code == 404  # Swagger UI needs a CDN: off
 
 
@@ -142,8 +155,14 @@ def test_pipelines_never_run_are_listed_from_the_folder(tmp_path: Path) -> None:
         body = http.get("/api/pipelines").json()
         page = http.get("/pipelines").text
     (hello_pipeline,) = body["pipelines"]
-    assert (hello_pipeline["name"], hello_pipeline["runs"], hello_pipeline["last_run"]) == ("hello", 0, None)
+    assert (hello_pipeline["name"], hello_pipeline["runs"], hello_pipeline["last_run"]) == (
+        "hello",
+        0,
+        None,
+    )
     assert hello_pipeline["tasks"][0] == "fetch_greetings"
     assert hello_pipeline["doc"].startswith("Shouts a few greetings")
-    assert hello_pipeline["description"] == hello_pipeline["doc"].splitlines()[0]  # one line for listings
+    assert (
+        hello_pipeline["description"] == hello_pipeline["doc"].splitlines()[0]
+    )  # one line for listings
     assert "never run" in page

@@ -50,10 +50,19 @@ def test_metrics_durations_on_postgresql_match_the_store(pg_store, fill_store) -
     failed, good = fill_store(store, settings)
     with TestClient(create_app(settings, store=store)) as http:
         metrics = http.get("/metrics").text
-    samples = {(s.name, s.labels.get("task"), s.labels.get("le")): s.value
-               for f in text_string_to_metric_families(metrics) for s in f.samples}
-    durations = [(ti.ended_at - ti.started_at).total_seconds() for run in (failed, good)
-                 for ti in store.get_task_instances(run) if ti.task_id == "extract.fetch"]
+    samples = {
+        (s.name, s.labels.get("task"), s.labels.get("le")): s.value
+        for f in text_string_to_metric_families(metrics)
+        for s in f.samples
+    }
+    durations = [
+        (ti.ended_at - ti.started_at).total_seconds()
+        for run in (failed, good)
+        for ti in store.get_task_instances(run)
+        if ti.task_id == "extract.fetch"
+    ]
     assert samples[("headrace_task_duration_seconds_count", "extract.fetch", None)] == 2
-    assert samples[("headrace_task_duration_seconds_sum", "extract.fetch", None)] == pytest.approx(sum(durations))
+    assert samples[("headrace_task_duration_seconds_sum", "extract.fetch", None)] == pytest.approx(
+        sum(durations)
+    )
     assert samples[("headrace_task_duration_seconds_bucket", "extract.fetch", "+Inf")] == 2

@@ -27,12 +27,22 @@ import pytest
 from headrace.web.auth import hash_password
 
 pytestmark = pytest.mark.browser
-sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the browser tests need the playwright package"
+)
 
 OPS = Path(__file__).parent / "ops"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TOKEN = "browser-token-0123456789abcdef"
 CLI = [sys.executable, "-c", "from headrace.cli import main; main()"]
 
@@ -44,7 +54,9 @@ class Server:
     shots: Path
 
     def api(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        return httpx.request(method, self.url + path, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30, **kw)
+        return httpx.request(
+            method, self.url + path, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30, **kw
+        )
 
     def run(self, run_id: str) -> dict[str, Any]:
         return self.api("GET", f"/api/runs/{run_id}").json()
@@ -57,7 +69,11 @@ class Server:
             time.sleep(0.2)
 
     def wait_run(self, run_id: str, seconds: float = 60) -> str:
-        self.wait(lambda: self.run(run_id)["run"]["state"] in ("success", "failed"), f"run {run_id}", seconds)
+        self.wait(
+            lambda: self.run(run_id)["run"]["state"] in ("success", "failed"),
+            f"run {run_id}",
+            seconds,
+        )
         return str(self.run(run_id)["run"]["state"])
 
 
@@ -73,11 +89,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
     folder = tmp_path_factory.mktemp("browser")
     port = _free_port()
-    env = {**os.environ, "HEADRACE_STATE_URL": f"sqlite:///{folder / 'state.db'}", "HEADRACE_HOME": str(folder),
-           "HEADRACE_WEB_TOKEN": TOKEN, "HEADRACE_WEB_USERS": f"alice:{hash_password('wonderland')}"}
-    proc = subprocess.Popen([*CLI, "web", "--port", str(port), "--pipelines", str(OPS), "--refresh", "1"],
-                            env=env, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    shots = Path(os.environ.get("HEADRACE_SCREENSHOTS") or Path.cwd() / ".headrace/artifacts/web-screenshots")
+    env = {
+        **os.environ,
+        "HEADRACE_STATE_URL": f"sqlite:///{folder / 'state.db'}",
+        "HEADRACE_HOME": str(folder),
+        "HEADRACE_WEB_TOKEN": TOKEN,
+        "HEADRACE_WEB_USERS": f"alice:{hash_password('wonderland')}",
+    }
+    proc = subprocess.Popen(
+        [*CLI, "web", "--port", str(port), "--pipelines", str(OPS), "--refresh", "1"],
+        env=env,
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    shots = Path(
+        os.environ.get("HEADRACE_SCREENSHOTS") or Path.cwd() / ".headrace/artifacts/web-screenshots"
+    )
     shots.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -180,15 +208,24 @@ def test_backfill_of_five_days_makes_five_runs(page: Any, server: Server) -> Non
     assert "backfill of web_ops from 2024-03-01 to 2024-03-05 started" in page.inner_text(".flash")
 
     def backfilled() -> list[dict[str, Any]]:
-        runs = server.api("GET", "/api/runs", params={"pipeline": "web_ops", "limit": 100}).json()["runs"]
+        runs = server.api("GET", "/api/runs", params={"pipeline": "web_ops", "limit": 100}).json()[
+            "runs"
+        ]
         return [r for r in runs if r["trigger"] == "backfill"]
 
-    server.wait(lambda: len(backfilled()) == 5 and all(r["state"] == "success" for r in backfilled()),
-                "5 backfill runs", seconds=90)
-    assert sorted(r["logical_date"][:10] for r in backfilled()) == [f"2024-03-0{d}" for d in range(1, 6)]
+    server.wait(
+        lambda: len(backfilled()) == 5 and all(r["state"] == "success" for r in backfilled()),
+        "5 backfill runs",
+        seconds=90,
+    )
+    assert sorted(r["logical_date"][:10] for r in backfilled()) == [
+        f"2024-03-0{d}" for d in range(1, 6)
+    ]
     flag = server.folder / "grid-broken"
     flag.touch()  # one failed run, so the grid shows failed and upstream_failed squares too
-    failed = server.api("POST", "/api/pipelines/web_ops/runs", json={"params": {"fail_file": str(flag)}})
+    failed = server.api(
+        "POST", "/api/pipelines/web_ops/runs", json={"params": {"fail_file": str(flag)}}
+    )
     assert server.wait_run(failed.json()["run_id"]) == "failed"
     page.goto(server.url + "/pipelines/web_ops/grid")
     assert page.locator('tr[data-task="publish"] [data-state]').count() >= 7
@@ -203,7 +240,9 @@ def test_unauthenticated_action_is_refused(browser: Any, server: Server) -> None
     try:
         response = context.request.post(server.url + "/api/pipelines/web_ops/pause")
         assert response.status == 401
-        form = context.request.post(server.url + "/actions/pause", form={"pipeline": "web_ops", "paused": "1"})
+        form = context.request.post(
+            server.url + "/actions/pause", form={"pipeline": "web_ops", "paused": "1"}
+        )
         assert form.status == 401
     finally:
         context.close()
@@ -280,14 +319,18 @@ def test_runs_page_searches_and_pages_in_the_browser(page: Any, server: Server) 
     flag = server.folder / "search-broken"
     flag.touch()
     for _ in range(3):  # failed runs to find, and enough runs for two pages of two
-        started = server.api("POST", "/api/pipelines/web_ops/runs", json={"params": {"fail_file": str(flag)}})
+        started = server.api(
+            "POST", "/api/pipelines/web_ops/runs", json={"params": {"fail_file": str(flag)}}
+        )
         assert server.wait_run(started.json()["run_id"]) == "failed"
     page.goto(server.url + "/")
     page.select_option('select[name="state"]', "failed")
     page.fill('input[name="q"]', "warehouse not ready")
     page.click('form.search button[type="submit"]')
     page.wait_for_url("**/?*state=failed*")
-    failed = server.api("GET", "/api/runs", params={"state": "failed", "q": "warehouse not ready"}).json()
+    failed = server.api(
+        "GET", "/api/runs", params={"state": "failed", "q": "warehouse not ready"}
+    ).json()
     cells = page.locator("table tbody tr td.id").all_inner_texts()
     assert failed["total"] >= 1 and cells == [r["run_id"] for r in failed["runs"]]
     page.goto(server.url + "/?limit=2")

@@ -33,7 +33,11 @@ def _wait_for(url: str, server: subprocess.Popen, seconds: float = 60.0) -> http
 
 def test_headrace_web_serves_the_configured_store(demo, tmp_path: Path) -> None:
     port = _free_port()
-    env = {**os.environ, "HEADRACE_STATE_URL": demo.settings.state_url, "HEADRACE_HOME": str(tmp_path)}
+    env = {
+        **os.environ,
+        "HEADRACE_STATE_URL": demo.settings.state_url,
+        "HEADRACE_HOME": str(tmp_path),
+    }
     server = subprocess.Popen(
         [*CLI, "web", "--port", str(port)], env=env, cwd=tmp_path,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -74,8 +78,12 @@ def test_headrace_web_refuses_a_public_address_without_authentication(tmp_path: 
 def test_headrace_web_on_a_public_address_with_a_token_needs_it(demo, tmp_path: Path) -> None:
     port = _free_port()
     token = "t0ken-for-the-test-0123456789"
-    env = {**os.environ, "HEADRACE_STATE_URL": demo.settings.state_url, "HEADRACE_HOME": str(tmp_path),
-           "HEADRACE_WEB_TOKEN": token}
+    env = {
+        **os.environ,
+        "HEADRACE_STATE_URL": demo.settings.state_url,
+        "HEADRACE_HOME": str(tmp_path),
+        "HEADRACE_WEB_TOKEN": token,
+    }
     server = subprocess.Popen(
         [*CLI, "web", "--host", "0.0.0.0", "--port", str(port)], env=env, cwd=tmp_path,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -83,8 +91,11 @@ def test_headrace_web_on_a_public_address_with_a_token_needs_it(demo, tmp_path: 
     try:
         _wait_for(f"http://127.0.0.1:{port}/api/health", server)
         anonymous = httpx.get(f"http://127.0.0.1:{port}/api/runs", timeout=5)
-        with_token = httpx.get(f"http://127.0.0.1:{port}/api/runs", timeout=5,
-                               headers={"Authorization": f"Bearer {token}"})
+        with_token = httpx.get(
+            f"http://127.0.0.1:{port}/api/runs",
+            timeout=5,
+            headers={"Authorization": f"Bearer {token}"},
+        )
     finally:
         server.terminate()
         output = server.communicate(timeout=30)[0].decode(errors="replace")

@@ -75,7 +75,9 @@ def test_run_page_shows_checks_and_sla_misses(client: TestClient, demo) -> None:
     email = next(r for r in rows if "matches_regex(email)" in r and "quarantine" in r)
     assert "failed 2 / 5 (40.0%)" in email
     assert "sample of 2 failing rows" in email
-    assert "1 2 broken active" in rows and "4 5 also broken active" in rows  # _hr_row, id, email, status
+    assert (
+        "1 2 broken active" in rows and "4 5 also broken active" in rows
+    )  # _hr_row, id, email, status
     sla = next(r for r in rows if r.startswith("publish 0:30:00"))
     assert "2024-01-02 00:30:00" in sla
 
@@ -83,7 +85,11 @@ def test_run_page_shows_checks_and_sla_misses(client: TestClient, demo) -> None:
 def test_logs_page_per_task_and_attempt_escaped(client: TestClient, demo) -> None:
     html = client.get(f"/runs/{demo.failed_run}/logs").text
     headings = re.findall(r'<h2 class="mono">(.*?)</h2>', html)
-    assert headings == ["extract.fetch · attempt 1", "extract.fetch · attempt 2", "publish · attempt 1"]
+    assert headings == [
+        "extract.fetch · attempt 1",
+        "extract.fetch · attempt 2",
+        "publish · attempt 1",
+    ]
     assert "publishing &lt;b&gt;3&lt;/b&gt; rows" in html
     assert "<b>3</b>" not in html and "s3cret" not in html
     one = client.get(f"/runs/{demo.failed_run}/logs", params={"task": "publish"}).text

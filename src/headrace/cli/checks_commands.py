@@ -22,7 +22,11 @@ _SEVERITY_STYLE = {"fail": "red", "warn": "yellow", "quarantine": "magenta"}
 def _percent(record: CheckResultRecord) -> str:
     pct = (record.details or {}).get("failed_pct")
     if pct is None:
-        return "-" if record.total == record.failed else f"{100.0 * record.failed / max(record.total, 1):.2f}%"
+        return (
+            "-"
+            if record.total == record.failed
+            else f"{100.0 * record.failed / max(record.total, 1):.2f}%"
+        )
     return f"{pct:.2f}%"
 
 
@@ -32,16 +36,25 @@ def results_table(records: list[CheckResultRecord], run_id: str) -> Table:
     from rich.text import Text
 
     table = Table(title=Text(f"checks of run {run_id}"), title_justify="left")
-    for name, justify in (("task", "left"), ("expectation", "left"), ("column", "left"),
-                          ("severity", "left"), ("status", "left"), ("failed/total", "right"),
-                          ("%", "right")):
+    for name, justify in (
+        ("task", "left"),
+        ("expectation", "left"),
+        ("column", "left"),
+        ("severity", "left"),
+        ("status", "left"),
+        ("failed/total", "right"),
+        ("%", "right"),
+    ):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for r in records:
         table.add_row(
-            Text(r.task_id), Text(r.expectation), Text(r.column or ""),
+            Text(r.task_id),
+            Text(r.expectation),
+            Text(r.column or ""),
             Text(r.severity, style=_SEVERITY_STYLE.get(r.severity, "")),
             Text(r.status, style=_STATUS_STYLE.get(r.status, "")),
-            f"{r.failed}/{r.total}", _percent(r),
+            f"{r.failed}/{r.total}",
+            _percent(r),
         )
     return table
 
@@ -49,10 +62,18 @@ def results_table(records: list[CheckResultRecord], run_id: str) -> Table:
 @app.command("checks")
 def checks(
     run_id: Annotated[str, typer.Argument(help="The run whose check results to show.")],
-    task: Annotated[str | None, typer.Option("--task", "-t", help="Only this task's results.")] = None,
-    samples: Annotated[bool, typer.Option("--samples", "-s", help="Show sample failing rows.")] = False,
-    failed_only: Annotated[bool, typer.Option("--failed", help="Only failed expectations.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document (schema in this help).")] = False,
+    task: Annotated[
+        str | None, typer.Option("--task", "-t", help="Only this task's results.")
+    ] = None,
+    samples: Annotated[
+        bool, typer.Option("--samples", "-s", help="Show sample failing rows.")
+    ] = False,
+    failed_only: Annotated[
+        bool, typer.Option("--failed", help="Only failed expectations.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document (schema in this help).")
+    ] = False,
 ) -> None:
     """Show the data-quality results of a run: expectation, column, severity, status, counts.
 
@@ -83,16 +104,21 @@ def checks(
         return
     console.print(results_table(records, resolved))
     failed = [r for r in records if r.status != "passed"]
-    console.print(f"{len(records) - len(failed)} passed, {len(failed)} failed "
-                  f"({sum(1 for r in failed if r.severity == 'fail')} with severity fail).")
+    console.print(
+        f"{len(records) - len(failed)} passed, {len(failed)} failed "
+        f"({sum(1 for r in failed if r.severity == 'fail')} with severity fail)."
+    )
     if samples:
         for r in failed:
             details = r.details or {}
             rows = details.get("sample") or []
-            console.print(Text(f"\n{r.task_id} / {r.expectation}", style="bold")
-                          + Text(f": {details.get('reason', '')}"))
+            console.print(
+                Text(f"\n{r.task_id} / {r.expectation}", style="bold")
+                + Text(f": {details.get('reason', '')}")
+            )
             if "observed" in details:
-                console.print(Text(f"  observed: {json.dumps(details['observed'], ensure_ascii=False)}"))
+                console.print(
+                    Text(f"  observed: {json.dumps(details['observed'], ensure_ascii=False)}")
+                )
             for row in rows:
                 console.print(Text("  " + json.dumps(row, ensure_ascii=False)))
-

@@ -239,13 +239,20 @@ def show_command(
         tasks = store.get_task_instances(run.run_id)
         checks = store.get_check_results(run.run_id)
     if as_json:
-        print_json({"run": run_json(run), "tasks": [task_json(t) for t in tasks],
-                    "checks": [asdict(c) for c in checks]})
+        print_json(
+            {
+                "run": run_json(run),
+                "tasks": [task_json(t) for t in tasks],
+                "checks": [asdict(c) for c in checks],
+            }
+        )
         return
     _print_show(run, tasks, checks, verbose)
 
 
-def _print_show(run: RunRecord, tasks: list[TaskInstanceRecord], checks: list[Any], verbose: bool) -> None:
+def _print_show(
+    run: RunRecord, tasks: list[TaskInstanceRecord], checks: list[Any], verbose: bool
+) -> None:
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -298,7 +305,10 @@ def _run_header(run: RunRecord) -> Table:
         ("Run", Text(run.run_id)),
         ("Pipeline", Text(run.pipeline)),
         ("Logical date", f"{format_logical(run.logical_date)} (UTC)"),
-        ("Data interval", f"{format_time(run.data_interval_start)} → {format_time(run.data_interval_end)}"),
+        (
+            "Data interval",
+            f"{format_time(run.data_interval_start)} → {format_time(run.data_interval_end)}",
+        ),
         ("State", _state_text(run.state.value)),
         ("Trigger", Text(run.trigger)),
         ("Started", format_time(run.started_at)),
@@ -464,9 +474,17 @@ def pools_command(
     pools = []
     for name in names:
         held = [s for s in slots if s.pool == name]
-        pools.append({"name": name, "size": settings.pools.get(name), "taken": len(held),
-                      "held_by": [{"run_id": s.run_id, "task_id": s.task_id, "map_index": s.map_index}
-                                  for s in held]})
+        pools.append(
+            {
+                "name": name,
+                "size": settings.pools.get(name),
+                "taken": len(held),
+                "held_by": [
+                    {"run_id": s.run_id, "task_id": s.task_id, "map_index": s.map_index}
+                    for s in held
+                ],
+            }
+        )
     if as_json:
         print_json({"pools": pools})
         return
@@ -480,14 +498,17 @@ def _print_pools(pools: list[dict[str, Any]]) -> None:
 
     console = _console()
     if not pools:
-        console.print(Text("No pools: size one with HEADRACE_POOL_<NAME>=N or [pools] in headrace.toml."))
+        console.print(
+            Text("No pools: size one with HEADRACE_POOL_<NAME>=N or [pools] in headrace.toml.")
+        )
         return
     table = Table(title="Pools", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("Pool", "Size", "Taken", "Held by"):
         table.add_column(column, overflow="fold")
     for pool in pools:
         held = ", ".join(
-            f"{h['run_id']} {h['task_id']}" + ("" if h["map_index"] == -1 else f"[{h['map_index']}]")
+            f"{h['run_id']} {h['task_id']}"
+            + ("" if h["map_index"] == -1 else f"[{h['map_index']}]")
             for h in pool["held_by"]
         )
         table.add_row(

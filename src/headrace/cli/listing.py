@@ -51,13 +51,21 @@ def _describe(file: Path) -> tuple[list[dict[str, Any]], list[list[Any]] | None]
         if origin and Path(origin).resolve().is_relative_to(root) and "site-packages" not in origin:
             deps.append(_stamp(Path(origin).resolve()))
     described = [
-        {"name": p.name, "schedule": p.schedule_text, "tasks": len(p.tasks), "tags": list(p.tags), "owner": p.owner}
+        {
+            "name": p.name,
+            "schedule": p.schedule_text,
+            "tasks": len(p.tasks),
+            "tags": list(p.tags),
+            "owner": p.owner,
+        }
         for p in sorted(pipelines.values(), key=lambda p: p.name)
     ]
     return described, None if seen_before else [d for d in deps if d is not None]
 
 
-def describe_files(files: list[Path], cache_file: Path | None) -> list[tuple[Path, list[dict[str, Any]] | Exception]]:
+def describe_files(
+    files: list[Path], cache_file: Path | None
+) -> list[tuple[Path, list[dict[str, Any]] | Exception]]:
     """Each file with its pipelines' descriptions, or the error that loading it raised.
 
     Args:

@@ -29,21 +29,41 @@ def _token(token_file: Path | None) -> str | None:
 @app.command("mcp")
 def mcp_command(
     pipelines: Annotated[
-        Path | None, typer.Option("--pipelines", help="Pipeline file or folder: listing, docs, source, trigger.")
+        Path | None,
+        typer.Option(
+            "--pipelines", help="Pipeline file or folder: listing, docs, source, trigger."
+        ),
     ] = None,
-    http: Annotated[bool, typer.Option("--http", help="Serve streamable HTTP at /mcp instead of stdio.")] = False,
-    host: Annotated[str, typer.Option("--host", help="HTTP interface; beyond loopback a token is required.")] = "127.0.0.1",
+    http: Annotated[
+        bool, typer.Option("--http", help="Serve streamable HTTP at /mcp instead of stdio.")
+    ] = False,
+    host: Annotated[
+        str, typer.Option("--host", help="HTTP interface; beyond loopback a token is required.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="HTTP port.")] = 8765,
     token_file: Annotated[
-        Path | None, typer.Option("--token-file", help=f"File holding the HTTP bearer token (default: ${TOKEN_ENV}).")
+        Path | None,
+        typer.Option(
+            "--token-file", help=f"File holding the HTTP bearer token (default: ${TOKEN_ENV})."
+        ),
     ] = None,
     allow_write: Annotated[
-        bool, typer.Option("--allow-write", help="Add the trigger_run, resume_run and retry_task tools.")
+        bool,
+        typer.Option("--allow-write", help="Add the trigger_run, resume_run and retry_task tools."),
     ] = False,
-    executor: Annotated[str, typer.Option("--executor", help="Executor of runs the write tools start.")] = "process",
-    max_rows: Annotated[int, typer.Option("--max-rows", min=1, max=10_000, help="Most rows a tool returns.")] = 200,
-    max_bytes: Annotated[int, typer.Option("--max-bytes", min=1024, max=10_000_000, help="Most bytes a tool returns.")] = 64_000,
-    query_timeout: Annotated[float, typer.Option("--query-timeout", min=0.1, max=3600, help="Seconds a query may run.")] = 10.0,
+    executor: Annotated[
+        str, typer.Option("--executor", help="Executor of runs the write tools start.")
+    ] = "process",
+    max_rows: Annotated[
+        int, typer.Option("--max-rows", min=1, max=10_000, help="Most rows a tool returns.")
+    ] = 200,
+    max_bytes: Annotated[
+        int,
+        typer.Option("--max-bytes", min=1024, max=10_000_000, help="Most bytes a tool returns."),
+    ] = 64_000,
+    query_timeout: Annotated[
+        float, typer.Option("--query-timeout", min=0.1, max=3600, help="Seconds a query may run.")
+    ] = 10.0,
 ) -> None:
     """Serve pipelines, runs, logs, checks, lineage and read-only warehouse queries to AI assistants (MCP).
 
@@ -70,13 +90,21 @@ def mcp_command(
     settings = Settings.from_env()
     with open_store(settings.state_url) as store:
         ctx = McpContext(
-            settings, store, pipelines=pipelines.resolve() if pipelines else None, allow_write=allow_write,
-            executor=executor, max_rows=max_rows, max_bytes=max_bytes, query_timeout=query_timeout,
+            settings,
+            store,
+            pipelines=pipelines.resolve() if pipelines else None,
+            allow_write=allow_write,
+            executor=executor,
+            max_rows=max_rows,
+            max_bytes=max_bytes,
+            query_timeout=query_timeout,
             extra_secrets=[token] if token else [],
         )
         server = build_server(ctx)
         if http:
-            err_console.print(f"headrace mcp on http://{host}:{port}/mcp (Ctrl+C stops it)", highlight=False)
+            err_console.print(
+                f"headrace mcp on http://{host}:{port}/mcp (Ctrl+C stops it)", highlight=False
+            )
             serve_http(server, host, port, token)
         else:
             server.run("stdio")

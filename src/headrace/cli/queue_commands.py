@@ -65,7 +65,8 @@ def ensure_reachable(url: str, timeout: float = REACH_TIMEOUT) -> None:
     except (redis.RedisError, OSError) as exc:
         raise UnavailableError(
             f"Redis is unreachable: {str(exc).rstrip('.')}. Start it or pass --redis-url "
-            f"(or set {REDIS_URL_ENV}).", service=mask_url(url),
+            f"(or set {REDIS_URL_ENV}).",
+            service=mask_url(url),
         ) from exc
     finally:
         client.close()
@@ -158,12 +159,21 @@ def _announce(
     worker: Worker, kind: str, queue_name: str, connection: QueueConnection, concurrency: int
 ) -> None:
     worker.on(
-        "completed", lambda job, result: console.print(f"[green]completed[/] {escape(str(job.name))} {escape(str(job.id))}")
+        "completed",
+        lambda job, result: console.print(
+            f"[green]completed[/] {escape(str(job.name))} {escape(str(job.id))}"
+        ),
     )
     worker.on(
-        "failed", lambda job, err: console.print(f"[red]failed[/] {escape(str(job.name))} {escape(str(job.id))}: {escape(str(err))}")
+        "failed",
+        lambda job, err: console.print(
+            f"[red]failed[/] {escape(str(job.name))} {escape(str(job.id))}: {escape(str(err))}"
+        ),
     )
-    worker.on("stalled", lambda job_id: console.print(f"[yellow]recovered stalled job[/] {escape(str(job_id))}"))
+    worker.on(
+        "stalled",
+        lambda job_id: console.print(f"[yellow]recovered stalled job[/] {escape(str(job_id))}"),
+    )
     console.print(
         f"{escape(kind)} on queue [bold]{escape(queue_name)}[/] at {escape(str(connection))}, concurrency {concurrency}"
     )

@@ -49,7 +49,9 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise UsageError(f"--param {pair!r}: expected NAME=VALUE, e.g. --param full_refresh=true")
+            raise UsageError(
+                f"--param {pair!r}: expected NAME=VALUE, e.g. --param full_refresh=true"
+            )
         params[key.strip()] = value
     return params
 
@@ -61,7 +63,9 @@ def parse_date(text: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        raise UsageError(f"--date {text!r}: expected an ISO date such as 2024-01-31 or 2024-01-31T02:00") from None
+        raise UsageError(
+            f"--date {text!r}: expected an ISO date such as 2024-01-31 or 2024-01-31T02:00"
+        ) from None
 
 
 def _console() -> Console:
@@ -105,7 +109,9 @@ class LiveView:
         with self.lock:
             row = self.rows[event.task_id]
             if event.kind == "task" and event.map_index >= 0:
-                self.elements.setdefault(event.task_id, {})[event.map_index] = event.state or "queued"
+                self.elements.setdefault(event.task_id, {})[event.map_index] = (
+                    event.state or "queued"
+                )
             elif event.kind == "task":
                 row.update(state=event.state, attempt=event.attempt, error=event.error)
                 if event.total is not None:
@@ -117,14 +123,26 @@ class LiveView:
                 row["progress"] = (event.done, event.total, event.message)
             elif event.kind == "log":
                 row["last_log"] = event.message
-        if event.kind == "task" and event.map_index < 0 and event.state in _FINISHED | {"up_for_retry"}:
+        if (
+            event.kind == "task"
+            and event.map_index < 0
+            and event.state in _FINISHED | {"up_for_retry"}
+        ):
             # Structured logs (HEADRACE_LOG_FORMAT=json) get every task outcome as one record;
             # otherwise nothing is logged (a task capturing logs must not get these lines).
             if self.json_logs:
                 _RUN_LOG.info(
-                    "task %s %s", event.task_id, event.state,
-                    extra={"run_id": event.run_id, "pipeline": self.pipeline.name, "task_id": event.task_id,
-                           "state": event.state, "attempt": event.attempt, "error": event.error},
+                    "task %s %s",
+                    event.task_id,
+                    event.state,
+                    extra={
+                        "run_id": event.run_id,
+                        "pipeline": self.pipeline.name,
+                        "task_id": event.task_id,
+                        "state": event.state,
+                        "attempt": event.attempt,
+                        "error": event.error,
+                    },
                 )
             if self.live is None:
                 self._print_line(event)
@@ -133,9 +151,15 @@ class LiveView:
         from rich.markup import escape
 
         style = STATE_STYLES.get(event.state or "", "")
-        error = f"  {escape(_one_line(event.error))}" if event.error and event.state != "success" else ""
+        error = (
+            f"  {escape(_one_line(event.error))}"
+            if event.error and event.state != "success"
+            else ""
+        )
         attempt = f" (attempt {event.attempt})" if event.attempt else ""
-        self.console.print(f"[{style}]{event.state:>15}[/]  {escape(event.task_id or '')}{attempt}{error}")
+        self.console.print(
+            f"[{style}]{event.state:>15}[/]  {escape(event.task_id or '')}{attempt}{error}"
+        )
 
     def __rich__(self) -> Table:
         from rich import box
@@ -145,7 +169,9 @@ class LiveView:
         with self.lock:
             rows = {tid: dict(row) for tid, row in self.rows.items()}
             elements = {tid: dict(states) for tid, states in self.elements.items()}
-        table = Table(box=box.SIMPLE, title=f"{self.pipeline.name} · {time.monotonic() - self.started:.1f}s")
+        table = Table(
+            box=box.SIMPLE, title=f"{self.pipeline.name} · {time.monotonic() - self.started:.1f}s"
+        )
         for column in ("task", "state", "try", "progress"):
             table.add_column(column)
         shown_group: str | None = None
@@ -160,12 +186,16 @@ class LiveView:
         return table
 
     @staticmethod
-    def _add_row(table: Table, tid: str, row: dict[str, Any], elements: dict[str, dict[int, str]]) -> None:
+    def _add_row(
+        table: Table, tid: str, row: dict[str, Any], elements: dict[str, dict[int, str]]
+    ) -> None:
         from rich.text import Text
 
         state = row.get("state") or "queued"
         table.add_row(
-            tid, Text(state, style=STATE_STYLES.get(state, "")), str(row.get("attempt") or ""),
+            tid,
+            Text(state, style=STATE_STYLES.get(state, "")),
+            str(row.get("attempt") or ""),
             _progress(row, elements.get(tid, {}) if "elements" in row else None),
         )
 
@@ -235,11 +265,19 @@ def summary(result: RunResult, console: Console, order: list[str] | None = None)
             shown_group = group
         elements = [t for t in result.tasks if t.task_id == ti.task_id and t.map_index >= 0]
         name = ti.task_id + (f" ×{len(elements)}" if elements else "")
-        took = f"{(ti.ended_at - ti.started_at).total_seconds():.2f}s" if ti.started_at and ti.ended_at else ""
+        took = (
+            f"{(ti.ended_at - ti.started_at).total_seconds():.2f}s"
+            if ti.started_at and ti.ended_at
+            else ""
+        )
         state = str(ti.state)
         table.add_row(
-            name, Text(state, style=STATE_STYLES.get(state, "")), str(ti.attempt or ""), took,
-            "" if ti.rows is None else f"{ti.rows:,}", Text(_one_line(ti.error)),
+            name,
+            Text(state, style=STATE_STYLES.get(state, "")),
+            str(ti.attempt or ""),
+            took,
+            "" if ti.rows is None else f"{ti.rows:,}",
+            Text(_one_line(ti.error)),
         )
     run = result.run
     console.print(table)
@@ -255,9 +293,15 @@ def summary(result: RunResult, console: Console, order: list[str] | None = None)
             if cause:
                 label = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
                 console.print(Text(f"{label}: caused by: {cause}"))
-        failed = [t.task_id for t in result.tasks if t.state == TaskState.FAILED and t.map_index < 0]
-        hint = f"headrace logs {run.run_id} {failed[0]}" if failed else f"headrace show {run.run_id}"
-        console.print(f"see why: [bold]{hint}[/]; after a fix: [bold]headrace resume {run.run_id}[/]")
+        failed = [
+            t.task_id for t in result.tasks if t.state == TaskState.FAILED and t.map_index < 0
+        ]
+        hint = (
+            f"headrace logs {run.run_id} {failed[0]}" if failed else f"headrace show {run.run_id}"
+        )
+        console.print(
+            f"see why: [bold]{hint}[/]; after a fix: [bold]headrace resume {run.run_id}[/]"
+        )
 
 
 def _cause_of(error: str | None) -> str | None:
@@ -278,10 +322,16 @@ def _print_tracebacks(store: Any, result: RunResult) -> None:
     for ti in result.tasks:
         if ti.state != TaskState.FAILED:
             continue
-        logged = [r.text for r in store.get_logs(result.run.run_id, ti.task_id)
-                  if r.map_index == ti.map_index and "Traceback (most recent call last)" in r.text]
+        logged = [
+            r.text
+            for r in store.get_logs(result.run.run_id, ti.task_id)
+            if r.map_index == ti.map_index and "Traceback (most recent call last)" in r.text
+        ]
         if logged:
-            err.print(Text(f"--- {ti.task_id}: traceback of attempt {ti.attempt} ---\n{logged[-1]}"), soft_wrap=True)
+            err.print(
+                Text(f"--- {ti.task_id}: traceback of attempt {ti.attempt} ---\n{logged[-1]}"),
+                soft_wrap=True,
+            )
 
 
 def _check_executor(executor: str) -> None:
@@ -289,11 +339,14 @@ def _check_executor(executor: str) -> None:
 
     if executor not in EXECUTORS:
         raise UsageError(
-            f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}." + did_you_mean(executor, EXECUTORS)
+            f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}."
+            + did_you_mean(executor, EXECUTORS)
         )
 
 
-def _drive(pipeline: Pipeline, settings: Settings, executor: str, concurrency: int | None, action: Any) -> None:
+def _drive(
+    pipeline: Pipeline, settings: Settings, executor: str, concurrency: int | None, action: Any
+) -> None:
     from headrace.engine import Runner
     from headrace.observe.alerts import alerter_from_settings
     from headrace.state import open_store
@@ -303,8 +356,14 @@ def _drive(pipeline: Pipeline, settings: Settings, executor: str, concurrency: i
         view = LiveView(pipeline, console)
         # Failure (and opt-in retry) alerts as the scheduler sends them, when configured.
         alerter = alerter_from_settings(settings.alerts)
-        runner = Runner(store, executor=executor, settings=settings, concurrency=concurrency, on_event=view.on_event,
-                        alerter=alerter if alerter.channels else None)
+        runner = Runner(
+            store,
+            executor=executor,
+            settings=settings,
+            concurrency=concurrency,
+            on_event=view.on_event,
+            alerter=alerter if alerter.channels else None,
+        )
         with view:
             result: RunResult = action(runner)
         summary(result, console, grouped_order(pipeline))
@@ -315,7 +374,9 @@ def _drive(pipeline: Pipeline, settings: Settings, executor: str, concurrency: i
     final_results(pipeline, result, console)
 
 
-def final_results(pipeline: Pipeline, result: RunResult, console: Console, width: int = 400) -> None:
+def final_results(
+    pipeline: Pipeline, result: RunResult, console: Console, width: int = 400
+) -> None:
     """Print the small JSON results of the pipeline's last tasks (what the run produced)."""
     from rich.markup import escape
 
@@ -325,7 +386,9 @@ def final_results(pipeline: Pipeline, result: RunResult, console: Console, width
         value = ti.result_json
         if value is None:
             continue
-        if isinstance(value, dict):  # the figures; nested parts (a sync's lineage) stay in `show --json`
+        if isinstance(
+            value, dict
+        ):  # the figures; nested parts (a sync's lineage) stay in `show --json`
             text = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, dict | list))
         else:
             text = str(value)
@@ -336,31 +399,70 @@ def final_results(pipeline: Pipeline, result: RunResult, console: Console, width
 @app.command("run")
 def run_command(
     target: Annotated[str, typer.Argument(help="Pipeline file, optionally FILE:PIPELINE.")],
-    date: Annotated[str | None, typer.Option("--date", help="Logical date (ISO): the run's key, so the same date never runs twice; default: now (a new run over the latest complete interval).")] = None,
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Run parameter NAME=VALUE (repeatable).")] = None,
-    executor: Annotated[str, typer.Option("--executor", help="process (default), inprocess, or distributed (tasks run on `headrace worker` processes over Redis).")] = "process",
-    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="Worker processes (default: cores).")] = None,
-    rerun: Annotated[bool, typer.Option("--rerun", help="With --date: run that date again even if its run finished (all its tasks are cleared).")] = False,
+    date: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            help="Logical date (ISO): the run's key, so the same date never runs twice; default: now (a new run over the latest complete interval).",
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Run parameter NAME=VALUE (repeatable)."),
+    ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="process (default), inprocess, or distributed (tasks run on `headrace worker` processes over Redis).",
+        ),
+    ] = "process",
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", min=1, help="Worker processes (default: cores).")
+    ] = None,
+    rerun: Annotated[
+        bool,
+        typer.Option(
+            "--rerun",
+            help="With --date: run that date again even if its run finished (all its tasks are cleared).",
+        ),
+    ] = False,
 ) -> None:
     """Run a pipeline now, showing its tasks live; exit code 1 if the run failed."""
     from headrace.engine.loader import load_pipelines, pick_pipeline
 
     _check_executor(executor)
     if rerun and date is None:
-        raise UsageError("--rerun needs --date: without a date every run is new, there is nothing to run again")
+        raise UsageError(
+            "--rerun needs --date: without a date every run is new, there is nothing to run again"
+        )
     settings = load_settings()
     file, name = split_target(target)
     pipeline = pick_pipeline(load_pipelines(file), name, file)
     params = parse_params(param or [])
     logical = parse_date(date)
-    _drive(pipeline, settings, executor, concurrency, lambda runner: runner.run(pipeline, logical, params, rerun=rerun))
+    _drive(
+        pipeline,
+        settings,
+        executor,
+        concurrency,
+        lambda runner: runner.run(pipeline, logical, params, rerun=rerun),
+    )
 
 
 @app.command("resume")
 def resume_command(
     run_id: Annotated[str, typer.Argument(help="The run to finish.")],
-    file: Annotated[str | None, typer.Option("--file", help="Pipeline file, if it moved since the run started.")] = None,
-    executor: Annotated[str, typer.Option("--executor", help="process (default), inprocess, or distributed (tasks run on `headrace worker` processes over Redis).")] = "process",
+    file: Annotated[
+        str | None, typer.Option("--file", help="Pipeline file, if it moved since the run started.")
+    ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="process (default), inprocess, or distributed (tasks run on `headrace worker` processes over Redis).",
+        ),
+    ] = "process",
     concurrency: Annotated[int | None, typer.Option("--concurrency", min=1)] = None,
 ) -> None:
     """Finish a failed, interrupted or dead run: only tasks that did not succeed run again."""
@@ -376,7 +478,9 @@ def resume_command(
         pipeline = pick_pipeline(load_pipelines(file), run.pipeline, file)
     else:
         pipeline = Runner(store, executor=executor, settings=settings).pipeline_of(run)
-    _drive(pipeline, settings, executor, concurrency, lambda runner: runner.resume(run_id, pipeline))
+    _drive(
+        pipeline, settings, executor, concurrency, lambda runner: runner.resume(run_id, pipeline)
+    )
 
 
 def pipeline_files(path: Path) -> list[Path]:
@@ -391,7 +495,9 @@ def pipeline_files(path: Path) -> list[Path]:
     skip = {".venv", "venv", "node_modules", ".git", "__pycache__", ".headrace"}
     found = []
     for candidate in sorted(path.rglob("*.py")):
-        if skip & set(candidate.relative_to(path).parts) or candidate.name.startswith(("test_", "conftest")):
+        if skip & set(candidate.relative_to(path).parts) or candidate.name.startswith(
+            ("test_", "conftest")
+        ):
             continue
         try:
             if "@pipeline" in candidate.read_text(errors="replace"):
@@ -404,8 +510,16 @@ def pipeline_files(path: Path) -> list[Path]:
 @app.command("list")
 def list_command(
     path: Annotated[Path, typer.Argument(help="A pipeline file or a folder of them.")] = Path("."),
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object: {\"pipelines\": [...], \"errors\": [...]}.")] = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Import every file (default: only files changed since the last list).")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='One JSON object: {"pipelines": [...], "errors": [...]}.')
+    ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Import every file (default: only files changed since the last list).",
+        ),
+    ] = False,
 ) -> None:
     """List the pipelines in a file or folder: name, schedule, tasks, tags.
 
@@ -442,8 +556,14 @@ def _print_pipelines(found: list[dict[str, Any]], problems: list[str], path: Pat
         for column in ("pipeline", "file", "schedule", "tasks", "tags", "owner"):
             table.add_column(column, overflow="fold")
         for p in found:
-            table.add_row(Text(p["name"]), Text(p["file"]), Text(p["schedule"] or "manual"), str(p["tasks"]),
-                          Text(", ".join(p["tags"])), Text(p["owner"] or ""))
+            table.add_row(
+                Text(p["name"]),
+                Text(p["file"]),
+                Text(p["schedule"] or "manual"),
+                str(p["tasks"]),
+                Text(", ".join(p["tags"])),
+                Text(p["owner"] or ""),
+            )
         console.print(table)
     else:
         console.print(Text(f"no pipelines found in {path}"))
@@ -459,18 +579,29 @@ def parse_age(text: str) -> timedelta:
     """``7d``, ``12h``, ``30m``, ``90s``, ``2w`` -> timedelta."""
     match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text)
     if match is None:
-        raise UsageError(f"--older-than {text!r}: expected a number and a unit (s, m, h, d, w), e.g. 7d or 12h")
+        raise UsageError(
+            f"--older-than {text!r}: expected a number and a unit (s, m, h, d, w), e.g. 7d or 12h"
+        )
     return timedelta(**{_UNITS[match[2]]: int(match[1])})
 
 
 @app.command("cleanup")
 def cleanup_command(
-    older_than: Annotated[str, typer.Option("--older-than", help="Age from the run's end: 7d, 12h, 30m, 2w.")],
-    pipeline: Annotated[str | None, typer.Option("--pipeline", help="Only this pipeline's runs.")] = None,
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Age from the run's end: 7d, 12h, 30m, 2w.")
+    ],
+    pipeline: Annotated[
+        str | None, typer.Option("--pipeline", help="Only this pipeline's runs.")
+    ] = None,
     include_failed: Annotated[
-        bool, typer.Option("--include-failed", help="Also failed runs (a resume then reruns their tasks).")
+        bool,
+        typer.Option(
+            "--include-failed", help="Also failed runs (a resume then reruns their tasks)."
+        ),
     ] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be removed.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show what would be removed.")
+    ] = False,
     state: Annotated[
         bool,
         typer.Option(
@@ -491,20 +622,41 @@ def cleanup_command(
     age = parse_age(older_than)
     settings = load_settings()
     console = _console()
-    with open_store(settings.state_url) as store, Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console, transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
+    with (
+        open_store(settings.state_url) as store,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        ) as progress,
+    ):
         total = store.count_runs(pipeline, states=[RunState.SUCCESS, RunState.FAILED])
         bar = progress.add_task("looking at finished runs", total=total)
-        options: dict[str, Any] = {"include_failed": include_failed, "dry_run": dry_run, "pipeline": pipeline}
+        options: dict[str, Any] = {
+            "include_failed": include_failed,
+            "dry_run": dry_run,
+            "pipeline": pipeline,
+        }
         if state:
             purged = purge_runs(
-                store, settings.home, age, datetime.now(UTC), on_run=lambda run: progress.advance(bar), **options
+                store,
+                settings.home,
+                age,
+                datetime.now(UTC),
+                on_run=lambda run: progress.advance(bar),
+                **options,
             )
         else:
             cleaned = clean_staging(
-                store, settings.home, age, datetime.now(UTC), on_folder=lambda run: progress.advance(bar), **options
+                store,
+                settings.home,
+                age,
+                datetime.now(UTC),
+                on_folder=lambda run: progress.advance(bar),
+                **options,
             )
     if state:
         _print_purge(console, purged, older_than)
@@ -515,7 +667,9 @@ def cleanup_command(
         f"({cleaned.freed_bytes / 1e6:,.1f} MB)"
     )
     for run, folder, size in cleaned.removed:
-        console.print(f"  {run.run_id}  {escape(run.pipeline)}  {run.state}  {size / 1e6:,.1f} MB  {folder}")
+        console.print(
+            f"  {run.run_id}  {escape(run.pipeline)}  {run.state}  {size / 1e6:,.1f} MB  {folder}"
+        )
     if cleaned.kept_failed:
         console.print(
             f"kept the staged files of {len(cleaned.kept_failed)} failed run(s) that may still be resumed "
@@ -539,7 +693,9 @@ def _print_purge(console: Console, report: PurgeReport, older_than: str) -> None
         f"logs and checks and {report.staged_bytes / 1e6:,.1f} MB of staged files"
     )
     for run in report.removed:
-        console.print(f"  {run.run_id}  {escape(run.pipeline)}  {run.state}  {run.logical_date:%Y-%m-%d %H:%M} UTC")
+        console.print(
+            f"  {run.run_id}  {escape(run.pipeline)}  {run.state}  {run.logical_date:%Y-%m-%d %H:%M} UTC"
+        )
     if report.kept_anchors:
         names = ", ".join(sorted({escape(r.pipeline) for r in report.kept_anchors}))
         console.print(

@@ -115,8 +115,15 @@ def scheduler_command(
 
     from headrace.observe.statsd import StatsdClient
 
-    scheduler = Scheduler(pipelines, store, launcher=launcher, alerter=alerter, on_start=started,
-                          statsd=StatsdClient.from_settings(settings.metrics), settings=settings)
+    scheduler = Scheduler(
+        pipelines,
+        store,
+        launcher=launcher,
+        alerter=alerter,
+        on_start=started,
+        statsd=StatsdClient.from_settings(settings.metrics),
+        settings=settings,
+    )
     scheduled = [p for p in scheduler.pipelines]
     console.print(
         f"scheduler: {len(scheduled)} scheduled pipeline(s) "
@@ -134,7 +141,8 @@ def scheduler_command(
             )
         for run in tick.failed_dead:
             console.print(
-                f"[red]dead[/] run {escape(run.run_id)} of {escape(run.pipeline)}: marked failed", highlight=False
+                f"[red]dead[/] run {escape(run.run_id)} of {escape(run.pipeline)}: marked failed",
+                highlight=False,
             )
         if _config_errors(store, launched, stopped_by):
             scheduler.stop()

@@ -43,9 +43,19 @@ def find_stream(target: str) -> Any:
 
 @app.command("stream")
 def stream_command(
-    target: Annotated[str, typer.Argument(help="File declaring a stream_sync, optionally FILE:NAME.")],
-    drain: Annotated[bool, typer.Option("--drain", help="Load what is in the stream now, then exit.")] = False,
-    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve Prometheus /metrics on this port (default: [metrics] port / HEADRACE_METRICS_PORT; needs the 'metrics' extra).")] = None,
+    target: Annotated[
+        str, typer.Argument(help="File declaring a stream_sync, optionally FILE:NAME.")
+    ],
+    drain: Annotated[
+        bool, typer.Option("--drain", help="Load what is in the stream now, then exit.")
+    ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            help="Serve Prometheus /metrics on this port (default: [metrics] port / HEADRACE_METRICS_PORT; needs the 'metrics' extra).",
+        ),
+    ] = None,
 ) -> None:
     """Consume a stream into its table exactly once until SIGTERM/Ctrl-C (finishes the batch)."""
     from headrace.observe.alerts import alerter_from_settings
@@ -109,7 +119,9 @@ def _alerters(spec: Any, settings: Settings, alerter: Any) -> list[Any]:
     found = [alerter]
     if routes.email or routes.webhooks:
         channels = route_channels(routes, alerter, f"stream {spec.name!r}")
-        found.append(Alerter(channels, on_failure=routes.email_on_failure, on_retry=routes.email_on_retry))
+        found.append(
+            Alerter(channels, on_failure=routes.email_on_failure, on_retry=routes.email_on_retry)
+        )
     return found
 
 

@@ -80,7 +80,9 @@ class LazyGroup(TyperGroup):
         importlib.import_module(module)
         command = _build(cmd_name)
         if command is None:  # pragma: no cover - a COMMANDS entry without its command
-            raise RuntimeError(f"command {cmd_name!r} is listed in headrace.cli.commands but not defined in {module}")
+            raise RuntimeError(
+                f"command {cmd_name!r} is listed in headrace.cli.commands but not defined in {module}"
+            )
         self.commands[cmd_name] = command
         return command
 
@@ -98,13 +100,17 @@ def _build(name: str) -> click.Command | None:
         callback = info.callback
         if (info.name or (callback.__name__.replace("_", "-") if callback else None)) == name:
             return typer.main.get_command_from_info(
-                info, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode
+                info,
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=app.rich_markup_mode,
             )
     for group in app.registered_groups:
         if group.name == name:
             return typer.main.get_group_from_info(
-                group, pretty_exceptions_short=app.pretty_exceptions_short,
-                rich_markup_mode=app.rich_markup_mode, suggest_commands=True,
+                group,
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=app.rich_markup_mode,
+                suggest_commands=True,
             )
     return None
 

@@ -24,7 +24,9 @@ from headrace.config import Settings
 from headrace.errors import StateError
 from headrace.state import open_store
 
-variables_app = typer.Typer(help="Variables tasks read with ctx.var(name): get, set, list, delete.", no_args_is_help=True)
+variables_app = typer.Typer(
+    help="Variables tasks read with ctx.var(name): get, set, list, delete.", no_args_is_help=True
+)
 app.add_typer(variables_app, name="vars")
 
 _Reveal = Annotated[bool, typer.Option("--reveal", help="Print secret values instead of ***.")]
@@ -33,11 +35,16 @@ _Reveal = Annotated[bool, typer.Option("--reveal", help="Print secret values ins
 @variables_app.command("set")
 def set_command(
     name: Annotated[str, typer.Argument(help="Variable name.")],
-    value: Annotated[str, typer.Argument(help="Its value (text; JSON for ctx.var(name, deserialize_json=True)).")],
+    value: Annotated[
+        str, typer.Argument(help="Its value (text; JSON for ctx.var(name, deserialize_json=True)).")
+    ],
     secret: Annotated[
-        bool | None, typer.Option("--secret/--not-secret", help="Mask the value when shown (default: by name).")
+        bool | None,
+        typer.Option("--secret/--not-secret", help="Mask the value when shown (default: by name)."),
     ] = None,
-    description: Annotated[str | None, typer.Option("--description", "-d", help="What it is for.")] = None,
+    description: Annotated[
+        str | None, typer.Option("--description", "-d", help="What it is for.")
+    ] = None,
 ) -> None:
     """Create or replace a variable."""
     with open_store(Settings.from_env().state_url) as store:
@@ -67,10 +74,17 @@ def list_command(
         records = store.list_variables()
     if as_json:
         for r in records:
-            typer.echo(json.dumps({
-                "name": r.name, "value": r.shown(reveal), "secret": r.secret, "description": r.description,
-                "updated_at": r.updated_at.isoformat(),
-            }))
+            typer.echo(
+                json.dumps(
+                    {
+                        "name": r.name,
+                        "value": r.shown(reveal),
+                        "secret": r.secret,
+                        "description": r.description,
+                        "updated_at": r.updated_at.isoformat(),
+                    }
+                )
+            )
         return
     if not records:
         console.print("no variables; set one with [bold]headrace vars set NAME VALUE[/]")
@@ -80,7 +94,10 @@ def list_command(
         table.add_column(column, overflow="fold")
     for r in records:
         table.add_row(
-            escape(r.name), escape(r.shown(reveal)), "yes" if r.secret else "", escape(r.description or ""),
+            escape(r.name),
+            escape(r.shown(reveal)),
+            "yes" if r.secret else "",
+            escape(r.description or ""),
             f"{r.updated_at:%Y-%m-%d %H:%M} UTC",
         )
     console.print(table)
@@ -92,5 +109,7 @@ def delete_command(name: Annotated[str, typer.Argument(help="Variable name.")]) 
     with open_store(Settings.from_env().state_url) as store:
         if not store.delete_variable(name):
             store.require_variable(name)  # raises, suggesting the closest name
-            raise StateError(f"variable {name!r} was not deleted")  # pragma: no cover - deleted meanwhile
+            raise StateError(
+                f"variable {name!r} was not deleted"
+            )  # pragma: no cover - deleted meanwhile
     console.print(f"deleted variable [bold]{escape(name)}[/]")

@@ -30,16 +30,33 @@ def is_loopback(host: str) -> bool:
 
 @app.command("web")
 def web_command(
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on; a non-loopback one needs HEADRACE_WEB_TOKEN or HEADRACE_WEB_USERS.")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Interface to listen on; a non-loopback one needs HEADRACE_WEB_TOKEN or HEADRACE_WEB_USERS.",
+        ),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8321,
     pipelines: Annotated[
         Path | None,
         typer.Option("--pipelines", help="Folder of pipeline files to list, trigger and backfill."),
     ] = None,
     refresh: Annotated[
-        int, typer.Option("--refresh", min=0, help="Seconds between reloads of pages with unfinished runs (0: off).")
+        int,
+        typer.Option(
+            "--refresh",
+            min=0,
+            help="Seconds between reloads of pages with unfinished runs (0: off).",
+        ),
     ] = 5,
-    executor: Annotated[str, typer.Option("--executor", help="Executor of runs started from the web: process (default) or inprocess.")] = "process",
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="Executor of runs started from the web: process (default) or inprocess.",
+        ),
+    ] = "process",
 ) -> None:
     """Serve runs, tasks, logs and checks in a browser, with actions (trigger, resume, retry, backfill), /api and /metrics.
 
@@ -56,7 +73,9 @@ def web_command(
     from headrace.web.auth import WebAuth
 
     if pipelines is not None and not pipelines.is_dir():
-        raise UsageError(f"--pipelines {pipelines}: not a folder; give the folder holding your pipeline files.")
+        raise UsageError(
+            f"--pipelines {pipelines}: not a folder; give the folder holding your pipeline files."
+        )
     if executor not in EXECUTORS:
         raise UsageError(f"--executor {executor!r}: choose process or inprocess")
     auth = WebAuth.from_env(os.environ)  # read at this edge
@@ -67,8 +86,14 @@ def web_command(
             "(e.g. `export HEADRACE_WEB_TOKEN=$(openssl rand -hex 24)`) or HEADRACE_WEB_USERS, or bind 127.0.0.1."
         )
     settings = load_settings()
-    web = create_app(settings, pipelines_dir=pipelines, refresh_seconds=refresh, auth=auth, executor=executor)
-    mode = "actions need login" if auth.configured else "read-only (no HEADRACE_WEB_TOKEN / HEADRACE_WEB_USERS)"
+    web = create_app(
+        settings, pipelines_dir=pipelines, refresh_seconds=refresh, auth=auth, executor=executor
+    )
+    mode = (
+        "actions need login"
+        if auth.configured
+        else "read-only (no HEADRACE_WEB_TOKEN / HEADRACE_WEB_USERS)"
+    )
     console.print(
         f"headrace web on [bold]http://{escape(host)}:{port}/[/] (state store {escape(mask_url(settings.state_url))}); "
         f"{escape(mode)}; API at /api, metrics at /metrics. Ctrl+C stops it.",

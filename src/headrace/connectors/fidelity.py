@@ -101,7 +101,10 @@ class UnrepresentableValueError(ConnectorError):
         self.where, self.reason = where, reason
         super().__init__(
             f"{reason}. The value policy is 'fail'; use 'quarantine' to set such rows aside or "
-            "'null' to store NULL (Fidelity).", path=where, row=row, column=column,
+            "'null' to store NULL (Fidelity).",
+            path=where,
+            row=row,
+            column=column,
         )
 
 
@@ -322,7 +325,9 @@ def _bytes_of(values: pa.Array) -> pa.Array | None:
     offsets, data = values.buffers()[1], values.buffers()[2]
     if data is None or len(values) == 0:
         return None
-    bounds = pa.Array.from_buffers(pa.int32(), len(values) + 1, [None, offsets], offset=values.offset)
+    bounds = pa.Array.from_buffers(
+        pa.int32(), len(values) + 1, [None, offsets], offset=values.offset
+    )
     start, end = bounds[0].as_py(), bounds[-1].as_py()
     if end == start:
         return None

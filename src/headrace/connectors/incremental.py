@@ -138,7 +138,8 @@ class CheckpointMoved(ConnectorError, TransientError):
         super().__init__(
             f"Load into {where or 'the destination'} not applied: checkpoint of source {source!r} "
             f"moved from {expected!r} (where this extract started) to {found!r}. Re-extract from "
-            "the stored checkpoint and load again.", pipeline=pipeline,
+            "the stored checkpoint and load again.",
+            pipeline=pipeline,
         )
 
 
@@ -208,7 +209,8 @@ def column_max(data: pa.Table | pa.RecordBatch, column: str) -> CursorValue:
 
         raise ConnectorError(
             f"the cursor column is not in the extracted data (columns: "
-            f"{', '.join(data.schema.names)})." + did_you_mean(column, data.schema.names), column=column,
+            f"{', '.join(data.schema.names)})." + did_you_mean(column, data.schema.names),
+            column=column,
         )
     if data.num_rows == 0:
         return None

@@ -156,7 +156,9 @@ class ConnectionFailedError(ConnectorError, TransientError):
         location: pipeline, task, table as for :class:`~headrace.errors.HeadraceError`.
     """
 
-    def __init__(self, target: str, reason: str, *, action: str = "connect to", **location: Any) -> None:
+    def __init__(
+        self, target: str, reason: str, *, action: str = "connect to", **location: Any
+    ) -> None:
         self.target, self.reason = target, reason
         super().__init__(f"Cannot {action} {target}: {reason}", **location)
 

@@ -107,7 +107,9 @@ class _MaskedSink:
         self.sink.log(self.mask(text) if self.mask.values else text)
 
     def progress(self, done: float, total: float | None, message: str | None) -> None:
-        self.sink.progress(done, total, self.mask(message) if message and self.mask.values else message)
+        self.sink.progress(
+            done, total, self.mask(message) if message and self.mask.values else message
+        )
 
 
 @contextmanager
@@ -178,7 +180,9 @@ def run_work_item(
     return run_attempt(item, pipeline, sink, soft_timeout=soft_timeout)
 
 
-def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout: bool = False) -> Outcome:
+def run_attempt(
+    item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout: bool = False
+) -> Outcome:
     """Run one attempt of ``item`` and report how it ended.
 
     Args:
@@ -190,7 +194,13 @@ def run_attempt(item: WorkItem, pipeline: Pipeline, sink: Sink, *, soft_timeout:
     """
     started = datetime.now(UTC)
     outcome = Outcome(
-        item.task_id, item.map_index, item.attempt, ok=False, started_at=started, pid=os.getpid(), hostname=_HOST
+        item.task_id,
+        item.map_index,
+        item.attempt,
+        ok=False,
+        started_at=started,
+        pid=os.getpid(),
+        hostname=_HOST,
     )
     task = pipeline.tasks.get(item.task_id)
     if task is None:
@@ -267,8 +277,13 @@ def _staging_path(staging_dir: str) -> Path:
 
 
 def _record_metric(
-    kept: list[dict[str, Any]], settings: Settings, pipeline: str, task_id: str,
-    name: str, value: float, tags: dict[str, str],
+    kept: list[dict[str, Any]],
+    settings: Settings,
+    pipeline: str,
+    task_id: str,
+    name: str,
+    value: float,
+    tags: dict[str, str],
 ) -> None:
     """``ctx.metric``: to StatsD now (from wherever the task runs), to the store with the outcome."""
     kept.append({"name": name, "value": value, "tags": tags})
@@ -314,7 +329,10 @@ def _arguments(task: Task[Any, Any], item: WorkItem) -> tuple[list[Any], dict[st
             return {k: resolve(v) for k, v in value.items()}
         return value
 
-    args = [resolve(a, wanted.get(names[i]) if i < len(names) else None) for i, a in enumerate(task.args)]
+    args = [
+        resolve(a, wanted.get(names[i]) if i < len(names) else None)
+        for i, a in enumerate(task.args)
+    ]
     kwargs = {k: resolve(v, wanted.get(k)) for k, v in task.kwargs.items()}
     if task.map_param is not None:
         assert item.map_input is not None, "an element of a mapped task always gets its input"
@@ -322,7 +340,9 @@ def _arguments(task: Task[Any, Any], item: WorkItem) -> tuple[list[Any], dict[st
     return args, kwargs
 
 
-def _add_context(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], ctx: Context) -> None:
+def _add_context(
+    task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], ctx: Context
+) -> None:
     """Put the context where the function declared it: by position when the positional
     arguments reach it, else by name."""
     position = task.context_position
@@ -332,14 +352,20 @@ def _add_context(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], 
         kwargs[task.context_param] = ctx  # type: ignore[index]
 
 
-def _finish(value: Any, task: Task[Any, Any], item: WorkItem, staging: Path, outcome: Outcome) -> None:
+def _finish(
+    value: Any, task: Task[Any, Any], item: WorkItem, staging: Path, outcome: Outcome
+) -> None:
     """Check (if the task has checks) and stage the returned value into ``outcome``."""
     if not task.checks:
         if value is None or table_format(value) is None:  # no file: skip building its path
-            outcome.result, outcome.rows = stage_value(value, staging, pipeline=item.run.pipeline, task_id=item.task_id)
+            outcome.result, outcome.rows = stage_value(
+                value, staging, pipeline=item.run.pipeline, task_id=item.task_id
+            )
         else:
             path = result_path(staging, item.task_id, item.map_index)
-            outcome.result, outcome.rows = stage_value(value, path, pipeline=item.run.pipeline, task_id=item.task_id)
+            outcome.result, outcome.rows = stage_value(
+                value, path, pipeline=item.run.pipeline, task_id=item.task_id
+            )
         outcome.ok = True
         return
     path = result_path(staging, item.task_id, item.map_index)
@@ -349,12 +375,17 @@ def _finish(value: Any, task: Task[Any, Any], item: WorkItem, staging: Path, out
     if fmt is None:
         raise ResultTypeError(
             f"has checks but returned {type(value).__name__}, not a table",
-            pipeline=item.run.pipeline, task=item.task_id,
+            pipeline=item.run.pipeline,
+            task=item.task_id,
         )
     quarantine = result_path(staging, item.task_id, item.map_index, "quarantine.parquet")
     quarantine.unlink(missing_ok=True)  # from an earlier attempt
     checked = apply_task_checks(
-        to_arrow(value, fmt), task.checks, pipeline=item.run.pipeline, task=item.task_id, run_id=item.run.run_id
+        to_arrow(value, fmt),
+        task.checks,
+        pipeline=item.run.pipeline,
+        task=item.task_id,
+        run_id=item.run.run_id,
     )
     outcome.checks = checked.records
     if checked.quarantined is not None and checked.quarantined.num_rows:
@@ -370,6 +401,7 @@ def _quarantine_of(pipeline: Pipeline, staging: Path, task_id: str) -> Any:
     if task_id not in pipeline.tasks:
         raise DefinitionError(
             "no such task to read quarantined rows from." + did_you_mean(task_id, pipeline.tasks),
-            pipeline=pipeline.name, task=task_id,
+            pipeline=pipeline.name,
+            task=task_id,
         )
     return read_quarantine(staging, task_id)

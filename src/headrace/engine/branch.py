@@ -33,10 +33,14 @@ def chosen_ids(pipeline: Pipeline, task_id: str, value: Any) -> list[str]:
     if value is None:
         return []
     items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple | set | frozenset) or not all(isinstance(i, str) for i in items):
+    if not isinstance(items, list | tuple | set | frozenset) or not all(
+        isinstance(i, str) for i in items
+    ):
         raise DefinitionError(
             f"a branch task must return a task id, a list of task ids or None, got {type(value).__name__} "
-            f"{value!r}", pipeline=pipeline.name, task=task_id,
+            f"{value!r}",
+            pipeline=pipeline.name,
+            task=task_id,
         )
     downstream = pipeline.downstream[task_id]
     group = pipeline.tasks[task_id].group
@@ -50,9 +54,16 @@ def chosen_ids(pipeline: Pipeline, task_id: str, value: Any) -> list[str]:
             raise DefinitionError(
                 f"the branch returned {name!r}, which is not one of its direct downstream tasks "
                 f"({', '.join(downstream)}); return one of those or link it with {task_id} >> {name}."
-                + did_you_mean(name, downstream), pipeline=pipeline.name, task=task_id,
+                + did_you_mean(name, downstream),
+                pipeline=pipeline.name,
+                task=task_id,
             )
     # Choosing a task chooses every call of it the branch decides (``small`` and ``small__2``).
-    return list(dict.fromkeys(
-        other for tid in chosen for other in pipeline.instances[tid] if other == tid or other in downstream
-    ))
+    return list(
+        dict.fromkeys(
+            other
+            for tid in chosen
+            for other in pipeline.instances[tid]
+            if other == tid or other in downstream
+        )
+    )

@@ -51,8 +51,19 @@ log = logging.getLogger("headrace.engine")
 
 # The columns a flush writes for every changed task instance.
 _WRITTEN = (
-    "state", "attempt", "started_at", "ended_at", "next_try_at", "error", "error_kind",
-    "result_kind", "result_json", "result_path", "rows", "pid", "hostname",
+    "state",
+    "attempt",
+    "started_at",
+    "ended_at",
+    "next_try_at",
+    "error",
+    "error_kind",
+    "result_kind",
+    "result_json",
+    "result_path",
+    "rows",
+    "pid",
+    "hostname",
 )
 #: The upstream states that let a task of these rules start before the others end.
 _QUALIFIES = {
@@ -64,7 +75,10 @@ POOL_POLL = 0.25
 #: Seconds between looks at the previous run while depends_on_past tasks wait for it.
 PAST_POLL = 1.0
 _RESET = (
-    TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.RUNNING, TaskState.UP_FOR_RETRY,
+    TaskState.FAILED,
+    TaskState.UPSTREAM_FAILED,
+    TaskState.RUNNING,
+    TaskState.UP_FOR_RETRY,
     TaskState.UP_FOR_RESCHEDULE,
 )
 
@@ -133,22 +147,31 @@ class Drive:
         self.refs: dict[str, ResultRef] = {}
         # Upstream tasks whose results a task reads (not the >>-only ones, not its map source).
         self.data_ids = {
-            tid: tuple(dict.fromkeys(r.task_id for v in (*t.args, *t.kwargs.values()) for r in find_refs(v)))
+            tid: tuple(
+                dict.fromkeys(
+                    r.task_id for v in (*t.args, *t.kwargs.values()) for r in find_refs(v)
+                )
+            )
             for tid, t in pipeline.tasks.items()
         }
         # Branch tasks each task waits for: their stored choice may skip it.
         self.branch_ups = {
-            tid: ups for tid in pipeline.tasks
+            tid: ups
+            for tid in pipeline.tasks
             if (ups := tuple(u for u in pipeline.upstream[tid] if pipeline.tasks[u].branch))
         }
         # one_failed / one_success tasks start as soon as one upstream qualifies (see _parent_finished).
         self.eager = {
-            tid: _QUALIFIES[t.trigger_rule] for tid, t in pipeline.tasks.items() if t.trigger_rule in _QUALIFIES
+            tid: _QUALIFIES[t.trigger_rule]
+            for tid, t in pipeline.tasks.items()
+            if t.trigger_rule in _QUALIFIES
         }
         self.fired: set[str] = set()
         # Pooled tasks wait in pool_wait, still QUEUED, until their pool has a free slot.
         self.pool_sizes = dict(pools or {})
-        self.pool_of = {tid: t.pool.lower() for tid, t in pipeline.tasks.items() if t.pool is not None}
+        self.pool_of = {
+            tid: t.pool.lower() for tid, t in pipeline.tasks.items() if t.pool is not None
+        }
         self.pool_wait: deque[TaskKey] = deque()
         # depends_on_past tasks whose previous run is still going: looked at again every PAST_POLL.
         self.past = past
@@ -169,7 +192,9 @@ class Drive:
         for key, ti in self.tis.items():
             self.first_attempt[key] = ti.attempt
             if ti.state in _RESET:
-                self._set(key, state=TaskState.QUEUED, next_try_at=None, error=None, error_kind=None)
+                self._set(
+                    key, state=TaskState.QUEUED, next_try_at=None, error=None, error_kind=None
+                )
         for tid in self.pipeline.order:
             ti = self.tis[(tid, -1)]
             if ti.state == TaskState.SUCCESS:
@@ -177,17 +202,27 @@ class Drive:
             self.pending_ups[tid] = sum(
                 not TaskState(self.tis[(u, -1)].state).finished for u in self.pipeline.upstream[tid]
             )
-            if ti.state == TaskState.QUEUED and (self.pending_ups[tid] == 0 or self._fires_early(tid)):
+            if ti.state == TaskState.QUEUED and (
+                self.pending_ups[tid] == 0 or self._fires_early(tid)
+            ):
                 self.fired.add(tid)
                 self.candidates.append(tid)
 
     def _forget_lost_results(self) -> None:
         """Run again the successful tasks whose staged file is gone (cleaned staging)."""
         for (tid, mi), ti in self.tis.items():
-            if ti.state == TaskState.SUCCESS and ti.result_kind == "table" and ti.result_path \
-                    and not os.path.exists(ti.result_path):
-                log.warning("run %s: staged result of %s is gone (%s); running it again", self.run_id, tid,
-                            ti.result_path)
+            if (
+                ti.state == TaskState.SUCCESS
+                and ti.result_kind == "table"
+                and ti.result_path
+                and not os.path.exists(ti.result_path)
+            ):
+                log.warning(
+                    "run %s: staged result of %s is gone (%s); running it again",
+                    self.run_id,
+                    tid,
+                    ti.result_path,
+                )
                 ti.state = TaskState.FAILED  # reset to queued below, like any unfinished task
                 if mi >= 0:
                     self.tis[(tid, -1)].state = TaskState.FAILED
@@ -201,12 +236,23 @@ class Drive:
     def execute(self) -> None:
         """Run the state machine until nothing is left to run."""
         self.step()
-        while self.in_flight or self.ready or self.retry_at or self.candidates or self.pool_wait or self.past_wait:
+        while (
+            self.in_flight
+            or self.ready
+            or self.retry_at
+            or self.candidates
+            or self.pool_wait
+            or self.past_wait
+        ):
             if not self.in_flight and not self.ready and not self.candidates:
                 # Waiting for a retry, for other runs to free a pool slot, or for the previous run.
-                pause = POOL_POLL if self.pool_wait else PAST_POLL if self.past_wait else float("inf")
+                pause = (
+                    POOL_POLL if self.pool_wait else PAST_POLL if self.past_wait else float("inf")
+                )
                 if self.retry_at:
-                    pause = min(pause, (min(self.retry_at.values()) - self.clock.now()).total_seconds())
+                    pause = min(
+                        pause, (min(self.retry_at.values()) - self.clock.now()).total_seconds()
+                    )
                 self.clock.sleep(pause)
             else:
                 timeout = min(self.wait_slice, POOL_POLL) if self.pool_wait else self.wait_slice
@@ -297,8 +343,15 @@ class Drive:
         self.dirty[key] = None
         if "state" in fields and self.emit is not None and (key[1] < 0 or self.element_events):
             self.events.append(
-                Event("task", self.run_id, key[0], key[1], state=str(fields["state"]), attempt=ti.attempt,
-                      error=ti.error)
+                Event(
+                    "task",
+                    self.run_id,
+                    key[0],
+                    key[1],
+                    state=str(fields["state"]),
+                    attempt=ti.attempt,
+                    error=ti.error,
+                )
             )
 
     # ------------------------------------------------------------------ deciding
@@ -318,9 +371,17 @@ class Drive:
         states = [TaskState(self.tis[(u, -1)].state) for u in self.pipeline.upstream[tid]]
         decision = trigger.decide(task.trigger_rule, states)
         if decision == trigger.UPSTREAM_FAILED:
-            failed = [u for u, s in zip(self.pipeline.upstream[tid], states, strict=True) if s != TaskState.SUCCESS]
-            self._set((tid, -1), state=TaskState.UPSTREAM_FAILED, ended_at=now,
-                      error=f"upstream task(s) did not succeed: {', '.join(failed)}")
+            failed = [
+                u
+                for u, s in zip(self.pipeline.upstream[tid], states, strict=True)
+                if s != TaskState.SUCCESS
+            ]
+            self._set(
+                (tid, -1),
+                state=TaskState.UPSTREAM_FAILED,
+                ended_at=now,
+                error=f"upstream task(s) did not succeed: {', '.join(failed)}",
+            )
             self._parent_finished(tid)
         elif decision == trigger.SKIP:
             self._set((tid, -1), state=TaskState.SKIPPED, ended_at=now)
@@ -343,8 +404,13 @@ class Drive:
             self.past_wait.append(tid)
             return False
         if verdict == PastVerdict.BLOCKED:
-            self._set((tid, -1), state=TaskState.UPSTREAM_FAILED, ended_at=now, error=reason,
-                      error_kind=PAST_ERROR_KIND)
+            self._set(
+                (tid, -1),
+                state=TaskState.UPSTREAM_FAILED,
+                ended_at=now,
+                error=reason,
+                error_kind=PAST_ERROR_KIND,
+            )
             self._parent_finished(tid)
             return False
         return True
@@ -360,10 +426,15 @@ class Drive:
             elif ref.kind == "json" and isinstance(ref.value, list):
                 elements = [ResultRef("json", value=v) for v in ref.value]
             else:
-                self._set((tid, -1), state=TaskState.FAILED, started_at=now, ended_at=now,
-                          error_kind="DefinitionError",
-                          error=f"task {tid!r} maps over the result of {source.task_id!r}, which is "
-                                f"{ref.format or ref.kind}, not a list")
+                self._set(
+                    (tid, -1),
+                    state=TaskState.FAILED,
+                    started_at=now,
+                    ended_at=now,
+                    error_kind="DefinitionError",
+                    error=f"task {tid!r} maps over the result of {source.task_id!r}, which is "
+                    f"{ref.format or ref.kind}, not a list",
+                )
                 self._parent_finished(tid)
                 return
         else:
@@ -376,9 +447,18 @@ class Drive:
                 key = (ti.task_id, ti.map_index)
                 if key not in self.tis:
                     self.tis[key] = ti
-        open_keys = [(tid, i) for i in range(len(elements)) if self.tis[(tid, i)].state != TaskState.SUCCESS]
+        open_keys = [
+            (tid, i) for i in range(len(elements)) if self.tis[(tid, i)].state != TaskState.SUCCESS
+        ]
         self.open_children[tid] = len(open_keys)
-        self._set((tid, -1), state=TaskState.RUNNING, started_at=now, ended_at=None, error=None, error_kind=None)
+        self._set(
+            (tid, -1),
+            state=TaskState.RUNNING,
+            started_at=now,
+            ended_at=None,
+            error=None,
+            error_kind=None,
+        )
         if self.events:  # tell live views how many elements to expect
             self.events[-1].total = len(elements)
         if not open_keys:
@@ -403,8 +483,18 @@ class Drive:
             map_input=self.map_inputs[tid][mi] if mi >= 0 else None,
             timeout=task.timeout.total_seconds() if task.timeout is not None else None,
         )
-        self._set(key, state=TaskState.RUNNING, attempt=attempt, started_at=self.clock.now(), ended_at=None,
-                  next_try_at=None, error=None, error_kind=None, pid=None, hostname=HOSTNAME)
+        self._set(
+            key,
+            state=TaskState.RUNNING,
+            attempt=attempt,
+            started_at=self.clock.now(),
+            ended_at=None,
+            next_try_at=None,
+            error=None,
+            error_kind=None,
+            pid=None,
+            hostname=HOSTNAME,
+        )
         self.in_flight[key] = item
         self.executor.submit(item)
 
@@ -430,9 +520,17 @@ class Drive:
             self.tis[key].started_at = outcome.started_at
         if outcome.ok:
             ref = outcome.result or ResultRef("none")
-            self._set(key, state=TaskState.SUCCESS, ended_at=now, result_kind=ref.kind,
-                      result_json={"format": ref.format} if ref.kind == "table" else ref.value,
-                      result_path=ref.path, rows=outcome.rows, pid=outcome.pid, hostname=outcome.hostname)
+            self._set(
+                key,
+                state=TaskState.SUCCESS,
+                ended_at=now,
+                result_kind=ref.kind,
+                result_json={"format": ref.format} if ref.kind == "table" else ref.value,
+                result_path=ref.path,
+                rows=outcome.rows,
+                pid=outcome.pid,
+                hostname=outcome.hostname,
+            )
             if mi < 0:
                 self.refs[tid] = ref
             self._instance_finished(key, now)
@@ -442,20 +540,46 @@ class Drive:
         if outcome.error_kind == RESCHEDULE:
             # Not a try: move the base the tries are counted from, so the retry budget stays whole.
             self.first_attempt[key] = self.first_attempt.get(key, 0) + 1
-            due = now + (task.reschedule_delay if task.reschedule_delay is not None else policy.delay)
-            self._set(key, state=TaskState.UP_FOR_RESCHEDULE, ended_at=now, next_try_at=due, error=outcome.error,
-                      error_kind=outcome.error_kind, pid=outcome.pid, hostname=outcome.hostname)
+            due = now + (
+                task.reschedule_delay if task.reschedule_delay is not None else policy.delay
+            )
+            self._set(
+                key,
+                state=TaskState.UP_FOR_RESCHEDULE,
+                ended_at=now,
+                next_try_at=due,
+                error=outcome.error,
+                error_kind=outcome.error_kind,
+                pid=outcome.pid,
+                hostname=outcome.hostname,
+            )
             self.retry_at[key] = due
             return
         tries = outcome.attempt - self.first_attempt.get(key, 0)
         if outcome.retryable and tries < policy.attempts:
             due = now + policy.delay_before(tries + 1, self.rng)
-            self._set(key, state=TaskState.UP_FOR_RETRY, ended_at=now, next_try_at=due, error=outcome.error,
-                      error_kind=outcome.error_kind, pid=outcome.pid, hostname=outcome.hostname)
+            self._set(
+                key,
+                state=TaskState.UP_FOR_RETRY,
+                ended_at=now,
+                next_try_at=due,
+                error=outcome.error,
+                error_kind=outcome.error_kind,
+                pid=outcome.pid,
+                hostname=outcome.hostname,
+            )
             self.retry_at[key] = due
             return
-        self._set(key, state=TaskState.FAILED, ended_at=now, next_try_at=None, error=outcome.error,
-                  error_kind=outcome.error_kind, pid=outcome.pid, hostname=outcome.hostname)
+        self._set(
+            key,
+            state=TaskState.FAILED,
+            ended_at=now,
+            next_try_at=None,
+            error=outcome.error,
+            error_kind=outcome.error_kind,
+            pid=outcome.pid,
+            hostname=outcome.hostname,
+        )
         self._instance_finished(key, now)
 
     def _instance_finished(self, key: TaskKey, now: datetime) -> None:
@@ -474,11 +598,23 @@ class Drive:
         failed = [c for c in children if c.state != TaskState.SUCCESS]
         if failed:
             first = failed[0]
-            self._set((tid, -1), state=TaskState.FAILED, ended_at=now, error_kind=first.error_kind,
-                      error=f"{len(failed)} of {n} mapped elements failed; element {first.map_index}: {first.error}")
+            self._set(
+                (tid, -1),
+                state=TaskState.FAILED,
+                ended_at=now,
+                error_kind=first.error_kind,
+                error=f"{len(failed)} of {n} mapped elements failed; element {first.map_index}: {first.error}",
+            )
         else:
-            self._set((tid, -1), state=TaskState.SUCCESS, ended_at=now, result_kind="mapped",
-                      result_json={"mapped": n}, result_path=None, rows=None)
+            self._set(
+                (tid, -1),
+                state=TaskState.SUCCESS,
+                ended_at=now,
+                result_kind="mapped",
+                result_json={"mapped": n},
+                result_path=None,
+                rows=None,
+            )
             self.refs[tid] = ResultRef("list", items=[ref_from_record(c) for c in children])
         self._parent_finished(tid)
 
@@ -500,7 +636,9 @@ class Drive:
         if wanted is None:
             return False
         ups = self.pipeline.upstream[tid]
-        if any(not TaskState(self.tis[(u, -1)].state).finished for u in self.branch_ups.get(tid, ())):
+        if any(
+            not TaskState(self.tis[(u, -1)].state).finished for u in self.branch_ups.get(tid, ())
+        ):
             return False
         return any(self.tis[(u, -1)].state in wanted for u in ups)
 
@@ -519,7 +657,8 @@ class Drive:
     def failed_tasks(self) -> list[str]:
         """Tasks that did not end in success or skipped."""
         return [
-            tid for tid in self.pipeline.order
+            tid
+            for tid in self.pipeline.order
             if self.tis[(tid, -1)].state not in (TaskState.SUCCESS, TaskState.SKIPPED)
         ]
 

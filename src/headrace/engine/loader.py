@@ -68,7 +68,9 @@ def _import_pipeline_file(path: str | Path) -> ModuleType:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         del sys.modules[name]
-        raise DefinitionError(f"syntax error: {exc.msg}", path=f"{exc.filename or file}:{exc.lineno}") from exc
+        raise DefinitionError(
+            f"syntax error: {exc.msg}", path=f"{exc.filename or file}:{exc.lineno}"
+        ) from exc
     except BaseException as exc:
         del sys.modules[name]
         if isinstance(exc, KeyboardInterrupt | SystemExit):
@@ -98,7 +100,8 @@ def _definition_error(exc: BaseException, file: Path) -> DefinitionError:
         return located
     kind = "import error" if isinstance(exc, ImportError) else "error"
     return DefinitionError(
-        f"{kind} while loading the pipeline file: {type(exc).__name__}: {message}", path=f"{file}:{line}"
+        f"{kind} while loading the pipeline file: {type(exc).__name__}: {message}",
+        path=f"{file}:{line}",
     )
 
 
@@ -111,7 +114,8 @@ def pipelines_in(module: ModuleType) -> dict[str, Pipeline]:
             if other is not None and other is not value:
                 raise DefinitionError(
                     f"pipeline name {value.name!r} is already used at {other.file}:{other.line}; pass "
-                    "name=... to one of them", path=f"{value.file}:{value.line}",
+                    "name=... to one of them",
+                    path=f"{value.file}:{value.line}",
                 )
             found[value.name] = value
     return found
@@ -136,7 +140,9 @@ def load_pipelines(path: str | Path) -> dict[str, Pipeline]:
     module = import_pipeline_file(path)
     found = pipelines_in(module)
     if not found:
-        raise DefinitionError("defines no pipeline (decorate a function with @pipeline)", path=str(path))
+        raise DefinitionError(
+            "defines no pipeline (decorate a function with @pipeline)", path=str(path)
+        )
     return found
 
 
@@ -172,7 +178,8 @@ def find_pipeline(file: str, module: str, name: str) -> Pipeline:
     if name not in pipelines:
         raise DefinitionError(
             f"no top-level pipeline {name!r}; a pipeline run by worker processes must be "
-            "defined at module level (or run it with executor='inprocess')." + did_you_mean(name, pipelines),
+            "defined at module level (or run it with executor='inprocess')."
+            + did_you_mean(name, pipelines),
             path=file,
         )
     return pipelines[name]

@@ -60,10 +60,15 @@ def route_channels(routes: AlertRoutes, alerter: Alerter | None, where: str) -> 
     """
     channels: list[AlertChannel] = [WebhookChannel(url) for url in routes.webhooks]
     if routes.email:
-        smtp = next((c for c in (alerter.channels if alerter else ()) if isinstance(c, EmailChannel)), None)
+        smtp = next(
+            (c for c in (alerter.channels if alerter else ()) if isinstance(c, EmailChannel)), None
+        )
         if smtp is None:
-            log.warning("%s: e-mail recipients %s set but no SMTP server (HEADRACE_ALERT_SMTP_URL); not e-mailed",
-                        where, ", ".join(routes.email))
+            log.warning(
+                "%s: e-mail recipients %s set but no SMTP server (HEADRACE_ALERT_SMTP_URL); not e-mailed",
+                where,
+                ", ".join(routes.email),
+            )
         else:
             channels.append(replace(smtp, recipients=list(routes.email)))
     return channels
@@ -110,10 +115,18 @@ class TaskNotifier:
             return
         task_label = event.task_id if event.map_index < 0 else f"{event.task_id}[{event.map_index}]"
         alert = Alert(
-            kind=AlertKind(kind), pipeline=self.pipeline.name, run_id=self.run.run_id,
-            logical_date=self.run.logical_date, task_id=task_label, error=event.error, attempt=event.attempt,
-            detail=(f"Resume with: headrace resume {self.run.run_id}" if kind == AlertKind.FAILURE
-                    else "The task will be retried by its retry policy."),
+            kind=AlertKind(kind),
+            pipeline=self.pipeline.name,
+            run_id=self.run.run_id,
+            logical_date=self.run.logical_date,
+            task_id=task_label,
+            error=event.error,
+            attempt=event.attempt,
+            detail=(
+                f"Resume with: headrace resume {self.run.run_id}"
+                if kind == AlertKind.FAILURE
+                else "The task will be retried by its retry policy."
+            ),
         )
         if self.alerter is not None:
             self.alerter.notify(alert)
@@ -123,38 +136,74 @@ class TaskNotifier:
             Alerter(route_channels(routes, self.alerter, where), on_retry=True).notify(alert)
 
     def _call(self, callback: Callable[[Context], Any], event: Event) -> None:
-        ctx = callback_context(self.pipeline, self.run, self.settings, event.task_id or "", event.map_index,
-                               event.attempt or 1, event.error)
+        ctx = callback_context(
+            self.pipeline,
+            self.run,
+            self.settings,
+            event.task_id or "",
+            event.map_index,
+            event.attempt or 1,
+            event.error,
+        )
         try:
             callback(ctx)
         except Exception as exc:  # a broken callback must not break the run it reports on
             name = getattr(callback, "__qualname__", repr(callback))
-            log.warning("pipeline %r, task %r: callback %s failed: %s: %s", self.pipeline.name, event.task_id,
-                        name, type(exc).__name__, exc)
+            log.warning(
+                "pipeline %r, task %r: callback %s failed: %s: %s",
+                self.pipeline.name,
+                event.task_id,
+                name,
+                type(exc).__name__,
+                exc,
+            )
             try:
-                self.store.append_log(self.run.run_id, event.task_id or "", event.map_index, event.attempt or 0,
-                                      f"callback {name} failed:\n" + "".join(traceback.format_exception(exc)))
+                self.store.append_log(
+                    self.run.run_id,
+                    event.task_id or "",
+                    event.map_index,
+                    event.attempt or 0,
+                    f"callback {name} failed:\n" + "".join(traceback.format_exception(exc)),
+                )
             except Exception:  # pragma: no cover - the store is down: the warning above stays
                 log.exception("could not store the callback failure")
 
 
 def callback_context(
-    pipeline: Pipeline, run: RunRecord, settings: Settings, task_id: str, map_index: int, attempt: int,
+    pipeline: Pipeline,
+    run: RunRecord,
+    settings: Settings,
+    task_id: str,
+    map_index: int,
+    attempt: int,
     error: str | None,
 ) -> Context:
     """The Context a callback receives: the task's, with ``error`` set for failures and retries."""
     return Context(
-        run_id=run.run_id, pipeline=pipeline.name, task_id=task_id, logical_date=run.logical_date,
-        data_interval_start=run.data_interval_start, data_interval_end=run.data_interval_end,
-        settings=settings, staging_dir=staging_dir(settings.home, pipeline.name, run.run_id),
-        map_index=map_index, attempt=attempt, params=dict(run.params or {}),
-        log=logging.getLogger(f"headrace.task.{pipeline.name}.{task_id}"), timetable=pipeline.timetable,
-        error=error, variables=variable_reader(settings.state_url),
+        run_id=run.run_id,
+        pipeline=pipeline.name,
+        task_id=task_id,
+        logical_date=run.logical_date,
+        data_interval_start=run.data_interval_start,
+        data_interval_end=run.data_interval_end,
+        settings=settings,
+        staging_dir=staging_dir(settings.home, pipeline.name, run.run_id),
+        map_index=map_index,
+        attempt=attempt,
+        params=dict(run.params or {}),
+        log=logging.getLogger(f"headrace.task.{pipeline.name}.{task_id}"),
+        timetable=pipeline.timetable,
+        error=error,
+        variables=variable_reader(settings.state_url),
     )
 
 
 def notify_sla_miss(
-    pipeline: Pipeline, miss: SlaMissRecord, run: RunRecord, alerter: Alerter | None, settings: Settings | None,
+    pipeline: Pipeline,
+    miss: SlaMissRecord,
+    run: RunRecord,
+    alerter: Alerter | None,
+    settings: Settings | None,
 ) -> None:
     """Route an SLA miss of one task: its ``on_sla_miss`` callback and its own e-mail/webhooks.
 
@@ -173,13 +222,27 @@ def notify_sla_miss(
     routes = task.alerts
     where = f"pipeline {pipeline.name!r}, task {miss.task_id!r}"
     if routes.on_sla_miss is not None:
-        ctx = callback_context(pipeline, run, settings or Settings(home=Path(".headrace"), state_url=""),
-                               miss.task_id, -1, 0, None)
+        ctx = callback_context(
+            pipeline,
+            run,
+            settings or Settings(home=Path(".headrace"), state_url=""),
+            miss.task_id,
+            -1,
+            0,
+            None,
+        )
         try:
             routes.on_sla_miss(ctx)
         except Exception as exc:  # as for the other callbacks: logged, never raised
             log.warning("%s: on_sla_miss callback failed: %s: %s", where, type(exc).__name__, exc)
     if routes.email or routes.webhooks:
-        alert = Alert(AlertKind.SLA_MISS, pipeline.name, run.run_id, run.logical_date, task_id=miss.task_id,
-                      sla=miss.sla, detail=f"Deadline was {miss.deadline.isoformat()} (data interval end + SLA).")
+        alert = Alert(
+            AlertKind.SLA_MISS,
+            pipeline.name,
+            run.run_id,
+            run.logical_date,
+            task_id=miss.task_id,
+            sla=miss.sla,
+            detail=f"Deadline was {miss.deadline.isoformat()} (data interval end + SLA).",
+        )
         Alerter(route_channels(routes, alerter, where)).notify(alert)

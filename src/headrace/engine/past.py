@@ -47,7 +47,13 @@ class PastGate:
     def __init__(
         self, store: StateStore, pipeline: Pipeline, run: RunRecord, clock: Clock, stale: timedelta
     ) -> None:
-        self.store, self.pipeline, self.run, self.clock, self.stale = store, pipeline, run, clock, stale
+        self.store, self.pipeline, self.run, self.clock, self.stale = (
+            store,
+            pipeline,
+            run,
+            clock,
+            stale,
+        )
         self.task_ids = frozenset(tid for tid, t in pipeline.tasks.items() if t.depends_on_past)
         self._previous: RunRecord | None = None
         self._looked = False
@@ -63,7 +69,11 @@ class PastGate:
             return PastVerdict.RUN, None
         previous = self.store.get_run(self._previous.run_id)
         ti = next(
-            (t for t in self.store.get_task_instances(previous.run_id) if t.task_id == task_id and t.map_index < 0),
+            (
+                t
+                for t in self.store.get_task_instances(previous.run_id)
+                if t.task_id == task_id and t.map_index < 0
+            ),
             None,
         )
         if ti is None or ti.state in _GOOD:

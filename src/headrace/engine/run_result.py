@@ -17,11 +17,15 @@ from headrace.state.store_base import RunRecord, RunState, StateStore, TaskInsta
 __all__ = ["HOSTNAME", "Heartbeat", "RunResult", "driver_alive", "ref_from_record"]
 
 
-def ref_from_record(ti: TaskInstanceRecord, children: list[TaskInstanceRecord] | None = None) -> ResultRef:
+def ref_from_record(
+    ti: TaskInstanceRecord, children: list[TaskInstanceRecord] | None = None
+) -> ResultRef:
     """The reference to a finished task instance's result (a mapped task gathers its children)."""
     kind = ti.result_kind or "none"
     if kind == "mapped":
-        return ResultRef("list", items=[ref_from_record(c) for c in sorted(children or [], key=_index)])
+        return ResultRef(
+            "list", items=[ref_from_record(c) for c in sorted(children or [], key=_index)]
+        )
     if kind == "table":
         fmt = ti.result_json.get("format", "arrow") if isinstance(ti.result_json, dict) else "arrow"
         return ResultRef("table", path=ti.result_path, format=fmt)
@@ -62,9 +66,13 @@ class RunResult:
             if ti.task_id == task_id and ti.map_index == map_index:
                 return ti
         raise EngineError(
-            "no such task" + ("" if map_index < 0 else f" element {map_index}") + " in the run."
+            "no such task"
+            + ("" if map_index < 0 else f" element {map_index}")
+            + " in the run."
             + did_you_mean(task_id, {t.task_id for t in self.tasks}),
-            pipeline=self.run.pipeline, run_id=self.run.run_id, task=task_id,
+            pipeline=self.run.pipeline,
+            run_id=self.run.run_id,
+            task=task_id,
         )
 
     def result_of(self, task_id: str, map_index: int = -1) -> Any:
@@ -80,7 +88,9 @@ class Heartbeat:
     def __init__(self, store: StateStore, run_id: str, interval: float) -> None:
         self.store, self.run_id, self.interval = store, run_id, interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"headrace-heartbeat-{run_id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._beat, name=f"headrace-heartbeat-{run_id}", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()

@@ -37,7 +37,6 @@ from headrace.state.store_base import RunRecord, RunState, StateStore, TaskState
 log = logging.getLogger("headrace.engine")
 
 
-
 class ExecutorName(StrEnum):
     """The executors a :class:`Runner` can build by name (a plain string works too)."""
 
@@ -57,7 +56,9 @@ class RunInterrupted(EngineError):
 
     def __init__(self, run_id: str, reason: str) -> None:
         self.reason = reason
-        super().__init__(f"interrupted by {reason}; finish it with `headrace resume {run_id}`", run_id=run_id)
+        super().__init__(
+            f"interrupted by {reason}; finish it with `headrace resume {run_id}`", run_id=run_id
+        )
 
 
 class RunClaimedError(EngineError):
@@ -66,7 +67,9 @@ class RunClaimedError(EngineError):
     def __init__(self, run_id: str, pipeline: str) -> None:
         super().__init__(
             "was just taken by another run, resume or retry (web, CLI or MCP); it is not run "
-            f"twice (see `headrace show {run_id}`)", pipeline=pipeline, run_id=run_id,
+            f"twice (see `headrace show {run_id}`)",
+            pipeline=pipeline,
+            run_id=run_id,
         )
 
 
@@ -144,7 +147,9 @@ class Runner:
         self.rng = rng or random.Random()
         self.alerter = alerter
         self._pool: Executor | None = None  # the warm process pool, started by the first run
-        self._observers: Observers | None = None  # OpenLineage and StatsD emitters, built on first use
+        self._observers: Observers | None = (
+            None  # OpenLineage and StatsD emitters, built on first use
+        )
         #: seconds between asks for a slot while max_active_runs is reached
         self.admission_poll = 0.5
 
@@ -212,8 +217,18 @@ class Runner:
     def _clear(self, run: RunRecord, params: dict[str, Any] | None) -> RunRecord:
         """Set every task instance of ``run`` back to queued (errors cleared) for a rerun."""
         updates = [
-            (run.run_id, ti.task_id, ti.map_index,
-             {"state": TaskState.QUEUED, "error": None, "error_kind": None, "next_try_at": None, "ended_at": None})
+            (
+                run.run_id,
+                ti.task_id,
+                ti.map_index,
+                {
+                    "state": TaskState.QUEUED,
+                    "error": None,
+                    "error_kind": None,
+                    "next_try_at": None,
+                    "ended_at": None,
+                },
+            )
             for ti in self.store.get_task_instances(run.run_id)
         ]
         if updates:
@@ -225,8 +240,13 @@ class Runner:
         return self.store.get_run(run.run_id)
 
     def _admit(
-        self, pipeline: Pipeline, logical: datetime, start: datetime, end: datetime,
-        params: dict[str, Any], trigger: str,
+        self,
+        pipeline: Pipeline,
+        logical: datetime,
+        start: datetime,
+        end: datetime,
+        params: dict[str, Any],
+        trigger: str,
     ) -> tuple[RunRecord, bool]:
         """Create the run once fewer than ``max_active_runs`` runs of the pipeline are active.
 
@@ -236,17 +256,28 @@ class Runner:
         told = False
         while True:
             admission = self.store.admit_run(
-                pipeline.name, logical, start, end, params, trigger, max_active=pipeline.max_active_runs
+                pipeline.name,
+                logical,
+                start,
+                end,
+                params,
+                trigger,
+                max_active=pipeline.max_active_runs,
             )
             if admission.run is not None:
                 return admission.run, admission.created
             if not told:
                 log.warning(
                     "pipeline %r: max_active_runs=%d reached (%d active); the run for %s waits for a slot",
-                    pipeline.name, pipeline.max_active_runs, admission.active, logical.isoformat(),
+                    pipeline.name,
+                    pipeline.max_active_runs,
+                    admission.active,
+                    logical.isoformat(),
                 )
                 told = True
-            time.sleep(self.admission_poll)  # real time: the runs holding the slots end in real time
+            time.sleep(
+                self.admission_poll
+            )  # real time: the runs holding the slots end in real time
 
     def resume(self, run_id: str, pipeline: Pipeline | None = None) -> RunResult:
         """Finish a failed, interrupted or dead run: rerun only tasks that did not succeed.
@@ -270,7 +301,9 @@ class Runner:
         self._claim(run)
         return self._execute(pipeline, self.store.get_run(run_id), claimed=True)
 
-    def retry(self, run_id: str, task_id: str, downstream: bool = True, pipeline: Pipeline | None = None) -> RunResult:
+    def retry(
+        self, run_id: str, task_id: str, downstream: bool = True, pipeline: Pipeline | None = None
+    ) -> RunResult:
         """Run one task of a finished run again, with everything downstream of it (Airflow's clear).
 
         The run is claimed before its tasks are touched: of two retries, or a retry and a
@@ -290,15 +323,25 @@ class Runner:
         if task_id not in pipeline.tasks:
             raise EngineError(
                 "no such task in the pipeline." + did_you_mean(task_id, list(pipeline.tasks)),
-                pipeline=pipeline.name, task=task_id,
+                pipeline=pipeline.name,
+                task=task_id,
             )
         targets = {task_id} | (self._descendants(pipeline, task_id) if downstream else set())
         self.pool_sizes(pipeline)
         self._claim(run)
-        cleared = {"state": TaskState.QUEUED, "error": None, "error_kind": None, "next_try_at": None,
-                   "ended_at": None, "started_at": None}
-        updates = [(run_id, ti.task_id, ti.map_index, dict(cleared))
-                   for ti in self.store.get_task_instances(run_id) if ti.task_id in targets]
+        cleared = {
+            "state": TaskState.QUEUED,
+            "error": None,
+            "error_kind": None,
+            "next_try_at": None,
+            "ended_at": None,
+            "started_at": None,
+        }
+        updates = [
+            (run_id, ti.task_id, ti.map_index, dict(cleared))
+            for ti in self.store.get_task_instances(run_id)
+            if ti.task_id in targets
+        ]
         if updates:
             self.store.update_task_instances(updates)
         return self._execute(pipeline, self.store.get_run(run_id), claimed=True)
@@ -319,28 +362,41 @@ class Runner:
         if RunState(run.state) == RunState.RUNNING and driver_alive(run, self.clock.now()):
             raise EngineError(
                 f"is running (pid {run.pid} on {run.hostname}); mark its tasks after it ends",
-                pipeline=run.pipeline, run_id=run_id,
+                pipeline=run.pipeline,
+                run_id=run_id,
             )
         tis = self.store.get_task_instances(run_id)
         if not any(ti.task_id == task_id for ti in tis):
             raise EngineError(
                 "no such task in the run." + did_you_mean(task_id, {ti.task_id for ti in tis}),
-                pipeline=run.pipeline, run_id=run_id, task=task_id,
+                pipeline=run.pipeline,
+                run_id=run_id,
+                task=task_id,
             )
         now = self.clock.now()
         fields: dict[str, Any] = {"state": state, "ended_at": now}
         if state == TaskState.SUCCESS:
             fields.update(error=None, error_kind=None)
         else:
-            fields.update(error=f"marked failed by hand at {now:%Y-%m-%d %H:%M:%S} UTC", error_kind="marked")
+            fields.update(
+                error=f"marked failed by hand at {now:%Y-%m-%d %H:%M:%S} UTC", error_kind="marked"
+            )
         self.store.update_task_instances(
-            [(run_id, ti.task_id, ti.map_index, dict(fields)) for ti in tis if ti.task_id == task_id]
+            [
+                (run_id, ti.task_id, ti.map_index, dict(fields))
+                for ti in tis
+                if ti.task_id == task_id
+            ]
         )
         done = (TaskState.SUCCESS, TaskState.SKIPPED)
         states = [state if ti.task_id == task_id else ti.state for ti in tis if ti.map_index < 0]
         ok = all(TaskState(s) in done for s in states)
-        self.store.update_run(run_id, state=RunState.SUCCESS if ok else RunState.FAILED, ended_at=now,
-                              error=None if ok else "task(s) did not succeed (marked by hand)")
+        self.store.update_run(
+            run_id,
+            state=RunState.SUCCESS if ok else RunState.FAILED,
+            ended_at=now,
+            error=None if ok else "task(s) did not succeed (marked by hand)",
+        )
         return self.store.get_run(run_id)
 
     @staticmethod
@@ -358,7 +414,9 @@ class Runner:
         if pipeline is None:
             return self.pipeline_of(run)
         if pipeline.name != run.pipeline:
-            raise EngineError(f"belongs to pipeline {run.pipeline!r}, not {pipeline.name!r}", run_id=run.run_id)
+            raise EngineError(
+                f"belongs to pipeline {run.pipeline!r}, not {pipeline.name!r}", run_id=run.run_id
+            )
         return pipeline
 
     def _claim(self, run: RunRecord) -> None:
@@ -366,7 +424,9 @@ class Runner:
         if not self.store.claim_run(run, **driver_identity()):
             raise RunClaimedError(run.run_id, run.pipeline)
 
-    def interval_for(self, pipeline: Pipeline, logical_date: datetime | None) -> tuple[datetime, datetime, datetime]:
+    def interval_for(
+        self, pipeline: Pipeline, logical_date: datetime | None
+    ) -> tuple[datetime, datetime, datetime]:
         """(logical date, data interval start, end) of a manual run, all in UTC."""
         timetable = pipeline.timetable
         if logical_date is None:
@@ -398,7 +458,9 @@ class Runner:
                 raise EngineError(
                     f"pool {pool!r} has no size; set "
                     f"HEADRACE_POOL_{pool.upper()}=N or add `{pool.lower()} = N` under [pools] in headrace.toml."
-                    + did_you_mean(pool.lower(), self.settings.pools), pipeline=pipeline.name, task=tid,
+                    + did_you_mean(pool.lower(), self.settings.pools),
+                    pipeline=pipeline.name,
+                    task=tid,
                 )
             sizes[pool.lower()] = size
         return sizes
@@ -411,7 +473,8 @@ class Runner:
         if driver_alive(run, self.clock.now(), stale):
             raise EngineError(
                 f"is already running (pid {run.pid} on {run.hostname}); wait for it or stop that process first",
-                pipeline=run.pipeline, run_id=run.run_id,
+                pipeline=run.pipeline,
+                run_id=run.run_id,
             )
 
     def pipeline_of(self, run: RunRecord) -> Pipeline:
@@ -429,7 +492,8 @@ class Runner:
                 raise EngineError(
                     f"cannot tell which file defines the pipeline (the run records none and {manifest} "
                     f"is missing); pass the pipeline (headrace resume {run.run_id} --file FILE)",
-                    pipeline=run.pipeline, run_id=run.run_id,
+                    pipeline=run.pipeline,
+                    run_id=run.run_id,
                 ) from exc
         return pick_pipeline(load_pipelines(file), run.pipeline, file)
 
@@ -447,8 +511,11 @@ class Runner:
             from headrace.observe.statsd import StatsdClient
             from headrace.queue import QueueConnection
 
-            return DistributedExecutor(QueueConnection.from_settings(self.settings), capacity=self.concurrency or 16,
-                                       statsd=StatsdClient.from_settings(self.settings.metrics))
+            return DistributedExecutor(
+                QueueConnection.from_settings(self.settings),
+                capacity=self.concurrency or 16,
+                statsd=StatsdClient.from_settings(self.settings.metrics),
+            )
         from headrace.executors.process import ProcessExecutor
 
         if self._pool is None:
@@ -456,18 +523,28 @@ class Runner:
             self._pool = ProcessExecutor(self.concurrency, keep_warm=True)
         return self._pool
 
-    def _event(self, run_id: str, state: RunState, error: str | None = None,
-               target: Callable[[Event], None] | None = None) -> None:
+    def _event(
+        self,
+        run_id: str,
+        state: RunState,
+        error: str | None = None,
+        target: Callable[[Event], None] | None = None,
+    ) -> None:
         target = target or self.on_event
         if target is not None:
             with contextlib.suppress(Exception):  # a broken live view must not break the run
                 target(Event("run", run_id, state=str(state), error=error))
 
-    def _observer(self, pipeline: Pipeline, run: RunRecord,
-                  then: Callable[[Event], None] | None) -> RunObserver | None:
+    def _observer(
+        self, pipeline: Pipeline, run: RunRecord, then: Callable[[Event], None] | None
+    ) -> RunObserver | None:
         """Lineage and metrics of the run, when configured or when a sync task records its load."""
         settings = self.settings
-        if not (settings.lineage.kind or settings.metrics.statsd or any(is_sync_task(pipeline, t) or sql_of(pipeline, t) for t in pipeline.tasks)):
+        if not (
+            settings.lineage.kind
+            or settings.metrics.statsd
+            or any(is_sync_task(pipeline, t) or sql_of(pipeline, t) for t in pipeline.tasks)
+        ):
             return None
         if self._observers is None:
             self._observers = Observers(settings)
@@ -482,7 +559,10 @@ class Runner:
             self._claim(run)  # a run, resume or scheduler launch racing another on the same run
         now = self.clock.now()
         self.store.update_run(
-            run_id, started_at=run.started_at or now, heartbeat_at=now, source_file=pipeline.file,
+            run_id,
+            started_at=run.started_at or now,
+            heartbeat_at=now,
+            source_file=pipeline.file,
         )
         on_event = self.on_event
         observer = self._observer(pipeline, run, on_event)
@@ -492,14 +572,26 @@ class Runner:
         executor.start(self.on_event or (lambda event: None), pipeline, run_work_item)
         stale = timedelta(seconds=max(60.0, 6 * self.heartbeat_interval))
         on_event = run_events
-        notified = self.alerter is not None or any(t.alerts != NO_ROUTES for t in pipeline.tasks.values())
+        notified = self.alerter is not None or any(
+            t.alerts != NO_ROUTES for t in pipeline.tasks.values()
+        )
         if notified:
-            on_event = TaskNotifier(pipeline, run, self.store, self.settings, self.alerter, then=on_event)
+            on_event = TaskNotifier(
+                pipeline, run, self.store, self.settings, self.alerter, then=on_event
+            )
         drive = Drive(
-            self.store, pipeline, run, executor, self.clock, on_event,
-            self.settings, self.rng,
-            wait_slice=min(1.0, self.heartbeat_interval), pools=self.pool_sizes(pipeline),
-            past=PastGate(self.store, pipeline, run, self.clock, stale), state_url=self.settings.state_url,
+            self.store,
+            pipeline,
+            run,
+            executor,
+            self.clock,
+            on_event,
+            self.settings,
+            self.rng,
+            wait_slice=min(1.0, self.heartbeat_interval),
+            pools=self.pool_sizes(pipeline),
+            past=PastGate(self.store, pipeline, run, self.clock, stale),
+            state_url=self.settings.state_url,
             element_events=notified or self.on_event is not None,
         )
         if observer is not None:
@@ -515,12 +607,23 @@ class Runner:
         except (KeyboardInterrupt, _Terminated) as exc:
             reason = "SIGTERM" if isinstance(exc, _Terminated) else "SIGINT (Ctrl-C)"
             executor.shutdown(kill=True)
-            self._fail(drive, run_id, "interrupted", f"interrupted by {reason}; resume with `headrace resume {run_id}`",
-                       run_events)
+            self._fail(
+                drive,
+                run_id,
+                "interrupted",
+                f"interrupted by {reason}; resume with `headrace resume {run_id}`",
+                run_events,
+            )
             raise RunInterrupted(run_id, reason) from None  # the reason names the signal
         except BaseException as exc:
             executor.shutdown(kill=True)
-            self._fail(drive, run_id, "engine_error", f"engine failed: {type(exc).__name__}: {exc}", run_events)
+            self._fail(
+                drive,
+                run_id,
+                "engine_error",
+                f"engine failed: {type(exc).__name__}: {exc}",
+                run_events,
+            )
             raise
         finally:
             heartbeat.stop()
@@ -533,17 +636,27 @@ class Runner:
         self._event(run_id, state, error, target=run_events)
         return self._result(run_id)
 
-    def _fail(self, drive: Drive, run_id: str, kind: str, message: str,
-              target: Callable[[Event], None] | None = None) -> None:
+    def _fail(
+        self,
+        drive: Drive,
+        run_id: str,
+        kind: str,
+        message: str,
+        target: Callable[[Event], None] | None = None,
+    ) -> None:
         """Best effort: record the abandoned attempts and the failed run."""
         try:
             drive.abandon(kind, message)
         finally:
-            self.store.update_run(run_id, state=RunState.FAILED, ended_at=self.clock.now(), error=message)
+            self.store.update_run(
+                run_id, state=RunState.FAILED, ended_at=self.clock.now(), error=message
+            )
             self._event(run_id, RunState.FAILED, message, target=target)
 
     def _result(self, run_id: str, executed: bool = True) -> RunResult:
-        return RunResult(self.store.get_run(run_id), self.store.get_task_instances(run_id), executed)
+        return RunResult(
+            self.store.get_run(run_id), self.store.get_task_instances(run_id), executed
+        )
 
 
 @contextmanager

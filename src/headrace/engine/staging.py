@@ -91,7 +91,9 @@ def to_arrow(value: Any, fmt: str) -> pa.Table:
     return pa.Table.from_pandas(value)
 
 
-def stage_value(value: Any, path: Path, *, pipeline: str, task_id: str) -> tuple[ResultRef, int | None]:
+def stage_value(
+    value: Any, path: Path, *, pipeline: str, task_id: str
+) -> tuple[ResultRef, int | None]:
     """Stage a task's return value: a table to Parquet at ``path``, anything else as JSON.
 
     Returns:
@@ -110,7 +112,9 @@ def stage_value(value: Any, path: Path, *, pipeline: str, task_id: str) -> tuple
             f"returned a {type(value).__module__}."
             f"{type(value).__qualname__}, which is neither a table (Arrow, Polars, pandas) nor "
             f"JSON-serialisable ({exc}); return a table, or plain str/int/float/bool/list/dict "
-            "values (dates as ISO strings)", pipeline=pipeline, task=task_id,
+            "values (dates as ISO strings)",
+            pipeline=pipeline,
+            task=task_id,
         ) from exc
     return ResultRef("json", value=value), None
 

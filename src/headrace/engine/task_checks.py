@@ -32,7 +32,9 @@ class CheckedTable:
     failure: QualityError | None = None
 
 
-def apply_task_checks(table: pa.Table, checks: list[Any], *, pipeline: str, task: str, run_id: str) -> CheckedTable:
+def apply_task_checks(
+    table: pa.Table, checks: list[Any], *, pipeline: str, task: str, run_id: str
+) -> CheckedTable:
     """Run ``checks`` over ``table`` in one pass (``headrace.quality.apply_checks``).
 
     Args:

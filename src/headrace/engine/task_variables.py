@@ -30,7 +30,9 @@ class SecretMask:
         """Hide ``value`` from now on (values shorter than MIN_MASKED characters are left)."""
         if len(value) >= MIN_MASKED and value not in self.values:
             self.values.append(value)
-            self.values.sort(key=len, reverse=True)  # a longer secret containing a shorter one first
+            self.values.sort(
+                key=len, reverse=True
+            )  # a longer secret containing a shorter one first
 
     def __call__(self, text: str) -> str:
         for value in self.values:

@@ -58,7 +58,9 @@ class PipelineRun:
     @property
     def errors(self) -> dict[str, str]:
         """task id -> error text of the tasks that failed."""
-        return {tid: ti.error or "" for tid, ti in self.tasks.items() if ti.state == TaskState.FAILED}
+        return {
+            tid: ti.error or "" for tid, ti in self.tasks.items() if ti.state == TaskState.FAILED
+        }
 
     def log_text(self, task_id: str | None = None) -> str:
         """The captured log of one task (or of all), as one text."""
@@ -91,7 +93,8 @@ def run_pipeline(
     if settings is None:
         folder = Path(home) if home is not None else Path(tempfile.mkdtemp(prefix="headrace-run-"))
         settings = Settings(
-            home=folder, state_url=f"sqlite:///{folder / 'state.db'}",
+            home=folder,
+            state_url=f"sqlite:///{folder / 'state.db'}",
             connections={k.lower(): v for k, v in (connections or {}).items()},
         )
     with open_store(settings.state_url) as store:
@@ -114,8 +117,10 @@ def _label(ti: TaskInstanceRecord) -> str:
 def _value(ti: TaskInstanceRecord, every: list[TaskInstanceRecord]) -> Any:
     """The stored result of a task instance, loaded as a downstream task would receive it."""
     if ti.result_kind == "mapped":
-        elements = sorted((t for t in every if t.task_id == ti.task_id and t.map_index >= 0),
-                          key=lambda t: t.map_index)
+        elements = sorted(
+            (t for t in every if t.task_id == ti.task_id and t.map_index >= 0),
+            key=lambda t: t.map_index,
+        )
         return [_value(t, every) for t in elements]
     if ti.result_kind == "table" and ti.result_path:
         fmt = (ti.result_json or {}).get("format") if isinstance(ti.result_json, dict) else None

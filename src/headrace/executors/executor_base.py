@@ -179,7 +179,12 @@ class AttemptFn(Protocol):
     """
 
     def __call__(
-        self, item: WorkItem, sink: Sink, pipeline: Pipeline | None = None, *, soft_timeout: bool = False
+        self,
+        item: WorkItem,
+        sink: Sink,
+        pipeline: Pipeline | None = None,
+        *,
+        soft_timeout: bool = False,
     ) -> Outcome: ...
 
 

@@ -30,13 +30,30 @@ class _ItemSink:
     def log(self, text: str) -> None:
         self.lines.append(text)
         item = self.item
-        self.emit(Event("log", item.run.run_id, item.task_id, item.map_index, attempt=item.attempt, message=text))
+        self.emit(
+            Event(
+                "log",
+                item.run.run_id,
+                item.task_id,
+                item.map_index,
+                attempt=item.attempt,
+                message=text,
+            )
+        )
 
     def progress(self, done: float, total: float | None, message: str | None) -> None:
         item = self.item
         self.emit(
-            Event("progress", item.run.run_id, item.task_id, item.map_index, attempt=item.attempt,
-                  done=done, total=total, message=message)
+            Event(
+                "progress",
+                item.run.run_id,
+                item.task_id,
+                item.map_index,
+                attempt=item.attempt,
+                done=done,
+                total=total,
+                message=message,
+            )
         )
 
 

@@ -108,7 +108,10 @@ class ProcessExecutor:
     """
 
     def __init__(
-        self, concurrency: int | None = None, start_method: str | None = None, keep_warm: bool = False
+        self,
+        concurrency: int | None = None,
+        start_method: str | None = None,
+        keep_warm: bool = False,
     ) -> None:
         self.capacity = max(1, concurrency or os.cpu_count() or 1)
         methods = mp.get_all_start_methods()
@@ -135,7 +138,10 @@ class ProcessExecutor:
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
-            target=worker_main, args=(child, os.getpid(), self._run_item), name="headrace-worker", daemon=True
+            target=worker_main,
+            args=(child, os.getpid(), self._run_item),
+            name="headrace-worker",
+            daemon=True,
         )
         process.start()
         child.close()
@@ -147,7 +153,9 @@ class ProcessExecutor:
             worker = self._spawn()
             self._workers.append(worker)
         if worker is None:
-            raise RuntimeError(f"process pool full ({self.capacity} workers busy); the engine over-submitted")
+            raise RuntimeError(
+                f"process pool full ({self.capacity} workers busy); the engine over-submitted"
+            )
         worker.item, worker.lines = item, []
         worker.deadline = time.monotonic() + item.timeout if item.timeout else None
         worker.conn.send(item)
@@ -170,11 +178,17 @@ class ProcessExecutor:
                 if worker.conn in ready or worker.process.sentinel in ready:
                     # A dead worker may have sent its outcome first: read that before judging.
                     open_pipe = self._drain(worker, outcomes)
-                    if worker.item is not None and (not open_pipe or worker.process.sentinel in ready):
+                    if worker.item is not None and (
+                        not open_pipe or worker.process.sentinel in ready
+                    ):
                         outcomes.append(self._lost(worker, "worker_died"))
             now = time.monotonic()
             for worker in busy:
-                if worker.item is not None and worker.deadline is not None and now >= worker.deadline:
+                if (
+                    worker.item is not None
+                    and worker.deadline is not None
+                    and now >= worker.deadline
+                ):
                     outcomes.append(self._lost(worker, "timeout"))
             if end is not None and now >= end:
                 break
@@ -193,12 +207,30 @@ class ProcessExecutor:
                     outcomes.append(outcome)
                 elif kind == "log":
                     worker.lines.append(payload[1])
-                    self._emit(Event("log", item.run.run_id, item.task_id, item.map_index,
-                                     attempt=item.attempt, message=payload[1]))
+                    self._emit(
+                        Event(
+                            "log",
+                            item.run.run_id,
+                            item.task_id,
+                            item.map_index,
+                            attempt=item.attempt,
+                            message=payload[1],
+                        )
+                    )
                 elif kind == "progress":
                     done, total, message = payload[1]
-                    self._emit(Event("progress", item.run.run_id, item.task_id, item.map_index,
-                                     attempt=item.attempt, done=done, total=total, message=message))
+                    self._emit(
+                        Event(
+                            "progress",
+                            item.run.run_id,
+                            item.task_id,
+                            item.map_index,
+                            attempt=item.attempt,
+                            done=done,
+                            total=total,
+                            message=message,
+                        )
+                    )
         except (EOFError, OSError):
             return False  # the worker died
         return True
@@ -216,8 +248,15 @@ class ProcessExecutor:
         else:
             error = f"worker process {process.pid} exited with code {process.exitcode} while running task {item.task_id!r}"
         outcome = Outcome(
-            item.task_id, item.map_index, item.attempt, ok=False, error=error, error_kind=kind,
-            retryable=True, log="\n".join(worker.lines + [error]), pid=process.pid,
+            item.task_id,
+            item.map_index,
+            item.attempt,
+            ok=False,
+            error=error,
+            error_kind=kind,
+            retryable=True,
+            log="\n".join(worker.lines + [error]),
+            pid=process.pid,
         )
         worker.conn.close()
         worker.item, worker.deadline = None, None  # reported once, even if it also timed out

@@ -13,8 +13,13 @@ from pathlib import Path, PurePosixPath
 from headrace.errors import ConfigError
 
 #: File types previewed as tables (through a read-only in-memory DuckDB).
-TABLE_SUFFIXES = {".parquet": "read_parquet", ".csv": "read_csv", ".json": "read_json_auto",
-                  ".ndjson": "read_json_auto", ".jsonl": "read_json_auto"}
+TABLE_SUFFIXES = {
+    ".parquet": "read_parquet",
+    ".csv": "read_csv",
+    ".json": "read_json_auto",
+    ".ndjson": "read_json_auto",
+    ".jsonl": "read_json_auto",
+}
 
 
 class PathRefusedError(ConfigError):
@@ -22,7 +27,9 @@ class PathRefusedError(ConfigError):
 
     def __init__(self, path: str, reason: str) -> None:
         self.reason = reason
-        super().__init__(f"path {path!r} refused: {reason}; give a path relative to the headrace home")
+        super().__init__(
+            f"path {path!r} refused: {reason}; give a path relative to the headrace home"
+        )
         self.path = path  # named (quoted) in the message above
 
 
@@ -36,7 +43,11 @@ def inside_home(home: Path, path: str) -> Path:
     if "\x00" in path:
         raise PathRefusedError(path, "it contains a NUL character")
     pure = PurePosixPath(path.replace("\\", "/"))
-    if pure.is_absolute() or Path(path).is_absolute() or (path[1:3] == ":/" if len(path) > 2 else False):
+    if (
+        pure.is_absolute()
+        or Path(path).is_absolute()
+        or (path[1:3] == ":/" if len(path) > 2 else False)
+    ):
         raise PathRefusedError(path, "it is absolute")
     if ".." in pure.parts:
         raise PathRefusedError(path, "it contains '..'")

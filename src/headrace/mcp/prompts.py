@@ -20,7 +20,9 @@ def explain_failed_run(ctx: McpContext, run_id: str) -> str:
     """
     detail = read_tools.run_detail(ctx, run_id)
     run = detail["run"]
-    failed = [t for t in detail["tasks"] if t["state"] in ("failed", "upstream_failed", "up_for_retry")]
+    failed = [
+        t for t in detail["tasks"] if t["state"] in ("failed", "upstream_failed", "up_for_retry")
+    ]
     parts = [
         f"Explain why run {run['run_id']} of pipeline {run['pipeline']!r} ended {run['state']}, "
         "what the root cause most likely is, and what to do next (fix, then `headrace resume "
@@ -40,7 +42,9 @@ def explain_failed_run(ctx: McpContext, run_id: str) -> str:
         )
         if task["state"] != "upstream_failed" and task["map_index"] < 0:
             logs = read_tools.task_logs(ctx, run["run_id"], task["task_id"], LOG_TAIL, None)
-            parts.append("  logs (last lines):\n" + "\n".join("    " + line for line in logs.splitlines()))
+            parts.append(
+                "  logs (last lines):\n" + "\n".join("    " + line for line in logs.splitlines())
+            )
     checks = read_tools.run_checks(ctx, run["run_id"], None)["checks"]
     bad = [c for c in checks if c["status"] != "passed"]
     parts += ["", "Checks that failed:" if bad else "Checks: all passed (or none ran)."]

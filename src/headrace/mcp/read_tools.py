@@ -54,7 +54,14 @@ def defined_pipelines(ctx: McpContext) -> tuple[dict[str, Pipeline], list[dict[s
             found.update(load_pipelines(file))
         except HeadraceError as exc:
             fields = {name: ctx.mask(str(value)) for name, value in exc.fields().items()}
-            errors.append({"file": str(file), "error": ctx.mask(str(exc)), "kind": type(exc).__name__, **fields})
+            errors.append(
+                {
+                    "file": str(file),
+                    "error": ctx.mask(str(exc)),
+                    "kind": type(exc).__name__,
+                    **fields,
+                }
+            )
     return found, errors
 
 
@@ -63,7 +70,9 @@ def find_pipeline(ctx: McpContext, name: str) -> Pipeline:
     pipelines, _ = defined_pipelines(ctx)
     if name not in pipelines:
         where = ctx.pipelines or "(no --pipelines given)"
-        raise DefinitionError(f"no pipeline {name!r} in {where}." + did_you_mean(name, list(pipelines)))
+        raise DefinitionError(
+            f"no pipeline {name!r} in {where}." + did_you_mean(name, list(pipelines))
+        )
     return pipelines[name]
 
 
@@ -99,8 +108,12 @@ def list_pipelines(ctx: McpContext) -> dict[str, Any]:
         if p is not None:
             nxt = next_run(ctx, p, now)
             entry.update(
-                file=p.file, schedule=p.schedule_text or "manual", owner=p.owner, tags=p.tags,
-                tasks=list(p.order), next_run=nxt.isoformat() if nxt else None,
+                file=p.file,
+                schedule=p.schedule_text or "manual",
+                owner=p.owner,
+                tags=p.tags,
+                tasks=list(p.order),
+                next_run=nxt.isoformat() if nxt else None,
                 doc=(p.doc or "").strip().splitlines()[0] if p.doc else None,
             )
         out.append(entry)
@@ -123,7 +136,9 @@ def parse_states(text: str | None) -> list[RunState] | None:
     for part in text.split(","):
         name = part.strip().lower()
         if name not in known:
-            raise ConfigError(f"unknown run state {part!r}; use {', '.join(known)}." + did_you_mean(name, known))
+            raise ConfigError(
+                f"unknown run state {part!r}; use {', '.join(known)}." + did_you_mean(name, known)
+            )
         states.append(RunState(name))
     return states
 
@@ -140,7 +155,8 @@ def list_runs(
         runs = [r for r in runs if r.logical_date >= cut]
     if not runs and pipeline is not None and pipeline not in ctx.store.list_pipelines():
         raise StateError(
-            "no runs in the state store." + did_you_mean(pipeline, ctx.store.list_pipelines()), pipeline=pipeline
+            "no runs in the state store." + did_you_mean(pipeline, ctx.store.list_pipelines()),
+            pipeline=pipeline,
         )
     total = ctx.store.count_runs(pipeline=pipeline, states=states)
     return {"runs": [_run(ctx, r) for r in runs], "shown": len(runs), "total_without_since": total}
@@ -168,7 +184,9 @@ def run_detail(ctx: McpContext, run_id: str) -> dict[str, Any]:
         "checks": {
             "total": len(checks),
             "failed": [
-                f"{c.task_id}: {c.expectation}" + (f" on {c.column}" if c.column else "") + f" ({c.severity})"
+                f"{c.task_id}: {c.expectation}"
+                + (f" on {c.column}" if c.column else "")
+                + f" ({c.severity})"
                 for c in checks
                 if c.status != "passed"
             ],
@@ -187,7 +205,9 @@ def task_logs(ctx: McpContext, run_id: str, task: str, tail: int, attempt: int |
     if task_id not in known:
         raise StateError(
             f"no such task in the run; its tasks: {', '.join(sorted(known)) or 'none yet'}."
-            + did_you_mean(task_id, known), run_id=run.run_id, task=task_id,
+            + did_you_mean(task_id, known),
+            run_id=run.run_id,
+            task=task_id,
         )
     lines: list[str] = []
     for log in ctx.store.get_logs(run.run_id, task_id):
@@ -214,7 +234,11 @@ def run_checks(ctx: McpContext, run_id: str, task: str | None) -> dict[str, Any]
         details = ctx.masked_json(data["details"])
         size = len(json.dumps(details, default=str))
         # the failing-row samples may be long: over 4 kB they are returned as cut text
-        data["details"] = details if size <= 4000 else {"cut": ctx.bounded(json.dumps(details, default=str), 4000)}
+        data["details"] = (
+            details
+            if size <= 4000
+            else {"cut": ctx.bounded(json.dumps(details, default=str), 4000)}
+        )
         out.append(data)
     return {"run_id": run.run_id, "checks": out[: ctx.max_rows], "total": len(out)}
 
@@ -232,10 +256,11 @@ def staged_quarantine(ctx: McpContext, run: RunRecord, limit: int) -> dict[str, 
         if table is None:
             continue
         rows = table.slice(0, limit).to_pylist()
-        text, shown = text_table(table.column_names, [tuple(r.values()) for r in rows], max_bytes=ctx.max_bytes // 2)
+        text, shown = text_table(
+            table.column_names, [tuple(r.values()) for r in rows], max_bytes=ctx.max_bytes // 2
+        )
         tasks[ti.task_id] = {"rows": table.num_rows, "shown": shown, "table": ctx.mask(text)}
     return {"run_id": run.run_id, "source": f"staged files under {staging}", "tasks": tasks}
-
 
 
 def lineage(ctx: McpContext, table: str, connection: str | None) -> dict[str, Any]:
@@ -255,14 +280,24 @@ def lineage(ctx: McpContext, table: str, connection: str | None) -> dict[str, An
 
     list_lineage = getattr(ctx.store, "list_lineage", None)
     graph = LineageGraph.from_edges(list_lineage() if list_lineage is not None else [])
-    ledger_conn = warehouse_tools.warehouse_connection(ctx.settings, connection or warehouse_tools.DEFAULT_WAREHOUSE)
+    ledger_conn = warehouse_tools.warehouse_connection(
+        ctx.settings, connection or warehouse_tools.DEFAULT_WAREHOUSE
+    )
     own = table_dataset(ledger_conn, table)
     found = graph.find(table) if connection is None else [d for d in graph.datasets if d == own]
     if len(found) > 1:
-        raise HeadraceError(f"{table!r} matches {len(found)} recorded datasets; name one by its URI or give "
-                            "its connection: " + ", ".join(d.uri for d in found))
-    answer: dict[str, Any] = {"table": table, "connection": connection, "dataset": None,
-                              "upstream": None, "downstream": None, "loads": []}
+        raise HeadraceError(
+            f"{table!r} matches {len(found)} recorded datasets; name one by its URI or give "
+            "its connection: " + ", ".join(d.uri for d in found)
+        )
+    answer: dict[str, Any] = {
+        "table": table,
+        "connection": connection,
+        "dataset": None,
+        "upstream": None,
+        "downstream": None,
+        "loads": [],
+    }
     if found:
         (ds,) = found
         answer["dataset"] = {**ds.to_dict(), "uri": ds.uri, "last_rows": graph.last_rows.get(ds)}
@@ -276,7 +311,9 @@ def lineage(ctx: McpContext, table: str, connection: str | None) -> dict[str, An
         if not found:
             raise  # neither recorded lineage nor a ledger to read: say why
         return answer  # the graph answered; this destination keeps no ledger
-    answer["loads"] = [{k: _plain(v) for k, v in zip(result.columns, row, strict=True)} for row in result.rows]
+    answer["loads"] = [
+        {k: _plain(v) for k, v in zip(result.columns, row, strict=True)} for row in result.rows
+    ]
     return answer
 
 

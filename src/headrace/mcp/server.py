@@ -32,14 +32,49 @@ from headrace.mcp.sqlguard import text_table
 
 T = TypeVar("T")
 
-RunId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$", description="Run id or a unique prefix.")]
-TaskName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$", description="Task id; name[3] for an element of a mapped task.")]
+RunId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Run id or a unique prefix.",
+    ),
+]
+TaskName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00-\x1f]+$",
+        description="Task id; name[3] for an element of a mapped task.",
+    ),
+]
 PipelineName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
-ConnectionName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$", description="A configured connection name (HEADRACE_CONN_<NAME>); 'warehouse' is the embedded DuckDB by default.")]
-TableName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$", description="Table name, optionally schema.table.")]
+ConnectionName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_]+$",
+        description="A configured connection name (HEADRACE_CONN_<NAME>); 'warehouse' is the embedded DuckDB by default.",
+    ),
+]
+TableName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00-\x1f]+$",
+        description="Table name, optionally schema.table.",
+    ),
+]
 HomePath = Annotated[str, Field(max_length=1000, description="Path relative to the headrace home.")]
 Limit = Annotated[int, Field(ge=1, le=1000, description="Most rows returned.")]
-Wait = Annotated[float, Field(ge=0, le=600, description="Seconds to wait for the run before answering 'running'.")]
+Wait = Annotated[
+    float,
+    Field(ge=0, le=600, description="Seconds to wait for the run before answering 'running'."),
+]
 
 INSTRUCTIONS = (
     "headrace runs data pipelines. Use list_pipelines and list_runs to find runs, get_run for a "
@@ -60,7 +95,11 @@ async def _call(ctx: McpContext, fn: Callable[..., T], *args: Any) -> T:
 def _table_answer(ctx: McpContext, result: Any, what: str) -> str:
     """A query result as a compact masked text table with a one-line header."""
     text, shown = text_table(result.columns, result.rows, max_bytes=ctx.max_bytes)
-    more = " (more rows exist: raise limit or narrow the query)" if result.truncated or shown < len(result.rows) else ""
+    more = (
+        " (more rows exist: raise limit or narrow the query)"
+        if result.truncated or shown < len(result.rows)
+        else ""
+    )
     return ctx.mask(f"{what}: {shown} row(s) in {result.seconds} s{more}\n{text}")
 
 
@@ -70,7 +109,9 @@ def build_server(ctx: McpContext) -> MCPServer:
     Args:
         ctx: settings, store and limits; ``ctx.allow_write`` adds the write tools.
     """
-    server = MCPServer("headrace", version=headrace.__version__, instructions=INSTRUCTIONS, log_level="WARNING")
+    server = MCPServer(
+        "headrace", version=headrace.__version__, instructions=INSTRUCTIONS, log_level="WARNING"
+    )
     _read_tools(server, ctx)
     _warehouse_tools(server, ctx)
     _file_tools(server, ctx)
@@ -89,12 +130,24 @@ def _read_tools(server: MCPServer, ctx: McpContext) -> None:
     @server.tool()
     async def list_runs(
         pipeline: PipelineName | None = None,
-        state: Annotated[str | None, Field(max_length=100, pattern=r"^[a-z_, ]*$", description="States, comma-separated: queued, running, success, failed.")] = None,
-        since: Annotated[datetime | None, Field(description="Only runs with a logical date at or after this (ISO 8601).")] = None,
+        state: Annotated[
+            str | None,
+            Field(
+                max_length=100,
+                pattern=r"^[a-z_, ]*$",
+                description="States, comma-separated: queued, running, success, failed.",
+            ),
+        ] = None,
+        since: Annotated[
+            datetime | None,
+            Field(description="Only runs with a logical date at or after this (ISO 8601)."),
+        ] = None,
         limit: Limit = 20,
     ) -> dict[str, Any]:
         """Runs, newest logical date first, filtered by pipeline, state and logical date."""
-        return await _call(ctx, read_tools.list_runs, ctx, pipeline, state, since, min(limit, ctx.max_rows))
+        return await _call(
+            ctx, read_tools.list_runs, ctx, pipeline, state, since, min(limit, ctx.max_rows)
+        )
 
     @server.tool()
     async def get_run(run_id: RunId) -> dict[str, Any]:
@@ -136,9 +189,15 @@ def _read_tools(server: MCPServer, ctx: McpContext) -> None:
                 for ti in ctx.store.get_task_instances(run.run_id)
                 if isinstance(ti.result_json, dict) and ti.result_json.get("load_id")
             ]
-            result = warehouse_tools.quarantined_rows(conn, table, run.run_id, load_ids, limit, ctx.query_timeout)
+            result = warehouse_tools.quarantined_rows(
+                conn, table, run.run_id, load_ids, limit, ctx.query_timeout
+            )
             text = _table_answer(ctx, result, f"{table}_quarantine rows of run {run.run_id}")
-            return {"run_id": run.run_id, "source": f"{table}_quarantine on {connection}", "table": text}
+            return {
+                "run_id": run.run_id,
+                "source": f"{table}_quarantine on {connection}",
+                "table": text,
+            }
 
         return await _call(ctx, body)
 
@@ -146,7 +205,9 @@ def _read_tools(server: MCPServer, ctx: McpContext) -> None:
 def _warehouse_tools(server: MCPServer, ctx: McpContext) -> None:
     @server.tool()
     async def query(
-        sql: Annotated[str, Field(min_length=1, max_length=20_000, description="One read-only SELECT.")],
+        sql: Annotated[
+            str, Field(min_length=1, max_length=20_000, description="One read-only SELECT.")
+        ],
         connection: ConnectionName = "warehouse",
         limit: Limit = 100,
     ) -> str:
@@ -188,7 +249,8 @@ def _warehouse_tools(server: MCPServer, ctx: McpContext) -> None:
         profile = ctx.masked_json(await _call(ctx, body))
         if len(json.dumps(profile, default=str)) > ctx.max_bytes:  # many wide columns
             profile["columns"] = [
-                {k: c[k] for k in ("name", "type", "nulls", "distinct", "min", "max")} for c in profile["columns"]
+                {k: c[k] for k in ("name", "type", "nulls", "distinct", "min", "max")}
+                for c in profile["columns"]
             ]
             profile["note"] = f"per-column details dropped to stay under {ctx.max_bytes} bytes"
         return profile
@@ -198,13 +260,13 @@ def _file_tools(server: MCPServer, ctx: McpContext) -> None:
     @server.tool()
     async def list_files(path: HomePath = ".", limit: Limit = 200) -> dict[str, Any]:
         """Files and folders under the headrace home (staging, exports, warehouse), recursively."""
-        entries, cut = await _call(ctx, file_tools.list_files, ctx.home, path, min(limit, ctx.max_rows))
+        entries, cut = await _call(
+            ctx, file_tools.list_files, ctx.home, path, min(limit, ctx.max_rows)
+        )
         return {"home": str(ctx.home), "entries": entries, "cut": cut}
 
     @server.tool()
-    async def preview_file(
-        path: HomePath, rows: Annotated[int, Field(ge=1, le=200)] = 20
-    ) -> str:
+    async def preview_file(path: HomePath, rows: Annotated[int, Field(ge=1, le=200)] = 20) -> str:
         """The first rows of a Parquet/CSV/JSON file (or first bytes of a text file) under the headrace home."""
         kind, text = await _call(ctx, file_tools.preview_file, ctx.home, path, rows, ctx.max_bytes)
         return ctx.bounded(f"{path} ({kind})\n{text}")
@@ -214,12 +276,18 @@ def _write_tools(server: MCPServer, ctx: McpContext) -> None:
     @server.tool()
     async def trigger_run(
         pipeline: PipelineName,
-        params: Annotated[dict[str, str | int | float | bool] | None, Field(description="Run parameters.")] = None,
-        logical_date: Annotated[datetime | None, Field(description="The run's key; the same date never runs twice.")] = None,
+        params: Annotated[
+            dict[str, str | int | float | bool] | None, Field(description="Run parameters.")
+        ] = None,
+        logical_date: Annotated[
+            datetime | None, Field(description="The run's key; the same date never runs twice.")
+        ] = None,
         wait_seconds: Wait = 60,
     ) -> dict[str, Any]:
         """Trigger a run of a pipeline of the pipelines folder (needs --allow-write)."""
-        return await _call(ctx, write_tools.trigger_run, ctx, pipeline, params or {}, logical_date, wait_seconds)
+        return await _call(
+            ctx, write_tools.trigger_run, ctx, pipeline, params or {}, logical_date, wait_seconds
+        )
 
     @server.tool()
     async def resume_run(run_id: RunId, wait_seconds: Wait = 60) -> dict[str, Any]:
@@ -237,23 +305,39 @@ def _resources(server: MCPServer, ctx: McpContext) -> None:
     def pipelines_index() -> str:
         """Names, files and schedules of the pipelines of the pipelines folder."""
         defined, errors = read_tools.defined_pipelines(ctx)
-        return json.dumps({
-            "pipelines": [
-                {"name": n, "file": p.file, "schedule": p.schedule_text or "manual",
-                 "doc": f"headrace://pipelines/{n}/doc", "source": f"headrace://pipelines/{n}/source"}
-                for n, p in sorted(defined.items())
-            ],
-            "errors": errors,
-        })
+        return json.dumps(
+            {
+                "pipelines": [
+                    {
+                        "name": n,
+                        "file": p.file,
+                        "schedule": p.schedule_text or "manual",
+                        "doc": f"headrace://pipelines/{n}/doc",
+                        "source": f"headrace://pipelines/{n}/source",
+                    }
+                    for n, p in sorted(defined.items())
+                ],
+                "errors": errors,
+            }
+        )
 
     @server.resource("headrace://pipelines/{name}/doc", mime_type="text/markdown")
     def pipeline_doc(name: str) -> str:
         """A pipeline's documentation: docstring, schedule, tasks and their docs, params."""
         p = read_tools.find_pipeline(ctx, name)
-        lines = [f"# {p.name}", "", (p.doc or "(no docstring)").strip(), "",
-                 f"- file: {p.file}", f"- schedule: {p.schedule_text or 'manual'} ({p.timezone})",
-                 f"- owner: {p.owner or '-'}", f"- tags: {', '.join(p.tags) or '-'}",
-                 f"- params: {json.dumps(p.params, default=str)}", "", "## Tasks"]
+        lines = [
+            f"# {p.name}",
+            "",
+            (p.doc or "(no docstring)").strip(),
+            "",
+            f"- file: {p.file}",
+            f"- schedule: {p.schedule_text or 'manual'} ({p.timezone})",
+            f"- owner: {p.owner or '-'}",
+            f"- tags: {', '.join(p.tags) or '-'}",
+            f"- params: {json.dumps(p.params, default=str)}",
+            "",
+            "## Tasks",
+        ]
         for tid in p.order:
             ups = ", ".join(p.upstream[tid]) or "none"
             doc = (getattr(p.tasks[tid], "doc", None) or "").strip().splitlines()

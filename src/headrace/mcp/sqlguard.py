@@ -37,21 +37,72 @@ DIALECTS = {"duckdb": "duckdb", "postgresql": "postgres"}
 _FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
     getattr(exp, name)
     for name in (
-        "Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "Copy", "Command",
-        "Set", "Pragma", "Use", "Grant", "Revoke", "TruncateTable", "Attach", "Detach",
-        "Install", "LoadData", "Transaction", "Commit", "Rollback", "Into", "Lock",
+        "Insert",
+        "Update",
+        "Delete",
+        "Merge",
+        "Create",
+        "Drop",
+        "Alter",
+        "Copy",
+        "Command",
+        "Set",
+        "Pragma",
+        "Use",
+        "Grant",
+        "Revoke",
+        "TruncateTable",
+        "Attach",
+        "Detach",
+        "Install",
+        "LoadData",
+        "Transaction",
+        "Commit",
+        "Rollback",
+        "Into",
+        "Lock",
     )
     if hasattr(exp, name)
 )
 
 #: Functions refused by name (lower case); a prefix ends with ``*``.
 FORBIDDEN_FUNCTIONS = (
-    "pg_read_*", "pg_ls_*", "pg_stat_file", "pg_file_*", "lo_*", "dblink*", "set_config",
-    "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile",
-    "pg_promote", "pg_sleep*", "pg_advisory*", "pg_logical_*", "pg_replication_*",
-    "pg_create_*", "pg_drop_*", "nextval", "setval", "txid_current", "query", "query_table",
-    "read_*", "*_scan", "glob", "sniff_csv", "parquet_*", "iceberg_*", "delta_scan",
-    "getenv", "current_setting", "duckdb_secrets", "which_secret", "load", "install",
+    "pg_read_*",
+    "pg_ls_*",
+    "pg_stat_file",
+    "pg_file_*",
+    "lo_*",
+    "dblink*",
+    "set_config",
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_promote",
+    "pg_sleep*",
+    "pg_advisory*",
+    "pg_logical_*",
+    "pg_replication_*",
+    "pg_create_*",
+    "pg_drop_*",
+    "nextval",
+    "setval",
+    "txid_current",
+    "query",
+    "query_table",
+    "read_*",
+    "*_scan",
+    "glob",
+    "sniff_csv",
+    "parquet_*",
+    "iceberg_*",
+    "delta_scan",
+    "getenv",
+    "current_setting",
+    "duckdb_secrets",
+    "which_secret",
+    "load",
+    "install",
 )
 
 
@@ -91,7 +142,9 @@ def check_read_only(sql: str, backend: str) -> exp.Query | exp.Values:
         The sqlglot expression of the single statement.
     """
     try:
-        statements = [s for s in sqlglot.parse(sql, read=DIALECTS.get(backend, backend)) if s is not None]
+        statements = [
+            s for s in sqlglot.parse(sql, read=DIALECTS.get(backend, backend)) if s is not None
+        ]
     except ParseError as exc:
         first = str(exc).splitlines()[0]
         raise UnsafeQueryError(sql, f"the statement could not be parsed ({first})") from exc
@@ -153,7 +206,9 @@ def run_read_only(
             f"read-only queries run on duckdb and postgresql connections, not {conn.backend}",
             connection=conn.masked,
         )
-    return QueryResult(columns, rows[:limit], len(rows) > limit, round(time.monotonic() - started, 3))
+    return QueryResult(
+        columns, rows[:limit], len(rows) > limit, round(time.monotonic() - started, 3)
+    )
 
 
 def open_duckdb_read_only(conn: ConnectionURL) -> Any:
@@ -165,7 +220,9 @@ def open_duckdb_read_only(conn: ConnectionURL) -> Any:
     import duckdb
 
     if conn.path == ":memory:":
-        raise ConnectorError("an in-memory DuckDB has no data to read; name a duckdb:///file connection")
+        raise ConnectorError(
+            "an in-memory DuckDB has no data to read; name a duckdb:///file connection"
+        )
     spill = tempfile.mkdtemp(prefix="headrace-mcp-")
     try:
         con = duckdb.connect(
@@ -180,8 +237,14 @@ def open_duckdb_read_only(conn: ConnectionURL) -> Any:
         )
     except duckdb.Error as exc:
         shutil.rmtree(spill, ignore_errors=True)
-        hint = " (a running pipeline is writing it: retry when the run ends)" if "lock" in str(exc).lower() else ""
-        raise ConnectorError(f"cannot open {conn.masked} read-only: {driver_message(exc, conn)}{hint}") from exc
+        hint = (
+            " (a running pipeline is writing it: retry when the run ends)"
+            if "lock" in str(exc).lower()
+            else ""
+        )
+        raise ConnectorError(
+            f"cannot open {conn.masked} read-only: {driver_message(exc, conn)}{hint}"
+        ) from exc
     return con, spill
 
 
@@ -225,7 +288,9 @@ def _postgres_rows(
             options=f"-c default_transaction_read_only=on -c statement_timeout={millis}",
         )
     except psycopg.Error as exc:
-        raise ConnectorError(f"cannot connect to {conn.masked}: {driver_message(exc, conn)}") from exc
+        raise ConnectorError(
+            f"cannot connect to {conn.masked}: {driver_message(exc, conn)}"
+        ) from exc
     try:
         with pg.transaction(), pg.cursor() as cur:
             cur.execute("SET TRANSACTION READ ONLY")
@@ -237,7 +302,9 @@ def _postgres_rows(
             if row and row[0] == "on":
                 # A superuser could read server files (pg_read_file); this role reads tables only.
                 cur.execute("SET LOCAL ROLE pg_read_all_data")
-            cur.execute(sql, list(params) if params else None, prepare=True)  # prepared: the server takes one command only
+            cur.execute(
+                sql, list(params) if params else None, prepare=True
+            )  # prepared: the server takes one command only
             columns = [d.name for d in cur.description or []]
             rows = cur.fetchmany(limit + 1)
             raise _Rollback(columns, rows)
@@ -262,7 +329,9 @@ class _Rollback(Exception):
         self.columns, self.rows = columns, rows
 
 
-def text_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max_bytes: int, cell: int = 80) -> tuple[str, int]:
+def text_table(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max_bytes: int, cell: int = 80
+) -> tuple[str, int]:
     """A compact ``|``-separated table, cut to ``max_bytes``; returns the text and rows shown.
 
     Args:

@@ -29,14 +29,17 @@ def warehouse_connection(settings: Settings, name: str) -> ConnectionURL:
         name: a connection name, never a URL (an assistant does not choose hosts).
     """
     if "://" in name or "/" in name:
-        raise ConfigError("give the name of a configured connection, not a URL or path", connection=name)
+        raise ConfigError(
+            "give the name of a configured connection, not a URL or path", connection=name
+        )
     if not settings.has_connection(name) and name.lower() == DEFAULT_WAREHOUSE:
         conn = resolve(default_warehouse(settings))
     else:
         conn = resolve(name, settings)
     if conn.backend not in ("duckdb", "postgresql"):
         raise ConnectorError(
-            f"is {conn.backend}; warehouse reads run on duckdb and postgresql connections", connection=name
+            f"is {conn.backend}; warehouse reads run on duckdb and postgresql connections",
+            connection=name,
         )
     return conn
 
@@ -56,9 +59,13 @@ def _marks(conn: ConnectionURL, n: int, start: int = 1) -> list[str]:
     return [f"${i}" for i in range(start, start + n)]
 
 
-def query(conn: ConnectionURL, sql: str, limit: int, timeout: float, params: list[Any] | None = None) -> QueryResult:
+def query(
+    conn: ConnectionURL, sql: str, limit: int, timeout: float, params: list[Any] | None = None
+) -> QueryResult:
     """A read-only query headrace built (quoted identifiers, bound values; see :func:`run_read_only`)."""
-    return run_read_only(conn, sql, limit=limit, timeout_seconds=timeout, params=params, check=False)
+    return run_read_only(
+        conn, sql, limit=limit, timeout_seconds=timeout, params=params, check=False
+    )
 
 
 def quarantined_rows(

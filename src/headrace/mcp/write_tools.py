@@ -45,9 +45,15 @@ class RunThread:
     def _main(self) -> None:
         try:
             # the runner is closed after the action: its emitters' threads (lineage, metrics) end with it
-            with open_store(self.ctx.settings.state_url) as store, Runner(
-                store, executor=self.ctx.executor, settings=self.ctx.settings, on_event=self._on_event
-            ) as runner:
+            with (
+                open_store(self.ctx.settings.state_url) as store,
+                Runner(
+                    store,
+                    executor=self.ctx.executor,
+                    settings=self.ctx.settings,
+                    on_event=self._on_event,
+                ) as runner,
+            ):
                 self.result = self.action(runner)
         except BaseException as exc:  # reported to the caller of the tool
             self.error = exc
@@ -74,7 +80,9 @@ class RunThread:
                 "note": f"still running after {wait_seconds:g} s; follow it with get_run",
             }
         run = self.result.run
-        failed = [t.task_id for t in self.result.tasks if str(t.state) == "failed" and t.map_index < 0]
+        failed = [
+            t.task_id for t in self.result.tasks if str(t.state) == "failed" and t.map_index < 0
+        ]
         return {
             "run_id": run.run_id,
             "pipeline": run.pipeline,
@@ -86,12 +94,18 @@ class RunThread:
 
 
 def trigger_run(
-    ctx: McpContext, pipeline: str, params: dict[str, Any], logical_date: datetime | None, wait_seconds: float
+    ctx: McpContext,
+    pipeline: str,
+    params: dict[str, Any],
+    logical_date: datetime | None,
+    wait_seconds: float,
 ) -> dict[str, Any]:
     """Trigger a run of a pipeline of the pipelines folder (a given logical date runs at most once)."""
     p = find_pipeline(ctx, pipeline)
     p.resolve_params(params)  # refuse unknown or badly typed parameters before starting a thread
-    return RunThread(ctx, lambda runner: runner.run(p, logical_date, params)).start_and_wait(wait_seconds)
+    return RunThread(ctx, lambda runner: runner.run(p, logical_date, params)).start_and_wait(
+        wait_seconds
+    )
 
 
 def resume_run(ctx: McpContext, run_id: str, wait_seconds: float) -> dict[str, Any]:
@@ -107,5 +121,9 @@ def retry_task(ctx: McpContext, run_id: str, task: str, wait_seconds: float) -> 
     if task not in known:
         from headrace.errors import StateError, did_you_mean
 
-        raise StateError("no such task in the run." + did_you_mean(task, known), run_id=run.run_id, task=task)
-    return RunThread(ctx, lambda runner: runner.retry(run.run_id, task)).start_and_wait(wait_seconds)
+        raise StateError(
+            "no such task in the run." + did_you_mean(task, known), run_id=run.run_id, task=task
+        )
+    return RunThread(ctx, lambda runner: runner.retry(run.run_id, task)).start_and_wait(
+        wait_seconds
+    )

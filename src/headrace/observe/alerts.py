@@ -73,7 +73,8 @@ def redact(text: str) -> str:
 def hide_samples(text: str) -> str:
     """Replace the sample rows of failed expectations in an error text with a note."""
     return _SAMPLE_LINE.sub(
-        lambda m: f"{m['indent']}sample rows hidden (HEADRACE_ALERT_SAMPLE_ROWS=1 includes them)", text
+        lambda m: f"{m['indent']}sample rows hidden (HEADRACE_ALERT_SAMPLE_ROWS=1 includes them)",
+        text,
     )
 
 
@@ -272,9 +273,12 @@ class EmailChannel:
                 smtp.send_message(self.message(alert))
         except (OSError, smtplib.SMTPException) as exc:
             raise AlertError(
-                "email", f"SMTP {self.host}:{self.port}",
+                "email",
+                f"SMTP {self.host}:{self.port}",
                 f"{redact(str(exc))}. Check the SMTP settings (HEADRACE_ALERT_SMTP_URL).",
-                pipeline=alert.pipeline, task=alert.task_id, run_id=alert.run_id,
+                pipeline=alert.pipeline,
+                task=alert.task_id,
+                run_id=alert.run_id,
             ) from exc
 
 
@@ -343,8 +347,12 @@ class WebhookChannel:
             if status != 429 and status < 500:
                 break  # a 4xx other than rate limiting will not pass by retrying
         raise AlertError(
-            "webhook", self.host, f"{problem}. Check the webhook URL (HEADRACE_ALERT_WEBHOOK_URL).",
-            pipeline=alert.pipeline, task=alert.task_id, run_id=alert.run_id,
+            "webhook",
+            self.host,
+            f"{problem}. Check the webhook URL (HEADRACE_ALERT_WEBHOOK_URL).",
+            pipeline=alert.pipeline,
+            task=alert.task_id,
+            run_id=alert.run_id,
         )
 
 
@@ -395,8 +403,12 @@ class Alerter:
                 errors.append(exc)
             except Exception as exc:  # a third-party channel must not break the caller either
                 err = AlertError(
-                    channel.name, type(channel).__name__, f"{type(exc).__name__}: {redact(str(exc))}",
-                    pipeline=alert.pipeline, task=alert.task_id, run_id=alert.run_id,
+                    channel.name,
+                    type(channel).__name__,
+                    f"{type(exc).__name__}: {redact(str(exc))}",
+                    pipeline=alert.pipeline,
+                    task=alert.task_id,
+                    run_id=alert.run_id,
                 )
                 log.warning("%s", err)
                 errors.append(err)
@@ -421,7 +433,9 @@ def alerter_from_settings(alerts: AlertSettings) -> Alerter:
     if alerts.webhook_url:
         channels.append(WebhookChannel(alerts.webhook_url))
     if alerts.smtp_url:
-        channels.append(EmailChannel.from_url(alerts.smtp_url, recipients=list(alerts.recipients) or None))
+        channels.append(
+            EmailChannel.from_url(alerts.smtp_url, recipients=list(alerts.recipients) or None)
+        )
     return Alerter(
         channels=channels,
         on_failure=alerts.on_failure,

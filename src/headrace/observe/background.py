@@ -44,8 +44,13 @@ class BackgroundSender:
     """
 
     def __init__(
-        self, send: Callable[[Any], None], name: str, maxsize: int = 1000,
-        log: logging.Logger | None = None, linger: float = 0.25, batch: bool = False,
+        self,
+        send: Callable[[Any], None],
+        name: str,
+        maxsize: int = 1000,
+        log: logging.Logger | None = None,
+        linger: float = 0.25,
+        batch: bool = False,
     ) -> None:
         self._send = send
         self.name = name
@@ -100,7 +105,9 @@ class BackgroundSender:
     def _start(self) -> None:
         with self._lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=f"headrace-{self.name}", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name=f"headrace-{self.name}", daemon=True
+                )
                 self._thread.start()
                 atexit.register(self._flush_at_exit)  # a daemon thread dies with the process
 
@@ -144,5 +151,6 @@ class BackgroundSender:
         if warn:
             self._log.warning(
                 "%s: events are being dropped, %s; the run goes on (further drops are only counted)",
-                self.name, why,
+                self.name,
+                why,
             )

@@ -101,7 +101,9 @@ def file_dataset(path: str | Path) -> DatasetName:
 def queue_dataset(redis_url: str, queue: str, prefix: str = "bull") -> DatasetName:
     """A Redis (BullMQ) queue: namespace ``redis://host:port``, name ``prefix:queue``."""
     parts = urlsplit(redis_url)
-    return DatasetName(f"redis://{parts.hostname or 'localhost'}:{parts.port or 6379}", f"{prefix}:{queue}")
+    return DatasetName(
+        f"redis://{parts.hostname or 'localhost'}:{parts.port or 6379}", f"{prefix}:{queue}"
+    )
 
 
 def matches(dataset: DatasetName, query: str) -> bool:

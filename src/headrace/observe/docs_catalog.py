@@ -30,11 +30,15 @@ from headrace.pipeline import Pipeline
 from headrace.state.store_base import StateStore
 
 
-def build_catalog(pipelines: Iterable[Pipeline], store: StateStore | None, settings: Settings) -> dict[str, Any]:
+def build_catalog(
+    pipelines: Iterable[Pipeline], store: StateStore | None, settings: Settings
+) -> dict[str, Any]:
     """The catalog as JSON-ready data: ``{"generated_at", "pipelines": [...], "datasets": [...]}``."""
     edges = store.list_lineage() if store is not None and hasattr(store, "list_lineage") else []
     graph = LineageGraph.from_edges(edges)
-    last_load = {DatasetName(e.namespace, e.name): e.recorded_at for e in edges if e.direction == "output"}
+    last_load = {
+        DatasetName(e.namespace, e.name): e.recorded_at for e in edges if e.direction == "output"
+    }
     datasets: dict[str, dict[str, Any]] = {}
     described = []
     for p in sorted(pipelines, key=lambda p: p.name):
@@ -45,11 +49,16 @@ def build_catalog(pipelines: Iterable[Pipeline], store: StateStore | None, setti
                 entry = _sync_dataset(spec, p, tid, store, settings)
                 datasets.setdefault(entry["uri"], entry)
     for ds in graph.datasets:
-        datasets.setdefault(ds.uri, {**ds.to_dict(), "uri": ds.uri, "doc": None, "columns": [], "checks": []})
+        datasets.setdefault(
+            ds.uri, {**ds.to_dict(), "uri": ds.uri, "doc": None, "columns": [], "checks": []}
+        )
     for entry in datasets.values():
         ds = DatasetName(entry["namespace"], entry["name"])
         loaded = last_load.get(ds)
-        entry["freshness"] = {"last_load": loaded.isoformat() if loaded else None, "rows": graph.last_rows.get(ds)}
+        entry["freshness"] = {
+            "last_load": loaded.isoformat() if loaded else None,
+            "rows": graph.last_rows.get(ds),
+        }
         entry["writers"], entry["readers"] = graph.writers(ds), graph.readers(ds)
         entry["lineage"] = graph.around_dataset(ds).to_dict() if ds in graph.datasets else None
     return {
@@ -63,19 +72,35 @@ def _pipeline(p: Pipeline) -> dict[str, Any]:
     tasks = []
     for tid in p.order:
         t = p.tasks[tid]
-        tasks.append({
-            "id": tid, "upstream": list(p.upstream[tid]), "doc": t.doc, "owner": t.owner, "tags": list(t.tags),
-            "sla_seconds": t.sla.total_seconds() if t.sla is not None else None,
-            "retries": t.retries.attempts - 1, "timeout_seconds": t.timeout.total_seconds() if t.timeout else None,
-            "sync": hasattr(t.fn, "__headrace_sync__"),
-        })
+        tasks.append(
+            {
+                "id": tid,
+                "upstream": list(p.upstream[tid]),
+                "doc": t.doc,
+                "owner": t.owner,
+                "tags": list(t.tags),
+                "sla_seconds": t.sla.total_seconds() if t.sla is not None else None,
+                "retries": t.retries.attempts - 1,
+                "timeout_seconds": t.timeout.total_seconds() if t.timeout else None,
+                "sync": hasattr(t.fn, "__headrace_sync__"),
+            }
+        )
     return {
-        "name": p.name, "schedule": p.schedule_text, "timezone": p.timezone, "owner": p.owner, "tags": list(p.tags),
-        "doc": p.doc, "description": p.description, "file": p.file, "tasks": tasks,
+        "name": p.name,
+        "schedule": p.schedule_text,
+        "timezone": p.timezone,
+        "owner": p.owner,
+        "tags": list(p.tags),
+        "doc": p.doc,
+        "description": p.description,
+        "file": p.file,
+        "tasks": tasks,
     }
 
 
-def _sync_dataset(spec: Any, p: Pipeline, tid: str, store: StateStore | None, settings: Settings) -> dict[str, Any]:
+def _sync_dataset(
+    spec: Any, p: Pipeline, tid: str, store: StateStore | None, settings: Settings
+) -> dict[str, Any]:
     """A sync's destination table: name, declared docs, live columns, checks and results."""
     target = spec.destination
     url = target.connection
@@ -90,22 +115,42 @@ def _sync_dataset(spec: Any, p: Pipeline, tid: str, store: StateStore | None, se
     declared = dict(target.columns)
     names = list(live) + [c for c in declared if c not in live]
     columns = [
-        {"name": c, "type": live.get(c), "doc": declared.get(c, {}).get("doc"),
-         "from": declared.get(c, {}).get("from") or []}
+        {
+            "name": c,
+            "type": live.get(c),
+            "doc": declared.get(c, {}).get("doc"),
+            "from": declared.get(c, {}).get("from") or [],
+        }
         for c in names
     ]
     latest = _latest_results(store, p.name, tid)
     checks = [
-        {"expectation": c.name, "column": getattr(c, "column", None), "severity": str(getattr(c.severity, "value", c.severity)),
-         "describe": c.describe(), "latest": latest.get((c.name, getattr(c, "column", None)))}
+        {
+            "expectation": c.name,
+            "column": getattr(c, "column", None),
+            "severity": str(getattr(c.severity, "value", c.severity)),
+            "describe": c.describe(),
+            "latest": latest.get((c.name, getattr(c, "column", None))),
+        }
         for c in spec.checks
     ]
-    return {**ds.to_dict(), "uri": ds.uri, "table": target.table, "doc": target.doc, "columns": columns,
-            "checks": checks, "loaded_by": f"{p.name}.{tid}", "mode": target.mode, "keys": list(target.keys),
-            "error": error}
+    return {
+        **ds.to_dict(),
+        "uri": ds.uri,
+        "table": target.table,
+        "doc": target.doc,
+        "columns": columns,
+        "checks": checks,
+        "loaded_by": f"{p.name}.{tid}",
+        "mode": target.mode,
+        "keys": list(target.keys),
+        "error": error,
+    }
 
 
-def _latest_results(store: StateStore | None, pipeline: str, tid: str) -> dict[tuple[str, str | None], dict[str, Any]]:
+def _latest_results(
+    store: StateStore | None, pipeline: str, tid: str
+) -> dict[tuple[str, str | None], dict[str, Any]]:
     """(expectation, column) -> the latest result: the store's check results, else the ones
     a sync's result carries (a sync judges rows before its load, inside the task)."""
     if store is None:
@@ -114,19 +159,38 @@ def _latest_results(store: StateStore | None, pipeline: str, tid: str) -> dict[t
         found = store.get_check_results(run.run_id, tid)
         if found:
             return {
-                (r.expectation, r.column): {"status": r.status, "failed": r.failed, "total": r.total,
-                                            "run_id": r.run_id, "at": r.created_at.isoformat() if r.created_at else None}
+                (r.expectation, r.column): {
+                    "status": r.status,
+                    "failed": r.failed,
+                    "total": r.total,
+                    "run_id": r.run_id,
+                    "at": r.created_at.isoformat() if r.created_at else None,
+                }
                 for r in found
             }
-        ti = next((t for t in store.get_task_instances(run.run_id) if t.task_id == tid and t.map_index < 0), None)
+        ti = next(
+            (
+                t
+                for t in store.get_task_instances(run.run_id)
+                if t.task_id == tid and t.map_index < 0
+            ),
+            None,
+        )
         result = ti.result_json if ti is not None else None
-        outputs = (result.get("lineage") or {}).get("outputs", []) if isinstance(result, dict) else []
+        outputs = (
+            (result.get("lineage") or {}).get("outputs", []) if isinstance(result, dict) else []
+        )
         carried = [c for o in outputs for c in o.get("checks", [])]
         if carried:
             at = ti.ended_at.isoformat() if ti is not None and ti.ended_at else None
             return {
-                (c["expectation"], c["column"]): {"status": c["status"], "failed": c["failed"], "total": c["total"],
-                                                  "run_id": run.run_id, "at": at}
+                (c["expectation"], c["column"]): {
+                    "status": c["status"],
+                    "failed": c["failed"],
+                    "total": c["total"],
+                    "run_id": run.run_id,
+                    "at": at,
+                }
                 for c in carried
             }
     return {}
@@ -162,11 +226,13 @@ def _e(value: Any) -> str:
 
 def render_html(catalog: dict[str, Any]) -> str:
     """The catalog as one self-contained HTML page."""
-    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>headrace catalog</title>",
-             f"<style>{_CSS}</style></head><body><header><b>headrace catalog</b> ",
-             f"<span class='muted'>generated {_e(catalog['generated_at'])}</span></header><main>",
-             "<nav><a href='#pipelines'>Pipelines</a><a href='#datasets'>Datasets</a></nav>",
-             f"<h2 id='pipelines'>Pipelines ({len(catalog['pipelines'])})</h2>"]
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>headrace catalog</title>",
+        f"<style>{_CSS}</style></head><body><header><b>headrace catalog</b> ",
+        f"<span class='muted'>generated {_e(catalog['generated_at'])}</span></header><main>",
+        "<nav><a href='#pipelines'>Pipelines</a><a href='#datasets'>Datasets</a></nav>",
+        f"<h2 id='pipelines'>Pipelines ({len(catalog['pipelines'])})</h2>",
+    ]
     parts += [_pipeline_html(p) for p in catalog["pipelines"]]
     parts.append(f"<h2 id='datasets'>Datasets ({len(catalog['datasets'])})</h2>")
     parts += [_dataset_html(d) for d in catalog["datasets"]]
@@ -206,8 +272,12 @@ def _dataset_html(d: dict[str, Any]) -> str:
     )
     checks = "".join(
         f"<tr><td class='mono'>{_e(c['expectation'])}</td><td>{_e(c['severity'])}</td><td>{_e(c['describe'])}</td>"
-        + (f"<td class='{_e(c['latest']['status'])}'>{_e(c['latest']['status'])} "
-           f"({c['latest']['failed']}/{c['latest']['total']} failed)</td>" if c.get("latest") else "<td>-</td>")
+        + (
+            f"<td class='{_e(c['latest']['status'])}'>{_e(c['latest']['status'])} "
+            f"({c['latest']['failed']}/{c['latest']['total']} failed)</td>"
+            if c.get("latest")
+            else "<td>-</td>"
+        )
         + "</tr>"
         for c in d.get("checks", [])
     )
@@ -215,19 +285,30 @@ def _dataset_html(d: dict[str, Any]) -> str:
     graph = ""
     if d.get("lineage"):
         lineage = d["lineage"]
-        sub = Subgraph({n["uri"]: n["depth"] for n in lineage["datasets"]} | {j["name"]: j["depth"] for j in lineage["jobs"]},
-                       {n["uri"]: DatasetName(n["namespace"], n["name"]) for n in lineage["datasets"]},
-                       {(a, b) for a, b in lineage["edges"]})
+        sub = Subgraph(
+            {n["uri"]: n["depth"] for n in lineage["datasets"]}
+            | {j["name"]: j["depth"] for j in lineage["jobs"]},
+            {n["uri"]: DatasetName(n["namespace"], n["name"]) for n in lineage["datasets"]},
+            {(a, b) for a, b in lineage["edges"]},
+        )
         graph = f"<div class='graph'>{render_svg(sub, focus=d['uri'])}</div>"
     return (
         f"<section class='dataset' id='dataset-{_e(d['uri'])}'><h3 class='mono'>{_e(d['name'])}</h3>"
         f"<p class='muted mono'>{_e(d['namespace'])}</p><p class='doc'>{_e(d.get('doc') or '')}</p>"
         f"<p>last load {_e(fresh.get('last_load') or 'never recorded')} · rows {_e(fresh.get('rows'))} · "
         f"written by {_e(', '.join(d.get('writers') or []) or '-')} · read by {_e(', '.join(d.get('readers') or []) or '-')}</p>"
-        + (f"<table class='columns'><tr><th>column</th><th>type</th><th>doc</th><th>from</th></tr>{cols}</table>" if cols else "")
-        + (f"<table class='checks'><tr><th>check</th><th>severity</th><th>what</th><th>latest</th></tr>{checks}</table>"
-           if checks else "")
-        + graph + "</section>"
+        + (
+            f"<table class='columns'><tr><th>column</th><th>type</th><th>doc</th><th>from</th></tr>{cols}</table>"
+            if cols
+            else ""
+        )
+        + (
+            f"<table class='checks'><tr><th>check</th><th>severity</th><th>what</th><th>latest</th></tr>{checks}</table>"
+            if checks
+            else ""
+        )
+        + graph
+        + "</section>"
     )
 
 

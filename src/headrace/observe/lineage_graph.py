@@ -139,8 +139,10 @@ class Subgraph:
     def to_dict(self) -> dict[str, Any]:
         """JSON: ``{"datasets": [...], "jobs": [...], "edges": [[from, to], ...]}``."""
         return {
-            "datasets": [{**d.to_dict(), "uri": key, "depth": self.depth[key]}
-                         for key, d in sorted(self.datasets.items())],
+            "datasets": [
+                {**d.to_dict(), "uri": key, "depth": self.depth[key]}
+                for key, d in sorted(self.datasets.items())
+            ],
             "jobs": [{"name": j, "depth": self.depth[j]} for j in self.jobs()],
             "edges": sorted([a, b] for a, b in self.edges),
         }
@@ -161,7 +163,11 @@ def render_svg(sub: Subgraph, focus: str | None = None) -> str:
         for ri, key in enumerate(columns[d]):
             pos[key] = (_PAD + ci * (_BOX_W + _COL_GAP), _PAD + ri * (_BOX_H + _ROW_GAP))
     width = _PAD * 2 + max(len(order), 1) * (_BOX_W + _COL_GAP) - _COL_GAP
-    height = _PAD * 2 + max((len(c) for c in columns.values()), default=1) * (_BOX_H + _ROW_GAP) - _ROW_GAP
+    height = (
+        _PAD * 2
+        + max((len(c) for c in columns.values()), default=1) * (_BOX_H + _ROW_GAP)
+        - _ROW_GAP
+    )
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="lineage" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="lineage graph">',
@@ -186,11 +192,11 @@ def render_svg(sub: Subgraph, focus: str | None = None) -> str:
             f'fill="{fill}" stroke="#345"/>'
             f'<text x="{x + 8}" y="{y + 18}" font-size="13" font-family="sans-serif">{html.escape(_cut(label))}</text>'
             f'<text x="{x + 8}" y="{y + 35}" font-size="10" fill="#555" font-family="sans-serif">'
-            f'{html.escape(_cut(sub_label, 36))}</text><title>{html.escape(key)}</title></g>'
+            f"{html.escape(_cut(sub_label, 36))}</text><title>{html.escape(key)}</title></g>"
         )
     parts.append("</svg>")
     return "".join(parts)
 
 
 def _cut(text: str, n: int = 30) -> str:
-    return text if len(text) <= n else "…" + text[-(n - 1):]
+    return text if len(text) <= n else "…" + text[-(n - 1) :]

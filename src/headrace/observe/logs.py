@@ -27,7 +27,11 @@ from headrace.masking import MASKER
 
 FORMATS = ("text", "json")
 #: LogRecord attributes that are not user fields.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 _HANDLER_NAME = "headrace-log-format"
 
 

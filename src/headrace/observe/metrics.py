@@ -51,7 +51,9 @@ class RunFigures:
     key: tuple[str, str | None]  # (state, ended_at as stored): a resume changes it
     pipeline: str = ""
     task_states: Counter[str] = field(default_factory=Counter)
-    durations: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))  # microseconds
+    durations: dict[str, list[int]] = field(
+        default_factory=lambda: defaultdict(list)
+    )  # microseconds
     retries: Counter[str] = field(default_factory=Counter)
     quarantined: Counter[tuple[str, str]] = field(default_factory=Counter)
     checks: Counter[tuple[str, str, str]] = field(default_factory=Counter)
@@ -106,8 +108,14 @@ class StoreCollector(Collector):
         yield up
         yield from families
 
-    def _figures(self, run_id: str, pipeline: str, key: tuple[str, str | None],
-                 tasks: list[TaskRow], checks: list[CheckResultRecord]) -> RunFigures:
+    def _figures(
+        self,
+        run_id: str,
+        pipeline: str,
+        key: tuple[str, str | None],
+        tasks: list[TaskRow],
+        checks: list[CheckResultRecord],
+    ) -> RunFigures:
         figures = RunFigures(key=key, pipeline=pipeline)
         for task_id, state, attempt, micros in tasks:
             figures.task_states[state] += 1
@@ -182,7 +190,9 @@ class StoreCollector(Collector):
             old = self._cache.pop(run_id, None)
             if old is not None:
                 self._totals.add(old, -1)
-            figures = self._figures(run_id, pipeline, key, tasks.get(run_id, []), checks.get(run_id, []))
+            figures = self._figures(
+                run_id, pipeline, key, tasks.get(run_id, []), checks.get(run_id, [])
+            )
             self._totals.add(figures, +1)
             self._cache[run_id] = figures
         return run_states
@@ -191,15 +201,24 @@ class StoreCollector(Collector):
         ns = self.namespace
         run_states = self._refresh()
         totals = self._totals
-        task_states, retries, quarantined, checks = totals.task_states, totals.retries, totals.quarantined, totals.checks
+        task_states, retries, quarantined, checks = (
+            totals.task_states,
+            totals.retries,
+            totals.quarantined,
+            totals.checks,
+        )
         runs_family = GaugeMetricFamily(
-            f"{ns}_runs", "Runs in the state store by pipeline and state.", labels=["pipeline", "state"]
+            f"{ns}_runs",
+            "Runs in the state store by pipeline and state.",
+            labels=["pipeline", "state"],
         )
         pipelines = sorted({p for p, _ in run_states})
         for pipeline in pipelines:
             # Every state of a known pipeline, zeros included, so alerts on e.g. failed > 0 see a series.
             for state in RunState:
-                runs_family.add_metric([pipeline, state.value], float(run_states[(pipeline, state.value)]))
+                runs_family.add_metric(
+                    [pipeline, state.value], float(run_states[(pipeline, state.value)])
+                )
         tasks_family = GaugeMetricFamily(
             f"{ns}_task_instances",
             "Task instances by pipeline and state.",
@@ -215,11 +234,18 @@ class StoreCollector(Collector):
         for (pipeline, task_id), (counts, total) in sorted(totals.durations.items()):
             if counts[-1] <= 0:
                 continue
-            cumulative = [(_le(b), float(n)) for b, n in zip(DURATION_BUCKETS, counts, strict=False)]
-            duration_family.add_metric([pipeline, task_id], [*cumulative, ("+Inf", float(counts[-1]))],
-                                       sum_value=total / 1_000_000)
+            cumulative = [
+                (_le(b), float(n)) for b, n in zip(DURATION_BUCKETS, counts, strict=False)
+            ]
+            duration_family.add_metric(
+                [pipeline, task_id],
+                [*cumulative, ("+Inf", float(counts[-1]))],
+                sum_value=total / 1_000_000,
+            )
         retries_family = CounterMetricFamily(
-            f"{ns}_task_retries", "Attempts beyond the first, by pipeline and task.", labels=["pipeline", "task"]
+            f"{ns}_task_retries",
+            "Attempts beyond the first, by pipeline and task.",
+            labels=["pipeline", "task"],
         )
         for (pipeline, task_id), n in sorted(k for k in retries.items() if k[1] > 0):
             retries_family.add_metric([pipeline, task_id], float(n))
@@ -229,7 +255,9 @@ class StoreCollector(Collector):
             "(a row failing two expectations counts under both).",
             labels=["pipeline", "task", "expectation"],
         )
-        for (pipeline, task_id, expectation), n in sorted(k for k in quarantined.items() if k[1] > 0):
+        for (pipeline, task_id, expectation), n in sorted(
+            k for k in quarantined.items() if k[1] > 0
+        ):
             quarantine_family.add_metric([pipeline, task_id, expectation], float(n))
         checks_family = CounterMetricFamily(
             f"{ns}_check_results",
@@ -239,7 +267,9 @@ class StoreCollector(Collector):
         for key, n in sorted(k for k in checks.items() if k[1] > 0):
             checks_family.add_metric(list(key), float(n))
         sla_family = CounterMetricFamily(
-            f"{ns}_sla_misses", "Tasks not done by their SLA deadline, by pipeline and task.", labels=["pipeline", "task"]
+            f"{ns}_sla_misses",
+            "Tasks not done by their SLA deadline, by pipeline and task.",
+            labels=["pipeline", "task"],
         )
         misses = Counter((m.pipeline, m.task_id) for m in self.store.list_sla_misses())
         for (pipeline, task_id), n in sorted(misses.items()):
@@ -268,11 +298,14 @@ class StoreCollector(Collector):
         for name, values in sorted(by_name.items()):
             keys = sorted({k for m in values for k in m.tags if k not in ("pipeline", "task")})
             family = GaugeMetricFamily(
-                f"{self.namespace}_custom_{name}", f"ctx.metric({name!r}): the latest value per task and tags.",
+                f"{self.namespace}_custom_{name}",
+                f"ctx.metric({name!r}): the latest value per task and tags.",
                 labels=["pipeline", "task", *keys],
             )
             for m in values:
-                family.add_metric([m.pipeline, m.task_id, *(m.tags.get(k, "") for k in keys)], m.value)
+                family.add_metric(
+                    [m.pipeline, m.task_id, *(m.tags.get(k, "") for k in keys)], m.value
+                )
             families.append(family)
         return families
 
@@ -299,7 +332,10 @@ class _Totals:
         for p, task_id, expectation, n in sums.quarantined:
             self.quarantined[(p, task_id, expectation)] += n
         for p, task_id, bucket, n, micros in sums.durations:
-            counts, total = self.durations.get((p, task_id)) or ([0] * (len(DURATION_BUCKETS) + 1), 0)
+            counts, total = self.durations.get((p, task_id)) or (
+                [0] * (len(DURATION_BUCKETS) + 1),
+                0,
+            )
             for i in range(bucket, len(DURATION_BUCKETS)):
                 counts[i] += n  # cumulative: within this bound and every larger one
             counts[-1] += n
@@ -317,7 +353,10 @@ class _Totals:
         for (task_id, severity, status), n in figures.checks.items():
             self.checks[(p, task_id, severity, status)] += sign * n
         for task_id, values in figures.durations.items():
-            counts, total = self.durations.get((p, task_id)) or ([0] * (len(DURATION_BUCKETS) + 1), 0)
+            counts, total = self.durations.get((p, task_id)) or (
+                [0] * (len(DURATION_BUCKETS) + 1),
+                0,
+            )
             for value in values:
                 for i, bound in enumerate(_BOUNDS_US):
                     if value <= bound:

@@ -41,8 +41,13 @@ class Observers:
         client = StatsdClient.from_settings(settings.metrics)
         self.statsd = QueuedStatsd(client, log) if client is not None else None
 
-    def for_run(self, store: StateStore, pipeline: Pipeline, run: RunRecord,
-                then: Callable[[Any], None] | None) -> RunObserver:
+    def for_run(
+        self,
+        store: StateStore,
+        pipeline: Pipeline,
+        run: RunRecord,
+        then: Callable[[Any], None] | None,
+    ) -> RunObserver:
         return RunObserver(self, store, pipeline, run, then)
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -77,9 +82,21 @@ class RunObserver:
         then: the caller's own ``on_event``, called first.
     """
 
-    def __init__(self, observers: Observers, store: StateStore, pipeline: Pipeline, run: RunRecord,
-                 then: Callable[[Any], None] | None) -> None:
-        self.observers, self.store, self.pipeline, self.run, self.then = observers, store, pipeline, run, then
+    def __init__(
+        self,
+        observers: Observers,
+        store: StateStore,
+        pipeline: Pipeline,
+        run: RunRecord,
+        then: Callable[[Any], None] | None,
+    ) -> None:
+        self.observers, self.store, self.pipeline, self.run, self.then = (
+            observers,
+            store,
+            pipeline,
+            run,
+            then,
+        )
         self.tis: Mapping[tuple[str, int], Any] = {}
         self.started: set[tuple[str, int]] = set()
         self.nominal = (run.data_interval_start, run.data_interval_end)
@@ -111,22 +128,42 @@ class RunObserver:
         if state not in ("success", "failed"):
             return
         if lineage is not None:
-            kind = "COMPLETE" if state == "success" else "ABORT" if "interrupted" in (event.error or "") else "FAIL"
+            kind = (
+                "COMPLETE"
+                if state == "success"
+                else "ABORT"
+                if "interrupted" in (event.error or "")
+                else "FAIL"
+            )
             lineage.note(self._note(kind, error=event.error))
         if statsd is not None:
             statsd.count("runs", 1, {"pipeline": self.pipeline.name, "state": state})
 
-    def _note(self, state: str, task_id: str | None = None, map_index: int = -1, **extra: Any) -> LineageNote:
+    def _note(
+        self, state: str, task_id: str | None = None, map_index: int = -1, **extra: Any
+    ) -> LineageNote:
         if task_id is None:
-            meta = {"doc": self.pipeline.doc, "owner": self.pipeline.owner, "tags": self.pipeline.tags}
+            meta = {
+                "doc": self.pipeline.doc,
+                "owner": self.pipeline.owner,
+                "tags": self.pipeline.tags,
+            }
         else:
             task = self.pipeline.tasks[task_id]
             meta = {"doc": task.doc, "owner": task.owner, "tags": task.tags}
             sql = sql_of(self.pipeline, task_id)
             if sql is not None:
                 meta["sql"] = ";\n".join(sql[1])
-        return LineageNote(state, self.run.run_id, self.pipeline.name, task_id, map_index, self.nominal,
-                           job=meta, **extra)
+        return LineageNote(
+            state,
+            self.run.run_id,
+            self.pipeline.name,
+            task_id,
+            map_index,
+            self.nominal,
+            job=meta,
+            **extra,
+        )
 
     # ------------------------------------------------------------------ task
 
@@ -139,7 +176,9 @@ class RunObserver:
         tags = {"pipeline": self.pipeline.name, "task": event.task_id}
         if state == "running":
             if lineage is not None:
-                again = key in self.started or (event.attempt or 1) > 1  # a retry, or a resumed run's
+                again = (
+                    key in self.started or (event.attempt or 1) > 1
+                )  # a retry, or a resumed run's
                 lineage.note(self._note("RUNNING" if again else "START", *key))
             self.started.add(key)
             return
@@ -153,7 +192,11 @@ class RunObserver:
             self._elements(event.task_id)
         ti = self.tis.get(key)
         result = getattr(ti, "result_json", None) if state == "success" else None
-        sync = isinstance(result, dict) and "lineage" in result and is_sync_task(self.pipeline, event.task_id)
+        sync = (
+            isinstance(result, dict)
+            and "lineage" in result
+            and is_sync_task(self.pipeline, event.task_id)
+        )
         sql = sql_of(self.pipeline, event.task_id)
         if sql is not None and state == "success":
             result = self._sql_result(sql, result)
@@ -162,12 +205,21 @@ class RunObserver:
             self._record(event.task_id, result)
         if lineage is not None and key in self.started:
             checks = self.store.get_check_results(self.run.run_id, event.task_id) if sync else []
-            lineage.note(self._note("COMPLETE" if state == "success" else "FAIL", *key, error=event.error,
-                                    result=result if sync else None, checks=checks))
+            lineage.note(
+                self._note(
+                    "COMPLETE" if state == "success" else "FAIL",
+                    *key,
+                    error=event.error,
+                    result=result if sync else None,
+                    checks=checks,
+                )
+            )
         if statsd is not None:
             statsd.count("task.finished", 1, {**tags, "state": state})
             if ti is not None and ti.started_at is not None and ti.ended_at is not None:
-                statsd.timing("task.duration", (ti.ended_at - ti.started_at).total_seconds() * 1000, tags)
+                statsd.timing(
+                    "task.duration", (ti.ended_at - ti.started_at).total_seconds() * 1000, tags
+                )
             if sync and result is not None:
                 statsd.count("rows.loaded", int(result.get("loaded") or 0), tags)
                 statsd.count("rows.quarantined", int(result.get("quarantined") or 0), tags)
@@ -193,8 +245,12 @@ class RunObserver:
         if len(timed) > ELEMENT_SAMPLES:
             rate = ELEMENT_SAMPLES / len(timed)
             timed = random.sample(timed, ELEMENT_SAMPLES)
-        statsd.timings("task.duration", [(ti.ended_at - ti.started_at).total_seconds() * 1000 for ti in timed],
-                       tags, rate)
+        statsd.timings(
+            "task.duration",
+            [(ti.ended_at - ti.started_at).total_seconds() * 1000 for ti in timed],
+            tags,
+            rate,
+        )
         if retries:
             statsd.count("task.retries", retries, tags)
 
@@ -204,7 +260,10 @@ class RunObserver:
         if lineage is None:
             return None
         loaded = result.get("rowcount") if isinstance(result, dict) else None
-        return {"lineage": lineage, "loaded": loaded if isinstance(loaded, int) and loaded >= 0 else None}
+        return {
+            "lineage": lineage,
+            "loaded": loaded if isinstance(loaded, int) and loaded >= 0 else None,
+        }
 
     def _record(self, task_id: str, result: dict[str, Any]) -> None:
         record = getattr(self.store, "record_lineage", None)

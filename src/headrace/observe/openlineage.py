@@ -74,7 +74,9 @@ def make_transport(settings: LineageSettings) -> Any:
     require("lineage", "openlineage.client", "OpenLineage events")
     kind = settings.kind
     if kind == "http":
-        return KeepAliveHttpTransport(str(settings.url), settings.endpoint, settings.timeout, settings.api_key)
+        return KeepAliveHttpTransport(
+            str(settings.url), settings.endpoint, settings.timeout, settings.api_key
+        )
     if kind == "file":
         from openlineage.client.transport.file import FileConfig, FileTransport
 
@@ -110,8 +112,12 @@ class KeepAliveHttpTransport:
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
         host = self.host if self.port is None else f"{self.host}:{self.port}"
-        lines = [f"POST {self.path or '/'} HTTP/1.1", f"Host: {host}", "Accept-Encoding: identity",
-                 *(f"{k}: {v}" for k, v in self.headers.items())]
+        lines = [
+            f"POST {self.path or '/'} HTTP/1.1",
+            f"Host: {host}",
+            "Accept-Encoding: identity",
+            *(f"{k}: {v}" for k, v in self.headers.items()),
+        ]
         self._head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
         self._conn: Any = None
 
@@ -135,7 +141,11 @@ class KeepAliveHttpTransport:
                 resp.read()
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
-                if attempt == 2 or not reused or isinstance(exc, ConnectionRefusedError | TimeoutError):
+                if (
+                    attempt == 2
+                    or not reused
+                    or isinstance(exc, ConnectionRefusedError | TimeoutError)
+                ):
                     raise
                 continue
             if resp.will_close:
@@ -149,7 +159,11 @@ class KeepAliveHttpTransport:
         if self._conn is None:
             import http.client
 
-            cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+            cls = (
+                http.client.HTTPSConnection
+                if self.scheme == "https"
+                else http.client.HTTPConnection
+            )
             conn = cls(self.host, self.port, timeout=self.timeout)
             conn.connect()
             self._conn = conn
@@ -192,7 +206,9 @@ class OpenLineageEmitter:
         self.transport.emit(build_event(note, self.namespace, self._facets))
 
 
-def build_event(note: LineageNote, namespace: str, cache: dict[Any, Any] | None = None) -> dict[str, Any]:
+def build_event(
+    note: LineageNote, namespace: str, cache: dict[Any, Any] | None = None
+) -> dict[str, Any]:
     """The OpenLineage ``RunEvent`` of ``note``, as the JSON-ready dict the client's
     ``Serde.to_dict`` makes of it.
 
@@ -214,8 +230,15 @@ def build_event(note: LineageNote, namespace: str, cache: dict[Any, Any] | None 
     inputs, outputs = datasets(note) if task and note.state == "COMPLETE" else ([], [])
     meta = note.job
     tags = meta.get("tags")
-    job = _job(namespace, job_name, task, meta.get("doc"), meta.get("owner"),
-               tuple(tags) if tags else (), meta.get("sql"))
+    job = _job(
+        namespace,
+        job_name,
+        task,
+        meta.get("doc"),
+        meta.get("owner"),
+        tuple(tags) if tags else (),
+        meta.get("sql"),
+    )
     return {
         "eventTime": note.when.astimezone(UTC).isoformat(),
         "eventType": note.state,
@@ -244,8 +267,9 @@ def _event_schema() -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _job(namespace: str, name: str, task: bool, doc: Any, owner: Any, tags: tuple[Any, ...],
-         sql: Any) -> dict[str, Any]:
+def _job(
+    namespace: str, name: str, task: bool, doc: Any, owner: Any, tags: tuple[Any, ...], sql: Any
+) -> dict[str, Any]:
     """The ``job`` of an event: built and serialised once per job definition (a changed
     doc or owner is a new key). Shared: never changed by its users."""
     from openlineage.client.event_v2 import Job
@@ -254,7 +278,9 @@ def _job(namespace: str, name: str, task: bool, doc: Any, owner: Any, tags: tupl
     return dict(_plain(Job(namespace=namespace, name=name, facets=job_facets(meta, task))))
 
 
-def run_facets(note: LineageNote, namespace: str, cache: dict[Any, Any] | None = None) -> dict[str, Any]:
+def run_facets(
+    note: LineageNote, namespace: str, cache: dict[Any, Any] | None = None
+) -> dict[str, Any]:
     """nominalTime, parent (tasks), errorMessage (failures), processing_engine, as dicts."""
     from openlineage.client.facet_v2 import error_message_run
 
@@ -277,13 +303,17 @@ def _steady_run_facets(note: LineageNote, namespace: str) -> dict[str, Any]:
     facets: dict[str, Any] = {"processing_engine": _engine_facet()}
     if note.nominal is not None:
         start, end = note.nominal
-        facets["nominalTime"] = {**_facet_head("nominal_time_run", "NominalTimeRunFacet"),
-                                 "nominalEndTime": end.astimezone(UTC).isoformat(),
-                                 "nominalStartTime": start.astimezone(UTC).isoformat()}
+        facets["nominalTime"] = {
+            **_facet_head("nominal_time_run", "NominalTimeRunFacet"),
+            "nominalEndTime": end.astimezone(UTC).isoformat(),
+            "nominalStartTime": start.astimezone(UTC).isoformat(),
+        }
     if note.task_id is not None:
-        facets["parent"] = {**_facet_head("parent_run", "ParentRunFacet"),
-                            "job": {"facets": {}, "name": note.pipeline, "namespace": namespace},
-                            "run": {"facets": {}, "runId": run_uuid(note.run_id)}}
+        facets["parent"] = {
+            **_facet_head("parent_run", "ParentRunFacet"),
+            "job": {"facets": {}, "name": note.pipeline, "namespace": namespace},
+            "run": {"facets": {}, "runId": run_uuid(note.run_id)},
+        }
     return facets
 
 
@@ -307,9 +337,13 @@ def _engine_facet() -> dict[str, Any]:
     """processing_engine: headrace's and the client's versions (once a process)."""
     from openlineage.client.facet_v2 import processing_engine_run
 
-    return _plain(processing_engine_run.ProcessingEngineRunFacet(
-        version=_version("headrace"), name="headrace", openlineageAdapterVersion=_version("openlineage-python")
-    ))
+    return _plain(
+        processing_engine_run.ProcessingEngineRunFacet(
+            version=_version("headrace"),
+            name="headrace",
+            openlineageAdapterVersion=_version("openlineage-python"),
+        )
+    )
 
 
 def job_facets(meta: dict[str, Any], task: bool) -> dict[str, Any]:
@@ -328,14 +362,19 @@ def job_facets(meta: dict[str, Any], task: bool) -> dict[str, Any]:
         ),
     }
     if meta.get("doc"):
-        facets["documentation"] = documentation_job.DocumentationJobFacet(description=str(meta["doc"]))
+        facets["documentation"] = documentation_job.DocumentationJobFacet(
+            description=str(meta["doc"])
+        )
     if meta.get("owner"):
         facets["ownership"] = ownership_job.OwnershipJobFacet(
             owners=[ownership_job.Owner(name=str(meta["owner"]))]
         )
     if meta.get("tags"):
         facets["tags"] = tags_job.TagsJobFacet(
-            tags=[tags_job.TagsJobFacetFields(key=str(t), value="true", source="HEADRACE") for t in meta["tags"]]
+            tags=[
+                tags_job.TagsJobFacetFields(key=str(t), value="true", source="HEADRACE")
+                for t in meta["tags"]
+            ]
         )
     if meta.get("sql"):
         facets["sql"] = sql_job.SQLJobFacet(query=str(meta["sql"]))
@@ -349,8 +388,15 @@ def datasets(note: LineageNote) -> tuple[list[Any], list[Any]]:
     lineage = note.result.get("lineage") if isinstance(note.result, dict) else None
     if not lineage:
         return [], []
-    inputs = [{"facets": _dataset_facets(d), "inputFacets": {}, "name": d["name"], "namespace": d["namespace"]}
-              for d in lineage["inputs"]]
+    inputs = [
+        {
+            "facets": _dataset_facets(d),
+            "inputFacets": {},
+            "name": d["name"],
+            "namespace": d["namespace"],
+        }
+        for d in lineage["inputs"]
+    ]
     outputs = []
     for d in lineage["outputs"]:
         facets = _dataset_facets(d)
@@ -359,10 +405,18 @@ def datasets(note: LineageNote) -> tuple[list[Any], list[Any]]:
         assertions = _assertions(d.get("checks") or note.checks)
         if assertions is not None:
             facets["dataQualityAssertions"] = assertions
-        statistics = {**_facet_head("output_statistics_output_dataset", "OutputStatisticsOutputDatasetFacet"),
-                      "rowCount": int(note.result.get("loaded") or 0)}
-        outputs.append({"facets": facets, "name": d["name"], "namespace": d["namespace"],
-                        "outputFacets": {"outputStatistics": statistics}})
+        statistics = {
+            **_facet_head("output_statistics_output_dataset", "OutputStatisticsOutputDatasetFacet"),
+            "rowCount": int(note.result.get("loaded") or 0),
+        }
+        outputs.append(
+            {
+                "facets": facets,
+                "name": d["name"],
+                "namespace": d["namespace"],
+                "outputFacets": {"outputStatistics": statistics},
+            }
+        )
     return inputs, outputs
 
 
@@ -374,36 +428,65 @@ def _present(**values: Any) -> dict[str, Any]:
 def _dataset_facets(d: dict[str, Any]) -> dict[str, Any]:
     facets: dict[str, Any] = {}
     if d.get("fields"):
-        facets["schema"] = {**_facet_head("schema_dataset", "SchemaDatasetFacet"), "fields": [
-            _present(fields=[], name=f["name"], type=f.get("type"), description=f.get("description"))
-            for f in d["fields"]
-        ]}
+        facets["schema"] = {
+            **_facet_head("schema_dataset", "SchemaDatasetFacet"),
+            "fields": [
+                _present(
+                    fields=[], name=f["name"], type=f.get("type"), description=f.get("description")
+                )
+                for f in d["fields"]
+            ],
+        }
     if d.get("doc"):
-        facets["documentation"] = {**_facet_head("documentation_dataset", "DocumentationDatasetFacet"),
-                                   "description": d["doc"]}
+        facets["documentation"] = {
+            **_facet_head("documentation_dataset", "DocumentationDatasetFacet"),
+            "description": d["doc"],
+        }
     return facets
 
 
 def _column_lineage(columns: dict[str, Any]) -> dict[str, Any]:
-    return {**_facet_head("column_lineage_dataset", "ColumnLineageDatasetFacet"), "dataset": [], "fields": {
-        column: {"inputFields": [
-            {"field": i["field"], "name": i["name"], "namespace": i["namespace"],
-             "transformations": [_present(type=about["type"], subtype=about.get("subtype"))]}
-            for i in about["inputs"]
-        ]}
-        for column, about in columns.items()
-    }}
+    return {
+        **_facet_head("column_lineage_dataset", "ColumnLineageDatasetFacet"),
+        "dataset": [],
+        "fields": {
+            column: {
+                "inputFields": [
+                    {
+                        "field": i["field"],
+                        "name": i["name"],
+                        "namespace": i["namespace"],
+                        "transformations": [
+                            _present(type=about["type"], subtype=about.get("subtype"))
+                        ],
+                    }
+                    for i in about["inputs"]
+                ]
+            }
+            for column, about in columns.items()
+        },
+    }
 
 
 def _assertions(checks: list[Any]) -> dict[str, Any] | None:
     if not checks:
         return None
     rows = [c if isinstance(c, dict) else vars(c) for c in checks]
-    return {**_facet_head("data_quality_assertions_dataset", "DataQualityAssertionsDatasetFacet"), "assertions": [
-        _present(actual=str(c["failed"]), assertion=c["expectation"], column=c["column"], expected="0",
-                 params={}, severity=c["severity"], success=c["status"] == "passed")
-        for c in rows
-    ]}
+    return {
+        **_facet_head("data_quality_assertions_dataset", "DataQualityAssertionsDatasetFacet"),
+        "assertions": [
+            _present(
+                actual=str(c["failed"]),
+                assertion=c["expectation"],
+                column=c["column"],
+                expected="0",
+                params={},
+                severity=c["severity"],
+                success=c["status"] == "passed",
+            )
+            for c in rows
+        ],
+    }
 
 
 @functools.lru_cache(maxsize=4)

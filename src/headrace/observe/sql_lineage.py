@@ -22,7 +22,9 @@ log = logging.getLogger("headrace.lineage")
 _DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "sqlite": "sqlite", "duckdb": "duckdb"}
 
 
-def sql_lineage(conn: str, statements: tuple[str, ...], settings: Settings) -> dict[str, Any] | None:
+def sql_lineage(
+    conn: str, statements: tuple[str, ...], settings: Settings
+) -> dict[str, Any] | None:
     """The lineage of ``statements`` run on connection ``conn``; None when sqlglot is
     missing or nothing could be parsed (lineage is best effort, never an error)."""
     try:
@@ -33,7 +35,9 @@ def sql_lineage(conn: str, statements: tuple[str, ...], settings: Settings) -> d
 
 
 @functools.lru_cache(maxsize=256)
-def _parsed(backend: str, url: str, options: tuple[tuple[str, str], ...], statements: tuple[str, ...]) -> dict[str, Any] | None:
+def _parsed(
+    backend: str, url: str, options: tuple[tuple[str, str], ...], statements: tuple[str, ...]
+) -> dict[str, Any] | None:
     try:
         import sqlglot
         from sqlglot import exp
@@ -81,7 +85,9 @@ def _name(conn: ConnectionURL, table: Any) -> DatasetName:
     return table_dataset(conn, qualified)
 
 
-def _columns(tree: Any, target: Any, conn: ConnectionURL, dialect: str | None, exp: Any) -> dict[str, Any]:
+def _columns(
+    tree: Any, target: Any, conn: ConnectionURL, dialect: str | None, exp: Any
+) -> dict[str, Any]:
     """Written column -> its source fields, for INSERT ... SELECT and CREATE TABLE AS."""
     from sqlglot.lineage import lineage
 
@@ -90,14 +96,25 @@ def _columns(tree: Any, target: Any, conn: ConnectionURL, dialect: str | None, e
         return {}
     names = [s.alias_or_name for s in select.selects]
     schema = tree.this if isinstance(tree.this, exp.Schema) else None
-    written = [c.name for c in schema.expressions] if schema is not None and schema.expressions else names
+    written = (
+        [c.name for c in schema.expressions] if schema is not None and schema.expressions else names
+    )
     if "*" in names or len(written) != len(names):
         return {}
     # name every selected expression after the column it fills, so each can be traced
     aliased = select.copy()
-    aliased.set("expressions", [exp.alias_(e.unalias() if isinstance(e, exp.Alias) else e, out)
-                                for e, out in zip(aliased.selects, written, strict=True)])
-    plain = {out for out, e in zip(written, aliased.selects, strict=True) if isinstance(e.unalias(), exp.Column)}
+    aliased.set(
+        "expressions",
+        [
+            exp.alias_(e.unalias() if isinstance(e, exp.Alias) else e, out)
+            for e, out in zip(aliased.selects, written, strict=True)
+        ],
+    )
+    plain = {
+        out
+        for out, e in zip(written, aliased.selects, strict=True)
+        if isinstance(e.unalias(), exp.Column)
+    }
     found: dict[str, Any] = {}
     for out in written:
         try:
@@ -106,14 +123,23 @@ def _columns(tree: Any, target: Any, conn: ConnectionURL, dialect: str | None, e
             continue
         fields = []
         for leaf in node.walk():
-            if leaf.downstream or not isinstance(leaf.expression, exp.Table | exp.Column | exp.Alias):
+            if leaf.downstream or not isinstance(
+                leaf.expression, exp.Table | exp.Column | exp.Alias
+            ):
                 continue
-            source = leaf.expression if isinstance(leaf.expression, exp.Table) else leaf.expression.find(exp.Table)
+            source = (
+                leaf.expression
+                if isinstance(leaf.expression, exp.Table)
+                else leaf.expression.find(exp.Table)
+            )
             if source is None:
                 continue
             ds = _name(conn, source)
             fields.append({**ds.to_dict(), "field": leaf.name.split(".")[-1]})
         if fields:
-            found[out] = {"inputs": fields, "type": "DIRECT",
-                          "subtype": "IDENTITY" if out in plain and len(fields) == 1 else "TRANSFORMATION"}
+            found[out] = {
+                "inputs": fields,
+                "type": "DIRECT",
+                "subtype": "IDENTITY" if out in plain and len(fields) == 1 else "TRANSFORMATION",
+            }
     return found

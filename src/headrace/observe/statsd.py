@@ -65,33 +65,53 @@ class StatsdClient:
         """A client for ``[metrics] statsd``, or None when none is configured."""
         return cls(settings.statsd, settings.prefix, settings.tags) if settings.statsd else None
 
-    def count(self, name: str, value: float = 1, tags: Mapping[str, object] | Iterable[str] | None = None) -> None:
+    def count(
+        self, name: str, value: float = 1, tags: Mapping[str, object] | Iterable[str] | None = None
+    ) -> None:
         self._send(name, value, "c", tags)
 
-    def gauge(self, name: str, value: float, tags: Mapping[str, object] | Iterable[str] | None = None) -> None:
+    def gauge(
+        self, name: str, value: float, tags: Mapping[str, object] | Iterable[str] | None = None
+    ) -> None:
         self._send(name, value, "g", tags)
 
-    def timing(self, name: str, ms: float, tags: Mapping[str, object] | Iterable[str] | None = None) -> None:
+    def timing(
+        self, name: str, ms: float, tags: Mapping[str, object] | Iterable[str] | None = None
+    ) -> None:
         self._send(name, ms, "ms", tags)
 
-    def line(self, name: str, value: float, kind: str, tags: Mapping[str, object] | Iterable[str] | None) -> str:
+    def line(
+        self, name: str, value: float, kind: str, tags: Mapping[str, object] | Iterable[str] | None
+    ) -> str:
         """The DogStatsD line of one metric."""
         head, tail = self.parts(name, kind, tags)
         number = f"{value:g}" if isinstance(value, float) else str(value)
         return f"{head}{number}{tail}"
 
-    def parts(self, name: str, kind: str, tags: Mapping[str, object] | Iterable[str] | None,
-              rate: float = 1.0) -> tuple[str, str]:
+    def parts(
+        self,
+        name: str,
+        kind: str,
+        tags: Mapping[str, object] | Iterable[str] | None,
+        rate: float = 1.0,
+    ) -> tuple[str, str]:
         """What comes before and after the value in a line: ``("headrace.x:", "|ms|#a:b")``;
         callers sending one metric many times keep them (a line is then one f-string).
         A ``rate`` below 1 says the values are a sample (``|@0.1``: each stands for 10)."""
         metric = _BAD.sub("_", f"{self.prefix}.{name}" if self.prefix else name)
-        all_tags = [*self.tags, *(_BAD.sub("_", t.split(":", 1)[0]) + t[len(t.split(":", 1)[0]):]
-                                  for t in tag_list(tags))]
+        all_tags = [
+            *self.tags,
+            *(
+                _BAD.sub("_", t.split(":", 1)[0]) + t[len(t.split(":", 1)[0]) :]
+                for t in tag_list(tags)
+            ),
+        ]
         sampled = f"|@{rate:.6g}" if rate < 1 else ""
         return f"{metric}:", f"|{kind}{sampled}" + (f"|#{','.join(all_tags)}" if all_tags else "")
 
-    def _send(self, name: str, value: float, kind: str, tags: Mapping[str, object] | Iterable[str] | None) -> None:
+    def _send(
+        self, name: str, value: float, kind: str, tags: Mapping[str, object] | Iterable[str] | None
+    ) -> None:
         try:
             self._sock.sendto(self.line(name, value, kind, tags).encode(), self.address)
         except OSError:  # agent down, buffer full: a metric lost, the run goes on
@@ -143,7 +163,9 @@ class QueuedStatsd:
     def timing(self, name: str, ms: float, tags: Mapping[str, object] | None = None) -> None:
         self.sender.put((name, ms, "ms", tags, 1.0))
 
-    def timings(self, name: str, ms: list[float], tags: Mapping[str, object] | None, rate: float = 1.0) -> None:
+    def timings(
+        self, name: str, ms: list[float], tags: Mapping[str, object] | None, rate: float = 1.0
+    ) -> None:
         """Many values of one timing (``rate`` below 1: they are a sample, ``|@rate``)."""
         self.sender.put((name, ms, "ms", tags, rate))
 
@@ -152,7 +174,9 @@ class QueuedStatsd:
         for name, value, kind, tags, rate in items:
             head, tail = self.client.parts(name, kind, tags, rate)
             values = value if isinstance(value, list) else [value]
-            lines.extend(f"{head}{v:g}{tail}" if isinstance(v, float) else f"{head}{v}{tail}" for v in values)
+            lines.extend(
+                f"{head}{v:g}{tail}" if isinstance(v, float) else f"{head}{v}{tail}" for v in values
+            )
         self.client.send_lines(lines)
 
     def flush(self, timeout: float = 5.0) -> bool:

@@ -33,7 +33,9 @@ def format_seconds(seconds: float) -> str:
     return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
-def format_duration(started: datetime | None, ended: datetime | None, now: datetime | None = None) -> str:
+def format_duration(
+    started: datetime | None, ended: datetime | None, now: datetime | None = None
+) -> str:
     """How long work took, as :func:`format_seconds`; ``-`` if it never started.
 
     Args:

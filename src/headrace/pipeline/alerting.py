@@ -79,6 +79,8 @@ def _addresses(value: Any, what: str) -> tuple[str, ...]:
     if value is None:
         return ()
     items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not all(isinstance(i, str) and i.strip() for i in items):
+    if not isinstance(items, list | tuple) or not all(
+        isinstance(i, str) and i.strip() for i in items
+    ):
         raise DefinitionError(f"{what} must be a string or a list of strings, got {value!r}")
     return tuple(i.strip() for i in items)

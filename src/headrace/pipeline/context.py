@@ -30,7 +30,9 @@ class UnknownVariable(TerminalError, KeyError):
         self.task_id, self.name = task_id, name
         super().__init__(
             f"variable {name!r} is not set; set it with `headrace vars set {name} VALUE` or pass "
-            "default=...", pipeline=pipeline, task=task_id,
+            "default=...",
+            pipeline=pipeline,
+            task=task_id,
         )
 
     def __str__(self) -> str:  # KeyError would show the message quoted
@@ -101,7 +103,9 @@ class Context:
     timetable: Timetable | None = field(default=None, repr=False)
     error: str | None = None
     variables: Callable[[str], Any] | None = field(default=None, repr=False)
-    record_metric: Callable[[str, float, dict[str, str]], None] = field(default=_no_metric, repr=False)
+    record_metric: Callable[[str, float, dict[str, str]], None] = field(
+        default=_no_metric, repr=False
+    )
 
     @property
     def ds(self) -> str:
@@ -149,7 +153,9 @@ class Context:
     def next_ds(self) -> str | None:
         """The next scheduled logical date as ``YYYY-MM-DD`` (Airflow's ``next_ds``); None without a schedule."""
         base = self._scheduled()
-        following = next_interval(self.timetable, base) if base is not None and self.timetable else None
+        following = (
+            next_interval(self.timetable, base) if base is not None and self.timetable else None
+        )
         return following.start.strftime("%Y-%m-%d") if following is not None else None
 
     @property
@@ -237,13 +243,24 @@ class Context:
         elif logical_date.tzinfo is None:
             logical_date = logical_date.replace(tzinfo=UTC)
         folder = Path(home) if home is not None else Path(tempfile.mkdtemp(prefix="headrace-test-"))
-        settings = Settings(home=folder, state_url=f"sqlite:///{folder / 'state.db'}",
-                            connections={k.lower(): v for k, v in (connections or {}).items()})
+        settings = Settings(
+            home=folder,
+            state_url=f"sqlite:///{folder / 'state.db'}",
+            connections={k.lower(): v for k, v in (connections or {}).items()},
+        )
         return cls(
-            run_id=run_id, pipeline=pipeline, task_id=task_id, logical_date=logical_date,
-            data_interval_start=logical_date - interval, data_interval_end=logical_date,
-            settings=settings, staging_dir=folder / "staging", map_index=map_index, attempt=attempt,
-            params=dict(params or {}), log=logging.getLogger(f"headrace.task.{pipeline}.{task_id}"),
+            run_id=run_id,
+            pipeline=pipeline,
+            task_id=task_id,
+            logical_date=logical_date,
+            data_interval_start=logical_date - interval,
+            data_interval_end=logical_date,
+            settings=settings,
+            staging_dir=folder / "staging",
+            map_index=map_index,
+            attempt=attempt,
+            params=dict(params or {}),
+            log=logging.getLogger(f"headrace.task.{pipeline}.{task_id}"),
             timetable=timetable_from(interval),  # a schedule of `interval`: prev_ds, next_ds
         )
 
@@ -260,7 +277,9 @@ class Context:
             >>> ctx.metric("api_pages", 12, tags={"endpoint": "orders"})
         """
         if not isinstance(value, int | float) or isinstance(value, bool):
-            raise TypeError(f"ctx.metric({name!r}): value must be a number, got {type(value).__name__}")
+            raise TypeError(
+                f"ctx.metric({name!r}): value must be a number, got {type(value).__name__}"
+            )
         if not name.replace("_", "").isalnum():
             raise ValueError(f"ctx.metric({name!r}): a name is letters, digits and '_'")
         self.record_metric(name, float(value), {str(k): str(v) for k, v in (tags or {}).items()})

@@ -57,7 +57,10 @@ class CronTimetable(Timetable):
     """
 
     def __init__(
-        self, expression: str, timezone: str | tzinfo = "UTC", *,
+        self,
+        expression: str,
+        timezone: str | tzinfo = "UTC",
+        *,
         manual_interval: ManualInterval | str = "containing",
     ) -> None:
         super().__init__(timezone, manual_interval=manual_interval)
@@ -70,7 +73,8 @@ class CronTimetable(Timetable):
                 f"Invalid cron schedule {expression!r}: {exc}. Use five fields "
                 f"'minute hour day-of-month month day-of-week' (e.g. '0 2 * * *') or a preset "
                 f"({', '.join(sorted(PRESETS))}, @once)."
-                + did_you_mean(expression, [*PRESETS, *_SPECIAL]), schedule=expression,
+                + did_you_mean(expression, [*PRESETS, *_SPECIAL]),
+                schedule=expression,
             ) from exc
         self._cron = cron
         self._parsed = parsed  # copied per use: parsing costs more than stepping

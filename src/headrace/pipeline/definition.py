@@ -68,26 +68,39 @@ class Pipeline:
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
-            raise DefinitionError(f"unknown timezone {timezone!r} (use an IANA name like 'Europe/Paris')", **loc) from None
+            raise DefinitionError(
+                f"unknown timezone {timezone!r} (use an IANA name like 'Europe/Paris')", **loc
+            ) from None
         self.timezone = timezone
         try:  # a bad cron expression is a definition mistake, reported when the file loads
-            self.timetable: Timetable = timetable_from(schedule, timezone, manual_interval=manual_interval)
+            self.timetable: Timetable = timetable_from(
+                schedule, timezone, manual_interval=manual_interval
+            )
         except DefinitionError as exc:
             raise DefinitionError(str(exc), **loc) from exc
         self.start_date = _aware(start_date, timezone, f"{where}: start_date")
         self.end_date = _aware(end_date, timezone, f"{where}: end_date")
         if self.start_date and self.end_date and self.end_date < self.start_date:
-            raise DefinitionError(f"end_date {self.end_date} is before start_date {self.start_date}", **loc)
+            raise DefinitionError(
+                f"end_date {self.end_date} is before start_date {self.start_date}", **loc
+            )
         self.catchup = bool(catchup)
-        if isinstance(max_active_runs, bool) or not isinstance(max_active_runs, int) or max_active_runs < 1:
-            raise DefinitionError(f"max_active_runs must be an integer >= 1, got {max_active_runs!r}", **loc)
+        if (
+            isinstance(max_active_runs, bool)
+            or not isinstance(max_active_runs, int)
+            or max_active_runs < 1
+        ):
+            raise DefinitionError(
+                f"max_active_runs must be an integer >= 1, got {max_active_runs!r}", **loc
+            )
         self.max_active_runs = max_active_runs
         self.defaults = dict(defaults or {})
         for key in self.defaults:
             if key not in POLICY_KEYS:
                 raise DefinitionError(
                     f"unknown key {key!r} in defaults; known: {', '.join(POLICY_KEYS)}."
-                    + did_you_mean(key, POLICY_KEYS), **loc
+                    + did_you_mean(key, POLICY_KEYS),
+                    **loc,
                 )
         self.params = dict(params or {})
         self.tags = list(tags or [])
@@ -113,14 +126,18 @@ class Pipeline:
         if returned is not None and not _is_ref_like(returned):
             raise DefinitionError(
                 f"pipeline {self.name!r} function should return nothing, "
-                f"got {type(returned).__name__}", path=str(Site(self.file, self.line))
+                f"got {type(returned).__name__}",
+                path=str(Site(self.file, self.line)),
             )
         if not builder.nodes:
             raise DefinitionError(
-                f"pipeline {self.name!r} has no tasks; call @task "
-                "functions inside it", path=str(Site(self.file, self.line))
+                f"pipeline {self.name!r} has no tasks; call @task functions inside it",
+                path=str(Site(self.file, self.line)),
             )
-        self.tasks = {tid: node._with_defaults(self.defaults, self.name) for tid, node in builder.nodes.items()}
+        self.tasks = {
+            tid: node._with_defaults(self.defaults, self.name)
+            for tid, node in builder.nodes.items()
+        }
         self.instances = _instances(builder)
         edges = dict(builder.edges)
         _branch_instance_edges(self.tasks, self.instances, edges)
@@ -137,7 +154,8 @@ class Pipeline:
             if node.branch and not self.downstream[tid]:
                 raise DefinitionError(
                     f"branch task {tid!r} of pipeline {self.name!r} has no "
-                    "downstream task to choose; link the paths after it (choose() >> [path_a(), path_b()])", path=str(node.call_site or node.source)
+                    "downstream task to choose; link the paths after it (choose() >> [path_a(), path_b()])",
+                    path=str(node.call_site or node.source),
                 )
 
     @property
@@ -160,7 +178,9 @@ class Pipeline:
             return self.tasks[task_id]
         except KeyError:
             raise DefinitionError(  # the KeyError says nothing more
-                "no such task." + did_you_mean(task_id, self.tasks), pipeline=self.name, task=task_id
+                "no such task." + did_you_mean(task_id, self.tasks),
+                pipeline=self.name,
+                task=task_id,
             ) from None
 
     def resolve_params(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -231,7 +251,10 @@ def _aware(value: datetime | None, tz: str, what: str) -> datetime | None:
 
 
 def _topological(
-    pipeline: str, ids: list[str], upstream: Mapping[str, tuple[str, ...]], edges: Mapping[tuple[str, str], Site]
+    pipeline: str,
+    ids: list[str],
+    upstream: Mapping[str, tuple[str, ...]],
+    edges: Mapping[tuple[str, str], Site],
 ) -> list[str]:
     """Kahn's algorithm keeping definition order; a cycle is a DefinitionError naming its edges."""
     position = {tid: i for i, tid in enumerate(ids)}
@@ -255,9 +278,13 @@ def _topological(
         cycle = _find_cycle([t for t in ids if waiting[t] > 0], upstream)
         links = " >> ".join(cycle)
         sites = ", ".join(
-            f"{a} >> {b} at {edges[(a, b)]}" for a, b in zip(cycle, cycle[1:], strict=False) if (a, b) in edges
+            f"{a} >> {b} at {edges[(a, b)]}"
+            for a, b in zip(cycle, cycle[1:], strict=False)
+            if (a, b) in edges
         )
-        raise DefinitionError(f"has a cycle: {links} ({sites}); remove one of these edges", pipeline=pipeline)
+        raise DefinitionError(
+            f"has a cycle: {links} ({sites}); remove one of these edges", pipeline=pipeline
+        )
     return order
 
 
@@ -272,7 +299,7 @@ def _find_cycle(candidates: list[str], upstream: Mapping[str, tuple[str, ...]]) 
         # Every leftover node has an upstream that is also left over, so this walk must loop.
         node = next(u for u in upstream[node] if u in inside)
         if node in seen:
-            loop = path[seen[node]:] + [node]
+            loop = path[seen[node] :] + [node]
             return list(reversed(loop))
         seen[node] = len(path)
         path.append(node)
@@ -325,10 +352,20 @@ def pipeline(
         ...     load(transform(extract())) >> cleanup()
     """
     options: dict[str, Any] = {
-        "name": name, "schedule": schedule, "timezone": timezone, "start_date": start_date,
-        "end_date": end_date, "catchup": catchup, "max_active_runs": max_active_runs,
-        "defaults": defaults, "params": params, "tags": tags, "owner": owner, "doc": doc,
-        "description": description, "manual_interval": manual_interval,
+        "name": name,
+        "schedule": schedule,
+        "timezone": timezone,
+        "start_date": start_date,
+        "end_date": end_date,
+        "catchup": catchup,
+        "max_active_runs": max_active_runs,
+        "defaults": defaults,
+        "params": params,
+        "tags": tags,
+        "owner": owner,
+        "doc": doc,
+        "description": description,
+        "manual_interval": manual_interval,
     }
     if fn is not None:
         return Pipeline(fn, **options)

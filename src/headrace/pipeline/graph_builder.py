@@ -83,13 +83,16 @@ class TaskRef:
     def _misuse(self, *_: Any, **__: Any) -> Any:
         raise DefinitionError(
             f"the result of task {self.task_id!r} is only known when the pipeline "
-            "runs; pass it to another task instead of using it inside the pipeline function.", path=str(caller_site())
+            "runs; pass it to another task instead of using it inside the pipeline function.",
+            path=str(caller_site()),
         )
 
     __getitem__ = __iter__ = __bool__ = _misuse
 
 
-def _link(ids: list[str], other: Any, builder: GraphBuilder, where: str, *, downstream: bool) -> Any:
+def _link(
+    ids: list[str], other: Any, builder: GraphBuilder, where: str, *, downstream: bool
+) -> Any:
     """Add edges between the tasks ``ids`` and ``other`` (tasks, groups or a list of them).
 
     ``downstream`` says that ``other`` runs after ``ids``: a group then contributes its
@@ -112,17 +115,21 @@ def _ids(value: Any, builder: GraphBuilder, where: str, *, roots: bool) -> list[
     for item in items:
         if isinstance(item, TaskGroup):
             if item._builder is not builder:
-                raise DefinitionError(f"task group {item.path!r} belongs to another pipeline", path=str(caller_site()))
+                raise DefinitionError(
+                    f"task group {item.path!r} belongs to another pipeline", path=str(caller_site())
+                )
             ids.extend(item.roots() if roots else item.leaves())
             continue
         if not isinstance(item, TaskRef):
             raise DefinitionError(
                 f"{where} must be a task call result or a task group (e.g. load() >> cleanup()), "
-                f"got {type(item).__name__}; did you forget the parentheses?", path=str(caller_site())
+                f"got {type(item).__name__}; did you forget the parentheses?",
+                path=str(caller_site()),
             )
         if item._builder is not builder:
             raise DefinitionError(
-                f"task {item.task_id!r} belongs to another pipeline definition", path=str(caller_site())
+                f"task {item.task_id!r} belongs to another pipeline definition",
+                path=str(caller_site()),
             )
         ids.append(item.task_id)
     return ids
@@ -149,11 +156,15 @@ class TaskGroup:
         if not _GROUP_NAME.match(name or ""):
             raise DefinitionError(
                 f"task group name {name!r} may only hold letters, digits, '_' and '-' "
-                "(no dots: nested groups are joined with dots)", path=str(caller_site())
+                "(no dots: nested groups are joined with dots)",
+                path=str(caller_site()),
             )
         builder = current_builder()
         if builder is None:
-            raise DefinitionError(f"task_group({name!r}) only works inside a @pipeline function", path=str(caller_site()))
+            raise DefinitionError(
+                f"task_group({name!r}) only works inside a @pipeline function",
+                path=str(caller_site()),
+            )
         self.name = name
         self._builder = builder
         parent = builder.groups[-1].path if builder.groups else None
@@ -164,9 +175,13 @@ class TaskGroup:
         return f"<TaskGroup {self.path!r}: {len(self.task_ids)} tasks>"
 
     def __enter__(self) -> TaskGroup:
-        if any(g.path == self.path for g in self._builder.groups) or self.path in self._builder.group_paths:
+        if (
+            any(g.path == self.path for g in self._builder.groups)
+            or self.path in self._builder.group_paths
+        ):
             raise DefinitionError(
-                f"pipeline {self._builder.pipeline!r} already has a task group {self.path!r}", path=str(caller_site())
+                f"pipeline {self._builder.pipeline!r} already has a task group {self.path!r}",
+                path=str(caller_site()),
             )
         self._builder.group_paths.add(self.path)
         self._builder.groups.append(self)
@@ -177,7 +192,9 @@ class TaskGroup:
 
     def _members(self) -> list[str]:
         if not self.task_ids:
-            raise DefinitionError(f"task group {self.path!r} has no tasks to link", path=str(caller_site()))
+            raise DefinitionError(
+                f"task group {self.path!r} has no tasks to link", path=str(caller_site())
+            )
         return self.task_ids
 
     def roots(self) -> list[str]:
@@ -234,7 +251,8 @@ def task_group(name_or_fn: Any, /) -> Any:
         return TaskGroup(name_or_fn)
     if not callable(name_or_fn):
         raise DefinitionError(
-            f"task_group takes a name or decorates a function, got {type(name_or_fn).__name__}", path=str(caller_site())
+            f"task_group takes a name or decorates a function, got {type(name_or_fn).__name__}",
+            path=str(caller_site()),
         )
     fn = name_or_fn
 
@@ -242,7 +260,10 @@ def task_group(name_or_fn: Any, /) -> Any:
     def grouped(*args: Any, **kwargs: Any) -> Any:
         builder = current_builder()
         if builder is None:
-            raise DefinitionError(f"task group {fn.__name__!r} only works inside a @pipeline function", path=str(caller_site()))
+            raise DefinitionError(
+                f"task group {fn.__name__!r} only works inside a @pipeline function",
+                path=str(caller_site()),
+            )
         parent = builder.groups[-1].path + "." if builder.groups else ""
         name, n = fn.__name__, 2
         while parent + name in builder.group_paths:
@@ -275,7 +296,9 @@ class GraphBuilder:
         self.nodes: dict[str, Task[Any, Any]] = {}
         self.origins: dict[str, Task[Any, Any]] = {}  # task_id -> the decorated Task it came from
         self.edges: dict[tuple[str, str], Site] = {}
-        self.groups: list[TaskGroup] = []  # the open ``with task_group(...)`` blocks, innermost last
+        self.groups: list[
+            TaskGroup
+        ] = []  # the open ``with task_group(...)`` blocks, innermost last
         self.group_paths: set[str] = set()
 
     def unique_id(self, task: Task[Any, Any], site: Site) -> str:
@@ -287,7 +310,8 @@ class GraphBuilder:
         if known is not task:
             raise DefinitionError(
                 f"pipeline {self.pipeline!r} has two different tasks named {base!r} "
-                f"(the other is defined at {known.source}); give one another task_id=...", path=str(site)
+                f"(the other is defined at {known.source}); give one another task_id=...",
+                path=str(site),
             )
         n = 2
         while f"{base}__{n}" in self.nodes:
@@ -305,7 +329,9 @@ class GraphBuilder:
 
     def add_edge(self, up: str, down: str, site: Site) -> None:
         if up == down:
-            raise DefinitionError(f"task {up!r} cannot run after itself (cycle {up} >> {up})", path=str(site))
+            raise DefinitionError(
+                f"task {up!r} cannot run after itself (cycle {up} >> {up})", path=str(site)
+            )
         self.edges.setdefault((up, down), site)
 
 

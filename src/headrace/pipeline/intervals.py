@@ -56,7 +56,8 @@ def _manual_choice(value: ManualInterval | str) -> ManualInterval:
         known = ", ".join(repr(m.value) for m in ManualInterval)
         raise InvalidScheduleError(
             f"Unknown manual_interval {value!r}: use one of {known}."
-            + did_you_mean(str(value), [m.value for m in ManualInterval]), schedule=value,
+            + did_you_mean(str(value), [m.value for m in ManualInterval]),
+            schedule=value,
         ) from None
 
 
@@ -79,7 +80,8 @@ def _zone(timezone: str | tzinfo) -> tzinfo:
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidScheduleError(
             f"Unknown time zone {timezone!r}: use an IANA name such as 'UTC' or 'Europe/Amsterdam'."
-            + did_you_mean(timezone, _zone_names()), schedule=timezone,
+            + did_you_mean(timezone, _zone_names()),
+            schedule=timezone,
         ) from None
 
 
@@ -144,7 +146,10 @@ class Timetable(ABC):
     periodic: bool = True
 
     def __init__(
-        self, timezone: str | tzinfo = "UTC", *, manual_interval: ManualInterval | str = "containing"
+        self,
+        timezone: str | tzinfo = "UTC",
+        *,
+        manual_interval: ManualInterval | str = "containing",
     ) -> None:
         self.timezone = _zone(timezone)
         self.manual_interval = _manual_choice(manual_interval)

@@ -46,8 +46,17 @@ __all__ = ["MACRO_NAMES", "next_interval", "previous_interval", "schedule_interv
 
 #: Every macro name a template may use (besides ``params.<name>``), see the table above.
 MACRO_NAMES = (
-    "ds", "ds_nodash", "ts", "ts_nodash", "prev_ds", "next_ds", "logical_date",
-    "data_interval_start", "data_interval_end", "prev_data_interval_start", "prev_data_interval_end",
+    "ds",
+    "ds_nodash",
+    "ts",
+    "ts_nodash",
+    "prev_ds",
+    "next_ds",
+    "logical_date",
+    "data_interval_start",
+    "data_interval_end",
+    "prev_data_interval_start",
+    "prev_data_interval_end",
 )
 
 

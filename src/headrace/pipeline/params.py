@@ -67,19 +67,27 @@ def coerce_param(pipeline: str, name: str, default: Any, value: Any) -> Any:
             return parsed
     except (ValueError, json.JSONDecodeError) as exc:
         raise ParamError(
-            name, value, f"expects a {kind} (default {default!r}), got {value!r}: {exc}", pipeline=pipeline
+            name,
+            value,
+            f"expects a {kind} (default {default!r}), got {value!r}: {exc}",
+            pipeline=pipeline,
         ) from exc
     return value
 
 
-def resolve_params(pipeline: str, defaults: Mapping[str, Any], given: Mapping[str, Any] | None) -> dict[str, Any]:
+def resolve_params(
+    pipeline: str, defaults: Mapping[str, Any], given: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """The defaults overlaid with the given values, each converted to its declared type."""
     resolved = dict(defaults)
     for name, value in (given or {}).items():
         if name not in defaults:
             raise ParamError(
-                name, value, f"is not declared; declared: {', '.join(defaults) or 'none'}."
-                + did_you_mean(name, defaults), pipeline=pipeline,
+                name,
+                value,
+                f"is not declared; declared: {', '.join(defaults) or 'none'}."
+                + did_you_mean(name, defaults),
+                pipeline=pipeline,
             )
         resolved[name] = coerce_param(pipeline, name, defaults[name], value)
     return resolved

@@ -109,7 +109,9 @@ class Retry:
         if not isinstance(self.backoff, int | float) or self.backoff < 1:
             raise DefinitionError(f"Retry(backoff={self.backoff!r}): backoff must be a number >= 1")
         if not isinstance(self.jitter, int | float) or not 0 <= self.jitter <= 1:
-            raise DefinitionError(f"Retry(jitter={self.jitter!r}): jitter must be a fraction in [0, 1]")
+            raise DefinitionError(
+                f"Retry(jitter={self.jitter!r}): jitter must be a fraction in [0, 1]"
+            )
 
     @property
     def retries(self) -> int:
@@ -162,6 +164,7 @@ def check_trigger_rule(rule: TriggerRule | str, what: str, **location: Any) -> T
     if rule not in TRIGGER_RULES:
         raise DefinitionError(
             f"{what}: unknown trigger_rule {rule!r}; known: {', '.join(TRIGGER_RULES)}."
-            + did_you_mean(str(rule), TRIGGER_RULES), **location,
+            + did_you_mean(str(rule), TRIGGER_RULES),
+            **location,
         )
     return TriggerRule(rule)

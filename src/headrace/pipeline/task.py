@@ -33,9 +33,22 @@ R = TypeVar("R")
 
 _TASK_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 POLICY_KEYS = (
-    "retries", "timeout", "sla", "owner", "pool", "trigger_rule", "tags", "depends_on_past",
-    "email", "email_on_failure", "email_on_retry", "webhooks",
-    "on_failure", "on_retry", "on_success", "on_sla_miss",
+    "retries",
+    "timeout",
+    "sla",
+    "owner",
+    "pool",
+    "trigger_rule",
+    "tags",
+    "depends_on_past",
+    "email",
+    "email_on_failure",
+    "email_on_retry",
+    "webhooks",
+    "on_failure",
+    "on_retry",
+    "on_success",
+    "on_sla_miss",
 )
 #: Options naming who hears about a task (see :class:`headrace.pipeline.alerting.AlertRoutes`).
 ALERT_KEYS = POLICY_KEYS[8:]
@@ -120,14 +133,16 @@ class Task(Generic[P, R]):
             if retries is not UNSET:
                 raise DefinitionError(
                     f"task {getattr(fn, '__name__', fn)!r} has retries={retries!r} and "
-                    f"attempts={attempts!r}; give one: attempts counts every try, retries the tries after the first", path=str(_source_of(fn))
+                    f"attempts={attempts!r}; give one: attempts counts every try, retries the tries after the first",
+                    path=str(_source_of(fn)),
                 )
             retries = Retry(attempts=attempts)
         if not callable(fn):
             raise DefinitionError(f"@task needs a function, got {type(fn).__name__}")
         if inspect.iscoroutinefunction(fn):
             raise DefinitionError(
-                f"task {fn.__name__!r} is async; headrace tasks are plain functions", path=str(_source_of(fn))
+                f"task {fn.__name__!r} is async; headrace tasks are plain functions",
+                path=str(_source_of(fn)),
             )
         functools.update_wrapper(self, fn)
         self.fn = fn
@@ -135,13 +150,26 @@ class Task(Generic[P, R]):
         self.task_id = task_id or fn.__name__
         if not _TASK_ID.match(self.task_id):
             raise DefinitionError(
-                f"task_id {self.task_id!r} may only hold letters, digits, '_', '.', '-'", path=str(self.source)
+                f"task_id {self.task_id!r} may only hold letters, digits, '_', '.', '-'",
+                path=str(self.source),
             )
         given = dict(
-            retries=retries, timeout=timeout, sla=sla, tags=tags, owner=owner, pool=pool,
-            trigger_rule=trigger_rule, depends_on_past=depends_on_past, email=email,
-            email_on_failure=email_on_failure, email_on_retry=email_on_retry, webhooks=webhooks,
-            on_failure=on_failure, on_retry=on_retry, on_success=on_success, on_sla_miss=on_sla_miss,
+            retries=retries,
+            timeout=timeout,
+            sla=sla,
+            tags=tags,
+            owner=owner,
+            pool=pool,
+            trigger_rule=trigger_rule,
+            depends_on_past=depends_on_past,
+            email=email,
+            email_on_failure=email_on_failure,
+            email_on_retry=email_on_retry,
+            webhooks=webhooks,
+            on_failure=on_failure,
+            on_retry=on_retry,
+            on_success=on_success,
+            on_sla_miss=on_sla_miss,
         )
         self._given = {k: v for k, v in given.items() if v is not UNSET}
         self.retries: Retry = Retry()
@@ -157,7 +185,10 @@ class Task(Generic[P, R]):
         self.checks: list[Any] = list(checks or [])
         self.branch = bool(branch)
         if self.branch and self.checks:
-            raise DefinitionError(f"branch task {self.task_id!r} returns task ids; it cannot have checks", path=str(self.source))
+            raise DefinitionError(
+                f"branch task {self.task_id!r} returns task ids; it cannot have checks",
+                path=str(self.source),
+            )
         self.doc = doc or inspect.getdoc(fn)
         self.description = description
         signature = inspect.signature(fn)
@@ -192,7 +223,9 @@ class Task(Generic[P, R]):
         if "timeout" in values:
             self.timeout = as_timedelta(values["timeout"], f"{what}: timeout")
             if self.timeout is not None and self.timeout <= timedelta(0):
-                raise DefinitionError(f"{what}: timeout must be positive, got {self.timeout}", **loc)
+                raise DefinitionError(
+                    f"{what}: timeout must be positive, got {self.timeout}", **loc
+                )
         if "sla" in values:
             self.sla = as_timedelta(values["sla"], f"{what}: sla")
         if "tags" in values:
@@ -259,7 +292,11 @@ class Task(Generic[P, R]):
     def override(self, **changes: Any) -> Task[P, R]:
         """A copy with other settings, e.g. ``extract.override(task_id="extract_eu")``."""
         settings: dict[str, Any] = dict(
-            self._given, task_id=self.task_id, checks=self.checks, doc=self.doc, branch=self.branch,
+            self._given,
+            task_id=self.task_id,
+            checks=self.checks,
+            doc=self.doc,
+            branch=self.branch,
             description=self.description,
         )
         settings.update(changes)
@@ -306,27 +343,33 @@ class _PartialTask(Generic[R]):
         site = caller_site()
         builder = current_builder()
         if builder is None:
-            raise DefinitionError(f"{task.task_id}.map(...) only works inside a @pipeline function", path=str(site))
+            raise DefinitionError(
+                f"{task.task_id}.map(...) only works inside a @pipeline function", path=str(site)
+            )
         if task.branch:
             raise DefinitionError(
-                f"branch task {task.task_id!r} cannot be mapped: one branch task chooses the paths", path=str(site)
+                f"branch task {task.task_id!r} cannot be mapped: one branch task chooses the paths",
+                path=str(site),
             )
         if len(mapped) != 1:
             raise DefinitionError(
                 f"{task.task_id}.map(...) takes exactly one parameter=list to fan out over, "
-                f"got {len(mapped)}; fix the others with .partial(...).map(...)", path=str(site)
+                f"got {len(mapped)}; fix the others with .partial(...).map(...)",
+                path=str(site),
             )
-        (param, source), = mapped.items()
+        ((param, source),) = mapped.items()
         names = list(task.signature.parameters)
         if param not in names:
             raise DefinitionError(
                 f"task {task.task_id!r} has no parameter {param!r} to map over."
-                + did_you_mean(param, names), path=str(site)
+                + did_you_mean(param, names),
+                path=str(site),
             )
         if not isinstance(source, list | tuple | TaskRef):
             raise DefinitionError(
                 f"{task.task_id}.map({param}=...) needs a list or an upstream task result, "
-                f"got {type(source).__name__}", path=str(site)
+                f"got {type(source).__name__}",
+                path=str(site),
             )
         try:
             task.signature.bind(**self.fixed, **{param: None})
@@ -462,12 +505,28 @@ class _TaskDecorator:
             description: one line, shown in listings and the web UI.
         """
         options: dict[str, Any] = {
-            "task_id": task_id, "retries": retries, "attempts": attempts, "timeout": timeout, "sla": sla,
-            "tags": tags, "owner": owner, "checks": checks, "pool": pool, "trigger_rule": trigger_rule,
-            "doc": doc, "branch": branch, "depends_on_past": depends_on_past, "email": email,
-            "email_on_failure": email_on_failure, "email_on_retry": email_on_retry,
-            "webhooks": webhooks, "on_failure": on_failure, "on_retry": on_retry,
-            "on_success": on_success, "on_sla_miss": on_sla_miss, "description": description,
+            "task_id": task_id,
+            "retries": retries,
+            "attempts": attempts,
+            "timeout": timeout,
+            "sla": sla,
+            "tags": tags,
+            "owner": owner,
+            "checks": checks,
+            "pool": pool,
+            "trigger_rule": trigger_rule,
+            "doc": doc,
+            "branch": branch,
+            "depends_on_past": depends_on_past,
+            "email": email,
+            "email_on_failure": email_on_failure,
+            "email_on_retry": email_on_retry,
+            "webhooks": webhooks,
+            "on_failure": on_failure,
+            "on_retry": on_retry,
+            "on_success": on_success,
+            "on_sla_miss": on_sla_miss,
+            "description": description,
         }
         if fn is not None:
             return Task(fn, **options)

@@ -174,13 +174,17 @@ class DeltaTimetable(Timetable):
     """
 
     def __init__(
-        self, delta: timedelta, timezone: str | tzinfo = "UTC", *,
+        self,
+        delta: timedelta,
+        timezone: str | tzinfo = "UTC",
+        *,
         manual_interval: ManualInterval | str = "containing",
     ) -> None:
         super().__init__(timezone, manual_interval=manual_interval)
         if delta <= timedelta(0):
             raise InvalidScheduleError(
-                f"Invalid schedule {delta!r}: a timedelta schedule must be positive.", schedule=delta
+                f"Invalid schedule {delta!r}: a timedelta schedule must be positive.",
+                schedule=delta,
             )
         self.delta = delta
 
@@ -243,7 +247,9 @@ class DeltaTimetable(Timetable):
 
 
 def timetable_from(
-    schedule: str | timedelta | Timetable | None, timezone: str | tzinfo = "UTC", *,
+    schedule: str | timedelta | Timetable | None,
+    timezone: str | tzinfo = "UTC",
+    *,
     manual_interval: ManualInterval | str = "containing",
 ) -> Timetable:
     """Build the timetable of a pipeline's schedule.
@@ -275,5 +281,6 @@ def timetable_from(
         return CronTimetable(schedule, timezone, manual_interval=manual_interval)
     raise InvalidScheduleError(
         f"Invalid schedule {schedule!r}: expected a cron string, a preset such as '@daily', "
-        f"a timedelta or None, got {type(schedule).__name__}.", schedule=schedule
+        f"a timedelta or None, got {type(schedule).__name__}.",
+        schedule=schedule,
     )

@@ -43,12 +43,14 @@ def check_names(checks: Sequence[Expectation], where: dict[str, str | None]) -> 
         if not isinstance(check, Expectation):
             raise ExpectationDefinitionError(
                 f"{check!r} is not an expectation; build checks with not_null(), "
-                f"unique(), matches_regex(), … from headrace.quality.", **where
+                f"unique(), matches_regex(), … from headrace.quality.",
+                **where,
             )
         if check.name in seen:
             raise ExpectationDefinitionError(
                 f"two expectations are named {check.name!r}; give one of them name=… "
-                f"so their results can be told apart.", **where
+                f"so their results can be told apart.",
+                **where,
             )
         seen.add(check.name)
 
@@ -63,8 +65,8 @@ def _as_arrow(table: Any, where: dict[str, str | None]) -> pa.Table:
     if type(table).__module__.startswith("pandas"):  # pandas at the edge, not imported here
         return pa.Table.from_pandas(table, preserve_index=False)
     raise ExpectationDefinitionError(
-        f"checks run on a pyarrow Table, Polars or pandas DataFrame, "
-        f"got {type(table).__name__}.", **where
+        f"checks run on a pyarrow Table, Polars or pandas DataFrame, got {type(table).__name__}.",
+        **where,
     )
 
 
@@ -84,8 +86,9 @@ def _frame(arrow: pa.Table, checks: Sequence[Expectation]) -> pl.DataFrame:
     return frame
 
 
-def _compile(checks: Sequence[Expectation], schema: pa.Schema, where: dict[str, str | None]
-             ) -> tuple[list[pl.Expr], list[pl.Expr], list[int]]:
+def _compile(
+    checks: Sequence[Expectation], schema: pa.Schema, where: dict[str, str | None]
+) -> tuple[list[pl.Expr], list[pl.Expr], list[int]]:
     """Mask expressions, aggregate expressions, and how many aggregates each table check has."""
     masks: list[pl.Expr] = []
     aggs: list[pl.Expr] = []
@@ -103,8 +106,13 @@ def _compile(checks: Sequence[Expectation], schema: pa.Schema, where: dict[str, 
     return masks, aggs, widths
 
 
-def _evaluate(frame: pl.DataFrame, masks: list[pl.Expr], aggs: list[pl.Expr],
-              checks: Sequence[Expectation], where: dict[str, str | None]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _evaluate(
+    frame: pl.DataFrame,
+    masks: list[pl.Expr],
+    aggs: list[pl.Expr],
+    checks: Sequence[Expectation],
+    where: dict[str, str | None],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     lazy = frame.lazy()
     try:
         if masks and aggs:
@@ -122,16 +130,23 @@ def _evaluate(frame: pl.DataFrame, masks: list[pl.Expr], aggs: list[pl.Expr],
                 except pl.exceptions.PolarsError as exc:
                     raise ExpectationDefinitionError(
                         f"{check.where()} cannot run on this table "
-                        f"(columns: {', '.join(frame.columns)}): {' '.join(str(exc).split())[:400]}", **where
+                        f"(columns: {', '.join(frame.columns)}): {' '.join(str(exc).split())[:400]}",
+                        **where,
                     ) from exc
         raise
     return mask_frame, agg_frame
 
 
-def _judged_counts(frame: pl.DataFrame, checks: Sequence[Expectation], schema: pa.Schema,
-                   where: dict[str, str | None]) -> dict[int, int]:
+def _judged_counts(
+    frame: pl.DataFrame,
+    checks: Sequence[Expectation],
+    schema: pa.Schema,
+    where: dict[str, str | None],
+) -> dict[int, int]:
     """How many rows each row-level check with ``mostly`` judges (by position in ``checks``)."""
-    wanted = {i: c for i, c in enumerate(checks) if isinstance(c, RowExpectation) and c.mostly is not None}
+    wanted = {
+        i: c for i, c in enumerate(checks) if isinstance(c, RowExpectation) and c.mostly is not None
+    }
     if not wanted:
         return {}
     try:
@@ -142,8 +157,13 @@ def _judged_counts(frame: pl.DataFrame, checks: Sequence[Expectation], schema: p
     return {i: int(v or 0) for i, v in zip(wanted, row, strict=True)}
 
 
-def apply_checks(table: pa.Table | pl.DataFrame | Any, checks: Sequence[Expectation], *,
-                 pipeline: str | None = None, task: str | None = None) -> CheckOutcome:
+def apply_checks(
+    table: pa.Table | pl.DataFrame | Any,
+    checks: Sequence[Expectation],
+    *,
+    pipeline: str | None = None,
+    task: str | None = None,
+) -> CheckOutcome:
     """Check a table against expectations in one pass; split passing and quarantined rows.
 
     Args:
@@ -173,7 +193,8 @@ def apply_checks(table: pa.Table | pl.DataFrame | Any, checks: Sequence[Expectat
     if masks and mask_frame.height != n_rows:
         raise ExpectationDefinitionError(
             f"a row-level expectation gave {mask_frame.height} values for {n_rows} rows; "
-            f"a sql_expression must refer to at least one column.", **where
+            f"a sql_expression must refer to at least one column.",
+            **where,
         )
     counts = mask_frame.sum().row(0) if masks else ()
     agg_values = agg_frame.row(0) if aggs else ()
@@ -189,7 +210,9 @@ def apply_checks(table: pa.Table | pl.DataFrame | Any, checks: Sequence[Expectat
             mask_at += 1
             sample: list[dict] = []
             if failed:
-                positions = mask_frame.get_column(f"_hr_m{i}").arg_true().head(SAMPLE_ROWS).to_list()
+                positions = (
+                    mask_frame.get_column(f"_hr_m{i}").arg_true().head(SAMPLE_ROWS).to_list()
+                )
                 sample = sample_rows(arrow, positions)
                 if check.severity is Severity.QUARANTINE:
                     quarantine_masks.append((f"_hr_m{i}", check))
@@ -198,7 +221,7 @@ def apply_checks(table: pa.Table | pl.DataFrame | Any, checks: Sequence[Expectat
             assert isinstance(check, TableExpectation)
             width = widths[width_at]
             width_at += 1
-            values = list(agg_values[agg_at:agg_at + width])
+            values = list(agg_values[agg_at : agg_at + width])
             agg_at += width
             results.append(table_result(check, values, n_rows, schema, where))
 
@@ -209,15 +232,25 @@ def apply_checks(table: pa.Table | pl.DataFrame | Any, checks: Sequence[Expectat
             f"{n_rows} rows checked but {passed.num_rows} passed + {n_quarantined} "
             f"quarantined = {passed.num_rows + n_quarantined}; rows would be lost. "
             f"This is a bug in headrace.quality, please report it.",
-            extracted=n_rows, loaded=passed.num_rows, quarantined=n_quarantined,
-            pipeline=pipeline, task=task,
+            extracted=n_rows,
+            loaded=passed.num_rows,
+            quarantined=n_quarantined,
+            pipeline=pipeline,
+            task=task,
         )
-    return CheckOutcome(results=results, pipeline=pipeline, task=task, passed=passed,
-                        quarantined=quarantined, rows_in=n_rows)
+    return CheckOutcome(
+        results=results,
+        pipeline=pipeline,
+        task=task,
+        passed=passed,
+        quarantined=quarantined,
+        rows_in=n_rows,
+    )
 
 
-def _split(arrow: pa.Table, mask_frame: pl.DataFrame,
-           quarantine_masks: list[tuple[str, RowExpectation]]) -> tuple[pa.Table, pa.Table | None]:
+def _split(
+    arrow: pa.Table, mask_frame: pl.DataFrame, quarantine_masks: list[tuple[str, RowExpectation]]
+) -> tuple[pa.Table, pa.Table | None]:
     """Rows that go on, and rows set aside once each with all their reasons."""
     if not quarantine_masks:
         return arrow, None
@@ -226,10 +259,16 @@ def _split(arrow: pa.Table, mask_frame: pl.DataFrame,
     keep = (~flagged).to_arrow()
     passed = arrow.filter(keep)
     labels = mask_frame.filter(flagged).select(
-        pl.concat_str([pl.when(pl.col(c)).then(pl.lit(check.name)) for c, check in quarantine_masks],
-                      separator=_SEPARATOR, ignore_nulls=True).alias(EXPECTATION_COLUMN),
-        pl.concat_str([pl.when(pl.col(c)).then(pl.lit(check.row_reason())) for c, check in quarantine_masks],
-                      separator=_SEPARATOR, ignore_nulls=True).alias(REASON_COLUMN),
+        pl.concat_str(
+            [pl.when(pl.col(c)).then(pl.lit(check.name)) for c, check in quarantine_masks],
+            separator=_SEPARATOR,
+            ignore_nulls=True,
+        ).alias(EXPECTATION_COLUMN),
+        pl.concat_str(
+            [pl.when(pl.col(c)).then(pl.lit(check.row_reason())) for c, check in quarantine_masks],
+            separator=_SEPARATOR,
+            ignore_nulls=True,
+        ).alias(REASON_COLUMN),
     )
     quarantined = arrow.filter(flagged.to_arrow())
     quarantined = quarantined.append_column(

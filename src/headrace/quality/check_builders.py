@@ -69,7 +69,9 @@ def _mostly(mostly: float | None, name: str, column: str | None) -> float | None
     if isinstance(mostly, bool) or not isinstance(mostly, int | float) or not 0 <= mostly <= 1:
         raise ExpectationDefinitionError(
             f"expectation {name!r}: mostly must be a fraction between 0 and 1 (0.95 for 95%), "
-            f"got {mostly!r}.", expectation=name, column=column,
+            f"got {mostly!r}.",
+            expectation=name,
+            column=column,
         )
     return float(mostly)
 
@@ -82,13 +84,20 @@ def _declared_range(name: str, column: str | None, lo: Any, hi: Any, strict: boo
 
 def _column(column: Any, what: str) -> str:
     if not isinstance(column, str) or not column:
-        raise ExpectationDefinitionError(f"{what}: column must be a non-empty string, got {column!r}.")
+        raise ExpectationDefinitionError(
+            f"{what}: column must be a non-empty string, got {column!r}."
+        )
     return column
 
 
-def not_null(column: str, *, severity: str = "fail", reason: str | None = None,
-             name: str | None = None,
-             mostly: float | None = None) -> NotNull:
+def not_null(
+    column: str,
+    *,
+    severity: str = "fail",
+    reason: str | None = None,
+    name: str | None = None,
+    mostly: float | None = None,
+) -> NotNull:
     """Every value is present (null and float NaN fail).
 
     Args:
@@ -98,13 +107,22 @@ def not_null(column: str, *, severity: str = "fail", reason: str | None = None,
         name: unique name on the table; defaults to ``not_null(column)``.
     """
     name = name or f"not_null({_column(column, 'not_null')})"
-    return NotNull(name=name, column=column, severity=_severity(severity, name, True), reason=reason,
-                   mostly=_mostly(mostly, name, column))
+    return NotNull(
+        name=name,
+        column=column,
+        severity=_severity(severity, name, True),
+        reason=reason,
+        mostly=_mostly(mostly, name, column),
+    )
 
 
-def unique(*columns: str | list[str] | tuple[str, ...], severity: str = "fail",
-           reason: str | None = None, name: str | None = None,
-           mostly: float | None = None) -> Unique:
+def unique(
+    *columns: str | list[str] | tuple[str, ...],
+    severity: str = "fail",
+    reason: str | None = None,
+    name: str | None = None,
+    mostly: float | None = None,
+) -> Unique:
     """Values (or combinations of several columns) appear once; nulls are ignored.
 
     Every row of a duplicated value fails (both copies), so quarantine keeps neither.
@@ -120,14 +138,25 @@ def unique(*columns: str | list[str] | tuple[str, ...], severity: str = "fail",
     for c in flat:
         _column(c, "unique")
     name = name or f"unique({', '.join(flat)})"
-    return Unique(name=name, column=", ".join(flat), columns=tuple(flat),
-                  severity=_severity(severity, name, True), reason=reason,
-                  mostly=_mostly(mostly, name, ", ".join(flat)))
+    return Unique(
+        name=name,
+        column=", ".join(flat),
+        columns=tuple(flat),
+        severity=_severity(severity, name, True),
+        reason=reason,
+        mostly=_mostly(mostly, name, ", ".join(flat)),
+    )
 
 
-def matches_regex(column: str, pattern: str, *, severity: str = "fail", reason: str | None = None,
-                  name: str | None = None,
-                  mostly: float | None = None) -> MatchesRegex:
+def matches_regex(
+    column: str,
+    pattern: str,
+    *,
+    severity: str = "fail",
+    reason: str | None = None,
+    name: str | None = None,
+    mostly: float | None = None,
+) -> MatchesRegex:
     """Values match ``pattern`` (searched anywhere; anchor with ``^``/``$``); nulls pass.
 
     The pattern is Rust ``regex`` syntax: Unicode-aware, no look-around or backreferences.
@@ -141,15 +170,28 @@ def matches_regex(column: str, pattern: str, *, severity: str = "fail", reason: 
             f"expectation {name!r}: regex {pattern!r} is not valid (Rust regex syntax): "
             f"{' '.join(str(exc).split())[:300]}"
         ) from exc
-    return MatchesRegex(name=name, column=column, pattern=pattern,
-                        severity=_severity(severity, name, True), reason=reason,
-                        mostly=_mostly(mostly, name, column))
+    return MatchesRegex(
+        name=name,
+        column=column,
+        pattern=pattern,
+        severity=_severity(severity, name, True),
+        reason=reason,
+        mostly=_mostly(mostly, name, column),
+    )
 
 
-def between(column: str, min: Any = None, max: Any = None, *, strict_min: bool = False,
-            strict_max: bool = False, severity: str = "fail", reason: str | None = None,
-            name: str | None = None,
-            mostly: float | None = None) -> Between:
+def between(
+    column: str,
+    min: Any = None,
+    max: Any = None,
+    *,
+    strict_min: bool = False,
+    strict_max: bool = False,
+    severity: str = "fail",
+    reason: str | None = None,
+    name: str | None = None,
+    mostly: float | None = None,
+) -> Between:
     """Values lie between ``min`` and ``max`` (inclusive unless strict); nulls and NaN pass.
 
     Bounds may be numbers, dates, datetimes or ISO strings; a bound without a time
@@ -165,15 +207,28 @@ def between(column: str, min: Any = None, max: Any = None, *, strict_min: bool =
     if min is None and max is None:
         raise ExpectationDefinitionError(f"expectation {name!r}: give min, max or both.")
     _declared_range(name, column, min, max, strict_min or strict_max)
-    return Between(name=name, column=column, min=min, max=max, strict_min=strict_min,
-                   strict_max=strict_max, severity=_severity(severity, name, True), reason=reason,
-                   mostly=_mostly(mostly, name, column))
+    return Between(
+        name=name,
+        column=column,
+        min=min,
+        max=max,
+        strict_min=strict_min,
+        strict_max=strict_max,
+        severity=_severity(severity, name, True),
+        reason=reason,
+        mostly=_mostly(mostly, name, column),
+    )
 
 
-def accepted_values(column: str, values: list[Any] | tuple[Any, ...] | set[Any], *,
-                    severity: str = "fail", reason: str | None = None,
-                    name: str | None = None,
-                    mostly: float | None = None) -> AcceptedValues:
+def accepted_values(
+    column: str,
+    values: list[Any] | tuple[Any, ...] | set[Any],
+    *,
+    severity: str = "fail",
+    reason: str | None = None,
+    name: str | None = None,
+    mostly: float | None = None,
+) -> AcceptedValues:
     """Values are among ``values``; nulls pass (add not_null to forbid them)."""
     name = name or f"accepted_values({_column(column, 'accepted_values')})"
     if isinstance(values, str) or not values:
@@ -181,15 +236,26 @@ def accepted_values(column: str, values: list[Any] | tuple[Any, ...] | set[Any],
             f"expectation {name!r}: values must be a non-empty list, got {values!r}."
         )
     ordered = tuple(sorted(values, key=repr)) if isinstance(values, set) else tuple(values)
-    return AcceptedValues(name=name, column=column, values=ordered,
-                          severity=_severity(severity, name, True), reason=reason,
-                          mostly=_mostly(mostly, name, column))
+    return AcceptedValues(
+        name=name,
+        column=column,
+        values=ordered,
+        severity=_severity(severity, name, True),
+        reason=reason,
+        mostly=_mostly(mostly, name, column),
+    )
 
 
-def relationships(column: str, to_table: str | pa.Table | pl.DataFrame, to_column: str | None = None,
-                  *, severity: str = "fail", reason: str | None = None,
-                  name: str | None = None,
-                  mostly: float | None = None) -> Relationships:
+def relationships(
+    column: str,
+    to_table: str | pa.Table | pl.DataFrame,
+    to_column: str | None = None,
+    *,
+    severity: str = "fail",
+    reason: str | None = None,
+    name: str | None = None,
+    mostly: float | None = None,
+) -> Relationships:
     """Every non-null value is present in ``to_table.to_column`` (a foreign key).
 
     Args:
@@ -205,14 +271,25 @@ def relationships(column: str, to_table: str | pa.Table | pl.DataFrame, to_colum
             f"expectation {name!r}: to_table must be a table name, a pyarrow Table or a "
             f"Polars DataFrame, got {type(to_table).__name__}."
         )
-    return Relationships(name=name, column=column, to_table=to_table, to_column=target,
-                         severity=_severity(severity, name, True), reason=reason,
-                         mostly=_mostly(mostly, name, column))
+    return Relationships(
+        name=name,
+        column=column,
+        to_table=to_table,
+        to_column=target,
+        severity=_severity(severity, name, True),
+        reason=reason,
+        mostly=_mostly(mostly, name, column),
+    )
 
 
-def sql_expression(expression: str, *, severity: str = "fail", reason: str | None = None,
-                   name: str | None = None,
-                   mostly: float | None = None) -> SqlExpression:
+def sql_expression(
+    expression: str,
+    *,
+    severity: str = "fail",
+    reason: str | None = None,
+    name: str | None = None,
+    mostly: float | None = None,
+) -> SqlExpression:
     """A SQL boolean expression every row satisfies, e.g. ``"amount >= 0 OR refunded"``.
 
     A row fails where the expression is false; null passes (dbt's expression_is_true).
@@ -226,25 +303,43 @@ def sql_expression(expression: str, *, severity: str = "fail", reason: str | Non
         raise ExpectationDefinitionError(
             f"expectation {name!r}: cannot parse SQL expression {expression!r}: {exc}"
         ) from exc
-    return SqlExpression(name=name, expression=expression,
-                         severity=_severity(severity, name, True), reason=reason,
-                         mostly=_mostly(mostly, name, None))
+    return SqlExpression(
+        name=name,
+        expression=expression,
+        severity=_severity(severity, name, True),
+        reason=reason,
+        mostly=_mostly(mostly, name, None),
+    )
 
 
-def row_count_between(min: int | None = None, max: int | None = None, *, severity: str = "fail",
-                      reason: str | None = None, name: str | None = None) -> RowCountBetween:
+def row_count_between(
+    min: int | None = None,
+    max: int | None = None,
+    *,
+    severity: str = "fail",
+    reason: str | None = None,
+    name: str | None = None,
+) -> RowCountBetween:
     """The table has between ``min`` and ``max`` rows (inclusive)."""
     name = name or "row_count_between"
     if min is None and max is None:
         raise ExpectationDefinitionError(f"expectation {name!r}: give min, max or both.")
     _declared_range(name, None, min, max)
-    return RowCountBetween(name=name, min=min, max=max,
-                           severity=_severity(severity, name, False), reason=reason)
+    return RowCountBetween(
+        name=name, min=min, max=max, severity=_severity(severity, name, False), reason=reason
+    )
 
 
-def stat_between(column: str, stat: str, min: Any = None, max: Any = None, *,
-                 severity: str = "fail", reason: str | None = None,
-                 name: str | None = None) -> StatBetween:
+def stat_between(
+    column: str,
+    stat: str,
+    min: Any = None,
+    max: Any = None,
+    *,
+    severity: str = "fail",
+    reason: str | None = None,
+    name: str | None = None,
+) -> StatBetween:
     """A statistic of a column lies within bounds (inclusive); nulls and NaN are left out.
 
     Args:
@@ -259,17 +354,30 @@ def stat_between(column: str, stat: str, min: Any = None, max: Any = None, *,
     if min is None and max is None:
         raise ExpectationDefinitionError(f"expectation {name!r}: give min, max or both.")
     _declared_range(name, column, min, max)
-    return StatBetween(name=name, column=column, stat=stat, min=min, max=max,
-                       severity=_severity(severity, name, False), reason=reason)
+    return StatBetween(
+        name=name,
+        column=column,
+        stat=stat,
+        min=min,
+        max=max,
+        severity=_severity(severity, name, False),
+        reason=reason,
+    )
 
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def freshness(column: str, max_age: dt.timedelta | str, *, now: dt.datetime | None = None,
-              severity: str = "fail", reason: str | None = None,
-              name: str | None = None) -> Freshness:
+def freshness(
+    column: str,
+    max_age: dt.timedelta | str,
+    *,
+    now: dt.datetime | None = None,
+    severity: str = "fail",
+    reason: str | None = None,
+    name: str | None = None,
+) -> Freshness:
     """The newest value of a timestamp column is at most ``max_age`` old.
 
     Args:
@@ -284,13 +392,24 @@ def freshness(column: str, max_age: dt.timedelta | str, *, now: dt.datetime | No
                 f"expectation {name!r}: max_age {max_age!r} is not like '36h' or '2d'."
             )
         max_age = dt.timedelta(**{_UNITS[match[2]]: float(match[1])})
-    return Freshness(name=name, column=column, max_age=max_age, now=now,
-                     severity=_severity(severity, name, False), reason=reason)
+    return Freshness(
+        name=name,
+        column=column,
+        max_age=max_age,
+        now=now,
+        severity=_severity(severity, name, False),
+        reason=reason,
+    )
 
 
-def schema_is(columns: Mapping[str, str | pa.DataType], *, allow_extra: bool = False,
-              severity: str = "fail", reason: str | None = None,
-              name: str | None = None) -> SchemaIs:
+def schema_is(
+    columns: Mapping[str, str | pa.DataType],
+    *,
+    allow_extra: bool = False,
+    severity: str = "fail",
+    reason: str | None = None,
+    name: str | None = None,
+) -> SchemaIs:
     """The table has these columns with these types.
 
     Types are families (integer, float, decimal, number, string, boolean, date,
@@ -303,5 +422,10 @@ def schema_is(columns: Mapping[str, str | pa.DataType], *, allow_extra: bool = F
     name = name or "schema_is"
     if not columns:
         raise ExpectationDefinitionError(f"expectation {name!r}: list at least one column.")
-    return SchemaIs(name=name, columns=tuple(columns.items()), allow_extra=allow_extra,
-                    severity=_severity(severity, name, False), reason=reason)
+    return SchemaIs(
+        name=name,
+        columns=tuple(columns.items()),
+        allow_extra=allow_extra,
+        severity=_severity(severity, name, False),
+        reason=reason,
+    )

@@ -63,16 +63,26 @@ class ExpectationResult:
 
     def details(self) -> dict[str, Any]:
         """JSON-safe details stored with the record (percentage, reason, sample, observed)."""
-        out: dict[str, Any] = {"kind": self.kind, "failed_pct": self.failed_pct, "reason": self.reason,
-                               "sample": json_safe(self.sample)}
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "failed_pct": self.failed_pct,
+            "reason": self.reason,
+            "sample": json_safe(self.sample),
+        }
         if self.observed is not None:
             out["observed"] = json_safe(self.observed)
         return out
 
     def to_record(self, run_id: str, task_id: str) -> CheckResultRecord:
         return CheckResultRecord(
-            run_id=run_id, task_id=task_id, expectation=self.name, severity=self.severity.value,
-            status=self.status.value, total=self.total, failed=self.failed, column=self.column,
+            run_id=run_id,
+            task_id=task_id,
+            expectation=self.name,
+            severity=self.severity.value,
+            status=self.status.value,
+            total=self.total,
+            failed=self.failed,
+            column=self.column,
             details=self.details(),
         )
 
@@ -95,8 +105,9 @@ class ExpectationResult:
 _TABLE_KINDS = ("row_count_between", "stat_between", "freshness", "schema_is")
 
 
-def row_result(check: RowExpectation, n_rows: int, failed: int, judged: int,
-               sample: list[dict[str, Any]]) -> ExpectationResult:
+def row_result(
+    check: RowExpectation, n_rows: int, failed: int, judged: int, sample: list[dict[str, Any]]
+) -> ExpectationResult:
     """The result of a row-level expectation from its counts, wherever they were taken.
 
     Args:
@@ -107,15 +118,25 @@ def row_result(check: RowExpectation, n_rows: int, failed: int, judged: int,
     """
     ok, note = check.passes(failed, judged)
     return ExpectationResult(
-        name=check.name, kind=check.kind, severity=check.severity,
+        name=check.name,
+        kind=check.kind,
+        severity=check.severity,
         status=CheckStatus.PASSED if ok else CheckStatus.FAILED,
-        total=n_rows, failed=failed, column=check.column, reason=check.row_reason() + note,
+        total=n_rows,
+        failed=failed,
+        column=check.column,
+        reason=check.row_reason() + note,
         sample=sample,
     )
 
 
-def table_result(check: TableExpectation, values: list[Any], n_rows: int, schema: pa.Schema,
-                 where: Mapping[str, str | None]) -> ExpectationResult:
+def table_result(
+    check: TableExpectation,
+    values: list[Any],
+    n_rows: int,
+    schema: pa.Schema,
+    where: Mapping[str, str | None],
+) -> ExpectationResult:
     """Judge a table-level expectation on its aggregate ``values``; one check, passed or failed.
 
     Raises:
@@ -127,9 +148,13 @@ def table_result(check: TableExpectation, values: list[Any], n_rows: int, schema
     except ExpectationDefinitionError as exc:
         raise exc.located(**where) from None  # the same error, located: nothing is lost
     return ExpectationResult(
-        name=check.name, kind=check.kind, severity=check.severity,
+        name=check.name,
+        kind=check.kind,
+        severity=check.severity,
         status=CheckStatus.PASSED if verdict.ok else CheckStatus.FAILED,
-        total=1, failed=0 if verdict.ok else 1, column=check.column,
+        total=1,
+        failed=0 if verdict.ok else 1,
+        column=check.column,
         reason=verdict.message if verdict.ok else (check.reason or verdict.message),
         observed=verdict.observed,
     )
@@ -183,7 +208,9 @@ class CheckReport:
                 return r
         raise ExpectationDefinitionError(
             f"no expectation named {name!r}." + did_you_mean(name, [r.name for r in self.results]),
-            expectation=name, pipeline=self.pipeline or None, task=self.task or None,
+            expectation=name,
+            pipeline=self.pipeline or None,
+            task=self.task or None,
         )
 
     def records(self, run_id: str, task_id: str | None = None) -> list[CheckResultRecord]:
@@ -208,8 +235,9 @@ class CheckReport:
             "Fix the data upstream, or declare the expectation with severity='warn' (record "
             "only) or severity='quarantine' (set failing rows aside) to let the run go on."
         )
-        raise ExpectationsFailed("\n".join(lines), failures, pipeline=self.pipeline or None,
-                                 task=self.task or None)
+        raise ExpectationsFailed(
+            "\n".join(lines), failures, pipeline=self.pipeline or None, task=self.task or None
+        )
 
 
 @dataclass

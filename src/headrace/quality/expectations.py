@@ -91,8 +91,10 @@ class Expectation(ABC):
         if name not in schema.names:
             raise ExpectationDefinitionError(
                 f"{self.where()}: the table has no column {name!r} "
-                f"(columns: {', '.join(schema.names) or 'none'})." + did_you_mean(name, schema.names),
-                expectation=self.name, column=name,
+                f"(columns: {', '.join(schema.names) or 'none'})."
+                + did_you_mean(name, schema.names),
+                expectation=self.name,
+                column=name,
             )
         return schema.field(name).type
 
@@ -124,8 +126,10 @@ class RowExpectation(Expectation):
         if self.mostly is None:
             return failed == 0, ""
         ratio = 1.0 if judged == 0 else (judged - failed) / judged
-        return ratio >= self.mostly, (f" ({judged - failed} of {judged} rows pass = "
-                                      f"{100 * ratio:.2f}%, mostly requires {100 * self.mostly:g}%)")
+        return ratio >= self.mostly, (
+            f" ({judged - failed} of {judged} rows pass = "
+            f"{100 * ratio:.2f}%, mostly requires {100 * self.mostly:g}%)"
+        )
 
 
 class TableExpectation(Expectation):
@@ -190,10 +194,16 @@ class Unique(RowExpectation):
         return keyed.is_duplicated() & pl.all_horizontal(present)
 
     def judged(self, schema: pa.Schema) -> pl.Expr:
-        return pl.all_horizontal([_not_missing(c, self.column_type(schema, c)) for c in self.columns])
+        return pl.all_horizontal(
+            [_not_missing(c, self.column_type(schema, c)) for c in self.columns]
+        )
 
     def describe(self) -> str:
-        return f"({', '.join(self.columns)}) is duplicated" if len(self.columns) > 1 else f"{self.column} is duplicated"
+        return (
+            f"({', '.join(self.columns)}) is duplicated"
+            if len(self.columns) > 1
+            else f"{self.column} is duplicated"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,7 +270,8 @@ def _boolean(exp: Expectation, value: Any) -> bool:
     raise ExpectationDefinitionError(
         f"{exp.where()}: the column is boolean but value {value!r} is not a boolean; "
         f"use True/False (or the text true, false, or 1, 0).",
-        expectation=exp.name, column=exp.column,
+        expectation=exp.name,
+        column=exp.column,
     )
 
 
@@ -301,7 +312,9 @@ def _cast_keys(keys: pl.Series, target: pl.DataType, exp: Expectation) -> pl.Ser
     except pl.exceptions.PolarsError as exc:
         raise ExpectationDefinitionError(
             f"{exp.where()}: values of type {keys.dtype} cannot be compared with the column "
-            f"({target}): {' '.join(str(exc).split())[:300]}", expectation=exp.name, column=exp.column
+            f"({target}): {' '.join(str(exc).split())[:300]}",
+            expectation=exp.name,
+            column=exp.column,
         ) from exc
 
 
@@ -317,7 +330,9 @@ class AcceptedValues(RowExpectation):
         return _not_missing(self.column_name, arrow_type) & ~is_in(value, arrow_type, allowed, self)
 
     def describe(self) -> str:
-        shown = ", ".join(repr(v) for v in self.values[:10]) + (", …" if len(self.values) > 10 else "")
+        shown = ", ".join(repr(v) for v in self.values[:10]) + (
+            ", …" if len(self.values) > 10 else ""
+        )
         return f"{self.column} is not one of {shown}"
 
 
@@ -345,13 +360,17 @@ class Relationships(RowExpectation):
             raise ExpectationDefinitionError(
                 f"{self.where()}: {self.to_table!r} is a table name, which only check_table can "
                 f"look up in its database; pass the referenced table as a pyarrow Table or "
-                f"Polars DataFrame to check rows in memory.", expectation=self.name, column=self.column
+                f"Polars DataFrame to check rows in memory.",
+                expectation=self.name,
+                column=self.column,
             )
         target = frame_of(self.to_table)
         if self.to_column not in target.columns:
             raise ExpectationDefinitionError(
                 f"{self.where()}: the referenced table has no column {self.to_column!r}."
-                + did_you_mean(self.to_column, target.columns), expectation=self.name, column=self.column
+                + did_you_mean(self.to_column, target.columns),
+                expectation=self.name,
+                column=self.column,
             )
         keys = target.get_column(self.to_column).drop_nulls().unique()
         value = _comparable(self.column_name, arrow_type)
@@ -388,8 +407,12 @@ class RowCountBetween(TableExpectation):
 
     def judge(self, values: list[Any], n_rows: int, schema: pa.Schema) -> Verdict:
         ok = (self.min is None or n_rows >= self.min) and (self.max is None or n_rows <= self.max)
-        return Verdict(ok, n_rows, f"row count {n_rows} is {'within' if ok else 'outside'} "
-                       f"[{self.min if self.min is not None else 0}, {self.max if self.max is not None else '∞'}]")
+        return Verdict(
+            ok,
+            n_rows,
+            f"row count {n_rows} is {'within' if ok else 'outside'} "
+            f"[{self.min if self.min is not None else 0}, {self.max if self.max is not None else '∞'}]",
+        )
 
 
 STATS = ("min", "max", "mean", "median", "sum", "stddev")
@@ -404,24 +427,38 @@ class StatBetween(TableExpectation):
 
     def aggregates(self, schema: pa.Schema) -> list[pl.Expr]:
         arrow_type = self.column_type(schema)
-        if self.stat not in ("min", "max") and family(arrow_type) not in ("integer", "float", "decimal"):
+        if self.stat not in ("min", "max") and family(arrow_type) not in (
+            "integer",
+            "float",
+            "decimal",
+        ):
             raise ExpectationDefinitionError(
-                f"{self.where()}: {self.stat} needs a numeric column, {self.column!r} is {arrow_type}.", expectation=self.name, column=self.column
+                f"{self.where()}: {self.stat} needs a numeric column, {self.column!r} is {arrow_type}.",
+                expectation=self.name,
+                column=self.column,
             )
         value = _comparable(self.column_name, arrow_type)
         if family(arrow_type) == "float":
             value = value.fill_nan(None)  # NaN counts as null
         # Int64 sums wrap silently past 2**63; Int128 gives the exact sum DuckDB and GX give.
         total = value.cast(pl.Int128).sum() if family(arrow_type) == "integer" else value.sum()
-        agg = {"min": value.min(), "max": value.max(), "mean": value.mean(),
-               "median": value.median(), "sum": total, "stddev": value.std()}[self.stat]
+        agg = {
+            "min": value.min(),
+            "max": value.max(),
+            "mean": value.mean(),
+            "median": value.median(),
+            "sum": total,
+            "stddev": value.std(),
+        }[self.stat]
         return [agg]
 
     def judge(self, values: list[Any], n_rows: int, schema: pa.Schema) -> Verdict:
         arrow_type = self.column_type(schema)
         observed = values[0]
         if observed is None:
-            return Verdict(False, None, f"{self.stat}({self.column}) has no value: no non-null rows")
+            return Verdict(
+                False, None, f"{self.stat}({self.column}) has no value: no non-null rows"
+            )
         bound_type = arrow_type if self.stat in ("min", "max") else pa.float64()
         lo = None if self.min is None else coerce_bound(self.min, bound_type, self.where())
         hi = None if self.max is None else coerce_bound(self.max, bound_type, self.where())
@@ -432,8 +469,12 @@ class StatBetween(TableExpectation):
             ok = False
         else:
             ok = (lo is None or observed >= lo) and (hi is None or observed <= hi)
-        return Verdict(ok, observed, f"{self.stat}({self.column}) = {observed} is "
-                       f"{'within' if ok else 'outside'} [{self.min}, {self.max}]")
+        return Verdict(
+            ok,
+            observed,
+            f"{self.stat}({self.column}) = {observed} is "
+            f"{'within' if ok else 'outside'} [{self.min}, {self.max}]",
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -446,7 +487,9 @@ class Freshness(TableExpectation):
         arrow_type = self.column_type(schema)
         if family(arrow_type) not in ("timestamp", "date"):
             raise ExpectationDefinitionError(
-                f"{self.where()}: freshness needs a timestamp or date column, {self.column!r} is {arrow_type}.", expectation=self.name, column=self.column
+                f"{self.where()}: freshness needs a timestamp or date column, {self.column!r} is {arrow_type}.",
+                expectation=self.name,
+                column=self.column,
             )
         return [pl.col(self.column_name).max()]
 
@@ -461,11 +504,24 @@ class Freshness(TableExpectation):
         age = now - newest
         ok = age <= self.max_age
         age = dt.timedelta(seconds=round(age.total_seconds()))  # for the message only
-        return Verdict(ok, newest, f"newest {self.column} is {newest.isoformat()}, "
-                       f"{age} old (allowed {self.max_age})")
+        return Verdict(
+            ok,
+            newest,
+            f"newest {self.column} is {newest.isoformat()}, {age} old (allowed {self.max_age})",
+        )
 
 
-TYPE_FAMILIES = ("integer", "float", "decimal", "string", "boolean", "date", "timestamp", "binary", "number")
+TYPE_FAMILIES = (
+    "integer",
+    "float",
+    "decimal",
+    "string",
+    "boolean",
+    "date",
+    "timestamp",
+    "binary",
+    "number",
+)
 
 
 def type_matches(actual: pa.DataType, wanted: str | pa.DataType) -> bool:
@@ -473,8 +529,15 @@ def type_matches(actual: pa.DataType, wanted: str | pa.DataType) -> bool:
     if isinstance(wanted, pa.DataType):
         return actual == wanted
     spec = wanted.strip().lower()
-    aliases = {"int": "integer", "str": "string", "text": "string", "bool": "boolean",
-               "datetime": "timestamp", "numeric": "number", "double": "float64"}
+    aliases = {
+        "int": "integer",
+        "str": "string",
+        "text": "string",
+        "bool": "boolean",
+        "datetime": "timestamp",
+        "numeric": "number",
+        "double": "float64",
+    }
     spec = aliases.get(spec, spec)
     if spec == "number":
         return family(actual) in ("integer", "float", "decimal")

@@ -38,18 +38,35 @@ from collections.abc import Mapping
 
 from headrace.quality.quality_errors import ExpectationDefinitionError
 
-_SPACE = (r"\t\n\x0B\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}"
-          r"\x{202F}\x{205F}\x{3000}")
-_WORD = (r"\p{L}\p{M}\p{Nd}\p{Pc}\p{Nl}\x{200C}\x{200D}\x{24B6}-\x{24E9}"
-         r"\x{1F130}-\x{1F149}\x{1F150}-\x{1F169}\x{1F170}-\x{1F189}")
+_SPACE = (
+    r"\t\n\x0B\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}"
+    r"\x{202F}\x{205F}\x{3000}"
+)
+_WORD = (
+    r"\p{L}\p{M}\p{Nd}\p{Pc}\p{Nl}\x{200C}\x{200D}\x{24B6}-\x{24E9}"
+    r"\x{1F130}-\x{1F149}\x{1F150}-\x{1F169}\x{1F170}-\x{1F189}"
+)
 _DIGIT = r"\p{Nd}"
-_WHITE_SPACE = frozenset("\t\n\x0b\x0c\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000"
-                         + "".join(chr(c) for c in range(0x2000, 0x200B)))
-_OTHER_ALPHABETIC_SO = ((0x24B6, 0x24E9), (0x1F130, 0x1F149), (0x1F150, 0x1F169), (0x1F170, 0x1F189))
+_WHITE_SPACE = frozenset(
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000"
+    + "".join(chr(c) for c in range(0x2000, 0x200B))
+)
+_OTHER_ALPHABETIC_SO = (
+    (0x24B6, 0x24E9),
+    (0x1F130, 0x1F149),
+    (0x1F150, 0x1F169),
+    (0x1F170, 0x1F189),
+)
 
 # Outside brackets: the replacement of each class; inside: what goes between the brackets.
-_OUTSIDE = {"s": f"[{_SPACE}]", "S": f"[^{_SPACE}]", "d": _DIGIT, "D": r"\P{Nd}",
-            "w": f"[{_WORD}]", "W": f"[^{_WORD}]"}
+_OUTSIDE = {
+    "s": f"[{_SPACE}]",
+    "S": f"[^{_SPACE}]",
+    "d": _DIGIT,
+    "D": r"\P{Nd}",
+    "w": f"[{_WORD}]",
+    "W": f"[^{_WORD}]",
+}
 _INSIDE = {"s": _SPACE, "d": _DIGIT, "D": r"\P{Nd}", "w": _WORD}
 
 
@@ -81,8 +98,14 @@ def to_postgres(pattern: str, where: str = "matches_regex") -> str:
         A PostgreSQL (ARE) pattern whose classes are explicit code-point ranges.
     """
     space, digit, word = _pg_classes()
-    outside = {"s": f"[{space}]", "S": f"[^{space}]", "d": f"[{digit}]", "D": f"[^{digit}]",
-               "w": f"[{word}]", "W": f"[^{word}]"}
+    outside = {
+        "s": f"[{space}]",
+        "S": f"[^{space}]",
+        "d": f"[{digit}]",
+        "D": f"[^{digit}]",
+        "w": f"[{word}]",
+        "W": f"[^{word}]",
+    }
     return _translate(pattern, outside, {"s": space, "d": digit, "w": word}, where, "PostgreSQL")
 
 
@@ -92,8 +115,12 @@ _SCAN = (range(0, 0x40000), range(0xE0000, 0xE0200))
 
 
 def _is_word(cp: int, category: str) -> bool:
-    return (category[0] in "LM" or category in ("Nd", "Pc", "Nl") or cp in (0x200C, 0x200D)
-            or any(lo <= cp <= hi for lo, hi in _OTHER_ALPHABETIC_SO))
+    return (
+        category[0] in "LM"
+        or category in ("Nd", "Pc", "Nl")
+        or cp in (0x200C, 0x200D)
+        or any(lo <= cp <= hi for lo, hi in _OTHER_ALPHABETIC_SO)
+    )
 
 
 @functools.cache
@@ -132,8 +159,9 @@ def _escape(cp: int) -> str:
     return f"\\u{cp:04X}" if cp <= 0xFFFF else f"\\U{cp:08X}"
 
 
-def _translate(pattern: str, outside: Mapping[str, str], inside: Mapping[str, str], where: str,
-               engine: str) -> str:
+def _translate(
+    pattern: str, outside: Mapping[str, str], inside: Mapping[str, str], where: str, engine: str
+) -> str:
     """Replace the class escapes of ``pattern``, outside and inside bracket lists."""
     out: list[str] = []
     in_class = False
@@ -151,13 +179,13 @@ def _translate(pattern: str, outside: Mapping[str, str], inside: Mapping[str, st
                     f"meaning; write the class negated instead (e.g. [^\\s@] rather than [\\S@])."
                 )
             else:
-                out.append(pattern[i:i + 2])
+                out.append(pattern[i : i + 2])
             i += 2
             continue
         if in_class and pattern.startswith("[:", i):  # a POSIX class such as [:alpha:]
             end = pattern.find(":]", i + 2)
             if end != -1:
-                out.append(pattern[i:end + 2])
+                out.append(pattern[i : end + 2])
                 i = end + 2
                 continue
         if char == "[" and not in_class:

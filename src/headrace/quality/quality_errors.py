@@ -26,8 +26,14 @@ class ExpectationDefinitionError(DefinitionError):
         location: pipeline, task, table... as for :class:`~headrace.errors.HeadraceError`.
     """
 
-    def __init__(self, message: str, *, expectation: str | None = None,
-                 column: str | None = None, **location: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        expectation: str | None = None,
+        column: str | None = None,
+        **location: Any,
+    ) -> None:
         super().__init__(message, **location)
         self.expectation = expectation
         self.column = column  # kept, not named again: the message already names it
@@ -37,9 +43,13 @@ class ExpectationDefinitionError(DefinitionError):
         are added and named in front of the message, as is ``where`` (a location as text).
         """
         fields = {name: getattr(self, name) for name in ("path", "pipeline", "task", "table")}
-        fields.update({k: v for k, v in location.items() if v is not None and fields.get(k) is None})
+        fields.update(
+            {k: v for k, v in location.items() if v is not None and fields.get(k) is None}
+        )
         detail = f"{where}: {self.detail}" if where else self.detail
-        return ExpectationDefinitionError(detail, expectation=self.expectation, column=self.column, **fields)
+        return ExpectationDefinitionError(
+            detail, expectation=self.expectation, column=self.column, **fields
+        )
 
 
 class ExpectationsFailed(QualityError, TerminalError):
@@ -67,8 +77,9 @@ class ReconciliationError(QualityError, TerminalError):
         location: pipeline, task, run_id, table as for :class:`~headrace.errors.HeadraceError`.
     """
 
-    def __init__(self, message: str, extracted: int, loaded: int, quarantined: int,
-                 **location: Any) -> None:
+    def __init__(
+        self, message: str, extracted: int, loaded: int, quarantined: int, **location: Any
+    ) -> None:
         super().__init__(message, **location)
         self.extracted = extracted
         self.loaded = loaded

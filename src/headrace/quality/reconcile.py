@@ -35,8 +35,15 @@ def _count(value: Any, what: str) -> int:
     return int(rows)
 
 
-def reconcile(extracted: Any, loaded: Any, quarantined: Any = 0, *, pipeline: str | None = None,
-              run_id: str | None = None, table: str | None = None) -> Reconciliation:
+def reconcile(
+    extracted: Any,
+    loaded: Any,
+    quarantined: Any = 0,
+    *,
+    pipeline: str | None = None,
+    run_id: str | None = None,
+    table: str | None = None,
+) -> Reconciliation:
     """Verify that no row was lost or duplicated between extract and load.
 
     Args:
@@ -68,6 +75,10 @@ def reconcile(extracted: Any, loaded: Any, quarantined: Any = 0, *, pipeline: st
         f"rows do not reconcile: extracted {n_in} != loaded {n_loaded} + quarantined "
         f"{n_quarantined} = {n_loaded + n_quarantined} ({what}). Check the load's merge keys "
         f"and filters; the run is failed so the checkpoint does not move.",
-        extracted=n_in, loaded=n_loaded, quarantined=n_quarantined,
-        pipeline=pipeline or None, run_id=run_id or None, table=table or None,
+        extracted=n_in,
+        loaded=n_loaded,
+        quarantined=n_quarantined,
+        pipeline=pipeline or None,
+        run_id=run_id or None,
+        table=table or None,
     )

@@ -86,7 +86,9 @@ class _Compiler:
                 check.column_type(self.schema, name)
             alias = f"_hr_u{len(self.windows)}"
             partition = ", ".join(self.d.quote(c) for c in check.columns)
-            self.windows.append(f"COUNT(*) OVER (PARTITION BY {partition}) AS {self.d.quote(alias)}")
+            self.windows.append(
+                f"COUNT(*) OVER (PARTITION BY {partition}) AS {self.d.quote(alias)}"
+            )
             present = " AND ".join(f"NOT {self.missing(check, c)}" for c in check.columns)
             return f"({_BASE}.{self.d.quote(alias)} > 1 AND {present})", []
         if isinstance(check, MatchesRegex):
@@ -115,10 +117,14 @@ class _Compiler:
             check.column_type(self.schema)
             column = self.col(check.column_name)
             if isinstance(check.to_table, str):
-                match = (f"NOT EXISTS (SELECT 1 FROM {self.d.table(check.to_table)} AS _hr_r "
-                         f"WHERE _hr_r.{self.d.quote(check.to_column)} = {column})")
+                match = (
+                    f"NOT EXISTS (SELECT 1 FROM {self.d.table(check.to_table)} AS _hr_r "
+                    f"WHERE _hr_r.{self.d.quote(check.to_column)} = {column})"
+                )
                 return f"({column} IS NOT NULL AND {match})", []
-            keys = frame_of(check.to_table).get_column(check.to_column).drop_nulls().unique().to_list()
+            keys = (
+                frame_of(check.to_table).get_column(check.to_column).drop_nulls().unique().to_list()
+            )
             return f"({column} IS NOT NULL AND {self.d.not_in_list(column)})", [keys]
         if isinstance(check, SqlExpression):
             return f"NOT COALESCE(({self.d.raw(check.expression)}), TRUE)", []
@@ -134,7 +140,11 @@ class _Compiler:
     def aggregates(self, check: TableExpectation) -> list[str]:
         if isinstance(check, StatBetween):
             arrow_type = check.column_type(self.schema)
-            if check.stat not in ("min", "max") and family(arrow_type) not in ("integer", "float", "decimal"):
+            if check.stat not in ("min", "max") and family(arrow_type) not in (
+                "integer",
+                "float",
+                "decimal",
+            ):
                 raise ExpectationDefinitionError(
                     f"{check.where()}: {check.stat} needs a numeric column, {check.column!r} is {arrow_type}."
                 )
@@ -143,7 +153,13 @@ class _Compiler:
                 value = f"CASE WHEN {self.d.is_nan(value)} THEN NULL ELSE {value} END"
             if check.stat == "median":
                 return [self.d.median(value)]
-            func = {"min": "MIN", "max": "MAX", "mean": "AVG", "sum": "SUM", "stddev": "STDDEV_SAMP"}[check.stat]
+            func = {
+                "min": "MIN",
+                "max": "MAX",
+                "mean": "AVG",
+                "sum": "SUM",
+                "stddev": "STDDEV_SAMP",
+            }[check.stat]
             return [f"{func}({value})"]
         if isinstance(check, Freshness):
             check.aggregates(self.schema)  # validates the column type
@@ -151,8 +167,9 @@ class _Compiler:
         return []
 
 
-def check_table(target: Any, table: str, checks: Sequence[Expectation], *,
-                pipeline: str | None = None) -> CheckReport:
+def check_table(
+    target: Any, table: str, checks: Sequence[Expectation], *, pipeline: str | None = None
+) -> CheckReport:
     """Run expectations against a table in DuckDB or PostgreSQL.
 
     Args:
@@ -212,14 +229,19 @@ def check_table(target: Any, table: str, checks: Sequence[Expectation], *,
                 if failed:
                     predicate, values = predicates[i]
                     names, sample_rows = db.query(
-                        f"SELECT {columns} FROM {source} WHERE {predicate} LIMIT {SAMPLE_ROWS}", values
+                        f"SELECT {columns} FROM {source} WHERE {predicate} LIMIT {SAMPLE_ROWS}",
+                        values,
                     )
                     sample = [json_safe(dict(zip(names, r, strict=True))) for r in sample_rows]
                 results.append(row_result(check, n_rows, failed, judged_rows, sample))
             else:
                 assert isinstance(check, TableExpectation)
                 start, width = agg_slots[i]
-                results.append(table_result(check, list(values_row[start:start + width]), n_rows, schema, where))
+                results.append(
+                    table_result(
+                        check, list(values_row[start : start + width]), n_rows, schema, where
+                    )
+                )
         return CheckReport(results=results, pipeline=pipeline, task=table)
     finally:
         db.close()

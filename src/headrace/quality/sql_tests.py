@@ -55,7 +55,9 @@ def _parse(path: Path) -> tuple[str, dict[str, str], int]:
             break
     query = text.strip().rstrip(";").strip()
     if not query or all(not ln.strip() or ln.strip().startswith("--") for ln in query.splitlines()):
-        raise ExpectationDefinitionError(f"{path}:1: the SQL test is empty; write a query returning failing rows.")
+        raise ExpectationDefinitionError(
+            f"{path}:1: the SQL test is empty; write a query returning failing rows."
+        )
     if ";" in _strip_comments(query):
         raise ExpectationDefinitionError(
             "a SQL test is one query; split several statements into several files.", path=str(path)
@@ -69,8 +71,13 @@ def _strip_comments(sql: str) -> str:
     return without_strings
 
 
-def run_sql_tests(target: Any, paths: str | Path | Sequence[str | Path], *,
-                  pipeline: str | None = None, task: str | None = "sql_tests") -> CheckReport:
+def run_sql_tests(
+    target: Any,
+    paths: str | Path | Sequence[str | Path],
+    *,
+    pipeline: str | None = None,
+    task: str | None = "sql_tests",
+) -> CheckReport:
     """Run SQL test files against DuckDB or PostgreSQL.
 
     Args:
@@ -96,21 +103,26 @@ def run_sql_tests(target: Any, paths: str | Path | Sequence[str | Path], *,
             name = settings.get("name", path.stem)
             if name in seen:
                 raise ExpectationDefinitionError(
-                    f"SQL test name {name!r} is also used by {seen[name]}; add '-- name: …'.", path=str(path)
+                    f"SQL test name {name!r} is also used by {seen[name]}; add '-- name: …'.",
+                    path=str(path),
                 )
             seen[name] = path
             try:
                 severity = Severity(settings.get("severity", "fail").lower())
             except ValueError:
                 raise ExpectationDefinitionError(
-                    f"unknown severity {settings['severity']!r}; use fail, warn or quarantine.", path=str(path)
+                    f"unknown severity {settings['severity']!r}; use fail, warn or quarantine.",
+                    path=str(path),
                 ) from None
             body = db.dialect.raw(query)
             try:
                 _, count_rows = db.query(f"SELECT COUNT(*) FROM ({body}) AS _hr_q", [])
                 failed = int(count_rows[0][0])
-                names, rows = (db.query(f"SELECT * FROM ({body}) AS _hr_q LIMIT {SAMPLE_ROWS}", [])
-                               if failed else ([], []))
+                names, rows = (
+                    db.query(f"SELECT * FROM ({body}) AS _hr_q LIMIT {SAMPLE_ROWS}", [])
+                    if failed
+                    else ([], [])
+                )
             except Exception as exc:  # the driver's own error types differ; name the file
                 if db.dialect.name == "postgresql" and not getattr(db.conn, "autocommit", True):
                     db.conn.rollback()
@@ -118,13 +130,19 @@ def run_sql_tests(target: Any, paths: str | Path | Sequence[str | Path], *,
                     f"{path}:{first_line}: SQL test {name!r} could not run on {db.label}: "
                     f"{' '.join(str(exc).split())[:500]}"
                 ) from exc
-            results.append(ExpectationResult(
-                name=name, kind="sql_test", severity=severity,
-                status=CheckStatus.FAILED if failed else CheckStatus.PASSED,
-                total=failed, failed=failed, column=None,
-                reason=settings.get("reason", f"{path.name} returned failing rows"),
-                sample=[json_safe(dict(zip(names, r, strict=True))) for r in rows],
-            ))
+            results.append(
+                ExpectationResult(
+                    name=name,
+                    kind="sql_test",
+                    severity=severity,
+                    status=CheckStatus.FAILED if failed else CheckStatus.PASSED,
+                    total=failed,
+                    failed=failed,
+                    column=None,
+                    reason=settings.get("reason", f"{path.name} returned failing rows"),
+                    sample=[json_safe(dict(zip(names, r, strict=True))) for r in rows],
+                )
+            )
     finally:
         db.close()
     return CheckReport(results=results, pipeline=pipeline, task=task)

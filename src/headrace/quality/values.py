@@ -159,7 +159,8 @@ def check_range(name: str, column: str | None, lo: Any, hi: Any, strict: bool = 
         raise ExpectationDefinitionError(
             f"expectation {name!r}{on}: min {lo!r} is {how} max {hi!r}, so the range is empty "
             f"and every row would fail; swap min and max.",
-            expectation=name, column=column,
+            expectation=name,
+            column=column,
         )
 
 

@@ -118,7 +118,8 @@ def plan_backfill(
     if not intervals:
         raise ScheduleError(
             f"backfill: no interval of schedule {timetable.summary!r} starts between "
-            f"{start.isoformat()} and {end.isoformat()}; widen --start/--end.", pipeline=pipeline.name,
+            f"{start.isoformat()} and {end.isoformat()}; widen --start/--end.",
+            pipeline=pipeline.name,
         )
     plans: list[tuple[Interval, Plan, RunRecord | None]] = []
     for interval in intervals:

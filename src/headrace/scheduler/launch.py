@@ -138,7 +138,12 @@ def drive_run(
         executor: a name, or an executor shared across runs (a warm process pool).
     """
     runner = Runner(
-        store, executor=executor, settings=settings, on_event=on_event, alerter=alerter, **(runner_options or {})
+        store,
+        executor=executor,
+        settings=settings,
+        on_event=on_event,
+        alerter=alerter,
+        **(runner_options or {}),
     )
     try:
         return runner.resume(run.run_id, pipeline).state
@@ -152,8 +157,12 @@ def _release(store: StateStore, run_id: str, exc: Exception) -> None:
     try:
         now = store.get_run(run_id)
         if RunState(now.state) == RunState.RUNNING and now.pid == os.getpid():
-            store.update_run(run_id, state=RunState.FAILED, ended_at=datetime.now(UTC),
-                             error=f"driving the run failed: {type(exc).__name__}: {exc}")
+            store.update_run(
+                run_id,
+                state=RunState.FAILED,
+                ended_at=datetime.now(UTC),
+                error=f"driving the run failed: {type(exc).__name__}: {exc}",
+            )
     except Exception:  # noqa: BLE001 - the store itself may be what failed; the log has the cause
         log.exception("run %s: could not mark it failed", run_id)
 

@@ -266,7 +266,9 @@ class Scheduler:
                 miss.deadline,
             )
             if self.statsd is not None:
-                self.statsd.count("sla.misses", 1, {"pipeline": miss.pipeline, "task": miss.task_id})
+                self.statsd.count(
+                    "sla.misses", 1, {"pipeline": miss.pipeline, "task": miss.task_id}
+                )
             if self.alerter is not None:
                 self.alerter.notify(
                     Alert(
@@ -280,7 +282,9 @@ class Scheduler:
                     )
                 )
             # The task's own routes and on_sla_miss callback (headrace.engine.notify).
-            notify_sla_miss(pipeline, miss, self.store.get_run(miss.run_id), self.alerter, self.settings)
+            notify_sla_miss(
+                pipeline, miss, self.store.get_run(miss.run_id), self.alerter, self.settings
+            )
         return recorded
 
     # ------------------------------------------------------------------ the loop

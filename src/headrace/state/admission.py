@@ -108,7 +108,9 @@ class AdmissionMixin:
                 with self._tx(what) as conn:
                     self._lock_pipeline(conn, pipeline)
                     found = self._find(conn, pipeline, logical_date)
-                    active = self._count_active(conn, pipeline, now or utcnow(), queued_grace, stale_after)
+                    active = self._count_active(
+                        conn, pipeline, now or utcnow(), queued_grace, stale_after
+                    )
                     if found is not None:
                         return Admission(found, False, active)
                     if active >= max_active:
@@ -138,12 +140,19 @@ class AdmissionMixin:
         """Serialise admissions of one pipeline until commit (SQLite: BEGIN IMMEDIATE did)."""
         if self.backend == "postgresql":
             conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || :key, 0))"),
+                text(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || :key, 0))"
+                ),
                 {"key": f"headrace.run_admission/{pipeline}"},
             )
 
     def _count_active(
-        self, conn: Connection, pipeline: str, now: datetime, queued_grace: timedelta, stale_after: timedelta
+        self,
+        conn: Connection,
+        pipeline: str,
+        now: datetime,
+        queued_grace: timedelta,
+        stale_after: timedelta,
     ) -> int:
         rows = conn.execute(
             select(runs).where(and_(runs.c.pipeline == pipeline, runs.c.state.in_(_ACTIVE)))

@@ -46,8 +46,14 @@ class ClaimsMixin:
                 runs.c.pid.is_not_distinct_from(seen.pid),
                 runs.c.hostname.is_not_distinct_from(seen.hostname),
             )
-            .values(state=RunState.RUNNING.value, pid=pid, hostname=hostname, heartbeat_at=utcnow(),
-                    ended_at=None, error=None)
+            .values(
+                state=RunState.RUNNING.value,
+                pid=pid,
+                hostname=hostname,
+                heartbeat_at=utcnow(),
+                ended_at=None,
+                error=None,
+            )
         )
         with self._tx(f"claim run {seen.run_id!r}", atomic=False) as conn:
             return bool(conn.execute(stmt).rowcount == 1)

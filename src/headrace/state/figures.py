@@ -75,11 +75,20 @@ class FiguresMixin:
         if self.backend == "sqlite":
             # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff'. julianday() keeps milliseconds only, so the
             # whole seconds come from it and the microseconds from the text.
-            seconds = func.round((func.julianday(func.substr(ti.ended_at, 1, 19))
-                                  - func.julianday(func.substr(ti.started_at, 1, 19))) * 86400)
-            micros = cast(func.substr(ti.ended_at, 21), Integer) - cast(func.substr(ti.started_at, 21), Integer)
+            seconds = func.round(
+                (
+                    func.julianday(func.substr(ti.ended_at, 1, 19))
+                    - func.julianday(func.substr(ti.started_at, 1, 19))
+                )
+                * 86400
+            )
+            micros = cast(func.substr(ti.ended_at, 21), Integer) - cast(
+                func.substr(ti.started_at, 21), Integer
+            )
             return cast(seconds, Integer) * 1_000_000 + micros
-        return cast(func.round(func.extract("epoch", ti.ended_at - ti.started_at) * 1_000_000), BigInteger)
+        return cast(
+            func.round(func.extract("epoch", ti.ended_at - ti.started_at) * 1_000_000), BigInteger
+        )
 
     def task_rows_of(self, run_ids: Sequence[str]) -> dict[str, list[TaskRow]]:
         """(task_id, state, attempt, duration in microseconds or None) of several runs' task instances.
@@ -93,9 +102,13 @@ class FiguresMixin:
         with self._read("read task instances of runs") as conn:
             for start in range(0, len(run_ids), _BATCH):
                 batch = list(run_ids[start : start + _BATCH])
-                query = select(ti.run_id, ti.task_id, ti.state, ti.attempt, micros).where(ti.run_id.in_(batch))
+                query = select(ti.run_id, ti.task_id, ti.state, ti.attempt, micros).where(
+                    ti.run_id.in_(batch)
+                )
                 for run_id, task_id, state, attempt, duration in conn.execute(query):
-                    found[run_id].append((task_id, state, attempt, None if duration is None else int(duration)))
+                    found[run_id].append(
+                        (task_id, state, attempt, None if duration is None else int(duration))
+                    )
         return found
 
     def check_results_of(self, run_ids: Sequence[str]) -> dict[str, list[CheckResultRecord]]:
@@ -104,7 +117,9 @@ class FiguresMixin:
         with self._read("read check results of runs") as conn:
             for start in range(0, len(run_ids), _BATCH):
                 batch = list(run_ids[start : start + _BATCH])
-                for row in conn.execute(select(check_results).where(check_results.c.run_id.in_(batch))):
+                for row in conn.execute(
+                    select(check_results).where(check_results.c.run_id.in_(batch))
+                ):
                     found[row.run_id].append(check_record(row._mapping))
         return found
 
@@ -129,7 +144,9 @@ class FiguresMixin:
             task_instances.join(runs, ti.run_id == r.run_id)).where(done).cte("finished_tasks")  # fmt: skip
         rows = rows.prefix_with("MATERIALIZED") if self._materialize() else rows
         micros = rows.c.micros
-        bucket = case(*((micros <= bound, i) for i, bound in enumerate(bounds_us)), else_=len(bounds_us))
+        bucket = case(
+            *((micros <= bound, i) for i, bound in enumerate(bounds_us)), else_=len(bounds_us)
+        )
         timed = rows.c.state.in_(list(task_states)) & micros.is_not(None)
         tasks = select(
             rows.c.pipeline, rows.c.task_id, rows.c.state, case((timed, bucket), else_=-1).label("bucket"),
@@ -154,7 +171,9 @@ class FiguresMixin:
                 if extra:  # attempts beyond the first (PostgreSQL sums are Decimals)
                     retries[(pipeline, task_id)] = retries.get((pipeline, task_id), 0) + int(extra)
                 if slot >= 0:
-                    figures.durations.append((pipeline, task_id, int(slot), int(n), int(total or 0)))
+                    figures.durations.append(
+                        (pipeline, task_id, int(slot), int(n), int(total or 0))
+                    )
             for pipeline, task_id, severity, status, expectation, n, failed in conn.execute(checks):
                 key = (pipeline, task_id, severity, status)
                 verdicts[key] = verdicts.get(key, 0) + int(n)

@@ -51,15 +51,28 @@ class LineageMixin:
     _read: Callable[[str], AbstractContextManager[Connection]]
 
     def record_lineage(
-        self, run_id: str, pipeline: str, task_id: str,
-        inputs: Sequence[Mapping[str, Any]], outputs: Sequence[Mapping[str, Any]],
+        self,
+        run_id: str,
+        pipeline: str,
+        task_id: str,
+        inputs: Sequence[Mapping[str, Any]],
+        outputs: Sequence[Mapping[str, Any]],
     ) -> None:
         """Store the datasets (``{namespace, name, rows?}``) a task read and wrote."""
         now = utcnow()
         rows = [
-            {"run_id": run_id, "pipeline": pipeline, "task_id": task_id, "direction": direction,
-             "namespace": d["namespace"], "name": d["name"], "rows": d.get("rows"), "recorded_at": now}
-            for direction, found in (("input", inputs), ("output", outputs)) for d in found
+            {
+                "run_id": run_id,
+                "pipeline": pipeline,
+                "task_id": task_id,
+                "direction": direction,
+                "namespace": d["namespace"],
+                "name": d["name"],
+                "rows": d.get("rows"),
+                "recorded_at": now,
+            }
+            for direction, found in (("input", inputs), ("output", outputs))
+            for d in found
         ]
         if rows:
             with self._tx(f"record lineage of {pipeline}.{task_id}", atomic=False) as conn:
@@ -76,13 +89,21 @@ class LineageMixin:
                 for row in conn.execute(query)
             ]
 
-    def record_task_metrics(self, run_id: str, pipeline: str, task_id: str,
-                            metrics: Sequence[Mapping[str, Any]]) -> None:
+    def record_task_metrics(
+        self, run_id: str, pipeline: str, task_id: str, metrics: Sequence[Mapping[str, Any]]
+    ) -> None:
         """Store ``ctx.metric`` values (``{name, value, tags}``) of one attempt."""
         now = utcnow()
         rows = [
-            {"run_id": run_id, "pipeline": pipeline, "task_id": task_id, "name": m["name"],
-             "value": float(m["value"]), "tags": dict(m.get("tags") or {}), "recorded_at": now}
+            {
+                "run_id": run_id,
+                "pipeline": pipeline,
+                "task_id": task_id,
+                "name": m["name"],
+                "value": float(m["value"]),
+                "tags": dict(m.get("tags") or {}),
+                "recorded_at": now,
+            }
             for m in metrics
         ]
         if rows:

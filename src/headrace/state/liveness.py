@@ -15,7 +15,9 @@ from headrace.state.store_base import RunRecord, RunState
 HOSTNAME = socket.gethostname()
 
 
-def driver_alive(run: RunRecord, now: datetime | None = None, stale_after: timedelta = timedelta(seconds=60)) -> bool:
+def driver_alive(
+    run: RunRecord, now: datetime | None = None, stale_after: timedelta = timedelta(seconds=60)
+) -> bool:
     """Whether the process driving a RUNNING run still exists.
 
     On this host the pid decides (a process killed with -9 is gone). For a run driven

@@ -78,7 +78,10 @@ def _source_file_and_sla_misses(conn: Connection) -> None:
     if rows:
         conn.execute(
             insert(metadata.tables["sla_misses"]),
-            [{k: _utc(v) if isinstance(v, datetime) else v for k, v in row.items()} for row in rows],
+            [
+                {k: _utc(v) if isinstance(v, datetime) else v for k, v in row.items()}
+                for row in rows
+            ],
         )
     old.drop(conn)
 
@@ -92,11 +95,20 @@ def _utc(value: datetime) -> datetime:
 #: once they do, spell the step's tables out here.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "pools and pool_slots (task pools across runs)", _create("pools", "pool_slots")),
-    Migration(3, "runs.source_file; sla_misses (moved from headrace_sla_misses)", _source_file_and_sla_misses),
+    Migration(
+        3,
+        "runs.source_file; sla_misses (moved from headrace_sla_misses)",
+        _source_file_and_sla_misses,
+    ),
     Migration(4, "variables (named values for tasks, secrets masked)", _create("variables")),
-    Migration(5, "paused_pipelines and audit_log (web actions)", _create("paused_pipelines", "audit_log")),
-    Migration(6, "lineage (datasets each task read and wrote); task_metrics (ctx.metric)",
-              _create("lineage", "task_metrics")),
+    Migration(
+        5, "paused_pipelines and audit_log (web actions)", _create("paused_pipelines", "audit_log")
+    ),
+    Migration(
+        6,
+        "lineage (datasets each task read and wrote); task_metrics (ctx.metric)",
+        _create("lineage", "task_metrics"),
+    ),
 )
 
 SCHEMA_VERSION = BASELINE_VERSION + len(MIGRATIONS)

@@ -89,7 +89,9 @@ class OperationsMixin:
         with self._read("read task instances of runs") as conn:
             for start in range(0, len(run_ids), 500):
                 batch = list(run_ids[start : start + 500])
-                for row in conn.execute(select(task_instances).where(task_instances.c.run_id.in_(batch))):
+                for row in conn.execute(
+                    select(task_instances).where(task_instances.c.run_id.in_(batch))
+                ):
                     found[row.run_id].append(task_record(row._mapping))
         return found
 
@@ -104,9 +106,12 @@ class OperationsMixin:
         what = f"{'pause' if paused else 'unpause'} pipeline {pipeline!r}"
         with self._tx(what, atomic=False) as conn:
             if not paused:
-                return conn.execute(
-                    delete(paused_pipelines).where(paused_pipelines.c.pipeline == pipeline)
-                ).rowcount > 0
+                return (
+                    conn.execute(
+                        delete(paused_pipelines).where(paused_pipelines.c.pipeline == pipeline)
+                    ).rowcount
+                    > 0
+                )
             insert_fn = postgresql.insert if self.backend == "postgresql" else sqlite.insert
             stmt = insert_fn(paused_pipelines).on_conflict_do_nothing(index_elements=["pipeline"])
             row = {"pipeline": pipeline, "paused_by": actor, "paused_at": utcnow()}
@@ -127,11 +132,22 @@ class OperationsMixin:
     # ------------------------------------------------------------------ audit log
 
     def record_action(
-        self, actor: str, action: str, target: str, detail: dict[str, Any] | None = None, outcome: str = "ok"
+        self,
+        actor: str,
+        action: str,
+        target: str,
+        detail: dict[str, Any] | None = None,
+        outcome: str = "ok",
     ) -> None:
         """Append one operator action to the audit log (``detail`` must hold no secret)."""
-        row = {"at": utcnow(), "actor": actor, "action": action, "target": target,
-               "detail": detail or {}, "outcome": outcome}
+        row = {
+            "at": utcnow(),
+            "actor": actor,
+            "action": action,
+            "target": target,
+            "detail": detail or {},
+            "outcome": outcome,
+        }
         with self._tx(f"record action {action!r} on {target!r}", atomic=False) as conn:
             conn.execute(insert(audit_log), row)
 
@@ -145,7 +161,9 @@ class OperationsMixin:
 
     # ------------------------------------------------------------------ search
 
-    def search_runs(self, query: RunQuery, limit: int = 50, offset: int = 0) -> tuple[list[RunRecord], int]:
+    def search_runs(
+        self, query: RunQuery, limit: int = 50, offset: int = 0
+    ) -> tuple[list[RunRecord], int]:
         """Runs matching ``query``, newest logical date first, one page of them, and the total.
 
         Args:
@@ -155,9 +173,11 @@ class OperationsMixin:
         """
         where = list(_conditions(query))
         listing = (
-            select(runs).where(and_(True, *where))
+            select(runs)
+            .where(and_(True, *where))
             .order_by(runs.c.logical_date.desc(), runs.c.created_at.desc(), runs.c.run_id.desc())
-            .limit(limit).offset(offset)
+            .limit(limit)
+            .offset(offset)
         )
         counting = select(func.count()).select_from(runs).where(and_(True, *where))
         with self._read("search runs") as conn:
@@ -182,6 +202,7 @@ def _conditions(query: RunQuery) -> Iterable[Any]:
         escaped = query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         pattern = f"%{escaped}%"
         in_tasks = select(task_instances.c.run_id).where(
-            task_instances.c.run_id == runs.c.run_id, task_instances.c.error.ilike(pattern, escape="\\")
+            task_instances.c.run_id == runs.c.run_id,
+            task_instances.c.error.ilike(pattern, escape="\\"),
         )
         yield or_(runs.c.error.ilike(pattern, escape="\\"), in_tasks.exists())

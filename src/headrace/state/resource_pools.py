@@ -87,23 +87,32 @@ class PoolSlotsMixin:
                 .join(runs, runs.c.run_id == pool_slots.c.run_id)
                 .where(pool_slots.c.pool == pool)
             ).all()
-            if any((h.slot_run, h.slot_task, h.slot_index) == (run_id, task_id, map_index) for h in holders):
+            if any(
+                (h.slot_run, h.slot_task, h.slot_index) == (run_id, task_id, map_index)
+                for h in holders
+            ):
                 return True
             if len(holders) >= size:
                 dead = [h for h in holders if not driver_alive(_holder_run(h), now, stale_after)]
                 if dead:
                     conn.execute(
                         delete(pool_slots).where(
-                            tuple_(pool_slots.c.run_id, pool_slots.c.task_id, pool_slots.c.map_index).in_(
-                                [(h.slot_run, h.slot_task, h.slot_index) for h in dead]
-                            )
+                            tuple_(
+                                pool_slots.c.run_id, pool_slots.c.task_id, pool_slots.c.map_index
+                            ).in_([(h.slot_run, h.slot_task, h.slot_index) for h in dead])
                         )
                     )
                 if len(holders) - len(dead) >= size:
                     return False
             conn.execute(
                 insert(pool_slots),
-                {"run_id": run_id, "task_id": task_id, "map_index": map_index, "pool": pool, "acquired_at": now},
+                {
+                    "run_id": run_id,
+                    "task_id": task_id,
+                    "map_index": map_index,
+                    "pool": pool,
+                    "acquired_at": now,
+                },
             )
             return True
 
@@ -112,12 +121,16 @@ class PoolSlotsMixin:
         insert_fn: Any = postgresql.insert if self.backend == "postgresql" else sqlite.insert
         stmt = insert_fn(pools).values(name=pool, size=size, updated_at=now)
         conn.execute(
-            stmt.on_conflict_do_update(index_elements=["name"], set_={"size": size, "updated_at": now})
+            stmt.on_conflict_do_update(
+                index_elements=["name"], set_={"size": size, "updated_at": now}
+            )
         )
 
     def release_pool_slot(self, run_id: str, task_id: str, map_index: int = -1) -> None:
         """Give back the slot a task instance holds (nothing happens if it holds none)."""
-        with self._tx(f"give back the pool slot of task {task_id!r} of run {run_id!r}", atomic=False) as conn:
+        with self._tx(
+            f"give back the pool slot of task {task_id!r} of run {run_id!r}", atomic=False
+        ) as conn:
             conn.execute(
                 delete(pool_slots).where(
                     and_(
@@ -131,7 +144,9 @@ class PoolSlotsMixin:
     def release_pool_slots(self, run_id: str) -> int:
         """Give back every slot of a run (its driver stopped); returns how many."""
         with self._tx(f"give back the pool slots of run {run_id!r}", atomic=False) as conn:
-            return int(conn.execute(delete(pool_slots).where(pool_slots.c.run_id == run_id)).rowcount or 0)
+            return int(
+                conn.execute(delete(pool_slots).where(pool_slots.c.run_id == run_id)).rowcount or 0
+            )
 
     def list_pool_slots(self, pool: str | None = None) -> list[PoolSlot]:
         """Slots held now (of one pool, or of all), oldest first."""
@@ -139,10 +154,12 @@ class PoolSlotsMixin:
         if pool is not None:
             query = query.where(pool_slots.c.pool == pool)
         with self._read("list pool slots") as conn:
-            return [PoolSlot(r.pool, r.run_id, r.task_id, r.map_index, r.acquired_at) for r in conn.execute(query)]
+            return [
+                PoolSlot(r.pool, r.run_id, r.task_id, r.map_index, r.acquired_at)
+                for r in conn.execute(query)
+            ]
 
 
 def _holder_run(row: Any) -> RunRecord:
     data = {c.name: row._mapping[c] for c in runs.columns}
     return run_record(data)
-

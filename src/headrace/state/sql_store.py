@@ -87,12 +87,19 @@ def _masked(fields: dict[str, Any]) -> dict[str, Any]:
         return fields
     return {k: MASKER.mask_value(v) if k in _MASKED_FIELDS else v for k, v in fields.items()}
 
+
 #: A Core statement and, on SQLite, the same statement compiled for the driver.
 _Stmt = tuple[UpdateBase, Prepared | None]
 
 
 class SqlStateStore(
-    AdmissionMixin, ClaimsMixin, PoolSlotsMixin, SlaMissesMixin, VariablesMixin, OperationsMixin, FiguresMixin,
+    AdmissionMixin,
+    ClaimsMixin,
+    PoolSlotsMixin,
+    SlaMissesMixin,
+    VariablesMixin,
+    OperationsMixin,
+    FiguresMixin,
     LineageMixin,
 ):
     """A :class:`~headrace.state.store_base.StateStore` on SQLite or PostgreSQL.
@@ -182,7 +189,9 @@ class SqlStateStore(
                 raise StoreUnavailableError(
                     f"{what} failed: {type(cause).__name__}: {cause}", service=self._where
                 ) from exc
-            raise StateError(f"State store {self._where}: {what} failed: {type(cause).__name__}: {cause}") from exc
+            raise StateError(
+                f"State store {self._where}: {what} failed: {type(cause).__name__}: {cause}"
+            ) from exc
 
     def _after_fork(self) -> None:
         """Drop connections inherited from the parent process; open new ones on demand.
@@ -623,7 +632,9 @@ class SqlStateStore(
             self._write(
                 f"append log of task {task_id!r} of run {run_id!r}", [(self._log_insert, [values])]
             )
-        except IntegrityError:  # the foreign key: it means only "no such run", which the error names
+        except (
+            IntegrityError
+        ):  # the foreign key: it means only "no such run", which the error names
             with self._read(f"read run {run_id!r}") as conn:
                 raise unknown_run(conn, run_id, self._where) from None
 

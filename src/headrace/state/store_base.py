@@ -316,7 +316,9 @@ class StateStore(Protocol):
 
     def is_paused(self, pipeline: str) -> bool: ...
 
-    def search_runs(self, query: Any, limit: int = 50, offset: int = 0) -> tuple[list[RunRecord], int]:
+    def search_runs(
+        self, query: Any, limit: int = 50, offset: int = 0
+    ) -> tuple[list[RunRecord], int]:
         """One page of runs matching a :class:`headrace.state.operations.RunQuery`, and the total."""
         ...
 
@@ -325,7 +327,12 @@ class StateStore(Protocol):
         ...
 
     def record_action(
-        self, actor: str, action: str, target: str, detail: dict[str, Any] | None = None, outcome: str = "ok"
+        self,
+        actor: str,
+        action: str,
+        target: str,
+        detail: dict[str, Any] | None = None,
+        outcome: str = "ok",
     ) -> None:
         """Append an operator action (who, what, when) to the audit log."""
         ...

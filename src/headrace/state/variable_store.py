@@ -79,16 +79,24 @@ class VariablesMixin:
             description: what it is for (kept when None and the variable exists).
         """
         if not _NAME.match(name or ""):
-            raise StateError(f"variable name {name!r} may only hold letters, digits, '_', '.', '-' (max 250)")
+            raise StateError(
+                f"variable name {name!r} may only hold letters, digits, '_', '.', '-' (max 250)"
+            )
         if not isinstance(value, str):
-            raise StateError(f"variable {name!r}: the value must be text, got {type(value).__name__}")
+            raise StateError(
+                f"variable {name!r}: the value must be text, got {type(value).__name__}"
+            )
         old = self.get_variable(name)
         if secret is None:
             secret = looks_secret(name) or (old is not None and old.secret)
         if description is None and old is not None:
             description = old.description
         row: dict[str, Any] = {
-            "name": name, "value": value, "secret": bool(secret), "description": description, "updated_at": utcnow(),
+            "name": name,
+            "value": value,
+            "secret": bool(secret),
+            "description": description,
+            "updated_at": utcnow(),
         }
         insert_fn = postgresql.insert if self.backend == "postgresql" else sqlite.insert
         stmt = insert_fn(variables).values(row)

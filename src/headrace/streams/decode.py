@@ -93,7 +93,9 @@ def _json_fast(events: pa.Table, schema: pa.Schema | None) -> pa.Table | None:
     if not pc.all(pc.match_substring_regex(payloads, _ONE_LINE_OBJECT)).as_py():
         return None
     lines = pc.binary_join_element_wise(payloads, _EMPTY, _NEWLINE)
-    bounds = pa.Array.from_buffers(pa.int32(), len(lines) + 1, [None, lines.buffers()[1]], offset=lines.offset)
+    bounds = pa.Array.from_buffers(
+        pa.int32(), len(lines) + 1, [None, lines.buffers()[1]], offset=lines.offset
+    )
     start, end = bounds[0].as_py(), bounds[-1].as_py()
     text = lines.buffers()[2].slice(start, end - start)
     options = pa_json.ParseOptions(explicit_schema=schema) if schema is not None else None

@@ -243,7 +243,9 @@ class StreamLoader:
             )
 
 
-def _new_events(batch: Batch, committed: dict[str, int]) -> tuple[list[bool] | None, dict[str, int]]:
+def _new_events(
+    batch: Batch, committed: dict[str, int]
+) -> tuple[list[bool] | None, dict[str, int]]:
     """Which events are past the committed position of their partition (None: all of
     them), and the new position map."""
     new = dict(committed)

@@ -142,7 +142,9 @@ class StreamSync:
             return StreamLoader(self, ctx.settings, log=ctx.log).run(drain=True).as_dict()
 
         run.__name__ = run.__qualname__ = name
-        run.__doc__ = f"Drain stream {self.dataset} into {destination.connection}.{destination.table}."
+        run.__doc__ = (
+            f"Drain stream {self.dataset} into {destination.connection}.{destination.table}."
+        )
         self.task: Task[Any, dict[str, Any]] = Task(run, task_id=name, **task_options)
         self.task.source = self.site
 

@@ -76,12 +76,14 @@ class Sync:
         if isinstance(strategy, CursorStrategy) and strategy.lookback and dest.mode != "merge":
             raise DefinitionError(
                 f"sync {self.name!r} reads a lookback window again; load it with "
-                "mode='merge' (keys=the primary key) or the re-read rows are duplicated.", path=str(site)
+                "mode='merge' (keys=the primary key) or the re-read rows are duplicated.",
+                path=str(site),
             )
         if isinstance(strategy, IntervalStrategy) and dest.mode == "append":
             raise DefinitionError(
                 f"sync {self.name!r} loads a data interval with mode='append'; a rerun "
-                "of the interval would duplicate it. Use 'replace_partition' or 'merge'.", path=str(site)
+                "of the interval would duplicate it. Use 'replace_partition' or 'merge'.",
+                path=str(site),
             )
         if not (
             isinstance(self.transform, str) or self.transform is None or callable(self.transform)

@@ -159,7 +159,9 @@ def _extract_and_load(
         return {
             **_stats(spec, ctx, None, raw.num_rows + n_bad - n_checked_out, attempt, covers),
             "table_rows": table_rows,
-            "lineage": sync_lineage(spec, ctx, dest, raw.schema, _without(rows, target.exclude).schema),
+            "lineage": sync_lineage(
+                spec, ctx, dest, raw.schema, _without(rows, target.exclude).schema
+            ),
         }
     load_id = load_identity(
         ctx.pipeline, dataset, target.table, covers, data_digest(good) + data_digest(bad)
@@ -190,7 +192,9 @@ def _extract_and_load(
     return {
         **_stats(spec, ctx, result, raw.num_rows + n_bad - n_checked_out, attempt, covers),
         "table_rows": rows,
-        "lineage": sync_lineage(spec, ctx, dest, raw.schema, good.schema, outcome.records(ctx.run_id, ctx.task_id)),
+        "lineage": sync_lineage(
+            spec, ctx, dest, raw.schema, good.schema, outcome.records(ctx.run_id, ctx.task_id)
+        ),
     }
 
 
@@ -306,7 +310,9 @@ def _add_checks(checks: dict[str, CheckResultRecord], batch: list[CheckResultRec
             seen.status = "failed"
             seen.details["sample"] = record.details.get("sample", [])
         if "failed_pct" in seen.details:
-            seen.details["failed_pct"] = round(100.0 * seen.failed / seen.total, 4) if seen.total else 0.0
+            seen.details["failed_pct"] = (
+                round(100.0 * seen.failed / seen.total, 4) if seen.total else 0.0
+            )
 
 
 def _set_aside(extract: Extract) -> pa.Table | None:
@@ -320,7 +326,9 @@ def _set_aside(extract: Extract) -> pa.Table | None:
     if getattr(extract, "malformed", None):
         lines = extract.quarantine_table()  # type: ignore[attr-defined]
         # one reason column in the quarantine table, whoever set the row aside
-        tables.append(lines.rename_columns(["_hr_reason" if c == "reason" else c for c in lines.column_names]))
+        tables.append(
+            lines.rename_columns(["_hr_reason" if c == "reason" else c for c in lines.column_names])
+        )
     tables = [t for t in tables if t is not None and t.num_rows]
     if not tables:
         return None

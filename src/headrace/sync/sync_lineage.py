@@ -44,14 +44,18 @@ def source_name(spec: Sync, ctx: Context) -> DatasetName:
     source = spec.source
     if isinstance(source, FileSourceSpec):
         return file_dataset(source.path)
-    return connection_dataset(source_connection(source, ctx), source.table or "query", ctx.settings, source.schema)
+    return connection_dataset(
+        source_connection(source, ctx), source.table or "query", ctx.settings, source.schema
+    )
 
 
 def destination_name(spec: Sync, dest: AnyDestination) -> DatasetName:
     """The sync's destination table as a dataset."""
     table = spec.destination.table
     if isinstance(dest, DuckDBDestination):
-        return table_dataset(ConnectionURL("duckdb", f"duckdb:///{dest.path}", {}), table, dest.schema)
+        return table_dataset(
+            ConnectionURL("duckdb", f"duckdb:///{dest.path}", {}), table, dest.schema
+        )
     url = getattr(dest, "conn_url", None)
     if url is None:  # lakehouse, file and Snowflake destinations: named by their masked location
         kind, _, location = (dest.where or type(dest).__name__).partition(" ")
@@ -60,8 +64,12 @@ def destination_name(spec: Sync, dest: AnyDestination) -> DatasetName:
 
 
 def sync_lineage(
-    spec: Sync, ctx: Context, dest: AnyDestination, source_schema: pa.Schema | None,
-    output_schema: pa.Schema | None, checks: list[Any] | None = None,
+    spec: Sync,
+    ctx: Context,
+    dest: AnyDestination,
+    source_schema: pa.Schema | None,
+    output_schema: pa.Schema | None,
+    checks: list[Any] | None = None,
 ) -> dict[str, Any]:
     """The sync's lineage as JSON (see the module doc); never raises for a lineage gap.
 
@@ -79,8 +87,14 @@ def sync_lineage(
     out["columns"] = column_lineage(spec, source, source_columns, output_schema)
     if checks:
         out["checks"] = [
-            {"expectation": c.expectation, "column": c.column, "severity": c.severity,
-             "status": c.status, "failed": c.failed, "total": c.total}
+            {
+                "expectation": c.expectation,
+                "column": c.column,
+                "severity": c.severity,
+                "status": c.status,
+                "failed": c.failed,
+                "total": c.total,
+            }
             for c in checks
         ]
     return {"inputs": inputs, "outputs": [out]}
@@ -92,7 +106,11 @@ def column_lineage(
     """Output column -> ``{"inputs": [{namespace, name, field}], "type", "subtype"}``."""
     if output_schema is None:
         return {}
-    parsed = sql_column_sources(spec.transform, source_columns) if isinstance(spec.transform, str) else {}
+    parsed = (
+        sql_column_sources(spec.transform, source_columns)
+        if isinstance(spec.transform, str)
+        else {}
+    )
     found: dict[str, dict[str, Any]] = {}
     for column in output_schema.names:
         declared = spec.destination.columns.get(column, {}).get("from")
@@ -108,7 +126,9 @@ def column_lineage(
         else:
             continue
         found[column] = {
-            "inputs": [{**source.to_dict(), "field": name} for name in sources if name in source_columns],
+            "inputs": [
+                {**source.to_dict(), "field": name} for name in sources if name in source_columns
+            ],
             "type": kind,
             "subtype": subtype,
         }
@@ -134,7 +154,9 @@ def sql_column_sources(sql: str, source_columns: set[str]) -> dict[str, list[str
         result: dict[str, list[str]] = {}
         for name in names:
             node = lineage(name, tree, schema=schema, dialect="duckdb")
-            leaves = sorted({leaf.name.split(".")[-1] for leaf in node.walk() if not leaf.downstream})
+            leaves = sorted(
+                {leaf.name.split(".")[-1] for leaf in node.walk() if not leaf.downstream}
+            )
             result[name] = [leaf for leaf in leaves if leaf in source_columns]
         return result
     except Exception:  # noqa: BLE001 - lineage is best effort: a parse gap must not fail the load

@@ -206,13 +206,16 @@ def destination(
             about = {"doc": about}
         unknown = set(about) - {"doc", "from"}
         if unknown:
-            raise DefinitionError(f"destination table {table!r}, column {column!r}: unknown keys {sorted(unknown)}")
+            raise DefinitionError(
+                f"destination table {table!r}, column {column!r}: unknown keys {sorted(unknown)}"
+            )
         frm = about.get("from") or ()
         described[column] = {**about, "from": [frm] if isinstance(frm, str) else list(frm)}
     keys = (keys,) if isinstance(keys, str) else tuple(keys)
     if mode not in WRITE_MODES:
         raise DefinitionError(
-            f"unknown mode {mode!r}; use one of {', '.join(WRITE_MODES)}." + did_you_mean(mode, WRITE_MODES),
+            f"unknown mode {mode!r}; use one of {', '.join(WRITE_MODES)}."
+            + did_you_mean(mode, WRITE_MODES),
             table=table,
         )
     mode = str(mode)  # a WriteMode member is kept as its plain value in the frozen spec

@@ -43,7 +43,8 @@ class DbtNotInstalled(ConfigError):
         self.executable = executable
         super().__init__(
             f"{executable!r} is not on PATH. Install dbt with its adapter in the environment that "
-            "runs tasks, e.g. `pip install dbt-core dbt-postgres` (or dbt-duckdb).", **location,
+            "runs tasks, e.g. `pip install dbt-core dbt-postgres` (or dbt-duckdb).",
+            **location,
         )
 
 
@@ -69,7 +70,9 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
-def dbt_test_results(target_dir: Path, ctx: Context, since: float | None = None) -> list[CheckResultRecord]:
+def dbt_test_results(
+    target_dir: Path, ctx: Context, since: float | None = None
+) -> list[CheckResultRecord]:
     """dbt's test results in ``target_dir`` as check results of the running task.
 
     Args:
@@ -187,7 +190,14 @@ def dbt_task(
             raise DbtNotInstalled(executable, pipeline=ctx.pipeline, task=task_id)
         # The folder may be a template (``{{ params.dbt_project_dir }}``), as Airflow's templated fields.
         folder = Path(render(str(project_dir), context_values(ctx), what=what, quote=str))
-        argv = [exe, *args, "--project-dir", str(folder), "--vars", json.dumps(_dbt_vars(ctx, vars), default=str)]
+        argv = [
+            exe,
+            *args,
+            "--project-dir",
+            str(folder),
+            "--vars",
+            json.dumps(_dbt_vars(ctx, vars), default=str),
+        ]
         if profiles_dir is not None:
             argv += ["--profiles-dir", str(profiles_dir)]
         if target is not None:
@@ -208,7 +218,10 @@ def dbt_task(
             raise DbtTestsFailed(
                 f"{len(failed)} of {len(records)} dbt tests failed: "
                 f"{', '.join(failed)} (see headrace checks {ctx.run_id})",
-                failed, pipeline=ctx.pipeline, task=task_id, run_id=ctx.run_id,
+                failed,
+                pipeline=ctx.pipeline,
+                task=task_id,
+                run_id=ctx.run_id,
             ) from failure
         if failure is not None:
             raise failure

@@ -81,13 +81,25 @@ class SensorTimeout(ScheduleError, TerminalError):
         location: pipeline, task, run_id as for :class:`~headrace.errors.HeadraceError`.
     """
 
-    def __init__(self, awaiting: str, waited: timedelta, pokes: int, logical_date: str | None = None,
-                 **location: Any) -> None:
-        self.awaiting, self.waited, self.pokes, self.logical_date = awaiting, waited, pokes, logical_date
+    def __init__(
+        self,
+        awaiting: str,
+        waited: timedelta,
+        pokes: int,
+        logical_date: str | None = None,
+        **location: Any,
+    ) -> None:
+        self.awaiting, self.waited, self.pokes, self.logical_date = (
+            awaiting,
+            waited,
+            pokes,
+            logical_date,
+        )
         on = f" ({logical_date})" if logical_date else ""
         super().__init__(
             f"timed out{on} after {waited} and {pokes} poke(s) waiting for {awaiting}; raise its "
-            "timeout or check why it never happened.", **location,
+            "timeout or check why it never happened.",
+            **location,
         )
 
 
@@ -106,9 +118,20 @@ class SensorNotReady(ScheduleError, TransientError, Reschedule):
         location: pipeline, task, run_id as for :class:`~headrace.errors.HeadraceError`.
     """
 
-    def __init__(self, awaiting: str, waited: timedelta, timeout: timedelta, next_poke: timedelta,
-                 **location: Any) -> None:
-        self.awaiting, self.waited, self.timeout, self.next_poke = awaiting, waited, timeout, next_poke
+    def __init__(
+        self,
+        awaiting: str,
+        waited: timedelta,
+        timeout: timedelta,
+        next_poke: timedelta,
+        **location: Any,
+    ) -> None:
+        self.awaiting, self.waited, self.timeout, self.next_poke = (
+            awaiting,
+            waited,
+            timeout,
+            next_poke,
+        )
         super().__init__(
             f"{awaiting} does not hold yet (waited {waited} of {timeout}); next poke in {next_poke}",
             **location,
@@ -125,11 +148,18 @@ class UpstreamRunFailed(ScheduleError, TerminalError):
         location: the waiting pipeline, task, run_id as for :class:`~headrace.errors.HeadraceError`.
     """
 
-    def __init__(self, upstream: str, upstream_run_id: str, logical_date: str, **location: Any) -> None:
-        self.upstream, self.upstream_run_id, self.logical_date = upstream, upstream_run_id, logical_date
+    def __init__(
+        self, upstream: str, upstream_run_id: str, logical_date: str, **location: Any
+    ) -> None:
+        self.upstream, self.upstream_run_id, self.logical_date = (
+            upstream,
+            upstream_run_id,
+            logical_date,
+        )
         super().__init__(
             f"the run {upstream_run_id} of pipeline {upstream!r} for {logical_date} failed; resume it "
-            f"(`headrace resume {upstream_run_id}`) and rerun this task.", **location,
+            f"(`headrace resume {upstream_run_id}`) and rerun this task.",
+            **location,
         )
 
 
@@ -164,7 +194,8 @@ def sensor_task(
     limit = as_timedelta(timeout, f"{what}: timeout") or timedelta(0)
     if mode not in MODES:
         raise DefinitionError(
-            f"unknown mode {mode!r}; known: {', '.join(MODES)}." + did_you_mean(mode, MODES), task=task_id
+            f"unknown mode {mode!r}; known: {', '.join(MODES)}." + did_you_mean(mode, MODES),
+            task=task_id,
         )
     sensor_mode = SensorMode(mode)
     if interval <= timedelta(0):
@@ -173,7 +204,8 @@ def sensor_task(
         if "retries" in options:
             raise DefinitionError(
                 "mode='reschedule' sets the task's retries itself (one retry per poke); "
-                "drop retries= or use mode='poke'", task=task_id,
+                "drop retries= or use mode='poke'",
+                task=task_id,
             )
         pokes = min(math.ceil(limit / interval) + 1, _MAX_POKES)
         options["retries"] = Retry(attempts=pokes + 1, delay=interval, backoff=1.0)
@@ -192,8 +224,13 @@ def sensor_task(
             waited = time.monotonic() - started
             if waited >= limit.total_seconds():
                 raise SensorTimeout(
-                    description, timedelta(seconds=round(waited)), pokes, ctx.ds,
-                    pipeline=ctx.pipeline, task=task_id, run_id=ctx.run_id,
+                    description,
+                    timedelta(seconds=round(waited)),
+                    pokes,
+                    ctx.ds,
+                    pipeline=ctx.pipeline,
+                    task=task_id,
+                    run_id=ctx.run_id,
                 )
             ctx.progress(waited, limit.total_seconds(), f"waiting for {description}")
             time.sleep(min(interval.total_seconds(), max(limit.total_seconds() - waited, 0.0)))
@@ -216,11 +253,23 @@ def sensor_task(
         if waited >= limit:
             marker.unlink(missing_ok=True)  # a resumed run starts a fresh wait
             raise SensorTimeout(
-                description, waited, ctx.attempt, ctx.ds,
-                pipeline=ctx.pipeline, task=task_id, run_id=ctx.run_id,
+                description,
+                waited,
+                ctx.attempt,
+                ctx.ds,
+                pipeline=ctx.pipeline,
+                task=task_id,
+                run_id=ctx.run_id,
             )
-        raise SensorNotReady(description, waited, limit, interval, pipeline=ctx.pipeline, task=task_id,
-                             run_id=ctx.run_id)
+        raise SensorNotReady(
+            description,
+            waited,
+            limit,
+            interval,
+            pipeline=ctx.pipeline,
+            task=task_id,
+            run_id=ctx.run_id,
+        )
 
     wait.__name__ = wait.__qualname__ = task_id
     wait.__doc__ = f"Wait for {description}"
@@ -307,8 +356,14 @@ def pipeline_sensor(
         if run is None:
             return None
         if run.state == RunState.FAILED and fail_on_failed:
-            raise UpstreamRunFailed(pipeline, run.run_id, target.isoformat(), pipeline=ctx.pipeline,
-                                    task=task_id, run_id=ctx.run_id)
+            raise UpstreamRunFailed(
+                pipeline,
+                run.run_id,
+                target.isoformat(),
+                pipeline=ctx.pipeline,
+                task=task_id,
+                run_id=ctx.run_id,
+            )
         return run.run_id if run.state == RunState.SUCCESS else None
 
     return sensor_task(

@@ -131,7 +131,8 @@ def run_command(
             f"{what} exited with code {code}{shown}",
             exit_code=code,
             output_tail=output,
-            pipeline=ctx.pipeline, run_id=ctx.run_id,
+            pipeline=ctx.pipeline,
+            run_id=ctx.run_id,
         )
     return tail[-1] if tail else None
 

@@ -176,7 +176,9 @@ def run_sql(
                 connection = engine.connect()
             except sa_exc.DBAPIError as exc:
                 # Could not even connect: the database may come back, so retrying can help.
-                raise SqlTaskConnectionError(what, where, f"could not connect: {_first_line(exc)}") from exc
+                raise SqlTaskConnectionError(
+                    what, where, f"could not connect: {_first_line(exc)}"
+                ) from exc
             with connection, connection.begin():
                 return _run_sqlalchemy(connection, stmts, values)
         finally:
@@ -187,7 +189,9 @@ def run_sql(
         error = SqlTaskConnectionError if exc.connection_invalidated else SqlTaskError
         raise error(what, where, f"failed: {type(exc.orig).__name__}: {_first_line(exc)}") from exc
     except Exception as exc:  # DuckDB and other driver errors: one error type for the user
-        raise SqlTaskError(what, where, f"failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise SqlTaskError(
+            what, where, f"failed: {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
 
 
 def _first_line(exc: BaseException) -> str:

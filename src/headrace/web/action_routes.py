@@ -100,9 +100,12 @@ def find_pipeline(request: Request, name: str) -> Pipeline:
     for run in ctx.store.list_runs(pipeline=name, limit=1):
         if run.source_file:
             return pick_pipeline(load_pipelines(run.source_file), name, run.source_file)
-    raise HTTPException(404, f"pipeline {name!r} is not defined in the pipelines folder "
-                             f"({ctx.pipelines_dir or 'none given: headrace web --pipelines DIR'})."
-                        + did_you_mean(name, known))
+    raise HTTPException(
+        404,
+        f"pipeline {name!r} is not defined in the pipelines folder "
+        f"({ctx.pipelines_dir or 'none given: headrace web --pipelines DIR'})."
+        + did_you_mean(name, known),
+    )
 
 
 def shown_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -110,8 +113,9 @@ def shown_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: MASK if looks_secret(k) else v for k, v in params.items()}
 
 
-def _act(request: Request, actor: str, action: str, target: str, detail: dict[str, Any],
-         work: Any) -> ActionOut:
+def _act(
+    request: Request, actor: str, action: str, target: str, detail: dict[str, Any], work: Any
+) -> ActionOut:
     """Run ``work()`` (returning (message, run_id)); record the outcome; errors become 404/409."""
     store = web_context(request).store
     try:
@@ -133,12 +137,15 @@ def trigger(request: Request, actor: str, name: str, body: TriggerIn) -> ActionO
     def work() -> tuple[str, str]:
         pipeline = find_pipeline(request, name)
         params = pipeline.resolve_params(body.params)
-        run_id = jobs_of(request).start(lambda runner: runner.run(pipeline, body.logical_date, params),
-                                        f"trigger of {name!r}")
+        run_id = jobs_of(request).start(
+            lambda runner: runner.run(pipeline, body.logical_date, params), f"trigger of {name!r}"
+        )
         return f"run {run_id} of {name} started", run_id
 
-    detail = {"params": shown_params(body.params),
-              "logical_date": body.logical_date.isoformat() if body.logical_date else None}
+    detail = {
+        "params": shown_params(body.params),
+        "logical_date": body.logical_date.isoformat() if body.logical_date else None,
+    }
     return _act(request, actor, "trigger", name, detail, work)
 
 
@@ -146,7 +153,9 @@ def resume(request: Request, actor: str, run_id: str) -> ActionOut:
     run = get_run_or_404(web_context(request).store, run_id)
 
     def work() -> tuple[str, str]:
-        started = jobs_of(request).start(lambda runner: runner.resume(run.run_id), f"resume of {run.run_id}")
+        started = jobs_of(request).start(
+            lambda runner: runner.resume(run.run_id), f"resume of {run.run_id}"
+        )
         return f"run {started} resumed", started
 
     return _act(request, actor, "resume", run.run_id, {}, work)
@@ -156,11 +165,18 @@ def retry(request: Request, actor: str, run_id: str, task_id: str, downstream: b
     run = get_run_or_404(web_context(request).store, run_id)
 
     def work() -> tuple[str, str]:
-        started = jobs_of(request).start(lambda runner: runner.retry(run.run_id, task_id, downstream),
-                                         f"retry of {task_id} in {run.run_id}")
-        return f"task {task_id}{' and downstream' if downstream else ''} of run {started} running again", started
+        started = jobs_of(request).start(
+            lambda runner: runner.retry(run.run_id, task_id, downstream),
+            f"retry of {task_id} in {run.run_id}",
+        )
+        return (
+            f"task {task_id}{' and downstream' if downstream else ''} of run {started} running again",
+            started,
+        )
 
-    return _act(request, actor, "retry", f"{run.run_id}/{task_id}", {"downstream": downstream}, work)
+    return _act(
+        request, actor, "retry", f"{run.run_id}/{task_id}", {"downstream": downstream}, work
+    )
 
 
 def mark(request: Request, actor: str, run_id: str, task_id: str, state: str) -> ActionOut:
@@ -186,7 +202,9 @@ def backfill(request: Request, actor: str, name: str, body: BackfillIn) -> Actio
         jobs_of(request).backfill(pipeline, first, last)
         return f"backfill of {name} from {body.start} to {body.end} started", None
 
-    return _act(request, actor, "backfill", name, {"start": str(body.start), "end": str(body.end)}, work)
+    return _act(
+        request, actor, "backfill", name, {"start": str(body.start), "end": str(body.end)}, work
+    )
 
 
 def pause(request: Request, actor: str, name: str, paused: bool) -> ActionOut:
@@ -214,9 +232,13 @@ def api_resume(request: Request, run_id: str) -> ActionOut:
 
 
 @api.post("/runs/{run_id}/tasks/{task_id}/retry", response_model=ActionOut)
-def api_retry(request: Request, run_id: str, task_id: str, body: RetryIn | None = None) -> ActionOut:
+def api_retry(
+    request: Request, run_id: str, task_id: str, body: RetryIn | None = None
+) -> ActionOut:
     """Run one task again, with its downstream tasks unless ``downstream`` is false."""
-    return retry(request, require_actor(request, None), run_id, task_id, (body or RetryIn()).downstream)
+    return retry(
+        request, require_actor(request, None), run_id, task_id, (body or RetryIn()).downstream
+    )
 
 
 @api.post("/runs/{run_id}/tasks/{task_id}/mark", response_model=ActionOut)
@@ -252,8 +274,17 @@ def api_actions(
     """The audit log: who did what, when, newest first."""
     found, total = web_context(request).store.list_actions(limit, offset)
     return ActionListOut(
-        actions=[ActionRecordOut(at=a.at, actor=a.actor, action=a.action, target=a.target, detail=a.detail,
-                                 outcome=a.outcome) for a in found],
+        actions=[
+            ActionRecordOut(
+                at=a.at,
+                actor=a.actor,
+                action=a.action,
+                target=a.target,
+                detail=a.detail,
+                outcome=a.outcome,
+            )
+            for a in found
+        ],
         total=total,
     )
 
@@ -275,41 +306,70 @@ async def form_trigger(request: Request) -> Response:
     try:
         logical = datetime.fromisoformat(when) if when else None
     except ValueError:
-        raise HTTPException(400, f"logical date {when!r}: expected e.g. 2024-01-31 or 2024-01-31T02:00") from None
-    out = trigger(request, actor, str(form.get("pipeline") or ""), TriggerIn(params=params, logical_date=logical))
+        raise HTTPException(
+            400, f"logical date {when!r}: expected e.g. 2024-01-31 or 2024-01-31T02:00"
+        ) from None
+    out = trigger(
+        request,
+        actor,
+        str(form.get("pipeline") or ""),
+        TriggerIn(params=params, logical_date=logical),
+    )
     return _back(f"/runs/{quote(out.run_id or '')}", out)
 
 
 @forms.post("/resume")
-def form_resume(request: Request, run_id: Annotated[str, Form()], csrf_token: Annotated[str, Form()] = "") -> Response:
+def form_resume(
+    request: Request, run_id: Annotated[str, Form()], csrf_token: Annotated[str, Form()] = ""
+) -> Response:
     out = resume(request, require_actor(request, csrf_token), run_id)
     return _back(f"/runs/{quote(run_id)}", out)
 
 
 @forms.post("/retry")
-def form_retry(request: Request, run_id: Annotated[str, Form()], task_id: Annotated[str, Form()],
-               csrf_token: Annotated[str, Form()] = "", downstream: Annotated[str, Form()] = "1") -> Response:
+def form_retry(
+    request: Request,
+    run_id: Annotated[str, Form()],
+    task_id: Annotated[str, Form()],
+    csrf_token: Annotated[str, Form()] = "",
+    downstream: Annotated[str, Form()] = "1",
+) -> Response:
     out = retry(request, require_actor(request, csrf_token), run_id, task_id, downstream == "1")
     return _back(f"/runs/{quote(run_id)}", out)
 
 
 @forms.post("/mark")
-def form_mark(request: Request, run_id: Annotated[str, Form()], task_id: Annotated[str, Form()],
-              state: Annotated[Literal["success", "failed"], Form()],
-              csrf_token: Annotated[str, Form()] = "") -> Response:
+def form_mark(
+    request: Request,
+    run_id: Annotated[str, Form()],
+    task_id: Annotated[str, Form()],
+    state: Annotated[Literal["success", "failed"], Form()],
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
     out = mark(request, require_actor(request, csrf_token), run_id, task_id, state)
     return _back(f"/runs/{quote(run_id)}", out)
 
 
 @forms.post("/backfill")
-def form_backfill(request: Request, pipeline: Annotated[str, Form()], start: Annotated[date, Form()],
-                  end: Annotated[date, Form()], csrf_token: Annotated[str, Form()] = "") -> Response:
-    out = backfill(request, require_actor(request, csrf_token), pipeline, BackfillIn(start=start, end=end))
+def form_backfill(
+    request: Request,
+    pipeline: Annotated[str, Form()],
+    start: Annotated[date, Form()],
+    end: Annotated[date, Form()],
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    out = backfill(
+        request, require_actor(request, csrf_token), pipeline, BackfillIn(start=start, end=end)
+    )
     return _back(f"/pipelines/{quote(pipeline)}", out)
 
 
 @forms.post("/pause")
-def form_pause(request: Request, pipeline: Annotated[str, Form()], paused: Annotated[str, Form()],
-               csrf_token: Annotated[str, Form()] = "") -> Response:
+def form_pause(
+    request: Request,
+    pipeline: Annotated[str, Form()],
+    paused: Annotated[str, Form()],
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
     out = pause(request, require_actor(request, csrf_token), pipeline, paused == "1")
     return _back(f"/pipelines/{quote(pipeline)}", out)

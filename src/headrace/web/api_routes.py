@@ -99,8 +99,14 @@ def get_run_or_404(store: StateStore, run_id: str) -> RunRecord:
 
 
 def select_runs(
-    store: StateStore, pipeline: str | None, state: str | None, limit: int, offset: int = 0,
-    since: datetime | None = None, until: datetime | None = None, text: str | None = None,
+    store: StateStore,
+    pipeline: str | None,
+    state: str | None,
+    limit: int,
+    offset: int = 0,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    text: str | None = None,
 ) -> tuple[list[RunRecord], int]:
     """One page of the runs matching the filters (newest first) and how many match in all.
 
@@ -113,14 +119,24 @@ def select_runs(
 
     An unknown pipeline is a 404 suggesting the closest known one.
     """
-    since, until = (d.replace(tzinfo=UTC) if d is not None and d.tzinfo is None else d for d in (since, until))
-    query = RunQuery(pipeline=pipeline, states=parse_state(state) or (), since=since, until=until, text=text or None)
+    since, until = (
+        d.replace(tzinfo=UTC) if d is not None and d.tzinfo is None else d for d in (since, until)
+    )
+    query = RunQuery(
+        pipeline=pipeline,
+        states=parse_state(state) or (),
+        since=since,
+        until=until,
+        text=text or None,
+    )
     runs, total = store.search_runs(query, limit=limit, offset=offset)
     if not runs and pipeline is not None and offset == 0:
         known = known_pipelines(store)
         if pipeline not in known:
             raise HTTPException(
-                404, f"No runs of pipeline {pipeline!r} in the state store." + did_you_mean(pipeline, known)
+                404,
+                f"No runs of pipeline {pipeline!r} in the state store."
+                + did_you_mean(pipeline, known),
             )
     return runs, total
 
@@ -177,10 +193,16 @@ def read_pipelines(store: StateStore, folder: Path | None) -> PipelineListOut:
             try:
                 defined = pipelines_in(import_pipeline_file(file))
             except HeadraceError as exc:  # import errors arrive as DefinitionError naming file:line
-                errors.append(PipelineFileErrorOut(
-                    file=str(file), error=str(exc), kind=type(exc).__name__, location=exc.path,
-                    pipeline=exc.pipeline, task=exc.task,
-                ))
+                errors.append(
+                    PipelineFileErrorOut(
+                        file=str(file),
+                        error=str(exc),
+                        kind=type(exc).__name__,
+                        location=exc.path,
+                        pipeline=exc.pipeline,
+                        task=exc.task,
+                    )
+                )
                 continue
             for name, pipeline in defined.items():
                 entry = found.get(name) or PipelineOut(name=name, runs=0, last_run=None)
@@ -202,10 +224,14 @@ def api_runs(
     offset: Annotated[int, Query(ge=0, description="Runs skipped before this page.")] = 0,
     since: Annotated[datetime | None, Query(description="Logical date on or after (ISO).")] = None,
     until: Annotated[datetime | None, Query(description="Logical date before (ISO).")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Text in the run's or its tasks' errors.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Text in the run's or its tasks' errors.")
+    ] = None,
 ) -> RunListOut:
     """Runs, newest logical date first, one page of them; ``total`` counts all that match."""
-    runs, total = select_runs(web_context(request).store, pipeline, state, limit, offset, since, until, q)
+    runs, total = select_runs(
+        web_context(request).store, pipeline, state, limit, offset, since, until, q
+    )
     return RunListOut(runs=[RunOut.of(r) for r in runs], total=total)
 
 
@@ -247,7 +273,5 @@ def api_health(request: Request) -> HealthOut:
     try:
         runs = ctx.store.count_runs()
     except HeadraceError as exc:
-        raise HTTPException(
-            503, f"state store {ctx.location} is not readable: {exc}"
-        ) from exc
+        raise HTTPException(503, f"state store {ctx.location} is not readable: {exc}") from exc
     return HealthOut(status="ok", store=ctx.location, runs=runs, version=headrace.__version__)

@@ -111,10 +111,14 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         # The API answers JSON; a person in a browser gets a page saying what went wrong.
-        if request.url.path.startswith("/api/") or request.url.path == "/metrics" or request.headers.get(
-            "accept", ""
-        ).startswith("application/json"):
-            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        if (
+            request.url.path.startswith("/api/")
+            or request.url.path == "/metrics"
+            or request.headers.get("accept", "").startswith("application/json")
+        ):
+            return JSONResponse(
+                {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+            )
         return page_routes.error_page(request, exc.status_code, str(exc.detail))
 
     return app
@@ -145,6 +149,8 @@ def _metrics_page(store: StateStore) -> Callable[[], Response]:
     registry.register(StoreCollector(store))
 
     def page() -> Response:
-        return Response(prometheus.generate_latest(registry), media_type=prometheus.CONTENT_TYPE_LATEST)
+        return Response(
+            prometheus.generate_latest(registry), media_type=prometheus.CONTENT_TYPE_LATEST
+        )
 
     return page

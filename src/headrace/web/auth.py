@@ -52,7 +52,9 @@ def verify_password(password: str, stored: str) -> bool:
         kind, n, r, p, salt, digest = stored.split("$")
         if kind != "scrypt":
             return False
-        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=32)
+        got = hashlib.scrypt(
+            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=32
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, base64.b64decode(digest))
@@ -83,9 +85,13 @@ class WebAuth:
         """Read ``HEADRACE_WEB_TOKEN``, ``HEADRACE_WEB_USERS`` and ``HEADRACE_WEB_SECRET`` (the edge only)."""
         token = environ.get("HEADRACE_WEB_TOKEN") or None
         if token is not None and len(token) < 16:
-            raise ConfigError("HEADRACE_WEB_TOKEN is shorter than 16 characters: use e.g. `openssl rand -hex 24`")
+            raise ConfigError(
+                "HEADRACE_WEB_TOKEN is shorter than 16 characters: use e.g. `openssl rand -hex 24`"
+            )
         users: dict[str, str] = {}
-        for entry in filter(None, (e.strip() for e in environ.get("HEADRACE_WEB_USERS", "").split(","))):
+        for entry in filter(
+            None, (e.strip() for e in environ.get("HEADRACE_WEB_USERS", "").split(","))
+        ):
             name, sep, hashed = entry.partition(":")
             if not sep or not name or not hashed.startswith("scrypt$"):
                 raise ConfigError(
@@ -129,7 +135,9 @@ class WebAuth:
         if not cookie:
             return None
         try:
-            actor, issued, nonce, signature = base64.urlsafe_b64decode(cookie.encode()).decode().rsplit("|", 3)
+            actor, issued, nonce, signature = (
+                base64.urlsafe_b64decode(cookie.encode()).decode().rsplit("|", 3)
+            )
         except (ValueError, UnicodeDecodeError):
             return None
         if not hmac.compare_digest(signature, self._sign(f"{actor}|{issued}|{nonce}")):
@@ -143,7 +151,11 @@ class WebAuth:
         return self._sign(f"csrf|{session}")
 
     def check_csrf(self, session: str | None, given: str | None) -> bool:
-        return bool(session) and bool(given) and hmac.compare_digest(self.csrf_token(session or ""), given or "")
+        return (
+            bool(session)
+            and bool(given)
+            and hmac.compare_digest(self.csrf_token(session or ""), given or "")
+        )
 
 
 def main(argv: list[str]) -> int:

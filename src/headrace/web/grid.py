@@ -90,8 +90,11 @@ class Grid:
         return 8 + int((tallest - 8) * min(took / longest, 1.0))
 
 
-def build_grid(runs: Sequence[RunRecord], instances: dict[str, list[TaskInstanceRecord]],
-               order: Sequence[str] | None) -> Grid:
+def build_grid(
+    runs: Sequence[RunRecord],
+    instances: dict[str, list[TaskInstanceRecord]],
+    order: Sequence[str] | None,
+) -> Grid:
     """The grid of ``runs`` with their task ``instances``; tasks in ``order`` (else by name)."""
     oldest_first = sorted(runs, key=lambda r: (r.logical_date, r.created_at or r.logical_date))
     seen: list[str] = list(order or [])
@@ -101,8 +104,15 @@ def build_grid(runs: Sequence[RunRecord], instances: dict[str, list[TaskInstance
             if tid not in seen:
                 seen.append(tid)
             ti = entry.ti
-            took = (ti.ended_at - ti.started_at).total_seconds() if ti.started_at and ti.ended_at else None
-            tip = [f"{tid} · {ti.state.value}", f"run {run.run_id} ({run.logical_date:%Y-%m-%d %H:%M})"]
+            took = (
+                (ti.ended_at - ti.started_at).total_seconds()
+                if ti.started_at and ti.ended_at
+                else None
+            )
+            tip = [
+                f"{tid} · {ti.state.value}",
+                f"run {run.run_id} ({run.logical_date:%Y-%m-%d %H:%M})",
+            ]
             if ti.attempt:
                 tip.append(f"attempts: {ti.attempt}")
             if took is not None:
@@ -113,9 +123,17 @@ def build_grid(runs: Sequence[RunRecord], instances: dict[str, list[TaskInstance
                 tip.append("elements: " + ", ".join(f"{n} {s}" for s, n in entry.counts))
             if ti.error:
                 tip.append(ti.error.strip().splitlines()[-1][:160])
-            cells[(tid, run.run_id)] = Cell(ti.state.value, tid, "\n".join(tip), took, len(entry.elements))
-    longest = max(((r.ended_at - r.started_at).total_seconds() for r in oldest_first
-                   if r.started_at is not None and r.ended_at is not None), default=0.0)
+            cells[(tid, run.run_id)] = Cell(
+                ti.state.value, tid, "\n".join(tip), took, len(entry.elements)
+            )
+    longest = max(
+        (
+            (r.ended_at - r.started_at).total_seconds()
+            for r in oldest_first
+            if r.started_at is not None and r.ended_at is not None
+        ),
+        default=0.0,
+    )
     if order is None:
         seen.sort(key=natural_key)
     return Grid(list(oldest_first), seen, cells, longest)
@@ -132,8 +150,14 @@ class Span:
     tip: str
 
 
-def attempt_spans(ti: TaskInstanceRecord, logs: Sequence[LogRecord], t0: datetime, span: float,
-                  now: datetime, last: bool = True) -> list[Span]:
+def attempt_spans(
+    ti: TaskInstanceRecord,
+    logs: Sequence[LogRecord],
+    t0: datetime,
+    span: float,
+    now: datetime,
+    last: bool = True,
+) -> list[Span]:
     """Bars of a task's earlier attempts (from their log times), the waits between, and the last attempt.
 
     The store keeps the start and end of the latest attempt; an earlier attempt is drawn
@@ -141,6 +165,7 @@ def attempt_spans(ti: TaskInstanceRecord, logs: Sequence[LogRecord], t0: datetim
     A task waiting to retry shows the wait up to ``next_try_at``. ``last=False`` leaves out
     the latest attempt (drawn by the caller).
     """
+
     def pct(moment: datetime) -> float:
         return round(max(0.0, min(100.0, 100 * (moment - t0).total_seconds() / span)), 2)
 
@@ -152,17 +177,45 @@ def attempt_spans(ti: TaskInstanceRecord, logs: Sequence[LogRecord], t0: datetim
     previous_end: datetime | None = None
     for attempt in sorted(bounds):
         began, ended = min(bounds[attempt]), max(bounds[attempt])
-        out.append(Span("attempt", "failed", pct(began), max(pct(ended) - pct(began), 0.6),
-                        f"attempt {attempt}: {began:%H:%M:%S} → {ended:%H:%M:%S} (failed)"))
+        out.append(
+            Span(
+                "attempt",
+                "failed",
+                pct(began),
+                max(pct(ended) - pct(began), 0.6),
+                f"attempt {attempt}: {began:%H:%M:%S} → {ended:%H:%M:%S} (failed)",
+            )
+        )
         previous_end = ended
     if ti.started_at is not None and previous_end is not None and ti.started_at > previous_end:
-        out.append(Span("wait", "wait", pct(previous_end), pct(ti.started_at) - pct(previous_end),
-                        f"retry wait {(ti.started_at - previous_end).total_seconds():.2f}s before attempt {ti.attempt}"))
+        out.append(
+            Span(
+                "wait",
+                "wait",
+                pct(previous_end),
+                pct(ti.started_at) - pct(previous_end),
+                f"retry wait {(ti.started_at - previous_end).total_seconds():.2f}s before attempt {ti.attempt}",
+            )
+        )
     if ti.started_at is not None and last:
         end = ti.ended_at or now
-        out.append(Span("attempt", ti.state.value, pct(ti.started_at), max(pct(end) - pct(ti.started_at), 0.6),
-                        f"attempt {ti.attempt}: {ti.started_at:%H:%M:%S} → {end:%H:%M:%S} ({ti.state.value})"))
+        out.append(
+            Span(
+                "attempt",
+                ti.state.value,
+                pct(ti.started_at),
+                max(pct(end) - pct(ti.started_at), 0.6),
+                f"attempt {ti.attempt}: {ti.started_at:%H:%M:%S} → {end:%H:%M:%S} ({ti.state.value})",
+            )
+        )
     if ti.state.value == "up_for_retry" and ti.next_try_at is not None and ti.ended_at is not None:
-        out.append(Span("wait", "wait", pct(ti.ended_at), max(pct(ti.next_try_at) - pct(ti.ended_at), 0.6),
-                        f"waiting to retry until {ti.next_try_at.astimezone(UTC):%H:%M:%S}"))
+        out.append(
+            Span(
+                "wait",
+                "wait",
+                pct(ti.ended_at),
+                max(pct(ti.next_try_at) - pct(ti.ended_at), 0.6),
+                f"waiting to retry until {ti.next_try_at.astimezone(UTC):%H:%M:%S}",
+            )
+        )
     return out

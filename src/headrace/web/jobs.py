@@ -47,7 +47,9 @@ class Jobs:
     _pool: ThreadPoolExecutor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="headrace-web-run")
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.workers, thread_name_prefix="headrace-web-run"
+        )
 
     def runner(self, on_event: Callable[[Event], None] | None = None) -> Runner:
         return Runner(self.store, executor=self.executor, settings=self.settings, on_event=on_event)
@@ -68,9 +70,13 @@ class Jobs:
 
         def job() -> None:
             try:
-                with self.runner(on_event) as runner:  # closed after: its lineage/metrics threads end
+                with self.runner(
+                    on_event
+                ) as runner:  # closed after: its lineage/metrics threads end
                     action(runner)
-            except EngineError as exc:  # a refusal (run taken, unknown task): the request reports it
+            except (
+                EngineError
+            ) as exc:  # a refusal (run taken, unknown task): the request reports it
                 box.setdefault("error", exc)
                 log.warning("%s refused: %s", what, exc)
             except BaseException as exc:  # noqa: BLE001 - reported to the request or logged

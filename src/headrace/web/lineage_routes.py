@@ -28,7 +28,9 @@ def _dataset_graph(request: Request, dataset: str) -> tuple[str, Subgraph]:
     if not found:
         raise HTTPException(404, f"no recorded dataset matches {dataset!r}")
     if len(found) > 1:
-        raise HTTPException(400, f"{dataset!r} matches {len(found)} datasets: " + ", ".join(d.uri for d in found))
+        raise HTTPException(
+            400, f"{dataset!r} matches {len(found)} datasets: " + ", ".join(d.uri for d in found)
+        )
     return found[0].uri, graph.around_dataset(found[0])
 
 
@@ -43,16 +45,26 @@ def _pipeline_graph(request: Request, name: str) -> Subgraph:
 def dataset_page(request: Request, dataset: Annotated[str, Query()]) -> Any:
     """The graph upstream and downstream of one dataset."""
     uri, sub = _dataset_graph(request, dataset)
-    return _render(request, "lineage.html", title=f"Lineage of {uri}", svg=Markup(render_svg(sub, focus=uri)),
-                   graph=sub.to_dict())
+    return _render(
+        request,
+        "lineage.html",
+        title=f"Lineage of {uri}",
+        svg=Markup(render_svg(sub, focus=uri)),
+        graph=sub.to_dict(),
+    )
 
 
 @router.get("/lineage/pipelines/{name}", include_in_schema=False, response_class=HTMLResponse)
 def pipeline_page(request: Request, name: str) -> Any:
     """The datasets a pipeline's tasks read and wrote, with the jobs one step beyond."""
     sub = _pipeline_graph(request, name)
-    return _render(request, "lineage.html", title=f"Lineage of pipeline {name}", svg=Markup(render_svg(sub)),
-                   graph=sub.to_dict())
+    return _render(
+        request,
+        "lineage.html",
+        title=f"Lineage of pipeline {name}",
+        svg=Markup(render_svg(sub)),
+        graph=sub.to_dict(),
+    )
 
 
 @router.get("/api/lineage")

@@ -27,11 +27,23 @@ def safe_next(target: str | None) -> str:
 def login_page(request: Request, next: str | None = None, failed: int = 0) -> Response:
     """The login form (user and password, or the token as the password)."""
     seed = request.cookies.get(SEED_COOKIE) or secrets.token_hex(16)
-    response = render(request, "login.html", title="Log in", next=safe_next(next), failed=bool(failed),
-                      login_csrf=auth_of(request).csrf_token("login|" + seed),
-                      users=bool(auth_of(request).users))
-    response.set_cookie(SEED_COOKIE, seed, httponly=True, samesite="strict", max_age=3600,
-                        secure=request.url.scheme == "https")
+    response = render(
+        request,
+        "login.html",
+        title="Log in",
+        next=safe_next(next),
+        failed=bool(failed),
+        login_csrf=auth_of(request).csrf_token("login|" + seed),
+        users=bool(auth_of(request).users),
+    )
+    response.set_cookie(
+        SEED_COOKIE,
+        seed,
+        httponly=True,
+        samesite="strict",
+        max_age=3600,
+        secure=request.url.scheme == "https",
+    )
     return response
 
 
@@ -50,10 +62,18 @@ def login(
         raise HTTPException(403, "missing or wrong CSRF token on the login form: reload the page")
     actor = auth.login(user.strip(), password) if auth.configured else None
     if actor is None:
-        return RedirectResponse(f"/login?failed=1&next={quote(safe_next(next), safe='')}", status_code=303)
+        return RedirectResponse(
+            f"/login?failed=1&next={quote(safe_next(next), safe='')}", status_code=303
+        )
     response = RedirectResponse(safe_next(next), status_code=303)
-    response.set_cookie(SESSION_COOKIE, auth.new_session(actor), httponly=True, samesite="strict",
-                        max_age=SESSION_SECONDS, secure=request.url.scheme == "https")
+    response.set_cookie(
+        SESSION_COOKIE,
+        auth.new_session(actor),
+        httponly=True,
+        samesite="strict",
+        max_age=SESSION_SECONDS,
+        secure=request.url.scheme == "https",
+    )
     return response
 
 

@@ -30,7 +30,9 @@ def masked(text: str | None) -> str | None:
     return MASKER.mask(text) if text else text
 
 
-def duration_seconds(started: datetime | None, ended: datetime | None, now: datetime | None = None) -> float | None:
+def duration_seconds(
+    started: datetime | None, ended: datetime | None, now: datetime | None = None
+) -> float | None:
     """Seconds from ``started`` to ``ended`` (or to now while running); None if never started."""
     if started is None:
         return None

@@ -42,8 +42,6 @@ def first_line(text: str | None, width: int = ERROR_WIDTH) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-
-
 @dataclass
 class TaskRow:
     """One line of a run's task table, with its timeline bar (percent of the run's span).
@@ -64,23 +62,35 @@ class TaskRow:
     counts: list[tuple[str, int]] = field(default_factory=list)
 
 
-def _row(ti: TaskInstanceRecord, t0: datetime | None, span: float | None, now: datetime,
-         logs: Sequence[LogRecord]) -> TaskRow:
+def _row(
+    ti: TaskInstanceRecord,
+    t0: datetime | None,
+    span: float | None,
+    now: datetime,
+    logs: Sequence[LogRecord],
+) -> TaskRow:
     left = width = None
     spans: list[Span] = []
     if ti.started_at is not None and t0 is not None and span is not None:
         end = ti.ended_at or now
         left = round(100 * (ti.started_at - t0).total_seconds() / span, 2)
         # A visible sliver for instant tasks; never past the right edge.
-        width = round(min(max(100 * (end - ti.started_at).total_seconds() / span, 0.6), 100 - left), 2)
+        width = round(
+            min(max(100 * (end - ti.started_at).total_seconds() / span, 0.6), 100 - left), 2
+        )
         spans = attempt_spans(ti, logs, t0, span, now, last=False)
     started = format_time(ti.started_at)
     if ti.started_at is not None and t0 is not None and ti.started_at.date() == t0.date():
         started = started[11:]  # the day is in the run's header: the time is enough
     return TaskRow(
-        ti=ti, label=label_of(ti), started=started,
+        ti=ti,
+        label=label_of(ti),
+        started=started,
         duration=format_duration(ti.started_at, ti.ended_at, now),
-        error=first_line(masked(ti.error)), bar_left=left, bar_width=width, spans=spans,
+        error=first_line(masked(ti.error)),
+        bar_left=left,
+        bar_width=width,
+        spans=spans,
     )
 
 
@@ -97,8 +107,12 @@ def task_groups(
     starts = [t.started_at for t in tasks if t.started_at is not None]
     attempts = {(t.task_id, t.map_index): t.attempt for t in tasks}
     # Earlier attempts (known from their log lines) start the timeline when they came first.
-    starts += [log.created_at for log in logs if log.created_at is not None
-               and log.attempt < attempts.get((log.task_id, log.map_index), 0)]
+    starts += [
+        log.created_at
+        for log in logs
+        if log.created_at is not None
+        and log.attempt < attempts.get((log.task_id, log.map_index), 0)
+    ]
     t0 = min(starts) if starts else None
     ends = [t.ended_at or now for t in tasks if t.started_at is not None]
     span = max((max(ends) - t0).total_seconds(), 1e-6) if t0 is not None and ends else None
@@ -112,7 +126,10 @@ def task_groups(
     for entry in ordered:
         ti = entry.ti
         row = _row(ti, t0, span, now, by_task.get((ti.task_id, ti.map_index), []))
-        row.elements = [_row(e, t0, span, now, by_task.get((e.task_id, e.map_index), [])) for e in entry.elements]
+        row.elements = [
+            _row(e, t0, span, now, by_task.get((e.task_id, e.map_index), []))
+            for e in entry.elements
+        ]
         row.counts = entry.counts
         group = group_of(ti.task_id)
         if group is not None and group in index:
@@ -133,7 +150,13 @@ def task_groups(
 
 def error_page(request: Request, status_code: int, message: str) -> Response:
     """An HTML page for an HTTP error (unknown run, bad filter)."""
-    return render(request, "error.html", status_code=status_code, title=f"Error {status_code}", message=message)
+    return render(
+        request,
+        "error.html",
+        status_code=status_code,
+        title=f"Error {status_code}",
+        message=message,
+    )
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)

@@ -92,7 +92,9 @@ def read_quarantined(
     if not isinstance(dest, DuckDBDestination | PostgresDestination):
         page.error = f"quarantined rows of a {type(dest).__name__} are not shown here"
         return page
-    if isinstance(dest, DuckDBDestination) and not Path(dest.path).exists():  # not created by a look
+    if (
+        isinstance(dest, DuckDBDestination) and not Path(dest.path).exists()
+    ):  # not created by a look
         page.error = f"the warehouse {dest.path} of connection {connection!r} does not exist"
         return page
     try:

@@ -25,6 +25,7 @@ from headrace.web.auth import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, WebAuth
 SEED_COOKIE = "headrace_csrf_seed"
 OPEN_PATHS = ("/login", "/api/health", "/openapi.json")
 
+
 def auth_of(request: Request) -> WebAuth:
     return request.app.state.auth
 
@@ -50,7 +51,9 @@ def csrf_for(request: Request) -> str:
     return auth_of(request).csrf_token(session) if session else ""
 
 
-async def session_gate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+async def session_gate(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
     """Middleware: with authentication configured, turn away requests that carry none."""
     auth = auth_of(request)
     path = request.url.path
@@ -61,9 +64,12 @@ async def session_gate(request: Request, call_next: Callable[[Request], Awaitabl
         request.state.actor = actor
         return await call_next(request)
     if path.startswith("/api/") or path == "/metrics":
-        return Response('{"detail":"authentication required: send Authorization: Bearer TOKEN"}',
-                        status_code=401, media_type="application/json",
-                        headers={"WWW-Authenticate": "Bearer"})
+        return Response(
+            '{"detail":"authentication required: send Authorization: Bearer TOKEN"}',
+            status_code=401,
+            media_type="application/json",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if request.method != "GET":
         return Response("authentication required", status_code=401, media_type="text/plain")
     target = path + (f"?{request.url.query}" if request.url.query else "")
@@ -79,17 +85,26 @@ def require_actor(request: Request, csrf: str | None) -> str:
     """
     auth = auth_of(request)
     if not auth.configured:
-        raise HTTPException(403, "actions need authentication: start `headrace web` with HEADRACE_WEB_TOKEN "
-                                 "or HEADRACE_WEB_USERS set")
+        raise HTTPException(
+            403,
+            "actions need authentication: start `headrace web` with HEADRACE_WEB_TOKEN "
+            "or HEADRACE_WEB_USERS set",
+        )
     actor, via_bearer = identify(request)
     if actor is None:
-        raise HTTPException(401, "authentication required: log in, or send Authorization: Bearer TOKEN",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "authentication required: log in, or send Authorization: Bearer TOKEN",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if not via_bearer:
         given = csrf or request.headers.get(CSRF_HEADER)
         if not auth.check_csrf(request.cookies.get(SESSION_COOKIE), given):
-            raise HTTPException(403, f"missing or wrong CSRF token: submit the form from the page "
-                                     f"(or send the {CSRF_HEADER} header)")
+            raise HTTPException(
+                403,
+                f"missing or wrong CSRF token: submit the form from the page "
+                f"(or send the {CSRF_HEADER} header)",
+            )
     return actor
 
 

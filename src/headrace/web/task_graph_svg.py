@@ -56,7 +56,9 @@ def layers(pipeline: Pipeline) -> list[list[str]]:
     return columns
 
 
-def render_svg(pipeline: Pipeline, states: Mapping[str, NodeState] | None = None, link: str | None = None) -> str:
+def render_svg(
+    pipeline: Pipeline, states: Mapping[str, NodeState] | None = None, link: str | None = None
+) -> str:
     """The SVG of ``pipeline``'s graph.
 
     Args:
@@ -88,8 +90,10 @@ def render_svg(pipeline: Pipeline, states: Mapping[str, NodeState] | None = None
             x2, y2 = xy[down]
             sx, sy, ex, ey = x1 + NODE_W, y1 + NODE_H // 2, x2, y2 + NODE_H // 2
             mid = (sx + ex) // 2
-            parts.append(f'<path class="edge" d="M{sx},{sy} C{mid},{sy} {mid},{ey} {ex},{ey}" fill="none" '
-                         f'stroke="#8c959f" stroke-width="1.3" marker-end="url(#arrow)"/>')
+            parts.append(
+                f'<path class="edge" d="M{sx},{sy} C{mid},{sy} {mid},{ey} {ex},{ey}" fill="none" '
+                f'stroke="#8c959f" stroke-width="1.3" marker-end="url(#arrow)"/>'
+            )
     for tid in pipeline.order:
         parts.append(_node(pipeline, tid, xy[tid], states.get(tid, NodeState()), link))
     parts.append("</svg>")
@@ -113,7 +117,9 @@ def _group_frames(pipeline: Pipeline, xy: Mapping[str, tuple[int, int]]) -> list
     return frames
 
 
-def _node(pipeline: Pipeline, tid: str, at: tuple[int, int], info: NodeState, link: str | None) -> str:
+def _node(
+    pipeline: Pipeline, tid: str, at: tuple[int, int], info: NodeState, link: str | None
+) -> str:
     task = pipeline.tasks[tid]
     x, y = at
     fill, stroke = COLOURS.get(info.state or "", NO_STATE)
@@ -122,16 +128,21 @@ def _node(pipeline: Pipeline, tid: str, at: tuple[int, int], info: NodeState, li
         label += f" ×{info.elements}" if info.elements is not None else " [mapped]"
     if len(label) > 20:
         label = label[:19] + "…"
-    title = f"{tid}: {info.state or 'not run'}" + (" (branch)" if task.branch else "") + (
-        f", {info.elements} mapped elements" if info.elements is not None else "")
+    title = (
+        f"{tid}: {info.state or 'not run'}"
+        + (" (branch)" if task.branch else "")
+        + (f", {info.elements} mapped elements" if info.elements is not None else "")
+    )
     marker = ""
     if task.branch:
         cx, cy = x + NODE_W - 14, y + NODE_H // 2
         marker = f'<path d="M{cx},{cy - 7} L{cx + 7},{cy} L{cx},{cy + 7} L{cx - 7},{cy} z" fill="{stroke}"/>'
     stack = ""
     if task.is_mapped:  # a second outline behind: "many of these"
-        stack = (f'<rect x="{x + 4}" y="{y - 4}" width="{NODE_W}" height="{NODE_H}" rx="6" fill="{fill}" '
-                 f'stroke="{stroke}"/>')
+        stack = (
+            f'<rect x="{x + 4}" y="{y - 4}" width="{NODE_W}" height="{NODE_H}" rx="6" fill="{fill}" '
+            f'stroke="{stroke}"/>'
+        )
     body = (
         f'<g class="node" data-task="{escape(tid)}" data-state="{escape(info.state or "")}"><title>{escape(title)}</title>'
         f'{stack}<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="6" fill="{fill}" stroke="{stroke}" '

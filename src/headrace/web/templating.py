@@ -24,13 +24,18 @@ _env = Environment(
 )
 templates = Jinja2Templates(env=_env)
 
+
 def shown_params(params: dict[str, Any]) -> list[tuple[str, Any]]:
     """A run's params as shown: values of secret-looking names (``api_token``, ``password``) as ``***``."""
     return [(k, MASK if looks_secret(k) else v) for k, v in params.items()]
 
 
 _env.filters.update(
-    time=format_time, logical=format_logical, masked=masked, seconds=format_seconds, shown_params=shown_params
+    time=format_time,
+    logical=format_logical,
+    masked=masked,
+    seconds=format_seconds,
+    shown_params=shown_params,
 )
 
 
@@ -38,6 +43,14 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     """Render ``template`` with the common context: store, version, who is logged in, CSRF token."""
     ctx = web_context(request)
     actor, csrf, can_act = page_identity(request)
-    base = {"store": ctx.location, "version": headrace.__version__, "refresh": 0,
-            "actor": actor, "csrf": csrf, "can_act": can_act}
-    return templates.TemplateResponse(request, template, {**base, **context}, status_code=status_code)
+    base = {
+        "store": ctx.location,
+        "version": headrace.__version__,
+        "refresh": 0,
+        "actor": actor,
+        "csrf": csrf,
+        "can_act": can_act,
+    }
+    return templates.TemplateResponse(
+        request, template, {**base, **context}, status_code=status_code
+    )

@@ -46,8 +46,10 @@ def _latest_states(request: Request, name: str) -> tuple[Any, dict[str, NodeStat
     if not latest:
         return None, {}
     folded = collapse_mapped(store.get_task_instances(latest[0].run_id))
-    return latest[0], {tid: NodeState(e.ti.state.value, len(e.elements) if e.elements else None)
-                       for tid, e in folded.items()}
+    return latest[0], {
+        tid: NodeState(e.ti.state.value, len(e.elements) if e.elements else None)
+        for tid, e in folded.items()
+    }
 
 
 def _next_run(request: Request, pipeline: Pipeline) -> tuple[datetime | None, bool]:
@@ -58,16 +60,27 @@ def _next_run(request: Request, pipeline: Pipeline) -> tuple[datetime | None, bo
     last = last_automated_run(web_context(request).store, pipeline.name)
     now = datetime.now(UTC)
     try:
-        interval = timetable.next_interval(last.data_interval_end if last else None, start_date=pipeline.start_date,
-                                           end_date=pipeline.end_date, catchup=pipeline.catchup, now=now)
+        interval = timetable.next_interval(
+            last.data_interval_end if last else None,
+            start_date=pipeline.start_date,
+            end_date=pipeline.end_date,
+            catchup=pipeline.catchup,
+            now=now,
+        )
     except HeadraceError:
         return None, False
     return (interval.end, interval.due(now)) if interval is not None else (None, False)
 
 
 def _params(pipeline: Pipeline) -> list[dict[str, str]]:
-    return [{"name": k, "type": type(v).__name__, "default": "" if v is None else str(shown_params({k: v})[k])}
-            for k, v in pipeline.params.items()]
+    return [
+        {
+            "name": k,
+            "type": type(v).__name__,
+            "default": "" if v is None else str(shown_params({k: v})[k]),
+        }
+        for k, v in pipeline.params.items()
+    ]
 
 
 @router.get("/pipelines/{name}", response_class=HTMLResponse)
@@ -83,10 +96,22 @@ def pipeline_page(request: Request, name: str) -> HTMLResponse:
         source, module_source = "", ""
     latest, _ = _latest_states(request, name)
     return render(
-        request, "pipeline.html", title=f"Pipeline {name}", p=pipeline, params=_params(pipeline), slas=slas,
-        next_run=_next_run(request, pipeline), paused=store.is_paused(name), source=source, module_source=module_source,
-        runs=store.count_runs(pipeline=name), latest=latest, today=date.today().isoformat(),
-        owners=sorted({t.owner for t in pipeline.tasks.values() if t.owner} | ({pipeline.owner} - {None})),
+        request,
+        "pipeline.html",
+        title=f"Pipeline {name}",
+        p=pipeline,
+        params=_params(pipeline),
+        slas=slas,
+        next_run=_next_run(request, pipeline),
+        paused=store.is_paused(name),
+        source=source,
+        module_source=module_source,
+        runs=store.count_runs(pipeline=name),
+        latest=latest,
+        today=date.today().isoformat(),
+        owners=sorted(
+            {t.owner for t in pipeline.tasks.values() if t.owner} | ({pipeline.owner} - {None})
+        ),
         flash=request.query_params.get("flash"),
     )
 
@@ -101,18 +126,28 @@ def graph_page(request: Request, name: str) -> HTMLResponse:
 
 
 @router.get("/pipelines/{name}/grid", response_class=HTMLResponse)
-def grid_page(request: Request, name: str,
-              runs: Annotated[int, Query(ge=1, le=200)] = GRID_RUNS) -> HTMLResponse:
+def grid_page(
+    request: Request, name: str, runs: Annotated[int, Query(ge=1, le=200)] = GRID_RUNS
+) -> HTMLResponse:
     """Recent runs × tasks, state colours, hover details."""
     store = web_context(request).store
     recent = store.list_runs(pipeline=name, limit=runs)
     pipeline = _pipeline_or_none(request, name)
     if not recent and pipeline is None:
         raise HTTPException(404, f"no runs of pipeline {name!r} and no such pipeline file")
-    grid = build_grid(recent, store.task_instances_of([r.run_id for r in recent]),
-                      pipeline.order if pipeline is not None else None)
-    return render(request, "grid.html", title=f"Grid · {name}", name=name, grid=grid,
-                  groups={t: pipeline.tasks[t].group for t in pipeline.order} if pipeline else {})
+    grid = build_grid(
+        recent,
+        store.task_instances_of([r.run_id for r in recent]),
+        pipeline.order if pipeline is not None else None,
+    )
+    return render(
+        request,
+        "grid.html",
+        title=f"Grid · {name}",
+        name=name,
+        grid=grid,
+        groups={t: pipeline.tasks[t].group for t in pipeline.order} if pipeline else {},
+    )
 
 
 def _day(text: str | None, field: str) -> datetime | None:
@@ -138,24 +173,63 @@ def runs_page(
     """Runs with search (pipeline, state, logical-date range, text in errors) and pagination."""
     ctx = web_context(request)
     end = _day(until, "until")
-    query = RunQuery(pipeline=pipeline or None, states=parse_state(state) or (), since=_day(since, "since"),
-                     until=end + timedelta(days=1) if end else None, text=q or None)
+    query = RunQuery(
+        pipeline=pipeline or None,
+        states=parse_state(state) or (),
+        since=_day(since, "since"),
+        until=end + timedelta(days=1) if end else None,
+        text=q or None,
+    )
     runs, total = ctx.store.search_runs(query, limit=limit, offset=(page - 1) * limit)
     if not runs and pipeline and page == 1 and pipeline not in ctx.store.list_pipelines():
-        raise HTTPException(404, f"No runs of pipeline {pipeline!r} in the state store."
-                            + did_you_mean(pipeline, known_pipelines(ctx.store)))
+        raise HTTPException(
+            404,
+            f"No runs of pipeline {pipeline!r} in the state store."
+            + did_you_mean(pipeline, known_pipelines(ctx.store)),
+        )
     now = datetime.now(UTC)
-    rows = [{"run": r, "duration": format_duration(r.started_at, r.ended_at, now),
-             "error": _first_line(masked(r.error))} for r in runs]
+    rows = [
+        {
+            "run": r,
+            "duration": format_duration(r.started_at, r.ended_at, now),
+            "error": _first_line(masked(r.error)),
+        }
+        for r in runs
+    ]
     pages = max(1, -(-total // limit))
-    keep = {k: v for k, v in {"pipeline": pipeline, "state": state, "since": since, "until": until, "q": q,
-                               "limit": limit if limit != PAGE_SIZE else None}.items() if v}
+    keep = {
+        k: v
+        for k, v in {
+            "pipeline": pipeline,
+            "state": state,
+            "since": since,
+            "until": until,
+            "q": q,
+            "limit": limit if limit != PAGE_SIZE else None,
+        }.items()
+        if v
+    }
     live = any(r.state.value in (RunState.QUEUED.value, RunState.RUNNING.value) for r in runs)
-    return render(request, "runs.html", title="Runs", rows=rows, total=total, page=page, pages=pages,
-                  first=(page - 1) * limit + 1 if runs else 0, last=(page - 1) * limit + len(runs),
-                  keep=keep, pipeline=pipeline, state=state, since=since or "", until=until or "", q=q or "",
-                  states=[s.value for s in RunState], pipelines=ctx.store.list_pipelines(),
-                  refresh=ctx.refresh_seconds if live else 0)
+    return render(
+        request,
+        "runs.html",
+        title="Runs",
+        rows=rows,
+        total=total,
+        page=page,
+        pages=pages,
+        first=(page - 1) * limit + 1 if runs else 0,
+        last=(page - 1) * limit + len(runs),
+        keep=keep,
+        pipeline=pipeline,
+        state=state,
+        since=since or "",
+        until=until or "",
+        q=q or "",
+        states=[s.value for s in RunState],
+        pipelines=ctx.store.list_pipelines(),
+        refresh=ctx.refresh_seconds if live else 0,
+    )
 
 
 def _first_line(text: str | None, width: int = 160) -> str:
@@ -168,8 +242,15 @@ def _first_line(text: str | None, width: int = 160) -> str:
 def actions_page(request: Request, page: Annotated[int, Query(ge=1)] = 1) -> HTMLResponse:
     """The audit log: every action, who did it and when."""
     found, total = web_context(request).store.list_actions(100, (page - 1) * 100)
-    return render(request, "actions.html", title="Actions", actions=found, total=total, page=page,
-                  pages=max(1, -(-total // 100)))
+    return render(
+        request,
+        "actions.html",
+        title="Actions",
+        actions=found,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // 100)),
+    )
 
 
 @router.get("/runs/{run_id}/quarantine", response_class=HTMLResponse)
@@ -190,7 +271,11 @@ def quarantine_page(
     if ctx.settings is not None:
         offset = (page - 1) * limit
         for task_id, destination, load_id in sync_loads(store.get_task_instances(run.run_id)):
-            loads.append(read_quarantined(ctx.settings, task_id, destination, load_id, limit=limit, offset=offset))
+            loads.append(
+                read_quarantined(
+                    ctx.settings, task_id, destination, load_id, limit=limit, offset=offset
+                )
+            )
     synced = {load.task_id for load in loads}
     items = []
     for check in store.get_check_results(run.run_id):

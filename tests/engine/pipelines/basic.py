@@ -48,8 +48,12 @@ def cleanup() -> str:
     return "cleaned"
 
 
-@pipeline(schedule="0 2 * * *", start_date=datetime(2024, 1, 1), params={"n": 4, "full_refresh": False},
-          defaults=dict(retries=Retry(attempts=2, delay=0)))
+@pipeline(
+    schedule="0 2 * * *",
+    start_date=datetime(2024, 1, 1),
+    params={"n": 4, "full_refresh": False},
+    defaults=dict(retries=Retry(attempts=2, delay=0)),
+)
 def numbers():
     values = extract()
     squares = square.partial(offset=1).map(x=values)

@@ -17,7 +17,9 @@ if __name__ == "__main__":
     params = dict(p.split("=", 1) for p in pairs)
     runner = Runner(open_store(url), executor=executor, settings=settings, heartbeat_interval=0.5)
     try:
-        result = runner.run(load_pipelines(file)[name], logical_date=datetime.fromisoformat(day), params=params)
+        result = runner.run(
+            load_pipelines(file)[name], logical_date=datetime.fromisoformat(day), params=params
+        )
     except RunInterrupted as exc:
         print(exc, flush=True)
         sys.exit(130)

@@ -9,7 +9,11 @@ from headrace import Context, Retry, pipeline, task
 from headrace.errors import TerminalError
 
 
-@task(retries=Retry(attempts=3, delay=timedelta(minutes=5), backoff=2.0, max_delay=timedelta(minutes=8)))
+@task(
+    retries=Retry(
+        attempts=3, delay=timedelta(minutes=5), backoff=2.0, max_delay=timedelta(minutes=8)
+    )
+)
 def flaky(ctx: Context) -> int:
     if ctx.attempt < ctx.params["succeed_on"]:
         raise ConnectionError(f"attempt {ctx.attempt} lost the connection")

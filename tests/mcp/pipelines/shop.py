@@ -23,18 +23,24 @@ from headrace.connectors import Checkpoint, open_destination
 from headrace.quality import matches_regex, not_null
 
 
-@task(checks=[
-    not_null("email", severity="quarantine", reason="email is missing"),
-    matches_regex("email", r"^[^@\s]+@[^@\s]+$", severity="quarantine", reason="email is not valid"),
-])
+@task(
+    checks=[
+        not_null("email", severity="quarantine", reason="email is missing"),
+        matches_regex(
+            "email", r"^[^@\s]+@[^@\s]+$", severity="quarantine", reason="email is not valid"
+        ),
+    ]
+)
 def orders(ctx: Context) -> pa.Table:
     """Five orders, two of them bad."""
     ctx.log.info("made 5 orders for %s", ctx.ds)
-    return pa.table({
-        "order_id": [1, 2, 3, 4, 5],
-        "email": ["a@x.org", None, "c@x.org", "not-an-email", "e@x.org"],
-        "amount": [10.5, 20.0, 30.25, 40.0, 50.0],
-    })
+    return pa.table(
+        {
+            "order_id": [1, 2, 3, 4, 5],
+            "email": ["a@x.org", None, "c@x.org", "not-an-email", "e@x.org"],
+            "amount": [10.5, 20.0, 30.25, 40.0, 50.0],
+        }
+    )
 
 
 @task
@@ -44,11 +50,20 @@ def load(ctx: Context, clean: pa.Table) -> dict:
     dest = open_destination(ctx.params["target"], ctx.settings)
     load_id = f"{ctx.run_id}:load"
     result = dest.write(
-        clean, "orders", mode="append", quarantine=quarantined, load_id=load_id, metadata=True,
+        clean,
+        "orders",
+        mode="append",
+        quarantine=quarantined,
+        load_id=load_id,
+        metadata=True,
         checkpoint=Checkpoint("shop", "demo.orders", max(clean["order_id"].to_pylist())),
     )
     ctx.log.info("loaded %d rows, quarantined %d", result.rows_loaded, result.rows_quarantined)
-    return {"loaded": result.rows_loaded, "quarantined": result.rows_quarantined, "load_id": load_id}
+    return {
+        "loaded": result.rows_loaded,
+        "quarantined": result.rows_quarantined,
+        "load_id": load_id,
+    }
 
 
 @task

@@ -14,14 +14,19 @@ from headrace.tasks.sql_statement import sql_task
 load_signups = sync(
     "load_signups",
     source=file_source(str(Path(__file__).with_name("signups.csv"))),
-    checks=[matches_regex("email", r"^[^@\s]+@[^@\s]+$", severity="quarantine", reason="email is not valid")],
+    checks=[
+        matches_regex(
+            "email", r"^[^@\s]+@[^@\s]+$", severity="quarantine", reason="email is not valid"
+        )
+    ],
     destination=destination("lake", table="signups", mode="replace"),
 )
 
 count_domains = sql_task(
     "CREATE OR REPLACE TABLE signup_domains AS "
     "SELECT split_part(email, '@', 2) AS domain, count(*) AS signups FROM signups GROUP BY 1",
-    conn="lake", task_id="count_domains",
+    conn="lake",
+    task_id="count_domains",
 )
 
 

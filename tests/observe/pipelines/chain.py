@@ -27,7 +27,12 @@ clean = sync(
     incremental=full(),
     transform="SELECT id, upper(name) AS name, name || ' <' || email || '>' AS contact FROM rows",
     checks=[matches_regex("contact", r".+@.+", severity="quarantine", reason="bad email")],
-    destination=destination("warehouse", table="people_clean", mode="replace",
-                            doc="People with a contact line", columns={"contact": "Name and e-mail"}),
+    destination=destination(
+        "warehouse",
+        table="people_clean",
+        mode="replace",
+        doc="People with a contact line",
+        columns={"contact": "Name and e-mail"},
+    ),
 )
 publish = clean.pipeline(name="publish", owner="analytics", schedule="0 6 * * *", tags=["mart"])

@@ -64,7 +64,10 @@ def publish(ctx: Context, value: int) -> str:
 
 
 @pipeline(
-    schedule="@daily", start_date=datetime(2024, 1, 1), owner="data-team", tags=["demo", "web"],
+    schedule="@daily",
+    start_date=datetime(2024, 1, 1),
+    owner="data-team",
+    tags=["demo", "web"],
     params={"n": 12, "fail_file": "", "dir": "", "pause": 0.0, "flaky": False, "api_token": ""},
 )
 def web_ops():

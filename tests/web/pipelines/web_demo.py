@@ -18,18 +18,22 @@ def fetch(ctx: Context) -> pa.Table:
     if ctx.attempt == 1:
         raise ConnectionError("source not ready yet (fails once on purpose)")
     ctx.log.info("fetched 5 rows on attempt %d", ctx.attempt)
-    return pa.table({
-        "id": [1, 2, 3, 4, 5],
-        "email": ["a@x.io", "broken", "c@x.io", "d@x.io", "also broken"],
-        "status": ["active", "active", "gone", "inactive", "active"],
-    })
+    return pa.table(
+        {
+            "id": [1, 2, 3, 4, 5],
+            "email": ["a@x.io", "broken", "c@x.io", "d@x.io", "also broken"],
+            "status": ["active", "active", "gone", "inactive", "active"],
+        }
+    )
 
 
-@task(checks=[
-    not_null("id"),
-    matches_regex("email", r"^[^@\s]+@[^@\s]+$", severity="quarantine"),
-    accepted_values("status", ["active", "inactive"], severity="warn"),
-])
+@task(
+    checks=[
+        not_null("id"),
+        matches_regex("email", r"^[^@\s]+@[^@\s]+$", severity="quarantine"),
+        accepted_values("status", ["active", "inactive"], severity="warn"),
+    ]
+)
 def clean(rows: pa.Table) -> pa.Table:
     return rows
 

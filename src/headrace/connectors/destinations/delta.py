@@ -166,7 +166,9 @@ class DeltaDestination(LakeDestination):
         lo, hi = bounds["min"], bounds["max"]
         if not lo.is_valid:
             return dataset.to_table(columns=columns)
-        return dataset.to_table(columns=columns, filter=(ds.field(key) >= lo) & (ds.field(key) <= hi))
+        return dataset.to_table(
+            columns=columns, filter=(ds.field(key) >= lo) & (ds.field(key) <= hi)
+        )
 
     def _may_hold_newer(self, state: TableState, cursor: str, incoming: pa.ChunkedArray) -> bool:
         """From the files' statistics (the ``max`` of each add action): exact for numbers

@@ -112,7 +112,9 @@ def write_arguments(
     mode = WriteMode.parse(mode)
     keys = [keys] if isinstance(keys, str) else list(keys)
     if mode is WriteMode.MERGE and not keys:
-        raise ConnectorError(f"Merge into {table!r} needs keys=[...] (the columns that identify a row).")
+        raise ConnectorError(
+            f"Merge into {table!r} needs keys=[...] (the columns that identify a row)."
+        )
     if mode is WriteMode.REPLACE_PARTITION and partition is None:
         raise ConnectorError(
             f"replace_partition into {table!r} needs partition=Interval(column, start, end)."
@@ -244,6 +246,8 @@ def check_columns(
             raise ConnectorError(
                 f"the data has type {sql_type} but the table has {existing[column]}, which cannot "
                 "hold it. Cast the column in the transform, or load with mode='replace' to rebuild "
-                "the table.", table=table, column=column,
+                "the table.",
+                table=table,
+                column=column,
             )
     return to_add

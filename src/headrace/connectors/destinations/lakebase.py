@@ -127,7 +127,11 @@ def read_whole(
     if metadata:
         rows = _with_meta(rows, final_id, loaded_at)
     return WholeData(
-        rows, q_arrow, final_id, loaded_at, checkpoint() if callable(checkpoint) else checkpoint,
+        rows,
+        q_arrow,
+        final_id,
+        loaded_at,
+        checkpoint() if callable(checkpoint) else checkpoint,
         screened.nulled + getattr(getattr(data, "rejects", None), "nulled", 0),
     )
 

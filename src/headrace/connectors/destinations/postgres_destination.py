@@ -209,7 +209,8 @@ def _stage_cast(column: pa.Array, target: pa.DataType, name: str) -> pa.Array:
         # adbc-driver-postgresql 1.8 writes a NULL array element as 0 (or ''): refuse
         raise ConnectorError(
             "an array holds NULL elements, which the PostgreSQL driver would store as 0; replace them "
-            "(or cast the column to text) before loading.", column=name,
+            "(or cast the column to text) before loading.",
+            column=name,
         )
     if isinstance(column.type, pa.UuidType):
         return column.storage.cast(target)

@@ -241,7 +241,11 @@ class SnowflakeDestination:
         whole = read_whole(data, table, where, self.fidelity, quarantine=quarantine, load_id=load_id,
                            metadata=metadata, checkpoint=checkpoint)  # fmt: skip
         rows, q_rows, final_id, at, new_ckpt = (
-            whole.rows, whole.quarantine, whole.load_id, whole.loaded_at, whole.checkpoint
+            whole.rows,
+            whole.quarantine,
+            whole.load_id,
+            whole.loaded_at,
+            whole.checkpoint,
         )
         if mode is WriteMode.MERGE:
             rows = _dedupe(rows, keys, dedupe_order_by, where)

@@ -123,7 +123,8 @@ class CsvReader:
         if "\n".encode(self.encoding) != b"\n":
             raise ConnectorError(
                 f"encoding {src.encoding!r} does not write a line end as one byte; "
-                "transcode the file to UTF-8 first.", path=str(file)
+                "transcode the file to UTF-8 first.",
+                path=str(file),
             )
         self.utf8 = self.encoding == "utf-8"
         self.max_record = src.max_record_bytes
@@ -184,7 +185,8 @@ class CsvReader:
         if report.lines != report.accounted:
             raise ConnectorError(
                 f"{report.lines} lines read but {report.accounted} accounted for "
-                f"({report}); this is a bug in the CSV reader: please report it with the file.", path=str(self.file)
+                f"({report}); this is a bug in the CSV reader: please report it with the file.",
+                path=str(self.file),
             )
         log.info("%s", report)
         if report.quarantined:

@@ -184,9 +184,7 @@ class FileSource:
         elif p.is_file():
             found = [p]
         else:
-            found = sorted(
-                Path(f) for f in globmod.glob(path, recursive=True) if Path(f).is_file()
-            )
+            found = sorted(Path(f) for f in globmod.glob(path, recursive=True) if Path(f).is_file())
         if not found:
             raise ConnectorError(f"No files found at {self.path!r}; check the path or glob.")
         return found
@@ -257,8 +255,10 @@ class FileSource:
         if unknown:
             name = sorted(unknown)[0]
             raise ConnectorError(
-                "a type override for a column the file does not have." + did_you_mean(name, schema.names),
-                path=str(file), column=name,
+                "a type override for a column the file does not have."
+                + did_you_mean(name, schema.names),
+                path=str(file),
+                column=name,
             )
         return schema, (self._cast(b, schema, file) for b in _guard(batches, file, fmt))
 
@@ -353,12 +353,14 @@ def _check_names(file: Path, names: list[str]) -> None:
         if not name.strip():
             raise ConnectorError(
                 f"column {i + 1} has an empty name; rename it in the file (or read "
-                "a CSV file with column_names=).", path=str(file)
+                "a CSV file with column_names=).",
+                path=str(file),
             )
         if name in names[:i]:
             raise ConnectorError(
                 f"column name {name!r} appears twice (columns {names.index(name) + 1} "
-                f"and {i + 1}); columns must be told apart to be loaded.", path=str(file)
+                f"and {i + 1}); columns must be told apart to be loaded.",
+                path=str(file),
             )
 
 
@@ -400,7 +402,8 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, file: Path) -> pa.RecordB
                     column = column.cast(field.type)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                     raise ConnectorError(
-                        f"column {field.name!r} cannot be read as {field.type}: {exc}", path=str(file)
+                        f"column {field.name!r} cannot be read as {field.type}: {exc}",
+                        path=str(file),
                     ) from exc
             arrays.append(column)
         else:

@@ -75,7 +75,8 @@ def open_batches(
             )
         except Exception as exc:
             raise ConnectorError(
-                f"Reading from MySQL failed: {driver_message(exc, src.conn)}", table=src.name,
+                f"Reading from MySQL failed: {driver_message(exc, src.conn)}",
+                table=src.name,
                 connection=src.conn.masked,
             ) from exc
         return schema, _connectorx_stream(reader, src, schema, where)
@@ -94,7 +95,9 @@ def _connectorx_stream(
         if type(exc).__name__ != "PanicException":
             raise
         raise ConnectorError(
-            f"Reading failed: {str(exc).splitlines()[0]}", table=src.name, connection=src.conn.masked
+            f"Reading failed: {str(exc).splitlines()[0]}",
+            table=src.name,
+            connection=src.conn.masked,
         ) from exc
 
 
@@ -117,7 +120,9 @@ def _connect(src: SqlSource) -> Any:
             charset="utf8mb4",
         )
     except Exception as exc:
-        raise ConnectionFailedError(f"MySQL {src.conn.masked}", driver_message(exc, src.conn)) from exc
+        raise ConnectionFailedError(
+            f"MySQL {src.conn.masked}", driver_message(exc, src.conn)
+        ) from exc
 
 
 def _describe(conn: Any, src: SqlSource, where: str) -> list[tuple[str, int, int, int, int, int]]:
@@ -130,7 +135,9 @@ def _describe(conn: Any, src: SqlSource, where: str) -> list[tuple[str, int, int
         return [(f.name, f.type_code, f.length, f.scale, f.flags, f.charsetnr) for f in fields]
     except Exception as exc:
         raise ConnectorError(
-            f"Reading failed: {driver_message(exc, src.conn)}", table=src.name, connection=src.conn.masked
+            f"Reading failed: {driver_message(exc, src.conn)}",
+            table=src.name,
+            connection=src.conn.masked,
         ) from exc
     finally:
         cur.close()
@@ -229,7 +236,8 @@ def _pymysql_stream(
     except Exception as exc:
         conn.close()
         raise ConnectorError(
-            f"Reading from MySQL failed: {driver_message(exc, src.conn)}", table=src.name,
+            f"Reading from MySQL failed: {driver_message(exc, src.conn)}",
+            table=src.name,
             connection=src.conn.masked,
         ) from exc
     # the driver's Python values, read as text where they are parsed in Arrow

@@ -71,7 +71,8 @@ class NdjsonReader:
                 self.fh.close()
                 raise ConnectorError(
                     f"no JSON object in the file ({self.report}); nothing to "
-                    "take its columns from (pass types= to read it as empty).", path=str(self.file)
+                    "take its columns from (pass types= to read it as empty).",
+                    path=str(self.file),
                 )
             self.schema = pa.schema([pa.field(n, t) for n, t in self.src.types.items()])
         self.src.reports.append(self.report)
@@ -88,7 +89,8 @@ class NdjsonReader:
         if report.lines != report.accounted:
             raise ConnectorError(
                 f"{report.lines} lines read but {report.accounted} accounted for "
-                f"({report}); this is a bug in the NDJSON reader: please report it.", path=str(self.file)
+                f"({report}); this is a bug in the NDJSON reader: please report it.",
+                path=str(self.file),
             )
         log.info("%s", report)
 

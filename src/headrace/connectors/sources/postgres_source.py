@@ -62,7 +62,9 @@ def open_batches(
     except Exception as exc:
         if database is not None:
             _close([database])
-        raise ConnectionFailedError(f"PostgreSQL {src.conn.masked}", driver_message(exc, src.conn)) from exc
+        raise ConnectionFailedError(
+            f"PostgreSQL {src.conn.masked}", driver_message(exc, src.conn)
+        ) from exc
     handles: list[Any] = [conn, database]  # closed in this order once the stream ends
     conditions: list[str] = []
     where = f"{src.name} at {src.conn.masked}"
@@ -105,7 +107,8 @@ def open_batches(
     except Exception as exc:
         _close(handles)
         raise ConnectorError(
-            f"Reading from PostgreSQL failed: {driver_message(exc, src.conn)}", table=src.name,
+            f"Reading from PostgreSQL failed: {driver_message(exc, src.conn)}",
+            table=src.name,
             connection=src.conn.masked,
         ) from exc
     schema, check = _plan(reader.schema, described, src.types, where)

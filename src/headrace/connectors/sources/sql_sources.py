@@ -123,7 +123,9 @@ class SqlSource:
             filters.append((interval.column, "<", interval.end))
         from headrace.connectors.sources import mysql, postgres_source, sqlite
 
-        backend = {"postgresql": postgres_source, "mysql": mysql, "sqlite": sqlite}[self.conn.backend]
+        backend = {"postgresql": postgres_source, "mysql": mysql, "sqlite": sqlite}[
+            self.conn.backend
+        ]
         schema, checked = backend.open_batches(self, filters)
         where = f"{self.name} at {self.conn.masked}"
         rejects = Rejects()

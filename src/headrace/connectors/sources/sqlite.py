@@ -203,7 +203,8 @@ def _refuse(
     raise ConnectorError(
         f"Reading {where} failed: column {field.name!r} is {field.type} (from the first "
         f"batch's values), but row {offset + i} holds {_STORAGE[kind]} {shown}. " + _WAY_OUT,
-        column=field.name, row=offset + i,
+        column=field.name,
+        row=offset + i,
     )
 
 
