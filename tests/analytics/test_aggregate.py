@@ -92,8 +92,11 @@ def test_group_by_order_limit_and_hostile_group_column(analyzer: Analyzer, sales
 def test_group_by_errors(analyzer: Analyzer, sales: str) -> None:
     with pytest.raises(AnalyticsError, match="needs a value column"):
         analyzer.group_by(sales, "category", ["sum"])
-    with pytest.raises(AnalyticsError, match="does not apply to column 'name'"):
+    with pytest.raises(
+        AnalyticsError, match="column 'name': metric 'sum' does not apply to a column of type"
+    ) as info:
         analyzer.group_by(sales, "category", ["sum"], on="name")
+    assert (info.value.table, info.value.column) == (sales, "name")
     with pytest.raises(AnalyticsError, match="Did you mean 'sum_amount'"):
         analyzer.group_by(sales, "category", ["sum"], on="amount", order_by="sum_amout")
     with pytest.raises(AnalyticsError, match="Unknown metric 'average'"):

@@ -77,9 +77,14 @@ def test_unknown_table_and_column_suggest_the_closest(analyzer: Analyzer, sales:
         AnalyticsError, match=r"Unknown table 'drop table x;'.*Did you mean 'drop table x; --'"
     ):
         analyzer.aggregate("drop table x;")
-    with pytest.raises(AnalyticsError, match=r"Unknown column 'catgory'.*Did you mean 'category'"):
+    with pytest.raises(
+        AnalyticsError, match=r"column 'catgory': unknown column.*Did you mean 'category'"
+    ) as info:
         analyzer.group_by(sales, "catgory")
-    with pytest.raises(AnalyticsError, match=r"Unknown column 'a \"b'.*Did you mean 'a \"b\"'"):
+    assert (info.value.table, info.value.column) == (sales, "catgory")
+    with pytest.raises(
+        AnalyticsError, match=r"column 'a \"b': unknown column.*Did you mean 'a \"b\"'"
+    ):
         analyzer.percentiles(sales, 'a "b', [50])
 
 

@@ -55,8 +55,9 @@ class Summary:
             return self.columns[column]
         except KeyError:
             raise AnalyticsError(
-                f"Column {column!r} is not in the summary of {self.table!r}."
-                + did_you_mean(column, self.columns)
+                "not in the summary." + did_you_mean(column, self.columns),
+                table=self.table,
+                column=column,
             ) from None
 
     def to_dict(self) -> dict[str, Any]:
@@ -187,10 +188,10 @@ def group_by(
     values = [on] if isinstance(on, str) else list(on or [])
     pairs = _parse_group_metrics(metrics, values)
     if not keys:
-        raise AnalyticsError(f"group_by on {rel.display!r} needs at least one grouping column.")
+        raise AnalyticsError("group_by needs at least one grouping column.", table=rel.display)
     if not pairs:
         raise AnalyticsError(
-            f"group_by on {rel.display!r} needs at least one metric, such as 'count'."
+            "group_by needs at least one metric, such as 'count'.", table=rel.display
         )
     types = analyzer.check_columns(table, [*keys, *[c for _, c in pairs if c is not None]])
     # Aggregates get generated aliases in an inner query; a prefix no key starts with.
@@ -213,14 +214,17 @@ def group_by(
             kind = type_kind(types[column])
             if not _applies(metric, kind):
                 raise AnalyticsError(
-                    f"Metric {metric!r} does not apply to column {column!r} of type {types[column]} "
-                    f"in table {rel.display!r}; use count, distinct, min or max."
+                    f"metric {metric!r} does not apply to a column of type {types[column]}; "
+                    "use count, distinct, min or max.",
+                    table=rel.display,
+                    column=column,
                 )
             expr, out = _metric_sql(metric, quote_ident(column), kind), f"{metric}_{column}"
         if out in outputs:
             raise AnalyticsError(
-                f"group_by on {rel.display!r} would return two columns named {out!r}; "
-                "rename the grouping column or drop the repeated metric."
+                f"group_by would return two columns named {out!r}; "
+                "rename the grouping column or drop the repeated metric.",
+                table=rel.display,
             )
         fraction = _fraction(metric)
         if column is not None and fraction is not None:
@@ -251,9 +255,10 @@ def group_by(
         order_by = "count" if "count" in metric_outputs else metric_outputs[0]
     elif order_by not in outputs:
         raise AnalyticsError(
-            f"Cannot order group_by of {rel.display!r} by {order_by!r}: not an output column."
+            f"cannot order group_by by {order_by!r}: not an output column."
             + did_you_mean(order_by, outputs)
-            + f" Outputs: {', '.join(outputs)}."
+            + f" Outputs: {', '.join(outputs)}.",
+            table=rel.display,
         )
     if descending is None:
         descending = order_by in metric_outputs
@@ -286,7 +291,9 @@ def percentiles(
     ctype = analyzer.check_columns(table, [column])[column]
     if type_kind(ctype) not in ("numeric", "temporal"):
         raise AnalyticsError(
-            f"Percentiles need a numeric or date/time column; {column!r} in {rel.display!r} is {ctype}."
+            f"percentiles need a numeric or date/time column; this one is {ctype}.",
+            table=rel.display,
+            column=column,
         )
     points = list(points)
     if not points:
@@ -294,7 +301,7 @@ def percentiles(
     for p in points:
         if not 0 <= p <= 100:
             raise AnalyticsError(
-                f"Percentile {p!r} is outside 0..100 (for column {column!r} in {rel.display!r})."
+                f"percentile {p!r} is outside 0..100.", table=rel.display, column=column
             )
     fractions = [float(p) / 100 for p in points]
     func = "approx_quantile" if approximate else "quantile_cont"

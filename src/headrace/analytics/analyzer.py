@@ -160,9 +160,11 @@ class Analyzer:
         for name in names:
             if name not in cols:
                 raise AnalyticsError(
-                    f"Unknown column {name!r} in table {self.resolve(table).display!r}."
+                    "unknown column."
                     + did_you_mean(name, cols)
-                    + f" Columns: {', '.join(repr(c) for c in cols)}."
+                    + f" Columns: {', '.join(repr(c) for c in cols)}.",
+                    table=self.resolve(table).display,
+                    column=name,
                 )
         return {n: cols[n] for n in names}
 
@@ -280,7 +282,7 @@ class Analyzer:
                 f"{quote_qualified((name,))} AS SELECT * FROM {quote_qualified((scratch,))}"
             )
         except duckdb.Error as exc:
-            raise AnalyticsError(f"Loading Arrow data into table {name!r} failed: {exc}") from exc
+            raise AnalyticsError(f"loading Arrow data failed: {exc}", table=name) from exc
         finally:
             self._con.unregister(scratch)
         return name

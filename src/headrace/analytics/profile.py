@@ -294,7 +294,7 @@ def _fetch_one(
     try:
         return con.sql(sql, params=params or None).fetchall()[0]
     except duckdb.Error as exc:
-        raise AnalyticsError(f"Profiling {table!r} failed: {exc}") from exc
+        raise AnalyticsError(f"profiling failed: {exc}", table=table) from exc
 
 
 def _as_number(value: Any, kind: str) -> float:
