@@ -163,16 +163,21 @@ def test_sqlite_types_follow_the_first_batch_and_a_later_misfit_is_named(tmp_pat
     assert empty.to_table().num_rows == 0
     # a blob that is not UTF-8 after a first batch of text: refused with its column and row
     with pytest.raises(
-        ConnectorError, match=r"column 'note' is string .* row 2 holds BLOB b'\\xff'.*types="
-    ):
+        ConnectorError,
+        match=r"table 'late', column 'note', row 2, connection sqlite:///.*: the column is "
+        r"string .* this row holds BLOB b'\\xff'.*types=",
+    ) as info:
         SqlSource(f"sqlite:///{path}", table="late", batch_rows=2).read().to_table()
+    assert (info.value.table, info.value.column, info.value.row) == ("late", "note", 2)
     assert SqlSource(f"sqlite:///{path}", table="late").read().to_table()["note"].to_pylist() == [
         b"a",
         b"b",
         b"\xff",
     ]
     # a real after a first batch of integers is refused (pyarrow alone would truncate it)
-    with pytest.raises(ConnectorError, match=r"column 'n' is int64 .* row 1 holds REAL 2\.5"):
+    with pytest.raises(
+        ConnectorError, match=r"column 'n', row 1, .*: the column is int64 .* holds REAL 2\.5"
+    ):
         SqlSource(f"sqlite:///{path}", table="t", batch_rows=1).read().to_table()
     # text that is not UTF-8: named, and read as bytes with a binary override
     conn = sqlite3.connect(path)

@@ -49,10 +49,10 @@ def open_batches(
     for column, op, value in filters:
         bound.append(value)
         conditions.append(f"{quote_ident(column, 'mysql')} {op} %s")
-    where = f"{src.name} at {src.conn.masked}"
+    where: dict[str, str | None] = {"table": src.name, "connection": src.conn.masked}
     conn = _connect(src)
     try:
-        fields = _describe(conn, src, where)
+        fields = _describe(conn, src)
     except BaseException:
         conn.close()
         raise
@@ -84,7 +84,10 @@ def open_batches(
 
 
 def _connectorx_stream(
-    reader: pa.RecordBatchReader, src: SqlSource, schema: pa.Schema, where: str
+    reader: pa.RecordBatchReader,
+    src: SqlSource,
+    schema: pa.Schema,
+    where: dict[str, str | None],
 ) -> Iterator[tuple[pa.RecordBatch, list[Flag]]]:
     try:
         for batch in rechunk(reader, src.batch_rows):
@@ -125,7 +128,7 @@ def _connect(src: SqlSource) -> Any:
         ) from exc
 
 
-def _describe(conn: Any, src: SqlSource, where: str) -> list[tuple[str, int, int, int, int, int]]:
+def _describe(conn: Any, src: SqlSource) -> list[tuple[str, int, int, int, int, int]]:
     """(name, type code, length, scale, flags, charset) of each result column, from ``LIMIT 0``."""
     cur = conn.cursor()
     try:
@@ -178,9 +181,12 @@ def _arrow_type(code: int, length: int, scale: int, flags: int, charset: int) ->
 
 
 def _typed(
-    batch: pa.RecordBatch, schema: pa.Schema, where: str
+    batch: pa.RecordBatch, schema: pa.Schema, where: dict[str, str | None]
 ) -> tuple[pa.RecordBatch, list[Flag]]:
-    """``batch`` in ``schema``'s types; dates parsed from text, zero dates flagged."""
+    """``batch`` in ``schema``'s types; dates parsed from text, zero dates flagged.
+
+    ``where`` holds the error fields naming the source (``table``, ``connection``).
+    """
     arrays, flags = [], []
     for field, array in zip(schema, batch.columns, strict=True):
         try:
@@ -202,8 +208,10 @@ def _typed(
                 array = array.cast(field.type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
             raise ConnectorError(
-                f"{where}: column {field.name!r} holds a value that is not {field.type}: {exc}. "
-                f"Pass types={{{field.name!r}: pa.string()}} to read its text."
+                f"holds a value that is not {field.type}: {exc}. "
+                f"Pass types={{{field.name!r}: pa.string()}} to read its text.",
+                **where,
+                column=field.name,
             ) from exc
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=schema), flags
@@ -228,7 +236,12 @@ def _time_of_day(array: pa.Array, column: str) -> tuple[pa.Array, Flag | None]:
 
 
 def _pymysql_stream(
-    conn: Any, src: SqlSource, sql: str, bound: list[Any], schema: pa.Schema, where: str
+    conn: Any,
+    src: SqlSource,
+    sql: str,
+    bound: list[Any],
+    schema: pa.Schema,
+    where: dict[str, str | None],
 ) -> Iterator[tuple[pa.RecordBatch, list[Flag]]]:
     cur = conn.cursor()
     try:
@@ -265,8 +278,10 @@ def _pymysql_stream(
                         arrays.append(pa.array(values, type=field.type))
                     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
                         raise ConnectorError(
-                            f"{where}: column {field.name!r} holds a value that is not "
-                            f"{field.type}: {exc}. Pass types={{{field.name!r}: ...}}."
+                            f"holds a value that is not {field.type}: {exc}. "
+                            f"Pass types={{{field.name!r}: ...}}.",
+                            **where,
+                            column=field.name,
                         ) from exc
                 yield _typed(pa.RecordBatch.from_arrays(arrays, schema=as_read), schema, where)
         finally:

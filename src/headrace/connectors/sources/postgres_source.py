@@ -67,7 +67,7 @@ def open_batches(
         ) from exc
     handles: list[Any] = [conn, database]  # closed in this order once the stream ends
     conditions: list[str] = []
-    where = f"{src.name} at {src.conn.masked}"
+    where: dict[str, str | None] = {"table": src.name, "connection": src.conn.masked}
     try:
         described = _describe(adbc, conn, handles, src)
         exprs = {
@@ -173,9 +173,12 @@ def _plan(
     read: pa.Schema,
     described: dict[str, pgtypes.PgColumn] | None,
     overrides: dict[str, pa.DataType],
-    where: str,
+    where: dict[str, str | None],
 ) -> tuple[pa.Schema, Callable[[pa.RecordBatch], tuple[pa.RecordBatch, list[Flag]]]]:
-    """The delivered schema and the per-batch conversion of a result."""
+    """The delivered schema and the per-batch conversion of a result.
+
+    ``where`` holds the error fields naming the source (``table``, ``connection``).
+    """
     fields, steps = [], []
     for field in read:
         col = (described or {}).get(field.name) or pgtypes.fallback_column(field.name, field)
@@ -208,8 +211,10 @@ def _plan(
                     array, flag = pgtypes.convert(array, *step)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                     raise ConnectorError(
-                        f"{where}: column {step[0].name!r} cannot be read as {step[1]}: {exc}. "
-                        f"Pass types={{{step[0].name!r}: pa.string()}} to read its text."
+                        f"cannot be read as {step[1]}: {exc}. "
+                        f"Pass types={{{step[0].name!r}: pa.string()}} to read its text.",
+                        **where,
+                        column=step[0].name,
                     ) from exc
                 if flag is not None:
                     flags.append(flag)

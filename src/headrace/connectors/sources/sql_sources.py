@@ -191,9 +191,12 @@ def settled(
 
 
 def cast_overrides(
-    batch: pa.RecordBatch, types: dict[str, pa.DataType], where: str
+    batch: pa.RecordBatch, types: dict[str, pa.DataType], where: dict[str, str | None]
 ) -> pa.RecordBatch:
-    """Cast overridden columns to their Arrow type; a value that does not fit is named."""
+    """Cast overridden columns to their Arrow type; a value that does not fit is named.
+
+    ``where`` holds the error fields naming the source (``table``, ``connection``).
+    """
     if not types:
         return batch
     arrays = []
@@ -204,8 +207,10 @@ def cast_overrides(
                 column = column.cast(target)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise ConnectorError(
-                    f"{where}: column {name!r} cannot be read as {target}: {exc}. Fix the "
-                    f"data or pass types={{{name!r}: <pyarrow type>}} (pa.string() always fits)."
+                    f"cannot be read as {target}: {exc}. Fix the data or pass "
+                    f"types={{{name!r}: <pyarrow type>}} (pa.string() always fits).",
+                    **where,
+                    column=name,
                 ) from exc
         arrays.append(column)
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)

@@ -57,7 +57,7 @@ def open_batches(
     for column, op, value in filters:
         bound.append(_sqlite_value(value))
         conditions.append(f"{quote_ident(column, 'sqlite')} {op} ?")
-    where = f"{src.name} at {src.conn.masked}"
+    where: dict[str, str | None] = {"table": src.name, "connection": src.conn.masked}
     # The batches may be pulled from a prefetch thread: one thread at a time uses it.
     conn = sqlite3.connect(path, check_same_thread=False)
     try:
@@ -122,7 +122,7 @@ def _inferred(values: Sequence[Any]) -> pa.DataType:
 
 
 def _batch(
-    rows: list[tuple[Any, ...]], schema: pa.Schema, where: str, offset: int
+    rows: list[tuple[Any, ...]], schema: pa.Schema, where: dict[str, str | None], offset: int
 ) -> pa.RecordBatch:
     """Rows as a batch of ``schema``; ``offset`` is the first row's position, for messages.
 
@@ -149,7 +149,9 @@ def _batch(
 _INTEGER = {int, type(None)}
 
 
-def _array(values: Sequence[Any], field: pa.Field, where: str, offset: int) -> pa.Array:
+def _array(
+    values: Sequence[Any], field: pa.Field, where: dict[str, str | None], offset: int
+) -> pa.Array:
     """One column as ``field.type``; numbers become text in a text or blob column."""
     kinds = set(map(type, values))
     kinds.discard(type(None))
@@ -169,7 +171,7 @@ def _array(values: Sequence[Any], field: pa.Field, where: str, offset: int) -> p
         return pa.array(values, field.type)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # an integer a double cannot hold
         raise ConnectorError(
-            f"Reading {where} failed: column {field.name!r}: {exc}. {_WAY_OUT}", column=field.name
+            f"reading failed: {exc}. {_WAY_OUT}", **where, column=field.name
         ) from exc
 
 
@@ -181,7 +183,7 @@ def _as_text(value: Any) -> Any:
     return value
 
 
-def _decoded(value: Any, field: pa.Field, where: str, row: int) -> Any:
+def _decoded(value: Any, field: pa.Field, where: dict[str, str | None], row: int) -> Any:
     """A blob in a text column is its text if it is UTF-8 (as a driver reads it)."""
     if not isinstance(value, bytes):
         return value
@@ -195,26 +197,28 @@ _STORAGE = {int: "INTEGER", float: "REAL", str: "TEXT", bytes: "BLOB"}
 
 
 def _refuse(
-    values: Sequence[Any], kind: type, field: pa.Field, where: str, offset: int
+    values: Sequence[Any], kind: type, field: pa.Field, where: dict[str, str | None], offset: int
 ) -> NoReturn:
     i = next(i for i, v in enumerate(values) if type(v) is kind)
     shown = repr(values[i])
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
     raise ConnectorError(
-        f"Reading {where} failed: column {field.name!r} is {field.type} (from the first "
-        f"batch's values), but row {offset + i} holds {_STORAGE[kind]} {shown}. " + _WAY_OUT,
+        f"the column is {field.type} (from the first batch's values), but this row holds "
+        f"{_STORAGE[kind]} {shown}. " + _WAY_OUT,
+        **where,
         column=field.name,
         row=offset + i,
     )
 
 
-def _failed(where: str, exc: Exception) -> ConnectorError:
+def _failed(where: dict[str, str | None], exc: Exception) -> ConnectorError:
     """The read's error; text that is not UTF-8 gets the way to read its bytes."""
-    message = f"Reading {where} failed: {exc}"
+    message = f"Reading failed: {exc}"
     match = re.match(r"Could not decode to UTF-8 column '(.*)' with text", str(exc))
     if match:
         message += f". Pass types={{{match.group(1)!r}: pa.binary()}} to read that column's bytes."
-    return ConnectorError(message)
+        return ConnectorError(message, **where, column=match.group(1))
+    return ConnectorError(message, **where)
 
 
 def _sqlite_value(value: Any) -> Any:
