@@ -145,8 +145,11 @@ def test_definition_mistakes_are_named() -> None:
     with pytest.raises(DefinitionError, match="append"):
         sync("c", source=src, incremental=interval("day"),
              destination=destination("warehouse", table="c", mode="append"))  # fmt: skip
-    with pytest.raises(DefinitionError, match="keys"):
+    with pytest.raises(DefinitionError, match=r"table 'c': mode='merge' needs keys") as info:
         destination("warehouse", table="c", mode="merge")
+    assert info.value.table == "c"
+    with pytest.raises(DefinitionError, match=r"table 'c', column 'id': unknown keys \['dock'\]"):
+        destination("warehouse", table="c", columns={"id": {"dock": "x"}})
     with pytest.raises(DefinitionError, match="exactly one"):
         sql_source("crm")
     assert "secret" not in sql_source("postgresql://u:secret@h/db", table="t").dataset

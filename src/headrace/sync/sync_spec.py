@@ -149,8 +149,9 @@ def cursor(
     keys = (primary_key,) if isinstance(primary_key, str) else tuple(primary_key)
     if lookback and not keys:
         raise DefinitionError(
-            f"cursor({column!r}) has a lookback but no primary_key: rows read again would be "
-            "loaded twice. Pass primary_key=... and load with mode='merge'."
+            "the cursor has a lookback but no primary_key: rows read again would be "
+            "loaded twice. Pass primary_key=... and load with mode='merge'.",
+            column=column,
         )
     return CursorStrategy(column, lookback, keys, initial)
 
@@ -207,7 +208,9 @@ def destination(
         unknown = set(about) - {"doc", "from"}
         if unknown:
             raise DefinitionError(
-                f"destination table {table!r}, column {column!r}: unknown keys {sorted(unknown)}"
+                f"unknown keys {sorted(unknown)} in the column's description; use doc and from.",
+                table=table,
+                column=column,
             )
         frm = about.get("from") or ()
         described[column] = {**about, "from": [frm] if isinstance(frm, str) else list(frm)}
@@ -220,5 +223,5 @@ def destination(
         )
     mode = str(mode)  # a WriteMode member is kept as its plain value in the frozen spec
     if mode == "merge" and not keys:
-        raise DefinitionError(f"destination table {table!r}: mode='merge' needs keys=[...]")
+        raise DefinitionError("mode='merge' needs keys=[...]", table=table)
     return DestinationSpec(connection, table, mode, keys, metadata, tuple(exclude), doc, described)
