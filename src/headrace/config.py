@@ -250,9 +250,10 @@ class Settings:
             return self.connections[name.lower()]
         except KeyError:
             raise ConfigError(
-                f"Unknown connection {name!r}: set {CONN_PREFIX}{name.upper()}=<url> "
+                f"unknown connection; set {CONN_PREFIX}{name.upper()}=<url> "
                 f"or add it under [connections] in headrace.toml."
-                + did_you_mean(name.lower(), self.connections)
+                + did_you_mean(name.lower(), self.connections),
+                connection=name,
             ) from None
 
     def has_connection(self, name: str) -> bool:

@@ -54,7 +54,7 @@ def test_backfill_stops_at_the_first_configuration_error(home: Path, capsys) -> 
     message = " ".join(err.split())
     assert message.count("error:") == 1
     assert "stopped at a configuration error" in message
-    assert "Unknown connection 'crm': set HEADRACE_CONN_CRM=<url>" in message
+    assert "connection crm: unknown connection; set HEADRACE_CONN_CRM=<url>" in message
     assert "9 interval(s) not started" in message
     with open_store(f"sqlite:///{home / 'home' / 'state.db'}") as store:
         runs = store.list_runs()
@@ -69,4 +69,4 @@ def test_scheduler_stops_at_the_first_configuration_error(home: Path, capsys) ->
     assert code == 4, out + err
     message = " ".join(err.split())
     assert "scheduler stopped at a configuration error" in message
-    assert "pipeline needs_crm" in message and "Unknown connection 'crm'" in message
+    assert "pipeline needs_crm" in message and "connection crm: unknown connection" in message

@@ -242,7 +242,12 @@ def test_logs_filters_by_task_mapped_index_and_attempt(cli: Cli, store: SqlState
 def test_logs_for_an_unknown_task_suggests_the_closest(cli: Cli, store: SqlStateStore) -> None:
     failed_id = run_ids(store, "customer_etl")[0]
     code, _, err = cli("logs", failed_id, "lod")
-    assert code == 3 and "has no task 'lod'" in err and "Did you mean 'load'?" in err
+    assert (
+        code == 3
+        and "task 'lod'" in err
+        and "has no such task" in err
+        and "Did you mean 'load'?" in err
+    )
 
 
 # ---------------------------------------------------------------- formatting

@@ -413,8 +413,10 @@ def logs_command(
             known = {ti.task_id for ti in store.get_task_instances(resolved)}
             if task_id not in known:
                 raise NotFoundError(
-                    f"Run {resolved!r} has no task {task_id!r}; its tasks: "
-                    f"{', '.join(sorted(known)) or 'none yet'}." + did_you_mean(task_id, known)
+                    f"the run has no such task; its tasks: "
+                    f"{', '.join(sorted(known)) or 'none yet'}." + did_you_mean(task_id, known),
+                    run_id=resolved,
+                    task=task_id,
                 )
         logs = store.get_logs(resolved, task_id)
     logs = [

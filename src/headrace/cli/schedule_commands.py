@@ -32,8 +32,9 @@ def _load_paths(paths: list[Path]) -> list[Pipeline]:
         for name, pipeline in pipelines.items():
             if name in found and found[name].file != pipeline.file:
                 raise ScheduleError(
-                    f"pipeline {name!r} is defined twice: {found[name].file} and {pipeline.file}; "
-                    "pipeline names must be unique"
+                    f"defined twice: {found[name].file} and {pipeline.file}; "
+                    "pipeline names must be unique",
+                    pipeline=name,
                 )
             found[name] = pipeline
     if not found:
@@ -255,9 +256,10 @@ def backfill_command(
             launcher.shutdown(wait=True)
     if report.stopped is not None:
         raise ConfigError(
-            f"backfill {pipeline.name} stopped at a configuration error, which every interval would hit: "
+            "backfill stopped at a configuration error, which every interval would hit: "
             f"{report.stopped}. {report.not_started} interval(s) not started; fix it and run the same "
-            "command again (succeeded intervals are skipped)."
+            "command again (succeeded intervals are skipped).",
+            pipeline=pipeline.name,
         )
     console.print(
         f"backfill {escape(pipeline.name)}: {report.succeeded} succeeded, {report.skipped} skipped "

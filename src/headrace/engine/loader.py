@@ -152,15 +152,18 @@ def pick_pipeline(pipelines: dict[str, Pipeline], name: str | None, where: str) 
         if len(pipelines) == 1:
             return next(iter(pipelines.values()))
         raise DefinitionError(
-            f"{where} defines several pipelines ({', '.join(sorted(pipelines))}); "
-            f"choose one with {where}:NAME"
+            f"defines several pipelines ({', '.join(sorted(pipelines))}); "
+            f"choose one with {where}:NAME",
+            path=str(where),
         )
     try:
         return pipelines[name]
     except KeyError:
         raise DefinitionError(
-            f"{where} has no pipeline {name!r}; it defines {', '.join(sorted(pipelines))}."
-            + did_you_mean(name, pipelines)
+            f"no such pipeline in this file; it defines {', '.join(sorted(pipelines))}."
+            + did_you_mean(name, pipelines),
+            path=str(where),
+            pipeline=name,
         ) from None
 
 

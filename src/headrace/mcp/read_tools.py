@@ -29,7 +29,7 @@ def pipeline_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise ConfigError(f"pipelines {path}: no such file or folder")
+        raise ConfigError("no such pipelines file or folder", path=str(path))
     skip = {".venv", "venv", "node_modules", ".git", "__pycache__", ".headrace"}
     found = []
     for file in sorted(path.rglob("*.py")):
@@ -71,7 +71,7 @@ def find_pipeline(ctx: McpContext, name: str) -> Pipeline:
     if name not in pipelines:
         where = ctx.pipelines or "(no --pipelines given)"
         raise DefinitionError(
-            f"no pipeline {name!r} in {where}." + did_you_mean(name, list(pipelines))
+            f"no such pipeline in {where}." + did_you_mean(name, list(pipelines)), pipeline=name
         )
     return pipelines[name]
 
@@ -287,8 +287,9 @@ def lineage(ctx: McpContext, table: str, connection: str | None) -> dict[str, An
     found = graph.find(table) if connection is None else [d for d in graph.datasets if d == own]
     if len(found) > 1:
         raise HeadraceError(
-            f"{table!r} matches {len(found)} recorded datasets; name one by its URI or give "
-            "its connection: " + ", ".join(d.uri for d in found)
+            f"matches {len(found)} recorded datasets; name one by its URI or give "
+            "its connection: " + ", ".join(d.uri for d in found),
+            table=table,
         )
     answer: dict[str, Any] = {
         "table": table,

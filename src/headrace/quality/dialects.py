@@ -157,7 +157,8 @@ class Database:
         known = self.tables()
         if name not in known:
             raise ExpectationDefinitionError(
-                f"check_table: no table {name!r} in {self.label}." + did_you_mean(name, known)
+                f"check_table: no such table in {self.label}." + did_you_mean(name, known),
+                table=name,
             )
 
     def schema(self, table: str) -> pa.Schema:

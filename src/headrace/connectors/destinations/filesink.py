@@ -188,11 +188,14 @@ class FileDestination(LakeDestination):
         return pa.Table.from_pylist(list(fastavro.reader(io.BytesIO(raw))))
 
     def _keys_stored(self, state: TableState, columns: list[str], incoming: pa.Table) -> pa.Table:
-        raise ConnectorError(f"{self.where}: merge needs a table format (Delta Lake or Iceberg).")
+        raise ConnectorError(
+            "merge needs a table format (Delta Lake or Iceberg).", connection=self.where
+        )
 
     def _count_where(self, state: TableState, interval: Interval) -> int:
         raise ConnectorError(
-            f"{self.where}: replace_partition needs a table format (Delta Lake or Iceberg)."
+            "replace_partition needs a table format (Delta Lake or Iceberg).",
+            connection=self.where,
         )
 
     # -- writing ---------------------------------------------------------------------
@@ -202,8 +205,10 @@ class FileDestination(LakeDestination):
         mode = WriteMode.parse(kwargs.get("mode", WriteMode.APPEND))
         if mode in (WriteMode.MERGE, WriteMode.REPLACE_PARTITION):
             raise ConnectorError(
-                f"{self.where}: {mode.value} into {table!r} needs a table format; load files "
-                "with append or replace, or use a Delta Lake / Iceberg destination."
+                f"{mode.value} needs a table format; load files "
+                "with append or replace, or use a Delta Lake / Iceberg destination.",
+                table=table,
+                connection=self.where,
             )
         return super().write(data, table, **kwargs)
 
@@ -292,7 +297,9 @@ def _partitions(data: pa.Table, columns: tuple[str, ...]) -> list[tuple[str, pa.
 
     missing = [c for c in columns if c not in data.column_names]
     if missing:
-        raise ConnectorError(f"partition_by column {missing[0]!r} is not in the data.")
+        raise ConnectorError(
+            "partition_by names a column that is not in the data.", column=missing[0]
+        )
     keys = data.select(list(columns)).group_by(list(columns)).aggregate([]).to_pylist()
     out = []
     for key in keys:

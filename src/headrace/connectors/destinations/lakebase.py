@@ -228,7 +228,7 @@ class LakeDestination(ABC):
         except HeadraceError:
             raise
         except Exception as exc:
-            raise ConnectorError(f"Query on {self.where} failed: {exc}") from exc
+            raise ConnectorError(f"Query failed: {exc}", connection=self.where) from exc
         finally:
             con.close()
 
@@ -242,8 +242,9 @@ class LakeDestination(ABC):
         for name, version in sorted(set(TIME_TRAVEL.findall(sql))):
             if name not in names:
                 raise ConnectorError(
-                    f"{self.where} has no table {name!r} (time travel {name}@{version})."
-                    + did_you_mean(name, names)
+                    f"no such table (time travel {name}@{version})." + did_you_mean(name, names),
+                    table=name,
+                    connection=self.where,
                 )
             con.register(f"{name}@{version}", self.read(name, int(version)))
         return names
@@ -363,7 +364,9 @@ class LakeDestination(ABC):
         except HeadraceError:
             raise
         except Exception as exc:
-            raise ConnectorError(f"Loading {where} failed ({mode.value}): {exc}") from exc
+            raise ConnectorError(
+                f"Loading failed ({mode.value}): {exc}", table=table, connection=self.where
+            ) from exc
 
     def _write_retrying(
         self, rows: pa.Table, table: str, mode: WriteMode, keys: list[str],
@@ -412,8 +415,10 @@ class LakeDestination(ABC):
             crashpoint("after_commit")
             return result
         raise ConnectorError(
-            f"Loading {where} failed: {CONFLICT_RETRIES} commits in a row lost to concurrent "
-            "writers; try again later."
+            f"Loading failed: {CONFLICT_RETRIES} commits in a row lost to concurrent "
+            "writers; try again later.",
+            table=table,
+            connection=self.where,
         )
 
     def _check_fence(self, fence: Checkpoint, where: str, read: dict[str, TableState]) -> None:
