@@ -84,6 +84,10 @@ SPECIAL: dict[str, tuple[Callable[[Any], HeadraceError], dict[str, Any]]] = {
         lambda c: c("is unreachable", service="redis://h:6379", pipeline="etl"),
         {"service": "redis://h:6379", "pipeline": "etl", "detail": "is unreachable"},
     ),
+    "headrace.errors.QueueError": (
+        lambda c: c("is full", queue="emails", pipeline="etl"),
+        {"queue": "emails", "pipeline": "etl", "detail": "is full"},
+    ),
     "headrace.state.store_base.StoreUnavailableError": (
         lambda c: c("locked", service="sqlite:///s.db"),
         {"service": "sqlite:///s.db"},
@@ -289,6 +293,11 @@ def test_subclass_fields_are_named_in_the_message() -> None:
         str(locked)
         == "state store sqlite:///s.db: update run 'r1' failed: OperationalError: database is locked"
     )
+    from headrace.queue.job import JobNotFoundError
+
+    missing = JobNotFoundError("emails", "17")
+    assert str(missing).startswith("queue 'emails': no job with id '17' ")
+    assert (missing.queue, missing.job_id) == ("emails", "17")
     err = ParamError("n", "three", "expects a int", pipeline="etl")
     assert str(err) == "pipeline 'etl': parameter 'n' expects a int"
 

@@ -190,7 +190,19 @@ class QualityError(HeadraceError):
 
 
 class QueueError(HeadraceError):
-    """The job queue failed."""
+    """The job queue failed.
+
+    Args:
+        message: what failed and what to do.
+        queue: the queue's name (named after the location: ``queue 'emails': ...``).
+        location: pipeline, task, table... as for :class:`HeadraceError`.
+    """
+
+    about = (("queue", "queue {!r}"),)
+
+    def __init__(self, message: str = "", *, queue: str | None = None, **location: Any) -> None:
+        self.queue = queue
+        super().__init__(message, **location)
 
 
 class AnalyticsError(HeadraceError):

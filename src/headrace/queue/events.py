@@ -158,8 +158,9 @@ class QueueEvents:
                 return done.result()
             if consumer is not None and consumer.done():
                 raise QueueError(
-                    f"Queue {self.queue_name!r}: the event listener stopped ({self.error!r}) "
-                    f"while waiting for job {job_id!r}; check the Redis connection."
+                    f"the event listener stopped ({self.error!r}) "
+                    f"while waiting for job {job_id!r}; check the Redis connection.",
+                    queue=self.queue_name,
                 )
             raise TimeoutError(
                 f"Queue {self.queue_name!r}: job {job_id!r} did not finish within {timeout_s} s"

@@ -39,8 +39,9 @@ class JobNotFoundError(QueueError):
         self.queue = queue
         self.job_id = job_id
         super().__init__(
-            f"Queue {queue!r}: no job with id {job_id!r} (never added, or removed by "
-            f"removeOnComplete/removeOnFail retention). List jobs with `headrace queue jobs {queue}`."
+            f"no job with id {job_id!r} (never added, or removed by "
+            f"removeOnComplete/removeOnFail retention). List jobs with `headrace queue jobs {queue}`.",
+            queue=queue,
         )
 
 
@@ -51,7 +52,7 @@ class JobFailedError(QueueError):
         self.queue = queue
         self.job_id = job_id
         self.reason = reason
-        super().__init__(f"Queue {queue!r}: job {job_id!r} failed: {reason}")
+        super().__init__(f"job {job_id!r} failed: {reason}", queue=queue)
 
 
 @dataclass(frozen=True)

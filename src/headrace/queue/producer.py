@@ -80,7 +80,7 @@ class Queue:
         default_options: JobOptions | None = None,
     ) -> None:
         if not name or ":" in name:
-            raise QueueError(f"Queue name {name!r} must be non-empty and must not contain ':'.")
+            raise QueueError("a queue name must be non-empty and must not contain ':'.", queue=name)
         self.name = name
         self.connection = connection or QueueConnection()
         self.default_options = default_options
@@ -226,8 +226,8 @@ class Queue:
         """
         if (pattern is None) == (every_ms is None):
             raise QueueError(
-                f"Repeatable {scheduler_id!r} on queue {self.name!r}: give exactly one of "
-                f"pattern= (cron) or every_ms=."
+                f"repeatable {scheduler_id!r}: give exactly one of pattern= (cron) or every_ms=.",
+                queue=self.name,
             )
         repeat: dict[str, Any] = {"pattern": pattern} if pattern else {"every": every_ms}
         if tz:
@@ -238,8 +238,8 @@ class Queue:
             )
         except (ValueError, KeyError) as exc:
             raise QueueError(
-                f"Repeatable {scheduler_id!r} on queue {self.name!r}: invalid schedule "
-                f"{pattern or every_ms!r}: {exc}"
+                f"repeatable {scheduler_id!r}: invalid schedule {pattern or every_ms!r}: {exc}",
+                queue=self.name,
             ) from exc
         return Job(inner) if inner is not None else None
 

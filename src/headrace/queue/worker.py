@@ -63,8 +63,9 @@ class WorkerCrashedError(TransientError, QueueError):
     def __init__(self, queue: str, job_id: str, job_name: str) -> None:
         self.queue, self.job_id, self.job_name = queue, job_id, job_name
         super().__init__(
-            f"Queue {queue!r}, job {job_id!r} ({job_name}): a pool process died (killed or out of "
-            "memory); the job will be retried if attempts remain."
+            f"job {job_id!r} ({job_name}): a pool process died (killed or out of "
+            "memory); the job will be retried if attempts remain.",
+            queue=queue,
         )
 
 
@@ -120,12 +121,13 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise QueueError(
-                f"Worker for queue {queue_name!r}: concurrency must be >= 1, got {concurrency}"
+                f"worker concurrency must be >= 1, got {concurrency}", queue=queue_name
             )
         if processes is not None and inspect.iscoroutinefunction(handler):
             raise QueueError(
-                f"Worker for queue {queue_name!r}: processes= needs a plain (sync) module-level "
-                f"function taking a JobInfo; {handler.__qualname__} is async."
+                "worker processes= needs a plain (sync) module-level "
+                f"function taking a JobInfo; {handler.__qualname__} is async.",
+                queue=queue_name,
             )
         self.queue_name = queue_name
         self.handler = handler
@@ -238,7 +240,7 @@ class Worker:
     async def start(self) -> None:
         """Connect and start taking jobs in the background; returns at once."""
         if self.running:
-            raise QueueError(f"Worker for queue {self.queue_name!r} is already running.")
+            raise QueueError("the worker is already running.", queue=self.queue_name)
         kwargs = {} if self._fixes is None else {"fixes": self._fixes}
         self._inner = PatchedWorker(
             self.queue_name, self._process, self._opts, self.connection, **kwargs
