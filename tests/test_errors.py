@@ -390,3 +390,25 @@ def test_a_quality_definition_error_is_located_by_fields() -> None:
         apply_checks(pa.table({"id": [1]}), [not_null("idd")], pipeline="etl", task="load")
     assert (info.value.pipeline, info.value.task, info.value.column) == ("etl", "load", "idd")
     assert str(info.value).startswith("pipeline 'etl', task 'load': ")
+
+
+def test_a_task_policy_error_is_located_by_fields() -> None:
+    from headrace.pipeline import task
+
+    with pytest.raises(
+        DefinitionError, match=r"test_errors.py:\d+: task 'slow': timeout must be a timedelta"
+    ) as info:
+
+        @task(timeout="soon")
+        def slow() -> None:
+            pass
+
+    assert info.value.task == "slow"
+    assert info.value.path is not None and "test_errors.py" in info.value.path
+    with pytest.raises(DefinitionError, match=r"task 'noisy': email must be a string") as bad:
+
+        @task(email=[3])
+        def noisy() -> None:
+            pass
+
+    assert bad.value.task == "noisy"

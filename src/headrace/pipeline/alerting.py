@@ -54,18 +54,20 @@ class AlertRoutes:
     on_success: Callable[..., Any] | None = None
     on_sla_miss: Callable[..., Any] | None = None
 
-    def updated(self, values: Mapping[str, Any], what: str) -> AlertRoutes:
-        """These routes with ``values`` (task options) applied; bad values are a DefinitionError."""
+    def updated(self, values: Mapping[str, Any], **location: Any) -> AlertRoutes:
+        """These routes with ``values`` (task options) applied; bad values are a DefinitionError
+        whose fields are ``location`` (path, pipeline, task...)."""
         changes: dict[str, Any] = {}
         for key, value in values.items():
             if key in ("email", "webhooks"):
-                changes[key] = _addresses(value, f"{what}: {key}")
+                changes[key] = _addresses(value, key, location)
             elif key in ("email_on_failure", "email_on_retry"):
                 changes[key] = bool(value)
             elif key in CALLBACK_KEYS:
                 if value is not None and not callable(value):
                     raise DefinitionError(
-                        f"{what}: {key} must be a function taking the Context, got {type(value).__name__}"
+                        f"{key} must be a function taking the Context, got {type(value).__name__}",
+                        **location,
                     )
                 changes[key] = value
         return replace(self, **changes)
@@ -75,12 +77,14 @@ class AlertRoutes:
         return getattr(self, f"on_{event}", None)
 
 
-def _addresses(value: Any, what: str) -> tuple[str, ...]:
+def _addresses(value: Any, what: str, location: Mapping[str, Any]) -> tuple[str, ...]:
     if value is None:
         return ()
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(
         isinstance(i, str) and i.strip() for i in items
     ):
-        raise DefinitionError(f"{what} must be a string or a list of strings, got {value!r}")
+        raise DefinitionError(
+            f"{what} must be a string or a list of strings, got {value!r}", **location
+        )
     return tuple(i.strip() for i in items)

@@ -33,25 +33,27 @@ class TriggerRule(StrEnum):
 TRIGGER_RULES = tuple(TriggerRule)
 
 
-def as_timedelta(value: Any, what: str) -> timedelta | None:
+def as_timedelta(value: Any, what: str, **location: Any) -> timedelta | None:
     """Accept a timedelta, a number of seconds or None; anything else is a DefinitionError.
 
     Args:
         value: the value given by the user.
-        what: what it is, for the message (``"timeout of task 'load'"``).
+        what: what it is, for the message (``"timeout"``).
+        location: path, pipeline, task... kept on the error as fields.
     """
     if value is None:
         return None
     if isinstance(value, bool):
-        raise DefinitionError(f"{what} must be a timedelta or seconds, got {value!r}")
+        raise DefinitionError(f"{what} must be a timedelta or seconds, got {value!r}", **location)
     if isinstance(value, int | float):
         value = timedelta(seconds=value)
     if not isinstance(value, timedelta):
         raise DefinitionError(
-            f"{what} must be a timedelta or a number of seconds, got {type(value).__name__} {value!r}"
+            f"{what} must be a timedelta or a number of seconds, got {type(value).__name__} {value!r}",
+            **location,
         )
     if value < timedelta(0):
-        raise DefinitionError(f"{what} must not be negative, got {value}")
+        raise DefinitionError(f"{what} must not be negative, got {value}", **location)
     return value
 
 
@@ -119,18 +121,24 @@ class Retry:
         return self.attempts - 1
 
     @classmethod
-    def coerce(cls, value: Any, what: str = "retries") -> Retry:
-        """A Retry from a Retry, an int (number of retries after the first try, as in Airflow) or None."""
+    def coerce(cls, value: Any, what: str = "retries", **location: Any) -> Retry:
+        """A Retry from a Retry, an int (number of retries after the first try, as in Airflow) or None.
+
+        ``location`` (path, pipeline, task...) is kept on a DefinitionError as fields.
+        """
         if value is None:
             return cls()
         if isinstance(value, Retry):
             return value
         if isinstance(value, int) and not isinstance(value, bool):
             if value < 0:
-                raise DefinitionError(f"{what}={value}: the number of retries must be >= 0")
+                raise DefinitionError(
+                    f"{what}={value}: the number of retries must be >= 0", **location
+                )
             return cls(attempts=value + 1)
         raise DefinitionError(
-            f"{what} must be a Retry(...) or an int number of retries, got {type(value).__name__} {value!r}"
+            f"{what} must be a Retry(...) or an int number of retries, got {type(value).__name__} {value!r}",
+            **location,
         )
 
     def delay_before(self, attempt: int, rng: random.Random | None = None) -> timedelta:
@@ -153,17 +161,21 @@ class Retry:
         return timedelta(seconds=max(seconds, 0.0))
 
 
-def check_trigger_rule(rule: TriggerRule | str, what: str, **location: Any) -> TriggerRule:
+def check_trigger_rule(
+    rule: TriggerRule | str, what: str | None = None, **location: Any
+) -> TriggerRule:
     """Validate a trigger rule (a :class:`TriggerRule` or its name), suggesting the closest known one.
 
     Args:
         rule: the rule given by the user.
-        what: what it is set on, for the message (``"file.py:3: task 'load'"``).
-        location: pipeline, task... kept on the error as fields.
+        what: what it is set on, for the message, when no location field names it
+            (``"task 'load'"``).
+        location: path, pipeline, task... kept on the error as fields.
     """
     if rule not in TRIGGER_RULES:
+        prefix = f"{what}: " if what else ""
         raise DefinitionError(
-            f"{what}: unknown trigger_rule {rule!r}; known: {', '.join(TRIGGER_RULES)}."
+            f"{prefix}unknown trigger_rule {rule!r}; known: {', '.join(TRIGGER_RULES)}."
             + did_you_mean(str(rule), TRIGGER_RULES),
             **location,
         )

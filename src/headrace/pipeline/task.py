@@ -216,18 +216,15 @@ class Task(Generic[P, R]):
         self.reschedule_delay: timedelta | None = None
 
     def _set_policies(self, values: Mapping[str, Any]) -> None:
-        what = f"{self.source}: task {self.task_id!r}"
-        loc: dict[str, Any] = {"task": self.task_id}
+        loc: dict[str, Any] = {"path": str(self.source), "task": self.task_id}
         if "retries" in values:
-            self.retries = Retry.coerce(values["retries"], f"{what}: retries")
+            self.retries = Retry.coerce(values["retries"], "retries", **loc)
         if "timeout" in values:
-            self.timeout = as_timedelta(values["timeout"], f"{what}: timeout")
+            self.timeout = as_timedelta(values["timeout"], "timeout", **loc)
             if self.timeout is not None and self.timeout <= timedelta(0):
-                raise DefinitionError(
-                    f"{what}: timeout must be positive, got {self.timeout}", **loc
-                )
+                raise DefinitionError(f"timeout must be positive, got {self.timeout}", **loc)
         if "sla" in values:
-            self.sla = as_timedelta(values["sla"], f"{what}: sla")
+            self.sla = as_timedelta(values["sla"], "sla", **loc)
         if "tags" in values:
             self.tags = list(values["tags"] or [])
         if "owner" in values:
@@ -235,12 +232,12 @@ class Task(Generic[P, R]):
         if "pool" in values:
             self.pool = values["pool"]
         if "trigger_rule" in values:
-            self.trigger_rule = check_trigger_rule(values["trigger_rule"], what, **loc)
+            self.trigger_rule = check_trigger_rule(values["trigger_rule"], **loc)
         if "depends_on_past" in values:
             self.depends_on_past = bool(values["depends_on_past"])
         routes = {k: v for k, v in values.items() if k in ALERT_KEYS}
         if routes:
-            self.alerts = self.alerts.updated(routes, what)
+            self.alerts = self.alerts.updated(routes, **loc)
 
     def __repr__(self) -> str:
         return f"<Task {self.task_id!r} of {self.pipeline or 'no pipeline'}>"

@@ -189,9 +189,9 @@ def sensor_task(
         description: what is awaited, for messages.
         options: task policies passed to ``@task``.
     """
-    what = f"sensor {task_id!r}"
-    interval = as_timedelta(poke_interval, f"{what}: poke_interval") or timedelta(0)
-    limit = as_timedelta(timeout, f"{what}: timeout") or timedelta(0)
+    what = f"sensor {task_id!r}"  # for log lines
+    interval = as_timedelta(poke_interval, "poke_interval", task=task_id) or timedelta(0)
+    limit = as_timedelta(timeout, "timeout", task=task_id) or timedelta(0)
     if mode not in MODES:
         raise DefinitionError(
             f"unknown mode {mode!r}; known: {', '.join(MODES)}." + did_you_mean(mode, MODES),
