@@ -111,5 +111,8 @@ def test_a_closed_store_says_so(tmp_path: Path) -> None:
     store.close()  # twice is fine
     with pytest.raises(StateError, match="is closed: list runs needs an open store"):
         store.list_runs()
-    with pytest.raises(StateError, match="is closed: update run 'r1' needs an open store"):
+    with pytest.raises(
+        StateError, match="^run r1: State store .* is closed: update run needs an open store"
+    ) as info:
         store.update_run("r1", state="running")
+    assert info.value.run_id == "r1"

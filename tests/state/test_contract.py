@@ -93,8 +93,11 @@ def test_naive_datetimes_are_refused_with_a_clear_error(store: SqlStateStore) ->
     with pytest.raises(StateError, match="Naive datetime 2024-01-01T00:00:00"):
         store.create_run("naive", datetime(2024, 1, 1), DAY, DAY)
     run, _ = make_run(store)
-    with pytest.raises(StateError, match=f"update run '{run.run_id}'.*timezone-aware"):
+    with pytest.raises(
+        StateError, match=f"^run {run.run_id}: update run: .*timezone-aware"
+    ) as info:
         store.update_run(run.run_id, started_at=datetime(2024, 1, 1))
+    assert info.value.run_id == run.run_id
 
 
 def test_json_round_trips(store: SqlStateStore) -> None:
@@ -126,8 +129,9 @@ def test_json_round_trips(store: SqlStateStore) -> None:
 def test_non_json_values_raise_state_error_naming_the_task(store: SqlStateStore) -> None:
     run, _ = make_run(store)
     store.ensure_task_instances(run.run_id, [("a", -1)])
-    with pytest.raises(StateError, match="update task 'a'"):
+    with pytest.raises(StateError, match=f"^task 'a', run {run.run_id}: update task: ") as info:
         store.update_task_instance(run.run_id, "a", result_json={"x": object()})
+    assert (info.value.task, info.value.run_id) == ("a", run.run_id)
 
 
 def test_unknown_run_id_suggests_the_closest(store: SqlStateStore) -> None:

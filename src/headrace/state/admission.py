@@ -102,10 +102,11 @@ class AdmissionMixin:
         """
         if max_active < 1:
             raise StateError(f"max_active_runs must be >= 1, got {max_active}", pipeline=pipeline)
-        what = f"admit a run of pipeline {pipeline!r} for {logical_date.isoformat()}"
+        what = f"admit a run for {logical_date.isoformat()}"
+        loc = {"pipeline": pipeline}
         for _ in range(3):
             try:
-                with self._tx(what) as conn:
+                with self._tx(what, location=loc) as conn:
                     self._lock_pipeline(conn, pipeline)
                     found = self._find(conn, pipeline, logical_date)
                     active = self._count_active(
@@ -134,7 +135,7 @@ class AdmissionMixin:
                 continue  # a run-id collision: the key itself is guarded by the lock
             assert created is not None  # inserted in the same transaction
             return Admission(created, True, active + 1)
-        raise StateError(f"{what}: could not allocate a unique run id after 3 tries.")
+        raise StateError(f"{what}: could not allocate a unique run id after 3 tries.", **loc)
 
     def _lock_pipeline(self, conn: Connection, pipeline: str) -> None:
         """Serialise admissions of one pipeline until commit (SQLite: BEGIN IMMEDIATE did)."""

@@ -103,11 +103,16 @@ def write_checked(
     steps: Sequence[tuple[Prepared, list[tuple[Any, ...]]]],
     require_all: bool,
     what: str,
+    *,
+    service: str,
+    location: Mapping[str, Any] | None = None,
 ) -> bool:
     """:func:`write`, with driver errors turned into the errors the store raises.
 
     Args:
-        what: the store and operation, for messages.
+        what: the operation, for messages.
+        service: the store's masked URL.
+        location: pipeline, run_id, task... kept on an error as fields.
 
     Returns:
         False when ``require_all`` found a missing row (nothing written), else True.
@@ -122,9 +127,13 @@ def write_checked(
     except RowsMissing:
         return False
     except sqlite3.IntegrityError as exc:
-        raise IntegrityError(what, None, exc) from exc
+        raise IntegrityError(f"{service}: {what}", None, exc) from exc
     except sqlite3.OperationalError as exc:
-        raise StoreUnavailableError(f"State store {what} failed: {exc}") from exc
+        raise StoreUnavailableError(
+            f"{what} failed: {exc}", service=service, **(location or {})
+        ) from exc
     except sqlite3.Error as exc:
-        raise StateError(f"State store {what} failed: {exc}") from exc
+        raise StateError(
+            f"State store {service}: {what} failed: {exc}", **(location or {})
+        ) from exc
     return True

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, cast
@@ -149,8 +149,17 @@ class SqlStateStore(
     # ------------------------------------------------------------------ plumbing
 
     @contextmanager
-    def _tx(self, what: str, write: bool = True, atomic: bool = True) -> Iterator[Connection]:
+    def _tx(
+        self,
+        what: str,
+        write: bool = True,
+        atomic: bool = True,
+        location: Mapping[str, Any] | None = None,
+    ) -> Iterator[Connection]:
         """A committed transaction; driver failures become :class:`StateError`.
+
+        ``what`` names the operation in messages; ``location`` (pipeline, run_id, task)
+        is kept on the error as fields.
 
         ``atomic=False`` promises the body is a single write statement or reads that
         need no common snapshot, so PostgreSQL may run it in autocommit mode.
@@ -158,10 +167,13 @@ class SqlStateStore(
         IntegrityError passes through untouched: callers that expect it (create_run)
         handle it, and it means a bug elsewhere.
         """
+        loc = dict(location or {})
         if self._pid != os.getpid():
             self._after_fork()
         if self._closed:
-            raise StateError(f"State store {self._where} is closed: {what} needs an open store.")
+            raise StateError(
+                f"State store {self._where} is closed: {what} needs an open store.", **loc
+            )
         try:
             if self._conn is not None:
                 with self._lock:
@@ -179,18 +191,19 @@ class SqlStateStore(
         except IntegrityError:
             raise
         except NotJSONError as exc:
-            raise StateError(f"{what}: {exc}") from exc
+            raise StateError(f"{what}: {exc}", **loc) from exc
         except StatementError as exc:
             cause = exc.orig if exc.orig is not None else exc
             if isinstance(cause, StateError):
-                raise StateError(f"{what}: {cause}") from exc
+                raise StateError(f"{what}: {cause}", **loc) from exc
             if isinstance(exc, OperationalError | InterfaceError):
                 # Lost connection, server down, lock wait exceeded: trying later can help.
                 raise StoreUnavailableError(
-                    f"{what} failed: {type(cause).__name__}: {cause}", service=self._where
+                    f"{what} failed: {type(cause).__name__}: {cause}", service=self._where, **loc
                 ) from exc
             raise StateError(
-                f"State store {self._where}: {what} failed: {type(cause).__name__}: {cause}"
+                f"State store {self._where}: {what} failed: {type(cause).__name__}: {cause}",
+                **loc,
             ) from exc
 
     def _after_fork(self) -> None:
@@ -205,8 +218,8 @@ class SqlStateStore(
         if self._conn is not None:
             self._conn = self.engine.connect()
 
-    def _read(self, what: str) -> Any:
-        return self._tx(what, write=False, atomic=False)
+    def _read(self, what: str, location: Mapping[str, Any] | None = None) -> Any:
+        return self._tx(what, write=False, atomic=False, location=location)
 
     def _statement(self, stmt: UpdateBase, column_keys: Sequence[str] | None = None) -> _Stmt:
         prepared = Prepared.compile(stmt, self.engine.dialect, column_keys) if self._fast else None
@@ -217,11 +230,13 @@ class SqlStateStore(
         what: str,
         steps: Sequence[tuple[_Stmt, list[dict[str, Any]]]],
         require_all: bool = False,
+        location: Mapping[str, Any] | None = None,
     ) -> bool:
         """Run write statements in one transaction.
 
         Args:
             what: the operation, for error messages.
+            location: pipeline, run_id, task... kept on an error as fields.
             steps: (statement, parameter dicts) pairs, each run as one executemany.
             require_all: UPDATEs whose rows must all exist: when one is missing,
                 nothing is written and False is returned (the caller says which).
@@ -232,7 +247,7 @@ class SqlStateStore(
         if not self._fast:
             single = len(steps) == 1 and len(steps[0][1]) == 1
             try:
-                with self._tx(what, atomic=not single) as conn:
+                with self._tx(what, atomic=not single, location=location) as conn:
                     for (stmt, _), params in steps:
                         matched = conn.execute(stmt, params).rowcount
                         if require_all and matched != len(params):
@@ -247,14 +262,19 @@ class SqlStateStore(
                 if prepared is not None
             ]
         except StateError as exc:  # a naive datetime, a value that is not JSON
-            raise StateError(f"{what}: {exc}") from exc
+            raise StateError(f"{what}: {exc}", **(location or {})) from exc
         if self._pid != os.getpid():
             self._after_fork()
         if self._closed or self._conn is None:
-            raise StateError(f"State store {self._where} is closed: {what} needs an open store.")
+            raise StateError(
+                f"State store {self._where} is closed: {what} needs an open store.",
+                **(location or {}),
+            )
         with self._lock:
             driver = cast(sqlite3.Connection, self._conn.connection.driver_connection)
-            return fastpath.write_checked(driver, rows, require_all, f"{self._where}: {what}")
+            return fastpath.write_checked(
+                driver, rows, require_all, what, service=self._where, location=location
+            )
 
     def migrate(
         self, steps: Sequence[migrations.Migration] = migrations.MIGRATIONS
@@ -313,7 +333,8 @@ class SqlStateStore(
             >>> run, created = store.create_run("etl", day, day, day + timedelta(days=1))
         """
         when = logical_date.isoformat() if isinstance(logical_date, datetime) else logical_date
-        what = f"create run of pipeline {pipeline!r} for {when}"
+        what = f"create run for {when}"
+        loc = {"pipeline": pipeline}
         for _ in range(3):
             values = {
                 "run_id": new_run_id(),
@@ -327,7 +348,7 @@ class SqlStateStore(
                 "created_at": utcnow(),
             }
             try:
-                with self._tx(what) as conn:
+                with self._tx(what, location=loc) as conn:
                     found = self._find(conn, pipeline, logical_date)
                     if found is not None:
                         return found, False
@@ -335,14 +356,14 @@ class SqlStateStore(
                     # Re-read so the caller sees exactly what was stored (UTC times).
                     created = self._find(conn, pipeline, logical_date)
             except IntegrityError:
-                with self._read(what) as conn:
+                with self._read(what, loc) as conn:
                     found = self._find(conn, pipeline, logical_date)
                 if found is not None:
                     return found, False
                 continue  # a run-id collision (same millisecond, same 40 random bits)
             assert created is not None  # inserted in the same transaction
             return created, True
-        raise StateError(f"{what}: could not allocate a unique run id after 3 tries.")
+        raise StateError(f"{what}: could not allocate a unique run id after 3 tries.", **loc)
 
     def _find(self, conn: Connection, pipeline: str, logical_date: datetime) -> RunRecord | None:
         row = conn.execute(
@@ -500,9 +521,9 @@ class SqlStateStore(
         if "state" in fields:
             params["v_state"] = state_value(RunState, fields["state"], f"run {run_id!r}")
         params["k_run_id"] = run_id
-        what = f"update run {run_id!r}"
-        if not self._write(what, [(stmt, [params])], require_all=True):
-            with self._read(what) as conn:
+        loc = {"run_id": run_id}
+        if not self._write("update run", [(stmt, [params])], require_all=True, location=loc):
+            with self._read("update run", loc) as conn:
                 raise unknown_run(conn, run_id, self._where)
 
     # ------------------------------------------------------------------ task instances
@@ -569,9 +590,9 @@ class SqlStateStore(
         if not fields:
             return
         stmt, params = self._ti_params(run_id, task_id, map_index, fields)
-        what = f"update task {task_id!r} of run {run_id!r}"
-        if not self._write(what, [(stmt, [params])], require_all=True):
-            with self._read(what) as conn:
+        loc = {"run_id": run_id, "task": task_id}
+        if not self._write("update task", [(stmt, [params])], require_all=True, location=loc):
+            with self._read("update task", loc) as conn:
                 raise unknown_task(conn, run_id, task_id, map_index, self._where)
 
     def update_task_instances(
