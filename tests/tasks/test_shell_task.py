@@ -65,8 +65,11 @@ def test_failing_command_names_task_code_and_output(make_ctx):
 
 
 def test_unknown_placeholder_fails_at_definition_with_suggestion():
-    with pytest.raises(DefinitionError, match=r"unknown placeholder .*Did you mean 'ds'"):
+    with pytest.raises(
+        DefinitionError, match=r"^task 'x': unknown placeholder .*Did you mean 'ds'"
+    ) as info:
         shell_task("echo {{ dss }}", task_id="x")
+    assert info.value.task == "x"
     with pytest.raises(DefinitionError, match="not supported"):
         shell_task("echo {{ ds | upper }}", task_id="x")
 
@@ -79,7 +82,7 @@ def test_unknown_param_names_known_params(make_ctx):
 
 
 def test_render_quotes_each_value():
-    assert render("a {{ params.x }}", {"params": {"x": "it's"}}, what="t") == "a 'it'\"'\"'s'"
+    assert render("a {{ params.x }}", {"params": {"x": "it's"}}, task="t") == "a 'it'\"'\"'s'"
 
 
 def test_task_options_pass_through():

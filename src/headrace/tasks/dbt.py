@@ -182,14 +182,14 @@ def dbt_task(
     """
     args = shlex.split(command) if isinstance(command, str) else list(command)
     what = f"dbt task {task_id!r}"
-    placeholders(str(project_dir), what=what)  # an unknown {{ name }} fails when the file loads
+    placeholders(str(project_dir), task=task_id)  # an unknown {{ name }} fails when the file loads
 
     def run_dbt(ctx: Context) -> str | None:
         exe = shutil.which(executable)
         if exe is None:
             raise DbtNotInstalled(executable, pipeline=ctx.pipeline, task=task_id)
         # The folder may be a template (``{{ params.dbt_project_dir }}``), as Airflow's templated fields.
-        folder = Path(render(str(project_dir), context_values(ctx), what=what, quote=str))
+        folder = Path(render(str(project_dir), context_values(ctx), task=task_id, quote=str))
         argv = [
             exe,
             *args,

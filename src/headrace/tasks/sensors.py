@@ -289,12 +289,11 @@ def file_sensor(pattern: str | Path, *, task_id: str, **options: Any) -> Task[..
         >>> ready = file_sensor("/data/in/orders_{{ ds_nodash }}.csv", task_id="wait_orders", poke_interval=30)
     """
     template = str(pattern)
-    what = f"sensor {task_id!r}"
-    placeholders(template, what=what)
+    placeholders(template, task=task_id)
 
     def poke(ctx: Context) -> list[str]:
         # A path is not shell: values go in as they are, no quoting.
-        path = render(template, context_values(ctx), what=what, quote=_no_quote)
+        path = render(template, context_values(ctx), task=task_id, quote=_no_quote)
         return sorted(glob.glob(path))
 
     return sensor_task(poke, task_id=task_id, description=f"files matching {template!r}", **options)

@@ -172,10 +172,10 @@ def shell_task(
         >>> cleanup = shell_task("rm -rf /tmp/staging/customers_{{ ds }}*", task_id="cleanup_temp_files")
     """
     what = f"shell task {task_id!r}"
-    placeholders(command, what=what)  # unknown names fail when the file is loaded
+    placeholders(command, task=task_id)  # unknown names fail when the file is loaded
 
     def run_shell(ctx: Context) -> str | None:
-        rendered = render(command, context_values(ctx), what=what)
+        rendered = render(command, context_values(ctx), task=task_id)
         ctx.log.info("$ %s", rendered)
         return run_command(
             [shell, "-c", rendered], ctx, what=what, cwd=cwd, env=env, ok_codes=ok_codes

@@ -57,25 +57,27 @@ def context_values(ctx: Context) -> dict[str, Any]:
     }
 
 
-def placeholders(template: str, *, what: str) -> list[str]:
+def placeholders(template: str, *, task: str) -> list[str]:
     """The names used by ``template``; an unknown context name is a DefinitionError.
 
     Args:
         template: text with ``{{ name }}`` placeholders.
-        what: the task, for the message (``"shell task 'cleanup'"``).
+        task: the task's id, kept on the error as its ``task`` field.
     """
     names = [m["name"] for m in _PLACEHOLDER.finditer(template)]
     for name in names:
         if not name.startswith("params.") and name not in CONTEXT_NAMES:
             raise DefinitionError(
-                f"{what}: unknown placeholder {{{{ {name} }}}}; known: {', '.join(CONTEXT_NAMES)}, "
-                "params.<name>." + did_you_mean(name, CONTEXT_NAMES)
+                f"unknown placeholder {{{{ {name} }}}}; known: {', '.join(CONTEXT_NAMES)}, "
+                "params.<name>." + did_you_mean(name, CONTEXT_NAMES),
+                task=task,
             )
     leftover = _PLACEHOLDER.sub("", template)
     if "{{" in leftover or "}}" in leftover:
         raise DefinitionError(
-            f"{what}: template {template!r} has '{{{{' or '}}}}' that is not a "
-            "{{ name }} placeholder (expressions and filters are not supported)"
+            f"template {template!r} has '{{{{' or '}}}}' that is not a "
+            "{{ name }} placeholder (expressions and filters are not supported)",
+            task=task,
         )
     return names
 
@@ -94,7 +96,7 @@ def render(
     template: str,
     values: Mapping[str, Any],
     *,
-    what: str,
+    task: str,
     quote: Callable[[str], str] = shlex.quote,
 ) -> str:
     """Replace each ``{{ name }}`` with its value passed through ``quote``.
@@ -102,16 +104,16 @@ def render(
     Args:
         template: the text; checked with :func:`placeholders`.
         values: from :func:`context_values`.
-        what: the task, for messages.
+        task: the task's id, kept on an error as its ``task`` field.
         quote: applied to every substituted value (``shlex.quote`` for shells, so a
             value can never become shell syntax; a date such as ``2024-01-02`` needs
             no quotes and stays usable inside globs like ``customers_{{ ds }}*``).
 
     Example:
-        >>> render("rm -rf /tmp/c_{{ ds }}* {{ params.x }}", {"ds": "2024-01-02", "params": {"x": "a; b"}}, what="t")
+        >>> render("rm -rf /tmp/c_{{ ds }}* {{ params.x }}", {"ds": "2024-01-02", "params": {"x": "a; b"}}, task="t")
         "rm -rf /tmp/c_2024-01-02* 'a; b'"
     """
-    placeholders(template, what=what)
+    placeholders(template, task=task)
     params = values.get("params", {})
 
     def substitute(match: re.Match[str]) -> str:
@@ -120,8 +122,9 @@ def render(
             key = name.split(".", 1)[1]
             if key not in params:
                 raise DefinitionError(
-                    f"{what}: placeholder {{{{ {name} }}}} names no pipeline param; "
-                    f"known params: {', '.join(params) or 'none'}." + did_you_mean(key, params)
+                    f"placeholder {{{{ {name} }}}} names no pipeline param; "
+                    f"known params: {', '.join(params) or 'none'}." + did_you_mean(key, params),
+                    task=task,
                 )
             return quote(_text(params[key]))
         return quote(_text(values[name]))
