@@ -395,11 +395,13 @@ def test_a_quality_definition_error_is_located_by_fields() -> None:
 def test_a_task_policy_error_is_located_by_fields() -> None:
     from headrace.pipeline import task
 
+    late: dict[str, Any] = {"timeout": "soon"}  # wrong types on purpose
+    nobody: dict[str, Any] = {"email": [3]}
     with pytest.raises(
         DefinitionError, match=r"test_errors.py:\d+: task 'slow': timeout must be a timedelta"
     ) as info:
 
-        @task(timeout="soon")
+        @task(**late)
         def slow() -> None:
             pass
 
@@ -407,7 +409,7 @@ def test_a_task_policy_error_is_located_by_fields() -> None:
     assert info.value.path is not None and "test_errors.py" in info.value.path
     with pytest.raises(DefinitionError, match=r"task 'noisy': email must be a string") as bad:
 
-        @task(email=[3])
+        @task(**nobody)
         def noisy() -> None:
             pass
 
