@@ -421,7 +421,9 @@ def schema_is(
     """
     name = name or "schema_is"
     if not columns:
-        raise ExpectationDefinitionError(f"expectation {name!r}: list at least one column.")
+        raise ExpectationDefinitionError(
+            f"expectation {name!r}: list at least one column.", expectation=name
+        )
     return SchemaIs(
         name=name,
         columns=tuple(columns.items()),

@@ -72,7 +72,9 @@ class Expectation(ABC):
     def column_name(self) -> str:
         """The column of a single-column expectation."""
         if self.column is None:
-            raise ExpectationDefinitionError(f"expectation {self.name!r} names no column.")
+            raise ExpectationDefinitionError(
+                f"expectation {self.name!r} names no column.", expectation=self.name
+            )
         return self.column
 
     def used_columns(self) -> list[str]:

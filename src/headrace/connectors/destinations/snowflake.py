@@ -162,7 +162,7 @@ class SnowflakeDestination:
             names = [d[0] for d in cur.description]
             return pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in rows])
         except Exception as exc:
-            raise ConnectorError(f"Query on {self.where} failed: {exc}") from exc
+            raise ConnectorError(f"Query failed: {exc}", connection=self.where) from exc
         finally:
             conn.close()
 
@@ -266,7 +266,9 @@ class SnowflakeDestination:
         except HeadraceError:
             raise
         except Exception as exc:
-            raise ConnectorError(f"Loading {where} failed ({mode.value}): {exc}") from exc
+            raise ConnectorError(
+                f"Loading failed ({mode.value}): {exc}", table=table, connection=self.where
+            ) from exc
         finally:
             with contextlib.suppress(Exception):  # a killed load leaves it: name says _hr_stage_
                 self._rows(conn.cursor(), f"DROP TABLE IF EXISTS {self.q(stage)}")

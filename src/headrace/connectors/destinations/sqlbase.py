@@ -154,7 +154,7 @@ class SqlDestination(ModeSteps, ABC):
         except HeadraceError:
             raise
         except Exception as exc:
-            raise ConnectorError(f"Query on {self.where} failed: {exc}") from exc
+            raise ConnectorError(f"Query failed: {exc}", connection=self.where) from exc
         finally:
             self._release(conn)
 
