@@ -320,7 +320,8 @@ class Analyzer:
         taken = {r.name for r in self.relations() if r.schema == "main"}
         if name in taken:
             raise AnalyticsError(
-                f"Table {name!r} already exists in {self.location}; pass replace=True or choose another name."
+                f"already exists in {self.location}; pass replace=True or choose another name.",
+                table=name,
             )
 
     # -- querying --------------------------------------------------------------

@@ -97,8 +97,9 @@ class Profile:
         from headrace.errors import did_you_mean
 
         raise AnalyticsError(
-            f"Column {name!r} is not in the profile of {self.table!r}."
-            + did_you_mean(name, [c.name for c in self.columns])
+            "not in the profile." + did_you_mean(name, [c.name for c in self.columns]),
+            table=self.table,
+            column=name,
         )
 
     def to_dict(self) -> dict[str, Any]:

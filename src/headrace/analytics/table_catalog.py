@@ -85,9 +85,8 @@ def find_relation(con: duckdb.DuckDBPyConnection, table: TableRef, location: str
     known = [r.display for r in relations]
     listing = ", ".join(repr(k) for k in known[:10]) or "none"
     raise AnalyticsError(
-        f"Unknown table {shown!r} in {location}."
-        + did_you_mean(shown, known)
-        + f" Known tables: {listing}."
+        f"unknown table in {location}." + did_you_mean(shown, known) + f" Known tables: {listing}.",
+        table=shown,
     )
 
 

@@ -51,8 +51,9 @@ class Cursor:
             object.__setattr__(self, "primary_key", (self.primary_key,))
         if self.lookback and not self.primary_key:
             raise ConnectorError(
-                f"Cursor on {self.column!r} has a lookback window but no primary_key: rows "
-                "read again would be loaded twice. Pass primary_key=(...) and load with merge."
+                "the cursor has a lookback window but no primary_key: rows "
+                "read again would be loaded twice. Pass primary_key=(...) and load with merge.",
+                column=self.column,
             )
 
     def lower_bound(self, checkpoint: Checkpoint | None) -> tuple[CursorValue, bool]:
@@ -69,9 +70,10 @@ class Cursor:
             return checkpoint.value - self.lookback, True
         except TypeError as exc:
             raise ConnectorError(
-                f"Cursor {self.column!r}: cannot subtract lookback {self.lookback!r} from "
+                f"cursor: cannot subtract lookback {self.lookback!r} from "
                 f"checkpoint value {checkpoint.value!r} ({exc}); use a timedelta for "
-                "timestamp cursors and a number for id cursors."
+                "timestamp cursors and a number for id cursors.",
+                column=self.column,
             ) from exc
 
 
@@ -92,8 +94,9 @@ class Interval:
     def __post_init__(self) -> None:
         if self.start is not None and self.end is not None and not self.start < self.end:
             raise ConnectorError(
-                f"Interval on {self.column!r} is empty or reversed: start {self.start!r} "
-                f"is not before end {self.end!r}."
+                f"the interval is empty or reversed: start {self.start!r} "
+                f"is not before end {self.end!r}.",
+                column=self.column,
             )
 
 

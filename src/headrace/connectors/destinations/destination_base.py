@@ -113,11 +113,11 @@ def write_arguments(
     keys = [keys] if isinstance(keys, str) else list(keys)
     if mode is WriteMode.MERGE and not keys:
         raise ConnectorError(
-            f"Merge into {table!r} needs keys=[...] (the columns that identify a row)."
+            "merge needs keys=[...] (the columns that identify a row).", table=table
         )
     if mode is WriteMode.REPLACE_PARTITION and partition is None:
         raise ConnectorError(
-            f"replace_partition into {table!r} needs partition=Interval(column, start, end)."
+            "replace_partition needs partition=Interval(column, start, end).", table=table
         )
     return mode, keys
 

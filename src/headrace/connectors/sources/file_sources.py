@@ -390,8 +390,10 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, file: Path) -> pa.RecordB
     extra = [n for n in batch.schema.names if n not in schema.names]
     if extra:
         raise ConnectorError(
-            f"{file} has column {extra[0]!r}, which the first file of this source does not; "
-            "read files of different layouts as separate sources."
+            "the first file of this source has no such column; "
+            "read files of different layouts as separate sources.",
+            path=str(file),
+            column=extra[0],
         )
     arrays = []
     for field in schema:

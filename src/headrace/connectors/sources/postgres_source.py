@@ -282,7 +282,7 @@ def _pg_setting(value: Any, column: str) -> tuple[str, str]:
     encoded = scalar_text(value)
     if encoded is None:
         raise ConnectorError(
-            f"Filter value {value!r} on column {column!r} has unsupported type {type(value).__name__}."
+            f"filter value {value!r} has unsupported type {type(value).__name__}.", column=column
         )
     text, kind = encoded
     if kind == "datetime" and value.tzinfo is not None:
