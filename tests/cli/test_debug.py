@@ -54,7 +54,8 @@ def test_a_failed_load_names_the_driver_error_it_wraps(
 ) -> None:
     code, out, err = cli(capsys, "run", "flows.py", "--executor", "inprocess")
     assert code == 1
-    assert "table 'orders': Loading into PostgreSQL" in out
+    assert "table 'orders', connection PostgreSQL " in out
+    assert ": Loading failed (append): " in out
     assert "load: caused by: ProgrammingError:" in out
     assert "Traceback" not in out + err
 
@@ -67,7 +68,7 @@ def test_debug_prints_the_traceback_with_its_cause(
     assert "--- load: traceback of attempt 1 ---" in err
     assert 'violates check constraint "orders_qty_check"' in err
     assert "The above exception was the direct cause of the following exception" in err
-    assert "headrace.errors.ConnectorError: table 'orders': Loading into PostgreSQL" in err
+    assert "headrace.errors.ConnectorError: table 'orders', connection PostgreSQL " in err
 
 
 def test_an_error_of_the_command_shows_its_cause_or_the_traceback(

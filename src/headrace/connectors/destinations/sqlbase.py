@@ -374,7 +374,7 @@ class SqlDestination(ModeSteps, ABC):
         except Exception as exc:
             self._safe_rollback(conn)
             raise ConnectorError(
-                f"Loading into {self.where} failed ({plan.mode.value}): {exc}", table=table
+                f"Loading failed ({plan.mode.value}): {exc}", table=table, connection=self.where
             ) from exc
         finally:
             self._cleanup(conn, plan.stage)
