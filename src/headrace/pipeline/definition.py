@@ -62,7 +62,6 @@ class Pipeline:
         self.line = code.co_firstlineno
         self.name = name or fn.__name__
         self.module = fn.__module__
-        where = f"{Site(self.file, self.line)}: pipeline {self.name!r}"
         loc: dict[str, Any] = {"path": str(Site(self.file, self.line)), "pipeline": self.name}
         self.schedule = schedule
         try:
@@ -78,8 +77,8 @@ class Pipeline:
             )
         except DefinitionError as exc:
             raise DefinitionError(str(exc), **loc) from exc
-        self.start_date = _aware(start_date, timezone, f"{where}: start_date")
-        self.end_date = _aware(end_date, timezone, f"{where}: end_date")
+        self.start_date = _aware(start_date, timezone, "start_date", loc)
+        self.end_date = _aware(end_date, timezone, "end_date", loc)
         if self.start_date and self.end_date and self.end_date < self.start_date:
             raise DefinitionError(
                 f"end_date {self.end_date} is before start_date {self.start_date}", **loc
@@ -242,11 +241,13 @@ def _ancestors(tid: str, edges: Mapping[tuple[str, str], Site]) -> set[str]:
     return seen
 
 
-def _aware(value: datetime | None, tz: str, what: str) -> datetime | None:
+def _aware(value: datetime | None, tz: str, what: str, location: dict[str, Any]) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, datetime):
-        raise DefinitionError(f"{what} must be a datetime, got {type(value).__name__} {value!r}")
+        raise DefinitionError(
+            f"{what} must be a datetime, got {type(value).__name__} {value!r}", **location
+        )
     return value if value.tzinfo is not None else value.replace(tzinfo=ZoneInfo(tz))
 
 

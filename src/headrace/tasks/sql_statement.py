@@ -228,7 +228,9 @@ def sql_task(
     what = f"SQL task {task_id!r}"
     stmts = [sql] if isinstance(sql, str) else list(sql)
     if not stmts or not all(isinstance(s, str) and s.strip() for s in stmts):
-        raise DefinitionError(f"{what}: sql must be a non-empty statement or list of statements")
+        raise DefinitionError(
+            "sql must be a non-empty statement or list of statements", task=task_id
+        )
 
     def run_statement(ctx: Context) -> Any:
         return run_sql(conn, stmts, bind_values(ctx, parameters), settings=ctx.settings, what=what)
