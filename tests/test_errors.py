@@ -414,3 +414,15 @@ def test_a_task_policy_error_is_located_by_fields() -> None:
             pass
 
     assert bad.value.task == "noisy"
+
+
+def test_a_bad_bound_names_its_expectation_and_column_as_fields() -> None:
+    import pyarrow as pa
+
+    from headrace.quality import apply_checks, between
+    from headrace.quality.quality_errors import ExpectationDefinitionError
+
+    with pytest.raises(ExpectationDefinitionError, match=r"give a number") as info:
+        apply_checks(pa.table({"qty": [1]}), [between("qty", min="one")], pipeline="etl")
+    assert (info.value.column, info.value.pipeline) == ("qty", "etl")
+    assert info.value.expectation is not None

@@ -86,6 +86,10 @@ class Expectation(ABC):
         on = f" on column {self.column!r}" if self.column else ""
         return f"expectation {self.name!r}{on}"
 
+    def about(self) -> dict[str, str | None]:
+        """The error fields naming the expectation and its column (``**exp.about()``)."""
+        return {"expectation": self.name, "column": self.column}
+
     def column_type(self, schema: pa.Schema, column: str | None = None) -> pa.DataType:
         """The Arrow type of ``column`` in ``schema``; unknown names suggest the closest."""
         name = column if column is not None else self.column
@@ -234,8 +238,16 @@ class Between(RowExpectation):
 
     def bounds(self, arrow_type: pa.DataType) -> tuple[Any, Any]:
         """The bounds coerced to the column's type (None where open); an empty range is refused."""
-        lo = None if self.min is None else coerce_bound(self.min, arrow_type, self.where())
-        hi = None if self.max is None else coerce_bound(self.max, arrow_type, self.where())
+        lo = (
+            None
+            if self.min is None
+            else coerce_bound(self.min, arrow_type, self.where(), **self.about())
+        )
+        hi = (
+            None
+            if self.max is None
+            else coerce_bound(self.max, arrow_type, self.where(), **self.about())
+        )
         check_range(self.name, self.column, lo, hi, self.strict_min or self.strict_max)
         return lo, hi
 
@@ -280,7 +292,7 @@ def _boolean(exp: Expectation, value: Any) -> bool:
 def _coerce_values(exp: Expectation, values: Sequence[Any], arrow_type: pa.DataType) -> list[Any]:
     if family(arrow_type) == "boolean":
         return [_boolean(exp, v) for v in values]
-    return [coerce_bound(v, arrow_type, exp.where()) for v in values]
+    return [coerce_bound(v, arrow_type, exp.where(), **exp.about()) for v in values]
 
 
 def polars_type(arrow_type: pa.DataType) -> pl.DataType:
@@ -462,8 +474,16 @@ class StatBetween(TableExpectation):
                 False, None, f"{self.stat}({self.column}) has no value: no non-null rows"
             )
         bound_type = arrow_type if self.stat in ("min", "max") else pa.float64()
-        lo = None if self.min is None else coerce_bound(self.min, bound_type, self.where())
-        hi = None if self.max is None else coerce_bound(self.max, bound_type, self.where())
+        lo = (
+            None
+            if self.min is None
+            else coerce_bound(self.min, bound_type, self.where(), **self.about())
+        )
+        hi = (
+            None
+            if self.max is None
+            else coerce_bound(self.max, bound_type, self.where(), **self.about())
+        )
         check_range(self.name, self.column, lo, hi)
         if isinstance(observed, dt.datetime) and observed.tzinfo is not None:
             observed = to_utc(observed)

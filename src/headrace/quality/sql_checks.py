@@ -128,7 +128,9 @@ class _Compiler:
             return f"({column} IS NOT NULL AND {self.d.not_in_list(column)})", [keys]
         if isinstance(check, SqlExpression):
             return f"NOT COALESCE(({self.d.raw(check.expression)}), TRUE)", []
-        raise ExpectationDefinitionError(f"{check.where()}: {check.kind} cannot run in SQL.")
+        raise ExpectationDefinitionError(
+            f"{check.where()}: {check.kind} cannot run in SQL.", **check.about()
+        )
 
     def judged(self, check: RowExpectation) -> str | None:
         """The predicate of the rows ``mostly`` counts (None: every row)."""
@@ -146,7 +148,8 @@ class _Compiler:
                 "decimal",
             ):
                 raise ExpectationDefinitionError(
-                    f"{check.where()}: {check.stat} needs a numeric column, {check.column!r} is {arrow_type}."
+                    f"{check.where()}: {check.stat} needs a numeric column, {check.column!r} is {arrow_type}.",
+                    **check.about(),
                 )
             value = self.ordered(self.col(check.column_name), arrow_type)
             if family(arrow_type) == "float":

@@ -51,7 +51,7 @@ def family(arrow_type: pa.DataType) -> str:
 NUMERIC = ("integer", "float", "decimal")
 
 
-def parse_datetime(value: str | dt.date, where: str) -> dt.datetime:
+def parse_datetime(value: str | dt.date, where: str, **about: Any) -> dt.datetime:
     """An ISO date or timestamp string (or date) as a datetime; naive stays naive."""
     if isinstance(value, dt.datetime):
         return value
@@ -62,7 +62,8 @@ def parse_datetime(value: str | dt.date, where: str) -> dt.datetime:
     except ValueError:
         raise ExpectationDefinitionError(
             f"{where}: bound {value!r} is not an ISO date or timestamp; "
-            f"write it like '2020-01-01' or '2020-01-01T12:00:00+00:00'."
+            f"write it like '2020-01-01' or '2020-01-01T12:00:00+00:00'.",
+            **about,
         ) from None
 
 
@@ -71,13 +72,14 @@ def to_utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def coerce_bound(value: Any, arrow_type: pa.DataType, where: str) -> Any:
+def coerce_bound(value: Any, arrow_type: pa.DataType, where: str, **about: Any) -> Any:
     """Coerce a user bound to a value comparable with a column of ``arrow_type``.
 
     Args:
         value: the bound as declared (number, str, date, datetime, Decimal).
         arrow_type: the column's type.
         where: names the expectation and column, for error messages.
+        about: ``expectation`` and ``column``, kept on an error as fields.
 
     Returns:
         The bound as int/float/Decimal, str, date, or datetime (aware UTC for a zoned
@@ -88,10 +90,11 @@ def coerce_bound(value: Any, arrow_type: pa.DataType, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal):
             raise ExpectationDefinitionError(
                 f"{where}: column is {arrow_type} but bound {value!r} is "
-                f"{type(value).__name__}; give a number."
+                f"{type(value).__name__}; give a number.",
+                **about,
             )
         if isinstance(value, float) and math.isnan(value):
-            raise ExpectationDefinitionError(f"{where}: a bound cannot be NaN.")
+            raise ExpectationDefinitionError(f"{where}: a bound cannot be NaN.", **about)
         if fam == "decimal" and isinstance(value, float):
             return decimal.Decimal(str(value))
         return value
@@ -99,38 +102,42 @@ def coerce_bound(value: Any, arrow_type: pa.DataType, where: str) -> Any:
         if not isinstance(value, str | dt.date):
             raise ExpectationDefinitionError(
                 f"{where}: column is {arrow_type} but bound {value!r} is "
-                f"{type(value).__name__}; give a datetime, date or ISO string."
+                f"{type(value).__name__}; give a datetime, date or ISO string.",
+                **about,
             )
-        stamp = parse_datetime(value, where)
+        stamp = parse_datetime(value, where, **about)
         if arrow_type.tz is not None:
             return to_utc(stamp)
         return stamp if stamp.tzinfo is None else stamp.astimezone(UTC).replace(tzinfo=None)
     if fam == "date":
         if isinstance(value, dt.datetime) or isinstance(value, str) and len(value.strip()) > 10:
-            stamp = parse_datetime(value, where)
+            stamp = parse_datetime(value, where, **about)
             if stamp.time() != dt.time(0) or stamp.tzinfo is not None:
                 raise ExpectationDefinitionError(
                     f"{where}: column is a date but bound {value!r} has a time of day; "
-                    f"give a date like '2020-01-01'."
+                    f"give a date like '2020-01-01'.",
+                    **about,
                 )
             return stamp.date()
         if isinstance(value, dt.date):
             return value
         if isinstance(value, str):
-            return parse_datetime(value, where).date()
+            return parse_datetime(value, where, **about).date()
         raise ExpectationDefinitionError(
-            f"{where}: column is a date but bound {value!r} is {type(value).__name__}."
+            f"{where}: column is a date but bound {value!r} is {type(value).__name__}.", **about
         )
     if fam == "string":
         if not isinstance(value, str):
             raise ExpectationDefinitionError(
                 f"{where}: column is a string but bound {value!r} is {type(value).__name__}; "
-                f"strings compare in code-point order, give a string."
+                f"strings compare in code-point order, give a string.",
+                **about,
             )
         return value
     raise ExpectationDefinitionError(
         f"{where}: cannot compare a column of type {arrow_type} with bounds; "
-        f"use sql_expression for this column."
+        f"use sql_expression for this column.",
+        **about,
     )
 
 
