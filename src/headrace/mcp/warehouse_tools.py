@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from headrace.config import Settings
-from headrace.connectors.destinations.destination_base import LOADS_TABLE, META_LOAD_ID
+from headrace.connectors.destinations.destination_base import LOADS_TABLE
+from headrace.connectors.destinations.quarantine_query import QuarantineQuery, quarantine_table
 from headrace.connectors.naming import ConnectionURL, default_warehouse, qualified, resolve
 from headrace.errors import ConfigError, ConnectorError
 from headrace.mcp.sqlguard import QueryResult, run_read_only
@@ -81,15 +82,12 @@ def quarantined_rows(
         limit: most rows.
         timeout: seconds.
     """
-    qtable = table_sql(conn, f"{table}_quarantine")
-    col = qualified(META_LOAD_ID, None, "postgresql")
-    ids = list(dict.fromkeys(load_ids))
-    marks = _marks(conn, len(ids) + 2)
-    where = f"substr({col}, 1, {marks[0]}) = {marks[1]}"
-    if ids:
-        where += f" OR {col} IN ({', '.join(marks[2:])})"
-    sql = f"SELECT * FROM {qtable} WHERE {where}"
-    return query(conn, sql, limit, timeout, [len(run_id), run_id, *ids])
+    read = QuarantineQuery(
+        table_sql(conn, quarantine_table(table)), load_ids, run_id,
+        percent_marks=conn.backend == "postgresql",
+    )  # fmt: skip
+    sql, params = read.rows()
+    return query(conn, sql, limit, timeout, params)
 
 
 def loads_of(conn: ConnectionURL, table: str, limit: int, timeout: float) -> QueryResult:

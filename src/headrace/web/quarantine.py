@@ -19,15 +19,17 @@ from headrace.connectors.destinations import (
     open_destination,
 )
 from headrace.connectors.destinations.destination_base import META_LOAD_ID
-from headrace.connectors.naming import default_warehouse, quote_ident
+from headrace.connectors.destinations.quarantine_query import (
+    LEAD_COLUMNS,
+    QuarantineQuery,
+    quarantine_table,
+)
+from headrace.connectors.naming import default_warehouse
 from headrace.errors import HeadraceError
 from headrace.masking import MASKER
 from headrace.state.store_base import TaskInstanceRecord
 
-QUARANTINE_SUFFIX = "_quarantine"
 REASON = "_hr_reason"
-#: Shown first, in this order; the row's own columns follow.
-_LEAD = ("_hr_reason", "_hr_expectation")
 _HIDDEN = (META_LOAD_ID,)  # the same for every row of a load: shown once, in the heading
 
 
@@ -78,7 +80,7 @@ def read_quarantined(
 ) -> QuarantinedRows:
     """Rows ``offset .. offset+limit`` of load ``load_id`` in the quarantine table of ``destination``."""
     connection, table = destination.split(".", 1)
-    page = QuarantinedRows(task_id, destination, load_id, table + QUARANTINE_SUFFIX)
+    page = QuarantinedRows(task_id, destination, load_id, quarantine_table(table))
     try:
         url = (
             default_warehouse(settings)
@@ -105,22 +107,12 @@ def read_quarantined(
                     f"table {page.table!r} of connection {connection!r} does not exist (dropped?)"
                 )
                 return page
-            where = (
-                f"FROM {dest.q(page.table)} WHERE {quote_ident(META_LOAD_ID, dest.dialect)} = $1"
-            )
-            page.total = int(
-                dest.query(f"SELECT count(*) AS n {where}", [load_id]).column(0)[0].as_py()
-            )
-            shown = [c for c in _LEAD if c in columns] + [
-                c for c in columns if c not in _LEAD + _HIDDEN
+            read = QuarantineQuery(dest.q(page.table), [load_id], dialect=dest.dialect)
+            page.total = int(dest.query(*read.count()).column(0)[0].as_py())
+            shown = [c for c in LEAD_COLUMNS if c in columns] + [
+                c for c in columns if c not in LEAD_COLUMNS + _HIDDEN
             ]
-            select = ", ".join(quote_ident(c, dest.dialect) for c in shown)
-            # Every column in the order: pages are stable (identical rows are interchangeable).
-            order = ", ".join(str(i + 1) for i in range(len(shown)))
-            rows = dest.query(
-                f"SELECT {select} {where} ORDER BY {order} LIMIT $2 OFFSET $3",
-                [load_id, limit, offset],
-            )
+            rows = dest.query(*read.rows(shown, limit, offset))
     except Exception as exc:  # a busy or unreachable warehouse is shown on the page, not a 500
         page.error = MASKER.mask(f"{type(exc).__name__}: {exc}")
         return page

@@ -25,8 +25,8 @@ import pyarrow as pa
 
 from headrace.config import mask_url
 from headrace.connectors.destinations.destination_base import META_LOAD_ID, WriteMode
+from headrace.connectors.destinations.lake_metadata import KEY_CHECKPOINTS
 from headrace.connectors.destinations.lakebase import (
-    KEY_CHECKPOINTS,
     CommitConflict,
     LakeDestination,
     LakeLoad,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ CHECKPOINT_TABLE = "_hr_checkpoints"
 LOADS_TABLE = "_hr_loads"
 META_LOAD_ID = "_hr_load_id"
 META_LOADED_AT = "_hr_loaded_at"
+#: A table's quarantined rows go to ``<table>_quarantine``.
+QUARANTINE_SUFFIX = "_quarantine"
 
 
 class WriteMode(StrEnum):
@@ -251,3 +254,14 @@ def check_columns(
                 column=column,
             )
     return to_add
+
+
+def with_meta(rows: pa.Table, load_id: str, loaded_at: dt.datetime) -> pa.Table:
+    """``rows`` with ``_hr_load_id`` and ``_hr_loaded_at`` columns (replacing any)."""
+    for name in (META_LOAD_ID, META_LOADED_AT):
+        if name in rows.column_names:
+            rows = rows.drop_columns([name])
+    n = rows.num_rows
+    rows = rows.append_column(META_LOAD_ID, pa.array([load_id] * n, pa.string()))
+    stamp = pa.array([loaded_at] * n, pa.timestamp("us", tz="UTC"))
+    return rows.append_column(META_LOADED_AT, stamp)

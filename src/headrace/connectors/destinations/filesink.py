@@ -33,10 +33,8 @@ import pyarrow as pa
 
 from headrace.config import mask_url
 from headrace.connectors.destinations.destination_base import WriteMode
+from headrace.connectors.destinations.lake_metadata import KEY_CHECKPOINTS, KEY_LOAD, KEY_LOAD_ID
 from headrace.connectors.destinations.lakebase import (
-    KEY_CHECKPOINTS,
-    KEY_LOAD,
-    KEY_LOAD_ID,
     CommitConflict,
     LakeDestination,
     LakeLoad,

@@ -14,15 +14,8 @@ dropped) and commits *without* the library's automatic retry: a concurrent commi
 makes the commit fail, and the write starts over from the new state — re-checking the
 fence, so a stale extract is never applied over a newer one (:class:`CheckpointMoved`).
 
-Quarantined rows go to ``<table>_quarantine``, a table of its own (neither format
-commits two tables atomically) committed just before the data, each row tagged with
-its load id: a retry of the same load (the load id is a digest of its rows) writes
-them once. A fenced load also records its source and fence in the quarantine commit;
-a load killed between the two commits, whose rerun re-extracts and re-quarantines the
-same rows under a new load id, leaves rows that can never commit, and the next fenced
-commit of that source deletes them (:meth:`LakeDestination._drop_orphans`). Until then
-they are there with a load id absent from the table's history; nothing is lost.
-Unfenced loads (full replace, replace_partition) are not cleaned up that way.
+Quarantined rows go to ``<table>_quarantine``, committed just before the data (see
+``lake_quarantine``); a merge's plan is in ``merge_plan``.
 """
 
 from __future__ import annotations
@@ -30,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import json
 import re
 import uuid
@@ -42,13 +36,21 @@ import pyarrow as pa
 
 from headrace.connectors.crashpoints import crashpoint
 from headrace.connectors.destinations.destination_base import (
-    META_LOAD_ID,
-    META_LOADED_AT,
+    QUARANTINE_SUFFIX,
     LoadResult,
     WriteMode,
     as_arrow,
+    with_meta,
     write_arguments,
 )
+from headrace.connectors.destinations.lake_metadata import (
+    KEY_CHECKPOINTS,
+    KEY_LOAD,
+    KEY_LOAD_ID,
+    checkpoint_key,
+)
+from headrace.connectors.destinations.lake_quarantine import drop_orphans, quarantine_once
+from headrace.connectors.destinations.merge_plan import dedupe, plan_merge
 from headrace.connectors.fidelity import Fidelity, Rejects, screen_text, with_rejects
 from headrace.connectors.incremental import (
     Checkpoint,
@@ -60,14 +62,6 @@ from headrace.connectors.incremental import (
 from headrace.connectors.naming import quote_ident
 from headrace.errors import ConnectorError, HeadraceError, did_you_mean
 
-#: Keys of the commit metadata / snapshot summary / table properties headrace writes.
-KEY_LOAD_ID = "headrace.load_id"
-KEY_LOAD = "headrace.load"
-KEY_CHECKPOINTS = "headrace.checkpoints"
-KEY_ORIGIN = "headrace.origin"  # a quarantine commit's "pipeline\x1fsource"
-KEY_FENCE = "headrace.fence"  # ... and the fence its load was checked against
-KEY_DROPPED = "headrace.dropped"  # the load ids a quarantine commit deleted (orphans)
-QUARANTINE_SUFFIX = "_quarantine"
 #: ``"customers@3"`` in a query: table ``customers`` at version (or snapshot id) 3.
 TIME_TRAVEL = re.compile(r'"([^"@]+)@(\d+)"')
 CONFLICT_RETRIES = 20
@@ -125,7 +119,7 @@ def read_whole(
         q_arrow = q_arrow.read_all()
     loaded_at = dt.datetime.now(dt.UTC)
     if metadata:
-        rows = _with_meta(rows, final_id, loaded_at)
+        rows = with_meta(rows, final_id, loaded_at)
     return WholeData(
         rows,
         q_arrow,
@@ -151,11 +145,6 @@ class LakeLoad:
     rows_in: int
     rows_loaded: int
     rows_replaced: int
-
-
-def checkpoint_key(pipeline: str, source: str) -> str:
-    """The key of (pipeline, source) in a table's checkpoint map."""
-    return f"{pipeline}\x1f{source}"
 
 
 class LakeDestination(ABC):
@@ -390,7 +379,7 @@ class LakeDestination(ABC):
             )  # fmt: skip
             crashpoint("after_apply")
             if q_arrow is not None and q_arrow.num_rows:
-                self._quarantine_once(table, q_arrow, load_id, loaded_at, fence)
+                quarantine_once(self, table, q_arrow, load_id, loaded_at, fence)
             crashpoint("after_quarantine")
             stored = _advance(state.checkpoints, new_ckpt, load_id, loaded_at)
             result = LoadResult(
@@ -411,7 +400,7 @@ class LakeDestination(ABC):
                 continue  # someone committed in between: re-read, re-check the fence
             if fence is not None:
                 checkpoints = json.loads(load.properties[KEY_CHECKPOINTS])
-                self._drop_orphans(table, load_id, fence, checkpoints)
+                drop_orphans(self, table, load_id, fence, checkpoints)
             crashpoint("after_commit")
             return result
         raise ConnectorError(
@@ -428,61 +417,6 @@ class LakeDestination(ABC):
         if found != fence.value:
             raise CheckpointMoved(fence.pipeline, fence.source, fence.value, found, where)
 
-    def _quarantine_once(
-        self, table: str, rows: pa.Table, load_id: str, loaded_at: dt.datetime,
-        fence: Checkpoint | None,
-    ) -> None:  # fmt: skip
-        """Append this load's quarantined rows unless an earlier try of it already did.
-
-        A fenced load records its source and fence with the rows, so that a later load
-        can tell rows of a load that can never commit (see :meth:`_drop_orphans`).
-        """
-        name = table + QUARANTINE_SUFFIX
-        if name in self.tables() and any(
-            m.get(KEY_LOAD_ID) == load_id for m in self._history(name)
-        ):
-            return
-        rows = _with_meta(rows, load_id, loaded_at)
-        properties = {KEY_LOAD_ID: load_id}
-        if fence is not None:
-            properties[KEY_ORIGIN] = checkpoint_key(fence.pipeline, fence.source)
-            properties[KEY_FENCE] = json.dumps(list(encode_value(fence.value)))
-        self._append_quarantine(name, rows, properties)
-
-    def _drop_orphans(
-        self, table: str, committed: str, fence: Checkpoint, checkpoints: dict[str, Any]
-    ) -> None:
-        """Delete quarantined rows of loads of this source that can never commit.
-
-        The quarantine is committed before the load (two tables, two commits): a load
-        killed between them, or one that lost the race on its fence, leaves rows whose
-        load id is not in the table's history — and its rerun quarantines the same rows
-        again. After a fenced load commits, a quarantine commit of the same source that
-        is newer than the source's last committed one, not itself committed, and fenced
-        on a value other than the source's checkpoint now can never commit (its fence
-        check fails): its rows are deleted. Run after every fenced commit, so a crash
-        right before it leaves the cleanup to the next load.
-        """
-        name = table + QUARANTINE_SUFFIX
-        if name not in self.tables():
-            return
-        key = checkpoint_key(fence.pipeline, fence.source)
-        entry = checkpoints.get(key)
-        current = entry[:2] if entry is not None else list(encode_value(fence.value))
-        dropped: set[str] = set()
-        orphans: list[str] = []
-        for meta in self._history(name):
-            dropped.update(json.loads(meta.get(KEY_DROPPED, "[]")))
-            load_id = meta.get(KEY_LOAD_ID)
-            if meta.get(KEY_ORIGIN) != key or load_id in (None, committed) or load_id in dropped:
-                continue
-            if self._recorded(table, load_id) is not None:
-                break  # the source's last committed load: older rows were settled then
-            if json.loads(meta[KEY_FENCE]) != current:
-                orphans.append(load_id)
-        if orphans:
-            self._drop_quarantine(name, orphans, {KEY_DROPPED: json.dumps(orphans)})
-
     def _drop_quarantine(self, table: str, load_ids: list[str], properties: dict[str, str]) -> None:
         """Delete the rows of ``load_ids`` from the quarantine table ``table`` in one commit
         (needed by backends whose quarantine history records origin and fence)."""
@@ -497,9 +431,13 @@ class LakeDestination(ABC):
         replaced = 0
         rows_in = rows.num_rows
         if mode is WriteMode.MERGE:
-            rows = _dedupe(rows, keys, dedupe_order_by, where)
+            rows = dedupe(rows, keys, dedupe_order_by, where)
             if state.handle is not None:
-                rows, replaced = self._merge_plan(state, rows, keys, cursor_column)
+                rows, replaced = plan_merge(
+                    rows, keys, cursor_column, state.columns,
+                    functools.partial(self._keys_stored, state),
+                    functools.partial(self._may_hold_newer, state),
+                )  # fmt: skip
         elif mode is WriteMode.REPLACE_PARTITION:
             assert partition is not None
             _inside(rows, partition, where)
@@ -511,107 +449,8 @@ class LakeDestination(ABC):
             replaced,
         )  # fmt: skip
 
-    def _merge_plan(
-        self, state: TableState, rows: pa.Table, keys: list[str], cursor_column: str | None
-    ) -> tuple[pa.Table, int]:
-        """Drop incoming rows older than the stored row of their key; count the keys replaced.
-
-        Arrow compute only (a hash join of the incoming keys on the stored keys, one row
-        per stored key with its newest cursor): a DuckDB connection costs more to open
-        than the whole plan of a 1% merge.
-        """
-        import pyarrow.compute as pc
-
-        if any(k not in state.columns for k in keys):
-            return rows, 0  # the key columns are new: nothing stored can match
-        cursor = cursor_column if cursor_column and cursor_column in state.columns else None
-        if cursor is not None and not self._may_hold_newer(state, cursor, rows.column(cursor)):
-            cursor = None  # every stored row is older: nothing to drop, only keys to count
-        distinct = rows.select(keys).group_by(keys, use_threads=False).aggregate([])
-        stored = self._keys_stored(state, keys + ([cursor] if cursor else []), distinct)
-        try:
-            stored = stored.join(distinct, keys, join_type="left semi", use_threads=False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise ConnectorError(
-                f"Merge keys {keys} have other types in the data than in the stored table: {exc}"
-            ) from None
-        aggregates: list[Any] = [([], "count_all")] + ([(cursor, "max")] if cursor else [])
-        per_key = stored.group_by(keys, use_threads=False).aggregate(aggregates)
-        named = {"count_all": "_hr_n", f"{cursor}_max": "_hr_newest"}
-        per_key = per_key.rename_columns(
-            [n if n in keys else named[n] for n in per_key.column_names]
-        )
-        incoming = rows.select(keys).append_column(
-            "_hr_row", pa.array(range(rows.num_rows), pa.int64())
-        )
-        try:
-            joined = incoming.join(per_key, keys, join_type="left outer", use_threads=False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise ConnectorError(
-                f"Merge keys {keys} have other types in the data than in the stored table: {exc}"
-            ) from None
-        joined = joined.take(pc.sort_indices(joined.column("_hr_row")))
-        matched = pc.is_valid(joined.column("_hr_n"))
-        if cursor is None:
-            return rows, int(pc.sum(matched).as_py() or 0)
-        incoming_cursor = rows.column(cursor)
-        try:
-            newest = joined.column("_hr_newest").cast(incoming_cursor.type, safe=False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise ConnectorError(
-                f"Merge cursor {cursor!r} is {incoming_cursor.type} in the data but "
-                f"{joined.schema.field('_hr_newest').type} in the stored table: {exc}"
-            ) from None
-        keep = pc.invert(pc.fill_null(pc.greater(newest, incoming_cursor), False))
-        replaced = pc.sum(pc.and_(matched, keep)).as_py() or 0
-        return rows.filter(keep), int(replaced)
-
 
 # -- helpers -------------------------------------------------------------------------
-
-
-def _with_meta(rows: pa.Table, load_id: str, loaded_at: dt.datetime) -> pa.Table:
-    """``rows`` with ``_hr_load_id`` and ``_hr_loaded_at`` columns (replacing any)."""
-    for name in (META_LOAD_ID, META_LOADED_AT):
-        if name in rows.column_names:
-            rows = rows.drop_columns([name])
-    n = rows.num_rows
-    rows = rows.append_column(META_LOAD_ID, pa.array([load_id] * n, pa.string()))
-    stamp = pa.array([loaded_at] * n, pa.timestamp("us", tz="UTC"))
-    return rows.append_column(META_LOADED_AT, stamp)
-
-
-def _dedupe(rows: pa.Table, keys: list[str], order_by: str | None, where: str) -> pa.Table:
-    """One row per key: the greatest ``order_by``; without it duplicate keys are an error."""
-    import duckdb
-    import pyarrow.compute as pc
-
-    if (
-        len(keys) == 1
-        and pc.count_distinct(rows.column(keys[0]), mode="all").as_py() == rows.num_rows
-    ):
-        return rows  # every key once (the usual case): nothing to drop
-    con = duckdb.connect()
-    try:
-        con.register("s", rows)
-        cols = ", ".join(quote_ident(k) for k in keys)
-        if order_by is None:
-            dup = con.execute(
-                f"SELECT {cols}, count(*) FROM s GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
-            ).fetchone()
-            if dup:
-                raise ConnectorError(
-                    f"Merge into {where}: key {dict(zip(keys, dup[:-1], strict=True))} appears "
-                    f"{dup[-1]} times in the data. De-duplicate it, or pass dedupe_order_by=."
-                )
-            return rows
-        out = con.sql(
-            f"SELECT * FROM s QUALIFY row_number() OVER (PARTITION BY {cols} "
-            f"ORDER BY {quote_ident(order_by)} DESC NULLS LAST) = 1"
-        ).to_arrow_table()
-    finally:
-        con.close()
-    return out.cast(rows.schema)
 
 
 def _inside(rows: pa.Table, partition: Interval, where: str) -> None:

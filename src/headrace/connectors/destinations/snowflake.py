@@ -63,15 +63,11 @@ from headrace.connectors.destinations.destination_base import (
     LOADS_TABLE,
     LoadResult,
     WriteMode,
+    with_meta,
     write_arguments,
 )
-from headrace.connectors.destinations.lakebase import (
-    _advance,
-    _dedupe,
-    _inside,
-    _with_meta,
-    read_whole,
-)
+from headrace.connectors.destinations.lakebase import _advance, _inside, read_whole
+from headrace.connectors.destinations.merge_plan import dedupe
 from headrace.connectors.fidelity import Fidelity
 from headrace.connectors.incremental import (
     Checkpoint,
@@ -248,7 +244,7 @@ class SnowflakeDestination:
             whole.checkpoint,
         )
         if mode is WriteMode.MERGE:
-            rows = _dedupe(rows, keys, dedupe_order_by, where)
+            rows = dedupe(rows, keys, dedupe_order_by, where)
         if mode is WriteMode.REPLACE_PARTITION:
             assert partition is not None
             _inside(rows, partition, where)
@@ -288,7 +284,7 @@ class SnowflakeDestination:
         self._ensure_table(cur, table, rows.schema)
         if q_rows is not None and q_rows.num_rows:
             self._ensure_table(
-                cur, f"{table}_quarantine", _with_meta(q_rows, "", dt.datetime.now(dt.UTC)).schema
+                cur, f"{table}_quarantine", with_meta(q_rows, "", dt.datetime.now(dt.UTC)).schema
             )
         cols = ", ".join(f"{self.q(f.name)} {sql_type(f.type)}" for f in rows.schema)
         # a plain table, dropped after the load: COPY INTO a temporary table is not emulated
@@ -411,7 +407,7 @@ class SnowflakeDestination:
     ) -> int:
         if q_rows is None or not q_rows.num_rows:
             return 0
-        q_rows = _with_meta(q_rows, load_id, at)
+        q_rows = with_meta(q_rows, load_id, at)
         cols = ", ".join(self.q(c) for c in q_rows.column_names)
         marks = ", ".join("?" for _ in q_rows.column_names)
         cur.executemany(f"INSERT INTO {self.q(table + '_quarantine')} ({cols}) VALUES ({marks})",
