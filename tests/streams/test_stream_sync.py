@@ -115,6 +115,56 @@ def test_avro_and_raw_events_with_a_bad_one_quarantined(
     assert _query(db, "SELECT count(*) FROM blobs") == [(51,)]
 
 
+def test_json_values_of_another_type_are_quarantined_not_blocking_the_stream(
+    tmp_path: Path, redis_broker: Broker
+) -> None:
+    """A field whose type differs between events: the odd events are quarantined with
+    the column, the types and their position; the rest load, the run succeeds. The type
+    comes from the batch when the table is new, from the table once it exists."""
+    import redis
+
+    db = tmp_path / "wh.duckdb"
+    key = _key(redis_broker)
+    clicks = stream_sync("clicks", source=redis_stream(key, url=REDIS_URL),
+                         destination=destination(f"duckdb:///{db}", table="clicks"),
+                         max_events=1000, max_wait=0.2)  # fmt: skip
+
+    @pipeline
+    def hourly():
+        clicks()
+
+    def ids() -> list[str]:
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            return [entry.decode() for entry, _ in client.xrange(key)]
+        finally:
+            client.close()
+
+    settings = _settings(tmp_path)
+    first = [{"id": i, "a": i} for i in range(20)]
+    first[7]["a"] = "x"
+    redis_broker.produce([json.dumps(e).encode() for e in first])
+    # the table now says BIGINT: a batch whose strings outnumber its numbers still fits it
+    second = [{"id": 100, "a": "y"}, {"id": 101, "a": 5}, {"id": 102, "a": "z"}]
+    with open_store(settings.state_url) as store:
+        one = Runner(store, settings=settings, executor="inprocess").run(hourly)
+        redis_broker.produce([json.dumps(e).encode() for e in second])
+        two = Runner(store, settings=settings, executor="inprocess").run(hourly)
+    assert one.state == "success" and two.state == "success"
+    assert one.result_of("clicks")["loaded"] + one.result_of("clicks")["quarantined"] == 20
+    assert (two.result_of("clicks")["loaded"], two.result_of("clicks")["quarantined"]) == (1, 2)
+    assert _query(db, "SELECT typeof(a) FROM clicks LIMIT 1") == [("BIGINT",)]
+    assert _query(db, "SELECT count(*), sum(a) FROM clicks") == [(20, sum(range(20)) - 7 + 5)]
+    entry = ids()
+    bad = _query(db, "SELECT _hr_position, _hr_reason, _hr_payload FROM clicks_quarantine "
+                     "ORDER BY _hr_loaded_at, _hr_position")  # fmt: skip
+    assert bad == [
+        (entry[7], "column 'a': expected int64, got string 'x'", json.dumps(first[7]).encode()),
+        (entry[20], "column 'a': expected int64, got string 'y'", json.dumps(second[0]).encode()),
+        (entry[22], "column 'a': expected int64, got string 'z'", json.dumps(second[2]).encode()),
+    ]
+
+
 def test_sigterm_finishes_the_batch_commits_acks_and_serves_metrics(
     tmp_path: Path, redis_broker: Broker
 ) -> None:

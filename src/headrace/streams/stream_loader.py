@@ -190,13 +190,18 @@ class StreamLoader:
         skipped = 0 if keep is None else len(batch) - sum(keep)
         self.stats.events += len(batch)
         self.stats.skipped += skipped
+        target = self.spec.destination
         if skipped == len(batch):  # everything was loaded before a crash: only ack
             source.ack(batch)
             return fence, committed
-        rows, bad = self.spec.decode.decode(batch.events, pa.array(keep) if skipped else None)
+        rows, bad = self.spec.decode.decode(
+            batch.events,
+            pa.array(keep) if skipped else None,
+            # with a transform the table holds its output, not the events' own fields
+            None if self.spec.transform else lambda: _table_schema(dest, target.table),
+        )
         if self.spec.transform is not None and rows.num_rows:
             rows = self.spec.transform(rows)
-        target = self.spec.destination
         if target.mode == "merge" and rows.num_rows:
             rows = last_per_key(rows, list(target.keys), self.spec.name)
         expected = (rows.num_rows, bad.num_rows)
@@ -263,6 +268,17 @@ def _new_events(
         if new.get(part) is None or pos > new[part]:
             new[part] = pos
     return keep, new
+
+
+def _table_schema(dest: AnyDestination, table: str) -> pa.Schema | None:
+    """The Arrow schema of the destination table's own columns (None: no such table, or
+    a destination that cannot say), the contract a JSON batch's values must fit."""
+    columns = getattr(dest, "columns", None)
+    quote = getattr(dest, "q", None)
+    if columns is None or quote is None or columns(table) is None:
+        return None
+    schema = dest.query(f"SELECT * FROM {quote(table)} WHERE 1 = 0").schema
+    return pa.schema([f for f in schema if not f.name.startswith("_hr_")])
 
 
 def _load_id(key: str, dataset: str, start: Any, end: Any) -> str:
