@@ -146,13 +146,15 @@ def test_json_values_of_another_type_are_quarantined_not_blocking_the_stream(
     redis_broker.produce([json.dumps(e).encode() for e in first])
     # the table now says BIGINT: a batch whose strings outnumber its numbers still fits it
     second = [{"id": 100, "a": "y"}, {"id": 101, "a": 5}, {"id": 102, "a": "z"}]
+    third = [{"id": 200, "a": "w"}]  # clean JSON, but not the table's type
     with open_store(settings.state_url) as store:
-        one = Runner(store, settings=settings, executor="inprocess").run(hourly)
-        redis_broker.produce([json.dumps(e).encode() for e in second])
-        two = Runner(store, settings=settings, executor="inprocess").run(hourly)
-    assert one.state == "success" and two.state == "success"
-    assert one.result_of("clicks")["loaded"] + one.result_of("clicks")["quarantined"] == 20
-    assert (two.result_of("clicks")["loaded"], two.result_of("clicks")["quarantined"]) == (1, 2)
+        runs = [Runner(store, settings=settings, executor="inprocess").run(hourly)]
+        for batch in (second, third):
+            redis_broker.produce([json.dumps(e).encode() for e in batch])
+            runs.append(Runner(store, settings=settings, executor="inprocess").run(hourly))
+    assert [run.state for run in runs] == ["success"] * 3
+    counts = [(r.result_of("clicks")["loaded"], r.result_of("clicks")["quarantined"]) for r in runs]
+    assert counts == [(19, 1), (1, 2), (0, 1)]
     assert _query(db, "SELECT typeof(a) FROM clicks LIMIT 1") == [("BIGINT",)]
     assert _query(db, "SELECT count(*), sum(a) FROM clicks") == [(20, sum(range(20)) - 7 + 5)]
     entry = ids()
@@ -162,6 +164,7 @@ def test_json_values_of_another_type_are_quarantined_not_blocking_the_stream(
         (entry[7], "column 'a': expected int64, got string 'x'", json.dumps(first[7]).encode()),
         (entry[20], "column 'a': expected int64, got string 'y'", json.dumps(second[0]).encode()),
         (entry[22], "column 'a': expected int64, got string 'z'", json.dumps(second[2]).encode()),
+        (entry[23], "column 'a': expected int64, got string 'w'", json.dumps(third[0]).encode()),
     ]
 
 

@@ -73,7 +73,7 @@ class Decoder:
         if self.format == "avro":
             return _rows_or_reasons(events, _avro_reader(self.schema))
         fast = _json_fast(events, self.schema)
-        if fast is not None:
+        if fast is not None and (table_schema is None or fits_table(fast, table_schema())):
             return fast, QUARANTINE_SCHEMA.empty_table()
         return _json_rows(events, self.schema, table_schema)
 
@@ -124,6 +124,34 @@ def _json_fast(events: pa.Table, schema: pa.Schema | None) -> pa.Table | None:
 _ONE_LINE_OBJECT = r"^[ \t]*\{[^\n\r]*$"
 _EMPTY, _NEWLINE = pa.scalar(b"", pa.binary()), pa.scalar(b"\n", pa.binary())
 _READ = pa_json.ReadOptions(use_threads=False)
+
+
+def fits_table(rows: pa.Table, table: pa.Schema | None) -> bool:
+    """Whether every column of ``rows`` goes into the table's column of that name
+    without a value changing type: the same kind of type (any timestamp unit; a struct
+    or list's fields are the destination's to check), or a number into a wider number."""
+    if table is None:
+        return True
+    return all(
+        _goes_into(field.type, table.field(field.name).type)
+        for field in rows.schema
+        if field.name in table.names
+    )
+
+
+def _goes_into(got: pa.DataType, want: pa.DataType) -> bool:
+    types = pa.types
+    if got == want or types.is_null(got):
+        return True
+    if types.is_integer(got) and types.is_integer(want):
+        return bool(want.bit_width >= got.bit_width)
+    if types.is_integer(got) or types.is_floating(got):
+        return bool(types.is_floating(want) or types.is_decimal(want))
+    return any(
+        same(got) and same(want)
+        for same in (types.is_timestamp, types.is_string, types.is_large_string,
+                     types.is_struct, types.is_list, types.is_large_list)
+    )  # fmt: skip
 
 
 def _with_meta(rows: pa.Table, events: pa.Table) -> pa.Table:
