@@ -168,6 +168,32 @@ def test_json_values_of_another_type_are_quarantined_not_blocking_the_stream(
     ]
 
 
+def test_json_values_that_do_not_fit_the_declared_schema_are_quarantined(
+    tmp_path: Path, redis_broker: Broker
+) -> None:
+    """With a declared schema nothing is converted: "7" is no int64, 1.5 is not cut to 1,
+    true is no number; those events are quarantined, the others load."""
+    import pyarrow as pa
+
+    db = tmp_path / "wh.duckdb"
+    schema = pa.schema([("id", pa.int64()), ("a", pa.int64())])
+    spec = stream_sync("typed", source=redis_stream(_key(redis_broker), url=REDIS_URL),
+                       destination=destination(f"duckdb:///{db}", table="typed"),
+                       schema=schema, max_wait=0.2)  # fmt: skip
+    values: list[object] = [1, "x", 1.5, "7", True, None, 2]
+    redis_broker.produce([json.dumps({"id": i, "a": v}).encode() for i, v in enumerate(values)])
+    stats = StreamLoader(spec, _settings(tmp_path)).run(drain=True)
+    assert (stats.loaded, stats.quarantined) == (3, 4)
+    assert _query(db, "SELECT id, a FROM typed ORDER BY id") == [(0, 1), (5, None), (6, 2)]
+    reasons = _query(db, "SELECT _hr_reason FROM typed_quarantine ORDER BY _hr_position")
+    assert [r for (r,) in reasons] == [
+        "column 'a': expected int64, got string 'x'",
+        "column 'a': expected int64, got float 1.5",
+        "column 'a': expected int64, got string '7'",
+        "column 'a': expected int64, got boolean true",
+    ]
+
+
 def test_sigterm_finishes_the_batch_commits_acks_and_serves_metrics(
     tmp_path: Path, redis_broker: Broker
 ) -> None:
