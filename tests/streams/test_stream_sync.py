@@ -134,14 +134,14 @@ def test_json_values_of_another_type_are_quarantined_not_blocking_the_stream(
         clicks()
 
     def ids() -> list[str]:
-        client = redis.Redis.from_url(REDIS_URL)
+        client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
         try:
-            return [entry.decode() for entry, _ in client.xrange(key)]
+            return [str(entry) for entry, _ in client.xrange(key)]  # type: ignore[union-attr]
         finally:
             client.close()
 
     settings = _settings(tmp_path)
-    first = [{"id": i, "a": i} for i in range(20)]
+    first: list[dict[str, object]] = [{"id": i, "a": i} for i in range(20)]
     first[7]["a"] = "x"
     redis_broker.produce([json.dumps(e).encode() for e in first])
     # the table now says BIGINT: a batch whose strings outnumber its numbers still fits it

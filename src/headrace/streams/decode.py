@@ -262,9 +262,9 @@ def _json_rows(
             reasons[i] = f"column {name!r}: expected {type_}, got {_describe(value)}"[:500]
     schema = pa.schema([pa.field(n, t) for n, t in expected.items()])
     lines = {i: json.dumps(obj).encode() for i, obj in objects.items()}
-    for i, exc in _unreadable(list(lines.items()), schema):  # a safety net: none expected
+    for i, error in _unreadable(list(lines.items()), schema):  # a safety net: none expected
         del lines[i]
-        reasons[i] = f"cannot decode: {exc}"[:500]
+        reasons[i] = f"cannot decode: {error}"[:500]
     keep = list(lines)
     rows = _read_lines(list(lines.values()), schema) if keep else schema.empty_table()
     rows = _with_meta(rows, events.take(pa.array(keep, pa.int64())))
