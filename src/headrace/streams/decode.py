@@ -63,8 +63,9 @@ class Decoder:
             events: the batch (partition, position, payload).
             keep: which events to decode (None: all).
             table_schema: the destination table's Arrow schema (None when it does not
-                exist yet), asked only when a JSON batch fails the one-parse fast path:
-                its columns' types are then the contract the events must fit.
+                exist yet): its columns' types are the contract the events must fit. A
+                fast-path batch whose types the table cannot hold, and a batch that fails
+                the fast path, are decoded event by event against it.
         """
         if keep is not None:
             events = events.filter(keep)
@@ -273,9 +274,19 @@ def _json_rows(
 
 
 def _read_lines(lines: list[bytes], schema: pa.Schema | None) -> pa.Table:
-    options = pa_json.ParseOptions(explicit_schema=schema) if schema else None
+    """The lines read by the Arrow JSON reader with ``schema``; a date column (which
+    that reader does not take from a string) is read as text, then cast: an ISO date."""
+    dates = [f.name for f in schema or () if pa.types.is_date(f.type)]
+    read = schema
+    if schema is not None and dates:
+        read = pa.schema([f.with_type(pa.string()) if f.name in dates else f for f in schema])
+    options = pa_json.ParseOptions(explicit_schema=read) if read else None
     text = pa.BufferReader(b"\n".join(lines) + b"\n")
-    return pa_json.read_json(text, read_options=_READ, parse_options=options)
+    rows = pa_json.read_json(text, read_options=_READ, parse_options=options)
+    for name in dates:
+        i = rows.schema.get_field_index(name)
+        rows = rows.set_column(i, name, pc.cast(rows.column(i), schema.field(name).type))  # type: ignore[union-attr]
+    return rows
 
 
 def _unreadable(
