@@ -247,20 +247,36 @@ def _json_rows(
     table: pa.Schema | None = None
     if table_schema is not None and any(n not in expected for n in names):
         table = table_schema()
+    checked: set[str] = set()
     for name in names:
         if name in expected:
             continue
         if table is not None and name in table.names:
             expected[name] = table.field(name).type
             continue
-        inferred = _infer([obj[name] for obj in objects.values() if obj.get(name) is not None])
-        if inferred is not None:
-            expected[name] = inferred
+        values = [(i, obj[name]) for i, obj in objects.items() if obj.get(name) is not None]
+        if not values:
+            continue
+        kinds = [_kind(v) for _, v in values]
+        top = max(set(kinds), key=lambda k: (kinds.count(k), -kinds.index(k)))
+        same = [v for (_, v), k in zip(values, kinds, strict=True) if k == top]
+        lines = [b'{"v":' + json.dumps(v).encode() + b"}" for v in same]
+        try:  # the type the Arrow JSON reader gives those values: they all fit it
+            expected[name] = _read_lines(lines, None).schema.field("v").type
+            checked.add(name)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # nested values of two shapes
+            expected[name] = _read_lines(lines[:1], None).schema.field("v").type
+            continue
+        for (i, value), kind in zip(values, kinds, strict=True):
+            if kind != top:
+                objects.pop(i)
+                reasons[i] = _misfit(name, expected[name], value)
     for name, type_ in expected.items():
+        if name in checked:
+            continue
         values = [(i, obj[name]) for i, obj in objects.items() if obj.get(name) is not None]
         for i in _misfits(values, type_):
-            value = objects.pop(i)[name]
-            reasons[i] = f"column {name!r}: expected {type_}, got {_describe(value)}"[:500]
+            reasons[i] = _misfit(name, type_, objects.pop(i)[name])
     schema = pa.schema([pa.field(n, t) for n, t in expected.items()])
     lines = {i: json.dumps(obj).encode() for i, obj in objects.items()}
     for i, error in _unreadable(list(lines.items()), schema):  # a safety net: none expected
@@ -332,19 +348,5 @@ def _describe(value: Any) -> str:
     return f"{kind} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
-def _infer(values: list[Any]) -> pa.DataType | None:
-    """The type of the kind most values have (ties: the first seen), as the Arrow JSON
-    reader infers it from those values (ints and floats together are double)."""
-    if not values:
-        return None
-    kinds = [_kind(v) for v in values]
-    counts: dict[str, int] = {}
-    for kind in kinds:
-        counts[kind] = counts.get(kind, 0) + 1
-    top = max(counts, key=lambda k: counts[k])  # dicts keep order: ties go to the first
-    same = [v for v, k in zip(values, kinds, strict=True) if k == top]
-    lines = [b'{"v":' + json.dumps(v).encode() + b"}" for v in same]
-    try:
-        return _read_lines(lines, None).schema.field("v").type
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # nested values of two shapes
-        return _read_lines(lines[:1], None).schema.field("v").type
+def _misfit(name: str, type_: pa.DataType, value: Any) -> str:
+    return f"column {name!r}: expected {type_}, got {_describe(value)}"[:500]
