@@ -260,12 +260,12 @@ def _json_rows(
         kinds = [_kind(v) for _, v in values]
         top = max(set(kinds), key=lambda k: (kinds.count(k), -kinds.index(k)))
         same = [v for (_, v), k in zip(values, kinds, strict=True) if k == top]
-        lines = [b'{"v":' + json.dumps(v).encode() + b"}" for v in same]
+        texts = [b'{"v":' + json.dumps(v).encode() + b"}" for v in same]
         try:  # the type the Arrow JSON reader gives those values: they all fit it
-            expected[name] = _read_lines(lines, None).schema.field("v").type
+            expected[name] = _read_lines(texts, None).schema.field("v").type
             checked.add(name)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # nested values of two shapes
-            expected[name] = _read_lines(lines[:1], None).schema.field("v").type
+            expected[name] = _read_lines(texts[:1], None).schema.field("v").type
             continue
         for (i, value), kind in zip(values, kinds, strict=True):
             if kind != top:
