@@ -115,6 +115,85 @@ def test_avro_and_raw_events_with_a_bad_one_quarantined(
     assert _query(db, "SELECT count(*) FROM blobs") == [(51,)]
 
 
+def test_json_values_of_another_type_are_quarantined_not_blocking_the_stream(
+    tmp_path: Path, redis_broker: Broker
+) -> None:
+    """A field whose type differs between events: the odd events are quarantined with
+    the column, the types and their position; the rest load, the run succeeds. The type
+    comes from the batch when the table is new, from the table once it exists."""
+    import redis
+
+    db = tmp_path / "wh.duckdb"
+    key = _key(redis_broker)
+    clicks = stream_sync("clicks", source=redis_stream(key, url=REDIS_URL),
+                         destination=destination(f"duckdb:///{db}", table="clicks"),
+                         max_events=1000, max_wait=0.2)  # fmt: skip
+
+    @pipeline
+    def hourly():
+        clicks()
+
+    def ids() -> list[str]:
+        client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+        try:
+            return [str(entry) for entry, _ in client.xrange(key)]  # type: ignore[union-attr]
+        finally:
+            client.close()
+
+    settings = _settings(tmp_path)
+    first: list[dict[str, object]] = [{"id": i, "a": i} for i in range(20)]
+    first[7]["a"] = "x"
+    redis_broker.produce([json.dumps(e).encode() for e in first])
+    # the table now says BIGINT: a batch whose strings outnumber its numbers still fits it
+    second = [{"id": 100, "a": "y"}, {"id": 101, "a": 5}, {"id": 102, "a": "z"}]
+    third = [{"id": 200, "a": "w"}]  # clean JSON, but not the table's type
+    with open_store(settings.state_url) as store:
+        runs = [Runner(store, settings=settings, executor="inprocess").run(hourly)]
+        for batch in (second, third):
+            redis_broker.produce([json.dumps(e).encode() for e in batch])
+            runs.append(Runner(store, settings=settings, executor="inprocess").run(hourly))
+    assert [run.state for run in runs] == ["success"] * 3
+    counts = [(r.result_of("clicks")["loaded"], r.result_of("clicks")["quarantined"]) for r in runs]
+    assert counts == [(19, 1), (1, 2), (0, 1)]
+    assert _query(db, "SELECT typeof(a) FROM clicks LIMIT 1") == [("BIGINT",)]
+    assert _query(db, "SELECT count(*), sum(a) FROM clicks") == [(20, sum(range(20)) - 7 + 5)]
+    entry = ids()
+    bad = _query(db, "SELECT _hr_position, _hr_reason, _hr_payload FROM clicks_quarantine "
+                     "ORDER BY _hr_loaded_at, _hr_position")  # fmt: skip
+    assert bad == [
+        (entry[7], "column 'a': expected int64, got string 'x'", json.dumps(first[7]).encode()),
+        (entry[20], "column 'a': expected int64, got string 'y'", json.dumps(second[0]).encode()),
+        (entry[22], "column 'a': expected int64, got string 'z'", json.dumps(second[2]).encode()),
+        (entry[23], "column 'a': expected int64, got string 'w'", json.dumps(third[0]).encode()),
+    ]
+
+
+def test_json_values_that_do_not_fit_the_declared_schema_are_quarantined(
+    tmp_path: Path, redis_broker: Broker
+) -> None:
+    """With a declared schema nothing is converted: "7" is no int64, 1.5 is not cut to 1,
+    true is no number; those events are quarantined, the others load."""
+    import pyarrow as pa
+
+    db = tmp_path / "wh.duckdb"
+    schema = pa.schema([("id", pa.int64()), ("a", pa.int64())])
+    spec = stream_sync("typed", source=redis_stream(_key(redis_broker), url=REDIS_URL),
+                       destination=destination(f"duckdb:///{db}", table="typed"),
+                       schema=schema, max_wait=0.2)  # fmt: skip
+    values: list[object] = [1, "x", 1.5, "7", True, None, 2]
+    redis_broker.produce([json.dumps({"id": i, "a": v}).encode() for i, v in enumerate(values)])
+    stats = StreamLoader(spec, _settings(tmp_path)).run(drain=True)
+    assert (stats.loaded, stats.quarantined) == (3, 4)
+    assert _query(db, "SELECT id, a FROM typed ORDER BY id") == [(0, 1), (5, None), (6, 2)]
+    reasons = _query(db, "SELECT _hr_reason FROM typed_quarantine ORDER BY _hr_position")
+    assert [r for (r,) in reasons] == [
+        "column 'a': expected int64, got string 'x'",
+        "column 'a': expected int64, got float 1.5",
+        "column 'a': expected int64, got string '7'",
+        "column 'a': expected int64, got boolean true",
+    ]
+
+
 def test_sigterm_finishes_the_batch_commits_acks_and_serves_metrics(
     tmp_path: Path, redis_broker: Broker
 ) -> None:

@@ -118,6 +118,8 @@ class StreamLoader:
         self.stats = StreamStats()
         self.dataset = spec.dataset
         self.key = spec.name  # checkpoints are the sync's, whichever pipeline drains it
+        self._table: pa.Schema | None = None
+        self._table_known = False  # _table is the table's schema (None: no such table)
 
     def run(self, *, drain: bool = False, max_batches: int | None = None) -> StreamStats:
         """Consume until :attr:`stop` is set (or, with ``drain``, until a read is empty).
@@ -190,13 +192,18 @@ class StreamLoader:
         skipped = 0 if keep is None else len(batch) - sum(keep)
         self.stats.events += len(batch)
         self.stats.skipped += skipped
+        target = self.spec.destination
         if skipped == len(batch):  # everything was loaded before a crash: only ack
             source.ack(batch)
             return fence, committed
-        rows, bad = self.spec.decode.decode(batch.events, pa.array(keep) if skipped else None)
+        rows, bad = self.spec.decode.decode(
+            batch.events,
+            pa.array(keep) if skipped else None,
+            # with a transform the table holds its output, not the events' own fields
+            None if self.spec.transform else lambda: self._table_schema(dest),
+        )
         if self.spec.transform is not None and rows.num_rows:
             rows = self.spec.transform(rows)
-        target = self.spec.destination
         if target.mode == "merge" and rows.num_rows:
             rows = last_per_key(rows, list(target.keys), self.spec.name)
         expected = (rows.num_rows, bad.num_rows)
@@ -214,6 +221,8 @@ class StreamLoader:
             verify=lambda r: self._reconcile(r, expected, batch),
         )  # fmt: skip
         elapsed = time.perf_counter() - t0
+        if self._table is None or set(rows.column_names) - set(self._table.names):
+            self._table_known = False  # the write created the table or added columns
         source.ack(batch)  # only now: the batch and its positions are committed
         self.stats.batches += 1
         self.stats.loaded += result.rows_loaded
@@ -228,6 +237,14 @@ class StreamLoader:
                 bad.column(POSITION)[0], bad.column("_hr_reason")[0],
             )  # fmt: skip
         return Checkpoint(self.key, self.dataset, json.loads(json.dumps(value))), new
+
+    def _table_schema(self, dest: AnyDestination) -> pa.Schema | None:
+        """The destination table's schema, asked again only after a write that may have
+        created the table or added columns (one consumer writes it: the fence says so)."""
+        if not self._table_known:
+            self._table = _table_schema(dest, self.spec.destination.table)
+            self._table_known = True
+        return self._table
 
     def _reconcile(self, result: LoadResult, expected: tuple[int, int], batch: Batch) -> None:
         """Before commit: every event decoded is loaded (or superseded) or quarantined."""
@@ -263,6 +280,17 @@ def _new_events(
         if new.get(part) is None or pos > new[part]:
             new[part] = pos
     return keep, new
+
+
+def _table_schema(dest: AnyDestination, table: str) -> pa.Schema | None:
+    """The Arrow schema of the destination table's own columns (None: no such table, or
+    a destination that cannot say), the contract a JSON batch's values must fit."""
+    columns = getattr(dest, "columns", None)
+    quote = getattr(dest, "q", None)
+    if columns is None or quote is None or columns(table) is None:
+        return None
+    schema = dest.query(f"SELECT * FROM {quote(table)} WHERE 1 = 0").schema
+    return pa.schema([f for f in schema if not f.name.startswith("_hr_")])
 
 
 def _load_id(key: str, dataset: str, start: Any, end: Any) -> str:

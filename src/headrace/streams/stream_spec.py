@@ -197,7 +197,11 @@ def stream_sync(
         source: :func:`redis_stream`, :func:`nats_stream` or :func:`kinesis_stream`.
         destination: ``headrace.sync.destination`` (append, or merge on keys).
         decode: ``"json"``, ``"avro"`` (with ``schema=`` the Avro schema) or ``"raw"``.
-        schema: Avro schema (dict) or, for JSON, a ``pa.Schema`` rows must fit.
+        schema: Avro schema (dict) or, for JSON, a ``pa.Schema`` rows must fit. Without
+            one a JSON field's type is the destination table's column type (once the
+            table exists), else the one most of the batch's values have; an event whose
+            value does not fit is quarantined with the column, the types and its
+            position, never converted.
         transform: a function of each micro-batch's rows (``pa.Table`` -> ``pa.Table``).
         max_events, max_bytes, max_wait: the micro-batch bounds.
         task_options: retries, timeout, ... of the drain task, as ``@task`` takes them.
