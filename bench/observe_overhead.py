@@ -4,7 +4,9 @@ Two workloads, each run alternately without and with observers (OpenLineage over
 to a local receiver that accepts every event, and StatsD to a local UDP socket), so the
 loaded machine's drift hits both sides alike; the figure is the median of ``--repeat``
 runs each (the best is printed too). Each side has one warm Runner for all its runs, as
-``bench/orchestration.py`` has (``--fresh-runner``: a new one per run, a CLI run's cost):
+``bench/orchestration.py`` has (``--fresh-runner``: a new one per run, as the web UI, the
+scheduler and MCP tools make; the process's emitters are shared by its Runners, so only a
+process's first run starts their threads and opens the connection):
 
 * **orchestration**: ``bench/orchestration.py``'s fan-in pipeline (1,000 mapped tasks
   plus one), in-process executor, SQLite state store: the run and its two tasks send
@@ -156,8 +158,8 @@ def main() -> None:
     parser.add_argument(
         "--fresh-runner",
         action="store_true",
-        help="A new Runner for every run (a CLI run's cost: emitters and connections made "
-        "each time) instead of one warm Runner per side, as bench/orchestration.py uses.",
+        help="A new Runner for every run (as the web UI and scheduler make; the emitters are "
+        "the process's, shared) instead of one warm Runner per side, as bench/orchestration.py uses.",
     )
     args = parser.parse_args()
     from headrace.engine import Runner, load_pipelines
@@ -208,7 +210,7 @@ def main() -> None:
         for round_ in range(args.repeat):  # alternate sides: the machine's drift hits both
             for side in ("off", "on"):
                 for name, pipe, ok in workloads:
-                    if args.fresh_runner:  # a runner (emitters, connections) made for this run only
+                    if args.fresh_runner:  # a runner made for this run only
                         with (
                             open_store(runners[side].store.url) as store,
                             Runner(

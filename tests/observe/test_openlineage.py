@@ -28,14 +28,22 @@ VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.Fo
 
 
 class Receiver:
-    """A Marquez-like endpoint: POST /api/v1/lineage, each body validated, 201 or 400."""
+    """A Marquez-like endpoint: POST /api/v1/lineage, each body validated, 201 or 400;
+    connections kept alive (HTTP/1.1), each counted in ``connections``."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
         self.invalid: list[str] = []
+        self.connections = 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                outer.connections += 1
+
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 errors = [e.message for e in VALIDATOR.iter_errors(body)]
@@ -45,6 +53,7 @@ class Receiver:
                 else:
                     outer.invalid.append(f"{self.path}: {errors}")
                 self.send_response(201 if ok else 400)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
@@ -176,7 +185,8 @@ def test_receiver_down_the_run_succeeds_with_one_warning(
         result2 = run_with(replace(settings), first_only)
     assert result.state == "failed" and result2.state == "success"  # the run's own outcome
     warnings = [r for r in caplog.records if "dropped" in r.getMessage()]
-    assert len(warnings) == 2  # one per emitter (one per Runner here), not one per event
+    # one for the outage: the two Runners share the process's sender; not one per event
+    assert len(warnings) == 1
 
 
 @pipeline
@@ -558,3 +568,37 @@ def test_a_process_that_exits_without_closing_its_runner_still_sends_its_events(
         ("quick.one", "COMPLETE"),
         ("quick", "COMPLETE"),
     ]
+
+
+def test_runners_of_one_process_share_one_sender_and_connection(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    settings = Settings(
+        home=tmp_path,
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        lineage=LineageSettings(url=receiver.url),
+    )
+
+    def senders() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "headrace-openlineage"]
+
+    before = senders()
+    first_run = run_with(settings, first_only)  # each Runner is closed (flushed) after its run
+    started = [t for t in senders() if t not in before]
+    second_run = run_with(replace(settings), first_only)  # equal settings, a new Runner
+    assert [t for t in senders() if t not in before] == started and len(started) == 1
+    assert receiver.invalid == []
+    runs = [
+        (e["run"]["runId"], e["job"]["name"], e["eventType"])
+        for e in receiver.events
+        if e["job"]["name"] == "first_only"
+    ]
+    from headrace.observe.openlineage import run_uuid
+
+    assert runs == [
+        (run_uuid(r.run.run_id), "first_only", kind)
+        for r in (first_run, second_run)
+        for kind in ("START", "COMPLETE")
+    ]
+    assert len([e for e in receiver.events if e["job"]["name"] == "first_only.first"]) == 4
+    assert receiver.connections == 1  # one kept-alive connection for both Runners

@@ -154,7 +154,9 @@ class Runner:
         self.admission_poll = 0.5
 
     def close(self) -> None:
-        """Stop the warm process pool this runner started (a no-op when it started none)."""
+        """Stop the warm process pool this runner started (a no-op when it started none) and
+        send the lineage events and metrics still queued (their senders are the process's,
+        shared with its other Runners: they go on)."""
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()  # type: ignore[attr-defined]

@@ -44,7 +44,7 @@ class RunThread:
 
     def _main(self) -> None:
         try:
-            # the runner is closed after the action: its emitters' threads (lineage, metrics) end with it
+            # the runner is closed after the action: its queued lineage and metrics are sent
             with (
                 open_store(self.ctx.settings.state_url) as store,
                 Runner(

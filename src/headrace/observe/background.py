@@ -2,8 +2,8 @@
 
 The engine puts work on the queue and returns at once; the thread does the slow part
 (build an event, POST it). When the receiver is slow or down and the queue is full,
-new items are dropped: counted, with one warning for the sender's life, never an
-error for the run. :meth:`BackgroundSender.flush` waits (bounded) for what is queued.
+new items are dropped: counted, with one warning until a send succeeds again (one
+an outage), never an error for the run. :meth:`BackgroundSender.flush` waits (bounded) for what is queued.
 
 A put costs an append and never wakes the thread: the thread looks at the queue every
 ``linger`` seconds (0.25 by default; up to 2 s while nothing comes) and drains what
@@ -140,6 +140,8 @@ class BackgroundSender:
         try:
             self._send(batch if self.batch else batch[0])
             self.sent += len(batch)
+            if self._warned:  # the receiver is back: its next outage is warned about again
+                self._warned = False
         except Exception as exc:  # noqa: BLE001 - a receiver's failure never reaches the run
             self.failed += len(batch)
             self._dropped(0, f"sending failed: {type(exc).__name__}: {exc}")

@@ -11,11 +11,13 @@ error is logged and swallowed.
 from __future__ import annotations
 
 import logging
+import os
 import random
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-from headrace.config import Settings
+from headrace.config import MetricsSettings, Settings
 from headrace.observe.openlineage import LineageNote, OpenLineageEmitter
 from headrace.observe.sql_lineage import sql_lineage
 from headrace.observe.statsd import QueuedStatsd, StatsdClient
@@ -29,7 +31,11 @@ ELEMENT_SAMPLES = 100
 
 
 class Observers:
-    """The long-lived emitters of one process (a Runner's): built once from the settings.
+    """The emitters of a Runner, built from the settings: shared by every Runner of the
+    process with the same ``[lineage]`` (or ``[metrics]``) settings, so a Runner made for
+    one run (the web UI's, the scheduler's, an MCP tool's) starts no thread and opens no
+    connection; the first event starts the sender's thread, which lives as long as the
+    process (an ``atexit`` hook sends what is still queued).
 
     Args:
         settings: the ``[lineage]`` and ``[metrics]`` sections are used.
@@ -37,9 +43,16 @@ class Observers:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.lineage = OpenLineageEmitter(settings.lineage) if settings.lineage.kind else None
-        client = StatsdClient.from_settings(settings.metrics)
-        self.statsd = QueuedStatsd(client, log) if client is not None else None
+        lineage = settings.lineage
+        self.lineage = (
+            shared(("lineage", lineage), lambda: OpenLineageEmitter(lineage))
+            if lineage.kind
+            else None
+        )
+        metrics = settings.metrics
+        self.statsd = (
+            shared(("statsd", metrics), lambda: _statsd(metrics)) if metrics.statsd else None
+        )
 
     def for_run(
         self,
@@ -56,10 +69,37 @@ class Observers:
         return (self.statsd.flush(timeout) if self.statsd is not None else True) and done
 
     def close(self) -> None:
-        if self.lineage is not None:
-            self.lineage.close()
-        if self.statsd is not None:
-            self.statsd.close()
+        """Send what is queued (the emitters stay, shared, for the process's next Runner)."""
+        self.flush()
+
+
+def _statsd(metrics: MetricsSettings) -> QueuedStatsd:
+    client = StatsdClient.from_settings(metrics)
+    assert client is not None  # metrics.statsd is set
+    return QueuedStatsd(client, log)
+
+
+_emitters: dict[Hashable, Any] = {}
+_emitters_lock = threading.Lock()
+
+
+def shared(key: Hashable, make: Callable[[], Any]) -> Any:
+    """The process's emitter for ``key`` (settings), made by ``make`` the first time."""
+    with _emitters_lock:
+        emitter = _emitters.get(key)
+        if emitter is None:
+            emitter = _emitters[key] = make()
+        return emitter
+
+
+def _forget_shared() -> None:
+    """A forked child has none of its parent's sender threads: it makes its own emitters."""
+    global _emitters_lock
+    _emitters.clear()
+    _emitters_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_shared)
 
 
 def is_sync_task(pipeline: Pipeline, task_id: str) -> bool:

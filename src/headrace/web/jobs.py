@@ -72,7 +72,7 @@ class Jobs:
             try:
                 with self.runner(
                     on_event
-                ) as runner:  # closed after: its lineage/metrics threads end
+                ) as runner:  # closed after: its queued lineage/metrics are sent
                     action(runner)
             except (
                 EngineError
