@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import posixpath
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
@@ -240,12 +242,38 @@ class FileDestination(LakeDestination):
         path = f"{self.root}/{load.table}/{MANIFESTS}/{seq:010d}.json"
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
         try:
-            with self.fs.open(path, "xb") as f:  # exclusive: one writer wins each number
-                f.write(json.dumps(manifest).encode())
+            self._create_once(path, json.dumps(manifest).encode())
         except FileExistsError as exc:
             for name in written:  # listed by no manifest: remove them now
                 self.fs.rm(f"{self.root}/{load.table}/{name}")
             raise CommitConflict(f"manifest {seq} exists") from exc
+
+    def _create_once(self, path: str, content: bytes) -> None:
+        """Create ``path`` holding ``content``, whole, unless it exists (FileExistsError).
+
+        An object store's exclusive create is a conditional put: the object appears whole
+        or not at all. On a local disk ``open(..., "xb")`` creates the file empty and then
+        fills it, so a reader in between would see an empty manifest: there the content
+        goes to a temporary file first, and a hard link (atomic, refused when the name
+        exists) gives it its name.
+        """
+        from fsspec.implementations.local import LocalFileSystem
+
+        if not isinstance(self.fs, LocalFileSystem):
+            with self.fs.open(path, "xb") as f:  # exclusive: one writer wins each number
+                f.write(content)
+            return
+        local = self.fs._strip_protocol(path)
+        folder, name = os.path.split(local)
+        fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(content)
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(temporary, local)  # exclusive: one writer wins each number
+        finally:
+            os.unlink(temporary)
 
     def _write_files(self, load: LakeLoad) -> list[str]:
         """Write the load's data files (one per partition); their paths under the table."""
