@@ -92,6 +92,14 @@ SPECIAL: dict[str, tuple[Callable[[Any], HeadraceError], dict[str, Any]]] = {
         lambda c: c("locked", service="sqlite:///s.db"),
         {"service": "sqlite:///s.db"},
     ),
+    "headrace.executors.distributed.SettingsMismatch": (
+        lambda c: c(["connection wh points elsewhere on the worker"], pipeline="etl", task="load"),
+        {
+            "differences": ["connection wh points elsewhere on the worker"],
+            "pipeline": "etl",
+            "task": "load",
+        },
+    ),
     "headrace.connectors.incremental.CheckpointMoved": (
         lambda c: c("etl", "orders_src", 1, 5, "table 'orders'"),
         {"pipeline": "etl", "source": "orders_src", "expected": 1, "found": 5},

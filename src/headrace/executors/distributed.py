@@ -170,7 +170,8 @@ def decode_work_item(data: dict[str, Any], settings: Settings) -> WorkItem:
     differences = profile_mismatch(driver_profile or {}, settings_profile(settings))
     if driver_profile is None or differences:
         raise SettingsMismatch(
-            item, differences or ["the job carries no settings profile (an older driver)"]
+            differences or ["the job carries no settings profile (an older driver)"],
+            item=item,
         )
     return item
 
@@ -178,18 +179,33 @@ def decode_work_item(data: dict[str, Any], settings: Settings) -> WorkItem:
 class SettingsMismatch(ConfigError):
     """A worker's settings do not match the driver's: running the attempt could touch the wrong systems.
 
+    Args:
+        differences: what differs, one phrase each (``connection warehouse points elsewhere
+            on the worker``).
+        item: the attempt that was not run; its pipeline, task and run id locate the error.
+        location: pipeline, task, run_id, when there is no ``item``.
+
     Attributes:
-        item: the attempt that was not run.
-        differences: what differs, one phrase each (``connection warehouse points elsewhere on the worker``).
+        differences, item: as given.
     """
 
-    def __init__(self, item: WorkItem, differences: list[str]) -> None:
-        self.item = item
+    def __init__(
+        self, differences: list[str], *, item: WorkItem | None = None, **location: Any
+    ) -> None:
         self.differences = differences
+        self.item = item
+        if item is not None:
+            location = {
+                "pipeline": item.run.pipeline,
+                "task": item.task_id,
+                "run_id": item.run.run_id,
+                **location,
+            }
         super().__init__(
-            f"task {item.task_id!r} of pipeline {item.run.pipeline!r} (run {item.run.run_id}) was not run: "
-            f"the worker's settings differ from the driver's: {'; '.join(differences)}. "
-            "Give the worker the same HEADRACE_CONN_* / HEADRACE_STATE_URL (or headrace.toml) as the driver."
+            f"not run: the worker's settings differ from the driver's: {'; '.join(differences)}. "
+            "Give the worker the same HEADRACE_CONN_* / HEADRACE_STATE_URL (or headrace.toml) "
+            "as the driver.",
+            **location,
         )
 
 
@@ -482,6 +498,7 @@ class _AttemptPool:
 def _refused(exc: SettingsMismatch) -> Outcome:
     now = datetime.now(UTC)
     item = exc.item
+    assert item is not None  # decode_work_item raises it with the item it decoded
     return Outcome(
         item.task_id, item.map_index, item.attempt, ok=False, error=str(exc),
         error_kind=type(exc).__name__, retryable=False, log=str(exc), started_at=now, ended_at=now,
