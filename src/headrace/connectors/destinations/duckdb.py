@@ -56,6 +56,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -69,6 +70,7 @@ from headrace.connectors.destinations.destination_base import (
     LOADS_TABLE,
     META_LOAD_ID,
     META_LOADED_AT,
+    LoadResult,
 )
 from headrace.connectors.destinations.sqlbase import SqlDestination
 from headrace.connectors.fidelity import Fidelity
@@ -176,6 +178,16 @@ class DuckDBDestination(SqlDestination):
     def from_settings(cls, settings: Settings) -> DuckDBDestination:
         """The embedded warehouse ``<home>/warehouse.duckdb``."""
         return cls.from_url(default_warehouse(settings))
+
+    def write(self, data: Any, table: str, **options: Any) -> LoadResult:
+        """As :meth:`SqlDestination.write`; loads into one database file from threads of
+        one process take turns. DuckDB's Python client registers the incoming Arrow data
+        as a view, and two connections registering and dropping such views at once can
+        fail to bind (``Table Function with name python_arrow_scan does not exist``, seen
+        with two fenced loads racing; duckdb/duckdb#5520 is the same race). Loads from
+        other processes are kept apart by DuckDB's own file lock."""
+        with _write_lock(self.path):
+            return super().write(data, table, **options)
 
     def _connect(self) -> Any:
         import duckdb
@@ -403,6 +415,21 @@ class DuckDBDestination(SqlDestination):
 
 
 log = logging.getLogger(__name__)
+
+_WRITE_LOCKS: dict[str, threading.RLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(path: str | Path) -> threading.RLock:
+    """The lock loads into ``path`` take in this process (reentrant: a load's quarantine
+    or a nested write in the same thread takes it again)."""
+    key = str(path)
+    with _WRITE_LOCKS_GUARD:
+        lock = _WRITE_LOCKS.get(key)
+        if lock is None:
+            lock = _WRITE_LOCKS[key] = threading.RLock()
+        return lock
+
 
 _SAMPLE_ROWS = 65_536  # rows of the first batch that decide a text column's compression
 _MIN_SAMPLE_ROWS = 1_024  # fewer: the table is small and DuckDB's choice is as good
