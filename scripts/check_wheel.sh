@@ -43,7 +43,8 @@ if wanted - packed:
 PY
 
 python3 -m venv "$tmp/core"
-"$tmp/core/bin/python" -m pip install -q --disable-pip-version-check "$wheel" 2>&1 \
+"$tmp/core/bin/python" -m pip install -q --disable-pip-version-check "$wheel" \
+  -c "$root/requirements/dev-lock.txt" 2>&1 \
   | { grep -v "^WARNING: Location .* is ignored" || true; }
 
 # The core must stay lean: no extra's package may come with it.

@@ -7,5 +7,5 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e .
+.venv/bin/python -m pip install -q -e . -c requirements/dev-lock.txt
 .venv/bin/headrace run examples/customer_etl.py "$@"

@@ -6,5 +6,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev]'
+# Versions pinned by requirements/dev-lock.txt (bash scripts/lock.sh refreshes it): a new
+# release upstream cannot change what CI installs or send pip's resolver backtracking.
+.venv/bin/python -m pip install -q -e '.[dev]' -c requirements/dev-lock.txt
 .venv/bin/python -m pytest "$@"
