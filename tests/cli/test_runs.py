@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -105,6 +107,48 @@ def test_a_failed_run_exits_1_and_resume_finishes_it(home: Path, capsys) -> None
     assert "success" in out
     with open_store(f"sqlite:///{home / 'home' / 'state.db'}") as store:
         assert store.get_run(run.run_id).state == RunState.SUCCESS
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_run_and_resume_stop_their_worker_processes_and_send_their_lineage(
+    home: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command closes its Runner: no warm pool worker outlives it, no lineage event waits."""
+    events = home / "lineage.jsonl"
+    monkeypatch.setenv("HEADRACE_LINEAGE_TRANSPORT", "file")
+    monkeypatch.setenv("HEADRACE_LINEAGE_FILE", str(events))
+    flag = home / "flag"
+    flag.touch()
+    argv = ("--executor", "process", "--concurrency", "2")
+    code, out = cli(
+        capsys, "run", "flows.py:demo", "--date", "2024-01-02", "-p", f"flag={flag}", *argv
+    )
+    assert code == 1, out
+    with open_store(f"sqlite:///{home / 'home' / 'state.db'}") as store:
+        (run,) = store.list_runs(pipeline="demo")
+        pids = {t.pid for t in store.get_task_instances(run.run_id) if t.pid is not None}
+    workers = pids - {os.getpid()}
+    assert workers, "the tasks ran in pool worker processes"
+    assert [pid for pid in workers if _alive(pid)] == []
+    sent = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["eventType"] for e in sent if e["job"]["name"] == "demo"] == ["START", "FAIL"]
+
+    flag.unlink()
+    code, out = cli(capsys, "resume", run.run_id, *argv)
+    assert code == 0, out
+    with open_store(f"sqlite:///{home / 'home' / 'state.db'}") as store:
+        check = next(t for t in store.get_task_instances(run.run_id) if t.task_id == "check")
+    assert check.pid is not None and check.pid != os.getpid()
+    assert not _alive(check.pid)
+    sent = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["eventType"] for e in sent if e["job"]["name"] == "demo"][-1] == "COMPLETE"
 
 
 def test_a_file_with_several_pipelines_needs_a_name(home: Path, capsys) -> None:

@@ -356,15 +356,19 @@ def _drive(
         view = LiveView(pipeline, console)
         # Failure (and opt-in retry) alerts as the scheduler sends them, when configured.
         alerter = alerter_from_settings(settings.alerts)
-        runner = Runner(
-            store,
-            executor=executor,
-            settings=settings,
-            concurrency=concurrency,
-            on_event=view.on_event,
-            alerter=alerter if alerter.channels else None,
-        )
-        with view:
+        # Closing the runner stops its warm worker processes and sends the lineage events
+        # and metrics still queued, before the summary says the run is done.
+        with (
+            Runner(
+                store,
+                executor=executor,
+                settings=settings,
+                concurrency=concurrency,
+                on_event=view.on_event,
+                alerter=alerter if alerter.channels else None,
+            ) as runner,
+            view,
+        ):
             result: RunResult = action(runner)
         summary(result, console, grouped_order(pipeline))
         if debug_enabled() and str(result.run.state) != "success":
@@ -474,10 +478,11 @@ def resume_command(
     settings = load_settings()
     with open_store(settings.state_url) as store:
         run = store.get_run(run_id)
-    if file is not None:
-        pipeline = pick_pipeline(load_pipelines(file), run.pipeline, file)
-    else:
-        pipeline = Runner(store, executor=executor, settings=settings).pipeline_of(run)
+        if file is not None:
+            pipeline = pick_pipeline(load_pipelines(file), run.pipeline, file)
+        else:
+            with Runner(store, executor=executor, settings=settings) as runner:
+                pipeline = runner.pipeline_of(run)
     _drive(
         pipeline, settings, executor, concurrency, lambda runner: runner.resume(run_id, pipeline)
     )

@@ -97,8 +97,10 @@ def run_pipeline(
             state_url=f"sqlite:///{folder / 'state.db'}",
             connections={k.lower(): v for k, v in (connections or {}).items()},
         )
-    with open_store(settings.state_url) as store:
-        runner = Runner(store, executor="inprocess", settings=settings)
+    with (
+        open_store(settings.state_url) as store,
+        Runner(store, executor="inprocess", settings=settings) as runner,
+    ):
         result = runner.run(pipeline, logical_date, dict(params or {}))
         tasks = {_label(ti): ti for ti in result.tasks}
         logs = store.get_logs(result.run.run_id)
