@@ -100,6 +100,48 @@ def test_a_load_killed_at_a_point_is_all_or_nothing_and_reruns_once(
     assert listed <= on_disk and len(listed) == 2
 
 
+QUARANTINING_LOAD = """
+import sys, pyarrow as pa
+from headrace.connectors import open_destination
+from headrace.connectors.incremental import Checkpoint
+dest = open_destination(sys.argv[1])
+n, bad = int(sys.argv[2]), [int(i) for i in sys.argv[3].split(",")]
+fence = dest.checkpoint("p", "s") or Checkpoint("p", "s", None)
+dest.write(pa.table({"id": [n], "state": ["CA"]}), "t", mode="append", fence=fence,
+           quarantine=pa.table({"id": bad, "state": ["NY"] * len(bad), "_reason": ["bad"] * len(bad)}),
+           checkpoint=Checkpoint("p", "s", n), metadata=True)
+"""
+
+
+def test_a_load_killed_between_its_quarantine_and_its_commit_leaves_no_quarantined_rows(
+    tmp_path: Path,
+) -> None:
+    """The rerun re-extracts (other rows, another load id) and its commit drops the rows the
+    killed load quarantined: each bad row once, and only rows of committed loads."""
+    url = f"files:///{tmp_path}/out?format=csv&partition_by=state"
+    script = tmp_path / "load.py"
+    script.write_text(QUARANTINING_LOAD)
+
+    def load(n: int, bad: str, crash: str | None = None) -> int:
+        env = {**os.environ, ENV: crash} if crash else {**os.environ}
+        return subprocess.run([sys.executable, str(script), url, str(n), bad], env=env,
+                              timeout=120).returncode  # fmt: skip
+
+    assert load(1, "101") == 0
+    assert load(2, "102", crash="after_quarantine") == -9
+    dest = open_destination(url)
+    assert sorted(dest.read("t_quarantine").column("id").to_pylist()) == [101, 102]
+    assert load(3, "102,103") == 0  # the source changed in between: another load id
+
+    quarantined = dest.read("t_quarantine")
+    assert sorted(quarantined.column("id").to_pylist()) == [101, 102, 103]
+    loads = set(quarantined.column("_hr_load_id").to_pylist())
+    assert all(dest.load(lid) is not None for lid in loads), loads
+    assert sorted(dest.read("t").column("id").to_pylist()) == [1, 3]
+    listed = {Path(p).name for p in dest.files("t_quarantine")}
+    assert len(listed) == 2 and all(any(lid in name for lid in loads) for name in listed)
+
+
 def test_two_fenced_loads_racing_for_one_manifest_never_both_commit(tmp_path: Path) -> None:
     dest = open_destination(f"files:///{tmp_path}/out?format=parquet")
     dest.write(ROWS, "t", fence=Checkpoint("p", "s", None), checkpoint=Checkpoint("p", "s", 1))

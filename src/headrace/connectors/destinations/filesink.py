@@ -15,7 +15,10 @@ checkpoint map and the load ledger. Readers take the newest manifest and read on
 files it lists, so they never see half a load; files of a load that died before its
 manifest are listed nowhere. A replayed load id commits nothing (the ledger), and two
 writers racing for the same manifest number cannot both win: the loser re-reads and
-re-checks its fence (see ``lakebase``). Modes: append and replace (merge and
+re-checks its fence (see ``lakebase``). Quarantined rows go to ``<table>_quarantine``
+as with the table formats; each ledger entry keeps its quarantine provenance (origin,
+fence), so the rows of a load that can never commit are dropped from the listing (see
+``lake_quarantine``). Modes: append and replace (merge and
 replace_partition need a table format: Delta Lake or Iceberg). Needs the ``lakehouse``
 extra (fsspec, s3fs); Avro files the ``avro`` extra.
 """
@@ -27,7 +30,7 @@ import json
 import os
 import posixpath
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -35,8 +38,16 @@ import pyarrow as pa
 
 from headrace.config import mask_url
 from headrace.connectors.destinations.destination_base import WriteMode
-from headrace.connectors.destinations.lake_metadata import KEY_CHECKPOINTS, KEY_LOAD, KEY_LOAD_ID
+from headrace.connectors.destinations.lake_metadata import (
+    KEY_CHECKPOINTS,
+    KEY_DROPPED,
+    KEY_FENCE,
+    KEY_LOAD,
+    KEY_LOAD_ID,
+    KEY_ORIGIN,
+)
 from headrace.connectors.destinations.lakebase import (
+    CONFLICT_RETRIES,
     CommitConflict,
     LakeDestination,
     LakeLoad,
@@ -51,6 +62,8 @@ FORMATS = {"parquet": "parquet", "csv": "csv", "ndjson": "ndjson", "json": "ndjs
            "avro": "avro", "orc": "orc", "arrow": "arrow"}  # fmt: skip
 MANIFESTS = "_manifests"
 LEDGER_KEPT = 1000  # load ids a manifest remembers (replays older than that reload)
+#: What a quarantine commit records beside its load id, for ``lake_quarantine.drop_orphans``.
+PROVENANCE = (KEY_ORIGIN, KEY_FENCE, KEY_DROPPED)
 
 
 class FileDestination(LakeDestination):
@@ -130,9 +143,14 @@ class FileDestination(LakeDestination):
         return TableState(manifest, manifest["checkpoints"], manifest["columns"])
 
     def _history(self, table: str) -> Iterator[dict[str, str]]:
+        """The ledger of the newest manifest, newest first: ``[load id, load, provenance]``
+        entries (manifests written before quarantine provenance have no third item)."""
         _, manifest = self._latest(table)
         for entry in reversed((manifest or {}).get("loads", [])):
-            yield {KEY_LOAD_ID: entry[0], KEY_LOAD: entry[1]}
+            meta = {KEY_LOAD: entry[1], **(entry[2] if len(entry) > 2 else {})}
+            if entry[0] is not None:  # None: a commit that only dropped orphaned rows
+                meta[KEY_LOAD_ID] = entry[0]
+            yield meta
 
     def files(self, table: str) -> list[str]:
         """The data files of the table's current version (paths on its filesystem)."""
@@ -213,15 +231,40 @@ class FileDestination(LakeDestination):
         return super().write(data, table, **kwargs)
 
     def _append_quarantine(self, table: str, data: pa.Table, properties: dict[str, str]) -> None:
-        state = self._state(table)
         load = LakeLoad(table, WriteMode.APPEND, [], None, data, properties[KEY_LOAD_ID],
                         None, {**properties, KEY_LOAD: "{}", KEY_CHECKPOINTS: "{}"}, 0, 0, 0)  # type: ignore[arg-type]  # fmt: skip
-        for _ in range(20):
+        self._until_committed(table, lambda state: self._commit(state, load))
+
+    def _drop_quarantine(self, table: str, load_ids: list[str], properties: dict[str, str]) -> None:
+        """Commit a manifest of the quarantine table ``table`` that no longer lists the files
+        of ``load_ids`` (the files stay on disk, readable by time travel, like replaced ones)."""
+        dropped = set(load_ids)
+
+        def drop(state: TableState) -> None:
+            manifest = {k: v for k, v in (state.handle or {}).items() if k != "seq"}
+            files = manifest.get("files", [])
+            manifest["files"] = [name for name in files if self._load_of(name) not in dropped]
+            entry = [None, "{}", _provenance(properties)]
+            manifest["loads"] = [*manifest.get("loads", []), entry][-LEDGER_KEPT:]
+            manifest["load_id"] = None
+            self._put_manifest(state, table, manifest)
+
+        self._until_committed(table, drop)
+
+    def _until_committed(self, table: str, commit: Callable[[TableState], None]) -> None:
+        """``commit(state)`` on the table's latest state, again while another commit wins."""
+        for _ in range(CONFLICT_RETRIES):
             try:
-                self._commit(state, load)
+                commit(self._state(table))
                 return
             except CommitConflict:
-                state = self._state(table)
+                continue
+        raise ConnectorError(
+            f"Loading failed: {CONFLICT_RETRIES} commits in a row lost to concurrent "
+            "writers; try again later.",
+            table=table,
+            connection=self.where,
+        )
 
     def _commit(self, state: TableState, load: LakeLoad) -> None:
         written = self._write_files(load)
@@ -232,20 +275,29 @@ class FileDestination(LakeDestination):
         if old.get("schema") and load.mode is not WriteMode.REPLACE:
             previous = _schema_from_text(old["schema"])
             schema = pa.unify_schemas([previous, schema], promote_options="permissive")
-        loads = [*old.get("loads", []), [load.load_id, load.properties[KEY_LOAD]]][-LEDGER_KEPT:]
+        entry = [load.load_id, load.properties[KEY_LOAD], _provenance(load.properties)]
         manifest = {
-            "format": self.format, "files": files, "columns": columns, "loads": loads,
+            "format": self.format, "files": files, "columns": columns,
+            "loads": [*old.get("loads", []), entry][-LEDGER_KEPT:],
             "checkpoints": json.loads(load.properties[KEY_CHECKPOINTS]),
             "load_id": load.load_id, "schema": _schema_to_text(schema),
         }  # fmt: skip
-        seq = old.get("seq", -1) + 1
-        path = f"{self.root}/{load.table}/{MANIFESTS}/{seq:010d}.json"
+        try:
+            self._put_manifest(state, load.table, manifest)
+        except CommitConflict:
+            for name in written:  # listed by no manifest: remove them now
+                self.fs.rm(f"{self.root}/{load.table}/{name}")
+            raise
+
+    def _put_manifest(self, state: TableState, table: str, manifest: dict[str, Any]) -> None:
+        """Create the manifest after the one ``state`` read; :class:`CommitConflict` if
+        another writer created it first."""
+        seq = (state.handle or {}).get("seq", -1) + 1
+        path = f"{self.root}/{table}/{MANIFESTS}/{seq:010d}.json"
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
         try:
             self._create_once(path, json.dumps(manifest).encode())
         except FileExistsError as exc:
-            for name in written:  # listed by no manifest: remove them now
-                self.fs.rm(f"{self.root}/{load.table}/{name}")
             raise CommitConflict(f"manifest {seq} exists") from exc
 
     def _create_once(self, path: str, content: bytes) -> None:
@@ -275,19 +327,28 @@ class FileDestination(LakeDestination):
         finally:
             os.unlink(temporary)
 
+    def _load_of(self, name: str) -> str:
+        """The load id in a data file's name (``<folders>/part-<load id>-00000.<ext>``)."""
+        stem = name.rsplit("/", 1)[-1].removeprefix("part-").removesuffix(f".{self.format}")
+        return stem.rpartition("-")[0]
+
     def _write_files(self, load: LakeLoad) -> list[str]:
         """Write the load's data files (one per partition); their paths under the table."""
         groups = _partitions(load.data, self.partition_by)
-        ext = {"ndjson": "ndjson", "arrow": "arrow"}.get(self.format, self.format)
         names = []
         for n, (folder, rows) in enumerate(groups):
-            name = f"{folder}part-{load.load_id}-{n:05d}.{ext}"
+            name = f"{folder}part-{load.load_id}-{n:05d}.{self.format}"
             path = f"{self.root}/{load.table}/{name}"
             self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
             with self.fs.open(path, "wb") as f:
                 f.write(_encode(rows, self.format))
             names.append(name)
         return names
+
+
+def _provenance(properties: dict[str, str]) -> dict[str, str]:
+    """The quarantine provenance among a commit's properties (origin, fence, dropped ids)."""
+    return {key: properties[key] for key in PROVENANCE if key in properties}
 
 
 def _schema_to_text(schema: pa.Schema) -> str:

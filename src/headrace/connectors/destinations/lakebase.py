@@ -177,6 +177,11 @@ class LakeDestination(ABC):
         """Append rows to the quarantine table ``table`` (created if absent)."""
 
     @abstractmethod
+    def _drop_quarantine(self, table: str, load_ids: list[str], properties: dict[str, str]) -> None:
+        """Delete the rows of ``load_ids`` from the quarantine table ``table`` in one commit
+        that records ``properties`` (see ``lake_quarantine.drop_orphans``)."""
+
+    @abstractmethod
     def read(self, table: str, version: Any = None) -> pa.Table:
         """The rows of ``table`` as Arrow, at ``version`` (time travel) or the latest."""
 
@@ -416,11 +421,6 @@ class LakeDestination(ABC):
         found = found_ckpt.value if found_ckpt else None
         if found != fence.value:
             raise CheckpointMoved(fence.pipeline, fence.source, fence.value, found, where)
-
-    def _drop_quarantine(self, table: str, load_ids: list[str], properties: dict[str, str]) -> None:
-        """Delete the rows of ``load_ids`` from the quarantine table ``table`` in one commit
-        (needed by backends whose quarantine history records origin and fence)."""
-        raise NotImplementedError(f"{type(self).__name__} keeps no quarantine provenance")
 
     def _prepare(
         self, state: TableState, rows: pa.Table, table: str, mode: WriteMode, keys: list[str],
