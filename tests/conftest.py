@@ -18,19 +18,11 @@ from headrace.engine import load_pipelines
 from headrace.pipeline import Pipeline
 from headrace.state import open_store
 from headrace.state.store_base import StateStore
+from live_services import service_missing
 
 PG_ADMIN_URL = os.environ.get("HEADRACE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 MYSQL_HOST = os.environ.get("HEADRACE_TEST_MYSQL_HOST", "127.0.0.1")
 REDIS_URL = os.environ.get("HEADRACE_TEST_REDIS", "redis://127.0.0.1:6379/0")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def service_missing(name: str, why: object) -> None:
-    """Fail in CI, skip elsewhere."""
-    message = f"{name} is not reachable: {why}"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def _run_id() -> str:

@@ -12,6 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from live_services import service_missing
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "clickstream.py"
 REDIS_URL = os.environ.get("HEADRACE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -23,9 +25,7 @@ def stream_key() -> Iterator[str]:
     try:
         client.ping()
     except Exception as exc:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"Redis is not reachable: {exc}")
-        pytest.skip(f"Redis is not reachable: {exc}")
+        service_missing("Redis", exc)
     key = f"hrtest:clickstream:{uuid.uuid4().hex[:10]}"
     yield key
     client.delete(key)

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from live_services import service_missing
+
 REDIS_URL = os.environ.get("HEADRACE_TEST_REDIS", "redis://127.0.0.1:6379/0")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 NATS_URL = os.environ.get("HEADRACE_TEST_NATS", "nats://127.0.0.1:4222")
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
@@ -38,14 +39,6 @@ class Broker:
 def event(i: int) -> bytes:
     """A small JSON event with id ``i``."""
     return json.dumps({"id": i, "user": f"u{i % 97}", "page": f"/p/{i % 13}", "ms": i}).encode()
-
-
-def service_missing(name: str, why: object) -> None:
-    """Fail in CI, skip elsewhere (as tests/conftest.py does)."""
-    message = f"{name} is not reachable: {why}"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def _free_port() -> int:
