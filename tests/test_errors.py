@@ -101,8 +101,8 @@ SPECIAL: dict[str, tuple[Callable[[Any], HeadraceError], dict[str, Any]]] = {
         },
     ),
     "headrace.connectors.incremental.CheckpointMoved": (
-        lambda c: c("etl", "orders_src", 1, 5, "table 'orders'"),
-        {"pipeline": "etl", "source": "orders_src", "expected": 1, "found": 5},
+        lambda c: c("etl", "orders_src", 1, 5, table="orders", connection="DuckDB /w.duckdb"),
+        {"pipeline": "etl", "source": "orders_src", "expected": 1, "found": 5, "table": "orders"},
     ),
     "headrace.tasks.sensors.SensorNotReady": (
         lambda c: c(

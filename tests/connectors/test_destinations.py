@@ -96,6 +96,34 @@ def test_merge_dedupes_by_order_column_and_refuses_bad_keys(destination):
         destination.write(data, "t", mode="merge", keys=["idd"])
 
 
+def test_write_errors_keep_table_column_and_key_as_fields(destination):
+    """What a refused write is about is in the error's fields (the web UI and alerts read
+    them), not only in its text; nothing of the refused write is stored."""
+    destination.write(people([1, 2]), "t")
+    day2 = Interval("day", D + dt.timedelta(days=2), D + dt.timedelta(days=3))
+    refused = [
+        (lambda: destination.write(people([5]), "t", mode="replace_partition", partition=day2),
+         {"table": "t", "column": "day"}),
+        (lambda: destination.write(pa.table({"id": [1, 1], "v": ["a", "b"]}), "m", mode="merge",
+                                   keys=["id"]),
+         {"table": "m", "row": "id=1"}),
+        (lambda: destination.write(pa.table({"id": [1, 2], "k": [None, 1]}), "m", mode="merge",
+                                   keys=["id", "k"]),
+         {"table": "m", "column": "k"}),
+        (lambda: destination.write(people([3]), "t", mode="merge", keys=["idd"]),
+         {"table": "t", "column": "idd"}),
+        (lambda: destination.write(people([3]), "t", fence=Checkpoint("p", "s", 5)),
+         {"pipeline": "p", "table": "t"}),
+        (lambda: destination.write({"id": [3]}, "t"), {"table": "t"}),
+    ]  # fmt: skip
+    for write, fields in refused:
+        with pytest.raises(ConnectorError) as info:
+            write()
+        assert info.value.fields() == {**fields, "connection": destination.where}, info.value
+    assert [r["id"] for r in rows(destination, "t")] == [1, 2]
+    assert destination.columns("m") is None
+
+
 def test_schema_evolution_adds_columns_and_names_incompatible_ones(destination):
     destination.write(people([1]), "t")
     destination.write(pa.table({"id": [2], "name": ["b"], "score": [1.5]}), "t")
@@ -423,8 +451,13 @@ def test_decimals_beyond_38_digits(destination):
     big = decimal.Decimal("123456789012345678901234567890123456789012345678.5")
     data = pa.table({"id": [1], "huge": pa.array([big], pa.decimal256(50, 1))})
     if isinstance(destination, DuckDBDestination):
-        with pytest.raises(ConnectorError, match=r"'money'.*column 'huge' is decimal256\(50, 1\)"):
+        with pytest.raises(ConnectorError, match=r"column 'huge'.*decimal256\(50, 1\)") as info:
             destination.write(data, "money", mode="replace")
+        assert info.value.fields() == {
+            "table": "money",
+            "column": "huge",
+            "connection": destination.where,
+        }
         return
     destination.write(data, "money", mode="replace")
     assert decimal.Decimal(rows(destination, "money")[0]["huge"]) == big

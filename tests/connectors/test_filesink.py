@@ -22,6 +22,7 @@ from headrace.connectors import open_destination as _open_destination
 from headrace.connectors.crashpoints import ENV
 from headrace.connectors.destinations.destination_base import LoadResult
 from headrace.connectors.incremental import Checkpoint, CheckpointMoved
+from headrace.errors import ConnectorError
 
 
 def open_destination(url: str, settings: Any = None) -> Any:
@@ -59,6 +60,14 @@ def test_replace_lists_only_the_new_files_and_old_versions_stay_readable(tmp_pat
     assert dest.read("t", version=0).num_rows == 4  # time travel: the first manifest
     with pytest.raises(Exception, match="needs a table format"):
         dest.write(ROWS, "t", mode="merge", keys=["id"])
+
+
+def test_a_partition_column_missing_from_the_data_is_named_with_its_table(tmp_path: Path) -> None:
+    dest = open_destination(f"files:///{tmp_path}/out?format=parquet&partition_by=state")
+    with pytest.raises(ConnectorError, match="partition_by names a column") as info:
+        dest.write(ROWS.drop_columns(["state"]), "spend")
+    assert info.value.fields() == {"table": "spend", "column": "state", "connection": dest.where}
+    assert dest.tables() == []
 
 
 CRASHING_LOAD = """

@@ -27,6 +27,7 @@ from headrace.connectors.crashpoints import ENV, POINTS
 from headrace.connectors.destinations.destination_base import LoadResult
 from headrace.connectors.incremental import Checkpoint, CheckpointMoved, Interval
 from headrace.engine import Runner
+from headrace.errors import ConnectorError
 from headrace.quality import between
 from headrace.state import open_store
 
@@ -162,6 +163,29 @@ def test_two_loads_fenced_on_one_checkpoint_never_both_commit(kind: str, tmp_pat
     stored = dest.query(f"SELECT id FROM {dest.q('items')} ORDER BY id")
     assert stored.column("id").to_pylist() == [1, 10 + winner]
     assert dest.checkpoint("p", "src").value == 1 + winner  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("kind", ["delta", "iceberg"])
+def test_refused_writes_keep_table_column_and_key_as_fields(kind: str, tmp_path: Path) -> None:
+    dest = open_destination(lake_url(kind, tmp_path))
+    dest.write(_rows([1, 2]), "t", mode="merge", keys=["id"], fence=Checkpoint("p", "s", None),
+               checkpoint=Checkpoint("p", "s", 1))  # fmt: skip
+    day2 = Interval("day", dt.datetime(2024, 1, 2), dt.datetime(2024, 1, 3))
+    refused = [
+        (lambda: dest.write(_rows([5], day=1), "t", mode="replace_partition", partition=day2),
+         {"table": "t", "column": "day"}),
+        (lambda: dest.write(_rows([1, 1]), "t", mode="merge", keys=["id"]),
+         {"table": "t", "row": "id=1"}),
+        (lambda: dest.write(_rows([3]), "t", mode="merge", keys=["id"],
+                            fence=Checkpoint("p", "s", None)),
+         {"pipeline": "p", "table": "t"}),
+    ]  # fmt: skip
+    for write, fields in refused:
+        with pytest.raises(ConnectorError) as info:
+            write()
+        assert info.value.fields() == {**fields, "connection": dest.where}, info.value
+    stored = dest.query(f"SELECT id FROM {dest.q('t')} ORDER BY id")
+    assert stored.column("id").to_pylist() == [1, 2]
 
 
 @pytest.mark.parametrize("kind", ["delta", "iceberg"])

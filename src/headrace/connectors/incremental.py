@@ -132,17 +132,21 @@ class CheckpointMoved(ConnectorError, TransientError):
         pipeline, source: whose checkpoint moved.
         expected: the value the extract started from (None: no checkpoint).
         found: the value stored now.
+        table, connection: the table the load was for and its destination.
     """
 
     def __init__(
-        self, pipeline: str, source: str, expected: Any, found: Any, where: str = ""
-    ) -> None:
-        self.source, self.expected, self.found, self.destination = source, expected, found, where
+        self, pipeline: str, source: str, expected: Any, found: Any, *,
+        table: str | None = None, connection: str | None = None,
+    ) -> None:  # fmt: skip
+        self.source, self.expected, self.found = source, expected, found
         super().__init__(
-            f"Load into {where or 'the destination'} not applied: checkpoint of source {source!r} "
-            f"moved from {expected!r} (where this extract started) to {found!r}. Re-extract from "
-            "the stored checkpoint and load again.",
+            f"load not applied: checkpoint of source {source!r} moved from {expected!r} (where "
+            f"this extract started) to {found!r}. Re-extract from the stored checkpoint and "
+            "load again.",
             pipeline=pipeline,
+            table=table,
+            connection=connection,
         )
 
 

@@ -36,7 +36,6 @@ from headrace.connectors.destinations.lakebase import (
 from headrace.connectors.incremental import Interval
 from headrace.connectors.naming import quote_ident
 from headrace.connectors.objectstore import ObjectStore
-from headrace.errors import ConnectorError
 from headrace.extras import require
 
 
@@ -280,8 +279,7 @@ def _col(name: str) -> str:
 
 def _predicate(partition: Interval | None, data: pa.Table) -> str:
     """The replace_partition predicate, with literal bounds (deltalake takes no parameters)."""
-    if partition is None:  # pragma: no cover - checked in write
-        raise ConnectorError("replace_partition needs a partition")
+    assert partition is not None  # checked in write (write_arguments)
     col = data.schema.field(partition.column).type
     naive = pa.types.is_timestamp(col) and col.tz is None
     lo, hi = partition_bounds(partition, naive)

@@ -125,7 +125,9 @@ def write_arguments(
     return mode, keys
 
 
-def as_arrow(data: Any, what: str) -> pa.Table | pa.RecordBatchReader:
+def as_arrow(
+    data: Any, what: str = "", *, table: str | None = None, connection: str | None = None
+) -> pa.Table | pa.RecordBatchReader:
     """Arrow table or reader from Arrow, an Extract, Polars or pandas data.
 
     String views and large types become their plain forms, which every driver takes.
@@ -150,8 +152,10 @@ def as_arrow(data: Any, what: str) -> pa.Table | pa.RecordBatchReader:
             data = pa.RecordBatchReader.from_stream(data)
         else:
             raise ConnectorError(
-                f"Cannot write {type(data).__name__} to {what}: pass a pyarrow Table or "
-                "RecordBatchReader, a Polars or a pandas DataFrame."
+                f"Cannot write {type(data).__name__}{f' to {what}' if what else ''}: pass a "
+                "pyarrow Table or RecordBatchReader, a Polars or a pandas DataFrame.",
+                table=table,
+                connection=connection,
             )
     target = plain_schema(data.schema)
     if target.equals(data.schema):
@@ -160,6 +164,11 @@ def as_arrow(data: Any, what: str) -> pa.Table | pa.RecordBatchReader:
         return data.cast(target)
     reader = data
     return pa.RecordBatchReader.from_batches(target, (b.cast(target) for b in reader))
+
+
+def key_text(keys: Sequence[str], values: Sequence[Any]) -> str:
+    """A row named by its key, for an error's ``row`` field: ``id=7`` or ``a=1, b='x'``."""
+    return ", ".join(f"{k}={v!r}" for k, v in zip(keys, values, strict=True))
 
 
 def plain_schema(schema: pa.Schema) -> pa.Schema:

@@ -287,12 +287,15 @@ class DuckDBDestination(SqlDestination):
         }
         return self._distinct[stage]
 
-    def _check_types(self, schema: pa.Schema, where: str) -> None:
+    def _check_types(self, schema: pa.Schema, table: str) -> None:
         for field in schema:
             if pa.types.is_decimal(field.type) and field.type.precision > 38:
                 raise ConnectorError(
-                    f"Loading {where}: column {field.name!r} is {field.type}; DuckDB keeps at "
-                    "most 38 decimal digits. Cast it to text (exact) or float64 before loading."
+                    f"the data is {field.type}; DuckDB keeps at most 38 decimal digits. Cast "
+                    "it to text (exact) or float64 before loading.",
+                    table=table,
+                    column=field.name,
+                    connection=self.where,
                 )
 
     def _column_ddl(self, conn: Any, stage: str, column: str, sql_type: str) -> str:

@@ -334,7 +334,7 @@ class FileDestination(LakeDestination):
 
     def _write_files(self, load: LakeLoad) -> list[str]:
         """Write the load's data files (one per partition); their paths under the table."""
-        groups = _partitions(load.data, self.partition_by)
+        groups = _partitions(load.data, self.partition_by, load.table, self.where)
         names = []
         for n, (folder, rows) in enumerate(groups):
             name = f"{folder}part-{load.load_id}-{n:05d}.{self.format}"
@@ -376,8 +376,11 @@ def _conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema) if len(schema) else rows
 
 
-def _partitions(data: pa.Table, columns: tuple[str, ...]) -> list[tuple[str, pa.Table]]:
-    """``(hive folder prefix, rows)`` per distinct value of the partition columns."""
+def _partitions(
+    data: pa.Table, columns: tuple[str, ...], table: str, connection: str
+) -> list[tuple[str, pa.Table]]:
+    """``(hive folder prefix, rows)`` per distinct value of the partition columns (a column
+    missing from ``table``'s data is an error naming it)."""
     if not columns:
         return [("", data)]
     import pyarrow.compute as pc
@@ -385,7 +388,10 @@ def _partitions(data: pa.Table, columns: tuple[str, ...]) -> list[tuple[str, pa.
     missing = [c for c in columns if c not in data.column_names]
     if missing:
         raise ConnectorError(
-            "partition_by names a column that is not in the data.", column=missing[0]
+            "partition_by names a column that is not in the data.",
+            table=table,
+            column=missing[0],
+            connection=connection,
         )
     keys = data.select(list(columns)).group_by(list(columns)).aggregate([]).to_pylist()
     out = []

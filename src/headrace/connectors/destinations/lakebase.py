@@ -99,21 +99,24 @@ class WholeData:
 
 
 def read_whole(
-    data: Any, table: str, where: str, fidelity: Fidelity, *, quarantine: Any,
+    data: Any, table: str, connection: str, fidelity: Fidelity, *, quarantine: Any,
     load_id: str | Callable[[], str] | None, metadata: bool,
     checkpoint: Checkpoint | Callable[[], Checkpoint | None] | None,
 ) -> WholeData:  # fmt: skip
     """Read ``data`` and its quarantine whole, screened; settle the load id and checkpoint.
 
-    Args: as :meth:`SqlDestination.write`; callables (a streamed extract's digest, rejects
-    and checkpoint) are called once the data has been read.
+    Args: as :meth:`SqlDestination.write` (``connection``: the destination, as errors name
+    it); callables (a streamed extract's digest, rejects and checkpoint) are called once
+    the data has been read.
     """
     screened = Rejects()
-    arrow = screen_text(as_arrow(data, where), fidelity.text, screened, where)
+    arrow = as_arrow(data, table=table, connection=connection)
+    arrow = screen_text(arrow, fidelity.text, screened, f"{table!r} in {connection}")
     rows = arrow.read_all() if isinstance(arrow, pa.RecordBatchReader) else arrow
     final_id = (load_id() if callable(load_id) else load_id) or uuid.uuid4().hex
     q_data = quarantine() if callable(quarantine) else quarantine
-    q_arrow = as_arrow(q_data, f"{table}{QUARANTINE_SUFFIX}") if q_data is not None else None
+    q_name = f"{table}{QUARANTINE_SUFFIX}"
+    q_arrow = as_arrow(q_data, table=q_name, connection=connection) if q_data is not None else None
     q_arrow = with_rejects(q_arrow, getattr(data, "rejects", None), screened)
     if isinstance(q_arrow, pa.RecordBatchReader):
         q_arrow = q_arrow.read_all()
@@ -345,15 +348,14 @@ class LakeDestination(ABC):
             ...            checkpoint=Checkpoint("etl", "crm.customers", last))
         """
         mode, keys = write_arguments(table, mode, keys, partition)
-        where = f"{table!r} in {self.where}"
-        whole = read_whole(data, table, where, self.fidelity, quarantine=quarantine, load_id=load_id,
-                           metadata=metadata, checkpoint=checkpoint)  # fmt: skip
+        whole = read_whole(data, table, self.where, self.fidelity, quarantine=quarantine,
+                           load_id=load_id, metadata=metadata, checkpoint=checkpoint)  # fmt: skip
         crashpoint("after_stage")
         try:
             return self._write_retrying(
                 whole.rows, table, mode, keys, partition, whole.checkpoint, whole.quarantine,
                 whole.load_id, whole.loaded_at, dedupe_order_by, fence, cursor_column, origin,
-                verify, where, whole.nulled,
+                verify, whole.nulled,
             )  # fmt: skip
         except HeadraceError:
             raise
@@ -367,7 +369,7 @@ class LakeDestination(ABC):
         partition: Interval | None, new_ckpt: Checkpoint | None, q_arrow: pa.Table | None,
         load_id: str, loaded_at: dt.datetime, dedupe_order_by: str | None,
         fence: Checkpoint | None, cursor_column: str | None, origin: tuple[str, str] | None,
-        verify: Callable[[LoadResult], None] | None, where: str, nulled: int,
+        verify: Callable[[LoadResult], None] | None, nulled: int,
     ) -> LoadResult:  # fmt: skip
         """Read the table, check the fence, commit; start over when a commit conflicts."""
         quarantined = 0 if q_arrow is None else q_arrow.num_rows
@@ -377,10 +379,10 @@ class LakeDestination(ABC):
             if done is not None:  # a replay of a committed load changes nothing
                 return done
             if fence is not None:
-                self._check_fence(fence, where, {table: state})
+                self._check_fence(fence, table, {table: state})
             load = self._prepare(
                 state, rows, table, mode, keys, partition, load_id, loaded_at, dedupe_order_by,
-                cursor_column if mode is WriteMode.MERGE else None, where,
+                cursor_column if mode is WriteMode.MERGE else None,
             )  # fmt: skip
             crashpoint("after_apply")
             if q_arrow is not None and q_arrow.num_rows:
@@ -415,32 +417,34 @@ class LakeDestination(ABC):
             connection=self.where,
         )
 
-    def _check_fence(self, fence: Checkpoint, where: str, read: dict[str, TableState]) -> None:
+    def _check_fence(self, fence: Checkpoint, table: str, read: dict[str, TableState]) -> None:
         """Raise :class:`CheckpointMoved` unless the stored checkpoint is the fence's value."""
         found_ckpt = self._checkpoint(fence.pipeline, fence.source, read)
         found = found_ckpt.value if found_ckpt else None
         if found != fence.value:
-            raise CheckpointMoved(fence.pipeline, fence.source, fence.value, found, where)
+            raise CheckpointMoved(
+                fence.pipeline, fence.source, fence.value, found, table=table, connection=self.where
+            )
 
     def _prepare(
         self, state: TableState, rows: pa.Table, table: str, mode: WriteMode, keys: list[str],
         partition: Interval | None, load_id: str, loaded_at: dt.datetime,
-        dedupe_order_by: str | None, cursor_column: str | None, where: str,
+        dedupe_order_by: str | None, cursor_column: str | None,
     ) -> LakeLoad:  # fmt: skip
         """The rows to commit and their counts, from the table as read."""
         replaced = 0
         rows_in = rows.num_rows
         if mode is WriteMode.MERGE:
-            rows = dedupe(rows, keys, dedupe_order_by, where)
+            rows = dedupe(rows, keys, dedupe_order_by, table, self.where)
             if state.handle is not None:
                 rows, replaced = plan_merge(
                     rows, keys, cursor_column, state.columns,
                     functools.partial(self._keys_stored, state),
-                    functools.partial(self._may_hold_newer, state),
+                    functools.partial(self._may_hold_newer, state), table, self.where,
                 )  # fmt: skip
         elif mode is WriteMode.REPLACE_PARTITION:
             assert partition is not None
-            _inside(rows, partition, where)
+            _inside(rows, partition, table, self.where)
             replaced = self._count_where(state, partition) if state.handle is not None else 0
         elif mode is WriteMode.REPLACE and state.handle is not None:
             replaced = 0
@@ -453,7 +457,7 @@ class LakeDestination(ABC):
 # -- helpers -------------------------------------------------------------------------
 
 
-def _inside(rows: pa.Table, partition: Interval, where: str) -> None:
+def _inside(rows: pa.Table, partition: Interval, table: str, connection: str) -> None:
     """Every row of a replace_partition load lies in its interval, or a ConnectorError."""
     import pyarrow.compute as pc
 
@@ -469,8 +473,11 @@ def _inside(rows: pa.Table, partition: Interval, where: str) -> None:
     )
     if outside:
         raise ConnectorError(
-            f"replace_partition into {where}: {outside} rows have {partition.column!r} outside "
-            f"[{partition.start}, {partition.end}); they would not be replaced by a rerun."
+            f"replace_partition: {outside} rows are outside [{partition.start}, "
+            f"{partition.end}); they would not be replaced by a rerun.",
+            table=table,
+            column=partition.column,
+            connection=connection,
         )
 
 

@@ -12,12 +12,16 @@ from typing import Any
 
 import pyarrow as pa
 
+from headrace.connectors.destinations.destination_base import key_text
 from headrace.connectors.naming import quote_ident
 from headrace.errors import ConnectorError
 
 
-def dedupe(rows: pa.Table, keys: list[str], order_by: str | None, where: str) -> pa.Table:
-    """One row per key: the greatest ``order_by``; without it duplicate keys are an error."""
+def dedupe(
+    rows: pa.Table, keys: list[str], order_by: str | None, table: str, connection: str
+) -> pa.Table:
+    """One row per key: the greatest ``order_by``; without it duplicate keys are an error
+    (naming ``table`` in the destination ``connection``)."""
     import duckdb
     import pyarrow.compute as pc
 
@@ -36,8 +40,11 @@ def dedupe(rows: pa.Table, keys: list[str], order_by: str | None, where: str) ->
             ).fetchone()
             if dup:
                 raise ConnectorError(
-                    f"Merge into {where}: key {dict(zip(keys, dup[:-1], strict=True))} appears "
-                    f"{dup[-1]} times in the data. De-duplicate it, or pass dedupe_order_by=."
+                    f"merge: the key appears {dup[-1]} times in the data. De-duplicate it, or "
+                    "pass dedupe_order_by=.",
+                    table=table,
+                    row=key_text(keys, dup[:-1]),
+                    connection=connection,
                 )
             return rows
         out = con.sql(
@@ -56,6 +63,8 @@ def plan_merge(
     stored_columns: list[str],
     keys_stored: Callable[[list[str], pa.Table], pa.Table],
     may_hold_newer: Callable[[str, pa.ChunkedArray], bool],
+    table: str,
+    connection: str,
 ) -> tuple[pa.Table, int]:
     """Drop incoming rows older than the stored row of their key; count the keys replaced.
 
@@ -72,6 +81,7 @@ def plan_merge(
             among the incoming keys passed with them.
         may_hold_newer: whether a stored row may have the cursor above the smallest
             incoming value (False skips reading the stored cursors).
+        table, connection: what errors name (the table, the destination).
 
     Returns:
         The rows to write and the number of stored keys they replace.
@@ -85,7 +95,7 @@ def plan_merge(
         cursor = None  # every stored row is older: nothing to drop, only keys to count
     distinct = rows.select(keys).group_by(keys, use_threads=False).aggregate([])
     stored = keys_stored(keys + ([cursor] if cursor else []), distinct)
-    stored = _join(stored, distinct, keys, "left semi")
+    stored = _join(stored, distinct, keys, "left semi", table, connection)
     aggregates: list[Any] = [([], "count_all")] + ([(cursor, "max")] if cursor else [])
     per_key = stored.group_by(keys, use_threads=False).aggregate(aggregates)
     named = {"count_all": "_hr_n", f"{cursor}_max": "_hr_newest"}
@@ -93,7 +103,7 @@ def plan_merge(
     incoming = rows.select(keys).append_column(
         "_hr_row", pa.array(range(rows.num_rows), pa.int64())
     )
-    joined = _join(incoming, per_key, keys, "left outer")
+    joined = _join(incoming, per_key, keys, "left outer", table, connection)
     joined = joined.take(pc.sort_indices(joined.column("_hr_row")))
     matched = pc.is_valid(joined.column("_hr_n"))
     if cursor is None:
@@ -103,19 +113,27 @@ def plan_merge(
         newest = joined.column("_hr_newest").cast(incoming_cursor.type, safe=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise ConnectorError(
-            f"Merge cursor {cursor!r} is {incoming_cursor.type} in the data but "
-            f"{joined.schema.field('_hr_newest').type} in the stored table: {exc}"
+            f"merge cursor: {incoming_cursor.type} in the data but "
+            f"{joined.schema.field('_hr_newest').type} in the stored table: {exc}",
+            table=table,
+            column=cursor,
+            connection=connection,
         ) from None
     keep = pc.invert(pc.fill_null(pc.greater(newest, incoming_cursor), False))
     replaced = pc.sum(pc.and_(matched, keep)).as_py() or 0
     return rows.filter(keep), int(replaced)
 
 
-def _join(left: pa.Table, right: pa.Table, keys: list[str], join_type: str) -> pa.Table:
+def _join(
+    left: pa.Table, right: pa.Table, keys: list[str], join_type: str, table: str, connection: str
+) -> pa.Table:
     """``left`` joined with ``right`` on ``keys``; a ConnectorError when their types differ."""
     try:
         return left.join(right, keys, join_type=join_type, use_threads=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise ConnectorError(
-            f"Merge keys {keys} have other types in the data than in the stored table: {exc}"
+            f"merge keys {keys} have other types in the data than in the stored table: {exc}",
+            table=table,
+            column=keys[0] if len(keys) == 1 else None,
+            connection=connection,
         ) from None

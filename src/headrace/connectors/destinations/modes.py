@@ -17,6 +17,7 @@ from headrace.connectors.destinations.destination_base import (
     META_LOADED_AT,
     WriteMode,
     check_columns,
+    key_text,
 )
 from headrace.connectors.incremental import Interval
 from headrace.connectors.naming import quote_ident
@@ -39,19 +40,26 @@ class ModeSteps:
         ) -> dict[str, str] | None: ...
         def _column_ddl(self, conn: Any, stage: str, column: str, sql_type: str) -> str: ...
 
+        where: str
+
     def _dedupe(
-        self, conn: Any, stage: str, keys: list[str], order_by: str | None, where: str
+        self, conn: Any, stage: str, keys: list[str], order_by: str | None, table: str
     ) -> str:
         """Refuse null keys; keep the latest row per key (or refuse duplicates)."""
         qs = quote_ident(stage, self.dialect)
         key_list = ", ".join(quote_ident(k, self.dialect) for k in keys)
         nulls = " OR ".join(f"{quote_ident(k, self.dialect)} IS NULL" for k in keys)
-        (n_null,) = self._exec(conn, f"SELECT count(*) FROM {qs} WHERE {nulls}")[0]
+        per_key = ", ".join(f"count(*) - count({quote_ident(k, self.dialect)})" for k in keys)
+        n_null, *null_in = self._exec(conn, f"SELECT count(*), {per_key} FROM {qs} WHERE {nulls}")[
+            0
+        ]
         if n_null:
             raise ConnectorError(
-                f"Merge into {where}: {n_null} row(s) have a null key ({', '.join(keys)}); "
-                "a null key can never match, so they would be inserted again on every run. "
-                "Quarantine or fix them before loading."
+                f"merge: {n_null} row(s) have a null key; a null key can never match, so they "
+                "would be inserted again on every run. Quarantine or fix them before loading.",
+                table=table,
+                column=next(k for k, n in zip(keys, null_in, strict=True) if n),
+                connection=self.where,
             )
         # One aggregate finds whether any key repeats; the window below (a sort of the
         # whole data, spilling past DuckDB's memory limit) runs only when one does.
@@ -63,8 +71,11 @@ class ModeSteps:
             return stage
         if order_by is None:
             raise ConnectorError(
-                f"Merge into {where}: key {dup[0][:-1]!r} appears {dup[0][-1]} times in the data. "
-                "De-duplicate first or pass dedupe_order_by=<column> to keep the latest row."
+                f"merge: the key appears {dup[0][-1]} times in the data. De-duplicate first or "
+                "pass dedupe_order_by=<column> to keep the latest row.",
+                table=table,
+                row=key_text(keys, dup[0][:-1]),
+                connection=self.where,
             )
         deduped = f"{stage}_d"
         self._exec(
@@ -109,9 +120,7 @@ class ModeSteps:
             )
         return False
 
-    def _delete_partition(
-        self, conn: Any, table: str, stage: str, part: Interval, where: str
-    ) -> int:
+    def _delete_partition(self, conn: Any, table: str, stage: str, part: Interval) -> int:
         col = quote_ident(part.column, self.dialect)
         (outside,) = self._exec(
             conn,
@@ -121,9 +130,12 @@ class ModeSteps:
         )[0]
         if outside:
             raise ConnectorError(
-                f"replace_partition into {where}: {outside} row(s) have {part.column!r} outside "
-                f"[{part.start}, {part.end}); they would survive the next replace of their own "
-                "interval as duplicates. Filter the data to the run's interval."
+                f"replace_partition: {outside} row(s) are outside [{part.start}, {part.end}); "
+                "they would survive the next replace of their own interval as duplicates. "
+                "Filter the data to the run's interval.",
+                table=table,
+                column=part.column,
+                connection=self.where,
             )
         return self._exec_count(
             conn,
@@ -193,8 +205,10 @@ def check_names(columns: list[str], plan: Plan) -> None:
     for name, role in named:
         if name not in columns:
             raise ConnectorError(
-                f"Loading {plan.where}: {role} {name!r} is not a column of the data."
-                + did_you_mean(name, columns)
+                f"{role} {name!r} is not a column of the data." + did_you_mean(name, columns),
+                table=plan.table,
+                column=name,
+                connection=plan.connection,
             )
 
 
@@ -212,4 +226,9 @@ class Plan:
     cursor_column: str | None
     loaded_at: dt.datetime
     stage: str
-    where: str
+    connection: str  # the destination, as errors name it
+
+    @property
+    def where(self) -> str:
+        """The table and destination, for messages that name them in their text."""
+        return f"{self.table!r} in {self.connection}"

@@ -233,9 +233,8 @@ class SnowflakeDestination:
             >>> dest.write(rows, "customers", mode="merge", keys=["customer_id"])
         """
         mode, keys = write_arguments(table, mode, keys, partition)
-        where = f"{table!r} in {self.where}"
-        whole = read_whole(data, table, where, self.fidelity, quarantine=quarantine, load_id=load_id,
-                           metadata=metadata, checkpoint=checkpoint)  # fmt: skip
+        whole = read_whole(data, table, self.where, self.fidelity, quarantine=quarantine,
+                           load_id=load_id, metadata=metadata, checkpoint=checkpoint)  # fmt: skip
         rows, q_rows, final_id, at, new_ckpt = (
             whole.rows,
             whole.quarantine,
@@ -244,10 +243,10 @@ class SnowflakeDestination:
             whole.checkpoint,
         )
         if mode is WriteMode.MERGE:
-            rows = dedupe(rows, keys, dedupe_order_by, where)
+            rows = dedupe(rows, keys, dedupe_order_by, table, self.where)
         if mode is WriteMode.REPLACE_PARTITION:
             assert partition is not None
-            _inside(rows, partition, where)
+            _inside(rows, partition, table, self.where)
         conn = self._connect()
         stage = f"_hr_stage_{uuid.uuid4().hex[:12]}"
         try:
@@ -257,7 +256,7 @@ class SnowflakeDestination:
             return self._transaction(
                 conn, cur, stage, rows, table, mode, keys, partition, final_id, at, q_rows,
                 new_ckpt, fence, cursor_column if mode is WriteMode.MERGE else None, origin,
-                verify, where,
+                verify,
             )  # fmt: skip
         except HeadraceError:
             raise
@@ -316,7 +315,7 @@ class SnowflakeDestination:
         keys: list[str], partition: Interval | None, load_id: str, at: dt.datetime,
         q_rows: pa.Table | None, new_ckpt: Checkpoint | None, fence: Checkpoint | None,
         cursor_column: str | None, origin: tuple[str, str] | None,
-        verify: Callable[[LoadResult], None] | None, where: str,
+        verify: Callable[[LoadResult], None] | None,
     ) -> LoadResult:  # fmt: skip
         """BEGIN; fence; the write mode; quarantine; checkpoint; ledger; verify; COMMIT."""
         self._rows(cur, "BEGIN")
@@ -342,7 +341,8 @@ class SnowflakeDestination:
                 found = decode_value(*found_rows[0]) if found_rows else None
                 if fence is not None and found != fence.value:
                     self._rows(cur, "ROLLBACK")
-                    raise CheckpointMoved(fence.pipeline, fence.source, fence.value, found, where)
+                    raise CheckpointMoved(fence.pipeline, fence.source, fence.value, found,
+                                          table=table, connection=self.where)  # fmt: skip
             loaded, replaced = self._apply(
                 cur, stage, rows, table, mode, keys, partition, cursor_column
             )

@@ -312,10 +312,10 @@ class SqlDestination(ModeSteps, ABC):
             table, mode, keys, partition, load_id if isinstance(load_id, str) else None, metadata,
             dedupe_order_by, cursor_column,
         )  # fmt: skip
-        arrow = as_arrow(data, plan.where)
+        arrow = as_arrow(data, table=table, connection=self.where)
         screened = Rejects()  # bad text, untyped columns: the same on every backend (fidelity)
         arrow = screen_text(arrow, self.fidelity.text, screened, plan.where)
-        self._check_types(arrow.schema, plan.where)
+        self._check_types(arrow.schema, table)
         conn = self._acquire()
         try:
             self._begin(conn)
@@ -325,7 +325,7 @@ class SqlDestination(ModeSteps, ABC):
                 self._rollback(conn)
                 return done
             if fence is not None:
-                self._check_fence(conn, fence, plan.where)
+                self._check_fence(conn, fence, table)
             check_names(list(arrow.schema.names), plan)
             # metadata columns need the id while inserting: then a stream is staged first
             rows_in, direct = self._stage_data(conn, arrow, plan, not (deferred and metadata))
@@ -345,7 +345,9 @@ class SqlDestination(ModeSteps, ABC):
                 quarantine = quarantine()
             quarantined = 0
             q_arrow = (
-                as_arrow(quarantine, f"{table}_quarantine") if quarantine is not None else None
+                as_arrow(quarantine, table=f"{table}_quarantine", connection=self.where)
+                if quarantine is not None
+                else None
             )
             # rows the source and the text screen set aside go to the same quarantine
             q_arrow = with_rejects(q_arrow, getattr(data, "rejects", None), screened)
@@ -406,7 +408,7 @@ class SqlDestination(ModeSteps, ABC):
             cursor_column=cursor_column if checked_mode is WriteMode.MERGE else None,
             loaded_at=dt.datetime.now(dt.UTC),
             stage=f"_hr_stage_{uuid.uuid4().hex[:12]}",
-            where=f"{table!r} in {self.where}",
+            connection=self.where,
         )
 
     def _settle_id(
@@ -423,7 +425,7 @@ class SqlDestination(ModeSteps, ABC):
             self._rollback(conn)
         return dataclasses.replace(plan, load_id=final), done
 
-    def _check_fence(self, conn: Any, fence: Checkpoint, where: str) -> None:
+    def _check_fence(self, conn: Any, fence: Checkpoint, table: str) -> None:
         """Compare the stored checkpoint with the one the extract started from.
 
         Runs inside the load's transaction. On PostgreSQL a transaction-level advisory
@@ -443,7 +445,9 @@ class SqlDestination(ModeSteps, ABC):
         )
         found = decode_value(*rows[0]) if rows else None
         if found != fence.value:
-            raise CheckpointMoved(fence.pipeline, fence.source, fence.value, found, where)
+            raise CheckpointMoved(
+                fence.pipeline, fence.source, fence.value, found, table=table, connection=self.where
+            )
 
     def _stage_data(
         self, conn: Any, arrow: pa.Table | pa.RecordBatchReader, plan: Plan, direct_ok: bool
@@ -470,7 +474,7 @@ class SqlDestination(ModeSteps, ABC):
         """Apply the write mode to the staged rows: ``(rows inserted, rows deleted)``."""
         source = plan.stage
         if plan.mode is WriteMode.MERGE:
-            source = self._dedupe(conn, plan.stage, plan.keys, plan.dedupe_order_by, plan.where)
+            source = self._dedupe(conn, plan.stage, plan.keys, plan.dedupe_order_by, plan.table)
         meta_cols, meta_sql, meta_params = meta_columns(
             plan.metadata, plan.load_id, plan.loaded_at, 0
         )
@@ -483,9 +487,7 @@ class SqlDestination(ModeSteps, ABC):
         newer = ""
         if plan.mode is WriteMode.REPLACE_PARTITION:
             assert plan.partition is not None  # checked in _plan
-            replaced = self._delete_partition(
-                conn, plan.table, plan.stage, plan.partition, plan.where
-            )
+            replaced = self._delete_partition(conn, plan.table, plan.stage, plan.partition)
         elif plan.mode is WriteMode.MERGE and not created:  # a new table has nothing to replace
             replaced = self._delete_keys(conn, plan.table, source, plan.keys, plan.cursor_column)
             if plan.cursor_column is not None:  # keys still stored hold newer rows: skip them
@@ -628,8 +630,8 @@ class SqlDestination(ModeSteps, ABC):
     def _unview(self, conn: Any, name: str) -> None:  # noqa: B027 (optional hook: no-op by default)
         """Forget a relation made by :meth:`_view` (backends that stream)."""
 
-    def _check_types(self, schema: pa.Schema, where: str) -> None:  # noqa: B027 (optional hook)
-        """Refuse, naming the column, data this backend cannot store."""
+    def _check_types(self, schema: pa.Schema, table: str) -> None:  # noqa: B027 (optional hook)
+        """Refuse, naming the table and column, data this backend cannot store."""
 
     def _column_ddl(self, conn: Any, stage: str, column: str, sql_type: str) -> str:
         """A column of a table created from ``stage``'s data: ``"name" TYPE`` and whatever
