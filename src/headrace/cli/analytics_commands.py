@@ -239,6 +239,19 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+#: ``--warehouse`` of ``query`` and ``profile``.
+WarehouseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--warehouse",
+        "-w",
+        help="Warehouse: .duckdb file, pipeline folder, duckdb:/// URL, a lakehouse URL "
+        '(delta:///path, iceberg+sqlite:///catalog.db?warehouse=path; "table@3" reads '
+        "version 3) or a connection name.",
+    ),
+]
+
+
 @app.command("query")
 def query_command(
     sql: Annotated[str, typer.Argument(help="SQL to run; use ? placeholders with --param.")],
@@ -257,16 +270,7 @@ def query_command(
         ),
     ] = None,
     output: Annotated[str, typer.Option("--format", help="Output: table, csv or json.")] = "table",
-    warehouse: Annotated[
-        str | None,
-        typer.Option(
-            "--warehouse",
-            "-w",
-            help="Warehouse: .duckdb file, pipeline folder, duckdb:/// URL, a lakehouse URL "
-            '(delta:///path, iceberg+sqlite:///catalog.db?warehouse=path; "table@3" reads '
-            "version 3) or a connection name.",
-        ),
-    ] = None,
+    warehouse: WarehouseOption = None,
     max_rows: Annotated[
         int, typer.Option("--max-rows", help="Rows shown in table format (csv/json print all).")
     ] = 100,
@@ -327,16 +331,7 @@ def profile_command(
         Path | None, typer.Option("--html", help="Also write a self-contained HTML report here.")
     ] = None,
     output: Annotated[str, typer.Option("--format", help="Output: table or json.")] = "table",
-    warehouse: Annotated[
-        str | None,
-        typer.Option(
-            "--warehouse",
-            "-w",
-            help="Warehouse: .duckdb file, pipeline folder, duckdb:/// URL, a lakehouse URL "
-            '(delta:///path, iceberg+sqlite:///catalog.db?warehouse=path; "table@3" reads '
-            "version 3) or a connection name.",
-        ),
-    ] = None,
+    warehouse: WarehouseOption = None,
     top: Annotated[int, typer.Option("--top", help="Most frequent values shown per column.")] = 5,
     bins: Annotated[int, typer.Option("--bins", help="Histogram bins.")] = 20,
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from headrace.cli.typer_app import app, err_console
+from headrace.cli.typer_app import app, check_executor, err_console
 from headrace.config import Settings
 from headrace.errors import ConfigError
 from headrace.extras import require
@@ -74,14 +74,12 @@ def mcp_command(
     require("mcp", "mcp.server.mcpserver", "headrace mcp")
     require("mcp", "sqlglot", "headrace mcp (read-only SQL check)")
     require("web", "fastapi", "headrace mcp (the web API's models)")
-    from headrace.engine import EXECUTORS
     from headrace.mcp.http import check_bind, serve_http
     from headrace.mcp.mcp_context import McpContext
     from headrace.mcp.server import build_server
     from headrace.state import open_store
 
-    if executor not in EXECUTORS:
-        raise ConfigError(f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
+    check_executor(executor)
     if pipelines is not None and not pipelines.exists():
         raise ConfigError(f"--pipelines {pipelines}: no such file or folder")
     token = _token(token_file) if http else None

@@ -17,8 +17,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from headrace.cli.inspect_commands import STATE_STYLES, group_of, shorten
-from headrace.cli.typer_app import app, debug_enabled, load_settings, make_console, print_json
-from headrace.errors import DefinitionError, UsageError, did_you_mean
+from headrace.cli.typer_app import (
+    app,
+    check_executor,
+    debug_enabled,
+    load_settings,
+    make_console,
+    print_json,
+)
+from headrace.errors import DefinitionError, UsageError
 
 if TYPE_CHECKING:  # imported where used, so `headrace --help` and `list` start fast
     from rich.console import Console
@@ -334,16 +341,6 @@ def _print_tracebacks(store: Any, result: RunResult) -> None:
             )
 
 
-def _check_executor(executor: str) -> None:
-    from headrace.engine import EXECUTORS
-
-    if executor not in EXECUTORS:
-        raise UsageError(
-            f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}."
-            + did_you_mean(executor, EXECUTORS)
-        )
-
-
 def _drive(
     pipeline: Pipeline, settings: Settings, executor: str, concurrency: int | None, action: Any
 ) -> None:
@@ -400,6 +397,19 @@ def final_results(
             console.print(f"[bold]{escape(ti.task_id)}[/] → {escape(text)}", highlight=False)
 
 
+#: ``--executor`` and ``--concurrency`` of ``run`` and ``resume``.
+ExecutorOption = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        help="process (default), inprocess, or distributed (tasks run on `headrace worker` processes over Redis).",
+    ),
+]
+ConcurrencyOption = Annotated[
+    int | None, typer.Option("--concurrency", min=1, help="Worker processes (default: cores).")
+]
+
+
 @app.command("run")
 def run_command(
     target: Annotated[str, typer.Argument(help="Pipeline file, optionally FILE:PIPELINE.")],
@@ -414,16 +424,8 @@ def run_command(
         list[str] | None,
         typer.Option("--param", "-p", help="Run parameter NAME=VALUE (repeatable)."),
     ] = None,
-    executor: Annotated[
-        str,
-        typer.Option(
-            "--executor",
-            help="process (default), inprocess, or distributed (tasks run on `headrace worker` processes over Redis).",
-        ),
-    ] = "process",
-    concurrency: Annotated[
-        int | None, typer.Option("--concurrency", min=1, help="Worker processes (default: cores).")
-    ] = None,
+    executor: ExecutorOption = "process",
+    concurrency: ConcurrencyOption = None,
     rerun: Annotated[
         bool,
         typer.Option(
@@ -435,7 +437,7 @@ def run_command(
     """Run a pipeline now, showing its tasks live; exit code 1 if the run failed."""
     from headrace.engine.loader import load_pipelines, pick_pipeline
 
-    _check_executor(executor)
+    check_executor(executor)
     if rerun and date is None:
         raise UsageError(
             "--rerun needs --date: without a date every run is new, there is nothing to run again"
@@ -460,21 +462,15 @@ def resume_command(
     file: Annotated[
         str | None, typer.Option("--file", help="Pipeline file, if it moved since the run started.")
     ] = None,
-    executor: Annotated[
-        str,
-        typer.Option(
-            "--executor",
-            help="process (default), inprocess, or distributed (tasks run on `headrace worker` processes over Redis).",
-        ),
-    ] = "process",
-    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1)] = None,
+    executor: ExecutorOption = "process",
+    concurrency: ConcurrencyOption = None,
 ) -> None:
     """Finish a failed, interrupted or dead run: only tasks that did not succeed run again."""
     from headrace.engine import Runner
     from headrace.engine.loader import load_pipelines, pick_pipeline
     from headrace.state import open_store
 
-    _check_executor(executor)
+    check_executor(executor)
     settings = load_settings()
     with open_store(settings.state_url) as store:
         run = store.get_run(run_id)

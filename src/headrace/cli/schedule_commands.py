@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from headrace.cli.typer_app import app, console, load_settings
+from headrace.cli.typer_app import app, check_executor, console, load_settings
 from headrace.config import mask_url
 from headrace.errors import ConfigError, ScheduleError, UsageError
 from headrace.pipeline import Pipeline
@@ -52,17 +52,6 @@ def _parse_date(text: str, option: str) -> datetime:
         ) from None
 
 
-def _check_executor(executor: str) -> None:
-    from headrace.engine.runner import EXECUTORS
-    from headrace.errors import did_you_mean
-
-    if executor not in EXECUTORS:
-        raise UsageError(
-            f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}."
-            + did_you_mean(executor, EXECUTORS)
-        )
-
-
 @app.command("scheduler")
 def scheduler_command(
     paths: Annotated[
@@ -91,7 +80,7 @@ def scheduler_command(
     from headrace.scheduler import InlineLauncher, Scheduler, SubprocessLauncher, ThreadLauncher
     from headrace.state import open_store
 
-    _check_executor(executor)
+    check_executor(executor)
     settings = load_settings()
     pipelines = _load_paths(paths or [Path.cwd()])
     alerter = alerter_from_settings(settings.alerts)
@@ -214,7 +203,7 @@ def backfill_command(
     from headrace.scheduler import Backfill, InlineLauncher, SubprocessLauncher, ThreadLauncher
     from headrace.state import open_store
 
-    _check_executor(executor)
+    check_executor(executor)
     file, _, name = target.partition(":")
     if ":" in target and Path(target).exists():
         file, name = target, ""

@@ -47,6 +47,7 @@ from headrace.errors import (
     UnavailableError,
     UsageError,
     cause_line,
+    did_you_mean,
 )
 
 EXIT_OK = 0
@@ -307,6 +308,20 @@ def run_app(argv: list[str] | None = None) -> int:
         print_failure(exc, debug)
         return EXIT_FAILED
     return code if isinstance(code, int) else EXIT_OK
+
+
+def check_executor(executor: str, choices: tuple[str, ...] | None = None) -> None:
+    """Refuse an ``--executor`` that is not one of ``choices`` (default: every executor a
+    Runner builds by name), suggesting the closest one (exit code 2)."""
+    if choices is None:
+        from headrace.engine.runner import EXECUTORS
+
+        choices = tuple(EXECUTORS)
+    if executor not in choices:
+        raise UsageError(
+            f"--executor {executor!r}: choose one of {', '.join(choices)}."
+            + did_you_mean(executor, choices)
+        )
 
 
 def load_settings() -> Any:

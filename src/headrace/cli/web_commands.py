@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from headrace.cli.typer_app import app, console, load_settings
+from headrace.cli.typer_app import app, check_executor, console, load_settings
 from headrace.config import mask_url
 from headrace.errors import ConfigError, UsageError
 from headrace.extras import require
@@ -76,8 +76,7 @@ def web_command(
         raise UsageError(
             f"--pipelines {pipelines}: not a folder; give the folder holding your pipeline files."
         )
-    if executor not in EXECUTORS:
-        raise UsageError(f"--executor {executor!r}: choose process or inprocess")
+    check_executor(executor, EXECUTORS)
     auth = WebAuth.from_env(os.environ)  # read at this edge
     if not is_loopback(host) and not auth.configured:
         raise ConfigError(
