@@ -100,8 +100,13 @@ def test_outcomes_results_and_logs(executor: Executor, tmp_path: Path) -> None:
     )  # 7 * 7 + 1
     assert outcomes["square"].map_index == 1
     assert "hello from extract" in outcomes["extract"].log
-    assert any(e.kind == "log" and e.message == "hello from extract" for e in events)
-    assert any(e.kind == "progress" and e.message == "half way" for e in events)
+    # each event names the attempt it comes from: the live view files it under its task
+    attempt = ("r1", "extract", -1, 1)
+    about = {(e.kind, e.message): (e.run_id, e.task_id, e.map_index, e.attempt) for e in events}
+    assert about[("log", "hello from extract")] == attempt
+    assert about[("progress", "half way")] == attempt
+    (progress,) = [e for e in events if e.kind == "progress"]
+    assert (progress.done, progress.total) == (1, 2)
     assert extracted.started_at is not None and extracted.ended_at is not None
     assert extracted.started_at <= extracted.ended_at
 

@@ -312,9 +312,8 @@ class DistributedExecutor:
         if item is None or not isinstance(data, dict):
             return
         self._inbox.put(
-            Event("progress", item.run.run_id, item.task_id, item.map_index, attempt=item.attempt,
-                  done=data.get("done"), total=data.get("total"), message=data.get("message"))
-        )  # fmt: skip
+            Event.from_progress(item, data.get("done"), data.get("total"), data.get("message"))
+        )
 
     @staticmethod
     def _outcome_of(item: WorkItem, returned: Any, failed_reason: str | None) -> Outcome:

@@ -150,6 +150,20 @@ class Event:
     message: str | None = None
     error: str | None = None
 
+    @classmethod
+    def from_log(cls, item: WorkItem, text: str) -> Event:
+        """A log line of ``item``'s attempt."""
+        return cls("log", item.run.run_id, item.task_id, item.map_index, attempt=item.attempt,
+                   message=text)  # fmt: skip
+
+    @classmethod
+    def from_progress(
+        cls, item: WorkItem, done: float | None, total: float | None, message: str | None
+    ) -> Event:
+        """Progress reported by ``item``'s attempt (``ctx.progress``)."""
+        return cls("progress", item.run.run_id, item.task_id, item.map_index,
+                   attempt=item.attempt, done=done, total=total, message=message)  # fmt: skip
+
 
 EventSink = Callable[[Event], None]
 

@@ -29,32 +29,10 @@ class _ItemSink:
 
     def log(self, text: str) -> None:
         self.lines.append(text)
-        item = self.item
-        self.emit(
-            Event(
-                "log",
-                item.run.run_id,
-                item.task_id,
-                item.map_index,
-                attempt=item.attempt,
-                message=text,
-            )
-        )
+        self.emit(Event.from_log(self.item, text))
 
     def progress(self, done: float, total: float | None, message: str | None) -> None:
-        item = self.item
-        self.emit(
-            Event(
-                "progress",
-                item.run.run_id,
-                item.task_id,
-                item.map_index,
-                attempt=item.attempt,
-                done=done,
-                total=total,
-                message=message,
-            )
-        )
+        self.emit(Event.from_progress(self.item, done, total, message))
 
 
 class InProcessExecutor:

@@ -207,30 +207,9 @@ class ProcessExecutor:
                     outcomes.append(outcome)
                 elif kind == "log":
                     worker.lines.append(payload[1])
-                    self._emit(
-                        Event(
-                            "log",
-                            item.run.run_id,
-                            item.task_id,
-                            item.map_index,
-                            attempt=item.attempt,
-                            message=payload[1],
-                        )
-                    )
+                    self._emit(Event.from_log(item, payload[1]))
                 elif kind == "progress":
-                    done, total, message = payload[1]
-                    self._emit(
-                        Event(
-                            "progress",
-                            item.run.run_id,
-                            item.task_id,
-                            item.map_index,
-                            attempt=item.attempt,
-                            done=done,
-                            total=total,
-                            message=message,
-                        )
-                    )
+                    self._emit(Event.from_progress(item, *payload[1]))
         except (EOFError, OSError):
             return False  # the worker died
         return True
