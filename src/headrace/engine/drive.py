@@ -543,44 +543,33 @@ class Drive:
             due = now + (
                 task.reschedule_delay if task.reschedule_delay is not None else policy.delay
             )
-            self._set(
-                key,
-                state=TaskState.UP_FOR_RESCHEDULE,
-                ended_at=now,
-                next_try_at=due,
-                error=outcome.error,
-                error_kind=outcome.error_kind,
-                pid=outcome.pid,
-                hostname=outcome.hostname,
-            )
-            self.retry_at[key] = due
+            self._not_succeeded(key, TaskState.UP_FOR_RESCHEDULE, outcome, now, due)
             return
         tries = outcome.attempt - self.first_attempt.get(key, 0)
         if outcome.retryable and tries < policy.attempts:
             due = now + policy.delay_before(tries + 1, self.rng)
-            self._set(
-                key,
-                state=TaskState.UP_FOR_RETRY,
-                ended_at=now,
-                next_try_at=due,
-                error=outcome.error,
-                error_kind=outcome.error_kind,
-                pid=outcome.pid,
-                hostname=outcome.hostname,
-            )
-            self.retry_at[key] = due
+            self._not_succeeded(key, TaskState.UP_FOR_RETRY, outcome, now, due)
             return
+        self._not_succeeded(key, TaskState.FAILED, outcome, now, None)
+        self._instance_finished(key, now)
+
+    def _not_succeeded(
+        self, key: TaskKey, state: TaskState, outcome: Outcome, now: datetime, due: datetime | None
+    ) -> None:
+        """Record an attempt that did not succeed, with its error and where it ran; ``due``:
+        when the next try starts (None: no next try)."""
         self._set(
             key,
-            state=TaskState.FAILED,
+            state=state,
             ended_at=now,
-            next_try_at=None,
+            next_try_at=due,
             error=outcome.error,
             error_kind=outcome.error_kind,
             pid=outcome.pid,
             hostname=outcome.hostname,
         )
-        self._instance_finished(key, now)
+        if due is not None:
+            self.retry_at[key] = due
 
     def _instance_finished(self, key: TaskKey, now: datetime) -> None:
         tid, mi = key
