@@ -44,6 +44,17 @@ def _key(broker: Broker) -> str:
     return broker.source.split("'")[1]
 
 
+def test_a_stream_pipeline_is_defined_where_pipeline_is_called() -> None:
+    """Workers import the pipeline again from the file and module of the .pipeline() call."""
+    spec = stream_sync("clicks", source=redis_stream("k", url=REDIS_URL),
+                       destination=destination("warehouse", table="clicks"))  # fmt: skip
+    hourly, line = spec.pipeline(schedule="@hourly"), sys._getframe().f_lineno
+    assert (hourly.name, hourly.file, hourly.line, hourly.module) == (
+        "clicks", __file__, line, __name__,
+    )  # fmt: skip
+    assert list(hourly.tasks) == ["clicks"]
+
+
 def test_drain_task_in_a_scheduled_pipeline_loads_only_new_events(
     tmp_path: Path, redis_broker: Broker
 ) -> None:

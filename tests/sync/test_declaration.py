@@ -4,6 +4,7 @@ a pipeline with a downstream task, a one-task pipeline, replays and definition e
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -155,6 +156,14 @@ def test_definition_mistakes_are_named() -> None:
     assert "secret" not in sql_source("postgresql://u:secret@h/db", table="t").dataset
     one = sync("c", source=src, incremental=full(), destination=destination("warehouse", table="c"))
     assert one.pipeline(schedule="@daily").tasks["c"].task_id == "c"
+    # defined at the .pipeline() call, in this module: where workers import it again
+    daily, line = one.pipeline(name="c_daily"), sys._getframe().f_lineno
+    assert (daily.name, daily.file, daily.line, daily.module) == (
+        "c_daily",
+        __file__,
+        line,
+        __name__,
+    )
 
 
 def test_destination_mode_is_checked_when_declared() -> None:

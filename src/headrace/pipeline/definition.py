@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -156,6 +157,34 @@ class Pipeline:
                     "downstream task to choose; link the paths after it (choose() >> [path_a(), path_b()])",
                     path=str(node.call_site or node.source),
                 )
+
+    @classmethod
+    def from_call(
+        cls, call: Callable[[], Any], name: str, caller: FrameType, **options: Any
+    ) -> Pipeline:
+        """A pipeline whose body is ``call()`` (a sync or a stream as its only task),
+        defined at the line of ``caller`` and in its module: the frame of the user's
+        ``.pipeline()`` call, where workers re-import the pipeline.
+
+        Args:
+            call: adds the task when the pipeline body runs.
+            name: the pipeline's name.
+            caller: the user's frame (``sys._getframe(1)`` in the ``.pipeline()`` method).
+            options: as ``@pipeline`` takes them (schedule, params ...).
+
+        Example:
+            >>> Pipeline.from_call(self, self.name, sys._getframe(1), schedule="@daily")
+        """
+
+        def body() -> None:
+            call()
+
+        body.__code__ = body.__code__.replace(
+            co_filename=caller.f_code.co_filename, co_firstlineno=caller.f_lineno
+        )
+        body.__module__ = caller.f_globals.get("__name__", "__main__")
+        body.__name__ = body.__qualname__ = name
+        return cls(body, name=name, **options)
 
     @property
     def schedule_text(self) -> str | None:

@@ -19,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -165,16 +165,7 @@ class StreamSync:
 
     def pipeline(self, *, name: str | None = None, **options: Any) -> Pipeline:
         """A pipeline draining this stream as its only task (e.g. on a schedule)."""
-        site = caller_site()
-        module = inspect.currentframe().f_back.f_globals.get("__name__", "__main__")  # type: ignore[union-attr]
-
-        def body() -> None:
-            self()
-
-        body.__code__ = body.__code__.replace(co_filename=site.file, co_firstlineno=site.line)
-        body.__module__ = module
-        body.__name__ = body.__qualname__ = name or self.name
-        return Pipeline(body, name=name or self.name, **options)
+        return Pipeline.from_call(self, name or self.name, sys._getframe(1), **options)
 
 
 def stream_sync(

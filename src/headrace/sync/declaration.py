@@ -7,7 +7,7 @@ Polars) is ``headrace.sync.execute``, imported when a sync task first runs.
 
 from __future__ import annotations
 
-import inspect
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -107,17 +107,8 @@ class Sync:
         Example:
             >>> customers_daily = customers.pipeline(schedule="0 2 * * *")
         """
-        site = caller_site()
-        module = inspect.currentframe().f_back.f_globals.get("__name__", "__main__")  # type: ignore[union-attr]
-
-        def body() -> None:
-            self()
-
         # The pipeline is defined where .pipeline() is called: workers re-import that file.
-        body.__code__ = body.__code__.replace(co_filename=site.file, co_firstlineno=site.line)
-        body.__module__ = module
-        body.__name__ = body.__qualname__ = name or self.name
-        return Pipeline(body, name=name or self.name, **options)
+        return Pipeline.from_call(self, name or self.name, sys._getframe(1), **options)
 
 
 def sync(
