@@ -346,3 +346,26 @@ def test_relationships_to_a_polars_or_pandas_frame() -> None:
         assert outcome.passed.column("customer_id").to_pylist() == [1, 2, None]
     with pytest.raises(ExpectationDefinitionError, match="has no column 'idx'"):
         apply_checks(orders, [relationships("customer_id", pa.table({"id": [1]}), "idx")])
+
+
+def test_only_the_checked_columns_reach_the_engine() -> None:
+    """A column DuckDB cannot read (decimal256 of 50 digits) beside the checked ones is
+    carried through untouched; an expression's names match columns whatever their case."""
+    import decimal
+
+    big = pa.array([decimal.Decimal("1.5"), None, decimal.Decimal("2")], pa.decimal256(50, 2))
+    table = pa.table({"id": [1, None, 3], "big": big, "Amount": [1, -1, -3]})
+    outcome = apply_checks(
+        table,
+        [
+            not_null("id", severity="quarantine"),
+            sql_expression("amount >= 0", severity="quarantine", name="non_negative"),
+        ],
+    )
+    q = outcome.quarantined
+    assert q is not None and q.column("big").to_pylist() == [None, decimal.Decimal("2")]
+    assert q.column(EXPECTATION_COLUMN).to_pylist() == [
+        "not_null(id); non_negative",
+        "non_negative",
+    ]
+    assert outcome.passed.to_pylist() == [{"id": 1, "big": decimal.Decimal("1.5"), "Amount": 1}]

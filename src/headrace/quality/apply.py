@@ -104,6 +104,18 @@ def _position_column(arrow: pa.Table) -> str:
     return name
 
 
+def _read_columns(arrow: pa.Table, checks: Sequence[Expectation]) -> pa.Table:
+    """The columns the checks read: DuckDB then never binds the others (a decimal256 of 50
+    digits, which it cannot read, may sit beside the checked columns)."""
+    wanted: set[str] = set()
+    for check in checks:
+        used = check.used_columns()
+        if used is None:
+            return arrow
+        wanted.update(name.lower() for name in used)  # DuckDB's names ignore case
+    return arrow.select([n for n in arrow.column_names if n.lower() in wanted])
+
+
 def _positions(n_rows: int) -> pa.Array:
     """0 … n-1 as int64, without NumPy (not a core dependency): ~3 ms per million rows."""
     return pc.indices_nonzero(pa.nulls(n_rows, pa.bool_()).fill_null(True)).cast(pa.int64())
@@ -221,7 +233,8 @@ def _run(
         return (), plan
     source = compiler.source(DUCKDB.quote(_INPUT))
     with memory_cursor() as con:
-        con.register(_INPUT, arrow.append_column(position, _positions(arrow.num_rows)))
+        read = _read_columns(arrow, checks)
+        con.register(_INPUT, read.append_column(position, _positions(arrow.num_rows)))
         for check in checks:
             if isinstance(check, Relationships):
                 con.register(key_tables[check.name], pa.table({KEY_COLUMN: check.keys()}))
@@ -351,10 +364,10 @@ def _split(
         ]
         names.append(_SEPARATOR.join(c.name for c in failed))
         reasons.append(_SEPARATOR.join(c.row_reason() for c in failed))
-    keep = pc.invert(pc.is_in(_positions(arrow.num_rows), value_set=positions))
+    flagged_mask = pc.is_in(_positions(arrow.num_rows), value_set=positions)
     quarantined = (
-        arrow.take(positions)
+        arrow.filter(flagged_mask)  # in row order, as ``positions`` (take lacks some types)
         .append_column(EXPECTATION_COLUMN, pa.array(names, pa.string()).take(which))
         .append_column(REASON_COLUMN, pa.array(reasons, pa.string()).take(which))
     )
-    return arrow.filter(keep), quarantined
+    return arrow.filter(pc.invert(flagged_mask)), quarantined

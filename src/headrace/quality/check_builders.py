@@ -319,7 +319,7 @@ def sql_expression(
     operators, no aggregates); its columns are known when the table is.
     """
     name = name or f"sql_expression({expression})"
-    problem = _sql_expression_problem(expression)
+    problem, references = _parse_sql_expression(expression)
     if problem:
         raise ExpectationDefinitionError(
             f"expectation {name!r}: cannot parse SQL expression {expression!r}: {problem}",
@@ -328,6 +328,7 @@ def sql_expression(
     return SqlExpression(
         name=name,
         expression=expression,
+        references=references,
         severity=_severity(severity, name, True),
         reason=reason,
         mostly=_mostly(mostly, name, None),
@@ -357,29 +358,34 @@ def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
             yield from _nodes(value)
 
 
-def _sql_expression_problem(expression: str) -> str | None:
-    """Why ``expression`` is not one row-level DuckDB expression (None if it is)."""
+def _parse_sql_expression(expression: str) -> tuple[str | None, tuple[str, ...]]:
+    """Why ``expression`` is not one row-level DuckDB expression (None if it is), and the
+    names it refers to (its columns; lambda parameters too, which select nothing)."""
     with memory_cursor() as con:
         rows = con.execute("SELECT json_serialize_sql(?)", [f"SELECT ({expression})"]).fetchall()
     parsed = json.loads(rows[0][0])
     if parsed.get("error"):
-        return " ".join(str(parsed.get("error_message", "not a SQL expression")).split())[:300]
+        message = str(parsed.get("error_message", "not a SQL expression"))
+        return " ".join(message.split())[:300], ()
     statements = parsed["statements"]
     node = statements[0]["node"] if len(statements) == 1 else {}
     if len(node.get("select_list", ())) != 1 or node.get("from_table", {}).get("type") != "EMPTY":
-        return "write one boolean expression, not a list or a query"
+        return "write one boolean expression, not a list or a query", ()
     kinds = _function_kinds()
+    references: dict[str, None] = {}
     for sub in _nodes(node["select_list"]):
+        if sub.get("class") == "COLUMN_REF" and sub.get("column_names"):
+            references[str(sub["column_names"][-1])] = None
         if sub.get("class") == "WINDOW":
-            return "window functions do not judge one row"
+            return "window functions do not judge one row", ()
         if sub.get("class") != "FUNCTION":
             continue
         function = str(sub.get("function_name", "")).lower()
         if function not in kinds:
-            return f"unknown function or operator {function!r}"
+            return f"unknown function or operator {function!r}", ()
         if kinds[function] == "aggregate":
-            return f"{function}() is an aggregate; a row-level expression judges one row"
-    return None
+            return f"{function}() is an aggregate; a row-level expression judges one row", ()
+    return None, tuple(references)
 
 
 def row_count_between(

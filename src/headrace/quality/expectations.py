@@ -89,6 +89,10 @@ class Expectation(ABC):
         """The error fields naming the expectation and its column (``**exp.about()``)."""
         return {"expectation": self.name, "column": self.column}
 
+    def used_columns(self) -> list[str] | None:
+        """The columns it reads (only these reach the engine), or None if it cannot tell."""
+        return [self.column] if self.column else []
+
     def column_type(self, schema: pa.Schema, column: str | None = None) -> pa.DataType:
         """The Arrow type of ``column`` in ``schema``; unknown names suggest the closest."""
         name = column if column is not None else self.column
@@ -154,6 +158,9 @@ class NotNull(RowExpectation):
 class Unique(RowExpectation):
     columns: tuple[str, ...]
     kind: ClassVar[str] = "unique"
+
+    def used_columns(self) -> list[str] | None:
+        return list(self.columns)
 
     def describe(self) -> str:
         return (
@@ -278,7 +285,12 @@ class Relationships(RowExpectation):
 @dataclass(frozen=True, kw_only=True)
 class SqlExpression(RowExpectation):
     expression: str
+    #: the names the expression refers to (found by the parser when declared); None: unknown
+    references: tuple[str, ...] | None = None
     kind: ClassVar[str] = "sql_expression"
+
+    def used_columns(self) -> list[str] | None:
+        return None if self.references is None else list(self.references)
 
     def describe(self) -> str:
         return f"not ({self.expression})"
