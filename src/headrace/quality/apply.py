@@ -240,7 +240,9 @@ def _run(
                 con.register(key_tables[check.name], pa.table({KEY_COLUMN: check.keys()}))
         try:
             try:
-                rows = con.execute(_query(plan, source), plan.mask_params + plan.params).fetchall()
+                # As Arrow: the quarantined rows' list stays columnar (no Python object per row).
+                params = plan.mask_params + plan.params
+                result: pa.Table = con.sql(_query(plan, source), params=params).to_arrow_table()
             except duckdb.Error as exc:
                 raise _diagnose(
                     con, checks, compiler, source, arrow.column_names, exc, where
@@ -248,7 +250,11 @@ def _run(
         finally:
             for view in [_INPUT, *key_tables.values()]:
                 con.unregister(view)
-    return rows[0], plan
+    row = tuple(
+        column if at == plan.flags_at else column[0].as_py()
+        for at, column in enumerate(result.columns)
+    )
+    return row, plan
 
 
 def apply_checks(
@@ -301,7 +307,7 @@ def apply_checks(
                 table_result(check, list(row[start : start + width]), n_rows, schema, where)
             )
 
-    flagged = row[plan.flags_at] if plan.flags_at >= 0 else None
+    flagged = pc.list_flatten(row[plan.flags_at]) if plan.flags_at >= 0 else None
     quarantine = [c for i in plan.quarantine if isinstance(c := checks[i], RowExpectation)]
     passed, quarantined = _split(arrow, flagged, quarantine)
     n_quarantined = 0 if quarantined is None else quarantined.num_rows
@@ -327,18 +333,18 @@ def apply_checks(
 
 
 def _split(
-    arrow: pa.Table, flagged: list[dict[str, int]] | None, quarantine: Sequence[RowExpectation]
+    arrow: pa.Table, flagged: pa.ChunkedArray | None, quarantine: Sequence[RowExpectation]
 ) -> tuple[pa.Table, pa.Table | None]:
     """Rows that go on, and rows set aside once each with all their reasons (in row order).
 
     Args:
-        flagged: ``{"p": position, "f0": bits, …}`` for each row failing a quarantine
-            expectation: bit ``b`` of ``fK`` is ``quarantine[K * 62 + b]``.
+        flagged: structs ``{p: position, f0: bits, …}``, one per row failing a quarantine
+            expectation (any order): bit ``b`` of ``fK`` is ``quarantine[K * 62 + b]``.
         quarantine: the expectations of severity quarantine, in declaration order.
     """
-    if not flagged:
+    if flagged is None or len(flagged) == 0:
         return arrow, None
-    rows = pa.array(flagged)
+    rows = flagged.combine_chunks()
     order = pc.sort_indices(rows.field("p"))
     positions = rows.field("p").take(order)
     flag_columns = [rows.field(f"f{k}").take(order) for k in range(rows.type.num_fields - 1)]
