@@ -369,3 +369,13 @@ def test_only_the_checked_columns_reach_the_engine() -> None:
         "non_negative",
     ]
     assert outcome.passed.to_pylist() == [{"id": 1, "big": decimal.Decimal("1.5"), "Amount": 1}]
+
+
+def test_a_checked_column_duckdb_cannot_read_is_named() -> None:
+    import decimal
+
+    big = pa.array([decimal.Decimal("1.5"), None], pa.decimal256(50, 2))
+    with pytest.raises(ExpectationDefinitionError) as info:
+        apply_checks(pa.table({"big": big}), [not_null("big")], pipeline="p", task="t")
+    assert (info.value.pipeline, info.value.task) == ("p", "t")
+    assert "cannot be read by DuckDB (big: decimal256(50, 2)" in str(info.value)

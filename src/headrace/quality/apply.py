@@ -232,24 +232,36 @@ def _run(
     if not plan.select:  # only row counts and schemas: nothing to compute
         return (), plan
     source = compiler.source(DUCKDB.quote(_INPUT))
+    views = {
+        _INPUT: _read_columns(arrow, checks).append_column(position, _positions(arrow.num_rows))
+    }
+    for check in checks:
+        if isinstance(check, Relationships):
+            views[key_tables[check.name]] = pa.table({KEY_COLUMN: check.keys()})
     with memory_cursor() as con:
-        read = _read_columns(arrow, checks)
-        con.register(_INPUT, read.append_column(position, _positions(arrow.num_rows)))
-        for check in checks:
-            if isinstance(check, Relationships):
-                con.register(key_tables[check.name], pa.table({KEY_COLUMN: check.keys()}))
+        registered: list[str] = []
         try:
+            for name, view in views.items():
+                try:
+                    con.register(name, view)
+                except duckdb.Error as exc:
+                    raise ExpectationDefinitionError(
+                        f"the checked columns cannot be read by DuckDB "
+                        f"({', '.join(f'{f.name}: {f.type}' for f in view.schema)}): "
+                        f"{' '.join(str(exc).split())[:400]}",
+                        **where,
+                    ) from exc
+                registered.append(name)
             try:
                 # As Arrow: the quarantined rows' list stays columnar (no Python object per row).
                 params = plan.mask_params + plan.params
                 result: pa.Table = con.sql(_query(plan, source), params=params).to_arrow_table()
             except duckdb.Error as exc:
-                raise _diagnose(
-                    con, checks, compiler, source, arrow.column_names, exc, where
-                ) from exc
+                error = _diagnose(con, checks, compiler, source, arrow.column_names, exc, where)
+                raise error from exc
         finally:
-            for view in [_INPUT, *key_tables.values()]:
-                con.unregister(view)
+            for name in registered:  # the cursor's close would drop them too; say it here
+                con.unregister(name)
     row = tuple(
         column if at == plan.flags_at else column[0].as_py()
         for at, column in enumerate(result.columns)
