@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from headrace import Context, Retry, pipeline, task
 
@@ -48,13 +48,12 @@ def to_table(ctx: Context, words: list[str]) -> pa.Table:
 
 @task
 def summarise(table: pa.Table) -> dict:
-    """Polars over the staged table: a small JSON result stored with the run."""
-    frame = pl.DataFrame(table)
-    longest = frame.sort("length", descending=True).row(0, named=True)
+    """Arrow compute over the staged table: a small JSON result stored with the run."""
+    longest = table.sort_by([("length", "descending")]).slice(0, 1).to_pylist()[0]
     return {
-        "words": frame.height,
+        "words": table.num_rows,
         "longest": longest["word"],
-        "total_length": int(frame["length"].sum()),
+        "total_length": pc.sum(table["length"]).as_py(),
     }
 
 

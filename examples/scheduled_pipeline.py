@@ -38,7 +38,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -80,7 +79,10 @@ extract = sql_task(
 
 @task
 def transform(ctx: Context, raw: pa.Table) -> pa.Table:
-    """Clean like the reference transform and stage ``customers_<ds>.parquet``."""
+    """Clean like the reference transform and stage ``customers_<ds>.parquet`` (Polars: the
+    ``polars`` extra)."""
+    import polars as pl
+
     df = pl.from_arrow(raw)
     assert isinstance(df, pl.DataFrame)
     digits = pl.col("phone").cast(pl.String).str.replace_all(r"\D", "")

@@ -51,7 +51,7 @@ python3 -m venv "$tmp/core"
 "$tmp/core/bin/python" - <<'PY'
 import importlib.util
 extras = ["psycopg", "adbc_driver_postgresql", "connectorx", "pymysql", "redis", "bullmq",
-          "fastapi", "uvicorn", "jinja2", "fastavro", "prometheus_client", "pandas",
+          "fastapi", "uvicorn", "jinja2", "fastavro", "prometheus_client", "pandas", "polars",
           # left out of the core for its size (bench/install_size.py): stdlib sqlite3 and
           # urllib, pyarrow compute do their work
           "numpy", "adbc_driver_manager", "adbc_driver_sqlite", "httpx"]

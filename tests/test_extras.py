@@ -39,6 +39,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "avro": ("fastavro",),
     "streams": ("nats", "boto3", "botocore"),
     "metrics": ("prometheus_client",),
+    "polars": ("polars",),
     "pandas": ("pandas",),
     "mcp": ("mcp", "sqlglot"),
     "lineage": ("openlineage", "sqlglot"),
@@ -195,6 +196,76 @@ def test_mysql_source_in_a_run_names_the_extra(refuse_dir: Path, tmp_path: Path)
     assert "Traceback" not in out
 
 
+POLARS_PIPELINE = """
+from __future__ import annotations
+
+import pyarrow as pa
+
+from headrace import pipeline, task
+
+
+@task
+def extract() -> pa.Table:
+    return pa.table({"id": [1, 2, 3]})
+
+
+@task
+def total(rows: pl.DataFrame) -> int:  # the annotation asks for Polars; it is never imported
+    return int(rows["id"].sum())
+
+
+@pipeline
+def polars_task():
+    total(extract())
+"""
+
+POLARS_SYNC = """
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.csv
+
+from headrace import destination, sync
+from headrace.sync import file_source
+
+pyarrow.csv.write_csv(pa.table({"id": [1, 2]}), "rows.csv")
+
+
+def clean(df):  # no annotation: a sync transform receives Polars
+    return df
+
+
+rows = sync(
+    "rows",
+    source=file_source("rows.csv"),
+    transform=clean,
+    destination=destination("duckdb:///w.duckdb", table="rows"),
+)
+polars_sync = rows.pipeline(name="polars_sync")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("source", "feature"),
+    [
+        (POLARS_PIPELINE, "a task table as a Polars frame"),
+        (POLARS_SYNC, "a sync transform taking a Polars DataFrame"),
+    ],
+    ids=["task parameter", "sync transform"],
+)
+def test_polars_tables_name_the_polars_extra(
+    source: str, feature: str, refuse_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "uses_polars.py").write_text(source)
+    done = run_cli(["run", "uses_polars.py"], refuse_dir, "polars", tmp_path)
+    out = one_line(done.stdout + done.stderr)
+    assert done.returncode == 1, out
+    assert f"{feature}" in out and "needs the 'polars' extra" in out, out
+    assert "pip install 'headrace[polars]'" in out
+    assert "Traceback" not in out
+
+
 SNIPPETS = {
     "mysql SQL task": (
         "mysql",
@@ -243,6 +314,10 @@ SNIPPETS = {
         'from headrace.streams import kinesis_stream\nkinesis_stream("s").open()',
     ),
     "web API": ("web", "from headrace.web import create_app"),
+    "polars result": (
+        "polars",
+        'from headrace.analytics import Analyzer\nAnalyzer().query("SELECT 1 AS x").polars()',
+    ),
     "pandas result": (
         "pandas",
         'from headrace.analytics import Analyzer\nAnalyzer().query("SELECT 1 AS x").pandas()',

@@ -28,6 +28,7 @@ EXTRAS: dict[str, str] = {
     "avro": "Avro file sources and Avro stream events",
     "streams": "stream sources: Redis Streams, NATS JetStream, Kinesis (`headrace stream`)",
     "metrics": "Prometheus `/metrics` in the web app",
+    "polars": "Polars tables: task parameters and sync transforms taking pl.DataFrame/LazyFrame, Result.polars()",
     "pandas": "pandas DataFrames from analytics results",
     "mcp": "the MCP server for AI assistants (`headrace mcp`)",
     "lineage": "OpenLineage events (HTTP, file, console transports) and SQL column lineage",

@@ -1,4 +1,5 @@
-"""examples/customer_etl.py end to end: SQLite demo source twice, then a PostgreSQL source."""
+"""examples/customer_etl.py end to end: SQLite demo source twice, then a PostgreSQL source;
+examples/customer_etl_polars.py (the transform in Polars) loads the very same rows."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "customer_etl.py"
+POLARS_EXAMPLE = ROOT / "examples" / "customer_etl_polars.py"
 SUMMARY = re.compile(
     r"extracted (\d+), loaded (\d+) \((\d+) updated\), quarantined (\d+); warehouse has (\d+) customers; "
     r"3 SQL tests passed"
@@ -22,11 +24,18 @@ SUMMARY = re.compile(
 
 
 def run_example(home: Path, **env_extra: str) -> tuple[int, int, int, int, int]:
+    return run_file(EXAMPLE, home, env_extra)
+
+
+def run_file(
+    example: Path, home: Path, env_extra: dict[str, str] | None = None
+) -> tuple[int, int, int, int, int]:
+    """``python EXAMPLE`` in ``home``: its summary (extracted, loaded, updated, quarantined, total)."""
     home.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
-    env.update(HEADRACE_HOME=str(home), **env_extra)
+    env.update(HEADRACE_HOME=str(home), **(env_extra or {}))
     done = subprocess.run(
-        [sys.executable, str(EXAMPLE)],
+        [sys.executable, str(example)],
         capture_output=True,
         text=True,
         timeout=180,
@@ -129,6 +138,30 @@ def test_sqlite_demo_source_twice(tmp_path: Path) -> None:
             "SELECT count(*) FROM _hr_loads WHERE table_name = 'customers'"
         ).fetchall()[0][0]
         assert loads == 2
+
+
+# Differ from run to run whatever the transform: the load, the run, the time of the transform.
+RUN_COLUMNS = {"etl_inserted_at", "etl_run_id", "_hr_load_id", "_hr_loaded_at"}
+
+
+def test_polars_transform_loads_the_same_rows(tmp_path: Path) -> None:
+    """The demo's DuckDB SQL transform and the Polars one of customer_etl_polars.py load the
+    same customers and quarantine the same rows with the same reasons, in the same order."""
+    first = run_example(tmp_path / "sql")
+    assert run_file(POLARS_EXAMPLE, tmp_path / "polars") == first
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{tmp_path / 'sql' / 'warehouse.duckdb'}' AS sql_wh (READ_ONLY)")
+    con.execute(f"ATTACH '{tmp_path / 'polars' / 'warehouse.duckdb'}' AS polars_wh (READ_ONLY)")
+    for table in ("customers", "customers_quarantine"):
+        described = con.execute(f"DESCRIBE sql_wh.{table}").fetchall()
+        assert [r[:2] for r in described] == [
+            r[:2] for r in con.execute(f"DESCRIBE polars_wh.{table}").fetchall()
+        ]
+        columns = ", ".join(f'"{r[0]}"' for r in described if r[0] not in RUN_COLUMNS)
+        assert "email_domain" in columns and "zip_code" in columns
+        rows = con.execute(f"SELECT {columns} FROM sql_wh.{table}").fetchall()
+        assert rows == con.execute(f"SELECT {columns} FROM polars_wh.{table}").fetchall()
+        assert len(rows) in (first[1], first[3])  # loaded, quarantined
 
 
 def _demo_rows() -> list[tuple]:

@@ -15,7 +15,7 @@ import pyarrow as pa
 import headrace.quality as quality
 
 GOLDEN = Path(__file__).parent / "golden"
-ENGINES = ("polars", "duckdb", "postgresql")
+ENGINES = ("memory", "duckdb", "postgresql")
 
 _SIMPLE = {
     "int64": pa.int64(),

@@ -6,7 +6,7 @@ Int64 values whose sum passes 2**63, booleans with nulls, a dictionary column, z
 timestamps) and, for each of an expectation matrix, GX 1.x's success, unexpected count
 and observed value on that table as pandas. ``scripts/differential/airflow_gx.py``
 writes it; nothing here imports GX. Every expectation runs through ``apply_checks``
-(Polars) and ``check_table`` (DuckDB and PostgreSQL) and must agree with GX on the failing-row count,
+(DuckDB over the Arrow table) and ``check_table`` (DuckDB and PostgreSQL tables) and must agree with GX on the failing-row count,
 the verdict (``mostly`` included) and the observed statistic, except the intentional
 differences below, where the test checks headrace's answer against the rows themselves.
 
@@ -80,7 +80,7 @@ def expectation(case: dict[str, Any]) -> quality.Expectation:
     return built
 
 
-ENGINES = ("polars", "duckdb", "postgresql")
+ENGINES = ("memory", "duckdb", "postgresql")
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def results(request: pytest.FixtureRequest) -> Iterator[dict[str, dict[str, Expe
     from headrace.connectors import PostgresDestination
 
     checks = [expectation(c) for c in CASES.values()]
-    polars = quality.apply_checks(TABLE, checks, pipeline="differential", task="messy")
+    memory = quality.apply_checks(TABLE, checks, pipeline="differential", task="messy")
     name = f"messy_{uuid.uuid4().hex[:8]}"
     with duckdb.connect() as con:
         con.register("_input", TABLE)
@@ -108,7 +108,7 @@ def results(request: pytest.FixtureRequest) -> Iterator[dict[str, dict[str, Expe
             conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
     yield {
         engine: {r.name: r for r in report.results}
-        for engine, report in zip(ENGINES, (polars, duck, postgres), strict=True)
+        for engine, report in zip(ENGINES, (memory, duck, postgres), strict=True)
     }
 
 
@@ -240,11 +240,11 @@ def test_headrace_agrees_with_gx_except_the_listed_differences(
 
 
 @pytest.mark.parametrize("engine", ["duckdb", "postgresql"])
-def test_every_engine_gives_the_answers_of_the_polars_pass(
+def test_every_engine_gives_the_answers_of_the_in_memory_pass(
     engine: str, results: dict[str, dict[str, ExpectationResult]]
 ) -> None:
     for ident in CASES:
-        a, b = results["polars"][ident], results[engine][ident]
+        a, b = results["memory"][ident], results[engine][ident]
         assert (a.failed, a.passed) == (b.failed, b.passed), ident
         if a.observed is not None:
             assert math.isclose(float(a.observed), float(b.observed), rel_tol=1e-9), ident

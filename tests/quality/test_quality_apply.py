@@ -12,6 +12,7 @@ from headrace.errors import DefinitionError, QualityError, TerminalError
 from headrace.quality import (
     EXPECTATION_COLUMN,
     REASON_COLUMN,
+    Expectation,
     ExpectationDefinitionError,
     ExpectationsFailed,
     apply_checks,
@@ -19,6 +20,7 @@ from headrace.quality import (
     freshness,
     matches_regex,
     not_null,
+    relationships,
     row_count_between,
     schema_is,
     sql_expression,
@@ -219,3 +221,161 @@ def test_pandas_input_nan_is_null() -> None:
     assert outcome.passed.column("name").to_pylist() == ["a", "c"]
     with pytest.raises(ExpectationDefinitionError, match="got list"):
         apply_checks([1, 2], [not_null("x")])
+
+
+def test_order_is_kept_through_unique_and_relationships_on_many_rows() -> None:
+    """DuckDB reorders rows in windows and joins: passed and quarantined rows keep the
+    table's order all the same, and each failing row carries all its reasons."""
+    n = 60_000
+    ids = [i % 45_000 for i in range(n)]  # 15,000 ids appear twice
+    table = pa.table({"id": pa.array(ids, pa.int64()), "pos": pa.array(range(n), pa.int64())})
+    known = pa.table({"id": pa.array(range(0, 45_000, 3), pa.int64())})
+    outcome = apply_checks(
+        table,
+        [
+            unique("id", severity="quarantine"),
+            relationships("id", known, severity="quarantine", name="fk"),
+        ],
+    )
+    dup = [i < 15_000 or i >= 45_000 for i in range(n)]
+    orphan = [ids[i] % 3 != 0 for i in range(n)]
+    bad = [i for i in range(n) if dup[i] or orphan[i]]
+    set_bad = set(bad)
+    assert outcome.passed.column("pos").to_pylist() == [i for i in range(n) if i not in set_bad]
+    q = outcome.quarantined
+    assert q is not None and q.column("pos").to_pylist() == bad
+    expected = [
+        "; ".join(name for name, hit in (("unique(id)", dup[i]), ("fk", orphan[i])) if hit)
+        for i in bad
+    ]
+    assert q.column(EXPECTATION_COLUMN).to_pylist() == expected
+    assert [r["_hr_row"] for r in outcome.result("fk").sample] == [1, 2, 4, 5, 7]
+
+
+def test_more_quarantine_checks_than_bits_of_one_flag_word() -> None:
+    """70 quarantine expectations (the flags span two BIGINTs): reasons stay in check order."""
+    table = pa.table({"x": pa.array([0, 5, 69, 100], pa.int64())})
+    checks: list[Expectation] = [
+        sql_expression(f"x <> {k}", severity="quarantine", name=f"not_{k}") for k in range(70)
+    ]
+    checks.append(between("x", max=68, severity="quarantine", name="at_most_68"))
+    outcome = apply_checks(table, checks)
+    q = outcome.quarantined
+    assert q is not None
+    assert q.column("x").to_pylist() == [0, 5, 69, 100]
+    assert q.column(EXPECTATION_COLUMN).to_pylist() == [
+        "not_0",
+        "not_5",
+        "not_69; at_most_68",
+        "at_most_68",
+    ]
+    assert outcome.passed.num_rows == 0
+
+
+def test_checks_in_threads_at_once_give_each_its_own_answer() -> None:
+    """apply_checks runs from a thread executor: concurrent calls share one in-memory
+    database, each on its own cursor and views."""
+    from collections import Counter
+    from concurrent.futures import ThreadPoolExecutor
+
+    def check(k: int) -> tuple[int, int, int]:
+        table = pa.table({"id": pa.array([i % (1000 + k) for i in range(5000)], pa.int64())})
+        outcome = apply_checks(
+            table, [unique("id", severity="quarantine"), between("id", max=k, severity="warn")]
+        )
+        return k, outcome.rows_quarantined, outcome.result("between(id)").failed
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(check, range(40)))
+    for k, quarantined, above in answers:
+        width = 1000 + k
+        rows = [i % width for i in range(5000)]
+        counts = Counter(rows)
+        assert quarantined == sum(1 for v in rows if counts[v] > 1)
+        assert above == sum(1 for v in rows if v > k)
+
+
+def test_sql_expression_is_duckdb_sql() -> None:
+    table = pa.table({"email": ["a@b.io", "no-at", None], "amount": [1, -2, 3]})
+    outcome = apply_checks(
+        table,
+        [
+            sql_expression("contains(email, '@')", name="has_at"),  # a DuckDB function
+            sql_expression("amount >= 0 OR email LIKE '%@%'", name="portable"),
+        ],
+    )
+    assert outcome.result("has_at").failed == 1
+    assert outcome.result("portable").failed == 1
+    with pytest.raises(ExpectationDefinitionError, match="unknown function or operator 'nope'"):
+        sql_expression("nope(amount) > 1")
+    with pytest.raises(ExpectationDefinitionError, match="sum\\(\\) is an aggregate"):
+        sql_expression("sum(amount) > 1")
+    with pytest.raises(ExpectationDefinitionError, match="one boolean expression"):
+        sql_expression("amount > 1), (amount < 5")
+
+
+def test_an_expectation_that_cannot_run_is_named_with_its_fields(customers: pa.Table) -> None:
+    with pytest.raises(ExpectationDefinitionError) as info:
+        apply_checks(
+            customers,
+            [not_null("email"), sql_expression("emial LIKE '%@%'", name="has_at")],
+            pipeline="crm",
+            task="clean",
+        )
+    error = info.value
+    assert (error.pipeline, error.task, error.expectation) == ("crm", "clean", "has_at")
+    assert "expectation 'has_at' cannot run on this table" in str(error)
+    assert "columns: customer_id, email, phone, created_at" in str(error)
+
+
+def test_regexes_are_checked_when_declared() -> None:
+    with pytest.raises(ExpectationDefinitionError, match="is not valid \\(RE2 syntax"):
+        matches_regex("email", r"(\w+")
+    with pytest.raises(ExpectationDefinitionError, match="write the class negated"):
+        matches_regex("email", r"^[\S@]+$")
+
+
+def test_relationships_to_a_polars_or_pandas_frame() -> None:
+    import pandas as pd
+
+    orders = pa.table({"customer_id": pa.array([1, 2, 7, None], pa.int64())})
+    for reference in (pl.DataFrame({"id": [1, 2, 3]}), pd.DataFrame({"id": [1, 2, 3]})):
+        check = relationships("customer_id", reference, "id", severity="quarantine")
+        outcome = apply_checks(orders, [check])
+        assert outcome.rows_quarantined == 1
+        assert outcome.passed.column("customer_id").to_pylist() == [1, 2, None]
+    with pytest.raises(ExpectationDefinitionError, match="has no column 'idx'"):
+        apply_checks(orders, [relationships("customer_id", pa.table({"id": [1]}), "idx")])
+
+
+def test_only_the_checked_columns_reach_the_engine() -> None:
+    """A column DuckDB cannot read (decimal256 of 50 digits) beside the checked ones is
+    carried through untouched; an expression's names match columns whatever their case."""
+    import decimal
+
+    big = pa.array([decimal.Decimal("1.5"), None, decimal.Decimal("2")], pa.decimal256(50, 2))
+    table = pa.table({"id": [1, None, 3], "big": big, "Amount": [1, -1, -3]})
+    outcome = apply_checks(
+        table,
+        [
+            not_null("id", severity="quarantine"),
+            sql_expression("amount >= 0", severity="quarantine", name="non_negative"),
+        ],
+    )
+    q = outcome.quarantined
+    assert q is not None and q.column("big").to_pylist() == [None, decimal.Decimal("2")]
+    assert q.column(EXPECTATION_COLUMN).to_pylist() == [
+        "not_null(id); non_negative",
+        "non_negative",
+    ]
+    assert outcome.passed.to_pylist() == [{"id": 1, "big": decimal.Decimal("1.5"), "Amount": 1}]
+
+
+def test_a_checked_column_duckdb_cannot_read_is_named() -> None:
+    import decimal
+
+    big = pa.array([decimal.Decimal("1.5"), None], pa.decimal256(50, 2))
+    with pytest.raises(ExpectationDefinitionError) as info:
+        apply_checks(pa.table({"big": big}), [not_null("big")], pipeline="p", task="t")
+    assert (info.value.pipeline, info.value.task) == ("p", "t")
+    assert "cannot be read by DuckDB (big: decimal256(50, 2)" in str(info.value)

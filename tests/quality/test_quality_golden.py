@@ -1,4 +1,4 @@
-"""Golden tests: every case in tests/quality/golden runs in Polars (apply_checks) and in
+"""Golden tests: every case in tests/quality/golden runs in memory (apply_checks: DuckDB over the Arrow table) and in
 DuckDB and PostgreSQL (check_table), and must give the same, expected, results."""
 
 from __future__ import annotations
@@ -41,12 +41,12 @@ def _assert_expected(case: Case, results: dict, engine: str) -> None:
             )
 
 
-@pytest.mark.parametrize("case", _params("polars"))
-def test_golden_in_polars(case: Case) -> None:
+@pytest.mark.parametrize("case", _params("memory"))
+def test_golden_in_memory(case: Case) -> None:
     outcome = apply_checks(
         case.table, case.checks(in_database=False), pipeline="golden", task=case.name
     )
-    _assert_expected(case, {r.name: r for r in outcome.results}, "polars")
+    _assert_expected(case, {r.name: r for r in outcome.results}, "memory")
     quarantined = outcome.quarantined
     assert (
         outcome.passed.num_rows + (quarantined.num_rows if quarantined else 0)

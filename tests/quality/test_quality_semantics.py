@@ -1,4 +1,4 @@
-"""Expectation semantics that must hold in Polars (apply_checks) and DuckDB (check_table)
+"""Expectation semantics that must hold in memory (apply_checks: DuckDB over Arrow) and in DuckDB (check_table)
 alike, as in Great Expectations: dictionary columns, booleans, exact sums, reversed
 ranges, ``mostly`` and regex classes on non-ASCII text (issue 21)."""
 
@@ -26,7 +26,7 @@ from headrace.quality import (
 )
 from headrace.quality.check_results import ExpectationResult
 
-ENGINES = ("polars", "duckdb")
+ENGINES = ("memory", "duckdb")
 ALL_ENGINES = (*ENGINES, "postgresql")
 
 
@@ -60,8 +60,8 @@ def run(
     duck: duckdb.DuckDBPyConnection,
     request: pytest.FixtureRequest | None = None,
 ) -> dict[str, ExpectationResult]:
-    """Results by name: the Polars pass, or DuckDB / PostgreSQL over the same rows."""
-    if engine == "polars":
+    """Results by name: apply_checks in memory, or DuckDB / PostgreSQL over the same rows."""
+    if engine == "memory":
         outcome = apply_checks(table, checks, pipeline="semantics", task="t")
         return {r.name: r for r in outcome.results}
     name = f"t_{uuid.uuid4().hex[:8]}"
@@ -262,7 +262,7 @@ def test_regex_classes_are_unicode_in_every_engine(
     got = run(engine, table, [matches_regex("s", pattern, severity="quarantine")], duck, request)
     result = got["matches_regex(s)"]
     assert result.failed == len(failing), (engine, pattern, result.sample)
-    if engine == "polars":
+    if engine == "memory":
         quarantined = apply_checks(
             table, [matches_regex("s", pattern, severity="quarantine")]
         ).quarantined

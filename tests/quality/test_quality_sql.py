@@ -164,4 +164,4 @@ def test_postgres_text_bounds_ignore_the_column_collation(pg_schema: tuple[str, 
         ).fetchone()
     assert linguistic == (3,)  # the database itself would let 'a1' through
     report = check_table(url, f"{schema}.codes", [between("code", "A", "Z")])
-    assert report.results[0].failed == 2  # 'Z9' and 'a1', as in Polars and DuckDB
+    assert report.results[0].failed == 2  # 'Z9' and 'a1', as in memory and in DuckDB

@@ -57,9 +57,8 @@ class Result:
         return self._table
 
     def polars(self) -> polars.DataFrame:
-        """The rows as a Polars DataFrame (zero-copy where the types allow)."""
-        import polars as pl
-
+        """The rows as a Polars DataFrame (zero-copy where the types allow; the ``polars`` extra)."""
+        pl = require("polars", "polars", "Result.polars()")
         frame = pl.from_arrow(self._table)
         assert isinstance(frame, pl.DataFrame)
         return frame

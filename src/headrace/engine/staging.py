@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from headrace.errors import EngineError, TerminalError
 from headrace.executors.executor_base import ResultRef
 from headrace.executors.spark import is_spark_frame, read_spark, write_spark
+from headrace.extras import require
 
 COMPRESSION = "zstd"
 TABLE_FORMATS = ("arrow", "arrow_stream", "polars", "polars_lazy", "pandas", "spark")
@@ -180,8 +181,7 @@ def read_table(path: str | Path, fmt: str) -> Any:
         file = pq.ParquetFile(path)
         return pa.RecordBatchReader.from_batches(file.schema_arrow, _batches(file))
     if fmt in ("polars", "polars_lazy"):
-        import polars as pl
-
+        pl = _polars()
         return pl.scan_parquet(path) if fmt == "polars_lazy" else pl.read_parquet(path)
     return pq.read_table(path).to_pandas()
 
@@ -191,8 +191,7 @@ def _read_folder(path: Path, fmt: str) -> Any:
     import pyarrow.dataset as ds
 
     if fmt in ("polars", "polars_lazy"):
-        import polars as pl
-
+        pl = _polars()
         pattern = str(path / "*.parquet")
         return pl.scan_parquet(pattern) if fmt == "polars_lazy" else pl.read_parquet(pattern)
     dataset = ds.dataset(str(path), format="parquet")
@@ -200,6 +199,11 @@ def _read_folder(path: Path, fmt: str) -> Any:
         return pa.RecordBatchReader.from_batches(dataset.schema, dataset.to_batches())
     table = dataset.to_table()
     return table.to_pandas() if fmt == "pandas" else table
+
+
+def _polars() -> Any:
+    """Polars, for a task parameter annotated with a Polars frame (the ``polars`` extra)."""
+    return require("polars", "polars", "a task table as a Polars frame (pl.DataFrame/LazyFrame)")
 
 
 def _batches(file: pq.ParquetFile) -> Iterator[pa.RecordBatch]:

@@ -14,8 +14,9 @@ null; ``unique`` ignores nulls like SQL ``UNIQUE`` and fails every copy of a
 duplicated value; timestamp bounds without a zone are UTC, zoned columns compare in
 UTC, naive columns are taken to hold UTC. Table-level expectations (row count,
 statistics, freshness, schema) cannot have severity ``quarantine``. Row-level ones take
-Great Expectations' ``mostly`` threshold; regexes mean the same (Unicode ``\\s \\d \\w``)
-in Polars, DuckDB and PostgreSQL. Where headrace and GX differ on purpose is listed, and checked
+Great Expectations' ``mostly`` threshold; regexes are RE2 syntax and mean the same (Unicode
+``\\s \\d \\w``) in memory and in DuckDB and PostgreSQL tables; ``sql_expression`` is DuckDB
+SQL in memory (:func:`apply_checks` runs DuckDB over the Arrow table). Where headrace and GX differ on purpose is listed, and checked
 against GX's own answers, in ``tests/quality/test_gx_differential.py``.
 
 ``quality`` knows nothing of the engine: the engine calls :func:`apply_checks` on a

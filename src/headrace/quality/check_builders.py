@@ -19,11 +19,13 @@ data arrives.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-import polars as pl
+import duckdb
 import pyarrow as pa
 
 from headrace.errors import did_you_mean
@@ -42,6 +44,8 @@ from headrace.quality.expectations import (
     StatBetween,
     Unique,
 )
+from headrace.quality.memory_engine import memory_cursor
+from headrace.quality.patterns import to_re2
 from headrace.quality.quality_errors import ExpectationDefinitionError
 from headrace.quality.values import check_range
 
@@ -159,16 +163,21 @@ def matches_regex(
 ) -> MatchesRegex:
     """Values match ``pattern`` (searched anywhere; anchor with ``^``/``$``); nulls pass.
 
-    The pattern is Rust ``regex`` syntax: Unicode-aware, no look-around or backreferences.
+    The pattern is RE2 syntax (DuckDB's regex engine: no look-around or backreferences)
+    with Unicode ``\\s``, ``\\d``, ``\\w`` as in Python (:mod:`headrace.quality.patterns`).
     Non-string columns are cast to text first.
     """
     name = name or f"matches_regex({_column(column, 'matches_regex')})"
+    translated = to_re2(pattern, f"expectation {name!r}")
     try:
-        pl.select(pl.lit("").str.contains(pattern))
-    except pl.exceptions.PolarsError as exc:
+        with memory_cursor() as con:
+            con.execute("SELECT regexp_matches('', ?)", [translated]).fetchall()
+    except duckdb.Error as exc:
         raise ExpectationDefinitionError(
-            f"expectation {name!r}: regex {pattern!r} is not valid (Rust regex syntax): "
-            f"{' '.join(str(exc).split())[:300]}"
+            f"expectation {name!r}: regex {pattern!r} is not valid (RE2 syntax: no "
+            f"look-around or backreferences): {' '.join(str(exc).split())[:300]}",
+            expectation=name,
+            column=column,
         ) from exc
     return MatchesRegex(
         name=name,
@@ -246,9 +255,26 @@ def accepted_values(
     )
 
 
+def _reference(to_table: Any, name: str) -> str | pa.Table:
+    """The referenced table as a name or a pyarrow Table (Polars and pandas converted here)."""
+    if isinstance(to_table, str | pa.Table):
+        return to_table
+    module = type(to_table).__module__.split(".")[0]
+    if module == "polars" and hasattr(to_table, "to_arrow"):
+        converted = to_table.to_arrow()
+        assert isinstance(converted, pa.Table)
+        return converted
+    if module == "pandas":
+        return pa.Table.from_pandas(to_table, preserve_index=False)
+    raise ExpectationDefinitionError(
+        f"expectation {name!r}: to_table must be a table name, a pyarrow Table or a "
+        f"Polars or pandas DataFrame, got {type(to_table).__name__}."
+    )
+
+
 def relationships(
     column: str,
-    to_table: str | pa.Table | pl.DataFrame,
+    to_table: Any,
     to_column: str | None = None,
     *,
     severity: str = "fail",
@@ -259,22 +285,17 @@ def relationships(
     """Every non-null value is present in ``to_table.to_column`` (a foreign key).
 
     Args:
-        to_table: a table name in the same database (check_table), or an Arrow table /
-            Polars DataFrame (apply_checks and check_table).
+        to_table: a table name in the same database (check_table), or the referenced
+            rows: a pyarrow Table, Polars or pandas DataFrame (apply_checks and check_table).
         to_column: defaults to ``column``.
     """
     target = to_column or column
     label = to_table if isinstance(to_table, str) else "table"
     name = name or f"relationships({_column(column, 'relationships')} -> {label}.{target})"
-    if not isinstance(to_table, str | pa.Table | pl.DataFrame):
-        raise ExpectationDefinitionError(
-            f"expectation {name!r}: to_table must be a table name, a pyarrow Table or a "
-            f"Polars DataFrame, got {type(to_table).__name__}."
-        )
     return Relationships(
         name=name,
         column=column,
-        to_table=to_table,
+        to_table=_reference(to_table, name),
         to_column=target,
         severity=_severity(severity, name, True),
         reason=reason,
@@ -293,23 +314,78 @@ def sql_expression(
     """A SQL boolean expression every row satisfies, e.g. ``"amount >= 0 OR refunded"``.
 
     A row fails where the expression is false; null passes (dbt's expression_is_true).
-    The same text runs in Polars SQL (apply_checks) and in the destination (check_table),
-    so keep to portable SQL.
+    The text is DuckDB SQL in apply_checks and the destination's SQL in check_table, so
+    keep to portable SQL. It is parsed here (syntax, one expression, known functions and
+    operators, no aggregates); its columns are known when the table is.
     """
     name = name or f"sql_expression({expression})"
-    try:
-        pl.sql_expr(expression)
-    except pl.exceptions.PolarsError as exc:
+    problem, references = _parse_sql_expression(expression)
+    if problem:
         raise ExpectationDefinitionError(
-            f"expectation {name!r}: cannot parse SQL expression {expression!r}: {exc}"
-        ) from exc
+            f"expectation {name!r}: cannot parse SQL expression {expression!r}: {problem}",
+            expectation=name,
+        )
     return SqlExpression(
         name=name,
         expression=expression,
+        references=references,
         severity=_severity(severity, name, True),
         reason=reason,
         mostly=_mostly(mostly, name, None),
     )
+
+
+@functools.cache
+def _function_kinds() -> dict[str, str]:
+    """DuckDB's functions and operators by name: scalar, aggregate, window, macro…"""
+    with memory_cursor() as con:
+        rows = con.execute(
+            "SELECT DISTINCT lower(function_name), function_type FROM duckdb_functions()"
+        ).fetchall()
+    kinds: dict[str, str] = {}
+    for fn, kind in rows:
+        kinds[fn] = "scalar" if kinds.get(fn) == "scalar" else kind
+    return kinds
+
+
+def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(tree, dict):
+        yield tree
+        for value in tree.values():
+            yield from _nodes(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _nodes(value)
+
+
+def _parse_sql_expression(expression: str) -> tuple[str | None, tuple[str, ...]]:
+    """Why ``expression`` is not one row-level DuckDB expression (None if it is), and the
+    names it refers to (its columns; lambda parameters too, which select nothing)."""
+    with memory_cursor() as con:
+        rows = con.execute("SELECT json_serialize_sql(?)", [f"SELECT ({expression})"]).fetchall()
+    parsed = json.loads(rows[0][0])
+    if parsed.get("error"):
+        message = str(parsed.get("error_message", "not a SQL expression"))
+        return " ".join(message.split())[:300], ()
+    statements = parsed["statements"]
+    node = statements[0]["node"] if len(statements) == 1 else {}
+    if len(node.get("select_list", ())) != 1 or node.get("from_table", {}).get("type") != "EMPTY":
+        return "write one boolean expression, not a list or a query", ()
+    kinds = _function_kinds()
+    references: dict[str, None] = {}
+    for sub in _nodes(node["select_list"]):
+        if sub.get("class") == "COLUMN_REF" and sub.get("column_names"):
+            references[str(sub["column_names"][-1])] = None
+        if sub.get("class") == "WINDOW":
+            return "window functions do not judge one row", ()
+        if sub.get("class") != "FUNCTION":
+            continue
+        function = str(sub.get("function_name", "")).lower()
+        if function not in kinds:
+            return f"unknown function or operator {function!r}", ()
+        if kinds[function] == "aggregate":
+            return f"{function}() is an aggregate; a row-level expression judges one row", ()
+    return None, tuple(references)
 
 
 def row_count_between(

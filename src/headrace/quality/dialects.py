@@ -40,7 +40,7 @@ class Dialect:
         return sql.replace("%", "%%") if self.placeholder == "%s" else sql
 
     def pattern(self, pattern: str, where: str) -> str:
-        """A declared (Rust-syntax) regex as this database must be given it: see :mod:`.patterns`."""
+        """A declared regex (RE2 syntax, Unicode classes) as this database must be given it: see :mod:`.patterns`."""
         return to_re2(pattern, where) if self.name == "duckdb" else to_postgres(pattern, where)
 
     def regex_fails(self, column_sql: str) -> str:

@@ -1,8 +1,10 @@
-"""Expectations: what a table must satisfy, and how each compiles to a Polars expression.
+"""Expectations: what a table must satisfy (declared here, compiled to SQL by :mod:`.check_compiler`).
 
 Row-level expectations (not_null, unique, matches_regex, between, accepted_values,
 relationships, sql_expression) give one boolean per row, ``True`` where the row
-fails; all of a table's row-level expectations run in one Polars ``select``.
+fails; all of a table's expectations run in one DuckDB query (over the in-memory
+Arrow table in :func:`~headrace.quality.apply.apply_checks`, over the stored table in
+:func:`~headrace.quality.sql_checks.check_table`).
 Table-level expectations (row_count_between, stat_between, freshness, schema_is)
 judge the whole table and therefore cannot quarantine rows.
 
@@ -12,9 +14,10 @@ Float NaN counts as null everywhere. ``unique`` ignores nulls like SQL ``UNIQUE`
 (two null ids are not duplicates; with several columns a row with any null is
 ignored) and marks every row of a duplicated value, not only the second one.
 Time zones: see :mod:`headrace.quality.values` (bounds without a zone mean UTC).
-Regexes use Rust ``regex`` syntax (Unicode-aware, no look-around or backreferences)
-and match anywhere in the value unless anchored with ``^``/``$``; the same pattern
-means the same in DuckDB and PostgreSQL (:mod:`headrace.quality.patterns`). ``mostly`` (GX's
+Regexes use RE2 syntax (DuckDB's engine; no look-around or backreferences) with the
+Unicode meaning of ``\\s``, ``\\d`` and ``\\w`` (as in Python and Rust), and match
+anywhere in the value unless anchored with ``^``/``$``; the same pattern means the same
+in DuckDB and PostgreSQL (:mod:`headrace.quality.patterns`). ``mostly`` (GX's
 option) lets a row-level expectation pass when that fraction of the rows it judges
 (those with a value; every row for ``not_null`` and ``sql_expression``) pass.
 """
@@ -28,8 +31,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
-import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from headrace.errors import did_you_mean
 from headrace.quality.quality_errors import ExpectationDefinitionError
@@ -77,10 +80,6 @@ class Expectation(ABC):
             )
         return self.column
 
-    def used_columns(self) -> list[str]:
-        """Columns the expectation reads (only these are handed to Polars)."""
-        return [self.column] if self.column else []
-
     def where(self) -> str:
         """Names the expectation (and column) for messages."""
         on = f" on column {self.column!r}" if self.column else ""
@@ -89,6 +88,10 @@ class Expectation(ABC):
     def about(self) -> dict[str, str | None]:
         """The error fields naming the expectation and its column (``**exp.about()``)."""
         return {"expectation": self.name, "column": self.column}
+
+    def used_columns(self) -> list[str] | None:
+        """The columns it reads (only these reach the engine), or None if it cannot tell."""
+        return [self.column] if self.column else []
 
     def column_type(self, schema: pa.Schema, column: str | None = None) -> pa.DataType:
         """The Arrow type of ``column`` in ``schema``; unknown names suggest the closest."""
@@ -109,19 +112,11 @@ class RowExpectation(Expectation):
     """An expectation judged row by row; its failing rows can be quarantined."""
 
     @abstractmethod
-    def failing(self, schema: pa.Schema) -> pl.Expr:
-        """A boolean expression, true where the row fails (never null)."""
-
-    @abstractmethod
     def describe(self) -> str:
         """Why a failing row fails, in words; used as the row's quarantine reason."""
 
     def row_reason(self) -> str:
         return self.reason or self.describe()
-
-    def judged(self, schema: pa.Schema) -> pl.Expr:
-        """True for the rows ``mostly`` counts: those with a value (nulls pass unjudged, as in GX)."""
-        return _not_missing(self.column_name, self.column_type(schema))
 
     def passes(self, failed: int, judged: int) -> tuple[bool, str]:
         """Whether the expectation passes with ``failed`` of ``judged`` rows failing, and a note.
@@ -143,44 +138,17 @@ class TableExpectation(Expectation):
 
     row_level: ClassVar[bool] = False
 
-    def aggregates(self, schema: pa.Schema) -> list[pl.Expr]:
-        """Aggregate expressions this expectation needs (evaluated in one select)."""
-        return []
+    def validate(self, schema: pa.Schema) -> None:
+        """Refuse a column this expectation cannot judge (before any query runs)."""
 
     @abstractmethod
     def judge(self, values: list[Any], n_rows: int, schema: pa.Schema) -> Verdict:
         """Decide from the aggregate values, the row count and the schema."""
 
 
-def _present(column: str) -> pl.Expr:
-    return pl.col(column).is_not_null()
-
-
-def _not_missing(column: str, arrow_type: pa.DataType) -> pl.Expr:
-    """Not null and, for floats, not NaN (NaN counts as null)."""
-    if family(arrow_type) == "float":
-        return pl.col(column).is_not_null() & pl.col(column).is_not_nan()
-    return _present(column)
-
-
-def _comparable(column: str, arrow_type: pa.DataType) -> pl.Expr:
-    """The column as compared with coerced bounds: zoned timestamps in UTC, categories as text."""
-    if family(arrow_type) == "timestamp" and arrow_type.tz is not None:
-        return pl.col(column).dt.convert_time_zone("UTC")
-    if pa.types.is_dictionary(arrow_type):
-        return pl.col(column).cast(polars_type(arrow_type.value_type))
-    return pl.col(column)
-
-
 @dataclass(frozen=True, kw_only=True)
 class NotNull(RowExpectation):
     kind: ClassVar[str] = "not_null"
-
-    def failing(self, schema: pa.Schema) -> pl.Expr:
-        return ~_not_missing(self.column_name, self.column_type(schema))
-
-    def judged(self, schema: pa.Schema) -> pl.Expr:
-        return pl.repeat(True, pl.len())  # every row is judged
 
     def describe(self) -> str:
         return f"{self.column} is null"
@@ -191,18 +159,8 @@ class Unique(RowExpectation):
     columns: tuple[str, ...]
     kind: ClassVar[str] = "unique"
 
-    def used_columns(self) -> list[str]:
+    def used_columns(self) -> list[str] | None:
         return list(self.columns)
-
-    def failing(self, schema: pa.Schema) -> pl.Expr:
-        present = [_not_missing(c, self.column_type(schema, c)) for c in self.columns]
-        keyed = pl.col(self.columns[0]) if len(self.columns) == 1 else pl.struct(self.columns)
-        return keyed.is_duplicated() & pl.all_horizontal(present)
-
-    def judged(self, schema: pa.Schema) -> pl.Expr:
-        return pl.all_horizontal(
-            [_not_missing(c, self.column_type(schema, c)) for c in self.columns]
-        )
 
     def describe(self) -> str:
         return (
@@ -216,13 +174,6 @@ class Unique(RowExpectation):
 class MatchesRegex(RowExpectation):
     pattern: str
     kind: ClassVar[str] = "matches_regex"
-
-    def failing(self, schema: pa.Schema) -> pl.Expr:
-        arrow_type = self.column_type(schema)
-        text = pl.col(self.column_name)
-        if family(arrow_type) != "string" or pa.types.is_dictionary(arrow_type):
-            text = text.cast(pl.String)  # numbers as text; categories by their text
-        return _not_missing(self.column_name, arrow_type) & ~text.str.contains(self.pattern)
 
     def describe(self) -> str:
         return f"{self.column} does not match {self.pattern}"
@@ -250,17 +201,6 @@ class Between(RowExpectation):
         )
         check_range(self.name, self.column, lo, hi, self.strict_min or self.strict_max)
         return lo, hi
-
-    def failing(self, schema: pa.Schema) -> pl.Expr:
-        arrow_type = self.column_type(schema)
-        lo, hi = self.bounds(arrow_type)
-        value = _comparable(self.column_name, arrow_type)
-        outside: list[pl.Expr] = []
-        if lo is not None:
-            outside.append(value <= pl.lit(lo) if self.strict_min else value < pl.lit(lo))
-        if hi is not None:
-            outside.append(value >= pl.lit(hi) if self.strict_max else value > pl.lit(hi))
-        return _not_missing(self.column_name, arrow_type) & pl.any_horizontal(outside)
 
     def describe(self) -> str:
         left = "(" if self.strict_min or self.min is None else "["
@@ -295,53 +235,10 @@ def _coerce_values(exp: Expectation, values: Sequence[Any], arrow_type: pa.DataT
     return [coerce_bound(v, arrow_type, exp.where(), **exp.about()) for v in values]
 
 
-def polars_type(arrow_type: pa.DataType) -> pl.DataType:
-    """The Polars type a column of ``arrow_type`` becomes."""
-    return frame_of(pa.table({"c": pa.array([], arrow_type)})).schema["c"]
-
-
-def is_in(value: pl.Expr, arrow_type: pa.DataType, keys: pl.Series, exp: Expectation) -> pl.Expr:
-    """``value`` is one of ``keys``, comparing both in a common type.
-
-    Polars 2 refuses ``is_in`` across types, so numbers meet in Int64 or Float64,
-    zoned timestamps in UTC, and anything else is cast to the column's type.
-    """
-    fam = family(arrow_type)
-    key_type = keys.dtype
-    if fam in ("integer", "float", "decimal") and key_type.is_numeric():
-        both_int = fam == "integer" and key_type.is_integer()
-        common: pl.DataType = pl.Int64() if both_int else pl.Float64()
-        return value.cast(common).is_in(keys.cast(common).implode())
-    if fam == "timestamp":
-        target: pl.DataType = pl.Datetime("us", "UTC" if arrow_type.tz is not None else None)
-        return value.cast(target).is_in(_cast_keys(keys, target, exp).implode())
-    if fam == "string":
-        return value.cast(pl.String).is_in(_cast_keys(keys, pl.String(), exp).implode())
-    return value.is_in(_cast_keys(keys, polars_type(arrow_type), exp).implode())
-
-
-def _cast_keys(keys: pl.Series, target: pl.DataType, exp: Expectation) -> pl.Series:
-    try:
-        return keys.cast(target)
-    except pl.exceptions.PolarsError as exc:
-        raise ExpectationDefinitionError(
-            f"{exp.where()}: values of type {keys.dtype} cannot be compared with the column "
-            f"({target}): {' '.join(str(exc).split())[:300]}",
-            expectation=exp.name,
-            column=exp.column,
-        ) from exc
-
-
 @dataclass(frozen=True, kw_only=True)
 class AcceptedValues(RowExpectation):
     values: tuple[Any, ...]
     kind: ClassVar[str] = "accepted_values"
-
-    def failing(self, schema: pa.Schema) -> pl.Expr:
-        arrow_type = self.column_type(schema)
-        allowed = pl.Series(_coerce_values(self, self.values, arrow_type))
-        value = _comparable(self.column_name, arrow_type)
-        return _not_missing(self.column_name, arrow_type) & ~is_in(value, arrow_type, allowed, self)
 
     def describe(self) -> str:
         shown = ", ".join(repr(v) for v in self.values[:10]) + (
@@ -350,45 +247,36 @@ class AcceptedValues(RowExpectation):
         return f"{self.column} is not one of {shown}"
 
 
-def frame_of(table: pa.Table | pl.DataFrame) -> pl.DataFrame:
-    """A referenced table as a Polars DataFrame."""
-    if isinstance(table, pl.DataFrame):
-        return table
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    return frame
-
-
 @dataclass(frozen=True, kw_only=True)
 class Relationships(RowExpectation):
-    to_table: Any  # table name (check_table) or a pa.Table / pl.DataFrame
+    to_table: str | pa.Table  # a table name (check_table) or the referenced rows
     to_column: str
     kind: ClassVar[str] = "relationships"
 
     def target_name(self) -> str:
         return self.to_table if isinstance(self.to_table, str) else "<table>"
 
-    def failing(self, schema: pa.Schema) -> pl.Expr:
-        arrow_type = self.column_type(schema)
+    def keys(self) -> pa.Array:
+        """The distinct non-null keys of the referenced in-memory table."""
         if isinstance(self.to_table, str):
             raise ExpectationDefinitionError(
                 f"{self.where()}: {self.to_table!r} is a table name, which only check_table can "
-                f"look up in its database; pass the referenced table as a pyarrow Table or "
-                f"Polars DataFrame to check rows in memory.",
+                f"look up in its database; pass the referenced table as a pyarrow Table (or a "
+                f"Polars or pandas DataFrame) to check rows in memory.",
                 expectation=self.name,
                 column=self.column,
             )
-        target = frame_of(self.to_table)
-        if self.to_column not in target.columns:
+        if self.to_column not in self.to_table.column_names:
             raise ExpectationDefinitionError(
                 f"{self.where()}: the referenced table has no column {self.to_column!r}."
-                + did_you_mean(self.to_column, target.columns),
+                + did_you_mean(self.to_column, self.to_table.column_names),
                 expectation=self.name,
                 column=self.column,
             )
-        keys = target.get_column(self.to_column).drop_nulls().unique()
-        value = _comparable(self.column_name, arrow_type)
-        return _present(self.column_name) & ~is_in(value, arrow_type, keys, self)
+        column = self.to_table.column(self.to_column)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        return pc.unique(pc.drop_null(column).combine_chunks())
 
     def describe(self) -> str:
         return f"{self.column} has no match in {self.target_name()}.{self.to_column}"
@@ -397,17 +285,12 @@ class Relationships(RowExpectation):
 @dataclass(frozen=True, kw_only=True)
 class SqlExpression(RowExpectation):
     expression: str
+    #: the names the expression refers to (found by the parser when declared); None: unknown
+    references: tuple[str, ...] | None = None
     kind: ClassVar[str] = "sql_expression"
 
-    def used_columns(self) -> list[str]:
-        return pl.sql_expr(self.expression).meta.root_names()
-
-    def failing(self, schema: pa.Schema) -> pl.Expr:
-        # A null result passes, as in dbt's expression_is_true (WHERE NOT (expr)).
-        return ~pl.sql_expr(self.expression).fill_null(True)
-
-    def judged(self, schema: pa.Schema) -> pl.Expr:
-        return pl.repeat(True, pl.len())
+    def used_columns(self) -> list[str] | None:
+        return None if self.references is None else list(self.references)
 
     def describe(self) -> str:
         return f"not ({self.expression})"
@@ -439,7 +322,7 @@ class StatBetween(TableExpectation):
     max: Any = None
     kind: ClassVar[str] = "stat_between"
 
-    def aggregates(self, schema: pa.Schema) -> list[pl.Expr]:
+    def validate(self, schema: pa.Schema) -> None:
         arrow_type = self.column_type(schema)
         if self.stat not in ("min", "max") and family(arrow_type) not in (
             "integer",
@@ -451,20 +334,6 @@ class StatBetween(TableExpectation):
                 expectation=self.name,
                 column=self.column,
             )
-        value = _comparable(self.column_name, arrow_type)
-        if family(arrow_type) == "float":
-            value = value.fill_nan(None)  # NaN counts as null
-        # Int64 sums wrap silently past 2**63; Int128 gives the exact sum DuckDB and GX give.
-        total = value.cast(pl.Int128).sum() if family(arrow_type) == "integer" else value.sum()
-        agg = {
-            "min": value.min(),
-            "max": value.max(),
-            "mean": value.mean(),
-            "median": value.median(),
-            "sum": total,
-            "stddev": value.std(),
-        }[self.stat]
-        return [agg]
 
     def judge(self, values: list[Any], n_rows: int, schema: pa.Schema) -> Verdict:
         arrow_type = self.column_type(schema)
@@ -505,7 +374,7 @@ class Freshness(TableExpectation):
     now: dt.datetime | None = None
     kind: ClassVar[str] = "freshness"
 
-    def aggregates(self, schema: pa.Schema) -> list[pl.Expr]:
+    def validate(self, schema: pa.Schema) -> None:
         arrow_type = self.column_type(schema)
         if family(arrow_type) not in ("timestamp", "date"):
             raise ExpectationDefinitionError(
@@ -513,7 +382,6 @@ class Freshness(TableExpectation):
                 expectation=self.name,
                 column=self.column,
             )
-        return [pl.col(self.column_name).max()]
 
     def judge(self, values: list[Any], n_rows: int, schema: pa.Schema) -> Verdict:
         newest = values[0]

@@ -1,11 +1,10 @@
-"""One regex meaning in every engine: Rust ``regex`` semantics, translated for RE2 and PostgreSQL.
+"""One regex meaning in every engine: RE2 syntax with Unicode classes, for DuckDB and PostgreSQL.
 
-A ``matches_regex`` pattern means what it means in Polars (Rust ``regex``): ``\\s``,
-``\\d`` and ``\\w`` are Unicode classes, as in Python's ``re`` (and so in Great
-Expectations). DuckDB runs RE2, whose ``\\s``, ``\\d`` and ``\\w`` are ASCII only, so
-the same check would pass ``"a\\xa0b@c.de"`` in DuckDB and fail it in Polars. Before a
-pattern goes to DuckDB those classes are spelled out with Unicode properties, which RE2
-knows:
+A ``matches_regex`` pattern is RE2 syntax (DuckDB's engine, also for in-memory tables)
+whose ``\\s``, ``\\d`` and ``\\w`` are Unicode classes, as in Python's ``re`` (and so
+in Great Expectations) and Rust's ``regex``. RE2's own ``\\s``, ``\\d`` and ``\\w`` are
+ASCII only, so ``\\s`` would not match ``"\\xa0"``. Before a pattern goes to DuckDB
+those classes are spelled out with Unicode properties, which RE2 knows:
 
 =========  ============================  ================================================
 class      Rust / Python (Unicode)       sent to RE2
@@ -74,11 +73,11 @@ def to_re2(pattern: str, where: str = "matches_regex") -> str:
     """The pattern with Unicode ``\\s``, ``\\d``, ``\\w`` (and negations) spelled for RE2.
 
     Args:
-        pattern: a Rust-syntax regex, as declared.
+        pattern: a regex as declared (Unicode ``\\s``, ``\\d``, ``\\w``).
         where: names the expectation, for errors.
 
     Returns:
-        A pattern that RE2 (DuckDB) matches exactly where Rust ``regex`` does.
+        A pattern that RE2 (DuckDB) matches where Python's ``re`` and Rust's ``regex`` do.
 
     Example:
         >>> to_re2(r"^\\d{5}$")
@@ -91,7 +90,7 @@ def to_postgres(pattern: str, where: str = "matches_regex") -> str:
     """The pattern with Unicode ``\\s``, ``\\d``, ``\\w`` (and negations) spelled for PostgreSQL.
 
     Args:
-        pattern: a Rust-syntax regex, as declared.
+        pattern: a regex as declared (Unicode ``\\s``, ``\\d``, ``\\w``).
         where: names the expectation, for errors.
 
     Returns:

@@ -1,8 +1,8 @@
 """Type families of Arrow columns and the coercion of bounds to them.
 
 Bounds given by users (``min="2020-01-01"``, ``max=10``) are coerced once, against
-the column's Arrow type, to a Python value that both the Polars pass and the SQL
-compiler bind. Time-zone rule: a timestamp bound without a zone is read as UTC; a
+the column's Arrow type, to a Python value that the SQL compiler binds (in memory and
+in the database). Time-zone rule: a timestamp bound without a zone is read as UTC; a
 column with a zone is compared in UTC; a column without a zone is taken to hold UTC
 wall-clock times, so an aware bound is converted to UTC and its zone dropped.
 """

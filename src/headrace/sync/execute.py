@@ -39,6 +39,7 @@ from headrace.connectors.naming import default_warehouse
 from headrace.connectors.objectstore import ObjectStore
 from headrace.connectors.sources import Extract
 from headrace.errors import ConnectorError
+from headrace.extras import require
 from headrace.pipeline import Context
 from headrace.quality import CheckReport, ReportTally, apply_checks, reconcile, run_sql_tests
 from headrace.quality.expectations import RowExpectation, Unique
@@ -513,6 +514,9 @@ def _as_kind(table: pa.Table, kind: str) -> Any:
         return table
     if kind == "pandas":
         return table.to_pandas()
-    import polars as pl
-
+    pl = require(
+        "polars",
+        "polars",
+        "a sync transform taking a Polars DataFrame (annotate its rows pa.Table for Arrow)",
+    )
     return pl.from_arrow(table)
