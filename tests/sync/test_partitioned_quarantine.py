@@ -1,8 +1,8 @@
 """Set-aside rows of a sync reach the quarantine of a partitioned destination.
 
 A file destination partitioned by a column (``partition_by=state``) writes its table in
-Hive folders; the rows a source sets aside (a malformed CSV line: file, line, reason,
-text; a PostgreSQL 'infinity' timestamp, set aside before a transform adds the
+Hive folders; the rows a source sets aside (a malformed CSV line: its file, line, reason
+and text; a PostgreSQL 'infinity' timestamp, set aside before a transform adds the
 partition column) lack that column. They are still quarantined, never fail the load:
 ``<table>_quarantine`` is written unpartitioned, one table whatever columns its rows
 have. Rows in = loaded + quarantined, a rerun is exactly-once, and the quarantine reads
@@ -105,7 +105,7 @@ def test_malformed_csv_lines_are_quarantined_beside_a_partitioned_table(
     assert total == 2
     reasons = sorted(r["_hr_reason"] for r in rows)
     assert "unterminated quote" in reasons[1] and "fields" in reasons[0], reasons
-    assert sorted(r["line"] for r in rows) == [4, 7]
+    assert sorted(r["_hr_line"] for r in rows) == [4, 7]
     if kind.startswith("files"):
         table = tmp_path / "out" / "orders"
         assert {p.name for p in table.iterdir() if p.is_dir()} == {"_manifests", "state=CA",

@@ -16,7 +16,7 @@ from headrace import destination, file_source, full, pipeline, sql_source, sync
 from headrace.config import Settings
 from headrace.connectors import open_destination
 from headrace.engine import Runner
-from headrace.quality import matches_regex
+from headrace.quality import between, matches_regex
 from headrace.state import open_store
 
 
@@ -68,6 +68,52 @@ def test_malformed_csv_line_is_quarantined_by_the_sync(
     assert len(reasons) == 1 and "unterminated quote" in reasons[0]
     assert stats["extracted"] == 10
     assert stats["loaded"] + stats["quarantined"] == 10
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgresql", "files", "delta", "iceberg"])
+def test_data_columns_named_like_a_malformed_lines_fields_do_not_clash(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """A malformed line's file, line and text are ``_hr_`` columns of the quarantine: a
+    data column ``line`` of text (a product line) beside line numbers would make the
+    quarantine refuse one or the other, and the load with it."""
+    warehouse = {
+        "duckdb": f"duckdb:///{tmp_path / 'wh.duckdb'}",
+        "files": f"files:///{tmp_path / 'out'}?format=parquet",
+        "delta": f"delta:///{tmp_path / 'lake'}",
+        "iceberg": f"iceberg+sqlite:///{tmp_path / 'catalog.db'}?warehouse={tmp_path / 'ice'}",
+    }.get(kind)
+    if warehouse is None:
+        url, schema = request.getfixturevalue("pg_schema")
+        warehouse = f"{url}?schema={schema}"
+    settings = _settings(tmp_path, warehouse=warehouse)
+    landing = tmp_path / "orders.csv"
+    orders = sync(
+        "orders", source=file_source(str(landing)), incremental=full(),
+        checks=[between("amount", min=0, severity="quarantine", reason="negative")],
+        destination=destination("warehouse", table="orders", mode="append"),
+    ).pipeline(name="orders")  # fmt: skip
+    loads = [
+        "id,line,amount,file,text\n1,toys,5,a,x\n2,toys,-1,b,y\n",  # a check reject only
+        'id,line,amount,file,text\n3,toys,5,c,z\n4,"toys,5,d,w\n',  # a malformed line only
+        'id,line,amount,file,text\n5,games,-2,e,v\n6,"games,5,f,u\n7,games,7,g,t\n',  # both
+    ]
+    quarantined = 0
+    for body in loads:
+        landing.write_text(body)
+        stats = _run(settings, orders)
+        assert stats["loaded"] + stats["quarantined"] == stats["extracted"]
+        quarantined += stats["quarantined"]
+    dest = open_destination("warehouse", settings)
+    q = dest.q("orders_quarantine")
+    held = dest.query(f'SELECT id, line, "_hr_line", "_hr_reason" FROM {q}').to_pylist()
+    assert quarantined == len(held) == 4
+    checked = sorted((r["id"], r["line"]) for r in held if r["_hr_reason"] == "negative")
+    assert checked == [(2, "toys"), (5, "games")]
+    lines = sorted(r["_hr_line"] for r in held if r["_hr_line"] is not None)
+    assert lines == [3, 3]  # the unterminated quote of the second and third file
+    ids = dest.query(f"SELECT id FROM {dest.q('orders')}").column("id").to_pylist()
+    assert sorted(ids) == [1, 3, 7]
 
 
 @pytest.mark.parametrize("transform", [None, "select * from rows"], ids=["streamed", "in_memory"])

@@ -317,18 +317,19 @@ def _add_checks(checks: dict[str, CheckResultRecord], batch: list[CheckResultRec
 
 def _set_aside(extract: Extract) -> pa.Table | None:
     """The rows the source itself set aside, read once the extract is exhausted: values
-    with no faithful type (value policy, ``_hr_reason``) and malformed file lines (file,
-    line, reason, text). They go to the same quarantine as the checks' rejects."""
+    with no faithful type (value policy, ``_hr_reason``) and malformed file lines
+    (``_hr_file``, ``_hr_line``, ``_hr_reason``, ``_hr_text``). They go to the same
+    quarantine as the checks' rejects."""
     tables = []
     rejects = getattr(extract, "rejects", None)
     if rejects is not None and rejects.count:
         tables.append(rejects.table())
     if getattr(extract, "malformed", None):
         lines = extract.quarantine_table()  # type: ignore[attr-defined]
-        # one reason column in the quarantine table, whoever set the row aside
-        tables.append(
-            lines.rename_columns(["_hr_reason" if c == "reason" else c for c in lines.column_names])
-        )
+        # one reason column in the quarantine table, whoever set the row aside; and
+        # names no data column has: a column "line" of text beside the line numbers
+        # would make the quarantine refuse one or the other (string vs int64)
+        tables.append(lines.rename_columns([f"_hr_{c}" for c in lines.column_names]))
     tables = [t for t in tables if t is not None and t.num_rows]
     if not tables:
         return None
