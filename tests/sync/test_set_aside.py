@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from headrace import destination, file_source, full, pipeline, sql_source, sync
+from headrace import cursor, destination, file_source, full, pipeline, sql_source, sync
 from headrace.config import Settings
 from headrace.connectors import open_destination
 from headrace.engine import Runner
@@ -148,3 +148,59 @@ def test_infinity_timestamp_is_quarantined_by_the_sync(
     assert len(reasons) == 1 and "infinity" in reasons[0]
     assert stats["extracted"] == 3
     assert stats["loaded"] + stats["quarantined"] == 3
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgresql", "files", "iceberg"])
+def test_rows_set_aside_before_a_transform_that_retypes_columns_are_quarantined(
+    tmp_path: Path, pg_schema: tuple[str, str], kind: str
+) -> None:
+    """A source sets rows aside before the transform: in the quarantine they take the
+    transformed types (amount int -> text), beside the checks' rejects, load after load;
+    a value with no form in the new type keeps its text in ``_hr_source_<column>``."""
+    import psycopg
+
+    pg_url, schema = pg_schema
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            f'CREATE TABLE "{schema}".raw_orders (id int, ordered_at timestamp, amount int, code text)'
+        )
+        conn.execute(
+            f"INSERT INTO \"{schema}\".raw_orders VALUES (1, '2024-01-01', 5, '7'), "
+            "(2, 'infinity', 6, 'A1'), (3, '2024-01-01', 2, '3')"
+        )
+    warehouse = {
+        "duckdb": f"duckdb:///{tmp_path / 'wh.duckdb'}",
+        "postgresql": f"{pg_url}?schema={schema}",
+        "files": f"files:///{tmp_path / 'out'}?format=parquet",
+        "iceberg": f"iceberg+sqlite:///{tmp_path / 'catalog.db'}?warehouse={tmp_path / 'ice'}",
+    }[kind]
+    settings = _settings(tmp_path, warehouse=warehouse, crm=pg_url)
+    orders = sync(
+        "orders", source=sql_source("crm", table="raw_orders", schema=schema),
+        incremental=cursor("id"),
+        transform="SELECT id, ordered_at, concat('EUR ', amount) AS amount, "
+                  "CAST(code AS INTEGER) AS code FROM rows",
+        checks=[matches_regex("amount", r"^EUR \d$", severity="quarantine", reason="too much")],
+        destination=destination("warehouse", table="orders", mode="append"),
+    ).pipeline(name="orders")  # fmt: skip
+    first = _run(settings, orders)  # only the 'infinity' row is quarantined
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            f"INSERT INTO \"{schema}\".raw_orders VALUES (4, '2024-01-02', 99, '9'), "
+            "(5, '-infinity', 8, '8'), (6, '2024-01-03', 1, '1')"
+        )
+    second = _run(settings, orders)  # a check reject and a row set aside, in one load
+    for stats in (first, second):
+        assert stats["loaded"] + stats["quarantined"] == stats["extracted"]
+    assert (first["quarantined"], second["quarantined"]) == (1, 2)
+    dest = open_destination("warehouse", settings)
+    ids = dest.query(f"SELECT id FROM {dest.q('orders')}").column("id").to_pylist()
+    assert sorted(ids) == [1, 3, 6]
+    held = dest.query(
+        f'SELECT id, amount, code, "_hr_source_code", "_hr_reason" '
+        f"FROM {dest.q('orders_quarantine')} ORDER BY id"
+    ).to_pylist()
+    assert [(r["id"], r["amount"], r["code"], r["_hr_source_code"]) for r in held] == [
+        (2, "6", None, "A1"), (4, "EUR 99", 9, None), (5, "8", 8, None),
+    ]  # fmt: skip
+    assert "infinity" in held[0]["_hr_reason"] and held[1]["_hr_reason"] == "too much"

@@ -151,7 +151,8 @@ def _extract_and_load(
     n_checked_out = 0 if bad is None else bad.num_rows
     reconcile(rows.num_rows, good.num_rows, n_checked_out, pipeline=ctx.pipeline,
               run_id=ctx.run_id, table=target.table)  # fmt: skip
-    bad = _with(bad, aside)  # rows the source set aside are quarantined in the same load
+    # rows the source set aside are quarantined in the same load, typed as the transform's
+    bad = _with(bad, _retyped(aside, rows.schema))
     n_bad = 0 if bad is None else bad.num_rows
     covers = _covers(strategy, start, ctx)
     if rows.num_rows == 0 and not n_bad:
@@ -334,6 +335,35 @@ def _set_aside(extract: Extract) -> pa.Table | None:
     if not tables:
         return None
     return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _retyped(aside: pa.Table | None, schema: pa.Schema) -> pa.Table | None:
+    """The rows the source set aside before the transform, each column the transform gave
+    another type in that type (``schema``: the transformed rows'), so that they and the
+    checks' rejects make one quarantine table, today and in later loads.
+
+    When a value has no form in the new type (text ``'A1'`` of a column made an integer),
+    nothing is lost: that column is NULL in these rows and ``_hr_source_<column>`` keeps
+    their values as text.
+    """
+    if aside is None:
+        return None
+    names: list[str] = []
+    columns: list[pa.ChunkedArray | pa.Array] = []
+    for name, column in zip(aside.column_names, aside.columns, strict=True):
+        target = schema.field(name).type if name in schema.names else column.type
+        if target == column.type:
+            names.append(name)
+            columns.append(column)
+            continue
+        try:
+            columns.append(column.cast(target))
+            names.append(name)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            text = [None if v is None else str(v) for v in column.to_pylist()]
+            columns += [pa.nulls(aside.num_rows, target), pa.array(text, pa.string())]
+            names += [name, f"_hr_source_{name}"]
+    return pa.table(columns, names=names)
 
 
 def _with(quarantine: pa.Table | None, aside: pa.Table | None) -> pa.Table | None:
