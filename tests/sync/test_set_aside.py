@@ -204,3 +204,33 @@ def test_rows_set_aside_before_a_transform_that_retypes_columns_are_quarantined(
         (2, "6", None, "A1"), (4, "EUR 99", 9, None), (5, "8", 8, None),
     ]  # fmt: skip
     assert "infinity" in held[0]["_hr_reason"] and held[1]["_hr_reason"] == "too much"
+
+
+@pytest.mark.parametrize("transform", [None, "select * from rows"], ids=["streamed", "in_memory"])
+def test_a_row_set_aside_is_quarantined_once_not_again_by_each_increment(
+    tmp_path: Path, pg_schema: tuple[str, str], transform: str | None
+) -> None:
+    """The cursor moves past a row the source set aside (it is handled: quarantined), so
+    the next increments neither read nor quarantine it again."""
+    import psycopg
+
+    pg_url, schema = pg_schema
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE "{schema}".raw_orders (id int, ordered_at timestamp)')
+        conn.execute(f"INSERT INTO \"{schema}\".raw_orders VALUES (1, now()), (2, 'infinity')")
+    settings = _settings(tmp_path, crm=pg_url)
+    orders = sync(
+        "orders", source=sql_source("crm", table="raw_orders", schema=schema),
+        incremental=cursor("id"), transform=transform,
+        destination=destination("warehouse", table="orders", mode="append"),
+    ).pipeline(name="orders")  # fmt: skip
+    runs = [_run(settings, orders) for _ in range(3)]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'INSERT INTO "{schema}".raw_orders VALUES (3, now())')
+    runs.append(_run(settings, orders))
+    assert [(r["extracted"], r["loaded"], r["quarantined"]) for r in runs] == [
+        (2, 1, 1), (0, 0, 0), (0, 0, 0), (1, 1, 0),
+    ]  # fmt: skip
+    dest = open_destination("warehouse", settings)
+    assert dest.query('SELECT id FROM "orders_quarantine"').column("id").to_pylist() == [2]
+    assert sorted(dest.query('SELECT id FROM "orders"').column("id").to_pylist()) == [1, 3]

@@ -33,6 +33,7 @@ from headrace.connectors.incremental import (
     DataDigest,
     column_max,
     data_digest,
+    later,
     load_identity,
 )
 from headrace.connectors.naming import default_warehouse
@@ -169,7 +170,11 @@ def _extract_and_load(
     )
     kwargs = _fencing(spec, ctx, start, target.mode)
     if "checkpoint" in kwargs:
-        kwargs["checkpoint"] = Checkpoint(ctx.pipeline, dataset, column_max(raw, strategy.column))  # type: ignore[union-attr]
+        column = strategy.column  # type: ignore[union-attr]
+        newest = column_max(raw, column)
+        if aside is not None and column in aside.column_names:  # handled too: not read again
+            newest = later(newest, column_max(aside, column))
+        kwargs["checkpoint"] = Checkpoint(ctx.pipeline, dataset, newest)
     if kwargs.get("cursor_column") not in (None, *good.column_names):
         kwargs.pop("cursor_column")  # the transform dropped the cursor column
         kwargs.pop("dedupe_order_by")
