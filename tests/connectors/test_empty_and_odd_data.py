@@ -84,6 +84,17 @@ def test_null_array_elements_are_never_stored_as_zero(destination):
         assert destination.query(f"SELECT xs FROM {destination.q('arrays')}").column(
             0
         ).to_pylist() == [[1, None]]
-    else:
-        with pytest.raises(ConnectorError, match="column 'xs': an array holds NULL elements"):
-            destination.write(data, "arrays")
+        return
+    good = pa.table({"id": [2], "xs": pa.array([[1, 2]], pa.list_(pa.int64()))})
+    refused = [
+        (lambda: destination.write(data, "arrays"), "arrays"),
+        (lambda: destination.write(data.to_reader(), "arrays"), "arrays"),  # a stream
+        (lambda: destination.write(good, "arrays", quarantine=data), "arrays_quarantine"),
+    ]
+    for write, table in refused:
+        with pytest.raises(ConnectorError, match="an array holds NULL elements") as info:
+            write()
+        assert info.value.fields() == {
+            "table": table, "column": "xs", "connection": destination.where,
+        }, info.value  # fmt: skip
+    assert destination.columns("arrays") is None  # nothing of the refused loads stayed

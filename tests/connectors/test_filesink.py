@@ -116,24 +116,28 @@ from headrace.connectors.incremental import Checkpoint
 dest = open_destination(sys.argv[1])
 n, bad = int(sys.argv[2]), [int(i) for i in sys.argv[3].split(",")]
 fence = dest.checkpoint("p", "s") or Checkpoint("p", "s", None)
+held = {"id": bad, "_reason": ["bad"] * len(bad)}
+if sys.argv[4] == "with_state":
+    held["state"] = ["NY"] * len(bad)
 dest.write(pa.table({"id": [n], "state": ["CA"]}), "t", mode="append", fence=fence,
-           quarantine=pa.table({"id": bad, "state": ["NY"] * len(bad), "_reason": ["bad"] * len(bad)}),
-           checkpoint=Checkpoint("p", "s", n), metadata=True)
+           quarantine=pa.table(held), checkpoint=Checkpoint("p", "s", n), metadata=True)
 """
 
 
+@pytest.mark.parametrize("held", ["with_state", "without_state"])
 def test_a_load_killed_between_its_quarantine_and_its_commit_leaves_no_quarantined_rows(
-    tmp_path: Path,
+    tmp_path: Path, held: str
 ) -> None:
     """The rerun re-extracts (other rows, another load id) and its commit drops the rows the
-    killed load quarantined: each bad row once, and only rows of committed loads."""
+    killed load quarantined: each bad row once, and only rows of committed loads. The
+    quarantine is not partitioned, whether its rows have the partition column or not."""
     url = f"files:///{tmp_path}/out?format=csv&partition_by=state"
     script = tmp_path / "load.py"
     script.write_text(QUARANTINING_LOAD)
 
     def load(n: int, bad: str, crash: str | None = None) -> int:
         env = {**os.environ, ENV: crash} if crash else {**os.environ}
-        return subprocess.run([sys.executable, str(script), url, str(n), bad], env=env,
+        return subprocess.run([sys.executable, str(script), url, str(n), bad, held], env=env,
                               timeout=120).returncode  # fmt: skip
 
     assert load(1, "101") == 0
@@ -149,6 +153,8 @@ def test_a_load_killed_between_its_quarantine_and_its_commit_leaves_no_quarantin
     assert sorted(dest.read("t").column("id").to_pylist()) == [1, 3]
     listed = {Path(p).name for p in dest.files("t_quarantine")}
     assert len(listed) == 2 and all(any(lid in name for lid in loads) for name in listed)
+    assert all(Path(p).parent.name == "t_quarantine" for p in dest.files("t_quarantine"))
+    assert {p.name for p in (tmp_path / "out" / "t").iterdir()} == {"_manifests", "state=CA"}
 
 
 def test_two_fenced_loads_racing_for_one_manifest_never_both_commit(tmp_path: Path) -> None:

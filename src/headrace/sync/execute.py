@@ -33,6 +33,7 @@ from headrace.connectors.incremental import (
     DataDigest,
     column_max,
     data_digest,
+    later,
     load_identity,
 )
 from headrace.connectors.naming import default_warehouse
@@ -152,7 +153,8 @@ def _extract_and_load(
     n_checked_out = 0 if bad is None else bad.num_rows
     reconcile(rows.num_rows, good.num_rows, n_checked_out, pipeline=ctx.pipeline,
               run_id=ctx.run_id, table=target.table)  # fmt: skip
-    bad = _with(bad, aside)  # rows the source set aside are quarantined in the same load
+    # rows the source set aside are quarantined in the same load, typed as the transform's
+    bad = _with(bad, _retyped(aside, rows.schema))
     n_bad = 0 if bad is None else bad.num_rows
     covers = _covers(strategy, start, ctx)
     if rows.num_rows == 0 and not n_bad:
@@ -169,7 +171,11 @@ def _extract_and_load(
     )
     kwargs = _fencing(spec, ctx, start, target.mode)
     if "checkpoint" in kwargs:
-        kwargs["checkpoint"] = Checkpoint(ctx.pipeline, dataset, column_max(raw, strategy.column))  # type: ignore[union-attr]
+        column = strategy.column  # type: ignore[union-attr]
+        newest = column_max(raw, column)
+        if aside is not None and column in aside.column_names:  # handled too: not read again
+            newest = later(newest, column_max(aside, column))
+        kwargs["checkpoint"] = Checkpoint(ctx.pipeline, dataset, newest)
     if kwargs.get("cursor_column") not in (None, *good.column_names):
         kwargs.pop("cursor_column")  # the transform dropped the cursor column
         kwargs.pop("dedupe_order_by")
@@ -318,22 +324,52 @@ def _add_checks(checks: dict[str, CheckResultRecord], batch: list[CheckResultRec
 
 def _set_aside(extract: Extract) -> pa.Table | None:
     """The rows the source itself set aside, read once the extract is exhausted: values
-    with no faithful type (value policy, ``_hr_reason``) and malformed file lines (file,
-    line, reason, text). They go to the same quarantine as the checks' rejects."""
+    with no faithful type (value policy, ``_hr_reason``) and malformed file lines
+    (``_hr_file``, ``_hr_line``, ``_hr_reason``, ``_hr_text``). They go to the same
+    quarantine as the checks' rejects."""
     tables = []
     rejects = getattr(extract, "rejects", None)
     if rejects is not None and rejects.count:
         tables.append(rejects.table())
     if getattr(extract, "malformed", None):
         lines = extract.quarantine_table()  # type: ignore[attr-defined]
-        # one reason column in the quarantine table, whoever set the row aside
-        tables.append(
-            lines.rename_columns(["_hr_reason" if c == "reason" else c for c in lines.column_names])
-        )
+        # one reason column in the quarantine table, whoever set the row aside; and
+        # names no data column has: a column "line" of text beside the line numbers
+        # would make the quarantine refuse one or the other (string vs int64)
+        tables.append(lines.rename_columns([f"_hr_{c}" for c in lines.column_names]))
     tables = [t for t in tables if t is not None and t.num_rows]
     if not tables:
         return None
     return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _retyped(aside: pa.Table | None, schema: pa.Schema) -> pa.Table | None:
+    """The rows the source set aside before the transform, each column the transform gave
+    another type in that type (``schema``: the transformed rows'), so that they and the
+    checks' rejects make one quarantine table, today and in later loads.
+
+    When a value has no form in the new type (text ``'A1'`` of a column made an integer),
+    nothing is lost: that column is NULL in these rows and ``_hr_source_<column>`` keeps
+    their values as text.
+    """
+    if aside is None:
+        return None
+    names: list[str] = []
+    columns: list[pa.ChunkedArray | pa.Array] = []
+    for name, column in zip(aside.column_names, aside.columns, strict=True):
+        target = schema.field(name).type if name in schema.names else column.type
+        if target == column.type:
+            names.append(name)
+            columns.append(column)
+            continue
+        try:
+            columns.append(column.cast(target))
+            names.append(name)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            text = [None if v is None else str(v) for v in column.to_pylist()]
+            columns += [pa.nulls(aside.num_rows, target), pa.array(text, pa.string())]
+            names += [name, f"_hr_source_{name}"]
+    return pa.table(columns, names=names)
 
 
 def _with(quarantine: pa.Table | None, aside: pa.Table | None) -> pa.Table | None:

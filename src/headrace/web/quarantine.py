@@ -3,7 +3,9 @@
 A sync's task result names its destination (``connection.table``) and its load id;
 the quarantine table holds each set-aside row with its reason (``_hr_reason``) and the
 load that set it aside (``_hr_load_id``). The page reads those rows a page at a time,
-every value masked (:mod:`headrace.masking`) before it is served.
+every value masked (:mod:`headrace.masking`) before it is served: with the warehouse's
+own SQL on DuckDB and PostgreSQL, with DuckDB over the table on a lakehouse (Delta Lake,
+Iceberg, files).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from headrace.connectors.destinations import (
     open_destination,
 )
 from headrace.connectors.destinations.destination_base import META_LOAD_ID
+from headrace.connectors.destinations.lakebase import LakeDestination
 from headrace.connectors.destinations.quarantine_query import (
     LEAD_COLUMNS,
     QuarantineQuery,
@@ -91,7 +94,7 @@ def read_quarantined(
     except HeadraceError as exc:
         page.error = MASKER.mask(str(exc))
         return page
-    if not isinstance(dest, DuckDBDestination | PostgresDestination):
+    if not isinstance(dest, DuckDBDestination | PostgresDestination | LakeDestination):
         page.error = f"quarantined rows of a {type(dest).__name__} are not shown here"
         return page
     if (

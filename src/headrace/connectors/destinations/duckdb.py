@@ -227,7 +227,9 @@ class DuckDBDestination(SqlDestination):
     def _rollback(self, conn: Any) -> None:
         conn.rollback()
 
-    def _stage(self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str) -> None:
+    def _stage(
+        self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str, table: str
+    ) -> None:
         view = f"{name}_in"
         self._view(conn, data, view)
         if view in self._samples:

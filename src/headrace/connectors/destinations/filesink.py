@@ -16,7 +16,9 @@ files it lists, so they never see half a load; files of a load that died before 
 manifest are listed nowhere. A replayed load id commits nothing (the ledger), and two
 writers racing for the same manifest number cannot both win: the loser re-reads and
 re-checks its fence (see ``lakebase``). Quarantined rows go to ``<table>_quarantine``
-as with the table formats; each ledger entry keeps its quarantine provenance (origin,
+as with the table formats, written unpartitioned whatever ``partition_by`` says (set-aside
+rows may lack the partition columns: a malformed line has only file, line, reason and
+text); each ledger entry keeps its quarantine provenance (origin,
 fence), so the rows of a load that can never commit are dropped from the listing (see
 ``lake_quarantine``). Modes: append and replace (merge and
 replace_partition need a table format: Delta Lake or Iceberg). Needs the ``lakehouse``
@@ -72,7 +74,8 @@ class FileDestination(LakeDestination):
     Args:
         root: a local folder or ``s3://bucket/prefix``.
         format: parquet, csv, ndjson, avro, orc or arrow.
-        partition_by: columns whose values name sub-folders (``state=CA/``).
+        partition_by: columns whose values name sub-folders (``state=CA/``) of each
+            table (not of its ``_quarantine`` table, whose rows may lack them).
         store: credentials of an ``s3://`` root.
         masked: the URL shown in messages.
     """
@@ -231,9 +234,13 @@ class FileDestination(LakeDestination):
         return super().write(data, table, **kwargs)
 
     def _append_quarantine(self, table: str, data: pa.Table, properties: dict[str, str]) -> None:
+        """Append to the quarantine table ``table``, never partitioned: its rows may lack
+        the partition columns (a malformed line, a row set aside before a transform added
+        them) or hold them with the very value that was refused, and one flat folder
+        stays one table for any reader, whatever columns each load's rows have."""
         load = LakeLoad(table, WriteMode.APPEND, [], None, data, properties[KEY_LOAD_ID],
                         None, {**properties, KEY_LOAD: "{}", KEY_CHECKPOINTS: "{}"}, 0, 0, 0)  # type: ignore[arg-type]  # fmt: skip
-        self._until_committed(table, lambda state: self._commit(state, load))
+        self._until_committed(table, lambda state: self._commit_files(state, load, ()))
 
     def _drop_quarantine(self, table: str, load_ids: list[str], properties: dict[str, str]) -> None:
         """Commit a manifest of the quarantine table ``table`` that no longer lists the files
@@ -267,7 +274,14 @@ class FileDestination(LakeDestination):
         )
 
     def _commit(self, state: TableState, load: LakeLoad) -> None:
-        written = self._write_files(load)
+        self._commit_files(state, load, self.partition_by)
+
+    def _commit_files(
+        self, state: TableState, load: LakeLoad, partition_by: tuple[str, ...]
+    ) -> None:
+        """Write the load's files (in Hive folders of ``partition_by``) and commit the
+        manifest that lists them; :class:`CommitConflict` if another writer came first."""
+        written = self._write_files(load, partition_by)
         old = state.handle or {}
         files = written if load.mode is WriteMode.REPLACE else old.get("files", []) + written
         columns = list(dict.fromkeys([*state.columns, *load.data.column_names]))
@@ -332,9 +346,9 @@ class FileDestination(LakeDestination):
         stem = name.rsplit("/", 1)[-1].removeprefix("part-").removesuffix(f".{self.format}")
         return stem.rpartition("-")[0]
 
-    def _write_files(self, load: LakeLoad) -> list[str]:
+    def _write_files(self, load: LakeLoad, partition_by: tuple[str, ...]) -> list[str]:
         """Write the load's data files (one per partition); their paths under the table."""
-        groups = _partitions(load.data, self.partition_by, load.table, self.where)
+        groups = _partitions(load.data, partition_by, load.table, self.where)
         names = []
         for n, (folder, rows) in enumerate(groups):
             name = f"{folder}part-{load.load_id}-{n:05d}.{self.format}"

@@ -155,6 +155,8 @@ class LakeDestination(ABC):
 
     where = ""
     fidelity = Fidelity()
+    #: The SQL :meth:`query` runs (how names are quoted, ``$1`` values bound).
+    dialect = "duckdb"
 
     # -- primitives a backend implements ---------------------------------------------
 
@@ -215,12 +217,13 @@ class LakeDestination(ABC):
         return quote_ident(name, "duckdb")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        """Run DuckDB SQL (``$1`` placeholders) over this destination's tables (latest versions)."""
+        """Run DuckDB SQL (``$1`` placeholders) over the tables of this destination it
+        names (latest versions; ``"table@version"``: that version)."""
         import duckdb
 
         con = duckdb.connect()
         try:
-            self.register(con, sql)
+            self.register(con, sql, named_only=True)
             return con.sql(sql, params=list(params) or None).to_arrow_table()
         except HeadraceError:
             raise
@@ -229,13 +232,19 @@ class LakeDestination(ABC):
         finally:
             con.close()
 
-    def register(self, con: Any, sql: str = "") -> list[str]:
+    def register(self, con: Any, sql: str = "", *, named_only: bool = False) -> list[str]:
         """Make every table readable by name on DuckDB connection ``con`` (the latest
         version), and each ``"table@version"`` that ``sql`` names at that version (time
-        travel: a Delta version number, an Iceberg snapshot id). Returns the names."""
+        travel: a Delta version number, an Iceberg snapshot id). Returns the names.
+
+        ``named_only``: only the tables ``sql`` names (as a word, in any case), for one
+        query: a file table is read whole, and reading one table (the quarantine page)
+        must not read every table of the destination.
+        """
         names = self.tables()
         for name in names:
-            con.register(name, self._relation(name))
+            if not named_only or _names(sql, name):
+                con.register(name, self._relation(name))
         for name, version in sorted(set(TIME_TRAVEL.findall(sql))):
             if name not in names:
                 raise ConnectorError(
@@ -455,6 +464,12 @@ class LakeDestination(ABC):
 
 
 # -- helpers -------------------------------------------------------------------------
+
+
+def _names(sql: str, table: str) -> bool:
+    """Whether ``sql`` may name ``table``: its name as a whole word, in any case
+    (``orders`` is not named by ``orders_quarantine``)."""
+    return re.search(rf"(?<![\w$]){re.escape(table)}(?![\w$])", sql, re.IGNORECASE) is not None
 
 
 def _inside(rows: pa.Table, partition: Interval, table: str, connection: str) -> None:

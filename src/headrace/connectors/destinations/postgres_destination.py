@@ -110,15 +110,24 @@ class PostgresDestination(SqlDestination):
     def _rollback(self, conn: Any) -> None:
         conn.rollback()
 
-    def _stage(self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str) -> None:
+    def _stage(
+        self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str, table: str
+    ) -> None:
         staged = {f.name: how for f in data.schema if (how := _staged_as(f.type)) is not None}
         if not staged:
             with conn.cursor() as cur:
                 cur.adbc_ingest(name, data, mode="create", temporary=True)
             return
         raw = f"{name}_raw"
+        refused: list[ConnectorError] = []  # raised while the driver read a stream
+        converted = _converted(data, staged, table, self.where, refused)
         with conn.cursor() as cur:
-            cur.adbc_ingest(raw, _converted(data, staged), mode="create", temporary=True)
+            try:
+                cur.adbc_ingest(raw, converted, mode="create", temporary=True)
+            except Exception as exc:
+                if refused:  # the driver reports it as its own error: give ours back, fields kept
+                    raise refused[0] from exc
+                raise
         select = ", ".join(
             f"{staged[c][1].format(quote_ident(c))} AS {quote_ident(c)}"
             if c in staged
@@ -182,35 +191,50 @@ def _staged_as(t: pa.DataType) -> tuple[pa.DataType, str] | None:
 
 
 def _converted(
-    data: pa.Table | pa.RecordBatchReader, staged: dict[str, tuple[pa.DataType, str]]
-) -> pa.Table | pa.RecordBatchReader:
+    data: pa.Table | pa.RecordBatchReader, staged: dict[str, tuple[pa.DataType, str]],
+    table: str, connection: str, refused: list[ConnectorError],
+) -> pa.Table | pa.RecordBatchReader:  # fmt: skip
     """``data`` with the ``staged`` columns in their staging types (decimals as exact
-    text "10.00", uuids as their 16 bytes)."""
+    text "10.00", uuids as their 16 bytes).
+
+    A refused value raises a :class:`ConnectorError` naming ``table`` (in ``connection``)
+    and the column; a stream's is also kept in ``refused`` (the driver that reads the
+    stream raises its own error in its place).
+    """
     schema = pa.schema(
         [pa.field(f.name, staged[f.name][0]) if f.name in staged else f for f in data.schema]
     )
 
     def convert(batch: pa.RecordBatch) -> pa.RecordBatch:
-        return pa.RecordBatch.from_arrays(
-            [
-                _stage_cast(col, schema.field(name).type, name) if name in staged else col
+        try:
+            columns = [
+                _stage_cast(col, schema.field(name).type, name, table, connection)
+                if name in staged
+                else col
                 for name, col in zip(batch.schema.names, batch.columns, strict=True)
-            ],
-            schema=schema,
-        )
+            ]
+        except ConnectorError as exc:
+            refused.append(exc)
+            raise
+        return pa.RecordBatch.from_arrays(columns, schema=schema)
 
     if isinstance(data, pa.Table):
         return pa.Table.from_batches([convert(b) for b in data.to_batches()], schema=schema)
     return pa.RecordBatchReader.from_batches(schema, (convert(b) for b in data))
 
 
-def _stage_cast(column: pa.Array, target: pa.DataType, name: str) -> pa.Array:
+def _stage_cast(
+    column: pa.Array, target: pa.DataType, name: str, table: str, connection: str
+) -> pa.Array:
+    """Column ``name`` of ``table``'s rows in its staging type ``target``."""
     if pa.types.is_list(column.type) and column.values.null_count:
         # adbc-driver-postgresql 1.8 writes a NULL array element as 0 (or ''): refuse
         raise ConnectorError(
             "an array holds NULL elements, which the PostgreSQL driver would store as 0; replace them "
             "(or cast the column to text) before loading.",
+            table=table,
             column=name,
+            connection=connection,
         )
     if isinstance(column.type, pa.UuidType):
         return column.storage.cast(target)

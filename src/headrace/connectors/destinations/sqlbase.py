@@ -84,8 +84,11 @@ class SqlDestination(ModeSteps, ABC):
         """Roll the transaction back."""
 
     @abstractmethod
-    def _stage(self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str) -> None:
-        """Create temporary table ``name`` holding ``data``."""
+    def _stage(
+        self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str, table: str
+    ) -> None:
+        """Create temporary table ``name`` holding ``data``, the rows for ``table`` (which
+        errors name: data the backend refuses)."""
 
     def _view(self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str) -> None:
         """Make ``data`` readable once as relation ``name`` without copying it (``streams``)."""
@@ -466,7 +469,7 @@ class SqlDestination(ModeSteps, ABC):
         if direct:
             self._view(conn, arrow, plan.stage)
             return 0, True
-        self._stage(conn, arrow, plan.stage)
+        self._stage(conn, arrow, plan.stage, plan.table)
         count = self._exec(conn, f"SELECT count(*) FROM {quote_ident(plan.stage, self.dialect)}")
         return count[0][0], False
 

@@ -72,14 +72,17 @@ class Extract:
             )
         self._consumed = True
         yielded = 0
+        folded = 0  # reject tables whose cursor values are in cursor_max
         for batch in self._batches:
             yielded += batch.num_rows
             self.rows = yielded + self.rejects.count
             if self.cursor_column is not None and batch.num_rows:
                 self.cursor_max = later(self.cursor_max, column_max(batch, self.cursor_column))
+            folded = self._fold_rejects(folded)
             if self.progress is not None:
                 self.progress(self.rows)
             yield batch
+        self._fold_rejects(folded)
         self.rows = yielded + self.rejects.count
         if self.rejects.count:
             # never silent: a destination writing this Extract quarantines them; a caller
@@ -91,6 +94,20 @@ class Extract:
                 self.rows,
                 self.rejects.tables[0].column("_hr_reason")[0],
             )
+
+    def _fold_rejects(self, folded: int) -> int:
+        """Take the cursor values of the rows set aside since ``folded`` reject tables into
+        ``cursor_max``: a quarantined row is handled like a loaded one, and the next
+        increment must not read it (and quarantine it) again. Returns the tables folded.
+
+        (Their cursor value is the source's own, or NULL when it is the bad value.)
+        """
+        if self.cursor_column is None:
+            return folded
+        for held in self.rejects.tables[folded:]:
+            if held.num_rows and self.cursor_column in held.column_names:
+                self.cursor_max = later(self.cursor_max, column_max(held, self.cursor_column))
+        return len(self.rejects.tables)
 
     def reader(self, prefetch: int = 0) -> pa.RecordBatchReader:
         """The stream as a ``pyarrow.RecordBatchReader`` (for DuckDB, ADBC ingest, Polars).
