@@ -524,6 +524,69 @@ def test_events_have_the_shape_the_client_classes_give() -> None:
     VALIDATOR.validate(json.loads(json.dumps(event)))
 
 
+def test_the_http_body_is_the_event_build_event_makes() -> None:
+    """The HTTP transport's body is put together from parts encoded once (job, a run's
+    steady facets): for every kind of event it parses to what build_event gives."""
+    from datetime import UTC, datetime
+
+    from headrace.observe.openlineage import LineageNote, build_event, event_json
+
+    day = (datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC))
+    job = {"doc": 'Loads "people"\n(daily)', "owner": "team-a", "tags": ["pii", "daily"]}
+    lineage = {
+        "inputs": [{"namespace": "file", "name": "/in/people.csv", "fields": []}],
+        "outputs": [
+            {
+                "namespace": "duckdb:///w.duckdb",
+                "name": "w.main.people",
+                "fields": [{"name": "email", "type": "string"}],
+                "columns": {
+                    "email": {
+                        "inputs": [{"namespace": "file", "name": "/in/people.csv", "field": "e"}],
+                        "type": "DIRECT",
+                        "subtype": "IDENTITY",
+                    }
+                },
+            }
+        ],
+    }
+    checks = [
+        {
+            "expectation": "not_null(email)",
+            "column": "email",
+            "severity": "quarantine",
+            "status": "passed",
+            "failed": 0,
+        }
+    ]
+    notes = [
+        LineageNote("START", "r1", "p", nominal=day, job=job),
+        LineageNote("START", "r1", "p", "t", -1, day, job={**job, "sql": "select 1"}),
+        LineageNote(
+            "COMPLETE",
+            "r1",
+            "p",
+            "t",
+            -1,
+            day,
+            result={"loaded": 3, "lineage": lineage},
+            checks=checks,
+            job=job,
+        ),
+        LineageNote("COMPLETE", "r1", "p", "u", -1, day),
+        LineageNote("FAIL", "r1", "p", "v", -1, day, error='ValueError: "bad"\n  at line 2'),
+        LineageNote("ABORT", "r3", "p", None, -1, None, error="interrupted by SIGTERM"),
+        LineageNote("RUNNING", "r2", "p", "t", 3, day),
+    ]
+    cache: dict[object, object] = {}
+    for note in notes:
+        body = event_json(note, "ns", cache)  # cached parts from the second note on
+        expected = build_event(note, "ns")
+        assert json.loads(body) == json.loads(json.dumps(expected)), note
+        VALIDATOR.validate(json.loads(body))
+    assert json.loads(event_json(notes[2], "ns", cache))["outputs"][0]["facets"]["schema"]
+
+
 EXITS_WITHOUT_CLOSING = """
 import sys
 from headrace.config import LineageSettings, Settings

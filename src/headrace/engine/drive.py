@@ -98,7 +98,8 @@ class Drive:
         past: decides depends_on_past tasks (default: against the store's previous run).
         state_url: the store's URL, for tasks reading Variables (``ctx.var``).
         element_events: emit the state changes of mapped elements too (False when only
-            lineage and metrics listen: they read elements from the mapped task's end).
+            lineage and metrics listen: they read elements from the mapped task's end, and
+            get an element's ``up_for_retry`` only, to count its retries as they happen).
     """
 
     def __init__(
@@ -341,7 +342,11 @@ class Drive:
         for name, value in fields.items():
             setattr(ti, name, value)
         self.dirty[key] = None
-        if "state" in fields and self.emit is not None and (key[1] < 0 or self.element_events):
+        if (
+            "state" in fields
+            and self.emit is not None
+            and (key[1] < 0 or self.element_events or fields["state"] == TaskState.UP_FOR_RETRY)
+        ):
             self.events.append(
                 Event(
                     "task",
