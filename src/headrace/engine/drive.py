@@ -342,11 +342,7 @@ class Drive:
         for name, value in fields.items():
             setattr(ti, name, value)
         self.dirty[key] = None
-        if (
-            "state" in fields
-            and self.emit is not None
-            and (key[1] < 0 or self.element_events or fields["state"] == TaskState.UP_FOR_RETRY)
-        ):
+        if "state" in fields and self.emit is not None and (key[1] < 0 or self.element_events):
             self.events.append(
                 Event(
                     "task",
@@ -573,6 +569,20 @@ class Drive:
                 pid=outcome.pid,
                 hostname=outcome.hostname,
             )
+            if mi >= 0 and not self.element_events and self.emit is not None:
+                # an element's retry still goes to metrics (here, not in _set: no test per change)
+                ti = self.tis[key]
+                self.events.append(
+                    Event(
+                        "task",
+                        self.run_id,
+                        tid,
+                        mi,
+                        state=str(ti.state),
+                        attempt=ti.attempt,
+                        error=ti.error,
+                    )
+                )
             self.retry_at[key] = due
             return
         self._set(

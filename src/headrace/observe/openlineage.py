@@ -174,15 +174,21 @@ def event_json(note: LineageNote, namespace: str, cache: dict[Any, Any] | None =
             else f'{{"errorMessage":{error}}}'
         )
     return (
-        f'{{"eventTime":"{note.when.astimezone(UTC).isoformat()}","eventType":{_dumps(note.state)},'
+        f'{{"eventTime":"{note.when.astimezone(UTC).isoformat()}","eventType":{_constant(note.state)},'
         f'"inputs":{ins},"job":{_job_json(namespace, *_job_key(note))},"outputs":{outs},'
-        f'"producer":{_dumps(PRODUCER)},"run":{{"facets":{facets},'
-        f'"runId":"{_note_run_uuid(note)}"}},"schemaURL":{_dumps(_event_schema())}}}'
+        f'"producer":{_constant(PRODUCER)},"run":{{"facets":{facets},'
+        f'"runId":"{_note_run_uuid(note)}"}},"schemaURL":{_constant(_event_schema())}}}'
     ).encode()
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=16)
+def _constant(text: str) -> str:
+    """A string every event has (producer, schema URL, event type) as JSON, encoded once."""
+    return _dumps(text)
 
 
 def _note_run_uuid(note: LineageNote) -> str:
