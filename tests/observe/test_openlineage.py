@@ -577,6 +577,7 @@ def test_the_http_body_is_the_event_build_event_makes() -> None:
         LineageNote("FAIL", "r1", "p", "v", -1, day, error='ValueError: "bad"\n  at line 2'),
         LineageNote("ABORT", "r3", "p", None, -1, None, error="interrupted by SIGTERM"),
         LineageNote("RUNNING", "r2", "p", "t", 3, day),
+        LineageNote("START", "r4", "odd\x00end\x00name", "t", -1, day),  # encoded whole
     ]
     cache: dict[object, object] = {}
     for note in notes:
