@@ -246,7 +246,7 @@ class RunObserver:
         if sync and result is not None:
             self._record(event.task_id, result)
         if lineage is not None and key in self.started:
-            checks = self.store.get_check_results(self.run.run_id, event.task_id) if sync else []
+            checks = self._checks(event.task_id, result) if sync else []
             lineage.note(
                 self._note(
                     "COMPLETE" if state == "success" else "FAIL",
@@ -322,6 +322,16 @@ class RunObserver:
             mid = (low + high) // 2
             low, high = (mid, high) if (task_id, mid) in tis else (low, mid)
         return high
+
+    def _checks(self, task_id: str, result: Any) -> list[Any]:
+        """The task's check results for outputs that do not carry theirs: a sync's outputs
+        carry the checks of the rows it loaded (then the store is not asked); a load of no
+        rows and a SQL task's do not."""
+        lineage = result.get("lineage") if isinstance(result, dict) else None
+        outputs = (lineage.get("outputs") if isinstance(lineage, dict) else None) or []
+        if outputs and all(o.get("checks") for o in outputs):
+            return []
+        return self.store.get_check_results(self.run.run_id, task_id)
 
     def _sql_result(self, sql: tuple[str, tuple[str, ...]], result: Any) -> dict[str, Any] | None:
         """A SQL task's lineage (parsed once per statement set) as a sync-like result."""
