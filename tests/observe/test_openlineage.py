@@ -588,6 +588,18 @@ def test_the_http_body_is_the_event_build_event_makes() -> None:
     assert json.loads(event_json(notes[2], "ns", cache))["outputs"][0]["facets"]["schema"]
 
 
+def test_run_ids_stay_the_uuid5_of_the_headrace_ids() -> None:
+    """Ids sent before stay the same (a resumed run, a Marquez that has the earlier events)."""
+    import uuid
+
+    from headrace.observe.openlineage import run_uuid
+
+    space = uuid.UUID("6f1c7a3e-2b1d-4c55-9a57-6b0e3a2f9d10")
+    assert run_uuid("r1") == str(uuid.uuid5(space, "r1")) == "4a1a43d0-64b3-5610-bff0-1b854c745c32"
+    for parts in (("r1", "load", -1), ("manual__2024-01-01", "café", 12), ("",)):
+        assert run_uuid(*parts) == str(uuid.uuid5(space, "/".join(map(str, parts))))
+
+
 EXITS_WITHOUT_CLOSING = """
 import sys
 from headrace.config import LineageSettings, Settings

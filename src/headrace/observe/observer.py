@@ -210,11 +210,13 @@ class RunObserver:
     def _task(self, event: Any) -> None:
         state = event.state
         lineage, statsd = self.observers.lineage, self.observers.statsd
-        tags = {"pipeline": self.pipeline.name, "task": event.task_id}
         if event.map_index >= 0:  # an element: its retries now, its duration at the end
             if state == "up_for_retry" and statsd is not None:
-                statsd.count("task.retries", 1, tags)
+                statsd.count(
+                    "task.retries", 1, {"pipeline": self.pipeline.name, "task": event.task_id}
+                )
             return
+        tags = {"pipeline": self.pipeline.name, "task": event.task_id}
         key = (event.task_id, event.map_index)
         if state == "running":
             if lineage is not None:
