@@ -8,8 +8,8 @@ system call and never waits; an agent that is down loses the datagram, counted i
 
 Metrics headrace sends (prefix ``headrace``): ``runs`` (count, tags pipeline/state),
 ``task.duration`` (timing, ms, tags pipeline/task; a mapped task's elements each
-send theirs, at most 100 of them, a uniform sample beyond that sent with its rate
-``|@r`` so the agent's counts stay right), ``task.retries``, ``task.finished`` (tags state),
+send theirs, at most 100 of them: beyond that, 100 evenly spread from a random start,
+sent with the rate ``|@r`` so the agent's counts stay right), ``task.retries``, ``task.finished`` (tags state),
 ``rows.loaded``, ``rows.quarantined``, ``sla.misses``, ``queue.depth`` (gauge), and a
 task's own ``ctx.metric(name, value)`` as ``custom.<name>`` (gauge).
 """
