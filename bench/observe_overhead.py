@@ -22,7 +22,9 @@ Last line: one JSON object with the wall seconds of the run (``Runner.run``, as
 bench/orchestration.py times it) and the CPU seconds of the process until the run's
 events and metrics were sent (median of each side), and the overhead in percent; ``_best``
 keys have the best of each side, ``_paired`` the median of each round's on minus off
-over the median off. On a shared machine use many repeats (30 or more).
+over the median off, ``_paired_ci90`` a bootstrap 90% interval of that median. On a
+shared machine use many repeats (100 for the orchestration workload: a run's CPU varies
+by several percent there, so 30 rounds leave the paired figure ±1% or so).
 """
 
 from __future__ import annotations
@@ -150,6 +152,22 @@ def timed_run(runner: Any, pipe: Any, day: int, check: Any) -> tuple[float, floa
     return times
 
 
+def median_ci(
+    values: list[float], level: float = 0.9, resamples: int = 2000
+) -> tuple[float, float]:
+    """A bootstrap confidence interval of the median of ``values`` (seeded: the same
+    figures give the same interval): how far the paired figure can move with the noise
+    of a shared machine."""
+    import random
+
+    rng = random.Random(16)
+    medians = sorted(
+        statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples)
+    )
+    cut = int(resamples * (1 - level) / 2)
+    return medians[cut], medians[-cut - 1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -236,14 +254,19 @@ def main() -> None:
                     f"({100 * (on - off) / off:+.2f}%)"
                 )
             # each round's on minus its off (they ran back to back): drift cancels out
-            paired = statistics.median(
-                b[i] - a[i] for a, b in zip(sides["off"], sides["on"], strict=True)
-            )
+            diffs = [b[i] - a[i] for a, b in zip(sides["off"], sides["on"], strict=True)]
+            paired = statistics.median(diffs)
             off = statistics.median(x[i] for x in sides["off"])
+            low, high = median_ci(diffs)
             out[f"{workload}_overhead_{unit}_pct_paired"] = round(100 * paired / off, 2)
+            out[f"{workload}_overhead_{unit}_pct_paired_ci90"] = [
+                round(100 * low / off, 2),
+                round(100 * high / off, 2),
+            ]
             print(
                 f"{workload:>14} {unit:>5}  paired: median(on - off) {paired * 1000:+.2f} ms "
-                f"({100 * paired / off:+.2f}% of the median off)"
+                f"({100 * paired / off:+.2f}% of the median off; 90% CI "
+                f"{100 * low / off:+.2f}%..{100 * high / off:+.2f}%)"
             )
         senders = statistics.median(x[2] for x in sides["on"])
         out[f"{workload}_sender_threads_cpu_ms"] = round(1000 * senders, 3)
