@@ -17,7 +17,11 @@ process's first run starts their threads and opens the connection):
   loads (the transform adds the run id). The load emits datasets with schema, column
   lineage, row counts and check results, and records its lineage in the state store.
 
-Run:  .venv/bin/python bench/observe_overhead.py [--repeat 30] [--rows 200000] [--only orchestration] [--fresh-runner]
+Rounds alternate which side goes first (off-on, on-off, ...), so whatever going first
+does (starting right after the other side's flush, with the caches its senders used)
+hits both sides alike; ``--fixed-order`` runs off first in every round, as before.
+
+Run:  .venv/bin/python bench/observe_overhead.py [--repeat 100] [--rows 200000] [--only orchestration] [--fresh-runner] [--fixed-order]
 Last line: one JSON object with the wall seconds of the run (``Runner.run``, as
 bench/orchestration.py times it) and the CPU seconds of the process until the run's
 events and metrics were sent (median of each side), and the overhead in percent; ``_best``
@@ -174,6 +178,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--only", choices=("orchestration", "load"), help="Run one workload only.")
     parser.add_argument(
+        "--fixed-order",
+        action="store_true",
+        help="Off before on in every round (the order before 2026-12) instead of alternating "
+        "which side goes first.",
+    )
+    parser.add_argument(
         "--fresh-runner",
         action="store_true",
         help="A new Runner for every run (as the web UI and scheduler make; the emitters are "
@@ -226,7 +236,10 @@ def main() -> None:
             for side in ("off", "on"):
                 timed_run(runners[side], pipe, -1, ok)
         for round_ in range(args.repeat):  # alternate sides: the machine's drift hits both
-            for side in ("off", "on"):
+            # and which goes first (off-on, then on-off): a run right after the other side's
+            # flush starts with the caches the senders just used, whichever side it is
+            order = ("on", "off") if round_ % 2 and not args.fixed_order else ("off", "on")
+            for side in order:
                 for name, pipe, ok in workloads:
                     if args.fresh_runner:  # a runner made for this run only
                         with (
