@@ -17,12 +17,18 @@ process's first run starts their threads and opens the connection):
   loads (the transform adds the run id). The load emits datasets with schema, column
   lineage, row counts and check results, and records its lineage in the state store.
 
-Run:  .venv/bin/python bench/observe_overhead.py [--repeat 30] [--rows 200000] [--only orchestration] [--fresh-runner]
+Rounds alternate which side goes first (off-on, on-off, ...), so whatever going first
+does (starting right after the other side's flush, with the caches its senders used)
+hits both sides alike; ``--fixed-order`` runs off first in every round, as before.
+
+Run:  .venv/bin/python bench/observe_overhead.py [--repeat 100] [--rows 200000] [--only orchestration] [--fresh-runner] [--fixed-order]
 Last line: one JSON object with the wall seconds of the run (``Runner.run``, as
 bench/orchestration.py times it) and the CPU seconds of the process until the run's
 events and metrics were sent (median of each side), and the overhead in percent; ``_best``
 keys have the best of each side, ``_paired`` the median of each round's on minus off
-over the median off. On a shared machine use many repeats (30 or more).
+over the median off, ``_paired_ci90`` a bootstrap 90% interval of that median. On a
+shared machine use many repeats (100 for the orchestration workload: a run's CPU varies
+by several percent there, so 30 rounds leave the paired figure ±1% or so).
 """
 
 from __future__ import annotations
@@ -150,11 +156,33 @@ def timed_run(runner: Any, pipe: Any, day: int, check: Any) -> tuple[float, floa
     return times
 
 
+def median_ci(
+    values: list[float], level: float = 0.9, resamples: int = 2000
+) -> tuple[float, float]:
+    """A bootstrap confidence interval of the median of ``values`` (seeded: the same
+    figures give the same interval): how far the paired figure can move with the noise
+    of a shared machine."""
+    import random
+
+    rng = random.Random(16)
+    medians = sorted(
+        statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples)
+    )
+    cut = int(resamples * (1 - level) / 2)
+    return medians[cut], medians[-cut - 1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--only", choices=("orchestration", "load"), help="Run one workload only.")
+    parser.add_argument(
+        "--fixed-order",
+        action="store_true",
+        help="Off before on in every round (the order before 2026-12) instead of alternating "
+        "which side goes first.",
+    )
     parser.add_argument(
         "--fresh-runner",
         action="store_true",
@@ -208,7 +236,10 @@ def main() -> None:
             for side in ("off", "on"):
                 timed_run(runners[side], pipe, -1, ok)
         for round_ in range(args.repeat):  # alternate sides: the machine's drift hits both
-            for side in ("off", "on"):
+            # and which goes first (off-on, then on-off): a run right after the other side's
+            # flush starts with the caches the senders just used, whichever side it is
+            order = ("on", "off") if round_ % 2 and not args.fixed_order else ("off", "on")
+            for side in order:
                 for name, pipe, ok in workloads:
                     if args.fresh_runner:  # a runner made for this run only
                         with (
@@ -236,14 +267,19 @@ def main() -> None:
                     f"({100 * (on - off) / off:+.2f}%)"
                 )
             # each round's on minus its off (they ran back to back): drift cancels out
-            paired = statistics.median(
-                b[i] - a[i] for a, b in zip(sides["off"], sides["on"], strict=True)
-            )
+            diffs = [b[i] - a[i] for a, b in zip(sides["off"], sides["on"], strict=True)]
+            paired = statistics.median(diffs)
             off = statistics.median(x[i] for x in sides["off"])
+            low, high = median_ci(diffs)
             out[f"{workload}_overhead_{unit}_pct_paired"] = round(100 * paired / off, 2)
+            out[f"{workload}_overhead_{unit}_pct_paired_ci90"] = [
+                round(100 * low / off, 2),
+                round(100 * high / off, 2),
+            ]
             print(
                 f"{workload:>14} {unit:>5}  paired: median(on - off) {paired * 1000:+.2f} ms "
-                f"({100 * paired / off:+.2f}% of the median off)"
+                f"({100 * paired / off:+.2f}% of the median off; 90% CI "
+                f"{100 * low / off:+.2f}%..{100 * high / off:+.2f}%)"
             )
         senders = statistics.median(x[2] for x in sides["on"])
         out[f"{workload}_sender_threads_cpu_ms"] = round(1000 * senders, 3)

@@ -524,6 +524,82 @@ def test_events_have_the_shape_the_client_classes_give() -> None:
     VALIDATOR.validate(json.loads(json.dumps(event)))
 
 
+def test_the_http_body_is_the_event_build_event_makes() -> None:
+    """The HTTP transport's body is put together from parts encoded once (job, a run's
+    steady facets): for every kind of event it parses to what build_event gives."""
+    from datetime import UTC, datetime
+
+    from headrace.observe.openlineage import LineageNote, build_event, event_json
+
+    day = (datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC))
+    job = {"doc": 'Loads "people"\n(daily)', "owner": "team-a", "tags": ["pii", "daily"]}
+    lineage = {
+        "inputs": [{"namespace": "file", "name": "/in/people.csv", "fields": []}],
+        "outputs": [
+            {
+                "namespace": "duckdb:///w.duckdb",
+                "name": "w.main.people",
+                "fields": [{"name": "email", "type": "string"}],
+                "columns": {
+                    "email": {
+                        "inputs": [{"namespace": "file", "name": "/in/people.csv", "field": "e"}],
+                        "type": "DIRECT",
+                        "subtype": "IDENTITY",
+                    }
+                },
+            }
+        ],
+    }
+    checks = [
+        {
+            "expectation": "not_null(email)",
+            "column": "email",
+            "severity": "quarantine",
+            "status": "passed",
+            "failed": 0,
+        }
+    ]
+    notes = [
+        LineageNote("START", "r1", "p", nominal=day, job=job),
+        LineageNote("START", "r1", "p", "t", -1, day, job={**job, "sql": "select 1"}),
+        LineageNote(
+            "COMPLETE",
+            "r1",
+            "p",
+            "t",
+            -1,
+            day,
+            result={"loaded": 3, "lineage": lineage},
+            checks=checks,
+            job=job,
+        ),
+        LineageNote("COMPLETE", "r1", "p", "u", -1, day),
+        LineageNote("FAIL", "r1", "p", "v", -1, day, error='ValueError: "bad"\n  at line 2'),
+        LineageNote("ABORT", "r3", "p", None, -1, None, error="interrupted by SIGTERM"),
+        LineageNote("RUNNING", "r2", "p", "t", 3, day),
+        LineageNote("START", "r4", "odd\x00end\x00name", "t", -1, day),  # encoded whole
+    ]
+    cache: dict[object, object] = {}
+    for note in notes:
+        body = event_json(note, "ns", cache)  # cached parts from the second note on
+        expected = build_event(note, "ns")
+        assert json.loads(body) == json.loads(json.dumps(expected)), note
+        VALIDATOR.validate(json.loads(body))
+    assert json.loads(event_json(notes[2], "ns", cache))["outputs"][0]["facets"]["schema"]
+
+
+def test_run_ids_stay_the_uuid5_of_the_headrace_ids() -> None:
+    """Ids sent before stay the same (a resumed run, a Marquez that has the earlier events)."""
+    import uuid
+
+    from headrace.observe.openlineage import run_uuid
+
+    space = uuid.UUID("6f1c7a3e-2b1d-4c55-9a57-6b0e3a2f9d10")
+    assert run_uuid("r1") == str(uuid.uuid5(space, "r1")) == "4a1a43d0-64b3-5610-bff0-1b854c745c32"
+    for parts in (("r1", "load", -1), ("manual__2024-01-01", "café", 12), ("",)):
+        assert run_uuid(*parts) == str(uuid.uuid5(space, "/".join(map(str, parts))))
+
+
 EXITS_WITHOUT_CLOSING = """
 import sys
 from headrace.config import LineageSettings, Settings

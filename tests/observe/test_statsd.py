@@ -349,3 +349,45 @@ def test_mapped_elements_send_their_durations_packed_and_sampled(
 @task
 def cube(i: int) -> int:
     return i * i * i
+
+
+@task(retries=Retry(attempts=2, delay=0))
+def shaky(ctx: Context, i: int) -> int:
+    key = f"{ctx.run_id}/{i}"
+    ATTEMPTS[key] = ATTEMPTS.get(key, 0) + 1
+    if i % 50 == 0 and ATTEMPTS[key] == 1:
+        raise ConnectionError(f"element {i}: first try fails")
+    if i == 7:
+        raise ValueError("element 7 always fails")
+    return i
+
+
+def test_mapped_elements_count_their_retries_and_a_failed_map_its_sample(
+    tmp_path: Path, listener: Listener
+) -> None:
+    """Elements' retries are counted as they happen (0, 50, 100, 150 fail once; 7 fails
+    twice: 5 retries); a failed mapped task (element 7) still sends its sample."""
+
+    @pipeline(name="shaky_map")
+    def shaky_map() -> None:
+        shaky.map(i=list(range(160)))
+
+    settings = Settings(
+        home=tmp_path,
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        metrics=MetricsSettings(statsd=listener.url),
+    )
+    with (
+        open_store(settings.state_url) as store,
+        Runner(store, "inprocess", settings=settings) as runner,
+    ):
+        result = runner.run(shaky_map)
+    assert result.state == "failed"
+    got = listener.lines()
+    retries = [m for m in got if m["name"] == "headrace.task.retries"]
+    assert {m["tags"]["task"] for m in retries} == {"shaky"}
+    assert sum(m["value"] for m in retries) == 5
+    durations = [m for m in got if m["name"] == "headrace.task.duration" and m["rate"] < 1]
+    assert len(durations) == 100 and {m["rate"] for m in durations} == {100 / 160}
+    finished = [m for m in got if m["name"] == "headrace.task.finished"]
+    assert [(m["tags"]["task"], m["tags"]["state"]) for m in finished] == [("shaky", "failed")]

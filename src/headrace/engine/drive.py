@@ -98,7 +98,8 @@ class Drive:
         past: decides depends_on_past tasks (default: against the store's previous run).
         state_url: the store's URL, for tasks reading Variables (``ctx.var``).
         element_events: emit the state changes of mapped elements too (False when only
-            lineage and metrics listen: they read elements from the mapped task's end).
+            lineage and metrics listen: they read elements from the mapped task's end, and
+            get an element's ``up_for_retry`` only, to count its retries as they happen).
     """
 
     def __init__(
@@ -549,6 +550,20 @@ class Drive:
         if outcome.retryable and tries < policy.attempts:
             due = now + policy.delay_before(tries + 1, self.rng)
             self._not_succeeded(key, TaskState.UP_FOR_RETRY, outcome, now, due)
+            if mi >= 0 and not self.element_events and self.emit is not None:
+                # an element's retry still goes to metrics (here, not in _set: no test per change)
+                ti = self.tis[key]
+                self.events.append(
+                    Event(
+                        "task",
+                        self.run_id,
+                        tid,
+                        mi,
+                        state=str(ti.state),
+                        attempt=ti.attempt,
+                        error=ti.error,
+                    )
+                )
             return
         self._not_succeeded(key, TaskState.FAILED, outcome, now, None)
         self._instance_finished(key, now)

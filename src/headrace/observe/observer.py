@@ -208,12 +208,16 @@ class RunObserver:
     # ------------------------------------------------------------------ task
 
     def _task(self, event: Any) -> None:
-        if event.map_index >= 0:
-            return  # elements: see _elements
-        key = (event.task_id, event.map_index)
         state = event.state
         lineage, statsd = self.observers.lineage, self.observers.statsd
+        if event.map_index >= 0:  # an element: its retries now, its duration at the end
+            if state == "up_for_retry" and statsd is not None:
+                statsd.count(
+                    "task.retries", 1, {"pipeline": self.pipeline.name, "task": event.task_id}
+                )
+            return
         tags = {"pipeline": self.pipeline.name, "task": event.task_id}
+        key = (event.task_id, event.map_index)
         if state == "running":
             if lineage is not None:
                 again = (
@@ -229,7 +233,7 @@ class RunObserver:
         if state not in ("success", "failed"):
             return
         if (event.task_id, 0) in self.tis:
-            self._elements(event.task_id)
+            self._elements(event.task_id, state)
         ti = self.tis.get(key)
         result = getattr(ti, "result_json", None) if state == "success" else None
         sync = (
@@ -244,7 +248,7 @@ class RunObserver:
         if sync and result is not None:
             self._record(event.task_id, result)
         if lineage is not None and key in self.started:
-            checks = self.store.get_check_results(self.run.run_id, event.task_id) if sync else []
+            checks = self._checks(event.task_id, result) if sync else []
             lineage.note(
                 self._note(
                     "COMPLETE" if state == "success" else "FAIL",
@@ -264,35 +268,72 @@ class RunObserver:
                 statsd.count("rows.loaded", int(result.get("loaded") or 0), tags)
                 statsd.count("rows.quarantined", int(result.get("quarantined") or 0), tags)
 
-    def _elements(self, task_id: str) -> None:
-        """A mapped task ended: its elements' retries, and their durations: every one up to
-        :data:`ELEMENT_SAMPLES`, beyond that a uniform sample of that many, each line
-        carrying its sample rate (``|@0.1``) so the agent scales counts back up.
+    def _elements(self, task_id: str, state: str) -> None:
+        """A mapped task ended: its elements' durations, every one up to
+        :data:`ELEMENT_SAMPLES` elements, beyond that those of an evenly spread random sample
+        of that many elements, each line carrying the sample's rate (``|@0.1``) so the agent scales counts
+        back up (an element without both times, one never started, sends none).
 
         Elements are one OpenLineage job with their parent (which sends START when it
-        expands and COMPLETE/FAIL when all elements ended); their own events are ignored,
-        so a 1,000-element map costs the observer one pass here, not 2,000 calls. Every
-        element's exact duration stays in the state store (and Prometheus ``/metrics``).
+        expands and COMPLETE/FAIL when all elements ended); their events are not sent to
+        the observer (but an element's ``up_for_retry``, counted in ``task.retries`` as it
+        happens), so a 1,000-element map costs it a sample of 100 look-ups here, not 2,000
+        calls nor a pass over every element. Every element's exact duration stays in the
+        state store (and Prometheus ``/metrics``).
         """
         statsd = self.observers.statsd
         if statsd is None:
             return
-        tags = {"pipeline": self.pipeline.name, "task": task_id}
-        elements = [ti for (tid, mi), ti in self.tis.items() if tid == task_id and mi >= 0]
-        retries = sum(ti.attempt - 1 for ti in elements if ti.attempt > 1)
-        timed = [ti for ti in elements if ti.started_at is not None and ti.ended_at is not None]
+        tis = self.tis
+        n = self._element_count(task_id, state)
         rate = 1.0
-        if len(timed) > ELEMENT_SAMPLES:
-            rate = ELEMENT_SAMPLES / len(timed)
-            timed = random.sample(timed, ELEMENT_SAMPLES)
-        statsd.timings(
-            "task.duration",
-            [(ti.ended_at - ti.started_at).total_seconds() * 1000 for ti in timed],
-            tags,
-            rate,
-        )
-        if retries:
-            statsd.count("task.retries", retries, tags)
+        picked: range | list[int] = range(n)
+        if n > ELEMENT_SAMPLES:
+            # A systematic sample (every step-th element from a random start): each element
+            # is in it with probability k/n, timed or not, so a timed one's line at rate k/n
+            # stands for n/k timed elements; one random number instead of k draws.
+            rate = ELEMENT_SAMPLES / n
+            step = n / ELEMENT_SAMPLES
+            start = random.random() * step
+            picked = [int(start + j * step) for j in range(ELEMENT_SAMPLES)]
+        durations = []
+        for i in picked:
+            ti = tis.get((task_id, i))
+            if ti is not None and ti.started_at is not None and ti.ended_at is not None:
+                durations.append((ti.ended_at - ti.started_at).total_seconds() * 1000)
+        tags = {"pipeline": self.pipeline.name, "task": task_id}
+        statsd.timings("task.duration", durations, tags, rate)
+
+    def _element_count(self, task_id: str, state: str) -> int:
+        """How many elements the mapped task has: its result says so when it succeeded;
+        otherwise found by bisection (the engine makes elements 0..n-1 when it expands)."""
+        tis = self.tis
+        result = getattr(tis.get((task_id, -1)), "result_json", None)
+        if (
+            state == "success"
+            and isinstance(result, dict)
+            and isinstance(result.get("mapped"), int)
+        ):
+            return int(result["mapped"])
+        if (task_id, 0) not in tis:
+            return 0
+        low, high = 0, 1  # element `low` exists; find one past the last
+        while (task_id, high) in tis:
+            low, high = high, 2 * high
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (mid, high) if (task_id, mid) in tis else (low, mid)
+        return high
+
+    def _checks(self, task_id: str, result: Any) -> list[Any]:
+        """The task's check results for outputs that do not carry theirs: a sync's outputs
+        carry the checks of the rows it loaded (then the store is not asked); a load of no
+        rows and a SQL task's do not."""
+        lineage = result.get("lineage") if isinstance(result, dict) else None
+        outputs = (lineage.get("outputs") if isinstance(lineage, dict) else None) or []
+        if outputs and all(o.get("checks") for o in outputs):
+            return []
+        return self.store.get_check_results(self.run.run_id, task_id)
 
     def _sql_result(self, sql: tuple[str, tuple[str, ...]], result: Any) -> dict[str, Any] | None:
         """A SQL task's lineage (parsed once per statement set) as a sync-like result."""

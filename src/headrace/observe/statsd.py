@@ -8,8 +8,8 @@ system call and never waits; an agent that is down loses the datagram, counted i
 
 Metrics headrace sends (prefix ``headrace``): ``runs`` (count, tags pipeline/state),
 ``task.duration`` (timing, ms, tags pipeline/task; a mapped task's elements each
-send theirs, at most 100 of them, a uniform sample beyond that sent with its rate
-``|@r`` so the agent's counts stay right), ``task.retries``, ``task.finished`` (tags state),
+send theirs, at most 100 of them: beyond that, 100 evenly spread from a random start,
+sent with the rate ``|@r`` so the agent's counts stay right), ``task.retries``, ``task.finished`` (tags state),
 ``rows.loaded``, ``rows.quarantined``, ``sla.misses``, ``queue.depth`` (gauge), and a
 task's own ``ctx.metric(name, value)`` as ``custom.<name>`` (gauge).
 """
@@ -156,6 +156,8 @@ class QueuedStatsd:
 
         self.client = client
         self.sender = BackgroundSender(self._send, "statsd", 100_000, log, batch=True)
+        # (name, kind, tags, rate) -> the line's parts: a run sends the same few again and again
+        self._parts: dict[tuple[Any, ...], tuple[str, str]] = {}
 
     def count(self, name: str, value: float = 1, tags: Mapping[str, object] | None = None) -> None:
         self.sender.put((name, value, "c", tags, 1.0))
@@ -171,13 +173,40 @@ class QueuedStatsd:
 
     def _send(self, items: list[tuple[str, Any, str, Mapping[str, object] | None, float]]) -> None:
         lines: list[str] = []
+        cache = self._parts
         for name, value, kind, tags, rate in items:
-            head, tail = self.client.parts(name, kind, tags, rate)
-            values = value if isinstance(value, list) else [value]
-            lines.extend(
-                f"{head}{v:g}{tail}" if isinstance(v, float) else f"{head}{v}{tail}" for v in values
-            )
+            head, tail = self._line_parts(cache, name, kind, tags, rate)
+            if isinstance(value, list):
+                lines.extend(
+                    [
+                        f"{head}{v:g}{tail}" if isinstance(v, float) else f"{head}{v}{tail}"
+                        for v in value
+                    ]
+                )
+            else:
+                lines.append(
+                    f"{head}{value:g}{tail}" if isinstance(value, float) else f"{head}{value}{tail}"
+                )
         self.client.send_lines(lines)
+
+    def _line_parts(
+        self,
+        cache: dict[tuple[Any, ...], tuple[str, str]],
+        name: str,
+        kind: str,
+        tags: Mapping[str, object] | None,
+        rate: float,
+    ) -> tuple[str, str]:
+        try:
+            key = (name, kind, tuple(tags.items()) if tags else (), rate)
+            parts = cache.get(key)
+        except TypeError:  # a tag value that cannot be a key: made each time
+            return self.client.parts(name, kind, tags, rate)
+        if parts is None:
+            if len(cache) > 10_000:  # tags of many pipelines and tasks: keep the recent ones
+                cache.clear()
+            parts = cache[key] = self.client.parts(name, kind, tags, rate)
+        return parts
 
     def flush(self, timeout: float = 5.0) -> bool:
         return self.sender.flush(timeout)
