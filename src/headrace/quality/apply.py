@@ -16,14 +16,14 @@ passed + quarantined is verified.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from headrace.quality.check_compiler import KEY_COLUMN, CheckCompiler
+from headrace.quality.check_compiler import BASE, KEY_COLUMN, CheckCompiler
 from headrace.quality.check_results import (
     SAMPLE_ROWS,
     CheckOutcome,
@@ -97,23 +97,11 @@ def as_checked_table(table: Any, where: dict[str, str | None]) -> pa.Table:
     )
 
 
-def _position_column(arrow: pa.Table) -> str:
+def _position_column(schema: pa.Schema) -> str:
     name = "_hr_position"
-    while name in arrow.column_names:
+    while name in schema.names:
         name += "_"
     return name
-
-
-def _read_columns(arrow: pa.Table, checks: Sequence[Expectation]) -> pa.Table:
-    """The columns the checks read: DuckDB then never binds the others (a decimal256 of 50
-    digits, which it cannot read, may sit beside the checked columns)."""
-    wanted: set[str] = set()
-    for check in checks:
-        used = check.used_columns()
-        if used is None:
-            return arrow
-        wanted.update(name.lower() for name in used)  # DuckDB's names ignore case
-    return arrow.select([n for n in arrow.column_names if n.lower() in wanted])
 
 
 def _positions(n_rows: int) -> pa.Array:
@@ -121,68 +109,122 @@ def _positions(n_rows: int) -> pa.Array:
     return pc.indices_nonzero(pa.nulls(n_rows, pa.bool_()).fill_null(True)).cast(pa.int64())
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Plan:
-    """The one aggregate query, and where each expectation's values land in its row."""
+    """The compiled expectations of one table schema: what DuckDB runs and how to read it.
 
-    select: list[str] = field(default_factory=list)
-    params: list[Any] = field(default_factory=list)
-    masks: list[str] = field(default_factory=list)  # "(predicate) AS _hr_mI", computed once
-    mask_params: list[Any] = field(default_factory=list)
-    failed: dict[int, int] = field(default_factory=dict)  # check -> its count's slot
-    judged: dict[int, int] = field(default_factory=dict)
-    aggregates: dict[int, tuple[int, int]] = field(default_factory=dict)
-    quarantine: list[int] = field(default_factory=list)  # checks of severity quarantine
-    flags_at: int = -1  # the slot of the quarantined rows' list, if any
+    ``flagged_sql`` projects each row's position and one flag per row-level expectation
+    and keeps the rows with any flag set: every count, sample and quarantined row is
+    read from those rows alone, so a clean table returns none and a dirty one returns
+    its failing rows, never an aggregate state per expectation. ``totals_sql`` holds what
+    only an aggregate gives (``mostly``'s judged rows, table-level statistics); most
+    tables need none.
+    """
 
-    def slot(self, sql: str, params: Sequence[Any] = ()) -> int:
-        self.select.append(sql)
-        self.params.extend(params)
-        return len(self.select) - 1
+    position: str
+    columns: tuple[str, ...] | None  # the columns DuckDB must read (None: all)
+    row_checks: tuple[int, ...]  # the row-level expectations, in flag column order
+    flagged_sql: str | None
+    flagged_params: tuple[Any, ...]
+    totals_sql: str | None
+    totals_params: tuple[Any, ...]
+    judged: dict[int, int]  # check -> its judged count's slot in the totals row
+    aggregates: dict[int, tuple[int, int]]  # check -> (first slot, number of slots)
+    quarantine: tuple[int, ...]  # checks of severity quarantine, in declaration order
+
+    @property
+    def needs_engine(self) -> bool:
+        return self.flagged_sql is not None or self.totals_sql is not None
 
 
-def _mask(i: int) -> str:
+def _flag(i: int) -> str:
     return f'"_hr_m{i}"'
 
 
-def _plan(checks: Sequence[Expectation], compiler: CheckCompiler, position: str) -> _Plan:
+def _read_columns(arrow_schema: pa.Schema, checks: Sequence[Expectation]) -> tuple[str, ...] | None:
+    """The columns the checks read: DuckDB then never binds the others (a decimal256 of 50
+    digits, which it cannot read, may sit beside the checked columns)."""
+    wanted: set[str] = set()
+    for check in checks:
+        used = check.used_columns()
+        if used is None:
+            return None
+        wanted.update(name.lower() for name in used)  # DuckDB's names ignore case
+    return tuple(n for n in arrow_schema.names if n.lower() in wanted)
+
+
+def _compile(checks: Sequence[Expectation], schema: pa.Schema, key_tables: dict[str, str]) -> _Plan:
     """Compile the expectations; a definition error is raised as is (the caller locates it)."""
-    plan = _Plan()
-    pos = DUCKDB.quote(position)
+    position = _position_column(schema)
+    compiler = CheckCompiler(DUCKDB, schema, key_tables, DUCKDB.quote(_INPUT))
+    flags: list[str] = []
+    flag_params: list[Any] = []
+    row_checks: list[int] = []
+    totals: list[str] = []
+    judged: dict[int, int] = {}
+    aggregates: dict[int, tuple[int, int]] = {}
+    quarantine: list[int] = []
     for i, check in enumerate(checks):
         if isinstance(check, RowExpectation):
             predicate, values = compiler.failing(check)
-            plan.masks.append(f"COALESCE({predicate}, FALSE) AS {_mask(i)}")
-            plan.mask_params.extend(values)
-            plan.failed[i] = plan.slot(f"COUNT(*) FILTER (WHERE {_mask(i)})")
-            plan.slot(f"min({pos}, {SAMPLE_ROWS}) FILTER (WHERE {_mask(i)})")
-            judged = compiler.judged(check) if check.mostly is not None else None
-            if judged is not None:
-                plan.judged[i] = plan.slot(f"COUNT(*) FILTER (WHERE {judged})")
+            # A null predicate (``x IN (…)`` over a list holding null) is a passing row.
+            flags.append(f"COALESCE({predicate}, FALSE) AS {_flag(i)}")
+            flag_params.extend(values)
+            row_checks.append(i)
+            judged_sql = compiler.judged(check) if check.mostly is not None else None
+            if judged_sql is not None:
+                judged[i] = len(totals)
+                totals.append(f"COUNT(*) FILTER (WHERE {judged_sql})")
             if check.severity is Severity.QUARANTINE:
-                plan.quarantine.append(i)
+                quarantine.append(i)
         elif isinstance(check, TableExpectation):
-            aggregates = compiler.aggregates(check)
-            plan.aggregates[i] = (len(plan.select), len(aggregates))
-            plan.select.extend(aggregates)
-    if plan.quarantine:
-        # Each row's quarantine expectations as bits of BIGINT flags, for the rows with any.
-        chunks = [
-            plan.quarantine[k : k + _FLAG_BITS] for k in range(0, len(plan.quarantine), _FLAG_BITS)
-        ]
-        flags = [
-            " | ".join(f"(CAST({_mask(i)} AS BIGINT) << {bit})" for bit, i in enumerate(chunk))
-            for chunk in chunks
-        ]
-        fields = ", ".join(f"'f{k}': {sql}" for k, sql in enumerate(flags))
-        anyone = " OR ".join(_mask(i) for i in plan.quarantine)
-        plan.flags_at = plan.slot(f"list({{'p': {pos}, {fields}}}) FILTER (WHERE {anyone})")
+            parts = compiler.aggregates(check)
+            aggregates[i] = (len(totals), len(parts))
+            totals.extend(parts)
+    source = compiler.source(DUCKDB.quote(_INPUT))
+    flagged_sql = None
+    if flags:
+        pos = DUCKDB.quote(position)
+        anyone = " OR ".join(_flag(i) for i in row_checks)
+        flagged_sql = (
+            f"SELECT * FROM (SELECT {BASE}.{pos}, {', '.join(flags)} FROM {source}) AS _hr_f "
+            f"WHERE {anyone}"
+        )
+    totals_sql = f"SELECT {', '.join(totals)} FROM {source}" if totals else None
+    return _Plan(
+        position=position,
+        columns=_read_columns(schema, checks),
+        row_checks=tuple(row_checks),
+        flagged_sql=flagged_sql,
+        flagged_params=tuple(flag_params),
+        totals_sql=totals_sql,
+        totals_params=(),
+        judged=judged,
+        aggregates=aggregates,
+        quarantine=tuple(quarantine),
+    )
+
+
+_PLANS: dict[tuple[Any, ...], _Plan] = {}
+_PLANS_KEPT = 256  # a pipeline checks a few schemas, batch after batch
+
+
+def _plan(checks: Sequence[Expectation], schema: pa.Schema, key_tables: dict[str, str]) -> _Plan:
+    """The compiled plan, cached per (expectations, schema): expectations are frozen and a
+    stream checks the same schema batch after batch. Unhashable ones (a ``relationships``
+    holding rows) are compiled every time."""
+    try:
+        key: tuple[Any, ...] | None = (tuple(checks), schema)
+        plan = _PLANS.get(key)  # type: ignore[arg-type]
+    except TypeError:
+        key, plan = None, None
+    if plan is None:
+        plan = _compile(checks, schema, key_tables)
+        if key is not None:
+            if len(_PLANS) >= _PLANS_KEPT:
+                _PLANS.clear()  # dict operations are atomic: other threads see old or new
+            _PLANS[key] = plan
     return plan
-
-
-def _query(plan: _Plan, source: str) -> str:
-    masks = f", {', '.join(plan.masks)}" if plan.masks else ""
-    return f"SELECT {', '.join(plan.select)} FROM (SELECT *{masks} FROM {source}) AS _hr_t"
 
 
 def _diagnose(
@@ -216,29 +258,46 @@ def _diagnose(
     )
 
 
+#: Up to this many rows the flagged rows come back as Python tuples: cheaper than DuckDB's
+#: Arrow result (~1 ms of binding) for the few rows a small table can flag.
+_FETCH_ROWS_MAX = 10_000
+
+
+def _flagged_rows(con: duckdb.DuckDBPyConnection, plan: _Plan, n_rows: int) -> pa.Table:
+    """The flagged rows: position, then one boolean column per row-level expectation."""
+    assert plan.flagged_sql is not None
+    params = list(plan.flagged_params)
+    if n_rows > _FETCH_ROWS_MAX:
+        result: pa.Table = con.sql(plan.flagged_sql, params=params).to_arrow_table()
+        return result
+    rows = con.execute(plan.flagged_sql, params).fetchall()
+    names = ["p", *(f"m{i}" for i in plan.row_checks)]
+    types = [pa.int64(), *(pa.bool_() for _ in plan.row_checks)]
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    return pa.table([pa.array(c, t) for c, t in zip(columns, types, strict=True)], names=names)
+
+
 def _run(
     arrow: pa.Table, checks: Sequence[Expectation], where: dict[str, str | None]
-) -> tuple[tuple[Any, ...], _Plan]:
-    """The one aggregate row of the expectations over ``arrow``, and the plan that reads it."""
-    position = _position_column(arrow)
+) -> tuple[pa.Table | None, tuple[Any, ...], _Plan]:
+    """The flagged rows (sorted by position) and the totals row of the expectations."""
     key_tables = {
         c.name: f"_hr_keys{i}" for i, c in enumerate(checks) if isinstance(c, Relationships)
     }
-    compiler = CheckCompiler(DUCKDB, arrow.schema, key_tables, DUCKDB.quote(_INPUT))
     try:
-        plan = _plan(checks, compiler, position)
+        plan = _plan(checks, arrow.schema, key_tables)
     except ExpectationDefinitionError as exc:
         raise exc.located(**where) from None  # the same error, located: nothing is lost
-    if not plan.select:  # only row counts and schemas: nothing to compute
-        return (), plan
-    source = compiler.source(DUCKDB.quote(_INPUT))
-    views = {
-        _INPUT: _read_columns(arrow, checks).append_column(position, _positions(arrow.num_rows))
-    }
+    if not plan.needs_engine:  # only row counts and schemas: nothing to compute
+        return None, (), plan
+    read = arrow if plan.columns is None else arrow.select(list(plan.columns))
+    views = {_INPUT: read.append_column(plan.position, _positions(arrow.num_rows))}
     for check in checks:
         if isinstance(check, Relationships):
             views[key_tables[check.name]] = pa.table({KEY_COLUMN: check.keys()})
-    with memory_cursor() as con:
+    flagged: pa.Table | None = None
+    totals: tuple[Any, ...] = ()
+    with memory_cursor(arrow.num_rows) as con:
         registered: list[str] = []
         try:
             for name, view in views.items():
@@ -253,20 +312,23 @@ def _run(
                     ) from exc
                 registered.append(name)
             try:
-                # As Arrow: the quarantined rows' list stays columnar (no Python object per row).
-                params = plan.mask_params + plan.params
-                result: pa.Table = con.sql(_query(plan, source), params=params).to_arrow_table()
+                if plan.flagged_sql is not None:
+                    flagged = _flagged_rows(con, plan, arrow.num_rows)
+                if plan.totals_sql is not None:
+                    # fetchall: an aggregate without GROUP BY has one row, and the result ends
+                    (totals,) = con.execute(plan.totals_sql, list(plan.totals_params)).fetchall()
             except duckdb.Error as exc:
+                compiler = CheckCompiler(DUCKDB, arrow.schema, key_tables, DUCKDB.quote(_INPUT))
+                source = compiler.source(DUCKDB.quote(_INPUT))
                 error = _diagnose(con, checks, compiler, source, arrow.column_names, exc, where)
                 raise error from exc
         finally:
             for name in registered:  # the cursor's close would drop them too; say it here
                 con.unregister(name)
-    row = tuple(
-        column if at == plan.flags_at else column[0].as_py()
-        for at, column in enumerate(result.columns)
-    )
-    return row, plan
+    if flagged is not None and flagged.num_rows > 1:
+        # DuckDB may return rows out of order (joins, threads): samples are the first ones.
+        flagged = flagged.take(pc.sort_indices(flagged.column(0)))
+    return flagged, totals, plan
 
 
 def apply_checks(
@@ -299,29 +361,42 @@ def apply_checks(
     arrow = as_checked_table(table, where)
     n_rows = arrow.num_rows
     schema = arrow.schema
-    row: tuple[Any, ...] = ()
-    plan = _Plan()
+    flagged: pa.Table | None = None
+    totals: tuple[Any, ...] = ()
+    plan: _Plan | None = None
     if checks:
-        row, plan = _run(arrow, checks, where)
+        flagged, totals, plan = _run(arrow, checks, where)
 
     results: list[ExpectationResult] = []
+    flags: dict[int, pa.ChunkedArray] = {}
+    if flagged is not None and plan is not None:
+        flags = {i: flagged.column(k + 1) for k, i in enumerate(plan.row_checks)}
     for i, check in enumerate(checks):
         if isinstance(check, RowExpectation):
-            at = plan.failed[i]
-            failed = int(row[at] or 0)
-            positions = sorted(row[at + 1] or [])[:SAMPLE_ROWS]
-            judged = int(row[plan.judged[i]] or 0) if i in plan.judged else n_rows
+            assert plan is not None
+            failed, positions = 0, []
+            if i in flags and flagged is not None and flagged.num_rows:
+                failed = pc.sum(flags[i]).as_py() or 0
+                if failed:
+                    at = pc.indices_nonzero(flags[i])[:SAMPLE_ROWS]
+                    positions = flagged.column(0).take(at).to_pylist()
+            judged = int(totals[plan.judged[i]] or 0) if i in plan.judged else n_rows
             results.append(row_result(check, n_rows, failed, judged, sample_rows(arrow, positions)))
         else:
-            assert isinstance(check, TableExpectation)
-            start, width = plan.aggregates[i]
-            results.append(
-                table_result(check, list(row[start : start + width]), n_rows, schema, where)
-            )
+            assert isinstance(check, TableExpectation) and plan is not None
+            values: list[Any] = []
+            if i in plan.aggregates:
+                start, width = plan.aggregates[i]
+                values = list(totals[start : start + width])
+            results.append(table_result(check, values, n_rows, schema, where))
 
-    flagged = pc.list_flatten(row[plan.flags_at]) if plan.flags_at >= 0 else None
-    quarantine = [c for i in plan.quarantine if isinstance(c := checks[i], RowExpectation)]
-    passed, quarantined = _split(arrow, flagged, quarantine)
+    quarantine = [] if plan is None else [checks[i] for i in plan.quarantine]
+    passed, quarantined = _split(
+        arrow,
+        None if flagged is None else flagged.column(0),
+        [flags[i] for i in plan.quarantine] if plan is not None and flags else [],
+        [c for c in quarantine if isinstance(c, RowExpectation)],
+    )
     n_quarantined = 0 if quarantined is None else quarantined.num_rows
     if passed.num_rows + n_quarantined != n_rows:
         raise ReconciliationError(
@@ -345,21 +420,35 @@ def apply_checks(
 
 
 def _split(
-    arrow: pa.Table, flagged: pa.ChunkedArray | None, quarantine: Sequence[RowExpectation]
+    arrow: pa.Table,
+    positions: pa.ChunkedArray | None,
+    flags: Sequence[pa.ChunkedArray],
+    quarantine: Sequence[RowExpectation],
 ) -> tuple[pa.Table, pa.Table | None]:
     """Rows that go on, and rows set aside once each with all their reasons (in row order).
 
     Args:
-        flagged: structs ``{p: position, f0: bits, …}``, one per row failing a quarantine
-            expectation (any order): bit ``b`` of ``fK`` is ``quarantine[K * 62 + b]``.
+        positions: the flagged rows' positions, ascending.
+        flags: per quarantine expectation, which of those rows fail it.
         quarantine: the expectations of severity quarantine, in declaration order.
     """
-    if flagged is None or len(flagged) == 0:
+    if positions is None or not quarantine or len(positions) == 0:
         return arrow, None
-    rows = flagged.combine_chunks()
-    order = pc.sort_indices(rows.field("p"))
-    positions = rows.field("p").take(order)
-    flag_columns = [rows.field(f"f{k}").take(order) for k in range(rows.type.num_fields - 1)]
+    anyone = flags[0]
+    for column in flags[1:]:
+        anyone = pc.or_(anyone, column)
+    if not pc.any(anyone).as_py():
+        return arrow, None
+    positions = positions.filter(anyone)
+    # Each row's quarantine expectations as bits of int64 flags: bit b of chunk K is
+    # quarantine[K * 62 + b].
+    flag_columns: list[pa.ChunkedArray] = []
+    for k in range(0, len(flags), _FLAG_BITS):
+        chunk = [pc.cast(c.filter(anyone), pa.int64()) for c in flags[k : k + _FLAG_BITS]]
+        bits = chunk[0]
+        for b, column in enumerate(chunk[1:], start=1):
+            bits = pc.bit_wise_or(bits, pc.shift_left(column, b))
+        flag_columns.append(bits)
     # Few distinct combinations of failed expectations: label each once, then look up.
     distinct: list[tuple[int, ...]]
     if len(flag_columns) == 1:
