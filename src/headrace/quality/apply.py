@@ -205,25 +205,27 @@ def _compile(checks: Sequence[Expectation], schema: pa.Schema, key_tables: dict[
     )
 
 
-_PLANS: dict[tuple[Any, ...], _Plan] = {}
+_PLANS: dict[tuple[tuple[str, ...], pa.Schema], _Plan] = {}
 _PLANS_KEPT = 256  # a pipeline checks a few schemas, batch after batch
 
 
 def _plan(checks: Sequence[Expectation], schema: pa.Schema, key_tables: dict[str, str]) -> _Plan:
-    """The compiled plan, cached per (expectations, schema): expectations are frozen and a
-    stream checks the same schema batch after batch. Unhashable ones (a ``relationships``
-    holding rows) are compiled every time."""
-    try:
-        key: tuple[Any, ...] | None = (tuple(checks), schema)
-        plan = _PLANS.get(key)  # type: ignore[arg-type]
-    except TypeError:
-        key, plan = None, None
+    """The compiled plan, cached per (expectations, schema): a stream checks the same schema
+    batch after batch.
+
+    The key is each expectation's repr, not the expectation: equal is not the same here
+    (``1 == 1.0 == True``, and an aware datetime equals its instant in any zone, but each
+    binds its own value). A ``relationships`` holding rows is compiled every time.
+    """
+    if any(isinstance(c, Relationships) and not isinstance(c.to_table, str) for c in checks):
+        return _compile(checks, schema, key_tables)
+    key = (tuple(repr(c) for c in checks), schema)
+    plan = _PLANS.get(key)
     if plan is None:
         plan = _compile(checks, schema, key_tables)
-        if key is not None:
-            if len(_PLANS) >= _PLANS_KEPT:
-                _PLANS.clear()  # dict operations are atomic: other threads see old or new
-            _PLANS[key] = plan
+        if len(_PLANS) >= _PLANS_KEPT:
+            _PLANS.clear()  # dict operations are atomic: other threads see old or new
+        _PLANS[key] = plan
     return plan
 
 
