@@ -260,29 +260,112 @@ def _diagnose(
     )
 
 
-#: Up to this many rows the flagged rows come back as Python tuples: cheaper than DuckDB's
-#: Arrow result (~1 ms of binding) for the few rows a small table can flag.
+#: Up to this many rows the flagged rows come back as Python tuples and are read in Python:
+#: cheaper than DuckDB's Arrow result (~1 ms of binding) and Arrow compute calls for the
+#: few rows a small table can flag.
 _FETCH_ROWS_MAX = 10_000
 
 
-def _flagged_rows(con: duckdb.DuckDBPyConnection, plan: _Plan, n_rows: int) -> pa.Table:
-    """The flagged rows: position, then one boolean column per row-level expectation."""
+@dataclass
+class _Flags:
+    """What the flagged rows say: per row-level expectation its failing count and first
+    failing positions; the rows to quarantine (ascending) and which expectations each fails."""
+
+    failed: dict[int, int]
+    first: dict[int, list[int]]
+    set_aside: pa.Array  # int64 positions, ascending
+    which: pa.Array  # per set-aside row, its index in ``combos``
+    combos: list[tuple[int, ...]]  # indices into the plan's ``quarantine``
+
+
+def _flags_from_rows(rows: list[tuple[Any, ...]], plan: _Plan) -> _Flags:
+    """The flags of a few rows ``(position, flag, …)``, read in Python."""
+    rows.sort()  # by position: DuckDB may return rows out of order (joins)
+    failed: dict[int, int] = {}
+    first: dict[int, list[int]] = {}
+    for k, i in enumerate(plan.row_checks, start=1):
+        hits = [row[0] for row in rows if row[k]]
+        failed[i] = len(hits)
+        first[i] = hits[:SAMPLE_ROWS]
+    at = [plan.row_checks.index(i) + 1 for i in plan.quarantine]
+    combos: dict[tuple[int, ...], int] = {}
+    set_aside: list[int] = []
+    which: list[int] = []
+    for row in rows:
+        combo = tuple(q for q, k in enumerate(at) if row[k])
+        if combo:
+            set_aside.append(row[0])
+            which.append(combos.setdefault(combo, len(combos)))
+    return _Flags(
+        failed, first, pa.array(set_aside, pa.int64()), pa.array(which, pa.int32()), list(combos)
+    )
+
+
+def _flags_from_arrow(table: pa.Table, plan: _Plan) -> _Flags:
+    """The flags of many rows (position, then one boolean column per row-level expectation)."""
+    if table.num_rows > 1:
+        table = table.take(pc.sort_indices(table.column(0)))  # DuckDB may reorder rows
+    positions = table.column(0)
+    failed: dict[int, int] = {}
+    first: dict[int, list[int]] = {}
+    for k, i in enumerate(plan.row_checks, start=1):
+        failed[i] = pc.sum(table.column(k)).as_py() or 0
+        at = pc.indices_nonzero(table.column(k))[:SAMPLE_ROWS]
+        first[i] = positions.take(at).to_pylist()
+    none = _Flags(failed, first, pa.array([], pa.int64()), pa.array([], pa.int32()), [])
+    if not plan.quarantine:
+        return none
+    flags = [table.column(plan.row_checks.index(i) + 1) for i in plan.quarantine]
+    anyone = flags[0]
+    for column in flags[1:]:
+        anyone = pc.or_(anyone, column)
+    if not pc.any(anyone).as_py():
+        return none
+    # Each row's quarantine expectations as bits of int64 words: bit b of word K is
+    # quarantine[K * 62 + b]. Few distinct words: each is labelled once, then looked up.
+    words: list[pa.ChunkedArray] = []
+    for k in range(0, len(flags), _FLAG_BITS):
+        chunk = [pc.cast(c.filter(anyone), pa.int64()) for c in flags[k : k + _FLAG_BITS]]
+        bits = chunk[0]
+        for b, column in enumerate(chunk[1:], start=1):
+            bits = pc.bit_wise_or(bits, pc.shift_left(column, b))
+        words.append(bits)
+    distinct: list[tuple[int, ...]]
+    if len(words) == 1:
+        values = pc.unique(words[0])
+        which = pc.index_in(words[0], value_set=values)
+        distinct = [(v,) for v in values.to_pylist()]
+    else:  # more than 62 quarantine expectations on one table
+        listed = list(zip(*(w.to_pylist() for w in words), strict=True))
+        distinct = list(dict.fromkeys(listed))
+        index = {combo: n for n, combo in enumerate(distinct)}
+        which = pa.array([index[c] for c in listed], pa.int32())
+    combos = [
+        tuple(
+            k * _FLAG_BITS + b
+            for k, bits in enumerate(word)
+            for b in range(_FLAG_BITS)
+            if bits >> b & 1
+        )
+        for word in distinct
+    ]
+    set_aside = positions.filter(anyone).combine_chunks()
+    return _Flags(failed, first, set_aside, pc.cast(which, pa.int32()), combos)
+
+
+def _flagged(con: duckdb.DuckDBPyConnection, plan: _Plan, n_rows: int) -> _Flags:
+    """Run the flagged rows' query and read it (as tuples for a small table, else Arrow)."""
     assert plan.flagged_sql is not None
     params = list(plan.flagged_params)
     if n_rows > _FETCH_ROWS_MAX:
-        result: pa.Table = con.sql(plan.flagged_sql, params=params).to_arrow_table()
-        return result
-    rows = con.execute(plan.flagged_sql, params).fetchall()
-    names = ["p", *(f"m{i}" for i in plan.row_checks)]
-    types = [pa.int64(), *(pa.bool_() for _ in plan.row_checks)]
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    return pa.table([pa.array(c, t) for c, t in zip(columns, types, strict=True)], names=names)
+        return _flags_from_arrow(con.sql(plan.flagged_sql, params=params).to_arrow_table(), plan)
+    return _flags_from_rows(con.execute(plan.flagged_sql, params).fetchall(), plan)
 
 
 def _run(
     arrow: pa.Table, checks: Sequence[Expectation], where: dict[str, str | None]
-) -> tuple[pa.Table | None, tuple[Any, ...], _Plan]:
-    """The flagged rows (sorted by position) and the totals row of the expectations."""
+) -> tuple[_Flags | None, tuple[Any, ...], _Plan]:
+    """What the flagged rows say, and the totals row of the expectations."""
     key_tables = {
         c.name: f"_hr_keys{i}" for i, c in enumerate(checks) if isinstance(c, Relationships)
     }
@@ -297,7 +380,7 @@ def _run(
     for check in checks:
         if isinstance(check, Relationships):
             views[key_tables[check.name]] = pa.table({KEY_COLUMN: check.keys()})
-    flagged: pa.Table | None = None
+    flagged: _Flags | None = None
     totals: tuple[Any, ...] = ()
     # The views go when the cursor closes (unregistering each first costs ~0.15 ms a call).
     with memory_cursor(arrow.num_rows) as con:
@@ -313,7 +396,7 @@ def _run(
                 ) from exc
         try:
             if plan.flagged_sql is not None:
-                flagged = _flagged_rows(con, plan, arrow.num_rows)
+                flagged = _flagged(con, plan, arrow.num_rows)
             if plan.totals_sql is not None:
                 # fetchall: an aggregate without GROUP BY has one row, and the result ends
                 (totals,) = con.execute(plan.totals_sql, list(plan.totals_params)).fetchall()
@@ -322,9 +405,6 @@ def _run(
             source = compiler.source(DUCKDB.quote(_INPUT))
             error = _diagnose(con, checks, compiler, source, arrow.column_names, exc, where)
             raise error from exc
-    if flagged is not None and flagged.num_rows > 1:
-        # DuckDB may return rows out of order (joins, threads): samples are the first ones.
-        flagged = flagged.take(pc.sort_indices(flagged.column(0)))
     return flagged, totals, plan
 
 
@@ -358,30 +438,20 @@ def apply_checks(
     arrow = as_checked_table(table, where)
     n_rows = arrow.num_rows
     schema = arrow.schema
-    flagged: pa.Table | None = None
+    flagged: _Flags | None = None
     totals: tuple[Any, ...] = ()
     plan: _Plan | None = None
     if checks:
         flagged, totals, plan = _run(arrow, checks, where)
-
-    flags: dict[int, pa.ChunkedArray] = {}
-    if flagged is not None and plan is not None:
-        flags = {i: flagged.column(k + 1) for k, i in enumerate(plan.row_checks)}
-    failed: dict[int, int] = {}
-    first: dict[int, list[int]] = {}  # the first failing positions, the sample
-    for i, column in flags.items():
-        failed[i] = pc.sum(column).as_py() or 0
-        if failed[i]:
-            assert flagged is not None
-            first[i] = flagged.column(0).take(pc.indices_nonzero(column)[:SAMPLE_ROWS]).to_pylist()
-    samples = sample_rows(arrow, first)
+    samples = sample_rows(arrow, flagged.first) if flagged is not None else {}
 
     results: list[ExpectationResult] = []
     for i, check in enumerate(checks):
         if isinstance(check, RowExpectation):
             assert plan is not None
+            failed = flagged.failed.get(i, 0) if flagged is not None else 0
             judged = int(totals[plan.judged[i]] or 0) if i in plan.judged else n_rows
-            results.append(row_result(check, n_rows, failed.get(i, 0), judged, samples.get(i, [])))
+            results.append(row_result(check, n_rows, failed, judged, samples.get(i, [])))
         else:
             assert isinstance(check, TableExpectation) and plan is not None
             values: list[Any] = []
@@ -392,10 +462,7 @@ def apply_checks(
 
     quarantine = [] if plan is None else [checks[i] for i in plan.quarantine]
     passed, quarantined = _split(
-        arrow,
-        None if flagged is None else flagged.column(0),
-        [flags[i] for i in plan.quarantine] if plan is not None and flags else [],
-        [c for c in quarantine if isinstance(c, RowExpectation)],
+        arrow, flagged, [c for c in quarantine if isinstance(c, RowExpectation)]
     )
     n_quarantined = 0 if quarantined is None else quarantined.num_rows
     if passed.num_rows + n_quarantined != n_rows:
@@ -420,61 +487,25 @@ def apply_checks(
 
 
 def _split(
-    arrow: pa.Table,
-    positions: pa.ChunkedArray | None,
-    flags: Sequence[pa.ChunkedArray],
-    quarantine: Sequence[RowExpectation],
+    arrow: pa.Table, flagged: _Flags | None, quarantine: Sequence[RowExpectation]
 ) -> tuple[pa.Table, pa.Table | None]:
     """Rows that go on, and rows set aside once each with all their reasons (in row order).
 
     Args:
-        positions: the flagged rows' positions, ascending.
-        flags: per quarantine expectation, which of those rows fail it.
         quarantine: the expectations of severity quarantine, in declaration order.
     """
-    if positions is None or not quarantine or len(positions) == 0:
+    if flagged is None or len(flagged.set_aside) == 0:
         return arrow, None
-    anyone = flags[0]
-    for column in flags[1:]:
-        anyone = pc.or_(anyone, column)
-    if not pc.any(anyone).as_py():
-        return arrow, None
-    positions = positions.filter(anyone)
-    # Each row's quarantine expectations as bits of int64 flags: bit b of chunk K is
-    # quarantine[K * 62 + b].
-    flag_columns: list[pa.ChunkedArray] = []
-    for k in range(0, len(flags), _FLAG_BITS):
-        chunk = [pc.cast(c.filter(anyone), pa.int64()) for c in flags[k : k + _FLAG_BITS]]
-        bits = chunk[0]
-        for b, column in enumerate(chunk[1:], start=1):
-            bits = pc.bit_wise_or(bits, pc.shift_left(column, b))
-        flag_columns.append(bits)
-    # Few distinct combinations of failed expectations: label each once, then look up.
-    distinct: list[tuple[int, ...]]
-    if len(flag_columns) == 1:
-        values = pc.unique(flag_columns[0])
-        which = pc.index_in(flag_columns[0], value_set=values)
-        distinct = [(v,) for v in values.to_pylist()]
-    else:  # more than 62 quarantine expectations on one table
-        combos = list(zip(*(c.to_pylist() for c in flag_columns), strict=True))
-        distinct = list(dict.fromkeys(combos))
-        index = {combo: n for n, combo in enumerate(distinct)}
-        which = pa.array([index[c] for c in combos], pa.int32())
     names: list[str] = []
     reasons: list[str] = []
-    for combo in distinct:
-        failed = [
-            check
-            for k, bits in enumerate(combo)
-            for b, check in enumerate(quarantine[k * _FLAG_BITS : (k + 1) * _FLAG_BITS])
-            if bits >> b & 1
-        ]
+    for combo in flagged.combos:
+        failed = [quarantine[q] for q in combo]
         names.append(_SEPARATOR.join(c.name for c in failed))
         reasons.append(_SEPARATOR.join(c.row_reason() for c in failed))
-    flagged_mask = pc.is_in(_positions(arrow.num_rows), value_set=positions)
+    mask = pc.is_in(_positions(arrow.num_rows), value_set=flagged.set_aside)
     quarantined = (
-        arrow.filter(flagged_mask)  # in row order, as ``positions`` (take lacks some types)
-        .append_column(EXPECTATION_COLUMN, pa.array(names, pa.string()).take(which))
-        .append_column(REASON_COLUMN, pa.array(reasons, pa.string()).take(which))
+        arrow.filter(mask)  # in row order, as ``set_aside`` (take lacks some types)
+        .append_column(EXPECTATION_COLUMN, pa.array(names, pa.string()).take(flagged.which))
+        .append_column(REASON_COLUMN, pa.array(reasons, pa.string()).take(flagged.which))
     )
-    return arrow.filter(pc.invert(flagged_mask)), quarantined
+    return arrow.filter(pc.invert(mask)), quarantined
