@@ -3,14 +3,15 @@
 The table is registered (zero-copy) on a cursor of the process's in-memory DuckDB
 database (:mod:`.memory_engine`) with one more column, each row's position. Every
 expectation is compiled by the same :class:`~.check_compiler.CheckCompiler` as
-``check_table``'s: row-level ones to a boolean column computed once per row, from which
-one aggregate query takes the failing counts, the first failing positions (samples),
-the rows ``mostly`` judges, the aggregates of table-level expectations and, for
-``quarantine`` expectations, the positions of the rows to set aside with the
-expectations they fail. DuckDB reorders rows through window functions (``unique``) and
-joins (``relationships``), so rows are put back in order by their position; the
-passed and quarantined tables are cut from the original Arrow table, and rows in =
-passed + quarantined is verified.
+``check_table``'s, and the compiled plan is kept per (expectations, schema): a stream
+checks the same schema batch after batch. Row-level expectations become one boolean
+flag each, and one query returns the position and flags of the rows with any flag set
+(clean rows never leave DuckDB): failing counts, samples (the first failing positions)
+and the rows to quarantine, with the expectations each fails, are read from those rows
+in Python for a small table and with Arrow compute for a large one. Only ``mostly``
+(the rows it judges) and table-level statistics need a second, aggregate query. The
+passed and quarantined tables are cut from the original Arrow table in row order, and
+rows in = passed + quarantined is verified.
 """
 
 from __future__ import annotations
@@ -126,8 +127,7 @@ class _Plan:
     row_checks: tuple[int, ...]  # the row-level expectations, in flag column order
     flagged_sql: str | None
     flagged_params: tuple[Any, ...]
-    totals_sql: str | None
-    totals_params: tuple[Any, ...]
+    totals_sql: str | None  # no parameters: judged rows and statistics bind no values
     judged: dict[int, int]  # check -> its judged count's slot in the totals row
     aggregates: dict[int, tuple[int, int]]  # check -> (first slot, number of slots)
     quarantine: tuple[int, ...]  # checks of severity quarantine, in declaration order
@@ -198,7 +198,6 @@ def _compile(checks: Sequence[Expectation], schema: pa.Schema, key_tables: dict[
         flagged_sql=flagged_sql,
         flagged_params=tuple(flag_params),
         totals_sql=totals_sql,
-        totals_params=(),
         judged=judged,
         aggregates=aggregates,
         quarantine=tuple(quarantine),
@@ -399,7 +398,7 @@ def _run(
                 flagged = _flagged(con, plan, arrow.num_rows)
             if plan.totals_sql is not None:
                 # fetchall: an aggregate without GROUP BY has one row, and the result ends
-                (totals,) = con.execute(plan.totals_sql, list(plan.totals_params)).fetchall()
+                (totals,) = con.execute(plan.totals_sql).fetchall()
         except duckdb.Error as exc:
             compiler = CheckCompiler(DUCKDB, arrow.schema, key_tables, DUCKDB.quote(_INPUT))
             source = compiler.source(DUCKDB.quote(_INPUT))
