@@ -379,3 +379,54 @@ def test_a_checked_column_duckdb_cannot_read_is_named() -> None:
         apply_checks(pa.table({"big": big}), [not_null("big")], pipeline="p", task="t")
     assert (info.value.pipeline, info.value.task) == ("p", "t")
     assert "cannot be read by DuckDB (big: decimal256(50, 2)" in str(info.value)
+
+
+def test_one_list_of_expectations_on_batches_whose_schema_changes() -> None:
+    """A stream checks batch after batch with the same expectations (compiled once per
+    schema): a batch with another column type gets that type's rules (NaN is null)."""
+    checks = [not_null("x"), between("x", min=1, severity="quarantine"), unique("x")]
+    ints = pa.table({"x": pa.array([0, 1, 1, None, 5], pa.int64())})
+    floats = pa.table({"x": pa.array([0.5, float("nan"), 2.0, 2.0, None], pa.float64())})
+    for batch, nulls, below, dups in [(ints, 1, 1, 2), (floats, 2, 1, 2), (ints, 1, 1, 2)]:
+        outcome = apply_checks(batch, checks)
+        assert [r.failed for r in outcome.results] == [nulls, below, dups]
+        assert outcome.quarantined is not None
+        assert outcome.quarantined.column("x").to_pylist()[:1] == [batch.column("x")[0].as_py()]
+        assert outcome.passed.num_rows + outcome.rows_quarantined == batch.num_rows
+
+
+def test_equal_expectations_that_bind_other_values_are_compiled_apart() -> None:
+    """``between(min=1) == between(min=True)`` in Python, but a bool bound on an integer
+    column is refused: the second is not answered from the first's compiled query."""
+    table = pa.table({"x": pa.array([0, 1, 2], pa.int64())})
+    assert between("x", min=1) == between("x", min=True)
+    assert apply_checks(table, [between("x", min=1)]).results[0].failed == 1
+    with pytest.raises(ExpectationDefinitionError, match="bound True is bool"):
+        apply_checks(table, [between("x", min=True)])
+
+
+def test_samples_and_quarantine_agree_on_both_result_paths() -> None:
+    """Up to 10,000 rows the failing rows come back as tuples, above as Arrow: the same
+    failing rows give the same counts, samples and quarantined rows either way."""
+
+    def outcome_of(n: int) -> tuple[list[int], list[list[int]], list[int]]:
+        ids = [i if i % 97 else None for i in range(n)]
+        emails = [f"u{i}@x.io" if i % 53 else "bad" for i in range(n)]
+        table = pa.table({"id": pa.array(ids, pa.int64()), "email": emails})
+        outcome = apply_checks(
+            table,
+            [not_null("id"), matches_regex("email", EMAIL, severity="quarantine")],
+        )
+        samples = [[row["_hr_row"] for row in r.sample] for r in outcome.results]
+        assert outcome.quarantined is not None
+        return (
+            [r.failed for r in outcome.results],
+            samples,
+            outcome.quarantined.column("id").to_pylist()[:3],
+        )
+
+    small = outcome_of(9_000)  # tuples
+    large = outcome_of(12_000)  # Arrow
+    assert small[1] == large[1] == [[0, 97, 194, 291, 388], [0, 53, 106, 159, 212]]
+    assert small[2] == large[2] == [None, 53, 106]
+    assert small[0] == [93, 170] and large[0] == [124, 227]

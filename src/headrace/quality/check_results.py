@@ -160,14 +160,28 @@ def table_result(
     )
 
 
-def sample_rows(table: pa.Table, positions: list[int]) -> list[dict[str, Any]]:
-    """Rows at ``positions`` as JSON-safe dicts with their row index first."""
-    if not positions:
-        return []
-    # One-row slices are zero-copy; Table.take would first concatenate every chunk of
-    # every column (tens of milliseconds on a multi-row-group Parquet table).
-    rows = [row for pos in positions for row in table.slice(pos, 1).to_pylist()]
-    return [{ROW_INDEX: pos, **json_safe(row)} for pos, row in zip(positions, rows, strict=True)]
+def sample_rows(
+    table: pa.Table, positions: Mapping[int, list[int]]
+) -> dict[int, list[dict[str, Any]]]:
+    """Per key, the rows at its positions as JSON-safe dicts with their row index first.
+
+    Each row is read once, however many keys list it.
+    """
+    wanted = sorted({pos for listed in positions.values() for pos in listed})
+    if not wanted:
+        return {}
+    rows: list[dict[str, Any]] | None = None
+    if all(column.num_chunks <= 1 for column in table.columns):
+        try:
+            rows = table.take(wanted).to_pylist()  # one chunk: nothing to concatenate first
+        except pa.ArrowNotImplementedError:  # a type take cannot gather
+            rows = None
+    if rows is None:
+        # One-row slices are zero-copy; Table.take would first concatenate every chunk of
+        # every column (tens of milliseconds on a multi-row-group Parquet table).
+        rows = [row for pos in wanted for row in table.slice(pos, 1).to_pylist()]
+    at = {pos: {ROW_INDEX: pos, **json_safe(row)} for pos, row in zip(wanted, rows, strict=True)}
+    return {key: [dict(at[pos]) for pos in listed] for key, listed in positions.items()}
 
 
 @dataclass
