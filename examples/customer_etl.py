@@ -73,7 +73,7 @@ def clean(ctx: Context, rows: pa.Table) -> pa.Table:
         con.register("rows", rows)
         now = dt.datetime.now(dt.UTC)
         params = {"zip": ZIP, "not_digit": NOT_DIGIT, "now": now, "run_id": ctx.run_id}
-        return con.execute(CLEAN, params).to_arrow_table()
+        return con.sql(CLEAN, params=params).to_arrow_table()
 
 
 customers = sync(
