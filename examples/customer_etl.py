@@ -76,60 +76,68 @@ def clean(ctx: Context, rows: pa.Table) -> pa.Table:
         return con.sql(CLEAN, params=params).to_arrow_table()
 
 
-customers = sync(
-    "customers",
-    source=sql_source(connection, table="customers", types=TIMESTAMPS),
-    incremental=cursor("updated_at", lookback=dt.timedelta(minutes=10), primary_key="customer_id"),
-    transform=clean,
-    checks=[
-        not_null("customer_id"),
-        unique("customer_id"),
-        not_null("email", severity="quarantine", reason="email is missing"),
-        matches_regex("email", EMAIL, severity="quarantine", reason="email is not valid"),
-        matches_regex("phone", r"^\d{10}$", severity="quarantine", reason="phone is not 10 digits"),
-        matches_regex(
-            "zip_code", r"^\d{5}$", severity="quarantine", reason="zip code is not 5 digits"
-        ),
-        between(
-            "created_at",
-            min=dt.datetime(2020, 1, 1),
-            severity="quarantine",
-            reason="created_at is before 2020-01-01",
-        ),
-        between(
-            "email_rank",
-            max=1,
-            severity="quarantine",
-            reason="duplicate email: a more recently updated customer has it",
-        ),
-    ],  # fmt: skip
-    # email_rank only decides the duplicates' quarantine: it is not loaded
-    destination=destination(
-        "warehouse",
-        table="customers",
-        mode="merge",
-        keys="customer_id",
-        exclude=["email_rank"],
-        doc="One row per customer of the CRM, cleaned; duplicates by e-mail keep the latest update.",
-        columns={
-            "customer_id": "The CRM's customer id (merge key)",
-            "email": "Lower-cased e-mail address",
-            "phone": "10 digits",
-            "zip_code": "5-digit ZIP code (ZIP+4 cut)",
-            "full_name": {"doc": "First and last name", "from": ["first_name", "last_name"]},
-            "email_domain": {"doc": "The e-mail's domain", "from": ["email"]},
-        },
+# What every customer row must satisfy (customer_etl_polars.py checks the same)
+CHECKS = [
+    not_null("customer_id"),
+    unique("customer_id"),
+    not_null("email", severity="quarantine", reason="email is missing"),
+    matches_regex("email", EMAIL, severity="quarantine", reason="email is not valid"),
+    matches_regex("phone", r"^\d{10}$", severity="quarantine", reason="phone is not 10 digits"),
+    matches_regex(
+        "zip_code", r"^\d{5}$", severity="quarantine", reason="zip code is not 5 digits"
     ),
-    sql_tests=Path(__file__).parent / "_demo" / "sql_tests",
+    between(
+        "created_at",
+        min=dt.datetime(2020, 1, 1),
+        severity="quarantine",
+        reason="created_at is before 2020-01-01",
+    ),
+    between(
+        "email_rank",
+        max=1,
+        severity="quarantine",
+        reason="duplicate email: a more recently updated customer has it",
+    ),
+]  # fmt: skip
+
+# email_rank only decides the duplicates' quarantine: it is not loaded
+WAREHOUSE = destination(
+    "warehouse",
+    table="customers",
+    mode="merge",
+    keys="customer_id",
+    exclude=["email_rank"],
+    doc="One row per customer of the CRM, cleaned; duplicates by e-mail keep the latest update.",
+    columns={
+        "customer_id": "The CRM's customer id (merge key)",
+        "email": "Lower-cased e-mail address",
+        "phone": "10 digits",
+        "zip_code": "5-digit ZIP code (ZIP+4 cut)",
+        "full_name": {"doc": "First and last name", "from": ["first_name", "last_name"]},
+        "email_domain": {"doc": "The e-mail's domain", "from": ["email"]},
+    },
 )
-customer_etl = customers.pipeline(
-    name="customer_etl", schedule="0 2 * * *", start_date=dt.datetime(2024, 1, 1), catchup=False,
-    max_active_runs=1, owner="data-team", tags=["etl", "customers", "production"], doc=__doc__,
+
+# How the pipeline runs (customer_etl_polars.py runs the same way)
+OPTIONS = dict(
+    schedule="0 2 * * *", start_date=dt.datetime(2024, 1, 1), catchup=False,
+    max_active_runs=1, owner="data-team", tags=["etl", "customers", "production"],
     defaults=dict(
         retries=Retry(attempts=4, delay=dt.timedelta(minutes=5), backoff=2.0, max_delay=dt.timedelta(hours=1)),
         timeout=dt.timedelta(hours=2), sla=dt.timedelta(hours=3),
     ),
 )  # fmt: skip
+
+customers = sync(
+    "customers",
+    source=sql_source(connection, table="customers", types=TIMESTAMPS),
+    incremental=cursor("updated_at", lookback=dt.timedelta(minutes=10), primary_key="customer_id"),
+    transform=clean,
+    checks=CHECKS,
+    destination=WAREHOUSE,
+    sql_tests=Path(__file__).parent / "_demo" / "sql_tests",
+)
+customer_etl = customers.pipeline(name="customer_etl", doc=__doc__, **OPTIONS)
 
 if __name__ == "__main__":
     sys.exit(run_once(customer_etl))

@@ -18,14 +18,10 @@ import sys
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
 from _demo.crm import connection, run_once
+from customer_etl import CHECKS, OPTIONS, TIMESTAMPS, WAREHOUSE  # the same rules and schedule
 
-from headrace import Context, Retry, cursor, destination, sql_source, sync
-from headrace.quality import between, matches_regex, not_null, unique
-
-EMAIL = r"^[^\s@]+@[^\s@]+\.[^\s@]+$"
-TIMESTAMPS = {"created_at": pa.timestamp("us"), "updated_at": pa.timestamp("us")}
+from headrace import Context, cursor, sql_source, sync
 
 
 def clean(ctx: Context, df: pl.DataFrame) -> pl.DataFrame:
@@ -61,55 +57,11 @@ customers = sync(
     source=sql_source(connection, table="customers", types=TIMESTAMPS),
     incremental=cursor("updated_at", lookback=dt.timedelta(minutes=10), primary_key="customer_id"),
     transform=clean,
-    checks=[
-        not_null("customer_id"),
-        unique("customer_id"),
-        not_null("email", severity="quarantine", reason="email is missing"),
-        matches_regex("email", EMAIL, severity="quarantine", reason="email is not valid"),
-        matches_regex("phone", r"^\d{10}$", severity="quarantine", reason="phone is not 10 digits"),
-        matches_regex(
-            "zip_code", r"^\d{5}$", severity="quarantine", reason="zip code is not 5 digits"
-        ),
-        between(
-            "created_at",
-            min=dt.datetime(2020, 1, 1),
-            severity="quarantine",
-            reason="created_at is before 2020-01-01",
-        ),
-        between(
-            "email_rank",
-            max=1,
-            severity="quarantine",
-            reason="duplicate email: a more recently updated customer has it",
-        ),
-    ],  # fmt: skip
-    # email_rank only decides the duplicates' quarantine: it is not loaded
-    destination=destination(
-        "warehouse",
-        table="customers",
-        mode="merge",
-        keys="customer_id",
-        exclude=["email_rank"],
-        doc="One row per customer of the CRM, cleaned; duplicates by e-mail keep the latest update.",
-        columns={
-            "customer_id": "The CRM's customer id (merge key)",
-            "email": "Lower-cased e-mail address",
-            "phone": "10 digits",
-            "zip_code": "5-digit ZIP code (ZIP+4 cut)",
-            "full_name": {"doc": "First and last name", "from": ["first_name", "last_name"]},
-            "email_domain": {"doc": "The e-mail's domain", "from": ["email"]},
-        },
-    ),
+    checks=CHECKS,
+    destination=WAREHOUSE,
     sql_tests=Path(__file__).parent / "_demo" / "sql_tests",
 )
-customer_etl_polars = customers.pipeline(
-    name="customer_etl_polars", schedule="0 2 * * *", start_date=dt.datetime(2024, 1, 1), catchup=False,
-    max_active_runs=1, owner="data-team", tags=["etl", "customers", "production"], doc=__doc__,
-    defaults=dict(
-        retries=Retry(attempts=4, delay=dt.timedelta(minutes=5), backoff=2.0, max_delay=dt.timedelta(hours=1)),
-        timeout=dt.timedelta(hours=2), sla=dt.timedelta(hours=3),
-    ),
-)  # fmt: skip
+customer_etl_polars = customers.pipeline(name="customer_etl_polars", doc=__doc__, **OPTIONS)
 
 if __name__ == "__main__":
     sys.exit(run_once(customer_etl_polars))

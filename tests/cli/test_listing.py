@@ -121,3 +121,26 @@ def test_root_help_needs_no_typer(project: Path) -> None:
     for name, (_, short) in COMMANDS.items():
         assert f"  {name}" in done.stdout and short in done.stdout
     assert "--install-completion" in done.stdout and "Exit codes:" in done.stdout
+
+
+SYNC_ONLY = textwrap.dedent("""
+    from headrace import destination, file_source, sync
+
+    orders = sync(
+        "orders",
+        source=file_source("orders.csv"),
+        destination=destination("warehouse", table="orders", mode="replace"),
+    )
+    orders_daily = orders.pipeline(name="orders_daily", schedule="@daily", tags=["sync"])
+""")
+
+
+def test_a_folder_lists_pipelines_made_of_a_sync(project: Path) -> None:
+    """``sync(...).pipeline(...)`` defines a pipeline as ``@pipeline`` does (the demo is one):
+    a folder's list shows it; a helper module that only mentions pipelines is no error."""
+    (project / "flows" / "orders.py").write_text(SYNC_ONLY)
+    (project / "flows" / "notes.py").write_text("# run it with some_sync.pipeline(...)\nX = 1\n")
+    pipelines = listed(project)
+    assert sorted(pipelines) == ["flow", "orders_daily"]
+    assert (pipelines["orders_daily"]["tasks"], pipelines["orders_daily"]["tags"]) == (1, ["sync"])
+    assert pipelines["orders_daily"]["file"].endswith("orders.py")

@@ -25,7 +25,7 @@ from headrace.cli.typer_app import (
     make_console,
     print_json,
 )
-from headrace.errors import DefinitionError, UsageError
+from headrace.errors import UsageError
 
 if TYPE_CHECKING:  # imported where used, so `headrace --help` and `list` start fast
     from rich.console import Console
@@ -484,30 +484,6 @@ def resume_command(
     )
 
 
-def pipeline_files(path: Path) -> list[Path]:
-    """A file, or the ``.py`` files of a folder (recursively) that use ``@pipeline``.
-
-    Test modules (``test_*.py``, ``conftest.py``) and virtualenvs are not imported.
-    """
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise DefinitionError("no such file or folder", path=str(path))
-    skip = {".venv", "venv", "node_modules", ".git", "__pycache__", ".headrace"}
-    found = []
-    for candidate in sorted(path.rglob("*.py")):
-        if skip & set(candidate.relative_to(path).parts) or candidate.name.startswith(
-            ("test_", "conftest")
-        ):
-            continue
-        try:
-            if "@pipeline" in candidate.read_text(errors="replace"):
-                found.append(candidate)
-        except OSError:
-            continue
-    return found
-
-
 @app.command("list")
 def list_command(
     path: Annotated[Path, typer.Argument(help="A pipeline file or a folder of them.")] = Path("."),
@@ -528,6 +504,7 @@ def list_command(
     "owner"}], "errors": [message]}``; exit code 4 when a file could not be loaded.
     """
     from headrace.cli.listing import describe_files
+    from headrace.engine.loader import pipeline_files
 
     problems: list[str] = []
     found: list[dict[str, Any]] = []

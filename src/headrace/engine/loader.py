@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 import sys
 import threading
 import traceback
@@ -22,6 +23,41 @@ _MODULE_PREFIX = "headrace_pipelines"
 #: A module is in sys.modules before its code has run: without this lock, a second thread
 #: importing the same file at once (two MCP tool calls) would see it half-executed.
 _IMPORT_LOCK = threading.RLock()
+
+
+#: What a file that defines a pipeline says: ``@pipeline``, ``some_sync.pipeline(...)``
+#: (a sync or stream sync on its own) or ``Pipeline(...)``. Files without it are not imported.
+_DEFINES = re.compile(r"@pipeline\b|\.pipeline\(|\bPipeline\(")
+#: Folders never searched for pipeline files.
+_SKIP = frozenset({".venv", "venv", "node_modules", ".git", "__pycache__", ".headrace"})
+
+
+def pipeline_files(path: Path) -> list[Path]:
+    """A pipeline file, or the ``.py`` files under a folder (recursively) that define pipelines.
+
+    A file counts when its text has ``@pipeline``, ``.pipeline(`` or ``Pipeline(``; test
+    modules (``test_*.py``, ``conftest.py``) and virtualenvs are not imported.
+
+    Example:
+        >>> [f.name for f in pipeline_files(Path("examples"))][:2]
+        ['airflow_port.py', 'branching_pipeline.py']
+    """
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DefinitionError("no such file or folder", path=str(path))
+    found = []
+    for candidate in sorted(path.rglob("*.py")):
+        if _SKIP & set(candidate.relative_to(path).parts) or candidate.name.startswith(
+            ("test_", "conftest")
+        ):
+            continue
+        try:
+            if _DEFINES.search(candidate.read_text(errors="replace")):
+                found.append(candidate)
+        except OSError:
+            continue
+    return found
 
 
 def module_name_for(path: Path) -> str:

@@ -9,10 +9,14 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from headrace.engine.loader import load_pipelines
+from headrace.engine.loader import (
+    import_pipeline_file,
+    load_pipelines,
+    pipeline_files,
+    pipelines_in,
+)
 from headrace.engine.staging import read_quarantine, staging_dir
 from headrace.errors import ConfigError, DefinitionError, HeadraceError, StateError, did_you_mean
 from headrace.mcp.mcp_context import McpContext
@@ -24,25 +28,6 @@ from headrace.web.models import CheckOut, RunOut, TaskInstanceOut
 _TASK_KEY = re.compile(r"^(?P<task>.+?)\[(?P<index>-?\d+)\]$")
 
 
-def pipeline_files(path: Path) -> list[Path]:
-    """A pipeline file, or the ``.py`` files of a folder (recursively) that use ``@pipeline``."""
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise ConfigError("no such pipelines file or folder", path=str(path))
-    skip = {".venv", "venv", "node_modules", ".git", "__pycache__", ".headrace"}
-    found = []
-    for file in sorted(path.rglob("*.py")):
-        if skip & set(file.relative_to(path).parts) or file.name.startswith(("test_", "conftest")):
-            continue
-        try:
-            if "@pipeline" in file.read_text(errors="replace"):
-                found.append(file)
-        except OSError:
-            continue
-    return found
-
-
 def defined_pipelines(ctx: McpContext) -> tuple[dict[str, Pipeline], list[dict[str, str]]]:
     """Pipelines of the configured file or folder by name, and the files that failed to load."""
     if ctx.pipelines is None:
@@ -51,7 +36,12 @@ def defined_pipelines(ctx: McpContext) -> tuple[dict[str, Pipeline], list[dict[s
     errors: list[dict[str, str]] = []
     for file in pipeline_files(ctx.pipelines):
         try:
-            found.update(load_pipelines(file))
+            # a file of the folder that turns out to define none is not a mistake
+            found.update(
+                load_pipelines(file)
+                if ctx.pipelines.is_file()
+                else pipelines_in(import_pipeline_file(file))
+            )
         except HeadraceError as exc:
             fields = {name: ctx.mask(str(value)) for name, value in exc.fields().items()}
             errors.append(
