@@ -106,7 +106,8 @@ def test_pipelines_from_the_store_and_the_folder(client: TestClient, demo) -> No
 
 def test_a_broken_pipeline_file_is_reported_not_raised(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text(
-        "from headrace import pipeline\nraise RuntimeError('boom at import')\n"
+        "from headrace import pipeline\nraise RuntimeError('boom at import')\n\n\n"
+        "@pipeline\ndef broken(): ...\n"  # a pipeline file: every command imports it
     )
     settings = Settings(home=tmp_path, state_url=f"sqlite:///{tmp_path / 'state.db'}")
     with TestClient(create_app(settings, pipelines_dir=tmp_path)) as http:

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from headrace.cli.typer_app import app, console
 from headrace.config import Settings
-from headrace.errors import HeadraceError, did_you_mean
+from headrace.errors import DefinitionError, HeadraceError, did_you_mean
 
 
 @app.command("lineage")
@@ -80,13 +80,21 @@ def docs(
     ),
 ) -> None:
     """Build the catalog (like dbt docs): pipelines, datasets with columns, docs, checks, freshness, lineage."""
-    from headrace.engine.loader import load_pipelines
+    from headrace.engine.loader import discover
     from headrace.observe.docs_catalog import build_catalog, write_catalog
     from headrace.state import open_store
 
     settings = Settings.load()
-    files = [f for p in map(Path, paths) for f in (sorted(p.glob("*.py")) if p.is_dir() else [p])]
-    pipelines = {name: p for f in files for name, p in load_pipelines(f).items()}
+    # every file must load: a catalog that silently lacks a pipeline would mislead
+    pipelines, errors = discover([Path(p) for p in paths])
+    if errors:
+        if len(errors) == 1:
+            raise errors[0].error
+        raise DefinitionError(
+            f"{len(errors)} pipeline files failed to load; no catalog written:\n"
+            + "\n".join(str(failed.error) for failed in errors),
+            path=str(errors[0].file),
+        )
     with open_store(settings.state_url) as store:
         catalog = build_catalog(pipelines.values(), store, settings)
     written = write_catalog(catalog, Path(out))

@@ -504,17 +504,26 @@ def list_command(
     "owner"}], "errors": [message]}``; exit code 4 when a file could not be loaded.
     """
     from headrace.cli.listing import describe_files
-    from headrace.engine.loader import pipeline_files
+    from headrace.engine.loader import duplicate_name, pipeline_files
 
+    # The rules of engine/loader.py ``discover`` (as scheduler, docs, web and mcp), over
+    # cached descriptions: a folder's file that defines none is skipped, a name in two
+    # files is an error naming both.
     problems: list[str] = []
     found: list[dict[str, Any]] = []
+    origin: dict[str, Path] = {}
     cache = None if no_cache else load_settings().home / "cache" / "pipelines.json"
     for file, described in describe_files(pipeline_files(path), cache):
         if isinstance(described, Exception):
             if path.is_file() or "defines no pipeline" not in str(described):
                 problems.append(str(described))
             continue
-        found.extend({**p, "file": str(file)} for p in described)
+        for p in described:
+            first = origin.setdefault(p["name"], file)
+            if first != file:
+                problems.append(str(duplicate_name(p["name"], str(first), str(file))))
+                continue
+            found.append({**p, "file": str(file)})
     if as_json:
         print_json({"pipelines": found, "errors": problems})
     else:

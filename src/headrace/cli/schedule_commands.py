@@ -10,33 +10,35 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
-from headrace.cli.typer_app import app, check_executor, console, load_settings
+from headrace.cli.typer_app import app, check_executor, console, load_settings, make_console
 from headrace.config import mask_url
 from headrace.errors import ConfigError, ScheduleError, UsageError
 from headrace.pipeline import Pipeline
 
 
 def _load_paths(paths: list[Path]) -> list[Pipeline]:
-    """Pipelines of the given files and of the ``*.py`` files in the given folders."""
-    from headrace.engine.loader import import_pipeline_file, load_pipelines, pipelines_in
+    """Pipelines of the given files and folders (engine/loader.py ``discover``).
 
-    found: dict[str, Pipeline] = {}
-    for path in paths:
-        if path.is_dir():
-            pipelines: dict[str, Pipeline] = {}
-            for file in sorted(path.glob("*.py")):
-                pipelines.update(pipelines_in(import_pipeline_file(file)))
-        else:
-            pipelines = load_pipelines(path)
-        for name, pipeline in pipelines.items():
-            if name in found and found[name].file != pipeline.file:
-                raise ScheduleError(
-                    f"defined twice: {found[name].file} and {pipeline.file}; "
-                    "pipeline names must be unique",
-                    pipeline=name,
-                )
-            found[name] = pipeline
+    Like Airflow's scheduler with a broken DAG file: a folder's file that fails to load
+    (or reuses a pipeline name) is reported on stderr and the others are scheduled; a
+    file named on the command line must load, and so must at least one pipeline.
+    """
+    from headrace.engine.loader import discover
+
+    found, errors = discover(paths)
+    named = {p.resolve() for p in paths if p.is_file()}
+    for failed in errors:
+        if failed.file.resolve() in named or not failed.file.exists():
+            raise failed.error
+    err = make_console(stderr=True)
+    for failed in errors:
+        err.print(
+            Text("error: ", style="bold red")
+            + Text(f"{failed.error} (not scheduled; fix the file and restart the scheduler)"),
+            soft_wrap=True,
+        )
     if not found:
         raise ScheduleError(f"no pipelines found in {', '.join(map(str, paths))}")
     return list(found.values())

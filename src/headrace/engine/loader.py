@@ -15,8 +15,9 @@ import threading
 import traceback
 from pathlib import Path
 from types import ModuleType
+from typing import NamedTuple
 
-from headrace.errors import DefinitionError, did_you_mean
+from headrace.errors import DefinitionError, HeadraceError, did_you_mean
 from headrace.pipeline import Pipeline
 
 _MODULE_PREFIX = "headrace_pipelines"
@@ -180,6 +181,73 @@ def load_pipelines(path: str | Path) -> dict[str, Pipeline]:
             "defines no pipeline (decorate a function with @pipeline)", path=str(path)
         )
     return found
+
+
+class FileError(NamedTuple):
+    """A pipeline file that could not be loaded, and why (the error names file:line)."""
+
+    file: Path
+    error: HeadraceError
+
+
+def duplicate_name(name: str, first: str | None, second: str | None) -> DefinitionError:
+    """The error for one pipeline name defined in two files, naming both."""
+    return DefinitionError(
+        f"pipeline name {name!r} is defined in two files: {first} and {second}; "
+        "pipeline names must be unique (pass name=... to one of them)",
+        path=str(second),
+        pipeline=name,
+    )
+
+
+def discover(paths: Path | list[Path]) -> tuple[dict[str, Pipeline], list[FileError]]:
+    """The pipelines of files and folders, by name, and the files that failed to load.
+
+    One rule set for every command that takes a folder of pipelines (``list``,
+    ``scheduler``, ``docs``, ``web --pipelines``, ``mcp --pipelines``):
+
+    * a folder means the files :func:`pipeline_files` finds under it (recursively);
+      one of them that turns out to define no pipeline is skipped;
+    * a file given by name must define a pipeline, else its error says so;
+    * a file that fails to import is reported (its error names file:line), not raised:
+      one broken file does not hide the others;
+    * one pipeline name in two files is reported on the second file, naming both; the
+      first keeps the name.
+
+    Each caller decides what the errors mean (shown, or refused).
+
+    Example:
+        >>> pipelines, errors = discover(Path("examples"))
+        >>> "hello" in pipelines
+        True
+    """
+    found: dict[str, Pipeline] = {}
+    origin: dict[str, Path] = {}  # name -> the file it was found in
+    errors: list[FileError] = []
+    for root in [paths] if isinstance(paths, Path) else paths:
+        try:
+            files = pipeline_files(root)
+        except HeadraceError as exc:
+            errors.append(FileError(root, exc))
+            continue
+        for file in files:
+            try:
+                defined = (
+                    load_pipelines(file)
+                    if root.is_file()
+                    else pipelines_in(import_pipeline_file(file))
+                )
+            except HeadraceError as exc:
+                errors.append(FileError(file, exc))
+                continue
+            for name, pipeline in defined.items():
+                first = origin.get(name)
+                if first is not None and first.resolve() != file.resolve():
+                    errors.append(FileError(file, duplicate_name(name, str(first), str(file))))
+                    continue
+                found[name] = pipeline
+                origin[name] = file
+    return found, errors
 
 
 def pick_pipeline(pipelines: dict[str, Pipeline], name: str | None, where: str) -> Pipeline:

@@ -11,12 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from headrace.engine.loader import (
-    import_pipeline_file,
-    load_pipelines,
-    pipeline_files,
-    pipelines_in,
-)
+from headrace.engine.loader import discover
 from headrace.engine.staging import read_quarantine, staging_dir
 from headrace.errors import ConfigError, DefinitionError, HeadraceError, StateError, did_you_mean
 from headrace.mcp.mcp_context import McpContext
@@ -32,26 +27,13 @@ def defined_pipelines(ctx: McpContext) -> tuple[dict[str, Pipeline], list[dict[s
     """Pipelines of the configured file or folder by name, and the files that failed to load."""
     if ctx.pipelines is None:
         return {}, []
-    found: dict[str, Pipeline] = {}
+    found, failed = discover(ctx.pipelines)  # the rules of every command (engine/loader.py)
     errors: list[dict[str, str]] = []
-    for file in pipeline_files(ctx.pipelines):
-        try:
-            # a file of the folder that turns out to define none is not a mistake
-            found.update(
-                load_pipelines(file)
-                if ctx.pipelines.is_file()
-                else pipelines_in(import_pipeline_file(file))
-            )
-        except HeadraceError as exc:
-            fields = {name: ctx.mask(str(value)) for name, value in exc.fields().items()}
-            errors.append(
-                {
-                    "file": str(file),
-                    "error": ctx.mask(str(exc)),
-                    "kind": type(exc).__name__,
-                    **fields,
-                }
-            )
+    for file, exc in failed:
+        fields = {name: ctx.mask(str(value)) for name, value in exc.fields().items()}
+        errors.append(
+            {"file": str(file), "error": ctx.mask(str(exc)), "kind": type(exc).__name__, **fields}
+        )
     return found, errors
 
 

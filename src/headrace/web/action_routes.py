@@ -18,7 +18,7 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from headrace.engine.loader import import_pipeline_file, load_pipelines, pick_pipeline, pipelines_in
+from headrace.engine.loader import discover, load_pipelines, pick_pipeline
 from headrace.errors import HeadraceError, did_you_mean
 from headrace.pipeline import Pipeline
 from headrace.state.store_base import TaskState
@@ -89,14 +89,10 @@ def find_pipeline(request: Request, name: str) -> Pipeline:
     ctx = web_context(request)
     known: list[str] = []
     if ctx.pipelines_dir is not None:
-        for file in sorted(Path(ctx.pipelines_dir).glob("*.py")):
-            try:
-                defined = pipelines_in(import_pipeline_file(file))
-            except HeadraceError:
-                continue
-            if name in defined:
-                return defined[name]
-            known += list(defined)
+        defined, _ = discover(Path(ctx.pipelines_dir))  # the errors are on the pipelines page
+        if name in defined:
+            return defined[name]
+        known += list(defined)
     for run in ctx.store.list_runs(pipeline=name, limit=1):
         if run.source_file:
             return pick_pipeline(load_pipelines(run.source_file), name, run.source_file)

@@ -172,12 +172,13 @@ def select_logs(store: StateStore, run_id: str, task: str | None) -> list[LogOut
 
 
 def read_pipelines(store: StateStore, folder: Path | None) -> PipelineListOut:
-    """Pipelines with runs in the store, merged with those defined in ``folder``'s ``*.py`` files.
+    """Pipelines with runs in the store, merged with those defined under ``folder``.
 
-    A file that fails to load is reported in ``errors`` (file:line and message), not raised:
+    ``folder`` is searched as every command does (engine/loader.py ``discover``). A file
+    that fails to load is reported in ``errors`` (file:line and message), not raised:
     one broken file must not hide the others. Files are imported once per process.
     """
-    from headrace.engine.loader import import_pipeline_file, pipelines_in
+    from headrace.engine.loader import discover
 
     found: dict[str, PipelineOut] = {}
     for name in known_pipelines(store):
@@ -189,29 +190,26 @@ def read_pipelines(store: StateStore, folder: Path | None) -> PipelineListOut:
         )
     errors: list[PipelineFileErrorOut] = []
     if folder is not None:
-        for file in sorted(folder.glob("*.py")):
-            try:
-                defined = pipelines_in(import_pipeline_file(file))
-            except HeadraceError as exc:  # import errors arrive as DefinitionError naming file:line
-                errors.append(
-                    PipelineFileErrorOut(
-                        file=str(file),
-                        error=str(exc),
-                        kind=type(exc).__name__,
-                        location=exc.path,
-                        pipeline=exc.pipeline,
-                        task=exc.task,
-                    )
+        defined, failed = discover(folder)
+        for file, exc in failed:  # import errors arrive as DefinitionError naming file:line
+            errors.append(
+                PipelineFileErrorOut(
+                    file=str(file),
+                    error=str(exc),
+                    kind=type(exc).__name__,
+                    location=exc.path,
+                    pipeline=exc.pipeline,
+                    task=exc.task,
                 )
-                continue
-            for name, pipeline in defined.items():
-                entry = found.get(name) or PipelineOut(name=name, runs=0, last_run=None)
-                entry.file = pipeline.file
-                entry.schedule = pipeline.schedule_text
-                entry.tasks = list(pipeline.order)
-                entry.doc = pipeline.doc
-                entry.description = pipeline.description
-                found[name] = entry
+            )
+        for name, pipeline in defined.items():
+            entry = found.get(name) or PipelineOut(name=name, runs=0, last_run=None)
+            entry.file = pipeline.file
+            entry.schedule = pipeline.schedule_text
+            entry.tasks = list(pipeline.order)
+            entry.doc = pipeline.doc
+            entry.description = pipeline.description
+            found[name] = entry
     return PipelineListOut(pipelines=[found[n] for n in sorted(found)], errors=errors)
 
 
