@@ -11,7 +11,9 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -129,6 +131,26 @@ def _served(project: Path) -> dict:
         server.communicate(timeout=30)
 
 
+def _told_by_mcp(project: Path) -> dict:
+    """``headrace mcp --pipelines flows`` over stdio: its list_pipelines answer."""
+    mcp = pytest.importorskip("mcp")
+    from mcp.client.stdio import StdioServerParameters
+
+    params = StdioServerParameters(
+        command=CLI[0], args=[*CLI[1:], "mcp", "--pipelines", "flows"], env=_env(project),
+        cwd=str(project),
+    )  # fmt: skip
+
+    async def main() -> Any:
+        async with mcp.Client(params, read_timeout_seconds=60) as client:
+            return await client.call_tool("list_pipelines", {})
+
+    result = anyio.run(main)
+    answer = "\n".join(c.text for c in result.content if hasattr(c, "text"))
+    assert not result.is_error, answer
+    return json.loads(answer)
+
+
 EXPECTED = {"decorated", "synced", "nested"}
 
 
@@ -148,6 +170,9 @@ def test_every_command_sees_the_same_pipelines_of_a_folder(project: Path) -> Non
     served = _served(project)
     assert {p["name"] for p in served["pipelines"]} == EXPECTED
     assert served["errors"] == []
+
+    told = _told_by_mcp(project)
+    assert {p["name"] for p in told["pipelines"]} == EXPECTED
 
 
 def test_a_broken_file_is_reported_by_each_and_hides_nothing(project: Path) -> None:
@@ -171,6 +196,10 @@ def test_a_broken_file_is_reported_by_each_and_hides_nothing(project: Path) -> N
     served = _served(project)
     assert {p["name"] for p in served["pipelines"]} == EXPECTED
     assert [e["location"] for e in served["errors"]] == [str(project / "flows" / "d_broken.py:3")]
+
+    told = _told_by_mcp(project)
+    assert {p["name"] for p in told["pipelines"]} == EXPECTED
+    assert [e["file"] for e in told["errors"]] == [str(project / "flows" / "d_broken.py")]
 
 
 def test_one_name_in_two_files_names_both(project: Path) -> None:
