@@ -4,6 +4,7 @@ in headless Chromium (offline: the page loads nothing from the network)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -100,3 +101,25 @@ def test_catalog_html_renders_offline_in_chromium(
     assert "People with a contact line" in dom and "Name and e-mail" in dom
     assert dom.count("<svg") >= 4  # two task graphs, lineage graphs of the datasets
     assert "publish.clean_people" in dom and "schedule" in dom
+
+
+def test_docs_of_the_examples_folder_without_its_connections(tmp_path: Path) -> None:
+    """``headrace docs examples/`` on a machine that configures none of their connections
+    (lakehouse.py loads into connection ``iceberg``): the catalog is built, and the table
+    whose connection is unknown is documented by that name with the reason it has no columns."""
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_CONN_")}
+    env["HEADRACE_HOME"] = str(tmp_path / "home")
+    done = subprocess.run(
+        [str(HEADRACE), "docs", str(examples), "--out", str(tmp_path / "docs")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    catalog = json.loads((tmp_path / "docs" / "catalog.json").read_text())
+    assert {"customer_etl", "lakehouse"} <= {p["name"] for p in catalog["pipelines"]}
+    unknown = next(d for d in catalog["datasets"] if d["uri"] == "iceberg/customers")
+    assert "HEADRACE_CONN_ICEBERG" in unknown["error"] and unknown["columns"] == []

@@ -24,6 +24,7 @@ from typing import Any
 from headrace.config import Settings
 from headrace.connectors.destinations import open_destination
 from headrace.connectors.naming import default_warehouse
+from headrace.errors import ConfigError
 from headrace.observe.datasets import DatasetName, connection_dataset
 from headrace.observe.lineage_graph import LineageGraph, Subgraph, render_svg
 from headrace.pipeline import Pipeline
@@ -106,12 +107,19 @@ def _sync_dataset(
     url = target.connection
     if url == "warehouse" and not settings.has_connection(url):
         url = default_warehouse(settings)
-    ds = connection_dataset(url, target.table, settings)
+    live: dict[str, Any] = {}
+    error: str | None = None
     try:
-        live = open_destination(url, settings).columns(target.table) or {}
-        error = None
-    except Exception as exc:  # noqa: BLE001 - a destination down still gets its declared docs
-        live, error = {}, f"{type(exc).__name__}: {exc}"
+        ds = connection_dataset(url, target.table, settings)
+    except ConfigError as exc:
+        # A connection this machine does not configure: the catalog still documents the
+        # table (by the connection's name) and says why its columns could not be read.
+        ds, error = DatasetName(url, target.table), f"{type(exc).__name__}: {exc}"
+    else:
+        try:
+            live = open_destination(url, settings).columns(target.table) or {}
+        except Exception as exc:  # noqa: BLE001 - a destination down still gets its declared docs
+            error = f"{type(exc).__name__}: {exc}"
     declared = dict(target.columns)
     names = list(live) + [c for c in declared if c not in live]
     columns = [
