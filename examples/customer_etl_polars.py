@@ -16,16 +16,21 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
 from _demo.crm import connection, run_once
 from customer_etl import CHECKS, OPTIONS, TIMESTAMPS, WAREHOUSE  # the same rules and schedule
 
 from headrace import Context, cursor, sql_source, sync
 
+if TYPE_CHECKING:  # imported where it runs: listing this file needs no Polars
+    import polars as pl
+
 
 def clean(ctx: Context, df: pl.DataFrame) -> pl.DataFrame:
     """Lower-case e-mails, title-case names, 10-digit phones, 5-digit zips; rank e-mails."""
+    import polars as pl
+
     digits = pl.col("phone").str.replace_all(r"\D", "")
     return df.with_columns(
         email=pl.col("email").str.strip_chars().str.to_lowercase(),

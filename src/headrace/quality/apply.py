@@ -43,6 +43,7 @@ from headrace.quality.expectations import (
 )
 from headrace.quality.memory_engine import memory_cursor
 from headrace.quality.quality_errors import ExpectationDefinitionError, ReconciliationError
+from headrace.quality.values import frame_to_arrow
 
 EXPECTATION_COLUMN = "_hr_expectation"
 REASON_COLUMN = "_hr_reason"
@@ -83,13 +84,9 @@ def as_checked_table(table: Any, where: dict[str, str | None]) -> pa.Table:
         return table
     if isinstance(table, pa.RecordBatch):
         return pa.Table.from_batches([table])
-    module = type(table).__module__.split(".")[0]
-    if module == "polars" and hasattr(table, "to_arrow"):
-        converted = table.to_arrow()
-        assert isinstance(converted, pa.Table)
+    converted = frame_to_arrow(table)
+    if converted is not None:
         return converted
-    if module == "pandas":
-        return pa.Table.from_pandas(table, preserve_index=False)
     if hasattr(table, "__arrow_c_stream__"):  # a DuckDB relation, an Arrow reader, …
         return pa.table(table)
     raise ExpectationDefinitionError(

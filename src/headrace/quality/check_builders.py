@@ -47,7 +47,7 @@ from headrace.quality.expectations import (
 from headrace.quality.memory_engine import memory_cursor
 from headrace.quality.patterns import to_re2
 from headrace.quality.quality_errors import ExpectationDefinitionError
-from headrace.quality.values import check_range
+from headrace.quality.values import check_range, frame_to_arrow
 
 
 def _severity(severity: str | Severity, name: str, row_level: bool) -> Severity:
@@ -259,13 +259,9 @@ def _reference(to_table: Any, name: str) -> str | pa.Table:
     """The referenced table as a name or a pyarrow Table (Polars and pandas converted here)."""
     if isinstance(to_table, str | pa.Table):
         return to_table
-    module = type(to_table).__module__.split(".")[0]
-    if module == "polars" and hasattr(to_table, "to_arrow"):
-        converted = to_table.to_arrow()
-        assert isinstance(converted, pa.Table)
+    converted = frame_to_arrow(to_table)
+    if converted is not None:
         return converted
-    if module == "pandas":
-        return pa.Table.from_pandas(to_table, preserve_index=False)
     raise ExpectationDefinitionError(
         f"expectation {name!r}: to_table must be a table name, a pyarrow Table or a "
         f"Polars or pandas DataFrame, got {type(to_table).__name__}."

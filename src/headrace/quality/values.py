@@ -191,3 +191,16 @@ def json_safe(value: Any, max_len: int = 200) -> Any:
     if isinstance(value, dict):
         return {str(k): json_safe(v, max_len) for k, v in value.items()}
     return str(value)[:max_len]
+
+
+def frame_to_arrow(value: Any) -> pa.Table | None:
+    """A Polars or pandas DataFrame as a pyarrow Table, converted at the edge without importing
+    either (neither is a core dependency); None for anything else."""
+    module = type(value).__module__.split(".")[0]
+    if module == "polars" and hasattr(value, "to_arrow"):
+        converted = value.to_arrow()
+        assert isinstance(converted, pa.Table)
+        return converted
+    if module == "pandas":
+        return pa.Table.from_pandas(value, preserve_index=False)
+    return None
