@@ -28,9 +28,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from headrace.errors import StateError
-from headrace.state.ids import new_run_id
 from headrace.state.liveness import driver_alive
-from headrace.state.rows import run_record
+from headrace.state.rows import queued_run_row, run_record
 from headrace.state.schema import runs, utcnow
 from headrace.state.store_base import RunRecord, RunState
 
@@ -118,17 +117,14 @@ class AdmissionMixin:
                         return Admission(None, False, active)
                     conn.execute(
                         insert(runs),
-                        {
-                            "run_id": new_run_id(),
-                            "pipeline": pipeline,
-                            "logical_date": logical_date,
-                            "data_interval_start": data_interval_start,
-                            "data_interval_end": data_interval_end,
-                            "state": RunState.QUEUED.value,
-                            "params": dict(params or {}),
-                            "trigger": trigger,
-                            "created_at": utcnow(),
-                        },
+                        queued_run_row(
+                            pipeline,
+                            logical_date,
+                            data_interval_start,
+                            data_interval_end,
+                            params,
+                            trigger,
+                        ),
                     )
                     created = self._find(conn, pipeline, logical_date)
             except IntegrityError:

@@ -6,13 +6,15 @@ what each call writes or returns, not how a typo becomes a suggestion.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, Update, and_, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from headrace.errors import NotFoundError, StateError, did_you_mean
-from headrace.state.schema import runs, task_instances
+from headrace.state.ids import new_run_id
+from headrace.state.schema import runs, task_instances, utcnow
 from headrace.state.store_base import (
     CheckResultRecord,
     LogRecord,
@@ -24,6 +26,28 @@ from headrace.state.store_base import (
 
 #: How many recent run ids are searched for a "did you mean" suggestion.
 SUGGEST_FROM = 2000
+
+
+def queued_run_row(
+    pipeline: str,
+    logical_date: datetime,
+    data_interval_start: datetime,
+    data_interval_end: datetime,
+    params: dict[str, Any] | None,
+    trigger: str,
+) -> dict[str, Any]:
+    """The ``runs`` row of a new queued run, with a fresh run id (create_run, admit_run)."""
+    return {
+        "run_id": new_run_id(),
+        "pipeline": pipeline,
+        "logical_date": logical_date,
+        "data_interval_start": data_interval_start,
+        "data_interval_end": data_interval_end,
+        "state": RunState.QUEUED.value,
+        "params": dict(params or {}),
+        "trigger": trigger,
+        "created_at": utcnow(),
+    }
 
 
 def run_record(row: Any) -> RunRecord:

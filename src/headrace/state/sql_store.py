@@ -33,7 +33,6 @@ from headrace.state.claims import ClaimsMixin
 from headrace.state.connect import BEGIN_KEY, NotJSONError
 from headrace.state.fastpath import Prepared, RowsMissing
 from headrace.state.figures import FiguresMixin
-from headrace.state.ids import new_run_id
 from headrace.state.lineage_store import LineageMixin
 from headrace.state.operations import OperationsMixin
 from headrace.state.resource_pools import PoolSlotsMixin
@@ -41,6 +40,7 @@ from headrace.state.rows import (
     build_update,
     check_record,
     log_record,
+    queued_run_row,
     raise_first_missing,
     run_exists,
     run_record,
@@ -336,17 +336,9 @@ class SqlStateStore(
         what = f"create run for {when}"
         loc = {"pipeline": pipeline}
         for _ in range(3):
-            values = {
-                "run_id": new_run_id(),
-                "pipeline": pipeline,
-                "logical_date": logical_date,
-                "data_interval_start": data_interval_start,
-                "data_interval_end": data_interval_end,
-                "state": RunState.QUEUED.value,
-                "params": dict(params or {}),
-                "trigger": trigger,
-                "created_at": utcnow(),
-            }
+            values = queued_run_row(
+                pipeline, logical_date, data_interval_start, data_interval_end, params, trigger
+            )
             try:
                 with self._tx(what, location=loc) as conn:
                     found = self._find(conn, pipeline, logical_date)
