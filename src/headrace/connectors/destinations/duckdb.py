@@ -221,12 +221,6 @@ class DuckDBDestination(SqlDestination):
     def _begin(self, conn: Any) -> None:
         conn.begin()
 
-    def _commit(self, conn: Any) -> None:
-        conn.commit()
-
-    def _rollback(self, conn: Any) -> None:
-        conn.rollback()
-
     def _stage(
         self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str, table: str
     ) -> None:

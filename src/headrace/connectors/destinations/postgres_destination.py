@@ -104,12 +104,6 @@ class PostgresDestination(SqlDestination):
     def _begin(self, conn: Any) -> None:
         pass  # ADBC connections run with autocommit off: a transaction is always open
 
-    def _commit(self, conn: Any) -> None:
-        conn.commit()
-
-    def _rollback(self, conn: Any) -> None:
-        conn.rollback()
-
     def _stage(
         self, conn: Any, data: pa.Table | pa.RecordBatchReader, name: str, table: str
     ) -> None:

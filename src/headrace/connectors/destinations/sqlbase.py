@@ -75,13 +75,13 @@ class SqlDestination(ModeSteps, ABC):
     def _begin(self, conn: Any) -> None:
         """Start a transaction."""
 
-    @abstractmethod
     def _commit(self, conn: Any) -> None:
-        """Commit the transaction."""
+        """Commit the transaction (DB-API)."""
+        conn.commit()
 
-    @abstractmethod
     def _rollback(self, conn: Any) -> None:
-        """Roll the transaction back."""
+        """Roll the transaction back (DB-API)."""
+        conn.rollback()
 
     @abstractmethod
     def _stage(
