@@ -230,6 +230,17 @@ def describe(exc: BaseException) -> str:
     return f"{text}\ncaused by: {cause}" if cause else text
 
 
+def one_of(name: str, known: Iterable[str]) -> str:
+    """``use one of a, b, c.`` and the closest known name: the tail of every "unknown choice" message.
+
+    Example:
+        >>> one_of("mrege", ["append", "merge"])
+        "use one of append, merge. Did you mean 'merge'?"
+    """
+    choices = [str(k) for k in known]
+    return f"use one of {', '.join(choices)}." + did_you_mean(name, choices)
+
+
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """Return `` Did you mean 'x'?`` for the closest known name, or an empty string."""
     close = difflib.get_close_matches(

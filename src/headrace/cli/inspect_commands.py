@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from headrace.cli.typer_app import app, load_settings, make_console, print_json
-from headrace.errors import NotFoundError, did_you_mean
+from headrace.errors import NotFoundError, did_you_mean, one_of
 from headrace.observe.times import format_duration, format_logical, format_time
 
 if TYPE_CHECKING:  # imported where used, so the command starts fast
@@ -124,8 +124,7 @@ def _parse_states(values: list[str] | None) -> list[Any] | None:
             name = part.strip().lower()
             if name not in known:
                 raise typer.BadParameter(
-                    f"Unknown run state {part!r} for --state: use one of {', '.join(known)}."
-                    + did_you_mean(name, known)
+                    f"Unknown run state {part!r} for --state: {one_of(name, known)}"
                 )
             states.append(RunState(name))
     return states

@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headrace.connectors.prefetch import prefetched
-from headrace.errors import ConnectorError, did_you_mean
+from headrace.errors import ConnectorError, one_of
 
 REASON_COLUMN = "_hr_reason"  # the quality checks' quarantine reason column, shared
 
@@ -64,8 +64,7 @@ class ValuePolicy(StrEnum):
         except ValueError:
             names = [m.value for m in cls]
             raise ConnectorError(
-                f"Unknown value policy {value!r}; use one of {', '.join(names)}."
-                + did_you_mean(str(value), names)
+                f"Unknown value policy {value!r}; {one_of(str(value), names)}"
             ) from None
 
 

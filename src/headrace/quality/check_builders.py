@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from headrace.errors import did_you_mean
+from headrace.errors import one_of
 from headrace.quality.expectations import (
     STATS,
     AcceptedValues,
@@ -56,8 +56,7 @@ def _severity(severity: str | Severity, name: str, row_level: bool) -> Severity:
     except ValueError:
         known = [s.value for s in Severity]
         raise ExpectationDefinitionError(
-            f"expectation {name!r}: unknown severity {severity!r}; use one of {', '.join(known)}."
-            + did_you_mean(str(severity), known)
+            f"expectation {name!r}: unknown severity {severity!r}; {one_of(str(severity), known)}"
         ) from None
     if level is Severity.QUARANTINE and not row_level:
         raise ExpectationDefinitionError(
@@ -420,8 +419,7 @@ def stat_between(
     name = name or f"stat_between({stat}({_column(column, 'stat_between')}))"
     if stat not in STATS:
         raise ExpectationDefinitionError(
-            f"expectation {name!r}: unknown statistic {stat!r}; use one of {', '.join(STATS)}."
-            + did_you_mean(stat, STATS)
+            f"expectation {name!r}: unknown statistic {stat!r}; {one_of(stat, STATS)}"
         )
     if min is None and max is None:
         raise ExpectationDefinitionError(f"expectation {name!r}: give min, max or both.")

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Table, Update, and_, bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from headrace.errors import NotFoundError, StateError, did_you_mean
+from headrace.errors import NotFoundError, StateError, did_you_mean, one_of
 from headrace.state.ids import new_run_id
 from headrace.state.schema import runs, task_instances, utcnow
 from headrace.state.store_base import (
@@ -100,8 +100,7 @@ def state_value(kind: type[RunState] | type[TaskState], value: Any, where: str) 
     except ValueError:
         known = [s.value for s in kind]
         raise StateError(
-            f"Invalid state {value!r} for {where}: use one of {', '.join(known)}."
-            + did_you_mean(str(value), known)
+            f"Invalid state {value!r} for {where}: {one_of(str(value), known)}"
         ) from None
 
 

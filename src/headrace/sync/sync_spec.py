@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from headrace.errors import DefinitionError, did_you_mean
+from headrace.errors import DefinitionError, one_of
 from headrace.pipeline import Context
 
 #: A connection name or URL, or a function of the run context returning one.
@@ -217,8 +217,7 @@ def destination(
     keys = (keys,) if isinstance(keys, str) else tuple(keys)
     if mode not in WRITE_MODES:
         raise DefinitionError(
-            f"unknown mode {mode!r}; use one of {', '.join(WRITE_MODES)}."
-            + did_you_mean(mode, WRITE_MODES),
+            f"unknown mode {mode!r}; {one_of(mode, WRITE_MODES)}",
             table=table,
         )
     mode = str(mode)  # a WriteMode member is kept as its plain value in the frozen spec

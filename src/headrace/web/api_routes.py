@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 import headrace
 from headrace.config import Settings
-from headrace.errors import HeadraceError, StateError, did_you_mean
+from headrace.errors import HeadraceError, StateError, did_you_mean, one_of
 from headrace.state.operations import RunQuery
 from headrace.state.store_base import RunRecord, RunState, StateStore
 from headrace.web.models import (
@@ -75,8 +75,7 @@ def parse_state(value: str | None) -> list[RunState] | None:
         if name not in known:
             raise HTTPException(
                 400,
-                f"Unknown run state {part!r} in state=: use one of {', '.join(known)}."
-                + did_you_mean(name, known),
+                f"Unknown run state {part!r} in state=: {one_of(name, known)}",
             )
         states.append(RunState(name))
     return states

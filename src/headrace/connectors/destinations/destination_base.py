@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 import pyarrow as pa
 
 from headrace.connectors.incremental import Checkpoint, Interval
-from headrace.errors import ConnectorError, did_you_mean
+from headrace.errors import ConnectorError, one_of
 
 CHECKPOINT_TABLE = "_hr_checkpoints"
 LOADS_TABLE = "_hr_loads"
@@ -38,8 +38,7 @@ class WriteMode(StrEnum):
         except ValueError:
             names = [m.value for m in cls]
             raise ConnectorError(
-                f"Unknown write mode {value!r}; use one of {', '.join(names)}."
-                + did_you_mean(str(value), names)
+                f"Unknown write mode {value!r}; {one_of(str(value), names)}"
             ) from None
 
 
